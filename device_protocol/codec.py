@@ -1,0 +1,163 @@
+"""The only module of the project that reads or writes protocol JSON.
+
+Decoding is strict (a clear ProtocolError for anything off-contract) except for alarms: an alarm
+from a registered device must never be dropped for bad metadata, so `decode_alarm_lenient` keeps
+whatever fields are readable and reports the rest as flags.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import BaseModel, ValidationError
+
+from device_protocol.errors import InvalidPayload, MalformedPayload, PayloadTooLarge
+from device_protocol.models import (
+    MAX_PAYLOAD_BYTES,
+    Ack,
+    Alarm,
+    ConfigCommand,
+    Fix,
+    FixBatch,
+    OwnTracksLocation,
+    Status,
+    WarnCommand,
+)
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _load_object(payload: bytes, max_bytes: int) -> dict[str, Any]:
+    if len(payload) > max_bytes:
+        raise PayloadTooLarge(f"payload of {len(payload)} bytes exceeds {max_bytes}")
+    try:
+        data = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        raise MalformedPayload("payload is not UTF-8 JSON") from None
+    if not isinstance(data, dict):
+        raise MalformedPayload("payload is not a JSON object")
+    return data
+
+
+def _validate(model: type[M], data: dict[str, Any]) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        # Field names and error kinds only: never echo values (they may be coordinates).
+        fields = sorted({".".join(str(p) for p in e["loc"]) or "(root)" for e in exc.errors()})
+        raise InvalidPayload(f"invalid fields: {', '.join(fields)}") from None
+
+
+# -- uplink ---------------------------------------------------------------------------------------
+def decode_fixes(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> list[Fix]:
+    """Decode a `loc` payload: one fix or a `{"fixes": [...]}` batch, oldest first."""
+    data = _load_object(payload, max_bytes)
+    if "fixes" in data:
+        batch = _validate(FixBatch, data)
+        return sorted(batch.fixes, key=lambda f: f.tst)
+    return [_validate(Fix, data)]
+
+
+def decode_status(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> Status:
+    return _validate(Status, _load_object(payload, max_bytes))
+
+
+def decode_alarm(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> Alarm:
+    """Strict alarm decoding (for tools and tests); the backend uses the lenient one."""
+    return _validate(Alarm, _load_object(payload, max_bytes))
+
+
+def decode_owntracks(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> Fix | None:
+    """Decode an OwnTracks message; None for message types other than `location`."""
+    data = _load_object(payload, max_bytes)
+    if data.get("_type") != "location":
+        return None
+    return _validate(OwnTracksLocation, data).to_fix()
+
+
+@dataclass(frozen=True, slots=True)
+class LenientAlarm:
+    """An alarm decoded as far as possible. `issues` names what was unreadable."""
+
+    alarm: Alarm
+    issues: tuple[str, ...]
+
+    @property
+    def unreadable(self) -> bool:
+        return bool(self.issues)
+
+
+_OPTIONAL_ALARM_FIELDS = ("kind", "tst", "lat", "lon", "acc", "batt")
+
+
+def decode_alarm_lenient(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> LenientAlarm:
+    """Decode an alarm, keeping every readable field.
+
+    - A body that is not a JSON object, or has no usable `id`, gets a stable id derived from the
+      payload bytes, so that a retransmission of the same bytes is still deduplicated.
+    - Each optional field that fails validation is dropped (lat and lon only together).
+    - Oversize payloads are truncated for hashing but still raise an alarm.
+    """
+    issues: list[str] = []
+    try:
+        data = _load_object(payload, max_bytes)
+    except PayloadTooLarge:
+        data, issues = {}, ["payload_too_large"]
+    except MalformedPayload:
+        data, issues = {}, ["malformed_body"]
+
+    fields: dict[str, Any] = {}
+    try:
+        fields["id"] = _validate(Alarm, {"id": data.get("id")}).id
+    except InvalidPayload:
+        if not issues:
+            issues.append("invalid_id")
+        fields["id"] = "body-" + hashlib.sha256(payload[:max_bytes]).hexdigest()[:32]
+
+    for name in _OPTIONAL_ALARM_FIELDS:
+        if name not in data or data[name] is None:
+            continue
+        try:
+            _validate(Alarm, {"id": fields["id"], name: data[name]})
+        except InvalidPayload:
+            issues.append(f"invalid_{name}")
+            continue
+        fields[name] = data[name]
+    if ("lat" in fields) != ("lon" in fields):
+        fields.pop("lat", None)
+        fields.pop("lon", None)
+        issues.append("incomplete_position")
+    return LenientAlarm(Alarm.model_validate(fields), tuple(issues))
+
+
+# -- downlink and encoding ------------------------------------------------------------------------
+def encode(message: BaseModel) -> bytes:
+    """Encode any protocol model (fix, alarm, ack, command...) as compact JSON."""
+    return orjson.dumps(message.model_dump(mode="json", exclude_none=True, by_alias=True))
+
+
+def encode_batch(fixes: list[Fix]) -> bytes:
+    return encode(FixBatch(fixes=fixes))
+
+
+def encode_document(document: dict[str, Any]) -> bytes:
+    """Encode a plain JSON document (the police alert document, OwnTracks messages)."""
+    return orjson.dumps(document)
+
+
+def decode_document(payload: bytes, max_bytes: int = 1024 * 1024) -> dict[str, Any]:
+    """Decode a plain JSON object, such as a police alert document, for subscribers and tests."""
+    return _load_object(payload, max_bytes)
+
+
+def decode_ack(payload: bytes) -> Ack:
+    return _validate(Ack, _load_object(payload, MAX_PAYLOAD_BYTES))
+
+
+def decode_command(payload: bytes) -> ConfigCommand | WarnCommand:
+    data = _load_object(payload, MAX_PAYLOAD_BYTES)
+    model = WarnCommand if data.get("cmd") == "warn" else ConfigCommand
+    return _validate(model, data)

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Make the services the test suite and benchmarks need present and running on this machine:
+# PostgreSQL 15 with PostGIS, Redis, Mosquitto, and Debian's Chromium for the browser tests.
+# Installs missing Debian packages (as root), starts what is down, creates the test database.
+set -euo pipefail
+
+DB_NAME="${SCHILDWACHT_TEST_DB_NAME:-schildwacht_test}"
+PG_HOST=127.0.0.1
+PG_USER=postgres
+
+need=()
+dpkg -s postgresql-15-postgis-3 >/dev/null 2>&1 || need+=(postgresql-15-postgis-3)
+command -v mosquitto >/dev/null 2>&1 || need+=(mosquitto mosquitto-clients)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  timeout 300 apt-get update -qq
+  timeout 900 apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+wait_for() {  # wait_for NAME COMMAND...: up to 30 s
+  local name=$1; shift
+  for _ in $(seq 1 60); do "$@" >/dev/null 2>&1 && return 0; sleep 0.5; done
+  echo "$name did not come up" >&2; return 1
+}
+
+if ! pg_isready -h "$PG_HOST" -q; then
+  echo "starting PostgreSQL"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main start
+  wait_for PostgreSQL pg_isready -h "$PG_HOST" -q
+fi
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  echo "starting Redis"
+  mkdir -p /var/lib/redis /var/log/redis
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+  wait_for Redis redis-cli -h 127.0.0.1 -p 6379 ping
+fi
+if ! (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null; then
+  echo "starting Mosquitto"
+  if [ -f /etc/mosquitto/mosquitto.conf ]; then
+    mkdir -p /run/mosquitto /var/lib/mosquitto /var/log/mosquitto
+    chown mosquitto: /run/mosquitto /var/lib/mosquitto /var/log/mosquitto 2>/dev/null || true
+    mosquitto -d -c /etc/mosquitto/mosquitto.conf
+  else
+    mosquitto -d -p 1883
+  fi
+  wait_for Mosquitto bash -c '(exec 3<>/dev/tcp/127.0.0.1/1883)'
+fi
+
+psql_admin() { psql -h "$PG_HOST" -U "$PG_USER" -v ON_ERROR_STOP=1 -qAt "$@"; }
+if [ -z "$(psql_admin -d postgres -c "select 1 from pg_database where datname = '$DB_NAME'")" ]; then
+  psql_admin -d postgres -c "create database $DB_NAME"
+fi
+psql_admin -d "$DB_NAME" -c "create extension if not exists postgis"
+echo "services ready: PostgreSQL+PostGIS ($DB_NAME), Redis, Mosquitto"
