@@ -1,0 +1,1 @@
+"""Schildwacht backend: all I/O (MQTT, database, Redis, HTTP) lives here."""

@@ -1,0 +1,1 @@
+"""Alerts: raised by the pipeline, worked by operators, handed off to the police."""

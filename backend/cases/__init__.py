@@ -1,0 +1,1 @@
+"""Cases: one victim, one offender, their devices, measures and named contacts."""

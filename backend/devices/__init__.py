@@ -1,0 +1,1 @@
+"""Devices (victim alarm devices, offender monitors) and their location pings."""

@@ -1,0 +1,1 @@
+"""Alembic migrations. Run with `schildwacht migrate` (or `alembic -c backend/migrations/alembic.ini`)."""
