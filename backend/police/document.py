@@ -1,0 +1,112 @@
+"""Reading the alert document and the lifecycle rule shared by all police formats.
+
+The alert document (schema `schildwacht.alert/1`) is a plain dict built by the backend; see
+README.md for its shape. The formats need only a few fields to be present — `alert_id`,
+`sequence`, `type`, `priority`, `state`, `raised_at` — and treat everything else as optional.
+
+Lifecycle rule (one place, used by CAP and CloudEvents alike): the first message of an alert has
+sequence `FIRST_SEQUENCE` (1) and is an *alert*; a terminal state (resolved, false_alarm,
+cancelled) is a *cancel*; every other later transition is an *update*.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from backend.police.errors import DocumentError
+
+SCHEMA = "schildwacht.alert/1"
+FIRST_SEQUENCE = 1
+STATES = frozenset({"new", "acknowledged", "dispatched", "resolved", "false_alarm", "cancelled"})
+TERMINAL_STATES = frozenset({"resolved", "false_alarm", "cancelled"})
+
+Alert = Mapping[str, Any]
+
+
+class MessageKind(StrEnum):
+    ALERT = "alert"
+    UPDATE = "update"
+    CANCEL = "cancel"
+
+
+def message_kind(alert: Alert) -> MessageKind:
+    """Alert for the first message, Cancel for a terminal state, Update otherwise."""
+    if state(alert) in TERMINAL_STATES:
+        return MessageKind.CANCEL
+    if sequence(alert) <= FIRST_SEQUENCE:
+        return MessageKind.ALERT
+    return MessageKind.UPDATE
+
+
+def required(alert: Alert, key: str) -> Any:
+    value = alert.get(key)
+    if value is None or value == "":
+        raise DocumentError(f"alert document lacks required field {key!r}")
+    return value
+
+
+def alert_id(alert: Alert) -> str:
+    return str(required(alert, "alert_id"))
+
+
+def sequence(alert: Alert) -> int:
+    value = required(alert, "sequence")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise DocumentError(f"alert {alert.get('alert_id')}: sequence must be an integer >= 0")
+    return value
+
+
+def state(alert: Alert) -> str:
+    value = str(required(alert, "state"))
+    if value not in STATES:
+        raise DocumentError(f"alert {alert.get('alert_id')}: unknown state {value!r}")
+    return value
+
+
+def parse_time(value: Any, field: str) -> datetime:
+    """An ISO 8601 time with offset (or a datetime), as an aware UTC datetime."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise DocumentError(f"{field} is not an ISO 8601 time") from exc
+    else:
+        raise DocumentError(f"{field} is not an ISO 8601 time")
+    if parsed.tzinfo is None:
+        raise DocumentError(f"{field} has no UTC offset")
+    return parsed.astimezone(UTC)
+
+
+def raised_at(alert: Alert) -> datetime:
+    return parse_time(required(alert, "raised_at"), "raised_at")
+
+
+def message_time(alert: Alert) -> datetime:
+    """When this message's transition happened: `updated_at`, or `raised_at` if absent."""
+    if sequence(alert) > FIRST_SEQUENCE and alert.get("updated_at"):
+        return parse_time(alert["updated_at"], "updated_at")
+    return raised_at(alert)
+
+
+def section(alert: Alert, key: str) -> Mapping[str, Any]:
+    """An optional nested object (`device`, `location`, `region`, `case`) or an empty mapping."""
+    value = alert.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
+def items(mapping: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    """An optional list of objects (`contacts`, `measures`), dropping anything that is not one."""
+    value = mapping.get(key)
+    if not isinstance(value, list):
+        return []
+    return [item for item in value if isinstance(item, Mapping)]
+
+
+def flags(alert: Alert) -> list[str]:
+    value = alert.get("flags")
+    return [str(flag) for flag in value] if isinstance(value, list) else []
