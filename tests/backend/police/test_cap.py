@@ -1,0 +1,264 @@
+"""CAP 1.2: Alert, Update and Cancel validated against the OASIS schema, and the mapping."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from lxml import etree
+
+from backend.police import cap
+from backend.police.errors import CapValidationError, DocumentError
+
+MakeAlert = Callable[..., dict[str, Any]]
+NS = {"cap": cap.CAP_NS}
+
+
+def parse(xml: bytes) -> etree._Element:
+    return etree.fromstring(xml)
+
+
+def text(root: etree._Element, path: str) -> str:
+    found = root.find(path, NS)
+    assert found is not None, path
+    return found.text or ""
+
+
+def parameters(root: etree._Element) -> dict[str, list[str]]:
+    params: dict[str, list[str]] = {}
+    for p in root.iterfind("cap:info/cap:parameter", NS):
+        params.setdefault(text(p, "cap:valueName"), []).append(text(p, "cap:value"))
+    return params
+
+
+def lifecycle(make_alert: MakeAlert) -> list[dict[str, Any]]:
+    return [
+        make_alert(),
+        make_alert(sequence=2, state="acknowledged", updated_at="2026-11-28T18:00:41.5+00:00"),
+        make_alert(sequence=3, state="dispatched", updated_at="2026-11-28T18:02:00+00:00"),
+        make_alert(sequence=4, state="resolved", updated_at="2026-11-28T18:30:00+00:00"),
+    ]
+
+
+def test_alert_update_cancel_validate_against_the_schema(make_alert: MakeAlert) -> None:
+    msg_types = []
+    for alert in lifecycle(make_alert):
+        xml = cap.render(alert)
+        cap.validate(xml)
+        msg_types.append(text(parse(xml), "cap:msgType"))
+    assert msg_types == ["Alert", "Update", "Update", "Cancel"]
+
+
+@pytest.mark.parametrize("state", ["false_alarm", "cancelled"])
+def test_false_alarm_and_cancelled_are_cancel(make_alert: MakeAlert, state: str) -> None:
+    root = parse(cap.render(make_alert(sequence=2, state=state)))
+    assert text(root, "cap:msgType") == "Cancel"
+    assert text(root, "cap:info/cap:urgency") == "Past"
+    assert text(root, "cap:info/cap:responseType") == "AllClear"
+
+
+def test_updates_and_cancel_reference_the_first_message(make_alert: MakeAlert) -> None:
+    first, *later = [parse(cap.render(alert)) for alert in lifecycle(make_alert)]
+    assert first.find("cap:references", NS) is None
+    expected = ",".join(
+        [text(first, "cap:sender"), text(first, "cap:identifier"), text(first, "cap:sent")]
+    )
+    assert expected == (
+        "urn:schildwacht:backend,schildwacht-9b2f6c1e-7d4a-4c1b-9a51-2f0d1e6b7a01-1,"
+        "2026-11-28T18:00:00+00:00"
+    )
+    for message in later:
+        assert text(message, "cap:references") == expected
+        assert text(message, "cap:incidents") == text(first, "cap:incidents")
+    identifiers = [text(m, "cap:identifier") for m in [first, *later]]
+    assert len(set(identifiers)) == 4
+
+
+def test_identifier_and_sent_are_stable_and_use_a_numeric_offset(make_alert: MakeAlert) -> None:
+    alert = make_alert(sequence=2, state="acknowledged", updated_at="2026-11-28T19:00:41.9+01:00")
+    assert cap.render(alert) == cap.render(copy.deepcopy(alert))
+    root = parse(cap.render(alert))
+    assert text(root, "cap:sent") == "2026-11-28T18:00:41+00:00"
+    assert not text(root, "cap:sent").endswith("Z")
+
+
+def test_status_actual_exercise_and_test(make_alert: MakeAlert) -> None:
+    assert text(parse(cap.render(make_alert())), "cap:status") == "Actual"
+    drill = parse(cap.render(make_alert(exercise=True)))
+    assert text(drill, "cap:status") == "Exercise"
+    assert text(drill, "cap:note").startswith("OEFENING")
+    assert text(drill, "cap:info/cap:headline").startswith("OEFENING")
+    test_press = parse(cap.render(make_alert(type="test", priority="P4")))
+    assert text(test_press, "cap:status") == "Test"
+
+
+def test_scope_info_and_priority_mapping(make_alert: MakeAlert) -> None:
+    root = parse(cap.render(make_alert()))
+    assert text(root, "cap:scope") == "Restricted"
+    assert text(root, "cap:restriction")
+    assert text(root, "cap:info/cap:language") == "nl-NL"
+    categories = [c.text for c in root.iterfind("cap:info/cap:category", NS)]
+    assert categories == ["Safety", "Security"]
+    assert text(root, "cap:info/cap:event") == "Noodalarm slachtoffer"
+    assert [
+        text(root, f"cap:info/cap:{name}") for name in ("urgency", "severity", "certainty")
+    ] == ["Immediate", "Severe", "Observed"]
+    assert text(root, "cap:info/cap:senderName")
+    assert "P1" in text(root, "cap:info/cap:headline")
+    assert text(root, "cap:info/cap:contact") == "police, J. de Vries, +31612345678"
+
+
+@pytest.mark.parametrize(("priority", "expected"), list(cap.PRIORITY_INFO.items()))
+def test_each_priority_maps_to_its_row(
+    make_alert: MakeAlert, priority: str, expected: tuple[str, str, str]
+) -> None:
+    root = parse(cap.render(make_alert(priority=priority)))
+    got = tuple(text(root, f"cap:info/cap:{n}") for n in ("urgency", "severity", "certainty"))
+    assert got == expected
+
+
+def test_parameters_carry_ids_priority_case_and_unit(make_alert: MakeAlert) -> None:
+    params = parameters(parse(cap.render(make_alert())))
+    assert params["alert_id"] == ["9b2f6c1e-7d4a-4c1b-9a51-2f0d1e6b7a01"]
+    assert params["priority"] == ["P1"]
+    assert params["case_reference"] == ["SW-2026-0001"]
+    assert params["police_unit"] == ["RE07"]
+    assert params["measure"] == ["exclusion_zone:PV-2026-123"]
+    assert params["flags"] == ["late"]
+
+
+def test_area_circle_from_fix_and_accuracy(make_alert: MakeAlert) -> None:
+    root = parse(cap.render(make_alert()))
+    assert text(root, "cap:info/cap:area/cap:circle") == "51.920000,4.470000 0.012"
+    assert "Rotterdam" in text(root, "cap:info/cap:area/cap:areaDesc")
+    geocodes = {
+        text(g, "cap:valueName"): text(g, "cap:value")
+        for g in root.iterfind("cap:info/cap:area/cap:geocode", NS)
+    }
+    assert geocodes == {"politie_eenheid": "RE07", "veiligheidsregio": "VR17", "gemeente": "GM0599"}
+
+
+def test_fix_without_accuracy_uses_the_profile_radius(make_alert: MakeAlert) -> None:
+    alert = make_alert(location={"lat": 52.0, "lon": 5.0, "source": "last_known"})
+    root = parse(cap.render(alert, cap.CapProfile(unknown_accuracy_m=500.0)))
+    assert text(root, "cap:info/cap:area/cap:circle") == "52.000000,5.000000 0.500"
+
+
+def test_no_location_omits_the_circle_but_stays_valid(make_alert: MakeAlert) -> None:
+    root = parse(cap.render(make_alert(location=None, flags=["no_fix"])))
+    assert root.find("cap:info/cap:area/cap:circle", NS) is None
+    assert text(root, "cap:info/cap:area/cap:areaDesc")
+    assert "Geen positie" in text(root, "cap:info/cap:description")
+
+
+def test_minimal_document_renders_valid_cap() -> None:
+    alert = {
+        "alert_id": "a1",
+        "sequence": 1,
+        "type": "device_silent",
+        "state": "new",
+        "raised_at": "2026-11-28T18:00:00+00:00",
+    }
+    root = parse(cap.render(alert))
+    assert text(root, "cap:info/cap:area/cap:areaDesc") == "Locatie onbekend"
+    assert text(root, "cap:info/cap:urgency") == "Unknown"
+
+
+def test_no_victim_name_in_the_output(make_alert: MakeAlert) -> None:
+    alert = make_alert()
+    alert["case"]["victim_name"] = "Anna Jansen"
+    alert["victim"] = {"name": "Anna Jansen"}
+    assert b"Anna" not in cap.render(alert)
+
+
+def test_the_validator_bites(make_alert: MakeAlert) -> None:
+    root = cap.build(make_alert())
+    cap.validate(cap.to_bytes(root))
+
+    without_scope = copy.deepcopy(root)
+    scope = without_scope.find("cap:scope", NS)
+    assert scope is not None
+    without_scope.remove(scope)
+    with pytest.raises(CapValidationError) as missing:
+        cap.validate(cap.to_bytes(without_scope))
+    assert missing.value.errors
+
+    zulu = copy.deepcopy(root)
+    sent = zulu.find("cap:sent", NS)
+    assert sent is not None
+    sent.text = "2026-11-28T18:00:00Z"
+    with pytest.raises(CapValidationError):
+        cap.validate(cap.to_bytes(zulu))
+
+    bad_status = copy.deepcopy(root)
+    status = bad_status.find("cap:status", NS)
+    assert status is not None
+    status.text = "Drill"
+    with pytest.raises(CapValidationError):
+        cap.validate(cap.to_bytes(bad_status))
+
+    with pytest.raises(CapValidationError):
+        cap.validate(b"<alert><unclosed></alert>")
+
+
+def test_profile_and_document_tokens_refuse_cap_separators(make_alert: MakeAlert) -> None:
+    with pytest.raises(ValueError):
+        cap.CapProfile(sender="schildwacht,backend")
+    with pytest.raises(DocumentError):
+        cap.render(make_alert(alert_id="a 1"))
+    with pytest.raises(DocumentError):
+        cap.render(make_alert(state="closed"))
+
+
+_text = st.text(max_size=40)
+_optional_location = st.none() | st.fixed_dictionaries(
+    {
+        "lat": st.floats(-90, 90),
+        "lon": st.floats(-180, 180),
+        "source": st.sampled_from(["alarm", "last_known"]),
+    },
+    optional={"acc_m": st.none() | st.floats(0, 50_000), "fix_time": _text},
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    sequence=st.integers(1, 50),
+    state=st.sampled_from(sorted(cap.STATE_TEXT)),
+    alert_type=st.sampled_from([*cap.EVENTS, "something_new"]),
+    priority=st.sampled_from(["P1", "P2", "P3", "P4", "P9"]),
+    exercise=st.booleans(),
+    location=_optional_location,
+    reference=_text,
+    contact_name=_text,
+    flags=st.lists(_text, max_size=3),
+)
+def test_every_document_validates(
+    make_alert: MakeAlert,
+    sequence: int,
+    state: str,
+    alert_type: str,
+    priority: str,
+    exercise: bool,
+    location: dict[str, Any] | None,
+    reference: str,
+    contact_name: str,
+    flags: list[str],
+) -> None:
+    alert = make_alert(
+        sequence=sequence,
+        state=state,
+        type=alert_type,
+        priority=priority,
+        exercise=exercise,
+        location=location,
+        flags=flags,
+    )
+    alert["case"]["reference"] = reference
+    alert["case"]["contacts"][0]["name"] = contact_name
+    root = parse(cap.render(alert))  # render() validates; parse proves it is well-formed
+    assert text(root, "cap:status") in {"Actual", "Exercise", "Test"}
