@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from collections.abc import Mapping
@@ -139,13 +140,19 @@ def _pair(tag: str, name: str, value: Any) -> etree._Element:
     return _E(tag, _E.valueName(_text(name)), _E.value(_text(value)))
 
 
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
 def _circle(location: Mapping[str, Any], profile: CapProfile) -> str | None:
-    lat, lon, acc = location.get("lat"), location.get("lon"), location.get("acc_m")
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lat, lon)):
+    """`lat,lon radius_km` of the fix; None without a usable position."""
+    lat, lon = _number(location.get("lat")), _number(location.get("lon"))
+    if lat is None or lon is None or not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
         return None
-    if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
-        return None
-    radius_m = float(acc) if isinstance(acc, int | float) and acc >= 0 else profile.unknown_accuracy_m
+    acc = _number(location.get("acc_m"))
+    radius_m = acc if acc is not None and acc >= 0 else profile.unknown_accuracy_m
     return f"{lat:.6f},{lon:.6f} {radius_m / 1000.0:.3f}"
 
 
@@ -171,12 +178,11 @@ def _description(alert: Alert, event: str, circle: str | None) -> str:
         lines.append(", ".join(parts) + ".")
     if circle is not None:
         source = LOCATION_SOURCE_TEXT.get(str(location.get("source")), "positie")
-        acc = location.get("acc_m")
-        accuracy = f"nauwkeurigheid {acc:.0f} m" if isinstance(acc, int | float) else "nauwkeurigheid onbekend"
+        acc = _number(location.get("acc_m"))
+        accuracy = f"nauwkeurigheid {acc:.0f} m" if acc is not None else "nauwkeurigheid onbekend"
         fix_time = f", gemeten {location['fix_time']}" if location.get("fix_time") else ""
-        lines.append(
-            f"Positie ({source}): {location['lat']:.6f}, {location['lon']:.6f}, {accuracy}{fix_time}."
-        )
+        lat, lon = circle.split(" ")[0].split(",")
+        lines.append(f"Positie ({source}): {lat}, {lon}, {accuracy}{fix_time}.")
     else:
         lines.append("Geen positie beschikbaar.")
     measures = [
@@ -309,7 +315,8 @@ def build(alert: Alert, profile: CapProfile = CapProfile()) -> etree._Element:
 
 
 def to_bytes(root: etree._Element) -> bytes:
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    xml: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    return xml
 
 
 def render(alert: Alert, profile: CapProfile = CapProfile()) -> bytes:

@@ -217,15 +217,17 @@ def test_profile_and_document_tokens_refuse_cap_separators(make_alert: MakeAlert
 _text = st.text(max_size=40)
 _optional_location = st.none() | st.fixed_dictionaries(
     {
-        "lat": st.floats(-90, 90),
-        "lon": st.floats(-180, 180),
+        "lat": st.floats(-90, 90) | st.floats(),  # st.floats() adds nan, inf and out-of-range
+        "lon": st.floats(-180, 180) | st.floats(),
         "source": st.sampled_from(["alarm", "last_known"]),
     },
-    optional={"acc_m": st.none() | st.floats(0, 50_000), "fix_time": _text},
+    optional={"acc_m": st.none() | st.floats(0, 50_000) | st.floats(), "fix_time": _text},
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     sequence=st.integers(1, 50),
     state=st.sampled_from(sorted(cap.STATE_TEXT)),

@@ -35,8 +35,9 @@ def test_the_sdk_reads_our_event_back(make_alert: MakeAlert) -> None:
     assert event.get_id() == f"{alert['alert_id']}/2"
     assert event.get_source() == "urn:schildwacht:test"
     assert event.get_type() == "nl.schildwacht.alert.panic.updated"
-    assert event.get_time() is not None
-    assert event.get_time().isoformat() == "2026-11-28T17:00:40+00:00"
+    time = event.get_time()
+    assert time is not None
+    assert time.isoformat() == "2026-11-28T17:00:40+00:00"
     assert event.get_extension("sequence") == 2
     assert event.get_data() == alert
 

@@ -1,0 +1,118 @@
+"""The webhook client against a real HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from backend.police import signing
+from backend.police.attempt import ErrorKind
+from backend.police.client import (
+    AsyncHttpxWebhookSender,
+    HttpxWebhookSender,
+    Timeouts,
+    WebhookSender,
+)
+from backend.police.retry import Verdict, classify
+
+from .conftest import Receiver
+from .test_signing import spec_verify
+
+BODY = b'{"specversion":"1.0","id":"a/1"}'
+FAST = Timeouts(connect_s=1.0, read_s=0.3, write_s=1.0, pool_s=1.0)
+
+
+@pytest.fixture
+def sender() -> Iterator[HttpxWebhookSender]:
+    with HttpxWebhookSender(FAST) as sender:
+        yield sender
+
+
+def test_200_is_delivered_with_body_and_signed_headers(
+    sender: HttpxWebhookSender, receiver: Receiver
+) -> None:
+    secret = signing.new_secret()
+    headers = {
+        "content-type": "application/cloudevents+json",
+        **signing.sign(secret, "msg_d-1_1", int(time.time()), BODY),
+    }
+    as_protocol: WebhookSender = sender
+    result = as_protocol.send(receiver.url("/ok"), BODY, headers)
+    assert result.status == 200 and result.error is None
+    assert result.duration_ms > 0
+    assert classify(result) is Verdict.DELIVERED
+    [request] = receiver.requests
+    assert request.body == BODY
+    assert request.headers["content-type"] == "application/cloudevents+json"
+    assert request.headers["user-agent"].startswith("Schildwacht")
+    assert spec_verify(secret, request.headers, request.body)
+
+
+def test_503_is_retried_with_retry_after(sender: HttpxWebhookSender, receiver: Receiver) -> None:
+    result = sender.send(receiver.url("/unavailable"), BODY, {})
+    assert result.status == 503
+    assert result.retry_after_s == 7.0
+    assert classify(result) is Verdict.RETRY
+
+
+def test_429_http_date_retry_after_is_converted(
+    sender: HttpxWebhookSender, receiver: Receiver
+) -> None:
+    result = sender.send(receiver.url("/busy"), BODY, {})
+    assert result.status == 429
+    assert result.retry_after_s is not None and result.retry_after_s > 86_400
+    assert classify(result) is Verdict.RETRY
+
+
+def test_400_gives_up(sender: HttpxWebhookSender, receiver: Receiver) -> None:
+    result = sender.send(receiver.url("/bad"), BODY, {})
+    assert result.status == 400
+    assert classify(result) is Verdict.GIVE_UP
+
+
+def test_redirects_are_not_followed(sender: HttpxWebhookSender, receiver: Receiver) -> None:
+    result = sender.send(receiver.url("/moved"), BODY, {})
+    assert result.status == 307
+    assert [r.path for r in receiver.requests] == ["/moved"]
+    assert classify(result) is Verdict.GIVE_UP
+
+
+def test_slow_receiver_times_out(sender: HttpxWebhookSender, receiver: Receiver) -> None:
+    result = sender.send(receiver.url("/slow"), BODY, {})
+    assert result.status is None
+    assert result.error is ErrorKind.TIMEOUT
+    assert result.detail == "ReadTimeout"
+    # the read timeout (0.3 s) ended the attempt, not the receiver's late answer (3 s)
+    assert result.duration_ms < receiver.slow_s * 1000
+    assert classify(result) is Verdict.RETRY
+
+
+def test_closed_port_is_a_connection_error(
+    sender: HttpxWebhookSender, closed_port: int
+) -> None:
+    result = sender.send(f"http://127.0.0.1:{closed_port}/ok", BODY, {})
+    assert result.status is None
+    assert result.error is ErrorKind.CONNECT
+    assert classify(result) is Verdict.RETRY
+
+
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1/x", "http://", "not a url"])
+def test_unusable_url_gives_up(sender: HttpxWebhookSender, url: str) -> None:
+    result = sender.send(url, BODY, {})
+    assert result.error is ErrorKind.INVALID_REQUEST
+    assert classify(result) is Verdict.GIVE_UP
+
+
+def test_async_sender(receiver: Receiver, closed_port: int) -> None:
+    async def run() -> tuple[int | None, ErrorKind | None, int | None]:
+        async with AsyncHttpxWebhookSender(FAST) as sender:
+            ok = await sender.send(receiver.url("/ok"), BODY, {"webhook-id": "msg_a_1"})
+            down = await sender.send(f"http://127.0.0.1:{closed_port}/ok", BODY, {})
+            bad = await sender.send(receiver.url("/unavailable"), BODY, {})
+            return ok.status, down.error, bad.status
+
+    assert asyncio.run(run()) == (200, ErrorKind.CONNECT, 503)
+    assert receiver.requests[0].headers["webhook-id"] == "msg_a_1"
