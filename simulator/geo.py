@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import math
 
-import shapely.ops
+import shapely
 from pyproj import Transformer
 from shapely.geometry.base import BaseGeometry
 
@@ -42,12 +42,12 @@ def to_wgs84(x: float, y: float) -> tuple[float, float]:
 
 def geometry_to_metric(geometry: BaseGeometry) -> BaseGeometry:
     """A shapely geometry in WGS84 lon/lat -> the same geometry in RD New metres."""
-    return shapely.ops.transform(_to_metric().transform, geometry)
+    return shapely.transform(geometry, _to_metric().transform, interleaved=False)
 
 
 def geometry_to_wgs84(geometry: BaseGeometry) -> BaseGeometry:
     """A shapely geometry in RD New metres -> the same geometry in WGS84 lon/lat."""
-    return shapely.ops.transform(_to_wgs84().transform, geometry)
+    return shapely.transform(geometry, _to_wgs84().transform, interleaved=False)
 
 
 def distance_m(a: tuple[float, float], b: tuple[float, float]) -> float:

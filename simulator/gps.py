@@ -74,13 +74,14 @@ class GpsReceiver:
             rho * self._u[1] + keep * self.rng.gauss(0, 1),
         )
         acc, outlier = self.draw_accuracy()
+        acc = round(acc, 1)  # as reported; the noise matches the reported value
         ux, uy = self._u if not outlier else (self.rng.gauss(0, 1), self.rng.gauss(0, 1))
         norm = math.hypot(ux, uy)
         if norm > p.clip_sigmas:
             ux, uy = ux / norm * p.clip_sigmas, uy / norm * p.clip_sigmas
         sigma = acc / ACC_PER_SIGMA
         vel = max(0.0, speed + self.rng.gauss(0, p.speed_noise_mps)) if speed > 0 else 0.0
-        return Observation(x + ux * sigma, y + uy * sigma, round(acc, 1), round(vel, 1), outlier)
+        return Observation(x + ux * sigma, y + uy * sigma, acc, round(vel, 1), outlier)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,553 @@
+"""Run a scenario or a fleet over a transport, with a progress bar and a summary table.
+
+Simulated time is paced against the wall clock: `speed` 1 is real time, 10 is ten times faster,
+0 is as fast as the transport takes it. Device timestamps are chosen so that no message claims a
+time later than the moment it is published: at speed 1 they are exact; when accelerated the run
+is anchored to end "now", so earlier messages look older than they are (a backend may see them
+as late).
+
+Given an `AlertSource` (a callable returning the alerts the backend raised so far, e.g. read from
+its API), the runner waits for the expected alerts and reports what was raised, what matched, and
+the latency from publish to alert.
+
+`main(argv)` is the command line (`schildwacht simulate ...` delegates to it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import math
+import queue
+import random
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from device_protocol import Channel, Topics
+from device_protocol.errors import ProtocolError
+from simulator import scenarios
+from simulator.device import DeviceSettings, Message, MessageKind, Role, SimulatedDevice
+from simulator.errors import SimulatorError, TransportError
+from simulator.gps import GpsReceiver
+from simulator.movement import Mode, Movement, Stationary, Wander
+from simulator.regions import RIJNMOND, load_municipalities, random_point_in
+from simulator.scenarios import DeviceInfo, ExpectedAlert
+from simulator.transport import PahoTransport, Transport
+
+
+# -- alerts ---------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class RaisedAlert:
+    """An alert as the backend reports it. `raised_at` is wall-clock Unix time, if known;
+    `ref` is the device message id (alarm id) the alert was raised for, if any."""
+
+    type: str
+    device_id: str
+    raised_at: float | None = None
+    flags: tuple[str, ...] = ()
+    ref: str | None = None
+
+
+AlertSource = Callable[[], Sequence[RaisedAlert]]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertMatch:
+    expected: ExpectedAlert
+    raised: tuple[RaisedAlert, ...]
+    latency_s: float | None
+
+    @property
+    def ok(self) -> bool:
+        return self.expected.min_count <= len(self.raised) <= self.expected.max_count
+
+    @property
+    def missing_flags(self) -> tuple[str, ...]:
+        if not self.raised:
+            return ()
+        have = set(self.raised[0].flags)
+        return tuple(f for f in self.expected.flags if f not in have)
+
+
+def match_alerts(
+    expected: Sequence[ExpectedAlert],
+    raised: Iterable[RaisedAlert],
+    device_ids: set[str],
+    trigger_times: Mapping[int, float],
+    ref_times: Mapping[tuple[str, str], float],
+) -> tuple[tuple[AlertMatch, ...], tuple[RaisedAlert, ...]]:
+    """Pair expected with raised alerts of the run's devices; also return the unexpected ones.
+
+    Latency is `raised_at` minus the publish time of the message that made the alert due: the
+    alarm with the alert's `ref` when known, else the expected alert's trigger message.
+    """
+    ours = [a for a in raised if a.device_id in device_ids]
+    matches = []
+    for exp in expected:
+        hits = tuple(a for a in ours if a.type == exp.type and a.device_id == exp.device_id)
+        latency = None
+        if hits and hits[0].raised_at is not None:
+            first = hits[0]
+            sent = ref_times.get((first.device_id, first.ref)) if first.ref else None
+            if sent is None and exp.trigger is not None:
+                sent = trigger_times.get(exp.trigger)
+            if sent is not None:
+                latency = first.raised_at - sent
+        matches.append(AlertMatch(exp, hits, latency))
+    known = {(e.type, e.device_id) for e in expected}
+    unexpected = tuple(a for a in ours if (a.type, a.device_id) not in known)
+    return tuple(matches), unexpected
+
+
+# -- summary --------------------------------------------------------------------------------------
+@dataclass
+class Summary:
+    name: str
+    seed: int
+    devices: int
+    simulated_s: float
+    wall_s: float = 0.0
+    sent_by_kind: Counter[str] = field(default_factory=Counter)
+    bytes_sent: int = 0
+    publish_failures: int = 0
+    expected: tuple[ExpectedAlert, ...] = ()
+    matches: tuple[AlertMatch, ...] | None = None  # None: no alert source was given
+    unexpected: tuple[RaisedAlert, ...] = ()
+
+    @property
+    def messages_sent(self) -> int:
+        return sum(self.sent_by_kind.values())
+
+    @property
+    def latencies_s(self) -> list[float]:
+        return [m.latency_s for m in self.matches or () if m.latency_s is not None]
+
+    @property
+    def ok(self) -> bool:
+        if self.publish_failures:
+            return False
+        if self.matches is None:
+            return True
+        return all(m.ok for m in self.matches) and not self.unexpected
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))
+    return ordered[rank]
+
+
+def render_summaries(summaries: Sequence[Summary], console: Console) -> None:
+    """Two tables: messages sent per run and kind, then alerts expected, raised and matched."""
+    kinds = [k.value for k in MessageKind]
+    sent = Table(title="Messages sent")
+    sent.add_column("run")
+    for column in ("devices", "sim s", "wall s", *kinds, "total", "KiB", "failed"):
+        sent.add_column(column, justify="right")
+    alerts = Table(title="Alerts")
+    alerts.add_column("run")
+    for column in ("expected", "raised", "matched", "unexpected", "p50 ms", "max ms"):
+        alerts.add_column(column, justify="right")
+    for s in summaries:
+        run = f"{s.name} #{s.seed}"
+        failed = f"[red]{s.publish_failures}[/red]" if s.publish_failures else "0"
+        sent.add_row(
+            run, str(s.devices), f"{s.simulated_s:.0f}", f"{s.wall_s:.1f}",
+            *(str(s.sent_by_kind.get(k, 0)) for k in kinds),
+            str(s.messages_sent), f"{s.bytes_sent / 1024:.1f}", failed,
+        )
+        required = sum(1 for e in s.expected if not e.optional)
+        if s.matches is None:
+            alerts.add_row(run, str(required), "-", "-", "-", "-", "-")
+            continue
+        raised = sum(len(m.raised) for m in s.matches) + len(s.unexpected)
+        matched = f"{sum(1 for m in s.matches if m.ok and m.raised)}/{required}"
+        if not s.ok:
+            matched = f"[red]{matched}[/red]"
+        lat = s.latencies_s
+        p50 = f"{_percentile(lat, 50) * 1000:.1f}" if lat else "-"
+        worst = f"{max(lat) * 1000:.1f}" if lat else "-"
+        alerts.add_row(run, str(required), str(raised), matched, str(len(s.unexpected)), p50, worst)
+    console.print(sent)
+    console.print(alerts)
+    for s in summaries:
+        for m in s.matches or ():
+            if not m.ok or m.missing_flags:
+                console.print(
+                    f"[yellow]{s.name}[/yellow]: {m.expected.type} for {m.expected.device_id}: "
+                    f"expected {m.expected.min_count}..{m.expected.max_count}, raised {len(m.raised)}"
+                    + (f", missing flags {', '.join(m.missing_flags)}" if m.missing_flags else "")
+                )
+        for a in s.unexpected:
+            console.print(f"[yellow]{s.name}[/yellow]: unexpected {a.type} for {a.device_id}")
+
+
+# -- pacing and publishing ------------------------------------------------------------------------
+class Pacer:
+    """Maps simulated seconds to wall time at `speed` (0: no waiting)."""
+
+    def __init__(
+        self,
+        speed: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if speed < 0:
+            raise ValueError("speed must be >= 0")
+        self.speed = speed
+        self._clock = clock
+        self._sleep = sleep
+        self._t0 = clock()
+
+    def wait_until(self, sim_t: float) -> None:
+        if self.speed == 0:
+            return
+        delay = self._t0 + sim_t / self.speed - self._clock()
+        if delay > 0:
+            self._sleep(delay)
+
+
+def start_epoch_for(duration_s: float, speed: float, now: float) -> float:
+    """Anchor device time so that no message is stamped later than its wall-clock publish."""
+    if speed <= 0:
+        return now - duration_s
+    return now - duration_s * max(0.0, 1.0 - 1.0 / speed)
+
+
+@dataclass
+class _Publisher:
+    transport: Transport
+    summary: Summary
+    trigger_times: dict[int, float] = field(default_factory=dict)
+    ref_times: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def send(self, message: Message, index: int | None = None) -> None:
+        try:
+            self.transport.publish(message.topic, message.payload, message.qos)
+        except TransportError:
+            self.summary.publish_failures += 1
+            return
+        now = time.time()
+        if index is not None:
+            self.trigger_times[index] = now
+        if message.ref is not None:
+            self.ref_times.setdefault((message.device_id, message.ref), now)
+        self.summary.sent_by_kind[message.kind.value] += 1
+        self.summary.bytes_sent += len(message.payload)
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def _await_alerts(
+    summary: Summary,
+    devices: set[str],
+    alert_source: AlertSource,
+    publisher: _Publisher,
+    wait_s: float,
+    poll_s: float = 0.25,
+) -> None:
+    deadline = time.monotonic() + wait_s
+    while True:
+        raised = list(alert_source())
+        matches, unexpected = match_alerts(
+            summary.expected, raised, devices, publisher.trigger_times, publisher.ref_times
+        )
+        summary.matches, summary.unexpected = matches, unexpected
+        if all(len(m.raised) >= m.expected.min_count for m in matches) or time.monotonic() >= deadline:
+            return
+        time.sleep(poll_s)
+
+
+def run_scenario(
+    name: str,
+    transport: Transport,
+    topics: Topics | None = None,
+    seed: int = 0,
+    speed: float = 0.0,
+    alert_source: AlertSource | None = None,
+    *,
+    start_epoch: float | None = None,
+    console: Console | None = None,
+    settle_s: float = 0.5,
+) -> Summary:
+    """Publish one scenario's timeline and, with an alert source, check its expected alerts."""
+    console = console or Console()
+    topics = topics or Topics()
+    probe = scenarios.build(name, seed, scenarios.DEFAULT_START, topics)
+    if start_epoch is None:
+        start_epoch = start_epoch_for(probe.duration_s, speed, time.time())
+    scenario = scenarios.build(name, seed, start_epoch, topics)
+    summary = Summary(name, seed, len(scenario.devices), scenario.duration_s, expected=scenario.expected)
+    publisher = _Publisher(transport, summary)
+    wall0 = time.monotonic()
+    pacer = Pacer(speed)
+    with _progress(console) as progress:
+        task = progress.add_task(name, total=len(scenario.messages))
+        for index, message in enumerate(scenario.messages):
+            pacer.wait_until(message.t)
+            publisher.send(message, index)
+            progress.advance(task)
+        pacer.wait_until(scenario.duration_s)
+    summary.wall_s = time.monotonic() - wall0
+    if alert_source is not None:
+        wait = max([settle_s] + [e.within_s for e in scenario.expected])
+        device_ids = {d.device_id for d in scenario.devices}
+        _await_alerts(summary, device_ids, alert_source, publisher, wait)
+    return summary
+
+
+# -- fleets ---------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Fleet:
+    devices: tuple[SimulatedDevice, ...]
+    infos: tuple[DeviceInfo, ...]
+    expected: tuple[ExpectedAlert, ...]
+
+
+_VICTIM_MODES = (Mode.STILL, Mode.STILL, Mode.WALK, Mode.WALK, Mode.CYCLE)
+_OFFENDER_MODES = (Mode.STILL, Mode.WALK, Mode.CYCLE, Mode.DRIVE, Mode.DRIVE)
+
+
+def build_fleet(
+    *,
+    seed: int,
+    victims: int,
+    offenders: int,
+    duration_s: float,
+    start_epoch: float,
+    topics: Topics,
+    region_file: Path = RIJNMOND,
+    panic_per_device_hour: float = 0.0,
+    victim_interval_s: float = 60.0,
+    offender_interval_s: float = 30.0,
+) -> Fleet:
+    """Victims and offenders spread over the municipalities of a region file, seeded.
+
+    Victims press panic at Poisson-distributed times (`panic_per_device_hour`); each press is an
+    expected `panic` alert. Other alerts are not predicted for a random fleet.
+    """
+    towns = list(load_municipalities(region_file).values())
+    devices: list[SimulatedDevice] = []
+    infos: list[DeviceInfo] = []
+    presses: Counter[str] = Counter()
+    for role, count, modes, interval in (
+        (Role.VICTIM, victims, _VICTIM_MODES, victim_interval_s),
+        (Role.OFFENDER, offenders, _OFFENDER_MODES, offender_interval_s),
+    ):
+        for i in range(count):
+            tag = f"{role.value[0]}{i:05d}"
+            rng = random.Random(f"fleet:{seed}:{tag}")
+            town = rng.choice(towns)
+            home = random_point_in(town.area, rng)
+            mode = rng.choice(modes)
+            movement: Movement = (
+                Stationary(home) if mode is Mode.STILL else Wander(home, town.area, mode, rng)
+            )
+            device_id = f"sim-fleet-{seed}-{tag}"
+            device = SimulatedDevice(
+                device_id, role, movement, topics=topics, start_epoch=start_epoch, rng=rng,
+                gps=GpsReceiver(random.Random(f"fleet:{seed}:{tag}:gps")),
+                settings=DeviceSettings(
+                    report_interval_s=interval, battery_pct=rng.uniform(40, 100),
+                    movement_step_s=5.0,
+                ),
+            )
+            if role is Role.VICTIM and panic_per_device_hour > 0:
+                t = rng.expovariate(panic_per_device_hour / 3600.0)
+                while t < duration_s:
+                    device.press(t)
+                    presses[device_id] += 1
+                    t += rng.expovariate(panic_per_device_hour / 3600.0)
+            devices.append(device)
+            infos.append(DeviceInfo(device_id, role, town.code, town.name, town.police_unit))
+    expected = tuple(
+        ExpectedAlert("panic", device_id, min_count=n, max_count=n) for device_id, n in presses.items()
+    )
+    return Fleet(tuple(devices), tuple(infos), expected)
+
+
+class _Downlinks:
+    """Acks and commands from the broker, queued on paho's thread and applied on ours."""
+
+    def __init__(self, devices: Sequence[SimulatedDevice], topics: Topics) -> None:
+        self._by_id = {d.device_id: d for d in devices}
+        self._topics = topics
+        self._queue: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
+
+    def receive(self, topic: str, payload: bytes) -> None:
+        self._queue.put((topic, payload))
+
+    def apply(self) -> None:
+        while True:
+            try:
+                topic, payload = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                device_id = self._topics.parse(topic).device_id
+            except ProtocolError:
+                continue
+            device = self._by_id.get(device_id or "")
+            if device is not None:
+                device.handle_downlink(topic, payload)
+
+
+def run_fleet(
+    transport: Transport,
+    topics: Topics | None = None,
+    *,
+    seed: int = 0,
+    victims: int = 10,
+    offenders: int = 10,
+    duration_s: float = 60.0,
+    speed: float = 1.0,
+    alert_source: AlertSource | None = None,
+    panic_per_device_hour: float = 0.0,
+    region_file: Path = RIJNMOND,
+    console: Console | None = None,
+    alert_wait_s: float = 10.0,
+) -> Summary:
+    """Run N victims and M offenders for `duration_s` simulated seconds over the transport.
+
+    When the transport can subscribe (paho), acks and `config` commands from the backend are fed
+    back to the devices: an acked alarm is not retransmitted, pursuit mode changes the interval.
+    """
+    console = console or Console()
+    topics = topics or Topics()
+    fleet = build_fleet(
+        seed=seed, victims=victims, offenders=offenders, duration_s=duration_s,
+        start_epoch=start_epoch_for(duration_s, speed, time.time()), topics=topics,
+        region_file=region_file, panic_per_device_hour=panic_per_device_hour,
+    )
+    summary = Summary("fleet", seed, len(fleet.devices), duration_s, expected=fleet.expected)
+    publisher = _Publisher(transport, summary)
+    downlinks = _Downlinks(fleet.devices, topics)
+    subscribe = getattr(transport, "subscribe", None)
+    if callable(subscribe):
+        for channel in (Channel.ACK, Channel.CMD):
+            subscribe(f"{topics.root}/dev/+/{channel.value}", downlinks.receive)
+    heap = [(d.next_time(), i) for i, d in enumerate(fleet.devices)]
+    heapq.heapify(heap)
+    wall0 = time.monotonic()
+    pacer = Pacer(speed)
+    with _progress(console) as progress:
+        task = progress.add_task("fleet (simulated s)", total=int(duration_s))
+        while heap and heap[0][0] <= duration_s:
+            t, i = heapq.heappop(heap)
+            pacer.wait_until(t)
+            downlinks.apply()
+            for message in fleet.devices[i].advance_to(t):
+                publisher.send(message)
+            heapq.heappush(heap, (fleet.devices[i].next_time(), i))
+            progress.update(task, completed=int(t))
+        pacer.wait_until(duration_s)
+        progress.update(task, completed=int(duration_s))
+    summary.wall_s = time.monotonic() - wall0
+    if alert_source is not None:
+        device_ids = {d.device_id for d in fleet.devices}
+        _await_alerts(summary, device_ids, alert_source, publisher, alert_wait_s)
+    return summary
+
+
+# -- command line ---------------------------------------------------------------------------------
+TransportFactory = Callable[[argparse.Namespace], Transport]
+
+
+def _paho_from_args(args: argparse.Namespace) -> Transport:
+    return PahoTransport(args.host, args.port, version=args.mqtt_version)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="schildwacht simulate",
+        description="Simulated victim and offender devices speaking device protocol v1 over MQTT.",
+    )
+    parser.add_argument("--scenario", metavar="NAME|all",
+                        help=f"run a scenario ({', '.join(scenarios.SCENARIOS)}) or all; "
+                             "without it a fleet runs")
+    parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=1883)
+    parser.add_argument("--mqtt-version", choices=("5", "3.1.1"), default="5")
+    parser.add_argument("--topic-root", default="sd/v1")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--speed", type=float, default=1.0,
+                        help="simulated seconds per wall second; 0 = as fast as possible")
+    parser.add_argument("--devices", type=int, default=20, help="fleet size (half victims)")
+    parser.add_argument("--duration", type=float, default=60.0, help="fleet run, simulated seconds")
+    parser.add_argument("--panic-rate", type=float, default=0.0,
+                        help="fleet: panic presses per victim per hour")
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    transport_factory: TransportFactory = _paho_from_args,
+    alert_source: AlertSource | None = None,
+    console: Console | None = None,
+) -> int:
+    """Command line entry point; returns the exit code (0: every run ok)."""
+    args = build_parser().parse_args(argv)
+    console = console or Console()
+    if args.list:
+        for name, builder in scenarios.SCENARIOS.items():
+            console.print(f"[bold]{name}[/bold]: {scenarios.build(name).description}")
+        return 0
+    if args.speed < 0 or args.devices < 0 or args.duration <= 0:
+        console.print("[red]--speed and --devices must be >= 0, --duration > 0[/red]")
+        return 2
+    names: list[str] = []
+    if args.scenario:
+        names = list(scenarios.SCENARIOS) if args.scenario == "all" else [args.scenario]
+        unknown = [n for n in names if n not in scenarios.SCENARIOS]
+        if unknown:
+            console.print(f"[red]unknown scenario {unknown[0]!r}[/red]; see --list")
+            return 2
+    topics = Topics(args.topic_root)
+    try:
+        transport = transport_factory(args)
+    except SimulatorError as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 1
+    try:
+        if names:
+            summaries = [
+                run_scenario(n, transport, topics, args.seed, args.speed, alert_source, console=console)
+                for n in names
+            ]
+        else:
+            victims = args.devices // 2
+            summaries = [
+                run_fleet(
+                    transport, topics, seed=args.seed, victims=victims,
+                    offenders=args.devices - victims, duration_s=args.duration, speed=args.speed,
+                    alert_source=alert_source, panic_per_device_hour=args.panic_rate,
+                    console=console,
+                )
+            ]
+    finally:
+        transport.close()
+    render_summaries(summaries, console)
+    return 0 if all(s.ok for s in summaries) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
