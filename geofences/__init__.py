@@ -1,0 +1,103 @@
+"""Geofences: protective measures as legal objects, evaluated fast and without false alarms.
+
+Pure code: no network, no database session, no backend imports. The backend stores measures and
+state; this package decides.
+
+Measures (`measures`): `ExclusionZone` (polygon/multipolygon with holes, or a circle),
+`ProtectedPlace` (circle), `ContactBan` (offender within `radius_m` of the victim's live
+position). Each has an id, case id, offender device ids, optional pre-alert ring, validity
+period, weekly `TimeWindow`s (Europe/Amsterdam), authority and court/OM reference, and
+`Exemption`s (where, and optionally when, the measure does not apply).
+
+GeoJSON (`geojson`): `measure_from_feature(feature, home=(lon, lat)) -> Measure` validates
+(invalid or self-intersecting geometry, absurd size, coordinates outside the projection, a zone
+containing the offender's home without an exception) and raises `InvalidMeasure` carrying every
+`Problem`; `measure_to_feature(measure) -> dict`; `validate_measure(measure, home=...)`.
+
+Engine (`engine`), the entry point of the ingest pipeline:
+
+    engine = Engine(measures, GeofenceConfig())
+    engine.on_fix(device_id, tst, lat, lon, acc, now) -> list[GeofenceEvent]
+    engine.on_fixes([(device_id, tst, lat, lon, acc), ...], now) -> list[GeofenceEvent]
+    engine.reload(measures)                 # atomic swap of the index; states kept by id
+    engine.snapshot_state() -> dict         # plain JSON-able dict (e.g. for Redis)
+    engine.restore_state(snapshot)
+    engine.forget_device(device_id)
+    engine.state_of(device_id, measure_id) -> ZoneState
+
+All distances are metres in a projected CRS (EPSG:28992 by default, `GeofenceConfig.crs`).
+A fix of device D meets only the measures whose offender D is, plus the contact bans
+protecting D. Fixes not newer than D's last accepted fix, or dated beyond `now +
+max_future_s`, change no state (the caller still stores them).
+
+Decisions (`transitions`): `step(state, observation, config) -> (state, events)`, a pure
+function with the rules listed in its module docstring. Events (`GeofenceEvent`): `kind` in
+zone_breach / approach / proximity, their `_cleared` forms, and partner_position_unknown;
+`confidence` "possible" or "confirmed"; `basis` says why (fix, segment, exception, inactive,
+partner).
+
+Zone tuning (`replay`): `replay(tracks, measures, config) -> ReplayReport` with events per day.
+
+Index (`index`): `MeasureIndex` with per-device lookup and a shapely STRtree of prepared
+projected zones (`query(x, y, within_m)`).
+
+Errors (`errors`): `GeofenceError` > `ConfigError`, `InvalidMeasure` > `InvalidField`,
+`InvalidGeometry`, `OutsideProjectionArea`, `AbsurdSize`, `HomeInsideZone`.
+"""
+
+from geofences.config import GeofenceConfig
+from geofences.engine import Engine
+from geofences.errors import (
+    AbsurdSize,
+    ConfigError,
+    GeofenceError,
+    HomeInsideZone,
+    InvalidField,
+    InvalidGeometry,
+    InvalidMeasure,
+    OutsideProjectionArea,
+    Problem,
+)
+from geofences.events import EVENT_KINDS, GeofenceEvent
+from geofences.geojson import measure_from_feature, measure_problems, measure_to_feature, validate_measure
+from geofences.index import MeasureIndex
+from geofences.measures import ContactBan, ExclusionZone, Exemption, Measure, ProtectedPlace
+from geofences.projection import Projection, projection_for
+from geofences.replay import ReplayReport, TrackFix, replay
+from geofences.timewindows import TimeWindow
+from geofences.transitions import Observation, ZoneState, step
+
+__all__ = [
+    "EVENT_KINDS",
+    "AbsurdSize",
+    "ConfigError",
+    "ContactBan",
+    "Engine",
+    "ExclusionZone",
+    "Exemption",
+    "GeofenceConfig",
+    "GeofenceError",
+    "GeofenceEvent",
+    "HomeInsideZone",
+    "InvalidField",
+    "InvalidGeometry",
+    "InvalidMeasure",
+    "Measure",
+    "MeasureIndex",
+    "Observation",
+    "OutsideProjectionArea",
+    "Problem",
+    "Projection",
+    "ProtectedPlace",
+    "ReplayReport",
+    "TimeWindow",
+    "TrackFix",
+    "ZoneState",
+    "measure_from_feature",
+    "measure_problems",
+    "measure_to_feature",
+    "projection_for",
+    "replay",
+    "step",
+    "validate_measure",
+]

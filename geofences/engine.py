@@ -1,0 +1,306 @@
+"""The geofence engine: holds the index and the per-(device, measure) states, feeds fixes
+through the pure `transitions.step`, and returns events.
+
+Not thread-safe for concurrent `on_fix` calls (one engine per worker, per-device order given by
+the pipeline's staleness step). `reload` builds the new index first and swaps it with one
+assignment, so a reload from another thread never exposes a half-built index.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from geofences.config import GeofenceConfig
+from geofences.events import GeofenceEvent
+from geofences.index import CompiledMeasure, MeasureIndex
+from geofences.measures import Measure
+from geofences.projection import Projection, projection_for
+from geofences.transitions import IDLE, INSIDE, UNKNOWN, Observation, ZoneState, step
+
+STATE_VERSION = 1
+
+# A device's last accepted fix: (tst, x, y, accuracy_m, lon, lat)
+DeviceFix = tuple[float, float, float, float, float, float]
+FixInput = tuple[str, float, float, float, "float | None"]  # (device_id, tst, lat, lon, acc)
+
+
+class Engine:
+    """Evaluates fixes against protective measures. See the package docstring."""
+
+    def __init__(
+        self,
+        measures: Iterable[Measure] = (),
+        config: GeofenceConfig | None = None,
+        projection: Projection | None = None,
+    ) -> None:
+        self.config = config or GeofenceConfig()
+        self.projection = projection or projection_for(self.config.crs)
+        self._tz = self.config.tz
+        self._index = MeasureIndex(measures, self.config, self.projection)
+        self._last: dict[str, DeviceFix] = {}
+        self._states: dict[str, dict[str, ZoneState]] = {}  # device -> measure -> non-idle state
+
+    # -- measures ---------------------------------------------------------------------------
+
+    @property
+    def index(self) -> MeasureIndex:
+        return self._index
+
+    def reload(self, measures: Iterable[Measure]) -> None:
+        """Replace all measures atomically. States of measures that remain (same id, same
+        device) are kept; the others are dropped. Raises InvalidMeasure and keeps the old index
+        when a measure cannot be compiled."""
+        index = MeasureIndex(measures, self.config, self.projection)
+        self._index = index
+        for device, states in list(self._states.items()):
+            for mid in list(states):
+                cm = index.measures.get(mid)
+                if cm is None or (device not in cm.subjects):
+                    del states[mid]
+            if not states:
+                del self._states[device]
+
+    # -- fixes ------------------------------------------------------------------------------
+
+    def on_fix(
+        self, device_id: str, tst: float, lat: float, lon: float, acc: float | None, now: float
+    ) -> list[GeofenceEvent]:
+        """Evaluate one fix of `device_id`. Fixes dated more than `max_future_s` after `now`,
+        and fixes not newer than the device's last accepted fix, change no state."""
+        x, y = self.projection.forward(lon, lat)
+        return self._on_projected(device_id, tst, lat, lon, x, y, acc, now)
+
+    def on_fixes(self, fixes: Sequence[FixInput], now: float) -> list[GeofenceEvent]:
+        """Evaluate a batch of fixes `(device_id, tst, lat, lon, acc)` in the given order,
+        projecting them in one vectorised call."""
+        if not fixes:
+            return []
+        xs, ys = self.projection.forward_many([f[3] for f in fixes], [f[2] for f in fixes])
+        events: list[GeofenceEvent] = []
+        for (device_id, tst, lat, lon, acc), x, y in zip(fixes, xs.tolist(), ys.tolist(), strict=True):
+            found = self._on_projected(device_id, tst, lat, lon, x, y, acc, now)
+            if found:
+                events.extend(found)
+        return events
+
+    def _on_projected(
+        self, device_id: str, tst: float, lat: float, lon: float, x: float, y: float, acc: float | None, now: float
+    ) -> list[GeofenceEvent]:
+        cfg = self.config
+        if tst > now + cfg.max_future_s or not (math.isfinite(x) and math.isfinite(y)):
+            return []
+        prev = self._last.get(device_id)
+        if prev is not None and tst <= prev[0]:
+            return []
+        accuracy = cfg.default_accuracy_m if acc is None else float(acc)
+        self._last[device_id] = (tst, x, y, accuracy, lon, lat)
+        index = self._index
+        subject = index.by_subject.get(device_id)
+        protected = index.by_protected.get(device_id)
+        if subject is None and protected is None:
+            return []
+        events: list[GeofenceEvent] = []
+        states = self._states.get(device_id)
+        if subject is not None:
+            for cm in subject:
+                if cm.contact:
+                    self._eval_contact(cm, device_id, tst, events)
+                else:
+                    self._eval_zone(cm, device_id, tst, x, y, accuracy, prev, states, events)
+        if protected is not None:
+            for cm in protected:
+                for offender in cm.subjects:
+                    self._eval_contact(cm, offender, tst, events)
+        return events
+
+    def _store(self, device_id: str, measure_id: str, state: ZoneState) -> None:
+        states = self._states.get(device_id)
+        if state.idle:
+            if states is not None:
+                states.pop(measure_id, None)
+                if not states:
+                    del self._states[device_id]
+        else:
+            if states is None:
+                states = self._states[device_id] = {}
+            states[measure_id] = state
+
+    def _eval_zone(
+        self,
+        cm: CompiledMeasure,
+        device_id: str,
+        tst: float,
+        x: float,
+        y: float,
+        acc: float,
+        prev: DeviceFix | None,
+        states: dict[str, ZoneState] | None,
+        events: list[GeofenceEvent],
+    ) -> None:
+        cfg = self.config
+        state = states.get(cm.id) if states is not None else None
+        pad = cm.ring + cfg.exit_margin_m + acc
+        if state is None and (
+            x < cm.minx - pad or x > cm.maxx + pad or y < cm.miny - pad or y > cm.maxy + pad
+        ):
+            # Far away and idle: only a segment through the zone's box could matter.
+            if prev is None or tst - prev[0] > cfg.segment_max_gap_s:
+                return
+            px, py = prev[1], prev[2]
+            if (
+                (px < cm.minx and x < cm.minx)
+                or (px > cm.maxx and x > cm.maxx)
+                or (py < cm.miny and y < cm.miny)
+                or (py > cm.maxy and y > cm.maxy)
+            ):
+                return
+        if state is None:
+            state = IDLE
+        if not cm.active_at(tst, self._tz):
+            if state is IDLE:
+                return
+            obs = Observation(tst=tst, measure_id=cm.id, case_id=cm.case_id, device_id=device_id, active=False)
+        else:
+            inside, inside_m, outside_m = cm.placement(x, y)
+            crossed = False
+            if (
+                not inside
+                and prev is not None
+                and state.status != INSIDE
+                and tst - prev[0] <= cfg.segment_max_gap_s
+                and not cm.placement(prev[1], prev[2])[0]
+            ):
+                crossed = cm.crossed(prev[1], prev[2], x, y, tst)
+            obs = Observation(
+                tst=tst,
+                measure_id=cm.id,
+                case_id=cm.case_id,
+                device_id=device_id,
+                exempt=bool(cm.exemptions) and cm.exempt_at(x, y, tst),
+                inside=inside,
+                inside_m=inside_m,
+                outside_m=outside_m,
+                accuracy_m=acc,
+                ring_m=cm.ring,
+                crossed=crossed,
+            )
+        new, found = step(state, obs, cfg)
+        if new is not state:
+            self._store(device_id, cm.id, new)
+        if found:
+            events.extend(found)
+
+    def _eval_contact(self, cm: CompiledMeasure, offender: str, at: float, events: list[GeofenceEvent]) -> None:
+        """Contact ban `cm` for one offender device, using only fixes within
+        `partner_max_age_s` of `at` (the time of the fix being processed)."""
+        cfg = self.config
+        states = self._states.get(offender)
+        state = states.get(cm.id) if states is not None else None
+        max_age = cfg.partner_max_age_s
+        off = self._last.get(offender)
+        best: DeviceFix | None = None
+        best_id: str | None = None
+        best_d = math.inf
+        if off is not None and abs(at - off[0]) <= max_age:
+            ox, oy = off[1], off[2]
+            for victim in cm.protected:
+                v = self._last.get(victim)
+                if v is None or abs(at - v[0]) > max_age:
+                    continue
+                d = math.hypot(ox - v[1], oy - v[2])
+                if d < best_d:
+                    best, best_id, best_d = v, victim, d
+        if best is None:
+            if state is not None and state.status == UNKNOWN:
+                return
+            pair_tst = at
+            if not cm.active_at(pair_tst, self._tz):
+                if state is None:
+                    return
+                obs = Observation(tst=pair_tst, measure_id=cm.id, case_id=cm.case_id, device_id=offender,
+                                  contact=True, active=False)
+            else:
+                obs = Observation(tst=pair_tst, measure_id=cm.id, case_id=cm.case_id, device_id=offender,
+                                  other_device_id=cm.protected[0] if len(cm.protected) == 1 else None,
+                                  contact=True, partner_known=False)
+        else:
+            assert off is not None
+            acc = off[3] + best[3]
+            if state is None and best_d - cm.radius > cm.ring + cfg.exit_margin_m + acc:
+                return
+            pair_tst = max(off[0], best[0])
+            if not cm.active_at(pair_tst, self._tz):
+                if state is None:
+                    return
+                obs = Observation(tst=pair_tst, measure_id=cm.id, case_id=cm.case_id, device_id=offender,
+                                  other_device_id=best_id, contact=True, active=False)
+            else:
+                inside = best_d < cm.radius
+                obs = Observation(
+                    tst=pair_tst,
+                    measure_id=cm.id,
+                    case_id=cm.case_id,
+                    device_id=offender,
+                    other_device_id=best_id,
+                    contact=True,
+                    exempt=bool(cm.exemptions) and cm.exempt_at(off[1], off[2], pair_tst),
+                    inside=inside,
+                    inside_m=cm.radius - best_d if inside else 0.0,
+                    outside_m=0.0 if inside else best_d - cm.radius,
+                    distance_m=best_d,
+                    accuracy_m=acc,
+                    ring_m=cm.ring,
+                )
+        new, found = step(state or IDLE, obs, cfg)
+        if new is not state:
+            self._store(offender, cm.id, new)
+        if found:
+            events.extend(found)
+
+    # -- state ------------------------------------------------------------------------------
+
+    def state_of(self, device_id: str, measure_id: str) -> ZoneState:
+        """The state of one (device, measure) pair (the idle state when none is kept)."""
+        return self._states.get(device_id, {}).get(measure_id, IDLE)
+
+    def forget_device(self, device_id: str) -> None:
+        """Drop everything known about a device (last fix and zone states)."""
+        self._last.pop(device_id, None)
+        self._states.pop(device_id, None)
+
+    def snapshot_state(self) -> dict[str, Any]:
+        """Plain-dict state (JSON-serialisable): last fix per device and non-idle states."""
+        return {
+            "version": STATE_VERSION,
+            "devices": {
+                d: {"tst": f[0], "lon": f[4], "lat": f[5], "acc": f[3]} for d, f in self._last.items()
+            },
+            "states": {d: {m: s.as_dict() for m, s in ms.items()} for d, ms in self._states.items()},
+        }
+
+    def restore_state(self, snapshot: dict[str, Any]) -> None:
+        """Replace the engine's state by a `snapshot_state()` result. States of measures that
+        are no longer loaded are dropped."""
+        if snapshot.get("version") != STATE_VERSION:
+            raise ValueError(f"unsupported geofence state version {snapshot.get('version')!r}")
+        devices = snapshot.get("devices", {})
+        ids = list(devices)
+        last: dict[str, DeviceFix] = {}
+        if ids:
+            lons = [float(devices[d]["lon"]) for d in ids]
+            lats = [float(devices[d]["lat"]) for d in ids]
+            xs, ys = self.projection.forward_many(lons, lats)
+            for d, x, y, lon, lat in zip(ids, xs.tolist(), ys.tolist(), lons, lats, strict=True):
+                info = devices[d]
+                last[d] = (float(info["tst"]), x, y, float(info["acc"]), lon, lat)
+        states: dict[str, dict[str, ZoneState]] = {}
+        measures = self._index.measures
+        for d, ms in snapshot.get("states", {}).items():
+            kept = {m: ZoneState.from_dict(s) for m, s in ms.items() if m in measures}
+            kept = {m: s for m, s in kept.items() if not s.idle}
+            if kept:
+                states[d] = kept
+        self._last = last
+        self._states = states

@@ -1,0 +1,328 @@
+"""GeoJSON import and export of measures, and their validation.
+
+A measure is one GeoJSON Feature (RFC 7946, WGS84 lon/lat):
+
+    {"type": "Feature", "id": "m-1",
+     "geometry": Polygon | MultiPolygon          (exclusion zone by area)
+               | Point                            (circle zone, protected place: radius_m)
+               | null,                            (contact ban)
+     "properties": {
+        "kind": "exclusion_zone" | "protected_place" | "contact_ban",
+        "case_id": "c-1", "radius_m": 500, "pre_alert_m": 250,
+        "valid_from": "2026-01-01T00:00:00+01:00" (or Unix seconds), "valid_until": ...,
+        "time_windows": [{"days": ["mon", "tue"], "start": "08:00", "end": "18:00"}],
+        "authority": "Rechtbank Rotterdam", "reference": "C/10/123456",
+        "subject_device_ids": ["off-1"], "protected_device_ids": ["vic-1"],
+        "exceptions": [{"geometry": Polygon, "valid_from": ..., "valid_until": ...,
+                        "reason": "corridor to own address"}]}}
+
+`measure_from_feature` parses and validates (raising `InvalidMeasure` with every problem);
+`validate_measure` checks a measure built in code; `measure_to_feature` exports.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import shapely
+from shapely.geometry import MultiPolygon, Point, Polygon, mapping, shape
+
+from geofences.config import GeofenceConfig
+from geofences.errors import InvalidMeasure, Problem
+from geofences.measures import MEASURE_KINDS, ContactBan, Exemption, ExclusionZone, Measure, ProtectedPlace
+from geofences.projection import Projection, projection_for
+from geofences.timewindows import TimeWindow
+
+Home = tuple[float, float]  # (lon, lat) of the offender's registered home address
+
+
+def _time(value: Any, path: str, problems: list[Problem]) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            problems.append(Problem("invalid_field", path, f"not an ISO 8601 time: {value!r}"))
+            return None
+        if parsed.tzinfo is None:
+            problems.append(Problem("invalid_field", path, "time must carry a UTC offset"))
+            return None
+        return parsed.timestamp()
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    problems.append(Problem("invalid_field", path, f"expected an ISO 8601 time or Unix seconds, got {value!r}"))
+    return None
+
+
+def _geometry(data: Any, path: str, problems: list[Problem]) -> Any:
+    if not isinstance(data, Mapping):
+        problems.append(Problem("invalid_geometry", path, "expected a GeoJSON geometry object"))
+        return None
+    try:
+        geom = shape(data)
+    except Exception as exc:  # shapely raises several types for malformed coordinates
+        problems.append(Problem("invalid_geometry", path, f"unreadable geometry: {exc}"))
+        return None
+    if geom.is_empty:
+        problems.append(Problem("invalid_geometry", path, "empty geometry"))
+        return None
+    return geom
+
+
+def _number(props: Mapping, key: str, problems: list[Problem], *, required: bool, default: float = 0.0) -> float:
+    value = props.get(key)
+    if value is None:
+        if required:
+            problems.append(Problem("invalid_field", f"properties.{key}", "required (metres)"))
+        return default
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+        problems.append(Problem("invalid_field", f"properties.{key}", f"expected a number >= 0, got {value!r}"))
+        return default
+    return float(value)
+
+
+def _string_list(props: Mapping, key: str, problems: list[Problem]) -> tuple[str, ...]:
+    value = props.get(key)
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        problems.append(Problem("invalid_field", f"properties.{key}", "expected a non-empty list of device ids"))
+        return ()
+    return tuple(value)
+
+
+def measure_from_feature(
+    feature: Mapping[str, Any],
+    *,
+    home: Home | None = None,
+    config: GeofenceConfig | None = None,
+    projection: Projection | None = None,
+) -> Measure:
+    """Parse and validate one GeoJSON Feature. `home` is the offender's registered home point
+    (lon, lat): a zone that contains it without an exception is rejected."""
+    problems: list[Problem] = []
+    if not isinstance(feature, Mapping) or feature.get("type") != "Feature":
+        raise InvalidMeasure.from_problems([Problem("invalid_field", "type", "expected a GeoJSON Feature")])
+    props = feature.get("properties")
+    if not isinstance(props, Mapping):
+        raise InvalidMeasure.from_problems([Problem("invalid_field", "properties", "expected an object")])
+    kind = props.get("kind")
+    if kind not in MEASURE_KINDS:
+        problems.append(Problem("invalid_field", "properties.kind", f"expected one of {', '.join(MEASURE_KINDS)}"))
+    mid = feature.get("id", props.get("id"))
+    if not isinstance(mid, str) or not mid:
+        problems.append(Problem("invalid_field", "id", "a measure needs a string id"))
+    case_id = props.get("case_id")
+    if not isinstance(case_id, str) or not case_id:
+        problems.append(Problem("invalid_field", "properties.case_id", "a measure needs a case id"))
+    subjects = _string_list(props, "subject_device_ids", problems)
+    windows: list[TimeWindow] = []
+    raw_windows = props.get("time_windows") or []
+    if not isinstance(raw_windows, list):
+        problems.append(Problem("invalid_field", "properties.time_windows", "expected a list"))
+        raw_windows = []
+    for i, w in enumerate(raw_windows):
+        try:
+            windows.append(TimeWindow.parse(w) if isinstance(w, str) else TimeWindow.from_dict(w, f"properties.time_windows[{i}]"))
+        except InvalidMeasure as exc:
+            problems.extend(exc.problems)
+    exceptions: list[Exemption] = []
+    raw_exceptions = props.get("exceptions") or []
+    if not isinstance(raw_exceptions, list):
+        problems.append(Problem("invalid_field", "properties.exceptions", "expected a list"))
+        raw_exceptions = []
+    for i, e in enumerate(raw_exceptions):
+        path = f"properties.exceptions[{i}]"
+        if not isinstance(e, Mapping):
+            problems.append(Problem("invalid_field", path, "expected an object"))
+            continue
+        geom = _geometry(e.get("geometry"), f"{path}.geometry", problems)
+        if geom is None:
+            continue
+        if not isinstance(geom, Polygon | MultiPolygon):
+            problems.append(Problem("invalid_geometry", f"{path}.geometry", "expected a Polygon or MultiPolygon"))
+            continue
+        try:
+            exceptions.append(
+                Exemption(
+                    geometry=geom,
+                    valid_from=_time(e.get("valid_from"), f"{path}.valid_from", problems),
+                    valid_until=_time(e.get("valid_until"), f"{path}.valid_until", problems),
+                    reason=str(e.get("reason", "")),
+                )
+            )
+        except InvalidMeasure as exc:
+            problems.extend(Problem(p.code, f"{path}.{p.path.split('.')[-1]}", p.message) for p in exc.problems)
+    common = dict(
+        id=mid,
+        case_id=case_id,
+        subject_device_ids=subjects,
+        pre_alert_m=_number(props, "pre_alert_m", problems, required=False),
+        valid_from=_time(props.get("valid_from"), "properties.valid_from", problems),
+        valid_until=_time(props.get("valid_until"), "properties.valid_until", problems),
+        time_windows=tuple(windows),
+        authority=str(props.get("authority", "")),
+        reference=str(props.get("reference", "")),
+        exceptions=tuple(exceptions),
+    )
+    geometry = feature.get("geometry")
+    measure: Measure | None = None
+    if kind == "contact_ban":
+        if geometry is not None:
+            problems.append(Problem("invalid_geometry", "geometry", "a contact ban has no geometry (null)"))
+        protected = _string_list(props, "protected_device_ids", problems)
+        radius = _number(props, "radius_m", problems, required=True)
+        if not problems:
+            measure = _build(ContactBan, problems, protected_device_ids=protected, radius_m=radius, **common)
+    elif kind in ("exclusion_zone", "protected_place"):
+        geom = _geometry(geometry, "geometry", problems)
+        if isinstance(geom, Point):
+            radius = _number(props, "radius_m", problems, required=True)
+            if not problems:
+                cls = ExclusionZone if kind == "exclusion_zone" else ProtectedPlace
+                measure = _build(cls, problems, centre=(geom.x, geom.y), radius_m=radius, **common)
+        elif geom is not None:
+            if kind == "protected_place":
+                problems.append(Problem("invalid_geometry", "geometry", "a protected place is a Point with radius_m"))
+            elif not isinstance(geom, Polygon | MultiPolygon):
+                problems.append(Problem("invalid_geometry", "geometry", f"expected a Polygon, MultiPolygon or Point, got {geom.geom_type}"))
+            elif not problems:
+                measure = _build(ExclusionZone, problems, area=geom, **common)
+    if measure is None or problems:
+        raise InvalidMeasure.from_problems(problems or [Problem("invalid_field", "properties", "not a measure")])
+    validate_measure(measure, home=home, config=config, projection=projection)
+    return measure
+
+
+def _build(cls: type, problems: list[Problem], **kwargs: Any) -> Measure | None:
+    try:
+        return cls(**kwargs)
+    except InvalidMeasure as exc:
+        problems.extend(exc.problems)
+        return None
+
+
+def measure_problems(
+    measure: Measure,
+    *,
+    home: Home | None = None,
+    config: GeofenceConfig | None = None,
+    projection: Projection | None = None,
+) -> list[Problem]:
+    """Every geometric and size problem of a structurally valid measure (empty: acceptable)."""
+    cfg = config or GeofenceConfig()
+    proj = projection or projection_for(cfg.crs)
+    problems: list[Problem] = []
+    if measure.pre_alert_m > cfg.max_pre_alert_m:
+        problems.append(Problem("absurd_size", "properties.pre_alert_m",
+                                f"pre-alert ring of {measure.pre_alert_m:.0f} m exceeds {cfg.max_pre_alert_m:.0f} m"))
+    radius = getattr(measure, "radius_m", None)
+    if radius is not None and radius > cfg.max_radius_m:
+        problems.append(Problem("absurd_size", "properties.radius_m",
+                                f"radius of {radius:.0f} m exceeds {cfg.max_radius_m:.0f} m"))
+    zone = None  # projected zone, for the home check
+    if isinstance(measure, ContactBan):
+        pass
+    elif measure.area is None:
+        lon, lat = measure.centre
+        if not proj.covers(lon, lat):
+            problems.append(Problem("outside_projection_area", "geometry",
+                                    f"centre lies outside the area of {proj.crs}; is it (lon, lat)?"))
+        else:
+            x, y = proj.forward(lon, lat)
+            zone = Point(x, y).buffer(measure.radius_m, quad_segs=32)
+    else:
+        zone = _area_problems(measure.area, "geometry", proj, cfg, problems)
+    for i, exc in enumerate(measure.exceptions):
+        _area_problems(exc.geometry, f"properties.exceptions[{i}].geometry", proj, cfg, problems)
+    if home is not None and zone is not None and not problems:
+        hx, hy = proj.forward(*home)
+        home_point = Point(hx, hy)
+        if zone.contains(home_point) and not any(
+            proj.geometry(e.geometry).contains(home_point) for e in measure.exceptions
+        ):
+            problems.append(Problem(
+                "home_inside_zone", "geometry",
+                "the zone contains the offender's registered home address and no exception allows it; "
+                "add an exception (e.g. a corridor to the address) or change the zone",
+            ))
+    return problems
+
+
+def _area_problems(geom: Any, path: str, proj: Projection, cfg: GeofenceConfig, problems: list[Problem]) -> Any:
+    if not isinstance(geom, Polygon | MultiPolygon):
+        problems.append(Problem("invalid_geometry", path, "expected a Polygon or MultiPolygon"))
+        return None
+    if geom.is_empty:
+        problems.append(Problem("invalid_geometry", path, "empty geometry"))
+        return None
+    if not geom.is_valid:
+        problems.append(Problem("invalid_geometry", path, f"geometry is not valid: {shapely.explain_validity(geom)}"))
+        return None
+    minx, miny, maxx, maxy = geom.bounds
+    if not (proj.covers(minx, miny) and proj.covers(maxx, maxy)):
+        problems.append(Problem("outside_projection_area", path,
+                                f"geometry lies outside the area of {proj.crs}; are coordinates (lon, lat)?"))
+        return None
+    projected = proj.geometry(geom)
+    if not projected.is_valid:
+        problems.append(Problem("invalid_geometry", path, f"geometry is not valid: {shapely.explain_validity(projected)}"))
+        return None
+    area_km2 = projected.area / 1e6
+    if area_km2 > cfg.max_area_km2:
+        problems.append(Problem("absurd_size", path, f"area of {area_km2:.0f} km² exceeds {cfg.max_area_km2:.0f} km²"))
+    return projected
+
+
+def validate_measure(
+    measure: Measure,
+    *,
+    home: Home | None = None,
+    config: GeofenceConfig | None = None,
+    projection: Projection | None = None,
+) -> None:
+    """Raise `InvalidMeasure` (as the class of the first problem) if the measure is unacceptable."""
+    problems = measure_problems(measure, home=home, config=config, projection=projection)
+    if problems:
+        raise InvalidMeasure.from_problems(problems)
+
+
+def _iso(value: float | None) -> str | None:
+    return None if value is None else datetime.fromtimestamp(value, tz=UTC).isoformat()
+
+
+def measure_to_feature(measure: Measure) -> dict[str, Any]:
+    """Export a measure as a GeoJSON Feature (times as ISO 8601 in UTC)."""
+    props: dict[str, Any] = {
+        "kind": measure.kind,
+        "case_id": measure.case_id,
+        "subject_device_ids": list(measure.subject_device_ids),
+        "pre_alert_m": measure.pre_alert_m,
+        "valid_from": _iso(measure.valid_from),
+        "valid_until": _iso(measure.valid_until),
+        "time_windows": [w.as_dict() for w in measure.time_windows],
+        "authority": measure.authority,
+        "reference": measure.reference,
+        "exceptions": [
+            {
+                "geometry": mapping(e.geometry),
+                "valid_from": _iso(e.valid_from),
+                "valid_until": _iso(e.valid_until),
+                "reason": e.reason,
+            }
+            for e in measure.exceptions
+        ],
+    }
+    geometry: Any
+    if isinstance(measure, ContactBan):
+        geometry = None
+        props["protected_device_ids"] = list(measure.protected_device_ids)
+        props["radius_m"] = measure.radius_m
+    elif measure.area is None:
+        geometry = {"type": "Point", "coordinates": [measure.centre[0], measure.centre[1]]}
+        props["radius_m"] = measure.radius_m
+    else:
+        geometry = mapping(measure.area)
+    return {"type": "Feature", "id": measure.id, "geometry": geometry, "properties": props}

@@ -1,0 +1,241 @@
+"""The zone state machine as a pure function: `step(state, observation, config)`.
+
+Per (device, measure) the state is one of outside / approaching / inside / unknown. Rules:
+
+- Out-of-order: an observation older than the last accepted one changes nothing.
+- Inactive (outside validity or weekly windows): open alerts are cleared, state resets.
+- Contact bans: when no partner fix is fresh enough the state becomes `unknown` and one
+  `partner_position_unknown` event is raised; a fresh pair resumes from the state held before.
+- Accuracy: a fix whose accuracy circle lies fully inside is "confirmed"; one whose circle
+  straddles the border is "possible" (if its accuracy is usable at all, else it changes nothing).
+- Debounce: entering (ring or zone) needs `enter_confirmations` consecutive fixes, or
+  `enter_dwell_s` seconds, or one fix `immediate_depth_m` deep beyond its accuracy.
+- Hysteresis: leaving needs the whole accuracy circle `exit_margin_m` outside the border, for
+  `exit_confirmations` consecutive fixes; in between the state holds.
+- Segment: when the straight segment between two fixes both outside crosses the zone (computed
+  by the engine), a "possible" breach is raised at once, then the fix itself is evaluated.
+- Exceptions: a fix inside an active exception counts as clearly outside.
+- A breach first raised as "possible" and then confirmed raises a second, confirmed breach.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from geofences.config import GeofenceConfig
+from geofences.events import GeofenceEvent
+
+OUTSIDE = "outside"
+APPROACHING = "approaching"
+INSIDE = "inside"
+UNKNOWN = "unknown"
+STATUSES = (OUTSIDE, APPROACHING, INSIDE, UNKNOWN)
+POSSIBLE = "possible"
+CONFIRMED = "confirmed"
+_LEVEL = {OUTSIDE: 0, APPROACHING: 1, INSIDE: 2}
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneState:
+    """State of one (device, measure) pair. The default value is the idle state."""
+
+    status: str = OUTSIDE
+    confidence: str | None = None
+    last_tst: float | None = None
+    pending: str | None = None  # status being debounced towards
+    pending_count: int = 0
+    pending_since: float | None = None
+    approach_announced: bool = False  # an `approach` event is open
+    held: str | None = None  # status before `unknown`
+
+    @property
+    def idle(self) -> bool:
+        """Outside with nothing pending: the engine need not keep it."""
+        return self.status == OUTSIDE and self.pending is None and not self.approach_announced
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "confidence": self.confidence,
+            "last_tst": self.last_tst,
+            "pending": self.pending,
+            "pending_count": self.pending_count,
+            "pending_since": self.pending_since,
+            "approach_announced": self.approach_announced,
+            "held": self.held,
+        }
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> ZoneState:
+        state = ZoneState(
+            status=data.get("status", OUTSIDE),
+            confidence=data.get("confidence"),
+            last_tst=data.get("last_tst"),
+            pending=data.get("pending"),
+            pending_count=int(data.get("pending_count", 0)),
+            pending_since=data.get("pending_since"),
+            approach_announced=bool(data.get("approach_announced", False)),
+            held=data.get("held"),
+        )
+        if state.status not in STATUSES or (state.held is not None and state.held not in _LEVEL):
+            raise ValueError("unknown zone status in stored state")
+        return state
+
+
+IDLE = ZoneState()
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What the engine measured for one fix against one measure (metres, seconds).
+
+    `inside` says whether the fix centre lies in the zone (for a contact ban: within the ban
+    radius of the victim). `inside_m` is the depth inside, `outside_m` the distance to the zone
+    (each 0 on the other side). `distance_m` is what events report (defaults to `outside_m`;
+    the distance to the victim for contact bans). `accuracy_m` is the fix accuracy radius (the
+    sum of both devices' for contact bans).
+    """
+
+    tst: float
+    measure_id: str
+    case_id: str
+    device_id: str
+    other_device_id: str | None = None
+    contact: bool = False
+    active: bool = True
+    exempt: bool = False
+    partner_known: bool = True
+    inside: bool = False
+    inside_m: float = 0.0
+    outside_m: float = 0.0
+    distance_m: float | None = None
+    accuracy_m: float = 0.0
+    ring_m: float = 0.0
+    crossed: bool = False
+
+
+def _event(kind: str, obs: Observation, confidence: str, basis: str) -> GeofenceEvent:
+    known = obs.partner_known
+    return GeofenceEvent(
+        kind=kind,  # type: ignore[arg-type]
+        measure_id=obs.measure_id,
+        case_id=obs.case_id,
+        device_id=obs.device_id,
+        other_device_id=obs.other_device_id,
+        at=obs.tst,
+        confidence=confidence,  # type: ignore[arg-type]
+        distance_m=(obs.outside_m if obs.distance_m is None else obs.distance_m) if known else None,
+        inside_m=obs.inside_m if known else None,
+        basis=basis,  # type: ignore[arg-type]
+    )
+
+
+def _desired(status: str, obs: Observation, cfg: GeofenceConfig) -> tuple[str, str | None]:
+    """The status this fix argues for (with its confidence); `status` itself when it argues for
+    no change (hysteresis band, or an accuracy too poor to say anything)."""
+    if obs.exempt:
+        return OUTSIDE, None
+    acc = obs.accuracy_m
+    if obs.inside and obs.inside_m >= acc:
+        return INSIDE, CONFIRMED
+    if obs.inside or obs.outside_m < acc:  # the accuracy circle straddles the border
+        if acc <= cfg.max_possible_accuracy_m:
+            return INSIDE, POSSIBLE
+        return status, None
+    d, ring, margin = obs.outside_m, obs.ring_m, cfg.exit_margin_m
+    if status == INSIDE:
+        if d - acc < margin:
+            return INSIDE, None
+        if ring > 0 and d - acc < ring + margin:
+            return APPROACHING, (CONFIRMED if d + acc <= ring else POSSIBLE)
+        return OUTSIDE, None
+    if ring > 0 and d < ring + acc:  # the accuracy circle touches the pre-alert ring
+        if d <= ring or acc <= cfg.max_possible_accuracy_m:
+            return APPROACHING, (CONFIRMED if d + acc <= ring else POSSIBLE)
+        return status, None
+    if status == APPROACHING and d - acc < ring + margin:
+        return APPROACHING, None
+    return OUTSIDE, None
+
+
+def _leave_events(state: ZoneState, obs: Observation, to: str, basis: str) -> list[GeofenceEvent]:
+    """Clearing events when going down from `state.status` to `to`."""
+    breach = "proximity" if obs.contact else "zone_breach"
+    conf = state.confidence or CONFIRMED
+    events = []
+    if state.status == INSIDE:
+        events.append(_event(f"{breach}_cleared", obs, conf, basis))
+    if to == OUTSIDE and state.approach_announced:
+        events.append(_event("approach_cleared", obs, conf, basis))
+    return events
+
+
+def step(state: ZoneState, obs: Observation, cfg: GeofenceConfig) -> tuple[ZoneState, list[GeofenceEvent]]:
+    """Apply one observation to one (device, measure) state. Pure: no I/O, no clock."""
+    if state.last_tst is not None and obs.tst < state.last_tst:
+        return state, []
+    breach = "proximity" if obs.contact else "zone_breach"
+
+    if not obs.active:
+        held = state if state.status != UNKNOWN else replace(state, status=state.held or OUTSIDE)
+        return ZoneState(last_tst=obs.tst), _leave_events(held, obs, OUTSIDE, "inactive")
+
+    if not obs.partner_known:
+        if state.status == UNKNOWN:
+            return replace(state, last_tst=obs.tst), []
+        event = _event("partner_position_unknown", obs, CONFIRMED, "partner")
+        return (
+            replace(state, status=UNKNOWN, held=state.status, pending=None, pending_count=0,
+                    pending_since=None, last_tst=obs.tst),
+            [event],
+        )
+    if state.status == UNKNOWN:
+        state = replace(state, status=state.held or OUTSIDE, held=None)
+
+    events: list[GeofenceEvent] = []
+    if obs.crossed and state.status != INSIDE and not obs.inside:
+        events.append(_event(breach, obs, POSSIBLE, "segment"))
+        state = replace(state, status=INSIDE, confidence=POSSIBLE, pending=None, pending_count=0, pending_since=None)
+
+    status = state.status
+    basis = "exception" if obs.exempt else "fix"
+    desired, conf = _desired(status, obs, cfg)
+    if desired == status:
+        if status == INSIDE and conf == CONFIRMED and state.confidence == POSSIBLE:
+            events.append(_event(breach, obs, CONFIRMED, basis))
+            return replace(state, confidence=CONFIRMED, pending=None, pending_count=0, pending_since=None,
+                           last_tst=obs.tst), events
+        if state.pending is None and state.last_tst == obs.tst:
+            return state, events
+        return replace(state, pending=None, pending_count=0, pending_since=None, last_tst=obs.tst), events
+
+    if state.pending == desired:
+        count, since = state.pending_count + 1, state.pending_since
+    else:
+        count, since = 1, obs.tst
+    if _LEVEL[desired] > _LEVEL[status]:
+        ready = (
+            count >= cfg.enter_confirmations
+            or (cfg.enter_dwell_s is not None and since is not None and obs.tst - since >= cfg.enter_dwell_s)
+            or (
+                desired == INSIDE
+                and conf == CONFIRMED
+                and cfg.immediate_depth_m is not None
+                and obs.inside_m - obs.accuracy_m >= cfg.immediate_depth_m
+            )
+        )
+    else:
+        ready = count >= cfg.exit_confirmations
+    if not ready:
+        return replace(state, pending=desired, pending_count=count, pending_since=since, last_tst=obs.tst), events
+
+    if _LEVEL[desired] > _LEVEL[status]:
+        kind = breach if desired == INSIDE else "approach"
+        events.append(_event(kind, obs, conf or POSSIBLE, basis))
+        announced = state.approach_announced or desired == APPROACHING
+        return ZoneState(status=desired, confidence=conf, last_tst=obs.tst, approach_announced=announced), events
+    events.extend(_leave_events(state, obs, desired, basis))
+    announced = state.approach_announced and desired != OUTSIDE
+    confidence = conf if desired == APPROACHING else None
+    return ZoneState(status=desired, confidence=confidence, last_tst=obs.tst, approach_announced=announced), events
