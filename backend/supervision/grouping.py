@@ -1,0 +1,199 @@
+"""Grouping and deduplication of health alerts, so that they never flood the desk. Pure.
+
+`group_health_signals(signals, open_health_alerts, now, window)` turns the active health signals
+of many devices into a bounded set of desk actions:
+
+- one alert per case and type (devices without a case: one per device and type), listing the
+  devices concerned;
+- an open alert for the same case and type is updated (devices added) rather than duplicated,
+  and left alone when nothing changed;
+- when more than `storm_threshold` devices were last heard within `window` and are now silent
+  (a broker or network outage rather than many separate incidents), each affected desk also gets
+  one storm summary (updated if one is open), and the per-case silent alerts are marked
+  `in_storm` so the console can fold them under it.
+
+So 100 silent devices give at most one alert per case plus one summary per desk.
+
+A panic alarm never passes through this grouping, and neither does any other urgent alert (fall,
+zone breach, proximity, tamper): they are raised, routed and delivered on their own path at once,
+never grouped, delayed or suppressed. This function only accepts the health types
+`device_silent`, `battery_low` and `no_fix` and raises `NotGroupable` for anything else, before it
+decides anything.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from backend.supervision.errors import NotGroupable
+from backend.supervision.health import GROUPABLE_TYPES, HealthSignal
+
+STORM_TYPE = "device_silent_storm"
+DEFAULT_STORM_THRESHOLD = 10
+
+
+@dataclass(frozen=True, slots=True)
+class OpenHealthAlert:
+    """A health alert that is open on the desk. Storm summaries have type `STORM_TYPE`, no case,
+    and the desk they were raised for."""
+
+    alert_id: str
+    case_id: str | None
+    type: str
+    device_ids: frozenset[str]
+    desk_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupedHealthAlert:
+    """A new desk alert for one case (or one unassigned device) and one type."""
+
+    case_id: str | None
+    type: str
+    device_ids: tuple[str, ...]
+    since: datetime | None
+    desk_code: str | None
+    in_storm: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HealthAlertUpdate:
+    """An open alert that gains devices."""
+
+    alert_id: str
+    case_id: str | None
+    type: str
+    device_ids: tuple[str, ...]
+    added_device_ids: tuple[str, ...]
+    in_storm: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StormSummary:
+    """One desk-level summary of a silence storm; `alert_id` is set when it updates an open one."""
+
+    desk_code: str | None
+    device_count: int
+    total_device_count: int
+    window_start: datetime
+    alert_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupingDecision:
+    new: tuple[GroupedHealthAlert, ...]
+    updates: tuple[HealthAlertUpdate, ...]
+    storms: tuple[StormSummary, ...]
+    suppressed: int  # signals already covered by an open alert or repeated in the batch
+
+    @property
+    def desk_actions(self) -> int:
+        return len(self.new) + len(self.updates) + len(self.storms)
+
+
+def _group_key(case_id: str | None, device_ids: Iterable[str], kind: str) -> tuple[str, str]:
+    owner = case_id if case_id is not None else "device:" + min(device_ids)
+    return owner, kind
+
+
+def group_health_signals(
+    signals: Iterable[HealthSignal],
+    open_health_alerts: Iterable[OpenHealthAlert],
+    now: datetime,
+    window: timedelta,
+    *,
+    storm_threshold: int = DEFAULT_STORM_THRESHOLD,
+) -> GroupingDecision:
+    """Group and deduplicate health signals into new alerts, updates and storm summaries."""
+    batch = list(signals)
+    for signal in batch:
+        if signal.type not in GROUPABLE_TYPES:
+            raise NotGroupable(
+                f"signal type {signal.type!r} is not a health type; urgent alerts are never grouped"
+            )
+
+    # One signal per (device, type); later duplicates in the batch are suppressed.
+    unique: dict[tuple[str, str], HealthSignal] = {}
+    for signal in batch:
+        unique.setdefault((signal.device_id, signal.type), signal)
+    suppressed = len(batch) - len(unique)
+
+    window_start = now - window
+    storm_devices = sorted(
+        {
+            s.device_id
+            for s in unique.values()
+            if s.type == "device_silent" and s.since is not None and window_start <= s.since <= now
+        }
+    )
+    in_storm = len(storm_devices) > storm_threshold
+
+    open_by_key: dict[tuple[str, str], OpenHealthAlert] = {}
+    open_storms: dict[str | None, OpenHealthAlert] = {}
+    for alert in open_health_alerts:
+        if alert.type == STORM_TYPE:
+            open_storms[alert.desk_code] = alert
+        elif alert.device_ids or alert.case_id is not None:
+            open_by_key[_group_key(alert.case_id, alert.device_ids, alert.type)] = alert
+
+    groups: dict[tuple[str, str], list[HealthSignal]] = defaultdict(list)
+    for signal in unique.values():
+        groups[_group_key(signal.case_id, [signal.device_id], signal.type)].append(signal)
+
+    new: list[GroupedHealthAlert] = []
+    updates: list[HealthAlertUpdate] = []
+    for key in sorted(groups):
+        members = groups[key]
+        first = members[0]
+        device_ids = sorted({s.device_id for s in members})
+        storm_flag = in_storm and first.type == "device_silent"
+        existing = open_by_key.get(key)
+        if existing is None:
+            known_since = [s.since for s in members if s.since is not None]
+            new.append(
+                GroupedHealthAlert(
+                    case_id=first.case_id,
+                    type=first.type,
+                    device_ids=tuple(device_ids),
+                    since=min(known_since) if known_since else None,
+                    desk_code=first.desk_code,
+                    in_storm=storm_flag,
+                )
+            )
+            continue
+        added = [d for d in device_ids if d not in existing.device_ids]
+        suppressed += len(device_ids) - len(added)
+        if added:
+            updates.append(
+                HealthAlertUpdate(
+                    alert_id=existing.alert_id,
+                    case_id=existing.case_id,
+                    type=existing.type,
+                    device_ids=tuple(sorted(existing.device_ids | set(added))),
+                    added_device_ids=tuple(added),
+                    in_storm=storm_flag,
+                )
+            )
+
+    storms: list[StormSummary] = []
+    if in_storm:
+        per_desk: dict[str | None, int] = defaultdict(int)
+        storm_set = set(storm_devices)
+        for (device_id, kind), signal in unique.items():
+            if kind == "device_silent" and device_id in storm_set:
+                per_desk[signal.desk_code] += 1
+        for desk in sorted(per_desk, key=lambda d: (d is None, d or "")):
+            existing_storm = open_storms.get(desk)
+            storms.append(
+                StormSummary(
+                    desk_code=desk,
+                    device_count=per_desk[desk],
+                    total_device_count=len(storm_devices),
+                    window_start=window_start,
+                    alert_id=existing_storm.alert_id if existing_storm else None,
+                )
+            )
+    return GroupingDecision(new=tuple(new), updates=tuple(updates), storms=tuple(storms), suppressed=suppressed)
