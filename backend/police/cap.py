@@ -178,11 +178,12 @@ def _description(alert: Alert, event: str, circle: str | None) -> str:
         lines.append(", ".join(parts) + ".")
     if circle is not None:
         source = LOCATION_SOURCE_TEXT.get(str(location.get("source")), "positie")
+        source = source[0].upper() + source[1:]
         acc = _number(location.get("acc_m"))
         accuracy = f"nauwkeurigheid {acc:.0f} m" if acc is not None else "nauwkeurigheid onbekend"
         fix_time = f", gemeten {location['fix_time']}" if location.get("fix_time") else ""
         lat, lon = circle.split(" ")[0].split(",")
-        lines.append(f"Positie ({source}): {lat}, {lon}, {accuracy}{fix_time}.")
+        lines.append(f"{source}: {lat}, {lon}, {accuracy}{fix_time}.")
     else:
         lines.append("Geen positie beschikbaar.")
     measures = [

@@ -135,3 +135,13 @@ def test_malformed_secrets_are_refused(bad: str) -> None:
         signing.secret_key(bad)
     with pytest.raises(SecretError):
         signing.sign(bad, "msg_1", int(time.time()), BODY)
+
+
+def test_published_reference_vector() -> None:
+    # The example from the Standard Webhooks reference implementations' test suites.
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    body = b'{"test": 2432232314}'
+    expected = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    headers = signing.sign(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body)
+    assert headers["webhook-signature"] == expected
+    assert spec_signature(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", body) == expected
