@@ -1,0 +1,143 @@
+"""check_device(): EN 50136-style thresholds with a controllable clock."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from backend.supervision import (
+    DeviceHealth,
+    InvalidThresholds,
+    SupervisionThresholds,
+    check_device,
+    partition_signals,
+)
+
+NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+DEFAULTS = SupervisionThresholds()
+
+
+def ago(seconds: float) -> datetime:
+    return NOW - timedelta(seconds=seconds)
+
+
+def healthy(**changes: object) -> DeviceHealth:
+    base = DeviceHealth(
+        device_id="dev-1",
+        case_id="case-1",
+        last_seen=ago(5),
+        online=True,
+        battery_pct=80,
+        last_fix_at=ago(10),
+        desk_code="VT4607",
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def types(health: DeviceHealth, pursuit: bool = False, thresholds: SupervisionThresholds = DEFAULTS) -> list[str]:
+    return [s.type for s in check_device(health, NOW, thresholds, pursuit)]
+
+
+def test_healthy_device_has_no_signals() -> None:
+    assert types(healthy()) == []
+
+
+@pytest.mark.parametrize(("age", "silent"), [(89, False), (89.9, False), (90, True), (600, True)])
+def test_device_silent_after_90_seconds(age: float, silent: bool) -> None:
+    assert ("device_silent" in types(healthy(last_seen=ago(age)))) is silent
+
+
+@pytest.mark.parametrize(("age", "silent"), [(19, False), (20, True)])
+def test_device_silent_after_20_seconds_in_pursuit(age: float, silent: bool) -> None:
+    assert ("device_silent" in types(healthy(last_seen=ago(age)), pursuit=True)) is silent
+    assert "device_silent" not in types(healthy(last_seen=ago(age)), pursuit=False)
+
+
+def test_silent_signal_carries_ids_and_since() -> None:
+    [signal] = check_device(healthy(last_seen=ago(120), last_fix_at=ago(120)), NOW)
+    assert (signal.type, signal.device_id, signal.case_id, signal.desk_code) == (
+        "device_silent",
+        "dev-1",
+        "case-1",
+        "VT4607",
+    )
+    assert signal.since == ago(120)
+    assert signal.urgent is False
+
+
+def test_never_heard_device_is_silent() -> None:
+    [signal] = check_device(healthy(last_seen=None, last_fix_at=None), NOW)
+    assert signal.type == "device_silent"
+    assert signal.since is None
+
+
+@pytest.mark.parametrize(
+    ("battery", "already_open", "low"),
+    [
+        (15, False, False),  # at the threshold: not yet low
+        (14, False, True),
+        (14, True, True),
+        (18, False, False),  # above low threshold, not open: fine
+        (18, True, True),  # open: stays low until it recovers (hysteresis)
+        (19, True, True),
+        (20, True, False),  # recovered
+    ],
+)
+def test_battery_low_with_hysteresis(battery: int, already_open: bool, low: bool) -> None:
+    health = healthy(battery_pct=battery, battery_low_open=already_open)
+    assert ("battery_low" in types(health)) is low
+
+
+def test_battery_low_not_raised_while_charging_or_unknown() -> None:
+    assert types(healthy(battery_pct=3, charging=True)) == []
+    assert types(healthy(battery_pct=None)) == []
+
+
+def test_battery_thresholds_are_configurable() -> None:
+    strict = SupervisionThresholds(battery_low_pct=30, battery_recover_pct=40)
+    assert types(healthy(battery_pct=25), thresholds=strict) == ["battery_low"]
+
+
+def test_tamper_is_an_urgent_signal() -> None:
+    signals = check_device(healthy(tamper=True), NOW)
+    assert [s.type for s in signals] == ["tamper"]
+    urgent, groupable = partition_signals(signals)
+    assert [s.type for s in urgent] == ["tamper"]
+    assert groupable == []
+
+
+@pytest.mark.parametrize(
+    ("fix_age", "pursuit", "no_fix"),
+    [(299, False, False), (300, False, True), (59, True, False), (60, True, True)],
+)
+def test_no_fix_thresholds(fix_age: float, pursuit: bool, no_fix: bool) -> None:
+    health = healthy(last_fix_at=ago(fix_age))
+    assert ("no_fix" in types(health, pursuit=pursuit)) is no_fix
+
+
+def test_no_fix_only_while_online() -> None:
+    assert types(healthy(last_fix_at=None)) == ["no_fix"]
+    # Offline (Last Will received) or silent: the silence is the signal, not the missing fix.
+    assert types(healthy(last_fix_at=ago(3600), online=False)) == []
+    assert types(healthy(last_fix_at=ago(3600), last_seen=ago(100))) == ["device_silent"]
+
+
+def test_several_conditions_at_once() -> None:
+    health = healthy(last_seen=ago(200), battery_pct=5, tamper=True)
+    assert types(health) == ["device_silent", "battery_low", "tamper"]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"silent_after_pursuit_s": 100},
+        {"silent_after_pursuit_s": 0},
+        {"no_fix_after_pursuit_s": 400},
+        {"battery_low_pct": 20, "battery_recover_pct": 20},
+    ],
+)
+def test_contradicting_thresholds_are_rejected(changes: dict) -> None:
+    with pytest.raises(InvalidThresholds):
+        SupervisionThresholds(**changes)
