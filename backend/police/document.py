@@ -67,7 +67,7 @@ def state(alert: Alert) -> str:
 
 
 def parse_time(value: Any, field: str) -> datetime:
-    """An ISO 8601 time with offset (or a datetime), as an aware UTC datetime."""
+    """An ISO 8601 time (or a datetime) as an aware UTC datetime; no offset means UTC."""
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, str):
@@ -78,7 +78,8 @@ def parse_time(value: Any, field: str) -> datetime:
     else:
         raise DocumentError(f"{field} is not an ISO 8601 time")
     if parsed.tzinfo is None:
-        raise DocumentError(f"{field} has no UTC offset")
+        # Times are stored in UTC; some stores (SQLite) hand them back without an offset.
+        return parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
 
 

@@ -80,10 +80,12 @@ def sign(
     """The three Standard Webhooks headers for `body` sent as message `msg_id` at `timestamp`."""
     webhook = Webhook(secret_key(secret))
     seconds = _unix_seconds(timestamp)
+    try:
+        text = body.decode("utf-8")  # the library signs text; both formats are UTF-8
+    except UnicodeDecodeError as exc:
+        raise ValueError("webhook bodies must be UTF-8") from exc
     signature = webhook.sign(
-        msg_id=msg_id,
-        timestamp=datetime.fromtimestamp(seconds, tz=UTC),
-        data=body.decode("utf-8"),
+        msg_id=msg_id, timestamp=datetime.fromtimestamp(seconds, tz=UTC), data=text
     )
     return {HEADER_ID: msg_id, HEADER_TIMESTAMP: str(seconds), HEADER_SIGNATURE: signature}
 

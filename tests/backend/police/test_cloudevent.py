@@ -86,3 +86,10 @@ def test_missing_required_field_is_a_document_error(make_alert: MakeAlert, missi
     del alert[missing]
     with pytest.raises(DocumentError):
         cloudevent.render(alert)
+
+
+def test_times_without_offset_are_read_as_utc(make_alert: MakeAlert) -> None:
+    alert = make_alert(sequence=2, state="acknowledged", updated_at="2026-11-28T18:00:41.500")
+    assert orjson.loads(cloudevent.render(alert))["time"] == "2026-11-28T18:00:41.500+00:00"
+    with pytest.raises(DocumentError):
+        cloudevent.render(make_alert(raised_at="yesterday"))
