@@ -8,8 +8,10 @@ Per (device, measure) the state is one of outside / approaching / inside / unkno
   `partner_position_unknown` event is raised; a fresh pair resumes from the state held before.
 - Accuracy: a fix whose accuracy circle lies fully inside is "confirmed"; one whose circle
   straddles the border is "possible" (if its accuracy is usable at all, else it changes nothing).
-- Debounce: entering (ring or zone) needs `enter_confirmations` consecutive fixes, or
-  `enter_dwell_s` seconds, or one fix `immediate_depth_m` deep beyond its accuracy.
+- Debounce: entering (ring or zone) needs `enter_confirmations` fixes there, or
+  `enter_dwell_s` seconds, or one fix `immediate_depth_m` deep beyond its accuracy. Only a
+  clearly-outside fix resets a pending entry; fixes near the border (within the exit margin)
+  or too vague to tell neither count nor reset.
 - Hysteresis: leaving needs the whole accuracy circle `exit_margin_m` outside the border, for
   `exit_confirmations` consecutive fixes; in between the state holds.
 - Segment: when the straight segment between two fixes both outside crosses the zone (computed
@@ -131,9 +133,12 @@ def _event(kind: str, obs: Observation, confidence: str, basis: str) -> Geofence
     )
 
 
+HOLD = "hold"  # the fix argues for nothing: keep state and any pending change
+
+
 def _desired(status: str, obs: Observation, cfg: GeofenceConfig) -> tuple[str, str | None]:
-    """The status this fix argues for (with its confidence); `status` itself when it argues for
-    no change (hysteresis band, or an accuracy too poor to say anything)."""
+    """The status this fix argues for, with its confidence; HOLD when it argues for nothing
+    (within a hysteresis band, or an accuracy too poor to tell)."""
     if obs.exempt:
         return OUTSIDE, None
     acc = obs.accuracy_m
@@ -142,20 +147,20 @@ def _desired(status: str, obs: Observation, cfg: GeofenceConfig) -> tuple[str, s
     if obs.inside or obs.outside_m < acc:  # the accuracy circle straddles the border
         if acc <= cfg.max_possible_accuracy_m:
             return INSIDE, POSSIBLE
-        return status, None
+        return HOLD, None
     d, ring, margin = obs.outside_m, obs.ring_m, cfg.exit_margin_m
+    if d - acc < margin:  # near the zone border, but not clearly outside
+        return HOLD, None
     if status == INSIDE:
-        if d - acc < margin:
-            return INSIDE, None
         if ring > 0 and d - acc < ring + margin:
             return APPROACHING, (CONFIRMED if d + acc <= ring else POSSIBLE)
         return OUTSIDE, None
     if ring > 0 and d < ring + acc:  # the accuracy circle touches the pre-alert ring
         if d <= ring or acc <= cfg.max_possible_accuracy_m:
             return APPROACHING, (CONFIRMED if d + acc <= ring else POSSIBLE)
-        return status, None
+        return HOLD, None
     if status == APPROACHING and d - acc < ring + margin:
-        return APPROACHING, None
+        return HOLD, None
     return OUTSIDE, None
 
 
@@ -201,6 +206,8 @@ def step(state: ZoneState, obs: Observation, cfg: GeofenceConfig) -> tuple[ZoneS
     status = state.status
     basis = "exception" if obs.exempt else "fix"
     desired, conf = _desired(status, obs, cfg)
+    if desired == HOLD:
+        return (state if state.last_tst == obs.tst else replace(state, last_tst=obs.tst)), events
     if desired == status:
         if status == INSIDE and conf == CONFIRMED and state.confidence == POSSIBLE:
             events.append(_event(breach, obs, CONFIRMED, basis))

@@ -1,0 +1,189 @@
+"""Every rule of the pure state machine, without geometry: observations are built directly."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from geofences.config import GeofenceConfig
+from geofences.transitions import (
+    APPROACHING,
+    IDLE,
+    INSIDE,
+    OUTSIDE,
+    UNKNOWN,
+    Observation,
+    ZoneState,
+    step,
+)
+
+CFG = GeofenceConfig(enter_confirmations=2, exit_margin_m=25, immediate_depth_m=100, max_possible_accuracy_m=250)
+
+
+def obs(t: float, signed: float, acc: float = 5.0, **kw) -> Observation:
+    """signed > 0: metres inside the zone; < 0: metres outside."""
+    base = dict(
+        tst=t, measure_id="m1", case_id="c1", device_id="off", accuracy_m=acc,
+        inside=signed > 0, inside_m=max(signed, 0.0), outside_m=max(-signed, 0.0),
+    )
+    base.update(kw)
+    return Observation(**base)
+
+
+def run(seq, state=IDLE, cfg=CFG):
+    events = []
+    for o in seq:
+        state, ev = step(state, o, cfg)
+        events.extend(ev)
+    return state, events
+
+
+def kinds(events):
+    return [e.kind for e in events]
+
+
+def test_debounce_needs_two_fixes_inside():
+    state, events = step(IDLE, obs(0, 20), CFG)
+    assert state.status == OUTSIDE and state.pending == INSIDE and events == []
+    state, events = step(state, obs(10, 20), CFG)
+    assert state.status == INSIDE and kinds(events) == ["zone_breach"]
+    assert events[0].confidence == "confirmed" and events[0].inside_m == 20
+
+
+def test_debounce_resets_on_a_fix_outside():
+    state, events = run([obs(0, 20), obs(10, -200), obs(20, 20)])
+    assert state.status == OUTSIDE and state.pending_count == 1 and events == []
+
+
+def test_dwell_enters_after_enough_seconds():
+    cfg = replace(CFG, enter_confirmations=5, enter_dwell_s=60)
+    state, events = run([obs(0, 20), obs(30, 20)], cfg=cfg)
+    assert state.status == OUTSIDE
+    state, events = run([obs(61, 20)], state, cfg)
+    assert state.status == INSIDE and kinds(events) == ["zone_breach"]
+
+
+def test_deep_confirmed_fix_enters_at_once():
+    state, events = step(IDLE, obs(0, 150, acc=10), CFG)
+    assert state.status == INSIDE and kinds(events) == ["zone_breach"]
+
+
+def test_jitter_at_the_border_does_not_flap():
+    # Parked on the border: fixes alternate 15 m either side with 10 m accuracy.
+    state, events = run([obs(i * 10, 15 if i % 2 else -15, acc=10) for i in range(60)])
+    assert kinds(events) == ["zone_breach"] and state.status == INSIDE
+    state, events = run([obs(1000, -100, acc=10), obs(1010, 15, acc=10)], state)
+    assert kinds(events) == ["zone_breach_cleared"]
+    # Parked 20 m outside with 30 m jitter: never clearly outside, never clearly in.
+    state, events = run([obs(i * 10, -5 if i % 2 else -35, acc=4) for i in range(60)])
+    assert events == [] and state.status == OUTSIDE
+    # Just inside: fixes wander between 40 m inside and 15 m outside (within the exit margin).
+    state, events = run([obs(i * 10, 40 if i % 2 else -15, acc=10) for i in range(60)])
+    assert kinds(events) == ["zone_breach"] and state.status == INSIDE
+
+
+def test_hysteresis_exit_needs_margin_beyond_accuracy():
+    state, _ = run([obs(0, 150)])
+    assert state.status == INSIDE
+    state, events = step(state, obs(10, -20, acc=5), CFG)  # 20 - 5 < 25: hold
+    assert state.status == INSIDE and events == []
+    state, events = step(state, obs(20, -40, acc=20), CFG)  # 40 - 20 < 25: hold
+    assert state.status == INSIDE and events == []
+    state, events = step(state, obs(30, -40, acc=10), CFG)  # 40 - 10 >= 25: leave
+    assert state.status == OUTSIDE and kinds(events) == ["zone_breach_cleared"]
+
+
+def test_exit_confirmations():
+    cfg = replace(CFG, exit_confirmations=2)
+    state, _ = run([obs(0, 150)], cfg=cfg)
+    state, events = run([obs(10, -100)], state, cfg)
+    assert state.status == INSIDE and events == []
+    state, events = run([obs(20, -100)], state, cfg)
+    assert state.status == OUTSIDE and kinds(events) == ["zone_breach_cleared"]
+
+
+def test_accuracy_straddle_is_possible_then_upgraded():
+    state, events = run([obs(0, 10, acc=30), obs(10, -10, acc=30)])
+    assert kinds(events) == ["zone_breach"] and events[0].confidence == "possible"
+    state, events = step(state, obs(20, 50, acc=10), CFG)
+    assert kinds(events) == ["zone_breach"] and events[0].confidence == "confirmed"
+    assert state.confidence == "confirmed"
+
+
+def test_too_vague_a_fix_changes_nothing():
+    state, events = run([obs(0, 10, acc=1000), obs(10, 10, acc=1000), obs(20, -50, acc=1000)])
+    assert state.status == OUTSIDE and events == []
+    inside, _ = run([obs(0, 150)])
+    state, events = run([obs(10, -50, acc=1000)], inside)
+    assert state.status == INSIDE and events == []
+
+
+def test_approach_ring_then_clear():
+    seq = [obs(0, -100, ring_m=200), obs(10, -90, ring_m=200)]
+    state, events = run(seq)
+    assert state.status == APPROACHING and kinds(events) == ["approach"]
+    assert events[0].confidence == "confirmed"
+    state, events = step(state, obs(20, -210, ring_m=200), CFG)  # within ring + margin: hold
+    assert state.status == APPROACHING and events == []
+    state, events = step(state, obs(30, -300, ring_m=200), CFG)
+    assert state.status == OUTSIDE and kinds(events) == ["approach_cleared"]
+
+
+def test_leaving_zone_into_ring_and_out():
+    state, _ = run([obs(0, -100, ring_m=200), obs(10, -100, ring_m=200), obs(20, 150, ring_m=200)])
+    assert state.status == INSIDE and state.approach_announced
+    state, events = step(state, obs(30, -100, ring_m=200), CFG)
+    assert state.status == APPROACHING and kinds(events) == ["zone_breach_cleared"]
+    state, events = step(state, obs(40, -400, ring_m=200), CFG)
+    assert state.status == OUTSIDE and kinds(events) == ["approach_cleared"]
+
+
+def test_out_of_order_observation_is_ignored():
+    state, _ = run([obs(100, 150)])
+    later, events = step(state, obs(50, -500), CFG)
+    assert later is state and events == []
+
+
+def test_segment_crossing_raises_possible_breach_then_clears():
+    state, events = step(IDLE, obs(0, -300, crossed=True), CFG)
+    assert kinds(events) == ["zone_breach", "zone_breach_cleared"]
+    assert events[0].basis == "segment" and events[0].confidence == "possible"
+    assert state.status == OUTSIDE
+
+
+def test_inactive_measure_clears_open_breach():
+    state, _ = run([obs(0, 150)])
+    state, events = step(state, obs(10, 150, active=False), CFG)
+    assert state.status == OUTSIDE and kinds(events) == ["zone_breach_cleared"]
+    assert events[0].basis == "inactive"
+    state, events = step(state, obs(20, 150, active=False), CFG)
+    assert events == []
+
+
+def test_exception_counts_as_outside():
+    state, events = run([obs(0, 150, exempt=True), obs(10, 150, exempt=True)])
+    assert state.status == OUTSIDE and events == []
+    state, _ = run([obs(20, 150)], state)
+    state, events = step(state, obs(30, 150, exempt=True), CFG)
+    assert state.status == OUTSIDE and kinds(events) == ["zone_breach_cleared"]
+    assert events[0].basis == "exception"
+
+
+def test_partner_unknown_once_then_resumes_held_state():
+    contact = dict(contact=True, other_device_id="vic")
+    state, events = run([obs(0, 150, **contact)])
+    assert kinds(events) == ["proximity"]
+    state, events = step(state, obs(10, 0, partner_known=False, **contact), CFG)
+    assert state.status == UNKNOWN and kinds(events) == ["partner_position_unknown"]
+    assert events[0].distance_m is None
+    state, events = step(state, obs(20, 0, partner_known=False, **contact), CFG)
+    assert events == []
+    state, events = step(state, obs(30, 150, **contact), CFG)  # still inside: no second alert
+    assert state.status == INSIDE and events == []
+    state, events = step(state, obs(40, -400, **contact), CFG)
+    assert kinds(events) == ["proximity_cleared"]
+
+
+def test_state_round_trips_through_a_plain_dict():
+    state = ZoneState(status=UNKNOWN, held=INSIDE, confidence="possible", last_tst=5.0, pending=INSIDE,
+                      pending_count=1, pending_since=4.0, approach_announced=True)
+    assert ZoneState.from_dict(state.as_dict()) == state
