@@ -1,0 +1,188 @@
+"""The engine on real geometry (RD metres around Rotterdam): segment test, holes, exceptions,
+time windows, validity, contact bans with stale partners, ordering, reload and state."""
+
+from __future__ import annotations
+
+from conftest import T0, latlon, lonlat, square
+from shapely.geometry import Polygon
+
+from geofences import (
+    ContactBan,
+    Engine,
+    ExclusionZone,
+    Exemption,
+    GeofenceConfig,
+    ProtectedPlace,
+    TimeWindow,
+)
+
+CFG = GeofenceConfig()
+
+
+def zone(**kw) -> ExclusionZone:
+    base = dict(id="z", case_id="c", subject_device_ids=("off",), area=Polygon(square(0, 0, 500)))
+    base.update(kw)
+    return ExclusionZone(**base)
+
+
+def kinds(events):
+    return [e.kind for e in events]
+
+
+def test_fix_deep_inside_breaches_and_leaving_clears(fix):
+    engine = Engine([zone()], CFG)
+    assert kinds(fix(engine, "off", 0, 0)) == ["zone_breach"]
+    events = fix(engine, "off", 60, 2000)
+    assert kinds(events) == ["zone_breach_cleared"]
+    assert abs(events[0].distance_m - 1500) < 0.5
+
+
+def test_sparse_fixes_jumping_across_the_zone(fix):
+    engine = Engine([zone()], CFG)
+    assert fix(engine, "off", 0, -2000) == []
+    events = fix(engine, "off", 120, 2000)  # straight line through the square
+    assert kinds(events) == ["zone_breach", "zone_breach_cleared"]
+    assert events[0].basis == "segment" and events[0].confidence == "possible"
+    # a jump that passes beside the zone raises nothing
+    assert fix(engine, "off", 240, 2000, 2000) == []
+    # nor does one after a gap longer than segment_max_gap_s
+    assert fix(engine, "off", 240 + CFG.segment_max_gap_s + 1, -2000, 0) == []
+
+
+def test_segment_clipping_a_corner_is_not_a_crossing(fix):
+    engine = Engine([zone()], CFG)
+    fix(engine, "off", 0, -600, 495)
+    assert fix(engine, "off", 60, -495, 600) == []  # cuts the corner by ~3 m
+
+
+def test_hole_is_outside(fix):
+    hole = Polygon(square(0, 0, 500), [square(0, 0, 200)[::-1]])
+    engine = Engine([zone(area=hole)], CFG)
+    assert fix(engine, "off", 0, 0) == [] and fix(engine, "off", 10, 0) == []
+    assert kinds(fix(engine, "off", 20, 350) + fix(engine, "off", 30, 350)) == ["zone_breach"]
+
+
+def test_exception_corridor_and_its_period(fix):
+    corridor = Exemption(geometry=Polygon(square(300, 0, 60)), valid_from=T0 + 100, reason="own address")
+    engine = Engine([zone(exceptions=(corridor,))], CFG)
+    # before the exception is valid, the corridor is part of the zone
+    assert kinds(fix(engine, "off", 0, 300) + fix(engine, "off", 10, 300)) == ["zone_breach"]
+    events = fix(engine, "off", 100, 300)
+    assert kinds(events) == ["zone_breach_cleared"] and events[0].basis == "exception"
+    assert fix(engine, "off", 110, 300) == []
+
+
+def test_time_windows_in_local_time(fix):
+    # T0 is Thursday 11:00 in Amsterdam; the zone applies Mon-Fri 08:00-12:00.
+    engine = Engine([zone(time_windows=(TimeWindow.parse("Mon-Fri 08:00-12:00"),))], CFG)
+    assert kinds(fix(engine, "off", 0, 0)) == ["zone_breach"]
+    events = fix(engine, "off", 3600, 0)  # 12:00: window closed
+    assert kinds(events) == ["zone_breach_cleared"] and events[0].basis == "inactive"
+    assert fix(engine, "off", 3700, 0) == []
+    assert kinds(fix(engine, "off", 3600 * 21, 0)) == ["zone_breach"]  # Friday 08:00
+
+
+def test_validity_period(fix):
+    engine = Engine([zone(valid_from=T0 + 100, valid_until=T0 + 200)], CFG)
+    assert fix(engine, "off", 0, 0) == []
+    assert kinds(fix(engine, "off", 100, 0)) == ["zone_breach"]
+    assert kinds(fix(engine, "off", 200, 0)) == ["zone_breach_cleared"]
+
+
+def test_circle_and_protected_place_with_pre_alert_ring(fix):
+    place = ProtectedPlace(id="p", case_id="c", subject_device_ids=("off",), centre=lonlat(0, 0),
+                           radius_m=200, pre_alert_m=300)
+    engine = Engine([place], CFG)
+    assert fix(engine, "off", 0, 400) == []
+    events = fix(engine, "off", 10, 380)
+    assert kinds(events) == ["approach"] and abs(events[0].distance_m - 180) < 0.1
+    assert kinds(fix(engine, "off", 20, 0)) == ["zone_breach"]
+    assert kinds(fix(engine, "off", 30, 3000)) == ["zone_breach_cleared", "approach_cleared"]
+
+
+def test_out_of_order_and_future_fixes_change_nothing(fix):
+    engine = Engine([zone()], CFG)
+    fix(engine, "off", 100, 3000)
+    assert fix(engine, "off", 50, 0) == []  # older than the last accepted fix
+    lat, lon = latlon(0, 0)
+    assert engine.on_fix("off", T0 + 10_000, lat, lon, 5, now=T0 + 200) == []  # from the future
+    assert engine.state_of("off", "z").status == "outside"
+    assert kinds(fix(engine, "off", 150, 0)) == ["zone_breach"]
+
+
+def test_fix_only_meets_the_devices_own_measures(fix):
+    engine = Engine([zone(), zone(id="z2", subject_device_ids=("other",))], CFG)
+    events = fix(engine, "off", 0, 0)
+    assert [e.measure_id for e in events] == ["z"]
+    assert fix(engine, "stranger", 0, 0) == []
+
+
+def ban(**kw) -> ContactBan:
+    base = dict(id="b", case_id="c", subject_device_ids=("off",), protected_device_ids=("vic",),
+                radius_m=500, pre_alert_m=500)
+    base.update(kw)
+    return ContactBan(**base)
+
+
+def test_contact_ban_proximity_from_either_side(fix):
+    engine = Engine([ban()], CFG)
+    fix(engine, "vic", 0, 0)
+    events = fix(engine, "off", 10, 300)
+    assert kinds(events) == ["proximity"]
+    assert events[0].device_id == "off" and events[0].other_device_id == "vic"
+    assert abs(events[0].distance_m - 300) < 0.1 and abs(events[0].inside_m - 200) < 0.1
+    # the victim moving away clears it
+    events = fix(engine, "vic", 20, 3000)
+    assert kinds(events) == ["proximity_cleared"] and events[0].device_id == "off"
+
+
+def test_contact_ban_never_uses_a_stale_partner_fix(fix):
+    engine = Engine([ban()], CFG)
+    assert kinds(fix(engine, "vic", 0, 0)) == ["partner_position_unknown"]  # offender never seen
+    assert fix(engine, "off", 1, 5000) == []  # fresh pair, far apart: known again, outside
+    stale = CFG.partner_max_age_s + 1
+    events = fix(engine, "off", stale, 100)  # right next to where the victim was
+    assert kinds(events) == ["partner_position_unknown"] and events[0].distance_m is None
+    assert engine.state_of("off", "b").status == "unknown"
+    assert fix(engine, "off", stale + 10, 100) == []  # raised once
+    assert kinds(fix(engine, "vic", stale + 20, 50)) == ["proximity"]
+
+
+def test_contact_ban_nearest_of_several_victim_devices(fix):
+    engine = Engine([ban(protected_device_ids=("vic", "vic2"))], CFG)
+    fix(engine, "vic", 0, 0)
+    fix(engine, "vic2", 1, 5000)
+    events = fix(engine, "off", 2, 4800)
+    assert kinds(events) == ["proximity"] and events[0].other_device_id == "vic2"
+
+
+def test_batch_equals_one_by_one(fix):
+    measures = [zone(), ban()]
+    path = [("vic", 0, 0, 0), ("off", 5, -2000, 0), ("off", 65, 2000, 0), ("off", 70, 0, 0),
+            ("off", 80, 0, 10), ("off", 90, 300, 0)]
+    one = Engine(measures, CFG)
+    expected = [e for d, t, dx, dy in path for e in fix(one, d, t, dx, dy)]
+    batch = Engine(measures, CFG)
+    fixes = [(d, T0 + t, *latlon(dx, dy), 5.0) for d, t, dx, dy in path]
+    assert batch.on_fixes(fixes, now=T0 + 100) == expected and expected
+
+
+def test_snapshot_restore_and_forget(fix):
+    engine = Engine([zone()], CFG)
+    fix(engine, "off", 0, 0)
+    snapshot = engine.snapshot_state()
+    restored = Engine([zone()], CFG)
+    restored.restore_state(snapshot)
+    assert restored.state_of("off", "z").status == "inside"
+    assert kinds(fix(restored, "off", 60, 3000)) == ["zone_breach_cleared"]
+    engine.forget_device("off")
+    assert engine.snapshot_state()["devices"] == {} and engine.state_of("off", "z").status == "outside"
+
+
+def test_reload_keeps_states_of_remaining_measures(fix):
+    engine = Engine([zone(), zone(id="z2")], CFG)
+    fix(engine, "off", 0, 0)
+    engine.reload([zone(), ban()])
+    assert engine.state_of("off", "z").status == "inside"
+    assert engine.state_of("off", "z2").status == "outside"
+    assert len(engine.index) == 2
