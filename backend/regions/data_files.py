@@ -41,7 +41,12 @@ class MunicipalityRegionRow:
 def read_text(name: str) -> str:
     """The text of one packaged data file."""
     try:
-        return resources.files(DATA_PACKAGE).joinpath("data").joinpath(name).read_text(encoding="utf-8")
+        return (
+            resources.files(DATA_PACKAGE)
+            .joinpath("data")
+            .joinpath(name)
+            .read_text(encoding="utf-8")
+        )
     except (FileNotFoundError, OSError) as exc:
         raise RegionDataError(f"region data file {name!r} is missing") from exc
 

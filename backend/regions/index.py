@@ -44,7 +44,9 @@ def _project(geometries: Sequence[BaseGeometry]) -> np.ndarray:
     def transform(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return transformer.transform(x, y)
 
-    projected = shapely.transform(np.asarray(geometries, dtype=object), transform, interleaved=False)
+    projected = shapely.transform(
+        np.asarray(geometries, dtype=object), transform, interleaved=False
+    )
     invalid = ~shapely.is_valid(projected)
     if invalid.any():
         projected[invalid] = shapely.make_valid(projected[invalid])
@@ -75,7 +77,9 @@ class RegionIndex:
         self._by_code = {m.code: m for m in self._municipalities}
         self._geometries = _project(geometries_wgs84)
         self._tree = shapely.STRtree(self._geometries)
-        self._police_units = {unit.code: unit for unit in sorted(police_units, key=lambda u: u.code)}
+        self._police_units = {
+            unit.code: unit for unit in sorted(police_units, key=lambda u: u.code)
+        }
         self._vt_desks = {desk.code: desk for desk in sorted(vt_desks, key=lambda d: d.code)}
         self.max_distance_m = float(max_distance_m)
 
@@ -100,7 +104,7 @@ class RegionIndex:
         municipalities: list[Municipality] = []
         geometries: list[BaseGeometry] = []
         for feature in data_files.read_geojson(geojson_name).get("features", []):
-            code = (feature.get("properties") or {}).get("statcode")
+            code = str((feature.get("properties") or {}).get("statcode"))
             row = rows.get(code)
             if row is None:
                 raise RegionDataError(f"municipality {code!r} is not in the region table")

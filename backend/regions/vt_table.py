@@ -94,12 +94,12 @@ def derive_vt_table(
     override in order (the last match wins).
     """
     default_by_ggd: dict[str, DeskEntry] = {}
-    for desk in config.desks:
-        default_by_ggd.setdefault(desk.ggd_code, desk)
+    for entry in config.desks:
+        default_by_ggd.setdefault(entry.ggd_code, entry)
     by_code = {desk.code: desk for desk in config.desks}
     table = []
     for row in sorted(rows, key=lambda r: r.gemeente_code):
-        desk = default_by_ggd.get(row.ggd_code)
+        desk: DeskEntry | None = default_by_ggd.get(row.ggd_code)
         for override in config.overrides:
             if override.matches(row):
                 desk = by_code[override.desk]

@@ -13,9 +13,23 @@ region or police unit):
 - `errors`: the error tree.
 """
 
-from backend.routing.custody import CustodyTightening, custody_tightening, raise_priority
-from backend.routing.decision import EscalationPlan, EscalationStep, Recipient, RoutingDecision
-from backend.routing.errors import InvalidFacts, PolicyError, RoutingError, UnknownAlertType
+from backend.routing.custody import (
+    CustodyTightening,
+    custody_tightening,
+    raise_priority,
+)
+from backend.routing.decision import (
+    EscalationPlan,
+    EscalationStep,
+    Recipient,
+    RoutingDecision,
+)
+from backend.routing.errors import (
+    InvalidFacts,
+    PolicyError,
+    RoutingError,
+    UnknownAlertType,
+)
 from backend.routing.escalation import escalation_due, next_escalation_at
 from backend.routing.facts import AlertFacts, CaseFacts, Contact, CustodyStatus
 from backend.routing.policy import Policy, load_policy, parse_policy

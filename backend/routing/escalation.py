@@ -24,7 +24,9 @@ def _happened(moment: datetime | None, now: datetime) -> bool:
     return moment is not None and moment <= now
 
 
-def _realert(plan: EscalationPlan, raised_at: datetime, acknowledged_at: datetime, number: int) -> EscalationStep:
+def _realert(
+    plan: EscalationPlan, raised_at: datetime, acknowledged_at: datetime, number: int
+) -> EscalationStep:
     assert plan.realert_after_seconds is not None
     offset = (acknowledged_at - raised_at).total_seconds() + number * plan.realert_after_seconds
     return EscalationStep(

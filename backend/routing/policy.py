@@ -14,14 +14,27 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from backend.routing.errors import PolicyError
 
 Priority = Literal["P1", "P2", "P3", "P4"]
 PRIORITIES: tuple[Priority, ...] = get_args(Priority)
 RecipientKind = Literal[
-    "police_unit", "vt_desk", "desk_supervisor", "three_ro", "case_director", "victim_device", "contact"
+    "police_unit",
+    "vt_desk",
+    "desk_supervisor",
+    "three_ro",
+    "case_director",
+    "victim_device",
+    "contact",
 ]
 RECIPIENT_KINDS: tuple[str, ...] = get_args(RecipientKind)
 # Roles an alert type may name as its recipients (the victim's device is set with `victim`).
@@ -73,9 +86,7 @@ class AlertTypeOverride(_Strict):
     victim: VictimFeedback | None = None
 
     def apply(self, rule: AlertTypeRule) -> AlertTypeRule:
-        return AlertTypeRule.model_validate(
-            rule.model_dump() | self.model_dump(exclude_none=True)
-        )
+        return AlertTypeRule.model_validate(rule.model_dump() | self.model_dump(exclude_none=True))
 
 
 class StepConfig(_Strict):
@@ -149,7 +160,9 @@ class RegionRules(_Strict):
             raise ValueError(f"priorities without an escalation chain: {missing_chains}")
         test = self.alert_types[TEST_TYPE]
         if test.priority != "P4" or test.recipients != ("vt_desk",) or test.victim is not None:
-            raise ValueError("test alarms must stay P4, desk only: {priority: P4, recipients: [vt_desk]}")
+            raise ValueError(
+                "test alarms must stay P4, desk only: {priority: P4, recipients: [vt_desk]}"
+            )
         if any(step.target == "police_unit" for step in self.escalation["P4"].steps):
             raise ValueError("the P4 chain must not escalate to a police unit")
         return self

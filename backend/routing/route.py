@@ -33,7 +33,7 @@ from backend.routing.decision import (
 )
 from backend.routing.errors import UnknownAlertType
 from backend.routing.facts import AlertFacts, CaseFacts, require_aware
-from backend.routing.policy import TEST_TYPE, EscalationChain, Policy, RecipientKind
+from backend.routing.policy import TEST_TYPE, EscalationChain, Policy, Priority, RecipientKind
 
 DESK_TARGETS = frozenset({"primary", "vt_desk", "desk_supervisor"})
 
@@ -60,7 +60,9 @@ class _Resolver:
         if message not in self.warnings:
             self.warnings.append(message)
 
-    def _one(self, kind: RecipientKind, code: str | None, reason: str, missing: str) -> list[Recipient]:
+    def _one(
+        self, kind: RecipientKind, code: str | None, reason: str, missing: str
+    ) -> list[Recipient]:
         if code is None:
             self.warn(missing)
             return []
@@ -71,7 +73,9 @@ class _Resolver:
             self.source
         ]
         if role == "police_unit":
-            return self._one("police_unit", self.police_unit, f"police unit {where}", "no_police_unit")
+            return self._one(
+                "police_unit", self.police_unit, f"police unit {where}", "no_police_unit"
+            )
         if role == "vt_desk":
             return self._one("vt_desk", self.vt_desk, f"Veilig Thuis desk {where}", "no_vt_desk")
         if role == "three_ro":
@@ -90,7 +94,9 @@ class _Resolver:
 
     def victim(self, feedback: str) -> list[Recipient]:
         if feedback == "ack":
-            devices = (self.alert.device_id,) if self.alert.device_id else self.case.victim_device_ids
+            devices = (
+                (self.alert.device_id,) if self.alert.device_id else self.case.victim_device_ids
+            )
             reason = "device ack: help is coming"
         else:
             devices = self.case.victim_device_ids
@@ -105,7 +111,10 @@ class _Resolver:
         if target == "desk_supervisor":
             return tuple(
                 self._one(
-                    "desk_supervisor", self.vt_desk, "escalation: supervisor of the desk", "no_vt_desk"
+                    "desk_supervisor",
+                    self.vt_desk,
+                    "escalation: supervisor of the desk",
+                    "no_vt_desk",
                 )
             )
         if target == "police_unit":
@@ -147,12 +156,12 @@ def _exercise(recipients: tuple[Recipient, ...], policy: Policy) -> tuple[Recipi
 
 def _plan(
     chain: EscalationChain,
-    priority: str,
+    priority: Priority,
     primary: tuple[Recipient, ...],
     resolver: _Resolver,
     desk_only: bool,
 ) -> EscalationPlan:
-    steps = []
+    steps: list[EscalationStep] = []
     for config in chain.steps:
         if desk_only and config.target not in DESK_TARGETS:
             continue
@@ -169,7 +178,7 @@ def _plan(
     if desk_only and realert_target not in DESK_TARGETS:
         realert_target = "primary"
     return EscalationPlan(
-        priority=priority,  # type: ignore[arg-type]
+        priority=priority,
         steps=tuple(steps),
         realert_after_seconds=chain.realert_unresolved_after_s,
         realert_target=realert_target,
@@ -189,10 +198,23 @@ def route(
     is_test = alert.test or alert.type == TEST_TYPE
 
     source: RegionSource
+    police_unit: str | None
+    vt_desk: str | None
+    vr: str | None
     if region is not None:
-        source, police_unit, vt_desk, vr = "location", region.police_unit, region.vt_desk_code, region.vr_code
+        source, police_unit, vt_desk, vr = (
+            "location",
+            region.police_unit,
+            region.vt_desk_code,
+            region.vr_code,
+        )
     elif case.home_police_unit or case.home_vt_desk or case.home_vr:
-        source, police_unit, vt_desk, vr = "home", case.home_police_unit, case.home_vt_desk, case.home_vr
+        source, police_unit, vt_desk, vr = (
+            "home",
+            case.home_police_unit,
+            case.home_vt_desk,
+            case.home_vr,
+        )
     else:
         source, police_unit, vt_desk, vr = "none", None, None, None
 
@@ -211,7 +233,10 @@ def route(
     tightening = None if is_test else custody_tightening(case, policy, now)
 
     if is_test:
-        recipients += [replace(r, reason=f"test alarm (marked test): {r.reason}") for r in resolver.role("vt_desk")]
+        recipients += [
+            replace(r, reason=f"test alarm (marked test): {r.reason}")
+            for r in resolver.role("vt_desk")
+        ]
     else:
         for role in rule.recipients:
             recipients += resolver.role(role)
@@ -220,9 +245,16 @@ def route(
         if source == "location" and rules.also_notify_home_region:
             if "vt_desk" in rule.recipients and case.home_vt_desk not in (None, vt_desk):
                 recipients.append(
-                    Recipient("vt_desk", case.home_vt_desk, "home desk of the case (alert outside home region)")
+                    Recipient(
+                        "vt_desk",
+                        case.home_vt_desk,
+                        "home desk of the case (alert outside home region)",
+                    )
                 )
-            if "police_unit" in rule.recipients and case.home_police_unit not in (None, police_unit):
+            if "police_unit" in rule.recipients and case.home_police_unit not in (
+                None,
+                police_unit,
+            ):
                 recipients.append(
                     Recipient(
                         "police_unit",

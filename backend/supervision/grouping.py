@@ -196,4 +196,6 @@ def group_health_signals(
                     alert_id=existing_storm.alert_id if existing_storm else None,
                 )
             )
-    return GroupingDecision(new=tuple(new), updates=tuple(updates), storms=tuple(storms), suppressed=suppressed)
+    return GroupingDecision(
+        new=tuple(new), updates=tuple(updates), storms=tuple(storms), suppressed=suppressed
+    )

@@ -44,7 +44,9 @@ class SupervisionThresholds:
         if not 0 < self.no_fix_after_pursuit_s <= self.no_fix_after_s:
             raise InvalidThresholds("0 < no_fix_after_pursuit_s <= no_fix_after_s")
         if not 0 <= self.battery_low_pct < self.battery_recover_pct <= 100:
-            raise InvalidThresholds("0 <= battery_low_pct < battery_recover_pct <= 100 (hysteresis)")
+            raise InvalidThresholds(
+                "0 <= battery_low_pct < battery_recover_pct <= 100 (hysteresis)"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +92,9 @@ def check_device(
     signals: list[HealthSignal] = []
 
     def signal(kind: str, since: datetime | None, detail: str) -> None:
-        signals.append(HealthSignal(kind, health.device_id, health.case_id, since, detail, health.desk_code))
+        signals.append(
+            HealthSignal(kind, health.device_id, health.case_id, since, detail, health.desk_code)
+        )
 
     silent_after = timedelta(
         seconds=thresholds.silent_after_pursuit_s if pursuit else thresholds.silent_after_s
@@ -100,11 +104,17 @@ def check_device(
         signal(
             "device_silent",
             health.last_seen,
-            "never heard" if health.last_seen is None else f"silent for {int((now - health.last_seen).total_seconds())} s",
+            "never heard"
+            if health.last_seen is None
+            else f"silent for {int((now - health.last_seen).total_seconds())} s",
         )
 
     if health.battery_pct is not None and not health.charging:
-        limit = thresholds.battery_recover_pct if health.battery_low_open else thresholds.battery_low_pct
+        limit = (
+            thresholds.battery_recover_pct
+            if health.battery_low_open
+            else thresholds.battery_low_pct
+        )
         if health.battery_pct < limit:
             signal("battery_low", None, f"battery {health.battery_pct}%")
 
@@ -118,7 +128,11 @@ def check_device(
         if health.last_fix_at is None:
             signal("no_fix", None, "no fix yet")
         elif now - health.last_fix_at >= no_fix_after:
-            signal("no_fix", health.last_fix_at, f"last fix {int((now - health.last_fix_at).total_seconds())} s ago")
+            signal(
+                "no_fix",
+                health.last_fix_at,
+                f"last fix {int((now - health.last_fix_at).total_seconds())} s ago",
+            )
     return signals
 
 

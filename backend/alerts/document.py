@@ -1,0 +1,49 @@
+"""The alert document: the JSON every police channel carries (MQTT feed, webhook data) and the
+console shows. Schema `schildwacht.alert/1`; see docs/protocol.md."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from backend.alerts.models import Alert
+
+SCHEMA = "schildwacht.alert/1"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def alert_document(
+    alert: Alert,
+    *,
+    device_role: str | None,
+    case: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    location = None
+    if alert.lat is not None and alert.lon is not None:
+        location = {
+            "lat": alert.lat,
+            "lon": alert.lon,
+            "acc_m": alert.acc,
+            "fix_time": _iso(alert.fix_time),
+            "source": alert.location_source,
+        }
+    return {
+        "schema": SCHEMA,
+        "alert_id": str(alert.id),
+        "sequence": alert.sequence,
+        "type": alert.type,
+        "priority": alert.priority,
+        "state": alert.state,
+        "raised_at": _iso(alert.raised_at),
+        "updated_at": _iso(alert.updated_at),
+        "message_id": alert.message_id,
+        "device": {"id": alert.device_id, "role": device_role} if alert.device_id else None,
+        "flags": list(alert.flags or []),
+        "location": location,
+        "region": alert.region,
+        "exercise": alert.exercise,
+        "case": case,
+    }

@@ -1,0 +1,205 @@
+"""Alert orchestration: raising alerts from pipeline drafts and moving them through their
+lifecycle. Each function runs inside the caller's transaction and returns what must be sent once
+that transaction has committed (outbox row ids and console events)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from device_protocol import Ack, Topics, codec
+from sqlalchemy.orm import Session
+
+from backend.alerts import service
+from backend.alerts.document import alert_document
+from backend.alerts.errors import AlertNotFound, InvalidTransition
+from backend.alerts.lifecycle import DEVICE_ACK_STATE, Outcome, decide
+from backend.alerts.models import Alert
+from backend.outbox.dispatcher import OutboxItem
+from backend.cases.models import Case
+from backend.devices.models import Device
+from backend.pipeline.context import AlertDraft
+from backend.regions import RegionIndex, RegionMatch
+
+log = logging.getLogger(__name__)
+
+# Alerts that answer a press of the victim's own device: she is told what happens to them.
+VICTIM_FEEDBACK_TYPES = frozenset({"panic", "fall", "test"})
+
+DEFAULT_PRIORITY = {
+    "panic": "P1", "fall": "P1", "zone_breach": "P1", "proximity": "P1", "tamper": "P1",
+    "approach": "P2", "device_silent": "P3", "battery_low": "P3", "no_fix": "P3", "test": "P4",
+}
+
+
+@dataclass
+class Effects:
+    """What to do after commit: outbox rows to publish now, and console events."""
+
+    outbox: list[OutboxItem] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+
+    def extend(self, other: Effects) -> None:
+        self.outbox += other.outbox
+        self.events += other.events
+        self.alerts += other.alerts
+
+
+def _dt(ts: float | None) -> datetime | None:
+    return datetime.fromtimestamp(ts, UTC) if ts is not None else None
+
+
+def _region_dict(match: RegionMatch | None) -> dict[str, Any] | None:
+    if match is None:
+        return None
+    return {
+        "police_unit": match.police_unit, "police_unit_name": match.police_unit_name,
+        "vr_code": match.vr_code, "gemeente_code": match.gemeente_code,
+        "vt_desk_code": match.vt_desk_code, "exact": match.exact,
+    }
+
+
+def _enqueue(session: Session, rows: list[dict[str, Any]]) -> list[OutboxItem]:
+    ids = service.enqueue(session, rows)
+    return [OutboxItem(i, r["target"], r["payload"], r["qos"]) for i, r in zip(ids, rows, strict=True)]
+
+
+def case_context(case: Case) -> dict[str, Any]:
+    return {
+        "id": str(case.id),
+        "reference": case.reference,
+        "risk_level": case.risk_level,
+        "custody_status": case.custody_status,
+        "contacts": [],
+        "measures": [],
+    }
+
+
+class AlertFlow:
+    def __init__(self, topics: Topics, regions: RegionIndex, fallback_police_unit: str) -> None:
+        self._topics = topics
+        self._regions = regions
+        self._fallback_unit = fallback_police_unit
+
+    # -- raising --------------------------------------------------------------------------------
+    def raise_alerts(self, session: Session, drafts: list[AlertDraft]) -> Effects:
+        effects = Effects()
+        for draft in drafts:
+            effects.extend(self._raise_one(session, draft))
+        return effects
+
+    def _raise_one(self, session: Session, draft: AlertDraft) -> Effects:
+        case = session.get(Case, draft.case_id)
+        device = session.get(Device, draft.device_id)
+        region = None
+        if draft.lat is not None and draft.lon is not None:
+            region = self._regions.locate(draft.lat, draft.lon)
+        unit = (region.police_unit if region else None) or (
+            case.home_police_unit if case else None
+        ) or self._fallback_unit
+        raised_at = _dt(draft.raised_at)
+        alert = Alert(
+            id=uuid.uuid4(),
+            case_id=draft.case_id,
+            device_id=draft.device_id,
+            message_id=draft.message_id,
+            type=draft.type,
+            priority=DEFAULT_PRIORITY.get(draft.type, "P2"),
+            state="new",
+            sequence=1,
+            raised_at=raised_at,
+            device_time=_dt(draft.device_time) if "clock_skew" not in draft.flags else None,
+            lat=draft.lat, lon=draft.lon, acc=draft.acc, fix_time=_dt(draft.fix_time),
+            location_source=draft.location_source,
+            flags=sorted(set(draft.flags)),
+            police_unit=unit,
+            region=_region_dict(region),
+            exercise=draft.exercise,
+            updated_at=raised_at,
+        )
+        values = {c.key: getattr(alert, c.key) for c in Alert.__table__.columns}
+        if not service.insert_alert_if_new(session, values):
+            return Effects()  # a redelivery of an alert we already hold
+        service.add_event(
+            session, alert.id, at=raised_at, actor=f"device:{draft.device_id}", kind="raised",
+            to_state="new", detail={"flags": alert.flags, **draft.detail} or None,
+        )
+        document = alert_document(
+            alert, device_role=device.role if device else None,
+            case=case_context(case) if case else None,
+        )
+        rows = [self._police_row(alert, document)]
+        if alert.type in VICTIM_FEEDBACK_TYPES and alert.message_id:
+            rows.append(self._ack_row(alert, "new", raised_at))
+        items = _enqueue(session, rows)
+        log.info("alert raised id=%s type=%s device=%s", alert.id, alert.type, alert.device_id)
+        return Effects(items, [{"event": "alert.raised", "alert": document}], [alert])
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def transition(
+        self, session: Session, alert_id: uuid.UUID, action: str, actor: str,
+        note: str | None = None, now: datetime | None = None,
+    ) -> tuple[Alert, Effects]:
+        """Apply an operator's action. Repeating one that already happened changes nothing."""
+        now = now or datetime.now(UTC)
+        for _ in range(5):  # bounded: each retry means another operator moved the alert first
+            alert = service.get(session, alert_id)
+            if alert is None:
+                raise AlertNotFound(str(alert_id))
+            decision = decide(alert.state, action)
+            if decision.outcome is Outcome.NOOP:
+                return alert, Effects()
+            if decision.outcome is Outcome.INVALID:
+                raise InvalidTransition(f"cannot {action} an alert that is {alert.state}")
+            values: dict[str, Any] = {"state": decision.to_state, "updated_at": now}
+            if decision.to_state == "acknowledged":
+                values["acknowledged_at"] = now
+            elif decision.to_state == "dispatched":
+                values["dispatched_at"] = now
+            elif decision.to_state in ("resolved", "false_alarm", "cancelled"):
+                values["closed_at"] = now
+            if service.compare_and_set_state(session, alert_id, alert.state, values):
+                break
+        else:
+            raise InvalidTransition("the alert kept changing; try again")
+        from_state = alert.state
+        alert = service.get(session, alert_id)
+        assert alert is not None
+        service.add_event(
+            session, alert.id, at=now, actor=actor, kind="transition",
+            from_state=from_state, to_state=alert.state, detail={"note": note} if note else None,
+        )
+        case = session.get(Case, alert.case_id) if alert.case_id else None
+        device = session.get(Device, alert.device_id) if alert.device_id else None
+        document = alert_document(
+            alert, device_role=device.role if device else None,
+            case=case_context(case) if case else None,
+        )
+        rows = [self._police_row(alert, document)]
+        if alert.type in VICTIM_FEEDBACK_TYPES and alert.message_id and device is not None:
+            rows.append(self._ack_row(alert, alert.state, now))
+        items = _enqueue(session, rows)
+        log.info("alert %s id=%s by=%s", alert.state, alert.id, actor)
+        return alert, Effects(items, [{"event": "alert.updated", "alert": document}], [alert])
+
+    # -- outbox rows ----------------------------------------------------------------------------
+    def _police_row(self, alert: Alert, document: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "alert_id": alert.id, "channel": "mqtt",
+            "target": self._topics.police_alerts(alert.police_unit or self._fallback_unit),
+            "payload": codec.encode_document(document), "qos": 1, "status": "pending",
+            "attempts": 0, "created_at": alert.updated_at,
+        }
+
+    def _ack_row(self, alert: Alert, state: str, at: datetime) -> dict[str, Any]:
+        ack = Ack(ref=alert.message_id, state=DEVICE_ACK_STATE[state], tst=at.timestamp())
+        return {
+            "alert_id": alert.id, "channel": "mqtt",
+            "target": self._topics.ack(alert.device_id or ""),
+            "payload": codec.encode(ack), "qos": 1, "status": "pending", "attempts": 0,
+            "created_at": at,
+        }

@@ -1,0 +1,87 @@
+"""Persistence of alerts, their timeline and outbox rows. No decisions here."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from backend.alerts.models import Alert, AlertEvent, OutboxMessage
+
+
+def insert_alert_if_new(session: Session, values: dict[str, Any]) -> bool:
+    """Insert an alert unless (device_id, message_id) exists: the database is the dedupe."""
+    dialect = session.get_bind().dialect.name
+    ins = postgresql.insert(Alert) if dialect == "postgresql" else sqlite.insert(Alert)
+    stmt = (
+        ins.values(**values)
+        .on_conflict_do_nothing(index_elements=["device_id", "message_id"])
+        .returning(Alert.id)
+    )
+    return session.execute(stmt).first() is not None
+
+
+def add_event(
+    session: Session,
+    alert_id: uuid.UUID,
+    *,
+    at: datetime,
+    actor: str,
+    kind: str,
+    from_state: str | None = None,
+    to_state: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    session.execute(
+        insert(AlertEvent).values(
+            alert_id=alert_id, at=at, actor=actor, kind=kind,
+            from_state=from_state, to_state=to_state, detail=detail,
+        )
+    )
+
+
+def enqueue(session: Session, rows: list[dict[str, Any]]) -> list[int]:
+    """Write outbox rows in the caller's transaction; return their ids in order."""
+    if not rows:
+        return []
+    result = session.execute(insert(OutboxMessage).returning(OutboxMessage.id, sort_by_parameter_order=True), rows)
+    return [r[0] for r in result]
+
+
+def compare_and_set_state(
+    session: Session, alert_id: uuid.UUID, expected: str, values: dict[str, Any]
+) -> bool:
+    """Move the alert on only if nobody else did first (optimistic concurrency)."""
+    result = session.execute(
+        update(Alert)
+        .where(Alert.id == alert_id, Alert.state == expected)
+        .values(sequence=Alert.sequence + 1, **values)
+    )
+    return result.rowcount == 1
+
+
+def get(session: Session, alert_id: uuid.UUID) -> Alert | None:
+    return session.get(Alert, alert_id, populate_existing=True)
+
+
+def list_query(
+    *, states: list[str] | None = None, priority: str | None = None, limit: int = 100
+) -> Select[tuple[Alert]]:
+    query = select(Alert)
+    if states:
+        query = query.where(Alert.state.in_(states))
+    if priority:
+        query = query.where(Alert.priority == priority)
+    return query.order_by(Alert.priority, Alert.raised_at.desc()).limit(limit)
+
+
+def timeline(session: Session, alert_id: uuid.UUID) -> list[AlertEvent]:
+    return list(
+        session.scalars(
+            select(AlertEvent).where(AlertEvent.alert_id == alert_id).order_by(AlertEvent.id)
+        )
+    )

@@ -1,0 +1,36 @@
+"""The FastAPI application factory. Long-lived clients come from the `Runtime` passed in."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from backend.alerts.views import router as alerts_router
+from backend.alerts.views import stream_router
+from backend.api import errors
+from backend.api.health import router as health_router
+from backend.auth.views import router as tokens_router
+from backend.cases.views import router as cases_router
+from backend.devices.views import router as devices_router
+from backend.runtime import Runtime
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.runtime = runtime
+        yield
+
+    app = FastAPI(
+        title="Schildwacht",
+        version="0.1.0",
+        summary="Alarm devices for victims of stalking: alerts, cases, devices.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    errors.install(app)
+    for router in (health_router, tokens_router, cases_router, devices_router, alerts_router,
+                   stream_router):
+        app.include_router(router)
+    return app

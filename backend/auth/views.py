@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
+
+from backend.api.deps import require, session
+from backend.auth.models import ApiToken
+from backend.auth.tokens import new_token, token_digest
+
+router = APIRouter(prefix="/api/v1/tokens", tags=["auth"])
+
+
+class TokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=128)
+    role: Literal["admin", "dispatcher", "police", "case_director"]
+    scope: dict[str, Any] = Field(default_factory=dict)
+
+
+@router.post("", status_code=201)
+def create_token(
+    data: TokenCreate, s: Session = Depends(session), _=Depends(require())
+) -> dict[str, Any]:
+    """Create a bearer token. The token is shown once; only its SHA-256 is stored."""
+    token = new_token()
+    row = ApiToken(name=data.name, role=data.role, scope=data.scope, token_sha256=token_digest(token))
+    s.add(row)
+    s.commit()
+    return {"id": str(row.id), "name": row.name, "role": row.role, "token": token}

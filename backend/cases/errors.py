@@ -1,0 +1,13 @@
+"""Errors of the case domain; mapped to HTTP in `backend.api.errors`."""
+
+
+class CaseError(Exception):
+    pass
+
+
+class CaseNotFound(CaseError):
+    pass
+
+
+class CaseConflict(CaseError):
+    """E.g. a case reference that is already in use."""

@@ -1,0 +1,13 @@
+"""Errors of the device domain; mapped to HTTP in `backend.api.errors`."""
+
+
+class DeviceError(Exception):
+    pass
+
+
+class DeviceNotFound(DeviceError):
+    pass
+
+
+class DeviceConflict(DeviceError):
+    """E.g. a device id or an OwnTracks user/device pair that is already registered."""

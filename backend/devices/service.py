@@ -1,0 +1,45 @@
+"""Persistence of devices."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from backend.cases import service as cases
+from backend.devices.errors import DeviceConflict, DeviceNotFound
+from backend.devices.models import Device
+from backend.devices.schemas import DeviceCreate, DeviceUpdate
+
+
+def register(session: Session, data: DeviceCreate) -> Device:
+    cases.get(session, data.case_id)  # CaseNotFound if absent
+    if session.get(Device, data.id) is not None:
+        raise DeviceConflict(f"device {data.id} is already registered")
+    device = Device(**data.model_dump())
+    session.add(device)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise DeviceConflict("the OwnTracks user/device pair is already registered") from None
+    return device
+
+
+def get(session: Session, device_id: str) -> Device:
+    device = session.get(Device, device_id)
+    if device is None:
+        raise DeviceNotFound(f"device {device_id} not found")
+    return device
+
+
+def update(session: Session, device_id: str, data: DeviceUpdate) -> Device:
+    device = get(session, device_id)
+    for key, value in data.model_dump(exclude_none=True).items():
+        setattr(device, key, value)
+    session.flush()
+    return device
+
+
+def list_all(session: Session, limit: int = 1_000) -> list[Device]:
+    return list(session.scalars(select(Device).order_by(Device.id).limit(limit)))

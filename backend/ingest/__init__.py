@@ -1,0 +1,1 @@
+"""The ingest worker: MQTT in, pipeline, durable commit, PUBACK, fan-out."""

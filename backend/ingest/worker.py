@@ -1,0 +1,233 @@
+"""The ingest worker.
+
+paho's network thread only converts each message to a `RawMessage` and queues it. One processing
+thread drains the queue in batches and, per batch:
+
+1. runs every message through the pipeline (decisions only);
+2. commits alarms first, in their own transaction (alert + timeline + outbox rows);
+3. commits the rest (pings, device status, other alerts) in one transaction;
+4. only then acknowledges the messages to the broker (manual PUBACK): a crash before the commit
+   means redelivery from the persistent session, never loss (safety invariant 1);
+5. publishes the new outbox rows (police feed, device ack) and console events.
+
+A message that fails in the pipeline is counted and logged by id; the worker never dies on input.
+A failing commit is retried with bounded back-off and nothing is acknowledged meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+
+import paho.mqtt.client as mqtt
+from device_protocol import Channel
+from sqlalchemy import update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+
+from backend import metrics
+from backend.alerts.flows import Effects
+from backend.db.types import point_ewkt
+from backend.devices.models import Device, Ping
+from backend.mqtt.client import connect, make_client
+from backend.pipeline.context import AlertDraft, Context, RawMessage
+from backend.pipeline.pipeline import Pipeline, build_pipeline
+from backend.pipeline.steps import Step
+from backend.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+RETRY_DELAYS_S = (0.05, 0.2, 0.5, 1.0, 2.0, 5.0)  # then every 5 s until it works or we stop
+
+
+class IngestWorker:
+    def __init__(
+        self, runtime: Runtime, client_id: str | None = None, extra_steps: list[Step] | None = None
+    ) -> None:
+        self.rt = runtime
+        s = runtime.settings
+        self.client_id = client_id or s.broker.client_id
+        self.pipeline: Pipeline = build_pipeline(
+            s.protocol, runtime.directory, runtime.state, extra_steps
+        )
+        self._queue: queue.Queue[RawMessage] = queue.Queue(s.ingest.queue_max)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.client: mqtt.Client | None = None
+        self.processed = 0
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        b = self.rt.settings.broker
+        client = make_client(b, self.client_id, persistent=True, manual_ack=True)
+        filters = self.rt.topics.uplink_filters()
+        if b.share_group:
+            filters = [f"$share/{b.share_group}/{f}" for f in filters]
+
+        def on_connect(c, userdata, flags, reason_code, properties) -> None:
+            if not reason_code.is_failure:
+                c.subscribe([(f, 1) for f in filters])
+                log.info("ingest connected client=%s session_present=%s",
+                         self.client_id, flags.session_present)
+
+        client.on_connect = on_connect
+        client.on_message = self._on_message
+        self.rt.attach_mqtt(client)
+        self.client = client
+        self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
+        self._thread.start()
+        connect(client, b, persistent=True)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self.client is not None:
+            self.client.disconnect()
+            self.client.loop_stop()
+
+    # -- paho thread: convert and queue, nothing else ------------------------------------------
+    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
+        self._queue.put(RawMessage(msg.topic, msg.payload, msg.qos, msg.mid, time.time()))
+
+    # -- processing thread ----------------------------------------------------------------------
+    def _run(self) -> None:
+        batch_max = self.rt.settings.ingest.batch_max
+        while not self._stop.is_set():
+            try:
+                first = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            batch = [first]
+            while len(batch) < batch_max:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self.handle(batch)
+
+    def handle(self, batch: list[RawMessage]) -> None:
+        contexts = [self._run_pipeline(raw) for raw in batch]
+        alarms = [c for c in contexts if c.alarm is not None and c.rejection is None]
+        others = [c for c in contexts if c.alarm is None or c.rejection is not None]
+        if alarms:
+            self._commit(alarms, kind="alarm")
+        if others:
+            self._commit(others, kind="other")
+        self.processed += len(batch)
+
+    def _run_pipeline(self, raw: RawMessage) -> Context:
+        try:
+            ctx = self.pipeline.run(raw)
+        except Exception:  # noqa: BLE001 - no input may kill the worker
+            log.exception("pipeline error topic_channel=%s", raw.topic.rsplit("/", 1)[-1])
+            ctx = self._fallback_context(raw)
+        channel = ctx.topic.channel.value if ctx.topic else "unknown"
+        if ctx.rejection is not None:
+            metrics.REJECTED.labels(ctx.rejection.reason).inc()
+            metrics.MESSAGES.labels(channel, "rejected").inc()
+            device = ctx.topic.device_id if ctx.topic and ctx.topic.device_id else "-"
+            log.warning("rejected device=%s channel=%s reason=%s detail=%s",
+                        device, channel, ctx.rejection.reason, ctx.rejection.detail)
+        else:
+            metrics.MESSAGES.labels(channel, "ignored" if ctx.ignored else "accepted").inc()
+        return ctx
+
+    def _fallback_context(self, raw: RawMessage) -> Context:
+        """A pipeline bug must not lose an alarm: raise it bare, flagged."""
+        ctx = Context(raw)
+        try:
+            ctx.topic = self.rt.topics.parse(raw.topic)
+            device = self.rt.directory.get(ctx.topic.device_id or "")
+        except Exception:  # noqa: BLE001
+            ctx.reject("internal_error", "pipeline failed")
+            return ctx
+        if ctx.topic.channel is Channel.ALARM and device is not None:
+            from device_protocol.codec import decode_alarm_lenient
+
+            ctx.device = device
+            ctx.alarm = decode_alarm_lenient(b"", 0)
+            ctx.alerts = [AlertDraft(
+                type="panic", device_id=device.id, case_id=device.case_id,
+                message_id="err-" + uuid.uuid5(uuid.NAMESPACE_OID, raw.payload.hex()).hex,
+                raised_at=raw.received_at, flags=["processing_error", "no_fix"],
+                exercise=device.exercise,
+            )]
+        else:
+            ctx.reject("internal_error", "pipeline failed")
+        return ctx
+
+    def _commit(self, contexts: list[Context], kind: str) -> None:
+        accepted = [c for c in contexts if not c.done]
+        effects = Effects()
+        if accepted:
+            for attempt in range(10**9):
+                if self._stop.is_set() and attempt > 0:
+                    return  # nothing acknowledged: the broker redelivers after restart
+                try:
+                    started = time.perf_counter()
+                    effects = self._store(accepted, kind)
+                    metrics.COMMIT_SECONDS.labels(kind).observe(time.perf_counter() - started)
+                    break
+                except SQLAlchemyError as exc:
+                    metrics.STORE_FAILURES.labels(kind).inc()
+                    delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
+                    log.error("store failed (%s), retry in %.2fs", type(exc).__name__, delay)
+                    self._stop.wait(delay)
+        self._ack(contexts)
+        self._fan_out(effects)
+
+    def _store(self, contexts: list[Context], kind: str) -> Effects:
+        rt = self.rt
+        drafts = [d for c in contexts for d in c.alerts]
+        pings = [
+            {
+                "device_id": c.device.id, "fix_time": datetime.fromtimestamp(f.tst, UTC),
+                "received_at": datetime.fromtimestamp(c.raw.received_at, UTC),
+                "lat": f.lat, "lon": f.lon, "acc": f.acc, "vel": f.vel, "batt": f.batt,
+                "geom": point_ewkt(f.lat, f.lon),
+            }
+            for c in contexts if c.device is not None for f in c.fixes
+        ]
+        statuses = [c for c in contexts if c.status is not None and c.device is not None]
+        with rt.sessions.begin() as session:
+            effects = rt.flow.raise_alerts(session, drafts) if drafts else Effects()
+            if pings:
+                dialect = session.get_bind().dialect.name
+                ins = postgresql.insert(Ping) if dialect == "postgresql" else sqlite.insert(Ping)
+                session.execute(ins.on_conflict_do_nothing(), pings)
+            for c in statuses:
+                st = c.status
+                values = {
+                    k: v for k, v in {
+                        "online": st.online, "battery": st.batt, "charging": st.charging,
+                        "tamper": st.tamper, "firmware": st.fw,
+                    }.items() if v is not None
+                }
+                values["last_status_at"] = datetime.fromtimestamp(c.raw.received_at, UTC)
+                session.execute(update(Device).where(Device.id == c.device.id).values(**values))
+            if kind == "alarm" and rt.settings.ingest.fault_point == "before_commit":
+                log.critical("fault point before_commit: killing this process")
+                os.kill(os.getpid(), signal.SIGKILL)
+        rt.state.touch({c.device.id: c.raw.received_at for c in contexts if c.device})
+        for alert in effects.alerts:
+            metrics.ALERTS_RAISED.labels(alert.type).inc()
+        return effects
+
+    def _ack(self, contexts: list[Context]) -> None:
+        if self.client is None:
+            return
+        for c in contexts:
+            if c.raw.qos > 0:
+                self.client.ack(c.raw.mid, c.raw.qos)
+
+    def _fan_out(self, effects: Effects) -> None:
+        self.rt.dispatcher.send(effects.outbox)
+        for event in effects.events:
+            self.rt.bus.publish(event)

@@ -1,0 +1,16 @@
+"""Prometheus metrics of Schildwacht, in one place. Labels carry codes, never ids or values."""
+
+from prometheus_client import Counter, Histogram
+
+MESSAGES = Counter(
+    "schildwacht_ingest_messages_total", "Uplink messages handled", ["channel", "outcome"]
+)
+REJECTED = Counter("schildwacht_ingest_rejected_total", "Uplink messages rejected", ["reason"])
+ALERTS_RAISED = Counter("schildwacht_alerts_raised_total", "Alerts raised", ["type"])
+COMMIT_SECONDS = Histogram(
+    "schildwacht_ingest_commit_seconds", "Time to commit one ingest batch", ["kind"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5),
+)
+STORE_FAILURES = Counter(
+    "schildwacht_ingest_store_failures_total", "Failed ingest commits (retried)", ["kind"]
+)

@@ -1,0 +1,1 @@
+"""MQTT plumbing: paho client construction and the embedded broker."""

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from device_protocol import Fix, ParsedTopic, Status
+from device_protocol.codec import LenientAlarm
+
+from backend.devices.directory import DeviceInfo
+
+
+@dataclass(frozen=True, slots=True)
+class RawMessage:
+    """An MQTT message as received, converted from paho's type at the boundary."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    mid: int
+    received_at: float  # server time, epoch seconds
+
+
+@dataclass(slots=True)
+class AlertDraft:
+    """An alert the pipeline wants raised; the alert flow persists and routes it."""
+
+    type: str
+    device_id: str
+    case_id: uuid.UUID
+    message_id: str | None
+    raised_at: float
+    device_time: float | None = None
+    lat: float | None = None
+    lon: float | None = None
+    acc: float | None = None
+    fix_time: float | None = None
+    location_source: str | None = None  # "alarm" | "last_known" | "fix"
+    flags: list[str] = field(default_factory=list)
+    exercise: bool = False
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    reason: str  # a short code, used as a metric label
+    detail: str  # safe to log: ids and field names, never values
+
+
+@dataclass(slots=True)
+class Context:
+    raw: RawMessage
+    topic: ParsedTopic | None = None
+    device: DeviceInfo | None = None
+    alarm: LenientAlarm | None = None
+    fixes: list[Fix] = field(default_factory=list)  # every decoded fix: all are stored
+    fresh_fixes: list[Fix] = field(default_factory=list)  # newer than the last accepted: state
+    status: Status | None = None
+    alerts: list[AlertDraft] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    rejection: Rejection | None = None
+    ignored: bool = False  # valid but nothing to do (e.g. OwnTracks non-location messages)
+
+    @property
+    def done(self) -> bool:
+        return self.rejection is not None or self.ignored
+
+    def reject(self, reason: str, detail: str) -> None:
+        self.rejection = Rejection(reason, detail)

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import logging
+
+from device_protocol import Topics
+
+from backend.devices.directory import DeviceLookup
+from backend.pipeline.context import Context, RawMessage
+from backend.pipeline.steps import (
+    Decode,
+    DeviceAlarms,
+    DeviceHealth,
+    ParseTopic,
+    ResolveDevice,
+    Staleness,
+    Step,
+)
+from backend.settings import ProtocolSettings
+from backend.state.store import StateStore
+
+log = logging.getLogger(__name__)
+
+
+class Pipeline:
+    def __init__(self, steps: list[Step]) -> None:
+        self.steps = steps
+
+    def run(self, raw: RawMessage) -> Context:
+        ctx = Context(raw)
+        for step in self.steps:
+            step(ctx)
+            if ctx.done:
+                break
+        return ctx
+
+
+def build_pipeline(
+    settings: ProtocolSettings,
+    directory: DeviceLookup,
+    state: StateStore,
+    extra_steps: list[Step] | None = None,
+) -> Pipeline:
+    """The ordered steps: decode, dedupe by design (database constraint), staleness, device
+    alarms, zone and proximity events (`extra_steps`, the geofence engine), device health."""
+    return Pipeline(
+        [
+            ParseTopic(Topics(settings.topic_root)),
+            ResolveDevice(directory),
+            Decode(settings),
+            Staleness(settings, state),
+            DeviceAlarms(state),
+            *(extra_steps or []),
+            DeviceHealth(),
+        ]
+    )

@@ -1,0 +1,87 @@
+"""The long-lived parts of a Schildwacht process, built once from settings at the edge
+(CLI or app lifespan) and closed on shutdown. Nothing connects at import time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+import redis
+from device_protocol import Topics
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from backend.alerts.flows import AlertFlow
+from backend.db.engine import make_engine, make_session_factory
+from backend.devices.directory import DeviceDirectory
+from backend.hub.bus import EventBus, InProcessBus, RedisBus
+from backend.mqtt.publisher import PahoPublisher
+from backend.outbox.dispatcher import OutboxDispatcher
+from backend.regions import RegionIndex
+from backend.settings import Settings
+from backend.state.store import InMemoryState, RedisState, StateStore
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    redis: redis.Redis | None
+    state: StateStore
+    bus: EventBus
+    directory: DeviceDirectory
+    regions: RegionIndex
+    topics: Topics
+    flow: AlertFlow
+    dispatcher: OutboxDispatcher
+    mqtt: mqtt.Client | None = None
+
+    def attach_mqtt(self, client: mqtt.Client) -> None:
+        """Use this (connected or connecting) client for every downlink the outbox publishes."""
+        self.mqtt = client
+        self.dispatcher.attach(PahoPublisher(client, self.dispatcher.on_delivered))
+
+    def broker_connected(self) -> bool:
+        return self.mqtt is not None and self.mqtt.is_connected()
+
+    @classmethod
+    def build(cls, settings: Settings, bus: EventBus | None = None) -> Runtime:
+        engine = make_engine(settings.database)
+        sessions = make_session_factory(engine)
+        client = None
+        state: StateStore
+        if settings.redis.url:
+            client = redis.Redis.from_url(
+                settings.redis.url,
+                socket_timeout=settings.redis.timeout_s,
+                socket_connect_timeout=settings.redis.timeout_s,
+                retry_on_timeout=False,
+            )
+            state = RedisState(client, settings.redis.key_prefix)
+            bus = bus or RedisBus(client, settings.redis.key_prefix)
+        else:
+            state = InMemoryState()
+            bus = bus or InProcessBus()
+        topics = Topics(settings.protocol.topic_root)
+        regions = RegionIndex.load()
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=sessions,
+            redis=client,
+            state=state,
+            bus=bus,
+            directory=DeviceDirectory(sessions),
+            regions=regions,
+            topics=topics,
+            flow=AlertFlow(topics, regions, settings.routing.fallback_police_unit),
+            dispatcher=OutboxDispatcher(sessions, settings.ingest.outbox_resend_after_s),
+        )
+
+    def close(self) -> None:
+        if isinstance(self.bus, RedisBus):
+            self.bus.close()
+        if self.redis is not None:
+            self.redis.close()
+        self.engine.dispose()

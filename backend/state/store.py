@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Protocol
+
+import redis
+
+from backend.state import keys
+
+
+@dataclass(frozen=True, slots=True)
+class LastFix:
+    tst: float
+    lat: float
+    lon: float
+    acc: float | None
+
+
+class StateStore(Protocol):
+    def get_last_fix(self, device_id: str) -> LastFix | None: ...
+    def set_last_fixes(self, fixes: dict[str, LastFix]) -> None: ...
+    def touch(self, seen: dict[str, float]) -> None: ...
+    def last_seen(self, device_id: str) -> float | None: ...
+
+
+class InMemoryState:
+    def __init__(self) -> None:
+        self._fixes: dict[str, LastFix] = {}
+        self._seen: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def get_last_fix(self, device_id: str) -> LastFix | None:
+        return self._fixes.get(device_id)
+
+    def set_last_fixes(self, fixes: dict[str, LastFix]) -> None:
+        with self._lock:
+            self._fixes.update(fixes)
+
+    def touch(self, seen: dict[str, float]) -> None:
+        with self._lock:
+            self._seen.update(seen)
+
+    def last_seen(self, device_id: str) -> float | None:
+        return self._seen.get(device_id)
+
+
+class RedisState:
+    """Redis-backed state; one pipeline round trip per batch of fixes."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self._r = client
+        self._prefix = prefix
+
+    def get_last_fix(self, device_id: str) -> LastFix | None:
+        data = self._r.hgetall(keys.last_fix(self._prefix, device_id))
+        if not data:
+            return None
+        acc = data.get(b"acc")
+        return LastFix(
+            tst=float(data[b"tst"]),
+            lat=float(data[b"lat"]),
+            lon=float(data[b"lon"]),
+            acc=float(acc) if acc not in (None, b"") else None,
+        )
+
+    def set_last_fixes(self, fixes: dict[str, LastFix]) -> None:
+        if not fixes:
+            return
+        pipe = self._r.pipeline(transaction=False)
+        for device_id, fix in fixes.items():
+            pipe.hset(
+                keys.last_fix(self._prefix, device_id),
+                mapping={"tst": fix.tst, "lat": fix.lat, "lon": fix.lon,
+                         "acc": "" if fix.acc is None else fix.acc},
+            )
+        pipe.execute()
+
+    def touch(self, seen: dict[str, float]) -> None:
+        if not seen:
+            return
+        pipe = self._r.pipeline(transaction=False)
+        for device_id, at in seen.items():
+            pipe.set(keys.last_seen(self._prefix, device_id), at)
+        pipe.execute()
+
+    def last_seen(self, device_id: str) -> float | None:
+        value = self._r.get(keys.last_seen(self._prefix, device_id))
+        return float(value) if value is not None else None
