@@ -5,17 +5,16 @@ from __future__ import annotations
 import math
 
 import pytest
-
 from shapely.geometry import box
 
 from backend.regions import (
     InvalidCoordinate,
     Municipality,
     PoliceUnit,
-    VtDesk,
     RegionIndex,
     RegionMatch,
     UnknownRegionCode,
+    VtDesk,
 )
 
 # (name, lat, lon, gemeente, VR, GGD, police unit) — the known points table of data/SOURCE.md.
@@ -54,7 +53,14 @@ def test_load_is_cached() -> None:
     ids=[p[0] for p in KNOWN_POINTS],
 )
 def test_known_points_resolve_exactly(
-    index: RegionIndex, name: str, lat: float, lon: float, gemeente: str, vr: str, ggd: str, police: str
+    index: RegionIndex,
+    name: str,
+    lat: float,
+    lon: float,
+    gemeente: str,
+    vr: str,
+    ggd: str,
+    police: str,
 ) -> None:
     match = index.locate(lat, lon)
     assert match is not None, name

@@ -16,7 +16,9 @@ from backend.regions.vt_table import (
 
 
 def _row(code: str, ggd: str, vr: str) -> MunicipalityRegionRow:
-    return MunicipalityRegionRow(code, f"name {code}", vr, f"vr {vr}", ggd, f"ggd {ggd}", "RE01", "x")
+    return MunicipalityRegionRow(
+        code, f"name {code}", vr, f"vr {vr}", ggd, f"ggd {ggd}", "RE01", "x"
+    )
 
 
 def test_shipped_table_matches_its_derivation() -> None:
@@ -63,11 +65,17 @@ def test_overrides_apply_in_order_and_need_every_selector_to_match() -> None:
         _row("GM0002", "GG0001", "VR02"),
         _row("GM0003", "GG0001", "VR02"),
     ]
-    assert [entry[2] for entry in derive_vt_table(rows, config)] == ["VT0001", "VT0001-B", "VT0001-C"]
+    assert [entry[2] for entry in derive_vt_table(rows, config)] == [
+        "VT0001",
+        "VT0001-B",
+        "VT0001-C",
+    ]
 
 
 def test_a_municipality_without_a_desk_is_a_data_error() -> None:
-    config = VtConfig.model_validate({"desks": [{"code": "VT0001", "ggd_code": "GG0001", "name": "A"}]})
+    config = VtConfig.model_validate(
+        {"desks": [{"code": "VT0001", "ggd_code": "GG0001", "name": "A"}]}
+    )
     with pytest.raises(RegionDataError):
         derive_vt_table([_row("GM0009", "GG0009", "VR01")], config)
 

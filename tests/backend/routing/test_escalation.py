@@ -32,7 +32,14 @@ def p1_plan(case: CaseFacts, rotterdam: RegionMatch, policy: Policy) -> Escalati
     return decision.escalation
 
 
-def due(plan: EscalationPlan, now: float, *, last: int | None, ack: float | None = None, resolved: float | None = None):  # type: ignore[no-untyped-def]
+def due(
+    plan: EscalationPlan,
+    now: float,
+    *,
+    last: int | None,
+    ack: float | None = None,
+    resolved: float | None = None,
+):  # type: ignore[no-untyped-def]
     return escalation_due(
         plan,
         raised_at=T0,
@@ -81,7 +88,9 @@ def test_acknowledgement_stops_the_chain(p1_plan: EscalationPlan) -> None:
     assert [s.index for s in due(p1_plan, 30, last=0, ack=40)] == [1]
 
 
-def test_acknowledged_but_unresolved_re_alerts_after_the_configured_time(p1_plan: EscalationPlan) -> None:
+def test_acknowledged_but_unresolved_re_alerts_after_the_configured_time(
+    p1_plan: EscalationPlan,
+) -> None:
     period = p1_plan.realert_after_seconds
     assert period == 600
     chain = len(p1_plan.steps)
@@ -115,7 +124,9 @@ def test_p4_never_re_alerts(case: CaseFacts, rotterdam: RegionMatch, policy: Pol
     assert due(plan, 10_000, last=0, ack=5) == []
 
 
-def test_re_alert_time_is_configurable(case: CaseFacts, rotterdam: RegionMatch, policy: Policy) -> None:
+def test_re_alert_time_is_configurable(
+    case: CaseFacts, rotterdam: RegionMatch, policy: Policy
+) -> None:
     chain = policy.escalation["P1"].model_copy(update={"realert_unresolved_after_s": 120})
     faster = policy.model_copy(update={"escalation": {**policy.escalation, "P1": chain}})
     plan = route(AlertFacts("panic", T0), case, rotterdam, faster, T0).escalation

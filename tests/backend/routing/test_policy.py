@@ -8,9 +8,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-
 from backend.regions import RegionIndex
-from backend.routing import AlertFacts, CaseFacts, PolicyError, load_policy, parse_policy, route
+from backend.routing import (
+    AlertFacts,
+    CaseFacts,
+    PolicyError,
+    load_policy,
+    parse_policy,
+    route,
+)
 from backend.routing.policy import REQUIRED_ALERT_TYPES, default_policy_text
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -65,7 +71,10 @@ def _broken(mutate) -> dict:  # type: ignore[no-untyped-def]
 BAD_POLICIES = {
     "missing alert type": (lambda d: d["alert_types"].pop("proximity"), "proximity"),
     "unknown priority": (lambda d: d["alert_types"]["panic"].update(priority="P0"), "priority"),
-    "unknown recipient role": (lambda d: d["alert_types"]["panic"].update(recipients=["mayor"]), "recipients"),
+    "unknown recipient role": (
+        lambda d: d["alert_types"]["panic"].update(recipients=["mayor"]),
+        "recipients",
+    ),
     "test raised to P1": (lambda d: d["alert_types"]["test"].update(priority="P1"), "test alarms"),
     "chain out of order": (
         lambda d: d["escalation"]["P1"]["steps"].reverse(),
@@ -83,7 +92,10 @@ BAD_POLICIES = {
     ),
     "unknown field": (lambda d: d.update(colour="red"), "colour"),
     "missing exercise endpoint": (lambda d: d["exercise"]["endpoints"].pop("contact"), "contact"),
-    "negative period": (lambda d: d["custody_release"].update(tightening_period="-P1D"), "tightening_period"),
+    "negative period": (
+        lambda d: d["custody_release"].update(tightening_period="-P1D"),
+        "tightening_period",
+    ),
 }
 
 

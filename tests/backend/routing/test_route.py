@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-
 from backend.regions import RegionIndex, RegionMatch
 from backend.routing import (
     AlertFacts,
@@ -57,17 +56,25 @@ def test_every_alert_type_routes_as_designed(
 
 def test_victim_feedback_reasons(case: CaseFacts, rotterdam: RegionMatch, policy: Policy) -> None:
     panic = route(AlertFacts("panic", T0, device_id="alarm-dev"), case, rotterdam, policy, T0)
-    breach = route(AlertFacts("zone_breach", T0, device_id="offender-dev"), case, rotterdam, policy, T0)
-    assert [r.reason for r in panic.recipients if r.kind == "victim_device"] == ["device ack: help is coming"]
+    breach = route(
+        AlertFacts("zone_breach", T0, device_id="offender-dev"), case, rotterdam, policy, T0
+    )
+    assert [r.reason for r in panic.recipients if r.kind == "victim_device"] == [
+        "device ack: help is coming"
+    ]
     assert [r.reason for r in breach.recipients if r.kind == "victim_device"] == ["warn the victim"]
 
 
-def test_unknown_alert_type_is_an_error(case: CaseFacts, rotterdam: RegionMatch, policy: Policy) -> None:
+def test_unknown_alert_type_is_an_error(
+    case: CaseFacts, rotterdam: RegionMatch, policy: Policy
+) -> None:
     with pytest.raises(UnknownAlertType):
         route(AlertFacts("earthquake", T0), case, rotterdam, policy, T0)
 
 
-def test_naive_datetimes_are_rejected(case: CaseFacts, rotterdam: RegionMatch, policy: Policy) -> None:
+def test_naive_datetimes_are_rejected(
+    case: CaseFacts, rotterdam: RegionMatch, policy: Policy
+) -> None:
     with pytest.raises(InvalidFacts):
         AlertFacts("panic", T0.replace(tzinfo=None))
     with pytest.raises(InvalidFacts):
@@ -92,7 +99,9 @@ def test_region_comes_from_the_location_and_home_region_is_added(
     assert [r.code for r in decision.escalation.steps[3].recipients] == ["RE05"]
 
 
-def test_home_region_not_added_when_disabled(case: CaseFacts, regions: RegionIndex, policy: Policy) -> None:
+def test_home_region_not_added_when_disabled(
+    case: CaseFacts, regions: RegionIndex, policy: Policy
+) -> None:
     no_home = policy.model_copy(update={"also_notify_home_region": False})
     decision = route(AlertFacts("panic", T0), case, regions.locate(52.3731, 4.8926), no_home, T0)
     assert decision.codes("police_unit") == ["RE05"]
@@ -118,7 +127,9 @@ def test_open_water_fallback_routes_to_the_nearest_region(
     assert decision.codes("vt_desk")[0] == "VT7014"
 
 
-def test_far_away_point_falls_back_to_home(case: CaseFacts, regions: RegionIndex, policy: Policy) -> None:
+def test_far_away_point_falls_back_to_home(
+    case: CaseFacts, regions: RegionIndex, policy: Policy
+) -> None:
     london = regions.locate(51.5074, -0.1278)
     assert london is None
     decision = route(AlertFacts("panic", T0), case, london, policy, T0)
@@ -157,7 +168,12 @@ def _released(case: CaseFacts, days_ago: float) -> CaseFacts:
     [("approach", "P2", "P1"), ("device_silent", "P3", "P2"), ("panic", "P1", "P1")],
 )
 def test_custody_release_raises_priority_one_step(
-    alert_type: str, normal: str, tightened: str, case: CaseFacts, rotterdam: RegionMatch, policy: Policy
+    alert_type: str,
+    normal: str,
+    tightened: str,
+    case: CaseFacts,
+    rotterdam: RegionMatch,
+    policy: Policy,
 ) -> None:
     assert route(AlertFacts(alert_type, T0), case, rotterdam, policy, T0).priority == normal
     decision = route(AlertFacts(alert_type, T0), _released(case, 2), rotterdam, policy, T0)
@@ -165,13 +181,17 @@ def test_custody_release_raises_priority_one_step(
     assert decision.tightened is True
 
 
-def test_custody_release_adds_the_named_contacts(case: CaseFacts, rotterdam: RegionMatch, policy: Policy) -> None:
+def test_custody_release_adds_the_named_contacts(
+    case: CaseFacts, rotterdam: RegionMatch, policy: Policy
+) -> None:
     decision = route(AlertFacts("approach", T0), _released(case, 1), rotterdam, policy, T0)
     assert decision.codes("contact") == ["c-police", "c-vt", "c-3ro"]
     # The raised priority brings the P1 escalation chain with it.
     assert decision.escalation.priority == "P1"
     assert decision.first_escalation_deadline == T0 + timedelta(seconds=30)
-    contacts_in_first_step = [r.code for r in decision.escalation.steps[0].recipients if r.kind == "contact"]
+    contacts_in_first_step = [
+        r.code for r in decision.escalation.steps[0].recipients if r.kind == "contact"
+    ]
     assert contacts_in_first_step == ["c-police", "c-vt", "c-3ro"]
 
 
@@ -189,7 +209,9 @@ def test_custody_release_adds_the_named_contacts(case: CaseFacts, rotterdam: Reg
 def test_custody_tightening_period_bounds(
     custody: CustodyStatus, tightened: bool, case: CaseFacts, rotterdam: RegionMatch, policy: Policy
 ) -> None:
-    decision = route(AlertFacts("approach", T0), replace(case, custody=custody), rotterdam, policy, T0)
+    decision = route(
+        AlertFacts("approach", T0), replace(case, custody=custody), rotterdam, policy, T0
+    )
     assert decision.tightened is tightened
     assert decision.priority == ("P1" if tightened else "P2")
 
@@ -226,9 +248,15 @@ def test_test_alarms_are_p4_desk_only(
 def test_exercise_never_routes_to_live_recipients(
     alert_type: str, case: CaseFacts, rotterdam: RegionMatch, policy: Policy
 ) -> None:
-    live = route(AlertFacts(alert_type, T0, device_id="alarm-dev"), _released(case, 1), rotterdam, policy, T0)
+    live = route(
+        AlertFacts(alert_type, T0, device_id="alarm-dev"), _released(case, 1), rotterdam, policy, T0
+    )
     drill = route(
-        AlertFacts(alert_type, T0, device_id="alarm-dev", exercise=True), _released(case, 1), rotterdam, policy, T0
+        AlertFacts(alert_type, T0, device_id="alarm-dev", exercise=True),
+        _released(case, 1),
+        rotterdam,
+        policy,
+        T0,
     )
     assert drill.exercise is True
     assert drill.priority == live.priority

@@ -20,7 +20,9 @@ NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 WINDOW = timedelta(minutes=5)
 
 
-def silent(device: str, case: str | None, *, seconds_ago: float = 120, desk: str = "VT4607") -> HealthSignal:
+def silent(
+    device: str, case: str | None, *, seconds_ago: float = 120, desk: str = "VT4607"
+) -> HealthSignal:
     return HealthSignal(
         "device_silent", device, case, NOW - timedelta(seconds=seconds_ago), "silent", desk
     )
@@ -98,7 +100,9 @@ def test_open_alert_is_updated_not_duplicated() -> None:
 
 
 def test_open_alert_with_nothing_new_is_left_alone() -> None:
-    open_alert = OpenHealthAlert("alert-7", "case-1", "device_silent", frozenset({"dev-1", "dev-2"}))
+    open_alert = OpenHealthAlert(
+        "alert-7", "case-1", "device_silent", frozenset({"dev-1", "dev-2"})
+    )
     decision = group_health_signals([silent("dev-1", "case-1")], [open_alert], NOW, WINDOW)
     assert decision.desk_actions == 0
     assert decision.suppressed == 1
@@ -140,7 +144,9 @@ def test_no_storm_at_or_below_the_threshold() -> None:
     decision = group_health_signals(signals, [], NOW, WINDOW, storm_threshold=10)
     assert decision.storms == ()
     assert not any(a.in_storm for a in decision.new)
-    eleven = group_health_signals(signals + [silent("d10", "c10")], [], NOW, WINDOW, storm_threshold=10)
+    eleven = group_health_signals(
+        signals + [silent("d10", "c10")], [], NOW, WINDOW, storm_threshold=10
+    )
     assert len(eleven.storms) == 1
 
 

@@ -36,7 +36,9 @@ def healthy(**changes: object) -> DeviceHealth:
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
-def types(health: DeviceHealth, pursuit: bool = False, thresholds: SupervisionThresholds = DEFAULTS) -> list[str]:
+def types(
+    health: DeviceHealth, pursuit: bool = False, thresholds: SupervisionThresholds = DEFAULTS
+) -> list[str]:
     return [s.type for s in check_device(health, NOW, thresholds, pursuit)]
 
 
