@@ -6,14 +6,13 @@ GGD table. It is a derivation, not an official list, and must be checked before 
 
 Regenerate it with:
 
-    python -m backend.regions.vt_table > backend/regions/data/gemeente_vt_2025.csv
+    python -m backend.regions.build_vt_table > backend/regions/data/gemeente_vt_2025.csv
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import sys
 from collections.abc import Iterable, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -124,12 +123,3 @@ def read_vt_table() -> dict[str, str]:
     """The shipped explicit table: gemeente_code -> vt_code."""
     rows = data_files.read_csv(data_files.MUNICIPALITY_VT_CSV, VT_TABLE_COLUMNS)
     return {row["gemeente_code"]: row["vt_code"] for row in rows}
-
-
-def main() -> None:
-    table = derive_vt_table(data_files.municipality_region_rows(), load_vt_config())
-    sys.stdout.write(render_vt_table(table))
-
-
-if __name__ == "__main__":
-    main()
