@@ -285,7 +285,7 @@ def run_scenario(
     *,
     start_epoch: float | None = None,
     console: Console | None = None,
-    settle_s: float = 0.5,
+    alert_wait_s: float | None = None,
 ) -> Summary:
     """Publish one scenario's timeline and, with an alert source, check its expected alerts."""
     console = console or Console()
@@ -307,7 +307,9 @@ def run_scenario(
         pacer.wait_until(scenario.duration_s)
     summary.wall_s = time.monotonic() - wall0
     if alert_source is not None:
-        wait = max([settle_s] + [e.within_s for e in scenario.expected])
+        wait = alert_wait_s
+        if wait is None:
+            wait = max([0.5] + [e.within_s for e in scenario.expected])
         device_ids = {d.device_id for d in scenario.devices}
         _await_alerts(summary, device_ids, alert_source, publisher, wait)
     return summary
@@ -492,6 +494,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="simulated seconds per wall second; 0 = as fast as possible")
     parser.add_argument("--devices", type=int, default=20, help="fleet size (half victims)")
     parser.add_argument("--duration", type=float, default=60.0, help="fleet run, simulated seconds")
+    parser.add_argument("--alert-wait", type=float, default=None,
+                        help="seconds to wait for expected alerts after a run "
+                             "(default: per scenario, 10 s for a fleet)")
     parser.add_argument("--panic-rate", type=float, default=0.0,
                         help="fleet: panic presses per victim per hour")
     return parser
@@ -530,7 +535,8 @@ def main(
     try:
         if names:
             summaries = [
-                run_scenario(n, transport, topics, args.seed, args.speed, alert_source, console=console)
+                run_scenario(n, transport, topics, args.seed, args.speed, alert_source,
+                             console=console, alert_wait_s=args.alert_wait)
                 for n in names
             ]
         else:
@@ -541,6 +547,7 @@ def main(
                     offenders=args.devices - victims, duration_s=args.duration, speed=args.speed,
                     alert_source=alert_source, panic_per_device_hour=args.panic_rate,
                     console=console,
+                    alert_wait_s=10.0 if args.alert_wait is None else args.alert_wait,
                 )
             ]
     finally:

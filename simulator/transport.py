@@ -114,6 +114,12 @@ class PahoTransport:
             if mqtt.topic_matches_sub(topic_filter, message.topic):
                 handler(message.topic, message.payload)
 
+    @property
+    def tcp_nodelay(self) -> bool:
+        """Whether TCP_NODELAY is set on the current socket."""
+        sock = self._client.socket()
+        return sock is not None and bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
     def subscribe(self, topic_filter: str, handler: DownlinkHandler) -> None:
         """Receive downlinks (acks, commands) matching `topic_filter` on the paho thread."""
         self._handlers.append((topic_filter, handler))
