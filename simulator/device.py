@@ -17,8 +17,17 @@ import math
 import random
 from dataclasses import dataclass
 
-from device_protocol import Ack, Alarm, Channel, ConfigCommand, Fix, Status, Topics, WarnCommand
-from device_protocol import codec
+from device_protocol import (
+    Ack,
+    Alarm,
+    Channel,
+    ConfigCommand,
+    Fix,
+    Status,
+    Topics,
+    WarnCommand,
+    codec,
+)
 from device_protocol.errors import ProtocolError
 from device_protocol.models import MAX_BATCH_FIXES, MAX_PAYLOAD_BYTES
 from simulator.geo import to_wgs84
@@ -259,7 +268,14 @@ class SimulatedDevice:
         if covered:
             topic = self.topics.loc(self.device_id)
             out.append(
-                Message(t, self.device_id, MessageKind.FIX, topic, codec.encode(fix), self.settings.fix_qos)
+                Message(
+                    t,
+                    self.device_id,
+                    MessageKind.FIX,
+                    topic,
+                    codec.encode(fix),
+                    self.settings.fix_qos,
+                )
             )
             return
         self._buffer.append(fix)
@@ -279,7 +295,9 @@ class SimulatedDevice:
         )
         return codec.encode(model)
 
-    def _send_alarm(self, alarm: _PendingAlarm, t: float, covered: bool, out: list[Message]) -> None:
+    def _send_alarm(
+        self, alarm: _PendingAlarm, t: float, covered: bool, out: list[Message]
+    ) -> None:
         if alarm.payload is None:
             alarm.payload = self._alarm_payload(alarm, t)
         if alarm.alarm_id in self.acked:
@@ -295,14 +313,23 @@ class SimulatedDevice:
         assert alarm.payload is not None
         topic = self.topics.alarm(self.device_id)
         return Message(
-            t, self.device_id, MessageKind.ALARM, topic, alarm.payload, 1,
-            ref=alarm.alarm_id, late=late, attempt=alarm.attempt,
+            t,
+            self.device_id,
+            MessageKind.ALARM,
+            topic,
+            alarm.payload,
+            1,
+            ref=alarm.alarm_id,
+            late=late,
+            attempt=alarm.attempt,
         )
 
     def _schedule_retry(self, alarm: _PendingAlarm, t: float) -> None:
         retry = self.settings.alarm_retry_s
         if retry is not None and alarm.attempt < self.settings.alarm_retries:
-            again = _PendingAlarm(t + retry, alarm.alarm_id, alarm.kind, alarm.attempt + 1, alarm.payload)
+            again = _PendingAlarm(
+                t + retry, alarm.alarm_id, alarm.kind, alarm.attempt + 1, alarm.payload
+            )
             self._alarms.append(again)
             self._alarms.sort(key=lambda a: a.at)
 

@@ -109,7 +109,9 @@ class _Legs:
         self.pause(self.rng.uniform(low, high))
         self._cruise = self._draw_speed()
 
-    def step_towards(self, target: Point, dt: float, stop_short_m: float = 0.0) -> tuple[float, bool]:
+    def step_towards(
+        self, target: Point, dt: float, stop_short_m: float = 0.0
+    ) -> tuple[float, bool]:
         """Move towards `target` (ending `stop_short_m` before it) for at most `dt` seconds.
 
         Returns the unused time and whether the target was reached.

@@ -68,7 +68,9 @@ def municipality(code: str, path: Path = RIJNMOND) -> Municipality:
         raise RegionNotFound(f"municipality {code!r} not in {path.name}") from None
 
 
-def random_point_in(area: BaseGeometry, rng: random.Random, attempts: int = 10_000) -> tuple[float, float]:
+def random_point_in(
+    area: BaseGeometry, rng: random.Random, attempts: int = 10_000
+) -> tuple[float, float]:
     """A uniformly random point (x, y) inside a metric polygon, by rejection sampling."""
     min_x, min_y, max_x, max_y = area.bounds
     for _ in range(attempts):

@@ -28,7 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from device_protocol import Channel, Topics
@@ -94,8 +100,8 @@ def match_alerts(
     for exp in expected:
         hits = tuple(a for a in ours if a.type == exp.type and a.device_id == exp.device_id)
         latency = None
-        if hits and hits[0].raised_at is not None:
-            first = hits[0]
+        first = hits[0] if hits else None
+        if first is not None and first.raised_at is not None:
             sent = ref_times.get((first.device_id, first.ref)) if first.ref else None
             if sent is None and exp.trigger is not None:
                 sent = trigger_times.get(exp.trigger)
@@ -160,9 +166,14 @@ def render_summaries(summaries: Sequence[Summary], console: Console) -> None:
         run = f"{s.name} #{s.seed}"
         failed = f"[red]{s.publish_failures}[/red]" if s.publish_failures else "0"
         sent.add_row(
-            run, str(s.devices), f"{s.simulated_s:.0f}", f"{s.wall_s:.1f}",
+            run,
+            str(s.devices),
+            f"{s.simulated_s:.0f}",
+            f"{s.wall_s:.1f}",
             *(str(s.sent_by_kind.get(k, 0)) for k in kinds),
-            str(s.messages_sent), f"{s.bytes_sent / 1024:.1f}", failed,
+            str(s.messages_sent),
+            f"{s.bytes_sent / 1024:.1f}",
+            failed,
         )
         required = sum(1 for e in s.expected if not e.optional)
         if s.matches is None:
@@ -270,7 +281,10 @@ def _await_alerts(
             summary.expected, raised, devices, publisher.trigger_times, publisher.ref_times
         )
         summary.matches, summary.unexpected = matches, unexpected
-        if all(len(m.raised) >= m.expected.min_count for m in matches) or time.monotonic() >= deadline:
+        if (
+            all(len(m.raised) >= m.expected.min_count for m in matches)
+            or time.monotonic() >= deadline
+        ):
             return
         time.sleep(poll_s)
 
@@ -294,7 +308,9 @@ def run_scenario(
     if start_epoch is None:
         start_epoch = start_epoch_for(probe.duration_s, speed, time.time())
     scenario = scenarios.build(name, seed, start_epoch, topics)
-    summary = Summary(name, seed, len(scenario.devices), scenario.duration_s, expected=scenario.expected)
+    summary = Summary(
+        name, seed, len(scenario.devices), scenario.duration_s, expected=scenario.expected
+    )
     publisher = _Publisher(transport, summary)
     wall0 = time.monotonic()
     pacer = Pacer(speed)
@@ -364,10 +380,16 @@ def build_fleet(
             )
             device_id = f"sim-fleet-{seed}-{tag}"
             device = SimulatedDevice(
-                device_id, role, movement, topics=topics, start_epoch=start_epoch, rng=rng,
+                device_id,
+                role,
+                movement,
+                topics=topics,
+                start_epoch=start_epoch,
+                rng=rng,
                 gps=GpsReceiver(random.Random(f"fleet:{seed}:{tag}:gps")),
                 settings=DeviceSettings(
-                    report_interval_s=interval, battery_pct=rng.uniform(40, 100),
+                    report_interval_s=interval,
+                    battery_pct=rng.uniform(40, 100),
                     movement_step_s=5.0,
                 ),
             )
@@ -380,7 +402,8 @@ def build_fleet(
             devices.append(device)
             infos.append(DeviceInfo(device_id, role, town.code, town.name, town.police_unit))
     expected = tuple(
-        ExpectedAlert("panic", device_id, min_count=n, max_count=n) for device_id, n in presses.items()
+        ExpectedAlert("panic", device_id, min_count=n, max_count=n)
+        for device_id, n in presses.items()
     )
     return Fleet(tuple(devices), tuple(infos), expected)
 
@@ -434,9 +457,14 @@ def run_fleet(
     console = console or Console()
     topics = topics or Topics()
     fleet = build_fleet(
-        seed=seed, victims=victims, offenders=offenders, duration_s=duration_s,
-        start_epoch=start_epoch_for(duration_s, speed, time.time()), topics=topics,
-        region_file=region_file, panic_per_device_hour=panic_per_device_hour,
+        seed=seed,
+        victims=victims,
+        offenders=offenders,
+        duration_s=duration_s,
+        start_epoch=start_epoch_for(duration_s, speed, time.time()),
+        topics=topics,
+        region_file=region_file,
+        panic_per_device_hour=panic_per_device_hour,
     )
     summary = Summary("fleet", seed, len(fleet.devices), duration_s, expected=fleet.expected)
     publisher = _Publisher(transport, summary)
@@ -481,24 +509,35 @@ def build_parser() -> argparse.ArgumentParser:
         prog="schildwacht simulate",
         description="Simulated victim and offender devices speaking device protocol v1 over MQTT.",
     )
-    parser.add_argument("--scenario", metavar="NAME|all",
-                        help=f"run a scenario ({', '.join(scenarios.SCENARIOS)}) or all; "
-                             "without it a fleet runs")
+    parser.add_argument(
+        "--scenario",
+        metavar="NAME|all",
+        help=f"run a scenario ({', '.join(scenarios.SCENARIOS)}) or all; without it a fleet runs",
+    )
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=1883)
     parser.add_argument("--mqtt-version", choices=("5", "3.1.1"), default="5")
     parser.add_argument("--topic-root", default="sd/v1")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--speed", type=float, default=1.0,
-                        help="simulated seconds per wall second; 0 = as fast as possible")
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="simulated seconds per wall second; 0 = as fast as possible",
+    )
     parser.add_argument("--devices", type=int, default=20, help="fleet size (half victims)")
     parser.add_argument("--duration", type=float, default=60.0, help="fleet run, simulated seconds")
-    parser.add_argument("--alert-wait", type=float, default=None,
-                        help="seconds to wait for expected alerts after a run "
-                             "(default: per scenario, 10 s for a fleet)")
-    parser.add_argument("--panic-rate", type=float, default=0.0,
-                        help="fleet: panic presses per victim per hour")
+    parser.add_argument(
+        "--alert-wait",
+        type=float,
+        default=None,
+        help="seconds to wait for expected alerts after a run "
+        "(default: per scenario, 10 s for a fleet)",
+    )
+    parser.add_argument(
+        "--panic-rate", type=float, default=0.0, help="fleet: panic presses per victim per hour"
+    )
     return parser
 
 
@@ -513,7 +552,7 @@ def main(
     args = build_parser().parse_args(argv)
     console = console or Console()
     if args.list:
-        for name, builder in scenarios.SCENARIOS.items():
+        for name in scenarios.SCENARIOS:
             console.print(f"[bold]{name}[/bold]: {scenarios.build(name).description}")
         return 0
     if args.speed < 0 or args.devices < 0 or args.duration <= 0:
@@ -535,17 +574,31 @@ def main(
     try:
         if names:
             summaries = [
-                run_scenario(n, transport, topics, args.seed, args.speed, alert_source,
-                             console=console, alert_wait_s=args.alert_wait)
+                run_scenario(
+                    n,
+                    transport,
+                    topics,
+                    args.seed,
+                    args.speed,
+                    alert_source,
+                    console=console,
+                    alert_wait_s=args.alert_wait,
+                )
                 for n in names
             ]
         else:
             victims = args.devices // 2
             summaries = [
                 run_fleet(
-                    transport, topics, seed=args.seed, victims=victims,
-                    offenders=args.devices - victims, duration_s=args.duration, speed=args.speed,
-                    alert_source=alert_source, panic_per_device_hour=args.panic_rate,
+                    transport,
+                    topics,
+                    seed=args.seed,
+                    victims=victims,
+                    offenders=args.devices - victims,
+                    duration_s=args.duration,
+                    speed=args.speed,
+                    alert_source=alert_source,
+                    panic_per_device_hour=args.panic_rate,
                     console=console,
                     alert_wait_s=10.0 if args.alert_wait is None else args.alert_wait,
                 )

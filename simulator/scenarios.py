@@ -23,12 +23,18 @@ from shapely.geometry import Point as ShapelyPoint
 from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
 
-from device_protocol import Topics
-from device_protocol import codec
+from device_protocol import Topics, codec
 from simulator.device import DeviceSettings, Message, MessageKind, Role, SimulatedDevice
 from simulator.errors import UnknownScenario
-from simulator.geo import geometry_to_wgs84, to_metric, to_wgs84
-from simulator.gps import CoverageGaps, DeviceClock, GpsProfile, GpsReceiver, OPEN_SKY, URBAN
+from simulator.geo import geometry_to_wgs84, to_metric
+from simulator.gps import (
+    OPEN_SKY,
+    URBAN,
+    CoverageGaps,
+    DeviceClock,
+    GpsProfile,
+    GpsReceiver,
+)
 from simulator.movement import Mode, Movement, Pursue, Route, Stationary, Wander
 from simulator.regions import (
     Municipality,
@@ -255,9 +261,12 @@ def _first_within(
             continue
         if m.device_id == victim_id:
             victim = points[-1]
-        elif m.device_id == offender_id and victim is not None:
-            if any(math.dist(p, victim) <= radius_m for p in points):
-                return i
+        elif (
+            m.device_id == offender_id
+            and victim is not None
+            and any(math.dist(p, victim) <= radius_m for p in points)
+        ):
+            return i
     return None
 
 
@@ -272,17 +281,28 @@ def approach(b: _Builder) -> Scenario:
     home = random_point_in(town.area, b.rng("home"))
     start = point_at_distance(home, 1_500.0, b.region(), b.rng("offender-start"))
     victim = b.add(
-        "victim", Role.VICTIM, Stationary(home), town,
+        "victim",
+        Role.VICTIM,
+        Stationary(home),
+        town,
         DeviceSettings(report_interval_s=60, first_fix_s=0, battery_drain_per_h=1.0),
     )
     offender = b.add(
-        "offender", Role.OFFENDER,
-        Pursue(start, lambda: home, Mode.CYCLE, b.rng("pursue"), stop_at_m=30.0), town,
+        "offender",
+        Role.OFFENDER,
+        Pursue(start, lambda: home, Mode.CYCLE, b.rng("pursue"), stop_at_m=30.0),
+        town,
         DeviceSettings(report_interval_s=30, first_fix_s=5, battery_drain_per_h=1.0),
     )
     duration = 900.0
     messages = b.run(duration)
-    ban = Measure(f"{b.device_id('ban')}", "contact_ban", offender.device_id, victim.device_id, radius_m=radius)
+    ban = Measure(
+        f"{b.device_id('ban')}",
+        "contact_ban",
+        offender.device_id,
+        victim.device_id,
+        radius_m=radius,
+    )
     trigger = _first_within(messages, offender.device_id, victim.device_id, radius)
     return b.scenario(
         "An offender cycles from 1.5 km away to 30 m from the victim's home (contact ban 250 m).",
@@ -300,14 +320,26 @@ def zone_breach(b: _Builder) -> Scenario:
     town = b.municipality()
     protected = random_point_in(town.area, b.rng("zone"))
     zone = Measure(
-        b.device_id("zone"), "exclusion_zone", b.device_id("offender"), b.device_id("victim"),
+        b.device_id("zone"),
+        "exclusion_zone",
+        b.device_id("offender"),
+        b.device_id("victim"),
         polygon=_square_zone(protected, 400.0, 400.0),
     )
     start = point_at_distance(protected, 3_000.0, b.region(), b.rng("offender-start"))
     far = point_at_distance(protected, 4_000.0, b.region(), b.rng("victim-home"))
-    b.add("victim", Role.VICTIM, Stationary(far), town, DeviceSettings(report_interval_s=60, first_fix_s=0))
+    b.add(
+        "victim",
+        Role.VICTIM,
+        Stationary(far),
+        town,
+        DeviceSettings(report_interval_s=60, first_fix_s=0),
+    )
     offender = b.add(
-        "offender", Role.OFFENDER, Route([start, protected], Mode.DRIVE, b.rng("route")), town,
+        "offender",
+        Role.OFFENDER,
+        Route([start, protected], Mode.DRIVE, b.rng("route")),
+        town,
         DeviceSettings(report_interval_s=30, first_fix_s=3),
     )
     duration = 900.0
@@ -329,7 +361,10 @@ def panic(b: _Builder) -> Scenario:
     town = b.municipality()
     home = random_point_in(town.area, b.rng("home"))
     victim = b.add(
-        "victim", Role.VICTIM, Wander(home, town.area, Mode.WALK, b.rng("walk")), town,
+        "victim",
+        Role.VICTIM,
+        Wander(home, town.area, Mode.WALK, b.rng("walk")),
+        town,
         DeviceSettings(report_interval_s=60, first_fix_s=0, alarm_retry_s=15, alarm_retries=1),
     )
     victim.press(120.0)
@@ -339,7 +374,11 @@ def panic(b: _Builder) -> Scenario:
         "A walking victim presses panic; no ack arrives, so the device retransmits the same id.",
         duration,
         messages,
-        [ExpectedAlert("panic", victim.device_id, trigger=_alarm_index(messages, victim.device_id))],
+        [
+            ExpectedAlert(
+                "panic", victim.device_id, trigger=_alarm_index(messages, victim.device_id)
+            )
+        ],
     )
 
 
@@ -347,7 +386,10 @@ def silent(b: _Builder) -> Scenario:
     town = b.municipality()
     home = random_point_in(town.area, b.rng("home"))
     offender = b.add(
-        "offender", Role.OFFENDER, Wander(home, town.area, Mode.WALK, b.rng("walk")), town,
+        "offender",
+        Role.OFFENDER,
+        Wander(home, town.area, Mode.WALK, b.rng("walk")),
+        town,
         DeviceSettings(report_interval_s=30, first_fix_s=0, heartbeat_interval_s=60),
     )
     offender.go_silent(300.0)
@@ -365,10 +407,16 @@ def battery(b: _Builder) -> Scenario:
     town = b.municipality()
     home = random_point_in(town.area, b.rng("home"))
     victim = b.add(
-        "victim", Role.VICTIM, Stationary(home), town,
+        "victim",
+        Role.VICTIM,
+        Stationary(home),
+        town,
         DeviceSettings(
-            report_interval_s=60, first_fix_s=0, heartbeat_interval_s=60,
-            battery_pct=24.0, battery_drain_per_h=60.0,
+            report_interval_s=60,
+            first_fix_s=0,
+            heartbeat_interval_s=60,
+            battery_pct=24.0,
+            battery_drain_per_h=60.0,
         ),
     )
     duration = 20 * 60.0
@@ -396,16 +444,27 @@ def jitter(b: _Builder) -> Scenario:
     centre = random_point_in(town.area, b.rng("zone"))
     width, height = 600.0, 300.0
     zone = Measure(
-        b.device_id("zone"), "exclusion_zone", b.device_id("offender"), b.device_id("victim"),
+        b.device_id("zone"),
+        "exclusion_zone",
+        b.device_id("offender"),
+        b.device_id("victim"),
         polygon=_square_zone(centre, width, height),
     )
     y = centre[1] + height / 2 + JITTER_OFFSET_M  # just north of the northern border
     west, east = (centre[0] - width / 2 + 50, y), (centre[0] + width / 2 - 50, y)
     far = point_at_distance(centre, 4_000.0, b.region(), b.rng("victim-home"))
-    b.add("victim", Role.VICTIM, Stationary(far), town, DeviceSettings(report_interval_s=60, first_fix_s=0))
+    b.add(
+        "victim",
+        Role.VICTIM,
+        Stationary(far),
+        town,
+        DeviceSettings(report_interval_s=60, first_fix_s=0),
+    )
     offender = b.add(
-        "offender", Role.OFFENDER,
-        Route([west, east, west, east, west], Mode.WALK, b.rng("route")), town,
+        "offender",
+        Role.OFFENDER,
+        Route([west, east, west, east, west], Mode.WALK, b.rng("route")),
+        town,
         DeviceSettings(report_interval_s=10, first_fix_s=2),
         gps=GpsProfile(acc_median_m=12.0, outlier_rate=0.0),
     )
@@ -417,7 +476,9 @@ def jitter(b: _Builder) -> Scenario:
         duration,
         messages,
         [
-            ExpectedAlert("zone_breach", offender.device_id, min_count=0, max_count=1, note="no flapping"),
+            ExpectedAlert(
+                "zone_breach", offender.device_id, min_count=0, max_count=1, note="no flapping"
+            ),
             ExpectedAlert("approach", offender.device_id, min_count=0, note="pre-alert ring"),
         ],
         (zone,),
@@ -429,7 +490,10 @@ def gap_batch(b: _Builder) -> Scenario:
     home = random_point_in(town.area, b.rng("home"))
     gap = (120.0, 120.0 + 30 * 60.0)
     victim = b.add(
-        "victim", Role.VICTIM, Wander(home, town.area, Mode.WALK, b.rng("walk")), town,
+        "victim",
+        Role.VICTIM,
+        Wander(home, town.area, Mode.WALK, b.rng("walk")),
+        town,
         DeviceSettings(report_interval_s=15, first_fix_s=0, heartbeat_interval_s=300),
         coverage=CoverageGaps((gap,)),
     )
@@ -443,7 +507,9 @@ def gap_batch(b: _Builder) -> Scenario:
         messages,
         [
             ExpectedAlert(
-                "panic", victim.device_id, trigger=_alarm_index(messages, victim.device_id),
+                "panic",
+                victim.device_id,
+                trigger=_alarm_index(messages, victim.device_id),
                 flags=("late",),
             )
         ],
@@ -454,7 +520,10 @@ def clock_skew(b: _Builder) -> Scenario:
     town = b.municipality()
     home = random_point_in(town.area, b.rng("home"))
     victim = b.add(
-        "victim", Role.VICTIM, Wander(home, town.area, Mode.CYCLE, b.rng("ride")), town,
+        "victim",
+        Role.VICTIM,
+        Wander(home, town.area, Mode.CYCLE, b.rng("ride")),
+        town,
         DeviceSettings(report_interval_s=30, first_fix_s=0),
         gps=OPEN_SKY,
         clock=DeviceClock(offset_s=-2 * 3600.0),
@@ -468,7 +537,9 @@ def clock_skew(b: _Builder) -> Scenario:
         messages,
         [
             ExpectedAlert(
-                "panic", victim.device_id, trigger=_alarm_index(messages, victim.device_id),
+                "panic",
+                victim.device_id,
+                trigger=_alarm_index(messages, victim.device_id),
                 flags=("clock_skew",),
             )
         ],
@@ -496,4 +567,3 @@ def build(
     except KeyError:
         raise UnknownScenario(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}") from None
     return builder(_Builder(name, seed, start_epoch, topics or Topics()))
-

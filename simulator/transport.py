@@ -98,12 +98,14 @@ class PahoTransport:
             reason = self._connect_failure or "timeout"
             raise TransportError(f"MQTT connect to {host}:{port} failed: {reason}")
 
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
+    ) -> None:
         if reason.is_failure:
             self._connect_failure = str(reason)
         else:
             sock = client.socket()
-            if sock is not None:
+            if isinstance(sock, socket.socket):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             for topic_filter, _ in self._handlers:
                 client.subscribe(topic_filter, qos=1)
@@ -112,13 +114,15 @@ class PahoTransport:
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         for topic_filter, handler in self._handlers:
             if mqtt.topic_matches_sub(topic_filter, message.topic):
-                handler(message.topic, message.payload)
+                handler(message.topic, bytes(message.payload))
 
     @property
     def tcp_nodelay(self) -> bool:
         """Whether TCP_NODELAY is set on the current socket."""
         sock = self._client.socket()
-        return sock is not None and bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        return isinstance(sock, socket.socket) and bool(
+            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        )
 
     def subscribe(self, topic_filter: str, handler: DownlinkHandler) -> None:
         """Receive downlinks (acks, commands) matching `topic_filter` on the paho thread."""

@@ -1,9 +1,9 @@
+import itertools
 import random
 
 import pytest
 
-from device_protocol import Channel, ConfigCommand, Topics, WarnCommand
-from device_protocol import codec
+from device_protocol import Channel, ConfigCommand, Topics, WarnCommand, codec
 from device_protocol.models import Ack, Fix
 from simulator.device import (
     DeviceSettings,
@@ -12,9 +12,9 @@ from simulator.device import (
     SimulatedDevice,
     split_batches,
 )
+from simulator.geo import to_metric
 from simulator.gps import CoverageGaps, DeviceClock, GpsReceiver
 from simulator.movement import Stationary
-from simulator.geo import to_metric
 
 START = 1_800_000_000.0
 HOME = to_metric(51.9244, 4.4690)
@@ -24,9 +24,15 @@ TOPICS = Topics()
 def _device(**kwargs) -> SimulatedDevice:
     settings = kwargs.pop("settings", DeviceSettings(report_interval_s=30, first_fix_s=0))
     return SimulatedDevice(
-        "dev-001", kwargs.pop("role", Role.VICTIM), Stationary(HOME), topics=TOPICS,
-        start_epoch=START, rng=random.Random(1), gps=GpsReceiver(random.Random(2)),
-        settings=settings, **kwargs,
+        "dev-001",
+        kwargs.pop("role", Role.VICTIM),
+        Stationary(HOME),
+        topics=TOPICS,
+        start_epoch=START,
+        rng=random.Random(1),
+        gps=GpsReceiver(random.Random(2)),
+        settings=settings,
+        **kwargs,
     )
 
 
@@ -39,7 +45,7 @@ def test_fixes_every_report_interval_with_jitter() -> None:
     fixes = [m for m in device.advance_to(600) if m.kind is MessageKind.FIX]
     times = [codec.decode_fixes(m.payload)[0].tst - START for m in fixes]
     assert 19 <= len(fixes) <= 21
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert all(29.0 - 1e-6 <= g <= 31.0 + 1e-6 for g in gaps)
     assert all(m.topic == TOPICS.loc("dev-001") and m.qos == 1 for m in fixes)
 
@@ -61,8 +67,11 @@ def test_fix_payload_is_a_protocol_fix() -> None:
 
 
 def test_battery_drains_and_the_device_dies() -> None:
-    device = _device(settings=DeviceSettings(first_fix_s=0, heartbeat_interval_s=60,
-                                             battery_pct=10, battery_drain_per_h=60))
+    device = _device(
+        settings=DeviceSettings(
+            first_fix_s=0, heartbeat_interval_s=60, battery_pct=10, battery_drain_per_h=60
+        )
+    )
     messages = device.advance_to(3_600)
     levels = [codec.decode_status(m.payload).batt for m in messages if m.kind is MessageKind.STATUS]
     assert levels[0] == 10 and levels == sorted(levels, reverse=True)
@@ -107,7 +116,9 @@ def test_ack_stops_retransmission() -> None:
 
 
 def test_config_command_changes_the_report_interval() -> None:
-    device = _device(settings=DeviceSettings(report_interval_s=60, first_fix_s=0, interval_jitter_s=0))
+    device = _device(
+        settings=DeviceSettings(report_interval_s=60, first_fix_s=0, interval_jitter_s=0)
+    )
     device.advance_to(100)
     command = codec.encode(ConfigCommand(report_interval_s=5))
     device.handle_downlink(TOPICS.cmd("dev-001"), command)
@@ -173,14 +184,16 @@ def test_topics_parse_as_uplinks() -> None:
 
 
 def test_split_batches_respects_size_and_count_limits() -> None:
-    fixes = [Fix(tst=START + i, lat=51.123456, lon=4.123456, acc=12.3, vel=1.4, batt=88)
-             for i in range(500)]
+    fixes = [
+        Fix(tst=START + i, lat=51.123456, lon=4.123456, acc=12.3, vel=1.4, batt=88)
+        for i in range(500)
+    ]
     batches = split_batches(fixes)
     assert [f for b in batches for f in b] == fixes
     assert all(len(codec.encode_batch(b)) <= 8 * 1024 for b in batches)
     assert all(len(b) <= 200 for b in batches)
     # Greedy: every batch but the last is full (one more fix would not fit).
-    for batch, following in zip(batches, batches[1:]):
+    for batch, following in itertools.pairwise(batches):
         assert len(codec.encode_batch(batch + following[:1])) > 8 * 1024 or len(batch) == 200
     assert split_batches([]) == []
     tiny = split_batches(fixes[:10], max_bytes=300)

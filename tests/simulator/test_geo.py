@@ -2,7 +2,13 @@ import math
 
 from shapely.geometry import Point
 
-from simulator.geo import distance_m, geometry_to_metric, geometry_to_wgs84, to_metric, to_wgs84
+from simulator.geo import (
+    distance_m,
+    geometry_to_metric,
+    geometry_to_wgs84,
+    to_metric,
+    to_wgs84,
+)
 
 ROTTERDAM_CENTRAAL = (51.9244, 4.4690)
 

@@ -1,9 +1,16 @@
+import itertools
 import math
 import random
 
 import pytest
 
-from simulator.gps import ACC_PER_SIGMA, CoverageGaps, DeviceClock, GpsProfile, GpsReceiver
+from simulator.gps import (
+    ACC_PER_SIGMA,
+    CoverageGaps,
+    DeviceClock,
+    GpsProfile,
+    GpsReceiver,
+)
 
 
 def _observations(profile: GpsProfile, n: int = 4_000, dt: float = 60.0, seed: int = 1):
@@ -47,7 +54,9 @@ def test_error_is_correlated_in_time() -> None:
     far = _observations(profile, n=500, dt=300.0)
 
     def mean_jump(obs) -> float:
-        return sum(math.dist((a.x, a.y), (b.x, b.y)) for a, b in zip(obs, obs[1:])) / (len(obs) - 1)
+        return sum(math.dist((a.x, a.y), (b.x, b.y)) for a, b in itertools.pairwise(obs)) / (
+            len(obs) - 1
+        )
 
     assert mean_jump(close) < mean_jump(far) / 3
 

@@ -1,3 +1,4 @@
+import itertools
 import math
 import random
 
@@ -18,7 +19,7 @@ def _track(movement, seconds: int, dt: float = 1.0) -> list[tuple[float, float, 
 
 def _speeds(track, dt: float = 1.0) -> tuple[float, float, float]:
     """(mean speed while moving, fraction of time stopped, highest 1-s speed) from positions."""
-    steps = [math.dist(a[:2], b[:2]) / dt for a, b in zip(track, track[1:])]
+    steps = [math.dist(a[:2], b[:2]) / dt for a, b in itertools.pairwise(track)]
     moving = [v for v in steps if v > 0.05]
     return sum(moving) / len(moving), 1 - len(moving) / len(steps), max(steps)
 
@@ -75,7 +76,9 @@ def test_route_follows_waypoints_and_stops() -> None:
 
 
 def test_pursue_stops_short_of_the_target() -> None:
-    pursuer = Pursue((0.0, 0.0), lambda: (1_000.0, 0.0), Mode.CYCLE, random.Random(3), stop_at_m=30.0)
+    pursuer = Pursue(
+        (0.0, 0.0), lambda: (1_000.0, 0.0), Mode.CYCLE, random.Random(3), stop_at_m=30.0
+    )
     track = _track(pursuer, 600)
     assert track[-1][0] == pytest.approx(970.0, abs=1e-6)
     assert track[-1][2] == 0.0

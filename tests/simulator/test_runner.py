@@ -3,8 +3,7 @@ import io
 import pytest
 from rich.console import Console
 
-from device_protocol import Topics
-from device_protocol import codec
+from device_protocol import Topics, codec
 from simulator import scenarios
 from simulator.device import MessageKind
 from simulator.runner import (
@@ -88,8 +87,14 @@ def test_run_scenario_publishes_the_timeline_and_matches_alerts() -> None:
     victim = scenario.devices[0].device_id
     raised = [RaisedAlert("panic", victim, raised_at=None)]
     summary = run_scenario(
-        "panic", transport, topics, seed=2, speed=0, alert_source=lambda: raised,
-        start_epoch=scenarios.DEFAULT_START, console=QUIET,
+        "panic",
+        transport,
+        topics,
+        seed=2,
+        speed=0,
+        alert_source=lambda: raised,
+        start_epoch=scenarios.DEFAULT_START,
+        console=QUIET,
     )
     assert [(p.topic, p.payload, p.qos) for p in transport.published] == [
         (m.topic, m.payload, m.qos) for m in scenario.messages
@@ -103,8 +108,9 @@ def test_run_scenario_fails_on_a_duplicate_alert() -> None:
     scenario = scenarios.build("panic", 0)
     victim = scenario.devices[0].device_id
     duplicate = [RaisedAlert("panic", victim), RaisedAlert("panic", victim)]
-    summary = run_scenario("panic", RecordingTransport(), seed=0, alert_source=lambda: duplicate,
-                           console=QUIET)
+    summary = run_scenario(
+        "panic", RecordingTransport(), seed=0, alert_source=lambda: duplicate, console=QUIET
+    )
     assert not summary.ok
 
 
@@ -120,9 +126,15 @@ def test_default_start_is_anchored_to_now() -> None:
 
 def test_fleet_is_seeded_and_expects_each_panic_press() -> None:
     def make():
-        return build_fleet(seed=4, victims=20, offenders=10, duration_s=3_600,
-                           start_epoch=scenarios.DEFAULT_START, topics=Topics(),
-                           panic_per_device_hour=0.5)
+        return build_fleet(
+            seed=4,
+            victims=20,
+            offenders=10,
+            duration_s=3_600,
+            start_epoch=scenarios.DEFAULT_START,
+            topics=Topics(),
+            panic_per_device_hour=0.5,
+        )
 
     fleet = make()
     assert len(fleet.devices) == 30
@@ -134,8 +146,16 @@ def test_fleet_is_seeded_and_expects_each_panic_press() -> None:
 
 def test_run_fleet_sends_fixes_and_statuses_from_every_device() -> None:
     transport = RecordingTransport()
-    summary = run_fleet(transport, seed=1, victims=5, offenders=5, duration_s=600, speed=0,
-                        panic_per_device_hour=2.0, console=QUIET)
+    summary = run_fleet(
+        transport,
+        seed=1,
+        victims=5,
+        offenders=5,
+        duration_s=600,
+        speed=0,
+        panic_per_device_hour=2.0,
+        console=QUIET,
+    )
     topics = Topics()
     senders = {topics.parse(p.topic).device_id for p in transport.published}
     assert len(senders) == 10
@@ -150,8 +170,11 @@ def test_run_fleet_sends_fixes_and_statuses_from_every_device() -> None:
 def test_main_runs_scenarios_and_prints_tables() -> None:
     transport = RecordingTransport()
     out = io.StringIO()
-    code = main(["--scenario", "all", "--speed", "0", "--topic-root", "sim/cli"],
-                transport_factory=lambda args: transport, console=Console(file=out, width=160))
+    code = main(
+        ["--scenario", "all", "--speed", "0", "--topic-root", "sim/cli"],
+        transport_factory=lambda args: transport,
+        console=Console(file=out, width=160),
+    )
     assert code == 0 and transport.closed
     text = out.getvalue()
     assert "Messages sent" in text and "Alerts" in text
@@ -163,18 +186,35 @@ def test_main_runs_scenarios_and_prints_tables() -> None:
 def test_main_fleet_and_bad_input() -> None:
     transport = RecordingTransport()
     quiet = Console(file=io.StringIO())
-    assert main(["--devices", "4", "--duration", "120", "--speed", "0"],
-                transport_factory=lambda args: transport, console=quiet) == 0
+    assert (
+        main(
+            ["--devices", "4", "--duration", "120", "--speed", "0"],
+            transport_factory=lambda args: transport,
+            console=quiet,
+        )
+        == 0
+    )
     assert {p.topic.split("/")[3] for p in transport.published} == {
-        "sim-fleet-0-v00000", "sim-fleet-0-v00001", "sim-fleet-0-o00000", "sim-fleet-0-o00001"
+        "sim-fleet-0-v00000",
+        "sim-fleet-0-v00001",
+        "sim-fleet-0-o00000",
+        "sim-fleet-0-o00001",
     }
-    assert main(["--scenario", "nope"], transport_factory=lambda a: RecordingTransport(),
-                console=quiet) == 2
+    assert (
+        main(
+            ["--scenario", "nope"], transport_factory=lambda a: RecordingTransport(), console=quiet
+        )
+        == 2
+    )
     assert main(["--list"], console=quiet) == 0
 
 
 def test_main_exit_code_reflects_missing_alerts() -> None:
     quiet = Console(file=io.StringIO())
-    code = main(["--scenario", "panic", "--speed", "0", "--alert-wait", "0.2"], transport_factory=lambda a: RecordingTransport(),
-                alert_source=lambda: [], console=quiet)
+    code = main(
+        ["--scenario", "panic", "--speed", "0", "--alert-wait", "0.2"],
+        transport_factory=lambda a: RecordingTransport(),
+        alert_source=list,
+        console=quiet,
+    )
     assert code == 1

@@ -1,11 +1,11 @@
+import itertools
 import math
 from collections import Counter
 
 import pytest
 from shapely.geometry import Point
 
-from device_protocol import Channel, Topics
-from device_protocol import codec
+from device_protocol import Channel, Topics, codec
 from simulator import scenarios
 from simulator.device import MessageKind, Role
 from simulator.errors import UnknownScenario
@@ -26,7 +26,14 @@ def _points(s: Scenario, device_id: str) -> list[tuple[float, float]]:
 
 def test_all_eight_scenarios_are_registered() -> None:
     assert set(NAMES) == {
-        "approach", "zone_breach", "panic", "silent", "battery", "jitter", "gap_batch", "clock_skew"
+        "approach",
+        "zone_breach",
+        "panic",
+        "silent",
+        "battery",
+        "jitter",
+        "gap_batch",
+        "clock_skew",
     }
     with pytest.raises(UnknownScenario):
         scenarios.build("nope")
@@ -123,8 +130,12 @@ def test_zone_breach_ends_inside_the_zone(seed: int) -> None:
     assert all(area.distance(Point(p)) > 3_000 for p in victim)
     (breach,) = [e for e in s.expected if e.type == "zone_breach"]
     assert area.contains(Point(fix_points(s.messages[breach.trigger])[-1]))
-    assert not any(area.contains(Point(p)) for m in s.messages[: breach.trigger]
-                   if m.device_id == zone.offender_id for p in fix_points(m))
+    assert not any(
+        area.contains(Point(p))
+        for m in s.messages[: breach.trigger]
+        if m.device_id == zone.offender_id
+        for p in fix_points(m)
+    )
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -148,7 +159,9 @@ def test_silent_device_stops_long_enough_to_be_detected() -> None:
 
 def test_battery_crosses_the_low_threshold_once() -> None:
     s = scenarios.build("battery", seed=0)
-    levels = [codec.decode_status(m.payload).batt for m in s.messages if m.kind is MessageKind.STATUS]
+    levels = [
+        codec.decode_status(m.payload).batt for m in s.messages if m.kind is MessageKind.STATUS
+    ]
     assert levels[0] > BATTERY_LOW_PCT >= levels[-1] > 0
     assert levels == sorted(levels, reverse=True)
     (low,) = s.expected
@@ -166,7 +179,7 @@ def test_jitter_crosses_the_border_but_never_deep(seed: int) -> None:
         d = area.exterior.distance(Point(p))
         depths.append(d if area.contains(Point(p)) else -d)
     inside = [d for d in depths if d > 0]
-    crossings = sum(1 for a, b in zip(depths, depths[1:]) if (a > 0) != (b > 0))
+    crossings = sum(1 for a, b in itertools.pairwise(depths) if (a > 0) != (b > 0))
     assert inside and crossings >= 4  # there is something to flap on
     # Worst case: a 30 m accuracy, error clipped at 2.5 sigma, minus the true offset.
     assert max(depths) <= 2.5 * 30 / 1.5096 - JITTER_OFFSET_M
@@ -207,5 +220,10 @@ def test_clock_skew_alarm_is_two_hours_behind_but_expected() -> None:
 
 
 def test_device_ids_are_distinct_across_scenarios_and_seeds() -> None:
-    ids = Counter(d.device_id for name in NAMES for seed in (0, 1) for d in scenarios.build(name, seed).devices)
+    ids = Counter(
+        d.device_id
+        for name in NAMES
+        for seed in (0, 1)
+        for d in scenarios.build(name, seed).devices
+    )
     assert all(n == 1 for n in ids.values())

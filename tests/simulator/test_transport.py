@@ -5,9 +5,9 @@ import uuid
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from rich.console import Console
 
 from device_protocol import Topics
-from rich.console import Console
 from simulator import scenarios
 from simulator.errors import TransportError
 from simulator.runner import run_scenario
@@ -42,7 +42,9 @@ class _Subscriber:
         self.received: list[tuple[str, bytes]] = []
         self.lock = threading.Lock()
         self.subscribed = threading.Event()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"sub-{uuid.uuid4().hex[:8]}")
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"sub-{uuid.uuid4().hex[:8]}"
+        )
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic_filter, qos=1)
         self.client.on_subscribe = lambda c, u, mid, rcs, p: self.subscribed.set()
         self.client.on_message = self._on_message
@@ -79,7 +81,12 @@ def test_a_scenario_through_mosquitto_arrives_complete(version: str) -> None:
     try:
         assert transport.tcp_nodelay
         summary = run_scenario(
-            "panic", transport, topics, seed=5, speed=0, start_epoch=scenarios.DEFAULT_START,
+            "panic",
+            transport,
+            topics,
+            seed=5,
+            speed=0,
+            start_epoch=scenarios.DEFAULT_START,
             console=Console(quiet=True),
         )
     finally:
