@@ -8,7 +8,7 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from device_protocol import Ack, Topics, codec
 from sqlalchemy.orm import Session
@@ -79,11 +79,25 @@ def case_context(case: Case) -> dict[str, Any]:
     }
 
 
+class AlertHook(Protocol):
+    """Runs inside the transaction that raised or changed an alert, so that what it writes (for
+    example webhook deliveries) commits or rolls back with the alert. It returns outbox items to
+    publish after commit and may add console events to `effects`."""
+
+    def after_change(
+        self, session: Session, alert: Alert, document: dict[str, Any], effects: Effects
+    ) -> None: ...
+
+
 class AlertFlow:
-    def __init__(self, topics: Topics, regions: RegionIndex, fallback_police_unit: str) -> None:
+    def __init__(
+        self, topics: Topics, regions: RegionIndex, fallback_police_unit: str,
+        hooks: list[AlertHook] | None = None,
+    ) -> None:
         self._topics = topics
         self._regions = regions
         self._fallback_unit = fallback_police_unit
+        self.hooks: list[AlertHook] = list(hooks or [])
 
     # -- raising --------------------------------------------------------------------------------
     def raise_alerts(self, session: Session, drafts: list[AlertDraft]) -> Effects:
@@ -137,7 +151,10 @@ class AlertFlow:
             rows.append(self._ack_row(alert, "new", raised_at))
         items = _enqueue(session, rows)
         log.info("alert raised id=%s type=%s device=%s", alert.id, alert.type, alert.device_id)
-        return Effects(items, [{"event": "alert.raised", "alert": document}], [alert])
+        effects = Effects(items, [{"event": "alert.raised", "alert": document}], [alert])
+        for hook in self.hooks:
+            hook.after_change(session, alert, document, effects)
+        return effects
 
     # -- lifecycle ------------------------------------------------------------------------------
     def transition(
@@ -184,7 +201,10 @@ class AlertFlow:
             rows.append(self._ack_row(alert, alert.state, now))
         items = _enqueue(session, rows)
         log.info("alert %s id=%s by=%s", alert.state, alert.id, actor)
-        return alert, Effects(items, [{"event": "alert.updated", "alert": document}], [alert])
+        effects = Effects(items, [{"event": "alert.updated", "alert": document}], [alert])
+        for hook in self.hooks:
+            hook.after_change(session, alert, document, effects)
+        return alert, effects
 
     # -- outbox rows ----------------------------------------------------------------------------
     def _police_row(self, alert: Alert, document: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,8 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def upgrade(url: str, revision: str = "head") -> None:
+def upgrade(url: str, revision: str = "heads") -> None:
+    """Upgrade to every head: feature branches of the migration tree may coexist."""
     command.upgrade(alembic_config(url), revision)
 
 

@@ -1,0 +1,154 @@
+"""The alarm-path stack for integration tests, on two back ends:
+
+- "services": PostgreSQL + PostGIS, Redis and Mosquitto (the real ones on this machine);
+- "embedded": SQLite, in-process state and hub, and the embedded amqtt broker.
+
+Each test gets its own topic root, client ids and Redis key prefix, and empty tables.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+
+from backend.api.app import create_app
+from backend.auth.tokens import new_token, token_digest
+from backend.cases.models import Case
+from backend.db.migrate import downgrade, upgrade
+from backend.db.models import Base
+from backend.devices.models import Device
+from backend.ingest.worker import IngestWorker
+from backend.mqtt.embedded import EmbeddedBroker, free_port
+from backend.runtime import Runtime
+from backend.settings import Settings
+from device_protocol import Topics
+from tests.conftest import MQTT_PORT, PG_URL, REDIS_URL
+from tests.support.mqtt import Collector, client
+
+ADMIN_TOKEN = "test-admin-" + uuid.uuid4().hex
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """The test database, migrated down and up once per session (this tests the migrations)."""
+    upgrade(PG_URL)
+    downgrade(PG_URL, "base")
+    upgrade(PG_URL)
+    return PG_URL
+
+
+def truncate_all(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            names = ", ".join(t.name for t in Base.metadata.sorted_tables)
+            conn.execute(text(f"TRUNCATE {names} CASCADE"))
+        else:
+            for table in reversed(Base.metadata.sorted_tables):
+                conn.execute(table.delete())
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def embedded_broker() -> Iterator[EmbeddedBroker]:
+    broker = EmbeddedBroker(port=free_port())
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@dataclass
+class Stack:
+    backend: str
+    settings: Settings
+    runtime: Runtime
+    worker: IngestWorker
+    port: int
+    topics: Topics
+    protocol: str
+
+    def device(self, device_id: str):
+        return client(self.port, client_id=device_id, protocol=self.protocol)
+
+    def collector(self, topic_filter: str) -> Collector:
+        return Collector(self.port, topic_filter, self.protocol)
+
+    def api(self) -> TestClient:
+        return TestClient(create_app(self.runtime), headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+
+    def register(self, device_id: str, role: str = "victim", case_ref: str | None = None,
+                 home_unit: str = "RE07", exercise: bool = False) -> uuid.UUID:
+        with self.runtime.sessions.begin() as s:
+            case = Case(reference=case_ref or f"C-{uuid.uuid4().hex[:8]}",
+                        home_police_unit=home_unit, exercise=exercise)
+            s.add(case)
+            s.flush()
+            s.add(Device(id=device_id, case_id=case.id, role=role))
+            return case.id
+
+    def token(self, role: str, scope: dict | None = None) -> str:
+        from backend.auth.models import ApiToken
+
+        token = new_token()
+        with self.runtime.sessions.begin() as s:
+            s.add(ApiToken(name=f"test-{role}", role=role, scope=scope or {},
+                           token_sha256=token_digest(token)))
+        return token
+
+
+def make_settings(backend: str, *, db_url: str, port: int, root: str, redis_prefix: str,
+                  client_id: str) -> Settings:
+    env: dict = {
+        "database": {"url": db_url},
+        "broker": {"embedded": backend == "embedded", "port": port,
+                   "protocol": "3.1.1" if backend == "embedded" else "5",
+                   "client_id": client_id},
+        "protocol": {"topic_root": root},
+        "api": {"admin_token": ADMIN_TOKEN},
+        "ingest": {"outbox_resend_after_s": 2.0},
+    }
+    if backend == "services":
+        env["redis"] = {"url": REDIS_URL, "key_prefix": redis_prefix}
+    return Settings(**env)
+
+
+@pytest.fixture(params=["services", "embedded"])
+def stack(request, tmp_path: Path) -> Iterator[Stack]:
+    backend = request.param
+    suffix = uuid.uuid4().hex[:10]
+    if backend == "services":
+        db_url = request.getfixturevalue("pg_url")
+        truncate_all(db_url)
+        port = MQTT_PORT
+    else:
+        db_url = f"sqlite:///{tmp_path}/schildwacht.db"
+        upgrade(db_url)
+        port = request.getfixturevalue("embedded_broker").port
+    settings = make_settings(backend, db_url=db_url, port=port, root=f"sdtest/{suffix}/v1",
+                             redis_prefix=f"swtest{suffix}", client_id=f"ingest-{suffix}")
+    runtime = Runtime.build(settings)
+    worker = IngestWorker(runtime)
+    worker.start()
+    runtime.dispatcher.start()
+    yield Stack(backend, settings, runtime, worker, port, runtime.topics,
+                settings.broker.protocol)
+    worker.stop()
+    runtime.dispatcher.stop()
+    if runtime.redis is not None:
+        for key in runtime.redis.scan_iter(f"{settings.redis.key_prefix}:*"):
+            runtime.redis.delete(key)
+    runtime.close()
+
+
+@pytest.fixture
+def redis_client() -> Iterator[redis.Redis]:
+    r = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
+    yield r
+    r.close()

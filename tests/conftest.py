@@ -1,0 +1,12 @@
+"""Shared test configuration: where the real services are (set by scripts/test.sh)."""
+
+from __future__ import annotations
+
+import os
+
+PG_URL = os.environ.get(
+    "SCHILDWACHT_TEST_DATABASE_URL",
+    "postgresql+psycopg://postgres@127.0.0.1:5432/schildwacht_test",
+)
+REDIS_URL = os.environ.get("SCHILDWACHT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+MQTT_PORT = int(os.environ.get("SCHILDWACHT_TEST_MQTT_PORT", "1883"))
