@@ -155,11 +155,11 @@ def render_summaries(summaries: Sequence[Summary], console: Console) -> None:
     """Two tables: messages sent per run and kind, then alerts expected, raised and matched."""
     kinds = [k.value for k in MessageKind]
     sent = Table(title="Messages sent")
-    sent.add_column("run")
+    sent.add_column("run", no_wrap=True)
     for column in ("devices", "sim s", "wall s", *kinds, "total", "KiB", "failed"):
         sent.add_column(column, justify="right")
     alerts = Table(title="Alerts")
-    alerts.add_column("run")
+    alerts.add_column("run", no_wrap=True)
     for column in ("expected", "raised", "matched", "unexpected", "p50 ms", "max ms"):
         alerts.add_column(column, justify="right")
     for s in summaries:
@@ -501,7 +501,7 @@ TransportFactory = Callable[[argparse.Namespace], Transport]
 
 
 def _paho_from_args(args: argparse.Namespace) -> Transport:
-    return PahoTransport(args.host, args.port, version=args.mqtt_version)
+    return PahoTransport(args.host, args.port, version=args.mqtt_version, inflight=args.inflight)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -518,6 +518,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=1883)
     parser.add_argument("--mqtt-version", choices=("5", "3.1.1"), default="5")
+    parser.add_argument(
+        "--inflight",
+        type=int,
+        default=1,
+        help="QoS 1 publishes outstanding before waiting for a PUBACK",
+    )
     parser.add_argument("--topic-root", default="sd/v1")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
