@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import shapely
+from shapely.validation import explain_validity
 from shapely.geometry import MultiPolygon, Point, Polygon, mapping, shape
 
 from geofences.config import GeofenceConfig
@@ -259,7 +260,7 @@ def _area_problems(geom: Any, path: str, proj: Projection, cfg: GeofenceConfig, 
         problems.append(Problem("invalid_geometry", path, "empty geometry"))
         return None
     if not geom.is_valid:
-        problems.append(Problem("invalid_geometry", path, f"geometry is not valid: {shapely.explain_validity(geom)}"))
+        problems.append(Problem("invalid_geometry", path, f"geometry is not valid: {explain_validity(geom)}"))
         return None
     minx, miny, maxx, maxy = geom.bounds
     if not (proj.covers(minx, miny) and proj.covers(maxx, maxy)):
@@ -268,7 +269,7 @@ def _area_problems(geom: Any, path: str, proj: Projection, cfg: GeofenceConfig, 
         return None
     projected = proj.geometry(geom)
     if not projected.is_valid:
-        problems.append(Problem("invalid_geometry", path, f"geometry is not valid: {shapely.explain_validity(projected)}"))
+        problems.append(Problem("invalid_geometry", path, f"geometry is not valid: {explain_validity(projected)}"))
         return None
     area_km2 = projected.area / 1e6
     if area_km2 > cfg.max_area_km2:

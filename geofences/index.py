@@ -19,6 +19,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import shapely
+from shapely.validation import explain_validity
 from shapely import STRtree
 from shapely.geometry import LineString, Point
 from shapely.geometry.base import BaseGeometry
@@ -142,7 +143,7 @@ def _prepared(geom: BaseGeometry) -> BaseGeometry:
 def _projected_area(geom: BaseGeometry, projection: Projection, path: str) -> BaseGeometry:
     projected = projection.geometry(geom)
     if projected.is_empty or not projected.is_valid:
-        reason = shapely.explain_validity(projected) if not projected.is_empty else "empty geometry"
+        reason = explain_validity(projected) if not projected.is_empty else "empty geometry"
         raise InvalidGeometry([Problem("invalid_geometry", path, f"geometry is not valid: {reason}")])
     return projected
 
