@@ -434,6 +434,12 @@ class _Downlinks:
                 device.handle_downlink(topic, payload)
 
 
+def _downlink_filter(topics: Topics, channel: Channel) -> str:
+    """`{root}/dev/+/{channel}`. The one topic string built here: `Topics` offers filters for
+    uplinks only; this belongs in `device_protocol.topics` as soon as it has downlink filters."""
+    return f"{topics.root}/dev/+/{channel.value}"
+
+
 def run_fleet(
     transport: Transport,
     topics: Topics | None = None,
@@ -472,7 +478,7 @@ def run_fleet(
     subscribe = getattr(transport, "subscribe", None)
     if callable(subscribe):
         for channel in (Channel.ACK, Channel.CMD):
-            subscribe(f"{topics.root}/dev/+/{channel.value}", downlinks.receive)
+            subscribe(_downlink_filter(topics, channel), downlinks.receive)
     heap = [(d.next_time(), i) for i, d in enumerate(fleet.devices)]
     heapq.heapify(heap)
     wall0 = time.monotonic()

@@ -138,6 +138,15 @@ class Scenario:
     messages: tuple[Message, ...]
     expected: tuple[ExpectedAlert, ...]
 
+    def registration(self) -> dict[str, Any]:
+        """What a backend must know before the run: the devices and the measures, as plain data."""
+        return {
+            "scenario": self.name,
+            "seed": self.seed,
+            "devices": [d.to_dict() for d in self.devices],
+            "measures": [m.to_dict() for m in self.measures],
+        }
+
 
 # -- building blocks ------------------------------------------------------------------------------
 @dataclass

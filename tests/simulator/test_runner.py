@@ -3,7 +3,7 @@ import io
 import pytest
 from rich.console import Console
 
-from device_protocol import Topics, codec
+from device_protocol import Ack, Topics, codec
 from simulator import scenarios
 from simulator.device import MessageKind
 from simulator.runner import (
@@ -218,3 +218,44 @@ def test_main_exit_code_reflects_missing_alerts() -> None:
         console=quiet,
     )
     assert code == 1
+
+
+class _AckingTransport(RecordingTransport):
+    """A broker-and-backend stand-in: acks every alarm at once through the downlink handler."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.handlers: list[tuple[str, object]] = []
+
+    def subscribe(self, topic_filter: str, handler) -> None:
+        self.handlers.append((topic_filter, handler))
+
+    def publish(self, topic: str, payload: bytes, qos: int) -> None:
+        super().publish(topic, payload, qos)
+        parsed = Topics().parse(topic)
+        if parsed.channel.value == "alarm":
+            alarm = codec.decode_alarm(payload)
+            ack = codec.encode(Ack(ref=alarm.id, state="received", tst=alarm.tst or 0.0))
+            for topic_filter, handler in self.handlers:
+                if topic_filter.endswith("/ack"):
+                    handler(Topics().ack(parsed.device_id), ack)
+
+
+def test_fleet_feeds_acks_back_so_acked_alarms_are_not_retransmitted() -> None:
+    transport = _AckingTransport()
+    summary = run_fleet(
+        transport,
+        seed=2,
+        victims=6,
+        offenders=0,
+        duration_s=1_800,
+        speed=0,
+        panic_per_device_hour=2.0,
+        console=QUIET,
+    )
+    assert sorted(f for f, _ in transport.handlers) == ["sd/v1/dev/+/ack", "sd/v1/dev/+/cmd"]
+    alarms = [
+        codec.decode_alarm(p.payload).id for p in transport.published if p.topic.endswith("/alarm")
+    ]
+    presses = sum(e.min_count for e in summary.expected)
+    assert presses > 0 and len(alarms) == presses == len(set(alarms))

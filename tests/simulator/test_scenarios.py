@@ -93,6 +93,9 @@ def test_expected_alerts_name_scenario_devices_and_valid_triggers(name: str) -> 
     for m in s.measures:
         assert m.offender_id in device_ids
         assert m.to_dict()["kind"] in ("contact_ban", "exclusion_zone")
+    registration = codec.decode_document(codec.encode_document(s.registration()))
+    assert {d["device_id"] for d in registration["devices"]} == device_ids
+    assert len(registration["measures"]) == len(s.measures)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
