@@ -59,9 +59,20 @@ from geofences.errors import (
     Problem,
 )
 from geofences.events import EVENT_KINDS, GeofenceEvent
-from geofences.geojson import measure_from_feature, measure_problems, measure_to_feature, validate_measure
+from geofences.geojson import (
+    measure_from_feature,
+    measure_problems,
+    measure_to_feature,
+    validate_measure,
+)
 from geofences.index import MeasureIndex
-from geofences.measures import ContactBan, ExclusionZone, Exemption, Measure, ProtectedPlace
+from geofences.measures import (
+    ContactBan,
+    ExclusionZone,
+    Exemption,
+    Measure,
+    ProtectedPlace,
+)
 from geofences.projection import Projection, projection_for
 from geofences.replay import ReplayReport, TrackFix, replay
 from geofences.timewindows import TimeWindow

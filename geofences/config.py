@@ -48,10 +48,16 @@ class GeofenceConfig:
 
     def __post_init__(self) -> None:
         if self.enter_confirmations < 1 or self.exit_confirmations < 1:
-            raise ConfigError("enter_confirmations and exit_confirmations must be at least 1")
+            raise ConfigError(
+                "enter_confirmations and exit_confirmations must be at least 1"
+            )
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, float | int) and not isinstance(value, bool) and value < 0:
+            if (
+                isinstance(value, float | int)
+                and not isinstance(value, bool)
+                and value < 0
+            ):
                 raise ConfigError(f"{f.name} must not be negative")
         try:
             ZoneInfo(self.timezone)

@@ -23,7 +23,9 @@ STATE_VERSION = 1
 
 # A device's last accepted fix: (tst, x, y, accuracy_m, lon, lat)
 DeviceFix = tuple[float, float, float, float, float, float]
-FixInput = tuple[str, float, float, float, "float | None"]  # (device_id, tst, lat, lon, acc)
+FixInput = tuple[
+    str, float, float, float, "float | None"
+]  # (device_id, tst, lat, lon, acc)
 
 
 class Engine:
@@ -40,7 +42,9 @@ class Engine:
         self._tz = self.config.tz
         self._index = MeasureIndex(measures, self.config, self.projection)
         self._last: dict[str, DeviceFix] = {}
-        self._states: dict[str, dict[str, ZoneState]] = {}  # device -> measure -> non-idle state
+        self._states: dict[
+            str, dict[str, ZoneState]
+        ] = {}  # device -> measure -> non-idle state
 
     # -- measures ---------------------------------------------------------------------------
 
@@ -65,7 +69,13 @@ class Engine:
     # -- fixes ------------------------------------------------------------------------------
 
     def on_fix(
-        self, device_id: str, tst: float, lat: float, lon: float, acc: float | None, now: float
+        self,
+        device_id: str,
+        tst: float,
+        lat: float,
+        lon: float,
+        acc: float | None,
+        now: float,
     ) -> list[GeofenceEvent]:
         """Evaluate one fix of `device_id`. Fixes dated more than `max_future_s` after `now`,
         and fixes not newer than the device's last accepted fix, change no state."""
@@ -77,16 +87,28 @@ class Engine:
         projecting them in one vectorised call."""
         if not fixes:
             return []
-        xs, ys = self.projection.forward_many([f[3] for f in fixes], [f[2] for f in fixes])
+        xs, ys = self.projection.forward_many(
+            [f[3] for f in fixes], [f[2] for f in fixes]
+        )
         events: list[GeofenceEvent] = []
-        for (device_id, tst, lat, lon, acc), x, y in zip(fixes, xs.tolist(), ys.tolist(), strict=True):
+        for (device_id, tst, lat, lon, acc), x, y in zip(
+            fixes, xs.tolist(), ys.tolist(), strict=True
+        ):
             found = self._on_projected(device_id, tst, lat, lon, x, y, acc, now)
             if found:
                 events.extend(found)
         return events
 
     def _on_projected(
-        self, device_id: str, tst: float, lat: float, lon: float, x: float, y: float, acc: float | None, now: float
+        self,
+        device_id: str,
+        tst: float,
+        lat: float,
+        lon: float,
+        x: float,
+        y: float,
+        acc: float | None,
+        now: float,
     ) -> list[GeofenceEvent]:
         cfg = self.config
         if tst > now + cfg.max_future_s or not (math.isfinite(x) and math.isfinite(y)):
@@ -108,7 +130,9 @@ class Engine:
                 if cm.contact:
                     self._eval_contact(cm, device_id, tst, events)
                 else:
-                    self._eval_zone(cm, device_id, tst, x, y, accuracy, prev, states, events)
+                    self._eval_zone(
+                        cm, device_id, tst, x, y, accuracy, prev, states, events
+                    )
         if protected is not None:
             for cm in protected:
                 for offender in cm.subjects:
@@ -143,7 +167,10 @@ class Engine:
         state = states.get(cm.id) if states is not None else None
         pad = cm.ring + cfg.exit_margin_m + acc
         if state is None and (
-            x < cm.minx - pad or x > cm.maxx + pad or y < cm.miny - pad or y > cm.maxy + pad
+            x < cm.minx - pad
+            or x > cm.maxx + pad
+            or y < cm.miny - pad
+            or y > cm.maxy + pad
         ):
             # Far away and idle: only a segment through the zone's box could matter.
             if prev is None or tst - prev[0] > cfg.segment_max_gap_s:
@@ -161,7 +188,13 @@ class Engine:
         if not cm.active_at(tst, self._tz):
             if state is IDLE:
                 return
-            obs = Observation(tst=tst, measure_id=cm.id, case_id=cm.case_id, device_id=device_id, active=False)
+            obs = Observation(
+                tst=tst,
+                measure_id=cm.id,
+                case_id=cm.case_id,
+                device_id=device_id,
+                active=False,
+            )
         else:
             inside, inside_m, outside_m = cm.placement(x, y)
             crossed = False
@@ -192,7 +225,9 @@ class Engine:
         if found:
             events.extend(found)
 
-    def _eval_contact(self, cm: CompiledMeasure, offender: str, at: float, events: list[GeofenceEvent]) -> None:
+    def _eval_contact(
+        self, cm: CompiledMeasure, offender: str, at: float, events: list[GeofenceEvent]
+    ) -> None:
         """Contact ban `cm` for one offender device, using only fixes within
         `partner_max_age_s` of `at` (the time of the fix being processed)."""
         cfg = self.config
@@ -219,12 +254,24 @@ class Engine:
             if not cm.active_at(pair_tst, self._tz):
                 if state is None:
                     return
-                obs = Observation(tst=pair_tst, measure_id=cm.id, case_id=cm.case_id, device_id=offender,
-                                  contact=True, active=False)
+                obs = Observation(
+                    tst=pair_tst,
+                    measure_id=cm.id,
+                    case_id=cm.case_id,
+                    device_id=offender,
+                    contact=True,
+                    active=False,
+                )
             else:
-                obs = Observation(tst=pair_tst, measure_id=cm.id, case_id=cm.case_id, device_id=offender,
-                                  other_device_id=cm.protected[0] if len(cm.protected) == 1 else None,
-                                  contact=True, partner_known=False)
+                obs = Observation(
+                    tst=pair_tst,
+                    measure_id=cm.id,
+                    case_id=cm.case_id,
+                    device_id=offender,
+                    other_device_id=cm.protected[0] if len(cm.protected) == 1 else None,
+                    contact=True,
+                    partner_known=False,
+                )
         else:
             assert off is not None
             acc = off[3] + best[3]
@@ -234,8 +281,15 @@ class Engine:
             if not cm.active_at(pair_tst, self._tz):
                 if state is None:
                     return
-                obs = Observation(tst=pair_tst, measure_id=cm.id, case_id=cm.case_id, device_id=offender,
-                                  other_device_id=best_id, contact=True, active=False)
+                obs = Observation(
+                    tst=pair_tst,
+                    measure_id=cm.id,
+                    case_id=cm.case_id,
+                    device_id=offender,
+                    other_device_id=best_id,
+                    contact=True,
+                    active=False,
+                )
             else:
                 inside = best_d < cm.radius
                 obs = Observation(
@@ -245,7 +299,8 @@ class Engine:
                     device_id=offender,
                     other_device_id=best_id,
                     contact=True,
-                    exempt=bool(cm.exemptions) and cm.exempt_at(off[1], off[2], pair_tst),
+                    exempt=bool(cm.exemptions)
+                    and cm.exempt_at(off[1], off[2], pair_tst),
                     inside=inside,
                     inside_m=cm.radius - best_d if inside else 0.0,
                     outside_m=0.0 if inside else best_d - cm.radius,
@@ -275,16 +330,22 @@ class Engine:
         return {
             "version": STATE_VERSION,
             "devices": {
-                d: {"tst": f[0], "lon": f[4], "lat": f[5], "acc": f[3]} for d, f in self._last.items()
+                d: {"tst": f[0], "lon": f[4], "lat": f[5], "acc": f[3]}
+                for d, f in self._last.items()
             },
-            "states": {d: {m: s.as_dict() for m, s in ms.items()} for d, ms in self._states.items()},
+            "states": {
+                d: {m: s.as_dict() for m, s in ms.items()}
+                for d, ms in self._states.items()
+            },
         }
 
     def restore_state(self, snapshot: dict[str, Any]) -> None:
         """Replace the engine's state by a `snapshot_state()` result. States of measures that
         are no longer loaded are dropped."""
         if snapshot.get("version") != STATE_VERSION:
-            raise ValueError(f"unsupported geofence state version {snapshot.get('version')!r}")
+            raise ValueError(
+                f"unsupported geofence state version {snapshot.get('version')!r}"
+            )
         devices = snapshot.get("devices", {})
         ids = list(devices)
         last: dict[str, DeviceFix] = {}
@@ -292,7 +353,9 @@ class Engine:
             lons = [float(devices[d]["lon"]) for d in ids]
             lats = [float(devices[d]["lat"]) for d in ids]
             xs, ys = self.projection.forward_many(lons, lats)
-            for d, x, y, lon, lat in zip(ids, xs.tolist(), ys.tolist(), lons, lats, strict=True):
+            for d, x, y, lon, lat in zip(
+                ids, xs.tolist(), ys.tolist(), lons, lats, strict=True
+            ):
                 info = devices[d]
                 last[d] = (float(info["tst"]), x, y, float(info["acc"]), lon, lat)
         states: dict[str, dict[str, ZoneState]] = {}

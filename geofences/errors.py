@@ -55,7 +55,11 @@ class InvalidMeasure(GeofenceError):
     @staticmethod
     def from_problems(problems: list[Problem] | tuple[Problem, ...]) -> InvalidMeasure:
         """The error of the class of the first problem, carrying all problems."""
-        cls = _BY_CODE.get(problems[0].code, InvalidMeasure) if problems else InvalidMeasure
+        cls = (
+            _BY_CODE.get(problems[0].code, InvalidMeasure)
+            if problems
+            else InvalidMeasure
+        )
         return cls(problems)
 
 
@@ -81,5 +85,11 @@ class HomeInsideZone(InvalidMeasure):
 
 _BY_CODE: dict[str, type[InvalidMeasure]] = {
     cls.code: cls
-    for cls in (InvalidField, InvalidGeometry, OutsideProjectionArea, AbsurdSize, HomeInsideZone)
+    for cls in (
+        InvalidField,
+        InvalidGeometry,
+        OutsideProjectionArea,
+        AbsurdSize,
+        HomeInsideZone,
+    )
 }

@@ -27,13 +27,20 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import shapely
-from shapely.validation import explain_validity
+from shapely.errors import GEOSException
 from shapely.geometry import MultiPolygon, Point, Polygon, mapping, shape
+from shapely.validation import explain_validity
 
 from geofences.config import GeofenceConfig
 from geofences.errors import InvalidMeasure, Problem
-from geofences.measures import MEASURE_KINDS, ContactBan, Exemption, ExclusionZone, Measure, ProtectedPlace
+from geofences.measures import (
+    MEASURE_KINDS,
+    ContactBan,
+    ExclusionZone,
+    Exemption,
+    Measure,
+    ProtectedPlace,
+)
 from geofences.projection import Projection, projection_for
 from geofences.timewindows import TimeWindow
 
@@ -47,26 +54,51 @@ def _time(value: Any, path: str, problems: list[Problem]) -> float | None:
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError:
-            problems.append(Problem("invalid_field", path, f"not an ISO 8601 time: {value!r}"))
+            problems.append(
+                Problem("invalid_field", path, f"not an ISO 8601 time: {value!r}")
+            )
             return None
         if parsed.tzinfo is None:
-            problems.append(Problem("invalid_field", path, "time must carry a UTC offset"))
+            problems.append(
+                Problem("invalid_field", path, "time must carry a UTC offset")
+            )
             return None
         return parsed.timestamp()
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+    if (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    ):
         return float(value)
-    problems.append(Problem("invalid_field", path, f"expected an ISO 8601 time or Unix seconds, got {value!r}"))
+    problems.append(
+        Problem(
+            "invalid_field",
+            path,
+            f"expected an ISO 8601 time or Unix seconds, got {value!r}",
+        )
+    )
     return None
 
 
 def _geometry(data: Any, path: str, problems: list[Problem]) -> Any:
     if not isinstance(data, Mapping):
-        problems.append(Problem("invalid_geometry", path, "expected a GeoJSON geometry object"))
+        problems.append(
+            Problem("invalid_geometry", path, "expected a GeoJSON geometry object")
+        )
         return None
     try:
         geom = shape(data)
-    except Exception as exc:  # shapely raises several types for malformed coordinates
-        problems.append(Problem("invalid_geometry", path, f"unreadable geometry: {exc}"))
+    except (
+        ValueError,
+        TypeError,
+        AttributeError,
+        KeyError,
+        IndexError,
+        GEOSException,
+    ) as exc:
+        problems.append(
+            Problem("invalid_geometry", path, f"unreadable geometry: {exc}")
+        )
         return None
     if geom.is_empty:
         problems.append(Problem("invalid_geometry", path, "empty geometry"))
@@ -74,22 +106,52 @@ def _geometry(data: Any, path: str, problems: list[Problem]) -> Any:
     return geom
 
 
-def _number(props: Mapping, key: str, problems: list[Problem], *, required: bool, default: float = 0.0) -> float:
+def _number(
+    props: Mapping,
+    key: str,
+    problems: list[Problem],
+    *,
+    required: bool,
+    default: float = 0.0,
+) -> float:
     value = props.get(key)
     if value is None:
         if required:
-            problems.append(Problem("invalid_field", f"properties.{key}", "required (metres)"))
+            problems.append(
+                Problem("invalid_field", f"properties.{key}", "required (metres)")
+            )
         return default
-    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
-        problems.append(Problem("invalid_field", f"properties.{key}", f"expected a number >= 0, got {value!r}"))
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        problems.append(
+            Problem(
+                "invalid_field",
+                f"properties.{key}",
+                f"expected a number >= 0, got {value!r}",
+            )
+        )
         return default
     return float(value)
 
 
 def _string_list(props: Mapping, key: str, problems: list[Problem]) -> tuple[str, ...]:
     value = props.get(key)
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-        problems.append(Problem("invalid_field", f"properties.{key}", "expected a non-empty list of device ids"))
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(v, str) and v for v in value)
+    ):
+        problems.append(
+            Problem(
+                "invalid_field",
+                f"properties.{key}",
+                "expected a non-empty list of device ids",
+            )
+        )
         return ()
     return tuple(value)
 
@@ -105,34 +167,54 @@ def measure_from_feature(
     (lon, lat): a zone that contains it without an exception is rejected."""
     problems: list[Problem] = []
     if not isinstance(feature, Mapping) or feature.get("type") != "Feature":
-        raise InvalidMeasure.from_problems([Problem("invalid_field", "type", "expected a GeoJSON Feature")])
+        raise InvalidMeasure.from_problems(
+            [Problem("invalid_field", "type", "expected a GeoJSON Feature")]
+        )
     props = feature.get("properties")
     if not isinstance(props, Mapping):
-        raise InvalidMeasure.from_problems([Problem("invalid_field", "properties", "expected an object")])
+        raise InvalidMeasure.from_problems(
+            [Problem("invalid_field", "properties", "expected an object")]
+        )
     kind = props.get("kind")
     if kind not in MEASURE_KINDS:
-        problems.append(Problem("invalid_field", "properties.kind", f"expected one of {', '.join(MEASURE_KINDS)}"))
+        problems.append(
+            Problem(
+                "invalid_field",
+                "properties.kind",
+                f"expected one of {', '.join(MEASURE_KINDS)}",
+            )
+        )
     mid = feature.get("id", props.get("id"))
     if not isinstance(mid, str) or not mid:
         problems.append(Problem("invalid_field", "id", "a measure needs a string id"))
     case_id = props.get("case_id")
     if not isinstance(case_id, str) or not case_id:
-        problems.append(Problem("invalid_field", "properties.case_id", "a measure needs a case id"))
+        problems.append(
+            Problem("invalid_field", "properties.case_id", "a measure needs a case id")
+        )
     subjects = _string_list(props, "subject_device_ids", problems)
     windows: list[TimeWindow] = []
     raw_windows = props.get("time_windows") or []
     if not isinstance(raw_windows, list):
-        problems.append(Problem("invalid_field", "properties.time_windows", "expected a list"))
+        problems.append(
+            Problem("invalid_field", "properties.time_windows", "expected a list")
+        )
         raw_windows = []
     for i, w in enumerate(raw_windows):
         try:
-            windows.append(TimeWindow.parse(w) if isinstance(w, str) else TimeWindow.from_dict(w, f"properties.time_windows[{i}]"))
+            windows.append(
+                TimeWindow.parse(w)
+                if isinstance(w, str)
+                else TimeWindow.from_dict(w, f"properties.time_windows[{i}]")
+            )
         except InvalidMeasure as exc:
             problems.extend(exc.problems)
     exceptions: list[Exemption] = []
     raw_exceptions = props.get("exceptions") or []
     if not isinstance(raw_exceptions, list):
-        problems.append(Problem("invalid_field", "properties.exceptions", "expected a list"))
+        problems.append(
+            Problem("invalid_field", "properties.exceptions", "expected a list")
+        )
         raw_exceptions = []
     for i, e in enumerate(raw_exceptions):
         path = f"properties.exceptions[{i}]"
@@ -143,56 +225,99 @@ def measure_from_feature(
         if geom is None:
             continue
         if not isinstance(geom, Polygon | MultiPolygon):
-            problems.append(Problem("invalid_geometry", f"{path}.geometry", "expected a Polygon or MultiPolygon"))
+            problems.append(
+                Problem(
+                    "invalid_geometry",
+                    f"{path}.geometry",
+                    "expected a Polygon or MultiPolygon",
+                )
+            )
             continue
         try:
             exceptions.append(
                 Exemption(
                     geometry=geom,
-                    valid_from=_time(e.get("valid_from"), f"{path}.valid_from", problems),
-                    valid_until=_time(e.get("valid_until"), f"{path}.valid_until", problems),
+                    valid_from=_time(
+                        e.get("valid_from"), f"{path}.valid_from", problems
+                    ),
+                    valid_until=_time(
+                        e.get("valid_until"), f"{path}.valid_until", problems
+                    ),
                     reason=str(e.get("reason", "")),
                 )
             )
         except InvalidMeasure as exc:
-            problems.extend(Problem(p.code, f"{path}.{p.path.split('.')[-1]}", p.message) for p in exc.problems)
-    common = dict(
-        id=mid,
-        case_id=case_id,
-        subject_device_ids=subjects,
-        pre_alert_m=_number(props, "pre_alert_m", problems, required=False),
-        valid_from=_time(props.get("valid_from"), "properties.valid_from", problems),
-        valid_until=_time(props.get("valid_until"), "properties.valid_until", problems),
-        time_windows=tuple(windows),
-        authority=str(props.get("authority", "")),
-        reference=str(props.get("reference", "")),
-        exceptions=tuple(exceptions),
-    )
+            problems.extend(
+                Problem(p.code, f"{path}.{p.path.split('.')[-1]}", p.message)
+                for p in exc.problems
+            )
+    common = {
+        "id": mid,
+        "case_id": case_id,
+        "subject_device_ids": subjects,
+        "pre_alert_m": _number(props, "pre_alert_m", problems, required=False),
+        "valid_from": _time(props.get("valid_from"), "properties.valid_from", problems),
+        "valid_until": _time(
+            props.get("valid_until"), "properties.valid_until", problems
+        ),
+        "time_windows": tuple(windows),
+        "authority": str(props.get("authority", "")),
+        "reference": str(props.get("reference", "")),
+        "exceptions": tuple(exceptions),
+    }
     geometry = feature.get("geometry")
     measure: Measure | None = None
     if kind == "contact_ban":
         if geometry is not None:
-            problems.append(Problem("invalid_geometry", "geometry", "a contact ban has no geometry (null)"))
+            problems.append(
+                Problem(
+                    "invalid_geometry",
+                    "geometry",
+                    "a contact ban has no geometry (null)",
+                )
+            )
         protected = _string_list(props, "protected_device_ids", problems)
         radius = _number(props, "radius_m", problems, required=True)
         if not problems:
-            measure = _build(ContactBan, problems, protected_device_ids=protected, radius_m=radius, **common)
+            measure = _build(
+                ContactBan,
+                problems,
+                protected_device_ids=protected,
+                radius_m=radius,
+                **common,
+            )
     elif kind in ("exclusion_zone", "protected_place"):
         geom = _geometry(geometry, "geometry", problems)
         if isinstance(geom, Point):
             radius = _number(props, "radius_m", problems, required=True)
             if not problems:
                 cls = ExclusionZone if kind == "exclusion_zone" else ProtectedPlace
-                measure = _build(cls, problems, centre=(geom.x, geom.y), radius_m=radius, **common)
+                measure = _build(
+                    cls, problems, centre=(geom.x, geom.y), radius_m=radius, **common
+                )
         elif geom is not None:
             if kind == "protected_place":
-                problems.append(Problem("invalid_geometry", "geometry", "a protected place is a Point with radius_m"))
+                problems.append(
+                    Problem(
+                        "invalid_geometry",
+                        "geometry",
+                        "a protected place is a Point with radius_m",
+                    )
+                )
             elif not isinstance(geom, Polygon | MultiPolygon):
-                problems.append(Problem("invalid_geometry", "geometry", f"expected a Polygon, MultiPolygon or Point, got {geom.geom_type}"))
+                problems.append(
+                    Problem(
+                        "invalid_geometry",
+                        "geometry",
+                        f"expected a Polygon, MultiPolygon or Point, got {geom.geom_type}",
+                    )
+                )
             elif not problems:
                 measure = _build(ExclusionZone, problems, area=geom, **common)
     if measure is None or problems:
-        raise InvalidMeasure.from_problems(problems or [Problem("invalid_field", "properties", "not a measure")])
+        raise InvalidMeasure.from_problems(
+            problems or [Problem("invalid_field", "properties", "not a measure")]
+        )
     validate_measure(measure, home=home, config=config, projection=projection)
     return measure
 
@@ -217,63 +342,110 @@ def measure_problems(
     proj = projection or projection_for(cfg.crs)
     problems: list[Problem] = []
     if measure.pre_alert_m > cfg.max_pre_alert_m:
-        problems.append(Problem("absurd_size", "properties.pre_alert_m",
-                                f"pre-alert ring of {measure.pre_alert_m:.0f} m exceeds {cfg.max_pre_alert_m:.0f} m"))
+        problems.append(
+            Problem(
+                "absurd_size",
+                "properties.pre_alert_m",
+                f"pre-alert ring of {measure.pre_alert_m:.0f} m exceeds {cfg.max_pre_alert_m:.0f} m",
+            )
+        )
     radius = getattr(measure, "radius_m", None)
     if radius is not None and radius > cfg.max_radius_m:
-        problems.append(Problem("absurd_size", "properties.radius_m",
-                                f"radius of {radius:.0f} m exceeds {cfg.max_radius_m:.0f} m"))
+        problems.append(
+            Problem(
+                "absurd_size",
+                "properties.radius_m",
+                f"radius of {radius:.0f} m exceeds {cfg.max_radius_m:.0f} m",
+            )
+        )
     zone = None  # projected zone, for the home check
     if isinstance(measure, ContactBan):
         pass
     elif measure.area is None:
         lon, lat = measure.centre
         if not proj.covers(lon, lat):
-            problems.append(Problem("outside_projection_area", "geometry",
-                                    f"centre lies outside the area of {proj.crs}; is it (lon, lat)?"))
+            problems.append(
+                Problem(
+                    "outside_projection_area",
+                    "geometry",
+                    f"centre lies outside the area of {proj.crs}; is it (lon, lat)?",
+                )
+            )
         else:
             x, y = proj.forward(lon, lat)
             zone = Point(x, y).buffer(measure.radius_m, quad_segs=32)
     else:
         zone = _area_problems(measure.area, "geometry", proj, cfg, problems)
     for i, exc in enumerate(measure.exceptions):
-        _area_problems(exc.geometry, f"properties.exceptions[{i}].geometry", proj, cfg, problems)
+        _area_problems(
+            exc.geometry, f"properties.exceptions[{i}].geometry", proj, cfg, problems
+        )
     if home is not None and zone is not None and not problems:
         hx, hy = proj.forward(*home)
         home_point = Point(hx, hy)
         if zone.contains(home_point) and not any(
             proj.geometry(e.geometry).contains(home_point) for e in measure.exceptions
         ):
-            problems.append(Problem(
-                "home_inside_zone", "geometry",
-                "the zone contains the offender's registered home address and no exception allows it; "
-                "add an exception (e.g. a corridor to the address) or change the zone",
-            ))
+            problems.append(
+                Problem(
+                    "home_inside_zone",
+                    "geometry",
+                    "the zone contains the offender's registered home address and no exception allows it; "
+                    "add an exception (e.g. a corridor to the address) or change the zone",
+                )
+            )
     return problems
 
 
-def _area_problems(geom: Any, path: str, proj: Projection, cfg: GeofenceConfig, problems: list[Problem]) -> Any:
+def _area_problems(
+    geom: Any, path: str, proj: Projection, cfg: GeofenceConfig, problems: list[Problem]
+) -> Any:
     if not isinstance(geom, Polygon | MultiPolygon):
-        problems.append(Problem("invalid_geometry", path, "expected a Polygon or MultiPolygon"))
+        problems.append(
+            Problem("invalid_geometry", path, "expected a Polygon or MultiPolygon")
+        )
         return None
     if geom.is_empty:
         problems.append(Problem("invalid_geometry", path, "empty geometry"))
         return None
     if not geom.is_valid:
-        problems.append(Problem("invalid_geometry", path, f"geometry is not valid: {explain_validity(geom)}"))
+        problems.append(
+            Problem(
+                "invalid_geometry",
+                path,
+                f"geometry is not valid: {explain_validity(geom)}",
+            )
+        )
         return None
     minx, miny, maxx, maxy = geom.bounds
     if not (proj.covers(minx, miny) and proj.covers(maxx, maxy)):
-        problems.append(Problem("outside_projection_area", path,
-                                f"geometry lies outside the area of {proj.crs}; are coordinates (lon, lat)?"))
+        problems.append(
+            Problem(
+                "outside_projection_area",
+                path,
+                f"geometry lies outside the area of {proj.crs}; are coordinates (lon, lat)?",
+            )
+        )
         return None
     projected = proj.geometry(geom)
     if not projected.is_valid:
-        problems.append(Problem("invalid_geometry", path, f"geometry is not valid: {explain_validity(projected)}"))
+        problems.append(
+            Problem(
+                "invalid_geometry",
+                path,
+                f"geometry is not valid: {explain_validity(projected)}",
+            )
+        )
         return None
     area_km2 = projected.area / 1e6
     if area_km2 > cfg.max_area_km2:
-        problems.append(Problem("absurd_size", path, f"area of {area_km2:.0f} km² exceeds {cfg.max_area_km2:.0f} km²"))
+        problems.append(
+            Problem(
+                "absurd_size",
+                path,
+                f"area of {area_km2:.0f} km² exceeds {cfg.max_area_km2:.0f} km²",
+            )
+        )
     return projected
 
 
@@ -285,7 +457,9 @@ def validate_measure(
     projection: Projection | None = None,
 ) -> None:
     """Raise `InvalidMeasure` (as the class of the first problem) if the measure is unacceptable."""
-    problems = measure_problems(measure, home=home, config=config, projection=projection)
+    problems = measure_problems(
+        measure, home=home, config=config, projection=projection
+    )
     if problems:
         raise InvalidMeasure.from_problems(problems)
 
@@ -322,8 +496,16 @@ def measure_to_feature(measure: Measure) -> dict[str, Any]:
         props["protected_device_ids"] = list(measure.protected_device_ids)
         props["radius_m"] = measure.radius_m
     elif measure.area is None:
-        geometry = {"type": "Point", "coordinates": [measure.centre[0], measure.centre[1]]}
+        geometry = {
+            "type": "Point",
+            "coordinates": [measure.centre[0], measure.centre[1]],
+        }
         props["radius_m"] = measure.radius_m
     else:
         geometry = mapping(measure.area)
-    return {"type": "Feature", "id": measure.id, "geometry": geometry, "properties": props}
+    return {
+        "type": "Feature",
+        "id": measure.id,
+        "geometry": geometry,
+        "properties": props,
+    }

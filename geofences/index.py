@@ -19,10 +19,10 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import shapely
-from shapely.validation import explain_validity
 from shapely import STRtree
 from shapely.geometry import LineString, Point
 from shapely.geometry.base import BaseGeometry
+from shapely.validation import explain_validity
 
 from geofences.config import GeofenceConfig
 from geofences.errors import InvalidGeometry, InvalidMeasure, Problem
@@ -36,24 +36,54 @@ class CompiledMeasure:
     """A measure ready for evaluation in metric coordinates (internal to the engine)."""
 
     __slots__ = (
-        "measure", "id", "case_id", "contact", "subjects", "protected", "radius", "ring",
-        "cx", "cy", "circle", "geom", "boundary", "eroded", "minx", "miny", "maxx", "maxy",
-        "valid_from", "valid_until", "windows", "exemptions", "crossing_depth",
+        "boundary",
+        "case_id",
+        "circle",
+        "contact",
+        "crossing_depth",
+        "cx",
+        "cy",
+        "eroded",
+        "exemptions",
+        "geom",
+        "id",
+        "maxx",
+        "maxy",
+        "measure",
+        "minx",
+        "miny",
+        "protected",
+        "radius",
+        "ring",
+        "subjects",
+        "valid_from",
+        "valid_until",
+        "windows",
     )  # fmt: skip
 
-    def __init__(self, measure: Measure, projection: Projection, cfg: GeofenceConfig) -> None:
+    def __init__(
+        self, measure: Measure, projection: Projection, cfg: GeofenceConfig
+    ) -> None:
         self.measure = measure
         self.id = measure.id
         self.case_id = measure.case_id
         self.subjects = measure.subject_device_ids
         self.contact = isinstance(measure, ContactBan)
-        self.protected = measure.protected_device_ids if isinstance(measure, ContactBan) else ()
+        self.protected = (
+            measure.protected_device_ids if isinstance(measure, ContactBan) else ()
+        )
         self.ring = float(measure.pre_alert_m)
         self.valid_from = measure.valid_from
         self.valid_until = measure.valid_until
         self.windows = measure.time_windows
         self.exemptions = tuple(
-            (_prepared(_projected_area(e.geometry, projection, f"exceptions[{i}].geometry")), e.valid_from, e.valid_until)
+            (
+                _prepared(
+                    _projected_area(e.geometry, projection, f"exceptions[{i}].geometry")
+                ),
+                e.valid_from,
+                e.valid_until,
+            )
             for i, e in enumerate(measure.exceptions)
         )
         self.cx = self.cy = self.radius = 0.0
@@ -64,13 +94,17 @@ class CompiledMeasure:
         if self.contact:
             self.radius = float(measure.radius_m)
             return
-        if isinstance(measure, ProtectedPlace) or (isinstance(measure, ExclusionZone) and measure.area is None):
+        if isinstance(measure, ProtectedPlace) or (
+            isinstance(measure, ExclusionZone) and measure.area is None
+        ):
             self.circle = True
             self.radius = float(measure.radius_m)
             self.cx, self.cy = projection.forward(*measure.centre)
             # circumscribed polygon: the tree may over-select, placement() then answers exactly
             outer = self.radius / math.cos(math.pi / (4 * CIRCLE_QUAD_SEGS))
-            self.geom = _prepared(Point(self.cx, self.cy).buffer(outer, quad_segs=CIRCLE_QUAD_SEGS))
+            self.geom = _prepared(
+                Point(self.cx, self.cy).buffer(outer, quad_segs=CIRCLE_QUAD_SEGS)
+            )
             self.crossing_depth = min(cfg.crossing_min_depth_m, self.radius / 2)
             self.minx, self.miny = self.cx - self.radius, self.cy - self.radius
             self.maxx, self.maxy = self.cx + self.radius, self.cy + self.radius
@@ -108,7 +142,11 @@ class CompiledMeasure:
 
     def exempt_at(self, x: float, y: float, tst: float) -> bool:
         for geom, vf, vu in self.exemptions:
-            if (vf is None or tst >= vf) and (vu is None or tst < vu) and shapely.contains_xy(geom, x, y):
+            if (
+                (vf is None or tst >= vf)
+                and (vu is None or tst < vu)
+                and shapely.contains_xy(geom, x, y)
+            ):
                 return True
         return False
 
@@ -116,22 +154,37 @@ class CompiledMeasure:
         """Whether the straight segment (px, py) -> (x, y) passes `crossing_depth` deep into the
         zone outside every active exception. The caller checks that both ends are outside."""
         if self.circle and not self.exemptions:
-            return _segment_point_distance(px, py, x, y, self.cx, self.cy) <= self.radius - self.crossing_depth
+            return (
+                _segment_point_distance(px, py, x, y, self.cx, self.cy)
+                <= self.radius - self.crossing_depth
+            )
         line: BaseGeometry = LineString([(px, py), (x, y)])
-        active = [g for g, vf, vu in self.exemptions if (vf is None or tst >= vf) and (vu is None or tst < vu)]
+        active = [
+            g
+            for g, vf, vu in self.exemptions
+            if (vf is None or tst >= vf) and (vu is None or tst < vu)
+        ]
         if active:
             line = line.difference(shapely.union_all(active))
             if line.is_empty:
                 return False
         if self.circle:
-            return shapely.dwithin(line, Point(self.cx, self.cy), self.radius - self.crossing_depth)
+            return shapely.dwithin(
+                line, Point(self.cx, self.cy), self.radius - self.crossing_depth
+            )
         return self.eroded.intersects(line)
 
 
-def _segment_point_distance(ax: float, ay: float, bx: float, by: float, px: float, py: float) -> float:
+def _segment_point_distance(
+    ax: float, ay: float, bx: float, by: float, px: float, py: float
+) -> float:
     dx, dy = bx - ax, by - ay
     length2 = dx * dx + dy * dy
-    t = 0.0 if length2 == 0 else max(0.0, min(1.0, ((px - ax) * dx + (py - ay) * dy) / length2))
+    t = (
+        0.0
+        if length2 == 0
+        else max(0.0, min(1.0, ((px - ax) * dx + (py - ay) * dy) / length2))
+    )
     return math.hypot(ax + t * dx - px, ay + t * dy - py)
 
 
@@ -140,11 +193,17 @@ def _prepared(geom: BaseGeometry) -> BaseGeometry:
     return geom
 
 
-def _projected_area(geom: BaseGeometry, projection: Projection, path: str) -> BaseGeometry:
+def _projected_area(
+    geom: BaseGeometry, projection: Projection, path: str
+) -> BaseGeometry:
     projected = projection.geometry(geom)
     if projected.is_empty or not projected.is_valid:
-        reason = explain_validity(projected) if not projected.is_empty else "empty geometry"
-        raise InvalidGeometry([Problem("invalid_geometry", path, f"geometry is not valid: {reason}")])
+        reason = (
+            explain_validity(projected) if not projected.is_empty else "empty geometry"
+        )
+        raise InvalidGeometry(
+            [Problem("invalid_geometry", path, f"geometry is not valid: {reason}")]
+        )
     return projected
 
 
@@ -163,12 +222,17 @@ class MeasureIndex:
         problems: list[Problem] = []
         for m in measures:
             if m.id in compiled:
-                problems.append(Problem("invalid_field", "id", f"duplicate measure id {m.id!r}"))
+                problems.append(
+                    Problem("invalid_field", "id", f"duplicate measure id {m.id!r}")
+                )
                 continue
             try:
                 compiled[m.id] = CompiledMeasure(m, proj, cfg)
             except InvalidMeasure as exc:
-                problems.extend(Problem(p.code, f"{m.id}: {p.path}", p.message) for p in exc.problems)
+                problems.extend(
+                    Problem(p.code, f"{m.id}: {p.path}", p.message)
+                    for p in exc.problems
+                )
         if problems:
             raise InvalidMeasure.from_problems(problems)
         by_subject: dict[str, list[CompiledMeasure]] = {}
@@ -179,9 +243,15 @@ class MeasureIndex:
             for d in cm.protected:
                 by_protected.setdefault(d, []).append(cm)
         self.measures = compiled
-        self.by_subject: dict[str, tuple[CompiledMeasure, ...]] = {k: tuple(v) for k, v in by_subject.items()}
-        self.by_protected: dict[str, tuple[CompiledMeasure, ...]] = {k: tuple(v) for k, v in by_protected.items()}
-        self.zones: tuple[CompiledMeasure, ...] = tuple(cm for cm in compiled.values() if not cm.contact)
+        self.by_subject: dict[str, tuple[CompiledMeasure, ...]] = {
+            k: tuple(v) for k, v in by_subject.items()
+        }
+        self.by_protected: dict[str, tuple[CompiledMeasure, ...]] = {
+            k: tuple(v) for k, v in by_protected.items()
+        }
+        self.zones: tuple[CompiledMeasure, ...] = tuple(
+            cm for cm in compiled.values() if not cm.contact
+        )
         self.tree = STRtree([cm.geom for cm in self.zones])
         self.projection = proj
 

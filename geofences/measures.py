@@ -27,11 +27,19 @@ def to_epoch(value: Any, path: str) -> float | None:
         return None
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
-            raise InvalidField([Problem("invalid_field", path, "datetime must carry a time zone")])
+            raise InvalidField(
+                [Problem("invalid_field", path, "datetime must carry a time zone")]
+            )
         return value.timestamp()
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+    if (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    ):
         return float(value)
-    raise InvalidField([Problem("invalid_field", path, f"expected a time, got {value!r}")])
+    raise InvalidField(
+        [Problem("invalid_field", path, f"expected a time, got {value!r}")]
+    )
 
 
 def _ids(value: Any, path: str) -> tuple[str, ...]:
@@ -40,14 +48,26 @@ def _ids(value: Any, path: str) -> tuple[str, ...]:
     try:
         ids = tuple(value)
     except TypeError:
-        raise InvalidField([Problem("invalid_field", path, "expected a list of device ids")]) from None
+        raise InvalidField(
+            [Problem("invalid_field", path, "expected a list of device ids")]
+        ) from None
     if not all(isinstance(i, str) and i for i in ids) or len(set(ids)) != len(ids):
-        raise InvalidField([Problem("invalid_field", path, "device ids must be distinct non-empty strings")])
+        raise InvalidField(
+            [
+                Problem(
+                    "invalid_field",
+                    path,
+                    "device ids must be distinct non-empty strings",
+                )
+            ]
+        )
     return ids
 
 
 def _in_period(tst: float, valid_from: float | None, valid_until: float | None) -> bool:
-    return (valid_from is None or tst >= valid_from) and (valid_until is None or tst < valid_until)
+    return (valid_from is None or tst >= valid_from) and (
+        valid_until is None or tst < valid_until
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,12 +84,36 @@ class Exemption:
     reason: str = ""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "valid_from", to_epoch(self.valid_from, "exceptions.valid_from"))
-        object.__setattr__(self, "valid_until", to_epoch(self.valid_until, "exceptions.valid_until"))
+        object.__setattr__(
+            self, "valid_from", to_epoch(self.valid_from, "exceptions.valid_from")
+        )
+        object.__setattr__(
+            self, "valid_until", to_epoch(self.valid_until, "exceptions.valid_until")
+        )
         if not isinstance(self.geometry, Polygon | MultiPolygon):
-            raise InvalidField([Problem("invalid_geometry", "exceptions.geometry", "expected a Polygon or MultiPolygon")])
-        if self.valid_from is not None and self.valid_until is not None and self.valid_from >= self.valid_until:
-            raise InvalidField([Problem("invalid_field", "exceptions.valid_until", "must be after valid_from")])
+            raise InvalidField(
+                [
+                    Problem(
+                        "invalid_geometry",
+                        "exceptions.geometry",
+                        "expected a Polygon or MultiPolygon",
+                    )
+                ]
+            )
+        if (
+            self.valid_from is not None
+            and self.valid_until is not None
+            and self.valid_from >= self.valid_until
+        ):
+            raise InvalidField(
+                [
+                    Problem(
+                        "invalid_field",
+                        "exceptions.valid_until",
+                        "must be after valid_from",
+                    )
+                ]
+            )
 
     def applies_at(self, tst: float) -> bool:
         return _in_period(tst, self.valid_from, self.valid_until)
@@ -95,22 +139,66 @@ class _Measure:
         if not isinstance(self.id, str) or not self.id:
             problems.append(Problem("invalid_field", "id", "a measure needs an id"))
         if not isinstance(self.case_id, str) or not self.case_id:
-            problems.append(Problem("invalid_field", "properties.case_id", "a measure needs a case id"))
-        object.__setattr__(self, "subject_device_ids", _ids(self.subject_device_ids, "properties.subject_device_ids"))
+            problems.append(
+                Problem(
+                    "invalid_field", "properties.case_id", "a measure needs a case id"
+                )
+            )
+        object.__setattr__(
+            self,
+            "subject_device_ids",
+            _ids(self.subject_device_ids, "properties.subject_device_ids"),
+        )
         if not self.subject_device_ids:
-            problems.append(Problem("invalid_field", "properties.subject_device_ids", "at least one offender device"))
-        object.__setattr__(self, "valid_from", to_epoch(self.valid_from, "properties.valid_from"))
-        object.__setattr__(self, "valid_until", to_epoch(self.valid_until, "properties.valid_until"))
-        if self.valid_from is not None and self.valid_until is not None and self.valid_from >= self.valid_until:
-            problems.append(Problem("invalid_field", "properties.valid_until", "must be after valid_from"))
+            problems.append(
+                Problem(
+                    "invalid_field",
+                    "properties.subject_device_ids",
+                    "at least one offender device",
+                )
+            )
+        object.__setattr__(
+            self, "valid_from", to_epoch(self.valid_from, "properties.valid_from")
+        )
+        object.__setattr__(
+            self, "valid_until", to_epoch(self.valid_until, "properties.valid_until")
+        )
+        if (
+            self.valid_from is not None
+            and self.valid_until is not None
+            and self.valid_from >= self.valid_until
+        ):
+            problems.append(
+                Problem(
+                    "invalid_field",
+                    "properties.valid_until",
+                    "must be after valid_from",
+                )
+            )
         object.__setattr__(self, "time_windows", tuple(self.time_windows))
         object.__setattr__(self, "exceptions", tuple(self.exceptions))
         if not all(isinstance(w, TimeWindow) for w in self.time_windows):
-            problems.append(Problem("invalid_field", "properties.time_windows", "expected TimeWindow values"))
+            problems.append(
+                Problem(
+                    "invalid_field",
+                    "properties.time_windows",
+                    "expected TimeWindow values",
+                )
+            )
         if not all(isinstance(e, Exemption) for e in self.exceptions):
-            problems.append(Problem("invalid_field", "properties.exceptions", "expected Exemption values"))
+            problems.append(
+                Problem(
+                    "invalid_field",
+                    "properties.exceptions",
+                    "expected Exemption values",
+                )
+            )
         if not _finite_non_negative(self.pre_alert_m):
-            problems.append(Problem("invalid_field", "properties.pre_alert_m", "must be a number >= 0"))
+            problems.append(
+                Problem(
+                    "invalid_field", "properties.pre_alert_m", "must be a number >= 0"
+                )
+            )
         if problems:
             raise InvalidField(problems)
 
@@ -123,7 +211,12 @@ class _Measure:
 
 
 def _finite_non_negative(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+    )
 
 
 def _check_circle(centre: Any, radius_m: Any, path: str) -> list[Problem]:
@@ -133,9 +226,13 @@ def _check_circle(centre: Any, radius_m: Any, path: str) -> list[Problem]:
         and len(centre) == 2
         and all(isinstance(c, int | float) and math.isfinite(c) for c in centre)
     ):
-        problems.append(Problem("invalid_geometry", "geometry", "centre must be a (lon, lat) pair"))
+        problems.append(
+            Problem("invalid_geometry", "geometry", "centre must be a (lon, lat) pair")
+        )
     if not _finite_non_negative(radius_m) or radius_m == 0:
-        problems.append(Problem("invalid_field", path, "radius must be a number > 0 (metres)"))
+        problems.append(
+            Problem("invalid_field", path, "radius must be a number > 0 (metres)")
+        )
     return problems
 
 
@@ -154,9 +251,25 @@ class ExclusionZone(_Measure):
             object.__setattr__(self, "centre", tuple(self.centre))
         if self.area is not None:
             if self.centre is not None or self.radius_m is not None:
-                raise InvalidField([Problem("invalid_geometry", "geometry", "either an area or a circle, not both")])
+                raise InvalidField(
+                    [
+                        Problem(
+                            "invalid_geometry",
+                            "geometry",
+                            "either an area or a circle, not both",
+                        )
+                    ]
+                )
             if not isinstance(self.area, Polygon | MultiPolygon):
-                raise InvalidField([Problem("invalid_geometry", "geometry", "expected a Polygon or MultiPolygon")])
+                raise InvalidField(
+                    [
+                        Problem(
+                            "invalid_geometry",
+                            "geometry",
+                            "expected a Polygon or MultiPolygon",
+                        )
+                    ]
+                )
         else:
             problems = _check_circle(self.centre, self.radius_m, "properties.radius_m")
             if problems:
@@ -210,17 +323,35 @@ class ContactBan(_Measure):
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(
-            self, "protected_device_ids", _ids(self.protected_device_ids, "properties.protected_device_ids")
+            self,
+            "protected_device_ids",
+            _ids(self.protected_device_ids, "properties.protected_device_ids"),
         )
         problems = []
         if not self.protected_device_ids:
-            problems.append(Problem("invalid_field", "properties.protected_device_ids", "at least one victim device"))
+            problems.append(
+                Problem(
+                    "invalid_field",
+                    "properties.protected_device_ids",
+                    "at least one victim device",
+                )
+            )
         if set(self.protected_device_ids) & set(self.subject_device_ids):
             problems.append(
-                Problem("invalid_field", "properties.protected_device_ids", "a device cannot be offender and victim")
+                Problem(
+                    "invalid_field",
+                    "properties.protected_device_ids",
+                    "a device cannot be offender and victim",
+                )
             )
         if not _finite_non_negative(self.radius_m) or self.radius_m == 0:
-            problems.append(Problem("invalid_field", "properties.radius_m", "radius must be a number > 0 (metres)"))
+            problems.append(
+                Problem(
+                    "invalid_field",
+                    "properties.radius_m",
+                    "radius must be a number > 0 (metres)",
+                )
+            )
         if problems:
             raise InvalidField(problems)
 

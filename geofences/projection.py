@@ -30,13 +30,21 @@ class Projection:
         if unit not in ("metre", "meter"):
             raise ConfigError(f"CRS {crs!r} does not measure in metres")
         self.crs = crs
-        self._transformer = pyproj.Transformer.from_crs("EPSG:4326", target, always_xy=True)
-        self.forward = self._transformer.transform  # (lon, lat) -> (x, y), scalars or arrays
+        self._transformer = pyproj.Transformer.from_crs(
+            "EPSG:4326", target, always_xy=True
+        )
+        self.forward = (
+            self._transformer.transform
+        )  # (lon, lat) -> (x, y), scalars or arrays
         aou = target.area_of_use
-        self.area_of_use: tuple[float, float, float, float] | None = aou.bounds if aou else None
+        self.area_of_use: tuple[float, float, float, float] | None = (
+            aou.bounds if aou else None
+        )
 
     def forward_many(self, lons, lats) -> tuple[np.ndarray, np.ndarray]:
-        x, y = self._transformer.transform(np.asarray(lons, dtype=float), np.asarray(lats, dtype=float))
+        x, y = self._transformer.transform(
+            np.asarray(lons, dtype=float), np.asarray(lats, dtype=float)
+        )
         return np.asarray(x), np.asarray(y)
 
     def geometry(self, geom: BaseGeometry) -> BaseGeometry:

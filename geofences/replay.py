@@ -63,7 +63,9 @@ class ReplayReport:
             "days": self.days,
             "alerts_per_day": self.alerts_per_day(),
             "totals": {k: self.totals.get(k, 0) for k in EVENT_KINDS},
-            "per_day": {d.isoformat(): dict(c) for d, c in sorted(self.per_day.items())},
+            "per_day": {
+                d.isoformat(): dict(c) for d, c in sorted(self.per_day.items())
+            },
         }
 
 
@@ -71,10 +73,14 @@ def _as_fix(item: Any) -> TrackFix:
     if isinstance(item, TrackFix):
         return item
     if isinstance(item, Mapping):
-        return TrackFix(float(item["tst"]), float(item["lat"]), float(item["lon"]), item.get("acc"))
+        return TrackFix(
+            float(item["tst"]), float(item["lat"]), float(item["lon"]), item.get("acc")
+        )
     if isinstance(item, tuple | list):
         return TrackFix(*item)
-    return TrackFix(float(item.tst), float(item.lat), float(item.lon), getattr(item, "acc", None))
+    return TrackFix(
+        float(item.tst), float(item.lat), float(item.lon), getattr(item, "acc", None)
+    )
 
 
 def replay(
@@ -87,7 +93,11 @@ def replay(
     cfg = config or GeofenceConfig()
     engine = Engine(measures, cfg)
     merged = sorted(
-        ((fix.tst, device, fix) for device, fixes in tracks.items() for fix in map(_as_fix, fixes)),
+        (
+            (fix.tst, device, fix)
+            for device, fixes in tracks.items()
+            for fix in map(_as_fix, fixes)
+        ),
         key=lambda t: (t[0], t[1]),
     )
     report = ReplayReport()

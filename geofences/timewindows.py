@@ -12,16 +12,22 @@ from geofences.errors import InvalidField, Problem
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HHMM = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)$")
-_SHORT = re.compile(r"^\s*([A-Za-z]{3})(?:\s*-\s*([A-Za-z]{3}))?\s+(\d\d:\d\d)\s*-\s*(\d\d:\d\d)\s*$")
+_SHORT = re.compile(
+    r"^\s*([A-Za-z]{3})(?:\s*-\s*([A-Za-z]{3}))?\s+(\d\d:\d\d)\s*-\s*(\d\d:\d\d)\s*$"
+)
 
 
 def _minute(text: str, path: str) -> int:
     m = _HHMM.match(text) if isinstance(text, str) else None
     if m is None:
-        raise InvalidField([Problem("invalid_field", path, f"expected HH:MM, got {text!r}")])
+        raise InvalidField(
+            [Problem("invalid_field", path, f"expected HH:MM, got {text!r}")]
+        )
     value = int(m.group(1)) * 60 + int(m.group(2))
     if value > 1440:
-        raise InvalidField([Problem("invalid_field", path, f"{text!r} is beyond 24:00")])
+        raise InvalidField(
+            [Problem("invalid_field", path, f"{text!r} is beyond 24:00")]
+        )
     return value
 
 
@@ -46,11 +52,17 @@ class TimeWindow:
 
     def __post_init__(self) -> None:
         if not self.days or any(d not in range(7) for d in self.days):
-            raise InvalidField([Problem("invalid_field", "days", "days must be 0..6, at least one")])
+            raise InvalidField(
+                [Problem("invalid_field", "days", "days must be 0..6, at least one")]
+            )
         if not (0 <= self.start_minute < 1440 and 0 <= self.end_minute <= 1440):
-            raise InvalidField([Problem("invalid_field", "start", "times must lie within a day")])
+            raise InvalidField(
+                [Problem("invalid_field", "start", "times must lie within a day")]
+            )
         if self.start_minute == self.end_minute:
-            raise InvalidField([Problem("invalid_field", "end", "window of zero length")])
+            raise InvalidField(
+                [Problem("invalid_field", "end", "window of zero length")]
+            )
 
     @staticmethod
     def parse(text: str) -> TimeWindow:
@@ -58,12 +70,20 @@ class TimeWindow:
         m = _SHORT.match(text) if isinstance(text, str) else None
         if m is None:
             raise InvalidField(
-                [Problem("invalid_field", "time_windows", f"expected 'Mon-Fri 08:00-18:00', got {text!r}")]
+                [
+                    Problem(
+                        "invalid_field",
+                        "time_windows",
+                        f"expected 'Mon-Fri 08:00-18:00', got {text!r}",
+                    )
+                ]
             )
         first = _day(m.group(1), "time_windows")
         last = _day(m.group(2), "time_windows") if m.group(2) else first
         days = {(first + i) % 7 for i in range(((last - first) % 7) + 1)}
-        return TimeWindow(frozenset(days), _minute(m.group(3), "start"), _minute(m.group(4), "end"))
+        return TimeWindow(
+            frozenset(days), _minute(m.group(3), "start"), _minute(m.group(4), "end")
+        )
 
     @staticmethod
     def from_dict(data: dict, path: str = "time_windows") -> TimeWindow:
@@ -71,7 +91,13 @@ class TimeWindow:
             raise InvalidField([Problem("invalid_field", path, "expected an object")])
         days = data.get("days")
         if not isinstance(days, list) or not days:
-            raise InvalidField([Problem("invalid_field", f"{path}.days", "expected a list of day names")])
+            raise InvalidField(
+                [
+                    Problem(
+                        "invalid_field", f"{path}.days", "expected a list of day names"
+                    )
+                ]
+            )
         return TimeWindow(
             frozenset(_day(d, f"{path}.days") for d in days),
             _minute(data.get("start"), f"{path}.start"),
@@ -91,7 +117,9 @@ class TimeWindow:
     def contains(self, weekday: int, minute: float) -> bool:
         """Whether local `weekday` (0 = Monday) and `minute` of the day fall in this window."""
         if self.start_minute < self.end_minute:
-            return weekday in self.days and self.start_minute <= minute < self.end_minute
+            return (
+                weekday in self.days and self.start_minute <= minute < self.end_minute
+            )
         return (weekday in self.days and minute >= self.start_minute) or (
             (weekday - 1) % 7 in self.days and minute < self.end_minute
         )

@@ -54,7 +54,11 @@ class ZoneState:
     @property
     def idle(self) -> bool:
         """Outside with nothing pending: the engine need not keep it."""
-        return self.status == OUTSIDE and self.pending is None and not self.approach_announced
+        return (
+            self.status == OUTSIDE
+            and self.pending is None
+            and not self.approach_announced
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -80,7 +84,9 @@ class ZoneState:
             approach_announced=bool(data.get("approach_announced", False)),
             held=data.get("held"),
         )
-        if state.status not in STATUSES or (state.held is not None and state.held not in _LEVEL):
+        if state.status not in STATUSES or (
+            state.held is not None and state.held not in _LEVEL
+        ):
             raise ValueError("unknown zone status in stored state")
         return state
 
@@ -127,7 +133,9 @@ def _event(kind: str, obs: Observation, confidence: str, basis: str) -> Geofence
         other_device_id=obs.other_device_id,
         at=obs.tst,
         confidence=confidence,  # type: ignore[arg-type]
-        distance_m=(obs.outside_m if obs.distance_m is None else obs.distance_m) if known else None,
+        distance_m=(obs.outside_m if obs.distance_m is None else obs.distance_m)
+        if known
+        else None,
         inside_m=obs.inside_m if known else None,
         basis=basis,  # type: ignore[arg-type]
     )
@@ -136,7 +144,9 @@ def _event(kind: str, obs: Observation, confidence: str, basis: str) -> Geofence
 HOLD = "hold"  # the fix argues for nothing: keep state and any pending change
 
 
-def _desired(status: str, obs: Observation, cfg: GeofenceConfig) -> tuple[str, str | None]:
+def _desired(
+    status: str, obs: Observation, cfg: GeofenceConfig
+) -> tuple[str, str | None]:
     """The status this fix argues for, with its confidence; HOLD when it argues for nothing
     (within a hysteresis band, or an accuracy too poor to tell)."""
     if obs.exempt:
@@ -164,7 +174,9 @@ def _desired(status: str, obs: Observation, cfg: GeofenceConfig) -> tuple[str, s
     return OUTSIDE, None
 
 
-def _leave_events(state: ZoneState, obs: Observation, to: str, basis: str) -> list[GeofenceEvent]:
+def _leave_events(
+    state: ZoneState, obs: Observation, to: str, basis: str
+) -> list[GeofenceEvent]:
     """Clearing events when going down from `state.status` to `to`."""
     breach = "proximity" if obs.contact else "zone_breach"
     conf = state.confidence or CONFIRMED
@@ -176,23 +188,38 @@ def _leave_events(state: ZoneState, obs: Observation, to: str, basis: str) -> li
     return events
 
 
-def step(state: ZoneState, obs: Observation, cfg: GeofenceConfig) -> tuple[ZoneState, list[GeofenceEvent]]:
+def step(
+    state: ZoneState, obs: Observation, cfg: GeofenceConfig
+) -> tuple[ZoneState, list[GeofenceEvent]]:
     """Apply one observation to one (device, measure) state. Pure: no I/O, no clock."""
     if state.last_tst is not None and obs.tst < state.last_tst:
         return state, []
     breach = "proximity" if obs.contact else "zone_breach"
 
     if not obs.active:
-        held = state if state.status != UNKNOWN else replace(state, status=state.held or OUTSIDE)
-        return ZoneState(last_tst=obs.tst), _leave_events(held, obs, OUTSIDE, "inactive")
+        held = (
+            state
+            if state.status != UNKNOWN
+            else replace(state, status=state.held or OUTSIDE)
+        )
+        return ZoneState(last_tst=obs.tst), _leave_events(
+            held, obs, OUTSIDE, "inactive"
+        )
 
     if not obs.partner_known:
         if state.status == UNKNOWN:
             return replace(state, last_tst=obs.tst), []
         event = _event("partner_position_unknown", obs, CONFIRMED, "partner")
         return (
-            replace(state, status=UNKNOWN, held=state.status, pending=None, pending_count=0,
-                    pending_since=None, last_tst=obs.tst),
+            replace(
+                state,
+                status=UNKNOWN,
+                held=state.status,
+                pending=None,
+                pending_count=0,
+                pending_since=None,
+                last_tst=obs.tst,
+            ),
             [event],
         )
     if state.status == UNKNOWN:
@@ -201,21 +228,38 @@ def step(state: ZoneState, obs: Observation, cfg: GeofenceConfig) -> tuple[ZoneS
     events: list[GeofenceEvent] = []
     if obs.crossed and state.status != INSIDE and not obs.inside:
         events.append(_event(breach, obs, POSSIBLE, "segment"))
-        state = replace(state, status=INSIDE, confidence=POSSIBLE, pending=None, pending_count=0, pending_since=None)
+        state = replace(
+            state,
+            status=INSIDE,
+            confidence=POSSIBLE,
+            pending=None,
+            pending_count=0,
+            pending_since=None,
+        )
 
     status = state.status
     basis = "exception" if obs.exempt else "fix"
     desired, conf = _desired(status, obs, cfg)
     if desired == HOLD:
-        return (state if state.last_tst == obs.tst else replace(state, last_tst=obs.tst)), events
+        return (
+            state if state.last_tst == obs.tst else replace(state, last_tst=obs.tst)
+        ), events
     if desired == status:
         if status == INSIDE and conf == CONFIRMED and state.confidence == POSSIBLE:
             events.append(_event(breach, obs, CONFIRMED, basis))
-            return replace(state, confidence=CONFIRMED, pending=None, pending_count=0, pending_since=None,
-                           last_tst=obs.tst), events
+            return replace(
+                state,
+                confidence=CONFIRMED,
+                pending=None,
+                pending_count=0,
+                pending_since=None,
+                last_tst=obs.tst,
+            ), events
         if state.pending is None and state.last_tst == obs.tst:
             return state, events
-        return replace(state, pending=None, pending_count=0, pending_since=None, last_tst=obs.tst), events
+        return replace(
+            state, pending=None, pending_count=0, pending_since=None, last_tst=obs.tst
+        ), events
 
     if state.pending == desired:
         count, since = state.pending_count + 1, state.pending_since
@@ -224,7 +268,11 @@ def step(state: ZoneState, obs: Observation, cfg: GeofenceConfig) -> tuple[ZoneS
     if _LEVEL[desired] > _LEVEL[status]:
         ready = (
             count >= cfg.enter_confirmations
-            or (cfg.enter_dwell_s is not None and since is not None and obs.tst - since >= cfg.enter_dwell_s)
+            or (
+                cfg.enter_dwell_s is not None
+                and since is not None
+                and obs.tst - since >= cfg.enter_dwell_s
+            )
             or (
                 desired == INSIDE
                 and conf == CONFIRMED
@@ -235,14 +283,30 @@ def step(state: ZoneState, obs: Observation, cfg: GeofenceConfig) -> tuple[ZoneS
     else:
         ready = count >= cfg.exit_confirmations
     if not ready:
-        return replace(state, pending=desired, pending_count=count, pending_since=since, last_tst=obs.tst), events
+        return replace(
+            state,
+            pending=desired,
+            pending_count=count,
+            pending_since=since,
+            last_tst=obs.tst,
+        ), events
 
     if _LEVEL[desired] > _LEVEL[status]:
         kind = breach if desired == INSIDE else "approach"
         events.append(_event(kind, obs, conf or POSSIBLE, basis))
         announced = state.approach_announced or desired == APPROACHING
-        return ZoneState(status=desired, confidence=conf, last_tst=obs.tst, approach_announced=announced), events
+        return ZoneState(
+            status=desired,
+            confidence=conf,
+            last_tst=obs.tst,
+            approach_announced=announced,
+        ), events
     events.extend(_leave_events(state, obs, desired, basis))
     announced = state.approach_announced and desired != OUTSIDE
     confidence = conf if desired == APPROACHING else None
-    return ZoneState(status=desired, confidence=confidence, last_tst=obs.tst, approach_announced=announced), events
+    return ZoneState(
+        status=desired,
+        confidence=confidence,
+        last_tst=obs.tst,
+        approach_announced=announced,
+    ), events

@@ -36,7 +36,9 @@ RD_BOX = (20_000.0, 310_000.0, 270_000.0, 600_000.0)
 _to_wgs = pyproj.Transformer.from_crs("EPSG:28992", "EPSG:4326", always_xy=True)
 
 
-def _star(rng: np.random.Generator, cx: float, cy: float, radius: float, n: int = 12) -> np.ndarray:
+def _star(
+    rng: np.random.Generator, cx: float, cy: float, radius: float, n: int = 12
+) -> np.ndarray:
     step = 2 * np.pi / n
     angles = np.arange(n) * step + rng.uniform(-0.3, 0.3, n) * step
     radii = radius * rng.uniform(0.6, 1.0, n)
@@ -44,7 +46,9 @@ def _star(rng: np.random.Generator, cx: float, cy: float, radius: float, n: int 
     return np.vstack((ring, ring[:1]))
 
 
-def build(size: int, seed: int = 1) -> tuple[list, list[str], dict[str, tuple[float, float]]]:
+def build(
+    size: int, seed: int = 1
+) -> tuple[list, list[str], dict[str, tuple[float, float]]]:
     """`size` measures, the offender device ids, and each device's home point (RD metres)."""
     rng = np.random.default_rng(seed)
     measures: list = []
@@ -63,24 +67,41 @@ def build(size: int, seed: int = 1) -> tuple[list, list[str], dict[str, tuple[fl
             radius = float(rng.uniform(50, 2_000))
             ring = float(rng.choice([0.0, 250.0, 500.0]))
             kind = rng.uniform()
-            common = dict(id=mid, case_id=f"c-{device}", subject_device_ids=(device,), pre_alert_m=ring)
+            common = {
+                "id": mid,
+                "case_id": f"c-{device}",
+                "subject_device_ids": (device,),
+                "pre_alert_m": ring,
+            }
             if kind < 0.35:
                 lon, lat = _to_wgs.transform(cx, cy)
-                measures.append(ProtectedPlace(centre=(lon, lat), radius_m=radius, **common))
+                measures.append(
+                    ProtectedPlace(centre=(lon, lat), radius_m=radius, **common)
+                )
             elif kind < 0.5:
                 lon, lat = _to_wgs.transform(cx, cy)
-                measures.append(ExclusionZone(centre=(lon, lat), radius_m=radius, **common))
+                measures.append(
+                    ExclusionZone(centre=(lon, lat), radius_m=radius, **common)
+                )
             elif kind < 0.95:
                 ring_xy = _star(rng, cx, cy, radius)
                 lons, lats = _to_wgs.transform(ring_xy[:, 0], ring_xy[:, 1])
                 area = shapely.polygons(np.column_stack((lons, lats)))
                 measures.append(ExclusionZone(area=area, **common))
             else:
-                measures.append(ContactBan(protected_device_ids=(f"vic-{device}",), radius_m=radius, **common))
+                measures.append(
+                    ContactBan(
+                        protected_device_ids=(f"vic-{device}",),
+                        radius_m=radius,
+                        **common,
+                    )
+                )
     return measures, devices, homes
 
 
-def fixes_for(engine: Engine, devices: Sequence[str], homes: dict, n: int, seed: int = 2):
+def fixes_for(
+    engine: Engine, devices: Sequence[str], homes: dict, n: int, seed: int = 2
+):
     """n fixes (device, tst, lat, lon, acc) and their projected (x, y)."""
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, len(devices), n)
@@ -93,15 +114,23 @@ def fixes_for(engine: Engine, devices: Sequence[str], homes: dict, n: int, seed:
         if own and rng.uniform() < 0.5:
             cm = own[int(rng.integers(0, len(own)))]
             bx, by = (cm.minx + cm.maxx) / 2, (cm.miny + cm.maxy) / 2
-            xs[i], ys[i] = bx + rng.uniform(-3_000, 3_000), by + rng.uniform(-3_000, 3_000)
+            xs[i], ys[i] = (
+                bx + rng.uniform(-3_000, 3_000),
+                by + rng.uniform(-3_000, 3_000),
+            )
         else:
             hx, hy = homes[device]
-            xs[i], ys[i] = hx + rng.uniform(-20_000, 20_000), hy + rng.uniform(-20_000, 20_000)
+            xs[i], ys[i] = (
+                hx + rng.uniform(-20_000, 20_000),
+                hy + rng.uniform(-20_000, 20_000),
+            )
     lons, lats = _to_wgs.transform(xs, ys)
     accs = rng.choice([5.0, 10.0, 25.0, 60.0], n)
     fixes = [
         (devices[p], T0 + 30.0 * i, float(lat), float(lon), float(acc))
-        for i, (p, lat, lon, acc) in enumerate(zip(picks.tolist(), lats, lons, accs, strict=True))
+        for i, (p, lat, lon, acc) in enumerate(
+            zip(picks.tolist(), lats, lons, accs, strict=True)
+        )
     ]
     return fixes, xs, ys
 
@@ -170,12 +199,24 @@ def run(sizes: Sequence[int] = SIZES, n_fixes: int = FIXES) -> list[dict]:
 def main(argv: Sequence[str] | None = None) -> int:
     sizes = tuple(int(a) for a in (argv if argv is not None else sys.argv[1:])) or SIZES
     rows = run(sizes)
-    headers = ("measures", "devices", "build_s", "on_fix_us", "on_fixes_us", "bare_query_us",
-               "bare_query_vectorised_us", "ratio", "fixes_per_s", "events")
+    headers = (
+        "measures",
+        "devices",
+        "build_s",
+        "on_fix_us",
+        "on_fixes_us",
+        "bare_query_us",
+        "bare_query_vectorised_us",
+        "ratio",
+        "fixes_per_s",
+        "events",
+    )
     print(" | ".join(f"{h:>12}" for h in headers))
     for row in rows:
         print(" | ".join(f"{row[h]!s:>12}" for h in headers))
-    print("ratio = on_fix / bare STRtree query (target <= 2); on_fix includes the pyproj projection")
+    print(
+        "ratio = on_fix / bare STRtree query (target <= 2); on_fix includes the pyproj projection"
+    )
     return 0
 
 

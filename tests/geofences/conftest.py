@@ -24,8 +24,13 @@ def latlon(dx: float, dy: float = 0.0) -> tuple[float, float]:
 
 def square(dx: float, dy: float, half: float) -> list[tuple[float, float]]:
     """Ring (lon, lat) of an axis-parallel square in RD around (dx, dy)."""
-    return [lonlat(dx - half, dy - half), lonlat(dx + half, dy - half), lonlat(dx + half, dy + half),
-            lonlat(dx - half, dy + half), lonlat(dx - half, dy - half)]
+    return [
+        lonlat(dx - half, dy - half),
+        lonlat(dx + half, dy - half),
+        lonlat(dx + half, dy + half),
+        lonlat(dx - half, dy + half),
+        lonlat(dx - half, dy - half),
+    ]
 
 
 @pytest.fixture

@@ -20,7 +20,12 @@ CFG = GeofenceConfig()
 
 
 def zone(**kw) -> ExclusionZone:
-    base = dict(id="z", case_id="c", subject_device_ids=("off",), area=Polygon(square(0, 0, 500)))
+    base = {
+        "id": "z",
+        "case_id": "c",
+        "subject_device_ids": ("off",),
+        "area": Polygon(square(0, 0, 500)),
+    }
     base.update(kw)
     return ExclusionZone(**base)
 
@@ -59,14 +64,20 @@ def test_hole_is_outside(fix):
     hole = Polygon(square(0, 0, 500), [square(0, 0, 200)[::-1]])
     engine = Engine([zone(area=hole)], CFG)
     assert fix(engine, "off", 0, 0) == [] and fix(engine, "off", 10, 0) == []
-    assert kinds(fix(engine, "off", 20, 350) + fix(engine, "off", 30, 350)) == ["zone_breach"]
+    assert kinds(fix(engine, "off", 20, 350) + fix(engine, "off", 30, 350)) == [
+        "zone_breach"
+    ]
 
 
 def test_exception_corridor_and_its_period(fix):
-    corridor = Exemption(geometry=Polygon(square(300, 0, 60)), valid_from=T0 + 100, reason="own address")
+    corridor = Exemption(
+        geometry=Polygon(square(300, 0, 60)), valid_from=T0 + 100, reason="own address"
+    )
     engine = Engine([zone(exceptions=(corridor,))], CFG)
     # before the exception is valid, the corridor is part of the zone
-    assert kinds(fix(engine, "off", 0, 300) + fix(engine, "off", 10, 300)) == ["zone_breach"]
+    assert kinds(fix(engine, "off", 0, 300) + fix(engine, "off", 10, 300)) == [
+        "zone_breach"
+    ]
     events = fix(engine, "off", 100, 300)
     assert kinds(events) == ["zone_breach_cleared"] and events[0].basis == "exception"
     assert fix(engine, "off", 110, 300) == []
@@ -74,7 +85,9 @@ def test_exception_corridor_and_its_period(fix):
 
 def test_time_windows_in_local_time(fix):
     # T0 is Thursday 11:00 in Amsterdam; the zone applies Mon-Fri 08:00-12:00.
-    engine = Engine([zone(time_windows=(TimeWindow.parse("Mon-Fri 08:00-12:00"),))], CFG)
+    engine = Engine(
+        [zone(time_windows=(TimeWindow.parse("Mon-Fri 08:00-12:00"),))], CFG
+    )
     assert kinds(fix(engine, "off", 0, 0)) == ["zone_breach"]
     events = fix(engine, "off", 3600, 0)  # 12:00: window closed
     assert kinds(events) == ["zone_breach_cleared"] and events[0].basis == "inactive"
@@ -90,14 +103,23 @@ def test_validity_period(fix):
 
 
 def test_circle_and_protected_place_with_pre_alert_ring(fix):
-    place = ProtectedPlace(id="p", case_id="c", subject_device_ids=("off",), centre=lonlat(0, 0),
-                           radius_m=200, pre_alert_m=300)
+    place = ProtectedPlace(
+        id="p",
+        case_id="c",
+        subject_device_ids=("off",),
+        centre=lonlat(0, 0),
+        radius_m=200,
+        pre_alert_m=300,
+    )
     engine = Engine([place], CFG)
     assert fix(engine, "off", 0, 400) == []
     events = fix(engine, "off", 10, 380)
     assert kinds(events) == ["approach"] and abs(events[0].distance_m - 180) < 0.1
     assert kinds(fix(engine, "off", 20, 0)) == ["zone_breach"]
-    assert kinds(fix(engine, "off", 30, 3000)) == ["zone_breach_cleared", "approach_cleared"]
+    assert kinds(fix(engine, "off", 30, 3000)) == [
+        "zone_breach_cleared",
+        "approach_cleared",
+    ]
 
 
 def test_out_of_order_and_future_fixes_change_nothing(fix):
@@ -105,7 +127,9 @@ def test_out_of_order_and_future_fixes_change_nothing(fix):
     fix(engine, "off", 100, 3000)
     assert fix(engine, "off", 50, 0) == []  # older than the last accepted fix
     lat, lon = latlon(0, 0)
-    assert engine.on_fix("off", T0 + 10_000, lat, lon, 5, now=T0 + 200) == []  # from the future
+    assert (
+        engine.on_fix("off", T0 + 10_000, lat, lon, 5, now=T0 + 200) == []
+    )  # from the future
     assert engine.state_of("off", "z").status == "outside"
     assert kinds(fix(engine, "off", 150, 0)) == ["zone_breach"]
 
@@ -118,8 +142,14 @@ def test_fix_only_meets_the_devices_own_measures(fix):
 
 
 def ban(**kw) -> ContactBan:
-    base = dict(id="b", case_id="c", subject_device_ids=("off",), protected_device_ids=("vic",),
-                radius_m=500, pre_alert_m=500)
+    base = {
+        "id": "b",
+        "case_id": "c",
+        "subject_device_ids": ("off",),
+        "protected_device_ids": ("vic",),
+        "radius_m": 500,
+        "pre_alert_m": 500,
+    }
     base.update(kw)
     return ContactBan(**base)
 
@@ -138,11 +168,17 @@ def test_contact_ban_proximity_from_either_side(fix):
 
 def test_contact_ban_never_uses_a_stale_partner_fix(fix):
     engine = Engine([ban()], CFG)
-    assert kinds(fix(engine, "vic", 0, 0)) == ["partner_position_unknown"]  # offender never seen
-    assert fix(engine, "off", 1, 5000) == []  # fresh pair, far apart: known again, outside
+    assert kinds(fix(engine, "vic", 0, 0)) == [
+        "partner_position_unknown"
+    ]  # offender never seen
+    assert (
+        fix(engine, "off", 1, 5000) == []
+    )  # fresh pair, far apart: known again, outside
     stale = CFG.partner_max_age_s + 1
     events = fix(engine, "off", stale, 100)  # right next to where the victim was
-    assert kinds(events) == ["partner_position_unknown"] and events[0].distance_m is None
+    assert (
+        kinds(events) == ["partner_position_unknown"] and events[0].distance_m is None
+    )
     assert engine.state_of("off", "b").status == "unknown"
     assert fix(engine, "off", stale + 10, 100) == []  # raised once
     assert kinds(fix(engine, "vic", stale + 20, 50)) == ["proximity"]
@@ -158,8 +194,14 @@ def test_contact_ban_nearest_of_several_victim_devices(fix):
 
 def test_batch_equals_one_by_one(fix):
     measures = [zone(), ban()]
-    path = [("vic", 0, 0, 0), ("off", 5, -2000, 0), ("off", 65, 2000, 0), ("off", 70, 0, 0),
-            ("off", 80, 0, 10), ("off", 90, 300, 0)]
+    path = [
+        ("vic", 0, 0, 0),
+        ("off", 5, -2000, 0),
+        ("off", 65, 2000, 0),
+        ("off", 70, 0, 0),
+        ("off", 80, 0, 10),
+        ("off", 90, 300, 0),
+    ]
     one = Engine(measures, CFG)
     expected = [e for d, t, dx, dy in path for e in fix(one, d, t, dx, dy)]
     batch = Engine(measures, CFG)
@@ -176,7 +218,10 @@ def test_snapshot_restore_and_forget(fix):
     assert restored.state_of("off", "z").status == "inside"
     assert kinds(fix(restored, "off", 60, 3000)) == ["zone_breach_cleared"]
     engine.forget_device("off")
-    assert engine.snapshot_state()["devices"] == {} and engine.state_of("off", "z").status == "outside"
+    assert (
+        engine.snapshot_state()["devices"] == {}
+        and engine.state_of("off", "z").status == "outside"
+    )
 
 
 def test_reload_keeps_states_of_remaining_measures(fix):

@@ -34,11 +34,19 @@ def test_round_trip_of_a_zone_with_everything():
         pre_alert_m=250,
         valid_from="2026-01-01T00:00:00+01:00",
         valid_until=1_800_000_000,
-        time_windows=[{"days": ["mon", "tue"], "start": "08:00", "end": "18:00"}, "Sat 22:00-06:00"],
+        time_windows=[
+            {"days": ["mon", "tue"], "start": "08:00", "end": "18:00"},
+            "Sat 22:00-06:00",
+        ],
         authority="Rechtbank Rotterdam",
         reference="C/10/123456",
-        exceptions=[{"geometry": poly(square(400, 0, 50)), "valid_until": "2026-02-01T12:00:00Z",
-                     "reason": "court date"}],
+        exceptions=[
+            {
+                "geometry": poly(square(400, 0, 50)),
+                "valid_until": "2026-02-01T12:00:00Z",
+                "reason": "court date",
+            }
+        ],
     )
     measure = measure_from_feature(f)
     assert measure.kind == "exclusion_zone" and len(measure.area.interiors) == 1
@@ -48,10 +56,20 @@ def test_round_trip_of_a_zone_with_everything():
 
 
 def test_round_trip_of_circle_place_and_contact_ban():
-    place = measure_from_feature(feature({"type": "Point", "coordinates": list(lonlat(0, 0))},
-                                         kind="protected_place", radius_m=300))
-    assert place.radius_m == 300 and measure_from_feature(measure_to_feature(place)) == place
-    ban = measure_from_feature(feature(None, kind="contact_ban", radius_m=1000, protected_device_ids=["vic-1"]))
+    place = measure_from_feature(
+        feature(
+            {"type": "Point", "coordinates": list(lonlat(0, 0))},
+            kind="protected_place",
+            radius_m=300,
+        )
+    )
+    assert (
+        place.radius_m == 300
+        and measure_from_feature(measure_to_feature(place)) == place
+    )
+    ban = measure_from_feature(
+        feature(None, kind="contact_ban", radius_m=1000, protected_device_ids=["vic-1"])
+    )
     assert ban.protected_device_ids == ("vic-1",)
     assert measure_from_feature(measure_to_feature(ban)) == ban
 
@@ -60,49 +78,79 @@ def test_self_intersecting_polygon_is_explained():
     a, b, c, d = lonlat(0, 0), lonlat(500, 0), lonlat(0, 500), lonlat(500, 500)
     with pytest.raises(InvalidGeometry) as err:
         measure_from_feature(feature(poly([a, b, c, d, a])))
-    assert "Self-intersection" in str(err.value) and err.value.problems[0].path == "geometry"
+    assert (
+        "Self-intersection" in str(err.value)
+        and err.value.problems[0].path == "geometry"
+    )
 
 
 def test_absurd_sizes():
     with pytest.raises(AbsurdSize, match="km²"):
         measure_from_feature(feature(poly(square(0, 0, 30_000))))  # 3,600 km²
     with pytest.raises(AbsurdSize, match="radius"):
-        measure_from_feature(feature({"type": "Point", "coordinates": list(lonlat(0, 0))}, radius_m=60_000))
+        measure_from_feature(
+            feature(
+                {"type": "Point", "coordinates": list(lonlat(0, 0))}, radius_m=60_000
+            )
+        )
 
 
 def test_swapped_coordinates_are_outside_the_projection():
     lon, lat = lonlat(0, 0)
     with pytest.raises(OutsideProjectionArea):
-        measure_from_feature(feature({"type": "Point", "coordinates": [lat, lon]}, radius_m=300))
+        measure_from_feature(
+            feature({"type": "Point", "coordinates": [lat, lon]}, radius_m=300)
+        )
 
 
 def test_home_inside_zone_needs_an_exception():
     home = lonlat(300, 0)
     with pytest.raises(HomeInsideZone, match="home address"):
         measure_from_feature(feature(poly(square(0, 0, 500))), home=home)
-    corridor = [{"geometry": poly(square(300, 0, 20)), "reason": "corridor to own address"}]
-    assert measure_from_feature(feature(poly(square(0, 0, 500)), exceptions=corridor), home=home)
+    corridor = [
+        {"geometry": poly(square(300, 0, 20)), "reason": "corridor to own address"}
+    ]
+    assert measure_from_feature(
+        feature(poly(square(0, 0, 500)), exceptions=corridor), home=home
+    )
     assert measure_from_feature(feature(poly(square(0, 0, 500))), home=lonlat(2000, 0))
 
 
 def test_every_field_problem_is_reported_at_once():
-    f = feature(poly(square(0, 0, 500)), case_id="", subject_device_ids=[], valid_from="yesterday",
-                time_windows=[{"days": ["funday"], "start": "8", "end": "18:00"}], pre_alert_m=-5)
+    f = feature(
+        poly(square(0, 0, 500)),
+        case_id="",
+        subject_device_ids=[],
+        valid_from="yesterday",
+        time_windows=[{"days": ["funday"], "start": "8", "end": "18:00"}],
+        pre_alert_m=-5,
+    )
     with pytest.raises(InvalidField) as err:
         measure_from_feature(f)
     paths = {p.path for p in err.value.problems}
-    assert {"properties.case_id", "properties.subject_device_ids", "properties.valid_from",
-            "properties.pre_alert_m"} <= paths
+    assert {
+        "properties.case_id",
+        "properties.subject_device_ids",
+        "properties.valid_from",
+        "properties.pre_alert_m",
+    } <= paths
     assert any(p.startswith("properties.time_windows[0]") for p in paths)
 
 
 def test_wrong_kinds_of_geometry():
-    line = {"type": "LineString", "coordinates": [list(lonlat(0, 0)), list(lonlat(100, 0))]}
+    line = {
+        "type": "LineString",
+        "coordinates": [list(lonlat(0, 0)), list(lonlat(100, 0))],
+    }
     with pytest.raises(InvalidGeometry):
         measure_from_feature(feature(line))
     with pytest.raises(InvalidGeometry):
         measure_from_feature(feature({"type": "Polygon", "coordinates": [[[1, 2]]]}))
     with pytest.raises(InvalidMeasure):
-        measure_from_feature(feature(None, kind="contact_ban", radius_m=500, protected_device_ids=["off-1"]))
+        measure_from_feature(
+            feature(
+                None, kind="contact_ban", radius_m=500, protected_device_ids=["off-1"]
+            )
+        )
     with pytest.raises(InvalidMeasure):
         measure_from_feature({"type": "FeatureCollection"})

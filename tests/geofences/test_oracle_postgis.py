@@ -19,9 +19,13 @@ from sqlalchemy import create_engine, text
 
 from geofences import ExclusionZone, GeofenceConfig, MeasureIndex, ProtectedPlace
 
-DATA = Path(__file__).resolve().parents[2] / "backend/regions/data/gemeenten_rotterdam_rijnmond_2025.geojson"
+DATA = (
+    Path(__file__).resolve().parents[2]
+    / "backend/regions/data/gemeenten_rotterdam_rijnmond_2025.geojson"
+)
 URL = os.environ.get(
-    "SCHILDWACHT_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/schildwacht_test"
+    "SCHILDWACHT_TEST_DATABASE_URL",
+    "postgresql+psycopg://postgres@127.0.0.1:5432/schildwacht_test",
 )
 BORDER_TOLERANCE_M = 0.5
 RING_M = 250.0
@@ -54,7 +58,13 @@ def _zones() -> list[ExclusionZone | ProtectedPlace]:
     features = json.loads(DATA.read_text())["features"]
     areas = {f["properties"]["statnaam"]: shape(f["geometry"]) for f in features}
     zones: list = [
-        ExclusionZone(id=f"gm-{name}", case_id="c", subject_device_ids=("off",), area=geom, pre_alert_m=RING_M)
+        ExclusionZone(
+            id=f"gm-{name}",
+            case_id="c",
+            subject_device_ids=("off",),
+            area=geom,
+            pre_alert_m=RING_M,
+        )
         for name, geom in areas.items()
     ]
     names = sorted(areas)
@@ -62,16 +72,40 @@ def _zones() -> list[ExclusionZone | ProtectedPlace]:
     base = areas[names[0]]
     c = base.representative_point()
     holed = base.difference(Point(c.x, c.y).buffer(0.01, quad_segs=1))
-    zones.append(ExclusionZone(id="holed", case_id="c", subject_device_ids=("off",), area=holed, pre_alert_m=RING_M))
+    zones.append(
+        ExclusionZone(
+            id="holed",
+            case_id="c",
+            subject_device_ids=("off",),
+            area=holed,
+            pre_alert_m=RING_M,
+        )
+    )
     assert isinstance(holed, Polygon) and len(holed.interiors) == 1
     # a multipolygon of two municipalities
     multi = MultiPolygon([areas[names[1]], areas[names[-1]]])
     if multi.is_valid:
-        zones.append(ExclusionZone(id="multi", case_id="c", subject_device_ids=("off",), area=multi, pre_alert_m=RING_M))
+        zones.append(
+            ExclusionZone(
+                id="multi",
+                case_id="c",
+                subject_device_ids=("off",),
+                area=multi,
+                pre_alert_m=RING_M,
+            )
+        )
     for i, radius in enumerate((120.0, 800.0, 2500.0, 9000.0)):
         centre = (4.3 + 0.1 * i, 51.85 + 0.03 * i)
-        zones.append(ProtectedPlace(id=f"circle-{i}", case_id="c", subject_device_ids=("off",), centre=centre,
-                                    radius_m=radius, pre_alert_m=RING_M))
+        zones.append(
+            ProtectedPlace(
+                id=f"circle-{i}",
+                case_id="c",
+                subject_device_ids=("off",),
+                centre=centre,
+                radius_m=radius,
+                pre_alert_m=RING_M,
+            )
+        )
     return zones
 
 
@@ -79,7 +113,9 @@ def _points(zone, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     if zone.area is not None:
         geom = zone.area
     else:
-        geom = Point(zone.centre).buffer(zone.radius_m / 68_000.0)  # rough degrees, only for sampling
+        geom = Point(zone.centre).buffer(
+            zone.radius_m / 68_000.0
+        )  # rough degrees, only for sampling
     minx, miny, maxx, maxy = geom.bounds
     pad = max(maxx - minx, maxy - miny) * 0.2 + 0.005
     n_box = POINTS_PER_ZONE // 2
@@ -87,7 +123,9 @@ def _points(zone, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     lats = rng.uniform(miny - pad, maxy + pad, n_box)
     # the other half near the border: points on it, jittered by up to ~60 m
     boundary = geom.boundary
-    along = shapely.line_interpolate_point(boundary, rng.uniform(0, 1, POINTS_PER_ZONE - n_box), normalized=True)
+    along = shapely.line_interpolate_point(
+        boundary, rng.uniform(0, 1, POINTS_PER_ZONE - n_box), normalized=True
+    )
     near = shapely.get_coordinates(along)
     near += rng.uniform(-0.0008, 0.0008, near.shape)
     return np.concatenate([lons, near[:, 0]]), np.concatenate([lats, near[:, 1]])
@@ -106,12 +144,20 @@ def test_containment_and_distance_agree_with_postgis():
             cm = index.measures[zone.id]
             lons, lats = _points(zone, rng)
             xs, ys = index.projection.forward_many(lons, lats)
-            ours = [cm.placement(x, y) for x, y in zip(xs.tolist(), ys.tolist(), strict=True)]
+            ours = [
+                cm.placement(x, y)
+                for x, y in zip(xs.tolist(), ys.tolist(), strict=True)
+            ]
             params = {"lons": lons.tolist(), "lats": lats.tolist(), "ring": RING_M}
             if zone.area is not None:
                 ewkt = "SRID=4326;" + shapely.to_wkt(zone.area, rounding_precision=-1)
                 rows = conn.execute(QUERY, {**params, "zone": ewkt}).all()
-                for (inside, depth, outside), (pg_in, pg_border, pg_dist, pg_ring) in zip(ours, rows, strict=True):
+                for (inside, depth, outside), (
+                    pg_in,
+                    pg_border,
+                    pg_dist,
+                    pg_ring,
+                ) in zip(ours, rows, strict=True):
                     assert abs(max(depth, outside) - pg_border) < 1e-3, zone.id
                     assert abs(outside - pg_dist) < 1e-3, zone.id
                     if pg_border < BORDER_TOLERANCE_M:
@@ -123,9 +169,17 @@ def test_containment_and_distance_agree_with_postgis():
                     compared += 1
             else:
                 rows = conn.execute(
-                    CIRCLE_QUERY, {**params, "clon": zone.centre[0], "clat": zone.centre[1], "radius": zone.radius_m}
+                    CIRCLE_QUERY,
+                    {
+                        **params,
+                        "clon": zone.centre[0],
+                        "clat": zone.centre[1],
+                        "radius": zone.radius_m,
+                    },
                 ).all()
-                for (inside, depth, outside), (pg_in, pg_centre, pg_ring) in zip(ours, rows, strict=True):
+                for (inside, depth, outside), (pg_in, pg_centre, pg_ring) in zip(
+                    ours, rows, strict=True
+                ):
                     pg_border = abs(pg_centre - zone.radius_m)
                     assert abs(max(depth, outside) - pg_border) < 1e-3, zone.id
                     if pg_border < BORDER_TOLERANCE_M:

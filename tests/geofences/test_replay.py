@@ -9,7 +9,12 @@ from geofences import ExclusionZone, TrackFix, replay
 
 
 def test_replay_counts_breaches_per_local_day():
-    zone = ExclusionZone(id="z", case_id="c", subject_device_ids=("off",), area=Polygon(square(0, 0, 500)))
+    zone = ExclusionZone(
+        id="z",
+        case_id="c",
+        subject_device_ids=("off",),
+        area=Polygon(square(0, 0, 500)),
+    )
     track = []
     for day in range(3):
         base = T0 + day * 86_400
@@ -20,7 +25,9 @@ def test_replay_counts_breaches_per_local_day():
     lat, lon = latlon(5000)
     report = replay({"off": track, "bystander": [(T0, lat, lon, 5.0)]}, [zone])
     assert report.days == 3
-    assert report.totals["zone_breach"] == 3 and report.totals["zone_breach_cleared"] == 3
+    assert (
+        report.totals["zone_breach"] == 3 and report.totals["zone_breach_cleared"] == 3
+    )
     assert report.alerts_per_day() == 1.0
     assert all(c["zone_breach"] == 1 for c in report.per_day.values())
     assert report.as_dict()["totals"]["approach"] == 0

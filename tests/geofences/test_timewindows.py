@@ -39,6 +39,11 @@ def test_local_time_across_daylight_saving():
 
 
 def test_bad_windows():
-    for text in ("Mon-Fri 8-18", "Xyz 08:00-09:00", "Mon 08:00-08:00", "Mon 25:00-26:00"):
+    for text in (
+        "Mon-Fri 8-18",
+        "Xyz 08:00-09:00",
+        "Mon 08:00-08:00",
+        "Mon 25:00-26:00",
+    ):
         with pytest.raises(InvalidField):
             TimeWindow.parse(text)

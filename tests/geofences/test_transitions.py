@@ -16,15 +16,26 @@ from geofences.transitions import (
     step,
 )
 
-CFG = GeofenceConfig(enter_confirmations=2, exit_margin_m=25, immediate_depth_m=100, max_possible_accuracy_m=250)
+CFG = GeofenceConfig(
+    enter_confirmations=2,
+    exit_margin_m=25,
+    immediate_depth_m=100,
+    max_possible_accuracy_m=250,
+)
 
 
 def obs(t: float, signed: float, acc: float = 5.0, **kw) -> Observation:
     """signed > 0: metres inside the zone; < 0: metres outside."""
-    base = dict(
-        tst=t, measure_id="m1", case_id="c1", device_id="off", accuracy_m=acc,
-        inside=signed > 0, inside_m=max(signed, 0.0), outside_m=max(-signed, 0.0),
-    )
+    base = {
+        "tst": t,
+        "measure_id": "m1",
+        "case_id": "c1",
+        "device_id": "off",
+        "accuracy_m": acc,
+        "inside": signed > 0,
+        "inside_m": max(signed, 0.0),
+        "outside_m": max(-signed, 0.0),
+    }
     base.update(kw)
     return Observation(**base)
 
@@ -110,7 +121,9 @@ def test_accuracy_straddle_is_possible_then_upgraded():
 
 
 def test_too_vague_a_fix_changes_nothing():
-    state, events = run([obs(0, 10, acc=1000), obs(10, 10, acc=1000), obs(20, -50, acc=1000)])
+    state, events = run(
+        [obs(0, 10, acc=1000), obs(10, 10, acc=1000), obs(20, -50, acc=1000)]
+    )
     assert state.status == OUTSIDE and events == []
     inside, _ = run([obs(0, 150)])
     state, events = run([obs(10, -50, acc=1000)], inside)
@@ -122,14 +135,18 @@ def test_approach_ring_then_clear():
     state, events = run(seq)
     assert state.status == APPROACHING and kinds(events) == ["approach"]
     assert events[0].confidence == "confirmed"
-    state, events = step(state, obs(20, -210, ring_m=200), CFG)  # within ring + margin: hold
+    state, events = step(
+        state, obs(20, -210, ring_m=200), CFG
+    )  # within ring + margin: hold
     assert state.status == APPROACHING and events == []
     state, events = step(state, obs(30, -300, ring_m=200), CFG)
     assert state.status == OUTSIDE and kinds(events) == ["approach_cleared"]
 
 
 def test_leaving_zone_into_ring_and_out():
-    state, _ = run([obs(0, -100, ring_m=200), obs(10, -100, ring_m=200), obs(20, 150, ring_m=200)])
+    state, _ = run(
+        [obs(0, -100, ring_m=200), obs(10, -100, ring_m=200), obs(20, 150, ring_m=200)]
+    )
     assert state.status == INSIDE and state.approach_announced
     state, events = step(state, obs(30, -100, ring_m=200), CFG)
     assert state.status == APPROACHING and kinds(events) == ["zone_breach_cleared"]
@@ -169,7 +186,7 @@ def test_exception_counts_as_outside():
 
 
 def test_partner_unknown_once_then_resumes_held_state():
-    contact = dict(contact=True, other_device_id="vic")
+    contact = {"contact": True, "other_device_id": "vic"}
     state, events = run([obs(0, 150, **contact)])
     assert kinds(events) == ["proximity"]
     state, events = step(state, obs(10, 0, partner_known=False, **contact), CFG)
@@ -177,13 +194,23 @@ def test_partner_unknown_once_then_resumes_held_state():
     assert events[0].distance_m is None
     state, events = step(state, obs(20, 0, partner_known=False, **contact), CFG)
     assert events == []
-    state, events = step(state, obs(30, 150, **contact), CFG)  # still inside: no second alert
+    state, events = step(
+        state, obs(30, 150, **contact), CFG
+    )  # still inside: no second alert
     assert state.status == INSIDE and events == []
     state, events = step(state, obs(40, -400, **contact), CFG)
     assert kinds(events) == ["proximity_cleared"]
 
 
 def test_state_round_trips_through_a_plain_dict():
-    state = ZoneState(status=UNKNOWN, held=INSIDE, confidence="possible", last_tst=5.0, pending=INSIDE,
-                      pending_count=1, pending_since=4.0, approach_announced=True)
+    state = ZoneState(
+        status=UNKNOWN,
+        held=INSIDE,
+        confidence="possible",
+        last_tst=5.0,
+        pending=INSIDE,
+        pending_count=1,
+        pending_since=4.0,
+        approach_announced=True,
+    )
     assert ZoneState.from_dict(state.as_dict()) == state
