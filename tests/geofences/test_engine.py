@@ -3,7 +3,6 @@ time windows, validity, contact bans with stale partners, ordering, reload and s
 
 from __future__ import annotations
 
-from conftest import T0, latlon, lonlat, square
 from shapely.geometry import Polygon
 
 from geofences import (
@@ -15,6 +14,7 @@ from geofences import (
     ProtectedPlace,
     TimeWindow,
 )
+from tests.geofences.places import T0, latlon, lonlat, square
 
 CFG = GeofenceConfig()
 

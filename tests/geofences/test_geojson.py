@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from conftest import lonlat, square
 from shapely.geometry import Polygon, mapping
 
 from geofences import (
@@ -16,6 +15,7 @@ from geofences import (
     measure_from_feature,
     measure_to_feature,
 )
+from tests.geofences.places import lonlat, square
 
 
 def feature(geometry, **props):

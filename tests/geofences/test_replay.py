@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from conftest import T0, latlon, square
 from shapely.geometry import Polygon
 
 from geofences import ExclusionZone, TrackFix, replay
+from tests.geofences.places import T0, latlon, square
 
 
 def test_replay_counts_breaches_per_local_day():
