@@ -1,0 +1,106 @@
+"""Safety invariant 1: an alarm is acknowledged to the broker only after it is committed.
+
+The ingest process is killed with SIGKILL after it received an alarm and before the commit (the
+`before_commit` fault point). The broker keeps the unacknowledged QoS 1 message in the worker's
+persistent session; after a restart the alarm is committed and delivered exactly once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import orjson
+import pytest
+from sqlalchemy import create_engine, func, select, text
+
+from backend.alerts.models import Alert
+from device_protocol import Alarm, Topics, codec
+from tests.backend.conftest import truncate_all
+from tests.conftest import MQTT_PORT, REDIS_URL
+from tests.support.mqtt import Collector, client, publish
+
+pytestmark = pytest.mark.services
+
+
+def _start_worker(env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "backend.cli", "ingest"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+
+
+def _wait_connected(proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    os.set_blocking(proc.stdout.fileno(), False)
+    seen = b""
+    while time.monotonic() < deadline:
+        chunk = proc.stdout.read() or b""
+        seen += chunk
+        if b"ingest connected" in seen:
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"worker exited early: {seen.decode(errors='replace')}")
+        time.sleep(0.05)
+    raise AssertionError("worker did not connect")
+
+
+def test_sigkill_before_commit_then_restart_delivers_exactly_once(pg_url):
+    truncate_all(pg_url)
+    suffix = uuid.uuid4().hex[:8]
+    root = f"sdcrash/{suffix}/v1"
+    topics = Topics(root)
+    engine = create_engine(pg_url)
+    with engine.begin() as conn:
+        case_id = uuid.uuid4()
+        conn.execute(text(
+            "insert into cases (id, reference, home_police_unit, custody_status, exercise,"
+            " created_at, updated_at) values (:id, :ref, 'RE07', 'none', false, now(), now())"
+        ), {"id": case_id, "ref": f"CRASH-{suffix}"})
+        conn.execute(text(
+            "insert into devices (id, case_id, role, active, report_interval_s, created_at)"
+            " values ('vic-crash', :case, 'victim', true, 60, now())"
+        ), {"case": case_id})
+    env = {
+        **os.environ,
+        "SCHILDWACHT_DATABASE__URL": pg_url,
+        "SCHILDWACHT_REDIS__URL": REDIS_URL,
+        "SCHILDWACHT_REDIS__KEY_PREFIX": f"swcrash{suffix}",
+        "SCHILDWACHT_BROKER__EMBEDDED": "false",
+        "SCHILDWACHT_BROKER__PORT": str(MQTT_PORT),
+        "SCHILDWACHT_BROKER__CLIENT_ID": f"ingest-crash-{suffix}",
+        "SCHILDWACHT_PROTOCOL__TOPIC_ROOT": root,
+    }
+    police = Collector(MQTT_PORT, topics.police_filter())
+    crashing = _start_worker({**env, "SCHILDWACHT_INGEST__FAULT_POINT": "before_commit"})
+    restarted = None
+    try:
+        _wait_connected(crashing)
+        device = client(MQTT_PORT, client_id="vic-crash")
+        alarm = Alarm(id="crash-1", kind="panic", tst=time.time(), lat=51.92, lon=4.47)
+        publish(device, topics.alarm("vic-crash"), codec.encode(alarm))
+        assert crashing.wait(timeout=20) == -signal.SIGKILL
+        with engine.connect() as conn:
+            assert conn.scalar(select(func.count()).select_from(Alert)) == 0
+        assert police.messages == []
+
+        restarted = _start_worker(env)
+        _wait_connected(restarted)
+        [(_, payload, _)] = police.wait_for(1, timeout=20)
+        assert orjson.loads(payload)["message_id"] == "crash-1"
+        time.sleep(1.5)  # room for a duplicate to show up, if there were one
+        assert len(police.messages) == 1
+        with engine.connect() as conn:
+            assert conn.scalar(select(func.count()).select_from(Alert)) == 1
+        device.disconnect()
+    finally:
+        police.close()
+        for proc in (crashing, restarted):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=15)
+        engine.dispose()
