@@ -1,0 +1,141 @@
+"""Golden payloads of protocol v1: every valid one decodes and encodes back to the same content;
+every invalid one is refused with the documented error."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from device_protocol import (
+    Ack,
+    ConfigCommand,
+    InvalidPayload,
+    MalformedPayload,
+    PayloadTooLarge,
+    WarnCommand,
+    codec,
+)
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def _load(kind: str, name: str) -> bytes:
+    return (GOLDEN / kind / name).read_bytes().strip()
+
+
+def test_alarm_full_round_trip():
+    raw = _load("valid", "alarm_full.json")
+    alarm = codec.decode_alarm(raw)
+    assert (alarm.id, alarm.kind, alarm.lat, alarm.acc, alarm.batt) == (
+        "a-2026-0001", "panic", 51.9244, 8.5, 77)
+    assert json.loads(codec.encode(alarm)) == json.loads(raw)
+
+
+def test_alarm_minimal_defaults_to_panic_without_fix():
+    alarm = codec.decode_alarm(_load("valid", "alarm_minimal.json"))
+    assert alarm.kind == "panic" and not alarm.has_fix and alarm.tst is None
+
+
+def test_single_fix_and_batch():
+    [fix] = codec.decode_fixes(_load("valid", "loc_single.json"))
+    assert (fix.lat, fix.lon, fix.acc, fix.vel, fix.batt) == (51.9244, 4.469, 12, 1.4, 80)
+    batch = codec.decode_fixes(_load("valid", "loc_batch.json"))
+    assert [f.tst for f in batch] == [1795000000, 1795000030]
+    assert json.loads(codec.encode_batch(batch)) == json.loads(_load("valid", "loc_batch.json"))
+
+
+def test_batch_is_returned_oldest_first():
+    raw = b'{"fixes":[{"tst":1795000060,"lat":1,"lon":1},{"tst":1795000000,"lat":2,"lon":2}]}'
+    assert [f.lat for f in codec.decode_fixes(raw)] == [2, 1]
+
+
+def test_status_and_last_will():
+    status = codec.decode_status(_load("valid", "status.json"))
+    assert (status.online, status.batt, status.rssi, status.fw) == (True, 54, -71, "2.4.1")
+    lwt = codec.decode_status(_load("valid", "status_last_will.json"))
+    assert lwt.online is False and lwt.tst is None
+
+
+def test_downlink_messages():
+    ack = codec.decode_ack(_load("valid", "ack.json"))
+    assert isinstance(ack, Ack) and ack.state == "received"
+    config = codec.decode_command(_load("valid", "cmd_config.json"))
+    assert isinstance(config, ConfigCommand) and config.report_interval_s == 15
+    warn = codec.decode_command(_load("valid", "cmd_warn.json"))
+    assert isinstance(warn, WarnCommand) and warn.reason == "proximity"
+    for name, model in (("ack.json", ack), ("cmd_config.json", config), ("cmd_warn.json", warn)):
+        assert json.loads(codec.encode(model)) == json.loads(_load("valid", name))
+
+
+def test_owntracks_location_maps_to_fix_in_metres_per_second():
+    fix = codec.decode_owntracks(_load("valid", "owntracks_location.json"))
+    assert fix is not None and fix.vel == pytest.approx(5 / 3.6)
+    assert codec.decode_owntracks(b'{"_type": "transition", "event": "leave"}') is None
+
+
+@pytest.mark.parametrize(("name", "error", "fields"), [
+    ("loc_lat_out_of_range.json", InvalidPayload, "lat"),
+    ("loc_missing_tst.json", InvalidPayload, "tst"),
+    ("loc_negative_accuracy.json", InvalidPayload, "acc"),
+    ("loc_empty_batch.json", InvalidPayload, "fixes"),
+    ("loc_not_an_object.json", MalformedPayload, None),
+    ("loc_truncated.json", MalformedPayload, None),
+])
+def test_invalid_location_payloads(name, error, fields):
+    with pytest.raises(error) as info:
+        codec.decode_fixes(_load("invalid", name))
+    if fields:
+        assert fields in str(info.value)
+    assert "51.9" not in str(info.value)  # errors never echo values (coordinates)
+
+
+def test_invalid_status_payload():
+    with pytest.raises(InvalidPayload, match="batt"):
+        codec.decode_status(_load("invalid", "status_battery_out_of_range.json"))
+
+
+@pytest.mark.parametrize("name", ["alarm_empty_id.json", "alarm_unknown_kind.json"])
+def test_strict_alarm_decoding_refuses(name):
+    with pytest.raises(InvalidPayload):
+        codec.decode_alarm(_load("invalid", name))
+
+
+def test_size_limit():
+    big = b'{"tst":1795000000,"lat":1,"lon":1,"pad":"' + b"x" * 8200 + b'"}'
+    with pytest.raises(PayloadTooLarge):
+        codec.decode_fixes(big)
+
+
+def test_nan_and_infinity_are_refused():
+    with pytest.raises(MalformedPayload):
+        codec.decode_fixes(b'{"tst":1795000000,"lat":NaN,"lon":1}')
+    with pytest.raises(MalformedPayload):  # orjson refuses numbers beyond float range
+        codec.decode_fixes(b'{"tst":1795000000,"lat":1e400,"lon":1}')
+
+
+class TestLenientAlarm:
+    def test_valid_alarm_has_no_issues(self):
+        result = codec.decode_alarm_lenient(_load("valid", "alarm_full.json"))
+        assert result.issues == () and not result.unreadable
+
+    def test_bad_fields_are_dropped_and_named(self):
+        result = codec.decode_alarm_lenient(
+            b'{"id":"a1","kind":"explode","tst":"yesterday","lat":51.9,"lon":999,"batt":50}')
+        assert result.alarm.id == "a1" and result.alarm.kind == "panic"
+        assert result.alarm.batt == 50 and not result.alarm.has_fix
+        assert set(result.issues) == {"invalid_kind", "invalid_tst", "invalid_lon",
+                                      "incomplete_position"}
+
+    @pytest.mark.parametrize("payload", [b"\xff\xfe", b"[]", b"", b'{"kind":"panic"}',
+                                         b'{"id":"' + b"x" * 65 + b'"}'])
+    def test_unreadable_body_still_yields_a_stable_alarm(self, payload):
+        first = codec.decode_alarm_lenient(payload)
+        again = codec.decode_alarm_lenient(payload)
+        assert first.unreadable and first.alarm.id == again.alarm.id
+        assert first.alarm.id.startswith("body-")
+
+    def test_oversize_alarm_is_still_an_alarm(self):
+        result = codec.decode_alarm_lenient(b'{"id":"big","pad":"' + b"x" * 9000 + b'"}')
+        assert result.issues[0] == "payload_too_large" and result.alarm.kind == "panic"
