@@ -1,0 +1,139 @@
+"""The pipeline's decisions, without broker or database: a dict-backed device directory and the
+in-memory state store stand in for the real ones."""
+
+from __future__ import annotations
+
+import uuid
+
+from backend.devices.directory import DeviceInfo
+from backend.pipeline.context import RawMessage
+from backend.pipeline.pipeline import build_pipeline
+from backend.settings import ProtocolSettings
+from backend.state.store import InMemoryState, LastFix
+
+NOW = 1_795_000_000.0
+CASE = uuid.uuid4()
+
+
+class FakeDirectory:
+    def __init__(self, *devices: DeviceInfo) -> None:
+        self._by_id = {d.id: d for d in devices}
+        self.owntracks = {("anna", "phone"): "vic-001"}
+
+    def get(self, device_id):
+        return self._by_id.get(device_id)
+
+    def by_owntracks(self, user, device):
+        device_id = self.owntracks.get((user, device))
+        return self._by_id.get(device_id) if device_id else None
+
+
+def device(device_id="vic-001", role="victim", active=True, exercise=False) -> DeviceInfo:
+    return DeviceInfo(device_id, CASE, role, active, 60, "C-1", "RE07", exercise)
+
+
+def make(state=None, *devices):
+    state = state or InMemoryState()
+    directory = FakeDirectory(*(devices or (device(),)))
+    return build_pipeline(ProtocolSettings(), directory, state), state
+
+
+def raw(topic: str, payload: bytes, at: float = NOW) -> RawMessage:
+    return RawMessage(topic, payload, 1, 1, at)
+
+
+def test_alarm_becomes_a_draft_with_its_own_fix():
+    pipeline, _ = make()
+    ctx = pipeline.run(raw("sd/v1/dev/vic-001/alarm",
+                           b'{"id":"a1","tst":1795000000,"lat":51.9,"lon":4.4,"acc":7}'))
+    [draft] = ctx.alerts
+    assert (draft.type, draft.message_id, draft.location_source) == ("panic", "a1", "alarm")
+    assert (draft.lat, draft.lon, draft.acc, draft.fix_time) == (51.9, 4.4, 7, NOW)
+    assert draft.flags == [] and draft.case_id == CASE
+
+
+def test_alarm_kinds_map_to_alert_types_and_test_is_flagged():
+    pipeline, _ = make()
+    for kind in ("fall", "tamper", "test"):
+        ctx = pipeline.run(raw("sd/v1/dev/vic-001/alarm", f'{{"id":"{kind}","kind":"{kind}"}}'.encode()))
+        assert ctx.alerts[0].type == kind
+    assert "test" in ctx.alerts[0].flags
+
+
+def test_exercise_case_marks_the_draft():
+    pipeline, _ = make(None, device(exercise=True))
+    ctx = pipeline.run(raw("sd/v1/dev/vic-001/alarm", b'{"id":"x"}'))
+    assert ctx.alerts[0].exercise is True
+
+
+def test_late_alarm_keeps_device_time_but_uses_it_for_the_fix():
+    pipeline, _ = make()
+    ctx = pipeline.run(raw("sd/v1/dev/vic-001/alarm",
+                           b'{"id":"a","tst":1794999000,"lat":51.9,"lon":4.4}'))
+    assert ctx.alerts[0].flags == ["late"] and ctx.alerts[0].fix_time == 1_794_999_000
+
+
+def test_wild_clock_uses_server_time_for_the_fix():
+    pipeline, _ = make()
+    ctx = pipeline.run(raw("sd/v1/dev/vic-001/alarm",
+                           b'{"id":"a","tst":1895000000,"lat":51.9,"lon":4.4}'))
+    assert "clock_skew" in ctx.alerts[0].flags and ctx.alerts[0].fix_time == NOW
+
+
+def test_out_of_order_fixes_are_stored_but_do_not_move_state():
+    pipeline, state = make()
+    newer = b'{"tst":1795000000,"lat":52.0,"lon":4.0}'
+    older = b'{"tst":1794999900,"lat":51.0,"lon":5.0}'
+    first = pipeline.run(raw("sd/v1/dev/vic-001/loc", newer))
+    assert len(first.fresh_fixes) == 1
+    second = pipeline.run(raw("sd/v1/dev/vic-001/loc", older))
+    assert len(second.fixes) == 1 and second.fresh_fixes == []
+    assert state.get_last_fix("vic-001") == LastFix(1795000000, 52.0, 4.0, None)
+
+
+def test_batch_after_gap_moves_state_to_its_newest_fix():
+    pipeline, state = make()
+    batch = (b'{"fixes":[{"tst":1794999970,"lat":51.1,"lon":4.1},'
+             b'{"tst":1794999910,"lat":51.0,"lon":4.0}]}')
+    ctx = pipeline.run(raw("sd/v1/dev/vic-001/loc", batch))
+    assert [f.tst for f in ctx.fresh_fixes] == [1794999910, 1794999970]
+    assert state.get_last_fix("vic-001").lat == 51.1
+
+
+def test_future_fix_is_stored_but_not_state():
+    pipeline, state = make()
+    ctx = pipeline.run(raw("sd/v1/dev/vic-001/loc", b'{"tst":1795099000,"lat":51,"lon":4}'))
+    assert len(ctx.fixes) == 1 and ctx.fresh_fixes == [] and "future_fix" in ctx.flags
+    assert state.get_last_fix("vic-001") is None
+
+
+def test_owntracks_maps_to_the_registered_device():
+    pipeline, state = make()
+    ctx = pipeline.run(raw("owntracks/anna/phone",
+                           b'{"_type":"location","lat":51.9,"lon":4.4,"tst":1795000000}'))
+    assert ctx.rejection is None and ctx.device.id == "vic-001"
+    assert state.get_last_fix("vic-001") is not None
+    ignored = pipeline.run(raw("owntracks/anna/phone", b'{"_type":"lwt","tst":1795000000}'))
+    assert ignored.ignored and ignored.rejection is None
+    unknown = pipeline.run(raw("owntracks/bob/phone", b'{"_type":"location"}'))
+    assert unknown.rejection.reason == "unknown_device"
+
+
+def test_status_with_tamper_raises_a_deduplicable_tamper_draft():
+    pipeline, _ = make(None, device("off-001", role="offender"))
+    payload = b'{"tst":1795000000,"tamper":true,"batt":40}'
+    one = pipeline.run(raw("sd/v1/dev/off-001/status", payload))
+    two = pipeline.run(raw("sd/v1/dev/off-001/status", payload))
+    assert one.alerts[0].type == "tamper"
+    assert one.alerts[0].message_id == two.alerts[0].message_id
+    calm = pipeline.run(raw("sd/v1/dev/off-001/status", b'{"tst":1795000001,"tamper":false}'))
+    assert calm.alerts == [] and calm.status.tamper is False
+
+
+def test_rejections_stop_the_pipeline_early():
+    pipeline, state = make()
+    ctx = pipeline.run(raw("sd/v1/dev/vic-001/loc", b'{"tst":1795000000,"lat":99,"lon":4}'))
+    assert ctx.rejection.reason == "invalid_payload" and ctx.fixes == []
+    assert state.get_last_fix("vic-001") is None
+    downlink = pipeline.run(raw("sd/v1/dev/vic-001/ack", b"{}"))
+    assert downlink.rejection.reason == "invalid_topic"

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from backend.settings import Settings
+
+
+def test_defaults_are_the_embedded_ones(monkeypatch):
+    for key in list(__import__("os").environ):
+        if key.startswith("SCHILDWACHT_"):
+            monkeypatch.delenv(key)
+    s = Settings()
+    assert s.database.url.startswith("sqlite") and s.redis.url is None and s.broker.embedded
+
+
+def test_nested_environment(monkeypatch):
+    monkeypatch.setenv("SCHILDWACHT_BROKER__PORT", "11883")
+    monkeypatch.setenv("SCHILDWACHT_PROTOCOL__TOPIC_ROOT", "pilot/v1")
+    monkeypatch.setenv("SCHILDWACHT_API__ADMIN_TOKEN", "a-real-long-random-token")
+    s = Settings()
+    assert s.broker.port == 11883 and s.protocol.topic_root == "pilot/v1"
+    assert "a-real" not in repr(s)  # secrets never print
+
+
+@pytest.mark.parametrize("value", ["changeme", "secret", " admin "])
+def test_placeholder_secrets_fail_fast(monkeypatch, value):
+    monkeypatch.setenv("SCHILDWACHT_API__ADMIN_TOKEN", value)
+    with pytest.raises(ValidationError, match="placeholder"):
+        Settings()
