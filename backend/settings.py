@@ -101,6 +101,97 @@ class ApiSettings(BaseModel):
 class RoutingSettings(BaseModel):
     # Police unit used when neither the fix nor the case tells where the victim is.
     fallback_police_unit: str = "RE07"
+    # The routing policy (YAML, see backend/routing/policy.yaml); None: the packaged one.
+    policy_path: str | None = None
+
+
+class SupervisionSettings(BaseModel):
+    """Escalation and device supervision loops (backend/escalation, backend/supervision)."""
+
+    escalation_interval_s: float = Field(1.0, gt=0)
+    supervision_interval_s: float = Field(5.0, gt=0)
+    silent_after_s: float = Field(90.0, gt=0)
+    silent_after_pursuit_s: float = Field(20.0, gt=0)
+    battery_low_pct: int = Field(15, ge=0, le=100)
+    battery_recover_pct: int = Field(20, ge=0, le=100)
+    no_fix_after_s: float = Field(300.0, gt=0)
+    no_fix_after_pursuit_s: float = Field(60.0, gt=0)
+    # Devices last heard within this window and now silent count towards a storm.
+    storm_window_s: float = Field(300.0, gt=0)
+    storm_threshold: int = Field(10, ge=1)
+    # Pursuit mode: report interval while an urgent alert of the case is open.
+    pursuit_report_interval_s: int = Field(15, ge=1, le=3_600)
+
+
+class PoliceSettings(BaseModel):
+    """Webhook hand-off to police systems: delivery policy, HTTP timeouts, drill regions."""
+
+    # Retry policy (see backend/police/retry.py): backoff and the delivery deadline.
+    base_delay_s: float = Field(0.5, gt=0)
+    max_delay_s: float = Field(10.0, gt=0)
+    min_delay_s: float = Field(0.2, gt=0)
+    max_retry_after_s: float = Field(30.0, gt=0)
+    deadline_s: float = Field(60.0, gt=0)
+    # HTTP timeouts of one attempt.
+    connect_timeout_s: float = Field(2.0, gt=0)
+    read_timeout_s: float = Field(5.0, gt=0)
+    write_timeout_s: float = Field(5.0, gt=0)
+    pool_timeout_s: float = Field(1.0, gt=0)
+    # Delivery worker: idle poll interval (it is also woken right after each commit), rows
+    # claimed per round, parallel sends, and how long a claim holds before another worker may
+    # take the row over (a crashed worker's rows).
+    poll_interval_s: float = Field(1.0, gt=0)
+    batch_size: int = Field(50, ge=1, le=1_000)
+    concurrency: int = Field(8, ge=1, le=64)
+    claim_lease_s: float = Field(30.0, gt=0)
+    # Priorities whose failed delivery puts "police not reached: phone the control room" on
+    # the alert.
+    urgent_priorities: list[str] = ["P1", "P2"]
+    # VR codes (veiligheidsregio) running an exercise: their alerts are drills.
+    exercise_regions: list[str] = []
+    cloudevent_source: str = "urn:schildwacht:backend"
+    cap_sender: str = "urn:schildwacht:backend"
+
+
+class ConsoleSettings(BaseModel):
+    # Map tiles, e.g. "https://service.pdok.nl/brt/achtergrondkaart/wmts/v2_0/standaard/
+    # EPSG:3857/{z}/{x}/{y}.png"; None: vector overlays only (nothing loaded from elsewhere).
+    tile_url: str | None = None
+    tile_attribution: str = ""
+    # Secure cookies need HTTPS; switch off only for plain-HTTP local runs and tests.
+    secure_cookies: bool = True
+    session_lifetime_s: int = Field(12 * 3_600, ge=300, le=7 * 86_400)
+    default_language: Literal["nl", "en"] = "nl"
+
+
+class GeofenceSettings(BaseModel):
+    """Thresholds of the geofence engine (see `geofences.GeofenceConfig` for their meaning)
+    and how often a worker checks for changed measures."""
+
+    crs: str = "EPSG:28992"
+    timezone: str = "Europe/Amsterdam"
+    enter_confirmations: int = Field(2, ge=1)
+    enter_dwell_s: float | None = Field(None, ge=0)
+    immediate_depth_m: float | None = Field(100.0, ge=0)
+    exit_confirmations: int = Field(1, ge=1)
+    exit_margin_m: float = Field(25.0, ge=0)
+    default_accuracy_m: float = Field(30.0, ge=0)
+    max_possible_accuracy_m: float = Field(250.0, ge=0)
+    crossing_min_depth_m: float = Field(15.0, ge=0)
+    segment_max_gap_s: float = Field(900.0, ge=0)
+    partner_max_age_s: float = Field(120.0, ge=0)
+    max_future_s: float = Field(300.0, ge=0)
+    max_area_km2: float = Field(2_000.0, gt=0)
+    max_radius_m: float = Field(50_000.0, gt=0)
+    max_pre_alert_m: float = Field(10_000.0, ge=0)
+    # Workers poll the measure catalogue version this often (changes made through the API of
+    # the same process are picked up at once).
+    reload_poll_s: float = Field(2.0, gt=0)
+
+    def to_config(self):  # -> geofences.GeofenceConfig (imported here: settings stay light)
+        from geofences import GeofenceConfig
+
+        return GeofenceConfig(**self.model_dump(exclude={"reload_poll_s"}))
 
 
 class Settings(BaseSettings):
@@ -115,3 +206,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     api: ApiSettings = ApiSettings()
     routing: RoutingSettings = RoutingSettings()
+    geofence: GeofenceSettings = GeofenceSettings()
+    supervision: SupervisionSettings = SupervisionSettings()
+    police: PoliceSettings = PoliceSettings()
+    console: ConsoleSettings = ConsoleSettings()

@@ -4,7 +4,8 @@ import asyncio
 import uuid
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Query, WebSocket, WebSocketDisconnect
+import orjson
+from fastapi import APIRouter, Depends, Query, Request, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,6 +17,9 @@ from backend.alerts.flows import case_context
 from backend.alerts.lifecycle import CLOSED_STATES, OPEN_STATES
 from backend.alerts.models import Alert
 from backend.api.deps import require, runtime, session
+from backend.audit.guard import release_locations, screen_event
+from backend.auth import sessions as web_sessions
+from backend.auth.scoping import alert_filter, may_see_alert
 from backend.auth.tokens import Principal, authenticate
 from backend.cases.models import Case
 from backend.devices.models import Device
@@ -47,27 +51,46 @@ def documents(s: Session, alerts: list[Alert]) -> list[dict[str, Any]]:
     ]
 
 
+def _channel(request: Request) -> str:
+    return "console" if getattr(request.state, "via_console", False) else "api"
+
+
+def _scoped(s: Session, p: Principal, alert: Alert | None, alert_id: uuid.UUID) -> Alert:
+    """The alert if it exists and is in the principal's scope (else 404: no existence oracle)."""
+    if alert is None or not may_see_alert(s, p, alert):
+        raise AlertNotFound(f"alert {alert_id} not found")
+    return alert
+
+
 @router.get("")
 def list_alerts(
+    request: Request,
     state: Literal["open", "closed", "all"] = "open",
     priority: Literal["P1", "P2", "P3", "P4"] | None = None,
     limit: int = Query(100, ge=1, le=1_000),
+    reason: str | None = Query(None, max_length=500),
     s: Session = Depends(session),
-    _: Principal = Depends(require(*READERS)),
+    p: Principal = Depends(require(*READERS)),
 ) -> list[dict[str, Any]]:
     states = {"open": sorted(OPEN_STATES), "closed": sorted(CLOSED_STATES), "all": None}[state]
-    alerts = list(s.scalars(service.list_query(states=states, priority=priority, limit=limit)))
-    return documents(s, alerts)
+    query = service.list_query(states=states, priority=priority, limit=limit)
+    alerts = list(s.scalars(query.where(alert_filter(p))))
+    released = release_locations(s, p, alerts, documents(s, alerts), reason=reason,
+                                 channel=_channel(request))
+    s.commit()
+    return released
 
 
 @router.get("/{alert_id}")
 def get_alert(
-    alert_id: uuid.UUID, s: Session = Depends(session), _: Principal = Depends(require(*READERS))
+    request: Request, alert_id: uuid.UUID,
+    reason: str | None = Query(None, max_length=500),
+    s: Session = Depends(session), p: Principal = Depends(require(*READERS)),
 ) -> dict[str, Any]:
-    alert = service.get(s, alert_id)
-    if alert is None:
-        raise AlertNotFound(f"alert {alert_id} not found")
-    document = documents(s, [alert])[0]
+    alert = _scoped(s, p, service.get(s, alert_id), alert_id)
+    document = release_locations(s, p, [alert], documents(s, [alert]), reason=reason,
+                                 channel=_channel(request))[0]
+    s.commit()
     document["timeline"] = [
         {"at": e.at.isoformat(), "actor": e.actor, "kind": e.kind, "from_state": e.from_state,
          "to_state": e.to_state, "detail": e.detail}
@@ -83,6 +106,8 @@ def _transition(action: str):
         rt: Runtime = Depends(runtime),
         p: Principal = Depends(require(*OPERATORS)),
     ) -> dict[str, Any]:
+        with rt.sessions() as s:
+            _scoped(s, p, service.get(s, alert_id), alert_id)
         with rt.sessions.begin() as s:
             _, effects = rt.flow.transition(
                 s, alert_id, action, actor=p.name, note=body.note if body else None
@@ -92,7 +117,11 @@ def _transition(action: str):
             rt.bus.publish(event)
         with rt.sessions() as s:
             alert = service.get(s, alert_id)
-            return documents(s, [alert])[0]  # type: ignore[list-item]
+            assert alert is not None
+            document = release_locations(s, p, [alert], documents(s, [alert]), reason=None,
+                                         channel="api")[0]
+            s.commit()
+            return document
 
     endpoint.__name__ = f"{action}_alert"
     return endpoint
@@ -106,13 +135,30 @@ for _action, _path in (
                          summary=f"{_action.replace('_', ' ').capitalize()} an alert")
 
 
+def _same_origin(websocket: WebSocket) -> bool:
+    """A cookie-authenticated WebSocket must come from a page of this server (no cross-site
+    WebSocket hijacking; SameSite=Strict is the first line, this the second)."""
+    origin = websocket.headers.get("origin")
+    host = websocket.headers.get("host")
+    return origin is None or (host is not None and origin.split("://", 1)[-1] == host)
+
+
+def _screen(rt: Runtime, who: Principal, data: bytes) -> str | None:
+    with rt.sessions() as s:
+        screened = screen_event(s, who, orjson.loads(data))
+        s.commit()
+    return orjson.dumps(screened).decode() if screened is not None else None
+
+
 @stream_router.websocket("/api/v1/stream")
 async def stream(websocket: WebSocket) -> None:
-    """Console events as JSON text frames. Authenticate with the subprotocols
-    `["bearer", "<token>"]` (browsers cannot set headers on a WebSocket)."""
+    """Console events as JSON text frames, only those in the principal's scope. Authenticate
+    with the subprotocols `["bearer", "<token>"]` (browsers cannot set headers on a WebSocket)
+    or with the console's session cookie."""
     rt: Runtime = websocket.app.state.runtime
     protocols = websocket.scope.get("subprotocols") or []
     token = protocols[1] if len(protocols) == 2 and protocols[0] == "bearer" else None
+    cookie = websocket.cookies.get(web_sessions.COOKIE)
     principal = None
     if token:
         admin = rt.settings.api.admin_token
@@ -120,15 +166,21 @@ async def stream(websocket: WebSocket) -> None:
             principal = await asyncio.to_thread(
                 authenticate, s, token, admin.get_secret_value() if admin else None
             )
+    elif cookie and _same_origin(websocket):
+        with rt.sessions() as s:
+            found = await asyncio.to_thread(web_sessions.resolve, s, cookie)
+        principal = found[0] if found else None
     if principal is None or (principal.role != "admin" and principal.role not in READERS):
         await websocket.close(code=4401)
         return
-    await websocket.accept(subprotocol="bearer")
+    await websocket.accept(subprotocol="bearer" if token else None)
     queue = rt.bus.subscribe()
     try:
         while True:
             data = await queue.get()
-            await websocket.send_text(data.decode())
+            text = await asyncio.to_thread(_screen, rt, principal, data)
+            if text is not None:
+                await websocket.send_text(text)
     except WebSocketDisconnect:
         pass
     finally:

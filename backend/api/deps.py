@@ -8,7 +8,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from backend.auth.errors import Forbidden, NotAuthenticated
+from backend.auth import sessions as web_sessions
+from backend.auth.errors import CsrfRejected, Forbidden, NotAuthenticated
 from backend.auth.tokens import Principal, authenticate
 from backend.runtime import Runtime
 
@@ -25,17 +26,35 @@ def session(rt: Runtime = Depends(runtime)) -> Iterator[Session]:
 
 
 def principal(
+    request: Request,
     credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
     rt: Runtime = Depends(runtime),
     s: Session = Depends(session),
 ) -> Principal:
     if credentials is None:
+        cookie = request.cookies.get(web_sessions.COOKIE)
+        if cookie:
+            return _cookie_principal(request, s, cookie)
         raise NotAuthenticated("bearer token required")
     admin = rt.settings.api.admin_token
     found = authenticate(s, credentials.credentials, admin.get_secret_value() if admin else None)
     if found is None:
         raise NotAuthenticated("unknown or revoked token")
     return found
+
+
+def _cookie_principal(request: Request, s: Session, cookie: str) -> Principal:
+    """A console session; state changes must carry the session's CSRF token."""
+    found = web_sessions.resolve(s, cookie)
+    if found is None:
+        raise NotAuthenticated("session expired; sign in again")
+    who, csrf = found
+    if request.method not in web_sessions.SAFE_METHODS and not web_sessions.csrf_ok(
+        csrf, request.headers.get(web_sessions.CSRF_HEADER)
+    ):
+        raise CsrfRejected("missing or wrong CSRF token")
+    request.state.via_console = True
+    return who
 
 
 def require(*roles: str) -> Callable[..., Principal]:

@@ -6,16 +6,37 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from backend.alerts.errors import AlertNotFound, InvalidTransition
-from backend.auth.errors import Forbidden, NotAuthenticated
+from backend.auth.errors import (
+    BadCredentials,
+    CsrfRejected,
+    Forbidden,
+    InvalidScope,
+    NotAuthenticated,
+    ReasonRequired,
+    UserConflict,
+)
 from backend.cases.errors import CaseConflict, CaseNotFound
 from backend.devices.errors import DeviceConflict, DeviceNotFound
+from backend.measures.errors import MeasureConflict, MeasureNotFound, MeasureRejected
+from backend.subscriptions.errors import DeliveryNotFound, NothingToReplay, SubscriptionNotFound
 
 STATUS = {
     NotAuthenticated: 401,
     Forbidden: 403,
+    BadCredentials: 401,
+    CsrfRejected: 403,
+    ReasonRequired: 403,
+    InvalidScope: 422,
+    UserConflict: 409,
     AlertNotFound: 404,
     CaseNotFound: 404,
     DeviceNotFound: 404,
+    MeasureNotFound: 404,
+    MeasureConflict: 409,
+    MeasureRejected: 422,
+    SubscriptionNotFound: 404,
+    DeliveryNotFound: 404,
+    NothingToReplay: 409,
     InvalidTransition: 409,
     CaseConflict: 409,
     DeviceConflict: 409,
@@ -31,6 +52,10 @@ def _handler(status: int):
     async def handle(request: Request, exc: Exception) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         detail = str(exc) or type(exc).__name__
-        return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+        body: dict = {"detail": detail}
+        problems = getattr(exc, "problems", None)
+        if problems is not None:  # e.g. MeasureRejected: every reason, machine-readable
+            body["problems"] = [p.as_dict() for p in problems]
+        return JSONResponse(body, status_code=status, headers=headers)
 
     return handle

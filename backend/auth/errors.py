@@ -11,3 +11,23 @@ class NotAuthenticated(AuthError):
 
 class Forbidden(AuthError):
     """The principal's role or scope does not allow this."""
+
+
+class BadCredentials(AuthError):
+    """Unknown user, wrong password or a disabled account (one error: no user enumeration)."""
+
+
+class CsrfRejected(AuthError):
+    """A state-changing request with a session cookie lacked the session's CSRF token."""
+
+
+class UserConflict(AuthError):
+    """A user with this username exists already."""
+
+
+class InvalidScope(AuthError):
+    """A scope that does not fit the role (e.g. a dispatcher without regions)."""
+
+
+class ReasonRequired(AuthError):
+    """Location data outside an open alert may only be read with a stated reason."""

@@ -1,21 +1,40 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.api.deps import require, runtime, session
+from backend.auth.errors import Forbidden
+from backend.auth.scoping import case_filter, may_see_case
+from backend.auth.tokens import Principal
+from backend.cases.models import Case
 from backend.devices import service
+from backend.devices.errors import DeviceNotFound
+from backend.devices.models import Device
 from backend.devices.schemas import DeviceCreate, DeviceOut, DeviceUpdate
 from backend.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
 
 
+def _scoped(s: Session, p: Principal, device_id: str) -> Device:
+    """The device if its case is in the principal's scope (else 404: no existence oracle)."""
+    device = service.get(s, device_id)
+    case = s.get(Case, device.case_id)
+    if case is None or not may_see_case(s, p, case):
+        raise DeviceNotFound(f"device {device_id} not found")
+    return device
+
+
 @router.post("", status_code=201, response_model=DeviceOut)
 def register_device(
     data: DeviceCreate, s: Session = Depends(session), rt: Runtime = Depends(runtime),
-    _=Depends(require("case_director")),
+    p: Principal = Depends(require("case_director")),
 ):
+    case = s.get(Case, data.case_id)
+    if case is not None and not may_see_case(s, p, case):
+        raise Forbidden(f"case {data.case_id} is not in your scope")
     device = service.register(s, data)
     s.commit()
     rt.directory.invalidate(device.id)
@@ -23,22 +42,29 @@ def register_device(
 
 
 @router.get("", response_model=list[DeviceOut])
-def list_devices(s: Session = Depends(session), _=Depends(require("case_director", "dispatcher"))):
-    return [DeviceOut.model_validate(d) for d in service.list_all(s)]
+def list_devices(
+    s: Session = Depends(session), p: Principal = Depends(require("case_director", "dispatcher"))
+):
+    in_scope = select(Case.id).where(case_filter(p))
+    devices = s.scalars(select(Device).where(Device.case_id.in_(in_scope)).order_by(Device.id)
+                        .limit(1_000))
+    return [DeviceOut.model_validate(d) for d in devices]
 
 
 @router.get("/{device_id}", response_model=DeviceOut)
 def get_device(
-    device_id: str, s: Session = Depends(session), _=Depends(require("case_director", "dispatcher"))
+    device_id: str, s: Session = Depends(session),
+    p: Principal = Depends(require("case_director", "dispatcher")),
 ):
-    return DeviceOut.model_validate(service.get(s, device_id))
+    return DeviceOut.model_validate(_scoped(s, p, device_id))
 
 
 @router.patch("/{device_id}", response_model=DeviceOut)
 def update_device(
     device_id: str, data: DeviceUpdate, s: Session = Depends(session),
-    rt: Runtime = Depends(runtime), _=Depends(require("case_director")),
+    rt: Runtime = Depends(runtime), p: Principal = Depends(require("case_director")),
 ):
+    _scoped(s, p, device_id)
     device = service.update(s, device_id, data)
     s.commit()
     rt.directory.invalidate(device_id)

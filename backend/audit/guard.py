@@ -1,0 +1,65 @@
+"""Data minimisation at the edge: alert documents leave the server with a position only while an
+alert of the case is open, or with a stated reason; every position that leaves is audited."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.alerts.lifecycle import OPEN_STATES
+from backend.alerts.models import Alert
+from backend.audit.log import LocationRead, record
+from backend.auth.scope import location_allowed
+from backend.auth.tokens import Principal
+
+
+def cases_with_open_alerts(s: Session, case_ids: set[uuid.UUID]) -> set[uuid.UUID]:
+    if not case_ids:
+        return set()
+    return set(s.scalars(
+        select(Alert.case_id).where(Alert.case_id.in_(case_ids),
+                                    Alert.state.in_(sorted(OPEN_STATES))).distinct()
+    ))
+
+
+def release_locations(
+    s: Session, who: Principal, alerts: list[Alert], documents: list[dict[str, Any]], *,
+    reason: str | None, channel: str,
+) -> list[dict[str, Any]]:
+    """Withhold or release the `location` of each document (in place) and audit the releases.
+    The caller commits the session."""
+    open_cases = cases_with_open_alerts(s, {a.case_id for a in alerts if a.case_id})
+    reads: list[LocationRead] = []
+    for alert, document in zip(alerts, documents, strict=True):
+        if document.get("location") is None:
+            continue
+        is_open = alert.state in OPEN_STATES or alert.case_id in open_cases
+        if not location_allowed(alert_open=is_open, reason=reason):
+            document["location"] = None
+            document["location_withheld"] = True
+            continue
+        reads.append(LocationRead("alert", str(alert.id), alert.case_id, alert.device_id))
+    record(s, who, reads, reason=reason, channel=channel)
+    return documents
+
+
+def screen_event(s: Session, who: Principal, event: dict[str, Any]) -> dict[str, Any] | None:
+    """A console event as this principal may receive it: None when the alert is out of scope;
+    the position withheld or released (and audited) as for the API. The caller commits."""
+    from backend.auth.scoping import may_see_alert
+
+    document = event.get("alert")
+    if not isinstance(document, dict):
+        return event if who.role == "admin" else None
+    try:
+        alert = s.get(Alert, uuid.UUID(str(document.get("alert_id"))))
+    except ValueError:
+        return None
+    if alert is None or not may_see_alert(s, who, alert):
+        return None
+    screened = dict(document)
+    release_locations(s, who, [alert], [screened], reason=None, channel="stream")
+    return {**event, "alert": screened}

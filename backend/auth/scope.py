@@ -1,0 +1,99 @@
+"""Who may see what: pure decisions on a principal's role and scope.
+
+Scopes (stored with a user or a bearer token):
+
+- dispatcher: ``{"regions": ["VR17", ...]}`` - alerts whose fix lies in one of the safety regions,
+  or whose case's home region is one of them; cases of those home regions;
+- police: ``{"units": ["RE07", ...]}`` - alerts routed to one of the units;
+- case_director: ``{"cases": ["<case reference>", ...]}`` - own cases and their alerts;
+- admin: everything.
+
+An empty scope admits nothing: a forgotten scope fails closed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from backend.auth.errors import InvalidScope
+from backend.auth.tokens import Principal
+
+SCOPE_KEYS = {"dispatcher": "regions", "police": "units", "case_director": "cases"}
+_PATTERNS = {
+    "regions": re.compile(r"^VR\d{2}$"),
+    "units": re.compile(r"^RE\d{2}$"),
+    "cases": re.compile(r"^[A-Za-z0-9_-]{3,32}$"),
+}
+
+
+def parse_scope(role: str, text: str | None) -> dict[str, Any]:
+    """Turn a comma-separated scope (CLI) into the stored scope of this role."""
+    if role == "admin":
+        return {}
+    key = SCOPE_KEYS.get(role)
+    if key is None:
+        raise InvalidScope(f"unknown role {role!r}")
+    items = sorted({part.strip() for part in (text or "").split(",") if part.strip()})
+    if not items:
+        raise InvalidScope(f"a {role} needs a scope: a comma-separated list of {key}")
+    bad = [i for i in items if not _PATTERNS[key].match(i)]
+    if bad:
+        raise InvalidScope(f"not valid {key}: {', '.join(bad)}")
+    return {key: items}
+
+
+def scope_items(p: Principal, key: str) -> frozenset[str]:
+    return frozenset(str(v) for v in (p.scope or {}).get(key) or [])
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFacts:
+    """What visibility of an alert depends on."""
+
+    vr_code: str | None
+    police_unit: str | None
+    case_reference: str | None
+    case_home_vr: str | None
+
+
+def sees_alert(p: Principal, facts: AlertFacts) -> bool:
+    if p.role == "admin":
+        return True
+    if p.role == "dispatcher":
+        regions = scope_items(p, "regions")
+        return bool({facts.vr_code, facts.case_home_vr} & regions - {None})
+    if p.role == "police":
+        return facts.police_unit is not None and facts.police_unit in scope_items(p, "units")
+    if p.role == "case_director":
+        return facts.case_reference is not None and facts.case_reference in scope_items(p, "cases")
+    return False
+
+
+def sees_case(p: Principal, *, reference: str, home_vr: str | None,
+              alert_vr_codes: frozenset[str] = frozenset()) -> bool:
+    """A dispatcher sees the cases of her home regions and those with an alert in her regions."""
+    if p.role == "admin":
+        return True
+    if p.role == "dispatcher":
+        regions = scope_items(p, "regions")
+        return (home_vr in regions) or bool(alert_vr_codes & regions)
+    if p.role == "case_director":
+        return reference in scope_items(p, "cases")
+    return False
+
+
+def location_allowed(*, alert_open: bool, reason: str | None) -> bool:
+    """Data minimisation: positions are shown while an alert of the case is open; otherwise
+    only with a stated reason (which the audit log keeps)."""
+    return alert_open or bool(reason and reason.strip())
+
+
+def on_behalf_of(p: Principal) -> str:
+    """The organisation on whose behalf a principal reads (for the audit log)."""
+    if p.role == "admin":
+        return "admin"
+    key = SCOPE_KEYS.get(p.role, "")
+    items = sorted(scope_items(p, key))
+    return f"{p.role}:{','.join(items)}" if items else p.role
