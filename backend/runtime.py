@@ -15,11 +15,30 @@ from backend.alerts.flows import AlertFlow
 from backend.db.engine import make_engine, make_session_factory
 from backend.devices.directory import DeviceDirectory
 from backend.hub.bus import EventBus, InProcessBus, RedisBus
+from backend.measures.live import LiveMeasures
 from backend.mqtt.publisher import PahoPublisher
 from backend.outbox.dispatcher import OutboxDispatcher
 from backend.regions import RegionIndex
 from backend.settings import Settings
 from backend.state.store import InMemoryState, RedisState, StateStore
+from backend.subscriptions.wiring import install as install_deliveries
+from backend.subscriptions.worker import DeliveryWorker
+
+
+def _alert_flow(settings: Settings, topics: Topics, regions: RegionIndex) -> AlertFlow:
+    """The alert flow with the routing policy (loaded once) and the case hooks: case log
+    entries, warn commands and pursuit mode."""
+    from backend.caselog.hook import CaseLogHook
+    from backend.cases.device_commands import DeviceCommandHook
+    from backend.routing import load_policy
+
+    policy = load_policy(settings.routing.policy_path)
+    flow = AlertFlow(topics, regions, settings.routing.fallback_police_unit, policy=policy)
+    flow.hooks += [
+        CaseLogHook(),
+        DeviceCommandHook(topics, policy, settings.supervision.pursuit_report_interval_s),
+    ]
+    return flow
 
 
 @dataclass
@@ -36,6 +55,10 @@ class Runtime:
     flow: AlertFlow
     dispatcher: OutboxDispatcher
     mqtt: mqtt.Client | None = None
+    # The webhook delivery worker (backend.subscriptions); start it next to the dispatcher.
+    deliveries: DeliveryWorker | None = None
+    # The geofence engine of this process, kept in step with the stored measures.
+    geofences: LiveMeasures | None = None
 
     def attach_mqtt(self, client: mqtt.Client) -> None:
         """Use this (connected or connecting) client for every downlink the outbox publishes."""
@@ -65,7 +88,7 @@ class Runtime:
             bus = bus or InProcessBus()
         topics = Topics(settings.protocol.topic_root)
         regions = RegionIndex.load()
-        return cls(
+        runtime = cls(
             settings=settings,
             engine=engine,
             sessions=sessions,
@@ -75,11 +98,19 @@ class Runtime:
             directory=DeviceDirectory(sessions),
             regions=regions,
             topics=topics,
-            flow=AlertFlow(topics, regions, settings.routing.fallback_police_unit),
+            flow=_alert_flow(settings, topics, regions),
             dispatcher=OutboxDispatcher(sessions, settings.ingest.outbox_resend_after_s),
         )
+        runtime.flow.exercise_regions = frozenset(settings.police.exercise_regions)
+        runtime.deliveries = install_deliveries(settings.police, sessions, runtime.flow, bus)
+        runtime.geofences = LiveMeasures(
+            sessions, settings.geofence.to_config(), settings.geofence.reload_poll_s
+        )
+        return runtime
 
     def close(self) -> None:
+        if self.deliveries is not None:
+            self.deliveries.stop()
         if isinstance(self.bus, RedisBus):
             self.bus.close()
         if self.redis is not None:

@@ -45,5 +45,10 @@ def alert_document(
         "location": location,
         "region": alert.region,
         "exercise": alert.exercise,
+        # Who the routing policy sends the alert to (backend.routing.Recipient as JSON).
+        "recipients": list(alert.recipients or []),
+        # pending | delivered | unreachable ("police not reached: phone the control room") |
+        # failed | None; the console shows it, webhook bodies leave it out.
+        "police_delivery": alert.police_delivery,
         "case": case,
     }

@@ -18,21 +18,33 @@ from backend.alerts.document import alert_document
 from backend.alerts.errors import AlertNotFound, InvalidTransition
 from backend.alerts.lifecycle import DEVICE_ACK_STATE, Outcome, decide
 from backend.alerts.models import Alert
-from backend.outbox.dispatcher import OutboxItem
+from backend.cases.facts import case_facts
 from backend.cases.models import Case
 from backend.devices.models import Device
+from backend.escalation.plan_codec import plan_from_json, plan_to_json, recipients_to_json
+from backend.outbox.dispatcher import OutboxItem
 from backend.pipeline.context import AlertDraft
 from backend.regions import RegionIndex, RegionMatch
+from backend.routing import (
+    AlertFacts,
+    CaseFacts,
+    Policy,
+    RoutingDecision,
+    UnknownAlertType,
+    load_policy,
+    next_escalation_at,
+    route,
+)
 
 log = logging.getLogger(__name__)
 
 # Alerts that answer a press of the victim's own device: she is told what happens to them.
 VICTIM_FEEDBACK_TYPES = frozenset({"panic", "fall", "test"})
 
-DEFAULT_PRIORITY = {
-    "panic": "P1", "fall": "P1", "zone_breach": "P1", "proximity": "P1", "tamper": "P1",
-    "approach": "P2", "device_silent": "P3", "battery_low": "P3", "no_fix": "P3", "test": "P4",
-}
+# Alert types routed by the rule of another type (a storm summary is a desk health alert).
+ROUTE_AS = {"device_silent_storm": "device_silent"}
+# Priority of an alert type the policy does not know (never dropped: the desk sees it).
+UNKNOWN_TYPE_PRIORITY = "P2"
 
 
 @dataclass
@@ -74,9 +86,26 @@ def case_context(case: Case) -> dict[str, Any]:
         "reference": case.reference,
         "risk_level": case.risk_level,
         "custody_status": case.custody_status,
-        "contacts": [],
+        "contacts": [
+            {"id": str(c.id), "organisation": c.organisation, "name": c.name, "phone": c.phone,
+             "reachability": c.reachability}
+            for c in case.contacts
+        ],
         "measures": [],
     }
+
+
+def acknowledged_at(alert: Alert, changes: dict[str, Any] | None = None) -> datetime | None:
+    """When a person took the alert on (acknowledged, or dispatched without acknowledging)."""
+    changes = changes or {}
+    return (
+        changes.get("acknowledged_at") or alert.acknowledged_at
+        or changes.get("dispatched_at") or alert.dispatched_at
+    )
+
+
+def _has_police(recipients: list[dict[str, Any]] | None) -> bool:
+    return any(r.get("kind") == "police_unit" for r in recipients or [])
 
 
 class AlertHook(Protocol):
@@ -92,12 +121,30 @@ class AlertHook(Protocol):
 class AlertFlow:
     def __init__(
         self, topics: Topics, regions: RegionIndex, fallback_police_unit: str,
-        hooks: list[AlertHook] | None = None,
+        hooks: list[AlertHook] | None = None, policy: Policy | None = None,
     ) -> None:
         self._topics = topics
         self._regions = regions
         self._fallback_unit = fallback_police_unit
         self.hooks: list[AlertHook] = list(hooks or [])
+        # VR codes running an exercise: alerts located there (or, without a fix, of a case at
+        # home there) are drills, as if the case were flagged `exercise` (settings.police).
+        self.exercise_regions: frozenset[str] = frozenset()
+        self.policy = policy or load_policy()
+
+    def route_draft(
+        self, draft: AlertDraft, facts: CaseFacts, region: RegionMatch | None, at: datetime
+    ) -> RoutingDecision | None:
+        """The routing decision for a draft, or None for a type the policy does not know."""
+        alert_facts = AlertFacts(
+            type=ROUTE_AS.get(draft.type, draft.type), raised_at=at,
+            test=draft.type == "test", exercise=draft.exercise, device_id=draft.device_id,
+        )
+        try:
+            return route(alert_facts, facts, region, self.policy, at)
+        except UnknownAlertType:
+            log.warning("no routing rule for alert type %s: desk only", draft.type)
+            return None
 
     # -- raising --------------------------------------------------------------------------------
     def raise_alerts(self, session: Session, drafts: list[AlertDraft]) -> Effects:
@@ -112,17 +159,26 @@ class AlertFlow:
         region = None
         if draft.lat is not None and draft.lon is not None:
             region = self._regions.locate(draft.lat, draft.lon)
-        unit = (region.police_unit if region else None) or (
+        vr_code = region.vr_code if region else (case.home_vr_code if case else None)
+        if not draft.exercise and vr_code in self.exercise_regions:
+            draft.exercise = True
+        raised_at = _dt(draft.raised_at)
+        assert raised_at is not None
+        facts = case_facts(session, case) if case else CaseFacts(case_id="")
+        decision = self.route_draft(draft, facts, region, raised_at)
+        unit = (decision.police_unit if decision else None) or (
             case.home_police_unit if case else None
         ) or self._fallback_unit
-        raised_at = _dt(draft.raised_at)
+        priority = decision.priority if decision else UNKNOWN_TYPE_PRIORITY
+        recipients = recipients_to_json(decision.recipients) if decision else []
+        plan = decision.escalation if decision else None
         alert = Alert(
             id=uuid.uuid4(),
             case_id=draft.case_id,
             device_id=draft.device_id,
             message_id=draft.message_id,
             type=draft.type,
-            priority=DEFAULT_PRIORITY.get(draft.type, "P2"),
+            priority=priority,
             state="new",
             sequence=1,
             raised_at=raised_at,
@@ -134,6 +190,16 @@ class AlertFlow:
             region=_region_dict(region),
             exercise=draft.exercise,
             updated_at=raised_at,
+            recipients=recipients,
+            escalation=(
+                {**plan_to_json(plan), "warnings": list(decision.warnings)}
+                if plan and decision else None
+            ),
+            escalation_step=0 if plan else None,  # step 0 (notify) is this raise
+            next_escalation_at=(
+                next_escalation_at(plan, raised_at, None, None, 0) if plan else None
+            ),
+            health_devices=draft.detail.get("devices") if draft.detail else None,
         )
         values = {c.key: getattr(alert, c.key) for c in Alert.__table__.columns}
         if not service.insert_alert_if_new(session, values):
@@ -146,7 +212,7 @@ class AlertFlow:
             alert, device_role=device.role if device else None,
             case=case_context(case) if case else None,
         )
-        rows = [self._police_row(alert, document)]
+        rows = [self._police_row(alert, document)] if _has_police(alert.recipients) else []
         if alert.type in VICTIM_FEEDBACK_TYPES and alert.message_id:
             rows.append(self._ack_row(alert, "new", raised_at))
         items = _enqueue(session, rows)
@@ -179,6 +245,7 @@ class AlertFlow:
                 values["dispatched_at"] = now
             elif decision.to_state in ("resolved", "false_alarm", "cancelled"):
                 values["closed_at"] = now
+            values["next_escalation_at"] = self._next_deadline(alert, values)
             if service.compare_and_set_state(session, alert_id, alert.state, values):
                 break
         else:
@@ -196,7 +263,7 @@ class AlertFlow:
             alert, device_role=device.role if device else None,
             case=case_context(case) if case else None,
         )
-        rows = [self._police_row(alert, document)]
+        rows = [self._police_row(alert, document)] if _has_police(alert.recipients) else []
         if alert.type in VICTIM_FEEDBACK_TYPES and alert.message_id and device is not None:
             rows.append(self._ack_row(alert, alert.state, now))
         items = _enqueue(session, rows)
@@ -205,6 +272,16 @@ class AlertFlow:
         for hook in self.hooks:
             hook.after_change(session, alert, document, effects)
         return alert, effects
+
+    @staticmethod
+    def _next_deadline(alert: Alert, values: dict[str, Any]) -> datetime | None:
+        """When the escalation loop must look at the alert again after this transition."""
+        if alert.escalation is None or "closed_at" in values:
+            return None
+        return next_escalation_at(
+            plan_from_json(alert.escalation), alert.raised_at,
+            acknowledged_at(alert, values), None, alert.escalation_step,
+        )
 
     # -- outbox rows ----------------------------------------------------------------------------
     def _police_row(self, alert: Alert, document: dict[str, Any]) -> dict[str, Any]:

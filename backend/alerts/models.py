@@ -48,13 +48,24 @@ class Alert(Base):
     police_unit: Mapped[str | None] = mapped_column(String(8))
     region: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     exercise: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Webhook hand-off to the police: pending | delivered | unreachable | failed; None when no
+    # subscription took the alert (see backend/subscriptions/status.py).
+    police_delivery: Mapped[str | None] = mapped_column(String(16))
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Routing (backend.routing): who is told, the escalation plan and where it stands.
+    recipients: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    escalation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    escalation_step: Mapped[int | None] = mapped_column(Integer)
+    next_escalation_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Grouped health alerts (backend.supervision): the devices concerned.
+    health_devices: Mapped[list[str] | None] = mapped_column(JSON)
 
     __table_args__ = (
         UniqueConstraint("device_id", "message_id"),
+        Index("ix_alerts_next_escalation_at", "next_escalation_at"),
         Index("ix_alerts_state_priority", "state", "priority"),
         Index("ix_alerts_case_id", "case_id"),
     )

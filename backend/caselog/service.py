@@ -1,0 +1,62 @@
+"""Persistence of the case log. Appends lock the case row on PostgreSQL (`FOR UPDATE`), so two
+transactions writing to one case chain one after the other; on SQLite the database write lock
+and the unique (case_id, seq) do the same."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.caselog.chain import GENESIS, ChainEntry, Verification, entry_hash, normalise, verify_chain
+from backend.caselog.models import CaseLogEntry
+from backend.cases.models import Case
+
+
+def append(
+    session: Session, case_id: uuid.UUID, kind: str, actor: str, data: dict[str, Any],
+    *, alert_id: uuid.UUID | None = None, at: datetime | None = None,
+) -> CaseLogEntry:
+    at = (at or datetime.now(UTC)).astimezone(UTC)
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(Case.id).where(Case.id == case_id).with_for_update())
+    last = session.execute(
+        select(CaseLogEntry.seq, CaseLogEntry.hash)
+        .where(CaseLogEntry.case_id == case_id)
+        .order_by(CaseLogEntry.seq.desc())
+        .limit(1)
+    ).first()
+    seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+    data = normalise(data)
+    entry = CaseLogEntry(
+        case_id=case_id, seq=seq, at=at, kind=kind, actor=actor, alert_id=alert_id, data=data,
+        prev_hash=prev,
+        hash=entry_hash(
+            prev, case_id=str(case_id), seq=seq, at=at, kind=kind, actor=actor,
+            alert_id=str(alert_id) if alert_id else None, data=data,
+        ),
+    )
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def entries(session: Session, case_id: uuid.UUID, kinds: set[str] | None = None) -> list[CaseLogEntry]:
+    query = select(CaseLogEntry).where(CaseLogEntry.case_id == case_id)
+    if kinds is not None:
+        query = query.where(CaseLogEntry.kind.in_(sorted(kinds)))
+    return list(session.scalars(query.order_by(CaseLogEntry.seq)))
+
+
+def verify(session: Session, case_id: uuid.UUID) -> Verification:
+    return verify_chain(
+        ChainEntry(
+            case_id=str(e.case_id), seq=e.seq, at=e.at, kind=e.kind, actor=e.actor,
+            alert_id=str(e.alert_id) if e.alert_id else None, data=e.data,
+            prev_hash=e.prev_hash, hash=e.hash,
+        )
+        for e in entries(session, case_id)
+    )

@@ -1,0 +1,126 @@
+"""Commands to the devices of a case, through the MQTT outbox (written in the caller's
+transaction, published after commit):
+
+- `warn`: the victim is told when the offender is near or in a zone (`WarnCommand`);
+- pursuit mode: while an urgent alert of the case is open, its devices report every
+  `pursuit_interval_s` (`ConfigCommand`); when the last one closes they go back to their normal
+  interval (the device's `report_interval_s`, or the custody release interval while tightened).
+
+`DeviceCommandHook` does both as an `AlertHook` of the alert flow.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from device_protocol import ConfigCommand, Topics, WarnCommand, codec
+from pydantic import BaseModel
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from backend.alerts import service as alert_service
+from backend.alerts.lifecycle import CLOSED_STATES, OPEN_STATES
+from backend.alerts.models import Alert
+from backend.cases.facts import case_facts
+from backend.cases.models import Case
+from backend.devices.models import Device
+from backend.outbox.dispatcher import OutboxItem
+from backend.routing import Policy, custody_tightening
+
+# Alerts that put the devices of a case in pursuit mode while they are open.
+PURSUIT_TYPES = frozenset({"panic", "fall", "zone_breach", "proximity", "approach", "tamper"})
+# Alerts that warn the victim's device, and the reason the protocol gives for each.
+WARN_REASONS = {"zone_breach": "zone", "proximity": "proximity", "approach": "proximity"}
+
+
+def command_rows(
+    session: Session, topics: Topics, commands: list[tuple[str, BaseModel]], at: datetime,
+    alert_id: uuid.UUID | None = None,
+) -> list[OutboxItem]:
+    """Write one outbox row per (device id, command); the items to publish after commit."""
+    rows = [
+        {"alert_id": alert_id, "channel": "mqtt", "target": topics.cmd(device_id),
+         "payload": codec.encode(command), "qos": 1, "status": "pending", "attempts": 0,
+         "created_at": at}
+        for device_id, command in commands
+    ]
+    ids = alert_service.enqueue(session, rows)
+    return [OutboxItem(i, r["target"], r["payload"], r["qos"]) for i, r in zip(ids, rows, strict=True)]
+
+
+def case_devices(session: Session, case_id: uuid.UUID, role: str | None = None) -> list[Device]:
+    query = select(Device).where(Device.case_id == case_id, Device.active.is_(True))
+    if role:
+        query = query.where(Device.role == role)
+    return list(session.scalars(query.order_by(Device.id)))
+
+
+def open_pursuit_alerts(session: Session, case_id: uuid.UUID) -> int:
+    return session.scalar(
+        select(func.count()).select_from(Alert).where(
+            Alert.case_id == case_id, Alert.state.in_(sorted(OPEN_STATES)),
+            Alert.type.in_(sorted(PURSUIT_TYPES)),
+        )
+    ) or 0
+
+
+def in_pursuit(session: Session, case_id: uuid.UUID | None) -> bool:
+    return case_id is not None and open_pursuit_alerts(session, case_id) > 0
+
+
+def normal_interval(device: Device, case: Case, facts_interval: int | None) -> int:
+    """The device's interval outside pursuit: faster while a custody release tightens."""
+    interval = device.report_interval_s or 60
+    return min(interval, facts_interval) if facts_interval else interval
+
+
+def tightened_interval(session: Session, case: Case, policy: Policy, now: datetime) -> int | None:
+    tightening = custody_tightening(case_facts(session, case), policy, now)
+    return tightening.report_interval_s if tightening else None
+
+
+class DeviceCommandHook:
+    def __init__(self, topics: Topics, policy: Policy, pursuit_interval_s: int = 15) -> None:
+        self._topics = topics
+        self._policy = policy
+        self._pursuit = pursuit_interval_s
+
+    def after_change(
+        self, session: Session, alert: Alert, document: dict[str, Any], effects: Any
+    ) -> None:
+        if alert.case_id is None or alert.type not in PURSUIT_TYPES:
+            return
+        at = alert.updated_at or datetime.now(UTC)
+        commands: list[tuple[str, BaseModel]] = []
+        raised = alert.sequence == 1
+        if raised and alert.type in WARN_REASONS:
+            commands += [
+                (d.id, WarnCommand(reason=WARN_REASONS[alert.type], ref=str(alert.id)))  # type: ignore[arg-type]
+                for d in case_devices(session, alert.case_id, "victim")
+            ]
+        open_count = open_pursuit_alerts(session, alert.case_id)
+        mode = None
+        if raised and alert.state in OPEN_STATES and open_count == 1:
+            mode = "pursuit"
+            commands += [
+                (d.id, ConfigCommand(report_interval_s=self._pursuit))
+                for d in case_devices(session, alert.case_id)
+            ]
+        elif not raised and alert.state in CLOSED_STATES and open_count == 0:
+            mode = "normal"
+            case = session.get(Case, alert.case_id)
+            assert case is not None
+            tightened = tightened_interval(session, case, self._policy, at)
+            commands += [
+                (d.id, ConfigCommand(report_interval_s=normal_interval(d, case, tightened)))
+                for d in case_devices(session, alert.case_id)
+            ]
+        if commands:
+            effects.outbox += command_rows(session, self._topics, commands, at, alert.id)
+        if mode:
+            effects.events.append(
+                {"event": "case.pursuit", "case_id": str(alert.case_id), "mode": mode,
+                 "alert_id": str(alert.id)}
+            )

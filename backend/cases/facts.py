@@ -1,0 +1,42 @@
+"""The routing facts of a stored case (`backend.routing.CaseFacts`), built at the edge."""
+
+from __future__ import annotations
+
+from typing import get_args
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.cases.models import Case
+from backend.devices.models import Device
+from backend.routing import CaseFacts, Contact, CustodyStatus
+from backend.routing.facts import RiskLevel
+
+
+def case_facts(session: Session, case: Case) -> CaseFacts:
+    victims = tuple(
+        session.scalars(
+            select(Device.id).where(
+                Device.case_id == case.id, Device.role == "victim", Device.active.is_(True)
+            ).order_by(Device.id)
+        )
+    )
+    state = case.custody_status if case.custody_status in ("in_custody", "released") else "none"
+    released_at = case.released_at if state == "released" else None
+    if state == "released" and released_at is None:
+        state = "none"
+    risk: RiskLevel = case.risk_level if case.risk_level in get_args(RiskLevel) else "medium"  # type: ignore[assignment]
+    return CaseFacts(
+        case_id=str(case.id),
+        home_police_unit=case.home_police_unit,
+        home_vr=case.home_vr_code,
+        home_vt_desk=case.home_vt_desk,
+        risk_level=risk,
+        custody=CustodyStatus(state=state, released_at=released_at),  # type: ignore[arg-type]
+        contacts=tuple(
+            Contact(id=str(c.id), organisation=c.organisation)  # type: ignore[arg-type]
+            for c in case.contacts
+        ),
+        case_director_id=case.case_director,
+        victim_device_ids=victims,
+    )
