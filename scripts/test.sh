@@ -3,7 +3,7 @@
 # pytest's exit code 5 (nothing collected) is a failure of ours, not a pass.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-export SCHILDWACHT_TEST_DATABASE_URL="${SCHILDWACHT_TEST_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/schildwacht_test}"
+export SCHILDWACHT_TEST_DATABASE_URL="${SCHILDWACHT_TEST_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/${SCHILDWACHT_TEST_DB_NAME:-schildwacht_test}}"
 export SCHILDWACHT_TEST_REDIS_URL="${SCHILDWACHT_TEST_REDIS_URL:-redis://127.0.0.1:6379/15}"
 export SCHILDWACHT_TEST_MQTT_PORT="${SCHILDWACHT_TEST_MQTT_PORT:-1883}"
 mkdir -p test-artifacts
