@@ -65,6 +65,7 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     runtime.attach_mqtt(client)
     connect(client, settings.broker)
     runtime.dispatcher.start()
+    runtime.deliveries.start()  # type: ignore[union-attr]  # webhooks to police systems
     try:
         _serve_api(runtime, settings)
     finally:
@@ -83,6 +84,7 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     worker = IngestWorker(runtime, client_id=args.client_id)
     worker.start()
     runtime.dispatcher.start()
+    runtime.deliveries.start()  # type: ignore[union-attr]  # webhooks to police systems
     log.info("ingest worker running as %s", worker.client_id)
     try:
         _wait_for_signal()
@@ -101,6 +103,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     worker = IngestWorker(runtime)
     worker.start()
     runtime.dispatcher.start()
+    runtime.deliveries.start()  # type: ignore[union-attr]  # webhooks to police systems
     try:
         _serve_api(runtime, settings)
     finally:

@@ -142,6 +142,7 @@ def run_demo(settings: Settings, devices: int = 4, duration_s: float | None = No
     worker = IngestWorker(runtime)
     worker.start()
     runtime.dispatcher.start()
+    runtime.deliveries.start()  # type: ignore[union-attr]  # webhooks to police systems
     fleet = DemoFleet(settings, device_ids)
     fleet.start()
     token = settings.api.admin_token.get_secret_value()  # type: ignore[union-attr]

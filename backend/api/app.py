@@ -11,9 +11,14 @@ from backend.alerts.views import stream_router
 from backend.api import errors
 from backend.api.health import router as health_router
 from backend.auth.views import router as tokens_router
+from backend.caselog.views import router as caselog_router
 from backend.cases.views import router as cases_router
 from backend.devices.views import router as devices_router
+from backend.measures.views import router as measures_router
+from backend.police.views import router as police_router
 from backend.runtime import Runtime
+from backend.subscriptions.views import deliveries_router
+from backend.subscriptions.views import router as subscriptions_router
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -32,5 +37,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     errors.install(app)
     for router in (health_router, tokens_router, cases_router, devices_router, alerts_router,
                    stream_router):
+        app.include_router(router)
+    app.include_router(measures_router)
+    app.include_router(caselog_router)
+    for router in (subscriptions_router, deliveries_router, police_router):
         app.include_router(router)
     return app

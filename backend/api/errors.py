@@ -15,7 +15,8 @@ from backend.auth.errors import (
     ReasonRequired,
     UserConflict,
 )
-from backend.cases.errors import CaseConflict, CaseNotFound
+from backend.caselog.errors import ChainConflict
+from backend.cases.errors import CaseConflict, CaseInUse, CaseNotFound
 from backend.devices.errors import DeviceConflict, DeviceNotFound
 from backend.measures.errors import MeasureConflict, MeasureNotFound, MeasureRejected
 from backend.subscriptions.errors import DeliveryNotFound, NothingToReplay, SubscriptionNotFound
@@ -30,6 +31,8 @@ STATUS = {
     UserConflict: 409,
     AlertNotFound: 404,
     CaseNotFound: 404,
+    CaseInUse: 409,
+    ChainConflict: 409,
     DeviceNotFound: 404,
     MeasureNotFound: 404,
     MeasureConflict: 409,

@@ -1,0 +1,116 @@
+"""Orchestration for the API: subscription management and replay of deliveries.
+
+Each function runs in the caller's transaction; `replay_*` return the console events to publish
+after commit (the alert's `police_delivery` goes back to `pending`)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from backend.alerts import service as alerts_service
+from backend.alerts.errors import AlertNotFound
+from backend.police import signing
+from backend.subscriptions import service, status
+from backend.subscriptions.errors import DeliveryNotFound, NothingToReplay, SubscriptionNotFound
+from backend.subscriptions.hook import WAKE_KEY
+from backend.subscriptions.models import Delivery, Subscription
+from backend.subscriptions.schemas import SubscriptionCreate, SubscriptionUpdate
+
+log = logging.getLogger(__name__)
+
+
+def create_subscription(session: Session, data: SubscriptionCreate) -> Subscription:
+    sub = Subscription(
+        id=uuid.uuid4(), name=data.name, url=str(data.url),
+        secret=data.secret or signing.new_secret(), format=data.format,
+        police_units=data.police_units, vr_codes=data.vr_codes, alert_types=data.alert_types,
+        priorities=data.priorities, active=data.active, drill=data.drill,
+    )
+    session.add(sub)
+    session.flush()
+    log.info("subscription created id=%s format=%s drill=%s", sub.id, sub.format, sub.drill)
+    return sub
+
+
+def get_subscription(session: Session, subscription_id: uuid.UUID) -> Subscription:
+    sub = service.get_subscription(session, subscription_id)
+    if sub is None:
+        raise SubscriptionNotFound(f"subscription {subscription_id} not found")
+    return sub
+
+
+def update_subscription(
+    session: Session, subscription_id: uuid.UUID, data: SubscriptionUpdate
+) -> Subscription:
+    sub = get_subscription(session, subscription_id)
+    for key, value in data.model_dump(exclude_unset=True).items():
+        if value is None:
+            continue
+        if key == "url":
+            value = str(value)
+        elif isinstance(value, list):
+            value = sorted(set(value))
+        setattr(sub, key, value)
+    sub.updated_at = datetime.now(UTC)
+    session.flush()
+    log.info("subscription updated id=%s", sub.id)
+    return sub
+
+
+def _reopen(
+    session: Session, alert_id: uuid.UUID, deliveries: list[Delivery], actor: str,
+    urgent: tuple[str, ...], now: datetime,
+) -> None:
+    service.reopen(session, deliveries, now)
+    session.flush()
+    alerts_service.add_event(
+        session, alert_id, at=now, actor=actor, kind="delivery",
+        detail={"replay": [str(d.id) for d in deliveries]},
+    )
+    alert = alerts_service.get(session, alert_id)
+    assert alert is not None
+    value = status.aggregate(service.delivery_states(session, alert_id), alert.priority, urgent)
+    service.set_police_delivery(session, alert_id, value)
+    session.info[WAKE_KEY] = True
+
+
+def replay_alert(
+    session: Session, alert_id: uuid.UUID, actor: str, urgent: tuple[str, ...],
+    now: datetime | None = None,
+) -> list[Delivery]:
+    """Start a new delivery window for every failed (rejected or unreachable) delivery."""
+    if alerts_service.get(session, alert_id) is None:
+        raise AlertNotFound(f"alert {alert_id} not found")
+    failed = service.failed_deliveries(session, alert_id)
+    if not failed:
+        raise NothingToReplay(f"alert {alert_id} has no failed delivery")
+    _reopen(session, alert_id, failed, actor, urgent, now or datetime.now(UTC))
+    log.info("alert %s: %d deliveries replayed by %s", alert_id, len(failed), actor)
+    return failed
+
+
+def replay_delivery(
+    session: Session, delivery_id: uuid.UUID, actor: str, urgent: tuple[str, ...],
+    now: datetime | None = None,
+) -> Delivery:
+    """Send one delivery again (any state), with the same webhook id, in a new window."""
+    delivery = service.get_delivery(session, delivery_id)
+    if delivery is None:
+        raise DeliveryNotFound(f"delivery {delivery_id} not found")
+    if not delivery.body:
+        raise NothingToReplay(f"delivery {delivery_id} has no body to send")
+    _reopen(session, delivery.alert_id, [delivery], actor, urgent, now or datetime.now(UTC))
+    log.info("delivery %s replayed by %s", delivery_id, actor)
+    return delivery
+
+
+def delivery_detail(session: Session, delivery_id: uuid.UUID) -> dict[str, Any]:
+    delivery = service.get_delivery(session, delivery_id)
+    if delivery is None:
+        raise DeliveryNotFound(f"delivery {delivery_id} not found")
+    return {"delivery": delivery, "log": service.attempts_of(session, delivery_id)}

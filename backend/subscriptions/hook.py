@@ -1,0 +1,116 @@
+"""The `AlertHook` that turns every raise and transition into webhook deliveries.
+
+It runs inside the alert's transaction: the delivery rows (one per matching active
+subscription, body rendered once per format) commit or roll back with the alert. After the
+commit a session listener wakes the delivery worker (`wiring.install`), so the first attempt
+starts at once instead of at the next poll.
+
+A document that cannot be rendered (which the police formats refuse) never stops the alert: its
+deliveries are written as `rejected` with the reason, so the console shows "police not reached".
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from backend.alerts.flows import Effects
+from backend.alerts.models import Alert
+from backend.police import cap, cloudevent
+from backend.police.errors import PoliceError
+from backend.subscriptions import filters, service, status
+from backend.subscriptions.models import Subscription
+
+log = logging.getLogger(__name__)
+
+WAKE_KEY = "subscriptions.wake"
+# Parts of the alert document that are for the console only.
+CONSOLE_ONLY = frozenset({"police_delivery"})
+
+
+def police_document(document: dict[str, Any]) -> dict[str, Any]:
+    """The alert document as police receive it."""
+    return {k: v for k, v in document.items() if k not in CONSOLE_ONLY}
+
+
+def subscription_filter(sub: Subscription) -> filters.Filter:
+    return filters.Filter(
+        police_units=tuple(sub.police_units or ()), vr_codes=tuple(sub.vr_codes or ()),
+        alert_types=tuple(sub.alert_types or ()), priorities=tuple(sub.priorities or ()),
+        active=sub.active, drill=sub.drill,
+    )
+
+
+class Renderer:
+    """Renders one document in each police format, at most once per format."""
+
+    def __init__(self, document: dict[str, Any], cap_profile: cap.CapProfile, source: str):
+        self._document = police_document(document)
+        self._profile = cap_profile
+        self._source = source
+        self._cache: dict[str, bytes | PoliceError] = {}
+
+    def render(self, fmt: str) -> bytes | PoliceError:
+        if fmt not in self._cache:
+            try:
+                if fmt == "cap":
+                    self._cache[fmt] = cap.render(self._document, self._profile)
+                else:
+                    self._cache[fmt] = cloudevent.render(self._document, source=self._source)
+            except PoliceError as exc:
+                self._cache[fmt] = exc
+        return self._cache[fmt]
+
+
+class DeliveryHook:
+    def __init__(
+        self, cap_profile: cap.CapProfile, source: str, urgent: Iterable[str],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._profile = cap_profile
+        self._source = source
+        self._urgent = tuple(urgent)
+        self._clock = clock
+
+    def after_change(
+        self, session: Session, alert: Alert, document: dict[str, Any], effects: Effects
+    ) -> None:
+        subs = [
+            s for s in service.active_subscriptions(session)
+            if filters.matches(subscription_filter(s), document, alert.police_unit)
+        ]
+        if not subs:
+            return
+        now = self._clock()
+        renderer = Renderer(document, self._profile, self._source)
+        rows = []
+        for sub in subs:
+            body = renderer.render(sub.format)
+            failed = isinstance(body, PoliceError)
+            if failed:
+                log.error("alert %s seq %s: %s body not renderable: %s",
+                          alert.id, alert.sequence, sub.format, type(body).__name__)
+            rows.append({
+                "id": uuid.uuid4(), "subscription_id": sub.id, "alert_id": alert.id,
+                "sequence": alert.sequence, "priority": alert.priority, "format": sub.format,
+                "body": b"" if failed else body, "state": "rejected" if failed else "pending",
+                "attempts": 0, "created_at": now, "window_start": now,
+                "next_attempt_at": None if failed else now,
+                "last_error": f"{status.POLICE_NOT_REACHED} (not renderable: {body})"
+                if failed else None,
+            })
+        service.add_deliveries(session, rows)
+        value = status.aggregate(
+            service.delivery_states(session, alert.id), alert.priority, self._urgent
+        )
+        service.set_police_delivery(session, alert.id, value)
+        alert.police_delivery = value
+        document["police_delivery"] = value  # the console events of this change show it
+        session.info[WAKE_KEY] = True
+        log.info("alert %s seq %s: %d webhook deliveries queued",
+                 alert.id, alert.sequence, len(rows))

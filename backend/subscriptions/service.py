@@ -1,0 +1,161 @@
+"""Persistence of subscriptions, deliveries and the delivery log. No decisions here."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from backend.alerts.models import Alert
+from backend.subscriptions.models import (
+    FAILED_DELIVERY_STATES,
+    OPEN_DELIVERY_STATES,
+    Delivery,
+    DeliveryAttempt,
+    Subscription,
+)
+
+
+# -- subscriptions ------------------------------------------------------------------------------
+def active_subscriptions(session: Session) -> list[Subscription]:
+    return list(session.scalars(select(Subscription).where(Subscription.active.is_(True))))
+
+
+def list_subscriptions(session: Session) -> list[Subscription]:
+    return list(session.scalars(select(Subscription).order_by(Subscription.created_at)))
+
+
+def get_subscription(session: Session, subscription_id: uuid.UUID) -> Subscription | None:
+    return session.get(Subscription, subscription_id)
+
+
+# -- deliveries ---------------------------------------------------------------------------------
+def add_deliveries(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert delivery rows; a row for an existing (subscription, alert, sequence) is skipped."""
+    for row in rows:
+        exists = session.scalar(
+            select(Delivery.id).where(
+                Delivery.subscription_id == row["subscription_id"],
+                Delivery.alert_id == row["alert_id"],
+                Delivery.sequence == row["sequence"],
+            )
+        )
+        if exists is None:
+            session.execute(insert(Delivery).values(**row))
+
+
+def claim_due(
+    session: Session, now: datetime, limit: int, lease_s: float
+) -> list[tuple[Delivery, Subscription]]:
+    """Claim deliveries whose attempt is due and that no live worker holds: with
+    `FOR UPDATE SKIP LOCKED` on PostgreSQL, so parallel workers never claim the same row."""
+    query = (
+        select(Delivery)
+        .where(Delivery.state.in_(OPEN_DELIVERY_STATES))
+        .where(Delivery.next_attempt_at <= now)
+        .where(or_(Delivery.claimed_until.is_(None), Delivery.claimed_until <= now))
+        .order_by(Delivery.next_attempt_at, Delivery.sequence)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    rows = list(session.scalars(query))
+    if not rows:
+        return []
+    until = now + timedelta(seconds=lease_s)
+    for row in rows:
+        row.claimed_until = until
+        row.attempts += 1
+        row.last_attempt_at = now
+    subs = {
+        s.id: s
+        for s in session.scalars(
+            select(Subscription).where(Subscription.id.in_({r.subscription_id for r in rows}))
+        )
+    }
+    return [(r, subs[r.subscription_id]) for r in rows]
+
+
+def record_attempt(session: Session, **values: Any) -> None:
+    session.execute(insert(DeliveryAttempt).values(**values))
+
+
+def deliveries_of(session: Session, alert_id: uuid.UUID) -> list[Delivery]:
+    return list(
+        session.scalars(
+            select(Delivery)
+            .where(Delivery.alert_id == alert_id)
+            .order_by(Delivery.sequence, Delivery.created_at)
+        )
+    )
+
+
+def get_delivery(session: Session, delivery_id: uuid.UUID) -> Delivery | None:
+    return session.get(Delivery, delivery_id, populate_existing=True)
+
+
+def attempts_of(session: Session, delivery_id: uuid.UUID) -> list[DeliveryAttempt]:
+    return list(
+        session.scalars(
+            select(DeliveryAttempt)
+            .where(DeliveryAttempt.delivery_id == delivery_id)
+            .order_by(DeliveryAttempt.id)
+        )
+    )
+
+
+def list_deliveries(
+    session: Session, *, alert_id: uuid.UUID | None = None, state: str | None = None,
+    limit: int = 100,
+) -> list[Delivery]:
+    query = select(Delivery)
+    if alert_id is not None:
+        query = query.where(Delivery.alert_id == alert_id)
+    if state is not None:
+        query = query.where(Delivery.state == state)
+    return list(session.scalars(query.order_by(Delivery.created_at.desc()).limit(limit)))
+
+
+def reopen(session: Session, deliveries: Sequence[Delivery], now: datetime) -> None:
+    """Start a new delivery window for each (replay)."""
+    for d in deliveries:
+        d.state = "pending"
+        d.window_start = now
+        d.next_attempt_at = now
+        d.claimed_until = None
+
+
+def failed_deliveries(session: Session, alert_id: uuid.UUID) -> list[Delivery]:
+    return list(
+        session.scalars(
+            select(Delivery).where(
+                Delivery.alert_id == alert_id, Delivery.state.in_(FAILED_DELIVERY_STATES)
+            )
+        )
+    )
+
+
+# -- the alert's aggregate state ----------------------------------------------------------------
+def delivery_states(session: Session, alert_id: uuid.UUID) -> list[tuple[str, int, str]]:
+    rows = session.execute(
+        select(Delivery.subscription_id, Delivery.sequence, Delivery.state).where(
+            Delivery.alert_id == alert_id
+        )
+    ).all()
+    return [(str(s), q, st) for s, q, st in rows]
+
+
+def set_police_delivery(session: Session, alert_id: uuid.UUID, value: str | None) -> bool:
+    """Set the alert's `police_delivery`; True when it changed."""
+    result = session.execute(
+        update(Alert)
+        .where(Alert.id == alert_id)
+        .where(or_(Alert.police_delivery.is_(None), Alert.police_delivery != value)
+               if value is not None else Alert.police_delivery.is_not(None))
+        .values(police_delivery=value)
+    )
+    return result.rowcount == 1

@@ -1,0 +1,257 @@
+"""The webhook delivery worker: claim due deliveries, sign, send, decide, record.
+
+One thread per process (ingest, api, run, demo). Each round it claims due rows (`FOR UPDATE
+SKIP LOCKED` on PostgreSQL, so several processes share the work without sending a row twice),
+commits the claim, sends them in parallel with the httpx sender under explicit timeouts, and
+then records each outcome in its own transaction: the attempt on the delivery log
+(`webhook_attempts`), a `delivery` entry on the alert's timeline, the delivery's next state from
+the retry policy, and the alert's aggregate `police_delivery`. When that aggregate changes the
+console gets an `alert.updated` event; when it becomes `unreachable` the event carries the
+notice "police not reached: phone the control room".
+
+The thread sleeps until the next due attempt or `poll_interval_s`, and wakes at once when
+`wake()` is called (right after an alert's transaction committed new deliveries).
+
+Latency hook points (for benchmarks): `on_sent(delivery_id, webhook_id, result)` is called
+after every attempt, in the worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from backend.alerts import service as alerts_service
+from backend.alerts.models import Alert
+from backend.hub.bus import EventBus
+from backend.police import cap, cloudevent, signing
+from backend.police.attempt import AttemptResult, ErrorKind
+from backend.police.client import WebhookSender
+from backend.police.retry import POLICE_NOT_REACHED, RetryPolicy, decide
+from backend.subscriptions import service, status
+from backend.subscriptions.models import Delivery, Subscription
+
+log = logging.getLogger(__name__)
+
+CONTENT_TYPES = {"json": cloudevent.CONTENT_TYPE, "cap": cap.CONTENT_TYPE}
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A claimed delivery, detached from its session."""
+
+    delivery_id: uuid.UUID
+    alert_id: uuid.UUID
+    webhook_id: str
+    attempt: int
+    window_start: datetime
+    url: str
+    secret: str
+    format: str
+    body: bytes
+    priority: str
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    policy: RetryPolicy = RetryPolicy()
+    poll_interval_s: float = 1.0
+    batch_size: int = 50
+    concurrency: int = 8
+    claim_lease_s: float = 30.0
+    urgent_priorities: tuple[str, ...] = ("P1", "P2")
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        sender: WebhookSender,
+        bus: EventBus,
+        config: WorkerConfig = WorkerConfig(),
+        *,
+        documents: Callable[[Session, list[Alert]], list[dict[str, Any]]] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._sessions = sessions
+        self._sender = sender
+        self._bus = bus
+        self.config = config
+        self._documents = documents
+        self._clock = clock
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self.on_sent: Callable[[uuid.UUID, str, AttemptResult], None] | None = None
+
+    # -- control --------------------------------------------------------------------------------
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._pool = ThreadPoolExecutor(self.config.concurrency, thread_name_prefix="webhook")
+        self._thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        close = getattr(self._sender, "close", None)
+        if close is not None:
+            close()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                self.run_once()
+            except Exception:  # noqa: BLE001 - the loop must survive a database hiccup
+                log.exception("webhook delivery round failed")
+            self._wake.wait(self._sleep_s())
+
+    def _sleep_s(self) -> float:
+        try:
+            with self._sessions() as s:
+                due = s.scalar(
+                    select(Delivery.next_attempt_at)
+                    .where(Delivery.state.in_(("pending", "retrying")))
+                    .order_by(Delivery.next_attempt_at)
+                    .limit(1)
+                )
+        except Exception:  # noqa: BLE001
+            return self.config.poll_interval_s
+        if due is None:
+            return self.config.poll_interval_s
+        wait = (due - self._clock()).total_seconds()
+        return min(max(wait, 0.01), self.config.poll_interval_s)
+
+    # -- one round ------------------------------------------------------------------------------
+    def run_once(self) -> int:
+        """Claim, send and record one batch of due deliveries; the number sent."""
+        jobs = self._claim()
+        if not jobs:
+            return 0
+        if self._pool is not None and len(jobs) > 1:
+            results = list(self._pool.map(self._send, jobs))
+        else:
+            results = [self._send(job) for job in jobs]
+        for job, result in zip(jobs, results, strict=True):
+            try:
+                self._record(job, result)
+            except Exception:  # noqa: BLE001 - the claim lease makes the row due again
+                log.exception("recording webhook attempt failed delivery=%s", job.delivery_id)
+        return len(jobs)
+
+    def _claim(self) -> list[Job]:
+        now = self._clock()
+        with self._sessions.begin() as s:
+            claimed = service.claim_due(s, now, self.config.batch_size, self.config.claim_lease_s)
+            return [self._job(d, sub) for d, sub in claimed]
+
+    @staticmethod
+    def _job(d: Delivery, sub: Subscription) -> Job:
+        return Job(
+            delivery_id=d.id, alert_id=d.alert_id, webhook_id=d.webhook_id, attempt=d.attempts,
+            window_start=d.window_start, url=sub.url, secret=sub.secret, format=d.format,
+            body=d.body, priority=d.priority,
+        )
+
+    def _send(self, job: Job) -> AttemptResult:
+        try:
+            headers = {
+                "content-type": CONTENT_TYPES.get(job.format, cloudevent.CONTENT_TYPE),
+                **signing.sign(job.secret, job.webhook_id, self._clock(), job.body),
+            }
+        except (signing.SecretError, ValueError) as exc:
+            log.error("webhook delivery=%s cannot be signed: %s", job.delivery_id,
+                      type(exc).__name__)
+            return AttemptResult(None, 0.0, error=ErrorKind.INVALID_REQUEST, detail="signing")
+        result = self._sender.send(job.url, job.body, headers)
+        if self.on_sent is not None:
+            self.on_sent(job.delivery_id, job.webhook_id, result)
+        return result
+
+    def _record(self, job: Job, result: AttemptResult) -> None:
+        now = self._clock()
+        decision = decide(
+            result, attempt=job.attempt, created_at=job.window_start, now=now,
+            policy=self.config.policy, key=job.delivery_id.hex,
+        )
+        events: list[dict[str, Any]] = []
+        with self._sessions.begin() as s:
+            delivery = s.get(Delivery, job.delivery_id)
+            if delivery is None:
+                return
+            state = decision.state.value
+            delivery.state = state
+            delivery.claimed_until = None
+            delivery.next_attempt_at = decision.next_attempt_at
+            delivery.last_status = result.status
+            delivery.last_error = None if state == "delivered" else decision.reason
+            if state == "delivered":
+                delivery.delivered_at = now
+            service.record_attempt(
+                s, delivery_id=job.delivery_id, number=job.attempt, at=now,
+                status=result.status, error=result.error.value if result.error else None,
+                duration_ms=result.duration_ms, outcome=state, reason=decision.reason,
+            )
+            alerts_service.add_event(
+                s, job.alert_id, at=now, actor="webhooks", kind="delivery", to_state=None,
+                detail={
+                    "delivery_id": str(job.delivery_id), "webhook_id": job.webhook_id,
+                    "subscription_id": str(delivery.subscription_id),
+                    "attempt": job.attempt, "status": result.status,
+                    "error": result.error.value if result.error else None,
+                    "state": state, "reason": decision.reason,
+                },
+            )
+            events = self._refresh_alert(s, job.alert_id)
+        log.info("webhook delivery=%s attempt=%d state=%s", job.delivery_id, job.attempt, state)
+        for event in events:
+            self._bus.publish(event)
+
+    def _refresh_alert(self, s: Session, alert_id: uuid.UUID) -> list[dict[str, Any]]:
+        """Recompute the alert's `police_delivery`; the console event when it changed."""
+        alert = alerts_service.get(s, alert_id)
+        if alert is None:
+            return []
+        value = status.aggregate(
+            service.delivery_states(s, alert_id), alert.priority, self.config.urgent_priorities
+        )
+        if not service.set_police_delivery(s, alert_id, value):
+            return []
+        alert.police_delivery = value
+        if value == "unreachable":
+            log.warning("alert %s: %s", alert_id, POLICE_NOT_REACHED)
+        return [self.console_event(s, alert)]
+
+    def console_event(self, s: Session, alert: Alert) -> dict[str, Any]:
+        document = self._documents(s, [alert])[0] if self._documents else {
+            "alert_id": str(alert.id), "police_delivery": alert.police_delivery}
+        event: dict[str, Any] = {"event": "alert.updated", "alert": document}
+        if alert.police_delivery == "unreachable":
+            event["notice"] = POLICE_NOT_REACHED
+        return event
