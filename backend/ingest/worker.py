@@ -53,6 +53,10 @@ class IngestWorker:
         self.rt = runtime
         s = runtime.settings
         self.client_id = client_id or s.broker.client_id
+        if extra_steps is None and runtime.geofences is not None:
+            from backend.pipeline.zones import zone_step
+
+            extra_steps = [zone_step(runtime)]  # zones and proximity (geofence engine)
         self.pipeline: Pipeline = build_pipeline(
             s.protocol, runtime.directory, runtime.state, extra_steps
         )

@@ -1,0 +1,73 @@
+"""The geofence engine of one process, kept in step with the stored measures.
+
+Every change of a measure raises the catalogue version in the same transaction. `refresh()`
+(called by the zone pipeline step on the ingest thread, so the engine is only ever touched by
+that thread) reads the version at most every `poll_s` seconds and reloads the engine when it
+changed; `mark_changed()` (called by the API after a commit in this process) makes the next
+`refresh()` reload at once. The engine keeps its states by measure id across reloads.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from geofences import Engine, GeofenceConfig, GeofenceError
+from backend.measures import repository
+
+log = logging.getLogger(__name__)
+
+
+class LiveMeasures:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        config: GeofenceConfig,
+        poll_s: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._sessions = sessions
+        self.config = config
+        self.engine = Engine((), config)
+        self._poll_s = poll_s
+        self._clock = clock
+        self._next_poll = float("-inf")
+        self._dirty = True
+        self.version: int | None = None  # catalogue version loaded (None: not yet)
+        self.reloads = 0
+
+    def mark_changed(self) -> None:
+        """A measure changed in this process: reload on the next `refresh()`."""
+        self._dirty = True
+
+    def refresh(self) -> bool:
+        """Reload the engine if the measures changed. Cheap when nothing is due. On a database
+        error the engine keeps the measures it has and the next poll tries again."""
+        now = self._clock()
+        if not self._dirty and now < self._next_poll:
+            return False
+        self._next_poll = now + self._poll_s
+        try:
+            with self._sessions() as session:
+                version = repository.catalog_version(session)
+                if not self._dirty and version == self.version:
+                    return False
+                self._dirty = False
+                measures = repository.load_active(session)
+        except SQLAlchemyError as exc:
+            log.error("measures not reloaded (%s); keeping %d", type(exc).__name__,
+                      len(self.engine.index))
+            return False
+        try:
+            self.engine.reload(measures)
+        except GeofenceError as exc:
+            log.error("measures not reloaded (%s); keeping %d", exc.code, len(self.engine.index))
+            return False
+        self.version = version
+        self.reloads += 1
+        log.info("measures loaded count=%d version=%d", len(measures), version)
+        return True

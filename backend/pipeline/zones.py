@@ -1,0 +1,189 @@
+"""The zone and proximity step: fresh fixes through the geofence engine, events into alerts.
+
+Runs after `DeviceAlarms` and before `DeviceHealth`, on the ingest thread (the only thread that
+touches the engine). Per message with fresh fixes it:
+
+1. lets `LiveMeasures.refresh()` reload the engine if a measure changed (cheap when not due);
+2. skips devices that no measure concerns (most fixes end here, after two dict look-ups);
+3. for contact bans, first feeds the partner's last fix from the state store, so a ban works
+   when offender and victim fixes reach different workers (shared subscriptions);
+4. evaluates the fixes and turns events into `AlertDraft`s:
+   `zone_breach` and `proximity` (P1), `approach` (P2), each with the stable message id
+   `geo-{measure}-{kind}-{int(at)}`, so a redelivered or re-evaluated crossing raises one alert;
+5. hands the other events (`*_cleared`, `partner_position_unknown`) to a `ZoneNotes` sink:
+   they never raise an alert; the default sink tells the consoles and notes them on the
+   timeline of the open alert of the same measure, if there is one.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from device_protocol import Fix
+from geofences import GeofenceEvent
+from backend.alerts import service as alerts
+from backend.alerts.models import Alert
+from backend.hub.bus import EventBus
+from backend.measures.live import LiveMeasures
+from backend.pipeline.context import AlertDraft, Context
+from backend.state.store import LastFix, StateStore
+
+log = logging.getLogger(__name__)
+
+ALERT_KINDS = frozenset({"zone_breach", "proximity", "approach"})
+# The alert a non-alerting event belongs to (for its timeline).
+NOTE_OF = {
+    "zone_breach_cleared": "zone_breach",
+    "approach_cleared": "approach",
+    "proximity_cleared": "proximity",
+    "partner_position_unknown": "proximity",
+}
+CLOSED_STATES = ("resolved", "false_alarm", "cancelled")
+
+
+def message_id(event: GeofenceEvent, kind: str | None = None) -> str:
+    return f"geo-{event.measure_id}-{kind or event.kind}-{int(event.at)}"
+
+
+def event_detail(event: GeofenceEvent) -> dict[str, Any]:
+    """What an alert or a note says about the geofence event (ids and metres, no places)."""
+    return {
+        "measure_id": event.measure_id,
+        "event": event.kind,
+        "distance_m": None if event.distance_m is None else round(event.distance_m, 1),
+        "inside_m": None if event.inside_m is None else round(event.inside_m, 1),
+        "confidence": event.confidence,
+        "basis": event.basis,
+        "other_device_id": event.other_device_id,
+    }
+
+
+class ZoneNotes(Protocol):
+    """Where events that raise no alert go."""
+
+    def record(self, events: list[GeofenceEvent], at: float) -> None: ...
+
+
+class ConsoleAndTimelineNotes:
+    """Publishes each note as a console event (`geofence.<kind>`) and adds it to the timeline of
+    the open alert raised for the same measure and device, if any (its own small transaction:
+    a note is information, never a reason to hold back the batch)."""
+
+    def __init__(self, sessions: sessionmaker[Session], bus: EventBus) -> None:
+        self._sessions = sessions
+        self._bus = bus
+
+    def record(self, events: list[GeofenceEvent], at: float) -> None:
+        for event in events:
+            detail = event_detail(event)
+            alert_id = None
+            try:
+                with self._sessions.begin() as session:
+                    alert_id = self._note(session, event, detail, at)
+            except SQLAlchemyError as exc:
+                log.error("geofence note not stored measure=%s (%s)", event.measure_id,
+                          type(exc).__name__)
+            self._bus.publish({
+                "event": f"geofence.{event.kind}",
+                "geofence": {
+                    **detail, "case_id": event.case_id, "device_id": event.device_id,
+                    "at": event.at, "alert_id": str(alert_id) if alert_id else None,
+                },
+            })
+
+    def _note(
+        self, session: Session, event: GeofenceEvent, detail: dict[str, Any], at: float
+    ) -> uuid.UUID | None:
+        prefix = f"geo-{event.measure_id}-{NOTE_OF[event.kind]}-"
+        alert_id = session.scalar(
+            select(Alert.id)
+            .where(Alert.device_id == event.device_id, Alert.message_id.like(prefix + "%"),
+                   Alert.state.not_in(CLOSED_STATES))
+            .order_by(Alert.raised_at.desc())
+            .limit(1)
+        )
+        if alert_id is not None:
+            alerts.add_event(session, alert_id, at=datetime.fromtimestamp(at, UTC),
+                             actor="geofence", kind="geofence", detail=detail)
+        return alert_id
+
+
+class ZoneStep:
+    def __init__(self, live: LiveMeasures, state: StateStore, notes: ZoneNotes | None = None) -> None:
+        self._live = live
+        self._state = state
+        self._notes = notes
+
+    def __call__(self, ctx: Context) -> None:
+        fixes, device = ctx.fresh_fixes, ctx.device
+        if not fixes or device is None:
+            return
+        self._live.refresh()
+        engine = self._live.engine
+        index = engine.index
+        subject = index.by_subject.get(device.id)
+        protected = index.by_protected.get(device.id)
+        if subject is None and protected is None:
+            return
+        now = ctx.raw.received_at
+        events: list[GeofenceEvent] = []
+        partners = {d for cm in subject or () if cm.contact for d in cm.protected}
+        partners.update(d for cm in protected or () for d in cm.subjects)
+        partners.discard(device.id)
+        for partner in sorted(partners):
+            last = self._state.get_last_fix(partner)
+            if last is not None:  # the engine ignores it when it already knows this fix
+                events += engine.on_fix(partner, last.tst, last.lat, last.lon, last.acc, now)
+        if len(fixes) == 1:
+            f = fixes[0]
+            events += engine.on_fix(device.id, f.tst, f.lat, f.lon, f.acc, now)
+        else:
+            events += engine.on_fixes([(device.id, f.tst, f.lat, f.lon, f.acc) for f in fixes], now)
+        if not events:
+            return
+        notes = []
+        for event in events:
+            if event.kind in ALERT_KINDS:
+                ctx.alerts.append(self._draft(ctx, event, fixes))
+            else:
+                notes.append(event)
+        if notes and self._notes is not None:
+            self._notes.record(notes, now)
+
+    def _draft(self, ctx: Context, event: GeofenceEvent, fixes: list[Fix]) -> AlertDraft:
+        device = ctx.device
+        assert device is not None
+        fix: Fix | LastFix | None
+        if event.device_id == device.id:
+            earlier = [f for f in fixes if f.tst <= event.at]
+            fix = earlier[-1] if earlier else fixes[-1]
+        else:
+            fix = self._state.get_last_fix(event.device_id)
+        draft = AlertDraft(
+            type=event.kind,
+            device_id=event.device_id,
+            case_id=uuid.UUID(event.case_id),
+            message_id=message_id(event),
+            raised_at=ctx.raw.received_at,
+            device_time=event.at,
+            flags=[f"geofence_{event.confidence}"],
+            exercise=device.exercise,
+            detail={"geofence": event_detail(event)},
+        )
+        if fix is not None:
+            draft.lat, draft.lon, draft.acc, draft.fix_time = fix.lat, fix.lon, fix.acc, fix.tst
+            draft.location_source = "fix"
+        return draft
+
+
+def zone_step(runtime: Any) -> ZoneStep:
+    """The step wired to a `Runtime`: its live measures, state store, console bus."""
+    return ZoneStep(runtime.geofences, runtime.state,
+                    ConsoleAndTimelineNotes(runtime.sessions, runtime.bus))

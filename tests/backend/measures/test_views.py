@@ -1,0 +1,155 @@
+"""Measures over the API on both back ends: GeoJSON round trip, readable 422s, the offender's
+home, devices of another case, deactivation kept for the record."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.backend.measures.places import (
+    ROTTERDAM,
+    ban_feature,
+    offset,
+    register_pair,
+    square,
+    zone_feature,
+)
+
+pytestmark = pytest.mark.services  # the stack runs on both back ends, one of them services
+
+
+def _url(case_id, rest: str = "") -> str:
+    return f"/api/v1/cases/{case_id}/measures{rest}"
+
+
+def test_import_export_round_trip(stack):
+    case_id = register_pair(stack, "off-rt", "vic-rt")
+    api = stack.api()
+    zone = zone_feature("off-rt", measure_id="zone-rt", pre_alert_m=150,
+                        time_windows=[{"days": ["mon", "fri"], "start": "08:00", "end": "18:00"}],
+                        valid_from="2026-01-01T00:00:00+01:00")
+    ban = ban_feature("off-rt", "vic-rt", measure_id="ban-rt")
+    created = api.post(_url(case_id), json={"type": "FeatureCollection", "features": [zone, ban]})
+    assert created.status_code == 201, created.text
+    assert [f["id"] for f in created.json()["features"]] == ["zone-rt", "ban-rt"]
+
+    exported = api.get(_url(case_id)).json()
+    assert exported["type"] == "FeatureCollection"
+    by_id = {f["id"]: f for f in exported["features"]}
+    z = by_id["zone-rt"]
+    assert z["geometry"]["type"] == "Polygon"
+    ring = z["geometry"]["coordinates"][0]
+    for got, sent in zip(ring, zone["geometry"]["coordinates"][0], strict=True):
+        assert abs(got[0] - sent[0]) < 1e-9 and abs(got[1] - sent[1]) < 1e-9
+    props = z["properties"]
+    assert props["case_id"] == str(case_id) and props["kind"] == "exclusion_zone"
+    assert props["pre_alert_m"] == 150 and props["reference"] == "C/10/123456"
+    assert props["time_windows"][0]["days"] == ["mon", "fri"]
+    assert props["valid_from"].startswith("2025-12-31T23:00:00")
+    assert props["active"] is True and props["version"] == 1
+    b = by_id["ban-rt"]
+    assert b["geometry"] is None and b["properties"]["protected_device_ids"] == ["vic-rt"]
+    assert b["properties"]["radius_m"] == 500
+
+    # The export imports again (into another case it names no devices of: refused there).
+    again = dict(z, id="zone-rt-2")
+    assert api.post(_url(case_id), json=again).status_code == 201
+    assert len(api.get(_url(case_id)).json()["features"]) == 3
+
+
+def test_single_feature_without_id_gets_one(stack):
+    case_id = register_pair(stack, "off-id", "vic-id")
+    api = stack.api()
+    r = api.post(_url(case_id), json=zone_feature("off-id"))
+    assert r.status_code == 201, r.text
+    assert r.json()["type"] == "Feature" and r.json()["id"]
+    assert api.get(_url(case_id, f"/{r.json()['id']}")).json()["id"] == r.json()["id"]
+
+
+def test_update_and_deactivate_keep_the_record(stack):
+    case_id = register_pair(stack, "off-up", "vic-up")
+    api = stack.api()
+    api.post(_url(case_id), json=zone_feature("off-up", measure_id="zone-up"))
+    wider = zone_feature("off-up", half_m=300.0)
+    r = api.put(_url(case_id, "/zone-up"), json=wider)
+    assert r.status_code == 200, r.text
+    assert r.json()["properties"]["version"] == 2
+    gone = api.delete(_url(case_id, "/zone-up"))
+    assert gone.status_code == 200 and gone.json()["properties"]["active"] is False
+    assert gone.json()["properties"]["version"] == 3
+    assert api.get(_url(case_id)).json()["features"] == []
+    kept = api.get(_url(case_id), params={"include_inactive": True}).json()["features"]
+    assert [f["id"] for f in kept] == ["zone-up"]
+    assert api.get(_url(case_id, "/nope")).status_code == 404
+    assert api.post(_url(case_id), json=zone_feature("off-up", measure_id="zone-up")).status_code == 409
+
+
+def _problems(response) -> list[dict]:
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["detail"]  # a readable sentence
+    return body["problems"]
+
+
+def test_self_intersecting_geometry_is_refused_with_reason(stack):
+    case_id = register_pair(stack, "off-bow", "vic-bow")
+    lat, lon = ROTTERDAM
+    a, b, c, d = (offset(lat, lon, e, n) for e, n in ((0, 0), (300, 300), (300, 0), (0, 300)))
+    bowtie = zone_feature("off-bow")
+    bowtie["geometry"]["coordinates"] = [[[p[1], p[0]] for p in (a, b, c, d, a)]]
+    [problem] = _problems(stack.api().post(_url(case_id), json=bowtie))
+    assert problem["code"] == "invalid_geometry" and problem["path"] == "geometry"
+    assert "Self-intersection" in problem["message"]
+
+
+def test_absurd_size_is_refused_with_reason(stack):
+    case_id = register_pair(stack, "off-big", "vic-big")
+    problems = _problems(stack.api().post(
+        _url(case_id), json=zone_feature("off-big", half_m=40_000.0)))
+    assert [p["code"] for p in problems] == ["absurd_size"]
+    assert "km²" in problems[0]["message"]
+    ban = ban_feature("off-big", "vic-big", radius_m=500_000)
+    assert [p["code"] for p in _problems(stack.api().post(_url(case_id), json=ban))] == [
+        "absurd_size"]
+
+
+def test_zone_around_offenders_home_needs_an_exception(stack):
+    case_id = register_pair(stack, "off-home", "vic-home")
+    api = stack.api()
+    lat, lon = ROTTERDAM
+    assert api.put(f"/api/v1/cases/{case_id}/offender-home",
+                   json={"lat": lat, "lon": lon}).status_code == 200
+    [problem] = _problems(api.post(_url(case_id), json=zone_feature("off-home")))
+    assert problem["code"] == "home_inside_zone"
+    assert "registered home" in problem["message"] and "exception" in problem["message"]
+    corridor = {"geometry": {"type": "Polygon", "coordinates": [square(lat, lon, 20.0)]},
+                "reason": "corridor to own address"}
+    allowed = zone_feature("off-home", exceptions=[corridor])
+    assert api.post(_url(case_id), json=allowed).status_code == 201
+
+
+def test_devices_must_belong_to_the_case(stack):
+    case_id = register_pair(stack, "off-own", "vic-own")
+    register_pair(stack, "off-other", "vic-other")
+    api = stack.api()
+    problems = _problems(api.post(_url(case_id), json=zone_feature("off-other")))
+    assert problems == [{"code": "device_not_in_case",
+                         "path": "properties.subject_device_ids[0]",
+                         "message": "device off-other is not a device of this case"}]
+    problems = _problems(api.post(_url(case_id), json=ban_feature("off-own", "vic-other")))
+    assert [p["code"] for p in problems] == ["device_not_in_case"]
+    swapped = _problems(api.post(_url(case_id), json=ban_feature("vic-own", "off-own")))
+    assert {p["code"] for p in swapped} == {"wrong_device_role"}
+    assert api.get(_url(case_id)).json()["features"] == []
+
+
+def test_collection_is_all_or_nothing_with_every_reason(stack):
+    case_id = register_pair(stack, "off-col", "vic-col")
+    api = stack.api()
+    good = zone_feature("off-col", measure_id="good")
+    bad = zone_feature("off-col", measure_id="bad", half_m=40_000.0)
+    problems = _problems(api.post(_url(case_id), json={"type": "FeatureCollection",
+                                                       "features": [good, bad, {"x": 1}]}))
+    paths = [p["path"] for p in problems]
+    assert paths[0] == "features[1].geometry" and paths[1].startswith("features[2].")
+    assert api.get(_url(case_id)).json()["features"] == []
+    assert api.post(_url(case_id), json={"type": "Point"}).status_code == 422
