@@ -10,4 +10,8 @@ class CaseNotFound(CaseError):
 
 
 class CaseConflict(CaseError):
-    """E.g. a case reference that is already in use."""
+    """E.g. a case reference that is already in use, or a second contact of one organisation."""
+
+
+class CaseInUse(CaseError):
+    """The case still has devices or alerts and cannot be deleted."""

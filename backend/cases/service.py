@@ -1,16 +1,19 @@
-"""Persistence of cases."""
+"""Persistence of cases and their named contacts."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from backend.cases.errors import CaseConflict, CaseNotFound
-from backend.cases.models import Case
-from backend.cases.schemas import CaseCreate
+from backend.alerts.models import Alert
+from backend.cases.errors import CaseConflict, CaseInUse, CaseNotFound
+from backend.cases.models import Case, CaseContact
+from backend.cases.schemas import CaseCreate, ContactIn
+from backend.devices.models import Device
 
 
 def create(session: Session, data: CaseCreate) -> Case:
@@ -24,8 +27,11 @@ def create(session: Session, data: CaseCreate) -> Case:
     return case
 
 
-def get(session: Session, case_id: uuid.UUID) -> Case:
-    case = session.get(Case, case_id)
+def get(session: Session, case_id: uuid.UUID, *, for_update: bool = False) -> Case:
+    query = select(Case).where(Case.id == case_id).execution_options(populate_existing=True)
+    if for_update and session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    case = session.scalar(query)
     if case is None:
         raise CaseNotFound(f"case {case_id} not found")
     return case
@@ -33,3 +39,52 @@ def get(session: Session, case_id: uuid.UUID) -> Case:
 
 def list_all(session: Session, limit: int = 500) -> list[Case]:
     return list(session.scalars(select(Case).order_by(Case.created_at.desc()).limit(limit)))
+
+
+def update(session: Session, case: Case, changes: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Apply changes; return {field: (old, new)} of what actually changed."""
+    changed = {}
+    for name, value in changes.items():
+        old = getattr(case, name)
+        if old != value:
+            changed[name] = (old, value)
+            setattr(case, name, value)
+    if changes.get("custody_status") not in (None, "released") and case.released_at is not None:
+        changed["released_at"] = (case.released_at, None)
+        case.released_at = None
+    session.flush()
+    return changed
+
+
+def delete(session: Session, case: Case) -> None:
+    in_use = session.scalar(
+        select(
+            exists().where(Device.case_id == case.id) | exists().where(Alert.case_id == case.id)
+        )
+    )
+    if in_use:
+        raise CaseInUse(f"case {case.id} still has devices or alerts")
+    session.delete(case)
+    session.flush()
+
+
+def get_contact(session: Session, case_id: uuid.UUID, contact_id: uuid.UUID) -> CaseContact:
+    contact = session.get(CaseContact, contact_id)
+    if contact is None or contact.case_id != case_id:
+        raise CaseNotFound(f"contact {contact_id} of case {case_id} not found")
+    return contact
+
+
+def add_contact(session: Session, case: Case, data: ContactIn) -> CaseContact:
+    if any(c.organisation == data.organisation for c in case.contacts):
+        raise CaseConflict(
+            f"case {case.id} already has a named {data.organisation} contact; update it instead"
+        )
+    contact = CaseContact(case_id=case.id, **data.model_dump())
+    case.contacts.append(contact)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise CaseConflict(f"case {case.id} already has a named {data.organisation} contact") from None
+    return contact

@@ -2,50 +2,109 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Depends
-from sqlalchemy import select
+from fastapi import APIRouter, Depends, Response
 from sqlalchemy.orm import Session
 
-from backend.api.deps import require, session
-from backend.auth.scoping import case_filter, may_see_case
+from backend.api.deps import require, runtime, session
 from backend.auth.tokens import Principal
 from backend.cases import service
-from backend.cases.errors import CaseNotFound
-from backend.cases.models import Case
-from backend.cases.schemas import CaseCreate, CaseOut
+from backend.cases.flows import CaseFlow
+from backend.cases.schemas import CaseCreate, CaseOut, CaseUpdate, ContactIn, ContactOut, ContactUpdate
+from backend.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 
+WRITERS = ("case_director",)
+READERS = ("case_director", "dispatcher")
 
-def scoped_case(s: Session, p: Principal, case_id: uuid.UUID) -> Case:
-    """The case if it is in the principal's scope (else 404: no existence oracle)."""
-    case = service.get(s, case_id)
-    if not may_see_case(s, p, case):
-        raise CaseNotFound(f"case {case_id} not found")
-    return case
+
+def case_flow(rt: Runtime = Depends(runtime)) -> CaseFlow:
+    return CaseFlow(rt.topics, rt.flow.policy, rt.settings.supervision.pursuit_report_interval_s)
 
 
 @router.post("", status_code=201, response_model=CaseOut)
 def create_case(
-    data: CaseCreate, s: Session = Depends(session), _=Depends(require("case_director"))
+    data: CaseCreate, s: Session = Depends(session), _=Depends(require(*WRITERS))
 ) -> CaseOut:
     case = service.create(s, data)
     s.commit()
-    return CaseOut.model_validate(case)
+    return CaseOut.model_validate(service.get(s, case.id))
 
 
 @router.get("", response_model=list[CaseOut])
-def list_cases(
-    s: Session = Depends(session), p: Principal = Depends(require("case_director", "dispatcher"))
-):
-    cases = s.scalars(select(Case).where(case_filter(p)).order_by(Case.created_at.desc())
-                      .limit(500))
-    return [CaseOut.model_validate(c) for c in cases]
+def list_cases(s: Session = Depends(session), _=Depends(require(*READERS))):
+    return [CaseOut.model_validate(c) for c in service.list_all(s)]
 
 
 @router.get("/{case_id}", response_model=CaseOut)
-def get_case(
-    case_id: uuid.UUID, s: Session = Depends(session),
-    p: Principal = Depends(require("case_director", "dispatcher")),
-):
-    return CaseOut.model_validate(scoped_case(s, p, case_id))
+def get_case(case_id: uuid.UUID, s: Session = Depends(session), _=Depends(require(*READERS))):
+    return CaseOut.model_validate(service.get(s, case_id))
+
+
+@router.patch("/{case_id}", response_model=CaseOut)
+def update_case(
+    case_id: uuid.UUID, data: CaseUpdate, rt: Runtime = Depends(runtime),
+    flow: CaseFlow = Depends(case_flow), p: Principal = Depends(require(*WRITERS)),
+) -> CaseOut:
+    """Change a case. A custody status that becomes `released` tightens the case for the
+    policy's period (faster reporting, contacts notified, the victim told)."""
+    with rt.sessions.begin() as s:
+        _, effects = flow.update(s, case_id, data, actor=p.name)
+    rt.dispatcher.send(effects.outbox)
+    for event in effects.events:
+        rt.bus.publish(event)
+    with rt.sessions() as s:
+        return CaseOut.model_validate(service.get(s, case_id))
+
+
+@router.delete("/{case_id}", status_code=204)
+def delete_case(
+    case_id: uuid.UUID, s: Session = Depends(session), _=Depends(require(*WRITERS))
+) -> Response:
+    service.delete(s, service.get(s, case_id))
+    s.commit()
+    return Response(status_code=204)
+
+
+@router.get("/{case_id}/contacts", response_model=list[ContactOut])
+def list_contacts(case_id: uuid.UUID, s: Session = Depends(session), _=Depends(require(*READERS))):
+    return [ContactOut.model_validate(c) for c in service.get(s, case_id).contacts]
+
+
+@router.post("/{case_id}/contacts", status_code=201, response_model=ContactOut)
+def add_contact(
+    case_id: uuid.UUID, data: ContactIn, s: Session = Depends(session),
+    flow: CaseFlow = Depends(case_flow), p: Principal = Depends(require(*WRITERS)),
+) -> ContactOut:
+    contact = flow.add_contact(s, case_id, data, actor=p.name)
+    out = ContactOut.model_validate(contact)
+    s.commit()
+    return out
+
+
+@router.get("/{case_id}/contacts/{contact_id}", response_model=ContactOut)
+def get_contact(
+    case_id: uuid.UUID, contact_id: uuid.UUID, s: Session = Depends(session),
+    _=Depends(require(*READERS)),
+) -> ContactOut:
+    return ContactOut.model_validate(service.get_contact(s, case_id, contact_id))
+
+
+@router.patch("/{case_id}/contacts/{contact_id}", response_model=ContactOut)
+def update_contact(
+    case_id: uuid.UUID, contact_id: uuid.UUID, data: ContactUpdate, s: Session = Depends(session),
+    flow: CaseFlow = Depends(case_flow), p: Principal = Depends(require(*WRITERS)),
+) -> ContactOut:
+    out = ContactOut.model_validate(flow.update_contact(s, case_id, contact_id, data, p.name))
+    s.commit()
+    return out
+
+
+@router.delete("/{case_id}/contacts/{contact_id}", status_code=204)
+def delete_contact(
+    case_id: uuid.UUID, contact_id: uuid.UUID, s: Session = Depends(session),
+    flow: CaseFlow = Depends(case_flow), p: Principal = Depends(require(*WRITERS)),
+) -> Response:
+    flow.delete_contact(s, case_id, contact_id, p.name)
+    s.commit()
+    return Response(status_code=204)
