@@ -1,0 +1,67 @@
+"""The subscription API: admin only, clear 422s, the secret shown once."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from backend.api.app import create_app
+from backend.police import signing
+
+pytestmark = pytest.mark.services
+
+VALID = {"name": "Meldkamer Rotterdam", "url": "https://politie.example/hooks"}
+
+
+INVALID = [
+    {"url": "not a url"},
+    {"url": "ftp://politie.example/hooks"},
+    {"format": "xml"},
+    {"secret": "plain-secret"},
+    {"secret": "whsec_c2hvcnQ="},  # too short
+    {"priorities": ["P9"]},
+    {"alert_types": ["burglary"]},
+    {"police_units": ["Rotterdam"]},
+    {"vr_codes": ["17"]},
+    {"colour": "blue"},
+    {"name": ""},
+]
+
+
+def test_invalid_subscriptions_get_422_and_change_nothing(stack):
+    api = stack.api()
+    for change in INVALID:
+        r = api.post("/api/v1/subscriptions", json={**VALID, **change})
+        assert r.status_code == 422, (change, r.text)
+        assert r.json()["detail"][0]["loc"][0] == "body"
+    assert api.get("/api/v1/subscriptions").json() == []
+
+
+def test_create_list_update_deactivate(stack):
+    api = stack.api()
+    supplied = signing.new_secret()
+    r = api.post("/api/v1/subscriptions", json={
+        **VALID, "secret": supplied, "format": "cap", "police_units": ["RE07", "RE07"],
+        "priorities": ["P2", "P1"], "drill": True})
+    assert r.status_code == 201
+    created = r.json()
+    assert created["secret"] == supplied
+    assert created["police_units"] == ["RE07"] and created["priorities"] == ["P1", "P2"]
+    generated = api.post("/api/v1/subscriptions", json=VALID).json()
+    assert generated["secret"].startswith("whsec_") and signing.secret_key(generated["secret"])
+
+    listed = api.get("/api/v1/subscriptions").json()
+    assert len(listed) == 2 and all("secret" not in s for s in listed)
+    r = api.patch(f"/api/v1/subscriptions/{created['id']}", json={"alert_types": ["panic"]})
+    assert r.status_code == 200 and r.json()["alert_types"] == ["panic"]
+    assert r.json()["format"] == "cap"
+    r = api.delete(f"/api/v1/subscriptions/{created['id']}")
+    assert r.status_code == 200 and r.json()["active"] is False
+    assert api.get("/api/v1/subscriptions/00000000-0000-0000-0000-000000000000").status_code == 404
+
+
+def test_only_admins_manage_subscriptions(stack):
+    dispatcher = TestClient(create_app(stack.runtime),
+                            headers={"Authorization": f"Bearer {stack.token('dispatcher')}"})
+    assert dispatcher.post("/api/v1/subscriptions", json=VALID).status_code == 403
+    assert dispatcher.get("/api/v1/subscriptions").status_code == 403
