@@ -1,0 +1,36 @@
+"""Which subscriptions an alert goes to (pure)."""
+
+from __future__ import annotations
+
+from backend.subscriptions.filters import Filter, matches
+
+DOC = {"type": "panic", "priority": "P1", "exercise": False,
+       "region": {"police_unit": "RE07", "vr_code": "VR17"}}
+
+
+def test_empty_filter_matches_live_alerts_only():
+    assert matches(Filter(), DOC)
+    assert not matches(Filter(), {**DOC, "exercise": True})
+    assert not matches(Filter(active=False), DOC)
+
+
+def test_drill_subscription_gets_only_exercise_alerts():
+    assert matches(Filter(drill=True), {**DOC, "exercise": True})
+    assert not matches(Filter(drill=True), DOC)
+
+
+def test_place_filter_by_unit_or_region():
+    assert matches(Filter(police_units=("RE07",)), DOC)
+    assert not matches(Filter(police_units=("RE05",)), DOC)
+    assert matches(Filter(police_units=("RE05",), vr_codes=("VR17",)), DOC)
+    assert not matches(Filter(vr_codes=("VR13",)), DOC)
+    # No region (no fix): the routed unit decides.
+    bare = {**DOC, "region": None}
+    assert matches(Filter(police_units=("RE07",)), bare, unit="RE07")
+    assert not matches(Filter(vr_codes=("VR17",)), bare, unit="RE07")
+
+
+def test_type_and_priority_filters():
+    assert matches(Filter(alert_types=("panic", "fall"), priorities=("P1",)), DOC)
+    assert not matches(Filter(alert_types=("tamper",)), DOC)
+    assert not matches(Filter(priorities=("P3", "P4")), DOC)

@@ -1,0 +1,28 @@
+"""The alert's aggregate police delivery state (pure)."""
+
+from __future__ import annotations
+
+from backend.subscriptions.status import aggregate
+
+URGENT = ("P1", "P2")
+
+
+def test_no_deliveries_is_none():
+    assert aggregate([], "P1", URGENT) is None
+
+
+def test_pending_until_every_subscription_got_it():
+    assert aggregate([("a", 1, "delivered"), ("b", 1, "retrying")], "P1", URGENT) == "pending"
+    assert aggregate([("a", 1, "delivered"), ("b", 1, "delivered")], "P1", URGENT) == "delivered"
+
+
+def test_failure_of_an_urgent_alert_is_unreachable_else_failed():
+    states = [("a", 1, "delivered"), ("b", 1, "unreachable")]
+    assert aggregate(states, "P1", URGENT) == "unreachable"
+    assert aggregate([("b", 1, "rejected")], "P2", URGENT) == "unreachable"
+    assert aggregate(states, "P3", URGENT) == "failed"
+
+
+def test_a_later_message_that_got_through_supersedes_a_failed_one():
+    assert aggregate([("a", 1, "unreachable"), ("a", 2, "delivered")], "P1", URGENT) == "delivered"
+    assert aggregate([("a", 1, "delivered"), ("a", 2, "unreachable")], "P1", URGENT) == "unreachable"
