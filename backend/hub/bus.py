@@ -99,7 +99,7 @@ class RedisBus:
                 pubsub = self._r.pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(self._channel)
                 while not self._stop.is_set():
-                    message = pubsub.get_message(timeout=1.0)
+                    message = pubsub.get_message(timeout=0.2)
                     if message is not None:
                         self._local.publish_raw(message["data"])
             except redis.RedisError as exc:
@@ -108,3 +108,5 @@ class RedisBus:
 
     def close(self) -> None:
         self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
