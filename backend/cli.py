@@ -6,6 +6,7 @@
     schildwacht ingest      one ingest worker
     schildwacht run         API and ingest worker in one process
     schildwacht simulate    drive simulated devices against a broker
+    schildwacht tune        alerts per day a proposed measure would raise (recorded or simulated)
 """
 
 from __future__ import annotations
@@ -119,10 +120,76 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     return run_demo(settings, devices=args.devices, duration_s=args.duration)
 
 
+def cmd_user_add(settings: Settings, args: argparse.Namespace) -> int:
+    """Create a console user; the password comes from --password, else it is asked for."""
+    import getpass
+
+    from backend.auth.errors import AuthError
+    from backend.auth.scope import parse_scope
+    from backend.auth.users import add_user
+    from backend.db.engine import make_engine, make_session_factory
+
+    password = args.password or getpass.getpass(f"password for {args.username}: ")
+    engine = make_engine(settings.database)
+    try:
+        with make_session_factory(engine).begin() as s:
+            add_user(s, args.username, password, args.role, parse_scope(args.role, args.scope))
+    except AuthError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    print(f"user {args.username} ({args.role}) created")
+    return 0
+
+
 def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     from simulator.runner import main as simulate_main
 
     return simulate_main(args.rest)
+
+
+def cmd_tune(settings: Settings, args: argparse.Namespace) -> int:
+    """Replay recorded pings of a case (or a simulated track) against a proposed measure."""
+    from datetime import datetime
+    from pathlib import Path
+
+    from backend.measures import tuning
+    from backend.measures.errors import MeasureRejected
+
+    config = settings.geofence.to_config()
+    try:
+        if args.simulate:
+            tracks, offenders, victims = tuning.simulated_tracks(args.simulate, args.seed)
+            measures = tuning.load_proposal(
+                Path(args.measure), case_id=args.case, offenders=offenders, victims=victims,
+                override_devices=True, config=config,
+            )
+        else:
+            if not (args.case and args.start and args.end):
+                print("tune: give --case, --from and --to, or --simulate", file=sys.stderr)
+                return 2
+            from backend.db.engine import make_engine, make_session_factory
+
+            engine = make_engine(settings.database)
+            try:
+                with make_session_factory(engine)() as session:
+                    tracks, offenders, victims = tuning.recorded_tracks(
+                        session, uuid.UUID(args.case), datetime.fromisoformat(args.start),
+                        datetime.fromisoformat(args.end),
+                    )
+            finally:
+                engine.dispose()
+            measures = tuning.load_proposal(
+                Path(args.measure), case_id=args.case, offenders=offenders, victims=victims,
+                config=config,
+            )
+    except MeasureRejected as exc:
+        for problem in exc.problems:
+            print(f"{problem.path}: {problem.message}", file=sys.stderr)
+        return 2
+    tuning.print_report(tuning.tune(measures, tracks, config))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,6 +207,26 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--client-id", default=None)
     ingest.set_defaults(func=cmd_ingest)
     sub.add_parser("run", help="API and ingest worker in one process").set_defaults(func=cmd_run)
+    user = sub.add_parser("user", help="console accounts").add_subparsers(dest="user_command",
+                                                                          required=True)
+    user_add = user.add_parser("add", help="create a console user")
+    user_add.add_argument("--username", required=True)
+    user_add.add_argument("--role", required=True,
+                          choices=["admin", "dispatcher", "police", "case_director"])
+    user_add.add_argument("--scope", default="",
+                          help="comma-separated: VR codes (dispatcher), RE units (police), "
+                               "case references (case_director)")
+    user_add.add_argument("--password", default=None, help="else asked for on the terminal")
+    user_add.set_defaults(func=cmd_user_add)
+    tune = sub.add_parser("tune", help="alerts per day a proposed measure would have raised")
+    tune.add_argument("--measure", required=True, help="GeoJSON Feature or FeatureCollection")
+    tune.add_argument("--case", default=None, help="case id (its devices and recorded pings)")
+    tune.add_argument("--from", dest="start", default=None, help="ISO 8601 start (with offset)")
+    tune.add_argument("--to", dest="end", default=None, help="ISO 8601 end (with offset)")
+    tune.add_argument("--simulate", default=None, metavar="SCENARIO",
+                      help="replay a simulator scenario instead of recorded pings")
+    tune.add_argument("--seed", type=int, default=0, help="seed of the simulated scenario")
+    tune.set_defaults(func=cmd_tune)
     simulate = sub.add_parser("simulate", help="drive simulated devices (see --help)", add_help=False)
     simulate.add_argument("rest", nargs=argparse.REMAINDER)
     simulate.set_defaults(func=cmd_simulate)
