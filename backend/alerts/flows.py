@@ -154,8 +154,9 @@ class AlertFlow:
         return effects
 
     def _raise_one(self, session: Session, draft: AlertDraft) -> Effects:
-        case = session.get(Case, draft.case_id)
-        device = session.get(Device, draft.device_id)
+        # Grouped health alerts may have no case (unassigned devices) or no device (storms).
+        case = session.get(Case, draft.case_id) if draft.case_id else None
+        device = session.get(Device, draft.device_id) if draft.device_id else None
         region = None
         if draft.lat is not None and draft.lon is not None:
             region = self._regions.locate(draft.lat, draft.lon)
@@ -205,7 +206,9 @@ class AlertFlow:
         if not service.insert_alert_if_new(session, values):
             return Effects()  # a redelivery of an alert we already hold
         service.add_event(
-            session, alert.id, at=raised_at, actor=f"device:{draft.device_id}", kind="raised",
+            session, alert.id, at=raised_at,
+            actor=f"device:{draft.device_id}" if draft.device_id else "system:supervision",
+            kind="raised",
             to_state="new", detail={"flags": alert.flags, **draft.detail} or None,
         )
         document = alert_document(

@@ -1,0 +1,282 @@
+"""The supervision loop: device health over time, turned into grouped desk alerts.
+
+Each pass (`run_once(now)`) reads every active device's last contact (hot state `last_seen`, or
+the durable `devices.last_status_at`), battery, charging, tamper and last fix, decides its health
+signals with `check_device` (the pursuit thresholds while an urgent alert of its case is open),
+and then:
+
+- urgent signals (tamper) go the normal alert route at once, one open alert per device;
+- health signals go through `group_health_signals`: one alert per case and type, open alerts
+  updated (devices added) rather than duplicated, and one storm summary per desk when many
+  devices fall silent together.
+
+A panic alarm never passes here: it is raised by the ingest pipeline on its own path, and this
+loop neither holds locks it needs nor delays it. The clock is injected for tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from backend.alerts import service as alert_service
+from backend.alerts.document import alert_document
+from backend.alerts.flows import Effects, case_context
+from backend.alerts.lifecycle import OPEN_STATES
+from backend.alerts.models import Alert
+from backend.caselog import service as caselog
+from backend.cases.device_commands import PURSUIT_TYPES
+from backend.cases.models import Case
+from backend.devices.models import Device
+from backend.hub.bus import EventBus
+from backend.pipeline.context import AlertDraft
+from backend.supervision.grouping import (
+    STORM_TYPE,
+    GroupedHealthAlert,
+    HealthAlertUpdate,
+    OpenHealthAlert,
+    StormSummary,
+    group_health_signals,
+)
+from backend.supervision.health import (
+    GROUPABLE_TYPES,
+    DeviceHealth,
+    SupervisionThresholds,
+    check_device,
+    partition_signals,
+)
+
+if TYPE_CHECKING:
+    from backend.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+ACTOR = "system:supervision"
+DESK_FLAG = "desk:"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class PassResult:
+    devices: int
+    signals: int
+    urgent: int
+    new: int
+    updates: int
+    storms: int
+    suppressed: int
+
+
+def _ts(value: float | None) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if value is not None else None
+
+
+def _latest(*values: datetime | None) -> datetime | None:
+    known = [v for v in values if v is not None]
+    return max(known) if known else None
+
+
+class SupervisionLoop:
+    def __init__(
+        self, rt: Runtime, clock=utc_now, interval_s: float | None = None,
+        bus: EventBus | None = None,
+    ) -> None:
+        config = rt.settings.supervision
+        self.rt = rt
+        self.clock = clock
+        self.bus = bus or rt.bus
+        self.interval_s = interval_s or config.supervision_interval_s
+        self.thresholds = SupervisionThresholds(
+            silent_after_s=config.silent_after_s,
+            silent_after_pursuit_s=config.silent_after_pursuit_s,
+            battery_low_pct=config.battery_low_pct,
+            battery_recover_pct=config.battery_recover_pct,
+            no_fix_after_s=config.no_fix_after_s,
+            no_fix_after_pursuit_s=config.no_fix_after_pursuit_s,
+        )
+        self.window = timedelta(seconds=config.storm_window_s)
+        self.storm_threshold = config.storm_threshold
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- one pass -------------------------------------------------------------------------------
+    def run_once(self, now: datetime | None = None) -> PassResult:
+        now = now or self.clock()
+        with self.rt.sessions() as session:
+            healths, pursuit_cases = self._observe(session)
+            open_health = self._open_health_alerts(session)
+            open_tamper = set(session.scalars(select(Alert.device_id).where(
+                Alert.type == "tamper", Alert.state.in_(sorted(OPEN_STATES)))))
+        signals = [
+            s for h in healths
+            for s in check_device(h, now, self.thresholds, pursuit=h.case_id in pursuit_cases)
+        ]
+        urgent, groupable = partition_signals(signals)
+        urgent = [s for s in urgent if s.device_id not in open_tamper]
+        decision = group_health_signals(groupable, open_health, now, self.window,
+                                        storm_threshold=self.storm_threshold)
+        effects = Effects()
+        with self.rt.sessions.begin() as session:
+            drafts = [self._urgent_draft(s, now) for s in urgent]
+            drafts += [self._group_draft(g, now) for g in decision.new]
+            drafts += [self._storm_draft(st, now) for st in decision.storms if st.alert_id is None]
+            if drafts:
+                effects.extend(self.rt.flow.raise_alerts(session, drafts))
+            for change in decision.updates:
+                self._update(session, change, now, effects)
+            for storm in decision.storms:
+                if storm.alert_id is not None:
+                    self._update_storm(session, storm, now, effects)
+        self.rt.dispatcher.send(effects.outbox)
+        for event in effects.events:
+            self.bus.publish(event)
+        result = PassResult(len(healths), len(signals), len(urgent), len(decision.new),
+                            len(decision.updates), len(decision.storms), decision.suppressed)
+        if result.new or result.updates or result.storms or result.urgent:
+            log.info("supervision pass devices=%d new=%d updates=%d storms=%d urgent=%d",
+                     result.devices, result.new, result.updates, result.storms, result.urgent)
+        return result
+
+    def _observe(self, session: Session) -> tuple[list[DeviceHealth], set[str]]:
+        rows = session.execute(
+            select(Device, Case.home_vt_desk).join(Case, Case.id == Device.case_id)
+            .where(Device.active.is_(True))
+        ).all()
+        pursuit_cases = {
+            str(c) for c in session.scalars(select(Alert.case_id).where(
+                Alert.state.in_(sorted(OPEN_STATES)), Alert.type.in_(sorted(PURSUIT_TYPES)),
+                Alert.case_id.is_not(None)).distinct())
+        }
+        battery_open = {
+            d for devices in session.scalars(select(Alert.health_devices).where(
+                Alert.type == "battery_low", Alert.state.in_(sorted(OPEN_STATES))))
+            for d in devices or []
+        }
+        state = self.rt.state
+        healths = []
+        for device, desk in rows:
+            fix = state.get_last_fix(device.id)
+            healths.append(DeviceHealth(
+                device_id=device.id, case_id=str(device.case_id),
+                last_seen=_latest(_ts(state.last_seen(device.id)), device.last_status_at),
+                online=device.online, battery_pct=device.battery,
+                charging=bool(device.charging), tamper=bool(device.tamper),
+                last_fix_at=_ts(fix.tst) if fix else None,
+                battery_low_open=device.id in battery_open, desk_code=desk,
+            ))
+        return healths, pursuit_cases
+
+    @staticmethod
+    def _open_health_alerts(session: Session) -> list[OpenHealthAlert]:
+        alerts = session.scalars(select(Alert).where(
+            Alert.type.in_(sorted(GROUPABLE_TYPES | {STORM_TYPE})),
+            Alert.state.in_(sorted(OPEN_STATES))))
+        found = []
+        for a in alerts:
+            desk = next((f[len(DESK_FLAG):] for f in a.flags or [] if f.startswith(DESK_FLAG)), None)
+            devices = a.health_devices or ([a.device_id] if a.device_id else [])
+            found.append(OpenHealthAlert(
+                alert_id=str(a.id), case_id=str(a.case_id) if a.case_id else None, type=a.type,
+                device_ids=frozenset(devices), desk_code=desk))
+        return found
+
+    # -- drafts and updates ---------------------------------------------------------------------
+    @staticmethod
+    def _urgent_draft(signal: Any, now: datetime) -> AlertDraft:
+        return AlertDraft(
+            type=signal.type, device_id=signal.device_id,
+            case_id=uuid.UUID(signal.case_id) if signal.case_id else None,  # type: ignore[arg-type]
+            message_id=f"supervision-{signal.type}-{int(now.timestamp())}",
+            raised_at=now.timestamp(), flags=["supervision"], detail={"reason": signal.detail},
+        )
+
+    @staticmethod
+    def _group_draft(group: GroupedHealthAlert, now: datetime) -> AlertDraft:
+        flags = ["grouped"] + (["in_storm"] if group.in_storm else [])
+        if group.desk_code:
+            flags.append(DESK_FLAG + group.desk_code)
+        return AlertDraft(
+            type=group.type, device_id=group.device_ids[0],
+            case_id=uuid.UUID(group.case_id) if group.case_id else None,  # type: ignore[arg-type]
+            message_id=None, raised_at=now.timestamp(), flags=flags,
+            detail={"devices": list(group.device_ids),
+                    "since": group.since.isoformat() if group.since else None},
+        )
+
+    @staticmethod
+    def _storm_draft(storm: StormSummary, now: datetime) -> AlertDraft:
+        flags = ["storm"] + ([DESK_FLAG + storm.desk_code] if storm.desk_code else [])
+        return AlertDraft(
+            type=STORM_TYPE, device_id=None, case_id=None, message_id=None,  # type: ignore[arg-type]
+            raised_at=now.timestamp(), flags=flags,
+            detail={"devices": [], "device_count": storm.device_count,
+                    "total_device_count": storm.total_device_count,
+                    "window_start": storm.window_start.isoformat()},
+        )
+
+    def _update(
+        self, session: Session, change: HealthAlertUpdate, now: datetime, effects: Effects
+    ) -> None:
+        alert_id = uuid.UUID(change.alert_id)
+        session.execute(update(Alert).where(Alert.id == alert_id).values(
+            health_devices=list(change.device_ids), sequence=Alert.sequence + 1, updated_at=now))
+        alert_service.add_event(session, alert_id, at=now, actor=ACTOR, kind="grouped",
+                                detail={"added_devices": list(change.added_device_ids)})
+        alert = alert_service.get(session, alert_id)
+        assert alert is not None
+        if alert.case_id is not None:
+            caselog.append(session, alert.case_id, "alert_update", ACTOR,
+                           {"type": alert.type, "added_devices": list(change.added_device_ids)},
+                           alert_id=alert.id, at=now)
+        effects.events.append({"event": "alert.updated", "alert": self._document(session, alert)})
+
+    def _update_storm(
+        self, session: Session, storm: StormSummary, now: datetime, effects: Effects
+    ) -> None:
+        assert storm.alert_id is not None
+        alert_id = uuid.UUID(storm.alert_id)
+        alert_service.add_event(session, alert_id, at=now, actor=ACTOR, kind="grouped",
+                                detail={"device_count": storm.device_count,
+                                        "total_device_count": storm.total_device_count})
+        alert = alert_service.get(session, alert_id)
+        assert alert is not None
+        effects.events.append({"event": "alert.updated", "alert": self._document(session, alert),
+                               "storm": {"device_count": storm.device_count,
+                                         "total_device_count": storm.total_device_count}})
+
+    @staticmethod
+    def _document(session: Session, alert: Alert) -> dict[str, Any]:
+        case = session.get(Case, alert.case_id) if alert.case_id else None
+        document = alert_document(alert, device_role=None,
+                                  case=case_context(case) if case else None)
+        document["devices"] = list(alert.health_devices or [])
+        return document
+
+    # -- background thread ----------------------------------------------------------------------
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="supervision", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception:  # keep supervising: one bad pass must not stop the loop
+                log.exception("supervision pass failed")
+            self._stop.wait(self.interval_s)

@@ -1,0 +1,96 @@
+"""The supervision loop on the stack: a silence storm of 100 devices gives grouped alerts (one per
+case and a desk summary), repeated passes add nothing, and a panic alarm raised in the middle of
+the storm reaches the police feed at once, ungrouped. Pursuit mode tightens the silence threshold
+to 20 s."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import orjson
+from sqlalchemy import func, select
+
+from backend.alerts.models import Alert
+from backend.cases.models import Case
+from backend.devices.models import Device
+from backend.supervision.grouping import STORM_TYPE
+from backend.supervision.loop import SupervisionLoop
+from device_protocol import Alarm, codec
+from tests.backend.escalation.support import RecordingBus
+from tests.support.mqtt import publish
+
+
+def _fleet(stack, cases: int, per_case: int, last_seen: datetime) -> list[str]:
+    devices = []
+    with stack.runtime.sessions.begin() as s:
+        for c in range(cases):
+            case = Case(reference=f"S-{uuid.uuid4().hex[:8]}", home_police_unit="RE07",
+                        home_vt_desk="VT-RR")
+            s.add(case)
+            s.flush()
+            for d in range(per_case):
+                device_id = f"sup-{c:02d}-{d:02d}"
+                s.add(Device(id=device_id, case_id=case.id, role="victim"))
+                devices.append(device_id)
+    stack.runtime.state.touch({d: last_seen.timestamp() for d in devices})
+    return devices
+
+
+def _count(stack, *where) -> int:
+    with stack.runtime.sessions() as s:
+        return s.scalar(select(func.count()).select_from(Alert).where(*where))
+
+
+def test_health_storm_is_grouped_while_a_panic_goes_out_at_once(stack):
+    now = datetime.now(UTC)
+    devices = _fleet(stack, cases=10, per_case=10, last_seen=now - timedelta(seconds=120))
+    bus = RecordingBus()
+    loop = SupervisionLoop(stack.runtime, bus=bus)
+    police = stack.collector(stack.topics.police_filter())
+    panicking = stack.device(devices[42])
+
+    storm = threading.Thread(target=lambda: loop.run_once(now))
+    storm.start()
+    publish(panicking, stack.topics.alarm(devices[42]), codec.encode(
+        Alarm(id="storm-panic", kind="panic", tst=time.time())))
+    [(_, payload, _)] = police.wait_for(1)
+    storm.join(30)
+    document = orjson.loads(payload)
+    assert document["type"] == "panic" and document["priority"] == "P1"
+    assert document["device"]["id"] == devices[42]
+    assert "grouped" not in document["flags"]
+
+    silent = _count(stack, Alert.type == "device_silent")
+    assert silent == 10  # one per case, not one per device
+    assert _count(stack, Alert.type == STORM_TYPE) == 1  # one summary for the desk
+    with stack.runtime.sessions() as s:
+        grouped = list(s.scalars(select(Alert).where(Alert.type == "device_silent")))
+        assert sum(len(a.health_devices) for a in grouped) >= 99
+        assert all("in_storm" in a.flags and a.priority == "P3" for a in grouped)
+    raised = bus.named("alert.raised")
+    assert len(raised) <= 12  # 10 cases + 1 storm (+ the panicking device's missing fix)
+
+    # The storm goes on: the next pass adds no silence alert and no second summary.
+    loop.run_once(now + timedelta(seconds=5))
+    assert _count(stack, Alert.type == "device_silent") == 10
+    assert _count(stack, Alert.type == STORM_TYPE) == 1
+    assert _count(stack, Alert.type == "panic") == 1
+    police.close()
+    panicking.disconnect()
+
+
+def test_pursuit_mode_detects_silence_within_20_seconds(stack):
+    now = datetime.now(UTC)
+    [quiet, chased] = _fleet(stack, cases=2, per_case=1, last_seen=now - timedelta(seconds=25))
+    with stack.runtime.sessions.begin() as s:
+        case_id = s.get(Device, chased).case_id
+        s.add(Alert(case_id=case_id, device_id=chased, type="panic", priority="P1",
+                    state="acknowledged", raised_at=now, updated_at=now, flags=[]))
+    loop = SupervisionLoop(stack.runtime, bus=RecordingBus())
+    loop.run_once(now)
+    with stack.runtime.sessions() as s:
+        silent = list(s.scalars(select(Alert).where(Alert.type == "device_silent")))
+    assert [a.health_devices for a in silent] == [[chased]]  # 25 s: silent only in pursuit
