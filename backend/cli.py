@@ -31,6 +31,13 @@ def _wait_for_signal() -> None:
     stop.wait()
 
 
+def _start_loops(runtime):
+    """Escalation and supervision loops, next to the outbox dispatcher."""
+    from backend.escalation.background import start_loops
+
+    return start_loops(runtime)
+
+
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     from backend.db.migrate import upgrade
 
@@ -66,10 +73,12 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     runtime.attach_mqtt(client)
     connect(client, settings.broker)
     runtime.dispatcher.start()
+    loops = _start_loops(runtime)
     runtime.deliveries.start()  # type: ignore[union-attr]  # webhooks to police systems
     try:
         _serve_api(runtime, settings)
     finally:
+        loops.stop()
         runtime.dispatcher.stop()
         client.disconnect()
         client.loop_stop()
@@ -85,12 +94,14 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     worker = IngestWorker(runtime, client_id=args.client_id)
     worker.start()
     runtime.dispatcher.start()
+    loops = _start_loops(runtime)
     runtime.deliveries.start()  # type: ignore[union-attr]  # webhooks to police systems
     log.info("ingest worker running as %s", worker.client_id)
     try:
         _wait_for_signal()
     finally:
         worker.stop()
+        loops.stop()
         runtime.dispatcher.stop()
         runtime.close()
     return 0
@@ -104,11 +115,13 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     worker = IngestWorker(runtime)
     worker.start()
     runtime.dispatcher.start()
+    loops = _start_loops(runtime)
     runtime.deliveries.start()  # type: ignore[union-attr]  # webhooks to police systems
     try:
         _serve_api(runtime, settings)
     finally:
         worker.stop()
+        loops.stop()
         runtime.dispatcher.stop()
         runtime.close()
     return 0

@@ -21,6 +21,7 @@ from pydantic import SecretStr
 
 from backend.cases.models import Case
 from backend.db.migrate import upgrade
+from backend.escalation.background import start_loops
 from backend.devices.models import Device
 from backend.mqtt.client import connect, make_client
 from backend.mqtt.embedded import EmbeddedBroker, free_port
@@ -48,7 +49,10 @@ def demo_settings(settings: Settings) -> Settings:
     api = settings.api
     if api.admin_token is None:
         api = api.model_copy(update={"admin_token": SecretStr(secrets.token_urlsafe(24))})
-    return settings.model_copy(update={"database": database, "broker": broker, "api": api})
+    # The demo serves plain HTTP on localhost: Secure cookies would never come back.
+    console = settings.console.model_copy(update={"secure_cookies": False})
+    return settings.model_copy(update={"database": database, "broker": broker, "api": api,
+                                       "console": console})
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -128,6 +132,16 @@ class DemoFleet:
                 log.info("demo device %s pressed panic", device_id)
 
 
+def seed_desk_user(runtime: Runtime) -> str:
+    """The demo's dispatcher account `desk` (Rotterdam-Rijnmond); returns its new password."""
+    from backend.auth.users import add_user
+
+    password = secrets.token_urlsafe(12)
+    with runtime.sessions.begin() as s:
+        add_user(s, "desk", password, "dispatcher", {"regions": ["VR17"]})
+    return password
+
+
 def run_demo(settings: Settings, devices: int = 4, duration_s: float | None = None) -> int:
     from backend.cli import _serve_api
     from backend.ingest.worker import IngestWorker
@@ -139,9 +153,11 @@ def run_demo(settings: Settings, devices: int = 4, duration_s: float | None = No
     broker.start()
     runtime = Runtime.build(settings)
     device_ids = seed(runtime, devices)
+    desk_password = seed_desk_user(runtime)
     worker = IngestWorker(runtime)
     worker.start()
     runtime.dispatcher.start()
+    loops = start_loops(runtime)
     runtime.deliveries.start()  # type: ignore[union-attr]  # webhooks to police systems
     fleet = DemoFleet(settings, device_ids)
     fleet.start()
@@ -152,6 +168,7 @@ def run_demo(settings: Settings, devices: int = 4, duration_s: float | None = No
         f" on port {settings.broker.port}).\n"
         f"  API docs:   {base}/docs\n"
         f"  Admin token (this run only): {token}\n"
+        f"  Console:    {base}/console/  (user desk, password {desk_password}, dispatcher VR17)\n"
         f"  Open alerts: curl -H 'Authorization: Bearer {token}' {base}/api/v1/alerts\n"
         "  Simulated victims walk in Rotterdam and press panic about every 25 s. Ctrl-C stops.\n",
         flush=True,
@@ -161,6 +178,7 @@ def run_demo(settings: Settings, devices: int = 4, duration_s: float | None = No
     finally:
         fleet.stop()
         worker.stop()
+        loops.stop()
         runtime.dispatcher.stop()
         runtime.close()
         broker.stop()

@@ -19,11 +19,12 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from backend.alerts import service as alert_service
@@ -60,6 +61,8 @@ log = logging.getLogger(__name__)
 
 ACTOR = "system:supervision"
 DESK_FLAG = "desk:"
+# One supervising process at a time on PostgreSQL (transaction-level advisory lock).
+ADVISORY_LOCK_KEY = 0x5C41D_0006
 
 
 def utc_now() -> datetime:
@@ -112,40 +115,49 @@ class SupervisionLoop:
     # -- one pass -------------------------------------------------------------------------------
     def run_once(self, now: datetime | None = None) -> PassResult:
         now = now or self.clock()
-        with self.rt.sessions() as session:
+        with self.rt.sessions.begin() as session:
+            if session.get_bind().dialect.name == "postgresql" and not session.scalar(
+                text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY}
+            ):
+                return PassResult(0, 0, 0, 0, 0, 0, 0)  # another process is supervising
             healths, pursuit_cases = self._observe(session)
             open_health = self._open_health_alerts(session)
             open_tamper = set(session.scalars(select(Alert.device_id).where(
                 Alert.type == "tamper", Alert.state.in_(sorted(OPEN_STATES)))))
-        signals = [
-            s for h in healths
-            for s in check_device(h, now, self.thresholds, pursuit=h.case_id in pursuit_cases)
-        ]
-        urgent, groupable = partition_signals(signals)
-        urgent = [s for s in urgent if s.device_id not in open_tamper]
-        decision = group_health_signals(groupable, open_health, now, self.window,
-                                        storm_threshold=self.storm_threshold)
-        effects = Effects()
-        with self.rt.sessions.begin() as session:
+            signals = [
+                s for h in healths
+                for s in check_device(h, now, self.thresholds, pursuit=h.case_id in pursuit_cases)
+            ]
+            urgent, groupable = partition_signals(signals)
+            urgent = [s for s in urgent if s.device_id not in open_tamper]
+            decision = group_health_signals(groupable, open_health, now, self.window,
+                                            storm_threshold=self.storm_threshold)
+            # Urgent ones first. Each write is its own short transaction, so that the case rows
+            # it locks (case log chaining) never hold up an alarm of the same case for long;
+            # the read transaction above stays open only to hold the advisory lock.
             drafts = [self._urgent_draft(s, now) for s in urgent]
             drafts += [self._group_draft(g, now) for g in decision.new]
             drafts += [self._storm_draft(st, now) for st in decision.storms if st.alert_id is None]
-            if drafts:
-                effects.extend(self.rt.flow.raise_alerts(session, drafts))
+            for draft in drafts:
+                self._write(lambda w, d=draft: self.rt.flow.raise_alerts(w, [d]))
             for change in decision.updates:
-                self._update(session, change, now, effects)
+                self._write(lambda w, c=change: self._update(w, c, now))
             for storm in decision.storms:
                 if storm.alert_id is not None:
-                    self._update_storm(session, storm, now, effects)
-        self.rt.dispatcher.send(effects.outbox)
-        for event in effects.events:
-            self.bus.publish(event)
+                    self._write(lambda w, st=storm: self._update_storm(w, st, now))
         result = PassResult(len(healths), len(signals), len(urgent), len(decision.new),
                             len(decision.updates), len(decision.storms), decision.suppressed)
         if result.new or result.updates or result.storms or result.urgent:
             log.info("supervision pass devices=%d new=%d updates=%d storms=%d urgent=%d",
                      result.devices, result.new, result.updates, result.storms, result.urgent)
         return result
+
+    def _write(self, change: Callable[[Session], Effects]) -> None:
+        with self.rt.sessions.begin() as session:
+            effects = change(session)
+        self.rt.dispatcher.send(effects.outbox)
+        for event in effects.events:
+            self.bus.publish(event)
 
     def _observe(self, session: Session) -> tuple[list[DeviceHealth], set[str]]:
         rows = session.execute(
@@ -224,9 +236,8 @@ class SupervisionLoop:
                     "window_start": storm.window_start.isoformat()},
         )
 
-    def _update(
-        self, session: Session, change: HealthAlertUpdate, now: datetime, effects: Effects
-    ) -> None:
+    def _update(self, session: Session, change: HealthAlertUpdate, now: datetime) -> Effects:
+        effects = Effects()
         alert_id = uuid.UUID(change.alert_id)
         session.execute(update(Alert).where(Alert.id == alert_id).values(
             health_devices=list(change.device_ids), sequence=Alert.sequence + 1, updated_at=now))
@@ -239,10 +250,10 @@ class SupervisionLoop:
                            {"type": alert.type, "added_devices": list(change.added_device_ids)},
                            alert_id=alert.id, at=now)
         effects.events.append({"event": "alert.updated", "alert": self._document(session, alert)})
+        return effects
 
-    def _update_storm(
-        self, session: Session, storm: StormSummary, now: datetime, effects: Effects
-    ) -> None:
+    def _update_storm(self, session: Session, storm: StormSummary, now: datetime) -> Effects:
+        effects = Effects()
         assert storm.alert_id is not None
         alert_id = uuid.UUID(storm.alert_id)
         alert_service.add_event(session, alert_id, at=now, actor=ACTOR, kind="grouped",
@@ -253,6 +264,7 @@ class SupervisionLoop:
         effects.events.append({"event": "alert.updated", "alert": self._document(session, alert),
                                "storm": {"device_count": storm.device_count,
                                          "total_device_count": storm.total_device_count}})
+        return effects
 
     @staticmethod
     def _document(session: Session, alert: Alert) -> dict[str, Any]:

@@ -1,0 +1,32 @@
+"""The time-driven loops of a process, started next to the outbox dispatcher: escalation and
+device supervision. Both are safe to run in several processes at once (escalation claims alerts
+with SKIP LOCKED; supervision raises deduplicated, grouped alerts)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from backend.escalation.loop import EscalationLoop
+from backend.supervision.loop import SupervisionLoop
+
+if TYPE_CHECKING:
+    from backend.runtime import Runtime
+
+
+class BackgroundLoops:
+    def __init__(self, rt: Runtime) -> None:
+        self.escalation = EscalationLoop(rt)
+        self.supervision = SupervisionLoop(rt)
+
+    def start(self) -> BackgroundLoops:
+        self.escalation.start()
+        self.supervision.start()
+        return self
+
+    def stop(self) -> None:
+        self.escalation.stop()
+        self.supervision.stop()
+
+
+def start_loops(rt: Runtime) -> BackgroundLoops:
+    return BackgroundLoops(rt).start()
