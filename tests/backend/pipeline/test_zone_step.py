@@ -1,0 +1,82 @@
+"""The zone step alone, with a live engine over SQLite, the in-memory state store and a
+recording notes sink: drafts for alerting events, notes for the others, unrelated devices
+skipped."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from sqlalchemy import create_engine
+from sqlalchemy.orm import sessionmaker
+
+from backend.cases.models import Case
+from backend.db.migrate import upgrade
+from backend.devices.directory import DeviceInfo
+from backend.devices.models import Device
+from backend.measures import flows
+from backend.measures.live import LiveMeasures
+from backend.pipeline.context import Context, RawMessage
+from backend.pipeline.zones import ZoneStep
+from backend.state.store import InMemoryState
+from device_protocol import Fix
+from geofences import GeofenceConfig
+from tests.backend.measures.places import ROTTERDAM, offset, zone_feature
+
+
+class Notes:
+    def __init__(self) -> None:
+        self.events = []
+
+    def record(self, events, at) -> None:
+        self.events += events
+
+
+def _setup(tmp_path: Path):
+    url = f"sqlite:///{tmp_path}/sw.db"
+    upgrade(url)
+    sessions = sessionmaker(create_engine(url))
+    with sessions.begin() as s:
+        case = Case(reference="C-step", home_police_unit="RE07")
+        s.add(case)
+        s.flush()
+        s.add(Device(id="off-s", case_id=case.id, role="offender"))
+        s.flush()
+        flows.create(s, case.id, zone_feature("off-s", measure_id="zone-s"), GeofenceConfig())
+        case_id = case.id
+    live = LiveMeasures(sessions, GeofenceConfig(), poll_s=3600)
+    notes = Notes()
+    return ZoneStep(live, InMemoryState(), notes), notes, case_id
+
+
+def _ctx(device_id: str, case_id: uuid.UUID, point, tst: float) -> Context:
+    ctx = Context(RawMessage("t", b"", 1, 1, tst + 1))
+    ctx.device = DeviceInfo(device_id, case_id, "offender", True, 60, "C-step", "RE07", False)
+    ctx.fresh_fixes = [Fix(tst=tst, lat=point[0], lon=point[1], acc=5.0)]
+    return ctx
+
+
+def test_breach_draft_and_cleared_note(tmp_path: Path):
+    step, notes, case_id = _setup(tmp_path)
+    inside, outside = ROTTERDAM, offset(*ROTTERDAM, 2_000, 0)
+    t = 1_800_000_000.0
+    assert _ctx_alerts(step, "off-s", case_id, outside, t) == []
+    [draft] = _ctx_alerts(step, "off-s", case_id, inside, t + 30)
+    assert draft.type == "zone_breach" and draft.message_id == f"geo-zone-s-zone_breach-{int(t + 30)}"
+    assert (draft.lat, draft.lon, draft.location_source) == (inside[0], inside[1], "fix")
+    assert draft.detail["geofence"]["measure_id"] == "zone-s" and draft.case_id == case_id
+    assert _ctx_alerts(step, "off-s", case_id, inside, t + 60) == []  # still inside: no repeat
+    assert _ctx_alerts(step, "off-s", case_id, outside, t + 90) == []  # leaving: no alert ...
+    assert [e.kind for e in notes.events] == ["zone_breach_cleared"]  # ... but a note
+
+
+def test_unrelated_device_is_skipped(tmp_path: Path):
+    step, notes, case_id = _setup(tmp_path)
+    assert _ctx_alerts(step, "someone-else", case_id, ROTTERDAM, 1_800_000_000.0) == []
+    assert "someone-else" not in step._live.engine.snapshot_state()["devices"]
+
+
+def _ctx_alerts(step, device_id, case_id, point, tst):
+    ctx = _ctx(device_id, case_id, point, tst)
+    step(ctx)
+    return ctx.alerts
