@@ -10,9 +10,13 @@ from backend.alerts.views import router as alerts_router
 from backend.alerts.views import stream_router
 from backend.api import errors
 from backend.api.health import router as health_router
+from backend.audit.views import router as audit_router
 from backend.auth.views import router as tokens_router
 from backend.caselog.views import router as caselog_router
 from backend.cases.views import router as cases_router
+from backend.console.positions import router as positions_router
+from backend.console.views import router as console_router
+from backend.console.views import static as console_static
 from backend.devices.views import router as devices_router
 from backend.measures.views import router as measures_router
 from backend.police.views import router as police_router
@@ -39,6 +43,9 @@ def create_app(runtime: Runtime) -> FastAPI:
                    stream_router):
         app.include_router(router)
     app.include_router(measures_router)
+    for router in (positions_router, audit_router, console_router):
+        app.include_router(router)
+    app.mount("/console/static", console_static, name="console-static")
     app.include_router(caselog_router)
     for router in (subscriptions_router, deliveries_router, police_router):
         app.include_router(router)

@@ -1,0 +1,48 @@
+"""The console's message catalogues: Dutch (default) and English, one YAML file per language.
+The language comes from `?lang=`, then the `sw_lang` cookie, then the settings default."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+
+import yaml
+
+from backend.console.errors import CatalogueIncomplete
+
+LANGUAGES = ("nl", "en")
+COOKIE = "sw_lang"
+
+
+@cache
+def catalogue(lang: str) -> dict[str, str]:
+    if lang not in LANGUAGES:
+        lang = LANGUAGES[0]
+    text = resources.files("backend.console").joinpath("messages", f"{lang}.yaml").read_text(
+        encoding="utf-8")
+    return {str(k): str(v) for k, v in yaml.safe_load(text).items()}
+
+
+def check_complete() -> None:
+    base = set(catalogue(LANGUAGES[0]))
+    for lang in LANGUAGES[1:]:
+        missing = base - set(catalogue(lang))
+        if missing:
+            raise CatalogueIncomplete(f"{lang} lacks {sorted(missing)}")
+
+
+def choose(query: str | None, cookie: str | None, default: str) -> str:
+    """Pure: the language to answer in."""
+    for candidate in (query, cookie, default):
+        if candidate in LANGUAGES:
+            return candidate  # type: ignore[return-value]
+    return LANGUAGES[0]
+
+
+class Translator:
+    def __init__(self, lang: str) -> None:
+        self.lang = lang
+        self.messages = catalogue(lang)
+
+    def __call__(self, key: str) -> str:
+        return self.messages.get(key, key)

@@ -1,0 +1,112 @@
+"use strict";
+// The live alert queue: loaded from the API, kept current over the WebSocket, sorted by priority
+// then age (oldest first). An unacknowledged P1 sounds the alarm and shows a running timer.
+(function () {
+  const { t, api, el, age } = window.sw;
+  const OPEN = new Set(["new", "acknowledged", "dispatched"]);
+  const alerts = new Map();
+  const sound = document.getElementById("alarm-sound");
+  const body = document.querySelector("#alert-queue tbody");
+  const empty = document.getElementById("queue-empty");
+  const banner = document.getElementById("p1-banner");
+  const linkState = document.getElementById("link-state");
+  const alarmed = new Set();
+  // Test and monitoring hook: how often the alarm was sounded, and for which alerts.
+  window.swAlarm = { count: 0, alerts: [] };
+
+  function soundAlarm(alertId) {
+    window.swAlarm.count += 1;
+    window.swAlarm.alerts.push(alertId);
+    sound.dataset.played = String(window.swAlarm.count);
+    sound.currentTime = 0;
+    const played = sound.play();
+    if (played && played.catch) played.catch(() => { /* autoplay refused: the banner stays */ });
+  }
+
+  function upsert(doc) {
+    if (!doc || !doc.alert_id) return;
+    const known = alerts.get(doc.alert_id);
+    if (known && doc.sequence !== undefined && known.sequence > doc.sequence) return;
+    const merged = Object.assign({}, known || {}, doc);
+    if (merged.state && !OPEN.has(merged.state)) alerts.delete(doc.alert_id);
+    else alerts.set(doc.alert_id, merged);
+    if (merged.priority === "P1" && merged.state === "new" && !alarmed.has(doc.alert_id)) {
+      alarmed.add(doc.alert_id);
+      soundAlarm(doc.alert_id);
+    }
+  }
+
+  const RANK = { P1: 1, P2: 2, P3: 3, P4: 4 };
+  function sorted() {
+    return [...alerts.values()].sort((a, b) =>
+      (RANK[a.priority] || 9) - (RANK[b.priority] || 9) || Date.parse(a.raised_at) - Date.parse(b.raised_at));
+  }
+
+  function policeCell(doc) {
+    const d = doc.police_delivery;
+    if (d === "unreachable" || d === "rejected") {
+      return el("td", { class: "police-alarm", "data-police": d }, t("police_not_reached"));
+    }
+    return el("td", { "data-police": d || "" }, d || (doc.police_unit || ""));
+  }
+
+  function render() {
+    body.replaceChildren();
+    let unackP1 = 0;
+    for (const doc of sorted()) {
+      const urgent = doc.priority === "P1" && doc.state === "new";
+      if (urgent) unackP1 += 1;
+      const region = doc.region ? `${doc.region.vr_code} ${doc.region.vr_name || ""}` : "-";
+      const row = el("tr", { class: `prio-${doc.priority} state-${doc.state}${urgent ? " urgent" : ""}`,
+                            "data-alert-id": doc.alert_id },
+        el("td", {}, el("span", { class: `prio prio-${doc.priority}` }, doc.priority)),
+        el("td", {}, t("type_" + doc.type)),
+        el("td", {}, t("state_" + doc.state)),
+        el("td", { class: urgent ? "timer running" : "timer", "data-since": doc.raised_at }, age(doc.raised_at)),
+        el("td", {}, region),
+        el("td", {}, doc.case ? doc.case.reference : "-"),
+        policeCell(doc),
+        el("td", {}, el("a", { href: `/console/alerts/${doc.alert_id}`, class: "open" }, t("open"))));
+      body.append(row);
+    }
+    empty.hidden = alerts.size > 0;
+    banner.hidden = unackP1 === 0;
+    banner.textContent = unackP1 ? `${t("unacknowledged_p1")}: ${unackP1}` : "";
+  }
+
+  function tick() {
+    for (const cell of document.querySelectorAll("td.timer")) cell.textContent = age(cell.dataset.since);
+  }
+
+  async function load() {
+    const docs = await api("GET", "/api/v1/alerts?state=open&limit=500");
+    for (const doc of docs) upsert(doc);
+    render();
+  }
+
+  let backoff = 500;
+  function connect() {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const ws = new WebSocket(`${scheme}://${location.host}/api/v1/stream`);
+    ws.onopen = () => {
+      backoff = 500;
+      linkState.dataset.state = "live";
+      linkState.textContent = t("live");
+      load().catch(() => {});
+    };
+    ws.onmessage = (message) => {
+      const event = JSON.parse(message.data);
+      if (event.alert) { upsert(event.alert); render(); }
+    };
+    ws.onclose = () => {
+      linkState.dataset.state = "offline";
+      linkState.textContent = t("offline");
+      setTimeout(connect, backoff);
+      backoff = Math.min(backoff * 2, 10000);
+    };
+  }
+
+  render();
+  connect();
+  setInterval(tick, 1000);
+})();

@@ -1,0 +1,234 @@
+"""The console pages. Thin: each page checks the session, loads what it shows in scope, renders.
+
+Authentication is the session cookie (HttpOnly, SameSite=Strict, Secure unless switched off);
+the page embeds the session's CSRF token, which the scripts send as `X-CSRF-Token` on every
+state change (the API refuses cookie requests without it)."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.alerts import service as alerts_service
+from backend.alerts.models import Alert
+from backend.api.deps import runtime, session
+from backend.auth import sessions as web_sessions
+from backend.auth.errors import BadCredentials
+from backend.auth.scoping import case_filter, may_see_alert, may_see_case
+from backend.auth.tokens import Principal
+from backend.auth.users import check_password
+from backend.cases.models import Case
+from backend.console import i18n, sop
+from backend.console.charts import bar_chart
+from backend.console.stats import AlertRow, DeviceRow, region_figures
+from backend.devices.models import Device
+from backend.runtime import Runtime
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+static = StaticFiles(directory=str(HERE / "static"))
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+LOGIN_CSRF_COOKIE = "sw_login_csrf"
+
+
+class Viewer:
+    """Who is looking, in which language, with which CSRF token."""
+
+    def __init__(self, principal: Principal | None, csrf: str, lang: str) -> None:
+        self.principal = principal
+        self.csrf = csrf
+        self.lang = lang
+        self.t = i18n.Translator(lang)
+
+
+def _viewer(request: Request, s: Session, rt: Runtime) -> Viewer:
+    lang = i18n.choose(request.query_params.get("lang"), request.cookies.get(i18n.COOKIE),
+                       rt.settings.console.default_language)
+    cookie = request.cookies.get(web_sessions.COOKIE)
+    found = web_sessions.resolve(s, cookie) if cookie else None
+    if found is None:
+        return Viewer(None, "", lang)
+    return Viewer(found[0], found[1], lang)
+
+
+def _render(request: Request, rt: Runtime, viewer: Viewer, name: str, **context: Any) -> Response:
+    response = templates.TemplateResponse(request, name, {
+        "t": viewer.t, "lang": viewer.lang, "csrf": viewer.csrf, "who": viewer.principal,
+        "messages": viewer.t.messages, "console": rt.settings.console, **context,
+    })
+    _security_headers(response)
+    if request.query_params.get("lang") in i18n.LANGUAGES:
+        response.set_cookie(i18n.COOKIE, viewer.lang, max_age=365 * 86_400, samesite="strict",
+                            secure=rt.settings.console.secure_cookies, httponly=True)
+    return response
+
+
+def _security_headers(response: Response) -> None:
+    # Everything the console loads comes from this server; tiles from the configured host only.
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; img-src 'self' data: https:; style-src 'self' 'unsafe-inline'; "
+        "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'")
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+
+
+def _to_login() -> RedirectResponse:
+    return RedirectResponse("/console/login", status_code=303)
+
+
+# -- sign in and out ------------------------------------------------------------------------
+@router.get("/login")
+def login_page(request: Request, rt: Runtime = Depends(runtime), s: Session = Depends(session)):
+    viewer = _viewer(request, s, rt)
+    token = secrets.token_urlsafe(24)
+    response = _render(request, rt, viewer, "login.html", login_csrf=token, failed=False)
+    response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict",
+                        secure=rt.settings.console.secure_cookies, path="/console/login")
+    return response
+
+
+@router.post("/login")
+def login(
+    request: Request, username: str = Form(max_length=64), password: str = Form(max_length=256),
+    csrf: str = Form(max_length=64), rt: Runtime = Depends(runtime),
+    s: Session = Depends(session),
+):
+    viewer = _viewer(request, s, rt)
+    if not web_sessions.csrf_ok(request.cookies.get(LOGIN_CSRF_COOKIE) or "", csrf):
+        return _render(request, rt, viewer, "login.html", login_csrf=csrf, failed=True)
+    try:
+        user = check_password(s, username, password)
+    except BadCredentials:
+        response = _render(request, rt, viewer, "login.html", login_csrf=csrf, failed=True)
+        response.status_code = 401
+        return response
+    token, _ = web_sessions.start(s, user, rt.settings.console.session_lifetime_s)
+    s.commit()
+    response = RedirectResponse("/console/", status_code=303)
+    response.set_cookie(web_sessions.COOKIE, token, httponly=True, samesite="strict",
+                        secure=rt.settings.console.secure_cookies,
+                        max_age=rt.settings.console.session_lifetime_s, path="/")
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/console/login")
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, csrf: str = Form(max_length=64), rt: Runtime = Depends(runtime),
+           s: Session = Depends(session)):
+    viewer = _viewer(request, s, rt)
+    cookie = request.cookies.get(web_sessions.COOKIE)
+    if cookie and viewer.principal and web_sessions.csrf_ok(viewer.csrf, csrf):
+        web_sessions.end(s, cookie)
+        s.commit()
+    response = _to_login()
+    response.delete_cookie(web_sessions.COOKIE, path="/")
+    return response
+
+
+# -- pages ----------------------------------------------------------------------------------
+@router.get("/", response_class=HTMLResponse)
+def queue_page(request: Request, rt: Runtime = Depends(runtime), s: Session = Depends(session)):
+    viewer = _viewer(request, s, rt)
+    if viewer.principal is None:
+        return _to_login()
+    return _render(request, rt, viewer, "queue.html")
+
+
+@router.get("/alerts/{alert_id}", response_class=HTMLResponse)
+def alert_page(alert_id: uuid.UUID, request: Request, rt: Runtime = Depends(runtime),
+               s: Session = Depends(session)):
+    viewer = _viewer(request, s, rt)
+    if viewer.principal is None:
+        return _to_login()
+    alert = alerts_service.get(s, alert_id)
+    if alert is None or not may_see_alert(s, viewer.principal, alert):
+        return _not_found(request, rt, viewer)
+    case = s.get(Case, alert.case_id) if alert.case_id else None
+    from backend.alerts.flows import case_context
+
+    return _render(
+        request, rt, viewer, "alert.html", alert=alert,
+        case=case, context=case_context(case) if case else None,
+        checklist=sop.checklist(alert.type, viewer.lang),
+        timeline=alerts_service.timeline(s, alert_id),
+        may_operate=viewer.principal.role in ("admin", "dispatcher"),
+    )
+
+
+@router.get("/devices", response_class=HTMLResponse)
+def devices_page(request: Request, rt: Runtime = Depends(runtime), s: Session = Depends(session)):
+    viewer = _viewer(request, s, rt)
+    if viewer.principal is None:
+        return _to_login()
+    in_scope = select(Case.id).where(case_filter(viewer.principal))
+    devices = list(s.scalars(select(Device).where(Device.case_id.in_(in_scope))
+                             .order_by(Device.online.is_(True), Device.id).limit(2_000)))
+    return _render(request, rt, viewer, "devices.html", devices=devices,
+                   now=datetime.now(UTC))
+
+
+@router.get("/cases/{case_id}", response_class=HTMLResponse)
+def case_log_page(case_id: uuid.UUID, request: Request, rt: Runtime = Depends(runtime),
+                  s: Session = Depends(session)):
+    viewer = _viewer(request, s, rt)
+    if viewer.principal is None:
+        return _to_login()
+    case = s.get(Case, case_id)
+    if case is None or not may_see_case(s, viewer.principal, case):
+        return _not_found(request, rt, viewer)
+    alerts = list(s.scalars(select(Alert).where(Alert.case_id == case_id)
+                            .order_by(Alert.raised_at.desc()).limit(200)))
+    entries: list[dict[str, Any]] = []
+    for alert in alerts:
+        for e in alerts_service.timeline(s, alert.id):
+            entries.append({"at": e.at, "alert": alert, "actor": e.actor, "kind": e.kind,
+                            "to_state": e.to_state, "note": (e.detail or {}).get("note")})
+    entries.sort(key=lambda e: e["at"], reverse=True)
+    return _render(request, rt, viewer, "case.html", case=case, entries=entries)
+
+
+@router.get("/regions", response_class=HTMLResponse)
+def regions_page(request: Request, rt: Runtime = Depends(runtime), s: Session = Depends(session)):
+    viewer = _viewer(request, s, rt)
+    if viewer.principal is None:
+        return _to_login()
+    rows = []
+    for a in s.scalars(select(Alert).where(Alert.region.is_not(None))):
+        code = (a.region or {}).get("vr_code")
+        if code:
+            rows.append(AlertRow(code, a.raised_at, a.acknowledged_at, a.dispatched_at, a.state,
+                                 a.exercise))
+    device_rows = [
+        DeviceRow(code, online)
+        for code, online in s.execute(
+            select(Case.home_vr_code, Device.online).join(Case, Case.id == Device.case_id)
+            .where(Case.home_vr_code.is_not(None), Device.active.is_(True)))
+    ]
+    figures = region_figures(rows, device_rows)
+    t = viewer.t
+    charts = [
+        bar_chart(t("time_to_ack"), [(f.vr_code, f.median_ack_s) for f in figures]),
+        bar_chart(t("time_to_dispatch"), [(f.vr_code, f.median_dispatch_s) for f in figures]),
+        bar_chart(t("false_alarm_rate"), [(f.vr_code, f.false_alarm_pct) for f in figures], 100),
+        bar_chart(t("device_uptime"), [(f.vr_code, f.uptime_pct) for f in figures], 100),
+    ]
+    return _render(request, rt, viewer, "regions.html", figures=figures, charts=charts)
+
+
+def _not_found(request: Request, rt: Runtime, viewer: Viewer) -> Response:
+    response = _render(request, rt, viewer, "not_found.html")
+    response.status_code = 404
+    return response
+

@@ -1,0 +1,113 @@
+"""The console in Debian's Chromium: a dispatcher signs in, an alarm published over MQTT shows in
+the queue within a second with its sound cue, she opens the map and acknowledges, and the device
+receives `acknowledged`; a dispatcher of another region sees nothing of it."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from backend.auth.users import add_user
+from backend.cases.models import Case
+from backend.devices.models import Device
+from device_protocol import Alarm, codec
+from tests.browser.conftest import ARTIFACTS
+from tests.support.mqtt import publish
+
+pytestmark = [pytest.mark.browser, pytest.mark.services]
+
+ROTTERDAM_CS = (51.9244, 4.4690)  # VR17 Rotterdam-Rijnmond, police unit RE07
+PASSWORD = "correct horse battery"
+
+
+def _seed(stack) -> None:
+    with stack.runtime.sessions.begin() as s:
+        add_user(s, "desk", PASSWORD, "dispatcher", {"regions": ["VR17"]})
+        add_user(s, "amsterdam", PASSWORD, "dispatcher", {"regions": ["VR13"]})
+        case = Case(reference="C-BROWSER-1", home_police_unit="RE07", home_vr_code="VR17",
+                    risk_level="high", custody_status="released",
+                    safety_plan="Code word: tulip. Safe address known to the police.")
+        s.add(case)
+        s.flush()
+        s.add(Device(id="vic-web-1", case_id=case.id, role="victim", online=True, battery=81))
+        s.add(Device(id="off-web-1", case_id=case.id, role="offender", online=True, battery=64))
+
+
+def _sign_in(browser, base: str, username: str):
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.goto(f"{base}/console/login?lang=en")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("#sign-in")
+    page.wait_for_url(f"{base}/console/")
+    page.wait_for_selector("#link-state[data-state=live]", timeout=5_000)
+    return context, page
+
+
+@pytest.mark.parametrize("stack", ["services"], indirect=True)
+def test_alarm_to_acknowledged_in_the_browser(stack, server, browser):
+    _seed(stack)
+    acks = stack.collector(stack.topics.ack("vic-web-1"))
+    device = stack.device("vic-web-1")
+    desk_context, desk = _sign_in(browser, server.base, "desk")
+    other_context, other = _sign_in(browser, server.base, "amsterdam")
+    assert desk.locator("[data-testid=who]").inner_text().startswith("user:desk")
+
+    publish(device, stack.topics.alarm("vic-web-1"), codec.encode(Alarm(
+        id="web-1", kind="panic", tst=time.time(), lat=ROTTERDAM_CS[0], lon=ROTTERDAM_CS[1],
+        acc=12.0)))
+    row = desk.wait_for_selector("#alert-queue tr.urgent[data-alert-id]", timeout=1_000)
+    assert row is not None
+    assert desk.evaluate("window.swAlarm.count") == 1
+    assert desk.get_attribute("#alarm-sound", "data-played") == "1"
+    assert desk.is_visible("#p1-banner")
+    # The P1 timer runs.
+    desk.wait_for_function(
+        "() => document.querySelector('#alert-queue tr.urgent td.timer.running').textContent"
+        " !== '00:00'", timeout=5_000)
+    desk.screenshot(path=str(ARTIFACTS / "console-queue.png"), full_page=True)
+
+    # The other region's dispatcher: no row, no alarm; and the alert page is not found for her.
+    other.wait_for_timeout(500)
+    assert other.locator("#alert-queue tr[data-alert-id]").count() == 0
+    assert other.evaluate("window.swAlarm.count") == 0
+    alert_id = row.get_attribute("data-alert-id")
+    response = other.goto(f"{server.base}/console/alerts/{alert_id}")
+    assert response is not None and response.status == 404
+    other.goto(f"{server.base}/console/")
+    other.wait_for_selector("#link-state[data-state=live]")
+    other.screenshot(path=str(ARTIFACTS / "console-other-region.png"), full_page=True)
+
+    # The alert view: map with the victim's position drawn as vector overlay (no tiles).
+    desk.click(f"tr[data-alert-id='{alert_id}'] a.open")
+    desk.wait_for_url(f"{server.base}/console/alerts/{alert_id}")
+    desk.wait_for_function("() => window.swMap && window.swMap.drawn >= 1", timeout=5_000)
+    assert desk.locator("#map path.leaflet-interactive").count() >= 2  # accuracy circle, marker
+    assert "C-BROWSER-1" in desk.inner_text("#case-card")
+    assert "tulip" in desk.inner_text("#case-card")
+    assert desk.locator("#sop li").count() >= 3
+    desk.screenshot(path=str(ARTIFACTS / "console-alert-map.png"), full_page=True)
+
+    desk.fill("#note", "victim called back, on her way to the safe address")
+    desk.click("#btn-acknowledge")
+    desk.wait_for_selector("#alert-state[data-state=acknowledged]", timeout=5_000)
+    states = [codec.decode_ack(p).state for _, p, _ in acks.wait_for(2)]
+    assert states == ["received", "acknowledged"]
+    desk.wait_for_load_state("load")
+    desk.wait_for_timeout(600)
+    assert "victim called back" in desk.inner_text(".timeline")
+    desk.screenshot(path=str(ARTIFACTS / "console-acknowledged.png"), full_page=True)
+
+    desk.goto(f"{server.base}/console/regions")
+    assert desk.locator("figure.chart svg").count() == 4
+    desk.screenshot(path=str(ARTIFACTS / "console-regions.png"), full_page=True)
+    desk.goto(f"{server.base}/console/devices")
+    assert desk.locator("#device-board tbody tr").count() == 2
+    desk.screenshot(path=str(ARTIFACTS / "console-devices.png"), full_page=True)
+
+    acks.close()
+    device.disconnect()
+    desk_context.close()
+    other_context.close()
