@@ -1,0 +1,185 @@
+"""The alarm path, end to end: a victim device publishes panic (QoS 1) -> the ingest worker
+commits the alert -> the police MQTT feed, the device ack, the console WebSocket frame (and a
+webhook, when that feature exists) arrive here. The sender is a child process; send and receive
+times are `time.perf_counter` (CLOCK_MONOTONIC, comparable across processes on Linux)."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import random
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import orjson
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect as ws_connect
+
+from device_protocol import Alarm, Topics, codec
+from loadtests import mqtt
+from loadtests.pacing import paced
+from loadtests.stats import Latency
+
+ROTTERDAM = (51.9225, 4.4792)
+
+
+def _send_alarms(port: int, root: str, devices: Sequence[str], prefix: str, rate: float,
+                 count: int, out, seed: int) -> None:  # pragma: no cover - child
+    rng = random.Random(seed)
+    topics = Topics(root)
+    client = mqtt.connect(port)
+    sent: list[tuple[str, float]] = []
+
+    def send(i: int) -> None:
+        device = devices[i % len(devices)]
+        alarm = Alarm(id=f"{prefix}{i:06d}", kind="panic", tst=time.time(),
+                      lat=ROTTERDAM[0] + rng.uniform(-0.02, 0.02),
+                      lon=ROTTERDAM[1] + rng.uniform(-0.03, 0.03), acc=8.0, batt=90)
+        payload = codec.encode(alarm)
+        at = time.perf_counter()
+        client.publish(topics.alarm(device), payload, qos=1)
+        sent.append((alarm.id, at))
+
+    paced(rate, count, send)
+    time.sleep(0.2)
+    mqtt.close(client)
+    out.send(sent)
+    out.close()
+
+
+@dataclass
+class Arrivals:
+    """First arrival time per alarm message id on one channel, and how often each came."""
+
+    first: dict[str, float] = field(default_factory=dict)
+    seen: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def note(self, message_id: str | None, at: float, prefix: str) -> None:
+        if not message_id or not message_id.startswith(prefix):
+            return
+        with self.lock:
+            self.first.setdefault(message_id, at)
+            self.seen[message_id] = self.seen.get(message_id, 0) + 1
+
+    def duplicates(self) -> int:
+        return sum(n - 1 for n in self.seen.values() if n > 1)
+
+
+class Probe:
+    """Listens on the police feed, the device acks and the console stream."""
+
+    def __init__(self, port: int, root: str, api_url: str | None, token: str | None) -> None:
+        self.prefix = "\0"  # nothing matches until `expect` sets the run's prefix
+        self.police, self.ack, self.console = Arrivals(), Arrivals(), Arrivals()
+        self.webhook: Arrivals | None = None
+        topics = Topics(root)
+        self._mqtt = mqtt.connect(
+            port, subscribe=[topics.police_filter(), f"{topics.root}/dev/+/ack"],
+            on_message=self._on_message,
+        )
+        self._ws_stop = threading.Event()
+        self._ws_ready = threading.Event()
+        self._ws_thread: threading.Thread | None = None
+        if api_url and token:
+            url = api_url.replace("http://", "ws://") + "/api/v1/stream"
+            self._ws_thread = threading.Thread(target=self._ws_loop, args=(url, token),
+                                               name="console", daemon=True)
+            self._ws_thread.start()
+            self._ws_ready.wait(10)
+
+    def on_webhook(self, message_id: str | None, at: float) -> None:
+        if self.webhook is not None:
+            self.webhook.note(message_id, at, self.prefix)
+
+    def expect(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def _on_message(self, c, userdata, msg) -> None:
+        at = time.perf_counter()
+        if msg.topic.endswith("/ack"):
+            self.ack.note(codec.decode_ack(msg.payload).ref, at, self.prefix)
+        else:
+            self.police.note(codec.decode_document(msg.payload).get("message_id"), at, self.prefix)
+
+    def _ws_loop(self, url: str, token: str) -> None:
+        with ws_connect(url, subprotocols=["bearer", token], open_timeout=10) as ws:
+            self._ws_ready.set()
+            while not self._ws_stop.is_set():
+                try:
+                    frame = ws.recv(timeout=0.5)
+                except TimeoutError:
+                    continue
+                except ConnectionClosed:
+                    return
+                at = time.perf_counter()
+                event = orjson.loads(frame)
+                if event.get("event") == "alert.raised":
+                    self.console.note(event.get("alert", {}).get("message_id"), at, self.prefix)
+
+    @property
+    def console_connected(self) -> bool:
+        return self._ws_ready.is_set() and self._ws_thread is not None
+
+    def close(self) -> None:
+        self._ws_stop.set()
+        if self._ws_thread is not None:
+            self._ws_thread.join(5)
+        mqtt.close(self._mqtt)
+
+
+@dataclass
+class AlarmRun:
+    sent: int
+    police: Latency
+    ack: Latency
+    console: Latency | None
+    webhook: Latency | None
+    police_missing: int
+    police_duplicates: int
+    console_missing: int | None
+    webhook_missing: int | None
+
+
+def run_alarms(probe: Probe, port: int, root: str, devices: Sequence[str], prefix: str,
+               rate: float, count: int, settle_s: float = 30.0) -> AlarmRun:
+    """Send `count` panic alarms at `rate` and collect their latencies on each channel."""
+    probe.expect(prefix)
+    ctx = mp.get_context("fork")
+    receiver, sender_end = ctx.Pipe(duplex=False)
+    sender = ctx.Process(target=_send_alarms,
+                         args=(port, root, list(devices), prefix, rate, count, sender_end, 11),
+                         daemon=True)
+    sender.start()
+    sender_end.close()
+    sent: list[tuple[str, float]] = receiver.recv() if receiver.poll(count / rate + 60) else []
+    sender.join(10)
+    deadline = time.monotonic() + settle_s
+    while time.monotonic() < deadline:
+        done = len(probe.police.first) >= len(sent)
+        done = done and (not probe.console_connected or len(probe.console.first) >= len(sent))
+        if done and (probe.webhook is None or len(probe.webhook.first) >= len(sent)):
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)  # late duplicates
+    sent_at = dict(sent)
+
+    def latencies(arrivals: Arrivals) -> list[float]:
+        return [(arrivals.first[m] - t) * 1e3 for m, t in sent_at.items() if m in arrivals.first]
+
+    console = Latency.of(latencies(probe.console)) if probe.console_connected else None
+    hook = probe.webhook
+    return AlarmRun(
+        sent=len(sent),
+        police=Latency.of(latencies(probe.police)),
+        ack=Latency.of(latencies(probe.ack)),
+        console=console,
+        webhook=Latency.of(latencies(hook)) if hook is not None else None,
+        police_missing=sum(1 for m in sent_at if m not in probe.police.first),
+        police_duplicates=probe.police.duplicates(),
+        console_missing=(sum(1 for m in sent_at if m not in probe.console.first)
+                         if probe.console_connected else None),
+        webhook_missing=(sum(1 for m in sent_at if m not in hook.first)
+                         if hook is not None else None),
+    )

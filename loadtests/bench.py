@@ -1,0 +1,258 @@
+"""`python -m loadtests.bench` (`make bench`): the alarm path side by side with its floor.
+
+In one run, on this machine, against its own Mosquitto (`set_tcp_nodelay true`, a free port),
+PostgreSQL+PostGIS (database `schildwacht_bench`) and Redis:
+
+1. the floor: paho -> Mosquitto -> paho, one hop and two hops through an empty relay process,
+   QoS 1, at 100 and 1,000 msg/s; the ceiling of one bare paho subscriber process;
+2. the alarm path (`.venv/bin/schildwacht ingest` and `... api` as subprocesses): panic ->
+   police MQTT feed, device ack, console WebSocket frame and webhook (when the subscriptions
+   feature is present), idle and under a background fleet of 1,000 and 3,000 fixes/s checked
+   against the active measures (when the geofence step is present); zero alarms lost or
+   duplicated, counted in the database;
+3. ingest throughput: fixes/s ramped until the worker falls behind;
+4. memory of one worker holding 100,000 devices and 100,000 measures.
+
+Prints tables with ratios to the floor and a verdict per target; writes the generated section
+of `docs/benchmarks.md`, `docs/benchmarks/alarm_latency.png` and `.csv`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+
+from loadtests import floor
+from loadtests.alarm_path import Probe, run_alarms
+from loadtests.broker import OwnMosquitto
+from loadtests.errors import ServiceUnavailable
+from loadtests.fleet import Fleet
+from loadtests.report import AlarmLevel, Results, machine, plot, print_tables, write_csv, write_markdown, markdown
+from loadtests.seeding import seed, webhooks_supported
+from loadtests.stack import REPO_ROOT, Stack, alert_counts, ping_count
+from loadtests.throughput import ramp
+from loadtests.webhook import WebhookReceiver
+
+console = Console()
+
+
+@dataclass
+class Config:
+    floor_rates: tuple[int, ...] = (100, 1_000)
+    floor_seconds: float = 3.0
+    ceiling_messages: int = 60_000
+    victims: int = 200
+    measures: int = 10_000
+    levels: tuple[int, ...] = (0, 1_000, 3_000)
+    alarms: int = 300
+    alarm_rate: float = 10.0
+    ramp_rates: tuple[int, ...] = (1_000, 2_000, 3_000, 4_000, 5_000, 6_500, 8_000, 10_000)
+    ramp_step_s: float = 5.0
+    memory_devices: int = 100_000
+    memory_measures: int = 100_000
+    write_docs: bool = True
+    docs_dir: Path = field(default_factory=lambda: REPO_ROOT / "docs")
+    command: str = "make bench   (= .venv/bin/python -m loadtests.bench)"
+
+
+def _floor(results: Results, cfg: Config, port: int) -> None:
+    for hops, target in ((1, results.one_hop), (2, results.two_hop)):
+        for rate in cfg.floor_rates:
+            count = max(50, int(rate * cfg.floor_seconds))
+            target[rate] = floor.measure(port, rate, count, hops)
+            console.log(f"floor {hops} hop(s) @ {rate}/s: p50 {target[rate].p50:.2f} ms, "
+                        f"p99 {target[rate].p99:.2f} ms")
+    if cfg.ceiling_messages:
+        results.ceiling = floor.subscriber_ceiling(port, cfg.ceiling_messages)
+        console.log(f"bare subscriber ceiling: {results.ceiling:,.0f} msg/s")
+
+
+def _wait_for_measures(stack: Stack, expected: int, timeout_s: float = 90.0) -> bool:
+    """True once the worker logged that it loaded the measures."""
+    deadline = time.monotonic() + timeout_s
+    pattern = re.compile(r"measures loaded count=(\d+)")
+    while time.monotonic() < deadline:
+        stack.check_alive()
+        counts = [int(m) for m in pattern.findall(stack.log_tail("ingest", 400))]
+        if counts and max(counts) >= expected:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def _alarm_levels(results: Results, cfg: Config, stack: Stack, port: int, seeded) -> None:
+    probe = Probe(port, stack.topic_root, stack.api_url, stack.admin_token)
+    receiver = None
+    try:
+        if webhooks_supported():
+            receiver = WebhookReceiver(probe.on_webhook)
+            from loadtests.alarm_path import Arrivals
+
+            probe.webhook = Arrivals()
+            try:
+                receiver.subscribe(stack.api_url, stack.admin_token)
+                results.webhooks = True
+            except Exception as exc:  # noqa: BLE001 - reported, not fatal
+                results.notes.append(f"webhook subscription could not be created: {exc}")
+                probe.webhook = None
+        else:
+            results.notes.append("webhook: n/a (no backend.subscriptions)")
+        # Warm-up: wake the VM, the worker's caches and connections; not measured.
+        run_alarms(probe, port, stack.topic_root, seeded.victims, "warm-", cfg.alarm_rate,
+                   min(30, cfg.alarms))
+        for level in cfg.levels:
+            stack.check_alive()
+            fleet = None
+            if level:
+                duration = cfg.alarms / cfg.alarm_rate + 25
+                fleet = Fleet(port, stack.topic_root, seeded.fleet, level, duration).start()
+                time.sleep(2.0)
+            prefix = f"L{level}-"
+            started = time.perf_counter()
+            sent_before = fleet.sent if fleet else 0
+            run = run_alarms(probe, port, stack.topic_root, seeded.victims, prefix,
+                             cfg.alarm_rate, cfg.alarms)
+            offered = ((fleet.sent - sent_before) / (time.perf_counter() - started)) if fleet else 0
+            if fleet is not None:
+                fleet.stop()
+            rows, distinct = _settled_alerts(stack, prefix, run.sent)
+            level_result = AlarmLevel(level, offered, run, rows, distinct)
+            results.alarm.append(level_result)
+            console.log(f"alarms @ {level} fixes/s: police p50 {run.police.p50:.1f} ms, "
+                        f"p99 {run.police.p99:.1f} ms; lost {level_result.lost}, "
+                        f"duplicated {level_result.duplicated}")
+            _drain(stack)
+    finally:
+        probe.close()
+        if receiver is not None:
+            receiver.close()
+
+
+def _settled_alerts(stack: Stack, prefix: str, sent: int, timeout_s: float = 30.0
+                    ) -> tuple[int, int]:
+    """Alert rows and distinct ids for the prefix, once every alarm is in (or the timeout)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        rows, distinct = alert_counts(stack.engine, prefix)
+        if distinct >= sent or time.monotonic() >= deadline:
+            return rows, distinct
+        time.sleep(0.5)
+
+
+def _drain(stack: Stack, quiet_s: float = 2.0, timeout_s: float = 60.0) -> None:
+    """Wait until the worker has stored the fleet's backlog (the ping count stops moving)."""
+    deadline = time.monotonic() + timeout_s
+    last, still_since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        count = ping_count(stack.engine)
+        if count != last:
+            last, still_since = count, time.monotonic()
+        elif time.monotonic() - still_since >= quiet_s:
+            return
+        time.sleep(0.5)
+
+
+def _throughput(results: Results, cfg: Config, stack: Stack, port: int, seeded) -> None:
+    _drain(stack)
+    results.ramp = ramp(
+        port, stack.topic_root, seeded.fleet, lambda: ping_count(stack.engine), cfg.ramp_rates,
+        step_s=cfg.ramp_step_s,
+        on_step=lambda s: console.log(
+            f"ramp {s.target:,.0f}/s: offered {s.offered:,.0f}/s stored {s.stored:,.0f}/s "
+            f"backlog {s.backlog:,} {'ok' if s.sustained else 'behind'}"),
+    )
+
+
+def _memory(results: Results, cfg: Config) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "loadtests.memory_probe", "--devices", str(cfg.memory_devices),
+         "--measures", str(cfg.memory_measures)],
+        capture_output=True, text=True, timeout=300, cwd=REPO_ROOT, check=True,
+    )
+    results.memory = json.loads(out.stdout.strip().splitlines()[-1])
+    results.memory_devices = cfg.memory_devices
+    results.memory_measures = cfg.memory_measures
+    console.log(f"memory: {results.memory['total_mib']:.0f} MiB")
+
+
+def run(cfg: Config) -> Results:
+    started = time.perf_counter()
+    results = Results(command=cfg.command, machine=machine())
+    with OwnMosquitto() as broker:
+        console.log(f"own Mosquitto on port {broker.port} (set_tcp_nodelay true)")
+        if cfg.floor_rates:
+            _floor(results, cfg, broker.port)
+        with Stack(broker.port) as stack:
+            seeded = seed(stack.engine, victims=cfg.victims, measures=cfg.measures)
+            results.measures = seeded.measures
+            if seeded.measures:
+                # A few fixes make the worker's zone step load the measures.
+                Fleet(broker.port, stack.topic_root, seeded.fleet[:10], 20, 1.0).start().join()
+                if not _wait_for_measures(stack, seeded.measures):
+                    results.notes.append("the worker did not report loading the measures")
+                    results.measures = 0
+            else:
+                results.notes.append("geofence step: n/a (no backend.measures / zone step)")
+            if cfg.levels:
+                _alarm_levels(results, cfg, stack, broker.port, seeded)
+            if cfg.ramp_rates:
+                _throughput(results, cfg, stack, broker.port, seeded)
+            stack.check_alive()
+    if cfg.memory_devices:
+        _memory(results, cfg)
+    results.seconds = time.perf_counter() - started
+    return results
+
+
+def publish(results: Results, cfg: Config) -> None:
+    print_tables(results)
+    if not cfg.write_docs:
+        return
+    out = cfg.docs_dir / "benchmarks"
+    out.mkdir(parents=True, exist_ok=True)
+    plot_name = None
+    if results.alarm:
+        plot_name = "alarm_latency.png"
+        plot(out / plot_name, results)
+        write_csv(out / "alarm_latency.csv", results)
+    write_markdown(cfg.docs_dir / "benchmarks.md", markdown(results, plot_name))
+    console.log(f"wrote {cfg.docs_dir / 'benchmarks.md'}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loadtests.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--alarms", type=int, default=Config.alarms,
+                        help="alarms per background level")
+    parser.add_argument("--alarm-rate", type=float, default=Config.alarm_rate)
+    parser.add_argument("--measures", type=int, default=Config.measures)
+    parser.add_argument("--no-docs", action="store_true", help="print only; write no files")
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-ramp", action="store_true")
+    args = parser.parse_args(argv)
+    cfg = Config(alarms=args.alarms, alarm_rate=args.alarm_rate, measures=args.measures,
+                 write_docs=not args.no_docs)
+    if args.skip_memory:
+        cfg.memory_devices = 0
+    if args.skip_ramp:
+        cfg.ramp_rates = ()
+    try:
+        results = run(cfg)
+    except ServiceUnavailable as exc:
+        console.print(f"[bold red]service unavailable:[/bold red] {exc}")
+        return 2
+    publish(results, cfg)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""A background fleet: a child process that publishes GPS fixes (protocol v1, QoS 1) for many
+devices at a fixed total rate, each fix encoded by `device_protocol`."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from device_protocol import Fix, Topics, codec
+from loadtests import mqtt
+from loadtests.pacing import ticks
+
+
+@dataclass(frozen=True, slots=True)
+class FleetDevice:
+    device_id: str
+    lat: float
+    lon: float
+
+
+def _publish_fixes(port: int, root: str, devices: Sequence[FleetDevice], rate: float,
+                   duration_s: float, sent, seed: int) -> None:  # pragma: no cover - child
+    rng = random.Random(seed)
+    topics = Topics(root)
+    loc_topics = [topics.loc(d.device_id) for d in devices]
+    client = mqtt.connect(port)
+    n = len(devices)
+    i = rng.randrange(n)
+    count = 0
+    info = None
+    for due in ticks(rate, duration_s):
+        now = time.time()
+        for _ in range(due):
+            d = devices[i]
+            fix = Fix(tst=now, lat=d.lat + rng.gauss(0, 0.0003), lon=d.lon + rng.gauss(0, 0.0005),
+                      acc=rng.choice((5.0, 8.0, 12.0, 25.0)), vel=rng.uniform(0, 2), batt=80)
+            info = client.publish(loc_topics[i], codec.encode(fix), qos=1)
+            i = (i + 1) % n
+            count += 1
+        sent.value = count
+    if info is not None:
+        info.wait_for_publish(10)
+    sent.value = count
+    mqtt.close(client)
+
+
+class Fleet:
+    """Start with `start()`, wait with `join()`; `sent` is the number of fixes published."""
+
+    def __init__(self, port: int, root: str, devices: Sequence[FleetDevice], rate: float,
+                 duration_s: float, processes: int = 1, seed: int = 7) -> None:
+        ctx = mp.get_context("fork")
+        self._counters = [ctx.Value("q", 0, lock=False) for _ in range(processes)]
+        share = max(1, len(devices) // processes)
+        self._procs = [
+            ctx.Process(
+                target=_publish_fixes,
+                args=(port, root, devices[k * share:(k + 1) * share] or devices, rate / processes,
+                      duration_s, self._counters[k], seed + k),
+                daemon=True,
+            )
+            for k in range(processes)
+        ]
+        self.started_at = 0.0
+
+    def start(self) -> Fleet:
+        self.started_at = time.perf_counter()
+        for p in self._procs:
+            p.start()
+        return self
+
+    @property
+    def sent(self) -> int:
+        return sum(int(c.value) for c in self._counters)
+
+    def alive(self) -> bool:
+        return any(p.is_alive() for p in self._procs)
+
+    def join(self, timeout_s: float = 30.0) -> None:
+        for p in self._procs:
+            p.join(timeout_s)
+            if p.is_alive():
+                p.kill()
+
+    def stop(self) -> None:
+        for p in self._procs:
+            if p.is_alive():
+                p.kill()
+                p.join(5)

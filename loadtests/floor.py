@@ -1,0 +1,137 @@
+"""The floor of any alarm path here: paho -> Mosquitto -> paho, one hop and two hops through an
+empty relay process (subscribe, republish), QoS 1. The payload carries the send time
+(`time.perf_counter`, CLOCK_MONOTONIC: comparable across processes on Linux)."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import struct
+import threading
+import time
+import uuid
+
+from loadtests import mqtt
+from loadtests.pacing import paced
+from loadtests.stats import Latency
+
+_STAMP = struct.Struct("<dI")
+
+
+def _relay(port: int, source: str, target: str, ready, stop) -> None:  # pragma: no cover - child
+    out = mqtt.connect(port)
+
+    def on_message(c, userdata, msg) -> None:
+        out.publish(target, msg.payload, qos=1)
+
+    inp = mqtt.connect(port, subscribe=[source], on_message=on_message)
+    ready.set()
+    stop.wait()
+    mqtt.close(inp)
+    mqtt.close(out)
+
+
+class _Receiver:
+    def __init__(self, port: int, topic: str, expected: int) -> None:
+        self.latencies_ms: list[float] = []
+        self._expected = expected
+        self.done = threading.Event()
+        self.client = mqtt.connect(port, subscribe=[topic], on_message=self._on_message)
+
+    def _on_message(self, c, userdata, msg) -> None:
+        sent, seq = _STAMP.unpack_from(msg.payload)
+        if seq >= WARMUP_SEQ:
+            self.latencies_ms.append((time.perf_counter() - sent) * 1e3)
+        if len(self.latencies_ms) >= self._expected:
+            self.done.set()
+
+
+WARMUP_SEQ = 1_000_000
+
+
+def _send(port: int, topic: str, rate_per_s: float, count: int, warmup: int) -> None:  # pragma: no cover - child
+    sender = mqtt.connect(port)
+    padding = b"x" * 150  # about the size of a fix
+    paced(rate_per_s, warmup,
+          lambda i: sender.publish(topic, _STAMP.pack(time.perf_counter(), i) + padding, qos=1))
+    time.sleep(0.3)
+    paced(rate_per_s, count,
+          lambda i: sender.publish(topic, _STAMP.pack(time.perf_counter(), WARMUP_SEQ + i)
+                                   + padding, qos=1))
+    time.sleep(0.5)
+    mqtt.close(sender)
+
+
+def measure(port: int, rate_per_s: float, count: int, hops: int) -> Latency:
+    """A sender process publishes `count` stamped messages at `rate_per_s` (after a short
+    warm-up); the latency is taken at the final subscriber in this process."""
+    base = f"bench/floor/{uuid.uuid4().hex[:8]}"
+    first, last = f"{base}/a", f"{base}/b" if hops == 2 else f"{base}/a"
+    ctx = mp.get_context("fork")
+    relay = None
+    stop = ctx.Event()
+    if hops == 2:
+        ready = ctx.Event()
+        relay = ctx.Process(target=_relay, args=(port, first, last, ready, stop), daemon=True)
+        relay.start()
+        ready.wait(10)
+    receiver = _Receiver(port, last, count)
+    sender = ctx.Process(target=_send, args=(port, first, rate_per_s, count, min(200, count // 5)),
+                         daemon=True)
+    sender.start()
+    receiver.done.wait(count / rate_per_s + 15)
+    sender.join(10)
+    mqtt.close(receiver.client)
+    if relay is not None:
+        stop.set()
+        relay.join(5)
+        if relay.is_alive():
+            relay.kill()
+    return Latency.of(receiver.latencies_ms)
+
+
+def subscriber_ceiling(port: int, count: int = 100_000, publishers: int = 2) -> float:
+    """Messages/s one bare paho subscriber process takes in (QoS 1, auto-ack).
+
+    The subscriber's persistent session is filled while it is offline, then it reconnects and
+    drains the queue: the publishers' speed does not enter the number."""
+    topic = f"bench/ceiling/{uuid.uuid4().hex[:8]}"
+    client_id = f"bench-ceiling-{uuid.uuid4().hex[:8]}"
+    received = 0
+    first_at = last_at = 0.0
+    done = threading.Event()
+
+    def on_message(c, userdata, msg) -> None:
+        nonlocal received, first_at, last_at
+        now = time.perf_counter()
+        if received == 0:
+            first_at = now
+        received += 1
+        last_at = now
+        if received >= count:
+            done.set()
+
+    mqtt.close(mqtt.connect(port, client_id=client_id, subscribe=[topic], persistent=True))
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=_flood, args=(port, topic, count // publishers), daemon=True)
+             for _ in range(publishers)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    sub = mqtt.connect(port, client_id=client_id, persistent=True, on_message=on_message)
+    done.wait(60)
+    mqtt.close(sub)
+    if received < 2 or last_at <= first_at:
+        return 0.0
+    return (received - 1) / (last_at - first_at)
+
+
+def _flood(port: int, topic: str, count: int) -> None:  # pragma: no cover - child
+    client = mqtt.connect(port)
+    payload = b"x" * 160
+    for i in range(count):
+        info = client.publish(topic, payload, qos=1)
+        if i % 2000 == 1999:
+            info.wait_for_publish(10)  # bounded in-flight: do not outrun the broker's memory
+    info.wait_for_publish(10)
+    mqtt.close(client)

@@ -1,0 +1,82 @@
+"""Memory of one worker holding N devices and M measures, measured in a fresh process.
+
+    python -m loadtests.memory_probe --devices 100000 --measures 100000     # prints JSON
+
+It holds what an ingest worker holds per device and measure: the device directory's cached
+`DeviceInfo` entries (the same structure `DeviceDirectory` keeps, filled directly rather than
+through 100,000 database reads), the in-process state store's last fixes (the embedded mode;
+with Redis these live in Redis), and the geofence engine over M measures (built by
+`loadtests.bench_geofence.build`) with a state for each device that has reported a fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+
+import psutil
+
+
+def rss_mib() -> float:
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def probe(devices: int, measures: int) -> dict[str, float]:
+    from backend.devices.directory import DeviceInfo
+    from backend.state.store import InMemoryState, LastFix
+    from geofences import Engine, GeofenceConfig
+    from loadtests import bench_geofence
+
+    gc.collect()
+    result = {"baseline_mib": rss_mib()}
+    started = time.perf_counter()
+    expiry = time.monotonic() + 3_600
+    directory: dict[str, tuple[float, DeviceInfo | None]] = {}
+    for i in range(devices):
+        device_id = f"dev-{i:06d}"
+        directory[device_id] = (expiry, DeviceInfo(
+            id=device_id, case_id=uuid.uuid4(), role="offender" if i % 2 else "victim",
+            active=True, report_interval_s=30, case_reference=f"C-{i:08d}",
+            home_police_unit="RE07", exercise=False,
+        ))
+    state = InMemoryState()
+    now = time.time()
+    state.set_last_fixes({d: LastFix(now, 51.9 + i * 1e-6, 4.4, 10.0)
+                          for i, d in enumerate(directory)})
+    state.touch({d: now for d in directory})
+    gc.collect()
+    result["devices_mib"] = rss_mib()
+
+    built, subjects, homes = bench_geofence.build(measures)
+    engine = Engine(built, GeofenceConfig())
+    fixes, _, _ = bench_geofence.fixes_for(engine, subjects, homes, min(len(subjects), devices))
+    for i in range(0, len(fixes), 1_000):
+        chunk = fixes[i:i + 1_000]
+        engine.on_fixes(chunk, chunk[-1][1])
+    del fixes
+    gc.collect()
+    result["total_mib"] = rss_mib()
+    result["measures_mib"] = result["total_mib"] - result["devices_mib"]
+    result["devices_only_mib"] = result["devices_mib"] - result["baseline_mib"]
+    result["seconds"] = time.perf_counter() - started
+    result["devices"] = devices
+    result["measures"] = len(engine.index)
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loadtests.memory_probe")
+    parser.add_argument("--devices", type=int, default=100_000)
+    parser.add_argument("--measures", type=int, default=100_000)
+    args = parser.parse_args(argv)
+    print(json.dumps(probe(args.devices, args.measures)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

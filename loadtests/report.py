@@ -1,0 +1,290 @@
+"""The benchmark's results: targets and verdicts (pure), the rich table, the Markdown section
+of `docs/benchmarks.md`, the CSV and the PNG plot."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import platform
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from loadtests.alarm_path import AlarmRun
+from loadtests.stats import Latency, Verdict, ratio
+from loadtests.throughput import Step
+
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+
+@dataclass
+class AlarmLevel:
+    background: int  # fixes/s asked of the fleet
+    offered: float  # fixes/s the fleet published
+    run: AlarmRun
+    db_alerts: int
+    db_distinct: int
+
+    @property
+    def lost(self) -> int:
+        return max(0, self.run.sent - self.db_distinct)
+
+    @property
+    def duplicated(self) -> int:
+        return self.db_alerts - self.db_distinct
+
+
+@dataclass
+class Results:
+    command: str
+    machine: dict[str, str]
+    one_hop: dict[int, Latency] = field(default_factory=dict)
+    two_hop: dict[int, Latency] = field(default_factory=dict)
+    ceiling: float = math.nan
+    measures: int = 0
+    webhooks: bool = False
+    alarm: list[AlarmLevel] = field(default_factory=list)
+    ramp: list[Step] = field(default_factory=list)
+    memory: dict[str, float] = field(default_factory=dict)
+    memory_devices: int = 0
+    memory_measures: int = 0
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def level(self, background: int) -> AlarmLevel | None:
+        return next((a for a in self.alarm if a.background == background), None)
+
+    @property
+    def sustained(self) -> float:
+        ok = [s.target for s in self.ramp if s.sustained]
+        return max(ok) if ok else 0.0
+
+    @property
+    def floor_two_hop(self) -> Latency | None:
+        return self.two_hop.get(1_000) or next(iter(self.two_hop.values()), None)
+
+
+def machine() -> dict[str, str]:
+    model = platform.processor() or "unknown"
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        found = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
+        if found:
+            model = found.group(1).strip()
+    except OSError:
+        pass
+    load = os.getloadavg()
+    return {
+        "nproc": str(os.cpu_count()),
+        "memory": f"{psutil.virtual_memory().total / 2**30:.1f} GiB",
+        "cpu": model,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "load average at start": f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
+    }
+
+
+def verdicts(r: Results) -> list[Verdict]:
+    out: list[Verdict] = []
+    floor = r.floor_two_hop
+    at1k, at3k = r.level(1_000), r.level(3_000)
+    if at1k is not None and floor is not None:
+        out.append(Verdict("alarm->police p99 @1k fixes/s <= 3x two-hop floor p99",
+                           at1k.run.police.p99, 3 * floor.p99, "ms"))
+    if at1k is not None:
+        out.append(Verdict("alarm->police p99.9 @1k fixes/s < 20 ms",
+                           at1k.run.police.p999, 20.0, "ms"))
+    if at3k is not None:
+        out.append(Verdict("alarm->police p99 @3k fixes/s < 50 ms", at3k.run.police.p99, 50.0,
+                           "ms"))
+    ref = at1k or (r.alarm[0] if r.alarm else None)
+    if ref is not None and ref.run.webhook is not None:
+        out.append(Verdict("alarm->webhook p99 < 20 ms", ref.run.webhook.p99, 20.0, "ms"))
+    if ref is not None and ref.run.console is not None:
+        out.append(Verdict("alarm->console p99 < 50 ms", ref.run.console.p99, 50.0, "ms"))
+    if r.ramp:
+        out.append(Verdict("one worker sustains >= 5,000 fixes/s", r.sustained, 5_000.0,
+                           "fixes/s", higher_is_better=True))
+    if r.alarm:
+        bad = sum(a.lost + a.duplicated for a in r.alarm)
+        out.append(Verdict("alarms lost or duplicated (database)", float(bad), 0.0, "alarms"))
+    if r.memory:
+        out.append(Verdict(f"{r.memory_devices:,} devices + {r.memory_measures:,} measures "
+                           "< 1 GiB", r.memory["total_mib"], 1024.0, "MiB"))
+    return out
+
+
+def _ms(v: float) -> str:
+    return "n/a" if math.isnan(v) else (f"{v:.2f}" if v < 10 else f"{v:.1f}")
+
+
+def _x(v: float) -> str:
+    return "n/a" if math.isnan(v) else f"{v:.1f}x"
+
+
+def latency_rows(r: Results) -> list[list[str]]:
+    """Path, load, n, p50, p99, p99.9, p50 and p99 as multiples of the two-hop floor."""
+    floor = r.floor_two_hop
+    f50 = floor.p50 if floor else math.nan
+    f99 = floor.p99 if floor else math.nan
+    rows: list[list[str]] = []
+    for rate, lat in sorted(r.one_hop.items()):
+        rows.append([f"floor: one hop (paho->Mosquitto->paho)", f"{rate:,} msg/s", str(lat.n),
+                     _ms(lat.p50), _ms(lat.p99), _ms(lat.p999), "", ""])
+    for rate, lat in sorted(r.two_hop.items()):
+        rows.append([f"floor: two hops via empty relay", f"{rate:,} msg/s", str(lat.n),
+                     _ms(lat.p50), _ms(lat.p99), _ms(lat.p999), _x(ratio(lat.p50, f50)),
+                     _x(ratio(lat.p99, f99))])
+    for a in r.alarm:
+        load = f"{a.background:,} fixes/s" if a.background else "idle"
+        channels: list[tuple[str, Latency | None]] = [
+            ("alarm -> police MQTT feed", a.run.police),
+            ("alarm -> device ack", a.run.ack),
+            ("alarm -> console WebSocket", a.run.console),
+            ("alarm -> webhook", a.run.webhook),
+        ]
+        for name, lat in channels:
+            if lat is None:
+                rows.append([name, load, "-", "n/a", "n/a", "n/a", "", ""])
+                continue
+            rows.append([name, load, str(lat.n), _ms(lat.p50), _ms(lat.p99), _ms(lat.p999),
+                         _x(ratio(lat.p50, f50)), _x(ratio(lat.p99, f99))])
+    return rows
+
+
+LATENCY_HEADER = ["path", "load", "n", "p50 ms", "p99 ms", "p99.9 ms", "p50/floor", "p99/floor"]
+
+
+def print_tables(r: Results) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    t = Table(title="Alarm path and floor (latency, ms; floor = two hops at 1,000 msg/s)")
+    for h in LATENCY_HEADER:
+        t.add_column(h, justify="left" if h in ("path", "load") else "right")
+    for row in latency_rows(r):
+        t.add_row(*row)
+    console.print(t)
+    t = Table(title="Ingest throughput (one worker) and integrity")
+    for h in ("measure", "value"):
+        t.add_column(h)
+    for k, v in other_rows(r):
+        t.add_row(k, v)
+    console.print(t)
+    t = Table(title="Targets")
+    for h in ("target", "measured", "limit", "verdict"):
+        t.add_column(h)
+    for v in verdicts(r):
+        style = "green" if v.passed else "bold red"
+        t.add_row(v.target, f"{_num(v.measured)} {v.unit}", f"{_num(v.limit)} {v.unit}",
+                  f"[{style}]{v.status}[/{style}]")
+    console.print(t)
+
+
+def _num(v: float) -> str:
+    if math.isnan(v):
+        return "n/a"
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.2f}"
+
+
+def other_rows(r: Results) -> list[tuple[str, str]]:
+    rows = [("bare paho subscriber ceiling (QoS 1)", f"{r.ceiling:,.0f} msg/s"),
+            ("worker sustained (highest step)", f"{r.sustained:,.0f} fixes/s")]
+    for s in r.ramp:
+        rows.append((f"  step {s.target:,.0f} fixes/s",
+                     f"offered {s.offered:,.0f}/s, stored {s.stored:,.0f}/s, backlog {s.backlog:,}"
+                     f" -> {'sustained' if s.sustained else 'NOT sustained'}"))
+    rows.append(("active measures evaluated by the worker",
+                 f"{r.measures:,}" if r.measures else "n/a (no geofence step)"))
+    for a in r.alarm:
+        load = f"{a.background:,} fixes/s" if a.background else "idle"
+        rows.append((f"alarms @ {load}",
+                     f"sent {a.run.sent}, alerts in DB {a.db_alerts} ({a.db_distinct} distinct): "
+                     f"lost {a.lost}, duplicated {a.duplicated}; police feed missing "
+                     f"{a.run.police_missing}, duplicate deliveries {a.run.police_duplicates}; "
+                     f"fleet offered {a.offered:,.0f} fixes/s"))
+    if r.memory:
+        m = r.memory
+        rows.append(("worker memory (RSS)",
+                     f"{m['total_mib']:.0f} MiB total: baseline {m['baseline_mib']:.0f}, "
+                     f"devices +{m['devices_only_mib']:.0f}, measures +{m['measures_mib']:.0f}"))
+    return rows
+
+
+def markdown(r: Results, plot_name: str | None) -> str:
+    lines = [BEGIN, "", f"Generated by `{r.command}` in {r.seconds:.0f} s.", "", "### Machine", ""]
+    lines += [f"- {k}: {v}" for k, v in r.machine.items()]
+    lines += ["", "### Latency", "", "| " + " | ".join(LATENCY_HEADER) + " |",
+              "|" + "---|" * len(LATENCY_HEADER)]
+    lines += ["| " + " | ".join(row) + " |" for row in latency_rows(r)]
+    lines += ["", "### Throughput, integrity, memory", "", "| measure | value |", "|---|---|"]
+    lines += [f"| {k.strip()} | {v} |" for k, v in other_rows(r)]
+    lines += ["", "### Targets", "", "| target | measured | limit | verdict |", "|---|---|---|---|"]
+    lines += [f"| {v.target} | {_num(v.measured)} {v.unit} | {_num(v.limit)} {v.unit} | "
+              f"{v.status} |" for v in verdicts(r)]
+    if r.notes:
+        lines += ["", "### Notes from this run", ""] + [f"- {n}" for n in r.notes]
+    if plot_name:
+        lines += ["", f"![alarm latency against background load](benchmarks/{plot_name})"]
+    lines += ["", END]
+    return "\n".join(lines)
+
+
+def write_markdown(path: Path, section: str, title: str = "# Benchmarks\n") -> None:
+    """Replace the generated section of `path`, keeping everything around it."""
+    text = path.read_text() if path.exists() else f"{title}\n{BEGIN}\n{END}\n"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        _, tail = rest.split(END, 1)
+        text = head + section + tail
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    path.write_text(text)
+
+
+def write_csv(path: Path, r: Results) -> None:
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(LATENCY_HEADER)
+        w.writerows(latency_rows(r))
+
+
+def plot(path: Path, r: Results) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    xs = [a.background for a in r.alarm]
+    series: Sequence[tuple[str, str, Any]] = (
+        ("police feed", "tab:red", lambda a: a.run.police),
+        ("console", "tab:blue", lambda a: a.run.console),
+        ("webhook", "tab:green", lambda a: a.run.webhook),
+    )
+    for name, colour, get in series:
+        lats = [get(a) for a in r.alarm]
+        if any(lat is None for lat in lats):
+            continue
+        for q, style in (("p50", ":"), ("p99", "-"), ("p999", "--")):
+            ax.plot(xs, [getattr(lat, q) for lat in lats], style, marker="o", color=colour,
+                    label=f"{name} {q.replace('p999', 'p99.9')}")
+    floor = r.floor_two_hop
+    if floor is not None:
+        ax.axhline(floor.p99, color="grey", linestyle="-.", label="two-hop floor p99")
+    ax.set_yscale("log")
+    ax.set_xlabel("background fixes/s")
+    ax.set_ylabel("latency (ms, log)")
+    ax.set_title("Alarm latency against background load")
+    ax.set_xticks(xs)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

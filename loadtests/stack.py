@@ -1,0 +1,244 @@
+"""The system under test, on the real services: a benchmark database (migrated), a Redis key
+prefix and a topic root of its own, the ingest worker and the API as subprocesses of the
+installed `schildwacht` command, configured through the environment only."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+import psycopg
+import redis
+from sqlalchemy import create_engine, func, insert, select, text
+from sqlalchemy.engine import Engine, make_url
+
+from backend.alerts.models import Alert
+from backend.cases.models import Case
+from backend.db.migrate import upgrade
+from backend.db.models import Base
+from backend.devices.models import Device, Ping
+from loadtests.broker import free_port
+from loadtests.errors import ServiceUnavailable
+
+BENCH_DB_URL = os.environ.get(
+    "SCHILDWACHT_BENCH_DATABASE_URL",
+    "postgresql+psycopg://postgres@127.0.0.1:5432/schildwacht_bench",
+)
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BENCH_REDIS_URL = os.environ.get("SCHILDWACHT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
+def schildwacht_command() -> list[str]:
+    """The installed console script next to this interpreter (`.venv/bin/schildwacht`)."""
+    script = Path(sys.executable).with_name("schildwacht")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "backend.cli"]
+
+
+def ensure_database(url: str = BENCH_DB_URL) -> None:
+    """Create the database with PostGIS if it is missing, then migrate it to every head."""
+    u = make_url(url)
+    admin = (f"host={u.host or '127.0.0.1'} port={u.port or 5432} "
+             f"user={u.username or 'postgres'} dbname=postgres")
+    if u.password:
+        admin += f" password={u.password}"
+    try:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                                  (u.database,)).fetchone()
+            if not exists:
+                conn.execute(f'CREATE DATABASE "{u.database}"')
+    except psycopg.OperationalError as exc:
+        raise ServiceUnavailable(f"PostgreSQL at {u.host}:{u.port}: {exc}") from exc
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
+    engine.dispose()
+    upgrade(url)
+
+
+def truncate(engine: Engine) -> None:
+    names = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} CASCADE"))
+
+
+def register(engine: Engine, device_ids: Iterable[str], role: str,
+             home_unit: str = "RE07") -> dict[str, uuid.UUID]:
+    """One case per device, inserted in bulk; returns each device's case id."""
+    cases, devices = [], []
+    for device_id in device_ids:
+        case_id = uuid.uuid4()
+        cases.append({"id": case_id, "reference": f"B-{device_id}", "home_police_unit": home_unit,
+                      "custody_status": "none", "exercise": False})
+        devices.append({"id": device_id, "case_id": case_id, "role": role, "active": True,
+                        "report_interval_s": 30})
+    with engine.begin() as conn:
+        for i in range(0, len(cases), 5_000):
+            conn.execute(insert(Case), cases[i:i + 5_000])
+            conn.execute(insert(Device), devices[i:i + 5_000])
+    return {d["id"]: d["case_id"] for d in devices}
+
+
+def alert_counts(engine: Engine, message_prefix: str) -> tuple[int, int]:
+    """(alert rows, distinct alarm message ids) for alarms whose id starts with the prefix."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(func.count(), func.count(func.distinct(Alert.message_id)))
+            .where(Alert.message_id.like(f"{message_prefix}%"))
+        ).one()
+    return int(row[0]), int(row[1])
+
+
+def ping_count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(Ping)).scalar_one())
+
+
+@dataclass
+class Stack:
+    """Ingest worker and API subprocesses on one broker port, database and Redis prefix."""
+
+    broker_port: int
+    db_url: str = BENCH_DB_URL
+    redis_url: str = BENCH_REDIS_URL
+    api: bool = True
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    admin_token: str = field(default_factory=lambda: "bench-" + secrets.token_urlsafe(24))
+    api_port: int = field(default_factory=free_port)
+    log_level: str = "INFO"
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    engine: Engine | None = None
+    _logdir: tempfile.TemporaryDirectory[str] | None = None
+
+    @property
+    def topic_root(self) -> str:
+        return f"bench/{self.run_id}/v1"
+
+    @property
+    def redis_prefix(self) -> str:
+        return f"swbench{self.run_id}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        # The repository first on the path: the subprocess imports this checkout's packages
+        # whatever state the editable install is in.
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
+        )
+        env.update({
+            "SCHILDWACHT_DATABASE__URL": self.db_url,
+            "SCHILDWACHT_BROKER__HOST": "127.0.0.1",
+            "SCHILDWACHT_BROKER__PORT": str(self.broker_port),
+            "SCHILDWACHT_BROKER__EMBEDDED": "false",
+            "SCHILDWACHT_REDIS__URL": self.redis_url,
+            "SCHILDWACHT_REDIS__KEY_PREFIX": self.redis_prefix,
+            "SCHILDWACHT_PROTOCOL__TOPIC_ROOT": self.topic_root,
+            "SCHILDWACHT_API__HOST": "127.0.0.1",
+            "SCHILDWACHT_API__PORT": str(self.api_port),
+            "SCHILDWACHT_API__ADMIN_TOKEN": self.admin_token,
+        })
+        return env
+
+    def start(self, *, fresh_db: bool = True) -> Stack:
+        ensure_database(self.db_url)
+        self.engine = create_engine(self.db_url, pool_size=2)
+        if fresh_db:
+            truncate(self.engine)
+        self._logdir = tempfile.TemporaryDirectory(prefix="sw-bench-logs-")
+        self.start_ingest()
+        if self.api:
+            self._spawn("api", ["api"])
+            self._wait_http(f"{self.api_url}/health")
+        return self
+
+    def start_ingest(self) -> None:
+        self._spawn("ingest", ["ingest", "--client-id", f"bench-ingest-{self.run_id}"])
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        assert self._logdir is not None
+        log = open(Path(self._logdir.name) / f"{name}.log", "ab")  # noqa: SIM115
+        self.procs[name] = subprocess.Popen(
+            [*schildwacht_command(), "--log-level", self.log_level, *args],
+            env=self.env(), stdout=log, stderr=subprocess.STDOUT,
+        )
+
+    def pid(self, name: str) -> int:
+        return self.procs[name].pid
+
+    def log_tail(self, name: str, lines: int = 30) -> str:
+        if self._logdir is None:
+            return ""
+        path = Path(self._logdir.name) / f"{name}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+    def _wait_http(self, url: str, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    raise ServiceUnavailable(f"{name} exited:\n{self.log_tail(name)}")
+            try:
+                if httpx.get(url, timeout=1.0).status_code < 500:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise ServiceUnavailable(f"{url} did not answer within {timeout_s:.0f} s")
+
+    def check_alive(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise ServiceUnavailable(f"{name} exited with {proc.returncode}:\n"
+                                         f"{self.log_tail(name)}")
+
+    def stop_process(self, name: str) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+    def stop(self) -> None:
+        for name in list(self.procs):
+            self.stop_process(name)
+        try:
+            r = redis.Redis.from_url(self.redis_url, socket_timeout=2)
+            for key in r.scan_iter(f"{self.redis_prefix}:*", count=1_000):
+                r.delete(key)
+            r.close()
+        except redis.RedisError:
+            pass
+        if self.engine is not None:
+            self.engine.dispose()
+        if self._logdir is not None:
+            self._logdir.cleanup()
+            self._logdir = None
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
