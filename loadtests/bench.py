@@ -36,9 +36,18 @@ from loadtests.alarm_path import Probe, run_alarms
 from loadtests.broker import OwnMosquitto
 from loadtests.errors import ServiceUnavailable
 from loadtests.fleet import Fleet
-from loadtests.report import AlarmLevel, Results, machine, plot, print_tables, write_csv, write_markdown, markdown
+from loadtests.report import (
+    AlarmLevel,
+    Results,
+    machine,
+    markdown,
+    plot,
+    print_tables,
+    write_csv,
+    write_markdown,
+)
 from loadtests.seeding import seed, webhooks_supported
-from loadtests.stack import REPO_ROOT, Stack, alert_counts, ping_count
+from loadtests.stack import BENCH_DB_URL, REPO_ROOT, Stack, alert_counts, ping_count
 from loadtests.throughput import ramp
 from loadtests.webhook import WebhookReceiver
 
@@ -59,6 +68,7 @@ class Config:
     ramp_step_s: float = 5.0
     memory_devices: int = 100_000
     memory_measures: int = 100_000
+    db_url: str = BENCH_DB_URL
     write_docs: bool = True
     docs_dir: Path = field(default_factory=lambda: REPO_ROOT / "docs")
     command: str = "make bench   (= .venv/bin/python -m loadtests.bench)"
@@ -191,7 +201,7 @@ def run(cfg: Config) -> Results:
         console.log(f"own Mosquitto on port {broker.port} (set_tcp_nodelay true)")
         if cfg.floor_rates:
             _floor(results, cfg, broker.port)
-        with Stack(broker.port) as stack:
+        with Stack(broker.port, db_url=cfg.db_url) as stack:
             seeded = seed(stack.engine, victims=cfg.victims, measures=cfg.measures)
             results.measures = seeded.measures
             if seeded.measures:
