@@ -16,7 +16,11 @@ from backend.alerts import service as alerts_service
 from backend.alerts.errors import AlertNotFound
 from backend.police import signing
 from backend.subscriptions import service, status
-from backend.subscriptions.errors import DeliveryNotFound, NothingToReplay, SubscriptionNotFound
+from backend.subscriptions.errors import (
+    DeliveryNotFound,
+    NothingToReplay,
+    SubscriptionNotFound,
+)
 from backend.subscriptions.hook import WAKE_KEY
 from backend.subscriptions.models import Delivery, Subscription
 from backend.subscriptions.schemas import SubscriptionCreate, SubscriptionUpdate

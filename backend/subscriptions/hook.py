@@ -90,20 +90,21 @@ class DeliveryHook:
         renderer = Renderer(document, self._profile, self._source)
         rows = []
         for sub in subs:
-            body = renderer.render(sub.format)
-            failed = isinstance(body, PoliceError)
-            if failed:
-                log.error("alert %s seq %s: %s body not renderable: %s",
-                          alert.id, alert.sequence, sub.format, type(body).__name__)
-            rows.append({
+            rendered = renderer.render(sub.format)
+            row: dict[str, Any] = {
                 "id": uuid.uuid4(), "subscription_id": sub.id, "alert_id": alert.id,
                 "sequence": alert.sequence, "priority": alert.priority, "format": sub.format,
-                "body": b"" if failed else body, "state": "rejected" if failed else "pending",
                 "attempts": 0, "created_at": now, "window_start": now,
-                "next_attempt_at": None if failed else now,
-                "last_error": f"{status.POLICE_NOT_REACHED} (not renderable: {body})"
-                if failed else None,
-            })
+            }
+            if isinstance(rendered, PoliceError):
+                log.error("alert %s seq %s: %s body not renderable: %s",
+                          alert.id, alert.sequence, sub.format, type(rendered).__name__)
+                row.update(body=b"", state="rejected", next_attempt_at=None,
+                           last_error=f"{status.POLICE_NOT_REACHED} (not renderable: "
+                                      f"{type(rendered).__name__})")
+            else:
+                row.update(body=rendered, state="pending", next_attempt_at=now, last_error=None)
+            rows.append(row)
         service.add_deliveries(session, rows)
         value = status.aggregate(
             service.delivery_states(session, alert.id), alert.priority, self._urgent

@@ -158,4 +158,4 @@ def set_police_delivery(session: Session, alert_id: uuid.UUID, value: str | None
                if value is not None else Alert.police_delivery.is_not(None))
         .values(police_delivery=value)
     )
-    return result.rowcount == 1
+    return result.rowcount == 1  # type: ignore[attr-defined]

@@ -67,7 +67,7 @@ def deactivate_subscription(
     subscription_id: uuid.UUID, s: Session = Depends(session), _: Principal = Depends(ADMIN)
 ):
     """Deactivate (deliveries and their log are kept)."""
-    sub = flows.update_subscription(s, subscription_id, SubscriptionUpdate(active=False))
+    sub = flows.update_subscription(s, subscription_id, SubscriptionUpdate.model_validate({"active": False}))
     s.commit()
     return SubscriptionOut.model_validate(sub)
 

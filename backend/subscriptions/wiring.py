@@ -37,7 +37,9 @@ def timeouts(settings: PoliceSettings) -> Timeouts:
 
 
 def _documents(s: Session, alerts: list[Any]) -> list[dict[str, Any]]:
-    from backend.alerts.views import documents  # the console's document, with case context
+    from backend.alerts.views import (
+        documents,  # the console's document, with case context
+    )
 
     return documents(s, alerts)
 

@@ -23,7 +23,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -63,7 +63,7 @@ class Job:
 
 @dataclass(frozen=True, slots=True)
 class WorkerConfig:
-    policy: RetryPolicy = RetryPolicy()
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
     poll_interval_s: float = 1.0
     batch_size: int = 50
     concurrency: int = 8
@@ -128,7 +128,7 @@ class DeliveryWorker:
             self._wake.clear()
             try:
                 self.run_once()
-            except Exception:  # noqa: BLE001 - the loop must survive a database hiccup
+            except Exception:
                 log.exception("webhook delivery round failed")
             self._wake.wait(self._sleep_s())
 
@@ -161,7 +161,7 @@ class DeliveryWorker:
         for job, result in zip(jobs, results, strict=True):
             try:
                 self._record(job, result)
-            except Exception:  # noqa: BLE001 - the claim lease makes the row due again
+            except Exception:
                 log.exception("recording webhook attempt failed delivery=%s", job.delivery_id)
         return len(jobs)
 

@@ -47,10 +47,12 @@ def test_every_message_reaches_each_subscription_once_despite_503s(webhooks, rec
     assert steady.refused == 0 and steady.requests == 3
     assert flaky.duplicates == steady.duplicates == 0
 
-    doc = wait_until(lambda: (d := api.get(f"/api/v1/alerts/{alert_id}").json())
-                     ["police_delivery"] == "delivered" and d)
-    deliveries = api.get("/api/v1/deliveries", params={"alert_id": alert_id}).json()
-    assert len(deliveries) == 6 and {d["state"] for d in deliveries} == {"delivered"}
+    deliveries = wait_until(
+        lambda: (ds := api.get("/api/v1/deliveries", params={"alert_id": alert_id}).json())
+        and {d["state"] for d in ds} == {"delivered"} and ds)
+    assert len(deliveries) == 6
+    doc = api.get(f"/api/v1/alerts/{alert_id}").json()
+    assert doc["police_delivery"] == "delivered"
     assert sum(d["attempts"] for d in deliveries) == 8
     assert {d["webhook_id"] for d in deliveries} == set(flaky.received) | set(steady.received)
     retried = [d for d in deliveries if d["attempts"] > 1]
