@@ -3,10 +3,10 @@
 Revision ID: 0002_police
 Revises: 0001
 """
-from alembic import op
 import sqlalchemy as sa
-import backend.db.types
+from alembic import op
 
+import backend.db.types
 
 revision = '0002_police'
 down_revision = '0001'
