@@ -180,10 +180,13 @@ class SupervisionLoop:
             fix = state.get_last_fix(device.id)
             healths.append(DeviceHealth(
                 device_id=device.id, case_id=str(device.case_id),
-                last_seen=_latest(_ts(state.last_seen(device.id)), device.last_status_at),
+                # A device never heard or never fixed is measured from its registration, so a
+                # new device gets the same grace as one that just reported.
+                last_seen=_latest(_ts(state.last_seen(device.id)), device.last_status_at)
+                or device.created_at,
                 online=device.online, battery_pct=device.battery,
                 charging=bool(device.charging), tamper=bool(device.tamper),
-                last_fix_at=_ts(fix.tst) if fix else None,
+                last_fix_at=_ts(fix.tst) if fix else device.created_at,
                 battery_low_open=device.id in battery_open, desk_code=desk,
             ))
         return healths, pursuit_cases
