@@ -3,19 +3,38 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter, Depends, Response
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.api.deps import require, runtime, session
+from backend.auth.scoping import case_filter, may_see_case
 from backend.auth.tokens import Principal
 from backend.cases import service
+from backend.cases.errors import CaseNotFound
 from backend.cases.flows import CaseFlow
-from backend.cases.schemas import CaseCreate, CaseOut, CaseUpdate, ContactIn, ContactOut, ContactUpdate
+from backend.cases.models import Case
+from backend.cases.schemas import (
+    CaseCreate,
+    CaseOut,
+    CaseUpdate,
+    ContactIn,
+    ContactOut,
+    ContactUpdate,
+)
 from backend.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 
 WRITERS = ("case_director",)
 READERS = ("case_director", "dispatcher")
+
+
+def scoped_case(s: Session, p: Principal, case_id: uuid.UUID) -> Case:
+    """The case if it is in the principal's scope (else 404: no existence oracle)."""
+    case = service.get(s, case_id)
+    if not may_see_case(s, p, case):
+        raise CaseNotFound(f"case {case_id} not found")
+    return case
 
 
 def case_flow(rt: Runtime = Depends(runtime)) -> CaseFlow:
@@ -32,13 +51,16 @@ def create_case(
 
 
 @router.get("", response_model=list[CaseOut])
-def list_cases(s: Session = Depends(session), _=Depends(require(*READERS))):
-    return [CaseOut.model_validate(c) for c in service.list_all(s)]
+def list_cases(s: Session = Depends(session), p: Principal = Depends(require(*READERS))):
+    cases = s.scalars(select(Case).where(case_filter(p)).order_by(Case.created_at.desc())
+                      .limit(500))
+    return [CaseOut.model_validate(c) for c in cases]
 
 
 @router.get("/{case_id}", response_model=CaseOut)
-def get_case(case_id: uuid.UUID, s: Session = Depends(session), _=Depends(require(*READERS))):
-    return CaseOut.model_validate(service.get(s, case_id))
+def get_case(case_id: uuid.UUID, s: Session = Depends(session),
+             p: Principal = Depends(require(*READERS))):
+    return CaseOut.model_validate(scoped_case(s, p, case_id))
 
 
 @router.patch("/{case_id}", response_model=CaseOut)
@@ -67,8 +89,9 @@ def delete_case(
 
 
 @router.get("/{case_id}/contacts", response_model=list[ContactOut])
-def list_contacts(case_id: uuid.UUID, s: Session = Depends(session), _=Depends(require(*READERS))):
-    return [ContactOut.model_validate(c) for c in service.get(s, case_id).contacts]
+def list_contacts(case_id: uuid.UUID, s: Session = Depends(session),
+                  p: Principal = Depends(require(*READERS))):
+    return [ContactOut.model_validate(c) for c in scoped_case(s, p, case_id).contacts]
 
 
 @router.post("/{case_id}/contacts", status_code=201, response_model=ContactOut)
@@ -85,8 +108,9 @@ def add_contact(
 @router.get("/{case_id}/contacts/{contact_id}", response_model=ContactOut)
 def get_contact(
     case_id: uuid.UUID, contact_id: uuid.UUID, s: Session = Depends(session),
-    _=Depends(require(*READERS)),
+    p: Principal = Depends(require(*READERS)),
 ) -> ContactOut:
+    scoped_case(s, p, case_id)
     return ContactOut.model_validate(service.get_contact(s, case_id, contact_id))
 
 
