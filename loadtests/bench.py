@@ -47,7 +47,7 @@ from loadtests.report import (
     write_markdown,
 )
 from loadtests.seeding import seed, webhooks_supported
-from loadtests.stack import BENCH_DB_URL, REPO_ROOT, Stack, alert_counts, ping_count
+from loadtests.stack import BENCH_DB_URL, BENCH_REDIS_URL, REPO_ROOT, Stack, alert_counts, ping_count
 from loadtests.throughput import ramp
 from loadtests.webhook import WebhookReceiver
 
@@ -69,6 +69,7 @@ class Config:
     memory_devices: int = 100_000
     memory_measures: int = 100_000
     db_url: str = BENCH_DB_URL
+    redis_url: str = BENCH_REDIS_URL
     write_docs: bool = True
     docs_dir: Path = field(default_factory=lambda: REPO_ROOT / "docs")
     command: str = "make bench   (= .venv/bin/python -m loadtests.bench)"
@@ -201,7 +202,7 @@ def run(cfg: Config) -> Results:
         console.log(f"own Mosquitto on port {broker.port} (set_tcp_nodelay true)")
         if cfg.floor_rates:
             _floor(results, cfg, broker.port)
-        with Stack(broker.port, db_url=cfg.db_url) as stack:
+        with Stack(broker.port, db_url=cfg.db_url, redis_url=cfg.redis_url) as stack:
             seeded = seed(stack.engine, victims=cfg.victims, measures=cfg.measures)
             results.measures = seeded.measures
             if seeded.measures:

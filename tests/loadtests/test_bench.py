@@ -1,0 +1,29 @@
+"""A mini benchmark run on the real services (tiny counts, no timing assertions): the pipeline
+produces exactly one alert per alarm, idle and under a small background fleet, and every alarm
+reaches the police feed and the console."""
+
+from __future__ import annotations
+
+import pytest
+
+from loadtests.bench import Config, run
+
+
+@pytest.mark.services
+@pytest.mark.timeout(300)
+def test_mini_bench_one_alert_per_alarm(loadtest_db_url, redis_url):
+    cfg = Config(floor_rates=(100,), floor_seconds=0.5, ceiling_messages=0, victims=5,
+                 measures=20, levels=(0, 200), alarms=12, alarm_rate=6.0, ramp_rates=(),
+                 memory_devices=0, db_url=loadtest_db_url, redis_url=redis_url,
+                 write_docs=False)
+
+    results = run(cfg)
+
+    assert results.one_hop[100].n == 50 and results.two_hop[100].n == 50
+    assert [a.background for a in results.alarm] == [0, 200]
+    for level in results.alarm:
+        assert level.run.sent == 12
+        assert (level.db_alerts, level.db_distinct) == (12, 12)  # none lost, none duplicated
+        assert level.run.police_missing == 0
+        assert level.run.console_missing == 0
+        assert level.run.police.n == 12
