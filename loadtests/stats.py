@@ -12,7 +12,7 @@ def percentile(samples: Sequence[float], q: float) -> float:
     if not samples:
         return math.nan
     ordered = sorted(samples)
-    rank = max(1, math.ceil(q / 100.0 * len(ordered)))
+    rank = max(1, math.ceil(round(q / 100.0 * len(ordered), 9)))
     return ordered[min(rank, len(ordered)) - 1]
 
 

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from loadtests.alarm_path import AlarmRun
+from loadtests.report import BEGIN, END, AlarmLevel, Results, verdicts, write_markdown
+from loadtests.stats import Latency
+from loadtests.throughput import Step
+
+
+def _results() -> Results:
+    r = Results(command="make bench", machine={"nproc": "2"})
+    r.two_hop[1_000] = Latency.of([1.0] * 99 + [2.0])
+    run = AlarmRun(sent=10, police=Latency.of([3.0] * 10), ack=Latency.of([3.0] * 10),
+                   console=Latency.of([9.0] * 10), webhook=None, police_missing=0,
+                   police_duplicates=0, console_missing=0, webhook_missing=None)
+    r.alarm = [AlarmLevel(1_000, 1_000.0, run, db_alerts=10, db_distinct=9)]
+    r.ramp = [Step(5_000, 5_000, 5_000, 0, True), Step(6_500, 6_500, 5_100, 9_000, False)]
+    return r
+
+
+def test_verdicts_against_the_floor_and_the_integrity_count():
+    by_target = {v.target: v for v in verdicts(_results())}
+    floor_target = by_target["alarm->police p99 @1k fixes/s <= 3x two-hop floor p99"]
+    assert floor_target.limit == 3.0 and floor_target.passed  # 3.0 <= 3 x 1.0
+    assert by_target["one worker sustains >= 5,000 fixes/s"].passed
+    assert not by_target["alarms lost or duplicated (database)"].passed  # 1 lost
+    assert "alarm->webhook p99 < 20 ms" not in by_target  # no webhook feature: no verdict
+
+
+def test_generated_section_replaced_and_prose_kept(tmp_path):
+    path = tmp_path / "benchmarks.md"
+    path.write_text(f"# Benchmarks\n\nIntro.\n\n{BEGIN}\nold\n{END}\n\n## Findings\nkept\n")
+    write_markdown(path, f"{BEGIN}\nnew\n{END}")
+    text = path.read_text()
+    assert "old" not in text and "new" in text
+    assert text.startswith("# Benchmarks\n\nIntro.") and text.endswith("## Findings\nkept\n")

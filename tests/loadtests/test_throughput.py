@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from loadtests.throughput import judge
+
+
+def test_step_sustained_when_everything_is_stored():
+    step = judge(2_000, sent=10_000, step_s=5.0, stored=10_000, grace_s=1.0)
+    assert step.sustained and step.backlog == 0
+    assert step.offered == 2_000
+
+
+def test_step_not_sustained_when_a_backlog_remains():
+    step = judge(8_000, sent=40_000, step_s=5.0, stored=30_000, grace_s=1.0)
+    assert not step.sustained and step.backlog == 10_000
+
+
+def test_step_not_sustained_when_the_generator_falls_short():
+    step = judge(10_000, sent=30_000, step_s=5.0, stored=30_000, grace_s=1.0)
+    assert step.offered == 6_000 and not step.sustained
