@@ -53,12 +53,24 @@ def _iso(at: datetime) -> str:
 
 
 def entry_hash(
-    prev_hash: str, *, case_id: str, seq: int, at: datetime, kind: str, actor: str,
-    alert_id: str | None, data: dict[str, Any],
+    prev_hash: str,
+    *,
+    case_id: str,
+    seq: int,
+    at: datetime,
+    kind: str,
+    actor: str,
+    alert_id: str | None,
+    data: dict[str, Any],
 ) -> str:
     body = {
-        "case_id": case_id, "seq": seq, "at": _iso(at), "kind": kind, "actor": actor,
-        "alert_id": alert_id, "data": data,
+        "case_id": case_id,
+        "seq": seq,
+        "at": _iso(at),
+        "kind": kind,
+        "actor": actor,
+        "alert_id": alert_id,
+        "data": data,
     }
     return hashlib.sha256(prev_hash.encode() + canonical_json(body)).hexdigest()
 
@@ -75,11 +87,19 @@ def verify_chain(entries: Iterable[ChainEntry]) -> Verification:
         if entry.prev_hash != prev:
             return Verification(False, count, entry.seq, "prev_hash does not match")
         actual = entry_hash(
-            prev, case_id=entry.case_id, seq=entry.seq, at=entry.at, kind=entry.kind,
-            actor=entry.actor, alert_id=entry.alert_id, data=entry.data,
+            prev,
+            case_id=entry.case_id,
+            seq=entry.seq,
+            at=entry.at,
+            kind=entry.kind,
+            actor=entry.actor,
+            alert_id=entry.alert_id,
+            data=entry.data,
         )
         if actual != entry.hash:
-            return Verification(False, count, entry.seq, "content does not match its hash")
+            return Verification(
+                False, count, entry.seq, "content does not match its hash"
+            )
         prev = entry.hash
         expected_seq += 1
     return Verification(True, count)

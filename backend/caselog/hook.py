@@ -15,11 +15,16 @@ from backend.caselog import service
 def alert_summary(alert: Alert, document: dict[str, Any]) -> dict[str, Any]:
     """What the log keeps of an alert: no coordinates, only where it was routed."""
     return {
-        "type": alert.type, "priority": alert.priority, "state": alert.state,
-        "sequence": alert.sequence, "device_id": alert.device_id,
-        "police_unit": alert.police_unit, "exercise": alert.exercise,
+        "type": alert.type,
+        "priority": alert.priority,
+        "state": alert.state,
+        "sequence": alert.sequence,
+        "device_id": alert.device_id,
+        "police_unit": alert.police_unit,
+        "exercise": alert.exercise,
         "recipients": [
-            {"kind": r.get("kind"), "code": r.get("code")} for r in (alert.recipients or [])
+            {"kind": r.get("kind"), "code": r.get("code")}
+            for r in (alert.recipients or [])
         ],
     }
 
@@ -31,13 +36,21 @@ class CaseLogHook:
         if alert.case_id is None:
             return
         kind = "alert" if alert.sequence == 1 else "transition"
-        actor = session.scalar(
-            select(AlertEvent.actor)
-            .where(AlertEvent.alert_id == alert.id)
-            .order_by(AlertEvent.id.desc())
-            .limit(1)
-        ) or "system"
+        actor = (
+            session.scalar(
+                select(AlertEvent.actor)
+                .where(AlertEvent.alert_id == alert.id)
+                .order_by(AlertEvent.id.desc())
+                .limit(1)
+            )
+            or "system"
+        )
         service.append(
-            session, alert.case_id, kind, actor, alert_summary(alert, document),
-            alert_id=alert.id, at=alert.updated_at,
+            session,
+            alert.case_id,
+            kind,
+            actor,
+            alert_summary(alert, document),
+            alert_id=alert.id,
+            at=alert.updated_at,
         )

@@ -11,14 +11,27 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.caselog.chain import GENESIS, ChainEntry, Verification, entry_hash, normalise, verify_chain
+from backend.caselog.chain import (
+    GENESIS,
+    ChainEntry,
+    Verification,
+    entry_hash,
+    normalise,
+    verify_chain,
+)
 from backend.caselog.models import CaseLogEntry
 from backend.cases.models import Case
 
 
 def append(
-    session: Session, case_id: uuid.UUID, kind: str, actor: str, data: dict[str, Any],
-    *, alert_id: uuid.UUID | None = None, at: datetime | None = None,
+    session: Session,
+    case_id: uuid.UUID,
+    kind: str,
+    actor: str,
+    data: dict[str, Any],
+    *,
+    alert_id: uuid.UUID | None = None,
+    at: datetime | None = None,
 ) -> CaseLogEntry:
     at = (at or datetime.now(UTC)).astimezone(UTC)
     if session.get_bind().dialect.name == "postgresql":
@@ -32,11 +45,23 @@ def append(
     seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
     data = normalise(data)
     entry = CaseLogEntry(
-        case_id=case_id, seq=seq, at=at, kind=kind, actor=actor, alert_id=alert_id, data=data,
+        case_id=case_id,
+        seq=seq,
+        at=at,
+        kind=kind,
+        actor=actor,
+        alert_id=alert_id,
+        data=data,
         prev_hash=prev,
         hash=entry_hash(
-            prev, case_id=str(case_id), seq=seq, at=at, kind=kind, actor=actor,
-            alert_id=str(alert_id) if alert_id else None, data=data,
+            prev,
+            case_id=str(case_id),
+            seq=seq,
+            at=at,
+            kind=kind,
+            actor=actor,
+            alert_id=str(alert_id) if alert_id else None,
+            data=data,
         ),
     )
     session.add(entry)
@@ -44,7 +69,9 @@ def append(
     return entry
 
 
-def entries(session: Session, case_id: uuid.UUID, kinds: set[str] | None = None) -> list[CaseLogEntry]:
+def entries(
+    session: Session, case_id: uuid.UUID, kinds: set[str] | None = None
+) -> list[CaseLogEntry]:
     query = select(CaseLogEntry).where(CaseLogEntry.case_id == case_id)
     if kinds is not None:
         query = query.where(CaseLogEntry.kind.in_(sorted(kinds)))
@@ -54,9 +81,15 @@ def entries(session: Session, case_id: uuid.UUID, kinds: set[str] | None = None)
 def verify(session: Session, case_id: uuid.UUID) -> Verification:
     return verify_chain(
         ChainEntry(
-            case_id=str(e.case_id), seq=e.seq, at=e.at, kind=e.kind, actor=e.actor,
-            alert_id=str(e.alert_id) if e.alert_id else None, data=e.data,
-            prev_hash=e.prev_hash, hash=e.hash,
+            case_id=str(e.case_id),
+            seq=e.seq,
+            at=e.at,
+            kind=e.kind,
+            actor=e.actor,
+            alert_id=str(e.alert_id) if e.alert_id else None,
+            data=e.data,
+            prev_hash=e.prev_hash,
+            hash=e.hash,
         )
         for e in entries(session, case_id)
     )

@@ -22,8 +22,9 @@ ROLE_KINDS: dict[str, frozenset[str] | None] = {
     "admin": None,
     "case_director": None,
     "dispatcher": None,
-    "police": frozenset({"alert", "transition", "escalation", "delivery", "custody_release",
-                         "measure"}),
+    "police": frozenset(
+        {"alert", "transition", "escalation", "delivery", "custody_release", "measure"}
+    ),
 }
 READERS = tuple(r for r in ROLE_KINDS if r != "admin")
 
@@ -34,23 +35,36 @@ class NoteIn(BaseModel):
 
 
 def _entry(e: Any) -> dict[str, Any]:
-    return {"seq": e.seq, "at": e.at.isoformat(), "kind": e.kind, "actor": e.actor,
-            "alert_id": str(e.alert_id) if e.alert_id else None, "data": e.data,
-            "prev_hash": e.prev_hash, "hash": e.hash}
+    return {
+        "seq": e.seq,
+        "at": e.at.isoformat(),
+        "kind": e.kind,
+        "actor": e.actor,
+        "alert_id": str(e.alert_id) if e.alert_id else None,
+        "data": e.data,
+        "prev_hash": e.prev_hash,
+        "hash": e.hash,
+    }
 
 
 @router.get("/{case_id}/log")
 def read_log(
-    case_id: uuid.UUID, s: Session = Depends(session), p: Principal = Depends(require(*READERS)),
+    case_id: uuid.UUID,
+    s: Session = Depends(session),
+    p: Principal = Depends(require(*READERS)),
 ) -> list[dict[str, Any]]:
     cases.get(s, case_id)
     kinds = ROLE_KINDS.get(p.role)
-    return [_entry(e) for e in service.entries(s, case_id, set(kinds) if kinds else None)]
+    return [
+        _entry(e) for e in service.entries(s, case_id, set(kinds) if kinds else None)
+    ]
 
 
 @router.post("/{case_id}/log/notes", status_code=201)
 def add_note(
-    case_id: uuid.UUID, body: NoteIn, s: Session = Depends(session),
+    case_id: uuid.UUID,
+    body: NoteIn,
+    s: Session = Depends(session),
     p: Principal = Depends(require("case_director", "dispatcher")),
 ) -> dict[str, Any]:
     cases.get(s, case_id)
@@ -62,10 +76,16 @@ def add_note(
 
 @router.get("/{case_id}/log/verify")
 def verify_log(
-    case_id: uuid.UUID, s: Session = Depends(session), _: Principal = Depends(require(*READERS)),
+    case_id: uuid.UUID,
+    s: Session = Depends(session),
+    _: Principal = Depends(require(*READERS)),
 ) -> dict[str, Any]:
     """Recompute the chain: `ok`, the number of entries, and the first broken entry."""
     cases.get(s, case_id)
     result = service.verify(s, case_id)
-    return {"ok": result.ok, "entries": result.entries,
-            "first_broken_seq": result.first_broken_seq, "reason": result.reason}
+    return {
+        "ok": result.ok,
+        "entries": result.entries,
+        "first_broken_seq": result.first_broken_seq,
+        "reason": result.reason,
+    }

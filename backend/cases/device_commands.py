@@ -15,7 +15,6 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from device_protocol import ConfigCommand, Topics, WarnCommand, codec
 from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -28,29 +27,51 @@ from backend.cases.models import Case
 from backend.devices.models import Device
 from backend.outbox.dispatcher import OutboxItem
 from backend.routing import Policy, custody_tightening
+from device_protocol import ConfigCommand, Topics, WarnCommand, codec
 
 # Alerts that put the devices of a case in pursuit mode while they are open.
-PURSUIT_TYPES = frozenset({"panic", "fall", "zone_breach", "proximity", "approach", "tamper"})
+PURSUIT_TYPES = frozenset(
+    {"panic", "fall", "zone_breach", "proximity", "approach", "tamper"}
+)
 # Alerts that warn the victim's device, and the reason the protocol gives for each.
-WARN_REASONS = {"zone_breach": "zone", "proximity": "proximity", "approach": "proximity"}
+WARN_REASONS = {
+    "zone_breach": "zone",
+    "proximity": "proximity",
+    "approach": "proximity",
+}
 
 
 def command_rows(
-    session: Session, topics: Topics, commands: list[tuple[str, BaseModel]], at: datetime,
+    session: Session,
+    topics: Topics,
+    commands: list[tuple[str, BaseModel]],
+    at: datetime,
     alert_id: uuid.UUID | None = None,
 ) -> list[OutboxItem]:
     """Write one outbox row per (device id, command); the items to publish after commit."""
     rows = [
-        {"alert_id": alert_id, "channel": "mqtt", "target": topics.cmd(device_id),
-         "payload": codec.encode(command), "qos": 1, "status": "pending", "attempts": 0,
-         "created_at": at}
+        {
+            "alert_id": alert_id,
+            "channel": "mqtt",
+            "target": topics.cmd(device_id),
+            "payload": codec.encode(command),
+            "qos": 1,
+            "status": "pending",
+            "attempts": 0,
+            "created_at": at,
+        }
         for device_id, command in commands
     ]
     ids = alert_service.enqueue(session, rows)
-    return [OutboxItem(i, r["target"], r["payload"], r["qos"]) for i, r in zip(ids, rows, strict=True)]
+    return [
+        OutboxItem(i, topics.cmd(device_id), codec.encode(command), 1)
+        for i, (device_id, command) in zip(ids, commands, strict=True)
+    ]
 
 
-def case_devices(session: Session, case_id: uuid.UUID, role: str | None = None) -> list[Device]:
+def case_devices(
+    session: Session, case_id: uuid.UUID, role: str | None = None
+) -> list[Device]:
     query = select(Device).where(Device.case_id == case_id, Device.active.is_(True))
     if role:
         query = query.where(Device.role == role)
@@ -58,12 +79,18 @@ def case_devices(session: Session, case_id: uuid.UUID, role: str | None = None) 
 
 
 def open_pursuit_alerts(session: Session, case_id: uuid.UUID) -> int:
-    return session.scalar(
-        select(func.count()).select_from(Alert).where(
-            Alert.case_id == case_id, Alert.state.in_(sorted(OPEN_STATES)),
-            Alert.type.in_(sorted(PURSUIT_TYPES)),
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Alert)
+            .where(
+                Alert.case_id == case_id,
+                Alert.state.in_(sorted(OPEN_STATES)),
+                Alert.type.in_(sorted(PURSUIT_TYPES)),
+            )
         )
-    ) or 0
+        or 0
+    )
 
 
 def in_pursuit(session: Session, case_id: uuid.UUID | None) -> bool:
@@ -76,13 +103,17 @@ def normal_interval(device: Device, case: Case, facts_interval: int | None) -> i
     return min(interval, facts_interval) if facts_interval else interval
 
 
-def tightened_interval(session: Session, case: Case, policy: Policy, now: datetime) -> int | None:
+def tightened_interval(
+    session: Session, case: Case, policy: Policy, now: datetime
+) -> int | None:
     tightening = custody_tightening(case_facts(session, case), policy, now)
     return tightening.report_interval_s if tightening else None
 
 
 class DeviceCommandHook:
-    def __init__(self, topics: Topics, policy: Policy, pursuit_interval_s: int = 15) -> None:
+    def __init__(
+        self, topics: Topics, policy: Policy, pursuit_interval_s: int = 15
+    ) -> None:
         self._topics = topics
         self._policy = policy
         self._pursuit = pursuit_interval_s
@@ -114,13 +145,24 @@ class DeviceCommandHook:
             assert case is not None
             tightened = tightened_interval(session, case, self._policy, at)
             commands += [
-                (d.id, ConfigCommand(report_interval_s=normal_interval(d, case, tightened)))
+                (
+                    d.id,
+                    ConfigCommand(
+                        report_interval_s=normal_interval(d, case, tightened)
+                    ),
+                )
                 for d in case_devices(session, alert.case_id)
             ]
         if commands:
-            effects.outbox += command_rows(session, self._topics, commands, at, alert.id)
+            effects.outbox += command_rows(
+                session, self._topics, commands, at, alert.id
+            )
         if mode:
             effects.events.append(
-                {"event": "case.pursuit", "case_id": str(alert.case_id), "mode": mode,
-                 "alert_id": str(alert.id)}
+                {
+                    "event": "case.pursuit",
+                    "case_id": str(alert.case_id),
+                    "mode": mode,
+                    "alert_id": str(alert.id),
+                }
             )

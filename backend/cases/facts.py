@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import get_args
+from typing import cast, get_args
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,16 +16,27 @@ from backend.routing.facts import RiskLevel
 def case_facts(session: Session, case: Case) -> CaseFacts:
     victims = tuple(
         session.scalars(
-            select(Device.id).where(
-                Device.case_id == case.id, Device.role == "victim", Device.active.is_(True)
-            ).order_by(Device.id)
+            select(Device.id)
+            .where(
+                Device.case_id == case.id,
+                Device.role == "victim",
+                Device.active.is_(True),
+            )
+            .order_by(Device.id)
         )
     )
-    state = case.custody_status if case.custody_status in ("in_custody", "released") else "none"
+    state = (
+        case.custody_status
+        if case.custody_status in ("in_custody", "released")
+        else "none"
+    )
     released_at = case.released_at if state == "released" else None
     if state == "released" and released_at is None:
         state = "none"
-    risk: RiskLevel = case.risk_level if case.risk_level in get_args(RiskLevel) else "medium"  # type: ignore[assignment]
+    risk = cast(
+        RiskLevel,
+        case.risk_level if case.risk_level in get_args(RiskLevel) else "medium",
+    )
     return CaseFacts(
         case_id=str(case.id),
         home_police_unit=case.home_police_unit,

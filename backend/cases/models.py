@@ -3,7 +3,15 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from backend.db.base import Base, utcnow
@@ -36,16 +44,21 @@ class Case(Base):
     safety_plan: Mapped[str | None] = mapped_column(Text)
     exercise: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, onupdate=utcnow
+    )
     contacts: Mapped[list[CaseContact]] = relationship(
-        lazy="selectin", order_by="CaseContact.organisation", cascade="all, delete-orphan",
+        lazy="selectin",
+        order_by="CaseContact.organisation",
+        cascade="all, delete-orphan",
         passive_deletes=True,
     )
 
     __table_args__ = (
         CheckConstraint("risk_level in ('low', 'medium', 'high')", name="risk_level"),
         CheckConstraint(
-            "custody_status in ('none', 'in_custody', 'released')", name="custody_status"
+            "custody_status in ('none', 'in_custody', 'released')",
+            name="custody_status",
         ),
     )
 
@@ -56,13 +69,17 @@ class CaseContact(Base):
     __tablename__ = "case_contacts"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    case_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("cases.id", ondelete="CASCADE"))
+    case_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("cases.id", ondelete="CASCADE")
+    )
     organisation: Mapped[str] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(String(128))
     phone: Mapped[str] = mapped_column(String(32))
     reachability: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, onupdate=utcnow
+    )
 
     __table_args__ = (
         UniqueConstraint("case_id", "organisation"),

@@ -9,7 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 RiskLevel = Literal["low", "medium", "high"]  # SASH risk level
 CustodyStatus = Literal["none", "in_custody", "released"]
 Organisation = Literal["police", "veilig_thuis", "vrouwenopvang", "three_ro", "om"]
-ORGANISATION_ALIASES = {"3ro": "three_ro", "reclassering": "three_ro", "vt": "veilig_thuis"}
+ORGANISATION_ALIASES = {
+    "3ro": "three_ro",
+    "reclassering": "three_ro",
+    "vt": "veilig_thuis",
+}
 
 PSEUDONYM = r"^[A-Za-z0-9_.:-]{3,64}$"
 PERSON_ID = r"^[A-Za-z0-9_.:@-]{2,128}$"
@@ -18,11 +22,15 @@ PHONE = r"^\+?[0-9][0-9 -]{5,30}$"
 
 def _check_custody(status: str | None, released_at: datetime | None) -> None:
     if status == "released" and released_at is None:
-        raise ValueError("custody_status 'released' needs released_at (the release date)")
+        raise ValueError(
+            "custody_status 'released' needs released_at (the release date)"
+        )
     if status not in (None, "released") and released_at is not None:
         raise ValueError("released_at is only allowed with custody_status 'released'")
     if released_at is not None and released_at.tzinfo is None:
-        raise ValueError("released_at needs a timezone (e.g. 2026-12-01T09:00:00+01:00)")
+        raise ValueError(
+            "released_at needs a timezone (e.g. 2026-12-01T09:00:00+01:00)"
+        )
 
 
 class _CaseFields(BaseModel):
@@ -30,17 +38,27 @@ class _CaseFields(BaseModel):
     home_police_unit: str | None = Field(None, pattern=r"^RE\d{2}$")
     home_vr_code: str | None = Field(None, pattern=r"^VR\d{2}$")
     home_vt_desk: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{2,16}$")
-    victim_ref: str | None = Field(None, pattern=PSEUDONYM, description="Pseudonymous victim id")
-    offender_ref: str | None = Field(None, pattern=PSEUDONYM, description="Pseudonymous offender id")
-    process_director: str | None = Field(None, pattern=PERSON_ID, description="Procesregisseur id")
-    case_director: str | None = Field(None, pattern=PERSON_ID, description="Casusregisseur id")
+    victim_ref: str | None = Field(
+        None, pattern=PSEUDONYM, description="Pseudonymous victim id"
+    )
+    offender_ref: str | None = Field(
+        None, pattern=PSEUDONYM, description="Pseudonymous offender id"
+    )
+    process_director: str | None = Field(
+        None, pattern=PERSON_ID, description="Procesregisseur id"
+    )
+    case_director: str | None = Field(
+        None, pattern=PERSON_ID, description="Casusregisseur id"
+    )
     risk_level: RiskLevel | None = Field(None, description="SASH risk level")
     released_at: datetime | None = None
     safety_plan: str | None = Field(None, max_length=10_000)
 
 
 class CaseCreate(_CaseFields):
-    reference: str = Field(pattern=r"^[A-Za-z0-9_-]{3,32}$", description="Pseudonymous case reference")
+    reference: str = Field(
+        pattern=r"^[A-Za-z0-9_-]{3,32}$", description="Pseudonymous case reference"
+    )
     custody_status: CustodyStatus = "none"
     exercise: bool = False
 
@@ -74,12 +92,16 @@ class ContactIn(BaseModel):
     organisation: Organisation
     name: str = Field(min_length=1, max_length=128)
     phone: str = Field(pattern=PHONE)
-    reachability: str | None = Field(None, max_length=128, description="e.g. 'Mon-Fri 08-17'")
+    reachability: str | None = Field(
+        None, max_length=128, description="e.g. 'Mon-Fri 08-17'"
+    )
 
     @field_validator("organisation", mode="before")
     @classmethod
     def _alias(cls, value: Any) -> Any:
-        return ORGANISATION_ALIASES.get(value, value) if isinstance(value, str) else value
+        return (
+            ORGANISATION_ALIASES.get(value, value) if isinstance(value, str) else value
+        )
 
 
 class ContactUpdate(BaseModel):

@@ -23,12 +23,16 @@ def create(session: Session, data: CaseCreate) -> Case:
         session.flush()
     except IntegrityError:
         session.rollback()
-        raise CaseConflict(f"case reference {data.reference} is already in use") from None
+        raise CaseConflict(
+            f"case reference {data.reference} is already in use"
+        ) from None
     return case
 
 
 def get(session: Session, case_id: uuid.UUID, *, for_update: bool = False) -> Case:
-    query = select(Case).where(Case.id == case_id).execution_options(populate_existing=True)
+    query = (
+        select(Case).where(Case.id == case_id).execution_options(populate_existing=True)
+    )
     if for_update and session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update()
     case = session.scalar(query)
@@ -38,10 +42,14 @@ def get(session: Session, case_id: uuid.UUID, *, for_update: bool = False) -> Ca
 
 
 def list_all(session: Session, limit: int = 500) -> list[Case]:
-    return list(session.scalars(select(Case).order_by(Case.created_at.desc()).limit(limit)))
+    return list(
+        session.scalars(select(Case).order_by(Case.created_at.desc()).limit(limit))
+    )
 
 
-def update(session: Session, case: Case, changes: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+def update(
+    session: Session, case: Case, changes: dict[str, Any]
+) -> dict[str, tuple[Any, Any]]:
     """Apply changes; return {field: (old, new)} of what actually changed."""
     changed = {}
     for name, value in changes.items():
@@ -49,7 +57,10 @@ def update(session: Session, case: Case, changes: dict[str, Any]) -> dict[str, t
         if old != value:
             changed[name] = (old, value)
             setattr(case, name, value)
-    if changes.get("custody_status") not in (None, "released") and case.released_at is not None:
+    if (
+        changes.get("custody_status") not in (None, "released")
+        and case.released_at is not None
+    ):
         changed["released_at"] = (case.released_at, None)
         case.released_at = None
     session.flush()
@@ -59,7 +70,8 @@ def update(session: Session, case: Case, changes: dict[str, Any]) -> dict[str, t
 def delete(session: Session, case: Case) -> None:
     in_use = session.scalar(
         select(
-            exists().where(Device.case_id == case.id) | exists().where(Alert.case_id == case.id)
+            exists().where(Device.case_id == case.id)
+            | exists().where(Alert.case_id == case.id)
         )
     )
     if in_use:
@@ -68,7 +80,9 @@ def delete(session: Session, case: Case) -> None:
     session.flush()
 
 
-def get_contact(session: Session, case_id: uuid.UUID, contact_id: uuid.UUID) -> CaseContact:
+def get_contact(
+    session: Session, case_id: uuid.UUID, contact_id: uuid.UUID
+) -> CaseContact:
     contact = session.get(CaseContact, contact_id)
     if contact is None or contact.case_id != case_id:
         raise CaseNotFound(f"contact {contact_id} of case {case_id} not found")
@@ -86,5 +100,7 @@ def add_contact(session: Session, case: Case, data: ContactIn) -> CaseContact:
         session.flush()
     except IntegrityError:
         session.rollback()
-        raise CaseConflict(f"case {case.id} already has a named {data.organisation} contact") from None
+        raise CaseConflict(
+            f"case {case.id} already has a named {data.organisation} contact"
+        ) from None
     return contact

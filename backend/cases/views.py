@@ -38,7 +38,9 @@ def scoped_case(s: Session, p: Principal, case_id: uuid.UUID) -> Case:
 
 
 def case_flow(rt: Runtime = Depends(runtime)) -> CaseFlow:
-    return CaseFlow(rt.topics, rt.flow.policy, rt.settings.supervision.pursuit_report_interval_s)
+    return CaseFlow(
+        rt.topics, rt.flow.policy, rt.settings.supervision.pursuit_report_interval_s
+    )
 
 
 @router.post("", status_code=201, response_model=CaseOut)
@@ -51,22 +53,31 @@ def create_case(
 
 
 @router.get("", response_model=list[CaseOut])
-def list_cases(s: Session = Depends(session), p: Principal = Depends(require(*READERS))):
-    cases = s.scalars(select(Case).where(case_filter(p)).order_by(Case.created_at.desc())
-                      .limit(500))
+def list_cases(
+    s: Session = Depends(session), p: Principal = Depends(require(*READERS))
+):
+    cases = s.scalars(
+        select(Case).where(case_filter(p)).order_by(Case.created_at.desc()).limit(500)
+    )
     return [CaseOut.model_validate(c) for c in cases]
 
 
 @router.get("/{case_id}", response_model=CaseOut)
-def get_case(case_id: uuid.UUID, s: Session = Depends(session),
-             p: Principal = Depends(require(*READERS))):
+def get_case(
+    case_id: uuid.UUID,
+    s: Session = Depends(session),
+    p: Principal = Depends(require(*READERS)),
+):
     return CaseOut.model_validate(scoped_case(s, p, case_id))
 
 
 @router.patch("/{case_id}", response_model=CaseOut)
 def update_case(
-    case_id: uuid.UUID, data: CaseUpdate, rt: Runtime = Depends(runtime),
-    flow: CaseFlow = Depends(case_flow), p: Principal = Depends(require(*WRITERS)),
+    case_id: uuid.UUID,
+    data: CaseUpdate,
+    rt: Runtime = Depends(runtime),
+    flow: CaseFlow = Depends(case_flow),
+    p: Principal = Depends(require(*WRITERS)),
 ) -> CaseOut:
     """Change a case. A custody status that becomes `released` tightens the case for the
     policy's period (faster reporting, contacts notified, the victim told)."""
@@ -89,15 +100,21 @@ def delete_case(
 
 
 @router.get("/{case_id}/contacts", response_model=list[ContactOut])
-def list_contacts(case_id: uuid.UUID, s: Session = Depends(session),
-                  p: Principal = Depends(require(*READERS))):
+def list_contacts(
+    case_id: uuid.UUID,
+    s: Session = Depends(session),
+    p: Principal = Depends(require(*READERS)),
+):
     return [ContactOut.model_validate(c) for c in scoped_case(s, p, case_id).contacts]
 
 
 @router.post("/{case_id}/contacts", status_code=201, response_model=ContactOut)
 def add_contact(
-    case_id: uuid.UUID, data: ContactIn, s: Session = Depends(session),
-    flow: CaseFlow = Depends(case_flow), p: Principal = Depends(require(*WRITERS)),
+    case_id: uuid.UUID,
+    data: ContactIn,
+    s: Session = Depends(session),
+    flow: CaseFlow = Depends(case_flow),
+    p: Principal = Depends(require(*WRITERS)),
 ) -> ContactOut:
     contact = flow.add_contact(s, case_id, data, actor=p.name)
     out = ContactOut.model_validate(contact)
@@ -107,7 +124,9 @@ def add_contact(
 
 @router.get("/{case_id}/contacts/{contact_id}", response_model=ContactOut)
 def get_contact(
-    case_id: uuid.UUID, contact_id: uuid.UUID, s: Session = Depends(session),
+    case_id: uuid.UUID,
+    contact_id: uuid.UUID,
+    s: Session = Depends(session),
     p: Principal = Depends(require(*READERS)),
 ) -> ContactOut:
     scoped_case(s, p, case_id)
@@ -116,18 +135,27 @@ def get_contact(
 
 @router.patch("/{case_id}/contacts/{contact_id}", response_model=ContactOut)
 def update_contact(
-    case_id: uuid.UUID, contact_id: uuid.UUID, data: ContactUpdate, s: Session = Depends(session),
-    flow: CaseFlow = Depends(case_flow), p: Principal = Depends(require(*WRITERS)),
+    case_id: uuid.UUID,
+    contact_id: uuid.UUID,
+    data: ContactUpdate,
+    s: Session = Depends(session),
+    flow: CaseFlow = Depends(case_flow),
+    p: Principal = Depends(require(*WRITERS)),
 ) -> ContactOut:
-    out = ContactOut.model_validate(flow.update_contact(s, case_id, contact_id, data, p.name))
+    out = ContactOut.model_validate(
+        flow.update_contact(s, case_id, contact_id, data, p.name)
+    )
     s.commit()
     return out
 
 
 @router.delete("/{case_id}/contacts/{contact_id}", status_code=204)
 def delete_contact(
-    case_id: uuid.UUID, contact_id: uuid.UUID, s: Session = Depends(session),
-    flow: CaseFlow = Depends(case_flow), p: Principal = Depends(require(*WRITERS)),
+    case_id: uuid.UUID,
+    contact_id: uuid.UUID,
+    s: Session = Depends(session),
+    flow: CaseFlow = Depends(case_flow),
+    p: Principal = Depends(require(*WRITERS)),
 ) -> Response:
     flow.delete_contact(s, case_id, contact_id, p.name)
     s.commit()

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from device_protocol import codec
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -29,10 +28,11 @@ from backend.alerts.models import Alert
 from backend.caselog import service as caselog
 from backend.cases.models import Case
 from backend.devices.models import Device
-from backend.hub.bus import EventBus
 from backend.escalation.plan_codec import plan_from_json, recipients_to_json
+from backend.hub.bus import EventBus
 from backend.outbox.dispatcher import OutboxItem
 from backend.routing import EscalationStep, escalation_due, next_escalation_at
+from device_protocol import codec
 
 if TYPE_CHECKING:
     from backend.runtime import Runtime
@@ -48,14 +48,23 @@ def utc_now() -> datetime:
 
 
 def step_detail(step: EscalationStep) -> dict[str, Any]:
-    return {"step": step.index, "action": step.action, "target": step.target,
-            "after_s": step.after_seconds, "recipients": recipients_to_json(step.recipients)}
+    return {
+        "step": step.index,
+        "action": step.action,
+        "target": step.target,
+        "after_s": step.after_seconds,
+        "recipients": recipients_to_json(step.recipients),
+    }
 
 
 class EscalationLoop:
     def __init__(
-        self, rt: Runtime, clock: Clock = utc_now, interval_s: float | None = None,
-        batch: int = 100, bus: EventBus | None = None,
+        self,
+        rt: Runtime,
+        clock: Clock = utc_now,
+        interval_s: float | None = None,
+        batch: int = 100,
+        bus: EventBus | None = None,
     ) -> None:
         self.rt = rt
         self.bus = bus or rt.bus
@@ -74,8 +83,11 @@ class EscalationLoop:
         with self.rt.sessions.begin() as session:
             query = (
                 select(Alert)
-                .where(Alert.next_escalation_at.is_not(None), Alert.next_escalation_at <= now,
-                       Alert.state.in_(sorted(OPEN_STATES)))
+                .where(
+                    Alert.next_escalation_at.is_not(None),
+                    Alert.next_escalation_at <= now,
+                    Alert.state.in_(sorted(OPEN_STATES)),
+                )
                 .order_by(Alert.next_escalation_at)
                 .limit(self.batch)
             )
@@ -88,58 +100,98 @@ class EscalationLoop:
             self.bus.publish(event)
         return count
 
-    def _escalate(self, session: Session, alert: Alert, now: datetime, effects: Effects) -> int:
+    def _escalate(
+        self, session: Session, alert: Alert, now: datetime, effects: Effects
+    ) -> int:
         assert alert.escalation is not None
         plan = plan_from_json(alert.escalation)
         acked = acknowledged_at(alert)
-        steps = escalation_due(plan, alert.raised_at, acked, alert.closed_at,
-                               alert.escalation_step, now)
+        steps = escalation_due(
+            plan, alert.raised_at, acked, alert.closed_at, alert.escalation_step, now
+        )
         if steps:
             document = self._document(session, alert)
             for step in steps:
                 self._carry_out(session, alert, step, document, now, effects)
             alert.escalation_step = steps[-1].index
         alert.next_escalation_at = next_escalation_at(
-            plan, alert.raised_at, acked, alert.closed_at, alert.escalation_step)
+            plan, alert.raised_at, acked, alert.closed_at, alert.escalation_step
+        )
         return len(steps)
 
     def _document(self, session: Session, alert: Alert) -> dict[str, Any]:
         case = session.get(Case, alert.case_id) if alert.case_id else None
         device = session.get(Device, alert.device_id) if alert.device_id else None
-        return alert_document(alert, device_role=device.role if device else None,
-                              case=case_context(case) if case else None)
+        return alert_document(
+            alert,
+            device_role=device.role if device else None,
+            case=case_context(case) if case else None,
+        )
 
     def _carry_out(
-        self, session: Session, alert: Alert, step: EscalationStep, document: dict[str, Any],
-        now: datetime, effects: Effects,
+        self,
+        session: Session,
+        alert: Alert,
+        step: EscalationStep,
+        document: dict[str, Any],
+        now: datetime,
+        effects: Effects,
     ) -> None:
         detail = step_detail(step)
-        alert_service.add_event(session, alert.id, at=now, actor=ACTOR, kind="escalated",
-                                from_state=alert.state, to_state=alert.state, detail=detail)
+        alert_service.add_event(
+            session,
+            alert.id,
+            at=now,
+            actor=ACTOR,
+            kind="escalated",
+            from_state=alert.state,
+            to_state=alert.state,
+            detail=detail,
+        )
         if alert.case_id is not None:
-            caselog.append(session, alert.case_id, "escalation", ACTOR,
-                           {"type": alert.type, "priority": alert.priority, **detail},
-                           alert_id=alert.id, at=now)
-        effects.events.append({"event": "alert.escalated", "alert": document, "escalation": detail})
+            caselog.append(
+                session,
+                alert.case_id,
+                "escalation",
+                ACTOR,
+                {"type": alert.type, "priority": alert.priority, **detail},
+                alert_id=alert.id,
+                at=now,
+            )
+        effects.events.append(
+            {"event": "alert.escalated", "alert": document, "escalation": detail}
+        )
         police = [r for r in step.recipients if r.kind == "police_unit"]
         if step.target == "police_unit" and police:
-            rows = [{
-                "alert_id": alert.id, "channel": "mqtt",
-                "target": self.rt.topics.police_alerts(
-                    alert.police_unit or self.rt.settings.routing.fallback_police_unit),
-                "payload": codec.encode_document({**document, "escalation": detail}),
-                "qos": 1, "status": "pending", "attempts": 0, "created_at": now,
-            }]
-            ids = alert_service.enqueue(session, rows)
-            effects.outbox += [OutboxItem(i, r["target"], r["payload"], r["qos"])
-                               for i, r in zip(ids, rows, strict=True)]
-        log.warning("alert escalated id=%s step=%s action=%s target=%s", alert.id, step.index,
-                    step.action, step.target)
+            unit = alert.police_unit or self.rt.settings.routing.fallback_police_unit
+            topic = self.rt.topics.police_alerts(unit)
+            payload = codec.encode_document({**document, "escalation": detail})
+            row = {
+                "alert_id": alert.id,
+                "channel": "mqtt",
+                "target": topic,
+                "payload": payload,
+                "qos": 1,
+                "status": "pending",
+                "attempts": 0,
+                "created_at": now,
+            }
+            [row_id] = alert_service.enqueue(session, [row])
+            effects.outbox.append(OutboxItem(row_id, topic, payload, 1))
+        log.warning(
+            "alert escalated id=%s step=%s action=%s target=%s",
+            alert.id,
+            step.index,
+            step.action,
+            step.target,
+        )
 
     # -- background thread ----------------------------------------------------------------------
     def start(self) -> None:
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="escalation", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name="escalation", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:

@@ -21,7 +21,8 @@ def plan_to_json(plan: EscalationPlan) -> dict[str, Any]:
     return {
         "priority": plan.priority,
         "steps": [
-            {**asdict(s), "recipients": recipients_to_json(s.recipients)} for s in plan.steps
+            {**asdict(s), "recipients": recipients_to_json(s.recipients)}
+            for s in plan.steps
         ],
         "realert_after_seconds": plan.realert_after_seconds,
         "realert_target": plan.realert_target,
@@ -35,8 +36,11 @@ def plan_from_json(data: dict[str, Any]) -> EscalationPlan:
             priority=data["priority"],
             steps=tuple(
                 EscalationStep(
-                    index=s["index"], after_seconds=s["after_seconds"], action=s["action"],
-                    target=s["target"], recipients=recipients_from_json(s["recipients"]),
+                    index=s["index"],
+                    after_seconds=s["after_seconds"],
+                    action=s["action"],
+                    target=s["target"],
+                    recipients=recipients_from_json(s["recipients"]),
                 )
                 for s in data["steps"]
             ),

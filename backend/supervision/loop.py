@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, text, update
@@ -91,7 +92,10 @@ def _latest(*values: datetime | None) -> datetime | None:
 
 class SupervisionLoop:
     def __init__(
-        self, rt: Runtime, clock=utc_now, interval_s: float | None = None,
+        self,
+        rt: Runtime,
+        clock=utc_now,
+        interval_s: float | None = None,
         bus: EventBus | None = None,
     ) -> None:
         config = rt.settings.supervision
@@ -117,40 +121,74 @@ class SupervisionLoop:
         now = now or self.clock()
         with self.rt.sessions.begin() as session:
             if session.get_bind().dialect.name == "postgresql" and not session.scalar(
-                text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY}
+                text("SELECT pg_try_advisory_xact_lock(:key)"),
+                {"key": ADVISORY_LOCK_KEY},
             ):
                 return PassResult(0, 0, 0, 0, 0, 0, 0)  # another process is supervising
             healths, pursuit_cases = self._observe(session)
             open_health = self._open_health_alerts(session)
-            open_tamper = set(session.scalars(select(Alert.device_id).where(
-                Alert.type == "tamper", Alert.state.in_(sorted(OPEN_STATES)))))
+            open_tamper = set(
+                session.scalars(
+                    select(Alert.device_id).where(
+                        Alert.type == "tamper", Alert.state.in_(sorted(OPEN_STATES))
+                    )
+                )
+            )
             signals = [
-                s for h in healths
-                for s in check_device(h, now, self.thresholds, pursuit=h.case_id in pursuit_cases)
+                s
+                for h in healths
+                for s in check_device(
+                    h, now, self.thresholds, pursuit=h.case_id in pursuit_cases
+                )
             ]
             urgent, groupable = partition_signals(signals)
             urgent = [s for s in urgent if s.device_id not in open_tamper]
-            decision = group_health_signals(groupable, open_health, now, self.window,
-                                            storm_threshold=self.storm_threshold)
+            decision = group_health_signals(
+                groupable,
+                open_health,
+                now,
+                self.window,
+                storm_threshold=self.storm_threshold,
+            )
             # Urgent ones first. Each write is its own short transaction, so that the case rows
             # it locks (case log chaining) never hold up an alarm of the same case for long;
             # the read transaction above stays open only to hold the advisory lock.
             drafts = [self._urgent_draft(s, now) for s in urgent]
             drafts += [self._group_draft(g, now) for g in decision.new]
-            drafts += [self._storm_draft(st, now) for st in decision.storms if st.alert_id is None]
+            drafts += [
+                self._storm_draft(st, now)
+                for st in decision.storms
+                if st.alert_id is None
+            ]
             for draft in drafts:
-                self._write(lambda w, d=draft: self.rt.flow.raise_alerts(w, [d]))
+                self._write(partial(self._raise, draft=draft))
             for change in decision.updates:
-                self._write(lambda w, c=change: self._update(w, c, now))
+                self._write(partial(self._update, change=change, now=now))
             for storm in decision.storms:
                 if storm.alert_id is not None:
-                    self._write(lambda w, st=storm: self._update_storm(w, st, now))
-        result = PassResult(len(healths), len(signals), len(urgent), len(decision.new),
-                            len(decision.updates), len(decision.storms), decision.suppressed)
+                    self._write(partial(self._update_storm, storm=storm, now=now))
+        result = PassResult(
+            len(healths),
+            len(signals),
+            len(urgent),
+            len(decision.new),
+            len(decision.updates),
+            len(decision.storms),
+            decision.suppressed,
+        )
         if result.new or result.updates or result.storms or result.urgent:
-            log.info("supervision pass devices=%d new=%d updates=%d storms=%d urgent=%d",
-                     result.devices, result.new, result.updates, result.storms, result.urgent)
+            log.info(
+                "supervision pass devices=%d new=%d updates=%d storms=%d urgent=%d",
+                result.devices,
+                result.new,
+                result.updates,
+                result.storms,
+                result.urgent,
+            )
         return result
+
+    def _raise(self, session: Session, draft: AlertDraft) -> Effects:
+        return self.rt.flow.raise_alerts(session, [draft])
 
     def _write(self, change: Callable[[Session], Effects]) -> None:
         with self.rt.sessions.begin() as session:
@@ -161,58 +199,93 @@ class SupervisionLoop:
 
     def _observe(self, session: Session) -> tuple[list[DeviceHealth], set[str]]:
         rows = session.execute(
-            select(Device, Case.home_vt_desk).join(Case, Case.id == Device.case_id)
+            select(Device, Case.home_vt_desk)
+            .join(Case, Case.id == Device.case_id)
             .where(Device.active.is_(True))
         ).all()
         pursuit_cases = {
-            str(c) for c in session.scalars(select(Alert.case_id).where(
-                Alert.state.in_(sorted(OPEN_STATES)), Alert.type.in_(sorted(PURSUIT_TYPES)),
-                Alert.case_id.is_not(None)).distinct())
+            str(c)
+            for c in session.scalars(
+                select(Alert.case_id)
+                .where(
+                    Alert.state.in_(sorted(OPEN_STATES)),
+                    Alert.type.in_(sorted(PURSUIT_TYPES)),
+                    Alert.case_id.is_not(None),
+                )
+                .distinct()
+            )
         }
         battery_open = {
-            d for devices in session.scalars(select(Alert.health_devices).where(
-                Alert.type == "battery_low", Alert.state.in_(sorted(OPEN_STATES))))
+            d
+            for devices in session.scalars(
+                select(Alert.health_devices).where(
+                    Alert.type == "battery_low", Alert.state.in_(sorted(OPEN_STATES))
+                )
+            )
             for d in devices or []
         }
         state = self.rt.state
         healths = []
         for device, desk in rows:
             fix = state.get_last_fix(device.id)
-            healths.append(DeviceHealth(
-                device_id=device.id, case_id=str(device.case_id),
-                # A device never heard or never fixed is measured from its registration, so a
-                # new device gets the same grace as one that just reported.
-                last_seen=_latest(_ts(state.last_seen(device.id)), device.last_status_at)
-                or device.created_at,
-                online=device.online, battery_pct=device.battery,
-                charging=bool(device.charging), tamper=bool(device.tamper),
-                last_fix_at=_ts(fix.tst) if fix else device.created_at,
-                battery_low_open=device.id in battery_open, desk_code=desk,
-            ))
+            healths.append(
+                DeviceHealth(
+                    device_id=device.id,
+                    case_id=str(device.case_id),
+                    # A device never heard or never fixed is measured from its registration, so a
+                    # new device gets the same grace as one that just reported.
+                    last_seen=_latest(
+                        _ts(state.last_seen(device.id)), device.last_status_at
+                    )
+                    or device.created_at,
+                    online=device.online,
+                    battery_pct=device.battery,
+                    charging=bool(device.charging),
+                    tamper=bool(device.tamper),
+                    last_fix_at=_ts(fix.tst) if fix else device.created_at,
+                    battery_low_open=device.id in battery_open,
+                    desk_code=desk,
+                )
+            )
         return healths, pursuit_cases
 
     @staticmethod
     def _open_health_alerts(session: Session) -> list[OpenHealthAlert]:
-        alerts = session.scalars(select(Alert).where(
-            Alert.type.in_(sorted(GROUPABLE_TYPES | {STORM_TYPE})),
-            Alert.state.in_(sorted(OPEN_STATES))))
+        alerts = session.scalars(
+            select(Alert).where(
+                Alert.type.in_(sorted(GROUPABLE_TYPES | {STORM_TYPE})),
+                Alert.state.in_(sorted(OPEN_STATES)),
+            )
+        )
         found = []
         for a in alerts:
-            desk = next((f[len(DESK_FLAG):] for f in a.flags or [] if f.startswith(DESK_FLAG)), None)
+            desk = next(
+                (f[len(DESK_FLAG) :] for f in a.flags or [] if f.startswith(DESK_FLAG)),
+                None,
+            )
             devices = a.health_devices or ([a.device_id] if a.device_id else [])
-            found.append(OpenHealthAlert(
-                alert_id=str(a.id), case_id=str(a.case_id) if a.case_id else None, type=a.type,
-                device_ids=frozenset(devices), desk_code=desk))
+            found.append(
+                OpenHealthAlert(
+                    alert_id=str(a.id),
+                    case_id=str(a.case_id) if a.case_id else None,
+                    type=a.type,
+                    device_ids=frozenset(devices),
+                    desk_code=desk,
+                )
+            )
         return found
 
     # -- drafts and updates ---------------------------------------------------------------------
     @staticmethod
     def _urgent_draft(signal: Any, now: datetime) -> AlertDraft:
         return AlertDraft(
-            type=signal.type, device_id=signal.device_id,
+            type=signal.type,
+            device_id=signal.device_id,
             case_id=uuid.UUID(signal.case_id) if signal.case_id else None,  # type: ignore[arg-type]
             message_id=f"supervision-{signal.type}-{int(now.timestamp())}",
-            raised_at=now.timestamp(), flags=["supervision"], detail={"reason": signal.detail},
+            raised_at=now.timestamp(),
+            flags=["supervision"],
+            detail={"reason": signal.detail},
         )
 
     @staticmethod
@@ -221,66 +294,121 @@ class SupervisionLoop:
         if group.desk_code:
             flags.append(DESK_FLAG + group.desk_code)
         return AlertDraft(
-            type=group.type, device_id=group.device_ids[0],
+            type=group.type,
+            device_id=group.device_ids[0],
             case_id=uuid.UUID(group.case_id) if group.case_id else None,  # type: ignore[arg-type]
-            message_id=None, raised_at=now.timestamp(), flags=flags,
-            detail={"devices": list(group.device_ids),
-                    "since": group.since.isoformat() if group.since else None},
+            message_id=None,
+            raised_at=now.timestamp(),
+            flags=flags,
+            detail={
+                "devices": list(group.device_ids),
+                "since": group.since.isoformat() if group.since else None,
+            },
         )
 
     @staticmethod
     def _storm_draft(storm: StormSummary, now: datetime) -> AlertDraft:
         flags = ["storm"] + ([DESK_FLAG + storm.desk_code] if storm.desk_code else [])
         return AlertDraft(
-            type=STORM_TYPE, device_id=None, case_id=None, message_id=None,  # type: ignore[arg-type]
-            raised_at=now.timestamp(), flags=flags,
-            detail={"devices": [], "device_count": storm.device_count,
-                    "total_device_count": storm.total_device_count,
-                    "window_start": storm.window_start.isoformat()},
+            type=STORM_TYPE,
+            device_id=None,  # type: ignore[arg-type]  # a desk summary: no device
+            case_id=None,  # type: ignore[arg-type]  # and no case
+            message_id=None,
+            raised_at=now.timestamp(),
+            flags=flags,
+            detail={
+                "devices": [],
+                "device_count": storm.device_count,
+                "total_device_count": storm.total_device_count,
+                "window_start": storm.window_start.isoformat(),
+            },
         )
 
-    def _update(self, session: Session, change: HealthAlertUpdate, now: datetime) -> Effects:
+    def _update(
+        self, session: Session, change: HealthAlertUpdate, now: datetime
+    ) -> Effects:
         effects = Effects()
         alert_id = uuid.UUID(change.alert_id)
-        session.execute(update(Alert).where(Alert.id == alert_id).values(
-            health_devices=list(change.device_ids), sequence=Alert.sequence + 1, updated_at=now))
-        alert_service.add_event(session, alert_id, at=now, actor=ACTOR, kind="grouped",
-                                detail={"added_devices": list(change.added_device_ids)})
+        session.execute(
+            update(Alert)
+            .where(Alert.id == alert_id)
+            .values(
+                health_devices=list(change.device_ids),
+                sequence=Alert.sequence + 1,
+                updated_at=now,
+            )
+        )
+        alert_service.add_event(
+            session,
+            alert_id,
+            at=now,
+            actor=ACTOR,
+            kind="grouped",
+            detail={"added_devices": list(change.added_device_ids)},
+        )
         alert = alert_service.get(session, alert_id)
         assert alert is not None
         if alert.case_id is not None:
-            caselog.append(session, alert.case_id, "alert_update", ACTOR,
-                           {"type": alert.type, "added_devices": list(change.added_device_ids)},
-                           alert_id=alert.id, at=now)
-        effects.events.append({"event": "alert.updated", "alert": self._document(session, alert)})
+            caselog.append(
+                session,
+                alert.case_id,
+                "alert_update",
+                ACTOR,
+                {"type": alert.type, "added_devices": list(change.added_device_ids)},
+                alert_id=alert.id,
+                at=now,
+            )
+        effects.events.append(
+            {"event": "alert.updated", "alert": self._document(session, alert)}
+        )
         return effects
 
-    def _update_storm(self, session: Session, storm: StormSummary, now: datetime) -> Effects:
+    def _update_storm(
+        self, session: Session, storm: StormSummary, now: datetime
+    ) -> Effects:
         effects = Effects()
         assert storm.alert_id is not None
         alert_id = uuid.UUID(storm.alert_id)
-        alert_service.add_event(session, alert_id, at=now, actor=ACTOR, kind="grouped",
-                                detail={"device_count": storm.device_count,
-                                        "total_device_count": storm.total_device_count})
+        alert_service.add_event(
+            session,
+            alert_id,
+            at=now,
+            actor=ACTOR,
+            kind="grouped",
+            detail={
+                "device_count": storm.device_count,
+                "total_device_count": storm.total_device_count,
+            },
+        )
         alert = alert_service.get(session, alert_id)
         assert alert is not None
-        effects.events.append({"event": "alert.updated", "alert": self._document(session, alert),
-                               "storm": {"device_count": storm.device_count,
-                                         "total_device_count": storm.total_device_count}})
+        effects.events.append(
+            {
+                "event": "alert.updated",
+                "alert": self._document(session, alert),
+                "storm": {
+                    "device_count": storm.device_count,
+                    "total_device_count": storm.total_device_count,
+                },
+            }
+        )
         return effects
 
     @staticmethod
     def _document(session: Session, alert: Alert) -> dict[str, Any]:
         case = session.get(Case, alert.case_id) if alert.case_id else None
-        document = alert_document(alert, device_role=None,
-                                  case=case_context(case) if case else None)
+        document = alert_document(
+            alert, device_role=None, case=case_context(case) if case else None
+        )
         document["devices"] = list(alert.health_devices or [])
         return document
 
     # -- background thread ----------------------------------------------------------------------
     def start(self) -> None:
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="supervision", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name="supervision", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:

@@ -17,12 +17,20 @@ from device_protocol import codec
 
 def _case_with_devices(stack) -> str:
     api = stack.api()
-    case_id = api.post("/api/v1/cases", json={
-        "reference": f"CR-{uuid.uuid4().hex[:6]}", "home_police_unit": "RE07",
-        "home_vt_desk": "VT-RR", "custody_status": "in_custody"}).json()["id"]
+    case_id = api.post(
+        "/api/v1/cases",
+        json={
+            "reference": f"CR-{uuid.uuid4().hex[:6]}",
+            "home_police_unit": "RE07",
+            "home_vt_desk": "VT-RR",
+            "custody_status": "in_custody",
+        },
+    ).json()["id"]
     for org in ("police", "three_ro", "om"):
-        api.post(f"/api/v1/cases/{case_id}/contacts",
-                 json={"organisation": org, "name": f"{org} contact", "phone": "0101234567"})
+        api.post(
+            f"/api/v1/cases/{case_id}/contacts",
+            json={"organisation": org, "name": f"{org} contact", "phone": "0101234567"},
+        )
     with stack.runtime.sessions.begin() as s:
         s.add(Device(id="cr-victim", case_id=uuid.UUID(case_id), role="victim"))
         s.add(Device(id="cr-offender", case_id=uuid.UUID(case_id), role="offender"))
@@ -35,14 +43,20 @@ def test_release_changes_device_configuration_and_notifies_contacts(stack):
     offender_cmd = stack.collector(stack.topics.cmd("cr-offender"))
     released = datetime.now(UTC) - timedelta(hours=1)
 
-    r = stack.api().patch(f"/api/v1/cases/{case_id}", json={
-        "custody_status": "released", "released_at": released.isoformat()})
+    r = stack.api().patch(
+        f"/api/v1/cases/{case_id}",
+        json={"custody_status": "released", "released_at": released.isoformat()},
+    )
     assert r.status_code == 200, r.text
     assert r.json()["custody_status"] == "released"
 
     [(_, payload, _)] = victim_cmd.wait_for(1)
     command = orjson.loads(payload)
-    assert command == {"cmd": "config", "report_interval_s": 30, "notice": "offender_released"}
+    assert command == {
+        "cmd": "config",
+        "report_interval_s": 30,
+        "notice": "offender_released",
+    }
     assert codec.decode_command(payload).report_interval_s == 30
     [(_, payload, _)] = offender_cmd.wait_for(1)
     assert orjson.loads(payload) == {"cmd": "config", "report_interval_s": 30}
@@ -50,16 +64,27 @@ def test_release_changes_device_configuration_and_notifies_contacts(stack):
     log = stack.api().get(f"/api/v1/cases/{case_id}/log").json()
     [release] = [e for e in log if e["kind"] == "custody_release"]
     assert sorted(c["organisation"] for c in release["data"]["contacts_notified"]) == [
-        "police", "three_ro"]  # the policy's notify_contacts that the case has
+        "police",
+        "three_ro",
+    ]  # the policy's notify_contacts that the case has
     assert release["data"]["devices"] == ["cr-offender", "cr-victim"]
     assert stack.api().get(f"/api/v1/cases/{case_id}/log/verify").json()["ok"] is True
 
     # While tightened, an approach alert (P2 by default) goes one step up to P1, and the named
     # contacts are among its recipients.
     with stack.runtime.sessions.begin() as s:
-        effects = stack.runtime.flow.raise_alerts(s, [AlertDraft(
-            type="approach", device_id="cr-offender", case_id=uuid.UUID(case_id),
-            message_id="ap-1", raised_at=time.time())])
+        effects = stack.runtime.flow.raise_alerts(
+            s,
+            [
+                AlertDraft(
+                    type="approach",
+                    device_id="cr-offender",
+                    case_id=uuid.UUID(case_id),
+                    message_id="ap-1",
+                    raised_at=time.time(),
+                )
+            ],
+        )
     stack.runtime.dispatcher.send(effects.outbox)
     [alert] = effects.alerts
     assert alert.priority == "P1"
@@ -71,9 +96,13 @@ def test_release_changes_device_configuration_and_notifies_contacts(stack):
 def test_release_in_the_future_tightens_nothing_yet(stack):
     case_id = _case_with_devices(stack)
     victim_cmd = stack.collector(stack.topics.cmd("cr-victim"))
-    r = stack.api().patch(f"/api/v1/cases/{case_id}", json={
-        "custody_status": "released",
-        "released_at": (datetime.now(UTC) + timedelta(days=3)).isoformat()})
+    r = stack.api().patch(
+        f"/api/v1/cases/{case_id}",
+        json={
+            "custody_status": "released",
+            "released_at": (datetime.now(UTC) + timedelta(days=3)).isoformat(),
+        },
+    )
     assert r.status_code == 200
     time.sleep(0.5)
     assert victim_cmd.messages == []

@@ -14,9 +14,18 @@ from backend.pipeline.context import AlertDraft
 
 def _raise(stack, case_id: uuid.UUID, kind: str, message_id: str):
     with stack.runtime.sessions.begin() as s:
-        effects = stack.runtime.flow.raise_alerts(s, [AlertDraft(
-            type=kind, device_id="pm-offender", case_id=case_id, message_id=message_id,
-            raised_at=time.time())])
+        effects = stack.runtime.flow.raise_alerts(
+            s,
+            [
+                AlertDraft(
+                    type=kind,
+                    device_id="pm-offender",
+                    case_id=case_id,
+                    message_id=message_id,
+                    raised_at=time.time(),
+                )
+            ],
+        )
     stack.runtime.dispatcher.send(effects.outbox)
     return effects.alerts[0]
 
@@ -24,7 +33,14 @@ def _raise(stack, case_id: uuid.UUID, kind: str, message_id: str):
 def test_warn_and_pursuit_mode(stack):
     case_id = stack.register("pm-victim")
     with stack.runtime.sessions.begin() as s:
-        s.add(Device(id="pm-offender", case_id=case_id, role="offender", report_interval_s=120))
+        s.add(
+            Device(
+                id="pm-offender",
+                case_id=case_id,
+                role="offender",
+                report_interval_s=120,
+            )
+        )
     victim = stack.collector(stack.topics.cmd("pm-victim"))
     offender = stack.collector(stack.topics.cmd("pm-offender"))
 
@@ -33,11 +49,18 @@ def test_warn_and_pursuit_mode(stack):
     assert {"cmd": "warn", "reason": "proximity", "ref": str(first.id)} in commands
     assert {"cmd": "config", "report_interval_s": 15} in commands
     assert [orjson.loads(p) for _, p, _ in offender.wait_for(1)] == [
-        {"cmd": "config", "report_interval_s": 15}]
+        {"cmd": "config", "report_interval_s": 15}
+    ]
 
-    second = _raise(stack, case_id, "zone_breach", "zb-1")  # already in pursuit: warn only
+    second = _raise(
+        stack, case_id, "zone_breach", "zb-1"
+    )  # already in pursuit: warn only
     [(_, payload, _)] = victim.wait_for(3)[2:]
-    assert orjson.loads(payload) == {"cmd": "warn", "reason": "zone", "ref": str(second.id)}
+    assert orjson.loads(payload) == {
+        "cmd": "warn",
+        "reason": "zone",
+        "ref": str(second.id),
+    }
 
     api = stack.api()
     assert api.post(f"/api/v1/alerts/{first.id}/resolve").status_code == 200

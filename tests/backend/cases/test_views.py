@@ -11,10 +11,17 @@ from device_protocol import Alarm, codec
 from tests.support.mqtt import publish
 
 CASE = {
-    "reference": "ZWD-2026-001", "home_police_unit": "RE07", "home_vr_code": "VR17",
-    "home_vt_desk": "VT-RR", "victim_ref": "V-8812", "offender_ref": "D-4410",
-    "process_director": "pd-rotterdam-3", "case_director": "cd-rr-17", "risk_level": "high",
-    "custody_status": "in_custody", "safety_plan": "Veilige route naar werk; buren ingelicht.",
+    "reference": "ZWD-2026-001",
+    "home_police_unit": "RE07",
+    "home_vr_code": "VR17",
+    "home_vt_desk": "VT-RR",
+    "victim_ref": "V-8812",
+    "offender_ref": "D-4410",
+    "process_director": "pd-rotterdam-3",
+    "case_director": "cd-rr-17",
+    "risk_level": "high",
+    "custody_status": "in_custody",
+    "safety_plan": "Veilige route naar werk; buren ingelicht.",
 }
 
 
@@ -27,24 +34,48 @@ def test_case_crud_and_contacts(stack):
     assert case["contacts"] == []
     case_id = case["id"]
 
-    r = api.post(f"/api/v1/cases/{case_id}/contacts", json={
-        "organisation": "3ro", "name": "J. de Vries", "phone": "+31 10 123 4567",
-        "reachability": "ma-vr 08-17"})
+    r = api.post(
+        f"/api/v1/cases/{case_id}/contacts",
+        json={
+            "organisation": "3ro",
+            "name": "J. de Vries",
+            "phone": "+31 10 123 4567",
+            "reachability": "ma-vr 08-17",
+        },
+    )
     assert r.status_code == 201, r.text
     contact = r.json()
     assert contact["organisation"] == "three_ro"
-    again = api.post(f"/api/v1/cases/{case_id}/contacts", json={
-        "organisation": "three_ro", "name": "X", "phone": "0612345678"})
+    again = api.post(
+        f"/api/v1/cases/{case_id}/contacts",
+        json={"organisation": "three_ro", "name": "X", "phone": "0612345678"},
+    )
     assert again.status_code == 409 and "three_ro" in again.json()["detail"]
     for org in ("police", "veilig_thuis", "vrouwenopvang", "om"):
-        assert api.post(f"/api/v1/cases/{case_id}/contacts", json={
-            "organisation": org, "name": f"{org} contact", "phone": "0101234567"}).status_code == 201
-    r = api.patch(f"/api/v1/cases/{case_id}/contacts/{contact['id']}",
-                  json={"phone": "+31 6 1234 5678"})
+        assert (
+            api.post(
+                f"/api/v1/cases/{case_id}/contacts",
+                json={
+                    "organisation": org,
+                    "name": f"{org} contact",
+                    "phone": "0101234567",
+                },
+            ).status_code
+            == 201
+        )
+    r = api.patch(
+        f"/api/v1/cases/{case_id}/contacts/{contact['id']}",
+        json={"phone": "+31 6 1234 5678"},
+    )
     assert r.status_code == 200 and r.json()["phone"] == "+31 6 1234 5678"
     contacts = api.get(f"/api/v1/cases/{case_id}/contacts").json()
     assert sorted(c["organisation"] for c in contacts) == [
-        "om", "police", "three_ro", "veilig_thuis", "vrouwenopvang"]
+        "om",
+        "police",
+        "three_ro",
+        "veilig_thuis",
+        "vrouwenopvang",
+    ]
     om = next(c for c in contacts if c["organisation"] == "om")
     assert api.delete(f"/api/v1/cases/{case_id}/contacts/{om['id']}").status_code == 204
     assert len(api.get(f"/api/v1/cases/{case_id}").json()["contacts"]) == 4
@@ -69,13 +100,19 @@ def test_validation_gives_clear_messages(stack):
     r = api.post("/api/v1/cases", json={**CASE, "risk_level": "extreme"})
     assert r.status_code == 422 and "risk_level" in r.text
     case_id = api.post("/api/v1/cases", json=CASE).json()["id"]
-    r = api.post(f"/api/v1/cases/{case_id}/contacts",
-                 json={"organisation": "gemeente", "name": "x", "phone": "0101234567"})
+    r = api.post(
+        f"/api/v1/cases/{case_id}/contacts",
+        json={"organisation": "gemeente", "name": "x", "phone": "0101234567"},
+    )
     assert r.status_code == 422 and "organisation" in r.text
-    r = api.post(f"/api/v1/cases/{case_id}/contacts",
-                 json={"organisation": "om", "name": "x", "phone": "call me"})
+    r = api.post(
+        f"/api/v1/cases/{case_id}/contacts",
+        json={"organisation": "om", "name": "x", "phone": "call me"},
+    )
     assert r.status_code == 422 and "phone" in r.text
-    r = api.patch(f"/api/v1/cases/{case_id}", json={"released_at": "2026-01-01T00:00:00Z"})
+    r = api.patch(
+        f"/api/v1/cases/{case_id}", json={"released_at": "2026-01-01T00:00:00Z"}
+    )
     assert r.status_code == 422 and "custody_status" in r.text
     assert api.post("/api/v1/cases", json=CASE).status_code == 409  # reference in use
 
@@ -83,16 +120,25 @@ def test_validation_gives_clear_messages(stack):
 def test_alert_document_carries_contacts_and_recipients(stack):
     api = stack.api()
     case_id = api.post("/api/v1/cases", json=CASE).json()["id"]
-    api.post(f"/api/v1/cases/{case_id}/contacts", json={
-        "organisation": "police", "name": "Wijkagent B.", "phone": "0900-8844"})
+    api.post(
+        f"/api/v1/cases/{case_id}/contacts",
+        json={"organisation": "police", "name": "Wijkagent B.", "phone": "0900-8844"},
+    )
     with stack.runtime.sessions.begin() as s:
-        from backend.devices.models import Device
         import uuid
+
+        from backend.devices.models import Device
+
         s.add(Device(id="vic-doc", case_id=uuid.UUID(case_id), role="victim"))
     police = stack.collector(stack.topics.police_filter())
     device = stack.device("vic-doc")
-    publish(device, stack.topics.alarm("vic-doc"),
-            codec.encode(Alarm(id="d-1", kind="panic", tst=time.time(), lat=51.9244, lon=4.4690)))
+    publish(
+        device,
+        stack.topics.alarm("vic-doc"),
+        codec.encode(
+            Alarm(id="d-1", kind="panic", tst=time.time(), lat=51.9244, lon=4.4690)
+        ),
+    )
     [(topic, payload, _)] = police.wait_for(1)
     document = orjson.loads(payload)
     assert topic == stack.topics.police_alerts("RE07")

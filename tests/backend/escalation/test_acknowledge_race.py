@@ -22,17 +22,23 @@ def test_concurrent_acknowledgements_make_one_transition(stack):
     police = stack.collector(stack.topics.police_filter())
     device = stack.device("vic-race")
     for n in range(5):
-        publish(device, stack.topics.alarm("vic-race"), codec.encode(Alarm(id=f"r-{n}", tst=time.time())))
+        publish(
+            device,
+            stack.topics.alarm("vic-race"),
+            codec.encode(Alarm(id=f"r-{n}", tst=time.time())),
+        )
     police.wait_for(5)
     with stack.runtime.sessions() as s:
-        alert_ids = list(s.scalars(select(Alert.id).where(Alert.device_id == "vic-race")))
+        alert_ids = list(
+            s.scalars(select(Alert.id).where(Alert.device_id == "vic-race"))
+        )
     rt = stack.runtime
 
     for alert_id in alert_ids:
         barrier = threading.Barrier(2)
         errors: list[BaseException] = []
 
-        def acknowledge(who: str, alert_id=alert_id, barrier=barrier) -> None:
+        def acknowledge(who: str, alert_id=alert_id, barrier=barrier, errors=errors) -> None:
             try:
                 barrier.wait()
                 with rt.sessions.begin() as s:
@@ -40,7 +46,9 @@ def test_concurrent_acknowledgements_make_one_transition(stack):
             except BaseException as exc:  # noqa: BLE001 - reported below
                 errors.append(exc)
 
-        threads = [threading.Thread(target=acknowledge, args=(f"op-{i}",)) for i in range(2)]
+        threads = [
+            threading.Thread(target=acknowledge, args=(f"op-{i}",)) for i in range(2)
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -49,11 +57,19 @@ def test_concurrent_acknowledgements_make_one_transition(stack):
         with rt.sessions() as s:
             alert = s.get(Alert, alert_id)
             assert alert.state == "acknowledged" and alert.sequence == 2
-            events = list(s.scalars(select(AlertEvent).where(
-                AlertEvent.alert_id == alert_id, AlertEvent.kind == "transition")))
+            events = list(
+                s.scalars(
+                    select(AlertEvent).where(
+                        AlertEvent.alert_id == alert_id, AlertEvent.kind == "transition"
+                    )
+                )
+            )
             assert len(events) == 1
-            logged = [e for e in caselog.entries(s, alert.case_id)
-                      if e.alert_id == alert_id and e.kind == "transition"]
+            logged = [
+                e
+                for e in caselog.entries(s, alert.case_id)
+                if e.alert_id == alert_id and e.kind == "transition"
+            ]
             assert len(logged) == 1
     with rt.sessions() as s:
         assert caselog.verify(s, alert.case_id).ok

@@ -25,8 +25,19 @@ def _raise_panic(stack, device_id: str) -> Alert:
     stack.register(device_id)
     police = stack.collector(stack.topics.police_filter())
     device = stack.device(device_id)
-    publish(device, stack.topics.alarm(device_id), codec.encode(
-        Alarm(id="p-1", kind="panic", tst=time.time(), lat=ROTTERDAM_CS[0], lon=ROTTERDAM_CS[1])))
+    publish(
+        device,
+        stack.topics.alarm(device_id),
+        codec.encode(
+            Alarm(
+                id="p-1",
+                kind="panic",
+                tst=time.time(),
+                lat=ROTTERDAM_CS[0],
+                lon=ROTTERDAM_CS[1],
+            )
+        ),
+    )
     police.wait_for(1)
     police.close()
     device.disconnect()
@@ -36,8 +47,13 @@ def _raise_panic(stack, device_id: str) -> Alert:
 
 def _timeline(stack, alert_id: uuid.UUID) -> list[AlertEvent]:
     with stack.runtime.sessions() as s:
-        return list(s.scalars(select(AlertEvent).where(AlertEvent.alert_id == alert_id)
-                              .order_by(AlertEvent.id)))
+        return list(
+            s.scalars(
+                select(AlertEvent)
+                .where(AlertEvent.alert_id == alert_id)
+                .order_by(AlertEvent.id)
+            )
+        )
 
 
 def test_unacknowledged_p1_escalates_on_time(stack):
@@ -61,9 +77,14 @@ def test_unacknowledged_p1_escalates_on_time(stack):
     document = orjson.loads(payload)
     assert document["alert_id"] == str(alert.id)
     assert document["escalation"]["target"] == "police_unit"
-    assert [(e["escalation"]["action"], e["escalation"]["target"])
-            for e in bus.named("alert.escalated")] == [
-        ("re_notify", "primary"), ("escalate", "desk_supervisor"), ("escalate", "police_unit")]
+    assert [
+        (e["escalation"]["action"], e["escalation"]["target"])
+        for e in bus.named("alert.escalated")
+    ] == [
+        ("re_notify", "primary"),
+        ("escalate", "desk_supervisor"),
+        ("escalate", "police_unit"),
+    ]
     escalations = [e for e in _timeline(stack, alert.id) if e.kind == "escalated"]
     assert [e.detail["step"] for e in escalations] == [1, 2, 3]
     assert all(e.actor == "system:escalation" for e in escalations)
@@ -91,14 +112,20 @@ def test_acknowledged_alert_stops_escalating_and_re_alerts_when_unresolved(stack
     assert api.post(f"/api/v1/alerts/{alert.id}/acknowledge").status_code == 200
     with stack.runtime.sessions() as s:
         acked = s.get(Alert, alert.id)
-        assert acked.next_escalation_at == acked.acknowledged_at + timedelta(seconds=600)
+        assert acked.next_escalation_at == acked.acknowledged_at + timedelta(
+            seconds=600
+        )
     bus = RecordingBus()
     loop = EscalationLoop(stack.runtime, bus=bus)
-    assert loop.run_once(acked.raised_at + timedelta(seconds=120)) == 0  # acknowledged: no chain
+    assert (
+        loop.run_once(acked.raised_at + timedelta(seconds=120)) == 0
+    )  # acknowledged: no chain
     assert loop.run_once(acked.acknowledged_at + timedelta(seconds=600)) == 1
     [event] = bus.named("alert.escalated")
     assert event["escalation"]["action"] == "re_alert"
     assert loop.run_once(acked.acknowledged_at + timedelta(seconds=700)) == 0
-    assert loop.run_once(acked.acknowledged_at + timedelta(seconds=1200)) == 1  # and again
+    assert (
+        loop.run_once(acked.acknowledged_at + timedelta(seconds=1200)) == 1
+    )  # and again
     assert api.post(f"/api/v1/alerts/{alert.id}/resolve").status_code == 200
     assert loop.run_once(acked.acknowledged_at + timedelta(seconds=9999)) == 0

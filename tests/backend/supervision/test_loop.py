@@ -27,8 +27,11 @@ def _fleet(stack, cases: int, per_case: int, last_seen: datetime) -> list[str]:
     devices = []
     with stack.runtime.sessions.begin() as s:
         for c in range(cases):
-            case = Case(reference=f"S-{uuid.uuid4().hex[:8]}", home_police_unit="RE07",
-                        home_vt_desk="VT-RR")
+            case = Case(
+                reference=f"S-{uuid.uuid4().hex[:8]}",
+                home_police_unit="RE07",
+                home_vt_desk="VT-RR",
+            )
             s.add(case)
             s.flush()
             for d in range(per_case):
@@ -46,7 +49,9 @@ def _count(stack, *where) -> int:
 
 def test_health_storm_is_grouped_while_a_panic_goes_out_at_once(stack):
     now = datetime.now(UTC)
-    devices = _fleet(stack, cases=10, per_case=10, last_seen=now - timedelta(seconds=120))
+    devices = _fleet(
+        stack, cases=10, per_case=10, last_seen=now - timedelta(seconds=120)
+    )
     bus = RecordingBus()
     loop = SupervisionLoop(stack.runtime, bus=bus)
     police = stack.collector(stack.topics.police_filter())
@@ -54,8 +59,11 @@ def test_health_storm_is_grouped_while_a_panic_goes_out_at_once(stack):
 
     storm = threading.Thread(target=lambda: loop.run_once(now))
     storm.start()
-    publish(panicking, stack.topics.alarm(devices[42]), codec.encode(
-        Alarm(id="storm-panic", kind="panic", tst=time.time())))
+    publish(
+        panicking,
+        stack.topics.alarm(devices[42]),
+        codec.encode(Alarm(id="storm-panic", kind="panic", tst=time.time())),
+    )
     [(_, payload, _)] = police.wait_for(1)
     storm.join(30)
     document = orjson.loads(payload)
@@ -71,7 +79,9 @@ def test_health_storm_is_grouped_while_a_panic_goes_out_at_once(stack):
         assert sum(len(a.health_devices) for a in grouped) >= 99
         assert all("in_storm" in a.flags and a.priority == "P3" for a in grouped)
     raised = bus.named("alert.raised")
-    assert len(raised) <= 12  # 10 cases + 1 storm (+ the panicking device's missing fix)
+    assert (
+        len(raised) <= 12
+    )  # 10 cases + 1 storm (+ the panicking device's missing fix)
 
     # The storm goes on: the next pass adds no silence alert and no second summary.
     loop.run_once(now + timedelta(seconds=5))
@@ -84,13 +94,27 @@ def test_health_storm_is_grouped_while_a_panic_goes_out_at_once(stack):
 
 def test_pursuit_mode_detects_silence_within_20_seconds(stack):
     now = datetime.now(UTC)
-    [quiet, chased] = _fleet(stack, cases=2, per_case=1, last_seen=now - timedelta(seconds=25))
+    [_quiet, chased] = _fleet(
+        stack, cases=2, per_case=1, last_seen=now - timedelta(seconds=25)
+    )
     with stack.runtime.sessions.begin() as s:
         case_id = s.get(Device, chased).case_id
-        s.add(Alert(case_id=case_id, device_id=chased, type="panic", priority="P1",
-                    state="acknowledged", raised_at=now, updated_at=now, flags=[]))
+        s.add(
+            Alert(
+                case_id=case_id,
+                device_id=chased,
+                type="panic",
+                priority="P1",
+                state="acknowledged",
+                raised_at=now,
+                updated_at=now,
+                flags=[],
+            )
+        )
     loop = SupervisionLoop(stack.runtime, bus=RecordingBus())
     loop.run_once(now)
     with stack.runtime.sessions() as s:
         silent = list(s.scalars(select(Alert).where(Alert.type == "device_silent")))
-    assert [a.health_devices for a in silent] == [[chased]]  # 25 s: silent only in pursuit
+    assert [a.health_devices for a in silent] == [
+        [chased]
+    ]  # 25 s: silent only in pursuit
