@@ -40,6 +40,7 @@ from backend.pipeline.context import AlertDraft, Context, RawMessage
 from backend.pipeline.pipeline import Pipeline, build_pipeline
 from backend.pipeline.steps import Step
 from backend.runtime import Runtime
+from backend.state.store import PendingState
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +54,14 @@ class IngestWorker:
         self.rt = runtime
         s = runtime.settings
         self.client_id = client_id or s.broker.client_id
+        # Fixes of the batch in hand reach the shared state store only after its commit.
+        self.state = PendingState(runtime.state)
         if extra_steps is None and runtime.geofences is not None:
             from backend.pipeline.zones import zone_step
 
-            extra_steps = [zone_step(runtime)]  # zones and proximity (geofence engine)
+            extra_steps = [zone_step(runtime, self.state)]  # zones and proximity (geofences)
         self.pipeline: Pipeline = build_pipeline(
-            s.protocol, runtime.directory, runtime.state, extra_steps
+            s.protocol, runtime.directory, self.state, extra_steps
         )
         self._queue: queue.Queue[RawMessage] = queue.Queue(s.ingest.queue_max)
         self._stop = threading.Event()
@@ -120,10 +123,13 @@ class IngestWorker:
         contexts = [self._run_pipeline(raw) for raw in batch]
         alarms = [c for c in contexts if c.alarm is not None and c.rejection is None]
         others = [c for c in contexts if c.alarm is None or c.rejection is not None]
+        committed = True
         if alarms:
-            self._commit(alarms, kind="alarm")
-        if others:
-            self._commit(others, kind="other")
+            committed = self._commit(alarms, kind="alarm")
+        if others and committed:
+            committed = self._commit(others, kind="other")
+        if committed:
+            self.state.flush()
         self.processed += len(batch)
 
     def _run_pipeline(self, raw: RawMessage) -> Context:
@@ -167,13 +173,14 @@ class IngestWorker:
             ctx.reject("internal_error", "pipeline failed")
         return ctx
 
-    def _commit(self, contexts: list[Context], kind: str) -> None:
+    def _commit(self, contexts: list[Context], kind: str) -> bool:
+        """Store, then acknowledge, then fan out. False when stopped before the commit."""
         accepted = [c for c in contexts if not c.done]
         effects = Effects()
         if accepted:
             for attempt in range(10**9):
                 if self._stop.is_set() and attempt > 0:
-                    return  # nothing acknowledged: the broker redelivers after restart
+                    return False  # nothing acknowledged: the broker redelivers after restart
                 try:
                     started = time.perf_counter()
                     effects = self._store(accepted, kind)
@@ -186,6 +193,7 @@ class IngestWorker:
                     self._stop.wait(delay)
         self._ack(contexts)
         self._fan_out(effects)
+        return True
 
     def _store(self, contexts: list[Context], kind: str) -> Effects:
         rt = self.rt

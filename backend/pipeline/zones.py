@@ -183,7 +183,8 @@ class ZoneStep:
         return draft
 
 
-def zone_step(runtime: Any) -> ZoneStep:
-    """The step wired to a `Runtime`: its live measures, state store, console bus."""
-    return ZoneStep(runtime.geofences, runtime.state,
+def zone_step(runtime: Any, state: Any = None) -> ZoneStep:
+    """The step wired to a `Runtime`: its live measures, state store (or the worker's view of
+    it), console bus."""
+    return ZoneStep(runtime.geofences, state if state is not None else runtime.state,
                     ConsoleAndTimelineNotes(runtime.sessions, runtime.bus))

@@ -87,3 +87,31 @@ class RedisState:
     def last_seen(self, device_id: str) -> float | None:
         value = self._r.get(keys.last_seen(self._prefix, device_id))
         return float(value) if value is not None else None
+
+
+class PendingState:
+    """The ingest worker's view of the state store: fixes accepted in the batch being processed
+    are seen at once by later messages of the same batch, but reach the shared store only after
+    the batch has committed (`flush`). A crash before the commit leaves the shared store as it
+    was, so the redelivered fixes are evaluated again."""
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+        self._pending: dict[str, LastFix] = {}
+
+    def get_last_fix(self, device_id: str) -> LastFix | None:
+        pending = self._pending.get(device_id)
+        return pending if pending is not None else self.store.get_last_fix(device_id)
+
+    def set_last_fixes(self, fixes: dict[str, LastFix]) -> None:
+        self._pending.update(fixes)
+
+    def touch(self, seen: dict[str, float]) -> None:
+        self.store.touch(seen)
+
+    def last_seen(self, device_id: str) -> float | None:
+        return self.store.last_seen(device_id)
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, {}
+        self.store.set_last_fixes(pending)

@@ -137,3 +137,16 @@ def test_rejections_stop_the_pipeline_early():
     assert state.get_last_fix("vic-001") is None
     downlink = pipeline.run(raw("sd/v1/dev/vic-001/ack", b"{}"))
     assert downlink.rejection.reason == "invalid_topic"
+
+
+def test_pending_state_reaches_the_store_only_on_flush():
+    from backend.state.store import PendingState
+
+    store = InMemoryState()
+    pending = PendingState(store)
+    pipeline, _ = make(pending)
+    pipeline.run(raw("sd/v1/dev/vic-001/loc", b'{"tst":1795000000,"lat":52.0,"lon":4.0}'))
+    assert pending.get_last_fix("vic-001").lat == 52.0  # later messages of the batch see it
+    assert store.get_last_fix("vic-001") is None  # a crash now loses nothing: redelivery re-evaluates
+    pending.flush()
+    assert store.get_last_fix("vic-001").lat == 52.0
