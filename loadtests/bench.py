@@ -62,9 +62,11 @@ class Config:
     victims: int = 200
     measures: int = 10_000
     levels: tuple[int, ...] = (0, 1_000, 3_000)
-    alarms: int = 300
-    alarm_rate: float = 10.0
-    ramp_rates: tuple[int, ...] = (1_000, 2_000, 3_000, 4_000, 5_000, 6_500, 8_000, 10_000)
+    # Alarms are rare: a low rate measures the path, not the queueing of alarms behind alarms.
+    alarms: int = 120
+    alarm_rate: float = 4.0
+    ramp_rates: tuple[int, ...] = (250, 500, 1_000, 2_000, 3_000, 4_000, 5_000, 6_500, 8_000,
+                                   10_000)
     ramp_step_s: float = 5.0
     memory_devices: int = 100_000
     memory_measures: int = 100_000
@@ -100,7 +102,8 @@ def _wait_for_measures(stack: Stack, expected: int, timeout_s: float = 90.0) -> 
     return False
 
 
-def _alarm_levels(results: Results, cfg: Config, stack: Stack, port: int, seeded) -> None:
+def _alarm_levels(results: Results, cfg: Config, stack: Stack, port: int, seeded,
+                  ledger: FixLedger) -> None:
     probe = Probe(port, stack.topic_root, stack.api_url, stack.admin_token)
     receiver = None
     try:
@@ -120,9 +123,15 @@ def _alarm_levels(results: Results, cfg: Config, stack: Stack, port: int, seeded
         # Warm-up: wake the VM, the worker's caches and connections; not measured.
         run_alarms(probe, port, stack.topic_root, seeded.victims, "warm-", cfg.alarm_rate,
                    min(30, cfg.alarms))
+        saturated_at = 0
         for level in cfg.levels:
             stack.check_alive()
+            if saturated_at:
+                results.notes.append(f"level {level:,} fixes/s not run: the worker fell behind "
+                                     f"at {saturated_at:,} fixes/s")
+                continue
             fleet = None
+            stored_before = ping_count(stack.engine)
             if level:
                 duration = cfg.alarms / cfg.alarm_rate + 25
                 fleet = Fleet(port, stack.topic_root, seeded.fleet, level, duration).start()
@@ -135,13 +144,22 @@ def _alarm_levels(results: Results, cfg: Config, stack: Stack, port: int, seeded
             offered = ((fleet.sent - sent_before) / (time.perf_counter() - started)) if fleet else 0
             if fleet is not None:
                 fleet.stop()
+                ledger.add(fleet.sent)
+                backlog = fleet.sent - (ping_count(stack.engine) - stored_before)
+                if backlog > 5 * level:
+                    saturated_at = level
+                    results.notes.append(
+                        f"at {level:,} fixes/s the worker fell behind: {backlog:,} fixes were "
+                        f"queued when the level ended")
             rows, distinct = _settled_alerts(stack, prefix, run.sent)
             level_result = AlarmLevel(level, offered, run, rows, distinct)
             results.alarm.append(level_result)
             console.log(f"alarms @ {level} fixes/s: police p50 {run.police.p50:.1f} ms, "
-                        f"p99 {run.police.p99:.1f} ms; lost {level_result.lost}, "
+                        f"p99 {run.police.p99:.1f} ms; not yet raised {level_result.late}, "
                         f"duplicated {level_result.duplicated}")
-            _drain(stack)
+            if not _drain(stack, ledger):
+                results.notes.append(f"the worker had not stored the fleet's fixes 90 s after "
+                                     f"the {level:,} fixes/s level ended")
     finally:
         probe.close()
         if receiver is not None:
@@ -159,28 +177,54 @@ def _settled_alerts(stack: Stack, prefix: str, sent: int, timeout_s: float = 30.
         time.sleep(0.5)
 
 
-def _drain(stack: Stack, quiet_s: float = 2.0, timeout_s: float = 60.0) -> None:
-    """Wait until the worker has stored the fleet's backlog (the ping count stops moving)."""
+class FixLedger:
+    """Fixes published by every fleet of one run: what the worker must have stored."""
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    def add(self, count: int) -> None:
+        self.total += count
+
+
+def _drain(stack: Stack, ledger: FixLedger, quiet_s: float = 10.0,
+           timeout_s: float = 90.0) -> bool:
+    """Wait until the worker has stored every fix the fleets published (or the ping count has
+    not moved for `quiet_s`, or the timeout); True when all are stored."""
     deadline = time.monotonic() + timeout_s
     last, still_since = -1, time.monotonic()
     while time.monotonic() < deadline:
         count = ping_count(stack.engine)
+        if count >= ledger.total:
+            return True
         if count != last:
             last, still_since = count, time.monotonic()
         elif time.monotonic() - still_since >= quiet_s:
-            return
+            return False
         time.sleep(0.5)
+    return False
 
 
-def _throughput(results: Results, cfg: Config, stack: Stack, port: int, seeded) -> None:
-    _drain(stack)
+def _throughput(results: Results, cfg: Config, stack: Stack, port: int, seeded,
+                ledger: FixLedger) -> None:
+    _drain(stack, ledger)
     results.ramp = ramp(
         port, stack.topic_root, seeded.fleet, lambda: ping_count(stack.engine), cfg.ramp_rates,
         step_s=cfg.ramp_step_s,
+        on_sent=ledger.add,
         on_step=lambda s: console.log(
             f"ramp {s.target:,.0f}/s: offered {s.offered:,.0f}/s stored {s.stored:,.0f}/s "
             f"backlog {s.backlog:,} {'ok' if s.sustained else 'behind'}"),
     )
+
+
+def _reconcile(results: Results, stack: Stack, ledger: FixLedger) -> None:
+    """Count each level's alerts again once the worker has drained: lost means not raised by
+    the end of the run."""
+    _drain(stack, ledger)
+    for level in results.alarm:
+        level.final_alerts, level.final_distinct = _settled_alerts(
+            stack, f"L{level.background}-", level.run.sent, timeout_s=30.0)
 
 
 def _memory(results: Results, cfg: Config) -> None:
@@ -197,7 +241,8 @@ def _memory(results: Results, cfg: Config) -> None:
 
 def run(cfg: Config) -> Results:
     started = time.perf_counter()
-    results = Results(command=cfg.command, machine=machine())
+    ledger = FixLedger()
+    results = Results(command=cfg.command, machine=machine(), planned_levels=cfg.levels)
     with OwnMosquitto() as broker:
         console.log(f"own Mosquitto on port {broker.port} (set_tcp_nodelay true)")
         if cfg.floor_rates:
@@ -207,17 +252,20 @@ def run(cfg: Config) -> Results:
             results.measures = seeded.measures
             if seeded.measures:
                 # A few fixes make the worker's zone step load the measures.
-                Fleet(broker.port, stack.topic_root, seeded.fleet[:10], 20, 1.0).start().join()
+                warm = Fleet(broker.port, stack.topic_root, seeded.fleet[:10], 20, 1.0).start()
+                warm.join()
+                ledger.add(warm.sent)
                 if not _wait_for_measures(stack, seeded.measures):
                     results.notes.append("the worker did not report loading the measures")
                     results.measures = 0
             else:
                 results.notes.append("geofence step: n/a (no backend.measures / zone step)")
             if cfg.levels:
-                _alarm_levels(results, cfg, stack, broker.port, seeded)
+                _alarm_levels(results, cfg, stack, broker.port, seeded, ledger)
             if cfg.ramp_rates:
-                _throughput(results, cfg, stack, broker.port, seeded)
+                _throughput(results, cfg, stack, broker.port, seeded, ledger)
             stack.check_alive()
+            _reconcile(results, stack, ledger)
     if cfg.memory_devices:
         _memory(results, cfg)
     results.seconds = time.perf_counter() - started

@@ -18,16 +18,17 @@ _STAMP = struct.Struct("<dI")
 
 
 def _relay(port: int, source: str, target: str, ready, stop) -> None:  # pragma: no cover - child
-    out = mqtt.connect(port)
+    """One client that republishes every message from its own network thread (no hand-off
+    between threads), auto-acknowledging the inbound QoS 1 message."""
+    client = None
 
     def on_message(c, userdata, msg) -> None:
-        out.publish(target, msg.payload, qos=1)
+        c.publish(target, msg.payload, qos=1)
 
-    inp = mqtt.connect(port, subscribe=[source], on_message=on_message)
+    client = mqtt.connect(port, subscribe=[source], on_message=on_message)
     ready.set()
     stop.wait()
-    mqtt.close(inp)
-    mqtt.close(out)
+    mqtt.close(client)
 
 
 class _Receiver:

@@ -37,7 +37,7 @@ def judge(target: float, sent: int, step_s: float, stored: int, grace_s: float,
 def ramp(port: int, root: str, devices: Sequence[FleetDevice], count_stored: Callable[[], int],
          rates: Sequence[float], step_s: float = 5.0, grace_s: float = 1.5,
          drain_timeout_s: float = 30.0, on_step: Callable[[Step], None] | None = None,
-         ) -> list[Step]:
+         on_sent: Callable[[int], None] | None = None) -> list[Step]:
     """Run each rate in turn until one is not sustained; wait for the backlog to drain between
     steps (up to `drain_timeout_s`)."""
     steps: list[Step] = []
@@ -46,6 +46,8 @@ def ramp(port: int, root: str, devices: Sequence[FleetDevice], count_stored: Cal
         fleet = Fleet(port, root, devices, rate, step_s, processes=1 if rate <= 4_000 else 2)
         fleet.start()
         fleet.join(step_s + 30)
+        if on_sent is not None:
+            on_sent(fleet.sent)
         time.sleep(grace_s)
         step = judge(rate, fleet.sent, step_s, count_stored() - before, grace_s)
         steps.append(step)
