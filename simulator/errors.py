@@ -35,3 +35,9 @@ class PublishTimeout(TransportError):
     """A QoS 1 publish was not acknowledged by the broker within the timeout."""
 
     code = "publish_timeout"
+
+
+class BackendError(SimulatorError):
+    """The backend's REST API refused a request or could not be reached."""
+
+    code = "backend_error"

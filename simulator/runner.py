@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import heapq
 import math
+import os
 import queue
 import random
 import sys
@@ -26,6 +27,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from rich.console import Console
 from rich.progress import (
@@ -63,6 +65,8 @@ class RaisedAlert:
 
 
 AlertSource = Callable[[], Sequence[RaisedAlert]]
+
+TOKEN_ENV = "SCHILDWACHT_SIMULATOR_TOKEN"  # bearer token for --api, kept out of the process list
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,11 +230,38 @@ class Pacer:
             self._sleep(delay)
 
 
-def start_epoch_for(duration_s: float, speed: float, now: float) -> float:
-    """Anchor device time so that no message is stamped later than its wall-clock publish."""
+def start_epoch_for(
+    duration_s: float, speed: float, now: float, anchor_s: float | None = None
+) -> float:
+    """Anchor device time so that the message sent at simulated `anchor_s` (default: the end of
+    the run) is stamped with its wall-clock publish time. With the default no message is stamped
+    later than its publish; with an earlier anchor later messages run ahead of the wall clock by
+    at most `(duration_s - anchor_s)` seconds."""
+    anchor = duration_s if anchor_s is None else anchor_s
     if speed <= 0:
-        return now - duration_s
-    return now - duration_s * max(0.0, 1.0 - 1.0 / speed)
+        return now - anchor
+    return now - anchor * max(0.0, 1.0 - 1.0 / speed)
+
+
+# A backend ignores device times further ahead than its clock-skew bound (300 s by default);
+# anchoring on an alarm is only done when the rest of the run stays well within it.
+MAX_AHEAD_S = 240.0
+Anchor = Literal["end", "alarm"]
+
+
+def anchor_time(scenario: scenarios.Scenario, anchor: Anchor) -> float:
+    """The simulated time to stamp as "now" when the run is accelerated.
+
+    "end": the end of the run (nothing is ever stamped in the future, but an accelerated alarm
+    looks older than it is and a backend may flag it "late"). "alarm": the first alarm's publish,
+    so a fresh alarm looks fresh and a buffered one exactly as late as it was held — unless the
+    run continues more than `MAX_AHEAD_S` after it, then "end".
+    """
+    if anchor == "alarm":
+        alarm = next((m for m in scenario.messages if m.kind is MessageKind.ALARM), None)
+        if alarm is not None and scenario.duration_s - alarm.t <= MAX_AHEAD_S:
+            return alarm.t
+    return scenario.duration_s
 
 
 @dataclass
@@ -300,14 +331,26 @@ def run_scenario(
     start_epoch: float | None = None,
     console: Console | None = None,
     alert_wait_s: float | None = None,
+    run_id: str = "",
+    anchor: Anchor = "end",
+    prepare: Callable[[scenarios.Scenario], None] | None = None,
 ) -> Summary:
-    """Publish one scenario's timeline and, with an alert source, check its expected alerts."""
+    """Publish one scenario's timeline and, with an alert source, check its expected alerts.
+
+    `run_id` suffixes the scenario's device and measure ids; `anchor` chooses which message is
+    stamped "now" when accelerated (see `anchor_time`); `prepare` is called with the built
+    scenario before the first publish (e.g. to register its devices and measures).
+    """
     console = console or Console()
     topics = topics or Topics()
-    probe = scenarios.build(name, seed, scenarios.DEFAULT_START, topics)
+    probe = scenarios.build(name, seed, scenarios.DEFAULT_START, topics, run_id)
     if start_epoch is None:
-        start_epoch = start_epoch_for(probe.duration_s, speed, time.time())
-    scenario = scenarios.build(name, seed, start_epoch, topics)
+        start_epoch = start_epoch_for(
+            probe.duration_s, speed, time.time(), anchor_time(probe, anchor)
+        )
+    scenario = scenarios.build(name, seed, start_epoch, topics, run_id)
+    if prepare is not None:
+        prepare(scenario)
     summary = Summary(
         name, seed, len(scenario.devices), scenario.duration_s, expected=scenario.expected
     )
@@ -550,6 +593,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--panic-rate", type=float, default=0.0, help="fleet: panic presses per victim per hour"
     )
+    parser.add_argument(
+        "--api",
+        metavar="URL",
+        default=None,
+        help="a running backend: register each scenario's case, devices and measures there "
+        "first, then compare its alerts with the expected ones",
+    )
+    parser.add_argument(
+        "--token",
+        default=os.environ.get(TOKEN_ENV),
+        help=f"bearer token for --api (admin or case director; default: ${TOKEN_ENV})",
+    )
+    parser.add_argument(
+        "--run-id",
+        default=None,
+        help="suffix for device, measure and case ids (default: random, so runs never collide)",
+    )
+    parser.add_argument(
+        "--anchor",
+        choices=("alarm", "end"),
+        default="alarm",
+        help="when accelerated, stamp the first alarm (or the end of the run) as now",
+    )
     return parser
 
 
@@ -578,10 +644,40 @@ def main(
             console.print(f"[red]unknown scenario {unknown[0]!r}[/red]; see --list")
             return 2
     topics = Topics(args.topic_root)
+    if args.api and not names:
+        console.print("[red]--api needs --scenario (fleets are not registered)[/red]")
+        return 2
+    if args.api and not args.token:
+        console.print(f"[red]--api needs --token or ${TOKEN_ENV}[/red]")
+        return 2
+    if args.run_id is not None and not scenarios.RUN_ID.match(args.run_id):
+        console.print("[red]--run-id: 1-12 letters or digits[/red]")
+        return 2
+    prepare = None
+    backend = None
+    if args.api:
+        from simulator import backend as api  # imports this module: keep it out of import time
+
+        backend = api.BackendClient(args.api, args.token)
+        run_id = args.run_id or api.new_run_id()
+        if alert_source is None:
+            alert_source = api.BackendAlertSource(backend)
+        client = backend
+
+        def prepare(scenario: scenarios.Scenario) -> None:
+            done = api.register_scenario(client, scenario, run_id)
+            console.print(
+                f"registered {scenario.name}: case {done.case_reference}, "
+                f"{len(done.device_ids)} devices, {len(done.measure_ids)} measures"
+            )
+    else:
+        run_id = args.run_id or ""
     try:
         transport = transport_factory(args)
     except SimulatorError as exc:
         console.print(f"[red]{exc}[/red]")
+        if backend is not None:
+            backend.close()
         return 1
     try:
         if names:
@@ -595,6 +691,9 @@ def main(
                     alert_source,
                     console=console,
                     alert_wait_s=args.alert_wait,
+                    run_id=run_id,
+                    anchor=args.anchor,
+                    prepare=prepare,
                 )
                 for n in names
             ]
@@ -615,8 +714,13 @@ def main(
                     alert_wait_s=10.0 if args.alert_wait is None else args.alert_wait,
                 )
             ]
+    except SimulatorError as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 1
     finally:
         transport.close()
+        if backend is not None:
+            backend.close()
     render_summaries(summaries, console)
     return 0 if all(s.ok for s in summaries) else 1
 

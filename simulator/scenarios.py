@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -46,6 +47,7 @@ from simulator.regions import (
 DEFAULT_START = 1_800_000_000.0  # 2027-01-15T08:00:00Z: a fixed start keeps timelines repeatable
 BATTERY_LOW_PCT = 15  # assumed backend threshold for battery_low
 SILENT_AFTER_S = 90.0  # EN 50136-style detection time for a silent device
+RUN_ID = re.compile(r"^[A-Za-z0-9]{1,12}$")  # keeps device ids <= 64 and measure ids <= 40 chars
 
 Point = tuple[float, float]
 
@@ -155,6 +157,7 @@ class _Builder:
     seed: int
     start_epoch: float
     topics: Topics
+    run_id: str = ""
     devices: list[SimulatedDevice] = field(default_factory=list)
     infos: list[DeviceInfo] = field(default_factory=list)
 
@@ -162,7 +165,10 @@ class _Builder:
         return random.Random(f"{self.name}:{self.seed}:{label}")
 
     def device_id(self, tag: str) -> str:
-        return f"sim-{self.name.replace('_', '-')}-{self.seed}-{tag}"
+        """Device (and measure) ids; a run id suffix keeps repeated runs against one backend
+        apart without changing anything else (the random streams are keyed by tag, not id)."""
+        suffix = f"-{self.run_id}" if self.run_id else ""
+        return f"sim-{self.name.replace('_', '-')}-{self.seed}-{tag}{suffix}"
 
     def municipality(self) -> Municipality:
         municipalities = list(load_municipalities().values())
@@ -568,11 +574,18 @@ SCENARIOS: dict[str, Callable[[_Builder], Scenario]] = {
 
 
 def build(
-    name: str, seed: int = 0, start_epoch: float = DEFAULT_START, topics: Topics | None = None
+    name: str,
+    seed: int = 0,
+    start_epoch: float = DEFAULT_START,
+    topics: Topics | None = None,
+    run_id: str = "",
 ) -> Scenario:
-    """Build a scenario: the same arguments always give the same messages."""
+    """Build a scenario: the same arguments always give the same messages. A `run_id`
+    (letters, digits, at most 12) is appended to every device and measure id."""
+    if run_id and not RUN_ID.match(run_id):
+        raise ValueError("run_id: 1-12 letters or digits")
     try:
         builder = SCENARIOS[name]
     except KeyError:
         raise UnknownScenario(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}") from None
-    return builder(_Builder(name, seed, start_epoch, topics or Topics()))
+    return builder(_Builder(name, seed, start_epoch, topics or Topics(), run_id))

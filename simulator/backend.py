@@ -1,0 +1,247 @@
+"""A running backend, seen from the simulator: register a scenario over the REST API and read
+back the alerts it raised.
+
+- `BackendClient`: bearer-token calls with explicit timeouts (httpx). Give it a URL and a token,
+  or an `httpx.Client` of your own (tests pass the FastAPI TestClient).
+- `register_scenario(client, scenario)`: one case per scenario run (marked `exercise`, so the
+  routing policy sends its alerts to the exercise endpoints, never to live recipients), its
+  devices in their roles, and its measures as one GeoJSON FeatureCollection.
+- `BackendAlertSource`: an `AlertSource` for `simulator.runner` that lists the backend's alerts
+  (`GET /api/v1/alerts?state=all`) and maps each alert document to a `RaisedAlert`.
+
+Reading alerts through the API releases their locations to the caller, and the backend audits
+every such read: poll at a modest rate. Errors name the request and the status, never a position.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from simulator.errors import BackendError
+from simulator.runner import RaisedAlert
+from simulator.scenarios import Scenario
+
+ALERTS_LIMIT = 1_000  # the API's maximum page; P1 first, newest first within a priority
+CASE_REFERENCE_MAX = 32  # backend.cases.schemas.CaseCreate.reference
+
+
+def new_run_id() -> str:
+    """A short random suffix that keeps one run's ids apart from every other run's."""
+    return uuid.uuid4().hex[:8]
+
+
+def case_reference(scenario: Scenario, run_id: str) -> str:
+    """`SIM-<run id>-<scenario>`, within the backend's 3-32 characters `[A-Za-z0-9_-]`."""
+    return f"SIM-{run_id}-{scenario.name}-{scenario.seed}"[:CASE_REFERENCE_MAX]
+
+
+def measure_feature(measure: Mapping[str, Any], reference: str = "") -> dict[str, Any]:
+    """One scenario measure (`Measure.to_dict()`) as the GeoJSON Feature of the measures API
+    (see `geofences.geojson`): an exclusion zone by area, or a contact ban without geometry."""
+    kind = measure["kind"]
+    properties: dict[str, Any] = {
+        "kind": kind,
+        "subject_device_ids": [measure["offender_id"]],
+        "authority": "simulator",
+        "reference": reference,
+    }
+    geometry = None
+    if kind == "contact_ban":
+        properties["radius_m"] = measure["radius_m"]
+        properties["protected_device_ids"] = [measure["victim_id"]]
+    elif kind == "exclusion_zone":
+        geometry = measure["geometry"]
+    else:
+        raise ValueError(f"unknown measure kind {kind!r}")
+    return {
+        "type": "Feature",
+        "id": measure["measure_id"],
+        "geometry": geometry,
+        "properties": properties,
+    }
+
+
+def _timestamp(value: Any) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        return None
+
+
+def raised_alert(document: Mapping[str, Any]) -> RaisedAlert | None:
+    """An alert document (`schildwacht.alert/1`) as a `RaisedAlert`; None for an alert without a
+    device (a desk-wide storm summary)."""
+    device = document.get("device")
+    device_id = device.get("id") if isinstance(device, Mapping) else None
+    if not isinstance(device_id, str):
+        return None
+    message_id = document.get("message_id")
+    return RaisedAlert(
+        type=str(document.get("type")),
+        device_id=device_id,
+        raised_at=_timestamp(document.get("raised_at")),
+        flags=tuple(str(f) for f in document.get("flags") or ()),
+        ref=message_id if isinstance(message_id, str) else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """What one scenario run registered with the backend."""
+
+    run_id: str
+    case_id: str
+    case_reference: str
+    device_ids: tuple[str, ...]
+    measure_ids: tuple[str, ...]
+
+
+class BackendClient:
+    """The backend's REST API with an admin (or case director) bearer token."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        token: str | None = None,
+        *,
+        client: httpx.Client | None = None,
+        timeout_s: float = 10.0,
+        connect_timeout_s: float = 3.0,
+    ) -> None:
+        if client is None:
+            if base_url is None:
+                raise ValueError("give a base URL or an httpx.Client")
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            client = httpx.Client(
+                base_url=base_url,
+                headers=headers,
+                timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
+            )
+            self._owned = True
+        else:
+            if token:
+                client.headers["Authorization"] = f"Bearer {token}"
+            self._owned = False
+        self._http = client
+        self._timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s)
+
+    def close(self) -> None:
+        if self._owned:
+            self._http.close()
+
+    def __enter__(self) -> BackendClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing -------------------------------------------------------------------------------
+    def _call(
+        self, method: str, path: str, what: str, *, json: Any = None, params: Any = None
+    ) -> Any:
+        try:
+            response = self._http.request(
+                method, path, json=json, params=params, timeout=self._timeout
+            )
+        except httpx.HTTPError as exc:
+            raise BackendError(f"{what}: {type(exc).__name__}: {exc}") from exc
+        if response.status_code >= 400:
+            raise BackendError(f"{what}: HTTP {response.status_code}{_reason(response)}")
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise BackendError(f"{what}: the answer is not JSON") from exc
+
+    # -- the calls ------------------------------------------------------------------------------
+    def create_case(self, reference: str, *, home_police_unit: str | None = None,
+                    exercise: bool = True) -> str:
+        body: dict[str, Any] = {"reference": reference, "exercise": exercise}
+        if home_police_unit:
+            body["home_police_unit"] = home_police_unit
+        case = self._call("POST", "/api/v1/cases", f"create case {reference}", json=body)
+        return str(case["id"])
+
+    def register_device(self, device_id: str, case_id: str, role: str) -> None:
+        body = {"id": device_id, "case_id": case_id, "role": role}
+        self._call("POST", "/api/v1/devices", f"register device {device_id}", json=body)
+
+    def import_measures(self, case_id: str, features: Sequence[Mapping[str, Any]]) -> list[str]:
+        body = {"type": "FeatureCollection", "features": list(features)}
+        stored = self._call(
+            "POST", f"/api/v1/cases/{case_id}/measures", f"import measures of case {case_id}",
+            json=body,
+        )
+        return [str(f["id"]) for f in stored.get("features", [])]
+
+    def alerts(self, state: str = "all", limit: int = ALERTS_LIMIT) -> list[dict[str, Any]]:
+        documents = self._call(
+            "GET", "/api/v1/alerts", "list alerts", params={"state": state, "limit": limit}
+        )
+        if not isinstance(documents, list):
+            raise BackendError("list alerts: expected a list")
+        return documents
+
+
+def _reason(response: httpx.Response) -> str:
+    """The error's problem codes or detail, never a request body (which may hold positions)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    if not isinstance(body, Mapping):
+        return ""
+    problems = body.get("problems")
+    if isinstance(problems, list) and problems:
+        codes = [
+            f"{p.get('code')} at {p.get('path')}" for p in problems if isinstance(p, Mapping)
+        ]
+        return ": " + "; ".join(codes[:10])
+    detail = body.get("detail")
+    if isinstance(detail, str):
+        return f": {detail[:200]}"
+    if isinstance(detail, list):  # FastAPI validation errors: field locations only
+        locations = [".".join(str(x) for x in d.get("loc", ())) for d in detail
+                     if isinstance(d, Mapping)]
+        return ": invalid " + ", ".join(locations[:10])
+    return ""
+
+
+def register_scenario(
+    client: BackendClient, scenario: Scenario, run_id: str, *, exercise: bool = True
+) -> Registration:
+    """Create the scenario's case, register its devices and import its measures."""
+    data = scenario.registration()
+    reference = case_reference(scenario, run_id)
+    units = [d["police_unit"] for d in data["devices"] if d.get("police_unit")]
+    case_id = client.create_case(
+        reference, home_police_unit=units[0] if units else None, exercise=exercise
+    )
+    device_ids = []
+    for device in data["devices"]:
+        client.register_device(device["device_id"], case_id, device["role"])
+        device_ids.append(device["device_id"])
+    measure_ids: list[str] = []
+    if data["measures"]:
+        features = [measure_feature(m, reference) for m in data["measures"]]
+        measure_ids = client.import_measures(case_id, features)
+    return Registration(run_id, case_id, reference, tuple(device_ids), tuple(measure_ids))
+
+
+class BackendAlertSource:
+    """The alerts the backend has raised (all states), as `RaisedAlert`s; an `AlertSource`."""
+
+    def __init__(self, client: BackendClient, limit: int = ALERTS_LIMIT) -> None:
+        self.client = client
+        self.limit = limit
+
+    def __call__(self) -> list[RaisedAlert]:
+        found = (raised_alert(d) for d in self.client.alerts("all", self.limit))
+        return [a for a in found if a is not None]
