@@ -31,13 +31,6 @@ def _wait_for_signal() -> None:
     stop.wait()
 
 
-def _start_loops(runtime):
-    """Escalation and supervision loops, next to the outbox dispatcher."""
-    from backend.escalation.background import start_loops
-
-    return start_loops(runtime)
-
-
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     from backend.db.migrate import upgrade
 
@@ -72,17 +65,13 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     client = make_client(settings.broker, f"schildwacht-api-{uuid.uuid4().hex[:8]}")
     runtime.attach_mqtt(client)
     connect(client, settings.broker)
-    runtime.dispatcher.start()
-    loops = _start_loops(runtime)
-    runtime.deliveries.start()  # type: ignore[union-attr]  # webhooks to police systems
+    runtime.start_background()
     try:
         _serve_api(runtime, settings)
     finally:
-        loops.stop()
-        runtime.dispatcher.stop()
+        runtime.close()
         client.disconnect()
         client.loop_stop()
-        runtime.close()
     return 0
 
 
@@ -93,16 +82,12 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     runtime = Runtime.build(settings)
     worker = IngestWorker(runtime, client_id=args.client_id)
     worker.start()
-    runtime.dispatcher.start()
-    loops = _start_loops(runtime)
-    runtime.deliveries.start()  # type: ignore[union-attr]  # webhooks to police systems
+    runtime.start_background()
     log.info("ingest worker running as %s", worker.client_id)
     try:
         _wait_for_signal()
     finally:
         worker.stop()
-        loops.stop()
-        runtime.dispatcher.stop()
         runtime.close()
     return 0
 
@@ -114,15 +99,11 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     runtime = Runtime.build(settings)
     worker = IngestWorker(runtime)
     worker.start()
-    runtime.dispatcher.start()
-    loops = _start_loops(runtime)
-    runtime.deliveries.start()  # type: ignore[union-attr]  # webhooks to police systems
+    runtime.start_background()
     try:
         _serve_api(runtime, settings)
     finally:
         worker.stop()
-        loops.stop()
-        runtime.dispatcher.stop()
         runtime.close()
     return 0
 

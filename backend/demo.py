@@ -21,7 +21,6 @@ from pydantic import SecretStr
 
 from backend.cases.models import Case
 from backend.db.migrate import upgrade
-from backend.escalation.background import start_loops
 from backend.devices.models import Device
 from backend.mqtt.client import connect, make_client
 from backend.mqtt.embedded import EmbeddedBroker, free_port
@@ -156,9 +155,7 @@ def run_demo(settings: Settings, devices: int = 4, duration_s: float | None = No
     desk_password = seed_desk_user(runtime)
     worker = IngestWorker(runtime)
     worker.start()
-    runtime.dispatcher.start()
-    loops = start_loops(runtime)
-    runtime.deliveries.start()  # type: ignore[union-attr]  # webhooks to police systems
+    runtime.start_background()
     fleet = DemoFleet(settings, device_ids)
     fleet.start()
     token = settings.api.admin_token.get_secret_value()  # type: ignore[union-attr]
@@ -178,8 +175,6 @@ def run_demo(settings: Settings, devices: int = 4, duration_s: float | None = No
     finally:
         fleet.stop()
         worker.stop()
-        loops.stop()
-        runtime.dispatcher.stop()
         runtime.close()
         broker.stop()
     return 0

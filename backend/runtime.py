@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import paho.mqtt.client as mqtt
 import redis
@@ -23,6 +24,9 @@ from backend.settings import Settings
 from backend.state.store import InMemoryState, RedisState, StateStore
 from backend.subscriptions.wiring import install as install_deliveries
 from backend.subscriptions.worker import DeliveryWorker
+
+if TYPE_CHECKING:
+    from backend.escalation.background import BackgroundLoops
 
 
 def _alert_flow(settings: Settings, topics: Topics, regions: RegionIndex) -> AlertFlow:
@@ -59,6 +63,7 @@ class Runtime:
     deliveries: DeliveryWorker | None = None
     # The geofence engine of this process, kept in step with the stored measures.
     geofences: LiveMeasures | None = None
+    _loops: BackgroundLoops | None = None
 
     def attach_mqtt(self, client: mqtt.Client) -> None:
         """Use this (connected or connecting) client for every downlink the outbox publishes."""
@@ -67,6 +72,16 @@ class Runtime:
 
     def broker_connected(self) -> bool:
         return self.mqtt is not None and self.mqtt.is_connected()
+
+    def start_background(self) -> None:
+        """Start this process's background work: the MQTT outbox, webhook deliveries, and the
+        escalation and supervision loops (all safe to run in several processes at once)."""
+        from backend.escalation.background import BackgroundLoops
+
+        self.dispatcher.start()
+        if self.deliveries is not None:
+            self.deliveries.start()
+        self._loops = BackgroundLoops(self).start()
 
     @classmethod
     def build(cls, settings: Settings, bus: EventBus | None = None) -> Runtime:
@@ -109,6 +124,11 @@ class Runtime:
         return runtime
 
     def close(self) -> None:
+        """Stop the background work (if started) and release every connection."""
+        if self._loops is not None:
+            self._loops.stop()
+            self._loops = None
+            self.dispatcher.stop()
         if self.deliveries is not None:
             self.deliveries.stop()
         if isinstance(self.bus, RedisBus):

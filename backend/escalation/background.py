@@ -26,7 +26,3 @@ class BackgroundLoops:
     def stop(self) -> None:
         self.escalation.stop()
         self.supervision.stop()
-
-
-def start_loops(rt: Runtime) -> BackgroundLoops:
-    return BackgroundLoops(rt).start()
