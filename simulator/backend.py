@@ -105,7 +105,8 @@ class Registration:
 
 
 class BackendClient:
-    """The backend's REST API with an admin (or case director) bearer token."""
+    """The backend's REST API with an admin (or case director) bearer token. The timeouts apply
+    to a client made here; a client passed in keeps its own."""
 
     def __init__(
         self,
@@ -131,7 +132,6 @@ class BackendClient:
                 client.headers["Authorization"] = f"Bearer {token}"
             self._owned = False
         self._http = client
-        self._timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s)
 
     def close(self) -> None:
         if self._owned:
@@ -148,9 +148,7 @@ class BackendClient:
         self, method: str, path: str, what: str, *, json: Any = None, params: Any = None
     ) -> Any:
         try:
-            response = self._http.request(
-                method, path, json=json, params=params, timeout=self._timeout
-            )
+            response = self._http.request(method, path, json=json, params=params)
         except httpx.HTTPError as exc:
             raise BackendError(f"{what}: {type(exc).__name__}: {exc}") from exc
         if response.status_code >= 400:
