@@ -5,6 +5,7 @@ times are `time.perf_counter` (CLOCK_MONOTONIC, comparable across processes on L
 
 from __future__ import annotations
 
+import math
 import multiprocessing as mp
 import random
 import threading
@@ -166,7 +167,10 @@ def run_alarms(probe: Probe, port: int, root: str, devices: Sequence[str], prefi
     sent_at = dict(sent)
 
     def latencies(arrivals: Arrivals) -> list[float]:
-        return [(arrivals.first[m] - t) * 1e3 for m, t in sent_at.items() if m in arrivals.first]
+        """One sample per alarm sent: an alarm that never arrived counts as infinitely late,
+        so a percentile is only finite when enough alarms arrived."""
+        return [(arrivals.first[m] - t) * 1e3 if m in arrivals.first else math.inf
+                for m, t in sent_at.items()]
 
     console = Latency.of(latencies(probe.console)) if probe.console_connected else None
     hook = probe.webhook

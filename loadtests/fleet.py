@@ -22,7 +22,7 @@ class FleetDevice:
 
 
 def _publish_fixes(port: int, root: str, devices: Sequence[FleetDevice], rate: float,
-                   duration_s: float, sent, seed: int) -> None:  # pragma: no cover - child
+                   duration_s: float, sent, stop, seed: int) -> None:  # pragma: no cover - child
     rng = random.Random(seed)
     topics = Topics(root)
     loc_topics = [topics.loc(d.device_id) for d in devices]
@@ -32,6 +32,8 @@ def _publish_fixes(port: int, root: str, devices: Sequence[FleetDevice], rate: f
     count = 0
     info = None
     for due in ticks(rate, duration_s):
+        if stop.is_set():
+            break
         now = time.time()
         for _ in range(due):
             d = devices[i]
@@ -54,12 +56,13 @@ class Fleet:
                  duration_s: float, processes: int = 1, seed: int = 7) -> None:
         ctx = mp.get_context("fork")
         self._counters = [ctx.Value("q", 0, lock=False) for _ in range(processes)]
+        self._stop = ctx.Event()
         share = max(1, len(devices) // processes)
         self._procs = [
             ctx.Process(
                 target=_publish_fixes,
                 args=(port, root, devices[k * share:(k + 1) * share] or devices, rate / processes,
-                      duration_s, self._counters[k], seed + k),
+                      duration_s, self._counters[k], self._stop, seed + k),
                 daemon=True,
             )
             for k in range(processes)
@@ -86,7 +89,6 @@ class Fleet:
                 p.kill()
 
     def stop(self) -> None:
-        for p in self._procs:
-            if p.is_alive():
-                p.kill()
-                p.join(5)
+        """Stop publishing; every fix counted in `sent` has been handed to the broker."""
+        self._stop.set()
+        self.join(15.0)

@@ -31,6 +31,7 @@ class AlarmLevel:
     db_distinct: int
     final_alerts: int | None = None  # recounted at the end of the run, after the drain
     final_distinct: int | None = None
+    drained: bool = True  # the worker had stored everything when the final count was taken
 
     @property
     def late(self) -> int:
@@ -124,7 +125,8 @@ def verdicts(r: Results) -> list[Verdict]:
                            "fixes/s", higher_is_better=True))
     if r.alarm:
         bad = sum(a.lost + a.duplicated for a in r.alarm)
-        out.append(Verdict("alarms lost or duplicated (database)", float(bad), 0.0, "alarms"))
+        out.append(Verdict("alarms without exactly one alert by the end of the run (database)",
+                           float(bad), 0.0, "alarms"))
     if r.memory:
         out.append(Verdict(f"{r.memory_devices:,} devices + {r.memory_measures:,} measures "
                            "< 1 GiB", r.memory["total_mib"], 1024.0, "MiB"))
@@ -132,10 +134,14 @@ def verdicts(r: Results) -> list[Verdict]:
 
 
 def _ms(v: float) -> str:
+    if math.isinf(v):
+        return "never"
     return "n/a" if math.isnan(v) else (f"{v:.2f}" if v < 10 else f"{v:.1f}")
 
 
 def _x(v: float) -> str:
+    if math.isinf(v):
+        return "-"
     return "n/a" if math.isnan(v) else f"{v:.1f}x"
 
 
@@ -200,6 +206,8 @@ def print_tables(r: Results) -> None:
 
 
 def _num(v: float) -> str:
+    if math.isinf(v):
+        return "never"
     if math.isnan(v):
         return "n/a"
     return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.2f}"
@@ -219,7 +227,9 @@ def other_rows(r: Results) -> list[tuple[str, str]]:
         rows.append((f"alarms @ {load}",
                      f"sent {a.run.sent}; alerts in DB after the settle time {a.db_distinct}, "
                      f"at the end of the run {a.final_distinct}: lost {a.lost}, duplicated "
-                     f"{a.duplicated}, late {a.late}; police feed missing "
+                     f"{a.duplicated}, late {a.late}"
+                     f"{'' if a.drained else ' (the worker had not drained its backlog)'}"
+                     f"; police feed missing "
                      f"{a.run.police_missing}, duplicate deliveries {a.run.police_duplicates}; "
                      f"fleet offered {a.offered:,.0f} fixes/s"))
     if r.memory:

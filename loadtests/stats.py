@@ -28,6 +28,8 @@ class Latency:
 
     @classmethod
     def of(cls, samples_ms: Sequence[float]) -> Latency:
+        """Summary of the samples; `math.inf` marks a message that never arrived (counted in
+        `n` and in the percentiles, so p99 is infinite when more than 1 % are missing)."""
         return cls(
             n=len(samples_ms),
             p50=percentile(samples_ms, 50),

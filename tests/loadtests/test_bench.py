@@ -12,9 +12,9 @@ from loadtests.bench import Config, run
 @pytest.mark.services
 @pytest.mark.timeout(300)
 def test_mini_bench_one_alert_per_alarm(loadtest_db_url, redis_url):
-    cfg = Config(floor_rates=(100,), floor_seconds=0.5, ceiling_messages=0, victims=5,
-                 measures=20, levels=(0, 200), alarms=12, alarm_rate=6.0, ramp_rates=(),
-                 memory_devices=0, db_url=loadtest_db_url, redis_url=redis_url,
+    cfg = Config(floor_rates=(100,), floor_seconds=0.5, floor_repeats=1, ceiling_messages=0,
+                 victims=5, measures=20, levels=(0, 200), alarms=12, alarm_rate=6.0,
+                 ramp_rates=(), memory_devices=0, db_url=loadtest_db_url, redis_url=redis_url,
                  write_docs=False)
 
     results = run(cfg)
@@ -24,6 +24,7 @@ def test_mini_bench_one_alert_per_alarm(loadtest_db_url, redis_url):
     for level in results.alarm:
         assert level.run.sent == 12
         assert (level.db_alerts, level.db_distinct) == (12, 12)  # none lost, none duplicated
+        assert (level.final_alerts, level.final_distinct) == (12, 12)
         assert level.run.police_missing == 0
         assert level.run.console_missing == 0
         assert level.run.police.n == 12
