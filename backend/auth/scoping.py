@@ -1,4 +1,13 @@
-"""The scope decisions of `backend.auth.scope` as SQL filters (for lists) and as loaders."""
+"""The scope decisions of `backend.auth.scope` as SQL filters (for lists) and as loaders.
+
+Own cases: besides the references in her scope, a case director sees (and changes) every case
+whose `case_director` column names her: the user name of a console account (`user:` removed from
+the principal name), or the full principal name of a bearer token (`token:<name>`). A case
+director who creates a case is recorded as its case director, so she sees what she creates.
+
+Case log: whoever sees the case reads its log; the police also read the log of a case with an
+alert routed to one of their units (the kinds they read are limited by `backend.caselog.views`).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +20,17 @@ from backend.alerts.models import Alert
 from backend.auth.scope import AlertFacts, scope_items, sees_alert, sees_case
 from backend.auth.tokens import Principal
 from backend.cases.models import Case
+
+
+def person_id(p: Principal) -> str:
+    """The name a case's `case_director` column holds for this principal."""
+    return p.name.removeprefix("user:")
+
+
+def directs(p: Principal, case_director: str | None) -> bool:
+    """A case director directs the cases that name her as their case director."""
+    return p.role == "case_director" and case_director is not None and (
+        case_director == person_id(p))
 
 
 def _alert_vr():
@@ -32,10 +52,7 @@ def alert_filter(p: Principal) -> ColumnElement[bool]:
         units = sorted(scope_items(p, "units"))
         return Alert.police_unit.in_(units) if units else false()
     if p.role == "case_director":
-        cases = sorted(scope_items(p, "cases"))
-        if not cases:
-            return false()
-        return Alert.case_id.in_(select(Case.id).where(Case.reference.in_(cases)))
+        return Alert.case_id.in_(select(Case.id).where(case_filter(p)))
     return false()
 
 
@@ -52,7 +69,8 @@ def case_filter(p: Principal) -> ColumnElement[bool]:
         return or_(Case.home_vr_code.in_(regions), Case.id.in_(alerted))
     if p.role == "case_director":
         cases = sorted(scope_items(p, "cases"))
-        return Case.reference.in_(cases) if cases else false()
+        own = Case.case_director == person_id(p)
+        return or_(Case.reference.in_(cases), own) if cases else own
     return false()
 
 
@@ -67,10 +85,17 @@ def alert_facts(s: Session, alert: Alert) -> AlertFacts:
 
 
 def may_see_alert(s: Session, p: Principal, alert: Alert) -> bool:
-    return sees_alert(p, alert_facts(s, alert))
+    if sees_alert(p, alert_facts(s, alert)):
+        return True
+    if p.role != "case_director" or alert.case_id is None:
+        return False
+    case = s.get(Case, alert.case_id)
+    return case is not None and directs(p, case.case_director)
 
 
 def may_see_case(s: Session, p: Principal, case: Case) -> bool:
+    if directs(p, case.case_director):
+        return True
     if p.role in ("admin", "case_director"):
         return sees_case(p, reference=case.reference, home_vr=case.home_vr_code)
     vr_codes = frozenset(
@@ -80,6 +105,16 @@ def may_see_case(s: Session, p: Principal, case: Case) -> bool:
     )
     return sees_case(p, reference=case.reference, home_vr=case.home_vr_code,
                      alert_vr_codes=vr_codes)
+
+
+def may_read_case_log(s: Session, p: Principal, case: Case) -> bool:
+    """Whoever sees the case; the police for a case with an alert routed to one of their units."""
+    if p.role != "police":
+        return may_see_case(s, p, case)
+    units = sorted(scope_items(p, "units"))
+    return bool(units) and s.scalar(
+        select(Alert.id).where(Alert.case_id == case.id, Alert.police_unit.in_(units)).limit(1)
+    ) is not None
 
 
 def has_open_alert(s: Session, case_id: uuid.UUID | None) -> bool:

@@ -10,9 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from backend.api.deps import require, session
+from backend.auth.scoping import may_read_case_log, may_see_case
 from backend.auth.tokens import Principal
 from backend.caselog import service
 from backend.cases import service as cases
+from backend.cases.errors import CaseNotFound
 
 router = APIRouter(prefix="/api/v1/cases", tags=["case log"])
 
@@ -27,6 +29,12 @@ ROLE_KINDS: dict[str, frozenset[str] | None] = {
     ),
 }
 READERS = tuple(r for r in ROLE_KINDS if r != "admin")
+
+
+def _readable(s: Session, p: Principal, case_id: uuid.UUID) -> None:
+    """The log of a case the principal may read (else 404: no existence oracle)."""
+    if not may_read_case_log(s, p, cases.get(s, case_id)):
+        raise CaseNotFound(f"case {case_id} not found")
 
 
 class NoteIn(BaseModel):
@@ -53,7 +61,9 @@ def read_log(
     s: Session = Depends(session),
     p: Principal = Depends(require(*READERS)),
 ) -> list[dict[str, Any]]:
-    cases.get(s, case_id)
+    """The entries carry no coordinates (see `backend.caselog.hook.alert_summary`): reading
+    the log is not a read of location data."""
+    _readable(s, p, case_id)
     kinds = ROLE_KINDS.get(p.role)
     return [
         _entry(e) for e in service.entries(s, case_id, set(kinds) if kinds else None)
@@ -67,7 +77,8 @@ def add_note(
     s: Session = Depends(session),
     p: Principal = Depends(require("case_director", "dispatcher")),
 ) -> dict[str, Any]:
-    cases.get(s, case_id)
+    if not may_see_case(s, p, cases.get(s, case_id)):
+        raise CaseNotFound(f"case {case_id} not found")
     entry = service.append(s, case_id, "note", p.name, {"text": body.text})
     out = _entry(entry)
     s.commit()
@@ -78,10 +89,10 @@ def add_note(
 def verify_log(
     case_id: uuid.UUID,
     s: Session = Depends(session),
-    _: Principal = Depends(require(*READERS)),
+    p: Principal = Depends(require(*READERS)),
 ) -> dict[str, Any]:
     """Recompute the chain: `ok`, the number of entries, and the first broken entry."""
-    cases.get(s, case_id)
+    _readable(s, p, case_id)
     result = service.verify(s, case_id)
     return {
         "ok": result.ok,

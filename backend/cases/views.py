@@ -7,7 +7,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.api.deps import require, runtime, session
-from backend.auth.scoping import case_filter, may_see_case
+from backend.auth.errors import Forbidden
+from backend.auth.scoping import case_filter, may_see_case, person_id
 from backend.auth.tokens import Principal
 from backend.cases import service
 from backend.cases.errors import CaseNotFound
@@ -43,11 +44,22 @@ def case_flow(rt: Runtime = Depends(runtime)) -> CaseFlow:
     )
 
 
+def as_creator(p: Principal, data: CaseCreate) -> CaseCreate:
+    """A case director who creates a case is its case director (so that she sees it); she
+    may not create one for somebody else. Admins name whomever they like."""
+    if p.role != "case_director":
+        return data
+    me = person_id(p)
+    if data.case_director not in (None, me):
+        raise Forbidden("a case director creates only cases she directs herself")
+    return data.model_copy(update={"case_director": me})
+
+
 @router.post("", status_code=201, response_model=CaseOut)
 def create_case(
-    data: CaseCreate, s: Session = Depends(session), _=Depends(require(*WRITERS))
+    data: CaseCreate, s: Session = Depends(session), p: Principal = Depends(require(*WRITERS))
 ) -> CaseOut:
-    case = service.create(s, data)
+    case = service.create(s, as_creator(p, data))
     s.commit()
     return CaseOut.model_validate(service.get(s, case.id))
 
@@ -82,6 +94,7 @@ def update_case(
     """Change a case. A custody status that becomes `released` tightens the case for the
     policy's period (faster reporting, contacts notified, the victim told)."""
     with rt.sessions.begin() as s:
+        scoped_case(s, p, case_id)
         _, effects = flow.update(s, case_id, data, actor=p.name)
     rt.dispatcher.send(effects.outbox)
     for event in effects.events:
@@ -92,9 +105,9 @@ def update_case(
 
 @router.delete("/{case_id}", status_code=204)
 def delete_case(
-    case_id: uuid.UUID, s: Session = Depends(session), _=Depends(require(*WRITERS))
+    case_id: uuid.UUID, s: Session = Depends(session), p: Principal = Depends(require(*WRITERS))
 ) -> Response:
-    service.delete(s, service.get(s, case_id))
+    service.delete(s, scoped_case(s, p, case_id))
     s.commit()
     return Response(status_code=204)
 
@@ -116,6 +129,7 @@ def add_contact(
     flow: CaseFlow = Depends(case_flow),
     p: Principal = Depends(require(*WRITERS)),
 ) -> ContactOut:
+    scoped_case(s, p, case_id)
     contact = flow.add_contact(s, case_id, data, actor=p.name)
     out = ContactOut.model_validate(contact)
     s.commit()
@@ -142,6 +156,7 @@ def update_contact(
     flow: CaseFlow = Depends(case_flow),
     p: Principal = Depends(require(*WRITERS)),
 ) -> ContactOut:
+    scoped_case(s, p, case_id)
     out = ContactOut.model_validate(
         flow.update_contact(s, case_id, contact_id, data, p.name)
     )
@@ -157,6 +172,7 @@ def delete_contact(
     flow: CaseFlow = Depends(case_flow),
     p: Principal = Depends(require(*WRITERS)),
 ) -> Response:
+    scoped_case(s, p, case_id)
     flow.delete_contact(s, case_id, contact_id, p.name)
     s.commit()
     return Response(status_code=204)

@@ -1,19 +1,25 @@
-"""Thin routers: measures of a case as GeoJSON, and the offender's registered home."""
+"""Thin routers: measures of a case as GeoJSON, and the offender's registered home.
+
+Zones and protected places (a victim's home, school, work) are location data: every answer that
+carries a measure's geometry or the offender's home writes one audit entry per measure (or
+home), in the answer's transaction; a read may give `?reason=`, which the entry keeps."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body, Depends, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from backend.api.deps import require, runtime, session
+from backend.audit.log import LocationRead, record
 from backend.auth.tokens import Principal
 from backend.cases import service as cases
 from backend.cases.errors import CaseNotFound
 from backend.measures import flows, service
+from backend.measures.models import MeasureRow
 from backend.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1/cases/{case_id}", tags=["measures"])
@@ -36,6 +42,32 @@ def _case(s: Session, p: Principal, case_id: uuid.UUID) -> None:
         raise CaseNotFound(f"case {case_id} not found")
 
 
+def _channel(request: Request) -> str:
+    return "console" if getattr(request.state, "via_console", False) else "api"
+
+
+def _protected(row: MeasureRow) -> str | None:
+    """The protected device named by the measure, if any (the case names the data subject)."""
+    return row.protected_device_ids[0] if row.protected_device_ids else None
+
+
+def _audit(
+    s: Session, p: Principal, request: Request, case_id: uuid.UUID, rows: list[MeasureRow],
+    reason: str | None = None,
+) -> None:
+    """One audit entry per measure with a geometry in the answer (the caller commits)."""
+    reads = [LocationRead("measure", row.id, case_id, _protected(row))
+             for row in rows if row.geometry is not None]
+    record(s, p, reads, reason=reason, channel=_channel(request))
+
+
+def _audit_home(
+    s: Session, p: Principal, request: Request, case_id: uuid.UUID, reason: str | None = None,
+) -> None:
+    record(s, p, [LocationRead("offender_home", str(case_id), case_id, None)], reason=reason,
+           channel=_channel(request))
+
+
 def _changed(rt: Runtime) -> None:
     if rt.geofences is not None:
         rt.geofences.mark_changed()
@@ -43,13 +75,14 @@ def _changed(rt: Runtime) -> None:
 
 @router.post("/measures", status_code=201)
 def import_measures(
-    case_id: uuid.UUID, body: Any = Body(...), s: Session = Depends(session),
+    request: Request, case_id: uuid.UUID, body: Any = Body(...), s: Session = Depends(session),
     rt: Runtime = Depends(runtime), p: Principal = Depends(require(*WRITE)),
 ) -> dict[str, Any]:
     """Import a GeoJSON Feature (answered with the stored Feature) or FeatureCollection
     (answered with a FeatureCollection): all measures are stored, or none (422 with reasons)."""
     _case(s, p, case_id)
     rows, collection = flows.create(s, case_id, body, rt.settings.geofence.to_config())
+    _audit(s, p, request, case_id, rows)
     s.commit()
     _changed(rt)
     return flows.to_collection(rows) if collection else flows.to_feature(rows[0])
@@ -57,29 +90,40 @@ def import_measures(
 
 @router.get("/measures")
 def export_measures(
-    case_id: uuid.UUID, include_inactive: bool = False, s: Session = Depends(session),
+    request: Request, case_id: uuid.UUID, include_inactive: bool = False,
+    reason: str | None = Query(None, max_length=500), s: Session = Depends(session),
     p: Principal = Depends(require(*READ)),
 ) -> dict[str, Any]:
     _case(s, p, case_id)
-    return flows.to_collection(service.list_for_case(s, case_id, include_inactive))
+    rows = service.list_for_case(s, case_id, include_inactive)
+    out = flows.to_collection(rows)
+    _audit(s, p, request, case_id, rows, reason)
+    s.commit()
+    return out
 
 
 @router.get("/measures/{measure_id}")
 def get_measure(
-    case_id: uuid.UUID, measure_id: str, s: Session = Depends(session),
+    request: Request, case_id: uuid.UUID, measure_id: str,
+    reason: str | None = Query(None, max_length=500), s: Session = Depends(session),
     p: Principal = Depends(require(*READ)),
 ) -> dict[str, Any]:
     _case(s, p, case_id)
-    return flows.to_feature(service.get(s, case_id, measure_id))
+    row = service.get(s, case_id, measure_id)
+    out = flows.to_feature(row)
+    _audit(s, p, request, case_id, [row], reason)
+    s.commit()
+    return out
 
 
 @router.put("/measures/{measure_id}")
 def replace_measure(
-    case_id: uuid.UUID, measure_id: str, body: Any = Body(...), s: Session = Depends(session),
+    request: Request, case_id: uuid.UUID, measure_id: str, body: Any = Body(...), s: Session = Depends(session),
     rt: Runtime = Depends(runtime), p: Principal = Depends(require(*WRITE)),
 ) -> dict[str, Any]:
     _case(s, p, case_id)
     row = flows.replace(s, case_id, measure_id, body, rt.settings.geofence.to_config())
+    _audit(s, p, request, case_id, [row])
     s.commit()
     _changed(rt)
     return flows.to_feature(row)
@@ -87,12 +131,13 @@ def replace_measure(
 
 @router.delete("/measures/{measure_id}")
 def deactivate_measure(
-    case_id: uuid.UUID, measure_id: str, s: Session = Depends(session),
+    request: Request, case_id: uuid.UUID, measure_id: str, s: Session = Depends(session),
     rt: Runtime = Depends(runtime), p: Principal = Depends(require(*WRITE)),
 ) -> dict[str, Any]:
     """Deactivate: the measure stops applying and is kept for the record."""
     _case(s, p, case_id)
     row = flows.deactivate(s, case_id, measure_id)
+    _audit(s, p, request, case_id, [row])
     s.commit()
     _changed(rt)
     return flows.to_feature(row)
@@ -100,20 +145,26 @@ def deactivate_measure(
 
 @router.put("/offender-home")
 def set_offender_home(
-    case_id: uuid.UUID, data: HomeIn, s: Session = Depends(session),
+    request: Request, case_id: uuid.UUID, data: HomeIn, s: Session = Depends(session),
     p: Principal = Depends(require(*WRITE)),
 ) -> dict[str, Any]:
     """Register the offender's home point (zones that contain it need an exception)."""
     _case(s, p, case_id)
     service.set_home(s, case_id, data.lon, data.lat)
+    _audit_home(s, p, request, case_id)
     s.commit()
     return {"type": "Point", "coordinates": [data.lon, data.lat]}
 
 
 @router.get("/offender-home")
 def get_offender_home(
-    case_id: uuid.UUID, s: Session = Depends(session), p: Principal = Depends(require(*WRITE)),
+    request: Request, case_id: uuid.UUID, reason: str | None = Query(None, max_length=500),
+    s: Session = Depends(session), p: Principal = Depends(require(*WRITE)),
 ) -> dict[str, Any] | None:
     _case(s, p, case_id)
     home = service.get_home(s, case_id)
-    return None if home is None else {"type": "Point", "coordinates": list(home)}
+    if home is None:
+        return None
+    _audit_home(s, p, request, case_id, reason)
+    s.commit()
+    return {"type": "Point", "coordinates": list(home)}

@@ -1,19 +1,25 @@
 """Police acknowledge back: a police system reports that it took the alert on, or that it sent a
 unit. Thin HTTP; the change goes through the alert flow like an operator's (timeline, console,
-police feed, webhooks, and the victim's device ack)."""
+police feed, webhooks, and the victim's device ack).
+
+Scope: an alert routed to a unit outside the token's units answers 404 (as every out-of-scope
+read); a body naming a unit outside them answers 403. The answer's position is released and
+audited as any alert document's (`backend.audit.guard`)."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from backend.alerts import service as alerts_service
 from backend.alerts.errors import AlertNotFound
 from backend.api.deps import require, runtime
+from backend.audit.guard import release_locations
 from backend.auth.errors import Forbidden
+from backend.auth.scoping import may_see_alert
 from backend.auth.tokens import Principal
 from backend.runtime import Runtime
 
@@ -37,30 +43,28 @@ def police_actor(p: Principal) -> str:
     return f"police:{name}"
 
 
-def check_scope(p: Principal, alert_unit: str | None, body_unit: str) -> None:
-    """A police token acts only for the units in its scope `{"units": [...]}`, and only on
-    alerts routed to one of them."""
+def check_unit(p: Principal, body_unit: str) -> None:
+    """A police token acts only for the units in its scope `{"units": [...]}` (the alert itself
+    must be routed to one of them: `may_see_alert`)."""
     if p.role == "admin":
         return
     units = set(p.scope.get("units") or [])
     if body_unit not in units:
         raise Forbidden(f"unit {body_unit} is outside this token's scope")
-    if alert_unit not in units:
-        raise Forbidden("the alert belongs to another police unit")
 
 
 @router.post("/{alert_id}/police-ack")
 def police_ack(
-    alert_id: uuid.UUID, body: PoliceAck, rt: Runtime = Depends(runtime),
+    request: Request, alert_id: uuid.UUID, body: PoliceAck, rt: Runtime = Depends(runtime),
     p: Principal = Depends(require("police")),
 ) -> dict[str, Any]:
     from backend.alerts.views import documents
 
     with rt.sessions() as s:
         alert = alerts_service.get(s, alert_id)
-        if alert is None:
+        if alert is None or not may_see_alert(s, p, alert):
             raise AlertNotFound(f"alert {alert_id} not found")
-        check_scope(p, alert.police_unit, body.unit)
+        check_unit(p, body.unit)
     note = f"police unit {body.unit}" + (f": {body.note}" if body.note else "")
     with rt.sessions.begin() as s:
         _, effects = rt.flow.transition(s, alert_id, ACTIONS[body.action],
@@ -70,4 +74,9 @@ def police_ack(
         rt.bus.publish(event)
     with rt.sessions() as s:
         alert = alerts_service.get(s, alert_id)
-        return documents(s, [alert])[0]  # type: ignore[list-item]
+        assert alert is not None
+        channel = "console" if getattr(request.state, "via_console", False) else "api"
+        document = release_locations(s, p, [alert], documents(s, [alert]), reason=None,
+                                     channel=channel)[0]
+        s.commit()
+        return document
