@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -137,7 +137,7 @@ class BackendClient:
         if self._owned:
             self._http.close()
 
-    def __enter__(self) -> BackendClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -152,36 +152,54 @@ class BackendClient:
         except httpx.HTTPError as exc:
             raise BackendError(f"{what}: {type(exc).__name__}: {exc}") from exc
         if response.status_code >= 400:
-            raise BackendError(f"{what}: HTTP {response.status_code}{_reason(response)}")
+            raise BackendError(
+                f"{what}: HTTP {response.status_code}{_reason(response)}"
+            )
         try:
             return response.json()
         except ValueError as exc:
             raise BackendError(f"{what}: the answer is not JSON") from exc
 
     # -- the calls ------------------------------------------------------------------------------
-    def create_case(self, reference: str, *, home_police_unit: str | None = None,
-                    exercise: bool = True) -> str:
+    def create_case(
+        self,
+        reference: str,
+        *,
+        home_police_unit: str | None = None,
+        exercise: bool = True,
+    ) -> str:
         body: dict[str, Any] = {"reference": reference, "exercise": exercise}
         if home_police_unit:
             body["home_police_unit"] = home_police_unit
-        case = self._call("POST", "/api/v1/cases", f"create case {reference}", json=body)
+        case = self._call(
+            "POST", "/api/v1/cases", f"create case {reference}", json=body
+        )
         return str(case["id"])
 
     def register_device(self, device_id: str, case_id: str, role: str) -> None:
         body = {"id": device_id, "case_id": case_id, "role": role}
         self._call("POST", "/api/v1/devices", f"register device {device_id}", json=body)
 
-    def import_measures(self, case_id: str, features: Sequence[Mapping[str, Any]]) -> list[str]:
+    def import_measures(
+        self, case_id: str, features: Sequence[Mapping[str, Any]]
+    ) -> list[str]:
         body = {"type": "FeatureCollection", "features": list(features)}
         stored = self._call(
-            "POST", f"/api/v1/cases/{case_id}/measures", f"import measures of case {case_id}",
+            "POST",
+            f"/api/v1/cases/{case_id}/measures",
+            f"import measures of case {case_id}",
             json=body,
         )
         return [str(f["id"]) for f in stored.get("features", [])]
 
-    def alerts(self, state: str = "all", limit: int = ALERTS_LIMIT) -> list[dict[str, Any]]:
+    def alerts(
+        self, state: str = "all", limit: int = ALERTS_LIMIT
+    ) -> list[dict[str, Any]]:
         documents = self._call(
-            "GET", "/api/v1/alerts", "list alerts", params={"state": state, "limit": limit}
+            "GET",
+            "/api/v1/alerts",
+            "list alerts",
+            params={"state": state, "limit": limit},
         )
         if not isinstance(documents, list):
             raise BackendError("list alerts: expected a list")
@@ -199,15 +217,20 @@ def _reason(response: httpx.Response) -> str:
     problems = body.get("problems")
     if isinstance(problems, list) and problems:
         codes = [
-            f"{p.get('code')} at {p.get('path')}" for p in problems if isinstance(p, Mapping)
+            f"{p.get('code')} at {p.get('path')}"
+            for p in problems
+            if isinstance(p, Mapping)
         ]
         return ": " + "; ".join(codes[:10])
     detail = body.get("detail")
     if isinstance(detail, str):
         return f": {detail[:200]}"
     if isinstance(detail, list):  # FastAPI validation errors: field locations only
-        locations = [".".join(str(x) for x in d.get("loc", ())) for d in detail
-                     if isinstance(d, Mapping)]
+        locations = [
+            ".".join(str(x) for x in d.get("loc", ()))
+            for d in detail
+            if isinstance(d, Mapping)
+        ]
         return ": invalid " + ", ".join(locations[:10])
     return ""
 
@@ -230,7 +253,9 @@ def register_scenario(
     if data["measures"]:
         features = [measure_feature(m, reference) for m in data["measures"]]
         measure_ids = client.import_measures(case_id, features)
-    return Registration(run_id, case_id, reference, tuple(device_ids), tuple(measure_ids))
+    return Registration(
+        run_id, case_id, reference, tuple(device_ids), tuple(measure_ids)
+    )
 
 
 class BackendAlertSource:

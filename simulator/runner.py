@@ -10,7 +10,13 @@ Given an `AlertSource` (a callable returning the alerts the backend raised so fa
 its API), the runner waits for the expected alerts and reports what was raised, what matched, and
 the latency from publish to alert.
 
-`main(argv)` is the command line (`schildwacht simulate ...` delegates to it).
+`main(argv)` is the command line (`schildwacht simulate ...` delegates to it). With
+`--api URL --token TOKEN` (or `$SCHILDWACHT_SIMULATOR_TOKEN`) each scenario is first registered
+with that backend (`simulator.backend`: an exercise case, its devices, its measures; ids carry a
+run id so repeated runs never collide), and its alerts are read back from the API. Accelerated
+runs are then anchored on the scenario's alarm (`--anchor alarm`), so a fresh press looks fresh.
+Health alerts (silent, battery) come from the backend's supervision loop on its own schedule:
+the scenario's `within_s` allows for its detection time.
 """
 
 from __future__ import annotations
@@ -656,7 +662,8 @@ def main(
     prepare = None
     backend = None
     if args.api:
-        from simulator import backend as api  # imports this module: keep it out of import time
+        # simulator.backend imports this module: keep it out of import time.
+        from simulator import backend as api
 
         backend = api.BackendClient(args.api, args.token)
         run_id = args.run_id or api.new_run_id()

@@ -59,8 +59,13 @@ class SettledSource:
     (and, if given, a supervision pass has run), so optional and at-most expectations are
     judged on the whole run rather than on the first poll."""
 
-    def __init__(self, source: BackendAlertSource, stack, transport: CountingTransport,
-                 after_drain: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        source: BackendAlertSource,
+        stack,
+        transport: CountingTransport,
+        after_drain: Callable[[], None] | None = None,
+    ) -> None:
         self.source, self.stack, self.transport = source, stack, transport
         self.after_drain = after_drain
         self.settled = False
@@ -85,7 +90,9 @@ def supervise(stack, ahead_s: float) -> Callable[[], None]:
     """One supervision pass `ahead_s` seconds from now (nothing of the run is heard after it)."""
 
     def run() -> None:
-        SupervisionLoop(stack.runtime).run_once(datetime.now(UTC) + timedelta(seconds=ahead_s))
+        SupervisionLoop(stack.runtime).run_once(
+            datetime.now(UTC) + timedelta(seconds=ahead_s)
+        )
 
     return run
 
@@ -97,7 +104,9 @@ AFTER_DRAIN = {
 }
 
 
-def run_against(stack, name: str, seed: int = 0) -> tuple[Summary, Registration, list[RaisedAlert]]:
+def run_against(
+    stack, name: str, seed: int = 0
+) -> tuple[Summary, Registration, list[RaisedAlert]]:
     api = BackendClient(client=stack.api())
     run_id = new_run_id()
     registered: list[Registration] = []
@@ -105,12 +114,21 @@ def run_against(stack, name: str, seed: int = 0) -> tuple[Summary, Registration,
         PahoTransport("127.0.0.1", stack.port, version=stack.protocol, inflight=20)
     )
     after = AFTER_DRAIN.get(name)
-    source = SettledSource(BackendAlertSource(api), stack, transport,
-                           after(stack) if after else None)
+    source = SettledSource(
+        BackendAlertSource(api), stack, transport, after(stack) if after else None
+    )
     try:
         summary = run_scenario(
-            name, transport, stack.topics, seed, speed=0, alert_source=source,
-            console=QUIET, alert_wait_s=5.0, run_id=run_id, anchor="alarm",
+            name,
+            transport,
+            stack.topics,
+            seed,
+            speed=0,
+            alert_source=source,
+            console=QUIET,
+            alert_wait_s=5.0,
+            run_id=run_id,
+            anchor="alarm",
             prepare=lambda s: registered.append(register_scenario(api, s, run_id)),
         )
     finally:
@@ -121,8 +139,11 @@ def run_against(stack, name: str, seed: int = 0) -> tuple[Summary, Registration,
 
 
 def _explain(summary: Summary, raised: list[RaisedAlert]) -> str:
-    return f"raised {[(a.type, a.device_id, a.flags) for a in raised]}; expected " + str(
-        [(e.type, e.device_id, e.min_count, e.max_count) for e in summary.expected]
+    return (
+        f"raised {[(a.type, a.device_id, a.flags) for a in raised]}; expected "
+        + str(
+            [(e.type, e.device_id, e.min_count, e.max_count) for e in summary.expected]
+        )
     )
 
 
@@ -138,7 +159,9 @@ def test_scenario_raises_the_expected_alerts(stack, name: str) -> None:
             assert not match.missing_flags, (match.expected.type, match.raised)
     assert all(d.endswith(registration.run_id) for d in registration.device_ids)
     required = [e for e in summary.expected if not e.optional]
-    assert required or name == "jitter"  # every other scenario proves an alert is raised
+    assert (
+        required or name == "jitter"
+    )  # every other scenario proves an alert is raised
     for expected in required:
         assert any(a.type == expected.type for a in raised)
 
@@ -148,9 +171,15 @@ def test_panic_retransmission_is_one_fresh_alert(stack) -> None:
     summary, _, raised = run_against(stack, "panic")
 
     alarms = [p for p in summary.expected]
-    assert summary.sent_by_kind["alarm"] == 2  # the press and its retransmission, same id
+    assert (
+        summary.sent_by_kind["alarm"] == 2
+    )  # the press and its retransmission, same id
     [panic] = raised
-    assert panic.type == "panic" and panic.ref is not None and panic.ref.startswith("panic-")
+    assert (
+        panic.type == "panic"
+        and panic.ref is not None
+        and panic.ref.startswith("panic-")
+    )
     # Anchored on the alarm, an accelerated run does not look late to the backend.
     assert panic.flags == ()
     assert panic.raised_at is not None and abs(panic.raised_at - time.time()) < 30
@@ -186,26 +215,45 @@ def test_silent_is_not_raised_before_the_detection_time(stack) -> None:
     api = BackendClient(client=stack.api())
     run_id = new_run_id()
     transport = CountingTransport(PahoTransport("127.0.0.1", stack.port, inflight=20))
-    source = SettledSource(BackendAlertSource(api), stack, transport,
-                           supervise(stack, scenarios.SILENT_AFTER_S - 30.0))
+    source = SettledSource(
+        BackendAlertSource(api),
+        stack,
+        transport,
+        supervise(stack, scenarios.SILENT_AFTER_S - 30.0),
+    )
     registered: list[Registration] = []
     try:
-        run_scenario("silent", transport, stack.topics, 0, speed=0, alert_source=source,
-                     console=QUIET, alert_wait_s=0.5, run_id=run_id,
-                     prepare=lambda s: registered.append(register_scenario(api, s, run_id)))
+        run_scenario(
+            "silent",
+            transport,
+            stack.topics,
+            0,
+            speed=0,
+            alert_source=source,
+            console=QUIET,
+            alert_wait_s=0.5,
+            run_id=run_id,
+            prepare=lambda s: registered.append(register_scenario(api, s, run_id)),
+        )
     finally:
         transport.close()
     [registration] = registered
     assert [a for a in source() if a.device_id in registration.device_ids] == []
 
     loop.run_once(datetime.now(UTC) + timedelta(seconds=scenarios.SILENT_AFTER_S + 5.0))
-    loop.run_once(datetime.now(UTC) + timedelta(seconds=scenarios.SILENT_AFTER_S + 65.0))
+    loop.run_once(
+        datetime.now(UTC) + timedelta(seconds=scenarios.SILENT_AFTER_S + 65.0)
+    )
     raised = [a for a in source() if a.device_id in registration.device_ids]
-    assert [a.type for a in raised] == ["device_silent"]  # a second pass updates, never repeats
+    assert [a.type for a in raised] == [
+        "device_silent"
+    ]  # a second pass updates, never repeats
 
 
 @pytest.mark.parametrize("stack", ["services"], indirect=True)
-def test_registration_is_an_exercise_case_and_repeated_runs_do_not_collide(stack) -> None:
+def test_registration_is_an_exercise_case_and_repeated_runs_do_not_collide(
+    stack,
+) -> None:
     http = stack.api()
     api = BackendClient(client=http)
     first, second = (
@@ -226,11 +274,16 @@ def test_registration_is_an_exercise_case_and_repeated_runs_do_not_collide(stack
 
 
 @pytest.mark.parametrize("stack", ["services"], indirect=True)
-def test_command_line_registers_runs_and_reports_against_a_served_backend(stack) -> None:
+def test_command_line_registers_runs_and_reports_against_a_served_backend(
+    stack,
+) -> None:
     app = create_app(stack.runtime)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -240,9 +293,24 @@ def test_command_line_registers_runs_and_reports_against_a_served_backend(stack)
     console = Console(record=True, width=160)
     try:
         code = main(
-            ["--scenario", "panic", "--speed", "0", "--api", f"http://127.0.0.1:{port}",
-             "--token", ADMIN_TOKEN, "--topic-root", stack.topics.root, "--port",
-             str(stack.port), "--alert-wait", "10", "--run-id", "cli1"],
+            [
+                "--scenario",
+                "panic",
+                "--speed",
+                "0",
+                "--api",
+                f"http://127.0.0.1:{port}",
+                "--token",
+                ADMIN_TOKEN,
+                "--topic-root",
+                stack.topics.root,
+                "--port",
+                str(stack.port),
+                "--alert-wait",
+                "10",
+                "--run-id",
+                "cli1",
+            ],
             console=console,
         )
     finally:
@@ -252,4 +320,3 @@ def test_command_line_registers_runs_and_reports_against_a_served_backend(stack)
     assert code == 0, output
     assert "registered panic: case SIM-cli1-panic-0" in output
     assert "1/1" in output  # matched / required in the alerts table
-
