@@ -227,8 +227,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _simulate_at(argv: list[str]) -> int | None:
+    """Where `simulate` stands if it is the command given. Everything after it goes to the
+    simulator untouched: argparse's REMAINDER drops a remainder that starts with an option
+    (`simulate --scenario all`)."""
+    skip = False
+    for i, token in enumerate(argv):
+        if skip or token.startswith("-"):
+            skip = token == "--log-level"
+            continue
+        return i if token == "simulate" else None
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    at = _simulate_at(argv)
+    args = build_parser().parse_args(argv if at is None else argv[: at + 1])
+    if at is not None:
+        args.rest = argv[at + 1 :]
     logging_setup.setup(args.log_level)
     try:
         settings = Settings()
