@@ -75,6 +75,8 @@ class ProtocolSettings(BaseModel):
     # direction below) is raised and flagged "late" (buffered while out of coverage).
     late_after_s: float = Field(60.0, gt=0)
     max_late_s: float = Field(7 * 86_400.0, gt=0)
+    # A device heard within this time is in coverage: its old alarm time is a wrong clock.
+    in_coverage_s: float = Field(120.0, gt=0)
 
 
 class IngestSettings(BaseModel):

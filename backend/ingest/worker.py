@@ -227,7 +227,6 @@ class IngestWorker:
             if kind == "alarm" and rt.settings.ingest.fault_point == "before_commit":
                 log.critical("fault point before_commit: killing this process")
                 os.kill(os.getpid(), signal.SIGKILL)
-        rt.state.touch({c.device.id: c.raw.received_at for c in contexts if c.device})
         for alert in effects.alerts:
             metrics.ALERTS_RAISED.labels(alert.type).inc()
         return effects

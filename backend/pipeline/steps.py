@@ -99,7 +99,9 @@ class Staleness:
 
     Alarms: never suppressed. A missing or wild device time (further than `max_clock_skew_s` in
     the future, or older than `max_late_s`) is flagged and server time is used; an old but
-    plausible one is flagged "late" (buffered while out of coverage).
+    plausible one is flagged "late" (buffered while out of coverage) — unless the device was
+    heard recently and its newest fix ran behind by the same amount: then the device is in
+    coverage and its clock is wrong, so it is flagged "clock_skew" and server time is used.
     Fixes: all are stored; only fixes newer than the last accepted one, and not in the future
     beyond the skew bound, drive state (geofences). Shared subscriptions do not keep per-device
     order, so this step is what keeps state monotonic.
@@ -109,7 +111,20 @@ class Staleness:
         self._s = settings
         self._state = state
 
+    def _clock_behind(self, device_id: str, now: float) -> float | None:
+        """How far the device's clock ran behind on its newest fix, if it was heard recently
+        (so it is in coverage, not buffering); None when that cannot be told."""
+        seen = self._state.last_seen(device_id)
+        last = self._state.get_last_fix(device_id)
+        if seen is None or last is None or now - seen > self._s.in_coverage_s:
+            return None
+        return seen - last.tst
+
     def __call__(self, ctx: Context) -> None:
+        self._judge(ctx)
+        self._state.touch({ctx.device.id: ctx.raw.received_at})  # type: ignore[union-attr]
+
+    def _judge(self, ctx: Context) -> None:
         now = ctx.raw.received_at
         if ctx.alarm is not None:
             tst = ctx.alarm.alarm.tst
@@ -118,7 +133,9 @@ class Staleness:
             elif tst - now > self._s.max_clock_skew_s or now - tst > self._s.max_late_s:
                 ctx.flags.append("clock_skew")
             elif now - tst > self._s.late_after_s:
-                ctx.flags.append("late")
+                behind = self._clock_behind(ctx.device.id, now)  # type: ignore[union-attr]
+                skewed = behind is not None and abs(behind - (now - tst)) <= self._s.late_after_s
+                ctx.flags.append("clock_skew" if skewed else "late")
             return
         if not ctx.fixes:
             return

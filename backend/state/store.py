@@ -98,6 +98,7 @@ class PendingState:
     def __init__(self, store: StateStore) -> None:
         self.store = store
         self._pending: dict[str, LastFix] = {}
+        self._seen: dict[str, float] = {}
 
     def get_last_fix(self, device_id: str) -> LastFix | None:
         pending = self._pending.get(device_id)
@@ -107,11 +108,14 @@ class PendingState:
         self._pending.update(fixes)
 
     def touch(self, seen: dict[str, float]) -> None:
-        self.store.touch(seen)
+        self._seen.update(seen)
 
     def last_seen(self, device_id: str) -> float | None:
-        return self.store.last_seen(device_id)
+        seen = self._seen.get(device_id)
+        return seen if seen is not None else self.store.last_seen(device_id)
 
     def flush(self) -> None:
         pending, self._pending = self._pending, {}
+        seen, self._seen = self._seen, {}
         self.store.set_last_fixes(pending)
+        self.store.touch(seen)

@@ -36,7 +36,7 @@ pytestmark = pytest.mark.services
 QUIET = Console(quiet=True)
 DRAIN_TIMEOUT_S = 20.0
 # Scenarios whose expected flags the backend does not set yet (see the xfail test below).
-KNOWN_FLAG_GAPS = {"clock_skew"}
+KNOWN_FLAG_GAPS: set[str] = set()
 
 
 class CountingTransport:
@@ -195,12 +195,6 @@ def test_gap_batch_alarm_is_flagged_late_and_raised_once(stack) -> None:
     assert "late" in panic.flags
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="backend bug: Staleness (backend/pipeline/steps.py:118-121) flags a fresh alarm "
-    "from a device whose clock runs 2 h behind as 'late' (only > max_late_s, 7 days, counts "
-    "as clock_skew), and DeviceAlarms keeps the skewed device time as the fix time",
-)
 @pytest.mark.parametrize("stack", ["services"], indirect=True)
 def test_clock_skew_panic_is_flagged_clock_skew_not_late(stack) -> None:
     _, _, raised = run_against(stack, "clock_skew")

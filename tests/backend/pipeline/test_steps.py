@@ -150,3 +150,27 @@ def test_pending_state_reaches_the_store_only_on_flush():
     assert store.get_last_fix("vic-001") is None  # a crash now loses nothing: redelivery re-evaluates
     pending.flush()
     assert store.get_last_fix("vic-001").lat == 52.0
+
+
+def test_old_alarm_from_a_device_in_coverage_is_a_wrong_clock_not_late():
+    state = InMemoryState()
+    pipeline, _ = make(state)
+    # The device reports live, but its clock runs two hours behind.
+    state.touch({"vic-001": NOW - 30})
+    pipeline.run(raw("sd/v1/dev/vic-001/loc", b'{"tst":1794992770,"lat":51.9,"lon":4.4}',
+                     at=NOW - 30))
+    ctx = pipeline.run(raw("sd/v1/dev/vic-001/alarm",
+                           b'{"id":"s","tst":1794992800,"lat":51.9,"lon":4.4}'))
+    assert "clock_skew" in ctx.alerts[0].flags and "late" not in ctx.alerts[0].flags
+    assert ctx.alerts[0].fix_time == NOW  # server time, not the skewed device time
+
+
+def test_old_alarm_after_a_silence_is_late():
+    state = InMemoryState()
+    pipeline, _ = make(state)
+    state.touch({"vic-001": NOW - 1800})  # out of coverage for half an hour
+    pipeline.run(raw("sd/v1/dev/vic-001/loc", b'{"tst":1794998200,"lat":51.9,"lon":4.4}',
+                     at=NOW - 1800))
+    ctx = pipeline.run(raw("sd/v1/dev/vic-001/alarm",
+                           b'{"id":"g","tst":1794998500,"lat":51.9,"lon":4.4}'))
+    assert ctx.alerts[0].flags == ["late"] and ctx.alerts[0].fix_time == 1794998500
