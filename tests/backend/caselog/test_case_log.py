@@ -79,11 +79,14 @@ def test_the_case_log_verifies_and_detects_an_edited_row(stack):
 def test_every_party_reads_the_log_by_role(stack):
     case_id = _case_with_history(stack)
     police = stack.api()
-    police.headers["Authorization"] = f"Bearer {stack.token('police')}"
+    police.headers["Authorization"] = f"Bearer {stack.token('police', {'units': ['RE07']})}"
     kinds = [e["kind"] for e in police.get(f"/api/v1/cases/{case_id}/log").json()]
     assert "note" not in kinds and kinds.count("transition") == 2
+    reference = stack.api().get(f"/api/v1/cases/{case_id}").json()["reference"]
     director = stack.api()
-    director.headers["Authorization"] = f"Bearer {stack.token('case_director')}"
+    director.headers["Authorization"] = (
+        f"Bearer {stack.token('case_director', {'cases': [reference]})}"
+    )
     assert "note" in [
         e["kind"] for e in director.get(f"/api/v1/cases/{case_id}/log").json()
     ]

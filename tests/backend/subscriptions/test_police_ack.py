@@ -31,7 +31,8 @@ def test_police_ack_scope_and_state_reach_device(stack):
     amsterdam = _as(stack, stack.token("police", {"units": ["RE05"]}))
     dispatcher = _as(stack, stack.token("dispatcher", {}))
 
-    assert amsterdam.post(url, json={"action": "acknowledge", "unit": "RE05"}).status_code == 403
+    # Another unit's alert is out of scope: not found, like every out-of-scope read.
+    assert amsterdam.post(url, json={"action": "acknowledge", "unit": "RE05"}).status_code == 404
     assert rotterdam.post(url, json={"action": "acknowledge", "unit": "RE05"}).status_code == 403
     assert dispatcher.post(url, json={"action": "acknowledge", "unit": "RE07"}).status_code == 403
     assert rotterdam.post(url, json={"action": "arrest", "unit": "RE07"}).status_code == 422
