@@ -33,7 +33,7 @@ from pathlib import Path
 from rich.console import Console
 
 from loadtests import floor
-from loadtests.alarm_path import Probe, run_alarms
+from loadtests.alarm_path import Arrivals, Probe, run_alarms
 from loadtests.broker import OwnMosquitto
 from loadtests.errors import ServiceUnavailable
 from loadtests.fleet import Fleet
@@ -48,7 +48,14 @@ from loadtests.report import (
     write_markdown,
 )
 from loadtests.seeding import seed, webhooks_supported
-from loadtests.stack import BENCH_DB_URL, BENCH_REDIS_URL, REPO_ROOT, Stack, alert_counts, ping_count
+from loadtests.stack import (
+    BENCH_DB_URL,
+    BENCH_REDIS_URL,
+    REPO_ROOT,
+    Stack,
+    alert_counts,
+    ping_count,
+)
 from loadtests.throughput import ramp
 from loadtests.webhook import WebhookReceiver
 
@@ -70,6 +77,9 @@ class Config:
     ramp_rates: tuple[int, ...] = (250, 500, 1_000, 2_000, 3_000, 4_000, 5_000, 6_500, 8_000,
                                    10_000)
     ramp_step_s: float = 5.0
+    # A second ramp over this many devices only: each reports often enough that the worker's
+    # device directory cache (10 s TTL) stays warm. 0 skips it.
+    ramp_warm_devices: int = 200
     memory_devices: int = 100_000
     memory_measures: int = 100_000
     db_url: str = BENCH_DB_URL
@@ -108,71 +118,69 @@ def _wait_for_measures(stack: Stack, expected: int, timeout_s: float = 90.0) -> 
 
 
 def _alarm_levels(results: Results, cfg: Config, stack: Stack, port: int, seeded,
-                  ledger: FixLedger) -> None:
-    probe = Probe(port, stack.topic_root, stack.api_url, stack.admin_token)
-    receiver = None
-    try:
-        if webhooks_supported():
-            receiver = WebhookReceiver(probe.on_webhook)
-            from loadtests.alarm_path import Arrivals
+                  ledger: FixLedger, levels: Sequence[int], probe: Probe) -> None:
+    # Warm-up: wake the VM, the worker's caches and connections; not measured.
+    run_alarms(probe, port, stack.topic_root, seeded.victims, "warm-", cfg.alarm_rate,
+               min(30, cfg.alarms))
+    saturated_at = 0
+    for level in levels:
+        stack.check_alive()
+        if saturated_at:
+            results.notes.append(f"level {level:,} fixes/s not run: the worker fell behind "
+                                 f"at {saturated_at:,} fixes/s")
+            continue
+        fleet = None
+        stored_before = ping_count(stack.engine)
+        if level:
+            duration = cfg.alarms / cfg.alarm_rate + 25
+            fleet = Fleet(port, stack.topic_root, seeded.fleet, level, duration).start()
+            time.sleep(2.0)
+        prefix = f"L{level}-"
+        started = time.perf_counter()
+        sent_before = fleet.sent if fleet else 0
+        watchdog = _Watchdog(stack, fleet, stored_before, level) if fleet else None
+        run = run_alarms(probe, port, stack.topic_root, seeded.victims, prefix,
+                         cfg.alarm_rate, cfg.alarms)
+        if watchdog is not None:
+            watchdog.stop()
+        offered = ((fleet.sent - sent_before) / (time.perf_counter() - started)) if fleet else 0
+        if fleet is not None:
+            fleet.stop()
+            ledger.add(fleet.sent)
+            if watchdog is not None and watchdog.tripped_backlog:
+                saturated_at = level
+                results.notes.append(
+                    f"at {level:,} fixes/s the worker fell behind: the fleet was stopped "
+                    f"with {watchdog.tripped_backlog:,} fixes queued "
+                    f"{watchdog.tripped_after_s:.0f} s into the level; the rest of its "
+                    f"alarms were sent without background load")
+        rows, distinct = _settled_alerts(stack, prefix, run.sent, timeout_s=0.0)
+        level_result = AlarmLevel(level, offered, run, rows, distinct)
+        results.alarm.append(level_result)
+        console.log(f"alarms @ {level} fixes/s: police p50 {run.police.p50:.1f} ms, "
+                    f"p99 {run.police.p99:.1f} ms; not yet raised {level_result.late}, "
+                    f"duplicated {level_result.duplicated}")
+        if not _drain(stack, ledger):
+            results.notes.append(f"the worker had not stored the fleet's fixes 90 s after "
+                                 f"the {level:,} fixes/s level ended")
 
-            probe.webhook = Arrivals()
-            try:
-                receiver.subscribe(stack.api_url, stack.admin_token)
-                results.webhooks = True
-            except Exception as exc:  # noqa: BLE001 - reported, not fatal
-                results.notes.append(f"webhook subscription could not be created: {exc}")
-                probe.webhook = None
-        else:
-            results.notes.append("webhook: n/a (no backend.subscriptions)")
-        # Warm-up: wake the VM, the worker's caches and connections; not measured.
-        run_alarms(probe, port, stack.topic_root, seeded.victims, "warm-", cfg.alarm_rate,
-                   min(30, cfg.alarms))
-        saturated_at = 0
-        for level in cfg.levels:
-            stack.check_alive()
-            if saturated_at:
-                results.notes.append(f"level {level:,} fixes/s not run: the worker fell behind "
-                                     f"at {saturated_at:,} fixes/s")
-                continue
-            fleet = None
-            stored_before = ping_count(stack.engine)
-            if level:
-                duration = cfg.alarms / cfg.alarm_rate + 25
-                fleet = Fleet(port, stack.topic_root, seeded.fleet, level, duration).start()
-                time.sleep(2.0)
-            prefix = f"L{level}-"
-            started = time.perf_counter()
-            sent_before = fleet.sent if fleet else 0
-            watchdog = _Watchdog(stack, fleet, stored_before, level) if fleet else None
-            run = run_alarms(probe, port, stack.topic_root, seeded.victims, prefix,
-                             cfg.alarm_rate, cfg.alarms)
-            if watchdog is not None:
-                watchdog.stop()
-            offered = ((fleet.sent - sent_before) / (time.perf_counter() - started)) if fleet else 0
-            if fleet is not None:
-                fleet.stop()
-                ledger.add(fleet.sent)
-                if watchdog is not None and watchdog.tripped_backlog:
-                    saturated_at = level
-                    results.notes.append(
-                        f"at {level:,} fixes/s the worker fell behind: the fleet was stopped "
-                        f"with {watchdog.tripped_backlog:,} fixes queued "
-                        f"{watchdog.tripped_after_s:.0f} s into the level; the rest of its "
-                        f"alarms were sent without background load")
-            rows, distinct = _settled_alerts(stack, prefix, run.sent)
-            level_result = AlarmLevel(level, offered, run, rows, distinct)
-            results.alarm.append(level_result)
-            console.log(f"alarms @ {level} fixes/s: police p50 {run.police.p50:.1f} ms, "
-                        f"p99 {run.police.p99:.1f} ms; not yet raised {level_result.late}, "
-                        f"duplicated {level_result.duplicated}")
-            if not _drain(stack, ledger):
-                results.notes.append(f"the worker had not stored the fleet's fixes 90 s after "
-                                     f"the {level:,} fixes/s level ended")
-    finally:
-        probe.close()
-        if receiver is not None:
-            receiver.close()
+
+def _listeners(results: Results, stack: Stack, port: int) -> tuple[Probe, WebhookReceiver | None]:
+    """The police feed, ack and console listeners, and a webhook receiver with its police
+    subscription when the subscriptions feature exists."""
+    probe = Probe(port, stack.topic_root, stack.api_url, stack.admin_token)
+    if not webhooks_supported():
+        results.notes.append("webhook: n/a (no backend.subscriptions)")
+        return probe, None
+    receiver = WebhookReceiver(probe.on_webhook)
+    probe.webhook = Arrivals()
+    try:
+        receiver.subscribe(stack.api_url, stack.admin_token)
+        results.webhooks = True
+    except Exception as exc:  # noqa: BLE001 - reported, not fatal
+        results.notes.append(f"webhook subscription could not be created: {exc}")
+        probe.webhook = None
+    return probe, receiver
 
 
 class _Watchdog:
@@ -224,7 +232,7 @@ class FixLedger:
         self.total += count
 
 
-def _drain(stack: Stack, ledger: FixLedger, quiet_s: float = 10.0,
+def _drain(stack: Stack, ledger: FixLedger, quiet_s: float = 30.0,
            timeout_s: float = 90.0) -> bool:
     """Wait until the worker has stored every fix the fleets published (or the ping count has
     not moved for `quiet_s`, or the timeout); True when all are stored."""
@@ -247,14 +255,24 @@ def _throughput(results: Results, cfg: Config, stack: Stack, port: int, seeded,
     if not _drain(stack, ledger, timeout_s=120.0):
         results.notes.append("the ramp started while the worker still had a backlog from the "
                              "alarm levels: its first steps understate the worker")
+    def log(label: str):
+        return lambda s: console.log(
+            f"ramp{label} {s.target:,.0f}/s: offered {s.offered:,.0f}/s stored "
+            f"{s.stored:,.0f}/s backlog {s.backlog:,} {'ok' if s.sustained else 'behind'}")
+
     results.ramp = ramp(
         port, stack.topic_root, seeded.fleet, lambda: ping_count(stack.engine), cfg.ramp_rates,
-        step_s=cfg.ramp_step_s,
-        on_sent=ledger.add,
-        on_step=lambda s: console.log(
-            f"ramp {s.target:,.0f}/s: offered {s.offered:,.0f}/s stored {s.stored:,.0f}/s "
-            f"backlog {s.backlog:,} {'ok' if s.sustained else 'behind'}"),
+        step_s=cfg.ramp_step_s, on_sent=ledger.add, on_step=log(""),
     )
+    if cfg.ramp_warm_devices:
+        if not _drain(stack, ledger, timeout_s=120.0):
+            results.notes.append("the warm-directory ramp started with a backlog")
+        warm = seeded.fleet[:cfg.ramp_warm_devices]
+        results.ramp_warm_devices = len(warm)
+        results.ramp_warm = ramp(
+            port, stack.topic_root, warm, lambda: ping_count(stack.engine), cfg.ramp_rates,
+            step_s=cfg.ramp_step_s, on_sent=ledger.add, on_step=log(f" ({len(warm)} devices)"),
+        )
 
 
 def _reconcile(results: Results, stack: Stack, ledger: FixLedger) -> None:
@@ -300,10 +318,23 @@ def run(cfg: Config) -> Results:
                     results.measures = 0
             else:
                 results.notes.append("geofence step: n/a (no backend.measures / zone step)")
-            if cfg.levels:
-                _alarm_levels(results, cfg, stack, broker.port, seeded, ledger)
-            if cfg.ramp_rates:
-                _throughput(results, cfg, stack, broker.port, seeded, ledger)
+            # Idle alarms first, then the ramp (it stops at its first step the worker cannot
+            # sustain, so it leaves little backlog), then the alarm levels under load.
+            probe, receiver = _listeners(results, stack, broker.port)
+            try:
+                idle = tuple(level for level in cfg.levels if level == 0)
+                if idle:
+                    _alarm_levels(results, cfg, stack, broker.port, seeded, ledger, idle, probe)
+                if cfg.ramp_rates:
+                    _throughput(results, cfg, stack, broker.port, seeded, ledger)
+                loaded = tuple(level for level in cfg.levels if level)
+                if loaded:
+                    _alarm_levels(results, cfg, stack, broker.port, seeded, ledger, loaded,
+                                  probe)
+            finally:
+                probe.close()
+                if receiver is not None:
+                    receiver.close()
             stack.check_alive()
             _reconcile(results, stack, ledger)
     if cfg.memory_devices:

@@ -13,6 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from loadtests.errors import BrokerStartFailed
 
@@ -54,7 +55,7 @@ class OwnMosquitto:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
-    def start(self) -> OwnMosquitto:
+    def start(self) -> Self:
         self._dir = tempfile.TemporaryDirectory(prefix="sw-bench-mosquitto-")
         conf = Path(self._dir.name) / "mosquitto.conf"
         conf.write_text(CONFIG.format(port=self.port))
@@ -87,7 +88,7 @@ class OwnMosquitto:
             self._dir.cleanup()
             self._dir = None
 
-    def __enter__(self) -> OwnMosquitto:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import httpx
 import psycopg
@@ -155,7 +156,7 @@ class Stack:
         })
         return env
 
-    def start(self, *, fresh_db: bool = True) -> Stack:
+    def start(self, *, fresh_db: bool = True) -> Self:
         ensure_database(self.db_url)
         self.engine = create_engine(self.db_url, pool_size=2)
         if fresh_db:
@@ -234,7 +235,7 @@ class Stack:
             self._logdir.cleanup()
             self._logdir = None
 
-    def __enter__(self) -> Stack:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(

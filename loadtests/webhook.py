@@ -43,7 +43,7 @@ class WebhookReceiver:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server naming
+            def do_POST(self) -> None:
                 at = time.perf_counter()
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 self.send_response(204)
@@ -56,7 +56,7 @@ class WebhookReceiver:
                     message_id = None
                 on_delivery(message_id, at)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 return
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
