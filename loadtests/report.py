@@ -20,6 +20,7 @@ from loadtests.stats import Latency, Verdict, ratio
 from loadtests.throughput import Step
 
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+NEVER_MS = 30_000.0  # the alarm path's settle time: later than this counts as never
 
 
 @dataclass
@@ -306,13 +307,23 @@ def plot(path: Path, r: Results) -> None:
         ("console", "tab:blue", lambda a: a.run.console),
         ("webhook", "tab:green", lambda a: a.run.webhook),
     )
+    finite = [getattr(get(a), q) for _, _, get in series for a in r.alarm if get(a) is not None
+              for q in ("p50", "p99", "p999") if math.isfinite(getattr(get(a), q))]
+    ceiling = max([NEVER_MS, *finite]) * 1.5  # where "never arrived" is drawn
+    never = False
     for name, colour, get in series:
         lats = [get(a) for a in r.alarm]
         if any(lat is None for lat in lats):
             continue
         for q, style in (("p50", ":"), ("p99", "-"), ("p999", "--")):
-            ax.plot(xs, [getattr(lat, q) for lat in lats], style, marker="o", color=colour,
-                    label=f"{name} {q.replace('p999', 'p99.9')}")
+            ys = [getattr(lat, q) for lat in lats]
+            never = never or any(math.isinf(y) for y in ys)
+            ax.plot(xs, [ceiling if math.isinf(y) else y for y in ys], style, marker="o",
+                    color=colour, label=f"{name} {q.replace('p999', 'p99.9')}")
+    if never:
+        ax.axhline(ceiling, color="black", linestyle=":", linewidth=0.8)
+        ax.annotate("not arrived within the settle time", (xs[0], ceiling),
+                    textcoords="offset points", xytext=(4, 4), fontsize=7)
     floor = r.floor_two_hop
     if floor is not None:
         ax.axhline(floor.p99, color="grey", linestyle="-.", label="two-hop floor p99")

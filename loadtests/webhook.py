@@ -34,6 +34,14 @@ def find_message_id(document: Any) -> str | None:
     return None
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A sender closing its keep-alive connection is not an error worth a traceback."""
+        return
+
+
 class WebhookReceiver:
     def __init__(self, on_delivery: OnDelivery) -> None:
         self.port = free_port()
@@ -59,7 +67,7 @@ class WebhookReceiver:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server = _QuietServer(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="webhook",
                                         daemon=True)
