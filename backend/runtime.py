@@ -110,7 +110,7 @@ class Runtime:
             redis=client,
             state=state,
             bus=bus,
-            directory=DeviceDirectory(sessions),
+            directory=DeviceDirectory(sessions, settings.ingest.directory_refresh_s),
             regions=regions,
             topics=topics,
             flow=_alert_flow(settings, topics, regions),

@@ -86,6 +86,8 @@ class IngestSettings(BaseModel):
     # an alarm and before it committed it. Never set in production.
     fault_point: Literal["", "before_commit"] = ""
     outbox_resend_after_s: float = Field(5.0, gt=0)
+    # Every worker reloads the device directory this often (changes made by other processes).
+    directory_refresh_s: float = Field(30.0, ge=1)
 
 
 class ApiSettings(BaseModel):

@@ -96,6 +96,7 @@ def update_case(
     with rt.sessions.begin() as s:
         scoped_case(s, p, case_id)
         _, effects = flow.update(s, case_id, data, actor=p.name)
+    rt.directory.invalidate()  # devices carry case facts (home unit, exercise)
     rt.dispatcher.send(effects.outbox)
     for event in effects.events:
         rt.bus.publish(event)

@@ -1,24 +1,30 @@
-"""Fast, cached look-up of registered devices for the ingest path.
+"""Fast look-up of registered devices for the ingest path.
 
-A hit costs a dict look-up. A miss reads the database once; unknown ids are cached briefly too, so
-a flood from an unregistered device cannot hammer the database. Entries expire after `ttl_s`, so a
-device registered or deactivated through the API is seen by every worker within that time;
+The directory holds every registered device in memory (one query loads them all), so a look-up
+is a dict access. A device registered after the last load is read on its first message (one
+query per batch for all such ids, `prefetch`); an unknown id is remembered as unknown for a short
+while, so a flood from an unregistered device cannot hammer the database. A background refresh
+(`start_refresh`) reloads the whole directory every `refresh_s` seconds, so a change made by
+another process (a deactivated device, a case put in exercise) is seen within that time;
 `invalidate` makes it immediate in this process.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.cases.models import Case
 from backend.devices.models import Device
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,64 +48,142 @@ class DeviceLookup(Protocol):
 
 class DeviceDirectory:
     def __init__(
-        self, session_factory: sessionmaker[Session], ttl_s: float = 10.0, miss_ttl_s: float = 2.0
+        self, session_factory: sessionmaker[Session], refresh_s: float = 30.0,
+        miss_ttl_s: float = 2.0,
     ) -> None:
         self._sessions = session_factory
-        self._ttl = ttl_s
+        self._refresh_s = refresh_s
         self._miss_ttl = miss_ttl_s
-        self._by_id: dict[str, tuple[float, DeviceInfo | None]] = {}
-        self._by_owntracks: dict[tuple[str, str], tuple[float, str | None]] = {}
+        self._by_id: dict[str, DeviceInfo] = {}
+        self._by_owntracks: dict[tuple[str, str], str] = {}
+        self._unknown: dict[str, float] = {}  # id -> monotonic time until which it is unknown
+        self._loaded = False
         self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
+    # -- look-ups -------------------------------------------------------------------------------
     def get(self, device_id: str) -> DeviceInfo | None:
-        now = time.monotonic()
-        hit = self._by_id.get(device_id)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        info = self._load(Device.id == device_id)
-        with self._lock:
-            self._by_id[device_id] = (now + (self._ttl if info else self._miss_ttl), info)
-        return info
+        info = self._by_id.get(device_id)
+        if info is not None:
+            return info
+        if not self._loaded:
+            self.load_all()
+            return self.get(device_id)
+        if self._unknown.get(device_id, 0.0) > time.monotonic():
+            return None
+        self.prefetch([device_id])
+        return self._by_id.get(device_id)
 
     def by_owntracks(self, user: str, device: str) -> DeviceInfo | None:
+        if not self._loaded:
+            self.load_all()
+        device_id = self._by_owntracks.get((user, device))
+        if device_id is not None:
+            return self.get(device_id)
+        key = f"owntracks:{user}/{device}"
+        if self._unknown.get(key, 0.0) > time.monotonic():
+            return None
+        rows = self._query(
+            _DEVICES.where(Device.owntracks_user == user, Device.owntracks_device == device)
+        )
+        self._remember(rows, [key] if not rows else [])
+        return rows[0] if rows else None
+
+    def prefetch(self, device_ids: list[str]) -> None:
+        """Read, in one query, the devices of a batch that the directory does not know yet."""
         now = time.monotonic()
-        hit = self._by_owntracks.get((user, device))
-        if hit is not None and hit[0] > now:
-            return self.get(hit[1]) if hit[1] else None
-        info = self._load((Device.owntracks_user == user) & (Device.owntracks_device == device))
+        wanted = sorted({
+            d for d in device_ids
+            if d not in self._by_id and self._unknown.get(d, 0.0) <= now
+        })
+        if not wanted:
+            return
+        rows = self._query(_DEVICES.where(Device.id.in_(wanted)))
+        found = {r.id for r in rows}
+        self._remember(rows, [d for d in wanted if d not in found])
+
+    # -- loading --------------------------------------------------------------------------------
+    def load_all(self) -> int:
+        rows = self._query(_DEVICES)
+        by_id = {r.id: r for r in rows}
         with self._lock:
-            self._by_owntracks[(user, device)] = (
-                now + (self._ttl if info else self._miss_ttl),
-                info.id if info else None,
-            )
-            if info:
-                self._by_id[info.id] = (now + self._ttl, info)
-        return info
+            self._by_id = by_id
+            self._by_owntracks = {
+                pair: device_id for pair, device_id in self._owntracks_pairs().items()
+                if device_id in by_id
+            }
+            self._loaded = True
+        return len(by_id)
 
     def invalidate(self, device_id: str | None = None) -> None:
+        """Forget one device (or all): the next look-up reads it again."""
         with self._lock:
             if device_id is None:
-                self._by_id.clear()
-                self._by_owntracks.clear()
-            else:
-                self._by_id.pop(device_id, None)
-                self._by_owntracks = {k: v for k, v in self._by_owntracks.items() if v[1] != device_id}
+                self._loaded = False
+                self._by_id = {}
+                self._by_owntracks = {}
+                self._unknown = {}
+                return
+            self._by_id.pop(device_id, None)
+            self._unknown.pop(device_id, None)
+            self._by_owntracks = {k: v for k, v in self._by_owntracks.items() if v != device_id}
+            self._unknown = {k: v for k, v in self._unknown.items()
+                             if not k.startswith("owntracks:")}
 
-    def _load(self, condition) -> DeviceInfo | None:
+    def start_refresh(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._refresh_loop, name="directory",
+                                            daemon=True)
+            self._thread.start()
+
+    def stop_refresh(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def _refresh_loop(self) -> None:
+        while not self._stop.wait(self._refresh_s):
+            try:
+                self.load_all()
+            except Exception:  # noqa: BLE001 - keep serving the last good directory
+                log.exception("directory refresh failed")
+
+    def _remember(self, rows: list[DeviceInfo], unknown: list[str]) -> None:
+        until = time.monotonic() + self._miss_ttl
+        with self._lock:
+            for info in rows:
+                self._by_id[info.id] = info
+                self._unknown.pop(info.id, None)
+            for key in unknown:
+                self._unknown[key] = until
+        for pair, device_id in self._owntracks_pairs([r.id for r in rows]).items():
+            self._by_owntracks[pair] = device_id
+
+    def _owntracks_pairs(self, ids: list[str] | None = None) -> dict[tuple[str, str], str]:
+        query = select(Device.owntracks_user, Device.owntracks_device, Device.id).where(
+            Device.owntracks_user.is_not(None))
+        if ids is not None:
+            if not ids:
+                return {}
+            query = query.where(Device.id.in_(ids))
         with self._sessions() as session:
-            row = session.execute(
-                select(Device, Case).join(Case, Case.id == Device.case_id).where(condition)
-            ).first()
-        if row is None:
-            return None
-        device, case = row
-        return DeviceInfo(
-            id=device.id,
-            case_id=device.case_id,
-            role=device.role,
-            active=device.active,
-            report_interval_s=device.report_interval_s,
-            case_reference=case.reference,
-            home_police_unit=case.home_police_unit,
-            exercise=case.exercise,
-        )
+            return {(u, d): i for u, d, i in session.execute(query)}
+
+    def _query(self, query: Select) -> list[DeviceInfo]:
+        with self._sessions() as session:
+            return [
+                DeviceInfo(
+                    id=r.id, case_id=r.case_id, role=r.role, active=r.active,
+                    report_interval_s=r.report_interval_s, case_reference=r.reference,
+                    home_police_unit=r.home_police_unit, exercise=r.exercise,
+                )
+                for r in session.execute(query)
+            ]
+
+
+_DEVICES = select(
+    Device.id, Device.case_id, Device.role, Device.active, Device.report_interval_s,
+    Case.reference, Case.home_police_unit, Case.exercise,
+).join(Case, Case.id == Device.case_id)

@@ -44,6 +44,7 @@ from backend.state.store import PendingState
 
 log = logging.getLogger(__name__)
 
+ALARM_SUFFIX = "/alarm"
 RETRY_DELAYS_S = (0.05, 0.2, 0.5, 1.0, 2.0, 5.0)  # then every 5 s until it works or we stop
 
 
@@ -64,6 +65,8 @@ class IngestWorker:
             s.protocol, runtime.directory, self.state, extra_steps
         )
         self._queue: queue.Queue[RawMessage] = queue.Queue(s.ingest.queue_max)
+        self._alarms: queue.Queue[RawMessage] = queue.Queue()
+        self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.client: mqtt.Client | None = None
@@ -87,12 +90,15 @@ class IngestWorker:
         client.on_message = self._on_message
         self.rt.attach_mqtt(client)
         self.client = client
+        self.rt.directory.load_all()  # every registered device in memory before traffic
+        self.rt.directory.start_refresh()
         self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
         self._thread.start()
         connect(client, b, persistent=True)
 
     def stop(self) -> None:
         self._stop.set()
+        self.rt.directory.stop_refresh()
         if self._thread is not None:
             self._thread.join(timeout=10)
         if self.client is not None:
@@ -101,25 +107,44 @@ class IngestWorker:
 
     # -- paho thread: convert and queue, nothing else ------------------------------------------
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
-        self._queue.put(RawMessage(msg.topic, msg.payload, msg.qos, msg.mid, time.time()))
+        raw = RawMessage(msg.topic, msg.payload, msg.qos, msg.mid, time.time())
+        # The alarm lane: an alarm never waits behind a backlog of location fixes.
+        (self._alarms if msg.topic.endswith(ALARM_SUFFIX) else self._queue).put(raw)
+        self._wake.set()
 
     # -- processing thread ----------------------------------------------------------------------
-    def _run(self) -> None:
-        batch_max = self.rt.settings.ingest.batch_max
-        while not self._stop.is_set():
+    def _next_batch(self) -> list[RawMessage]:
+        """Every waiting alarm first, then fixes and status reports up to the batch size."""
+        self._wake.wait(0.2)
+        self._wake.clear()
+        batch: list[RawMessage] = []
+        while True:
             try:
-                first = self._queue.get(timeout=0.2)
+                batch.append(self._alarms.get_nowait())
             except queue.Empty:
-                continue
-            batch = [first]
-            while len(batch) < batch_max:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            self.handle(batch)
+                break
+        limit = self.rt.settings.ingest.batch_max
+        while len(batch) < limit and self._alarms.empty():
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        if not (self._alarms.empty() and self._queue.empty()):
+            self._wake.set()  # more is waiting: no pause before the next batch
+        return batch
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            batch = self._next_batch()
+            if batch:
+                self.handle(batch)
 
     def handle(self, batch: list[RawMessage]) -> None:
+        try:
+            self.rt.directory.prefetch(
+                [t.split("/")[-2] for t in (r.topic for r in batch) if "/dev/" in t])
+        except SQLAlchemyError:
+            log.exception("directory prefetch failed; devices are looked up one by one")
         contexts = [self._run_pipeline(raw) for raw in batch]
         alarms = [c for c in contexts if c.alarm is not None and c.rejection is None]
         others = [c for c in contexts if c.alarm is None or c.rejection is not None]
