@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import orjson
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
+from websockets.typing import Subprotocol
 
 from device_protocol import Alarm, Topics, codec
 from loadtests import mqtt
@@ -105,7 +106,8 @@ class Probe:
             self.police.note(codec.decode_document(msg.payload).get("message_id"), at, self.prefix)
 
     def _ws_loop(self, url: str, token: str) -> None:
-        with ws_connect(url, subprotocols=["bearer", token], open_timeout=10) as ws:
+        protocols = [Subprotocol("bearer"), Subprotocol(token)]
+        with ws_connect(url, subprotocols=protocols, open_timeout=10) as ws:
             self._ws_ready.set()
             while not self._ws_stop.is_set():
                 try:

@@ -130,7 +130,7 @@ def _alarm_levels(results: Results, cfg: Config, stack: Stack, port: int, seeded
                                  f"at {saturated_at:,} fixes/s")
             continue
         fleet = None
-        stored_before = ping_count(stack.engine)
+        stored_before = ping_count(stack.db)
         if level:
             duration = cfg.alarms / cfg.alarm_rate + 25
             fleet = Fleet(port, stack.topic_root, seeded.fleet, level, duration).start()
@@ -196,7 +196,7 @@ class _Watchdog:
 
         def watch() -> None:
             while not self._stop.wait(1.0):
-                backlog = fleet.sent - (ping_count(stack.engine) - stored_before)
+                backlog = fleet.sent - (ping_count(stack.db) - stored_before)
                 if backlog > max_lag_s * rate:
                     self.tripped_backlog = backlog
                     self.tripped_after_s = time.monotonic() - self._started
@@ -216,7 +216,7 @@ def _settled_alerts(stack: Stack, prefix: str, sent: int, timeout_s: float = 30.
     """Alert rows and distinct ids for the prefix, once every alarm is in (or the timeout)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        rows, distinct = alert_counts(stack.engine, prefix)
+        rows, distinct = alert_counts(stack.db, prefix)
         if distinct >= sent or time.monotonic() >= deadline:
             return rows, distinct
         time.sleep(0.5)
@@ -239,7 +239,7 @@ def _drain(stack: Stack, ledger: FixLedger, quiet_s: float = 30.0,
     deadline = time.monotonic() + timeout_s
     last, still_since = -1, time.monotonic()
     while time.monotonic() < deadline:
-        count = ping_count(stack.engine)
+        count = ping_count(stack.db)
         if count >= ledger.total:
             return True
         if count != last:
@@ -261,7 +261,7 @@ def _throughput(results: Results, cfg: Config, stack: Stack, port: int, seeded,
             f"{s.stored:,.0f}/s backlog {s.backlog:,} {'ok' if s.sustained else 'behind'}")
 
     results.ramp = ramp(
-        port, stack.topic_root, seeded.fleet, lambda: ping_count(stack.engine), cfg.ramp_rates,
+        port, stack.topic_root, seeded.fleet, lambda: ping_count(stack.db), cfg.ramp_rates,
         step_s=cfg.ramp_step_s, on_sent=ledger.add, on_step=log(""),
     )
     if cfg.ramp_warm_devices:
@@ -270,7 +270,7 @@ def _throughput(results: Results, cfg: Config, stack: Stack, port: int, seeded,
         warm = seeded.fleet[:cfg.ramp_warm_devices]
         results.ramp_warm_devices = len(warm)
         results.ramp_warm = ramp(
-            port, stack.topic_root, warm, lambda: ping_count(stack.engine), cfg.ramp_rates,
+            port, stack.topic_root, warm, lambda: ping_count(stack.db), cfg.ramp_rates,
             step_s=cfg.ramp_step_s, on_sent=ledger.add, on_step=log(f" ({len(warm)} devices)"),
         )
 
@@ -306,7 +306,7 @@ def run(cfg: Config) -> Results:
         if cfg.floor_rates:
             _floor(results, cfg, broker.port)
         with Stack(broker.port, db_url=cfg.db_url, redis_url=cfg.redis_url) as stack:
-            seeded = seed(stack.engine, victims=cfg.victims, measures=cfg.measures)
+            seeded = seed(stack.db, victims=cfg.victims, measures=cfg.measures)
             results.measures = seeded.measures
             if seeded.measures:
                 # A few fixes make the worker's zone step load the measures.

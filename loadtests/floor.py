@@ -52,12 +52,12 @@ WARMUP_SEQ = 1_000_000
 def _send(port: int, topic: str, rate_per_s: float, count: int, warmup: int) -> None:  # pragma: no cover - child
     sender = mqtt.connect(port)
     padding = b"x" * 150  # about the size of a fix
-    paced(rate_per_s, warmup,
-          lambda i: sender.publish(topic, _STAMP.pack(time.perf_counter(), i) + padding, qos=1))
+    def send(seq: int) -> None:
+        sender.publish(topic, _STAMP.pack(time.perf_counter(), seq) + padding, qos=1)
+
+    paced(rate_per_s, warmup, send)
     time.sleep(0.3)
-    paced(rate_per_s, count,
-          lambda i: sender.publish(topic, _STAMP.pack(time.perf_counter(), WARMUP_SEQ + i)
-                                   + padding, qos=1))
+    paced(rate_per_s, count, lambda i: send(WARMUP_SEQ + i))
     time.sleep(0.5)
     mqtt.close(sender)
 

@@ -29,6 +29,7 @@ from locust import HttpUser, User, between, constant_pacing, events, task
 from locust.exception import StopUser
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
+from websockets.typing import Subprotocol
 
 from device_protocol import Alarm, Fix, Topics, codec
 from loadtests.locust_config import LoadConfig, UnsafeLoad, check_bounds
@@ -138,6 +139,7 @@ class DeviceUser(User):
     def _publish(self, name: str, topic: str, payload: bytes) -> None:
         started = time.perf_counter()
         info = self.client.publish(topic, payload, qos=1)
+        error: Exception | None
         try:
             info.wait_for_publish(timeout=10)
             error = None if info.is_published() else TimeoutError("no PUBACK within 10 s")
@@ -181,10 +183,11 @@ class OperatorUser(HttpUser):
         self._ws_greenlet.kill(block=False)
 
     def _follow_stream(self) -> None:
-        url = self.host.replace("http://", "ws://").rstrip("/") + "/api/v1/stream"
+        url = (self.host or "").replace("http://", "ws://").rstrip("/") + "/api/v1/stream"
         started = time.perf_counter()
         try:
-            ws = ws_connect(url, subprotocols=["bearer", CFG.token], open_timeout=10)
+            ws = ws_connect(url, subprotocols=[Subprotocol("bearer"), Subprotocol(CFG.token)],
+                            open_timeout=10)
         except Exception as exc:  # noqa: BLE001 - reported as a failed request
             _fire(self.environment, "WS", "connect /api/v1/stream", started, exc)
             return

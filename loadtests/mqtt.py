@@ -6,6 +6,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -16,7 +17,7 @@ from loadtests.errors import ServiceUnavailable
 OnMessage = Callable[[mqtt.Client, object, mqtt.MQTTMessage], None]
 
 
-def _nodelay(_client: mqtt.Client, _userdata: object, sock: socket.socket) -> None:
+def _nodelay(_client: mqtt.Client, _userdata: Any, sock: Any) -> None:
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except OSError:  # pragma: no cover - non-TCP transport

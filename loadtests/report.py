@@ -173,10 +173,11 @@ def latency_rows(r: Results) -> list[list[str]]:
             ("alarm -> console WebSocket", a.run.console),
             ("alarm -> webhook", a.run.webhook),
         ]
-        for name, lat in channels:
-            if lat is None:
+        for name, channel in channels:
+            if channel is None:
                 rows.append([name, load, "-", "n/a", "n/a", "n/a", "", ""])
                 continue
+            lat = channel
             rows.append([name, load, str(lat.n), _ms(lat.p50), _ms(lat.p99), _ms(lat.p999),
                          _x(ratio(lat.p50, f50)), _x(ratio(lat.p99, f99))])
     return rows
@@ -199,8 +200,8 @@ def print_tables(r: Results) -> None:
     t = Table(title="Ingest throughput (one worker) and integrity")
     for h in ("measure", "value"):
         t.add_column(h)
-    for k, v in other_rows(r):
-        t.add_row(k, v)
+    for key, value in other_rows(r):
+        t.add_row(key, value)
     console.print(t)
     t = Table(title="Targets")
     for h in ("target", "measured", "limit", "verdict"):

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import httpx
 import psycopg
@@ -78,18 +78,21 @@ def truncate(engine: Engine) -> None:
 def register(engine: Engine, device_ids: Iterable[str], role: str,
              home_unit: str = "RE07") -> dict[str, uuid.UUID]:
     """One case per device, inserted in bulk; returns each device's case id."""
-    cases, devices = [], []
+    cases: list[dict[str, Any]] = []
+    devices: list[dict[str, Any]] = []
+    case_of: dict[str, uuid.UUID] = {}
     for device_id in device_ids:
         case_id = uuid.uuid4()
         cases.append({"id": case_id, "reference": f"B-{device_id}", "home_police_unit": home_unit,
                       "custody_status": "none", "exercise": False})
         devices.append({"id": device_id, "case_id": case_id, "role": role, "active": True,
                         "report_interval_s": 30})
+        case_of[device_id] = case_id
     with engine.begin() as conn:
         for i in range(0, len(cases), 5_000):
             conn.execute(insert(Case), cases[i:i + 5_000])
             conn.execute(insert(Device), devices[i:i + 5_000])
-    return {d["id"]: d["case_id"] for d in devices}
+    return case_of
 
 
 def alert_counts(engine: Engine, message_prefix: str) -> tuple[int, int]:
@@ -122,6 +125,13 @@ class Stack:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     engine: Engine | None = None
     _logdir: tempfile.TemporaryDirectory[str] | None = None
+
+    @property
+    def db(self) -> Engine:
+        """The benchmark database (after `start()`)."""
+        if self.engine is None:
+            raise ServiceUnavailable("the stack is not started")
+        return self.engine
 
     @property
     def topic_root(self) -> str:
