@@ -82,9 +82,10 @@ class ProtocolSettings(BaseModel):
 class IngestSettings(BaseModel):
     batch_max: int = Field(500, ge=1, le=10_000)
     queue_max: int = Field(20_000, ge=100)
-    # Fault point for crash tests: "before_commit" makes the worker exit hard after it received
-    # an alarm and before it committed it. Never set in production.
-    fault_point: Literal["", "before_commit"] = ""
+    # Fault points for crash tests: the worker kills itself (SIGKILL) after it received an alarm
+    # and before it committed it ("before_commit"), or after the alarm's alert was committed and
+    # published but before its follow-up ran ("before_follow_up"). Never set in production.
+    fault_point: Literal["", "before_commit", "before_follow_up"] = ""
     outbox_resend_after_s: float = Field(5.0, gt=0)
     # Every worker reloads the device directory this often (changes made by other processes).
     directory_refresh_s: float = Field(30.0, ge=1)

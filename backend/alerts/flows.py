@@ -54,11 +54,14 @@ class Effects:
     outbox: list[OutboxItem] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
+    # Raised alerts whose follow-up hooks still have to run (AlertFlow.follow_up).
+    follow_ups: list[tuple[Alert, dict[str, Any]]] = field(default_factory=list)
 
     def extend(self, other: Effects) -> None:
         self.outbox += other.outbox
         self.events += other.events
         self.alerts += other.alerts
+        self.follow_ups += other.follow_ups
 
 
 def _dt(ts: float | None) -> datetime | None:
@@ -109,13 +112,23 @@ def _has_police(recipients: list[dict[str, Any]] | None) -> bool:
 
 
 class AlertHook(Protocol):
-    """Runs inside the transaction that raised or changed an alert, so that what it writes (for
-    example webhook deliveries) commits or rolls back with the alert. It returns outbox items to
-    publish after commit and may add console events to `effects`."""
+    """Runs for every raise and every transition of an alert, in a transaction that commits or
+    rolls back what it writes with the change; it adds outbox items and console events to
+    `effects`.
+
+    `phase` says which transaction, for a raise: "alert" hooks (what the police hand-off needs,
+    such as webhook deliveries) run in the alert's own transaction; "follow_up" hooks (case log,
+    device commands) may run in a second one right after, so that the police feed does not wait
+    for them (see `AlertFlow.raise_alerts`). A hook without the attribute is an "alert" hook.
+    """
 
     def after_change(
         self, session: Session, alert: Alert, document: dict[str, Any], effects: Effects
     ) -> None: ...
+
+
+def _phase(hook: AlertHook) -> str:
+    return getattr(hook, "phase", "alert")
 
 
 class AlertFlow:
@@ -147,11 +160,54 @@ class AlertFlow:
             return None
 
     # -- raising --------------------------------------------------------------------------------
-    def raise_alerts(self, session: Session, drafts: list[AlertDraft]) -> Effects:
+    def raise_alerts(
+        self, session: Session, drafts: list[AlertDraft], *, follow_up: bool = True
+    ) -> Effects:
+        """Raise the drafts' alerts (a redelivered draft raises nothing new).
+
+        With `follow_up=False` only the "alert" hooks run; the caller commits, publishes the
+        police feed, then calls `follow_up(session, effects.follow_ups)` in a second transaction
+        and only then acknowledges the message. A crash in between leaves `followed_up_at`
+        empty, and the redelivered message finishes the follow-up."""
         effects = Effects()
         for draft in drafts:
             effects.extend(self._raise_one(session, draft))
+        if follow_up and effects.follow_ups:
+            effects.extend(self.follow_up(session, effects.follow_ups))
+            effects.follow_ups = []
         return effects
+
+    def follow_up(
+        self, session: Session, pending: list[tuple[Alert, dict[str, Any]]]
+    ) -> Effects:
+        """Run the follow-up hooks of raised alerts and mark them done."""
+        effects = Effects()
+        now = datetime.now(UTC)
+        for alert, document in pending:
+            # The alert row first, then what the hooks lock (the case row): the same order as a
+            # transition, so the two never deadlock. Whoever claims it first runs it, once.
+            if not service.mark_followed_up(session, alert.id, now):
+                continue
+            for hook in self.hooks:
+                if _phase(hook) == "follow_up":
+                    hook.after_change(session, alert, document, effects)
+        return effects
+
+    def _unfinished(self, session: Session, draft: AlertDraft) -> Effects:
+        """A redelivered draft: nothing new, unless its follow-up never ran (a crash)."""
+        alert = service.unfinished(session, draft.device_id, draft.message_id)
+        if alert is None:
+            return Effects()
+        return Effects(follow_ups=[(alert, self._document(session, alert))])
+
+    @staticmethod
+    def _document(session: Session, alert: Alert) -> dict[str, Any]:
+        case = session.get(Case, alert.case_id) if alert.case_id else None
+        device = session.get(Device, alert.device_id) if alert.device_id else None
+        return alert_document(
+            alert, device_role=device.role if device else None,
+            case=case_context(case) if case else None,
+        )
 
     def _raise_one(self, session: Session, draft: AlertDraft) -> Effects:
         # Grouped health alerts may have no case (unassigned devices) or no device (storms).
@@ -204,7 +260,7 @@ class AlertFlow:
         )
         values = {c.key: getattr(alert, c.key) for c in Alert.__table__.columns}
         if not service.insert_alert_if_new(session, values):
-            return Effects()  # a redelivery of an alert we already hold
+            return self._unfinished(session, draft)  # a redelivery of an alert we hold
         service.add_event(
             session, alert.id, at=raised_at,
             actor=f"device:{draft.device_id}" if draft.device_id else "system:supervision",
@@ -222,7 +278,9 @@ class AlertFlow:
         log.info("alert raised id=%s type=%s device=%s", alert.id, alert.type, alert.device_id)
         effects = Effects(items, [{"event": "alert.raised", "alert": document}], [alert])
         for hook in self.hooks:
-            hook.after_change(session, alert, document, effects)
+            if _phase(hook) == "alert":
+                hook.after_change(session, alert, document, effects)
+        effects.follow_ups.append((alert, document))
         return effects
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -232,6 +290,7 @@ class AlertFlow:
     ) -> tuple[Alert, Effects]:
         """Apply an operator's action. Repeating one that already happened changes nothing."""
         now = now or datetime.now(UTC)
+        early = Effects()
         for _ in range(5):  # bounded: each retry means another operator moved the alert first
             alert = service.get(session, alert_id)
             if alert is None:
@@ -239,6 +298,11 @@ class AlertFlow:
             decision = decide(alert.state, action)
             if decision.outcome is Outcome.NOOP:
                 return alert, Effects()
+            if alert.followed_up_at is None and decision.outcome is Outcome.APPLY:
+                # The raise's follow-up (case log, commands) has not run yet: run it first, so
+                # the case log keeps the raise before this transition.
+                followed = self.follow_up(session, [(alert, self._document(session, alert))])
+                early.extend(followed)
             if decision.outcome is Outcome.INVALID:
                 raise InvalidTransition(f"cannot {action} an alert that is {alert.state}")
             values: dict[str, Any] = {"state": decision.to_state, "updated_at": now}
@@ -260,21 +324,17 @@ class AlertFlow:
             session, alert.id, at=now, actor=actor, kind="transition",
             from_state=from_state, to_state=alert.state, detail={"note": note} if note else None,
         )
-        case = session.get(Case, alert.case_id) if alert.case_id else None
-        device = session.get(Device, alert.device_id) if alert.device_id else None
-        document = alert_document(
-            alert, device_role=device.role if device else None,
-            case=case_context(case) if case else None,
-        )
+        document = self._document(session, alert)
         rows = [self._police_row(alert, document)] if _has_police(alert.recipients) else []
-        if alert.type in VICTIM_FEEDBACK_TYPES and alert.message_id and device is not None:
+        if alert.type in VICTIM_FEEDBACK_TYPES and alert.message_id and alert.device_id:
             rows.append(self._ack_row(alert, alert.state, now))
         items = _enqueue(session, rows)
         log.info("alert %s id=%s by=%s", alert.state, alert.id, actor)
         effects = Effects(items, [{"event": "alert.updated", "alert": document}], [alert])
         for hook in self.hooks:
             hook.after_change(session, alert, document, effects)
-        return alert, effects
+        early.extend(effects)
+        return alert, early
 
     @staticmethod
     def _next_deadline(alert: Alert, values: dict[str, Any]) -> datetime | None:

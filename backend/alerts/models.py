@@ -62,6 +62,9 @@ class Alert(Base):
     next_escalation_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Grouped health alerts (backend.supervision): the devices concerned.
     health_devices: Mapped[list[str] | None] = mapped_column(JSON)
+    # Set once the follow-up hooks (case log, device commands) have run for the raise; an alert
+    # redelivered while this is empty gets them then (see AlertFlow.follow_up).
+    followed_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         UniqueConstraint("device_id", "message_id"),

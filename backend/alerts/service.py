@@ -85,3 +85,25 @@ def timeline(session: Session, alert_id: uuid.UUID) -> list[AlertEvent]:
             select(AlertEvent).where(AlertEvent.alert_id == alert_id).order_by(AlertEvent.id)
         )
     )
+
+
+def mark_followed_up(session: Session, alert_id: uuid.UUID, at: datetime) -> bool:
+    """Claim the alert's follow-up: True for the one transaction that gets to run it."""
+    result = session.execute(
+        update(Alert)
+        .where(Alert.id == alert_id, Alert.followed_up_at.is_(None))
+        .values(followed_up_at=at)
+    )
+    return result.rowcount == 1
+
+
+def unfinished(session: Session, device_id: str | None, message_id: str | None) -> Alert | None:
+    """The alert of (device, message id) if its follow-up has not run yet."""
+    if device_id is None or message_id is None:
+        return None
+    return session.scalar(
+        select(Alert).where(
+            Alert.device_id == device_id, Alert.message_id == message_id,
+            Alert.followed_up_at.is_(None),
+        )
+    )

@@ -30,6 +30,8 @@ def alert_summary(alert: Alert, document: dict[str, Any]) -> dict[str, Any]:
 
 
 class CaseLogHook:
+    phase = "follow_up"  # after the police feed is out (AlertHook in backend.alerts.flows)
+
     def after_change(
         self, session: Session, alert: Alert, document: dict[str, Any], effects: Any
     ) -> None:

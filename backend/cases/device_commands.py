@@ -111,6 +111,8 @@ def tightened_interval(
 
 
 class DeviceCommandHook:
+    phase = "follow_up"  # after the police feed is out (AlertHook in backend.alerts.flows)
+
     def __init__(
         self, topics: Topics, policy: Policy, pursuit_interval_s: int = 15
     ) -> None:

@@ -23,6 +23,7 @@ import signal
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
@@ -199,26 +200,47 @@ class IngestWorker:
         return ctx
 
     def _commit(self, contexts: list[Context], kind: str) -> bool:
-        """Store, then acknowledge, then fan out. False when stopped before the commit."""
+        """Store, fan out the police feed, run the follow-up (case log, device commands), and
+        only then acknowledge to the broker. False when stopped before the end: nothing is
+        acknowledged, so the broker redelivers after a restart."""
         accepted = [c for c in contexts if not c.done]
-        effects = Effects()
         if accepted:
-            for attempt in range(10**9):
-                if self._stop.is_set() and attempt > 0:
-                    return False  # nothing acknowledged: the broker redelivers after restart
-                try:
-                    started = time.perf_counter()
-                    effects = self._store(accepted, kind)
-                    metrics.COMMIT_SECONDS.labels(kind).observe(time.perf_counter() - started)
-                    break
-                except SQLAlchemyError as exc:
-                    metrics.STORE_FAILURES.labels(kind).inc()
-                    delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
-                    log.error("store failed (%s), retry in %.2fs", type(exc).__name__, delay)
-                    self._stop.wait(delay)
+            effects = self._with_retries(kind, lambda: self._store(accepted, kind))
+            if effects is None:
+                return False
+            self._fan_out(effects)
+            if effects.follow_ups:
+                more = self._with_retries(kind, lambda: self._follow_up(effects.follow_ups))
+                if more is None:
+                    return False
+                self._fan_out(more)
         self._ack(contexts)
-        self._fan_out(effects)
         return True
+
+    def _with_retries(self, kind: str, work: Callable[[], Effects]) -> Effects | None:
+        """Run a database step until it succeeds (bounded back-off between tries), or None
+        when the worker is stopping."""
+        for attempt in range(10**9):
+            if self._stop.is_set() and attempt > 0:
+                return None
+            try:
+                started = time.perf_counter()
+                result = work()
+                metrics.COMMIT_SECONDS.labels(kind).observe(time.perf_counter() - started)
+                return result
+            except SQLAlchemyError as exc:
+                metrics.STORE_FAILURES.labels(kind).inc()
+                delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
+                log.error("store failed (%s), retry in %.2fs", type(exc).__name__, delay)
+                self._stop.wait(delay)
+        return None
+
+    def _follow_up(self, pending: list) -> Effects:
+        if self.rt.settings.ingest.fault_point == "before_follow_up":
+            log.critical("fault point before_follow_up: killing this process")
+            os.kill(os.getpid(), signal.SIGKILL)
+        with self.rt.sessions.begin() as session:
+            return self.rt.flow.follow_up(session, pending)
 
     def _store(self, contexts: list[Context], kind: str) -> Effects:
         rt = self.rt
@@ -234,7 +256,9 @@ class IngestWorker:
         ]
         statuses = [c for c in contexts if c.status is not None and c.device is not None]
         with rt.sessions.begin() as session:
-            effects = rt.flow.raise_alerts(session, drafts) if drafts else Effects()
+            effects = (
+                rt.flow.raise_alerts(session, drafts, follow_up=False) if drafts else Effects()
+            )
             if pings:
                 dialect = session.get_bind().dialect.name
                 ins = postgresql.insert(Ping) if dialect == "postgresql" else sqlite.insert(Ping)

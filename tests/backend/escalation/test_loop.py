@@ -41,8 +41,16 @@ def _raise_panic(stack, device_id: str) -> Alert:
     police.wait_for(1)
     police.close()
     device.disconnect()
-    with stack.runtime.sessions() as s:
-        return s.scalars(select(Alert).where(Alert.device_id == device_id)).one()
+    # The police feed is out before the worker's follow-up (case log, commands) commits; wait
+    # for that too, so the loop does not find the alert row still locked by it.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with stack.runtime.sessions() as s:
+            alert = s.scalars(select(Alert).where(Alert.device_id == device_id)).one()
+        if alert.followed_up_at is not None:
+            return alert
+        time.sleep(0.02)
+    raise AssertionError("the worker did not finish the alert's follow-up")
 
 
 def _timeline(stack, alert_id: uuid.UUID) -> list[AlertEvent]:

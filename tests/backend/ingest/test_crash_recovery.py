@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 
 from backend.alerts.models import Alert
+from backend.caselog.models import CaseLogEntry
 from device_protocol import Alarm, Topics, codec
 from tests.backend.conftest import truncate_all
 from tests.conftest import MQTT_PORT, REDIS_URL
@@ -49,11 +50,11 @@ def _wait_connected(proc: subprocess.Popen, timeout: float = 20.0) -> None:
     raise AssertionError("worker did not connect")
 
 
-def test_sigkill_before_commit_then_restart_delivers_exactly_once(pg_url):
+def _world(pg_url: str):
+    """A case with one victim device, and the environment of a worker subprocess."""
     truncate_all(pg_url)
     suffix = uuid.uuid4().hex[:8]
     root = f"sdcrash/{suffix}/v1"
-    topics = Topics(root)
     engine = create_engine(pg_url)
     with engine.begin() as conn:
         case_id = uuid.uuid4()
@@ -75,6 +76,24 @@ def test_sigkill_before_commit_then_restart_delivers_exactly_once(pg_url):
         "SCHILDWACHT_BROKER__CLIENT_ID": f"ingest-crash-{suffix}",
         "SCHILDWACHT_PROTOCOL__TOPIC_ROOT": root,
     }
+    return Topics(root), engine, env
+
+
+def _alerts(engine) -> int:
+    with engine.connect() as conn:
+        return conn.scalar(
+            select(func.count()).select_from(Alert).where(Alert.device_id == "vic-crash"))
+
+
+def _stop(*procs) -> None:
+    for proc in procs:
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=15)
+
+
+def test_sigkill_before_commit_then_restart_delivers_exactly_once(pg_url):
+    topics, engine, env = _world(pg_url)
     police = Collector(MQTT_PORT, topics.police_filter())
     crashing = _start_worker({**env, "SCHILDWACHT_INGEST__FAULT_POINT": "before_commit"})
     restarted = None
@@ -84,8 +103,7 @@ def test_sigkill_before_commit_then_restart_delivers_exactly_once(pg_url):
         alarm = Alarm(id="crash-1", kind="panic", tst=time.time(), lat=51.92, lon=4.47)
         publish(device, topics.alarm("vic-crash"), codec.encode(alarm))
         assert crashing.wait(timeout=20) == -signal.SIGKILL
-        with engine.connect() as conn:
-            assert conn.scalar(select(func.count()).select_from(Alert).where(Alert.device_id == "vic-crash")) == 0
+        assert _alerts(engine) == 0
         assert police.messages == []
 
         restarted = _start_worker(env)
@@ -94,13 +112,53 @@ def test_sigkill_before_commit_then_restart_delivers_exactly_once(pg_url):
         assert orjson.loads(payload)["message_id"] == "crash-1"
         time.sleep(1.5)  # room for a duplicate to show up, if there were one
         assert len(police.messages) == 1
-        with engine.connect() as conn:
-            assert conn.scalar(select(func.count()).select_from(Alert).where(Alert.device_id == "vic-crash")) == 1
+        assert _alerts(engine) == 1
         device.disconnect()
     finally:
         police.close()
-        for proc in (crashing, restarted):
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(timeout=15)
+        _stop(crashing, restarted)
+        engine.dispose()
+
+
+def test_sigkill_before_follow_up_then_restart_finishes_the_follow_up(pg_url):
+    """The alert is committed and on the police feed, but the worker dies before the case log
+    and device commands (the follow-up). The alarm was not acknowledged to the broker, so it
+    comes again after the restart: no second alert, and the follow-up is done once."""
+    topics, engine, env = _world(pg_url)
+    police = Collector(MQTT_PORT, topics.police_filter())
+    crashing = _start_worker({**env, "SCHILDWACHT_INGEST__FAULT_POINT": "before_follow_up"})
+    restarted = None
+    try:
+        _wait_connected(crashing)
+        device = client(MQTT_PORT, client_id="vic-crash")
+        alarm = Alarm(id="crash-2", kind="panic", tst=time.time(), lat=51.92, lon=4.47)
+        publish(device, topics.alarm("vic-crash"), codec.encode(alarm))
+        assert crashing.wait(timeout=20) == -signal.SIGKILL
+        [(_, payload, _)] = police.wait_for(1, timeout=5)  # published before the crash
+        alert_id = orjson.loads(payload)["alert_id"]
+        with engine.connect() as conn:
+            assert conn.scalar(select(Alert.followed_up_at).where(Alert.device_id == "vic-crash")) is None
+            assert conn.scalar(select(func.count()).select_from(CaseLogEntry)) == 0
+
+        restarted = _start_worker(env)
+        _wait_connected(restarted)
+        deadline = time.monotonic() + 20
+        logged = 0
+        while time.monotonic() < deadline and logged == 0:
+            with engine.connect() as conn:
+                logged = conn.scalar(select(func.count()).select_from(CaseLogEntry))
+            time.sleep(0.1)
+        time.sleep(1.0)
+        with engine.connect() as conn:
+            assert conn.scalar(select(func.count()).select_from(CaseLogEntry).where(
+                CaseLogEntry.alert_id == uuid.UUID(alert_id))) == 1
+            assert conn.scalar(select(Alert.followed_up_at).where(Alert.device_id == "vic-crash")) is not None
+        assert _alerts(engine) == 1
+        # The police feed is at-least-once: any repeat is the same (alert, sequence).
+        assert {(orjson.loads(p)["alert_id"], orjson.loads(p)["sequence"])
+                for _, p, _ in police.messages} == {(alert_id, 1)}
+        device.disconnect()
+    finally:
+        police.close()
+        _stop(crashing, restarted)
         engine.dispose()
