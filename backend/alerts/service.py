@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select, insert, select, update
@@ -45,9 +45,14 @@ def add_event(
 
 
 def enqueue(session: Session, rows: list[dict[str, Any]]) -> list[int]:
-    """Write outbox rows in the caller's transaction; return their ids in order."""
+    """Write outbox rows in the caller's transaction; return their ids in order.
+
+    `created_at` is now, whatever the caller says: the sweeper re-publishes rows pending for a
+    while after they were written, and a message that waited in a backlog must not look old."""
     if not rows:
         return []
+    now = datetime.now(UTC)
+    rows = [{**r, "created_at": now} for r in rows]
     result = session.execute(insert(OutboxMessage).returning(OutboxMessage.id, sort_by_parameter_order=True), rows)
     return [r[0] for r in result]
 

@@ -30,6 +30,7 @@ import paho.mqtt.client as mqtt
 from device_protocol import Channel
 from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
+from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from backend import metrics
@@ -141,11 +142,12 @@ class IngestWorker:
                 self.handle(batch)
 
     def handle(self, batch: list[RawMessage]) -> None:
+        device_ids = [r.topic.split("/")[-2] for r in batch if "/dev/" in r.topic]
         try:
-            self.rt.directory.prefetch(
-                [t.split("/")[-2] for t in (r.topic for r in batch) if "/dev/" in t])
-        except SQLAlchemyError:
-            log.exception("directory prefetch failed; devices are looked up one by one")
+            self.rt.directory.prefetch(device_ids)
+            self.state.prefetch(device_ids)
+        except (SQLAlchemyError, RedisError):
+            log.exception("prefetch failed; devices are looked up one by one")
         contexts = [self._run_pipeline(raw) for raw in batch]
         alarms = [c for c in contexts if c.alarm is not None and c.rejection is None]
         others = [c for c in contexts if c.alarm is None or c.rejection is not None]
