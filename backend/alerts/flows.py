@@ -18,7 +18,7 @@ from backend.alerts.document import alert_document
 from backend.alerts.errors import AlertNotFound, InvalidTransition
 from backend.alerts.lifecycle import DEVICE_ACK_STATE, Outcome, decide
 from backend.alerts.models import Alert
-from backend.cases.facts import case_facts
+from backend.cases.snapshots import CaseSnapshots, case_context
 from backend.cases.models import Case
 from backend.devices.models import Device
 from backend.escalation.plan_codec import plan_from_json, plan_to_json, recipients_to_json
@@ -83,21 +83,6 @@ def _enqueue(session: Session, rows: list[dict[str, Any]]) -> list[OutboxItem]:
     return [OutboxItem(i, r["target"], r["payload"], r["qos"]) for i, r in zip(ids, rows, strict=True)]
 
 
-def case_context(case: Case) -> dict[str, Any]:
-    return {
-        "id": str(case.id),
-        "reference": case.reference,
-        "risk_level": case.risk_level,
-        "custody_status": case.custody_status,
-        "contacts": [
-            {"id": str(c.id), "organisation": c.organisation, "name": c.name, "phone": c.phone,
-             "reachability": c.reachability}
-            for c in case.contacts
-        ],
-        "measures": [],
-    }
-
-
 def acknowledged_at(alert: Alert, changes: dict[str, Any] | None = None) -> datetime | None:
     """When a person took the alert on (acknowledged, or dispatched without acknowledging)."""
     changes = changes or {}
@@ -144,6 +129,17 @@ class AlertFlow:
         # home there) are drills, as if the case were flagged `exercise` (settings.police).
         self.exercise_regions: frozenset[str] = frozenset()
         self.policy = policy or load_policy()
+        # Case facts for routing and the document, kept a few seconds (forget() on changes).
+        self.cases = CaseSnapshots()
+
+    def forget_caches(self) -> None:
+        """Drop what the flow and its hooks keep of cases and subscriptions (call after an API
+        change, so this process sees it at once)."""
+        self.cases.forget()
+        for hook in self.hooks:
+            forget = getattr(hook, "forget", None)
+            if forget is not None:
+                forget()
 
     def route_draft(
         self, draft: AlertDraft, facts: CaseFacts, region: RegionMatch | None, at: datetime
@@ -211,8 +207,8 @@ class AlertFlow:
 
     def _raise_one(self, session: Session, draft: AlertDraft) -> Effects:
         # Grouped health alerts may have no case (unassigned devices) or no device (storms).
-        case = session.get(Case, draft.case_id) if draft.case_id else None
-        device = session.get(Device, draft.device_id) if draft.device_id else None
+        case = self.cases.get(session, draft.case_id) if draft.case_id else None
+        device_role = case.device_roles.get(draft.device_id) if case and draft.device_id else None
         region = None
         if draft.lat is not None and draft.lon is not None:
             region = self._regions.locate(draft.lat, draft.lon)
@@ -221,7 +217,7 @@ class AlertFlow:
             draft.exercise = True
         raised_at = _dt(draft.raised_at)
         assert raised_at is not None
-        facts = case_facts(session, case) if case else CaseFacts(case_id="")
+        facts = case.facts if case else CaseFacts(case_id="")
         decision = self.route_draft(draft, facts, region, raised_at)
         unit = (decision.police_unit if decision else None) or (
             case.home_police_unit if case else None
@@ -268,8 +264,7 @@ class AlertFlow:
             to_state="new", detail={"flags": alert.flags, **draft.detail} or None,
         )
         document = alert_document(
-            alert, device_role=device.role if device else None,
-            case=case_context(case) if case else None,
+            alert, device_role=device_role, case=case.context if case else None,
         )
         rows = [self._police_row(alert, document)] if _has_police(alert.recipients) else []
         if alert.type in VICTIM_FEEDBACK_TYPES and alert.message_id:

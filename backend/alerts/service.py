@@ -13,16 +13,25 @@ from sqlalchemy.orm import Session
 from backend.alerts.models import Alert, AlertEvent, OutboxMessage
 
 
+# Statements built once (Core, on the tables): the alarm path only binds parameters.
+_INSERT_ALERT = {
+    "postgresql": postgresql.insert(Alert.__table__)
+    .on_conflict_do_nothing(index_elements=["device_id", "message_id"])
+    .returning(Alert.__table__.c.id),
+    "sqlite": sqlite.insert(Alert.__table__)
+    .on_conflict_do_nothing(index_elements=["device_id", "message_id"])
+    .returning(Alert.__table__.c.id),
+}
+_INSERT_EVENT = insert(AlertEvent.__table__)
+_INSERT_OUTBOX = insert(OutboxMessage.__table__).returning(
+    OutboxMessage.__table__.c.id, sort_by_parameter_order=True
+)
+
+
 def insert_alert_if_new(session: Session, values: dict[str, Any]) -> bool:
     """Insert an alert unless (device_id, message_id) exists: the database is the dedupe."""
-    dialect = session.get_bind().dialect.name
-    ins = postgresql.insert(Alert) if dialect == "postgresql" else sqlite.insert(Alert)
-    stmt = (
-        ins.values(**values)
-        .on_conflict_do_nothing(index_elements=["device_id", "message_id"])
-        .returning(Alert.id)
-    )
-    return session.execute(stmt).first() is not None
+    stmt = _INSERT_ALERT[session.get_bind().dialect.name]
+    return session.execute(stmt, values).first() is not None
 
 
 def add_event(
@@ -36,12 +45,10 @@ def add_event(
     to_state: str | None = None,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    session.execute(
-        insert(AlertEvent).values(
-            alert_id=alert_id, at=at, actor=actor, kind=kind,
-            from_state=from_state, to_state=to_state, detail=detail,
-        )
-    )
+    session.execute(_INSERT_EVENT, {
+        "alert_id": alert_id, "at": at, "actor": actor, "kind": kind,
+        "from_state": from_state, "to_state": to_state, "detail": detail,
+    })
 
 
 def enqueue(session: Session, rows: list[dict[str, Any]]) -> list[int]:
@@ -53,8 +60,9 @@ def enqueue(session: Session, rows: list[dict[str, Any]]) -> list[int]:
         return []
     now = datetime.now(UTC)
     rows = [{**r, "created_at": now} for r in rows]
-    result = session.execute(insert(OutboxMessage).returning(OutboxMessage.id, sort_by_parameter_order=True), rows)
-    return [r[0] for r in result]
+    if len(rows) == 1:
+        return [session.execute(_INSERT_OUTBOX, rows[0]).scalar_one()]
+    return [r[0] for r in session.execute(_INSERT_OUTBOX, rows)]
 
 
 def compare_and_set_state(

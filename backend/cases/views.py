@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import uuid
 
 from fastapi import APIRouter, Depends, Response
@@ -38,10 +40,14 @@ def scoped_case(s: Session, p: Principal, case_id: uuid.UUID) -> Case:
     return case
 
 
-def case_flow(rt: Runtime = Depends(runtime)) -> CaseFlow:
-    return CaseFlow(
+def case_flow(rt: Runtime = Depends(runtime)) -> Iterator[CaseFlow]:
+    yield CaseFlow(
         rt.topics, rt.flow.policy, rt.settings.supervision.pursuit_report_interval_s
     )
+    # After a change through the case flow this process sees it at once: the alert flow's case
+    # snapshots and the device directory (which carries case facts) are dropped.
+    rt.flow.forget_caches()
+    rt.directory.invalidate()
 
 
 def as_creator(p: Principal, data: CaseCreate) -> CaseCreate:
@@ -96,7 +102,6 @@ def update_case(
     with rt.sessions.begin() as s:
         scoped_case(s, p, case_id)
         _, effects = flow.update(s, case_id, data, actor=p.name)
-    rt.directory.invalidate()  # devices carry case facts (home unit, exercise)
     rt.dispatcher.send(effects.outbox)
     for event in effects.events:
         rt.bus.publish(event)

@@ -38,6 +38,7 @@ def register_device(
     device = service.register(s, data)
     s.commit()
     rt.directory.invalidate(device.id)
+    rt.flow.forget_caches()
     return DeviceOut.model_validate(device)
 
 
@@ -68,4 +69,5 @@ def update_device(
     device = service.update(s, device_id, data)
     s.commit()
     rt.directory.invalidate(device_id)
+    rt.flow.forget_caches()
     return DeviceOut.model_validate(device)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from backend.escalation.errors import BadStoredPlan
@@ -10,7 +9,11 @@ from backend.routing import EscalationPlan, EscalationStep, Recipient
 
 
 def recipients_to_json(recipients: tuple[Recipient, ...]) -> list[dict[str, Any]]:
-    return [asdict(r) for r in recipients]
+    return [
+        {"kind": r.kind, "code": r.code, "reason": r.reason, "exercise": r.exercise,
+         "stands_in_for": r.stands_in_for}
+        for r in recipients
+    ]
 
 
 def recipients_from_json(data: list[dict[str, Any]]) -> tuple[Recipient, ...]:
@@ -21,7 +24,8 @@ def plan_to_json(plan: EscalationPlan) -> dict[str, Any]:
     return {
         "priority": plan.priority,
         "steps": [
-            {**asdict(s), "recipients": recipients_to_json(s.recipients)}
+            {"index": s.index, "after_seconds": s.after_seconds, "action": s.action,
+             "target": s.target, "recipients": recipients_to_json(s.recipients)}
             for s in plan.steps
         ],
         "realert_after_seconds": plan.realert_after_seconds,

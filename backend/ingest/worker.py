@@ -133,6 +133,9 @@ class IngestWorker:
                 break
         if not (self._alarms.empty() and self._queue.empty()):
             self._wake.set()  # more is waiting: no pause before the next batch
+        # The pipeline sees the batch in arrival order (staleness judges each message against
+        # the ones before it); the alarms are committed first all the same (`handle`).
+        batch.sort(key=lambda raw: raw.received_at)
         return batch
 
     def _run(self) -> None:

@@ -12,8 +12,10 @@ deliveries are written as `rejected` with the reason, so the console shows "poli
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,6 +48,16 @@ def subscription_filter(sub: Subscription) -> filters.Filter:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ActiveSubscription:
+    id: uuid.UUID
+    format: str
+    filter: filters.Filter
+
+
+SUBSCRIPTIONS_TTL_S = 2.0
+
+
 class Renderer:
     """Renders one document in each police format, at most once per format."""
 
@@ -76,13 +88,30 @@ class DeliveryHook:
         self._source = source
         self._urgent = tuple(urgent)
         self._clock = clock
+        self._subscriptions: tuple[float, list[ActiveSubscription]] = (0.0, [])
+
+    def _active(self, session: Session) -> list[ActiveSubscription]:
+        """The active subscriptions, read at most every `SUBSCRIPTIONS_TTL_S` seconds: a change
+        made through this process's API is seen at once (`forget`), another's within that."""
+        until, cached = self._subscriptions
+        if until > time.monotonic():
+            return cached
+        fresh = [
+            ActiveSubscription(s.id, s.format, subscription_filter(s))
+            for s in service.active_subscriptions(session)
+        ]
+        self._subscriptions = (time.monotonic() + SUBSCRIPTIONS_TTL_S, fresh)
+        return fresh
+
+    def forget(self) -> None:
+        self._subscriptions = (0.0, [])
 
     def after_change(
         self, session: Session, alert: Alert, document: dict[str, Any], effects: Effects
     ) -> None:
         subs = [
-            s for s in service.active_subscriptions(session)
-            if filters.matches(subscription_filter(s), document, alert.police_unit)
+            s for s in self._active(session)
+            if filters.matches(s.filter, document, alert.police_unit)
         ]
         if not subs:
             return

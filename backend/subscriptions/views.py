@@ -42,10 +42,12 @@ LOG_READERS = ("dispatcher", "police")
 
 @router.post("", status_code=201, response_model=SubscriptionCreated)
 def create_subscription(
-    data: SubscriptionCreate, s: Session = Depends(session), _: Principal = Depends(ADMIN)
+    data: SubscriptionCreate, s: Session = Depends(session), _: Principal = Depends(ADMIN),
+    rt: Runtime = Depends(runtime),
 ) -> SubscriptionCreated:
     sub = flows.create_subscription(s, data)
     s.commit()
+    rt.flow.forget_caches()
     return SubscriptionCreated.model_validate(sub)
 
 
@@ -64,20 +66,24 @@ def get_subscription(
 @router.patch("/{subscription_id}", response_model=SubscriptionOut)
 def update_subscription(
     subscription_id: uuid.UUID, data: SubscriptionUpdate, s: Session = Depends(session),
-    _: Principal = Depends(ADMIN),
+    _: Principal = Depends(ADMIN), rt: Runtime = Depends(runtime),
 ):
     sub = flows.update_subscription(s, subscription_id, data)
     s.commit()
+    rt.flow.forget_caches()
     return SubscriptionOut.model_validate(sub)
 
 
 @router.delete("/{subscription_id}", response_model=SubscriptionOut)
 def deactivate_subscription(
-    subscription_id: uuid.UUID, s: Session = Depends(session), _: Principal = Depends(ADMIN)
+    subscription_id: uuid.UUID, s: Session = Depends(session), _: Principal = Depends(ADMIN),
+    rt: Runtime = Depends(runtime),
 ):
     """Deactivate (deliveries and their log are kept)."""
-    sub = flows.update_subscription(s, subscription_id, SubscriptionUpdate.model_validate({"active": False}))
+    sub = flows.update_subscription(
+        s, subscription_id, SubscriptionUpdate.model_validate({"active": False}))
     s.commit()
+    rt.flow.forget_caches()
     return SubscriptionOut.model_validate(sub)
 
 
