@@ -47,6 +47,17 @@ ROUTE_AS = {"device_silent_storm": "device_silent"}
 UNKNOWN_TYPE_PRIORITY = "P2"
 
 
+@dataclass(frozen=True)
+class FollowUp:
+    """What is left to do for a raised alert once the police feed is out: its "raised" timeline
+    entry and the follow-up hooks (case log, device commands)."""
+
+    alert: Alert
+    document: dict[str, Any]
+    actor: str
+    detail: dict[str, Any] | None
+
+
 @dataclass
 class Effects:
     """What to do after commit: outbox rows to publish now, and console events."""
@@ -54,8 +65,8 @@ class Effects:
     outbox: list[OutboxItem] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
-    # Raised alerts whose follow-up hooks still have to run (AlertFlow.follow_up).
-    follow_ups: list[tuple[Alert, dict[str, Any]]] = field(default_factory=list)
+    # Raised alerts whose follow-up still has to run (AlertFlow.follow_up).
+    follow_ups: list[FollowUp] = field(default_factory=list)
 
     def extend(self, other: Effects) -> None:
         self.outbox += other.outbox
@@ -173,28 +184,41 @@ class AlertFlow:
             effects.follow_ups = []
         return effects
 
-    def follow_up(
-        self, session: Session, pending: list[tuple[Alert, dict[str, Any]]]
-    ) -> Effects:
-        """Run the follow-up hooks of raised alerts and mark them done."""
+    def follow_up(self, session: Session, pending: list[FollowUp]) -> Effects:
+        """Write the "raised" timeline entries and run the follow-up hooks, once per alert."""
         effects = Effects()
         now = datetime.now(UTC)
-        for alert, document in pending:
+        for item in pending:
+            alert = item.alert
             # The alert row first, then what the hooks lock (the case row): the same order as a
             # transition, so the two never deadlock. Whoever claims it first runs it, once.
             if not service.mark_followed_up(session, alert.id, now):
                 continue
+            service.add_event(
+                session, alert.id, at=alert.raised_at, actor=item.actor, kind="raised",
+                to_state="new", detail=item.detail,
+            )
             for hook in self.hooks:
                 if _phase(hook) == "follow_up":
-                    hook.after_change(session, alert, document, effects)
+                    hook.after_change(session, alert, item.document, effects)
         return effects
+
+    def _follow_up_of(
+        self, session: Session, alert: Alert, draft: AlertDraft | None = None
+    ) -> FollowUp:
+        device_id = draft.device_id if draft else alert.device_id
+        detail = {"flags": list(alert.flags or []), **(draft.detail if draft else {})}
+        return FollowUp(
+            alert, self._document(session, alert),
+            f"device:{device_id}" if device_id else "system:supervision", detail,
+        )
 
     def _unfinished(self, session: Session, draft: AlertDraft) -> Effects:
         """A redelivered draft: nothing new, unless its follow-up never ran (a crash)."""
         alert = service.unfinished(session, draft.device_id, draft.message_id)
         if alert is None:
             return Effects()
-        return Effects(follow_ups=[(alert, self._document(session, alert))])
+        return Effects(follow_ups=[self._follow_up_of(session, alert, draft)])
 
     @staticmethod
     def _document(session: Session, alert: Alert) -> dict[str, Any]:
@@ -257,12 +281,6 @@ class AlertFlow:
         values = {c.key: getattr(alert, c.key) for c in Alert.__table__.columns}
         if not service.insert_alert_if_new(session, values):
             return self._unfinished(session, draft)  # a redelivery of an alert we hold
-        service.add_event(
-            session, alert.id, at=raised_at,
-            actor=f"device:{draft.device_id}" if draft.device_id else "system:supervision",
-            kind="raised",
-            to_state="new", detail={"flags": alert.flags, **draft.detail} or None,
-        )
         document = alert_document(
             alert, device_role=device_role, case=case.context if case else None,
         )
@@ -275,7 +293,11 @@ class AlertFlow:
         for hook in self.hooks:
             if _phase(hook) == "alert":
                 hook.after_change(session, alert, document, effects)
-        effects.follow_ups.append((alert, document))
+        effects.follow_ups.append(FollowUp(
+            alert, document,
+            f"device:{draft.device_id}" if draft.device_id else "system:supervision",
+            {"flags": alert.flags, **draft.detail},
+        ))
         return effects
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -296,7 +318,7 @@ class AlertFlow:
             if alert.followed_up_at is None and decision.outcome is Outcome.APPLY:
                 # The raise's follow-up (case log, commands) has not run yet: run it first, so
                 # the case log keeps the raise before this transition.
-                followed = self.follow_up(session, [(alert, self._document(session, alert))])
+                followed = self.follow_up(session, [self._follow_up_of(session, alert)])
                 early.extend(followed)
             if decision.outcome is Outcome.INVALID:
                 raise InvalidTransition(f"cannot {action} an alert that is {alert.state}")

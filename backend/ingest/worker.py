@@ -93,6 +93,7 @@ class IngestWorker:
         self.rt.attach_mqtt(client)
         self.client = client
         self.rt.directory.load_all()  # every registered device in memory before traffic
+        self.rt.regions.locate(51.92, 4.48)  # warm the projection before the first alarm
         self.rt.directory.start_refresh()
         self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
         self._thread.start()
