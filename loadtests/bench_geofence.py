@@ -63,9 +63,13 @@ def build(
             if len(measures) >= size:
                 break
             mid = f"m-{len(measures)}"
-            cx, cy = hx + rng.uniform(-5_000, 5_000), hy + rng.uniform(-5_000, 5_000)
             radius = float(rng.uniform(50, 2_000))
             ring = float(rng.choice([0.0, 250.0, 500.0]))
+            # As in a real case, the offender's home lies outside his zones and their rings:
+            # a fleet reporting from home raises no alerts of its own.
+            angle = rng.uniform(0, 2 * np.pi)
+            distance = radius + ring + rng.uniform(300, 5_000)
+            cx, cy = hx + distance * np.cos(angle), hy + distance * np.sin(angle)
             kind = rng.uniform()
             common = {
                 "id": mid,

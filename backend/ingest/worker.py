@@ -16,6 +16,7 @@ A failing commit is retried with bounded back-off and nothing is acknowledged me
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import queue
@@ -94,6 +95,11 @@ class IngestWorker:
         self.client = client
         self.rt.directory.load_all()  # every registered device in memory before traffic
         self.rt.regions.locate(51.92, 4.48)  # warm the projection before the first alarm
+        if self.rt.geofences is not None:
+            self.rt.geofences.refresh()
+        # The directory, the measures and the code loaded so far live as long as the process:
+        # keep them out of the garbage collector's full scans (pauses of 100 ms and more).
+        gc.freeze()
         self.rt.directory.start_refresh()
         self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
         self._thread.start()

@@ -225,18 +225,19 @@ class SupervisionLoop:
             for d in devices or []
         }
         state = self.rt.state
+        ids = [device.id for device, _ in rows]
+        fixes = state.get_last_fixes(ids)  # one round trip each for fixes and last-seen times
+        seen = state.last_seen_many(ids)
         healths = []
         for device, desk in rows:
-            fix = state.get_last_fix(device.id)
+            fix = fixes.get(device.id)
             healths.append(
                 DeviceHealth(
                     device_id=device.id,
                     case_id=str(device.case_id),
                     # A device never heard or never fixed is measured from its registration, so a
                     # new device gets the same grace as one that just reported.
-                    last_seen=_latest(
-                        _ts(state.last_seen(device.id)), device.last_status_at
-                    )
+                    last_seen=_latest(_ts(seen.get(device.id)), device.last_status_at)
                     or device.created_at,
                     online=device.online,
                     battery_pct=device.battery,
