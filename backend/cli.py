@@ -82,7 +82,7 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     runtime = Runtime.build(settings)
     worker = IngestWorker(runtime, client_id=args.client_id)
     worker.start()
-    runtime.start_background()
+    runtime.start_background(loops=False)  # escalation and supervision run in `api` processes
     log.info("ingest worker running as %s", worker.client_id)
     try:
         _wait_for_signal()

@@ -73,15 +73,18 @@ class Runtime:
     def broker_connected(self) -> bool:
         return self.mqtt is not None and self.mqtt.is_connected()
 
-    def start_background(self) -> None:
-        """Start this process's background work: the MQTT outbox, webhook deliveries, and the
-        escalation and supervision loops (all safe to run in several processes at once)."""
+    def start_background(self, loops: bool = True) -> None:
+        """Start this process's background work: the MQTT outbox and webhook deliveries, and
+        with `loops` the escalation and supervision loops (safe to run in several processes at
+        once). Ingest workers run without the loops: a supervision pass over every device would
+        hold the interpreter while alarms wait."""
         from backend.escalation.background import BackgroundLoops
 
         self.dispatcher.start()
         if self.deliveries is not None:
             self.deliveries.start()
-        self._loops = BackgroundLoops(self).start()
+        if loops:
+            self._loops = BackgroundLoops(self).start()
 
     @classmethod
     def build(cls, settings: Settings, bus: EventBus | None = None) -> Runtime:
@@ -128,6 +131,7 @@ class Runtime:
         if self._loops is not None:
             self._loops.stop()
             self._loops = None
+        if self.dispatcher.running:
             self.dispatcher.stop()
         if self.deliveries is not None:
             self.deliveries.stop()

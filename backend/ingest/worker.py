@@ -1,14 +1,18 @@
 """The ingest worker.
 
-paho's network thread only converts each message to a `RawMessage` and queues it. One processing
-thread drains the queue in batches and, per batch:
+paho's network thread only converts each message to a `RawMessage` and puts it in a lane: alarms
+in the alarm lane, everything else (fixes, status reports, OwnTracks) in the other. Each lane has
+its own processing thread, so an alarm never waits behind a batch of fixes. Per batch, a lane:
 
 1. runs every message through the pipeline (decisions only);
-2. commits alarms first, in their own transaction (alert + timeline + outbox rows);
-3. commits the rest (pings, device status, other alerts) in one transaction;
-4. only then acknowledges the messages to the broker (manual PUBACK): a crash before the commit
-   means redelivery from the persistent session, never loss (safety invariant 1);
-5. publishes the new outbox rows (police feed, device ack) and console events.
+2. commits what the messages change in one transaction (for alarms: alert, outbox rows, webhook
+   deliveries; for fixes: pings, device status, zone alerts);
+3. publishes the police feed, the device ack and the console events right away;
+4. runs the follow-up (the alert's "raised" timeline entry, case log, device commands) in a
+   second transaction;
+5. only then acknowledges the messages to the broker (manual PUBACK): a crash before that means
+   redelivery from the persistent session, never loss (safety invariant 1); a redelivered alarm
+   raises nothing new and finishes a follow-up that did not happen.
 
 A message that fails in the pipeline is counted and logged by id; the worker never dies on input.
 A failing commit is retried with bounded back-off and nothing is acknowledged meanwhile.
@@ -51,6 +55,41 @@ ALARM_SUFFIX = "/alarm"
 RETRY_DELAYS_S = (0.05, 0.2, 0.5, 1.0, 2.0, 5.0)  # then every 5 s until it works or we stop
 
 
+class Lane:
+    """One processing thread's queue, pipeline and view of the state store (fixes it accepts
+    reach the shared store after its own commits)."""
+
+    def __init__(
+        self, name: str, runtime: Runtime, q: queue.Queue[RawMessage],
+        extra: Callable[[PendingState], list[Step]],
+    ) -> None:
+        self.name = name
+        self.queue = q
+        self.state = PendingState(runtime.state)
+        self.pipeline: Pipeline = build_pipeline(
+            runtime.settings.protocol, runtime.directory, self.state,
+            extra(self.state) if name != "alarm" else [],
+        )
+        self.wake = threading.Event()
+
+    def put(self, raw: RawMessage) -> None:
+        self.queue.put(raw)
+        self.wake.set()
+
+    def next_batch(self, limit: int) -> list[RawMessage]:
+        self.wake.wait(0.2)
+        self.wake.clear()
+        batch: list[RawMessage] = []
+        while len(batch) < limit:
+            try:
+                batch.append(self.queue.get_nowait())
+            except queue.Empty:
+                break
+        if not self.queue.empty():
+            self.wake.set()  # more is waiting: no pause before the next batch
+        return batch
+
+
 class IngestWorker:
     def __init__(
         self, runtime: Runtime, client_id: str | None = None, extra_steps: list[Step] | None = None
@@ -58,22 +97,26 @@ class IngestWorker:
         self.rt = runtime
         s = runtime.settings
         self.client_id = client_id or s.broker.client_id
-        # Fixes of the batch in hand reach the shared state store only after its commit.
-        self.state = PendingState(runtime.state)
         if extra_steps is None and runtime.geofences is not None:
             from backend.pipeline.zones import zone_step
 
-            extra_steps = [zone_step(runtime, self.state)]  # zones and proximity (geofences)
-        self.pipeline: Pipeline = build_pipeline(
-            s.protocol, runtime.directory, self.state, extra_steps
-        )
-        self._queue: queue.Queue[RawMessage] = queue.Queue(s.ingest.queue_max)
-        self._alarms: queue.Queue[RawMessage] = queue.Queue()
-        self._wake = threading.Event()
+            def extra(state: PendingState) -> list[Step]:
+                return [zone_step(runtime, state)]  # zones and proximity (geofences)
+        else:
+            def extra(state: PendingState) -> list[Step]:
+                return list(extra_steps or [])
+        # Two lanes, each its own thread: an alarm never waits behind a batch of fixes.
+        self.alarms = Lane("alarm", runtime, queue.Queue(), extra)
+        self.fixes = Lane("other", runtime, queue.Queue(s.ingest.queue_max), extra)
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self.client: mqtt.Client | None = None
-        self.processed = 0
+        self._processed = 0
+        self._count_lock = threading.Lock()
+
+    @property
+    def processed(self) -> int:
+        return self._processed
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -101,15 +144,20 @@ class IngestWorker:
         # keep them out of the garbage collector's full scans (pauses of 100 ms and more).
         gc.freeze()
         self.rt.directory.start_refresh()
-        self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._run, args=(lane,), name=f"ingest-{lane.name}",
+                             daemon=True)
+            for lane in (self.alarms, self.fixes)
+        ]
+        for thread in self._threads:
+            thread.start()
         connect(client, b, persistent=True)
 
     def stop(self) -> None:
         self._stop.set()
         self.rt.directory.stop_refresh()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        for thread in self._threads:
+            thread.join(timeout=10)
         if self.client is not None:
             self.client.disconnect()
             self.client.loop_stop()
@@ -117,62 +165,32 @@ class IngestWorker:
     # -- paho thread: convert and queue, nothing else ------------------------------------------
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         raw = RawMessage(msg.topic, msg.payload, msg.qos, msg.mid, time.time())
-        # The alarm lane: an alarm never waits behind a backlog of location fixes.
-        (self._alarms if msg.topic.endswith(ALARM_SUFFIX) else self._queue).put(raw)
-        self._wake.set()
+        (self.alarms if msg.topic.endswith(ALARM_SUFFIX) else self.fixes).put(raw)
 
-    # -- processing thread ----------------------------------------------------------------------
-    def _next_batch(self) -> list[RawMessage]:
-        """Every waiting alarm first, then fixes and status reports up to the batch size."""
-        self._wake.wait(0.2)
-        self._wake.clear()
-        batch: list[RawMessage] = []
-        while True:
-            try:
-                batch.append(self._alarms.get_nowait())
-            except queue.Empty:
-                break
+    # -- processing threads, one per lane ------------------------------------------------------
+    def _run(self, lane: Lane) -> None:
         limit = self.rt.settings.ingest.batch_max
-        while len(batch) < limit and self._alarms.empty():
-            try:
-                batch.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        if not (self._alarms.empty() and self._queue.empty()):
-            self._wake.set()  # more is waiting: no pause before the next batch
-        # The pipeline sees the batch in arrival order (staleness judges each message against
-        # the ones before it); the alarms are committed first all the same (`handle`).
-        batch.sort(key=lambda raw: raw.received_at)
-        return batch
-
-    def _run(self) -> None:
         while not self._stop.is_set():
-            batch = self._next_batch()
+            batch = lane.next_batch(limit)
             if batch:
-                self.handle(batch)
+                self.handle(lane, batch)
 
-    def handle(self, batch: list[RawMessage]) -> None:
+    def handle(self, lane: Lane, batch: list[RawMessage]) -> None:
         device_ids = [r.topic.split("/")[-2] for r in batch if "/dev/" in r.topic]
         try:
             self.rt.directory.prefetch(device_ids)
-            self.state.prefetch(device_ids)
+            lane.state.prefetch(device_ids)
         except (SQLAlchemyError, RedisError):
             log.exception("prefetch failed; devices are looked up one by one")
-        contexts = [self._run_pipeline(raw) for raw in batch]
-        alarms = [c for c in contexts if c.alarm is not None and c.rejection is None]
-        others = [c for c in contexts if c.alarm is None or c.rejection is not None]
-        committed = True
-        if alarms:
-            committed = self._commit(alarms, kind="alarm")
-        if others and committed:
-            committed = self._commit(others, kind="other")
-        if committed:
-            self.state.flush()
-        self.processed += len(batch)
+        contexts = [self._run_pipeline(lane, raw) for raw in batch]
+        if self._commit(contexts, kind=lane.name):
+            lane.state.flush()
+        with self._count_lock:
+            self._processed += len(batch)
 
-    def _run_pipeline(self, raw: RawMessage) -> Context:
+    def _run_pipeline(self, lane: Lane, raw: RawMessage) -> Context:
         try:
-            ctx = self.pipeline.run(raw)
+            ctx = lane.pipeline.run(raw)
         except Exception:  # noqa: BLE001 - no input may kill the worker
             log.exception("pipeline error topic_channel=%s", raw.topic.rsplit("/", 1)[-1])
             ctx = self._fallback_context(raw)

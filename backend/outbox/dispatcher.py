@@ -102,6 +102,10 @@ class OutboxDispatcher:
         return len(rows)
 
     # -- background loop ------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="outbox", daemon=True)
         self._thread.start()
