@@ -12,6 +12,7 @@ test: env-dev services
 
 bench: env-dev services
 	$(PY) -m loadtests.bench
+	$(PY) -m loadtests.bench_geofence --docs
 
 # Install what the test suite needs on this machine and start services that are down.
 services:
