@@ -66,7 +66,7 @@ def _port_free(host: str, port: int) -> bool:
 
 
 def seed(runtime: Runtime, victims: int) -> list[str]:
-    """One demo case per victim device, each with an offender monitor."""
+    """One demo case per victim device, each with an offender monitor; returns both ids."""
     ids = []
     with runtime.sessions.begin() as s:
         for i in range(1, victims + 1):
@@ -77,7 +77,7 @@ def seed(runtime: Runtime, victims: int) -> list[str]:
             s.add(Device(id=f"demo-victim-{i}", case_id=case.id, role="victim", report_interval_s=60))
             s.add(Device(id=f"demo-offender-{i}", case_id=case.id, role="offender",
                          report_interval_s=60))
-            ids.append(f"demo-victim-{i}")
+            ids += [f"demo-victim-{i}", f"demo-offender-{i}"]
     return ids
 
 
@@ -122,7 +122,7 @@ class DemoFleet:
                 self._clients[device_id].publish(self._topics.loc(device_id), codec.encode(fix), 1)
             if self._rng.random() < FIX_INTERVAL_S / PANIC_EVERY_S:
                 presses += 1
-                device_id = self._rng.choice(self._ids)
+                device_id = self._rng.choice([d for d in self._ids if "victim" in d])
                 lat, lon = positions[device_id]
                 alarm = Alarm(id=f"demo-{int(now)}-{presses}", kind="panic", tst=now,
                               lat=lat, lon=lon, acc=8.0)
@@ -167,7 +167,8 @@ def run_demo(settings: Settings, devices: int = 4, duration_s: float | None = No
         f"  Admin token (this run only): {token}\n"
         f"  Console:    {base}/console/  (user desk, password {desk_password}, dispatcher VR17)\n"
         f"  Open alerts: curl -H 'Authorization: Bearer {token}' {base}/api/v1/alerts\n"
-        "  Simulated victims walk in Rotterdam and press panic about every 25 s. Ctrl-C stops.\n",
+        "  Simulated victims and offenders walk in Rotterdam; a victim presses panic about every"
+        " 25 s. Ctrl-C stops.\n",
         flush=True,
     )
     try:
