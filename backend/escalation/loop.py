@@ -12,7 +12,6 @@ tests drive the loop through time without sleeping.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from backend.periodic import Periodic
 from backend.alerts import service as alert_service
 from backend.alerts.document import alert_document
 from backend.alerts.flows import Effects, acknowledged_at, case_context
@@ -57,7 +57,9 @@ def step_detail(step: EscalationStep) -> dict[str, Any]:
     }
 
 
-class EscalationLoop:
+class EscalationLoop(Periodic):
+    name = "escalation"
+
     def __init__(
         self,
         rt: Runtime,
@@ -71,8 +73,6 @@ class EscalationLoop:
         self.clock = clock
         self.interval_s = interval_s or rt.settings.supervision.escalation_interval_s
         self.batch = batch
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     # -- one pass -------------------------------------------------------------------------------
     def run_once(self, now: datetime | None = None) -> int:
@@ -185,24 +185,3 @@ class EscalationLoop:
             step.action,
             step.target,
         )
-
-    # -- background thread ----------------------------------------------------------------------
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._run, name="escalation", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_once()
-            except Exception:  # keep escalating: one bad pass must not stop the loop
-                log.exception("escalation pass failed")
-            self._stop.wait(self.interval_s)

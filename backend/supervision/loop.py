@@ -17,7 +17,6 @@ loop neither holds locks it needs nor delays it. The clock is injected for tests
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
+from backend.periodic import Periodic
 from backend.alerts import service as alert_service
 from backend.alerts.document import alert_document
 from backend.alerts.flows import Effects, case_context
@@ -90,7 +90,9 @@ def _latest(*values: datetime | None) -> datetime | None:
     return max(known) if known else None
 
 
-class SupervisionLoop:
+class SupervisionLoop(Periodic):
+    name = "supervision"
+
     def __init__(
         self,
         rt: Runtime,
@@ -113,8 +115,6 @@ class SupervisionLoop:
         )
         self.window = timedelta(seconds=config.storm_window_s)
         self.storm_threshold = config.storm_threshold
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     # -- one pass -------------------------------------------------------------------------------
     def run_once(self, now: datetime | None = None) -> PassResult:
@@ -403,24 +403,3 @@ class SupervisionLoop:
         )
         document["devices"] = list(alert.health_devices or [])
         return document
-
-    # -- background thread ----------------------------------------------------------------------
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._run, name="supervision", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_once()
-            except Exception:  # keep supervising: one bad pass must not stop the loop
-                log.exception("supervision pass failed")
-            self._stop.wait(self.interval_s)
