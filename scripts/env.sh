@@ -12,7 +12,9 @@ python="${PYTHON:-python3}"
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 
 stamp="$venv/.installed${extra:+-$extra}"
-digest=$(sha256sum pyproject.toml | cut -c1-16)
+# Reinstall when the pins change or a top-level package appears (an editable install maps the
+# packages it found when it was made).
+digest=$( (cat pyproject.toml; ls -1 ./*/__init__.py) | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
   "$venv/bin/python" -m pip install --quiet --upgrade pip
   if [ "$extra" = dev ]; then
