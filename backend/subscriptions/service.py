@@ -108,18 +108,6 @@ def attempts_of(session: Session, delivery_id: uuid.UUID) -> list[DeliveryAttemp
     )
 
 
-def list_deliveries(
-    session: Session, *, alert_id: uuid.UUID | None = None, state: str | None = None,
-    limit: int = 100,
-) -> list[Delivery]:
-    query = select(Delivery)
-    if alert_id is not None:
-        query = query.where(Delivery.alert_id == alert_id)
-    if state is not None:
-        query = query.where(Delivery.state == state)
-    return list(session.scalars(query.order_by(Delivery.created_at.desc()).limit(limit)))
-
-
 def reopen(session: Session, deliveries: Sequence[Delivery], now: datetime) -> None:
     """Start a new delivery window for each (replay)."""
     for d in deliveries:

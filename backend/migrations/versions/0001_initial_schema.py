@@ -6,7 +6,6 @@ Create Date: 2026-11-28 18:40:35.390808
 """
 from alembic import op
 import sqlalchemy as sa
-import geoalchemy2
 import backend.db.types
 
 
