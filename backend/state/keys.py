@@ -1,20 +1,22 @@
 """Every Redis key and channel name of Schildwacht, in one place.
 
-Keys carry the device id in a hash tag ({...}) so that a Redis Cluster keeps one device's keys
-on one slot.
+The hot state of all devices lives in two hashes with the device id as field, so that the ingest
+worker reads and writes a whole batch of devices with one command each (HMGET, HSET). A fleet
+larger than one Redis can hold would split them into buckets by device id.
 """
 
 from __future__ import annotations
 
 
-def last_fix(prefix: str, device_id: str) -> str:
-    """Hash: lat, lon, acc, tst of the newest accepted fix (no TTL; rebuilt from pings)."""
-    return f"{prefix}:dev:{{{device_id}}}:fix"
+def last_fixes(prefix: str) -> str:
+    """Hash: device id -> "tst lat lon acc" of its newest accepted fix (no TTL; rebuilt from
+    pings)."""
+    return f"{prefix}:last_fix"
 
 
-def last_seen(prefix: str, device_id: str) -> str:
-    """String: server time (epoch seconds) the device was last heard from."""
-    return f"{prefix}:dev:{{{device_id}}}:seen"
+def last_seen(prefix: str) -> str:
+    """Hash: device id -> server time (epoch seconds) the device was last heard from."""
+    return f"{prefix}:last_seen"
 
 
 def events_channel(prefix: str) -> str:

@@ -20,16 +20,22 @@ class LastFix:
     acc: float | None
 
 
-def _decode_fix(data: dict[bytes, bytes]) -> LastFix | None:
+def encode_fix(fix: LastFix) -> bytes:
+    """The stored form of a last fix: "tst lat lon acc" (acc empty when unknown)."""
+    acc = "" if fix.acc is None else repr(fix.acc)
+    return f"{fix.tst!r} {fix.lat!r} {fix.lon!r} {acc}".encode()
+
+
+def decode_fix(data: bytes | None) -> LastFix | None:
+    """A stored last fix, or None when absent or unreadable (hot state is rebuilt, never
+    trusted blindly)."""
     if not data:
         return None
-    acc = data.get(b"acc")
-    return LastFix(
-        tst=float(data[b"tst"]),
-        lat=float(data[b"lat"]),
-        lon=float(data[b"lon"]),
-        acc=float(acc) if acc not in (None, b"") else None,
-    )
+    try:
+        tst, lat, lon, acc = data.split(b" ")
+        return LastFix(float(tst), float(lat), float(lon), float(acc) if acc else None)
+    except ValueError:
+        return None
 
 
 class StateStore(Protocol):
@@ -39,6 +45,10 @@ class StateStore(Protocol):
     def touch(self, seen: dict[str, float]) -> None: ...
     def last_seen(self, device_id: str) -> float | None: ...
     def last_seen_many(self, device_ids: list[str]) -> dict[str, float]: ...
+    def read_many(
+        self, device_ids: list[str]
+    ) -> tuple[dict[str, LastFix], dict[str, float]]: ...
+    def write(self, fixes: dict[str, LastFix], seen: dict[str, float]) -> None: ...
 
 
 class InMemoryState:
@@ -67,68 +77,76 @@ class InMemoryState:
     def last_seen_many(self, device_ids: list[str]) -> dict[str, float]:
         return {d: self._seen[d] for d in device_ids if d in self._seen}
 
+    def read_many(self, device_ids: list[str]) -> tuple[dict[str, LastFix], dict[str, float]]:
+        return self.get_last_fixes(device_ids), self.last_seen_many(device_ids)
+
+    def write(self, fixes: dict[str, LastFix], seen: dict[str, float]) -> None:
+        with self._lock:
+            self._fixes.update(fixes)
+            self._seen.update(seen)
+
 
 class RedisState:
-    """Redis-backed state; one pipeline round trip per batch of fixes."""
+    """Redis-backed state: two hashes keyed by device id (`keys.last_fixes`, `keys.last_seen`),
+    so a batch of devices costs one command per hash, whatever its size."""
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self._r = client
-        self._prefix = prefix
+        self._fixes = keys.last_fixes(prefix)
+        self._seen = keys.last_seen(prefix)
 
     def get_last_fix(self, device_id: str) -> LastFix | None:
-        return _decode_fix(self._r.hgetall(keys.last_fix(self._prefix, device_id)))
+        return decode_fix(self._r.hget(self._fixes, device_id))
 
     def get_last_fixes(self, device_ids: list[str]) -> dict[str, LastFix]:
-        """The last fixes of many devices in one round trip per 1,000."""
-        found: dict[str, LastFix] = {}
-        for start in range(0, len(device_ids), 1_000):
-            chunk = device_ids[start:start + 1_000]
-            pipe = self._r.pipeline(transaction=False)
-            for device_id in chunk:
-                pipe.hgetall(keys.last_fix(self._prefix, device_id))
-            for device_id, data in zip(chunk, pipe.execute(), strict=True):
-                fix = _decode_fix(data)
-                if fix is not None:
-                    found[device_id] = fix
-        return found
-
-
-    def set_last_fixes(self, fixes: dict[str, LastFix]) -> None:
-        if not fixes:
-            return
-        pipe = self._r.pipeline(transaction=False)
-        for device_id, fix in fixes.items():
-            pipe.hset(
-                keys.last_fix(self._prefix, device_id),
-                mapping={"tst": fix.tst, "lat": fix.lat, "lon": fix.lon,
-                         "acc": "" if fix.acc is None else fix.acc},
-            )
-        pipe.execute()
-
-    def touch(self, seen: dict[str, float]) -> None:
-        if not seen:
-            return
-        pipe = self._r.pipeline(transaction=False)
-        for device_id, at in seen.items():
-            pipe.set(keys.last_seen(self._prefix, device_id), at)
-        pipe.execute()
+        return self.read_many(device_ids)[0]
 
     def last_seen(self, device_id: str) -> float | None:
-        value = self._r.get(keys.last_seen(self._prefix, device_id))
-        return float(value) if value is not None else None
+        return _float(self._r.hget(self._seen, device_id))
 
     def last_seen_many(self, device_ids: list[str]) -> dict[str, float]:
-        """Last-seen times of many devices in one round trip per 1,000."""
-        found: dict[str, float] = {}
-        for start in range(0, len(device_ids), 1_000):
-            chunk = device_ids[start:start + 1_000]
+        return self.read_many(device_ids)[1]
+
+    def read_many(self, device_ids: list[str]) -> tuple[dict[str, LastFix], dict[str, float]]:
+        """Last fixes and last-seen times of many devices: one round trip per 10,000."""
+        fixes: dict[str, LastFix] = {}
+        seen: dict[str, float] = {}
+        for start in range(0, len(device_ids), 10_000):
+            chunk = device_ids[start:start + 10_000]
             pipe = self._r.pipeline(transaction=False)
-            for device_id in chunk:
-                pipe.get(keys.last_seen(self._prefix, device_id))
-            for device_id, value in zip(chunk, pipe.execute(), strict=True):
-                if value is not None:
-                    found[device_id] = float(value)
-        return found
+            pipe.hmget(self._fixes, chunk)
+            pipe.hmget(self._seen, chunk)
+            fix_values, seen_values = pipe.execute()
+            for device_id, data, at in zip(chunk, fix_values, seen_values, strict=True):
+                if (fix := decode_fix(data)) is not None:
+                    fixes[device_id] = fix
+                if (t := _float(at)) is not None:
+                    seen[device_id] = t
+        return fixes, seen
+
+    def set_last_fixes(self, fixes: dict[str, LastFix]) -> None:
+        self.write(fixes, {})
+
+    def touch(self, seen: dict[str, float]) -> None:
+        self.write({}, seen)
+
+    def write(self, fixes: dict[str, LastFix], seen: dict[str, float]) -> None:
+        """Store last fixes and last-seen times in one round trip."""
+        if not fixes and not seen:
+            return
+        pipe = self._r.pipeline(transaction=False)
+        if fixes:
+            pipe.hset(self._fixes, mapping={d: encode_fix(f) for d, f in fixes.items()})
+        if seen:
+            pipe.hset(self._seen, mapping={d: repr(t) for d, t in seen.items()})
+        pipe.execute()
+
+
+def _float(value: bytes | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
 
 
 class PendingState:
@@ -145,18 +163,23 @@ class PendingState:
         self.store = store
         self._pending: dict[str, LastFix] = {}
         self._seen: dict[str, float] = {}
-        self._read: dict[str, LastFix | None] = {}  # what `prefetch` read for this batch
+        # What `prefetch` read for this batch: last fixes and last-seen times (None: absent).
+        self._read: dict[str, LastFix | None] = {}
+        self._read_seen: dict[str, float | None] = {}
 
     def prefetch(self, device_ids: list[str]) -> None:
-        """Read the last fixes of a batch's devices in one round trip."""
+        """Read the last fixes and last-seen times of a batch's devices in one round trip."""
         wanted = [d for d in dict.fromkeys(device_ids) if d not in self._read]
+        if not wanted:
+            return
         try:
-            found = self.store.get_last_fixes(wanted)
+            fixes, seen = self.store.read_many(wanted)
         except redis.RedisError as exc:
             log.warning("state store unavailable (%s): last fixes unknown", type(exc).__name__)
-            found = {}
+            fixes, seen = {}, {}
         for device_id in wanted:
-            self._read[device_id] = found.get(device_id)
+            self._read[device_id] = fixes.get(device_id)
+            self._read_seen[device_id] = seen.get(device_id)
 
     def get_last_fix(self, device_id: str) -> LastFix | None:
         pending = self._pending.get(device_id)
@@ -186,6 +209,8 @@ class PendingState:
         seen = self._seen.get(device_id)
         if seen is not None:
             return seen
+        if device_id in self._read_seen:
+            return self._read_seen[device_id]
         try:
             return self.store.last_seen(device_id)
         except redis.RedisError:
@@ -194,10 +219,9 @@ class PendingState:
     def flush(self) -> None:
         pending, self._pending = self._pending, {}
         seen, self._seen = self._seen, {}
-        self._read = {}
+        self._read, self._read_seen = {}, {}
         try:
-            self.store.set_last_fixes(pending)
-            self.store.touch(seen)
+            self.store.write(pending, seen)
         except redis.RedisError as exc:
             log.warning("state store unavailable (%s): %d last fixes not kept",
                         type(exc).__name__, len(pending))

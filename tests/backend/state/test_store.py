@@ -1,0 +1,102 @@
+"""The hot state store: the Redis layout (two hashes, a batch in one round trip) against the
+real Redis, the in-memory store behind the same interface, and the pending view the ingest
+worker uses."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import redis
+
+from backend.state import keys
+from backend.state.store import (
+    InMemoryState,
+    LastFix,
+    PendingState,
+    RedisState,
+    decode_fix,
+    encode_fix,
+)
+
+
+@pytest.fixture
+def prefix(redis_client: redis.Redis):
+    p = f"swtest{uuid.uuid4().hex[:8]}"
+    yield p
+    redis_client.delete(keys.last_fixes(p), keys.last_seen(p))
+
+
+@pytest.fixture(params=["redis", "memory"])
+def store(request, redis_client: redis.Redis, prefix: str):
+    return RedisState(redis_client, prefix) if request.param == "redis" else InMemoryState()
+
+
+def test_fix_encoding_round_trips_with_and_without_accuracy() -> None:
+    for fix in (LastFix(1_700_000_000.25, 51.9225, 4.4792, 8.5), LastFix(1.0, -0.5, 179.9, None)):
+        assert decode_fix(encode_fix(fix)) == fix
+
+
+@pytest.mark.parametrize("junk", [b"", b"1 2 3", b"a b c d", b"1 2 3 4 5"])
+def test_unreadable_stored_fix_reads_as_absent(junk: bytes) -> None:
+    assert decode_fix(junk) is None
+
+
+def test_batch_write_then_read(store) -> None:
+    fixes = {f"d{i}": LastFix(100.0 + i, 52.0, 4.0 + i / 100, None if i % 2 else 5.0)
+             for i in range(50)}
+    seen = {f"d{i}": 200.0 + i for i in range(0, 50, 5)}
+    store.write(fixes, seen)
+    got_fixes, got_seen = store.read_many([*fixes, "unknown"])
+    assert got_fixes == fixes
+    assert got_seen == seen
+    assert store.get_last_fix("d3") == fixes["d3"]
+    assert store.last_seen("d5") == 205.0
+    assert store.last_seen("d6") is None
+
+
+def test_redis_layout_is_two_hashes(redis_client: redis.Redis, prefix: str) -> None:
+    RedisState(redis_client, prefix).write({"d1": LastFix(1.0, 2.0, 3.0, 4.0)}, {"d1": 9.0})
+    assert redis_client.hlen(keys.last_fixes(prefix)) == 1
+    assert float(redis_client.hget(keys.last_seen(prefix), "d1")) == 9.0
+
+
+def test_batch_is_one_round_trip_per_direction(redis_client: redis.Redis, prefix: str) -> None:
+    """Whatever the batch size, a prefetch and a flush are one pipeline each."""
+    calls: list[int] = []
+
+    class CountingPipelines:
+        def __init__(self, inner: redis.Redis) -> None:
+            self._inner = inner
+
+        def pipeline(self, transaction: bool = False):
+            calls.append(1)
+            return self._inner.pipeline(transaction=transaction)
+
+    pending = PendingState(RedisState(CountingPipelines(redis_client), prefix))  # type: ignore[arg-type]
+    ids = [f"d{i}" for i in range(500)]
+    pending.prefetch(ids)
+    assert len(calls) == 1
+    for device_id in ids:
+        assert pending.get_last_fix(device_id) is None  # answered from the prefetch
+        assert pending.last_seen(device_id) is None
+        pending.set_last_fixes({device_id: LastFix(1.0, 52.0, 4.0, None)})
+        pending.touch({device_id: 2.0})
+    assert len(calls) == 1
+    pending.flush()
+    assert len(calls) == 2
+    assert redis_client.hlen(keys.last_fixes(prefix)) == 500
+
+
+def test_pending_state_is_seen_in_batch_and_stored_only_on_flush() -> None:
+    shared = InMemoryState()
+    pending = PendingState(shared)
+    pending.prefetch(["d1"])
+    pending.set_last_fixes({"d1": LastFix(5.0, 52.0, 4.0, 3.0)})
+    pending.touch({"d1": 6.0})
+    assert pending.get_last_fix("d1") == LastFix(5.0, 52.0, 4.0, 3.0)
+    assert pending.last_seen("d1") == 6.0
+    assert shared.get_last_fix("d1") is None
+    pending.flush()
+    assert shared.get_last_fix("d1") == LastFix(5.0, 52.0, 4.0, 3.0)
+    assert shared.last_seen("d1") == 6.0
