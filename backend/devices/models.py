@@ -65,6 +65,5 @@ class Ping(Base):
     acc: Mapped[float | None] = mapped_column(Float)
     vel: Mapped[float | None] = mapped_column(Float)
     batt: Mapped[int | None] = mapped_column(SmallInteger)
+    # No spatial index: nothing queries pings by place (migration 0007).
     geom: Mapped[str | None] = mapped_column(GeoPoint)
-
-    __table_args__ = (Index("ix_pings_geom", "geom", postgresql_using="gist"),)

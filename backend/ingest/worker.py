@@ -34,14 +34,13 @@ from datetime import UTC, datetime
 import paho.mqtt.client as mqtt
 from device_protocol import Channel
 from sqlalchemy import update
-from sqlalchemy.dialects import postgresql, sqlite
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from backend import metrics
 from backend.alerts.flows import Effects
-from backend.db.types import point_ewkt
-from backend.devices.models import Device, Ping
+from backend.devices.models import Device
+from backend.devices.pings import PingRow, store_pings
 from backend.mqtt.client import connect, make_client
 from backend.pipeline.context import AlertDraft, Context, RawMessage
 from backend.pipeline.pipeline import Pipeline, build_pipeline
@@ -179,7 +178,7 @@ class IngestWorker:
         device_ids = [r.topic.split("/")[-2] for r in batch if "/dev/" in r.topic]
         try:
             self.rt.directory.prefetch(device_ids)
-            lane.state.prefetch(device_ids)
+            lane.state.prefetch([*device_ids, *lane.pipeline.related_devices(device_ids)])
         except (SQLAlchemyError, RedisError):
             log.exception("prefetch failed; devices are looked up one by one")
         contexts = [self._run_pipeline(lane, raw) for raw in batch]
@@ -276,12 +275,7 @@ class IngestWorker:
         rt = self.rt
         drafts = [d for c in contexts for d in c.alerts]
         pings = [
-            {
-                "device_id": c.device.id, "fix_time": datetime.fromtimestamp(f.tst, UTC),
-                "received_at": datetime.fromtimestamp(c.raw.received_at, UTC),
-                "lat": f.lat, "lon": f.lon, "acc": f.acc, "vel": f.vel, "batt": f.batt,
-                "geom": point_ewkt(f.lat, f.lon),
-            }
+            PingRow(c.device.id, f.tst, c.raw.received_at, f.lat, f.lon, f.acc, f.vel, f.batt)
             for c in contexts if c.device is not None for f in c.fixes
         ]
         statuses = [c for c in contexts if c.status is not None and c.device is not None]
@@ -289,10 +283,7 @@ class IngestWorker:
             effects = (
                 rt.flow.raise_alerts(session, drafts, follow_up=False) if drafts else Effects()
             )
-            if pings:
-                dialect = session.get_bind().dialect.name
-                ins = postgresql.insert(Ping) if dialect == "postgresql" else sqlite.insert(Ping)
-                session.execute(ins.on_conflict_do_nothing(), pings)
+            store_pings(session, pings)
             for c in statuses:
                 st = c.status
                 values = {

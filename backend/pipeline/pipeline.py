@@ -33,6 +33,16 @@ class Pipeline:
                 break
         return ctx
 
+    def related_devices(self, device_ids: list[str]) -> set[str]:
+        """Other devices whose state the steps will read for these devices' messages (a step
+        says so with a `related_devices` method), so the worker can prefetch them."""
+        related: set[str] = set()
+        for step in self.steps:
+            ask = getattr(step, "related_devices", None)
+            if ask is not None:
+                related |= ask(device_ids)
+        return related
+
 
 def build_pipeline(
     settings: ProtocolSettings,

@@ -121,6 +121,22 @@ class ZoneStep:
         self._state = state
         self._notes = notes
 
+    def related_devices(self, device_ids: list[str]) -> set[str]:
+        """The contact-ban partners of these devices, whose last fixes the step will read (the
+        worker prefetches them with the batch)."""
+        related: set[str] = set()
+        for device_id in device_ids:
+            related |= self._partners(device_id)
+        return related
+
+    def _partners(self, device_id: str) -> set[str]:
+        index = self._live.engine.index
+        partners = {d for cm in index.by_subject.get(device_id) or () if cm.contact
+                    for d in cm.protected}
+        partners.update(d for cm in index.by_protected.get(device_id) or () for d in cm.subjects)
+        partners.discard(device_id)
+        return partners
+
     def __call__(self, ctx: Context) -> None:
         fixes, device = ctx.fresh_fixes, ctx.device
         if not fixes or device is None:
@@ -134,10 +150,7 @@ class ZoneStep:
             return
         now = ctx.raw.received_at
         events: list[GeofenceEvent] = []
-        partners = {d for cm in subject or () if cm.contact for d in cm.protected}
-        partners.update(d for cm in protected or () for d in cm.subjects)
-        partners.discard(device.id)
-        for partner in sorted(partners):
+        for partner in sorted(self._partners(device.id)):
             last = self._state.get_last_fix(partner)
             if last is not None:  # the engine ignores it when it already knows this fix
                 events += engine.on_fix(partner, last.tst, last.lat, last.lon, last.acc, now)
