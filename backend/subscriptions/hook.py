@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -27,10 +27,13 @@ from backend.police import cap, cloudevent
 from backend.police.errors import PoliceError
 from backend.subscriptions import filters, service, status
 from backend.subscriptions.models import Subscription
+from backend.subscriptions.worker import Job
 
 log = logging.getLogger(__name__)
 
 WAKE_KEY = "subscriptions.wake"
+# Deliveries claimed in the transaction, to send as soon as it commits (`wiring.install`).
+JOBS_KEY = "subscriptions.jobs"
 # Parts of the alert document that are for the console only.
 CONSOLE_ONLY = frozenset({"police_delivery"})
 
@@ -53,6 +56,8 @@ class ActiveSubscription:
     id: uuid.UUID
     format: str
     filter: filters.Filter
+    url: str
+    secret: str
 
 
 SUBSCRIPTIONS_TTL_S = 2.0
@@ -89,6 +94,9 @@ class DeliveryHook:
         self._urgent = tuple(urgent)
         self._clock = clock
         self._subscriptions: tuple[float, list[ActiveSubscription]] = (0.0, [])
+        # Set by `wiring.install`: the claim lease when this process's delivery worker runs and
+        # will send the new rows right after the commit (the fast path), else None.
+        self.send_now: Callable[[], float | None] = lambda: None
 
     def _active(self, session: Session) -> list[ActiveSubscription]:
         """The active subscriptions, read at most every `SUBSCRIPTIONS_TTL_S` seconds: a change
@@ -97,7 +105,7 @@ class DeliveryHook:
         if until > time.monotonic():
             return cached
         fresh = [
-            ActiveSubscription(s.id, s.format, subscription_filter(s))
+            ActiveSubscription(s.id, s.format, subscription_filter(s), s.url, s.secret)
             for s in service.active_subscriptions(session)
         ]
         self._subscriptions = (time.monotonic() + SUBSCRIPTIONS_TTL_S, fresh)
@@ -116,14 +124,17 @@ class DeliveryHook:
         if not subs:
             return
         now = self._clock()
+        lease_s = self.send_now()
         renderer = Renderer(document, self._profile, self._source)
         rows = []
+        jobs: dict[uuid.UUID, Job] = {}
         for sub in subs:
             rendered = renderer.render(sub.format)
             row: dict[str, Any] = {
                 "id": uuid.uuid4(), "subscription_id": sub.id, "alert_id": alert.id,
                 "sequence": alert.sequence, "priority": alert.priority, "format": sub.format,
                 "attempts": 0, "created_at": now, "window_start": now,
+                "claimed_until": None, "last_attempt_at": None,
             }
             if isinstance(rendered, PoliceError):
                 log.error("alert %s seq %s: %s body not renderable: %s",
@@ -133,8 +144,23 @@ class DeliveryHook:
                                       f"{type(rendered).__name__})")
             else:
                 row.update(body=rendered, state="pending", next_attempt_at=now, last_error=None)
+                if lease_s is not None:
+                    # Claimed by this process for its first attempt, made right after the
+                    # commit; if the process dies first, the lease runs out and any worker
+                    # takes the row over.
+                    row.update(attempts=1, last_attempt_at=now,
+                               claimed_until=now + timedelta(seconds=lease_s))
+                    jobs[row["id"]] = Job(
+                        delivery_id=row["id"], alert_id=alert.id,
+                        webhook_id=f"msg_{row['id'].hex}_{alert.sequence}", attempt=1,
+                        window_start=now, url=sub.url, secret=sub.secret, format=sub.format,
+                        body=rendered, priority=alert.priority,
+                    )
             rows.append(row)
-        service.add_deliveries(session, rows)
+        added = service.add_deliveries(session, rows)
+        ready = [jobs[i] for i in added if i in jobs]
+        if ready:
+            session.info.setdefault(JOBS_KEY, []).extend(ready)
         value = status.aggregate(
             service.delivery_states(session, alert.id), alert.priority, self._urgent
         )

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from backend.alerts.models import Alert
@@ -34,18 +35,19 @@ def get_subscription(session: Session, subscription_id: uuid.UUID) -> Subscripti
 
 
 # -- deliveries ---------------------------------------------------------------------------------
-def add_deliveries(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert delivery rows; a row for an existing (subscription, alert, sequence) is skipped."""
-    for row in rows:
-        exists = session.scalar(
-            select(Delivery.id).where(
-                Delivery.subscription_id == row["subscription_id"],
-                Delivery.alert_id == row["alert_id"],
-                Delivery.sequence == row["sequence"],
-            )
-        )
-        if exists is None:
-            session.execute(insert(Delivery).values(**row))
+def add_deliveries(session: Session, rows: Sequence[dict[str, Any]]) -> list[uuid.UUID]:
+    """Insert delivery rows in one statement; a row for an existing (subscription, alert,
+    sequence) is skipped. The ids of the rows inserted."""
+    if not rows:
+        return []
+    dialect = session.get_bind().dialect.name
+    ins = postgresql.insert(Delivery) if dialect == "postgresql" else sqlite.insert(Delivery)
+    statement = (
+        ins.values(list(rows))
+        .on_conflict_do_nothing(index_elements=["subscription_id", "alert_id", "sequence"])
+        .returning(Delivery.id)
+    )
+    return list(session.scalars(statement))
 
 
 def claim_due(

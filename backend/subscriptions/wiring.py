@@ -14,7 +14,7 @@ from backend.police import cap
 from backend.police.client import HttpxWebhookSender, Timeouts, WebhookSender
 from backend.police.retry import RetryPolicy
 from backend.settings import PoliceSettings
-from backend.subscriptions.hook import WAKE_KEY, DeliveryHook
+from backend.subscriptions.hook import JOBS_KEY, WAKE_KEY, DeliveryHook
 from backend.subscriptions.worker import DeliveryWorker, WorkerConfig
 
 
@@ -54,15 +54,20 @@ def install(
         worker_config(settings), documents=_documents,
     )
     profile = cap.CapProfile(sender=settings.cap_sender)
-    flow.hooks.append(DeliveryHook(profile, settings.cloudevent_source,
-                                   settings.urgent_priorities))
+    hook = DeliveryHook(profile, settings.cloudevent_source, settings.urgent_priorities)
+    hook.send_now = worker.lease_if_running
+    flow.hooks.append(hook)
 
     def _after_commit(session: Session) -> None:
+        jobs = session.info.pop(JOBS_KEY, None)
+        if jobs:
+            worker.submit(jobs)
         if session.info.pop(WAKE_KEY, False):
             worker.wake()
 
     def _after_rollback(session: Session) -> None:
         session.info.pop(WAKE_KEY, None)
+        session.info.pop(JOBS_KEY, None)
 
     event.listen(sessions, "after_commit", _after_commit)
     event.listen(sessions, "after_soft_rollback", lambda s, _tx: _after_rollback(s))

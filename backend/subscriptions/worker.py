@@ -98,6 +98,31 @@ class DeliveryWorker:
     def wake(self) -> None:
         self._wake.set()
 
+    def lease_if_running(self) -> float | None:
+        """The claim lease for deliveries this worker will send at once (`submit`), or None
+        when it does not run in this process (the rows then wait for a round)."""
+        return self.config.claim_lease_s if self.running else None
+
+    def submit(self, jobs: list[Job]) -> None:
+        """Send deliveries claimed in a transaction that just committed (the fast path): each
+        attempt starts now in the pool, not at the next round. Should the pool be gone, the
+        claims lapse after their lease and a round takes the rows over."""
+        pool = self._pool
+        if pool is None:
+            return
+        for job in jobs:
+            try:
+                pool.submit(self._deliver, job)
+            except RuntimeError:  # shutting down: the lease runs out, another round sends it
+                return
+
+    def _deliver(self, job: Job) -> None:
+        result = self._send(job)
+        try:
+            self._record(job, result)
+        except Exception:
+            log.exception("recording webhook attempt failed delivery=%s", job.delivery_id)
+
     def start(self) -> None:
         if self._thread is not None:
             return

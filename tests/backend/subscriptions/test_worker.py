@@ -132,3 +132,104 @@ def test_a_claimed_row_is_not_claimed_twice(sessions):
     with sessions.begin() as s:
         after_lease = service.claim_due(s, T0 + timedelta(seconds=31), 10, lease_s=30)
     assert (len(first), len(second), len(after_lease)) == (1, 0, 1)
+
+
+# -- the fast path: deliveries claimed in the alert's transaction, sent right after its commit --
+
+class _Flow:
+    def __init__(self) -> None:
+        self.hooks: list[Any] = []
+
+
+class ThreadNotingSender(ScriptedSender):
+    """Notes which thread sent: a round sends a single due row from the worker's own thread
+    ("webhooks"), the fast path from the pool ("webhook_0")."""
+
+    def __init__(self, results: list[AttemptResult]) -> None:
+        super().__init__(results)
+        self.threads: list[str] = []
+
+    def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> AttemptResult:
+        import threading
+
+        self.threads.append(threading.current_thread().name)
+        return super().send(url, body, headers)
+
+
+def _fast_path(sessions, results):
+    from backend.settings import PoliceSettings
+    from backend.subscriptions.wiring import install
+
+    sender = ThreadNotingSender(results)
+    flow = _Flow()
+    worker = install(PoliceSettings(poll_interval_s=60.0), sessions, flow, RecordingBus(),
+                     sender=sender)
+    with sessions.begin() as s:
+        s.add(Subscription(id=uuid.uuid4(), name="p", url="http://127.0.0.1:9/x",
+                           secret="whsec_" + "A" * 43 + "=", format="json"))
+    return worker, sender, flow.hooks[0]
+
+
+def _raise(sessions, hook) -> uuid.UUID:
+    from backend.alerts.document import alert_document
+    from backend.alerts.flows import Effects
+
+    now = datetime.now(UTC)
+    with sessions.begin() as s:
+        alert = Alert(id=uuid.uuid4(), type="panic", priority="P1", state="new", sequence=1,
+                      raised_at=now, updated_at=now, flags=[], exercise=False,
+                      police_unit="RE07")
+        s.add(alert)
+        s.flush()
+        hook.after_change(s, alert, alert_document(alert, device_role="victim"), Effects())
+        return alert.id
+
+
+def _delivery(sessions, alert_id) -> Delivery:
+    with sessions() as s:
+        [d] = service.deliveries_of(s, alert_id)
+        return d
+
+
+def test_a_running_worker_sends_at_commit_without_waiting_for_a_round(sessions):
+    import time
+
+    worker, sender, hook = _fast_path(sessions, [AttemptResult(204, 1.0)])
+    worker.start()
+    try:
+        time.sleep(0.2)  # the worker's first round ran and found nothing; the next is in 60 s
+        alert_id = _raise(sessions, hook)
+        deadline = time.monotonic() + 5
+        while _delivery(sessions, alert_id).state != "delivered" and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        worker.stop()
+    d = _delivery(sessions, alert_id)
+    assert (d.state, d.attempts, len(sender.sent)) == ("delivered", 1, 1)
+    assert sender.sent[0]["webhook-id"] == d.webhook_id
+    assert sender.threads == ["webhook_0"]  # sent by the fast path, not by a round
+
+
+def test_without_a_running_worker_rows_wait_unclaimed_for_a_round(sessions):
+    worker, sender, hook = _fast_path(sessions, [AttemptResult(204, 1.0)])
+    alert_id = _raise(sessions, hook)
+    d = _delivery(sessions, alert_id)
+    assert (d.state, d.attempts, d.claimed_until, sender.sent) == ("pending", 0, None, [])
+    assert worker.run_once() == 1
+    assert _delivery(sessions, alert_id).state == "delivered"
+    assert sender.threads == ["MainThread"]
+
+
+def test_a_fast_path_claim_lost_in_a_crash_is_taken_over_after_its_lease(sessions):
+    """The process claimed the row in the alert's transaction and died before sending."""
+    worker, sender, hook = _fast_path(sessions, [AttemptResult(204, 1.0)])
+    hook.send_now = lambda: 30.0  # claims as a running worker would; nothing submits the job
+    alert_id = _raise(sessions, hook)
+    claimed = _delivery(sessions, alert_id)
+    assert claimed.attempts == 1 and claimed.claimed_until is not None
+    with sessions.begin() as s:
+        assert service.claim_due(s, datetime.now(UTC), 10, lease_s=30) == []
+    later = claimed.claimed_until + timedelta(seconds=1)
+    with sessions.begin() as s:
+        [(row, _sub)] = service.claim_due(s, later, 10, lease_s=30)
+    assert row.id == claimed.id and row.attempts == 2
