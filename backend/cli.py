@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -79,11 +80,16 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     from backend.ingest.worker import IngestWorker
     from backend.runtime import Runtime
 
+    if args.channels:
+        settings.ingest.channels = args.channels
+    if settings.ingest.nice:
+        os.nice(settings.ingest.nice)
     runtime = Runtime.build(settings)
     worker = IngestWorker(runtime, client_id=args.client_id)
     worker.start()
     runtime.start_background(loops=False)  # escalation and supervision run in `api` processes
-    log.info("ingest worker running as %s", worker.client_id)
+    log.info("ingest worker running as %s (channels: %s)", worker.client_id,
+             settings.ingest.channels)
     try:
         _wait_for_signal()
     finally:
@@ -199,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("api", help="serve the HTTP API").set_defaults(func=cmd_api)
     ingest = sub.add_parser("ingest", help="run one ingest worker")
     ingest.add_argument("--client-id", default=None)
+    ingest.add_argument("--channels", choices=["all", "alarm", "other"], default=None,
+                        help="subscribe to every uplink channel, only alarms, or all but alarms "
+                             "(default: SCHILDWACHT_INGEST__CHANNELS, else all)")
     ingest.set_defaults(func=cmd_ingest)
     sub.add_parser("run", help="API and ingest worker in one process").set_defaults(func=cmd_run)
     user = sub.add_parser("user", help="console accounts").add_subparsers(dest="user_command",
@@ -252,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"invalid settings: {exc}", file=sys.stderr)
         return 2
+    sys.setswitchinterval(settings.process.switch_interval_s)
     return args.func(settings, args)
 
 

@@ -31,6 +31,11 @@ class DatabaseSettings(BaseModel):
     pool_size: int = Field(10, ge=1, le=100)
     connect_timeout_s: float = Field(5.0, gt=0)
     statement_timeout_ms: int = Field(5_000, ge=100)
+    # Test each pooled connection with a round trip before use. Off: that round trip would be
+    # on every alarm's path. A connection broken by a database restart fails one transaction
+    # instead; SQLAlchemy then drops the whole pool, and the ingest worker retries (bounded).
+    pre_ping: bool = False
+    pool_recycle_s: int = Field(1_800, ge=60)
 
     @property
     def is_postgres(self) -> bool:
@@ -89,6 +94,22 @@ class IngestSettings(BaseModel):
     outbox_resend_after_s: float = Field(5.0, gt=0)
     # Every worker reloads the device directory this often (changes made by other processes).
     directory_refresh_s: float = Field(30.0, ge=1)
+    # What this worker subscribes to: every uplink channel, only alarms, or all but alarms. An
+    # "alarm" worker next to an "other" worker keeps alarms out of the interpreter that
+    # evaluates the fixes (see docs/benchmarks.md).
+    channels: Literal["all", "alarm", "other"] = "all"
+    # Added to the process's CPU niceness at start (0-19): a fix worker at 5 lets an alarm
+    # worker on the same machine have the CPU first.
+    nice: int = Field(0, ge=0, le=19)
+
+
+class ProcessSettings(BaseModel):
+    """Interpreter settings of every long-running Schildwacht process."""
+
+    # How long a thread may hold the interpreter before another that is ready gets it. Python's
+    # default (5 ms) makes an alarm wait behind fix evaluation or a supervision pass in
+    # another thread of the same process, once per database round trip.
+    switch_interval_s: float = Field(0.0005, ge=0.0001, le=0.1)
 
 
 class ApiSettings(BaseModel):
@@ -209,6 +230,7 @@ class Settings(BaseSettings):
     broker: BrokerSettings = BrokerSettings()
     protocol: ProtocolSettings = ProtocolSettings()
     ingest: IngestSettings = IngestSettings()
+    process: ProcessSettings = ProcessSettings()
     api: ApiSettings = ApiSettings()
     routing: RoutingSettings = RoutingSettings()
     geofence: GeofenceSettings = GeofenceSettings()

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
-from device_protocol import Channel
+from device_protocol import Channel, Topics
 from sqlalchemy import update
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
@@ -52,6 +52,23 @@ log = logging.getLogger(__name__)
 
 ALARM_SUFFIX = "/alarm"
 RETRY_DELAYS_S = (0.05, 0.2, 0.5, 1.0, 2.0, 5.0)  # then every 5 s until it works or we stop
+
+
+def topic_filters(topics: Topics, channels: str) -> list[str]:
+    """What a worker subscribes to: every uplink channel ("all"), only the alarms ("alarm"),
+    or everything but the alarms ("other")."""
+    every = topics.uplink_filters()
+    alarm = f"{topics.root}/dev/+/{Channel.ALARM.value}"
+    if channels == "alarm":
+        return [alarm]
+    if channels == "other":
+        return [f for f in every if f != alarm]
+    return every
+
+
+def default_client_id(base: str, channels: str) -> str:
+    """Workers of different channel sets never share an MQTT client id (nor its session)."""
+    return base if channels == "all" else f"{base}-{channels}"
 
 
 class Lane:
@@ -95,7 +112,7 @@ class IngestWorker:
     ) -> None:
         self.rt = runtime
         s = runtime.settings
-        self.client_id = client_id or s.broker.client_id
+        self.client_id = client_id or default_client_id(s.broker.client_id, s.ingest.channels)
         if extra_steps is None and runtime.geofences is not None:
             from backend.pipeline.zones import zone_step
 
@@ -121,7 +138,7 @@ class IngestWorker:
     def start(self) -> None:
         b = self.rt.settings.broker
         client = make_client(b, self.client_id, persistent=True, manual_ack=True)
-        filters = self.rt.topics.uplink_filters()
+        filters = topic_filters(self.rt.topics, self.rt.settings.ingest.channels)
         if b.share_group:
             filters = [f"$share/{b.share_group}/{f}" for f in filters]
 

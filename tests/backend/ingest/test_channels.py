@@ -1,0 +1,84 @@
+"""Workers split by channel: an "alarm" worker next to an "other" worker, each with its own MQTT
+session, together do what one "all" worker does, and each touches only its own messages."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from sqlalchemy import func, select
+
+from backend.alerts.models import Alert
+from backend.devices.models import Ping
+from backend.ingest.worker import IngestWorker, default_client_id, topic_filters
+from backend.runtime import Runtime
+from device_protocol import Alarm, Fix, Topics, codec
+from tests.support.mqtt import publish
+
+
+def test_topic_filters_split_the_uplink_channels_without_overlap() -> None:
+    topics = Topics("sd/v1")
+    every = topic_filters(topics, "all")
+    alarm, other = topic_filters(topics, "alarm"), topic_filters(topics, "other")
+    assert alarm == ["sd/v1/dev/+/alarm"]
+    assert sorted(alarm + other) == sorted(every) == sorted(topics.uplink_filters())
+    assert not set(alarm) & set(other)
+    assert "owntracks/+/+" in other
+
+
+def test_split_workers_never_share_a_client_id() -> None:
+    ids = {default_client_id("schildwacht-ingest", c) for c in ("all", "alarm", "other")}
+    assert ids == {"schildwacht-ingest", "schildwacht-ingest-alarm", "schildwacht-ingest-other"}
+
+
+def _count(runtime: Runtime, model, **where) -> int:
+    with runtime.sessions() as s:
+        query = select(func.count()).select_from(model)
+        for key, value in where.items():
+            query = query.where(getattr(model, key) == value)
+        return s.scalar(query)
+
+
+def _wait(predicate, timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_alarm_and_fix_workers_each_take_their_own_channel(stack):
+    if stack.backend != "services":
+        pytest.skip("split workers are a deployment of the real services")
+    stack.worker.stop()  # the fixture's "all" worker makes way for the split pair
+    workers = []
+    for channels in ("alarm", "other"):
+        settings = stack.settings.model_copy(deep=True)
+        settings.ingest.channels = channels
+        runtime = Runtime.build(settings)
+        worker = IngestWorker(runtime, client_id=f"split-{channels}-{uuid.uuid4().hex[:6]}")
+        worker.start()
+        runtime.dispatcher.start()
+        workers.append((runtime, worker))
+    try:
+        stack.register("vic-201")
+        police = stack.collector(stack.topics.police_filter())
+        device = stack.device("vic-201")
+        time.sleep(0.5)  # both subscriptions in place
+        publish(device, stack.topics.loc("vic-201"),
+                codec.encode(Fix(tst=time.time(), lat=51.92, lon=4.48, acc=8.0)))
+        publish(device, stack.topics.alarm("vic-201"), codec.encode(Alarm(id="split-1")))
+        police.wait_for(1)
+        (alarm_rt, alarm_worker), (other_rt, other_worker) = workers
+        assert _wait(lambda: _count(other_rt, Ping, device_id="vic-201") == 1)
+        assert _count(alarm_rt, Alert, device_id="vic-201", message_id="split-1") == 1
+        assert _wait(lambda: alarm_worker.processed == 1 and other_worker.processed == 1)
+        police.close()
+        device.disconnect()
+    finally:
+        for runtime, worker in workers:
+            worker.stop()
+            runtime.dispatcher.stop()
+            runtime.close()
