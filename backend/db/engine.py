@@ -29,11 +29,15 @@ def make_engine(settings: DatabaseSettings) -> Engine:
         settings.url,
         pool_size=settings.pool_size,
         max_overflow=settings.pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=settings.pre_ping,
         pool_timeout=settings.connect_timeout_s,
+        pool_recycle=settings.pool_recycle_s,
         connect_args={
             "connect_timeout": max(1, int(settings.connect_timeout_s)),
             "options": f"-c statement_timeout={settings.statement_timeout_ms}",
+            # A connection whose server went away is noticed by the kernel, not by a hang.
+            "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+            "keepalives_count": 3,
         },
     )
 

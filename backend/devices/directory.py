@@ -84,10 +84,10 @@ class DeviceDirectory:
         key = f"owntracks:{user}/{device}"
         if self._unknown.get(key, 0.0) > time.monotonic():
             return None
-        rows = self._query(
+        rows, pairs = self._query_with_pairs(
             _DEVICES.where(Device.owntracks_user == user, Device.owntracks_device == device)
         )
-        self._remember(rows, [key] if not rows else [])
+        self._remember(rows, [key] if not rows else [], pairs)
         return rows[0] if rows else None
 
     def prefetch(self, device_ids: list[str]) -> None:
@@ -99,20 +99,17 @@ class DeviceDirectory:
         })
         if not wanted:
             return
-        rows = self._query(_DEVICES.where(Device.id.in_(wanted)))
+        rows, pairs = self._query_with_pairs(_DEVICES.where(Device.id.in_(wanted)))
         found = {r.id for r in rows}
-        self._remember(rows, [d for d in wanted if d not in found])
+        self._remember(rows, [d for d in wanted if d not in found], pairs)
 
     # -- loading --------------------------------------------------------------------------------
     def load_all(self) -> int:
-        rows = self._query(_DEVICES)
+        rows, pairs = self._query_with_pairs(_DEVICES)
         by_id = {r.id: r for r in rows}
         with self._lock:
             self._by_id = by_id
-            self._by_owntracks = {
-                pair: device_id for pair, device_id in self._owntracks_pairs().items()
-                if device_id in by_id
-            }
+            self._by_owntracks = pairs
             self._loaded = True
         return len(by_id)
 
@@ -150,7 +147,9 @@ class DeviceDirectory:
             except Exception:  # noqa: BLE001 - keep serving the last good directory
                 log.exception("directory refresh failed")
 
-    def _remember(self, rows: list[DeviceInfo], unknown: list[str]) -> None:
+    def _remember(
+        self, rows: list[DeviceInfo], unknown: list[str], pairs: dict[tuple[str, str], str]
+    ) -> None:
         until = time.monotonic() + self._miss_ttl
         with self._lock:
             for info in rows:
@@ -158,32 +157,29 @@ class DeviceDirectory:
                 self._unknown.pop(info.id, None)
             for key in unknown:
                 self._unknown[key] = until
-        for pair, device_id in self._owntracks_pairs([r.id for r in rows]).items():
-            self._by_owntracks[pair] = device_id
+            self._by_owntracks.update(pairs)
 
-    def _owntracks_pairs(self, ids: list[str] | None = None) -> dict[tuple[str, str], str]:
-        query = select(Device.owntracks_user, Device.owntracks_device, Device.id).where(
-            Device.owntracks_user.is_not(None))
-        if ids is not None:
-            if not ids:
-                return {}
-            query = query.where(Device.id.in_(ids))
+    def _query_with_pairs(
+        self, query: Select
+    ) -> tuple[list[DeviceInfo], dict[tuple[str, str], str]]:
+        """The devices the query selects, and the OwnTracks (user, device) pairs among them:
+        one round trip."""
+        devices: list[DeviceInfo] = []
+        pairs: dict[tuple[str, str], str] = {}
         with self._sessions() as session:
-            return {(u, d): i for u, d, i in session.execute(query)}
-
-    def _query(self, query: Select) -> list[DeviceInfo]:
-        with self._sessions() as session:
-            return [
-                DeviceInfo(
+            for r in session.execute(query):
+                devices.append(DeviceInfo(
                     id=r.id, case_id=r.case_id, role=r.role, active=r.active,
                     report_interval_s=r.report_interval_s, case_reference=r.reference,
                     home_police_unit=r.home_police_unit, exercise=r.exercise,
-                )
-                for r in session.execute(query)
-            ]
+                ))
+                if r.owntracks_user is not None and r.owntracks_device is not None:
+                    pairs[(r.owntracks_user, r.owntracks_device)] = r.id
+        return devices, pairs
 
 
 _DEVICES = select(
     Device.id, Device.case_id, Device.role, Device.active, Device.report_interval_s,
-    Case.reference, Case.home_police_unit, Case.exercise,
+    Case.reference, Case.home_police_unit, Case.exercise, Device.owntracks_user,
+    Device.owntracks_device,
 ).join(Case, Case.id == Device.case_id)

@@ -161,9 +161,11 @@ class DeliveryHook:
         ready = [jobs[i] for i in added if i in jobs]
         if ready:
             session.info.setdefault(JOBS_KEY, []).extend(ready)
-        value = status.aggregate(
-            service.delivery_states(session, alert.id), alert.priority, self._urgent
-        )
+        if alert.sequence == 1:  # a raise: the alert has no other deliveries than these
+            states = [(str(r["subscription_id"]), 1, r["state"]) for r in rows if r["id"] in added]
+        else:
+            states = service.delivery_states(session, alert.id)
+        value = status.aggregate(states, alert.priority, self._urgent)
         service.set_police_delivery(session, alert.id, value)
         alert.police_delivery = value
         document["police_delivery"] = value  # the console events of this change show it
