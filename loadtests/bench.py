@@ -307,6 +307,8 @@ def run(cfg: Config) -> Results:
             _floor(results, cfg, broker.port)
         with Stack(broker.port, db_url=cfg.db_url, redis_url=cfg.redis_url) as stack:
             seeded = seed(stack.db, victims=cfg.victims, measures=cfg.measures)
+            # As in service: devices and measures were registered before the workers started.
+            stack.restart_ingest()
             results.measures = seeded.measures
             if seeded.measures:
                 # A few fixes make the worker's zone step load the measures.

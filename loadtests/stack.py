@@ -179,14 +179,28 @@ class Stack:
         return self
 
     def start_ingest(self) -> None:
-        self._spawn("ingest", ["ingest", "--client-id", f"bench-ingest-{self.run_id}"])
+        """The deployment this benchmark measures: alarms in a worker of their own, fixes and
+        status reports in another whose CPU niceness is 5 (`IngestSettings.channels`, `nice`).
+        "ingest" is the fix worker (it loads the measures)."""
+        self._spawn("ingest-alarm", ["ingest", "--channels", "alarm",
+                                     "--client-id", f"bench-alarm-{self.run_id}"])
+        self._spawn("ingest", ["ingest", "--channels", "other",
+                               "--client-id", f"bench-ingest-{self.run_id}"],
+                    {"SCHILDWACHT_INGEST__NICE": "5"})
 
-    def _spawn(self, name: str, args: list[str]) -> None:
+    def restart_ingest(self) -> None:
+        """Stop and start the ingest workers (their MQTT sessions persist: nothing is lost), so
+        that they load every device and measure stored meanwhile, as after a deployment."""
+        for name in ("ingest-alarm", "ingest"):
+            self.stop_process(name)
+        self.start_ingest()
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
         assert self._logdir is not None
         log = open(Path(self._logdir.name) / f"{name}.log", "ab")  # noqa: SIM115
         self.procs[name] = subprocess.Popen(
             [*schildwacht_command(), "--log-level", self.log_level, *args],
-            env=self.env(), stdout=log, stderr=subprocess.STDOUT,
+            env={**self.env(), **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
         )
 
     def pid(self, name: str) -> int:

@@ -25,6 +25,11 @@ def case_facts(session: Session, case: Case) -> CaseFacts:
             .order_by(Device.id)
         )
     )
+    return facts_of(case, victims)
+
+
+def facts_of(case: Case, victim_device_ids: tuple[str, ...]) -> CaseFacts:
+    """The routing facts of a loaded case (with its contacts) and its active victim devices."""
     state = (
         case.custody_status
         if case.custody_status in ("in_custody", "released")
@@ -49,5 +54,5 @@ def case_facts(session: Session, case: Case) -> CaseFacts:
             for c in case.contacts
         ),
         case_director_id=case.case_director,
-        victim_device_ids=victims,
+        victim_device_ids=tuple(sorted(victim_device_ids)),
     )

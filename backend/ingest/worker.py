@@ -113,7 +113,9 @@ class IngestWorker:
         self.rt = runtime
         s = runtime.settings
         self.client_id = client_id or default_client_id(s.broker.client_id, s.ingest.channels)
-        if extra_steps is None and runtime.geofences is not None:
+        # An alarm-only worker evaluates no fixes: it neither loads nor keeps the measures.
+        self._zones = s.ingest.channels != "alarm" and runtime.geofences is not None
+        if extra_steps is None and self._zones:
             from backend.pipeline.zones import zone_step
 
             def extra(state: PendingState) -> list[Step]:
@@ -154,7 +156,7 @@ class IngestWorker:
         self.client = client
         self.rt.directory.load_all()  # every registered device in memory before traffic
         self.rt.regions.locate(51.92, 4.48)  # warm the projection before the first alarm
-        if self.rt.geofences is not None:
+        if self._zones:
             self.rt.geofences.refresh()
         # The directory, the measures and the code loaded so far live as long as the process:
         # keep them out of the garbage collector's full scans (pauses of 100 ms and more).
