@@ -52,18 +52,20 @@ def _send_alarms(port: int, root: str, devices: Sequence[str], prefix: str, rate
 
 @dataclass
 class Arrivals:
-    """First arrival time per alarm message id on one channel, and how often each came."""
+    """First arrival time per alarm message id on one channel, and how often each message came
+    (by the receiver's deduplication key; the message id when there is none)."""
 
     first: dict[str, float] = field(default_factory=dict)
-    seen: dict[str, int] = field(default_factory=dict)
+    seen: dict[object, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def note(self, message_id: str | None, at: float, prefix: str) -> None:
+    def note(self, message_id: str | None, at: float, prefix: str, key: object = None) -> None:
         if not message_id or not message_id.startswith(prefix):
             return
+        key = message_id if key is None else key
         with self.lock:
             self.first.setdefault(message_id, at)
-            self.seen[message_id] = self.seen.get(message_id, 0) + 1
+            self.seen[key] = self.seen.get(key, 0) + 1
 
     def duplicates(self) -> int:
         return sum(n - 1 for n in self.seen.values() if n > 1)
@@ -103,7 +105,12 @@ class Probe:
         if msg.topic.endswith("/ack"):
             self.ack.note(codec.decode_ack(msg.payload).ref, at, self.prefix)
         else:
-            self.police.note(codec.decode_document(msg.payload).get("message_id"), at, self.prefix)
+            # Receivers deduplicate the feed by (alert_id, sequence, escalation step)
+            # (docs/protocol.md): an escalation to the police unit is a message of its own.
+            doc = codec.decode_document(msg.payload)
+            key = (doc.get("alert_id"), doc.get("sequence"),
+                   (doc.get("escalation") or {}).get("step"))
+            self.police.note(doc.get("message_id"), at, self.prefix, key)
 
     def _ws_loop(self, url: str, token: str) -> None:
         protocols = [Subprotocol("bearer"), Subprotocol(token)]

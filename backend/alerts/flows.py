@@ -103,6 +103,16 @@ def acknowledged_at(alert: Alert, changes: dict[str, Any] | None = None) -> date
     )
 
 
+def event_scope(alert: Alert, reference: str | None, home_vr: str | None,
+                director: str | None) -> dict[str, Any]:
+    """What decides who may see an alert event (`backend.audit.guard.screen_event_alone`),
+    carried with the event so that each console's screen needs no database read. The API
+    strips it before a frame leaves."""
+    return {"police_unit": alert.police_unit, "case_id": str(alert.case_id) if alert.case_id
+            else None, "case_reference": reference, "case_home_vr": home_vr,
+            "case_director": director}
+
+
 def _has_police(recipients: list[dict[str, Any]] | None) -> bool:
     return any(r.get("kind") == "police_unit" for r in recipients or [])
 
@@ -121,6 +131,10 @@ class AlertHook(Protocol):
     def after_change(
         self, session: Session, alert: Alert, document: dict[str, Any], effects: Effects
     ) -> None: ...
+
+    # Optional, "alert" hooks only: called for a raise before the alert's row is written, so a
+    # hook can set columns of that row (and the document) instead of updating it afterwards.
+    # def prepare(self, session: Session, alert: Alert, document: dict[str, Any]) -> None
 
 
 def _phase(hook: AlertHook) -> str:
@@ -278,18 +292,28 @@ class AlertFlow:
             ),
             health_devices=draft.detail.get("devices") if draft.detail else None,
         )
-        values = {c.key: getattr(alert, c.key) for c in Alert.__table__.columns}
-        if not service.insert_alert_if_new(session, values):
-            return self._unfinished(session, draft)  # a redelivery of an alert we hold
         document = alert_document(
             alert, device_role=device_role, case=case.context if case else None,
         )
+        for hook in self.hooks:  # what hooks decide about the row itself, before it is written
+            prepare = getattr(hook, "prepare", None)
+            if prepare is not None and _phase(hook) == "alert":
+                prepare(session, alert, document)
+        values = {c.key: getattr(alert, c.key) for c in Alert.__table__.columns}
+        if not service.insert_alert_if_new(session, values):
+            return self._unfinished(session, draft)  # a redelivery of an alert we hold
         rows = [self._police_row(alert, document)] if _has_police(alert.recipients) else []
         if alert.type in VICTIM_FEEDBACK_TYPES and alert.message_id:
             rows.append(self._ack_row(alert, "new", raised_at))
         items = _enqueue(session, rows)
         log.info("alert raised id=%s type=%s device=%s", alert.id, alert.type, alert.device_id)
-        effects = Effects(items, [{"event": "alert.raised", "alert": document}], [alert])
+        scope = event_scope(
+            alert, case.context["reference"] if case else None,
+            case.home_vr_code if case else None, case.facts.case_director_id if case else None,
+        )
+        effects = Effects(
+            items, [{"event": "alert.raised", "alert": document, "scope": scope}], [alert]
+        )
         for hook in self.hooks:
             if _phase(hook) == "alert":
                 hook.after_change(session, alert, document, effects)
@@ -347,7 +371,13 @@ class AlertFlow:
             rows.append(self._ack_row(alert, alert.state, now))
         items = _enqueue(session, rows)
         log.info("alert %s id=%s by=%s", alert.state, alert.id, actor)
-        effects = Effects(items, [{"event": "alert.updated", "alert": document}], [alert])
+        case = session.get(Case, alert.case_id) if alert.case_id else None  # loaded: no query
+        scope = event_scope(alert, case.reference if case else None,
+                            case.home_vr_code if case else None,
+                            case.case_director if case else None)
+        effects = Effects(
+            items, [{"event": "alert.updated", "alert": document, "scope": scope}], [alert]
+        )
         for hook in self.hooks:
             hook.after_change(session, alert, document, effects)
         early.extend(effects)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from typing import Any, Literal
 
@@ -8,6 +9,7 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from backend.alerts import service
@@ -17,7 +19,8 @@ from backend.alerts.flows import case_context
 from backend.alerts.lifecycle import CLOSED_STATES, OPEN_STATES
 from backend.alerts.models import Alert
 from backend.api.deps import require, runtime, session
-from backend.audit.guard import release_locations, screen_event
+from backend.audit.guard import release_locations, screen_event, screen_event_alone
+from backend.audit.log import LocationRead, record
 from backend.auth import sessions as web_sessions
 from backend.auth.scoping import alert_filter, may_see_alert
 from backend.auth.tokens import Principal, authenticate
@@ -27,6 +30,7 @@ from backend.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 stream_router = APIRouter(tags=["alerts"])
+log = logging.getLogger(__name__)
 
 READERS = ("dispatcher", "police", "case_director")
 OPERATORS = ("dispatcher",)
@@ -143,11 +147,20 @@ def _same_origin(websocket: WebSocket) -> bool:
     return origin is None or (host is not None and origin.split("://", 1)[-1] == host)
 
 
-def _screen(rt: Runtime, who: Principal, data: bytes) -> str | None:
+def _screen(rt: Runtime, who: Principal, event: dict[str, Any]) -> str | None:
     with rt.sessions() as s:
-        screened = screen_event(s, who, orjson.loads(data))
+        screened = screen_event(s, who, event)
         s.commit()
     return orjson.dumps(screened).decode() if screened is not None else None
+
+
+def _audit(rt: Runtime, who: Principal, reads: list[LocationRead]) -> None:
+    try:
+        with rt.sessions.begin() as s:
+            record(s, who, reads, reason=None, channel="stream")
+    except SQLAlchemyError:  # the console keeps its stream; the gap is in the log, by id
+        log.exception("audit of streamed positions failed actor=%s alerts=%s", who.name,
+                      ",".join(r.resource_id for r in reads))
 
 
 @stream_router.websocket("/api/v1/stream")
@@ -177,10 +190,18 @@ async def stream(websocket: WebSocket) -> None:
     queue = rt.bus.subscribe()
     try:
         while True:
-            data = await queue.get()
-            text = await asyncio.to_thread(_screen, rt, principal, data)
+            event = orjson.loads(await queue.get())
+            decided = screen_event_alone(principal, event)
+            if decided is None:  # the database decides (and audits before the frame leaves)
+                text = await asyncio.to_thread(_screen, rt, principal, event)
+                reads: list[LocationRead] = []
+            else:
+                screened, reads = decided
+                text = orjson.dumps(screened).decode() if screened is not None else None
             if text is not None:
                 await websocket.send_text(text)
+            if reads:  # right after the frame: the alarm does not wait for the audit write
+                await asyncio.to_thread(_audit, rt, principal, reads)
     except WebSocketDisconnect:
         pass
     finally:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from backend.alerts.lifecycle import OPEN_STATES
 from backend.alerts.models import Alert
 from backend.audit.log import LocationRead, record
-from backend.auth.scope import location_allowed
+from backend.auth.scope import AlertFacts, location_allowed, sees_alert
 from backend.auth.tokens import Principal
 
 
@@ -46,6 +46,43 @@ def release_locations(
     return documents
 
 
+def screen_event_alone(
+    who: Principal, event: dict[str, Any]
+) -> tuple[dict[str, Any] | None, list[LocationRead]] | None:
+    """Screen an alert event from what it carries (its `scope`, see
+    `backend.alerts.flows.event_scope`), without the database: the event as this principal may
+    receive it (None: out of scope) and the location reads to audit once it is sent. None when
+    the event alone cannot decide (no scope carried, or a position on a closed alert, whose
+    release depends on the case's other alerts): use `screen_event`."""
+    from backend.auth.scoping import directs
+
+    document, scope = event.get("alert"), event.get("scope")
+    if not isinstance(document, dict) or not isinstance(scope, dict):
+        return None
+    facts = AlertFacts(
+        vr_code=(document.get("region") or {}).get("vr_code"),
+        police_unit=scope.get("police_unit"),
+        case_reference=scope.get("case_reference"),
+        case_home_vr=scope.get("case_home_vr"),
+    )
+    if not (sees_alert(who, facts) or directs(who, scope.get("case_director"))):
+        return None, []
+    reads: list[LocationRead] = []
+    if document.get("location") is not None:
+        if document.get("state") not in OPEN_STATES:
+            return None
+        case_id = scope.get("case_id")
+        reads.append(LocationRead(
+            "alert", str(document.get("alert_id")), uuid.UUID(case_id) if case_id else None,
+            (document.get("device") or {}).get("id"),
+        ))
+    return _without_scope(event), reads
+
+
+def _without_scope(event: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in event.items() if k != "scope"}
+
+
 def screen_event(s: Session, who: Principal, event: dict[str, Any]) -> dict[str, Any] | None:
     """A console event as this principal may receive it: None when the alert is out of scope;
     the position withheld or released (and audited) as for the API. The caller commits."""
@@ -62,4 +99,4 @@ def screen_event(s: Session, who: Principal, event: dict[str, Any]) -> dict[str,
         return None
     screened = dict(document)
     release_locations(s, who, [alert], [screened], reason=None, channel="stream")
-    return {**event, "alert": screened}
+    return {**_without_scope(event), "alert": screened}

@@ -1,9 +1,12 @@
 """The `AlertHook` that turns every raise and transition into webhook deliveries.
 
 It runs inside the alert's transaction: the delivery rows (one per matching active
-subscription, body rendered once per format) commit or roll back with the alert. After the
-commit a session listener wakes the delivery worker (`wiring.install`), so the first attempt
-starts at once instead of at the next poll.
+subscription, body rendered once per format) commit or roll back with the alert. For a raise,
+`prepare` plans them before the alert's row is written, so the row carries its
+`police_delivery` from the start. When this process's delivery worker runs, the rows are
+claimed in the same transaction and handed to it right after the commit (`wiring.install`): the
+first attempt starts at once. Otherwise the commit wakes the worker of whichever process has
+one, and it claims them in a round.
 
 A document that cannot be rendered (which the police formats refuse) never stops the alert: its
 deliveries are written as `rejected` with the reason, so the console shows "police not reached".
@@ -34,6 +37,8 @@ log = logging.getLogger(__name__)
 WAKE_KEY = "subscriptions.wake"
 # Deliveries claimed in the transaction, to send as soon as it commits (`wiring.install`).
 JOBS_KEY = "subscriptions.jobs"
+# Plans made by `prepare` for alerts about to be inserted, by alert id.
+PREPARED_KEY = "subscriptions.prepared"
 # Parts of the alert document that are for the console only.
 CONSOLE_ONLY = frozenset({"police_delivery"})
 
@@ -61,6 +66,13 @@ class ActiveSubscription:
 
 
 SUBSCRIPTIONS_TTL_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryPlan:
+    rows: list[dict[str, Any]]
+    jobs: list[Job]
+    value: str | None  # the alert's police_delivery when these are its only deliveries
 
 
 class Renderer:
@@ -114,20 +126,57 @@ class DeliveryHook:
     def forget(self) -> None:
         self._subscriptions = (0.0, [])
 
+    def prepare(self, session: Session, alert: Alert, document: dict[str, Any]) -> None:
+        """A raise, before the alert's row is written: decide its deliveries now, so that the
+        alert is inserted with its `police_delivery` (no update afterwards)."""
+        plan = self._plan(session, alert, document)
+        if plan is None:
+            return
+        alert.police_delivery = plan.value
+        document["police_delivery"] = plan.value
+        session.info.setdefault(PREPARED_KEY, {})[alert.id] = plan
+
     def after_change(
         self, session: Session, alert: Alert, document: dict[str, Any], effects: Effects
     ) -> None:
+        plan = session.info.get(PREPARED_KEY, {}).pop(alert.id, None)
+        prepared = plan is not None
+        if plan is None:
+            plan = self._plan(session, alert, document)
+            if plan is None:
+                return
+        added = set(service.add_deliveries(session, plan.rows))
+        ready = [job for job in plan.jobs if job.delivery_id in added]
+        if ready:
+            session.info.setdefault(JOBS_KEY, []).extend(ready)
+        if not prepared:  # a transition: earlier messages' deliveries count too
+            value = status.aggregate(
+                service.delivery_states(session, alert.id), alert.priority, self._urgent
+            )
+            service.set_police_delivery(session, alert.id, value)
+            alert.police_delivery = value
+            document["police_delivery"] = value  # the console events of this change show it
+        session.info[WAKE_KEY] = True
+        log.info("alert %s seq %s: %d webhook deliveries queued",
+                 alert.id, alert.sequence, len(added))
+
+    def _plan(
+        self, session: Session, alert: Alert, document: dict[str, Any]
+    ) -> DeliveryPlan | None:
+        """The delivery rows of this alert message (one per matching subscription), the jobs
+        to send right after the commit (when this process's worker runs) and the aggregate
+        `police_delivery` they make for a new alert; None when no subscription matches."""
         subs = [
             s for s in self._active(session)
             if filters.matches(s.filter, document, alert.police_unit)
         ]
         if not subs:
-            return
+            return None
         now = self._clock()
         lease_s = self.send_now()
         renderer = Renderer(document, self._profile, self._source)
-        rows = []
-        jobs: dict[uuid.UUID, Job] = {}
+        rows: list[dict[str, Any]] = []
+        jobs: list[Job] = []
         for sub in subs:
             rendered = renderer.render(sub.format)
             row: dict[str, Any] = {
@@ -150,25 +199,15 @@ class DeliveryHook:
                     # takes the row over.
                     row.update(attempts=1, last_attempt_at=now,
                                claimed_until=now + timedelta(seconds=lease_s))
-                    jobs[row["id"]] = Job(
+                    jobs.append(Job(
                         delivery_id=row["id"], alert_id=alert.id,
                         webhook_id=f"msg_{row['id'].hex}_{alert.sequence}", attempt=1,
                         window_start=now, url=sub.url, secret=sub.secret, format=sub.format,
                         body=rendered, priority=alert.priority,
-                    )
+                    ))
             rows.append(row)
-        added = service.add_deliveries(session, rows)
-        ready = [jobs[i] for i in added if i in jobs]
-        if ready:
-            session.info.setdefault(JOBS_KEY, []).extend(ready)
-        if alert.sequence == 1:  # a raise: the alert has no other deliveries than these
-            states = [(str(r["subscription_id"]), 1, r["state"]) for r in rows if r["id"] in added]
-        else:
-            states = service.delivery_states(session, alert.id)
-        value = status.aggregate(states, alert.priority, self._urgent)
-        service.set_police_delivery(session, alert.id, value)
-        alert.police_delivery = value
-        document["police_delivery"] = value  # the console events of this change show it
-        session.info[WAKE_KEY] = True
-        log.info("alert %s seq %s: %d webhook deliveries queued",
-                 alert.id, alert.sequence, len(rows))
+        value = status.aggregate(
+            [(str(r["subscription_id"]), alert.sequence, r["state"]) for r in rows],
+            alert.priority, self._urgent,
+        )
+        return DeliveryPlan(rows, jobs, value)

@@ -63,3 +63,46 @@ def test_closed_alert_withholds_position_unless_a_reason_is_given(stack, world):
     assert entry.reason == "court order 2026/117" and entry.resource_id == str(world.closed_alert)
     assert api.get(f"/api/v1/alerts/{world.closed_alert}/positions",
                    params={"reason": "court order 2026/117"}).status_code == 200
+
+
+@pytest.mark.parametrize("stack", ["embedded"], indirect=True)
+def test_a_streamed_raise_is_screened_from_its_event_and_audited_after(stack, world):
+    """A raise carries its scope facts: each console gets the frame without them, and its
+    position read is audited on the stream channel right after."""
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from backend.api.app import create_app
+    from device_protocol import Alarm, codec
+    from tests.support.mqtt import publish
+
+    stack.register("vic-stream", home_unit="RE07")
+    token_in = stack.token("police", {"units": ["RE07"]})
+    token_out = stack.token("police", {"units": ["RE05"]})
+    with TestClient(create_app(stack.runtime)) as client, \
+            client.websocket_connect("/api/v1/stream", subprotocols=["bearer", token_in]) as ws, \
+            client.websocket_connect("/api/v1/stream",
+                                     subprotocols=["bearer", token_out]) as ws_out:
+        time.sleep(0.3)
+        before = len(_entries(stack))
+        device = stack.device("vic-stream")
+        publish(device, stack.topics.alarm("vic-stream"), codec.encode(
+            Alarm(id="s-1", tst=time.time(), lat=51.9244, lon=4.4690, acc=8.0)))
+        frame = ws.receive_json()
+        device.disconnect()
+        assert frame["event"] == "alert.raised" and "scope" not in frame
+        assert frame["alert"]["message_id"] == "s-1" and frame["alert"]["location"] is not None
+        # The out-of-scope console's next frame is the next event in its scope, not the raise.
+        marker = {"event": "alert.updated", "alert": {"alert_id": "marker", "state": "new",
+                                                      "location": None, "region": None},
+                  "scope": {"police_unit": "RE05", "case_id": None, "case_reference": None,
+                            "case_home_vr": None, "case_director": None}}
+        stack.runtime.bus.publish(marker)
+        assert ws_out.receive_json()["alert"]["alert_id"] == "marker"
+        deadline = time.monotonic() + 5
+        while len(_entries(stack)) == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+    streamed = [e for e in _entries(stack)[before:] if e.channel == "stream"]
+    assert [(e.actor, e.resource_id, e.device_id) for e in streamed] == [
+        ("token:test-police", frame["alert"]["alert_id"], "vic-stream")]

@@ -1,0 +1,66 @@
+"""Screening a console event from what it carries (no database): the same scope rules as the
+database path, the positions to audit, and a hand-over to the database where the event alone
+cannot decide."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from backend.audit.guard import screen_event_alone
+from backend.auth.tokens import Principal
+
+CASE = uuid.uuid4()
+
+
+def _event(*, state: str = "new", location: bool = True, vr: str = "VR17",
+           unit: str = "RE07", home_vr: str = "VR17", director: str | None = None) -> dict:
+    return {
+        "event": "alert.raised",
+        "alert": {
+            "alert_id": "a-1", "state": state, "device": {"id": "vic-1", "role": "victim"},
+            "region": {"vr_code": vr},
+            "location": {"lat": 51.9, "lon": 4.5} if location else None,
+        },
+        "scope": {"police_unit": unit, "case_id": str(CASE), "case_reference": "R-1",
+                  "case_home_vr": home_vr, "case_director": director},
+    }
+
+
+@pytest.mark.parametrize(("who", "event", "sees"), [
+    (Principal("admin", "admin"), _event(), True),
+    (Principal("d", "dispatcher", {"regions": ["VR17"]}), _event(vr="VR13"), True),  # home
+    (Principal("d", "dispatcher", {"regions": ["VR13"]}), _event(vr="VR13"), True),  # fix
+    (Principal("d", "dispatcher", {"regions": ["VR13"]}), _event(), False),
+    (Principal("p", "police", {"units": ["RE07"]}), _event(), True),
+    (Principal("p", "police", {"units": ["RE05"]}), _event(), False),
+    (Principal("c", "case_director", {"cases": ["R-1"]}), _event(), True),
+    (Principal("user:eva", "case_director", {}), _event(director="eva"), True),
+    (Principal("user:eva", "case_director", {}), _event(director="ann"), False),
+])
+def test_scope_is_decided_from_the_event(who: Principal, event: dict, sees: bool) -> None:
+    decided = screen_event_alone(who, event)
+    assert decided is not None
+    screened, reads = decided
+    assert (screened is not None) is sees
+    if sees:
+        assert "scope" not in screened  # internal: never sent
+        assert screened["alert"]["location"] is not None
+        assert [(r.resource_id, r.case_id, r.device_id) for r in reads] == [("a-1", CASE, "vic-1")]
+    else:
+        assert reads == []
+
+
+def test_no_position_means_nothing_to_audit() -> None:
+    screened, reads = screen_event_alone(Principal("admin", "admin"), _event(location=False))
+    assert screened is not None and reads == []
+
+
+@pytest.mark.parametrize("event", [
+    _event(state="resolved"),  # release depends on the case's other alerts
+    {"event": "alert.updated", "alert": {"alert_id": "a-1"}},  # no scope carried
+    {"event": "geofence.approach_cleared", "geofence": {}},
+])
+def test_the_database_decides_what_the_event_cannot(event: dict) -> None:
+    assert screen_event_alone(Principal("admin", "admin"), event) is None
