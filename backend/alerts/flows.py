@@ -133,8 +133,10 @@ class AlertHook(Protocol):
     ) -> None: ...
 
     # Optional, "alert" hooks only: called for a raise before the alert's row is written, so a
-    # hook can set columns of that row (and the document) instead of updating it afterwards.
-    # def prepare(self, session: Session, alert: Alert, document: dict[str, Any]) -> None
+    # hook can set columns of that row (and the document) instead of updating it afterwards,
+    # and return rows of its own tables to write with the alert, only if the alert is new:
+    # def prepare(self, session: Session, alert: Alert, document: dict[str, Any]
+    #             ) -> list[tuple[Table, list[dict[str, Any]]]]
 
 
 def _phase(hook: AlertHook) -> str:
@@ -295,17 +297,20 @@ class AlertFlow:
         document = alert_document(
             alert, device_role=device_role, case=case.context if case else None,
         )
-        for hook in self.hooks:  # what hooks decide about the row itself, before it is written
-            prepare = getattr(hook, "prepare", None)
-            if prepare is not None and _phase(hook) == "alert":
-                prepare(session, alert, document)
-        values = {c.key: getattr(alert, c.key) for c in Alert.__table__.columns}
-        if not service.insert_alert_if_new(session, values):
-            return self._unfinished(session, draft)  # a redelivery of an alert we hold
         rows = [self._police_row(alert, document)] if _has_police(alert.recipients) else []
         if alert.type in VICTIM_FEEDBACK_TYPES and alert.message_id:
             rows.append(self._ack_row(alert, "new", raised_at))
-        items = _enqueue(session, rows)
+        companions = []  # rows hooks write with the alert (in one statement on PostgreSQL)
+        for hook in self.hooks:
+            prepare = getattr(hook, "prepare", None)
+            if prepare is not None and _phase(hook) == "alert":
+                companions += prepare(session, alert, document)
+        values = {c.key: getattr(alert, c.key) for c in Alert.__table__.columns}
+        ids = service.raise_alert(session, values, rows, companions)
+        if ids is None:
+            return self._unfinished(session, draft)  # a redelivery of an alert we hold
+        items = [OutboxItem(i, r["target"], r["payload"], r["qos"])
+                 for i, r in zip(ids, rows, strict=True)]
         log.info("alert raised id=%s type=%s device=%s", alert.id, alert.type, alert.device_id)
         scope = event_scope(
             alert, case.context["reference"] if case else None,

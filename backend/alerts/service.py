@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, insert, select, update
+from sqlalchemy import CTE, Select, Table, column, insert, select, true, update
+from sqlalchemy import values as values_of
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -32,6 +34,70 @@ def insert_alert_if_new(session: Session, values: dict[str, Any]) -> bool:
     """Insert an alert unless (device_id, message_id) exists: the database is the dedupe."""
     stmt = _INSERT_ALERT[session.get_bind().dialect.name]
     return session.execute(stmt, values).first() is not None
+
+
+def raise_alert(
+    session: Session, values: dict[str, Any], outbox_rows: list[dict[str, Any]],
+    companions: Sequence[tuple[Table, list[dict[str, Any]]]] = (),
+) -> list[int] | None:
+    """Insert a new alert and, only if it is new, its outbox rows and companion rows (rows of
+    other tables that belong to the raise, such as webhook deliveries; their `alert_id` is the
+    alert's). Returns the outbox ids in the rows' order, or None when (device_id, message_id)
+    already exists: a redelivery, which writes nothing.
+
+    On PostgreSQL this is one statement (data-modifying CTEs): one round trip, and in an
+    autocommit session its own transaction. Elsewhere it is one statement per table."""
+    now = datetime.now(UTC)
+    outbox_rows = [{**r, "created_at": now} for r in outbox_rows]  # see `enqueue`
+    companions = [(table, rows) for table, rows in companions if rows]
+    if session.get_bind().dialect.name != "postgresql":
+        if not insert_alert_if_new(session, values):
+            return None
+        ids = enqueue(session, outbox_rows)
+        for table, rows in companions:
+            session.execute(insert(table), rows)
+        return ids
+    table = Alert.__table__
+    new_alert = (
+        postgresql.insert(table).values(values)
+        .on_conflict_do_nothing(index_elements=["device_id", "message_id"])
+        .returning(table.c.id).cte("new_alert")
+    )
+    outbox = OutboxMessage.__table__
+    stmt = select(new_alert.c.id)
+    if outbox_rows:
+        targets = [r["target"] for r in outbox_rows]
+        if len(set(targets)) != len(targets):
+            raise ValueError("the outbox rows of one raise go to distinct topics")
+        written = _with_alert(new_alert, outbox, outbox_rows, "new_outbox",
+                              (outbox.c.id, outbox.c.target))
+        stmt = select(new_alert.c.id, written.c.id, written.c.target).select_from(
+            new_alert.outerjoin(written, true()))
+    for i, (companion, rows) in enumerate(companions):
+        stmt = stmt.add_cte(_with_alert(new_alert, companion, rows, f"new_rows_{i}"))
+    result = session.execute(stmt).all()
+    if not result:
+        return None
+    if not outbox_rows:
+        return []
+    ids = {target: row_id for _, row_id, target in result}
+    return [ids[r["target"]] for r in outbox_rows]
+
+
+def _with_alert(new_alert: CTE, table: Table, rows: list[dict[str, Any]], name: str,
+                returning: tuple = ()) -> CTE:
+    """INSERT INTO table SELECT new_alert.id, rows... : written only when the alert is."""
+    columns = [c for c in table.columns if c.name in rows[0] and c.name != "alert_id"]
+    data = values_of(*[column(c.name, c.type) for c in columns], name=f"{name}_values").data(
+        [tuple(r[c.name] for c in columns) for r in rows]
+    )
+    chosen = select(new_alert.c.id, *[data.c[c.name] for c in columns]).select_from(
+        new_alert.join(data, true()))
+    statement = postgresql.insert(table).from_select(
+        ["alert_id", *[c.name for c in columns]], chosen)
+    if returning:
+        statement = statement.returning(*returning)
+    return statement.cte(name)
 
 
 def add_event(

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from backend.alerts.flows import Effects
@@ -29,7 +30,7 @@ from backend.alerts.models import Alert
 from backend.police import cap, cloudevent
 from backend.police.errors import PoliceError
 from backend.subscriptions import filters, service, status
-from backend.subscriptions.models import Subscription
+from backend.subscriptions.models import Delivery, Subscription
 from backend.subscriptions.worker import Job
 
 log = logging.getLogger(__name__)
@@ -126,15 +127,19 @@ class DeliveryHook:
     def forget(self) -> None:
         self._subscriptions = (0.0, [])
 
-    def prepare(self, session: Session, alert: Alert, document: dict[str, Any]) -> None:
+    def prepare(
+        self, session: Session, alert: Alert, document: dict[str, Any]
+    ) -> list[tuple[Table, list[dict[str, Any]]]]:
         """A raise, before the alert's row is written: decide its deliveries now, so that the
-        alert is inserted with its `police_delivery` (no update afterwards)."""
+        alert is inserted with its `police_delivery` and the delivery rows with it (the flow
+        writes them, `backend.alerts.service.raise_alert`)."""
         plan = self._plan(session, alert, document)
         if plan is None:
-            return
+            return []
         alert.police_delivery = plan.value
         document["police_delivery"] = plan.value
         session.info.setdefault(PREPARED_KEY, {})[alert.id] = plan
+        return [(Delivery.__table__, plan.rows)]
 
     def after_change(
         self, session: Session, alert: Alert, document: dict[str, Any], effects: Effects
@@ -145,7 +150,9 @@ class DeliveryHook:
             plan = self._plan(session, alert, document)
             if plan is None:
                 return
-        added = set(service.add_deliveries(session, plan.rows))
+        # A prepared raise's rows were written with the new alert; a transition writes its own.
+        added = ({r["id"] for r in plan.rows} if prepared
+                 else set(service.add_deliveries(session, plan.rows)))
         ready = [job for job in plan.jobs if job.delivery_id in added]
         if ready:
             session.info.setdefault(JOBS_KEY, []).extend(ready)

@@ -89,6 +89,7 @@ class DeliveryWorker:
         self._documents = documents
         self._clock = clock
         self._wake = threading.Event()
+        self._record_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
@@ -226,7 +227,10 @@ class DeliveryWorker:
             policy=self.config.policy, key=job.delivery_id.hex,
         )
         events: list[dict[str, Any]] = []
-        with self._sessions.begin() as s:
+        # Outcomes of one alert's deliveries are recorded one at a time (pool threads here,
+        # other processes there): each recomputes the alert's aggregate from all its rows.
+        with self._record_lock, self._sessions.begin() as s:
+            s.execute(select(Alert.id).where(Alert.id == job.alert_id).with_for_update())
             delivery = s.get(Delivery, job.delivery_id)
             if delivery is None:
                 return

@@ -233,3 +233,59 @@ def test_a_fast_path_claim_lost_in_a_crash_is_taken_over_after_its_lease(session
     with sessions.begin() as s:
         [(row, _sub)] = service.claim_due(s, later, 10, lease_s=30)
     assert row.id == claimed.id and row.attempts == 2
+
+
+@pytest.fixture
+def pg_sessions(pg_url):
+    from tests.backend.conftest import truncate_all
+
+    truncate_all(pg_url)
+    engine = make_engine(DatabaseSettings(url=pg_url))
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+@pytest.mark.services
+def test_outcomes_recorded_at_the_same_time_leave_the_right_aggregate(pg_sessions):
+    """Two subscriptions' first attempts finish together in the pool and are recorded from two
+    threads: the alert ends up "delivered" (each recording recomputes the aggregate; they are
+    serialised on the alert row, so neither works from a stale view of the other)."""
+    import threading
+
+    sessions = pg_sessions
+
+    from backend.alerts.document import alert_document
+    from backend.alerts.flows import Effects
+
+    worker, _sender, hook = _fast_path(sessions, [])
+    with sessions.begin() as s:
+        s.add(Subscription(id=uuid.uuid4(), name="q", url="http://127.0.0.1:9/y",
+                           secret="whsec_" + "B" * 43 + "=", format="json"))
+    hook.send_now = lambda: 30.0
+    barrier = threading.Barrier(2, timeout=5)
+
+    class TogetherSender:
+        def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> AttemptResult:
+            barrier.wait()
+            return AttemptResult(204, 1.0)
+
+    worker._sender = TogetherSender()
+    now = datetime.now(UTC)
+    with sessions.begin() as s:
+        alert = Alert(id=uuid.uuid4(), type="panic", priority="P1", state="new", sequence=1,
+                      raised_at=now, updated_at=now, flags=[], exercise=False,
+                      police_unit="RE07")
+        s.add(alert)
+        s.flush()
+        hook.after_change(s, alert, alert_document(alert, device_role="victim"), Effects())
+        from backend.subscriptions.hook import JOBS_KEY
+        jobs = list(s.info[JOBS_KEY])
+    assert len(jobs) == 2
+    threads = [threading.Thread(target=worker._deliver, args=(job,)) for job in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    with sessions() as s:
+        assert s.get(Alert, alert.id).police_delivery == "delivered"
+        assert {d.state for d in service.deliveries_of(s, alert.id)} == {"delivered"}
