@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import CTE, Select, Table, column, insert, select, true, update
-from sqlalchemy import values as values_of
+from sqlalchemy import CTE, Select, Table, bindparam, insert, select, true, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -57,47 +57,68 @@ def raise_alert(
         for table, rows in companions:
             session.execute(insert(table), rows)
         return ids
-    table = Alert.__table__
-    new_alert = (
-        postgresql.insert(table).values(values)
-        .on_conflict_do_nothing(index_elements=["device_id", "message_id"])
-        .returning(table.c.id).cte("new_alert")
+    shape = (
+        tuple(outbox_rows[0]) if outbox_rows else (), len(outbox_rows),
+        tuple((table.name, tuple(rows[0]), len(rows)) for table, rows in companions),
     )
-    outbox = OutboxMessage.__table__
-    stmt = select(new_alert.c.id)
-    if outbox_rows:
-        targets = [r["target"] for r in outbox_rows]
-        if len(set(targets)) != len(targets):
-            raise ValueError("the outbox rows of one raise go to distinct topics")
-        written = _with_alert(new_alert, outbox, outbox_rows, "new_outbox",
-                              (outbox.c.id, outbox.c.target))
-        stmt = select(new_alert.c.id, written.c.id, written.c.target).select_from(
-            new_alert.outerjoin(written, true()))
-    for i, (companion, rows) in enumerate(companions):
-        stmt = stmt.add_cte(_with_alert(new_alert, companion, rows, f"new_rows_{i}"))
-    result = session.execute(stmt).all()
+    params = {f"a_{k}": v for k, v in values.items()}
+    for i, row in enumerate(outbox_rows):
+        params.update({f"o{i}_{k}": v for k, v in row.items()})
+    for t, (_table, rows) in enumerate(companions):
+        for i, row in enumerate(rows):
+            params.update({f"c{t}_{i}_{k}": v for k, v in row.items()})
+    result = session.execute(_raise_statement(shape, tuple(values)), params).all()
     if not result:
         return None
     if not outbox_rows:
         return []
+    targets = [r["target"] for r in outbox_rows]
+    if len(set(targets)) != len(targets):
+        raise ValueError("the outbox rows of one raise go to distinct topics")
     ids = {target: row_id for _, row_id, target in result}
-    return [ids[r["target"]] for r in outbox_rows]
+    return [ids[target] for target in targets]
 
 
-def _with_alert(new_alert: CTE, table: Table, rows: list[dict[str, Any]], name: str,
-                returning: tuple = ()) -> CTE:
-    """INSERT INTO table SELECT new_alert.id, rows... : written only when the alert is."""
-    columns = [c for c in table.columns if c.name in rows[0] and c.name != "alert_id"]
-    data = values_of(*[column(c.name, c.type) for c in columns], name=f"{name}_values").data(
-        [tuple(r[c.name] for c in columns) for r in rows]
+@functools.lru_cache(maxsize=64)
+def _raise_statement(shape: tuple, alert_columns: tuple[str, ...]) -> Select:
+    """The one-statement raise for a shape of rows (built once: SQLAlchemy then reuses its
+    compiled form; only parameters change from alarm to alarm)."""
+    outbox_columns, outbox_count, companion_shapes = shape
+    table = Alert.__table__
+    new_alert = (
+        postgresql.insert(table)
+        .values({c: bindparam(f"a_{c}", type_=table.c[c].type) for c in alert_columns})
+        .on_conflict_do_nothing(index_elements=["device_id", "message_id"])
+        .returning(table.c.id).cte("new_alert")
     )
-    chosen = select(new_alert.c.id, *[data.c[c.name] for c in columns]).select_from(
+    stmt = select(new_alert.c.id)
+    if outbox_count:
+        outbox = OutboxMessage.__table__
+        written = _with_alert(new_alert, outbox, outbox_columns, outbox_count, "o",
+                              (outbox.c.id, outbox.c.target))
+        stmt = select(new_alert.c.id, written.c.id, written.c.target).select_from(
+            new_alert.outerjoin(written, true()))
+    for t, (name, columns, count) in enumerate(companion_shapes):
+        companion = Alert.metadata.tables[name]
+        stmt = stmt.add_cte(_with_alert(new_alert, companion, columns, count, f"c{t}_"))
+    return stmt
+
+
+def _with_alert(new_alert: CTE, table: Table, columns: tuple[str, ...], count: int,
+                prefix: str, returning: tuple = ()) -> CTE:
+    """INSERT INTO table SELECT new_alert.id, rows... : written only when the alert is."""
+    cols = [table.c[c] for c in columns if c != "alert_id"]
+    # The rows as SELECTs of parameters (UNION ALL): unlike VALUES, SQLAlchemy caches that.
+    rows = [select(*[bindparam(f"{prefix}{i}_{c.name}", type_=c.type).label(c.name)
+                     for c in cols]) for i in range(count)]
+    data = (rows[0] if count == 1 else union_all(*rows)).subquery(f"{prefix}values")
+    chosen = select(new_alert.c.id, *[data.c[c.name] for c in cols]).select_from(
         new_alert.join(data, true()))
     statement = postgresql.insert(table).from_select(
-        ["alert_id", *[c.name for c in columns]], chosen)
+        ["alert_id", *[c.name for c in cols]], chosen)
     if returning:
         statement = statement.returning(*returning)
-    return statement.cte(name)
+    return statement.cte(f"{prefix}rows")
 
 
 def add_event(
