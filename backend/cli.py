@@ -83,7 +83,11 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     if args.channels:
         settings.ingest.channels = args.channels
     if settings.ingest.nice:
-        os.nice(settings.ingest.nice)
+        try:
+            os.nice(settings.ingest.nice)
+        except PermissionError:
+            log.warning("niceness %d needs CAP_SYS_NICE: running at the default priority",
+                        settings.ingest.nice)
     runtime = Runtime.build(settings)
     worker = IngestWorker(runtime, client_id=args.client_id)
     worker.start()

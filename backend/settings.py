@@ -98,9 +98,10 @@ class IngestSettings(BaseModel):
     # "alarm" worker next to an "other" worker keeps alarms out of the interpreter that
     # evaluates the fixes (see docs/benchmarks.md).
     channels: Literal["all", "alarm", "other"] = "all"
-    # Added to the process's CPU niceness at start (0-19): a fix worker at 5 lets an alarm
-    # worker on the same machine have the CPU first.
-    nice: int = Field(0, ge=0, le=19)
+    # Added to the process's CPU niceness at start: a fix worker at 5 lets an alarm worker on
+    # the same machine have the CPU first; an alarm worker below 0 (which needs the privilege
+    # to raise priority, CAP_SYS_NICE) goes before everything else that is not.
+    nice: int = Field(0, ge=-20, le=19)
 
 
 class ProcessSettings(BaseModel):

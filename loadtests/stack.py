@@ -179,11 +179,13 @@ class Stack:
         return self
 
     def start_ingest(self) -> None:
-        """The deployment this benchmark measures: alarms in a worker of their own, fixes and
-        status reports in another whose CPU niceness is 5 (`IngestSettings.channels`, `nice`).
-        "ingest" is the fix worker (it loads the measures)."""
+        """The deployment this benchmark measures: alarms in a worker of their own at CPU
+        niceness -10 (when this process may raise priority), fixes and status reports in
+        another at 5 (`IngestSettings.channels`, `nice`). "ingest" is the fix worker (it loads
+        the measures)."""
         self._spawn("ingest-alarm", ["ingest", "--channels", "alarm",
-                                     "--client-id", f"bench-alarm-{self.run_id}"])
+                                     "--client-id", f"bench-alarm-{self.run_id}"],
+                    {"SCHILDWACHT_INGEST__NICE": "-10"})
         self._spawn("ingest", ["ingest", "--channels", "other",
                                "--client-id", f"bench-ingest-{self.run_id}"],
                     {"SCHILDWACHT_INGEST__NICE": "5"})
