@@ -3,6 +3,7 @@
     schildwacht demo        everything in one process on embedded defaults, with simulated devices
     schildwacht migrate     apply the database migrations
     schildwacht api         the HTTP API (and the outbox loop for its downlinks)
+    schildwacht loops       the escalation and supervision loops (with SCHILDWACHT_API__RUN_LOOPS=false)
     schildwacht ingest      one ingest worker
     schildwacht run         API and ingest worker in one process
     schildwacht simulate    drive simulated devices against a broker
@@ -66,9 +67,28 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     client = make_client(settings.broker, f"schildwacht-api-{uuid.uuid4().hex[:8]}")
     runtime.attach_mqtt(client)
     connect(client, settings.broker)
-    runtime.start_background()
+    runtime.start_background(loops=settings.api.run_loops)
     try:
         _serve_api(runtime, settings)
+    finally:
+        runtime.close()
+        client.disconnect()
+        client.loop_stop()
+    return 0
+
+
+def cmd_loops(settings: Settings, args: argparse.Namespace) -> int:
+    from backend.mqtt.client import connect, make_client
+    from backend.runtime import Runtime
+
+    runtime = Runtime.build(settings)
+    client = make_client(settings.broker, f"schildwacht-loops-{uuid.uuid4().hex[:8]}")
+    runtime.attach_mqtt(client)
+    connect(client, settings.broker)
+    runtime.start_background(loops=True)
+    log.info("escalation and supervision loops running")
+    try:
+        _wait_for_signal()
     finally:
         runtime.close()
         client.disconnect()
@@ -207,6 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
     sub.add_parser("api", help="serve the HTTP API").set_defaults(func=cmd_api)
+    sub.add_parser("loops", help="run the escalation and supervision loops").set_defaults(
+        func=cmd_loops)
     ingest = sub.add_parser("ingest", help="run one ingest worker")
     ingest.add_argument("--client-id", default=None)
     ingest.add_argument("--channels", choices=["all", "alarm", "other"], default=None,

@@ -116,6 +116,10 @@ class ProcessSettings(BaseModel):
 class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    # Run the escalation and supervision loops in the API process. Switch off where a
+    # `schildwacht loops` process runs them, so that a supervision pass over every device never
+    # holds up the console stream.
+    run_loops: bool = True
     # Bootstrap admin token; the demo generates one when unset.
     admin_token: SecretStr | None = None
 

@@ -174,7 +174,9 @@ class Stack:
         self._logdir = tempfile.TemporaryDirectory(prefix="sw-bench-logs-")
         self.start_ingest()
         if self.api:
-            self._spawn("api", ["api"])
+            # The loops in a process of their own: a supervision pass never holds the console.
+            self._spawn("api", ["api"], {"SCHILDWACHT_API__RUN_LOOPS": "false"})
+            self._spawn("loops", ["loops"])
             self._wait_http(f"{self.api_url}/health")
         return self
 
