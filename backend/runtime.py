@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.alerts.flows import AlertFlow
+from backend.cases.snapshots import CaseSnapshots, RedisChangeCounter
 from backend.db.engine import make_engine, make_session_factory
 from backend.devices.directory import DeviceDirectory
 from backend.hub.bus import EventBus, InProcessBus, RedisBus
@@ -21,6 +22,7 @@ from backend.mqtt.publisher import PahoPublisher
 from backend.outbox.dispatcher import OutboxDispatcher
 from backend.regions import RegionIndex
 from backend.settings import Settings
+from backend.state import keys
 from backend.state.store import InMemoryState, RedisState, StateStore
 from backend.subscriptions.wiring import install as install_deliveries
 from backend.subscriptions.worker import DeliveryWorker
@@ -119,6 +121,9 @@ class Runtime:
             flow=_alert_flow(settings, topics, regions),
             dispatcher=OutboxDispatcher(sessions, settings.ingest.outbox_resend_after_s),
         )
+        if client is not None:
+            runtime.flow.cases = CaseSnapshots(changes=RedisChangeCounter(
+                client, keys.case_changes(settings.redis.key_prefix)))
         runtime.flow.exercise_regions = frozenset(settings.police.exercise_regions)
         runtime.deliveries = install_deliveries(settings.police, sessions, runtime.flow, bus)
         runtime.geofences = LiveMeasures(

@@ -161,8 +161,8 @@ class AlertFlow:
 
     def forget_caches(self) -> None:
         """Drop what the flow and its hooks keep of cases and subscriptions (call after an API
-        change, so this process sees it at once)."""
-        self.cases.forget()
+        change, so this process sees it at once; alarm workers elsewhere within a second)."""
+        self.cases.changed()
         for hook in self.hooks:
             forget = getattr(hook, "forget", None)
             if forget is not None:

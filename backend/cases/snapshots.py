@@ -1,27 +1,36 @@
-"""What the alarm path needs to know of a case, read once and kept for a few seconds.
+"""What the alarm path needs to know of a case, read once and kept.
 
 Raising an alert needs the case's routing facts (home region, risk, custody, contacts, victim
 devices), its context for the alert document and the roles of its devices. Reading them costs
 one query; a snapshot makes that once per case every `ttl_s` seconds instead of once per
-alert. A change made through this process's API is seen at once (`forget`); one made by another
-process within `ttl_s`.
+alert. An alarm worker does better: it loads every case before it takes traffic and keeps the
+snapshots until a change counter in Redis moves (`SnapshotWatch`, about once a second), which
+every process raises after it changed a case (`CaseSnapshots.changed`). A change made through
+this process's API is seen at once; one made by another process within a second, or within
+`ttl_s` while the counter cannot be read.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
+
+import redis
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from backend.cases.facts import facts_of
 from backend.cases.models import Case
 from backend.devices.models import Device
+from backend.periodic import Periodic
 from backend.routing import CaseFacts
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -49,37 +58,94 @@ def case_context(case: Case) -> dict[str, Any]:
     }
 
 
+class ChangeCounter(Protocol):
+    """A counter every process raises after it changed cases, contacts or devices, so that the
+    others drop their snapshots (`RedisChangeCounter`; tests use a fake)."""
+
+    def current(self) -> int: ...
+    def bump(self) -> None: ...
+
+
+class RedisChangeCounter:
+    def __init__(self, client: redis.Redis, key: str) -> None:
+        self._r = client
+        self._key = key
+
+    def current(self) -> int:
+        return int(self._r.get(self._key) or 0)
+
+    def bump(self) -> None:
+        self._r.incr(self._key)
+
+
 class CaseSnapshots:
-    def __init__(self, ttl_s: float = 5.0) -> None:
+    """Snapshots by case id. Without a change counter each lives `ttl_s` seconds. With one
+    (`watch` called every second or so), a snapshot lives until the counter moves: alarms, rare
+    for any one case, find their case in memory instead of paying a query each time. Should the
+    counter be unreadable, snapshots fall back to living `ttl_s` seconds: a change made
+    elsewhere is never seen later than that."""
+
+    def __init__(self, ttl_s: float = 5.0, changes: ChangeCounter | None = None) -> None:
         self._ttl = ttl_s
-        self._cache: dict[uuid.UUID, tuple[float, CaseSnapshot]] = {}
+        self._changes = changes
+        self._cache: dict[uuid.UUID, tuple[float, CaseSnapshot]] = {}  # case -> (loaded, ...)
         self._lock = threading.Lock()
+        self._seen: int | None = None  # the counter as last read
+        self._valid_since = float("-inf")  # snapshots loaded before this are stale
+        self._confirmed = float("-inf")  # when the counter last read unchanged
 
     def get(self, session: Session, case_id: uuid.UUID) -> CaseSnapshot | None:
         hit = self._cache.get(case_id)
-        if hit is not None and hit[0] > time.monotonic():
+        if hit is not None and self._fresh(hit[0]):
             return hit[1]
+        loaded_at = time.monotonic()
         # One round trip: the case, its contacts (joined eagerly) and one row per device.
         rows = session.execute(
-            select(Case, Device.id, Device.role, Device.active)
-            .options(joinedload(Case.contacts))
-            .outerjoin(Device, Device.case_id == Case.id)
-            .where(Case.id == case_id)
+            _SNAPSHOT.where(Case.id == case_id)
         ).unique().all()
         if not rows:
             return None
-        case = rows[0][0]
-        devices = [r for r in rows if r.id is not None]
-        snapshot = CaseSnapshot(
-            facts=facts_of(case, tuple(d.id for d in devices if d.role == "victim" and d.active)),
-            context=case_context(case),
-            home_police_unit=case.home_police_unit,
-            home_vr_code=case.home_vr_code,
-            device_roles={d.id: d.role for d in devices},
-        )
+        snapshot = _snapshot(rows[0][0], [r for r in rows if r.id is not None])
         with self._lock:
-            self._cache[case_id] = (time.monotonic() + self._ttl, snapshot)
+            self._cache[case_id] = (loaded_at, snapshot)
         return snapshot
+
+    def load_all(self, session: Session) -> int:
+        """Snapshots of every case, in one query (a worker calls it before taking traffic)."""
+        loaded_at = time.monotonic()
+        by_case: dict[uuid.UUID, tuple[Case, list[Any]]] = {}
+        for row in session.execute(_SNAPSHOT).unique():
+            case, devices = by_case.setdefault(row[0].id, (row[0], []))
+            if row.id is not None:
+                devices.append(row)
+        snapshots = {case_id: (loaded_at, _snapshot(case, devices))
+                     for case_id, (case, devices) in by_case.items()}
+        with self._lock:
+            self._cache.update(snapshots)
+        return len(snapshots)
+
+    def _fresh(self, loaded_at: float) -> bool:
+        if loaded_at < self._valid_since:
+            return False
+        now = time.monotonic()
+        return loaded_at + self._ttl > now or self._confirmed + self._ttl > now
+
+    def watch(self) -> bool:
+        """Read the change counter; drop every snapshot when it moved. True when it moved."""
+        if self._changes is None:
+            return False
+        try:
+            current = self._changes.current()
+        except redis.RedisError:
+            return False  # snapshots age out after ttl_s meanwhile
+        now = time.monotonic()
+        moved = self._seen is not None and current != self._seen
+        if moved:
+            self._valid_since = now
+            self.forget()
+        self._seen = current
+        self._confirmed = now
+        return moved
 
     def forget(self, case_id: uuid.UUID | None = None) -> None:
         with self._lock:
@@ -87,3 +153,55 @@ class CaseSnapshots:
                 self._cache.clear()
             else:
                 self._cache.pop(case_id, None)
+
+    def changed(self) -> None:
+        """This process changed cases: drop its snapshots and tell the others."""
+        self.forget()
+        if self._changes is not None:
+            try:
+                self._changes.bump()
+            except redis.RedisError:
+                log.warning("case change counter unavailable: other processes see the change "
+                            "within %.0f s", self._ttl)
+
+
+_SNAPSHOT = (
+    select(Case, Device.id, Device.role, Device.active)
+    .options(joinedload(Case.contacts))
+    .outerjoin(Device, Device.case_id == Case.id)
+)
+
+
+def _snapshot(case: Case, devices: list[Any]) -> CaseSnapshot:
+    return CaseSnapshot(
+        facts=facts_of(case, tuple(d.id for d in devices if d.role == "victim" and d.active)),
+        context=case_context(case),
+        home_police_unit=case.home_police_unit,
+        home_vr_code=case.home_vr_code,
+        device_roles={d.id: d.role for d in devices},
+    )
+
+
+class SnapshotWatch(Periodic):
+    """Reads the change counter every `interval_s`; after a change it reloads every case in
+    this thread, so alarms keep finding their case in memory."""
+
+    name = "case-snapshots"
+
+    def __init__(self, snapshots: CaseSnapshots, sessions: sessionmaker[Session],
+                 interval_s: float = 1.0) -> None:
+        self._snapshots = snapshots
+        self._sessions = sessions
+        self.interval_s = interval_s
+
+    def load(self) -> int:
+        """Read the counter, then load every case (the order matters: a change made while
+        loading moves the counter after the read, so the next pass reloads)."""
+        self._snapshots.watch()
+        with self._sessions() as session:
+            return self._snapshots.load_all(session)
+
+    def run_once(self) -> None:
+        if self._snapshots.watch():
+            count = self.load()
+            log.info("cases changed: %d case snapshots reloaded", count)

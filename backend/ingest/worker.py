@@ -39,6 +39,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from backend import metrics
 from backend.alerts.flows import Effects
+from backend.cases.snapshots import SnapshotWatch
 from backend.devices.models import Device
 from backend.devices.pings import PingRow, store_pings
 from backend.mqtt.client import connect, make_client
@@ -160,12 +161,18 @@ class IngestWorker:
         self.client = client
         self.rt.directory.load_all()  # every registered device in memory before traffic
         self.rt.regions.locate(51.92, 4.48)  # warm the projection before the first alarm
+        self._snapshots: SnapshotWatch | None = None
+        if self.rt.settings.ingest.channels != "other":  # alarms: every case in memory too
+            self._snapshots = SnapshotWatch(self.rt.flow.cases, self.rt.sessions)
+            log.info("case snapshots loaded count=%d", self._snapshots.load())
         if self._zones:
             self.rt.geofences.refresh()
         # The directory, the measures and the code loaded so far live as long as the process:
         # keep them out of the garbage collector's full scans (pauses of 100 ms and more).
         gc.freeze()
         self.rt.directory.start_refresh()
+        if self._snapshots is not None:
+            self._snapshots.start()
         self._threads = [
             threading.Thread(target=self._run, args=(lane,), name=f"ingest-{lane.name}",
                              daemon=True)
@@ -178,6 +185,8 @@ class IngestWorker:
     def stop(self) -> None:
         self._stop.set()
         self.rt.directory.stop_refresh()
+        if getattr(self, "_snapshots", None) is not None:
+            self._snapshots.stop()
         for thread in self._threads:
             thread.join(timeout=10)
         if self.client is not None:

@@ -19,6 +19,11 @@ def last_seen(prefix: str) -> str:
     return f"{prefix}:last_seen"
 
 
+def case_changes(prefix: str) -> str:
+    """Counter: raised by every process after it changed cases, contacts or devices."""
+    return f"{prefix}:case_changes"
+
+
 def events_channel(prefix: str) -> str:
     """Pub/sub channel carrying console events (alert raised/updated) to every API instance."""
     return f"{prefix}:events"

@@ -1,0 +1,172 @@
+"""Case snapshots: one query per miss, every case in one query up front, and freshness by a
+change counter (kept until it moves) or, without a readable counter, by age."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import event
+
+from backend.cases.models import Case, CaseContact
+from backend.cases.snapshots import CaseSnapshots, RedisChangeCounter, SnapshotWatch
+from backend.db.engine import make_engine, make_session_factory
+from backend.db.migrate import upgrade
+from backend.devices.models import Device
+from backend.settings import DatabaseSettings
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.value = 0
+        self.broken = False
+
+    def current(self) -> int:
+        if self.broken:
+            raise redis.ConnectionError("down")
+        return self.value
+
+    def bump(self) -> None:
+        self.value += 1
+
+
+@pytest.fixture
+def sessions(tmp_path: Path):
+    url = f"sqlite:///{tmp_path}/s.db"
+    upgrade(url)
+    engine = make_engine(DatabaseSettings(url=url))
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+def _case(sessions, reference: str) -> uuid.UUID:
+    with sessions.begin() as s:
+        case = Case(reference=reference, home_police_unit="RE07", home_vr_code="VR17")
+        s.add(case)
+        s.flush()
+        s.add_all([
+            Device(id=f"{reference}-v", case_id=case.id, role="victim"),
+            Device(id=f"{reference}-o", case_id=case.id, role="offender"),
+            CaseContact(case_id=case.id, organisation="veilig_thuis", name="Desk",
+                        phone="+31201234567"),
+        ])
+        return case.id
+
+
+def _queries(sessions) -> list[str]:
+    seen: list[str] = []
+    event.listen(sessions.kw["bind"], "before_cursor_execute",
+                 lambda conn, cursor, statement, *a: seen.append(statement))
+    return seen
+
+
+def test_a_snapshot_is_one_query_and_carries_the_case(sessions) -> None:
+    case_id = _case(sessions, "R-1")
+    snapshots = CaseSnapshots()
+    queries = _queries(sessions)
+    with sessions() as s:
+        snap = snapshots.get(s, case_id)
+        again = snapshots.get(s, case_id)
+    assert len(queries) == 1 and again is snap
+    assert snap.device_roles == {"R-1-v": "victim", "R-1-o": "offender"}
+    assert snap.facts.victim_device_ids == ("R-1-v",)
+    assert [c["organisation"] for c in snap.context["contacts"]] == ["veilig_thuis"]
+    assert snap.home_vr_code == "VR17"
+
+
+def test_load_all_reads_every_case_in_one_query(sessions) -> None:
+    ids = [_case(sessions, f"R-{i}") for i in range(5)]
+    snapshots = CaseSnapshots()
+    queries = _queries(sessions)
+    with sessions() as s:
+        assert snapshots.load_all(s) == 5
+        assert all(snapshots.get(s, i) is not None for i in ids)
+    assert len(queries) == 1
+
+
+def test_without_a_counter_a_snapshot_ages_out(sessions) -> None:
+    case_id = _case(sessions, "R-1")
+    snapshots = CaseSnapshots(ttl_s=0.1)
+    queries = _queries(sessions)
+    with sessions() as s:
+        snapshots.get(s, case_id)
+        time.sleep(0.15)
+        snapshots.get(s, case_id)
+    assert len(queries) == 2
+
+
+def test_with_a_counter_a_snapshot_lives_until_the_counter_moves(sessions) -> None:
+    case_id = _case(sessions, "R-1")
+    counter = Counter()
+    snapshots = CaseSnapshots(ttl_s=0.1, changes=counter)
+    queries = _queries(sessions)
+    with sessions() as s:
+        assert snapshots.watch() is False
+        snapshots.get(s, case_id)
+        time.sleep(0.15)
+        assert snapshots.watch() is False  # confirmed unchanged: still good past the TTL
+        snapshots.get(s, case_id)
+        assert len(queries) == 1
+        counter.bump()  # another process changed a case
+        assert snapshots.watch() is True
+        snapshots.get(s, case_id)
+        assert len(queries) == 2
+
+
+def test_an_unreadable_counter_falls_back_to_the_ttl(sessions) -> None:
+    case_id = _case(sessions, "R-1")
+    counter = Counter()
+    snapshots = CaseSnapshots(ttl_s=0.1, changes=counter)
+    queries = _queries(sessions)
+    with sessions() as s:
+        snapshots.watch()
+        snapshots.get(s, case_id)
+        counter.broken = True
+        time.sleep(0.15)
+        assert snapshots.watch() is False
+        snapshots.get(s, case_id)
+    assert len(queries) == 2
+
+
+def test_a_change_here_drops_snapshots_and_tells_the_others(sessions) -> None:
+    case_id = _case(sessions, "R-1")
+    counter = Counter()
+    here, there = CaseSnapshots(changes=counter), CaseSnapshots(changes=counter)
+    with sessions() as s:
+        there.watch()
+        old = there.get(s, case_id)
+        here.get(s, case_id)
+        with sessions.begin() as w:
+            w.get(Case, case_id).home_vr_code = "VR13"
+        here.changed()
+        assert here.get(s, case_id).home_vr_code == "VR13"
+        assert there.watch() is True
+        assert there.get(s, case_id) is not old
+
+
+def test_the_watch_reloads_every_case_after_a_change(sessions) -> None:
+    ids = [_case(sessions, f"R-{i}") for i in range(3)]
+    counter = Counter()
+    snapshots = CaseSnapshots(changes=counter)
+    watch = SnapshotWatch(snapshots, sessions)
+    assert watch.load() == 3
+    counter.bump()
+    watch.run_once()
+    queries = _queries(sessions)
+    with sessions() as s:
+        assert all(snapshots.get(s, i) is not None for i in ids)
+    assert queries == []
+
+
+def test_the_redis_counter_is_shared(redis_client: redis.Redis) -> None:
+    key = f"swtest{uuid.uuid4().hex[:8]}:case_changes"
+    a, b = RedisChangeCounter(redis_client, key), RedisChangeCounter(redis_client, key)
+    try:
+        assert a.current() == 0
+        b.bump()
+        assert a.current() == 1
+    finally:
+        redis_client.delete(key)
