@@ -29,6 +29,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
@@ -267,10 +268,11 @@ class IngestWorker:
         acknowledged, so the broker redelivers after a restart."""
         accepted = [c for c in contexts if not c.done]
         if accepted:
-            effects = self._with_retries(kind, lambda: self._store(accepted, kind))
-            if effects is None:
-                return False
-            self._fan_out(effects)
+            with self._webhooks_after_fan_out():
+                effects = self._with_retries(kind, lambda: self._store(accepted, kind))
+                if effects is None:
+                    return False
+                self._fan_out(effects)
             if effects.follow_ups:
                 more = self._with_retries(kind, lambda: self._follow_up(effects.follow_ups))
                 if more is None:
@@ -278,6 +280,10 @@ class IngestWorker:
                 self._fan_out(more)
         self._ack(contexts)
         return True
+
+    def _webhooks_after_fan_out(self) -> AbstractContextManager[None]:
+        deliveries = self.rt.deliveries
+        return deliveries.held() if deliveries is not None else nullcontext()
 
     def _with_retries(self, kind: str, work: Callable[[], Effects]) -> Effects | None:
         """Run a database step until it succeeds (bounded back-off between tries), or None

@@ -21,7 +21,8 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -90,6 +91,7 @@ class DeliveryWorker:
         self._clock = clock
         self._wake = threading.Event()
         self._record_lock = threading.Lock()
+        self._local = threading.local()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
@@ -104,10 +106,26 @@ class DeliveryWorker:
         when it does not run in this process (the rows then wait for a round)."""
         return self.config.claim_lease_s if self.running else None
 
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Jobs submitted in this thread inside the block start when it ends: the ingest worker
+        publishes the police feed first, then lets the webhook sends compete for the CPU."""
+        self._local.held = []
+        try:
+            yield
+        finally:
+            jobs, self._local.held = self._local.held, None
+            self.submit(jobs)
+
     def submit(self, jobs: list[Job]) -> None:
         """Send deliveries claimed in a transaction that just committed (the fast path): each
-        attempt starts now in the pool, not at the next round. Should the pool be gone, the
-        claims lapse after their lease and a round takes the rows over."""
+        attempt starts now in the pool, not at the next round (inside `held`, when the block
+        ends). Should the pool be gone, the claims lapse after their lease and a round takes
+        the rows over."""
+        held = getattr(self._local, "held", None)
+        if held is not None:
+            held.extend(jobs)
+            return
         pool = self._pool
         if pool is None:
             return

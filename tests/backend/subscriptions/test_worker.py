@@ -289,3 +289,23 @@ def test_outcomes_recorded_at_the_same_time_leave_the_right_aggregate(pg_session
     with sessions() as s:
         assert s.get(Alert, alert.id).police_delivery == "delivered"
         assert {d.state for d in service.deliveries_of(s, alert.id)} == {"delivered"}
+
+
+def test_jobs_submitted_while_held_start_when_the_block_ends(sessions):
+    import time
+
+    worker, sender, hook = _fast_path(sessions, [AttemptResult(204, 1.0)])
+    hook.send_now = lambda: 30.0
+    alert_id = None
+    worker.start()
+    try:
+        with worker.held():
+            alert_id = _raise(sessions, hook)  # its commit submits the job: held here
+            time.sleep(0.3)
+            assert sender.sent == []
+        deadline = time.monotonic() + 5
+        while _delivery(sessions, alert_id).state != "delivered" and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        worker.stop()
+    assert len(sender.sent) == 1 and sender.threads == ["webhook_0"]
