@@ -102,12 +102,6 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.channels:
         settings.ingest.channels = args.channels
-    if settings.ingest.nice:
-        try:
-            os.nice(settings.ingest.nice)
-        except PermissionError:
-            log.warning("niceness %d needs CAP_SYS_NICE: running at the default priority",
-                        settings.ingest.nice)
     runtime = Runtime.build(settings)
     worker = IngestWorker(runtime, client_id=args.client_id)
     worker.start()
@@ -288,6 +282,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"invalid settings: {exc}", file=sys.stderr)
         return 2
     sys.setswitchinterval(settings.process.switch_interval_s)
+    if settings.process.nice:
+        try:
+            os.nice(settings.process.nice)
+        except PermissionError:
+            log.warning("niceness %d needs CAP_SYS_NICE: running at the default priority",
+                        settings.process.nice)
     return args.func(settings, args)
 
 

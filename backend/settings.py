@@ -98,10 +98,6 @@ class IngestSettings(BaseModel):
     # "alarm" worker next to an "other" worker keeps alarms out of the interpreter that
     # evaluates the fixes (see docs/benchmarks.md).
     channels: Literal["all", "alarm", "other"] = "all"
-    # Added to the process's CPU niceness at start: a fix worker at 5 lets an alarm worker on
-    # the same machine have the CPU first; an alarm worker below 0 (which needs the privilege
-    # to raise priority, CAP_SYS_NICE) goes before everything else that is not.
-    nice: int = Field(0, ge=-20, le=19)
 
 
 class ProcessSettings(BaseModel):
@@ -111,6 +107,10 @@ class ProcessSettings(BaseModel):
     # default (5 ms) makes an alarm wait behind fix evaluation or a supervision pass in
     # another thread of the same process, once per database round trip.
     switch_interval_s: float = Field(0.0005, ge=0.0001, le=0.1)
+    # Added to the process's CPU niceness at start. What is on the alarm path (the alarm
+    # worker, the API that carries the console stream) can go before bulk work (a fix worker
+    # at 5) on a shared machine; below 0 needs the privilege to raise priority (CAP_SYS_NICE).
+    nice: int = Field(0, ge=-20, le=19)
 
 
 class ApiSettings(BaseModel):

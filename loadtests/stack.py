@@ -175,7 +175,9 @@ class Stack:
         self.start_ingest()
         if self.api:
             # The loops in a process of their own: a supervision pass never holds the console.
-            self._spawn("api", ["api"], {"SCHILDWACHT_API__RUN_LOOPS": "false"})
+            # The API carries the console stream: on the alarm path, ahead of the fix worker.
+            self._spawn("api", ["api"], {"SCHILDWACHT_API__RUN_LOOPS": "false",
+                                         "SCHILDWACHT_PROCESS__NICE": "-5"})
             self._spawn("loops", ["loops"])
             self._wait_http(f"{self.api_url}/health")
         return self
@@ -187,10 +189,10 @@ class Stack:
         the measures)."""
         self._spawn("ingest-alarm", ["ingest", "--channels", "alarm",
                                      "--client-id", f"bench-alarm-{self.run_id}"],
-                    {"SCHILDWACHT_INGEST__NICE": "-10"})
+                    {"SCHILDWACHT_PROCESS__NICE": "-10"})
         self._spawn("ingest", ["ingest", "--channels", "other",
                                "--client-id", f"bench-ingest-{self.run_id}"],
-                    {"SCHILDWACHT_INGEST__NICE": "5"})
+                    {"SCHILDWACHT_PROCESS__NICE": "5"})
 
     def restart_ingest(self) -> None:
         """Stop and start the ingest workers (their MQTT sessions persist: nothing is lost), so
