@@ -371,6 +371,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-ramp", action="store_true")
     args = parser.parse_args(argv)
+    # The listeners (floor subscriber, police feed, console WebSocket, webhook receiver) are
+    # threads of this interpreter: none may wait Python's default 5 ms for it before stamping
+    # an arrival.
+    sys.setswitchinterval(0.0005)
     cfg = Config(alarms=args.alarms, alarm_rate=args.alarm_rate, measures=args.measures,
                  write_docs=not args.no_docs)
     if args.skip_memory:
