@@ -2,11 +2,14 @@
 
 paho's network thread only converts each message to a `RawMessage` and puts it in a lane: alarms
 in the alarm lane, everything else (fixes, status reports, OwnTracks) in the other. Each lane has
-its own processing thread, so an alarm never waits behind a batch of fixes. Per batch, a lane:
+its own processing thread, so an alarm never waits behind a batch of fixes; a deployment can go
+further and run alarms in a worker process of their own (`IngestSettings.channels`). Per batch,
+a lane:
 
 1. runs every message through the pipeline (decisions only);
-2. commits what the messages change in one transaction (for alarms: alert, outbox rows, webhook
-   deliveries; for fixes: pings, device status, zone alerts);
+2. commits what the messages change (for alarms: alert, outbox rows and webhook deliveries, on
+   PostgreSQL one autocommitted statement per alert; for fixes, in one transaction: pings,
+   device status, zone alerts);
 3. publishes the police feed, the device ack and the console events right away;
 4. runs the follow-up (the alert's "raised" timeline entry, case log, device commands) in a
    second transaction;
