@@ -9,14 +9,11 @@ from pathlib import Path
 
 import pytest
 import redis
-from sqlalchemy import event
 
 from backend.cases.models import Case, CaseContact
 from backend.cases.snapshots import CaseSnapshots, RedisChangeCounter, SnapshotWatch
-from backend.db.engine import make_engine, make_session_factory
-from backend.db.migrate import upgrade
 from backend.devices.models import Device
-from backend.settings import DatabaseSettings
+from tests.support.db import sqlite_sessions, statements
 
 
 class Counter:
@@ -35,11 +32,7 @@ class Counter:
 
 @pytest.fixture
 def sessions(tmp_path: Path):
-    url = f"sqlite:///{tmp_path}/s.db"
-    upgrade(url)
-    engine = make_engine(DatabaseSettings(url=url))
-    yield make_session_factory(engine)
-    engine.dispose()
+    yield from sqlite_sessions(tmp_path)
 
 
 def _case(sessions, reference: str) -> uuid.UUID:
@@ -56,17 +49,10 @@ def _case(sessions, reference: str) -> uuid.UUID:
         return case.id
 
 
-def _queries(sessions) -> list[str]:
-    seen: list[str] = []
-    event.listen(sessions.kw["bind"], "before_cursor_execute",
-                 lambda conn, cursor, statement, *a: seen.append(statement))
-    return seen
-
-
 def test_a_snapshot_is_one_query_and_carries_the_case(sessions) -> None:
     case_id = _case(sessions, "R-1")
     snapshots = CaseSnapshots()
-    queries = _queries(sessions)
+    queries = statements(sessions)
     with sessions() as s:
         snap = snapshots.get(s, case_id)
         again = snapshots.get(s, case_id)
@@ -80,7 +66,7 @@ def test_a_snapshot_is_one_query_and_carries_the_case(sessions) -> None:
 def test_load_all_reads_every_case_in_one_query(sessions) -> None:
     ids = [_case(sessions, f"R-{i}") for i in range(5)]
     snapshots = CaseSnapshots()
-    queries = _queries(sessions)
+    queries = statements(sessions)
     with sessions() as s:
         assert snapshots.load_all(s) == 5
         assert all(snapshots.get(s, i) is not None for i in ids)
@@ -90,7 +76,7 @@ def test_load_all_reads_every_case_in_one_query(sessions) -> None:
 def test_without_a_counter_a_snapshot_ages_out(sessions) -> None:
     case_id = _case(sessions, "R-1")
     snapshots = CaseSnapshots(ttl_s=0.1)
-    queries = _queries(sessions)
+    queries = statements(sessions)
     with sessions() as s:
         snapshots.get(s, case_id)
         time.sleep(0.15)
@@ -102,7 +88,7 @@ def test_with_a_counter_a_snapshot_lives_until_the_counter_moves(sessions) -> No
     case_id = _case(sessions, "R-1")
     counter = Counter()
     snapshots = CaseSnapshots(ttl_s=0.1, changes=counter)
-    queries = _queries(sessions)
+    queries = statements(sessions)
     with sessions() as s:
         assert snapshots.watch() is False
         snapshots.get(s, case_id)
@@ -120,7 +106,7 @@ def test_an_unreadable_counter_falls_back_to_the_ttl(sessions) -> None:
     case_id = _case(sessions, "R-1")
     counter = Counter()
     snapshots = CaseSnapshots(ttl_s=0.1, changes=counter)
-    queries = _queries(sessions)
+    queries = statements(sessions)
     with sessions() as s:
         snapshots.watch()
         snapshots.get(s, case_id)
@@ -155,7 +141,7 @@ def test_the_watch_reloads_every_case_after_a_change(sessions) -> None:
     assert watch.load() == 3
     counter.bump()
     watch.run_once()
-    queries = _queries(sessions)
+    queries = statements(sessions)
     with sessions() as s:
         assert all(snapshots.get(s, i) is not None for i in ids)
     assert queries == []

@@ -6,23 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event
 
 from backend.cases.models import Case
-from backend.db.engine import make_engine, make_session_factory
-from backend.db.migrate import upgrade
 from backend.devices.directory import DeviceDirectory
 from backend.devices.models import Device
-from backend.settings import DatabaseSettings
+from tests.support.db import sqlite_sessions, statements
 
 
 @pytest.fixture
 def sessions(tmp_path: Path):
-    url = f"sqlite:///{tmp_path}/d.db"
-    upgrade(url)
-    engine = make_engine(DatabaseSettings(url=url))
-    yield make_session_factory(engine)
-    engine.dispose()
+    yield from sqlite_sessions(tmp_path)
 
 
 def _register(sessions, device_id: str, owntracks: tuple[str, str] | None = None) -> None:
@@ -35,35 +28,28 @@ def _register(sessions, device_id: str, owntracks: tuple[str, str] | None = None
                      owntracks_device=owntracks[1] if owntracks else None))
 
 
-def _counting(sessions) -> list[str]:
-    statements: list[str] = []
-    event.listen(sessions.kw["bind"], "before_cursor_execute",
-                 lambda conn, cursor, statement, *a: statements.append(statement))
-    return statements
-
-
 def test_late_registration_costs_one_query_then_none(sessions) -> None:
     _register(sessions, "d-early", ("anna", "phone"))
     directory = DeviceDirectory(sessions)
     assert directory.load_all() == 1
     _register(sessions, "d-late", ("bea", "watch"))
-    statements = _counting(sessions)
+    queries = statements(sessions)
 
-    assert directory.get("d-early") is not None and statements == []
+    assert directory.get("d-early") is not None and queries == []
     assert directory.by_owntracks("anna", "phone").id == "d-early"
-    assert statements == []
+    assert queries == []
     directory.prefetch(["d-late", "d-early"])
-    assert len(statements) == 1  # the device and its OwnTracks pair in one round trip
+    assert len(queries) == 1  # the device and its OwnTracks pair in one round trip
     assert directory.get("d-late").case_reference == "C-d-late"
     assert directory.by_owntracks("bea", "watch").id == "d-late"
-    assert len(statements) == 1
+    assert len(queries) == 1
 
 
 def test_unknown_ids_are_remembered_for_a_while(sessions) -> None:
     directory = DeviceDirectory(sessions, miss_ttl_s=60)
     directory.load_all()
-    statements = _counting(sessions)
+    queries = statements(sessions)
     assert directory.get("nobody") is None
     assert directory.get("nobody") is None
     directory.prefetch(["nobody"])
-    assert len(statements) == 1
+    assert len(queries) == 1

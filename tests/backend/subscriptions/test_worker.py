@@ -13,13 +13,13 @@ import pytest
 
 from backend.alerts.models import Alert
 from backend.db.engine import make_engine, make_session_factory
-from backend.db.migrate import upgrade
 from backend.police.attempt import AttemptResult, ErrorKind
 from backend.police.retry import RetryPolicy
 from backend.settings import DatabaseSettings
 from backend.subscriptions import service
 from backend.subscriptions.models import Delivery, Subscription
 from backend.subscriptions.worker import DeliveryWorker, WorkerConfig
+from tests.support.db import sqlite_sessions
 
 T0 = datetime(2026, 11, 28, 18, 0, tzinfo=UTC)
 POLICY = RetryPolicy(base_delay_s=1.0, max_delay_s=4.0, min_delay_s=0.5, jitter=0.0,
@@ -54,11 +54,7 @@ class RecordingBus:
 
 @pytest.fixture
 def sessions(tmp_path: Path):
-    url = f"sqlite:///{tmp_path}/w.db"
-    upgrade(url)
-    engine = make_engine(DatabaseSettings(url=url))
-    yield make_session_factory(engine)
-    engine.dispose()
+    yield from sqlite_sessions(tmp_path)
 
 
 def _seed(sessions, priority: str = "P1") -> uuid.UUID:
@@ -170,9 +166,12 @@ def _fast_path(sessions, results):
     return worker, sender, flow.hooks[0]
 
 
-def _raise(sessions, hook) -> uuid.UUID:
+def _raise(sessions, hook) -> tuple[uuid.UUID, list]:
+    """A new alert through the hook, in a transaction of `sessions`: its id, and the jobs the
+    hook claimed for the fast path (handed to the worker at the commit)."""
     from backend.alerts.document import alert_document
     from backend.alerts.flows import Effects
+    from backend.subscriptions.hook import JOBS_KEY
 
     now = datetime.now(UTC)
     with sessions.begin() as s:
@@ -182,7 +181,7 @@ def _raise(sessions, hook) -> uuid.UUID:
         s.add(alert)
         s.flush()
         hook.after_change(s, alert, alert_document(alert, device_role="victim"), Effects())
-        return alert.id
+        return alert.id, list(s.info.get(JOBS_KEY, []))
 
 
 def _delivery(sessions, alert_id) -> Delivery:
@@ -198,7 +197,7 @@ def test_a_running_worker_sends_at_commit_without_waiting_for_a_round(sessions):
     worker.start()
     try:
         time.sleep(0.2)  # the worker's first round ran and found nothing; the next is in 60 s
-        alert_id = _raise(sessions, hook)
+        alert_id, _jobs = _raise(sessions, hook)
         deadline = time.monotonic() + 5
         while _delivery(sessions, alert_id).state != "delivered" and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -212,7 +211,7 @@ def test_a_running_worker_sends_at_commit_without_waiting_for_a_round(sessions):
 
 def test_without_a_running_worker_rows_wait_unclaimed_for_a_round(sessions):
     worker, sender, hook = _fast_path(sessions, [AttemptResult(204, 1.0)])
-    alert_id = _raise(sessions, hook)
+    alert_id, _jobs = _raise(sessions, hook)
     d = _delivery(sessions, alert_id)
     assert (d.state, d.attempts, d.claimed_until, sender.sent) == ("pending", 0, None, [])
     assert worker.run_once() == 1
@@ -224,7 +223,7 @@ def test_a_fast_path_claim_lost_in_a_crash_is_taken_over_after_its_lease(session
     """The process claimed the row in the alert's transaction and died before sending."""
     worker, sender, hook = _fast_path(sessions, [AttemptResult(204, 1.0)])
     hook.send_now = lambda: 30.0  # claims as a running worker would; nothing submits the job
-    alert_id = _raise(sessions, hook)
+    alert_id, _jobs = _raise(sessions, hook)
     claimed = _delivery(sessions, alert_id)
     assert claimed.attempts == 1 and claimed.claimed_until is not None
     with sessions.begin() as s:
@@ -270,16 +269,7 @@ def test_outcomes_recorded_at_the_same_time_leave_the_right_aggregate(pg_session
             return AttemptResult(204, 1.0)
 
     worker._sender = TogetherSender()
-    now = datetime.now(UTC)
-    with sessions.begin() as s:
-        alert = Alert(id=uuid.uuid4(), type="panic", priority="P1", state="new", sequence=1,
-                      raised_at=now, updated_at=now, flags=[], exercise=False,
-                      police_unit="RE07")
-        s.add(alert)
-        s.flush()
-        hook.after_change(s, alert, alert_document(alert, device_role="victim"), Effects())
-        from backend.subscriptions.hook import JOBS_KEY
-        jobs = list(s.info[JOBS_KEY])
+    alert_id, jobs = _raise(sessions, hook)
     assert len(jobs) == 2
     threads = [threading.Thread(target=worker._deliver, args=(job,)) for job in jobs]
     for t in threads:
@@ -287,8 +277,8 @@ def test_outcomes_recorded_at_the_same_time_leave_the_right_aggregate(pg_session
     for t in threads:
         t.join(10)
     with sessions() as s:
-        assert s.get(Alert, alert.id).police_delivery == "delivered"
-        assert {d.state for d in service.deliveries_of(s, alert.id)} == {"delivered"}
+        assert s.get(Alert, alert_id).police_delivery == "delivered"
+        assert {d.state for d in service.deliveries_of(s, alert_id)} == {"delivered"}
 
 
 def test_jobs_submitted_while_held_start_when_the_block_ends(sessions):
@@ -300,7 +290,7 @@ def test_jobs_submitted_while_held_start_when_the_block_ends(sessions):
     worker.start()
     try:
         with worker.held():
-            alert_id = _raise(sessions, hook)  # its commit submits the job: held here
+            alert_id, _jobs = _raise(sessions, hook)  # its commit submits the job: held here
             time.sleep(0.3)
             assert sender.sent == []
         deadline = time.monotonic() + 5
