@@ -15,25 +15,17 @@ from sqlalchemy.orm import Session
 from backend.alerts.models import Alert, AlertEvent, OutboxMessage
 
 
-# Statements built once (Core, on the tables): the alarm path only binds parameters.
-_INSERT_ALERT = {
-    "postgresql": postgresql.insert(Alert.__table__)
+# Statements built once (Core, on the tables): the alarm path only binds parameters. On
+# PostgreSQL an alert is raised by `_raise_statement` (also built once, per shape of rows).
+_INSERT_ALERT_SQLITE = (
+    sqlite.insert(Alert.__table__)
     .on_conflict_do_nothing(index_elements=["device_id", "message_id"])
-    .returning(Alert.__table__.c.id),
-    "sqlite": sqlite.insert(Alert.__table__)
-    .on_conflict_do_nothing(index_elements=["device_id", "message_id"])
-    .returning(Alert.__table__.c.id),
-}
+    .returning(Alert.__table__.c.id)
+)
 _INSERT_EVENT = insert(AlertEvent.__table__)
 _INSERT_OUTBOX = insert(OutboxMessage.__table__).returning(
     OutboxMessage.__table__.c.id, sort_by_parameter_order=True
 )
-
-
-def insert_alert_if_new(session: Session, values: dict[str, Any]) -> bool:
-    """Insert an alert unless (device_id, message_id) exists: the database is the dedupe."""
-    stmt = _INSERT_ALERT[session.get_bind().dialect.name]
-    return session.execute(stmt, values).first() is not None
 
 
 def raise_alert(
@@ -51,8 +43,8 @@ def raise_alert(
     outbox_rows = [{**r, "created_at": now} for r in outbox_rows]  # see `enqueue`
     companions = [(table, rows) for table, rows in companions if rows]
     if session.get_bind().dialect.name != "postgresql":
-        if not insert_alert_if_new(session, values):
-            return None
+        if session.execute(_INSERT_ALERT_SQLITE, values).first() is None:
+            return None  # (device_id, message_id) exists: the database is the dedupe
         ids = enqueue(session, outbox_rows)
         for table, rows in companions:
             session.execute(insert(table), rows)

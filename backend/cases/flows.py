@@ -25,6 +25,7 @@ from backend.cases.device_commands import (
 )
 from backend.cases.facts import case_facts
 from backend.cases.models import Case, CaseContact
+from backend.cases.snapshots import contact_card
 from backend.cases.schemas import CaseUpdate, ContactIn, ContactUpdate
 from backend.routing import Policy, custody_tightening
 from device_protocol import ConfigCommand, Topics
@@ -47,16 +48,6 @@ RELEASE_NOTICE = "offender_released"
 
 def _value(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
-
-
-def _contact_card(contact: CaseContact) -> dict[str, Any]:
-    return {
-        "id": str(contact.id),
-        "organisation": contact.organisation,
-        "name": contact.name,
-        "phone": contact.phone,
-        "reachability": contact.reachability,
-    }
 
 
 class CaseFlow:
@@ -132,7 +123,7 @@ class CaseFlow:
             )
         outbox = command_rows(session, self._topics, commands, now)
         contacts = [
-            _contact_card(c)
+            contact_card(c)
             for c in case.contacts
             if c.organisation in tightening.notify_contacts
         ]

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from backend.cases.facts import facts_of
-from backend.cases.models import Case
+from backend.cases.models import Case, CaseContact
 from backend.devices.models import Device
 from backend.periodic import Periodic
 from backend.routing import CaseFacts
@@ -49,12 +49,19 @@ def case_context(case: Case) -> dict[str, Any]:
         "reference": case.reference,
         "risk_level": case.risk_level,
         "custody_status": case.custody_status,
-        "contacts": [
-            {"id": str(c.id), "organisation": c.organisation, "name": c.name, "phone": c.phone,
-             "reachability": c.reachability}
-            for c in case.contacts
-        ],
+        "contacts": [contact_card(c) for c in case.contacts],
         "measures": [],
+    }
+
+
+def contact_card(contact: CaseContact) -> dict[str, Any]:
+    """A case contact as documents and the API show it."""
+    return {
+        "id": str(contact.id),
+        "organisation": contact.organisation,
+        "name": contact.name,
+        "phone": contact.phone,
+        "reachability": contact.reachability,
     }
 
 
