@@ -8,6 +8,7 @@ Each test gets its own topic root, client ids and Redis key prefix, and empty ta
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 import redis
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from backend.api.app import create_app
 from backend.auth.tokens import new_token, token_digest
@@ -152,3 +153,36 @@ def redis_client() -> Iterator[redis.Redis]:
     r = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
     yield r
     r.close()
+
+
+def subprocess_world(pg_url: str, name: str, device_id: str, registered_ago_s: int = 0,
+                     ) -> tuple[str, Engine, dict[str, str]]:
+    """An emptied test database with one case and its victim device (registered
+    `registered_ago_s` seconds ago), and the environment of a `schildwacht` subprocess on the
+    real services: (topic root, engine, env)."""
+    truncate_all(pg_url)
+    suffix = uuid.uuid4().hex[:8]
+    root = f"sd{name}/{suffix}/v1"
+    engine = create_engine(pg_url)
+    with engine.begin() as conn:
+        case_id = uuid.uuid4()
+        conn.execute(text(
+            "insert into cases (id, reference, home_police_unit, custody_status, exercise,"
+            " created_at, updated_at) values (:id, :ref, 'RE07', 'none', false,"
+            " now() - make_interval(secs => :ago), now())"
+        ), {"id": case_id, "ref": f"{name.upper()}-{suffix}", "ago": registered_ago_s})
+        conn.execute(text(
+            "insert into devices (id, case_id, role, active, report_interval_s, created_at)"
+            " values (:device, :case, 'victim', true, 60, now() - make_interval(secs => :ago))"
+        ), {"device": device_id, "case": case_id, "ago": registered_ago_s})
+    env = {
+        **os.environ,
+        "SCHILDWACHT_DATABASE__URL": pg_url,
+        "SCHILDWACHT_REDIS__URL": REDIS_URL,
+        "SCHILDWACHT_REDIS__KEY_PREFIX": f"sw{name}{suffix}",
+        "SCHILDWACHT_BROKER__EMBEDDED": "false",
+        "SCHILDWACHT_BROKER__PORT": str(MQTT_PORT),
+        "SCHILDWACHT_BROKER__CLIENT_ID": f"ingest-{name}-{suffix}",
+        "SCHILDWACHT_PROTOCOL__TOPIC_ROOT": root,
+    }
+    return root, engine, env

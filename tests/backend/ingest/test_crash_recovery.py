@@ -15,13 +15,13 @@ import uuid
 
 import orjson
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 
 from backend.alerts.models import Alert
 from backend.caselog.models import CaseLogEntry
 from device_protocol import Alarm, Topics, codec
-from tests.backend.conftest import truncate_all
-from tests.conftest import MQTT_PORT, REDIS_URL
+from tests.backend.conftest import subprocess_world
+from tests.conftest import MQTT_PORT
 from tests.support.mqtt import Collector, client, publish
 
 pytestmark = pytest.mark.services
@@ -52,30 +52,7 @@ def _wait_connected(proc: subprocess.Popen, timeout: float = 20.0) -> None:
 
 def _world(pg_url: str):
     """A case with one victim device, and the environment of a worker subprocess."""
-    truncate_all(pg_url)
-    suffix = uuid.uuid4().hex[:8]
-    root = f"sdcrash/{suffix}/v1"
-    engine = create_engine(pg_url)
-    with engine.begin() as conn:
-        case_id = uuid.uuid4()
-        conn.execute(text(
-            "insert into cases (id, reference, home_police_unit, custody_status, exercise,"
-            " created_at, updated_at) values (:id, :ref, 'RE07', 'none', false, now(), now())"
-        ), {"id": case_id, "ref": f"CRASH-{suffix}"})
-        conn.execute(text(
-            "insert into devices (id, case_id, role, active, report_interval_s, created_at)"
-            " values ('vic-crash', :case, 'victim', true, 60, now())"
-        ), {"case": case_id})
-    env = {
-        **os.environ,
-        "SCHILDWACHT_DATABASE__URL": pg_url,
-        "SCHILDWACHT_REDIS__URL": REDIS_URL,
-        "SCHILDWACHT_REDIS__KEY_PREFIX": f"swcrash{suffix}",
-        "SCHILDWACHT_BROKER__EMBEDDED": "false",
-        "SCHILDWACHT_BROKER__PORT": str(MQTT_PORT),
-        "SCHILDWACHT_BROKER__CLIENT_ID": f"ingest-crash-{suffix}",
-        "SCHILDWACHT_PROTOCOL__TOPIC_ROOT": root,
-    }
+    root, engine, env = subprocess_world(pg_url, "crash", "vic-crash")
     return Topics(root), engine, env
 
 
