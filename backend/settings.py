@@ -89,7 +89,8 @@ class IngestSettings(BaseModel):
     queue_max: int = Field(20_000, ge=100)
     # Fault points for crash tests: the worker kills itself (SIGKILL) after it received an alarm
     # and before it committed it ("before_commit"), or after the alarm's alert was committed and
-    # published but before its follow-up ran ("before_follow_up"). Never set in production.
+    # published (the broker acknowledged it) but before its follow-up ran ("before_follow_up").
+    # Never set in production.
     fault_point: Literal["", "before_commit", "before_follow_up"] = ""
     outbox_resend_after_s: float = Field(5.0, gt=0)
     # Every worker reloads the device directory this often (changes made by other processes).

@@ -37,12 +37,13 @@ from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
 from device_protocol import Channel, Topics
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from backend import metrics
 from backend.alerts.flows import Effects
+from backend.alerts.models import OutboxMessage
 from backend.cases.snapshots import SnapshotWatch
 from backend.devices.models import Device
 from backend.devices.pings import PingRow, store_pings
@@ -308,10 +309,24 @@ class IngestWorker:
 
     def _follow_up(self, pending: list) -> Effects:
         if self.rt.settings.ingest.fault_point == "before_follow_up":
+            self._await_broker_ack([item.alert.id for item in pending])
             log.critical("fault point before_follow_up: killing this process")
             os.kill(os.getpid(), signal.SIGKILL)
         with self.rt.sessions.begin() as session:
             return self.rt.flow.follow_up(session, pending)
+
+    def _await_broker_ack(self, alert_ids: list, timeout_s: float = 5.0) -> None:
+        """Fault point only: "published" means the broker acknowledged the alerts' outbox rows
+        (the dispatcher marks them sent), not merely that paho queued them."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self.rt.sessions() as session:
+                pending = session.scalar(
+                    select(func.count()).select_from(OutboxMessage).where(
+                        OutboxMessage.alert_id.in_(alert_ids), OutboxMessage.status == "pending"))
+            if not pending:
+                return
+            time.sleep(0.05)
 
     def _store(self, contexts: list[Context], kind: str) -> Effects:
         rt = self.rt
