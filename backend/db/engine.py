@@ -32,7 +32,11 @@ def make_engine(settings: DatabaseSettings) -> Engine:
         pool_pre_ping=settings.pre_ping,
         pool_timeout=settings.connect_timeout_s,
         pool_recycle=settings.pool_recycle_s,
+        # The connection used last is the next one out: the hot path keeps one warm connection
+        # (its prepared statements, the server process's caches) instead of rotating the pool.
+        pool_use_lifo=True,
         connect_args={
+            "prepare_threshold": settings.prepare_threshold,
             "connect_timeout": max(1, int(settings.connect_timeout_s)),
             "options": f"-c statement_timeout={settings.statement_timeout_ms}",
             # A connection whose server went away is noticed by the kernel, not by a hang.

@@ -10,9 +10,11 @@ a lane:
 2. commits what the messages change (for alarms: alert, outbox rows and webhook deliveries, on
    PostgreSQL one autocommitted statement per alert; for fixes, in one transaction: pings,
    device status, zone alerts);
-3. publishes the police feed, the device ack and the console events right away;
-4. runs the follow-up (the alert's "raised" timeline entry, case log, device commands) in a
-   second transaction;
+3. publishes the police feed and the device ack right away and waits (briefly) for the broker
+   to take them, then the console events;
+4. hands messages that raised alerts to the follow-up thread, which runs the follow-up (the
+   alert's "raised" timeline entry, case log, device commands) in a second transaction, so that
+   the next alarm never waits behind it;
 5. only then acknowledges the messages to the broker (manual PUBACK): a crash before that means
    redelivery from the persistent session, never loss (safety invariant 1); a redelivered alarm
    raises nothing new and finishes a follow-up that did not happen.
@@ -138,6 +140,10 @@ class IngestWorker:
         self.fixes = Lane("other", runtime, queue.Queue(s.ingest.queue_max), extra)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        # (kind, follow-ups, messages to acknowledge after them); served once started.
+        self._after: queue.Queue[tuple[str, list, list[Context]]] = queue.Queue(
+            s.ingest.follow_up_queue_max)
+        self._after_thread: threading.Thread | None = None
         self.client: mqtt.Client | None = None
         self._processed = 0
         self._count_lock = threading.Lock()
@@ -183,7 +189,9 @@ class IngestWorker:
                              daemon=True)
             for lane in (self.alarms, self.fixes)
         ]
-        for thread in self._threads:
+        self._after_thread = threading.Thread(target=self._run_follow_ups,
+                                              name="ingest-follow-up", daemon=True)
+        for thread in (*self._threads, self._after_thread):
             thread.start()
         connect(client, b, persistent=True)
 
@@ -194,6 +202,8 @@ class IngestWorker:
             self._snapshots.stop()
         for thread in self._threads:
             thread.join(timeout=10)
+        if self._after_thread is not None:  # after the lanes: it finishes what they handed on
+            self._after_thread.join(timeout=10)
         if self.client is not None:
             self.client.disconnect()
             self.client.loop_stop()
@@ -267,23 +277,46 @@ class IngestWorker:
         return ctx
 
     def _commit(self, contexts: list[Context], kind: str) -> bool:
-        """Store, fan out the police feed, run the follow-up (case log, device commands), and
-        only then acknowledge to the broker. False when stopped before the end: nothing is
-        acknowledged, so the broker redelivers after a restart."""
+        """Store and fan out the police feed, then finish: the follow-up (case log, device
+        commands) and only then the acknowledgement to the broker, in the follow-up thread when
+        it runs. False when stopped before the end: nothing is acknowledged, so the broker
+        redelivers after a restart."""
         accepted = [c for c in contexts if not c.done]
+        follow_ups: list = []
         if accepted:
             with self._webhooks_after_fan_out():
                 effects = self._with_retries(kind, lambda: self._store(accepted, kind))
                 if effects is None:
                     return False
-                self._fan_out(effects)
-            if effects.follow_ups:
-                more = self._with_retries(kind, lambda: self._follow_up(effects.follow_ups))
-                if more is None:
-                    return False
-                self._fan_out(more)
+                self._fan_out(effects, wait=True)
+            follow_ups = effects.follow_ups
+        if follow_ups and self._after_thread is not None:
+            self._after.put((kind, follow_ups, contexts))
+            return True
+        return self._finish(kind, follow_ups, contexts)
+
+    def _finish(self, kind: str, follow_ups: list, contexts: list[Context]) -> bool:
+        if follow_ups:
+            more = self._with_retries(kind, lambda: self._follow_up(follow_ups))
+            if more is None:
+                return False
+            self._fan_out(more)
         self._ack(contexts)
         return True
+
+    def _run_follow_ups(self) -> None:
+        """Until stopped and every handed-on follow-up is done (or given up: unacknowledged)."""
+        while True:
+            try:
+                kind, follow_ups, contexts = self._after.get(timeout=0.2)
+            except queue.Empty:
+                if self._stop.is_set() and not any(t.is_alive() for t in self._threads):
+                    return
+                continue
+            try:
+                self._finish(kind, follow_ups, contexts)
+            except Exception:  # noqa: BLE001 - the redelivered message finishes it
+                log.exception("follow-up failed; the message stays unacknowledged")
 
     def _webhooks_after_fan_out(self) -> AbstractContextManager[None]:
         deliveries = self.rt.deliveries
@@ -372,7 +405,9 @@ class IngestWorker:
             if c.raw.qos > 0:
                 self.client.ack(c.raw.mid, c.raw.qos)
 
-    def _fan_out(self, effects: Effects) -> None:
-        self.rt.dispatcher.send(effects.outbox)
+    def _fan_out(self, effects: Effects, wait: bool = False) -> None:
+        """The outbox (police feed, device ack) first; with `wait`, until the broker took it."""
+        wait_s = self.rt.settings.ingest.publish_wait_s if wait else 0.0
+        self.rt.dispatcher.send(effects.outbox, wait_s=wait_s)
         for event in effects.events:
             self.rt.bus.publish(event)
