@@ -103,10 +103,6 @@ class IngestSettings(BaseModel):
     # "alarm" worker next to an "other" worker keeps alarms out of the interpreter that
     # evaluates the fixes (see docs/benchmarks.md).
     channels: Literal["all", "alarm", "other"] = "all"
-    # After a commit, wait up to this long for the broker to acknowledge the police feed and
-    # device ack before the next work: paho's network thread writes them, and must not wait
-    # for the interpreter while the rest of the alarm's work runs (0: do not wait).
-    publish_wait_s: float = Field(0.05, ge=0, le=1)
     # Messages whose follow-up (timeline, case log, device commands) is waiting in the
     # follow-up thread; a lane that finds it full waits.
     follow_up_queue_max: int = Field(1_000, ge=1)

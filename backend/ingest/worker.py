@@ -95,6 +95,8 @@ class Lane:
             extra(self.state) if name != "alarm" else [],
         )
         self.wake = threading.Event()
+        # Held while a batch of this lane is handled: by its thread or, for alarms, by paho's.
+        self.busy = threading.Lock()
         # Fixes read every device's last fix: one round trip per batch beats one per fix. An
         # alarm with its own position and a fresh time reads no state at all, so the alarm lane
         # reads lazily, only what a message needs.
@@ -208,10 +210,30 @@ class IngestWorker:
             self.client.disconnect()
             self.client.loop_stop()
 
-    # -- paho thread: convert and queue, nothing else ------------------------------------------
+    # -- paho thread: queue fixes, raise alarms ------------------------------------------------
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         raw = RawMessage(msg.topic, msg.payload, msg.qos, msg.mid, time.time())
-        (self.alarms if msg.topic.endswith(ALARM_SUFFIX) else self.fixes).put(raw)
+        if not msg.topic.endswith(ALARM_SUFFIX):
+            self.fixes.put(raw)
+        elif not self._alarm_now(raw):
+            self.alarms.put(raw)
+
+    def _alarm_now(self, raw: RawMessage) -> bool:
+        """Raise an alarm here, on paho's network thread: no hand-over to another thread on the
+        way in, and this thread writes the police feed as soon as the callback returns, rather
+        than waiting for the interpreter while the rest of the work runs. One try only (this
+        thread also keeps the connection alive): an alarm it cannot store, or that would
+        overtake alarms still queued, goes to the alarm lane, which retries with back-off."""
+        lane = self.alarms
+        if not lane.queue.empty() or not lane.busy.acquire(blocking=False):
+            return False
+        try:
+            return self.handle(lane, [raw], retry=False)
+        except Exception:  # noqa: BLE001 - the lane tries again; paho's thread must live on
+            log.exception("alarm failed on the network thread; handed to the lane")
+            return False
+        finally:
+            lane.busy.release()
 
     # -- processing threads, one per lane ------------------------------------------------------
     def _run(self, lane: Lane) -> None:
@@ -219,9 +241,12 @@ class IngestWorker:
         while not self._stop.is_set():
             batch = lane.next_batch(limit)
             if batch:
-                self.handle(lane, batch)
+                with lane.busy:
+                    self.handle(lane, batch)
 
-    def handle(self, lane: Lane, batch: list[RawMessage]) -> None:
+    def handle(self, lane: Lane, batch: list[RawMessage], retry: bool = True) -> bool:
+        """Run, store, fan out and (via the follow-up) acknowledge one batch. False when it was
+        not stored: stopping, or a failed try without `retry`; nothing was acknowledged."""
         device_ids = [r.topic.split("/")[-2] for r in batch if "/dev/" in r.topic]
         try:
             self.rt.directory.prefetch(device_ids)
@@ -230,10 +255,12 @@ class IngestWorker:
         except (SQLAlchemyError, RedisError):
             log.exception("prefetch failed; devices are looked up one by one")
         contexts = [self._run_pipeline(lane, raw) for raw in batch]
-        if self._commit(contexts, kind=lane.name):
+        stored = self._commit(contexts, kind=lane.name, retry=retry)
+        if stored:
             lane.state.flush()
-        with self._count_lock:
-            self._processed += len(batch)
+            with self._count_lock:
+                self._processed += len(batch)
+        return stored
 
     def _run_pipeline(self, lane: Lane, raw: RawMessage) -> Context:
         try:
@@ -276,7 +303,7 @@ class IngestWorker:
             ctx.reject("internal_error", "pipeline failed")
         return ctx
 
-    def _commit(self, contexts: list[Context], kind: str) -> bool:
+    def _commit(self, contexts: list[Context], kind: str, retry: bool = True) -> bool:
         """Store and fan out the police feed, then finish: the follow-up (case log, device
         commands) and only then the acknowledgement to the broker, in the follow-up thread when
         it runs. False when stopped before the end: nothing is acknowledged, so the broker
@@ -285,10 +312,10 @@ class IngestWorker:
         follow_ups: list = []
         if accepted:
             with self._webhooks_after_fan_out():
-                effects = self._with_retries(kind, lambda: self._store(accepted, kind))
+                effects = self._with_retries(kind, lambda: self._store(accepted, kind), retry)
                 if effects is None:
                     return False
-                self._fan_out(effects, wait=True)
+                self._fan_out(effects)
             follow_ups = effects.follow_ups
         if follow_ups and self._after_thread is not None:
             self._after.put((kind, follow_ups, contexts))
@@ -322,11 +349,12 @@ class IngestWorker:
         deliveries = self.rt.deliveries
         return deliveries.held() if deliveries is not None else nullcontext()
 
-    def _with_retries(self, kind: str, work: Callable[[], Effects]) -> Effects | None:
+    def _with_retries(self, kind: str, work: Callable[[], Effects], retry: bool = True
+                      ) -> Effects | None:
         """Run a database step until it succeeds (bounded back-off between tries), or None
-        when the worker is stopping."""
+        when the worker is stopping (or, without `retry`, after a failed first try)."""
         for attempt in range(10**9):
-            if self._stop.is_set() and attempt > 0:
+            if (self._stop.is_set() or not retry) and attempt > 0:
                 return None
             try:
                 started = time.perf_counter()
@@ -335,6 +363,9 @@ class IngestWorker:
                 return result
             except SQLAlchemyError as exc:
                 metrics.STORE_FAILURES.labels(kind).inc()
+                if not retry:
+                    log.error("store failed (%s), handed to the lane", type(exc).__name__)
+                    return None
                 delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
                 log.error("store failed (%s), retry in %.2fs", type(exc).__name__, delay)
                 self._stop.wait(delay)
@@ -405,9 +436,7 @@ class IngestWorker:
             if c.raw.qos > 0:
                 self.client.ack(c.raw.mid, c.raw.qos)
 
-    def _fan_out(self, effects: Effects, wait: bool = False) -> None:
-        """The outbox (police feed, device ack) first; with `wait`, until the broker took it."""
-        wait_s = self.rt.settings.ingest.publish_wait_s if wait else 0.0
-        self.rt.dispatcher.send(effects.outbox, wait_s=wait_s)
+    def _fan_out(self, effects: Effects) -> None:
+        self.rt.dispatcher.send(effects.outbox)
         for event in effects.events:
             self.rt.bus.publish(event)

@@ -1,8 +1,7 @@
 """Publishes downlink messages (police feed, device ack/cmd) and reports broker acknowledgement.
 
-`publish` returns at once, with a handle to wait on when it could queue the message;
-`on_delivered(key)` is called from paho's thread when the broker has acknowledged a QoS 1 message
-(PUBACK), so the outbox can mark the row sent.
+`publish` returns at once; `on_delivered(key)` is called from paho's thread when the broker has
+acknowledged a QoS 1 message (PUBACK), so the outbox can mark the row sent.
 """
 
 from __future__ import annotations
@@ -14,15 +13,8 @@ from typing import Protocol
 import paho.mqtt.client as mqtt
 
 
-class Sent(Protocol):
-    def wait_for_publish(self, timeout: float | None = None) -> None:
-        """Return once the broker acknowledged the message (QoS 0: once it was written), or
-        after `timeout` seconds."""
-
-
 class Publisher(Protocol):
-    def publish(self, topic: str, payload: bytes, qos: int, key: Hashable) -> Sent | None:
-        """Queue the message; None when it could not be (not connected)."""
+    def publish(self, topic: str, payload: bytes, qos: int, key: Hashable) -> None: ...
 
 
 class PahoPublisher:
@@ -48,11 +40,11 @@ class PahoPublisher:
 
         client.on_publish = on_publish
 
-    def publish(self, topic: str, payload: bytes, qos: int, key: Hashable) -> Sent | None:
+    def publish(self, topic: str, payload: bytes, qos: int, key: Hashable) -> None:
         info = self._client.publish(topic, payload, qos=qos)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             # Not connected: the outbox keeps the row pending and its sweeper retries.
-            return None
+            return
         with self._lock:
             acked = info.mid in self._early
             if acked:
@@ -61,4 +53,3 @@ class PahoPublisher:
                 self._pending[info.mid] = key
         if acked:
             self._on_delivered(key)
-        return info

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass
@@ -51,23 +50,12 @@ class OutboxDispatcher:
     def on_delivered(self, key: Hashable) -> None:
         self._delivered.append(int(key))  # type: ignore[call-overload]
 
-    def send(self, items: list[OutboxItem], wait_s: float = 0.0) -> None:
-        """Publish freshly committed rows now (the fast path); the sweeper covers failures.
-
-        With `wait_s`, return only once the broker acknowledged them (or after `wait_s`): the
-        caller's next work cannot then hold up paho's network thread, which writes them."""
+    def send(self, items: list[OutboxItem]) -> None:
+        """Publish freshly committed rows now (the fast path); the sweeper covers failures."""
         if self._publisher is None:
             return
-        sent = [self._publisher.publish(item.target, item.payload, item.qos, item.id)
-                for item in items]
-        if wait_s <= 0:
-            return
-        deadline = time.monotonic() + wait_s
-        for handle in sent:
-            left = deadline - time.monotonic()
-            if handle is None or left <= 0:
-                continue
-            handle.wait_for_publish(left)
+        for item in items:
+            self._publisher.publish(item.target, item.payload, item.qos, item.id)
 
     def flush_delivered(self) -> int:
         """Mark acknowledged rows sent (one UPDATE)."""

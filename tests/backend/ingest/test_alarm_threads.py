@@ -1,0 +1,113 @@
+"""Which thread does what with an alarm: paho's network thread raises it and publishes the police
+feed; a slow follow-up runs in the follow-up thread without holding up the next alarm; an alarm
+the network thread cannot store goes to the alarm lane, which stores it (once)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+
+from backend.alerts.models import Alert
+from device_protocol import Alarm, codec
+from tests.support.mqtt import publish
+
+ROTTERDAM_CS = (51.9244, 4.4690)
+
+
+def _alarm(message_id: str) -> bytes:
+    return codec.encode(Alarm(id=message_id, kind="panic", tst=time.time(),
+                              lat=ROTTERDAM_CS[0], lon=ROTTERDAM_CS[1], acc=9.0))
+
+
+class BlockingFollowUp:
+    """A follow-up hook that holds the first alert's follow-up until released."""
+
+    phase = "follow_up"
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.threads: set[str] = set()
+
+    def after_change(self, session, alert, document, effects) -> None:
+        self.threads.add(threading.current_thread().name)
+        if not self.entered.is_set():
+            self.entered.set()
+            assert self.release.wait(20)
+
+
+class FailingOnce:
+    """Fails the first raise it sees as a lost database connection would."""
+
+    def __init__(self) -> None:
+        self.failed_on: str | None = None
+
+    def prepare(self, session, alert, document) -> list:
+        if self.failed_on is None:
+            self.failed_on = threading.current_thread().name
+            raise OperationalError("INSERT", {}, Exception("connection lost"))
+        return []
+
+    def after_change(self, session, alert, document, effects) -> None:
+        return
+
+
+def _followed_up(stack, message_id: str) -> bool:
+    with stack.runtime.sessions() as s:
+        return s.scalar(select(Alert.followed_up_at).where(Alert.message_id == message_id)) \
+            is not None
+
+
+def test_a_slow_follow_up_does_not_hold_up_the_next_alarm(stack):
+    stack.register("vic-001")
+    stack.register("vic-002")
+    hook = BlockingFollowUp()
+    stack.runtime.flow.hooks.append(hook)
+    police = stack.collector(stack.topics.police_filter())
+    device = stack.device("vic-001")
+    other = stack.device("vic-002")
+    try:
+        publish(device, stack.topics.alarm("vic-001"), _alarm("slow-1"))
+        police.wait_for(1)
+        assert hook.entered.wait(10)
+
+        publish(other, stack.topics.alarm("vic-002"), _alarm("next-1"))
+        police.wait_for(2)  # while the first alert's follow-up is still held
+        assert not hook.release.is_set()
+        assert not _followed_up(stack, "slow-1")
+    finally:
+        hook.release.set()
+    deadline = time.monotonic() + 10
+    while not (_followed_up(stack, "slow-1") and _followed_up(stack, "next-1")):
+        assert time.monotonic() < deadline, "follow-ups did not finish"
+        time.sleep(0.05)
+    assert hook.threads == {"ingest-follow-up"}
+    stack.runtime.flow.hooks.remove(hook)
+    police.close()
+    for client in (device, other):
+        client.disconnect()
+
+
+def test_an_alarm_the_network_thread_cannot_store_is_stored_by_the_lane(stack):
+    stack.register("vic-001")
+    hook = FailingOnce()
+    stack.runtime.flow.hooks.append(hook)
+    police = stack.collector(stack.topics.police_filter())
+    device = stack.device("vic-001")
+    try:
+        publish(device, stack.topics.alarm("vic-001"), _alarm("retry-1"))
+        [(_, payload, _)] = police.wait_for(1)
+        assert codec.decode_document(payload)["message_id"] == "retry-1"
+        time.sleep(0.5)
+    finally:
+        stack.runtime.flow.hooks.remove(hook)
+    assert hook.failed_on is not None and hook.failed_on.startswith("paho")
+    assert len(police.messages) == 1
+    with stack.runtime.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Alert)
+                        .where(Alert.message_id == "retry-1")) == 1
+    police.close()
+    device.disconnect()
