@@ -1,17 +1,18 @@
 """The ingest worker.
 
-paho's network thread only converts each message to a `RawMessage` and puts it in a lane: alarms
-in the alarm lane, everything else (fixes, status reports, OwnTracks) in the other. Each lane has
-its own processing thread, so an alarm never waits behind a batch of fixes; a deployment can go
-further and run alarms in a worker process of their own (`IngestSettings.channels`). Per batch,
-a lane:
+Everything but alarms (fixes, status reports, OwnTracks) goes from paho's network thread into
+the "other" lane, a thread of its own that works in batches. An alarm is raised on the network
+thread itself, at once: no hand-over to another thread on its way in, and the same thread writes
+the police feed as soon as it is done. That is one try; an alarm it cannot store (the database
+is away) goes to the alarm lane, whose thread retries with back-off. So an alarm never waits
+behind a batch of fixes; a deployment can go further and run alarms in a worker process of their
+own (`IngestSettings.channels`). For each alarm, or batch:
 
 1. runs every message through the pipeline (decisions only);
 2. commits what the messages change (for alarms: alert, outbox rows and webhook deliveries, on
    PostgreSQL one autocommitted statement per alert; for fixes, in one transaction: pings,
    device status, zone alerts);
-3. publishes the police feed and the device ack right away and waits (briefly) for the broker
-   to take them, then the console events;
+3. publishes the police feed, the device ack and the console events right away;
 4. hands messages that raised alerts to the follow-up thread, which runs the follow-up (the
    alert's "raised" timeline entry, case log, device commands) in a second transaction, so that
    the next alarm never waits behind it;
