@@ -4,7 +4,8 @@ In one run, on this machine, against its own Mosquitto (`set_tcp_nodelay true`, 
 PostgreSQL+PostGIS (database `schildwacht_bench`) and Redis:
 
 1. the floor: paho -> Mosquitto -> paho, one hop and two hops through an empty relay process,
-   QoS 1, at 100 and 1,000 msg/s; the ceiling of one bare paho subscriber process;
+   QoS 1, at 4 (the alarms' rate), 100 and 1,000 msg/s; the ceiling of one bare paho subscriber
+   process;
 2. the alarm path (`.venv/bin/schildwacht ingest` and `... api` as subprocesses): panic ->
    police MQTT feed, device ack, console WebSocket frame and webhook (when the subscriptions
    feature is present), idle and under a background fleet of 1,000 and 3,000 fixes/s checked
@@ -64,7 +65,9 @@ console = Console()
 
 @dataclass
 class Config:
-    floor_rates: tuple[int, ...] = (100, 1_000)
+    # 4 msg/s is the alarms' rate below: what an idle machine's slower wake-up costs even an
+    # empty relay. The targets compare with 1,000 msg/s, as the issue defines the floor.
+    floor_rates: tuple[int, ...] = (4, 100, 1_000)
     floor_seconds: float = 3.0
     floor_repeats: int = 2
     ceiling_messages: int = 60_000
