@@ -147,6 +147,7 @@ class IngestWorker:
         self._after: queue.Queue[tuple[str, list, list[Context]]] = queue.Queue(
             s.ingest.follow_up_queue_max)
         self._after_thread: threading.Thread | None = None
+        self._network_thread = threading.local()  # `active` while it raises an alarm
         self.client: mqtt.Client | None = None
         self._processed = 0
         self._count_lock = threading.Lock()
@@ -221,19 +222,21 @@ class IngestWorker:
 
     def _alarm_now(self, raw: RawMessage) -> bool:
         """Raise an alarm here, on paho's network thread: no hand-over to another thread on the
-        way in, and this thread writes the police feed as soon as the callback returns, rather
-        than waiting for the interpreter while the rest of the work runs. One try only (this
+        way in, and this thread writes the police feed to the socket as soon as it is
+        committed (`_fan_out`), before the console event and the rest. One try only (this
         thread also keeps the connection alive): an alarm it cannot store, or that would
         overtake alarms still queued, goes to the alarm lane, which retries with back-off."""
         lane = self.alarms
         if not lane.queue.empty() or not lane.busy.acquire(blocking=False):
             return False
+        self._network_thread.active = True
         try:
             return self.handle(lane, [raw], retry=False)
         except Exception:  # noqa: BLE001 - the lane tries again; paho's thread must live on
             log.exception("alarm failed on the network thread; handed to the lane")
             return False
         finally:
+            self._network_thread.active = False
             lane.busy.release()
 
     # -- processing threads, one per lane ------------------------------------------------------
@@ -439,5 +442,9 @@ class IngestWorker:
 
     def _fan_out(self, effects: Effects) -> None:
         self.rt.dispatcher.send(effects.outbox)
+        if effects.outbox and getattr(self._network_thread, "active", False) and self.client:
+            # paho writes what other threads publish from its own loop; on that thread itself
+            # (an alarm raised in `_alarm_now`) it can write now, not after the callback.
+            self.client.loop_write()
         for event in effects.events:
             self.rt.bus.publish(event)

@@ -111,3 +111,42 @@ def test_an_alarm_the_network_thread_cannot_store_is_stored_by_the_lane(stack):
                         .where(Alert.message_id == "retry-1")) == 1
     police.close()
     device.disconnect()
+
+
+class HeldBus:
+    """An event bus that holds the first publish until released (then passes events on)."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.holding = threading.Event()
+        self.release = threading.Event()
+
+    def publish(self, event) -> None:
+        if not self.holding.is_set():
+            self.holding.set()
+            assert self.release.wait(20)
+        self.inner.publish(event)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_the_police_feed_is_written_before_the_console_event_is_published(stack):
+    """The network thread writes the police feed to the socket itself, right after the commit:
+    it is on the wire while the console event's publish (next in line) still waits."""
+    stack.register("vic-001")
+    bus = HeldBus(stack.runtime.bus)
+    stack.runtime.bus = bus
+    police = stack.collector(stack.topics.police_filter())
+    device = stack.device("vic-001")
+    try:
+        publish(device, stack.topics.alarm("vic-001"), _alarm("wire-1"))
+        assert bus.holding.wait(10)
+        [(_, payload, _)] = police.wait_for(1)
+        assert not bus.release.is_set()
+        assert codec.decode_document(payload)["message_id"] == "wire-1"
+    finally:
+        bus.release.set()
+        stack.runtime.bus = bus.inner
+    police.close()
+    device.disconnect()
