@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from backend.cases.snapshots import CaseSnapshots
 from backend.pipeline.context import AlertDraft
 from backend.runtime import Runtime
 from backend.settings import Settings
@@ -42,6 +43,11 @@ def measure(db_url: str, gaps_s: Sequence[float] = GAPS_S, count: int = 60,
         tag = uuid.uuid4().hex[:8]
         victims = list(register(runtime.engine, [f"cold-{tag}-{i:02d}" for i in range(20)],
                                 "victim").items())
+        # As in the alarm worker, every case in memory (there a change counter in Redis says
+        # when to reload; here nothing changes).
+        runtime.flow.cases = CaseSnapshots(ttl_s=3600.0)
+        with runtime.sessions() as session:
+            runtime.flow.cases.load_all(session)
         n = 0
 
         def raise_one() -> float:
