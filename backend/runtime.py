@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.alerts.flows import AlertFlow
-from backend.cases.snapshots import CaseSnapshots, RedisChangeCounter
+from backend.cases.snapshots import CaseSnapshots, LocalChangeCounter, RedisChangeCounter
 from backend.db.engine import make_engine, make_session_factory
 from backend.devices.directory import DeviceDirectory
 from backend.hub.bus import EventBus, InProcessBus, RedisBus
@@ -106,6 +106,10 @@ class Runtime:
         else:
             state = InMemoryState()
             bus = bus or InProcessBus()
+        # Raised by every process after it changed cases, contacts or devices: the others
+        # reload their case snapshots and device directory.
+        changes = (RedisChangeCounter(client, keys.case_changes(settings.redis.key_prefix))
+                   if client is not None else LocalChangeCounter())
         topics = Topics(settings.protocol.topic_root)
         regions = RegionIndex.load()
         runtime = cls(
@@ -115,15 +119,14 @@ class Runtime:
             redis=client,
             state=state,
             bus=bus,
-            directory=DeviceDirectory(sessions, settings.ingest.directory_refresh_s),
+            directory=DeviceDirectory(sessions, settings.ingest.directory_refresh_s,
+                                      changes=changes),
             regions=regions,
             topics=topics,
             flow=_alert_flow(settings, topics, regions),
             dispatcher=OutboxDispatcher(sessions, settings.ingest.outbox_resend_after_s),
         )
-        if client is not None:
-            runtime.flow.cases = CaseSnapshots(changes=RedisChangeCounter(
-                client, keys.case_changes(settings.redis.key_prefix)))
+        runtime.flow.cases = CaseSnapshots(changes=changes)
         runtime.flow.exercise_regions = frozenset(settings.police.exercise_regions)
         runtime.deliveries = install_deliveries(settings.police, sessions, runtime.flow, bus)
         runtime.geofences = LiveMeasures(

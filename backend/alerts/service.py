@@ -51,7 +51,7 @@ def raise_alert(
             session.execute(insert(table), rows)
         return ids
     shape = (
-        tuple(outbox_rows[0]) if outbox_rows else (),
+        tuple(values), tuple(outbox_rows[0]) if outbox_rows else (),
         tuple((table.name, tuple(rows[0])) for table, rows in companions),
     )
     params = {"alert": _json(values), "outbox": _json(outbox_rows)}
@@ -85,13 +85,13 @@ def _json(rows: dict[str, Any] | list[dict[str, Any]]) -> str:
 
 @functools.lru_cache(maxsize=64)
 def _raise_statement(shape: tuple) -> TextClause:
-    """The one-statement raise for a shape of rows (which columns the outbox and companion rows
-    carry), built once. Each table's rows travel as one JSON parameter that the server turns
-    into typed rows: a short statement with three or four parameters, which psycopg prepares
-    and converts once, where one parameter per value was sixty and a 7 KB text to rescan."""
-    outbox_columns, companion_shapes = shape
+    """The one-statement raise for a shape of rows (which columns the alert, the outbox and the
+    companion rows carry; the others get the table's server default), built once. Each table's
+    rows travel as one JSON parameter that the server turns into typed rows: a short statement
+    with three or four parameters, which psycopg prepares and converts once, where one parameter
+    per value was sixty and a 7 KB text to rescan."""
+    columns, outbox_columns, companion_shapes = shape
     alerts = Alert.__table__
-    columns = [c.name for c in alerts.columns]
     ctes = [
         f"new_alert AS (INSERT INTO alerts ({', '.join(columns)}) "
         f"SELECT {', '.join(_value(alerts, c) for c in columns)} "

@@ -85,6 +85,21 @@ class RedisChangeCounter:
         self._r.incr(self._key)
 
 
+class LocalChangeCounter:
+    """The change counter of a deployment without Redis: one process, so one counter in memory."""
+
+    def __init__(self) -> None:
+        self._value = 0
+        self._lock = threading.Lock()
+
+    def current(self) -> int:
+        return self._value
+
+    def bump(self) -> None:
+        with self._lock:
+            self._value += 1
+
+
 class CaseSnapshots:
     """Snapshots by case id. Without a change counter each lives `ttl_s` seconds. With one
     (`watch` called every second or so), a snapshot lives until the counter moves: alarms, rare

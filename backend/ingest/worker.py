@@ -358,7 +358,7 @@ class IngestWorker:
         """Run a database step until it succeeds (bounded back-off between tries), or None
         when the worker is stopping (or, without `retry`, after a failed first try)."""
         for attempt in range(10**9):
-            if (self._stop.is_set() or not retry) and attempt > 0:
+            if self._stop.is_set() and attempt > 0:
                 return None
             try:
                 started = time.perf_counter()

@@ -3,9 +3,11 @@ query on its first message (OwnTracks pair included), none after; unknown ids ar
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
+import redis
 
 from backend.cases.models import Case
 from backend.devices.directory import DeviceDirectory
@@ -53,3 +55,61 @@ def test_unknown_ids_are_remembered_for_a_while(sessions) -> None:
     assert directory.get("nobody") is None
     directory.prefetch(["nobody"])
     assert len(queries) == 1
+
+
+class FakeCounter:
+    def __init__(self) -> None:
+        self.value = 0
+        self.broken = False
+
+    def current(self) -> int:
+        if self.broken:
+            raise redis.ConnectionError("away")
+        return self.value
+
+    def bump(self) -> None:
+        self.value += 1
+
+
+def _deactivate(sessions, device_id: str) -> None:
+    with sessions.begin() as s:
+        s.get(Device, device_id).active = False
+
+
+def _wait_for(condition, timeout_s: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_refresh_reloads_when_the_change_counter_moves_and_not_before(sessions) -> None:
+    _register(sessions, "d-1")
+    counter = FakeCounter()
+    directory = DeviceDirectory(sessions, refresh_s=3600, changes=counter, check_s=0.02)
+    directory.load_all()
+    directory.start_refresh()
+    try:
+        _deactivate(sessions, "d-1")  # by another process: nothing tells this one yet
+        time.sleep(0.3)
+        assert directory.get("d-1").active is True
+        counter.bump()
+        assert _wait_for(lambda: directory.get("d-1").active is False)
+    finally:
+        directory.stop_refresh()
+
+
+def test_refresh_falls_back_to_the_period_while_the_counter_cannot_be_read(sessions) -> None:
+    _register(sessions, "d-1")
+    counter = FakeCounter()
+    counter.broken = True
+    directory = DeviceDirectory(sessions, refresh_s=0.3, changes=counter, check_s=0.02)
+    directory.load_all()
+    directory.start_refresh()
+    try:
+        _deactivate(sessions, "d-1")
+        assert _wait_for(lambda: directory.get("d-1").active is False)
+    finally:
+        directory.stop_refresh()
