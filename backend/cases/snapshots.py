@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -211,10 +212,11 @@ class SnapshotWatch(Periodic):
     name = "case-snapshots"
 
     def __init__(self, snapshots: CaseSnapshots, sessions: sessionmaker[Session],
-                 interval_s: float = 1.0) -> None:
+                 interval_s: float = 1.0, on_reload: Callable[[], None] | None = None) -> None:
         self._snapshots = snapshots
         self._sessions = sessions
         self.interval_s = interval_s
+        self._on_reload = on_reload  # called after each reload that follows a change
 
     def load(self) -> int:
         """Read the counter, then load every case (the order matters: a change made while
@@ -227,3 +229,5 @@ class SnapshotWatch(Periodic):
         if self._snapshots.watch():
             count = self.load()
             log.info("cases changed: %d case snapshots reloaded", count)
+            if self._on_reload is not None:
+                self._on_reload()

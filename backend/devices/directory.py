@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -71,6 +72,7 @@ class DeviceDirectory:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._on_reload: Callable[[], None] | None = None
 
     # -- look-ups -------------------------------------------------------------------------------
     def get(self, device_id: str) -> DeviceInfo | None:
@@ -138,7 +140,9 @@ class DeviceDirectory:
             self._unknown = {k: v for k, v in self._unknown.items()
                              if not k.startswith("owntracks:")}
 
-    def start_refresh(self) -> None:
+    def start_refresh(self, on_reload: Callable[[], None] | None = None) -> None:
+        """Refresh in a thread of its own; `on_reload` is called after each reload."""
+        self._on_reload = on_reload
         if self._thread is None:
             self._thread = threading.Thread(target=self._refresh_loop, name="directory",
                                             daemon=True)
@@ -164,6 +168,8 @@ class DeviceDirectory:
                 log.exception("directory refresh failed")
                 continue
             seen, loaded_at = current if current is not None else seen, time.monotonic()
+            if self._on_reload is not None:
+                self._on_reload()
             if moved:
                 log.info("devices or cases changed: %d devices reloaded", count)
 

@@ -13,21 +13,8 @@ import redis
 from backend.cases.models import Case, CaseContact
 from backend.cases.snapshots import CaseSnapshots, RedisChangeCounter, SnapshotWatch
 from backend.devices.models import Device
+from tests.support.changes import FakeCounter as Counter
 from tests.support.db import sqlite_sessions, statements
-
-
-class Counter:
-    def __init__(self) -> None:
-        self.value = 0
-        self.broken = False
-
-    def current(self) -> int:
-        if self.broken:
-            raise redis.ConnectionError("down")
-        return self.value
-
-    def bump(self) -> None:
-        self.value += 1
 
 
 @pytest.fixture
@@ -137,10 +124,14 @@ def test_the_watch_reloads_every_case_after_a_change(sessions) -> None:
     ids = [_case(sessions, f"R-{i}") for i in range(3)]
     counter = Counter()
     snapshots = CaseSnapshots(changes=counter)
-    watch = SnapshotWatch(snapshots, sessions)
+    reloads = []
+    watch = SnapshotWatch(snapshots, sessions, on_reload=lambda: reloads.append(1))
     assert watch.load() == 3
+    watch.run_once()
+    assert reloads == []  # nothing changed
     counter.bump()
     watch.run_once()
+    assert reloads == [1]
     queries = statements(sessions)
     with sessions() as s:
         assert all(snapshots.get(s, i) is not None for i in ids)

@@ -7,11 +7,11 @@ import time
 from pathlib import Path
 
 import pytest
-import redis
 
 from backend.cases.models import Case
 from backend.devices.directory import DeviceDirectory
 from backend.devices.models import Device
+from tests.support.changes import FakeCounter
 from tests.support.db import sqlite_sessions, statements
 
 
@@ -57,20 +57,6 @@ def test_unknown_ids_are_remembered_for_a_while(sessions) -> None:
     assert len(queries) == 1
 
 
-class FakeCounter:
-    def __init__(self) -> None:
-        self.value = 0
-        self.broken = False
-
-    def current(self) -> int:
-        if self.broken:
-            raise redis.ConnectionError("away")
-        return self.value
-
-    def bump(self) -> None:
-        self.value += 1
-
-
 def _deactivate(sessions, device_id: str) -> None:
     with sessions.begin() as s:
         s.get(Device, device_id).active = False
@@ -90,13 +76,15 @@ def test_refresh_reloads_when_the_change_counter_moves_and_not_before(sessions) 
     counter = FakeCounter()
     directory = DeviceDirectory(sessions, refresh_s=3600, changes=counter, check_s=0.02)
     directory.load_all()
-    directory.start_refresh()
+    reloads = []
+    directory.start_refresh(on_reload=lambda: reloads.append(1))
     try:
         _deactivate(sessions, "d-1")  # by another process: nothing tells this one yet
         time.sleep(0.3)
-        assert directory.get("d-1").active is True
+        assert directory.get("d-1").active is True and reloads == []
         counter.bump()
         assert _wait_for(lambda: directory.get("d-1").active is False)
+        assert _wait_for(lambda: reloads == [1])
     finally:
         directory.stop_refresh()
 
