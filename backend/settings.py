@@ -37,8 +37,8 @@ class DatabaseSettings(BaseModel):
     pre_ping: bool = False
     pool_recycle_s: int = Field(1_800, ge=60)
     # Server-side prepared statements (psycopg): a statement is prepared the n-th time a
-    # connection runs it (None: never). psycopg forgets them on every rollback, and a session
-    # that only read ends in one, so a late threshold is seldom reached on a busy pool.
+    # connection runs it (None: never), and stays prepared for the connection's life (see
+    # `backend.db.engine`: a rollback keeps them).
     prepare_threshold: int | None = Field(1, ge=0)
 
     @property

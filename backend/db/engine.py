@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import psycopg
+from psycopg import pq
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -25,7 +29,7 @@ def make_engine(settings: DatabaseSettings) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(
+    engine = create_engine(
         settings.url,
         pool_size=settings.pool_size,
         max_overflow=settings.pool_size,
@@ -44,6 +48,26 @@ def make_engine(settings: DatabaseSettings) -> Engine:
             "keepalives_count": 3,
         },
     )
+    engine.dialect.do_rollback = _rollback_keeping_prepared_statements  # type: ignore[method-assign]
+    return engine
+
+
+def _rollback_keeping_prepared_statements(dbapi_connection: Any) -> None:
+    """Roll back without forgetting the connection's prepared statements.
+
+    psycopg deallocates every prepared statement on a rollback, in case the transaction changed
+    the schema. Ours never do (migrations run on an engine of their own), and every session that
+    only read ends in a rollback: the hot statements would be parsed again after each one, and
+    each such rollback would cost a DEALLOCATE ALL. Prepared statements are not transactional on
+    the server, so a plain ROLLBACK keeps them valid; psycopg reads the transaction state from
+    the connection itself."""
+    pgconn = dbapi_connection.pgconn
+    if pgconn.transaction_status == pq.TransactionStatus.IDLE:
+        return
+    result = pgconn.exec_(b"ROLLBACK")
+    if result.status != pq.ExecStatus.COMMAND_OK:
+        message = (pgconn.error_message or b"").decode(errors="replace").strip()
+        raise psycopg.OperationalError(f"rollback failed: {message}")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -1,0 +1,53 @@
+"""The PostgreSQL engine: a statement is prepared on the server from its second run and stays
+prepared through rollbacks (a session that only read ends in one); the pool hands out the
+connection used last, so the hot path finds its statements prepared."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from backend.db.engine import make_engine
+from backend.settings import DatabaseSettings
+
+
+def _prepared(conn) -> list[str]:
+    return list(conn.execute(text(
+        "SELECT statement FROM pg_prepared_statements WHERE statement LIKE 'SELECT 1 AS sw_probe%'"
+    )).scalars())
+
+
+def test_second_run_is_prepared_on_the_connection_used_last(pg_url):
+    engine = make_engine(DatabaseSettings(url=pg_url))
+    probe = text("SELECT 1 AS sw_probe WHERE 1 = :one")
+    try:
+        with engine.connect() as conn:
+            first_pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            conn.execute(probe, {"one": 1})
+            assert _prepared(conn) == []
+            conn.execute(probe, {"one": 1})
+            assert len(_prepared(conn)) == 1
+            with engine.connect() as other:  # a second connection while the first is out
+                other.execute(text("SELECT 1"))
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() == first_pid
+            assert len(_prepared(conn)) == 1
+    finally:
+        engine.dispose()
+
+
+def test_a_failed_transaction_rolls_back_and_the_connection_goes_on(pg_url):
+    engine = make_engine(DatabaseSettings(url=pg_url))
+    probe = text("SELECT 1 AS sw_probe WHERE 1 = :one")
+    try:
+        with engine.connect() as conn:
+            conn.execute(probe, {"one": 1})
+            conn.execute(probe, {"one": 1})
+            with pytest.raises(DBAPIError):
+                conn.execute(text("SELECT 1 / 0"))
+            conn.rollback()
+            assert conn.execute(probe, {"one": 1}).scalar_one() == 1
+            assert len(_prepared(conn)) == 1
+    finally:
+        engine.dispose()
