@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+RETRY_AFTER_S = 10.0  # after a failed refresh (database away), before the next try
+
 
 @dataclass(frozen=True, slots=True)
 class DeviceInfo:
@@ -165,7 +167,8 @@ class DeviceDirectory:
             try:
                 count = self.load_all()
             except Exception:  # noqa: BLE001 - keep serving the last good directory
-                log.exception("directory refresh failed")
+                log.exception("directory refresh failed; next try in %.0f s", RETRY_AFTER_S)
+                self._stop.wait(RETRY_AFTER_S)
                 continue
             seen, loaded_at = current if current is not None else seen, time.monotonic()
             if self._on_reload is not None:
