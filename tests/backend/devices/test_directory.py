@@ -13,6 +13,7 @@ from backend.devices.directory import DeviceDirectory
 from backend.devices.models import Device
 from tests.support.changes import FakeCounter
 from tests.support.db import sqlite_sessions, statements
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture
@@ -62,15 +63,6 @@ def _deactivate(sessions, device_id: str) -> None:
         s.get(Device, device_id).active = False
 
 
-def _wait_for(condition, timeout_s: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def test_refresh_reloads_when_the_change_counter_moves_and_not_before(sessions) -> None:
     _register(sessions, "d-1")
     counter = FakeCounter()
@@ -83,8 +75,8 @@ def test_refresh_reloads_when_the_change_counter_moves_and_not_before(sessions) 
         time.sleep(0.3)
         assert directory.get("d-1").active is True and reloads == []
         counter.bump()
-        assert _wait_for(lambda: directory.get("d-1").active is False)
-        assert _wait_for(lambda: reloads == [1])
+        wait_until(lambda: directory.get("d-1").active is False, timeout=5)
+        wait_until(lambda: reloads == [1], timeout=5)
     finally:
         directory.stop_refresh()
 
@@ -98,6 +90,6 @@ def test_refresh_falls_back_to_the_period_while_the_counter_cannot_be_read(sessi
     directory.start_refresh()
     try:
         _deactivate(sessions, "d-1")
-        assert _wait_for(lambda: directory.get("d-1").active is False)
+        wait_until(lambda: directory.get("d-1").active is False, timeout=5)
     finally:
         directory.stop_refresh()

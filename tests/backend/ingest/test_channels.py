@@ -15,6 +15,7 @@ from backend.ingest.worker import IngestWorker, default_client_id, topic_filters
 from backend.runtime import Runtime
 from device_protocol import Alarm, Fix, Topics, codec
 from tests.support.mqtt import publish
+from tests.support.waiting import wait_until
 
 
 def test_topic_filters_split_the_uplink_channels_without_overlap() -> None:
@@ -40,15 +41,6 @@ def _count(runtime: Runtime, model, **where) -> int:
         return s.scalar(query)
 
 
-def _wait(predicate, timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_alarm_and_fix_workers_each_take_their_own_channel(stack):
     if stack.backend != "services":
         pytest.skip("split workers are a deployment of the real services")
@@ -72,9 +64,10 @@ def test_alarm_and_fix_workers_each_take_their_own_channel(stack):
         publish(device, stack.topics.alarm("vic-201"), codec.encode(Alarm(id="split-1")))
         police.wait_for(1)
         (alarm_rt, alarm_worker), (other_rt, other_worker) = workers
-        assert _wait(lambda: _count(other_rt, Ping, device_id="vic-201") == 1)
+        wait_until(lambda: _count(other_rt, Ping, device_id="vic-201") == 1, timeout=10)
         assert _count(alarm_rt, Alert, device_id="vic-201", message_id="split-1") == 1
-        assert _wait(lambda: alarm_worker.processed == 1 and other_worker.processed == 1)
+        wait_until(lambda: alarm_worker.processed == 1 and other_worker.processed == 1,
+                   timeout=10)
         police.close()
         device.disconnect()
     finally:

@@ -141,11 +141,3 @@ def subscribe(api, receiver: Receiver, **body) -> dict:
     return r.json()
 
 
-def wait_until(predicate, timeout: float = 15.0, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not reached in time")

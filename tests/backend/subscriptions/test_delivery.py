@@ -9,7 +9,8 @@ import orjson
 import pytest
 
 from device_protocol import Alarm, codec
-from tests.backend.subscriptions.conftest import subscribe, wait_until
+from tests.backend.subscriptions.conftest import subscribe
+from tests.support.waiting import wait_until
 from tests.support.mqtt import publish
 
 pytestmark = pytest.mark.services

@@ -11,7 +11,8 @@ import pytest
 from lxml import etree
 
 from device_protocol import Alarm, codec
-from tests.backend.subscriptions.conftest import subscribe, wait_until
+from tests.backend.subscriptions.conftest import subscribe
+from tests.support.waiting import wait_until
 from tests.support.mqtt import publish
 
 pytestmark = pytest.mark.services

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from backend.api.app import create_app
 from device_protocol import Alarm, codec
-from tests.backend.subscriptions.conftest import wait_until
+from tests.support.waiting import wait_until
 from tests.support.mqtt import publish
 
 pytestmark = pytest.mark.services
