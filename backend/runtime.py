@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.alerts.flows import AlertFlow
+from backend.audit.writer import AuditWriter
 from backend.cases.snapshots import CaseSnapshots, LocalChangeCounter, RedisChangeCounter
 from backend.db.engine import make_engine, make_session_factory
 from backend.devices.directory import DeviceDirectory
@@ -65,6 +66,8 @@ class Runtime:
     deliveries: DeliveryWorker | None = None
     # The geofence engine of this process, kept in step with the stored measures.
     geofences: LiveMeasures | None = None
+    # Audits the positions the console stream sent, behind the stream (backend.audit.writer).
+    audit: AuditWriter | None = None
     _loops: BackgroundLoops | None = None
 
     def attach_mqtt(self, client: mqtt.Client) -> None:
@@ -129,6 +132,7 @@ class Runtime:
         runtime.flow.cases = CaseSnapshots(changes=changes)
         runtime.flow.exercise_regions = frozenset(settings.police.exercise_regions)
         runtime.deliveries = install_deliveries(settings.police, sessions, runtime.flow, bus)
+        runtime.audit = AuditWriter(sessions)
         runtime.geofences = LiveMeasures(
             sessions, settings.geofence.to_config(), settings.geofence.reload_poll_s
         )
@@ -143,6 +147,8 @@ class Runtime:
             self.dispatcher.stop()
         if self.deliveries is not None:
             self.deliveries.stop()
+        if self.audit is not None:
+            self.audit.stop()
         if isinstance(self.bus, RedisBus):
             self.bus.close()
         if self.redis is not None:

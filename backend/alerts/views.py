@@ -200,7 +200,10 @@ async def stream(websocket: WebSocket) -> None:
                 text = orjson.dumps(screened).decode() if screened is not None else None
             if text is not None:
                 await websocket.send_text(text)
-            if reads:  # right after the frame: the alarm does not wait for the audit write
+            # Audited right after the frame, behind the stream: the next frame does not wait
+            # for this one's audit write (written here only when the writer is full).
+            if reads and (rt.audit is None
+                          or not rt.audit.submit(principal, reads, channel="stream")):
                 await asyncio.to_thread(_audit, rt, principal, reads)
     except WebSocketDisconnect:
         pass
