@@ -113,6 +113,18 @@ def event_scope(alert: Alert, reference: str | None, home_vr: str | None,
             "case_director": director}
 
 
+def alert_event(session: Session, name: str, alert: Alert, document: dict[str, Any],
+                **extra: Any) -> dict[str, Any]:
+    """A console event about an alert, carrying its scope facts (`event_scope`) so that each
+    console's stream screens it without a database read. Reads the alert's case (from the
+    session's identity map when it is already loaded)."""
+    case = session.get(Case, alert.case_id) if alert.case_id else None
+    scope = event_scope(alert, case.reference if case else None,
+                        case.home_vr_code if case else None,
+                        case.case_director if case else None)
+    return {"event": name, "alert": document, **extra, "scope": scope}
+
+
 def _has_police(recipients: list[dict[str, Any]] | None) -> bool:
     return any(r.get("kind") == "police_unit" for r in recipients or [])
 
@@ -376,13 +388,8 @@ class AlertFlow:
             rows.append(self._ack_row(alert, alert.state, now))
         items = _enqueue(session, rows)
         log.info("alert %s id=%s by=%s", alert.state, alert.id, actor)
-        case = session.get(Case, alert.case_id) if alert.case_id else None  # loaded: no query
-        scope = event_scope(alert, case.reference if case else None,
-                            case.home_vr_code if case else None,
-                            case.case_director if case else None)
-        effects = Effects(
-            items, [{"event": "alert.updated", "alert": document, "scope": scope}], [alert]
-        )
+        effects = Effects(items, [alert_event(session, "alert.updated", alert, document)],
+                          [alert])
         for hook in self.hooks:
             hook.after_change(session, alert, document, effects)
         early.extend(effects)

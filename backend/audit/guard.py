@@ -53,11 +53,14 @@ def screen_event_alone(
     `backend.alerts.flows.event_scope`), without the database: the event as this principal may
     receive it (None: out of scope) and the location reads to audit once it is sent. None when
     the event alone cannot decide (no scope carried, or a position on a closed alert, whose
-    release depends on the case's other alerts): use `screen_event`."""
+    release depends on the case's other alerts): use `screen_event`. An event about no alert
+    (geofence notes, case events) goes to administrators only, as in `screen_event`."""
     from backend.auth.scoping import directs
 
     document, scope = event.get("alert"), event.get("scope")
-    if not isinstance(document, dict) or not isinstance(scope, dict):
+    if not isinstance(document, dict):
+        return (event if who.role == "admin" else None), []
+    if not isinstance(scope, dict):
         return None
     facts = AlertFacts(
         vr_code=(document.get("region") or {}).get("vr_code"),

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from backend.periodic import Periodic
 from backend.alerts import service as alert_service
 from backend.alerts.document import alert_document
-from backend.alerts.flows import Effects, acknowledged_at, case_context
+from backend.alerts.flows import Effects, acknowledged_at, alert_event, case_context
 from backend.alerts.lifecycle import OPEN_STATES
 from backend.alerts.models import Alert
 from backend.caselog import service as caselog
@@ -159,7 +159,7 @@ class EscalationLoop(Periodic):
                 at=now,
             )
         effects.events.append(
-            {"event": "alert.escalated", "alert": document, "escalation": detail}
+            alert_event(session, "alert.escalated", alert, document, escalation=detail)
         )
         police = [r for r in step.recipients if r.kind == "police_unit"]
         if step.target == "police_unit" and police:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from backend.alerts import service as alerts_service
 from backend.alerts.errors import AlertNotFound
+from backend.alerts.flows import alert_event
 from backend.alerts.models import Alert
 from backend.api.deps import require, runtime, session
 from backend.auth.scoping import alert_filter, may_see_alert
@@ -137,7 +138,8 @@ def _publish_alert(rt: Runtime, alert_id: uuid.UUID) -> dict[str, Any] | None:
         if alert is None:
             return None
         document = documents(s, [alert])[0]
-    rt.bus.publish({"event": "alert.updated", "alert": document})
+        event = alert_event(s, "alert.updated", alert, document)
+    rt.bus.publish(event)
     return document
 
 

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from backend.periodic import Periodic
 from backend.alerts import service as alert_service
 from backend.alerts.document import alert_document
-from backend.alerts.flows import Effects, case_context
+from backend.alerts.flows import Effects, alert_event, case_context
 from backend.alerts.lifecycle import OPEN_STATES
 from backend.alerts.models import Alert
 from backend.caselog import service as caselog
@@ -360,7 +360,7 @@ class SupervisionLoop(Periodic):
                 at=now,
             )
         effects.events.append(
-            {"event": "alert.updated", "alert": self._document(session, alert)}
+            alert_event(session, "alert.updated", alert, self._document(session, alert))
         )
         return effects
 
@@ -383,16 +383,11 @@ class SupervisionLoop(Periodic):
         )
         alert = alert_service.get(session, alert_id)
         assert alert is not None
-        effects.events.append(
-            {
-                "event": "alert.updated",
-                "alert": self._document(session, alert),
-                "storm": {
-                    "device_count": storm.device_count,
-                    "total_device_count": storm.total_device_count,
-                },
-            }
-        )
+        effects.events.append(alert_event(
+            session, "alert.updated", alert, self._document(session, alert),
+            storm={"device_count": storm.device_count,
+                   "total_device_count": storm.total_device_count},
+        ))
         return effects
 
     @staticmethod

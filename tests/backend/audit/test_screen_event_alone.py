@@ -60,7 +60,17 @@ def test_no_position_means_nothing_to_audit() -> None:
 @pytest.mark.parametrize("event", [
     _event(state="resolved"),  # release depends on the case's other alerts
     {"event": "alert.updated", "alert": {"alert_id": "a-1"}},  # no scope carried
-    {"event": "geofence.approach_cleared", "geofence": {}},
 ])
 def test_the_database_decides_what_the_event_cannot(event: dict) -> None:
     assert screen_event_alone(Principal("admin", "admin"), event) is None
+
+
+@pytest.mark.parametrize("event", [
+    {"event": "geofence.approach_cleared", "geofence": {"case_id": "c-1"}},
+    {"event": "case.pursuit", "case_id": "c-1", "mode": "started", "alert_id": "a-1"},
+])
+def test_events_about_no_alert_go_to_administrators_only(event: dict) -> None:
+    assert screen_event_alone(Principal("admin", "admin"), event) == (event, [])
+    for who in (Principal("d", "dispatcher", {"regions": ["VR17"]}),
+                Principal("p", "police", {"units": ["RE07"]})):
+        assert screen_event_alone(who, event) == (None, [])

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from backend.alerts.models import Alert, AlertEvent
 from backend.caselog import service as caselog
+from backend.cases.models import Case
 from backend.escalation.loop import EscalationLoop
 from device_protocol import Alarm, codec
 from tests.backend.escalation.support import RecordingBus
@@ -112,6 +113,13 @@ def test_a_late_loop_catches_up_every_step_in_order(stack):
     loop = EscalationLoop(stack.runtime, bus=bus)
     assert loop.run_once(alert.raised_at + timedelta(seconds=90)) == 3
     assert [e["escalation"]["step"] for e in bus.named("alert.escalated")] == [1, 2, 3]
+    # Each event carries its scope facts: the console stream screens it without the database.
+    with stack.runtime.sessions() as s:
+        case = s.get(Case, alert.case_id)
+        expected = {"police_unit": alert.police_unit, "case_id": str(alert.case_id),
+                    "case_reference": case.reference, "case_home_vr": case.home_vr_code,
+                    "case_director": case.case_director}
+    assert [e["scope"] for e in bus.named("alert.escalated")] == [expected] * 3
 
 
 def test_acknowledged_alert_stops_escalating_and_re_alerts_when_unresolved(stack):
