@@ -108,6 +108,10 @@ class IngestSettings(BaseModel):
     # Messages whose follow-up (timeline, case log, device commands) is waiting in the
     # follow-up thread; a lane that finds it full waits.
     follow_up_queue_max: int = Field(1_000, ge=1)
+    # How long after an alarm's commit its follow-up may wait for the alarm's webhook sends to
+    # be on the wire, so that the two do not share the interpreter (0: no wait). A follow-up
+    # that is already that late (a backlog) does not wait at all.
+    follow_up_wait_s: float = Field(0.05, ge=0, le=1)
 
 
 class ProcessSettings(BaseModel):

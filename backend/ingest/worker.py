@@ -12,10 +12,13 @@ own (`IngestSettings.channels`). For each alarm, or batch:
 2. commits what the messages change (for alarms: alert, outbox rows and webhook deliveries, on
    PostgreSQL one autocommitted statement per alert; for fixes, in one transaction: pings,
    device status, zone alerts);
-3. publishes the police feed, the device ack and the console events right away;
+3. publishes right away, in order of urgency: the police feed and the device ack, then the
+   webhook sends (in the delivery worker's pool), then the console events;
 4. hands messages that raised alerts to the follow-up thread, which runs the follow-up (the
    alert's "raised" timeline entry, case log, device commands) in a second transaction, so that
-   the next alarm never waits behind it;
+   the next alarm never waits behind it; it first lets the alarm's webhook sends go out (at
+   most `ingest.follow_up_wait_s` after the commit), which would otherwise share the
+   interpreter with it;
 5. only then acknowledges the messages to the broker (manual PUBACK): a crash before that means
    redelivery from the persistent session, never loss (safety invariant 1); a redelivered alarm
    raises nothing new and finishes a follow-up that did not happen.
@@ -56,6 +59,7 @@ from backend.pipeline.pipeline import Pipeline, build_pipeline
 from backend.pipeline.steps import Step
 from backend.runtime import Runtime
 from backend.state.store import PendingState
+from backend.subscriptions.worker import Sends
 
 log = logging.getLogger(__name__)
 
@@ -143,9 +147,10 @@ class IngestWorker:
         self.fixes = Lane("other", runtime, queue.Queue(s.ingest.queue_max), extra)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        # (kind, follow-ups, messages to acknowledge after them); served once started.
-        self._after: queue.Queue[tuple[str, list, list[Context]]] = queue.Queue(
-            s.ingest.follow_up_queue_max)
+        # (kind, follow-ups, messages to acknowledge after them, the webhook sends to let go
+        # first and until when); served once started.
+        self._after: queue.Queue[tuple[str, list, list[Context], Sends | None, float]] = (
+            queue.Queue(s.ingest.follow_up_queue_max))
         self._after_thread: threading.Thread | None = None
         self._network_thread = threading.local()  # `active` while it raises an alarm
         self.client: mqtt.Client | None = None
@@ -317,15 +322,20 @@ class IngestWorker:
         redelivers after a restart."""
         accepted = [c for c in contexts if not c.done]
         follow_ups: list = []
+        sends = None
         if accepted:
-            with self._webhooks_after_fan_out():
+            # In order of urgency: the police feed, the webhooks (held until the feed is on
+            # the wire), the console.
+            with self._webhooks_after_feed() as sends:
                 effects = self._with_retries(kind, lambda: self._store(accepted, kind), retry)
                 if effects is None:
                     return False
-                self._fan_out(effects)
+                self._send_outbox(effects)
+            self._publish_events(effects)
             follow_ups = effects.follow_ups
         if follow_ups and self._after_thread is not None:
-            self._after.put((kind, follow_ups, contexts))
+            wait_until = time.monotonic() + self.rt.settings.ingest.follow_up_wait_s
+            self._after.put((kind, follow_ups, contexts, sends, wait_until))
             return True
         return self._finish(kind, follow_ups, contexts)
 
@@ -342,17 +352,19 @@ class IngestWorker:
         """Until stopped and every handed-on follow-up is done (or given up: unacknowledged)."""
         while True:
             try:
-                kind, follow_ups, contexts = self._after.get(timeout=0.2)
+                kind, follow_ups, contexts, sends, wait_until = self._after.get(timeout=0.2)
             except queue.Empty:
                 if self._stop.is_set() and not any(t.is_alive() for t in self._threads):
                     return
                 continue
+            if sends is not None:  # the webhooks first; a late follow-up does not wait
+                sends.wait(wait_until - time.monotonic())
             try:
                 self._finish(kind, follow_ups, contexts)
             except Exception:  # noqa: BLE001 - the redelivered message finishes it
                 log.exception("follow-up failed; the message stays unacknowledged")
 
-    def _webhooks_after_fan_out(self) -> AbstractContextManager[None]:
+    def _webhooks_after_feed(self) -> AbstractContextManager[Sends | None]:
         deliveries = self.rt.deliveries
         return deliveries.held() if deliveries is not None else nullcontext()
 
@@ -444,10 +456,17 @@ class IngestWorker:
                 self.client.ack(c.raw.mid, c.raw.qos)
 
     def _fan_out(self, effects: Effects) -> None:
+        self._send_outbox(effects)
+        self._publish_events(effects)
+
+    def _send_outbox(self, effects: Effects) -> None:
+        """The police feed and device messages, on the wire now."""
         self.rt.dispatcher.send(effects.outbox)
         if effects.outbox and getattr(self._network_thread, "active", False) and self.client:
             # paho writes what other threads publish from its own loop; on that thread itself
             # (an alarm raised in `_alarm_now`) it can write now, not after the callback.
             self.client.loop_write()
+
+    def _publish_events(self, effects: Effects) -> None:
         for event in effects.events:
             self.rt.bus.publish(event)

@@ -32,6 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.alerts import service as alerts_service
+from backend.alerts.flows import alert_event
 from backend.alerts.models import Alert
 from backend.hub.bus import EventBus
 from backend.police import cap, cloudevent, signing
@@ -60,6 +61,31 @@ class Job:
     format: str
     body: bytes
     priority: str
+
+
+class Sends:
+    """The webhook attempts started by one `DeliveryWorker.held` block, for whoever wants to
+    wait until they are on the wire (the ingest worker holds an alarm's follow-up back so that
+    it does not compete with them for the interpreter)."""
+
+    def __init__(self) -> None:
+        self._pending = 0
+        self._done = threading.Condition()
+
+    def started(self, count: int) -> None:
+        with self._done:
+            self._pending += count
+
+    def sent(self) -> None:
+        with self._done:
+            self._pending -= 1
+            if self._pending <= 0:
+                self._done.notify_all()
+
+    def wait(self, timeout_s: float) -> bool:
+        """True when every attempt was made within `timeout_s` (at once when none is left)."""
+        with self._done:
+            return self._done.wait_for(lambda: self._pending <= 0, max(timeout_s, 0.0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,17 +133,19 @@ class DeliveryWorker:
         return self.config.claim_lease_s if self.running else None
 
     @contextmanager
-    def held(self) -> Iterator[None]:
+    def held(self) -> Iterator[Sends]:
         """Jobs submitted in this thread inside the block start when it ends: the ingest worker
-        publishes the police feed first, then lets the webhook sends compete for the CPU."""
+        publishes the police feed first, then lets the webhook sends compete for the CPU. The
+        `Sends` it yields tell when those attempts have been made."""
         self._local.held = []
+        sends = Sends()
         try:
-            yield
+            yield sends
         finally:
             jobs, self._local.held = self._local.held, None
-            self.submit(jobs)
+            self.submit(jobs, sends)
 
-    def submit(self, jobs: list[Job]) -> None:
+    def submit(self, jobs: list[Job], sends: Sends | None = None) -> None:
         """Send deliveries claimed in a transaction that just committed (the fast path): each
         attempt starts now in the pool, not at the next round (inside `held`, when the block
         ends). Should the pool be gone, the claims lapse after their lease and a round takes
@@ -130,13 +158,21 @@ class DeliveryWorker:
         if pool is None:
             return
         for job in jobs:
+            if sends is not None:
+                sends.started(1)
             try:
-                pool.submit(self._deliver, job)
+                pool.submit(self._deliver, job, sends)
             except RuntimeError:  # shutting down: the lease runs out, another round sends it
+                if sends is not None:
+                    sends.sent()
                 return
 
-    def _deliver(self, job: Job) -> None:
-        result = self._send(job)
+    def _deliver(self, job: Job, sends: Sends | None = None) -> None:
+        try:
+            result = self._send(job)
+        finally:
+            if sends is not None:
+                sends.sent()
         try:
             self._record(job, result)
         except Exception:
@@ -298,7 +334,7 @@ class DeliveryWorker:
     def console_event(self, s: Session, alert: Alert) -> dict[str, Any]:
         document = self._documents(s, [alert])[0] if self._documents else {
             "alert_id": str(alert.id), "police_delivery": alert.police_delivery}
-        event: dict[str, Any] = {"event": "alert.updated", "alert": document}
+        event = alert_event(s, "alert.updated", alert, document)
         if alert.police_delivery == "unreachable":
             event["notice"] = POLICE_NOT_REACHED
         return event

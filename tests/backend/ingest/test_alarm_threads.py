@@ -1,6 +1,8 @@
 """Which thread does what with an alarm: paho's network thread raises it and publishes the police
-feed; a slow follow-up runs in the follow-up thread without holding up the next alarm; an alarm
-the network thread cannot store goes to the alarm lane, which stores it (once)."""
+feed, then starts the webhook sends, then the console event; a slow follow-up runs in the
+follow-up thread without holding up the next alarm, after the alarm's webhook sends (within a
+bound); an alarm the network thread cannot store goes to the alarm lane, which stores it
+(once)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,14 @@ from sqlalchemy.exc import OperationalError
 
 from backend.alerts.models import Alert
 from device_protocol import Alarm, codec
+from tests.backend.subscriptions.conftest import (  # noqa: F401 - fixtures used below
+    Receiver,
+    receivers,
+    subscribe,
+    webhooks,
+)
 from tests.support.mqtt import publish
+from tests.support.waiting import wait_until
 
 ROTTERDAM_CS = (51.9244, 4.4690)
 
@@ -150,3 +159,75 @@ def test_the_police_feed_is_written_before_the_console_event_is_published(stack)
         stack.runtime.bus = bus.inner
     police.close()
     device.disconnect()
+
+
+def test_webhooks_are_sent_before_the_console_event_is_published(webhooks, receivers):
+    stack = webhooks
+    stack.register("vic-001")
+    receiver = receivers()
+    subscribe(stack.api(), receiver)
+    bus = HeldBus(stack.runtime.bus)
+    stack.runtime.bus = bus
+    device = stack.device("vic-001")
+    try:
+        publish(device, stack.topics.alarm("vic-001"), _alarm("hook-1"))
+        assert bus.holding.wait(10)
+        # Within the fast path's claim (10 s): later, a delivery round would send it anyway.
+        [received] = receiver.wait_for(1, timeout=5)
+        assert not bus.release.is_set()  # the console event is still waiting
+        assert b"hook-1" in received.body
+    finally:
+        bus.release.set()
+        stack.runtime.bus = bus.inner
+    device.disconnect()
+
+
+class SlowReceiver(Receiver):
+    """Answers only once `release` is set."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.release = threading.Event()
+
+    def handle(self, headers, body) -> int:
+        assert self.release.wait(20)
+        return super().handle(headers, body)
+
+
+def _alarm_with_slow_webhook(stack, receivers, message_id: str) -> SlowReceiver:
+    receiver = receivers()
+    slow = SlowReceiver(url=receiver.url)  # the server calls `receiver.handle`: swap it in
+    receiver.handle = slow.handle
+    subscribe(stack.api(), slow)
+    device = stack.device("vic-001")
+    police = stack.collector(stack.topics.police_filter())
+    publish(device, stack.topics.alarm("vic-001"), _alarm(message_id))
+    police.wait_for(1)
+    police.close()
+    device.disconnect()
+    return slow
+
+
+def test_the_follow_up_waits_for_the_alarms_webhook_sends(webhooks, receivers):
+    stack = webhooks
+    stack.register("vic-001")
+    stack.settings.ingest.follow_up_wait_s = 1.0
+    slow = _alarm_with_slow_webhook(stack, receivers, "wait-1")
+    try:
+        time.sleep(0.5)  # the webhook is being sent: the follow-up waits for it
+        assert not _followed_up(stack, "wait-1")
+        slow.release.set()
+        wait_until(lambda: _followed_up(stack, "wait-1"), timeout=10)
+    finally:
+        slow.release.set()
+
+
+def test_the_follow_up_waits_no_longer_than_its_bound(webhooks, receivers):
+    stack = webhooks
+    stack.register("vic-001")
+    stack.settings.ingest.follow_up_wait_s = 0.05
+    slow = _alarm_with_slow_webhook(stack, receivers, "bound-1")
+    try:  # the webhook is still held, the follow-up ran anyway
+        wait_until(lambda: _followed_up(stack, "bound-1"), timeout=10)
+    finally:
+        slow.release.set()

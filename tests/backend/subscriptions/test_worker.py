@@ -102,6 +102,7 @@ def test_retries_until_deadline_then_police_not_reached(sessions):
     assert event["event"] == "alert.updated"
     assert event["notice"] == "police not reached: phone the control room"
     assert event["alert"]["police_delivery"] == "unreachable"
+    assert event["scope"]["case_id"] is None  # scope carried (this alert has no case)
 
 
 def test_a_4xx_is_not_retried(sessions):
@@ -299,3 +300,49 @@ def test_jobs_submitted_while_held_start_when_the_block_ends(sessions):
     finally:
         worker.stop()
     assert len(sender.sent) == 1 and sender.threads == ["webhook_0"]
+
+
+def test_the_held_blocks_sends_tell_when_their_attempts_are_made(sessions):
+    """What the ingest worker waits for before an alarm's follow-up: the attempt is made (the
+    sender returned), not merely submitted."""
+    import threading
+
+    worker, _sender, hook = _fast_path(sessions, [])
+    hook.send_now = lambda: 30.0
+    entered, release = threading.Event(), threading.Event()
+
+    class HeldSender:
+        def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> AttemptResult:
+            entered.set()
+            assert release.wait(10)
+            return AttemptResult(204, 1.0)
+
+    worker._sender = HeldSender()
+    worker.start()
+    try:
+        with worker.held() as sends:
+            _raise(sessions, hook)
+        assert entered.wait(5)
+        assert not sends.wait(0.2)  # the attempt is still being made
+        release.set()
+        assert sends.wait(5)
+    finally:
+        release.set()
+        worker.stop()
+
+
+def test_sends_count_every_attempt_and_never_wait_past_the_timeout() -> None:
+    import time
+
+    from backend.subscriptions.worker import Sends
+
+    sends = Sends()
+    assert sends.wait(0)  # nothing started: nothing to wait for
+    sends.started(2)
+    sends.sent()
+    started = time.monotonic()
+    assert not sends.wait(-1.0)  # a deadline already past: no wait at all
+    assert not sends.wait(0.05)
+    assert time.monotonic() - started < 2
+    sends.sent()
+    assert sends.wait(0)
