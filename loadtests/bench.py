@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 from rich.console import Console
 
 from loadtests import floor
@@ -45,6 +46,7 @@ from loadtests.report import (
     markdown,
     plot,
     print_tables,
+    steal_share,
     write_csv,
     write_markdown,
 )
@@ -304,6 +306,7 @@ def run(cfg: Config) -> Results:
     started = time.perf_counter()
     ledger = FixLedger()
     results = Results(command=cfg.command, machine=machine(), planned_levels=cfg.levels)
+    cpu_at_start = psutil.cpu_times()
     with OwnMosquitto() as broker:
         console.log(f"own Mosquitto on port {broker.port} (set_tcp_nodelay true)")
         if cfg.floor_rates:
@@ -342,6 +345,8 @@ def run(cfg: Config) -> Results:
                     receiver.close()
             stack.check_alive()
             _reconcile(results, stack, ledger)
+    results.machine["cpu time taken by the hypervisor during the run (steal)"] = (
+        f"{steal_share(cpu_at_start, psutil.cpu_times()):.1%}")
     if cfg.memory_devices:
         _memory(results, cfg)
     results.seconds = time.perf_counter() - started

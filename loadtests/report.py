@@ -8,6 +8,7 @@ import math
 import os
 import platform
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +89,29 @@ def sustained(steps: list[Step]) -> float:
     return max(ok) if ok else 0.0
 
 
+def cpu_probe_ms(rounds: int = 3) -> float:
+    """A fixed piece of pure-Python work, best of `rounds`, in ms: a yardstick for comparing
+    runs made on different days (a shared VM is not always the same machine)."""
+    best = math.inf
+    for _ in range(rounds):
+        started = time.perf_counter()
+        total = 0
+        for i in range(1_000_000):
+            total += i
+        best = min(best, (time.perf_counter() - started) * 1e3)
+    return best
+
+
+def steal_share(before: Any, after: Any) -> float:
+    """Share of CPU time the hypervisor took between two `psutil.cpu_times()` (0 without
+    the `steal` field, i.e. off Linux)."""
+    fields = before._fields
+    total = sum(getattr(after, f) - getattr(before, f) for f in fields
+                if f not in ("guest", "guest_nice"))  # already counted in user and nice
+    stolen = getattr(after, "steal", 0.0) - getattr(before, "steal", 0.0)
+    return stolen / total if total > 0 else 0.0
+
+
 def machine() -> dict[str, str]:
     model = platform.processor() or "unknown"
     try:
@@ -105,6 +129,7 @@ def machine() -> dict[str, str]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "load average at start": f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
+        "cpu probe (1M Python additions, best of 3)": f"{cpu_probe_ms():.0f} ms",
     }
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from loadtests.alarm_path import AlarmRun
 from loadtests.report import BEGIN, END, AlarmLevel, Results, verdicts, write_markdown
 from loadtests.stats import Latency
@@ -34,3 +36,22 @@ def test_generated_section_replaced_and_prose_kept(tmp_path):
     text = path.read_text()
     assert "old" not in text and "new" in text
     assert text.startswith("# Benchmarks\n\nIntro.") and text.endswith("## Findings\nkept\n")
+
+
+def test_steal_share_is_the_hypervisors_part_of_the_cpu_time() -> None:
+    from collections import namedtuple
+
+    from loadtests.report import steal_share
+
+    Times = namedtuple("Times", "user nice system idle iowait irq softirq steal guest guest_nice")
+    before = Times(10, 0, 5, 100, 1, 0, 0, 2, 3, 0)
+    after = Times(40, 0, 15, 140, 1, 0, 0, 12, 9, 0)  # 30+10+40+10 = 90 s, 10 of them stolen
+    assert steal_share(before, after) == pytest.approx(10 / 90)
+    NoSteal = namedtuple("NoSteal", "user system idle")
+    assert steal_share(NoSteal(1, 1, 1), NoSteal(2, 2, 2)) == 0.0
+
+
+def test_the_cpu_probe_measures_a_positive_time() -> None:
+    from loadtests.report import cpu_probe_ms
+
+    assert 0 < cpu_probe_ms(rounds=1) < 60_000
