@@ -253,8 +253,26 @@ class IngestWorker:
         while not self._stop.is_set():
             batch = lane.next_batch(limit)
             if batch:
+                self._handle_in_lane(lane, batch)
+
+    def _handle_in_lane(self, lane: Lane, batch: list[RawMessage]) -> None:
+        """Handle a batch; an unexpected error (a bug, not the database: `_with_retries` deals
+        with that) is tried again with back-off a bounded number of times, then the batch is
+        given up unacknowledged (the broker redelivers it after a reconnect). The lane's
+        thread lives on: the next alarm must not wait behind one that cannot be handled."""
+        for attempt, delay in enumerate((*RETRY_DELAYS_S, None)):
+            try:
                 with lane.busy:
                     self.handle(lane, batch)
+                return
+            except Exception:  # noqa: BLE001 - no message may stop the lane
+                log.exception("%s batch of %d failed (attempt %d)", lane.name, len(batch),
+                              attempt + 1)
+            if delay is None or self._stop.wait(delay):
+                break
+        metrics.STORE_FAILURES.labels(lane.name).inc()
+        log.critical("%s batch of %d given up unacknowledged: redelivered after a reconnect",
+                     lane.name, len(batch))
 
     def handle(self, lane: Lane, batch: list[RawMessage], retry: bool = True) -> bool:
         """Run, store, fan out and (via the follow-up) acknowledge one batch. False when it was

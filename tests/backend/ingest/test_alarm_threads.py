@@ -231,3 +231,67 @@ def test_the_follow_up_waits_no_longer_than_its_bound(webhooks, receivers):
         wait_until(lambda: _followed_up(stack, "bound-1"), timeout=10)
     finally:
         slow.release.set()
+
+
+class RaisingOnPrepare:
+    """Raises a bug (not a database error) on the first `times` raises it sees."""
+
+    def __init__(self, times: int) -> None:
+        self.times = times
+        self.calls = 0
+
+    def prepare(self, session, alert, document) -> list:
+        self.calls += 1
+        if self.calls <= self.times:
+            raise RuntimeError("a bug in a hook")
+        return []
+
+    def after_change(self, session, alert, document, effects) -> None:
+        return
+
+
+def _count(stack, message_id: str) -> int:
+    with stack.runtime.sessions() as s:
+        return s.scalar(select(func.count()).select_from(Alert)
+                        .where(Alert.message_id == message_id))
+
+
+def test_an_unexpected_error_does_not_stop_the_alarm_lane(stack, monkeypatch):
+    """A bug that fails an alarm on the network thread and in the lane: the lane tries again
+    with back-off and stores it; the lane's thread lives on."""
+    from backend.ingest import worker as worker_module
+
+    monkeypatch.setattr(worker_module, "RETRY_DELAYS_S", (0.05, 0.05, 0.05))
+    stack.register("vic-001")
+    hook = RaisingOnPrepare(times=3)  # network thread, then the lane twice
+    stack.runtime.flow.hooks.append(hook)
+    device = stack.device("vic-001")
+    try:
+        publish(device, stack.topics.alarm("vic-001"), _alarm("bug-1"))
+        wait_until(lambda: _count(stack, "bug-1") == 1, timeout=10)
+        assert all(t.is_alive() for t in stack.worker._threads)
+    finally:
+        stack.runtime.flow.hooks.remove(hook)
+        device.disconnect()
+
+
+def test_a_batch_that_keeps_failing_is_given_up_unacknowledged(stack, monkeypatch):
+    """After its bounded retries, the lane leaves the failing alarm unacknowledged (the broker
+    redelivers it after a reconnect) and goes on with the next one."""
+    from backend.ingest import worker as worker_module
+
+    monkeypatch.setattr(worker_module, "RETRY_DELAYS_S", (0.05, 0.05))
+    stack.register("vic-001")
+    hook = RaisingOnPrepare(times=1 + 3)  # network thread, then every try of the lane
+    stack.runtime.flow.hooks.append(hook)
+    device = stack.device("vic-001")
+    try:
+        publish(device, stack.topics.alarm("vic-001"), _alarm("poison-1"))
+        wait_until(lambda: hook.calls >= 4, timeout=10)
+        publish(device, stack.topics.alarm("vic-001"), _alarm("after-1"))
+        wait_until(lambda: _count(stack, "after-1") == 1, timeout=10)
+        assert _count(stack, "poison-1") == 0
+        assert all(t.is_alive() for t in stack.worker._threads)
+    finally:
+        stack.runtime.flow.hooks.remove(hook)
+        device.disconnect()
