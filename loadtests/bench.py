@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -389,6 +390,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg.memory_devices = 0
     if args.skip_ramp:
         cfg.ramp_rates = ()
+    # Stopped from outside: unwind, so that the stack's processes and broker are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         results = run(cfg)
     except ServiceUnavailable as exc:
