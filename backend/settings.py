@@ -112,6 +112,9 @@ class IngestSettings(BaseModel):
     # be on the wire, so that the two do not share the interpreter (0: no wait). A follow-up
     # that is already that late (a backlog) does not wait at all.
     follow_up_wait_s: float = Field(0.05, ge=0, le=1)
+    # Rehearse the alarm path (rolled back) when an alarm worker starts, so that the first
+    # alarm after a start does not run cold (backend.ingest.rehearsal).
+    rehearse: bool = True
 
 
 class ProcessSettings(BaseModel):

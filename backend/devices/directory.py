@@ -104,6 +104,13 @@ class DeviceDirectory:
         self._remember(rows, [key] if not rows else [], pairs)
         return rows[0] if rows else None
 
+    def first(self, role: str) -> DeviceInfo | None:
+        """An active device of this role, any one (None when the directory holds none)."""
+        if not self._loaded:
+            self.load_all()
+        with self._lock:
+            return next((d for d in self._by_id.values() if d.role == role and d.active), None)
+
     def prefetch(self, device_ids: list[str]) -> None:
         """Read, in one query, the devices of a batch that the directory does not know yet."""
         now = time.monotonic()

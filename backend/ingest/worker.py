@@ -53,6 +53,7 @@ from backend.alerts.models import OutboxMessage
 from backend.cases.snapshots import SnapshotWatch
 from backend.devices.models import Device
 from backend.devices.pings import PingRow, store_pings
+from backend.ingest.rehearsal import rehearse_alarm
 from backend.mqtt.client import connect, make_client
 from backend.pipeline.context import AlertDraft, Context, RawMessage
 from backend.pipeline.pipeline import Pipeline, build_pipeline
@@ -171,6 +172,7 @@ class IngestWorker:
 
         def on_connect(c, userdata, flags, reason_code, properties) -> None:
             if not reason_code.is_failure:
+                self._warm_this_thread()  # paho's network thread raises the alarms
                 c.subscribe([(f, 1) for f in filters])
                 log.info("ingest connected client=%s session_present=%s",
                          self.client_id, flags.session_present)
@@ -180,12 +182,14 @@ class IngestWorker:
         self.rt.attach_mqtt(client)
         self.client = client
         self.rt.directory.load_all()  # every registered device in memory before traffic
-        self.rt.regions.locate(51.92, 4.48)  # warm the projection before the first alarm
+        self._warm_this_thread()
         self._snapshots: SnapshotWatch | None = None
         if self.rt.settings.ingest.channels != "other":  # alarms: every case in memory too
             self._snapshots = SnapshotWatch(self.rt.flow.cases, self.rt.sessions,
                                             on_reload=gc.freeze)
             log.info("case snapshots loaded count=%d", self._snapshots.load())
+            if self.rt.settings.ingest.rehearse:
+                self._rehearse()
         if self._zones:
             self.rt.geofences.refresh()
         # The directory, the measures and the code loaded so far live as long as the process
@@ -206,6 +210,22 @@ class IngestWorker:
         for thread in (*self._threads, self._after_thread):
             thread.start()
         connect(client, b, persistent=True)
+
+    def _warm_this_thread(self) -> None:
+        """pyproj builds a transformer per thread on its first use, 50-80 ms here: in each
+        thread that raises alarms, before its first alarm, not during it."""
+        self.rt.regions.locate(51.92, 4.48)
+
+    def _rehearse(self) -> None:
+        """The alarm path once, rolled back, before the first real alarm (`rehearsal`); twice,
+        so that the database has its statements prepared. Never fatal: the worker starts."""
+        try:
+            took = [rehearse_alarm(self.rt) for _ in range(2)]
+        except Exception:  # noqa: BLE001 - a cold first alarm is better than no worker
+            log.exception("alarm rehearsal failed; the first alarm runs cold")
+            return
+        if took[0] is not None:
+            log.info("alarm path rehearsed (rolled back) first_ms=%.0f second_ms=%.0f", *took)
 
     def stop(self) -> None:
         self._stop.set()
@@ -249,6 +269,7 @@ class IngestWorker:
 
     # -- processing threads, one per lane ------------------------------------------------------
     def _run(self, lane: Lane) -> None:
+        self._warm_this_thread()
         limit = self.rt.settings.ingest.batch_max
         while not self._stop.is_set():
             batch = lane.next_batch(limit)
