@@ -154,6 +154,7 @@ class IngestWorker:
             queue.Queue(s.ingest.follow_up_queue_max))
         self._after_thread: threading.Thread | None = None
         self._network_thread = threading.local()  # `active` while it raises an alarm
+        self._subscribed = threading.Event()
         self.client: mqtt.Client | None = None
         self._processed = 0
         self._count_lock = threading.Lock()
@@ -172,12 +173,16 @@ class IngestWorker:
 
         def on_connect(c, userdata, flags, reason_code, properties) -> None:
             if not reason_code.is_failure:
-                self._warm_this_thread()  # paho's network thread raises the alarms
                 c.subscribe([(f, 1) for f in filters])
                 log.info("ingest connected client=%s session_present=%s",
                          self.client_id, flags.session_present)
 
+        def on_subscribe(c, userdata, mid, reason_codes, properties) -> None:
+            self._subscribed.set()
+            self._warm_this_thread()  # paho's network thread raises the alarms
+
         client.on_connect = on_connect
+        client.on_subscribe = on_subscribe
         client.on_message = self._on_message
         self.rt.attach_mqtt(client)
         self.client = client
@@ -210,6 +215,10 @@ class IngestWorker:
         for thread in (*self._threads, self._after_thread):
             thread.start()
         connect(client, b, persistent=True)
+        # Started means receiving: a first subscription misses what is published before it.
+        if not self._subscribed.wait(b.connect_timeout_s):
+            log.warning("ingest not subscribed within %.0fs; paho keeps trying",
+                        b.connect_timeout_s)
 
     def _warm_this_thread(self) -> None:
         """pyproj builds a transformer per thread on its first use, 50-80 ms here: in each
