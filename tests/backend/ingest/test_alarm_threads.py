@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 
 from backend.alerts.models import Alert
 from device_protocol import Alarm, codec
-from tests.backend.subscriptions.conftest import (  # noqa: F401 - fixtures used below
+from tests.support.webhooks import (  # noqa: F401 - fixtures used below
     Receiver,
     receivers,
     subscribe,

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from backend.alerts.models import Alert, AlertEvent, OutboxMessage
 from backend.caselog.models import CaseLogEntry
 from backend.ingest.rehearsal import rehearse_alarm
-from tests.backend.subscriptions.conftest import (  # noqa: F401 - fixtures used below
+from tests.support.webhooks import (  # noqa: F401 - fixtures used below
     receivers,
     subscribe,
     webhooks,

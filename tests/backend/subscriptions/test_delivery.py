@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from device_protocol import Alarm, codec
-from tests.backend.subscriptions.conftest import subscribe
+from tests.support.webhooks import subscribe
 from tests.support.waiting import wait_until
 from tests.support.mqtt import publish
 

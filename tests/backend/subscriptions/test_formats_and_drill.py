@@ -11,7 +11,7 @@ import pytest
 from lxml import etree
 
 from device_protocol import Alarm, codec
-from tests.backend.subscriptions.conftest import subscribe
+from tests.support.webhooks import subscribe
 from tests.support.waiting import wait_until
 from tests.support.mqtt import publish
 
