@@ -60,3 +60,20 @@ def test_empty_batch_does_nothing(db_url: str) -> None:
     with Session(engine) as session:
         assert session.scalar(select(func.count()).select_from(Ping)) == 0
     engine.dispose()
+
+
+def test_times_and_coordinates_keep_every_digit(db_url: str) -> None:
+    """Sub-microsecond device times round as `datetime.fromtimestamp` rounds them (a redelivered
+    fix must hit the same key), and coordinates come back as the very same floats."""
+    tst, lat, lon = 1_796_403_985.3697636, 51.90039802082054, 4.400229682300178
+    engine = create_engine(db_url)
+    with Session(engine) as session, session.begin():
+        store_pings(session, [PingRow("d9", tst, tst + 1e-7, lat, lon, 4.999999999999999, None,
+                                      None)])
+    with Session(engine) as session:
+        ping = session.get(Ping, ("d9", datetime.fromtimestamp(tst, UTC)))
+        assert ping is not None
+        assert (ping.lat, ping.lon, ping.acc, ping.vel, ping.batt) == (
+            lat, lon, 4.999999999999999, None, None)
+        assert ping.received_at == datetime.fromtimestamp(tst + 1e-7, UTC)
+    engine.dispose()
