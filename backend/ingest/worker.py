@@ -53,6 +53,7 @@ from backend.alerts.models import OutboxMessage
 from backend.cases.snapshots import SnapshotWatch
 from backend.devices.models import Device
 from backend.devices.pings import PingRow, store_pings
+from backend.ingest.inbox import Inbox
 from backend.ingest.rehearsal import rehearse_alarm
 from backend.mqtt.client import connect, make_client
 from backend.pipeline.context import AlertDraft, Context, RawMessage
@@ -86,44 +87,26 @@ def default_client_id(base: str, channels: str) -> str:
 
 
 class Lane:
-    """One processing thread's queue, pipeline and view of the state store (fixes it accepts
+    """One processing thread's inbox, pipeline and view of the state store (fixes it accepts
     reach the shared store after its own commits)."""
 
     def __init__(
-        self, name: str, runtime: Runtime, q: queue.Queue[RawMessage],
+        self, name: str, runtime: Runtime, inbox: Inbox,
         extra: Callable[[PendingState], list[Step]],
     ) -> None:
         self.name = name
-        self.queue = q
+        self.inbox = inbox
         self.state = PendingState(runtime.state)
         self.pipeline: Pipeline = build_pipeline(
             runtime.settings.protocol, runtime.directory, self.state,
             extra(self.state) if name != "alarm" else [],
         )
-        self.wake = threading.Event()
         # Held while a batch of this lane is handled: by its thread or, for alarms, by paho's.
         self.busy = threading.Lock()
         # Fixes read every device's last fix: one round trip per batch beats one per fix. An
         # alarm with its own position and a fresh time reads no state at all, so the alarm lane
         # reads lazily, only what a message needs.
         self.prefetches_state = name != "alarm"
-
-    def put(self, raw: RawMessage) -> None:
-        self.queue.put(raw)
-        self.wake.set()
-
-    def next_batch(self, limit: int) -> list[RawMessage]:
-        self.wake.wait(0.2)
-        self.wake.clear()
-        batch: list[RawMessage] = []
-        while len(batch) < limit:
-            try:
-                batch.append(self.queue.get_nowait())
-            except queue.Empty:
-                break
-        if not self.queue.empty():
-            self.wake.set()  # more is waiting: no pause before the next batch
-        return batch
 
 
 class IngestWorker:
@@ -144,8 +127,10 @@ class IngestWorker:
             def extra(state: PendingState) -> list[Step]:
                 return list(extra_steps or [])
         # Two lanes, each its own thread: an alarm never waits behind a batch of fixes.
-        self.alarms = Lane("alarm", runtime, queue.Queue(), extra)
-        self.fixes = Lane("other", runtime, queue.Queue(s.ingest.queue_max), extra)
+        # An alarm is handled the moment it arrives; fixes gather into batches.
+        self.alarms = Lane("alarm", runtime, Inbox(), extra)
+        self.fixes = Lane("other", runtime, Inbox(s.ingest.queue_max, s.ingest.batch_linger_s),
+                          extra)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         # (kind, follow-ups, messages to acknowledge after them, the webhook sends to let go
@@ -253,9 +238,9 @@ class IngestWorker:
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         raw = RawMessage(msg.topic, msg.payload, msg.qos, msg.mid, time.time())
         if not msg.topic.endswith(ALARM_SUFFIX):
-            self.fixes.put(raw)
+            self.fixes.inbox.put(raw)
         elif not self._alarm_now(raw):
-            self.alarms.put(raw)
+            self.alarms.inbox.put(raw)
 
     def _alarm_now(self, raw: RawMessage) -> bool:
         """Raise an alarm here, on paho's network thread: no hand-over to another thread on the
@@ -264,7 +249,7 @@ class IngestWorker:
         thread also keeps the connection alive): an alarm it cannot store, or that would
         overtake alarms still queued, goes to the alarm lane, which retries with back-off."""
         lane = self.alarms
-        if not lane.queue.empty() or not lane.busy.acquire(blocking=False):
+        if not lane.inbox.empty() or not lane.busy.acquire(blocking=False):
             return False
         self._network_thread.active = True
         try:
@@ -281,7 +266,7 @@ class IngestWorker:
         self._warm_this_thread()
         limit = self.rt.settings.ingest.batch_max
         while not self._stop.is_set():
-            batch = lane.next_batch(limit)
+            batch = lane.inbox.next_batch(limit)
             if batch:
                 self._handle_in_lane(lane, batch)
 
