@@ -80,12 +80,11 @@ class Config:
     # Alarms are rare: a low rate measures the path, not the queueing of alarms behind alarms.
     alarms: int = 120
     alarm_rate: float = 4.0
+    # Up to the highest step any machine here has sustained and beyond; the ramp stops at the
+    # first step the worker cannot sustain.
     ramp_rates: tuple[int, ...] = (250, 500, 1_000, 2_000, 3_000, 4_000, 5_000, 6_500, 8_000,
-                                   10_000)
+                                   10_000, 12_500, 15_000)
     ramp_step_s: float = 5.0
-    # A second ramp over this many devices only: each reports often enough that the worker's
-    # device directory cache (10 s TTL) stays warm. 0 skips it.
-    ramp_warm_devices: int = 200
     memory_devices: int = 100_000
     memory_measures: int = 100_000
     db_url: str = BENCH_DB_URL
@@ -261,24 +260,11 @@ def _throughput(results: Results, cfg: Config, stack: Stack, port: int, seeded,
     if not _drain(stack, ledger, timeout_s=120.0):
         results.notes.append("the ramp started while the worker still had a backlog from the "
                              "alarm levels: its first steps understate the worker")
-    def log(label: str):
-        return lambda s: console.log(
-            f"ramp{label} {s.target:,.0f}/s: offered {s.offered:,.0f}/s stored "
-            f"{s.stored:,.0f}/s backlog {s.backlog:,} {'ok' if s.sustained else 'behind'}")
-
     results.ramp = ramp(
         port, stack.topic_root, seeded.fleet, lambda: ping_count(stack.db), cfg.ramp_rates,
-        step_s=cfg.ramp_step_s, on_sent=ledger.add, on_step=log(""),
+        step_s=cfg.ramp_step_s, on_sent=ledger.add,
+        on_step=lambda s: console.log(f"ramp {s.target:,.0f}/s: {s.describe()}"),
     )
-    if cfg.ramp_warm_devices:
-        if not _drain(stack, ledger, timeout_s=120.0):
-            results.notes.append("the warm-directory ramp started with a backlog")
-        warm = seeded.fleet[:cfg.ramp_warm_devices]
-        results.ramp_warm_devices = len(warm)
-        results.ramp_warm = ramp(
-            port, stack.topic_root, warm, lambda: ping_count(stack.db), cfg.ramp_rates,
-            step_s=cfg.ramp_step_s, on_sent=ledger.add, on_step=log(f" ({len(warm)} devices)"),
-        )
 
 
 def _reconcile(results: Results, stack: Stack, ledger: FixLedger) -> None:

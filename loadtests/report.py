@@ -63,8 +63,6 @@ class Results:
     webhooks: bool = False
     alarm: list[AlarmLevel] = field(default_factory=list)
     ramp: list[Step] = field(default_factory=list)
-    ramp_warm: list[Step] = field(default_factory=list)
-    ramp_warm_devices: int = 0
     memory: dict[str, float] = field(default_factory=dict)
     memory_devices: int = 0
     memory_measures: int = 0
@@ -250,13 +248,7 @@ def other_rows(r: Results) -> list[tuple[str, str]]:
     rows = [("bare paho subscriber ceiling (QoS 1)", f"{r.ceiling:,.0f} msg/s"),
             ("worker sustained, whole fleet (highest step)", f"{r.sustained:,.0f} fixes/s")]
     for s in r.ramp:
-        rows.append((f"  step {s.target:,.0f} fixes/s", _step(s)))
-    if r.ramp_warm:
-        rows.append((f"worker sustained, {r.ramp_warm_devices} devices (directory cache warm)",
-                     f"{sustained(r.ramp_warm):,.0f} fixes/s"))
-        for s in r.ramp_warm:
-            rows.append((f"  step {s.target:,.0f} fixes/s ({r.ramp_warm_devices} devices)",
-                         _step(s)))
+        rows.append((f"  step {s.target:,.0f} fixes/s", s.describe()))
     rows.append(("active measures evaluated by the worker",
                  f"{r.measures:,}" if r.measures else "n/a (no geofence step)"))
     for a in r.alarm:
@@ -275,11 +267,6 @@ def other_rows(r: Results) -> list[tuple[str, str]]:
                       f"devices +{m['devices_only_mib']:.0f}, "
                       f"measures +{m['measures_mib']:.0f}")))
     return rows
-
-
-def _step(s: Step) -> str:
-    return (f"offered {s.offered:,.0f}/s, stored {s.stored:,.0f}/s, backlog {s.backlog:,} -> "
-            f"{'sustained' if s.sustained else 'NOT sustained'}")
 
 
 def markdown(r: Results, plot_name: str | None) -> str:

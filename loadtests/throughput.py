@@ -19,6 +19,18 @@ class Step:
     backlog: int  # fixes not yet stored when the grace period ended
     sustained: bool
 
+    @property
+    def fleet_short(self) -> bool:
+        """The load generator, not the worker, fell short: the step says nothing of the worker."""
+        return self.offered < 0.9 * self.target
+
+    def describe(self) -> str:
+        verdict = ("sustained" if self.sustained else
+                   "NOT sustained (the fleet could not offer this rate)" if self.fleet_short else
+                   "NOT sustained")
+        return (f"offered {self.offered:,.0f}/s, stored {self.stored:,.0f}/s, backlog "
+                f"{self.backlog:,} -> {verdict}")
+
 
 def judge(target: float, sent: int, step_s: float, stored: int, grace_s: float,
           tolerance: float = 0.01) -> Step:

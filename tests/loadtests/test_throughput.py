@@ -12,8 +12,11 @@ def test_step_sustained_when_everything_is_stored():
 def test_step_not_sustained_when_a_backlog_remains():
     step = judge(8_000, sent=40_000, step_s=5.0, stored=30_000, grace_s=1.0)
     assert not step.sustained and step.backlog == 10_000
+    assert not step.fleet_short
+    assert step.describe().endswith("backlog 10,000 -> NOT sustained")
 
 
 def test_step_not_sustained_when_the_generator_falls_short():
     step = judge(10_000, sent=30_000, step_s=5.0, stored=30_000, grace_s=1.0)
     assert step.offered == 6_000 and not step.sustained
+    assert step.fleet_short and "the fleet could not offer this rate" in step.describe()
