@@ -226,8 +226,7 @@ class SupervisionLoop(Periodic):
         }
         state = self.rt.state
         ids = [device.id for device, _ in rows]
-        fixes = state.get_last_fixes(ids)  # one round trip each for fixes and last-seen times
-        seen = state.last_seen_many(ids)
+        fixes, seen = state.read_many(ids)  # last fixes and last-seen times: one round trip
         healths = []
         for device, desk in rows:
             fix = fixes.get(device.id)
