@@ -163,6 +163,13 @@ class Stack:
             "SCHILDWACHT_API__HOST": "127.0.0.1",
             "SCHILDWACHT_API__PORT": str(self.api_port),
             "SCHILDWACHT_API__ADMIN_TOKEN": self.admin_token,
+            # The benchmark's victims press panic and send nothing else, so device supervision
+            # would raise a silent-device alert for each (20 s after its panic) in the middle of
+            # the run: work of the loops process, not of the paths measured here.
+            "SCHILDWACHT_SUPERVISION__SILENT_AFTER_S": "86400",
+            "SCHILDWACHT_SUPERVISION__SILENT_AFTER_PURSUIT_S": "86400",
+            "SCHILDWACHT_SUPERVISION__NO_FIX_AFTER_S": "86400",
+            "SCHILDWACHT_SUPERVISION__NO_FIX_AFTER_PURSUIT_S": "86400",
         })
         return env
 
