@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 
-NOISY = ("alembic", "amqtt", "transitions", "uvicorn.access", "httpx", "httpcore", "hpack", "websockets")
+NOISY = ("alembic", "amqtt", "transitions", "uvicorn.access", "httpx", "httpcore", "hpack",
+         "websockets", "urllib3")
 
 
 def setup(level: str = "INFO") -> None:

@@ -1,6 +1,6 @@
 """The outcome of one webhook delivery attempt, as plain data.
 
-The HTTP client converts an httpx response or exception into an `AttemptResult` (and only the
+The HTTP client converts a response or exception into an `AttemptResult` (and only the
 client does); the retry policy classifies it. Nothing here does I/O.
 """
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from backend.alerts.flows import AlertFlow
 from backend.hub.bus import EventBus
 from backend.police import cap
-from backend.police.client import HttpxWebhookSender, Timeouts, WebhookSender
+from backend.police.client import Timeouts, Urllib3WebhookSender, WebhookSender
 from backend.police.retry import RetryPolicy
 from backend.settings import PoliceSettings
 from backend.subscriptions.hook import JOBS_KEY, WAKE_KEY, DeliveryHook
@@ -49,10 +49,9 @@ def install(
     sender: WebhookSender | None = None,
 ) -> DeliveryWorker:
     """Register the delivery hook on `flow` and return the (not yet started) worker."""
-    worker = DeliveryWorker(
-        sessions, sender or HttpxWebhookSender(timeouts(settings)), bus,
-        worker_config(settings), documents=_documents,
-    )
+    # As many kept-alive connections per receiver as sends run in parallel.
+    sender = sender or Urllib3WebhookSender(timeouts(settings), pool_size=settings.concurrency)
+    worker = DeliveryWorker(sessions, sender, bus, worker_config(settings), documents=_documents)
     profile = cap.CapProfile(sender=settings.cap_sender)
     hook = DeliveryHook(profile, settings.cloudevent_source, settings.urgent_priorities)
     hook.send_now = worker.lease_if_running

@@ -2,7 +2,7 @@
 
 One thread per process (ingest, api, run, demo). Each round it claims due rows (`FOR UPDATE
 SKIP LOCKED` on PostgreSQL, so several processes share the work without sending a row twice),
-commits the claim, sends them in parallel with the httpx sender under explicit timeouts, and
+commits the claim, sends them in parallel with the urllib3 sender under explicit timeouts, and
 then records each outcome in its own transaction: the attempt on the delivery log
 (`webhook_attempts`), a `delivery` entry on the alert's timeline, the delivery's next state from
 the retry policy, and the alert's aggregate `police_delivery`. When that aggregate changes the

@@ -114,9 +114,13 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             elif self.path == "/slow":
                 time.sleep(receiver.slow_s)
                 status = 200
+            elif self.path == "/big":
+                status = 200
             else:
                 status = 404
             payload = b'{"ok": true}' if status == 200 else b"{}"
+            if self.path == "/big":
+                payload = b" " * 1_000_000  # far more than a sender reads of an answer
             try:
                 self.send_response(status)
                 for name, value in extra.items():

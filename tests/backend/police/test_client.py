@@ -12,8 +12,8 @@ from backend.police import signing
 from backend.police.attempt import ErrorKind
 from backend.police.client import (
     AsyncHttpxWebhookSender,
-    HttpxWebhookSender,
     Timeouts,
+    Urllib3WebhookSender,
     WebhookSender,
 )
 from backend.police.retry import Verdict, classify
@@ -26,13 +26,13 @@ FAST = Timeouts(connect_s=1.0, read_s=0.3, write_s=1.0, pool_s=1.0)
 
 
 @pytest.fixture
-def sender() -> Iterator[HttpxWebhookSender]:
-    with HttpxWebhookSender(FAST) as sender:
+def sender() -> Iterator[Urllib3WebhookSender]:
+    with Urllib3WebhookSender(FAST) as sender:
         yield sender
 
 
 def test_200_is_delivered_with_body_and_signed_headers(
-    sender: HttpxWebhookSender, receiver: Receiver
+    sender: Urllib3WebhookSender, receiver: Receiver
 ) -> None:
     secret = signing.new_secret()
     headers = {
@@ -51,7 +51,7 @@ def test_200_is_delivered_with_body_and_signed_headers(
     assert spec_verify(secret, request.headers, request.body)
 
 
-def test_503_is_retried_with_retry_after(sender: HttpxWebhookSender, receiver: Receiver) -> None:
+def test_503_is_retried_with_retry_after(sender: Urllib3WebhookSender, receiver: Receiver) -> None:
     result = sender.send(receiver.url("/unavailable"), BODY, {})
     assert result.status == 503
     assert result.retry_after_s == 7.0
@@ -59,7 +59,7 @@ def test_503_is_retried_with_retry_after(sender: HttpxWebhookSender, receiver: R
 
 
 def test_429_http_date_retry_after_is_converted(
-    sender: HttpxWebhookSender, receiver: Receiver
+    sender: Urllib3WebhookSender, receiver: Receiver
 ) -> None:
     result = sender.send(receiver.url("/busy"), BODY, {})
     assert result.status == 429
@@ -67,20 +67,20 @@ def test_429_http_date_retry_after_is_converted(
     assert classify(result) is Verdict.RETRY
 
 
-def test_400_gives_up(sender: HttpxWebhookSender, receiver: Receiver) -> None:
+def test_400_gives_up(sender: Urllib3WebhookSender, receiver: Receiver) -> None:
     result = sender.send(receiver.url("/bad"), BODY, {})
     assert result.status == 400
     assert classify(result) is Verdict.GIVE_UP
 
 
-def test_redirects_are_not_followed(sender: HttpxWebhookSender, receiver: Receiver) -> None:
+def test_redirects_are_not_followed(sender: Urllib3WebhookSender, receiver: Receiver) -> None:
     result = sender.send(receiver.url("/moved"), BODY, {})
     assert result.status == 307
     assert [r.path for r in receiver.requests] == ["/moved"]
     assert classify(result) is Verdict.GIVE_UP
 
 
-def test_slow_receiver_times_out(sender: HttpxWebhookSender, receiver: Receiver) -> None:
+def test_slow_receiver_times_out(sender: Urllib3WebhookSender, receiver: Receiver) -> None:
     result = sender.send(receiver.url("/slow"), BODY, {})
     assert result.status is None
     assert result.error is ErrorKind.TIMEOUT
@@ -91,7 +91,7 @@ def test_slow_receiver_times_out(sender: HttpxWebhookSender, receiver: Receiver)
 
 
 def test_closed_port_is_a_connection_error(
-    sender: HttpxWebhookSender, closed_port: int
+    sender: Urllib3WebhookSender, closed_port: int
 ) -> None:
     result = sender.send(f"http://127.0.0.1:{closed_port}/ok", BODY, {})
     assert result.status is None
@@ -99,8 +99,17 @@ def test_closed_port_is_a_connection_error(
     assert classify(result) is Verdict.RETRY
 
 
+def test_a_long_answer_is_cut_off_and_the_next_attempt_still_works(receiver: Receiver) -> None:
+    with Urllib3WebhookSender(FAST, max_response_bytes=4096) as sender:
+        long = sender.send(receiver.url("/big"), BODY, {})
+        after = sender.send(receiver.url("/ok"), BODY, {})
+    assert (long.status, long.error) == (200, None)
+    assert (after.status, after.error) == (200, None)
+    assert [r.path for r in receiver.requests] == ["/big", "/ok"]
+
+
 @pytest.mark.parametrize("url", ["ftp://127.0.0.1/x", "http://", "not a url"])
-def test_unusable_url_gives_up(sender: HttpxWebhookSender, url: str) -> None:
+def test_unusable_url_gives_up(sender: Urllib3WebhookSender, url: str) -> None:
     result = sender.send(url, BODY, {})
     assert result.error is ErrorKind.INVALID_REQUEST
     assert classify(result) is Verdict.GIVE_UP
