@@ -198,8 +198,13 @@ class SupervisionLoop(Periodic):
             self.bus.publish(event)
 
     def _observe(self, session: Session) -> tuple[list[DeviceHealth], set[str]]:
+        # Columns, not ORM objects: a pass reads every active device (150,000 in the pilot's
+        # sizing), and building an object per device cost about a quarter of the pass's CPU.
         rows = session.execute(
-            select(Device, Case.home_vt_desk)
+            select(
+                Device.id, Device.case_id, Device.last_status_at, Device.online, Device.battery,
+                Device.charging, Device.tamper, Device.created_at, Case.home_vt_desk,
+            )
             .join(Case, Case.id == Device.case_id)
             .where(Device.active.is_(True))
         ).all()
@@ -225,10 +230,10 @@ class SupervisionLoop(Periodic):
             for d in devices or []
         }
         state = self.rt.state
-        ids = [device.id for device, _ in rows]
+        ids = [device.id for device in rows]
         fixes, seen = state.read_many(ids)  # last fixes and last-seen times: one round trip
         healths = []
-        for device, desk in rows:
+        for device in rows:
             fix = fixes.get(device.id)
             healths.append(
                 DeviceHealth(
@@ -244,7 +249,7 @@ class SupervisionLoop(Periodic):
                     tamper=bool(device.tamper),
                     last_fix_at=_ts(fix.tst) if fix else device.created_at,
                     battery_low_open=device.id in battery_open,
-                    desk_code=desk,
+                    desk_code=device.home_vt_desk,
                 )
             )
         return healths, pursuit_cases
