@@ -260,9 +260,15 @@ def _throughput(results: Results, cfg: Config, stack: Stack, port: int, seeded,
     if not _drain(stack, ledger, timeout_s=120.0):
         results.notes.append("the ramp started while the worker still had a backlog from the "
                              "alarm levels: its first steps understate the worker")
+    worker = psutil.Process(stack.pid("ingest"))
+
+    def worker_cpu_s() -> float:
+        times = worker.cpu_times()  # every thread of the fix worker, user + system
+        return times.user + times.system
+
     results.ramp = ramp(
         port, stack.topic_root, seeded.fleet, lambda: ping_count(stack.db), cfg.ramp_rates,
-        step_s=cfg.ramp_step_s, on_sent=ledger.add,
+        step_s=cfg.ramp_step_s, on_sent=ledger.add, worker_cpu_s=worker_cpu_s,
         on_step=lambda s: console.log(f"ramp {s.target:,.0f}/s: {s.describe()}"),
     )
 
