@@ -93,7 +93,8 @@ class IngestSettings(BaseModel):
     # How long a fix or status report may wait for others to share its batch (alarms never
     # wait). Each batch costs two Redis round trips and a transaction whatever its size; taken
     # as they come, batches held 15 fixes at 3,500 fixes/s and those costs were a third of the
-    # worker's CPU. A geofence alert is later by at most this much, against reports 30 s apart.
+    # worker's CPU. An alert raised from a fix or a status report (geofence, tamper) is later by
+    # at most this much, against reports 30 s apart.
     batch_linger_s: float = Field(0.05, ge=0, le=1)
     queue_max: int = Field(20_000, ge=100)
     # Fault points for crash tests: the worker kills itself (SIGKILL) after it received an alarm
