@@ -28,7 +28,6 @@ import urllib3
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
-from urllib3.util import parse_url
 
 from backend.police.attempt import AttemptResult, ErrorKind
 from backend.police.retry import parse_retry_after
@@ -108,16 +107,6 @@ def _log(url: str, result: AttemptResult) -> None:
     )
 
 
-class InvalidWebhookURL(ValueError):
-    """Not an http(s) URL with a host: no attempt is made."""
-
-
-def _check_url(url: str) -> None:
-    parsed = parse_url(url)  # LocationParseError (a ValueError) when it is not a URL at all
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise InvalidWebhookURL(url)
-
-
 def from_urllib3_exception(exc: Exception, duration_ms: float) -> AttemptResult:
     """A urllib3 exception as an attempt result (the error kind decides retry or give up). The
     detail names the failure as the httpx sender did, so attempts read the same whatever the
@@ -128,7 +117,7 @@ def from_urllib3_exception(exc: Exception, duration_ms: float) -> AttemptResult:
         kind, detail = ErrorKind.TIMEOUT, "ConnectTimeout"
     elif isinstance(exc, Urllib3Timeout):
         kind, detail = ErrorKind.TIMEOUT, "ReadTimeout"
-    elif isinstance(exc, ValueError):  # not a URL, no host, a scheme other than http(s)
+    elif isinstance(exc, ValueError):  # urllib3's: not a URL, no host, not http(s)
         kind, detail = ErrorKind.INVALID_REQUEST, "InvalidURL"
     else:  # the connection broke, a malformed response
         kind, detail = ErrorKind.TRANSPORT, type(exc).__name__
@@ -166,7 +155,6 @@ class Urllib3WebhookSender:
 
     def _post(self, url: str, body: bytes, headers: Mapping[str, str],
               started: float) -> AttemptResult:
-        _check_url(url)
         resp = self._pool.request(
             "POST", url, body=body, headers={"user-agent": USER_AGENT, **headers},
             redirect=False, retries=False, preload_content=False,
