@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from loadtests.fleet import Fleet, FleetDevice
 
+OFFERED_MIN = 0.9  # a step counts only if the fleet offered at least this share of its rate
+
 
 @dataclass(frozen=True, slots=True)
 class Step:
@@ -25,7 +27,7 @@ class Step:
     @property
     def fleet_short(self) -> bool:
         """The load generator, not the worker, fell short: the step says nothing of the worker."""
-        return self.offered < 0.9 * self.target
+        return self.offered < OFFERED_MIN * self.target
 
     def describe(self) -> str:
         verdict = ("sustained" if self.sustained else
@@ -47,7 +49,7 @@ def judge(target: float, sent: int, step_s: float, stored: int, grace_s: float,
         offered=offered,
         stored=stored / (step_s + grace_s),
         backlog=backlog,
-        sustained=offered >= 0.9 * target and backlog <= max(10, tolerance * sent),
+        sustained=offered >= OFFERED_MIN * target and backlog <= max(10, tolerance * sent),
         cpu_us_per_fix=cpu_s / stored * 1e6 if cpu_s is not None and stored > 0 else None,
     )
 
@@ -62,15 +64,14 @@ def ramp(port: int, root: str, devices: Sequence[FleetDevice], count_stored: Cal
     steps: list[Step] = []
     for rate in rates:
         before = count_stored()
-        cpu_before = worker_cpu_s() if worker_cpu_s is not None else None
+        cpu_before = worker_cpu_s() if worker_cpu_s is not None else 0.0
         fleet = Fleet(port, root, devices, rate, step_s, processes=1 if rate <= 4_000 else 2)
         fleet.start()
         fleet.join(step_s + 30)
         if on_sent is not None:
             on_sent(fleet.sent)
         time.sleep(grace_s)
-        cpu_s = (worker_cpu_s() - cpu_before
-                 if worker_cpu_s is not None and cpu_before is not None else None)
+        cpu_s = worker_cpu_s() - cpu_before if worker_cpu_s is not None else None
         step = judge(rate, fleet.sent, step_s, count_stored() - before, grace_s, cpu_s=cpu_s)
         steps.append(step)
         if on_step is not None:
