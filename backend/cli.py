@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import threading
 import uuid
 
-from backend import logging_setup
+from backend import logging_setup, process
 from backend.settings import Settings
 
 log = logging.getLogger("schildwacht")
@@ -281,13 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"invalid settings: {exc}", file=sys.stderr)
         return 2
-    sys.setswitchinterval(settings.process.switch_interval_s)
-    if settings.process.nice:
-        try:
-            os.nice(settings.process.nice)
-        except PermissionError:
-            log.warning("niceness %d needs CAP_SYS_NICE: running at the default priority",
-                        settings.process.nice)
+    process.apply(settings.process)
     return args.func(settings, args)
 
 

@@ -130,10 +130,11 @@ class ProcessSettings(BaseModel):
     # default (5 ms) makes an alarm wait behind fix evaluation or a supervision pass in
     # another thread of the same process, once per database round trip.
     switch_interval_s: float = Field(0.0005, ge=0.0001, le=0.1)
-    # Added to the process's CPU niceness at start. What is on the alarm path (the alarm
-    # worker, the API that carries the console stream) can go before bulk work (a fix worker
-    # at 5) on a shared machine; below 0 needs the privilege to raise priority (CAP_SYS_NICE).
-    nice: int = Field(0, ge=-20, le=19)
+    # The CPU niceness the process runs at (unset: what it inherited). What is on the alarm
+    # path (the alarm worker, the API that carries the console stream) can go before bulk work
+    # (a fix worker at 5) on a shared machine; below the inherited niceness needs the
+    # privilege to raise priority (CAP_SYS_NICE).
+    nice: int | None = Field(None, ge=-20, le=19)
 
 
 class ApiSettings(BaseModel):

@@ -35,6 +35,7 @@ from pathlib import Path
 import psutil
 from rich.console import Console
 
+from backend.process import set_niceness
 from loadtests import floor
 from loadtests.alarm_path import Arrivals, Probe, run_alarms
 from loadtests.broker import OwnMosquitto
@@ -55,6 +56,7 @@ from loadtests.seeding import seed, webhooks_supported
 from loadtests.stack import (
     BENCH_DB_URL,
     BENCH_REDIS_URL,
+    NICE,
     REPO_ROOT,
     Stack,
     alert_counts,
@@ -92,6 +94,19 @@ class Config:
     write_docs: bool = True
     docs_dir: Path = field(default_factory=lambda: REPO_ROOT / "docs")
     command: str = "make bench   (= .venv/bin/python -m loadtests.bench)"
+
+
+def _listen_at_alarm_priority(results: Results) -> None:
+    """The listeners stand for the police's system, a console's browser and a webhook endpoint,
+    machines of their own in service. Here they share two cores with the deployment, and below
+    the alarm worker's priority they would wait for its work after the feed (the follow-up, the
+    console event) and time that instead of the feed. They, the broker (the feed leaves through
+    it), the alarm sender and the floor's processes (all started from this process) run at
+    the alarm worker's niceness; the fleet sets its own (the fix worker's)."""
+    wanted = NICE["ingest-alarm"]
+    if set_niceness(wanted) != wanted:
+        results.notes.append(f"listeners and broker not at niceness {wanted} (needs "
+                             "CAP_SYS_NICE): their latency includes waiting for the workers")
 
 
 def _floor(results: Results, cfg: Config, port: int) -> None:
@@ -299,6 +314,7 @@ def run(cfg: Config) -> Results:
     started = time.perf_counter()
     ledger = FixLedger()
     results = Results(command=cfg.command, machine=machine(), planned_levels=cfg.levels)
+    _listen_at_alarm_priority(results)
     cpu_at_start = psutil.cpu_times()
     with OwnMosquitto() as broker:
         console.log(f"own Mosquitto on port {broker.port} (set_tcp_nodelay true)")

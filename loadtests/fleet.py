@@ -4,15 +4,16 @@ devices at a fixed total rate, each fix encoded by `device_protocol`."""
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from backend.process import set_niceness
 from device_protocol import Fix, Topics, codec
 from loadtests import mqtt
 from loadtests.pacing import ticks
+from loadtests.stack import NICE
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +27,7 @@ def _publish_fixes(port: int, root: str, devices: Sequence[FleetDevice], rate: f
                    duration_s: float, sent, stop, seed: int) -> None:  # pragma: no cover - child
     # Devices are elsewhere in service: their load generator yields the CPU to the alarm path
     # as much as the fix worker does (both at niceness 5).
-    os.nice(5)
+    set_niceness(NICE["ingest"])
     rng = random.Random(seed)
     topics = Topics(root)
     loc_topics = [topics.loc(d.device_id) for d in devices]

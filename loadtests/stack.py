@@ -37,6 +37,10 @@ BENCH_DB_URL = os.environ.get(
 )
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BENCH_REDIS_URL = os.environ.get("SCHILDWACHT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+# CPU niceness of each process of the deployment (README, "Running it for real"): the alarm
+# path ahead of bulk work on a shared machine. Below 0 needs CAP_SYS_NICE; without it a
+# process runs at what it inherited (`backend.process.set_niceness`).
+NICE = {"ingest-alarm": -10, "api": -5, "loops": 0, "ingest": 5}
 
 
 def schildwacht_command() -> list[str]:
@@ -184,8 +188,8 @@ class Stack:
             # The loops in a process of their own: a supervision pass never holds the console.
             # The API carries the console stream: on the alarm path, ahead of the fix worker.
             self._spawn("api", ["api"], {"SCHILDWACHT_API__RUN_LOOPS": "false",
-                                         "SCHILDWACHT_PROCESS__NICE": "-5"})
-            self._spawn("loops", ["loops"])
+                                         "SCHILDWACHT_PROCESS__NICE": str(NICE["api"])})
+            self._spawn("loops", ["loops"], {"SCHILDWACHT_PROCESS__NICE": str(NICE["loops"])})
             self._wait_http(f"{self.api_url}/health")
         return self
 
@@ -196,10 +200,10 @@ class Stack:
         the measures)."""
         self._spawn("ingest-alarm", ["ingest", "--channels", "alarm",
                                      "--client-id", f"bench-alarm-{self.run_id}"],
-                    {"SCHILDWACHT_PROCESS__NICE": "-10"})
+                    {"SCHILDWACHT_PROCESS__NICE": str(NICE["ingest-alarm"])})
         self._spawn("ingest", ["ingest", "--channels", "other",
                                "--client-id", f"bench-ingest-{self.run_id}"],
-                    {"SCHILDWACHT_PROCESS__NICE": "5"})
+                    {"SCHILDWACHT_PROCESS__NICE": str(NICE["ingest"])})
 
     def restart_ingest(self) -> None:
         """Stop and start the ingest workers (their MQTT sessions persist: nothing is lost), so
