@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -196,17 +197,22 @@ class AlertFlow:
 
     # -- raising --------------------------------------------------------------------------------
     def raise_alerts(
-        self, session: Session, drafts: list[AlertDraft], *, follow_up: bool = True
+        self, session: Session, drafts: list[AlertDraft], *, follow_up: bool = True,
+        committed: Callable[[list[OutboxItem]], None] | None = None,
     ) -> Effects:
         """Raise the drafts' alerts (a redelivered draft raises nothing new).
 
         With `follow_up=False` only the "alert" hooks run; the caller commits, publishes the
         police feed, then calls `follow_up(session, effects.follow_ups)` in a second transaction
         and only then acknowledges the message. A crash in between leaves `followed_up_at`
-        empty, and the redelivered message finishes the follow-up."""
+        empty, and the redelivered message finishes the follow-up.
+
+        `committed`, only where each statement commits on its own (autocommit), gets an alert's
+        outbox rows (the police feed, the device ack) as soon as its statement has returned,
+        before the rest of the raise; the effects then do not carry them."""
         effects = Effects()
         for draft in drafts:
-            effects.extend(self._raise_one(session, draft))
+            effects.extend(self._raise_one(session, draft, committed))
         if follow_up and effects.follow_ups:
             effects.extend(self.follow_up(session, effects.follow_ups))
             effects.follow_ups = []
@@ -257,7 +263,10 @@ class AlertFlow:
             case=case_context(case) if case else None,
         )
 
-    def _raise_one(self, session: Session, draft: AlertDraft) -> Effects:
+    def _raise_one(
+        self, session: Session, draft: AlertDraft,
+        committed: Callable[[list[OutboxItem]], None] | None = None,
+    ) -> Effects:
         # Grouped health alerts may have no case (unassigned devices) or no device (storms).
         case = self.cases.get(session, draft.case_id) if draft.case_id else None
         device_role = case.device_roles.get(draft.device_id) if case and draft.device_id else None
@@ -323,6 +332,9 @@ class AlertFlow:
             return self._unfinished(session, draft)  # a redelivery of an alert we hold
         items = [OutboxItem(i, r["target"], r["payload"], r["qos"])
                  for i, r in zip(ids, rows, strict=True)]
+        if committed is not None:
+            committed(items)
+            items = []
         log.info("alert raised id=%s type=%s device=%s", alert.id, alert.type, alert.device_id)
         scope = event_scope(
             alert, case.context["reference"] if case else None,

@@ -56,6 +56,7 @@ from backend.devices.pings import PingRow, store_pings
 from backend.ingest.inbox import Inbox
 from backend.ingest.rehearsal import rehearse_alarm
 from backend.mqtt.client import connect, make_client
+from backend.outbox.dispatcher import OutboxItem
 from backend.pipeline.context import AlertDraft, Context, RawMessage
 from backend.pipeline.pipeline import Pipeline, build_pipeline
 from backend.pipeline.steps import Step
@@ -452,6 +453,7 @@ class IngestWorker:
             for c in contexts if c.device is not None for f in c.fixes
         ]
         statuses = [c for c in contexts if c.status is not None and c.device is not None]
+        committed = None
         with rt.sessions.begin() as session:
             if kind == "alarm":
                 if rt.settings.ingest.fault_point == "before_commit":
@@ -463,8 +465,12 @@ class IngestWorker:
                     # BEGIN and COMMIT. A redelivery after a crash between two of them finds
                     # the first alert stored and finishes it (`AlertFlow.raise_alerts`).
                     session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+                    # So each alert's police feed is committed when its statement returns:
+                    # on the wire at once, before the rest of the raise and the session's end.
+                    committed = self._put_on_wire
             effects = (
-                rt.flow.raise_alerts(session, drafts, follow_up=False) if drafts else Effects()
+                rt.flow.raise_alerts(session, drafts, follow_up=False, committed=committed)
+                if drafts else Effects()
             )
             store_pings(session, pings)
             for c in statuses:
@@ -493,9 +499,12 @@ class IngestWorker:
         self._publish_events(effects)
 
     def _send_outbox(self, effects: Effects) -> None:
+        self._put_on_wire(effects.outbox)
+
+    def _put_on_wire(self, items: list[OutboxItem]) -> None:
         """The police feed and device messages, on the wire now."""
-        self.rt.dispatcher.send(effects.outbox)
-        if effects.outbox and getattr(self._network_thread, "active", False) and self.client:
+        self.rt.dispatcher.send(items)
+        if items and getattr(self._network_thread, "active", False) and self.client:
             # paho writes what other threads publish from its own loop; on that thread itself
             # (an alarm raised in `_alarm_now`) it can write now, not after the callback.
             self.client.loop_write()

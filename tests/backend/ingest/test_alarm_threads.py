@@ -161,6 +161,48 @@ def test_the_police_feed_is_written_before_the_console_event_is_published(stack)
     device.disconnect()
 
 
+class WaitsForTheFeed:
+    """An "alert" hook, which runs after the alert's statement and before the raise is over:
+    waits there (at most `timeout_s`) until the police listener has the feed."""
+
+    phase = "alert"
+
+    def __init__(self, police, timeout_s: float) -> None:
+        self.police = police
+        self.timeout_s = timeout_s
+        self.feed_during_the_raise: list = []
+
+    def after_change(self, session, alert, document, effects) -> None:
+        self.feed_during_the_raise = self.police.wait_for(1, timeout=self.timeout_s)
+
+
+def test_the_police_feed_leaves_when_its_alert_is_committed(stack):
+    """On PostgreSQL an alarm's alert is a statement committed on its own: its police feed goes
+    out as soon as that returns, before the rest of the raise. Where the raise is one
+    transaction (SQLite), nothing goes out before that transaction's commit."""
+    early = stack.backend == "services"
+    stack.register("vic-001")
+    police = stack.collector(stack.topics.police_filter())
+    hook = WaitsForTheFeed(police, timeout_s=5 if early else 0.5)
+    stack.runtime.flow.hooks.append(hook)
+    device = stack.device("vic-001")
+    try:
+        publish(device, stack.topics.alarm("vic-001"), _alarm("early-1"))
+        wait_until(lambda: _followed_up(stack, "early-1"), timeout=15)
+    finally:
+        stack.runtime.flow.hooks.remove(hook)
+    if early:
+        [(_, payload, _)] = hook.feed_during_the_raise
+    else:
+        assert hook.feed_during_the_raise == []
+        [(_, payload, _)] = police.wait_for(1)
+    assert codec.decode_document(payload)["message_id"] == "early-1"
+    time.sleep(0.3)
+    assert len(police.messages) == 1  # sent once
+    police.close()
+    device.disconnect()
+
+
 def test_webhooks_are_sent_before_the_console_event_is_published(webhooks, receivers):
     stack = webhooks
     stack.register("vic-001")
