@@ -1,7 +1,7 @@
 """The webhook HTTP client: POST a signed body, return an `AttemptResult`.
 
-The only module of the package that does I/O and the only place that sees urllib3 or httpx
-types: a response or exception becomes an `AttemptResult` here and nowhere else. The backend
+The only module of the package that does I/O and the only place that sees urllib3 types: a
+response or exception becomes an `AttemptResult` here and nowhere else. The backend
 depends on the `WebhookSender` protocol so tests and the embedded mode can swap in a fake.
 
 Every attempt runs under explicit connect and read timeouts, never follows redirects, is never
@@ -9,8 +9,8 @@ retried by the client itself (the delivery policy decides) and reads at most
 `max_response_bytes` of the response body (then drops the connection). `Urllib3WebhookSender`
 is synchronous (use it from a worker thread), for the alarm path: a POST to a local receiver
 took 0.45-0.5 ms with it back to back and 1.1-1.4 ms after a 100 ms pause, against 0.6 and
-1.7 ms with httpx. `AsyncHttpxWebhookSender` is the asyncio sender. Logs carry the URL's
-host and the outcome, never the body, headers or secret.
+1.7 ms with httpx. Logs carry the URL's host and the outcome, never the body, headers or
+secret.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Protocol, Self
 
-import httpx
 import urllib3
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
+from urllib3.util import parse_url
 
 from backend.police.attempt import AttemptResult, ErrorKind
 from backend.police.retry import parse_retry_after
@@ -39,10 +39,6 @@ USER_AGENT = "Schildwacht-Webhooks/1"
 
 class WebhookSender(Protocol):
     def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> AttemptResult: ...
-
-
-class AsyncWebhookSender(Protocol):
-    async def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> AttemptResult: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,43 +53,15 @@ class Timeouts:
         after the connect, and the pool never blocks (a busy pool opens another connection)."""
         return urllib3.Timeout(connect=self.connect_s, read=max(self.read_s, self.write_s))
 
-    def to_httpx(self) -> httpx.Timeout:
-        return httpx.Timeout(
-            connect=self.connect_s, read=self.read_s, write=self.write_s, pool=self.pool_s
-        )
-
 
 def _elapsed_ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000.0
 
 
-def from_exception(exc: Exception, duration_ms: float) -> AttemptResult:
-    """An httpx exception as an attempt result (the error kind decides retry or give up)."""
-    if isinstance(exc, httpx.TimeoutException):
-        kind = ErrorKind.TIMEOUT
-    elif isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL | httpx.LocalProtocolError):
-        kind = ErrorKind.INVALID_REQUEST
-    elif isinstance(exc, httpx.ConnectError):
-        kind = ErrorKind.CONNECT
-    else:
-        kind = ErrorKind.TRANSPORT
-    return AttemptResult(None, duration_ms, error=kind, detail=type(exc).__name__)
-
-
-def from_response(response: httpx.Response, duration_ms: float, now: datetime) -> AttemptResult:
-    retry_after = parse_retry_after(response.headers.get("retry-after"), now)
-    return AttemptResult(
-        response.status_code,
-        duration_ms,
-        retry_after_s=retry_after,
-        detail=response.reason_phrase or None,
-    )
-
-
 def _host(url: str) -> str:
     try:
-        return httpx.URL(url).host or "?"
-    except httpx.InvalidURL:
+        return parse_url(url).host or "?"
+    except ValueError:  # urllib3's LocationParseError
         return "?"
 
 
@@ -109,8 +77,8 @@ def _log(url: str, result: AttemptResult) -> None:
 
 def from_urllib3_exception(exc: Exception, duration_ms: float) -> AttemptResult:
     """A urllib3 exception as an attempt result (the error kind decides retry or give up). The
-    detail names the failure as the httpx sender did, so attempts read the same whatever the
-    client."""
+    detail names the failure as httpx would (attempts stored before the switch to urllib3 read
+    the same)."""
     if isinstance(exc, NewConnectionError):  # refused, unreachable, no such host
         kind, detail = ErrorKind.CONNECT, "ConnectError"
     elif isinstance(exc, ConnectTimeoutError):
@@ -195,55 +163,3 @@ class Urllib3WebhookSender:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-class AsyncHttpxWebhookSender:
-    """The asyncio twin of `HttpxWebhookSender` on one `httpx.AsyncClient`."""
-
-    def __init__(
-        self,
-        timeouts: Timeouts = Timeouts(),
-        *,
-        max_response_bytes: int = 64 * 1024,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        self._client = httpx.AsyncClient(
-            timeout=timeouts.to_httpx(),
-            follow_redirects=False,
-            headers={"user-agent": USER_AGENT},
-            transport=transport,
-        )
-        self._max_response_bytes = max_response_bytes
-        self._clock = clock
-
-    async def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> AttemptResult:
-        started = time.perf_counter()
-        try:
-            async with self._client.stream(
-                "POST", url, content=body, headers=dict(headers)
-            ) as resp:
-                read = 0
-                async for chunk in resp.aiter_raw():
-                    read += len(chunk)
-                    if read > self._max_response_bytes:
-                        break
-                result = from_response(resp, _elapsed_ms(started), self._clock())
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            result = from_exception(exc, _elapsed_ms(started))
-        _log(url, result)
-        return result
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()

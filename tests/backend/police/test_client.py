@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 
@@ -11,7 +10,6 @@ import pytest
 from backend.police import signing
 from backend.police.attempt import ErrorKind
 from backend.police.client import (
-    AsyncHttpxWebhookSender,
     Timeouts,
     Urllib3WebhookSender,
     WebhookSender,
@@ -113,15 +111,3 @@ def test_unusable_url_gives_up(sender: Urllib3WebhookSender, url: str) -> None:
     result = sender.send(url, BODY, {})
     assert result.error is ErrorKind.INVALID_REQUEST
     assert classify(result) is Verdict.GIVE_UP
-
-
-def test_async_sender(receiver: Receiver, closed_port: int) -> None:
-    async def run() -> tuple[int | None, ErrorKind | None, int | None]:
-        async with AsyncHttpxWebhookSender(FAST) as sender:
-            ok = await sender.send(receiver.url("/ok"), BODY, {"webhook-id": "msg_a_1"})
-            down = await sender.send(f"http://127.0.0.1:{closed_port}/ok", BODY, {})
-            bad = await sender.send(receiver.url("/unavailable"), BODY, {})
-            return ok.status, down.error, bad.status
-
-    assert asyncio.run(run()) == (200, ErrorKind.CONNECT, 503)
-    assert receiver.requests[0].headers["webhook-id"] == "msg_a_1"
