@@ -20,6 +20,7 @@ from websockets.typing import Subprotocol
 
 from device_protocol import Alarm, Topics, codec
 from loadtests import mqtt
+from loadtests.desk import Desk
 from loadtests.pacing import paced
 from loadtests.stats import Latency
 
@@ -78,6 +79,8 @@ class Probe:
         self.prefix = "\0"  # nothing matches until `expect` sets the run's prefix
         self.police, self.ack, self.console = Arrivals(), Arrivals(), Arrivals()
         self.webhook: Arrivals | None = None
+        # Acknowledges what the console shows, as the desk would (no escalations pile up).
+        self.desk = Desk(api_url, token) if api_url and token else None
         topics = Topics(root)
         self._mqtt = mqtt.connect(
             port, subscribe=[topics.police_filter(), f"{topics.root}/dev/+/ack"],
@@ -126,7 +129,10 @@ class Probe:
                 at = time.perf_counter()
                 event = orjson.loads(frame)
                 if event.get("event") == "alert.raised":
-                    self.console.note(event.get("alert", {}).get("message_id"), at, self.prefix)
+                    alert = event.get("alert", {})
+                    self.console.note(alert.get("message_id"), at, self.prefix)
+                    if self.desk is not None and alert.get("alert_id"):
+                        self.desk.saw(alert["alert_id"])
 
     @property
     def console_connected(self) -> bool:
@@ -136,6 +142,8 @@ class Probe:
         self._ws_stop.set()
         if self._ws_thread is not None:
             self._ws_thread.join(5)
+        if self.desk is not None:
+            self.desk.close()
         mqtt.close(self._mqtt)
 
 

@@ -357,6 +357,9 @@ def run(cfg: Config) -> Results:
                                   probe)
             finally:
                 probe.close()
+                if probe.desk is not None:
+                    results.acknowledged = probe.desk.acknowledged
+                    results.acknowledge_failures = probe.desk.failed
                 if receiver is not None:
                     receiver.close()
             stack.check_alive()

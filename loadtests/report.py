@@ -17,6 +17,7 @@ from typing import Any
 import psutil
 
 from loadtests.alarm_path import AlarmRun
+from loadtests.desk import ACK_AFTER_S
 from loadtests.stats import Latency, Verdict, ratio
 from loadtests.throughput import Step
 
@@ -68,6 +69,9 @@ class Results:
     memory_measures: int = 0
     seconds: float = 0.0
     planned_levels: tuple[int, ...] = ()
+    # Alerts the benchmark's desk acknowledged (loadtests/desk.py) and acknowledgements refused.
+    acknowledged: int = 0
+    acknowledge_failures: int = 0
     notes: list[str] = field(default_factory=list)
 
     def level(self, background: int) -> AlarmLevel | None:
@@ -260,6 +264,9 @@ def other_rows(r: Results) -> list[tuple[str, str]]:
                       f"{a.duplicated}, late {a.late}{undrained}; police feed missing "
                       f"{a.run.police_missing}, duplicate deliveries {a.run.police_duplicates}; "
                       f"fleet offered {a.offered:,.0f} fixes/s")))
+    if r.alarm:
+        rows.append((f"alerts acknowledged by the desk, {ACK_AFTER_S:.0f} s after the console "
+                     "showed them", f"{r.acknowledged:,}, refused {r.acknowledge_failures}"))
     if r.memory:
         m = r.memory
         rows.append(("worker memory (RSS)",
