@@ -114,6 +114,21 @@ def ping_count(engine: Engine) -> int:
         return int(conn.execute(select(func.count()).select_from(Ping)).scalar_one())
 
 
+# A server process reports its statistics at most about once a second.
+STATS_LAG_S = 1.0
+
+
+def pings_inserted(engine: Engine) -> int:
+    """Rows ever inserted into the ping partitions, from PostgreSQL's statistics: 0.1 ms
+    instead of `ping_count`'s scan of every row (about 50 ms on three server processes at
+    350,000 pings, both cores). Up to `STATS_LAG_S` behind; compare two readings, never with
+    `ping_count`."""
+    with engine.connect() as conn:
+        return int(conn.execute(text(
+            "SELECT coalesce(sum(pg_stat_get_tuples_inserted(inhrelid)), 0) FROM pg_inherits "
+            "WHERE inhparent = 'pings'::regclass")).scalar_one())
+
+
 @dataclass
 class Stack:
     """Ingest worker and API subprocesses on one broker port, database and Redis prefix."""
