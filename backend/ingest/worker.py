@@ -465,8 +465,9 @@ class IngestWorker:
                     # BEGIN and COMMIT. A redelivery after a crash between two of them finds
                     # the first alert stored and finishes it (`AlertFlow.raise_alerts`).
                     session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-                    # So each alert's police feed is committed when its statement returns:
-                    # on the wire at once, before the rest of the raise and the session's end.
+                    # Each alert is then committed when its statement returns: its police feed
+                    # goes on the wire at once, before the rest of the raise and the session's
+                    # end.
                     committed = self._put_on_wire
             effects = (
                 rt.flow.raise_alerts(session, drafts, follow_up=False, committed=committed)
