@@ -364,7 +364,7 @@ class IngestWorker:
                 effects = self._with_retries(kind, lambda: self._store(accepted, kind), retry)
                 if effects is None:
                     return False
-                self._send_outbox(effects)
+                self._put_on_wire(effects.outbox)
             self._publish_events(effects)
             follow_ups = effects.follow_ups
         if follow_ups and self._after_thread is not None:
@@ -496,11 +496,8 @@ class IngestWorker:
                 self.client.ack(c.raw.mid, c.raw.qos)
 
     def _fan_out(self, effects: Effects) -> None:
-        self._send_outbox(effects)
-        self._publish_events(effects)
-
-    def _send_outbox(self, effects: Effects) -> None:
         self._put_on_wire(effects.outbox)
+        self._publish_events(effects)
 
     def _put_on_wire(self, items: list[OutboxItem]) -> None:
         """The police feed and device messages, on the wire now."""
