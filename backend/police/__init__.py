@@ -9,8 +9,7 @@ Modules (pure unless noted):
 - `signing`: Standard Webhooks signatures (`webhook-id`, `webhook-timestamp`, `webhook-signature`).
 - `retry`: the delivery policy (retry / give up / delivered, backoff, deadline -> unreachable).
 - `attempt`: `AttemptResult`, the outcome of one HTTP attempt, shared by `client` and `retry`.
-- `client`: the webhook HTTP clients, urllib3 (sync) and httpx (async) (I/O; the only place that
-  sees their types).
+- `client`: the webhook HTTP client on urllib3 (I/O; the only place that sees its types).
 - `errors`: the package's error tree.
 
 See README.md in this directory for the wire formats.
