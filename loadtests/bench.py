@@ -5,7 +5,8 @@ PostgreSQL+PostGIS (database `schildwacht_bench`) and Redis:
 
 1. the floor: paho -> Mosquitto -> paho, one hop and two hops through an empty relay process,
    QoS 1, at 4 (the alarms' rate), 100 and 1,000 msg/s; the ceiling of one bare paho subscriber
-   process;
+   process; at each alarm level, under its background, two hops through a relay that commits
+   each message to PostgreSQL first (the floor of storing before forwarding);
 2. the alarm path (`.venv/bin/schildwacht ingest` and `... api` as subprocesses): panic ->
    police MQTT feed, device ack, console WebSocket frame and webhook (when the subscriptions
    feature is present), idle and under a background fleet of 1,000 and 3,000 fixes/s checked
@@ -61,6 +62,7 @@ from loadtests.stack import (
     STATS_LAG_S,
     Stack,
     alert_counts,
+    libpq_dsn,
     ping_count,
     pings_inserted,
 )
@@ -84,6 +86,9 @@ class Config:
     # Alarms are rare: a low rate measures the path, not the queueing of alarms behind alarms.
     alarms: int = 120
     alarm_rate: float = 4.0
+    # Messages through the committing relay before each level's alarms, at the alarms' rate
+    # (0: not measured).
+    store_floor_messages: int = 120
     # p99.9 is a percentile from 1,000 samples on (by nearest rank the second slowest of
     # 1,000); of 120 it is the slowest. The level of the p99.9 target gets that many alarms.
     p999_level: int = 1_000
@@ -160,10 +165,18 @@ def _alarm_levels(results: Results, cfg: Config, stack: Stack, port: int, seeded
         fleet = None
         stored_before = pings_inserted(stack.db)
         alarms = max(cfg.alarms, cfg.p999_alarms) if level == cfg.p999_level else cfg.alarms
+        store_floor_s = (cfg.store_floor_messages * 1.2 / cfg.alarm_rate + 10
+                         if cfg.store_floor_messages else 0)
         if level:
-            duration = alarms / cfg.alarm_rate + 25
+            duration = alarms / cfg.alarm_rate + 25 + store_floor_s
             fleet = Fleet(port, stack.topic_root, seeded.fleet, level, duration).start()
             time.sleep(2.0)
+        store_floor = None
+        if cfg.store_floor_messages:
+            store_floor = floor.measure(port, cfg.alarm_rate, cfg.store_floor_messages, 2,
+                                        commit_dsn=libpq_dsn(cfg.db_url))
+            console.log(f"store-and-forward floor @ {level} fixes/s: p50 "
+                        f"{store_floor.p50:.2f} ms, p99 {store_floor.p99:.2f} ms")
         prefix = f"L{level}-"
         started = time.perf_counter()
         sent_before = fleet.sent if fleet else 0
@@ -184,7 +197,7 @@ def _alarm_levels(results: Results, cfg: Config, stack: Stack, port: int, seeded
                     f"{watchdog.tripped_after_s:.0f} s into the level; the rest of its "
                     f"alarms were sent without background load")
         rows, distinct = _settled_alerts(stack, prefix, run.sent, timeout_s=0.0)
-        level_result = AlarmLevel(level, offered, run, rows, distinct)
+        level_result = AlarmLevel(level, offered, run, rows, distinct, store_floor=store_floor)
         results.alarm.append(level_result)
         console.log(f"alarms @ {level} fixes/s: police p50 {run.police.p50:.1f} ms, "
                     f"p99 {run.police.p99:.1f} ms; not yet raised {level_result.late}, "

@@ -1,6 +1,8 @@
 """The floor of any alarm path here: paho -> Mosquitto -> paho, one hop and two hops through an
-empty relay process (subscribe, republish), QoS 1. The payload carries the send time
-(`time.perf_counter`, CLOCK_MONOTONIC: comparable across processes on Linux)."""
+empty relay process (subscribe, republish), QoS 1; and two hops through a relay that commits
+each message to PostgreSQL before it republishes it, the floor of any path that stores an alarm
+before it forwards it. The payload carries the send time (`time.perf_counter`,
+CLOCK_MONOTONIC: comparable across processes on Linux)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import threading
 import time
 import uuid
 
+import psycopg
+
 from loadtests import mqtt
 from loadtests.pacing import paced
 from loadtests.stats import Latency
@@ -17,18 +21,40 @@ from loadtests.stats import Latency
 _STAMP = struct.Struct("<dI")
 
 
-def _relay(port: int, source: str, target: str, ready, stop) -> None:  # pragma: no cover - child
+def _relay(port: int, source: str, target: str, ready, stop,
+           commit_dsn: str | None = None) -> None:  # pragma: no cover - child
     """One client that republishes every message from its own network thread (no hand-off
-    between threads), auto-acknowledging the inbound QoS 1 message."""
-    client = None
+    between threads), auto-acknowledging the inbound QoS 1 message. With `commit_dsn` it first
+    stores the message durably: one prepared INSERT of the payload, autocommitted (its own
+    transaction, flushed to the WAL before it returns), as any path that stores before it
+    forwards must at least do."""
+    conn = None
+    if commit_dsn is not None:
+        conn = psycopg.connect(commit_dsn, autocommit=True, prepare_threshold=0)
 
     def on_message(c, userdata, msg) -> None:
+        if conn is not None:
+            conn.execute(_INSERT, (msg.payload,))
         c.publish(target, msg.payload, qos=1)
 
     client = mqtt.connect(port, subscribe=[source], on_message=on_message)
     ready.set()
     stop.wait()
     mqtt.close(client)
+    if conn is not None:
+        conn.close()
+
+
+_TABLE = "bench_floor_commits"
+_INSERT = f"INSERT INTO {_TABLE} (payload) VALUES (%s)"
+
+
+def _ensure_table(dsn: str) -> None:
+    """A plain (logged) table: its inserts are flushed to the WAL at commit like the alerts'."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {_TABLE} "
+                     "(id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, payload bytea)")
+        conn.execute(f"TRUNCATE {_TABLE}")
 
 
 class _Receiver:
@@ -49,6 +75,12 @@ class _Receiver:
 WARMUP_SEQ = 1_000_000
 
 
+def stamp_sequence(payload: bytes) -> int:
+    """The sequence number a message of `_send` carries (warm-up from 0, measured from
+    `WARMUP_SEQ`)."""
+    return _STAMP.unpack_from(payload)[1]
+
+
 def _send(port: int, topic: str, rate_per_s: float, count: int, warmup: int) -> None:  # pragma: no cover - child
     sender = mqtt.connect(port)
     padding = b"x" * 150  # about the size of a fix
@@ -62,17 +94,22 @@ def _send(port: int, topic: str, rate_per_s: float, count: int, warmup: int) -> 
     mqtt.close(sender)
 
 
-def measure(port: int, rate_per_s: float, count: int, hops: int) -> Latency:
+def measure(port: int, rate_per_s: float, count: int, hops: int,
+            commit_dsn: str | None = None) -> Latency:
     """A sender process publishes `count` stamped messages at `rate_per_s` (after a short
-    warm-up); the latency is taken at the final subscriber in this process."""
+    warm-up); the latency is taken at the final subscriber in this process. With `commit_dsn`
+    (two hops only) the relay commits each message to PostgreSQL before it republishes it."""
     base = f"bench/floor/{uuid.uuid4().hex[:8]}"
     first, last = f"{base}/a", f"{base}/b" if hops == 2 else f"{base}/a"
     ctx = mp.get_context("fork")
     relay = None
     stop = ctx.Event()
     if hops == 2:
+        if commit_dsn is not None:
+            _ensure_table(commit_dsn)
         ready = ctx.Event()
-        relay = ctx.Process(target=_relay, args=(port, first, last, ready, stop), daemon=True)
+        relay = ctx.Process(target=_relay, args=(port, first, last, ready, stop, commit_dsn),
+                            daemon=True)
         relay.start()
         ready.wait(10)
     receiver = _Receiver(port, last, count)

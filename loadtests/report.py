@@ -35,6 +35,10 @@ class AlarmLevel:
     final_alerts: int | None = None  # recounted at the end of the run, after the drain
     final_distinct: int | None = None
     drained: bool = True  # the worker had stored everything when the final count was taken
+    # Two hops through a relay that commits each message first (`floor.measure` with a
+    # database), at the alarms' rate, measured under this level's background just before
+    # its alarms: what storing before forwarding costs at the least.
+    store_floor: Latency | None = None
 
     @property
     def late(self) -> int:
@@ -194,6 +198,11 @@ def latency_rows(r: Results) -> list[list[str]]:
                      _x(ratio(lat.p99, f99))])
     for a in r.alarm:
         load = f"{a.background:,} fixes/s" if a.background else "idle"
+        if a.store_floor is not None:
+            lat = a.store_floor
+            rows.append(["floor: two hops via relay committing each message", load,
+                         str(lat.n), _ms(lat.p50), _ms(lat.p99), _ms(lat.p999),
+                         _x(ratio(lat.p50, f50)), _x(ratio(lat.p99, f99))])
         channels: list[tuple[str, Latency | None]] = [
             ("alarm -> police MQTT feed", a.run.police),
             ("alarm -> device ack", a.run.ack),

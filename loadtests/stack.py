@@ -51,13 +51,19 @@ def schildwacht_command() -> list[str]:
     return [sys.executable, "-m", "backend.cli"]
 
 
+def libpq_dsn(url: str, database: str | None = None) -> str:
+    """The SQLAlchemy URL as a libpq connection string (for psycopg directly), optionally for
+    another database of the same server."""
+    u = make_url(url)
+    dsn = (f"host={u.host or '127.0.0.1'} port={u.port or 5432} "
+           f"user={u.username or 'postgres'} dbname={database or u.database}")
+    return f"{dsn} password={u.password}" if u.password else dsn
+
+
 def ensure_database(url: str = BENCH_DB_URL) -> None:
     """Create the database with PostGIS if it is missing, then migrate it to every head."""
     u = make_url(url)
-    admin = (f"host={u.host or '127.0.0.1'} port={u.port or 5432} "
-             f"user={u.username or 'postgres'} dbname=postgres")
-    if u.password:
-        admin += f" password={u.password}"
+    admin = libpq_dsn(url, "postgres")
     try:
         with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",

@@ -14,7 +14,7 @@ from loadtests.bench import Config, run
 def test_mini_bench_one_alert_per_alarm(loadtest_db_url, redis_url):
     cfg = Config(floor_rates=(100,), floor_seconds=0.5, floor_repeats=1, ceiling_messages=0,
                  victims=5, measures=20, levels=(0, 200), alarms=12, alarm_rate=6.0,
-                 p999_level=200, p999_alarms=18,
+                 p999_level=200, p999_alarms=18, store_floor_messages=12,
                  ramp_rates=(), memory_devices=0, db_url=loadtest_db_url, redis_url=redis_url,
                  write_docs=False)
 
@@ -32,3 +32,4 @@ def test_mini_bench_one_alert_per_alarm(loadtest_db_url, redis_url):
         assert level.run.police_missing == 0
         assert level.run.console_missing == 0
         assert level.run.police.n == sent
+        assert level.store_floor is not None and level.store_floor.n == 12

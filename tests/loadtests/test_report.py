@@ -3,7 +3,15 @@ from __future__ import annotations
 import pytest
 
 from loadtests.alarm_path import AlarmRun
-from loadtests.report import BEGIN, END, AlarmLevel, Results, verdicts, write_markdown
+from loadtests.report import (
+    BEGIN,
+    END,
+    AlarmLevel,
+    Results,
+    latency_rows,
+    verdicts,
+    write_markdown,
+)
 from loadtests.stats import Latency
 from loadtests.throughput import Step
 
@@ -55,3 +63,17 @@ def test_the_cpu_probe_measures_a_positive_time() -> None:
     from loadtests.report import cpu_probe_ms
 
     assert 0 < cpu_probe_ms(rounds=1) < 60_000
+
+
+def test_the_store_and_forward_floor_is_a_row_of_its_level_with_its_ratio_to_the_floor():
+    r = _results()
+    r.alarm[0].store_floor = Latency.of([2.0] * 98 + [4.0] * 2)
+
+    rows = latency_rows(r)
+
+    store = [row for row in rows if row[0] == "floor: two hops via relay committing each message"]
+    assert store == [["floor: two hops via relay committing each message", "1,000 fixes/s",
+                      "100", "2.00", "4.00", "4.00", "2.0x", "4.0x"]]
+    # Before the level's alarms, after the plain floor.
+    names = [row[0] for row in rows]
+    assert names.index(store[0][0]) < names.index("alarm -> police MQTT feed")
