@@ -1,6 +1,9 @@
-"""Persistence of the case log. Appends lock the case row on PostgreSQL (`FOR UPDATE`), so two
-transactions writing to one case chain one after the other; on SQLite the database write lock
-and the unique (case_id, seq) do the same."""
+"""Persistence of the case log. Appends lock the case row on PostgreSQL, so two transactions
+writing to one case chain one after the other; on SQLite the database write lock and the unique
+(case_id, seq) do the same. The lock is `FOR NO KEY UPDATE`, not `FOR UPDATE`: inserting an
+alert checks its foreign key to the case with a key-share lock on the case row, which
+`FOR UPDATE` would block, so a panic would wait for whatever transaction is appending to its
+case (a zone alert's follow-up, a desk's transition)."""
 
 from __future__ import annotations
 
@@ -35,7 +38,7 @@ def append(
 ) -> CaseLogEntry:
     at = (at or datetime.now(UTC)).astimezone(UTC)
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(Case.id).where(Case.id == case_id).with_for_update())
+        session.execute(select(Case.id).where(Case.id == case_id).with_for_update(key_share=True))
     last = session.execute(
         select(CaseLogEntry.seq, CaseLogEntry.hash)
         .where(CaseLogEntry.case_id == case_id)

@@ -30,11 +30,14 @@ def create(session: Session, data: CaseCreate) -> Case:
 
 
 def get(session: Session, case_id: uuid.UUID, *, for_update: bool = False) -> Case:
+    """The case; with `for_update`, locked against other changes until the transaction ends
+    (`FOR NO KEY UPDATE` on PostgreSQL: an alert raised for the case meanwhile, whose foreign
+    key takes a key-share lock on the row, does not wait; see `backend.caselog.service`)."""
     query = (
         select(Case).where(Case.id == case_id).execution_options(populate_existing=True)
     )
     if for_update and session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
+        query = query.with_for_update(key_share=True)
     case = session.scalar(query)
     if case is None:
         raise CaseNotFound(f"case {case_id} not found")
