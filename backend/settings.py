@@ -191,7 +191,6 @@ class PoliceSettings(BaseModel):
     connect_timeout_s: float = Field(2.0, gt=0)
     read_timeout_s: float = Field(5.0, gt=0)
     write_timeout_s: float = Field(5.0, gt=0)
-    pool_timeout_s: float = Field(1.0, gt=0)
     # Delivery worker: idle poll interval (it is also woken right after each commit), rows
     # claimed per round, parallel sends, and how long a claim holds before another worker may
     # take the row over (a crashed worker's rows).

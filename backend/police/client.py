@@ -46,11 +46,11 @@ class Timeouts:
     connect_s: float = 2.0
     read_s: float = 5.0
     write_s: float = 5.0
-    pool_s: float = 1.0
 
     def to_urllib3(self) -> urllib3.Timeout:
-        """urllib3 has no write or pool timeout: the read timeout bounds every socket operation
-        after the connect, and the pool never blocks (a busy pool opens another connection)."""
+        """urllib3 has no write timeout: the read timeout bounds every socket operation after
+        the connect. There is no pool timeout either: the pool never blocks (a busy pool opens
+        another connection)."""
         return urllib3.Timeout(connect=self.connect_s, read=max(self.read_s, self.write_s))
 
 

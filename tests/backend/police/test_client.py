@@ -20,7 +20,7 @@ from .conftest import Receiver
 from .test_signing import spec_verify
 
 BODY = b'{"specversion":"1.0","id":"a/1"}'
-FAST = Timeouts(connect_s=1.0, read_s=0.3, write_s=1.0, pool_s=1.0)
+FAST = Timeouts(connect_s=1.0, read_s=0.3, write_s=1.0)
 
 
 @pytest.fixture
