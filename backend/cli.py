@@ -33,10 +33,17 @@ def _wait_for_signal() -> None:
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from backend.db import server_check
+    from backend.db.engine import make_engine
     from backend.db.migrate import upgrade
 
     upgrade(settings.database.url)
     log.info("database migrated to head")
+    engine = make_engine(settings.database)
+    try:
+        server_check.check(engine)
+    finally:
+        engine.dispose()
     return 0
 
 
@@ -96,12 +103,14 @@ def cmd_loops(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
+    from backend.db import server_check
     from backend.ingest.worker import IngestWorker
     from backend.runtime import Runtime
 
     if args.channels:
         settings.ingest.channels = args.channels
     runtime = Runtime.build(settings)
+    server_check.check(runtime.engine)  # what the worker writes must survive and stay small
     worker = IngestWorker(runtime, client_id=args.client_id)
     worker.start()
     runtime.start_background(loops=False)  # escalation and supervision run in `api` processes

@@ -1,5 +1,6 @@
 """The long-running commands as their own processes on the real services: `schildwacht loops`
-runs supervision (a silent device gets its alert) and stops cleanly on SIGTERM."""
+runs supervision (a silent device gets its alert) and stops cleanly on SIGTERM; `schildwacht
+migrate` names the database server settings the product needs and the server lacks."""
 
 from __future__ import annotations
 
@@ -35,3 +36,28 @@ def test_loops_process_supervises_and_stops_on_sigterm(pg_url):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
         engine.dispose()
+
+
+def test_migrate_names_what_the_database_server_lacks(pg_url):
+    """`schildwacht migrate` logs one warning per server setting the product needs and the
+    server lacks (on a server configured as needed: none)."""
+    from backend.db import server_check
+    from backend.db.engine import make_engine
+    from backend.settings import DatabaseSettings
+
+    engine = make_engine(DatabaseSettings(url=pg_url))
+    try:
+        expected = server_check.advice(server_check.read_settings(engine))
+    finally:
+        engine.dispose()
+    env = subprocess_world(pg_url, "migrate", "vic-migrate")[2]
+
+    out = subprocess.run([sys.executable, "-m", "backend.cli", "migrate"], env=env,
+                         capture_output=True, text=True, timeout=120)
+
+    assert out.returncode == 0, out.stderr
+    logged = out.stdout + out.stderr
+    assert "database migrated to head" in logged
+    for line in expected:
+        assert line in logged
+    assert logged.count("PostgreSQL ") == len(expected)
