@@ -103,6 +103,7 @@ def cmd_loops(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
+    from backend import gc_watch
     from backend.db import server_check
     from backend.ingest.worker import IngestWorker
     from backend.runtime import Runtime
@@ -111,6 +112,7 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
         settings.ingest.channels = args.channels
     runtime = Runtime.build(settings)
     server_check.check(runtime.engine)  # what the worker writes must survive and stay small
+    gc_watch.install()  # a long collection stops the alarm being raised: seen, not guessed
     worker = IngestWorker(runtime, client_id=args.client_id)
     worker.start()
     runtime.start_background(loops=False)  # escalation and supervision run in `api` processes

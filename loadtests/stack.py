@@ -203,7 +203,9 @@ class Stack:
         self.engine = create_engine(self.db_url, pool_size=2)
         if fresh_db:
             truncate(self.engine)
-        self._logdir = tempfile.TemporaryDirectory(prefix="sw-bench-logs-")
+        # Under SW_BENCH_LOG_DIR the processes' logs stay after the run (for a diagnosis).
+        self._logdir = tempfile.TemporaryDirectory(prefix="sw-bench-logs-",
+                                                   dir=os.environ.get("SW_BENCH_LOG_DIR"))
         self.start_ingest()
         if self.api:
             # The loops in a process of their own: a supervision pass never holds the console.
@@ -294,7 +296,8 @@ class Stack:
         if self.engine is not None:
             self.engine.dispose()
         if self._logdir is not None:
-            self._logdir.cleanup()
+            if not os.environ.get("SW_BENCH_LOG_DIR"):
+                self._logdir.cleanup()
             self._logdir = None
 
     def __enter__(self) -> Self:
