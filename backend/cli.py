@@ -19,10 +19,13 @@ import sys
 import threading
 import uuid
 
-from backend import logging_setup, process
+from backend import gc_watch, logging_setup, process
 from backend.settings import Settings
 
 log = logging.getLogger("schildwacht")
+
+# The long-running commands: their garbage collections are timed (`backend.gc_watch`).
+SERVICES = frozenset({"api", "loops", "ingest", "run", "demo"})
 
 
 def _wait_for_signal() -> None:
@@ -103,7 +106,6 @@ def cmd_loops(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
-    from backend import gc_watch
     from backend.db import server_check
     from backend.ingest.worker import IngestWorker
     from backend.runtime import Runtime
@@ -112,7 +114,6 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
         settings.ingest.channels = args.channels
     runtime = Runtime.build(settings)
     server_check.check(runtime.engine)  # what the worker writes must survive and stay small
-    gc_watch.install()  # a long collection stops the alarm being raised: seen, not guessed
     worker = IngestWorker(runtime, client_id=args.client_id)
     worker.start()
     runtime.start_background(loops=False)  # escalation and supervision run in `api` processes
@@ -292,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"invalid settings: {exc}", file=sys.stderr)
         return 2
     process.apply(settings.process)
+    if args.command in SERVICES:  # a long collection stops every thread: logged, not guessed
+        gc_watch.install()
     return args.func(settings, args)
 
 
