@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -149,7 +150,7 @@ class Stack:
     log_level: str = "INFO"
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     engine: Engine | None = None
-    _logdir: tempfile.TemporaryDirectory[str] | None = None
+    _logdir: Path | None = None
 
     @property
     def db(self) -> Engine:
@@ -204,8 +205,8 @@ class Stack:
         if fresh_db:
             truncate(self.engine)
         # Under SW_BENCH_LOG_DIR the processes' logs stay after the run (for a diagnosis).
-        self._logdir = tempfile.TemporaryDirectory(prefix="sw-bench-logs-",
-                                                   dir=os.environ.get("SW_BENCH_LOG_DIR"))
+        self._logdir = Path(tempfile.mkdtemp(prefix="sw-bench-logs-",
+                                             dir=os.environ.get("SW_BENCH_LOG_DIR")))
         self.start_ingest()
         if self.api:
             # The loops in a process of their own: a supervision pass never holds the console.
@@ -237,7 +238,7 @@ class Stack:
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
         assert self._logdir is not None
-        log = open(Path(self._logdir.name) / f"{name}.log", "ab")  # noqa: SIM115
+        log = open(self._logdir / f"{name}.log", "ab")  # noqa: SIM115
         self.procs[name] = subprocess.Popen(
             [*schildwacht_command(), "--log-level", self.log_level, *args],
             env={**self.env(), **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
@@ -249,7 +250,7 @@ class Stack:
     def log_tail(self, name: str, lines: int = 30) -> str:
         if self._logdir is None:
             return ""
-        path = Path(self._logdir.name) / f"{name}.log"
+        path = self._logdir / f"{name}.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
     def _wait_http(self, url: str, timeout_s: float = 30.0) -> None:
@@ -297,7 +298,7 @@ class Stack:
             self.engine.dispose()
         if self._logdir is not None:
             if not os.environ.get("SW_BENCH_LOG_DIR"):
-                self._logdir.cleanup()
+                shutil.rmtree(self._logdir, ignore_errors=True)
             self._logdir = None
 
     def __enter__(self) -> Self:

@@ -11,7 +11,8 @@ from loadtests.bench import Config, run
 
 @pytest.mark.services
 @pytest.mark.timeout(300)
-def test_mini_bench_one_alert_per_alarm(loadtest_db_url, redis_url):
+def test_mini_bench_one_alert_per_alarm(loadtest_db_url, redis_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("SW_BENCH_LOG_DIR", str(tmp_path))  # the processes' logs are kept
     cfg = Config(floor_rates=(100,), floor_seconds=0.5, floor_repeats=1, ceiling_messages=0,
                  victims=5, measures=20, levels=(0, 200), alarms=12, alarm_rate=6.0,
                  p999_level=200, p999_alarms=18, store_floor_messages=12,
@@ -19,6 +20,9 @@ def test_mini_bench_one_alert_per_alarm(loadtest_db_url, redis_url):
                  write_docs=False)
 
     results = run(cfg)
+
+    [logs] = tmp_path.iterdir()
+    assert "channels: alarm" in (logs / "ingest-alarm.log").read_text()
 
     assert results.one_hop[100].n == 50 and results.two_hop[100].n == 50
     # The desk acknowledged alerts through the API (the last ones may not have been due yet).
