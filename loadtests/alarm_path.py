@@ -25,6 +25,7 @@ from loadtests.pacing import paced
 from loadtests.stats import Latency
 
 ROTTERDAM = (51.9225, 4.4792)
+SLOWEST = 3  # alarms named per run
 
 
 def _send_alarms(port: int, root: str, devices: Sequence[str], prefix: str, rate: float,
@@ -158,6 +159,9 @@ class AlarmRun:
     police_duplicates: int
     console_missing: int | None
     webhook_missing: int | None
+    # The police feed's slowest alarms: (message id, latency ms, wall-clock time it was sent),
+    # slowest first, to find them in the processes' logs (SW_BENCH_LOG_DIR).
+    slowest: list[tuple[str, float, float]] = field(default_factory=list)
 
 
 def run_alarms(probe: Probe, port: int, root: str, devices: Sequence[str], prefix: str,
@@ -191,6 +195,9 @@ def run_alarms(probe: Probe, port: int, root: str, devices: Sequence[str], prefi
 
     console = Latency.of(latencies(probe.console)) if probe.console_connected else None
     hook = probe.webhook
+    wall_offset = time.time() - time.perf_counter()
+    police = dict(zip(sent_at, latencies(probe.police), strict=True))
+    slowest = sorted(police, key=police.__getitem__, reverse=True)[:SLOWEST]
     return AlarmRun(
         sent=len(sent),
         police=Latency.of(latencies(probe.police)),
@@ -203,4 +210,5 @@ def run_alarms(probe: Probe, port: int, root: str, devices: Sequence[str], prefi
                          if probe.console_connected else None),
         webhook_missing=(sum(1 for m in sent_at if m not in hook.first)
                          if hook is not None else None),
+        slowest=[(m, police[m], sent_at[m] + wall_offset) for m in slowest],
     )

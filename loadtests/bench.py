@@ -201,10 +201,16 @@ def _alarm_levels(results: Results, cfg: Config, stack: Stack, port: int, seeded
         results.alarm.append(level_result)
         console.log(f"alarms @ {level} fixes/s: police p50 {run.police.p50:.1f} ms, "
                     f"p99 {run.police.p99:.1f} ms; not yet raised {level_result.late}, "
-                    f"duplicated {level_result.duplicated}")
+                    f"duplicated {level_result.duplicated}; slowest: " + ", ".join(
+                        f"{m} {ms:.1f} ms sent {_clock(at)}" for m, ms, at in run.slowest))
         if not _drain(stack, ledger):
             results.notes.append(f"the worker had not stored the fleet's fixes 90 s after "
                                  f"the {level:,} fixes/s level ended")
+
+
+def _clock(wall: float) -> str:
+    """A wall-clock time as the processes' logs write it (local time, milliseconds)."""
+    return time.strftime("%H:%M:%S", time.localtime(wall)) + f",{int(wall % 1 * 1000):03d}"
 
 
 def _listeners(results: Results, stack: Stack, port: int) -> tuple[Probe, WebhookReceiver | None]:
