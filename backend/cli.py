@@ -61,6 +61,7 @@ def _serve_api(runtime, settings: Settings, stop_after_s: float | None = None) -
         log_level="warning", access_log=False, ws="websockets-sansio",
     )
     server = uvicorn.Server(config)
+    process.freeze_loaded()
     if stop_after_s is not None:
         timer = threading.Timer(stop_after_s, lambda: setattr(server, "should_exit", True))
         timer.daemon = True
@@ -95,6 +96,7 @@ def cmd_loops(settings: Settings, args: argparse.Namespace) -> int:
     runtime.attach_mqtt(client)
     connect(client, settings.broker)
     runtime.start_background(loops=True)
+    process.freeze_loaded()
     log.info("escalation and supervision loops running")
     try:
         _wait_for_signal()

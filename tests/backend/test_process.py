@@ -66,3 +66,25 @@ def test_raising_priority_without_the_privilege_warns_and_keeps_running(caplog) 
 
     assert _in_thread(work) == 19
     assert "needs CAP_SYS_NICE" in caplog.text
+
+
+def test_freeze_loaded_collects_garbage_first_then_freezes_what_is_alive():
+    import gc
+    import weakref
+
+    class Node:
+        pass
+
+    alive = Node()
+    cycle = Node()
+    cycle.me = cycle  # garbage only the cyclic collector frees
+    gone = weakref.ref(cycle)
+    del cycle
+    try:
+        process.freeze_loaded()
+
+        assert gone() is None  # collected, not frozen
+        assert gc.get_freeze_count() > 0
+        assert not any(o is alive for o in gc.get_objects())  # frozen: out of the scans
+    finally:
+        gc.unfreeze()
