@@ -1,8 +1,9 @@
 """How long the garbage collector stops this interpreter: every collection is timed into
 `schildwacht_gc_pause_seconds{generation}`, and one longer than `warn_ms` is logged (its
 generation and how many objects it freed; nothing else). A full collection stops every thread,
-the alarm being raised included: the ingest worker freezes what it keeps for life
-(`gc.freeze`) to keep these short, and this is how to see that it does."""
+the alarm being raised included: each long-running process freezes what it keeps for life
+(`gc.freeze`; `backend.process.freeze_loaded`, the ingest worker on its own) to keep these
+short, and this is how to see that it does."""
 
 from __future__ import annotations
 

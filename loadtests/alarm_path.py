@@ -200,7 +200,7 @@ def run_alarms(probe: Probe, port: int, root: str, devices: Sequence[str], prefi
     slowest = sorted(police, key=police.__getitem__, reverse=True)[:SLOWEST]
     return AlarmRun(
         sent=len(sent),
-        police=Latency.of(latencies(probe.police)),
+        police=Latency.of(list(police.values())),
         ack=Latency.of(latencies(probe.ack)),
         console=console,
         webhook=Latency.of(latencies(hook)) if hook is not None else None,
