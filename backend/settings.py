@@ -121,6 +121,9 @@ class IngestSettings(BaseModel):
     # Rehearse the alarm path (rolled back) when an alarm worker starts, so that the first
     # alarm after a start does not run cold (backend.ingest.rehearsal).
     rehearse: bool = True
+    # An alarm-only worker collects garbage between alarms, never during one
+    # (backend.ingest.collector); off: Python's automatic collection.
+    collect_between_alarms: bool = True
 
 
 class ProcessSettings(BaseModel):

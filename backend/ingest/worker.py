@@ -53,6 +53,7 @@ from backend.alerts.models import OutboxMessage
 from backend.cases.snapshots import SnapshotWatch
 from backend.devices.models import Device
 from backend.devices.pings import PingRow, store_pings
+from backend.ingest.collector import IdleCollector
 from backend.ingest.inbox import Inbox
 from backend.ingest.rehearsal import rehearse_alarm
 from backend.mqtt.client import connect, make_client
@@ -144,6 +145,7 @@ class IngestWorker:
         self.client: mqtt.Client | None = None
         self._processed = 0
         self._count_lock = threading.Lock()
+        self._collector: IdleCollector | None = None
 
     @property
     def processed(self) -> int:
@@ -188,6 +190,9 @@ class IngestWorker:
         # collector's full scans, pauses of 25-100 ms that an alarm would wait out. (Frozen
         # objects are still freed when nothing refers to them any more.)
         gc.freeze()
+        ingest = self.rt.settings.ingest
+        if ingest.channels == "alarm" and ingest.collect_between_alarms:
+            self._collector = IdleCollector(self._idle).start()
         self.rt.directory.start_refresh(on_reload=gc.freeze)
         if self._snapshots is not None:
             self._snapshots.start()
@@ -222,8 +227,15 @@ class IngestWorker:
         if took[0] is not None:
             log.info("alarm path rehearsed (rolled back) first_ms=%.0f second_ms=%.0f", *took)
 
+    def _idle(self) -> bool:
+        """No alarm being raised or waiting, and no follow-up waiting."""
+        return (not self.alarms.busy.locked() and self.alarms.inbox.empty()
+                and self._after.empty())
+
     def stop(self) -> None:
         self._stop.set()
+        if self._collector is not None:
+            self._collector.stop()
         self.rt.directory.stop_refresh()
         if getattr(self, "_snapshots", None) is not None:
             self._snapshots.stop()
