@@ -1,6 +1,8 @@
 """How long the garbage collector stops this interpreter: every collection is timed into
 `schildwacht_gc_pause_seconds{generation}`, and one longer than `warn_ms` is logged (its
-generation and how many objects it freed; nothing else). A full collection stops every thread,
+generation and how many objects it freed; nothing else): as a warning once the process has
+frozen what it loaded at start, as debug before (long collections while it loads are
+expected). A full collection stops every thread,
 the alarm being raised included: each long-running process freezes what it keeps for life
 (`gc.freeze`; `backend.process.freeze_loaded`, the ingest worker on its own) to keep these
 short, and this is how to see that it does."""
@@ -41,11 +43,13 @@ class _Watch:
         generation = info["generation"]
         GC_PAUSE_SECONDS.labels(str(generation)).observe(pause_s)
         if pause_s * 1e3 >= self.warn_ms:
-            log.warning("gc pause generation=%d ms=%.1f collected=%d", generation,
-                        pause_s * 1e3, info.get("collected", 0))
+            started = gc.get_freeze_count() > 0
+            log.log(logging.WARNING if started else logging.DEBUG,
+                    "gc pause generation=%d ms=%.1f collected=%d", generation, pause_s * 1e3,
+                    info.get("collected", 0))
 
 
-def install(warn_ms: float = 10.0) -> None:
+def install(warn_ms: float = 20.0) -> None:
     """Time every collection of this process from now on (idempotent)."""
     global _installed
     with _lock:
