@@ -45,6 +45,18 @@ def pg_url() -> str:
     return PG_URL
 
 
+@pytest.fixture
+def pg_sessions(pg_url):
+    """A session factory on the emptied test database (PostgreSQL)."""
+    from backend.db.engine import make_engine, make_session_factory
+    from backend.settings import DatabaseSettings
+
+    truncate_all(pg_url)
+    engine = make_engine(DatabaseSettings(url=pg_url))
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
 def truncate_all(url: str) -> None:
     engine = create_engine(url)
     with engine.begin() as conn:

@@ -18,18 +18,7 @@ from backend.alerts import service
 from backend.alerts.models import Alert
 from backend.cases import service as cases
 from backend.cases.models import Case
-from backend.db.engine import make_engine, make_session_factory
 from backend.devices.models import Device
-from backend.settings import DatabaseSettings
-from tests.backend.conftest import truncate_all
-
-
-@pytest.fixture
-def sessions(pg_url):
-    truncate_all(pg_url)
-    engine = make_engine(DatabaseSettings(url=pg_url))
-    yield make_session_factory(engine)
-    engine.dispose()
 
 
 def _case(sessions) -> uuid.UUID:
@@ -59,27 +48,27 @@ def _impatient(session) -> None:
 
 
 @pytest.mark.parametrize("holder", ["case log append", "case update"])
-def test_a_raise_does_not_wait_for_a_transaction_holding_its_case(sessions, holder):
-    case_id = _case(sessions)
-    with sessions.begin() as held:
+def test_a_raise_does_not_wait_for_a_transaction_holding_its_case(pg_sessions, holder):
+    case_id = _case(pg_sessions)
+    with pg_sessions.begin() as held:
         if holder == "case log append":
             caselog.append(held, case_id, "note", "user:desk", {"text": "called her"})
         else:
             cases.get(held, case_id, for_update=True)
-        with sessions.begin() as raising:  # meanwhile, the victim presses panic
+        with pg_sessions.begin() as raising:  # meanwhile, the victim presses panic
             _impatient(raising)
             ids = service.raise_alert(raising, _alert_values(case_id), [])
         assert ids == []  # raised (no outbox rows asked), not refused as a redelivery
 
-    with sessions() as s:
+    with pg_sessions() as s:
         assert s.query(Alert).filter_by(case_id=case_id).count() == 1
 
 
-def test_appends_to_one_case_still_wait_for_each_other(sessions):
-    case_id = _case(sessions)
-    with sessions.begin() as first:
+def test_appends_to_one_case_still_wait_for_each_other(pg_sessions):
+    case_id = _case(pg_sessions)
+    with pg_sessions.begin() as first:
         caselog.append(first, case_id, "note", "user:desk", {"text": "first"})
         with pytest.raises(OperationalError, match="lock timeout"), \
-                sessions.begin() as second:
+                pg_sessions.begin() as second:
             _impatient(second)
             caselog.append(second, case_id, "note", "user:desk", {"text": "second"})

@@ -12,10 +12,8 @@ from typing import Any
 import pytest
 
 from backend.alerts.models import Alert
-from backend.db.engine import make_engine, make_session_factory
 from backend.police.attempt import AttemptResult, ErrorKind
 from backend.police.retry import RetryPolicy
-from backend.settings import DatabaseSettings
 from backend.subscriptions import service
 from backend.subscriptions.models import Delivery, Subscription
 from backend.subscriptions.worker import DeliveryWorker, WorkerConfig
@@ -233,16 +231,6 @@ def test_a_fast_path_claim_lost_in_a_crash_is_taken_over_after_its_lease(session
     with sessions.begin() as s:
         [(row, _sub)] = service.claim_due(s, later, 10, lease_s=30)
     assert row.id == claimed.id and row.attempts == 2
-
-
-@pytest.fixture
-def pg_sessions(pg_url):
-    from tests.backend.conftest import truncate_all
-
-    truncate_all(pg_url)
-    engine = make_engine(DatabaseSettings(url=pg_url))
-    yield make_session_factory(engine)
-    engine.dispose()
 
 
 @pytest.mark.services
