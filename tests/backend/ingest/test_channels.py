@@ -3,6 +3,7 @@ session, together do what one "all" worker does, and each touches only its own m
 
 from __future__ import annotations
 
+import gc
 import time
 import uuid
 
@@ -64,6 +65,9 @@ def test_alarm_and_fix_workers_each_take_their_own_channel(stack):
         publish(device, stack.topics.alarm("vic-201"), codec.encode(Alarm(id="split-1")))
         police.wait_for(1)
         (alarm_rt, alarm_worker), (other_rt, other_worker) = workers
+        # Only the alarm worker collects garbage between alarms (the automatic collector off).
+        assert alarm_worker._collector is not None and other_worker._collector is None
+        assert not gc.isenabled()
         wait_until(lambda: _count(other_rt, Ping, device_id="vic-201") == 1, timeout=10)
         assert _count(alarm_rt, Alert, device_id="vic-201", message_id="split-1") == 1
         wait_until(lambda: alarm_worker.processed == 1 and other_worker.processed == 1,
@@ -75,3 +79,4 @@ def test_alarm_and_fix_workers_each_take_their_own_channel(stack):
             worker.stop()
             runtime.dispatcher.stop()
             runtime.close()
+    assert gc.isenabled()  # back on once the alarm worker stopped
