@@ -4,8 +4,7 @@ generation and how many objects it freed; nothing else): as a warning once the p
 frozen what it loaded at start, as debug before (long collections while it loads are
 expected). A full collection stops every thread,
 the alarm being raised included: each long-running process freezes what it keeps for life
-(`gc.freeze`; `backend.process.freeze_loaded`, the ingest worker on its own) to keep these
-short, and this is how to see that it does."""
+(`backend.process.freeze_loaded`) to keep these short, and this is how to see that it does."""
 
 from __future__ import annotations
 

@@ -47,7 +47,7 @@ from sqlalchemy import func, select, update
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from backend import metrics
+from backend import metrics, process
 from backend.alerts.flows import Effects
 from backend.alerts.models import OutboxMessage
 from backend.cases.snapshots import SnapshotWatch
@@ -187,9 +187,8 @@ class IngestWorker:
             self.rt.geofences.refresh()
         # The directory, the measures and the code loaded so far live as long as the process
         # (or until the next reload, which freezes its own): keep them out of the garbage
-        # collector's full scans, pauses of 25-100 ms that an alarm would wait out. (Frozen
-        # objects are still freed when nothing refers to them any more.)
-        gc.freeze()
+        # collector's full scans, pauses of 25-100 ms that an alarm would wait out.
+        process.freeze_loaded()
         ingest = self.rt.settings.ingest
         if ingest.channels == "alarm" and ingest.collect_between_alarms:
             self._collector = IdleCollector(self._idle).start()
