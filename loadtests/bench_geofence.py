@@ -29,6 +29,7 @@ import shapely
 from shapely.geometry import Point
 
 from geofences import ContactBan, Engine, ExclusionZone, GeofenceConfig, ProtectedPlace
+from loadtests.report import write_markdown
 
 SIZES = (1_000, 10_000, 100_000)
 FIXES = 20_000
@@ -229,13 +230,7 @@ def markdown(rows: list[dict], command: str) -> str:
 
 def write_docs(rows: list[dict], command: str, path: Path = DOCS) -> None:
     """Replace the generated geofence section of docs/benchmarks.md (append it if missing)."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = markdown(rows, command)
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip() + "\n\n## Geofence evaluation per fix\n\n" + block + "\n"
-    path.write_text(text)
+    write_markdown(path, markdown(rows, command), BEGIN, END, "## Geofence evaluation per fix")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

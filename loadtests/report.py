@@ -304,15 +304,17 @@ def markdown(r: Results, plot_name: str | None) -> str:
     return "\n".join(lines)
 
 
-def write_markdown(path: Path, section: str, title: str = "# Benchmarks\n") -> None:
-    """Replace the generated section of `path`, keeping everything around it."""
-    text = path.read_text() if path.exists() else f"{title}\n{BEGIN}\n{END}\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
+def write_markdown(path: Path, section: str, begin: str = BEGIN, end: str = END,
+                   heading: str = "") -> None:
+    """Replace the generated section of `path` (from `begin` to `end`, both included in
+    `section`), keeping everything around it; append it, under `heading`, where it is missing."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
         text = head + section + tail
     else:
-        text = text.rstrip() + "\n\n" + section + "\n"
+        text = text.rstrip() + "\n\n" + (f"{heading}\n\n" if heading else "") + section + "\n"
     path.write_text(text)
 
 
