@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -38,6 +39,16 @@ def decode_fix(data: bytes | None) -> LastFix | None:
         return None
 
 
+def decode_fix_time(data: bytes | None) -> float | None:
+    """The time of a stored last fix, or None as for `decode_fix`; without the rest of it."""
+    if not data or data.count(b" ") != 3:
+        return None
+    try:
+        return float(data[:data.index(b" ")])
+    except ValueError:
+        return None
+
+
 class StateStore(Protocol):
     def get_last_fix(self, device_id: str) -> LastFix | None: ...
     def get_last_fixes(self, device_ids: list[str]) -> dict[str, LastFix]: ...
@@ -49,6 +60,9 @@ class StateStore(Protocol):
         self, device_ids: list[str]
     ) -> tuple[dict[str, LastFix], dict[str, float]]: ...
     def write(self, fixes: dict[str, LastFix], seen: dict[str, float]) -> None: ...
+    def read_times(
+        self, device_ids: list[str]
+    ) -> tuple[list[float | None], list[float | None]]: ...
 
 
 class InMemoryState:
@@ -85,6 +99,12 @@ class InMemoryState:
             self._fixes.update(fixes)
             self._seen.update(seen)
 
+    def read_times(
+        self, device_ids: list[str]
+    ) -> tuple[list[float | None], list[float | None]]:
+        fixes = [self._fixes.get(d) for d in device_ids]
+        return [self._seen.get(d) for d in device_ids], [f.tst if f else None for f in fixes]
+
 
 class RedisState:
     """Redis-backed state: two hashes keyed by device id (`keys.last_fixes`, `keys.last_seen`),
@@ -107,22 +127,41 @@ class RedisState:
     def last_seen_many(self, device_ids: list[str]) -> dict[str, float]:
         return self.read_many(device_ids)[1]
 
-    def read_many(self, device_ids: list[str]) -> tuple[dict[str, LastFix], dict[str, float]]:
-        """Last fixes and last-seen times of many devices: one round trip per 10,000."""
-        fixes: dict[str, LastFix] = {}
-        seen: dict[str, float] = {}
+    def _raw(self, device_ids: list[str]) -> Iterator[tuple[list[str], list, list]]:
+        """(device ids, stored fixes, last-seen values) of many devices as Redis has them:
+        one round trip per 10,000."""
         for start in range(0, len(device_ids), 10_000):
             chunk = device_ids[start:start + 10_000]
             pipe = self._r.pipeline(transaction=False)
             pipe.hmget(self._fixes, chunk)
             pipe.hmget(self._seen, chunk)
             fix_values, seen_values = pipe.execute()
+            yield chunk, fix_values, seen_values
+
+    def read_many(self, device_ids: list[str]) -> tuple[dict[str, LastFix], dict[str, float]]:
+        """Last fixes and last-seen times of many devices."""
+        fixes: dict[str, LastFix] = {}
+        seen: dict[str, float] = {}
+        for chunk, fix_values, seen_values in self._raw(device_ids):
             for device_id, data, at in zip(chunk, fix_values, seen_values, strict=True):
                 if (fix := decode_fix(data)) is not None:
                     fixes[device_id] = fix
                 if (t := _float(at)) is not None:
                     seen[device_id] = t
         return fixes, seen
+
+    def read_times(
+        self, device_ids: list[str]
+    ) -> tuple[list[float | None], list[float | None]]:
+        """When each device was last heard from and the time of its last fix (None: unknown),
+        in the order of `device_ids`: what a supervision pass reads of every device, so only
+        the times are decoded."""
+        seen: list[float | None] = []
+        fix_times: list[float | None] = []
+        for _, fix_values, seen_values in self._raw(device_ids):
+            seen += map(_float, seen_values)
+            fix_times += map(decode_fix_time, fix_values)
+        return seen, fix_times
 
     def set_last_fixes(self, fixes: dict[str, LastFix]) -> None:
         self.write(fixes, {})

@@ -1,7 +1,8 @@
 """Supervision: device health decisions modelled on EN 50136 reporting times. Pure.
 
-- `health`: `check_device(health, now, thresholds, pursuit) -> list[HealthSignal]` (device
-  silent within 90 s, 20 s in pursuit mode; battery low with hysteresis; tamper; no fix).
+- `health`: `check_fleet(fleet, now, thresholds, pursuit) -> list[HealthSignal]` over columns
+  of many devices, `check_device(health, now, thresholds, pursuit)` for one (device silent
+  within 90 s, 20 s in pursuit mode; battery low with hysteresis; tamper; no fix).
 - `grouping`: `group_health_signals(signals, open_health_alerts, now, window) -> GroupingDecision`
   (one alert per case and type, open alerts updated not duplicated, a desk-level storm summary).
 
@@ -23,9 +24,11 @@ from backend.supervision.grouping import (
 from backend.supervision.health import (
     GROUPABLE_TYPES,
     DeviceHealth,
+    FleetHealth,
     HealthSignal,
     SupervisionThresholds,
     check_device,
+    check_fleet,
     partition_signals,
 )
 
@@ -33,6 +36,7 @@ __all__ = [
     "GROUPABLE_TYPES",
     "STORM_TYPE",
     "DeviceHealth",
+    "FleetHealth",
     "GroupedHealthAlert",
     "GroupingDecision",
     "HealthAlertUpdate",
@@ -44,6 +48,7 @@ __all__ = [
     "SupervisionError",
     "SupervisionThresholds",
     "check_device",
+    "check_fleet",
     "group_health_signals",
     "partition_signals",
 ]

@@ -1,6 +1,9 @@
 """Per-device supervision, modelled on EN 50136 reporting times. Pure.
 
-`check_device(health, now, thresholds, pursuit)` returns the conditions active at `now`:
+`check_fleet(fleet, now, thresholds, pursuit)` returns the conditions active at `now` for every
+device of a pass at once, from columns (a pass reads every active device: 150,000 in the pilot's
+sizing, almost all of them healthy, so only the devices with a signal become Python objects);
+`check_device(health, now, thresholds, pursuit)` is the same decision for one device:
 
 - `device_silent`: nothing heard for `silent_after_s` (90 s) or, in pursuit mode (an alert is
   open), `silent_after_pursuit_s` (20 s). Detection is due at exactly that age.
@@ -16,9 +19,12 @@ Signals are levels, not edges: the grouping step turns them into new or updated 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
+
+import numpy as np
 
 from backend.supervision.errors import InvalidThresholds
 
@@ -82,58 +88,135 @@ class HealthSignal:
         return self.type not in GROUPABLE_TYPES
 
 
+# Times in a `FleetHealth` are whole microseconds since the epoch (exact, like a datetime);
+# UNKNOWN where nothing is known. It is the smallest int64, so the later of two times is `max`.
+UNKNOWN: int = int(np.iinfo(np.int64).min)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def to_us(at: datetime | None) -> int:
+    """A time as whole microseconds since the epoch (UNKNOWN for None); `at` must be aware."""
+    return UNKNOWN if at is None else (at - _EPOCH) // _MICROSECOND
+
+
+def from_us(us: int) -> datetime | None:
+    return None if us == UNKNOWN else _EPOCH + timedelta(microseconds=int(us))
+
+
+def _duration_us(seconds: float) -> int:
+    return to_us(_EPOCH + timedelta(seconds=seconds))  # rounded as a timedelta rounds
+
+
+@dataclass(frozen=True)
+class FleetHealth:
+    """What is known about many devices at a moment, as columns: row i is one device.
+
+    Times are int64 microseconds since the epoch (`to_us`), UNKNOWN where nothing is known;
+    an unknown battery level is NaN; `offline` is True only for a device known to be offline
+    (its Last Will arrived)."""
+
+    device_ids: Sequence[str]
+    case_ids: Sequence[str | None]
+    desk_codes: Sequence[str | None]
+    last_seen: np.ndarray
+    last_fix_at: np.ndarray
+    offline: np.ndarray
+    battery_pct: np.ndarray
+    charging: np.ndarray
+    tamper: np.ndarray
+    battery_low_open: np.ndarray
+
+    @classmethod
+    def of(cls, healths: Sequence[DeviceHealth]) -> FleetHealth:
+        return cls(
+            device_ids=[h.device_id for h in healths],
+            case_ids=[h.case_id for h in healths],
+            desk_codes=[h.desk_code for h in healths],
+            last_seen=np.array([to_us(h.last_seen) for h in healths], dtype=np.int64),
+            last_fix_at=np.array([to_us(h.last_fix_at) for h in healths], dtype=np.int64),
+            offline=np.array([h.online is False for h in healths], dtype=bool),
+            battery_pct=np.array([h.battery_pct for h in healths], dtype=float),
+            charging=np.array([h.charging for h in healths], dtype=bool),
+            tamper=np.array([h.tamper for h in healths], dtype=bool),
+            battery_low_open=np.array([h.battery_low_open for h in healths], dtype=bool),
+        )
+
+
+def _age_us(now: int, at: np.ndarray) -> np.ndarray:
+    """now - at, and 0 where `at` is unknown (callers mask those rows)."""
+    return now - np.where(at == UNKNOWN, now, at)
+
+
+def check_fleet(
+    fleet: FleetHealth,
+    now: datetime,
+    thresholds: SupervisionThresholds = SupervisionThresholds(),
+    pursuit: np.ndarray | None = None,
+) -> list[HealthSignal]:
+    """The conditions active at `now` for every device of the fleet, device by device in the
+    fleet's order (and per device: silent, battery low, tamper, no fix). `pursuit` marks the
+    devices in pursuit mode (an urgent alert of their case is open)."""
+    count = len(fleet.device_ids)
+    if pursuit is None:
+        pursuit = np.zeros(count, dtype=bool)
+    at = to_us(now)
+    seen_known = fleet.last_seen != UNKNOWN
+    seen_age = _age_us(at, fleet.last_seen)
+    silent_after = np.where(
+        pursuit,
+        _duration_us(thresholds.silent_after_pursuit_s), _duration_us(thresholds.silent_after_s),
+    )
+    silent = ~seen_known | (seen_age >= silent_after)
+
+    limit = np.where(
+        fleet.battery_low_open, thresholds.battery_recover_pct, thresholds.battery_low_pct
+    )
+    battery = np.nan_to_num(fleet.battery_pct, nan=np.inf)  # unknown: never low
+    battery_low = ~fleet.charging & (battery < limit)
+
+    fix_known = fleet.last_fix_at != UNKNOWN
+    fix_age = _age_us(at, fleet.last_fix_at)
+    no_fix_after = np.where(
+        pursuit,
+        _duration_us(thresholds.no_fix_after_pursuit_s), _duration_us(thresholds.no_fix_after_s),
+    )
+    no_fix = ~silent & ~fleet.offline & (~fix_known | (fix_age >= no_fix_after))
+
+    signals: list[HealthSignal] = []
+    for i in np.flatnonzero(silent | battery_low | fleet.tamper | no_fix).tolist():
+
+        def signal(kind: str, since: datetime | None, detail: str, i: int = i) -> None:
+            signals.append(HealthSignal(
+                kind, fleet.device_ids[i], fleet.case_ids[i], since, detail, fleet.desk_codes[i]
+            ))
+
+        if silent[i]:
+            signal(
+                "device_silent", from_us(fleet.last_seen[i]),
+                f"silent for {int(seen_age[i] / 1e6)} s" if seen_known[i] else "never heard",
+            )
+        if battery_low[i]:
+            signal("battery_low", None, f"battery {int(fleet.battery_pct[i])}%")
+        if fleet.tamper[i]:
+            signal("tamper", None, "tamper reported")
+        if no_fix[i]:
+            if fix_known[i]:
+                signal("no_fix", from_us(fleet.last_fix_at[i]),
+                       f"last fix {int(fix_age[i] / 1e6)} s ago")
+            else:
+                signal("no_fix", None, "no fix yet")
+    return signals
+
+
 def check_device(
     health: DeviceHealth,
     now: datetime,
     thresholds: SupervisionThresholds = SupervisionThresholds(),
     pursuit: bool = False,
 ) -> list[HealthSignal]:
-    """The conditions active for one device at `now`."""
-    signals: list[HealthSignal] = []
-
-    def signal(kind: str, since: datetime | None, detail: str) -> None:
-        signals.append(
-            HealthSignal(kind, health.device_id, health.case_id, since, detail, health.desk_code)
-        )
-
-    silent_after = timedelta(
-        seconds=thresholds.silent_after_pursuit_s if pursuit else thresholds.silent_after_s
-    )
-    silent = health.last_seen is None or now - health.last_seen >= silent_after
-    if silent:
-        signal(
-            "device_silent",
-            health.last_seen,
-            "never heard"
-            if health.last_seen is None
-            else f"silent for {int((now - health.last_seen).total_seconds())} s",
-        )
-
-    if health.battery_pct is not None and not health.charging:
-        limit = (
-            thresholds.battery_recover_pct
-            if health.battery_low_open
-            else thresholds.battery_low_pct
-        )
-        if health.battery_pct < limit:
-            signal("battery_low", None, f"battery {health.battery_pct}%")
-
-    if health.tamper:
-        signal("tamper", None, "tamper reported")
-
-    if not silent and health.online is not False:
-        no_fix_after = timedelta(
-            seconds=thresholds.no_fix_after_pursuit_s if pursuit else thresholds.no_fix_after_s
-        )
-        if health.last_fix_at is None:
-            signal("no_fix", None, "no fix yet")
-        elif now - health.last_fix_at >= no_fix_after:
-            signal(
-                "no_fix",
-                health.last_fix_at,
-                f"last fix {int((now - health.last_fix_at).total_seconds())} s ago",
-            )
-    return signals
+    """The conditions active for one device at `now` (`check_fleet` for a fleet of one)."""
+    return check_fleet(FleetHealth.of([health]), now, thresholds, np.array([pursuit]))
 
 
 def partition_signals(signals: list[HealthSignal]) -> tuple[list[HealthSignal], list[HealthSignal]]:

@@ -1,8 +1,9 @@
 """The supervision loop: device health over time, turned into grouped desk alerts.
 
 Each pass (`run_once(now)`) reads every active device's last contact (hot state `last_seen`, or
-the durable `devices.last_status_at`), battery, charging, tamper and last fix, decides its health
-signals with `check_device` (the pursuit thresholds while an urgent alert of its case is open),
+the durable `devices.last_status_at`), battery, charging, tamper and last fix, as columns, decides
+the health signals with `check_fleet` (the pursuit thresholds while an urgent alert of the
+device's case is open),
 and then:
 
 - urgent signals (tamper) go the normal alert route at once, one open alert per device;
@@ -24,7 +25,8 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, text, update
+import numpy as np
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from backend.periodic import Periodic
@@ -34,6 +36,7 @@ from backend.alerts.flows import Effects, alert_event, case_context
 from backend.alerts.lifecycle import OPEN_STATES
 from backend.alerts.models import Alert
 from backend.caselog import service as caselog
+from backend.db.columns import epoch_us, fetch_columns, uuid_text
 from backend.cases.device_commands import PURSUIT_TYPES
 from backend.cases.models import Case
 from backend.devices.models import Device
@@ -49,9 +52,10 @@ from backend.supervision.grouping import (
 )
 from backend.supervision.health import (
     GROUPABLE_TYPES,
-    DeviceHealth,
+    UNKNOWN,
+    FleetHealth,
     SupervisionThresholds,
-    check_device,
+    check_fleet,
     partition_signals,
 )
 
@@ -81,13 +85,13 @@ class PassResult:
     suppressed: int
 
 
-def _ts(value: float | None) -> datetime | None:
-    return datetime.fromtimestamp(value, UTC) if value is not None else None
-
-
-def _latest(*values: datetime | None) -> datetime | None:
-    known = [v for v in values if v is not None]
-    return max(known) if known else None
+def _times_us(seconds: list[float | None]) -> np.ndarray:
+    """Epoch seconds (None: unknown) as whole microseconds (UNKNOWN)."""
+    values = np.array(seconds, dtype=float)
+    known = ~np.isnan(values)
+    us = np.full(len(values), UNKNOWN, dtype=np.int64)
+    us[known] = np.rint(values[known] * 1e6)
+    return us
 
 
 class SupervisionLoop(Periodic):
@@ -125,7 +129,7 @@ class SupervisionLoop(Periodic):
                 {"key": ADVISORY_LOCK_KEY},
             ):
                 return PassResult(0, 0, 0, 0, 0, 0, 0)  # another process is supervising
-            healths, pursuit_cases = self._observe(session)
+            fleet, pursuit = self._observe(session)
             open_health = self._open_health_alerts(session)
             open_tamper = set(
                 session.scalars(
@@ -134,13 +138,7 @@ class SupervisionLoop(Periodic):
                     )
                 )
             )
-            signals = [
-                s
-                for h in healths
-                for s in check_device(
-                    h, now, self.thresholds, pursuit=h.case_id in pursuit_cases
-                )
-            ]
+            signals = check_fleet(fleet, now, self.thresholds, pursuit)
             urgent, groupable = partition_signals(signals)
             urgent = [s for s in urgent if s.device_id not in open_tamper]
             decision = group_health_signals(
@@ -168,7 +166,7 @@ class SupervisionLoop(Periodic):
                 if storm.alert_id is not None:
                     self._write(partial(self._update_storm, storm=storm, now=now))
         result = PassResult(
-            len(healths),
+            len(fleet.device_ids),
             len(signals),
             len(urgent),
             len(decision.new),
@@ -197,21 +195,26 @@ class SupervisionLoop(Periodic):
         for event in effects.events:
             self.bus.publish(event)
 
-    def _observe(self, session: Session) -> tuple[list[DeviceHealth], set[str]]:
-        # Columns, not ORM objects: a pass reads every active device (150,000 in the pilot's
-        # sizing), and building an object per device cost about a quarter of the pass's CPU.
-        rows = session.execute(
-            select(
-                Device.id, Device.case_id, Device.last_status_at, Device.online, Device.battery,
-                Device.charging, Device.tamper, Device.created_at, Case.home_vt_desk,
+    def _observe(self, session: Session) -> tuple[FleetHealth, np.ndarray]:
+        """Every active device as columns, and which of them are in pursuit mode.
+
+        A pass reads every active device (150,000 in the pilot's sizing), so the database gives
+        plain values (times as microseconds, case ids as text) and the state store only the
+        times: no Python object per device but its row."""
+        ids, cases, status_at, offline, battery, charging, tamper, created_at, desks = (
+            fetch_columns(session, select(
+                Device.id, uuid_text(Device.case_id),
+                func.coalesce(epoch_us(Device.last_status_at), UNKNOWN),
+                Device.online.is_(False), Device.battery, Device.charging.is_(True),
+                Device.tamper.is_(True), func.coalesce(epoch_us(Device.created_at), UNKNOWN),
+                Case.home_vt_desk,
             )
             .join(Case, Case.id == Device.case_id)
-            .where(Device.active.is_(True))
-        ).all()
-        pursuit_cases = {
-            str(c)
-            for c in session.scalars(
-                select(Alert.case_id)
+            .where(Device.active.is_(True)))
+        )
+        pursuit_cases = set(
+            session.scalars(
+                select(uuid_text(Alert.case_id))
                 .where(
                     Alert.state.in_(sorted(OPEN_STATES)),
                     Alert.type.in_(sorted(PURSUIT_TYPES)),
@@ -219,7 +222,7 @@ class SupervisionLoop(Periodic):
                 )
                 .distinct()
             )
-        }
+        )
         battery_open = {
             d
             for devices in session.scalars(
@@ -229,30 +232,26 @@ class SupervisionLoop(Periodic):
             )
             for d in devices or []
         }
-        state = self.rt.state
-        ids = [device.id for device in rows]
-        fixes, seen = state.read_many(ids)  # last fixes and last-seen times: one round trip
-        healths = []
-        for device in rows:
-            fix = fixes.get(device.id)
-            healths.append(
-                DeviceHealth(
-                    device_id=device.id,
-                    case_id=str(device.case_id),
-                    # A device never heard or never fixed is measured from its registration, so a
-                    # new device gets the same grace as one that just reported.
-                    last_seen=_latest(_ts(seen.get(device.id)), device.last_status_at)
-                    or device.created_at,
-                    online=device.online,
-                    battery_pct=device.battery,
-                    charging=bool(device.charging),
-                    tamper=bool(device.tamper),
-                    last_fix_at=_ts(fix.tst) if fix else device.created_at,
-                    battery_low_open=device.id in battery_open,
-                    desk_code=device.home_vt_desk,
-                )
-            )
-        return healths, pursuit_cases
+        seen, fix_times = self.rt.state.read_times(ids)
+        registered = np.array(created_at, dtype=np.int64)
+        # A device never heard or never fixed is measured from its registration, so a new
+        # device gets the same grace as one that just reported.
+        last_seen = np.maximum(_times_us(seen), np.array(status_at, dtype=np.int64))
+        last_fix = _times_us(fix_times)
+        fleet = FleetHealth(
+            device_ids=ids,
+            case_ids=cases,
+            desk_codes=desks,
+            last_seen=np.where(last_seen == UNKNOWN, registered, last_seen),
+            last_fix_at=np.where(last_fix == UNKNOWN, registered, last_fix),
+            offline=np.array(offline, dtype=bool),
+            battery_pct=np.array(battery, dtype=float),
+            charging=np.array(charging, dtype=bool),
+            tamper=np.array(tamper, dtype=bool),
+            battery_low_open=np.fromiter((d in battery_open for d in ids), bool, len(ids)),
+        )
+        pursuit = np.fromiter((c in pursuit_cases for c in cases), bool, len(cases))
+        return fleet, pursuit
 
     @staticmethod
     def _open_health_alerts(session: Session) -> list[OpenHealthAlert]:

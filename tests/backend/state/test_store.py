@@ -16,6 +16,7 @@ from backend.state.store import (
     PendingState,
     RedisState,
     decode_fix,
+    decode_fix_time,
     encode_fix,
 )
 
@@ -40,6 +41,32 @@ def test_fix_encoding_round_trips_with_and_without_accuracy() -> None:
 @pytest.mark.parametrize("junk", [b"", b"1 2 3", b"a b c d", b"1 2 3 4 5"])
 def test_unreadable_stored_fix_reads_as_absent(junk: bytes) -> None:
     assert decode_fix(junk) is None
+
+
+@pytest.mark.parametrize("junk", [None, b"", b"1 2 3", b"a b c d", b"1 2 3 4 5"])
+def test_fix_time_of_an_unreadable_fix_is_unknown(junk: bytes | None) -> None:
+    assert decode_fix_time(junk) is None
+
+
+def test_fix_time_is_the_time_decode_fix_reads() -> None:
+    for fix in (LastFix(1_700_000_000.123456, 51.9, 4.4, 8.0), LastFix(-1.5, 0.0, 0.0, None)):
+        assert decode_fix_time(encode_fix(fix)) == fix.tst
+
+
+def test_times_are_read_in_order_with_unknowns(store) -> None:
+    store.write({"a": LastFix(10.5, 52.0, 4.0, 3.0), "c": LastFix(30.25, 52.0, 4.0, None)},
+                {"a": 11.0, "b": 22.0})
+    seen, fix_times = store.read_times(["c", "b", "a", "nobody"])
+    assert seen == [None, 22.0, 11.0, None]
+    assert fix_times == [30.25, None, 10.5, None]
+    assert store.read_times([]) == ([], [])
+
+
+def test_times_of_more_devices_than_one_round_trip_carries(store) -> None:
+    ids = [f"d{i}" for i in range(25_000)]
+    store.write({}, {d: float(i) for i, d in enumerate(ids) if i % 7})
+    seen, _ = store.read_times(ids)
+    assert seen == [float(i) if i % 7 else None for i in range(25_000)]
 
 
 def test_batch_write_then_read(store) -> None:

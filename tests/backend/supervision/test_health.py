@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 
 from backend.supervision import (
@@ -14,6 +16,7 @@ from backend.supervision import (
     check_device,
     partition_signals,
 )
+from backend.supervision.health import FleetHealth, check_fleet, from_us, to_us
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 DEFAULTS = SupervisionThresholds()
@@ -143,3 +146,75 @@ def test_several_conditions_at_once() -> None:
 def test_contradicting_thresholds_are_rejected(changes: dict) -> None:
     with pytest.raises(InvalidThresholds):
         SupervisionThresholds(**changes)
+
+
+def _random_device(rng: random.Random, i: int) -> DeviceHealth:
+    def some_time() -> datetime | None:
+        # Around every threshold, now and then exactly on one, sometimes unknown or ahead.
+        if rng.random() < 0.1:
+            return None
+        return ago(rng.choice([0, 5, 19, 20, 59, 60, 89, 90, 299, 300, 1000, -30,
+                               rng.uniform(0, 400)]))
+
+    return DeviceHealth(
+        device_id=f"dev-{i}", case_id=rng.choice([None, f"case-{i % 7}"]),
+        last_seen=some_time(), last_fix_at=some_time(),
+        online=rng.choice([None, True, False]),
+        battery_pct=rng.choice([None, 0, 14, 15, 16, 19, 20, 21, 80]),
+        charging=rng.random() < 0.2, tamper=rng.random() < 0.1,
+        battery_low_open=rng.random() < 0.3, desk_code=rng.choice([None, "VT4607"]),
+    )
+
+
+def _reference(h: DeviceHealth, now: datetime, t: SupervisionThresholds,
+               pursuit: bool) -> list[tuple[str, datetime | None, str]]:
+    """The rules of the module's docstring, one device at a time over datetimes."""
+    out = []
+    silent_after = timedelta(seconds=t.silent_after_pursuit_s if pursuit else t.silent_after_s)
+    silent = h.last_seen is None or now - h.last_seen >= silent_after
+    if silent:
+        out.append(("device_silent", h.last_seen, "never heard" if h.last_seen is None else
+                    f"silent for {int((now - h.last_seen).total_seconds())} s"))
+    limit = t.battery_recover_pct if h.battery_low_open else t.battery_low_pct
+    if h.battery_pct is not None and not h.charging and h.battery_pct < limit:
+        out.append(("battery_low", None, f"battery {h.battery_pct}%"))
+    if h.tamper:
+        out.append(("tamper", None, "tamper reported"))
+    no_fix_after = timedelta(seconds=t.no_fix_after_pursuit_s if pursuit else t.no_fix_after_s)
+    if not silent and h.online is not False:
+        if h.last_fix_at is None:
+            out.append(("no_fix", None, "no fix yet"))
+        elif now - h.last_fix_at >= no_fix_after:
+            out.append(("no_fix", h.last_fix_at,
+                        f"last fix {int((now - h.last_fix_at).total_seconds())} s ago"))
+    return out
+
+
+def test_a_fleet_gets_each_devices_own_signals_in_order() -> None:
+    rng = random.Random(7)
+    healths = [_random_device(rng, i) for i in range(2_000)]
+    pursuit = [rng.random() < 0.3 for _ in healths]
+    strict = SupervisionThresholds(silent_after_s=60.5, no_fix_after_s=299.0,
+                                   battery_low_pct=14, battery_recover_pct=21)
+    for thresholds in (DEFAULTS, strict):
+        got = check_fleet(FleetHealth.of(healths), NOW, thresholds, np.array(pursuit))
+        assert got == [s for h, p in zip(healths, pursuit, strict=True)
+                       for s in check_device(h, NOW, thresholds, p)]
+        assert [(s.device_id, s.type, s.since, s.detail, s.case_id, s.desk_code)
+                for s in got] == [
+            (h.device_id, kind, since, detail, h.case_id, h.desk_code)
+            for h, p in zip(healths, pursuit, strict=True)
+            for kind, since, detail in _reference(h, NOW, thresholds, p)
+        ]
+        assert len({s.type for s in got}) == 4  # every kind of signal was exercised
+
+
+def test_an_empty_fleet_has_no_signals() -> None:
+    assert check_fleet(FleetHealth.of([]), NOW) == []
+
+
+def test_times_as_microseconds_are_exact() -> None:
+    at = datetime(2026, 3, 1, 12, 0, 0, 123457, tzinfo=UTC)
+    assert to_us(at) == 1_772_366_400_123_457
+    assert from_us(to_us(at)) == at
+    assert from_us(to_us(None)) is None
