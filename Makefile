@@ -13,6 +13,7 @@ test: env-dev services
 bench: env-dev services
 	$(PY) -m loadtests.bench
 	$(PY) -m loadtests.bench_geofence --docs
+	$(PY) -m loadtests.bench_supervision --docs
 
 # Install what the test suite needs on this machine and start services that are down.
 services:

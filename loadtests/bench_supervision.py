@@ -1,0 +1,152 @@
+"""Supervision benchmark: what one pass of device supervision costs the `loops` process with
+5,000 / 50,000 / 150,000 active devices, on PostgreSQL and Redis.
+
+    python -m loadtests.bench_supervision           # prints a table
+    python -m loadtests.bench_supervision --docs    # and writes its section of docs/benchmarks.md
+
+A pass (`SupervisionLoop.run_once`) reads every active device and its hot state and decides
+its health signals; it runs every `supervision.supervision_interval_s` (5 s), so its CPU time
+over that interval is the share of one core that device supervision takes. Each device has a
+case and reported 10 s ago (its last fix 15 s ago), except one in a thousand, silent for two
+minutes: the first pass raises their grouped desk alerts, the passes measured after it find
+them open and change nothing, the steady state. CPU time is this process's (the loop's own
+work); wall time includes the waits for PostgreSQL and Redis.
+
+The database (`SCHILDWACHT_BENCH_SUPERVISION_DATABASE_URL`) is the benchmark's own: it is
+emptied at the start of each size. Redis is the benchmark's (`SCHILDWACHT_BENCH_REDIS_URL`),
+under a key prefix of its own, removed afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+from backend.runtime import Runtime
+from backend.settings import Settings
+from backend.state.store import LastFix
+from backend.supervision.loop import SupervisionLoop
+from loadtests.report import cpu_probe_ms, write_markdown
+from loadtests.stack import BENCH_REDIS_URL, ensure_database, register, truncate
+
+SIZES = (5_000, 50_000, 150_000)
+PASSES = 5
+SILENT_EVERY = 1_000  # one device in a thousand has been silent for two minutes
+DB_URL = os.environ.get(
+    "SCHILDWACHT_BENCH_SUPERVISION_DATABASE_URL",
+    "postgresql+psycopg://postgres@127.0.0.1:5432/schildwacht_bench_supervision",
+)
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- supervision:begin -->", "<!-- supervision:end -->"
+
+
+def _fill_state(runtime: Runtime, device_ids: list[str], now: float) -> int:
+    """Every device heard 10 s ago with a fix of 15 s ago, one in a thousand silent for 120 s.
+    Returns how many are silent."""
+    silent = 0
+    for start in range(0, len(device_ids), 10_000):
+        seen, fixes = {}, {}
+        for i, device_id in enumerate(device_ids[start:start + 10_000], start):
+            quiet = i % SILENT_EVERY == 0
+            silent += quiet
+            heard = now - (120.0 if quiet else 10.0)
+            seen[device_id] = heard
+            fixes[device_id] = LastFix(tst=heard - 5.0, lat=51.92, lon=4.48, acc=8.0)
+        runtime.state.write(fixes, seen)
+    return silent
+
+
+def measure(size: int, *, db_url: str = DB_URL, redis_url: str = BENCH_REDIS_URL,
+            passes: int = PASSES) -> dict:
+    """One size: an emptied database with `size` active devices, one pass to raise what the
+    silent ones need, then `passes` measured passes."""
+    ensure_database(db_url)
+    prefix = f"swbench{uuid.uuid4().hex[:8]}"
+    runtime = Runtime.build(Settings(
+        database={"url": db_url}, broker={"embedded": False},
+        redis={"url": redis_url, "key_prefix": prefix},
+    ))
+    try:
+        truncate(runtime.engine)
+        device_ids = [f"sv-{i:06d}" for i in range(size)]
+        register(runtime.engine, device_ids, "victim")
+        silent = _fill_state(runtime, device_ids, time.time())
+        loop = SupervisionLoop(runtime)
+        first = loop.run_once()
+        cpu_ms, wall_ms, results = [], [], []
+        for _ in range(passes):
+            cpu, wall = time.process_time(), time.perf_counter()
+            results.append(loop.run_once())
+            cpu_ms.append((time.process_time() - cpu) * 1e3)
+            wall_ms.append((time.perf_counter() - wall) * 1e3)
+        interval = runtime.settings.supervision.supervision_interval_s
+        return {
+            "devices": results[-1].devices, "silent": silent, "first_new": first.new,
+            "signals": results[-1].signals, "later_new": sum(r.new for r in results),
+            "later_updates": sum(r.updates for r in results),
+            "cpu_ms": round(statistics.median(cpu_ms), 1),
+            "wall_ms": round(statistics.median(wall_ms), 1),
+            "core_share": round(statistics.median(cpu_ms) / (interval * 1e3), 3),
+            "interval_s": interval,
+        }
+    finally:
+        if runtime.redis is not None:
+            for key in runtime.redis.scan_iter(f"{prefix}:*"):
+                runtime.redis.delete(key)
+        runtime.close()
+
+
+def run(sizes: Sequence[int] = SIZES, **kwargs) -> list[dict]:
+    return [measure(size, **kwargs) for size in sizes]
+
+
+def markdown(rows: list[dict], command: str, probe_ms: float) -> str:
+    lines = [
+        BEGIN, "",
+        f"Generated by `{command}` on {platform.node() or 'this machine'} "
+        f"({os.cpu_count()} cores, Python {platform.python_version()}, CPU probe "
+        f"{probe_ms:.0f} ms). Median of {PASSES} passes after the first.", "",
+        "| active devices | silent devices | signals per pass | CPU ms per pass | wall ms per "
+        "pass | share of one core (pass every 5 s) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['devices']:,} | {r['silent']:,} | {r['signals']:,} | {r['cpu_ms']} | "
+            f"{r['wall_ms']} | {r['core_share']:.1%} |"
+        )
+    lines += ["", END]
+    return "\n".join(lines)
+
+
+def write_docs(rows: list[dict], command: str, probe_ms: float, path: Path = DOCS) -> None:
+    """Replace the generated supervision section of docs/benchmarks.md (append it if missing)."""
+    write_markdown(path, markdown(rows, command, probe_ms), BEGIN, END,
+                   "## Device supervision per pass")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(argv if argv is not None else sys.argv[1:])
+    docs = "--docs" in args
+    sizes = tuple(int(a) for a in args if a != "--docs") or SIZES
+    probe = cpu_probe_ms()
+    rows = run(sizes)
+    if docs:
+        write_docs(rows, "python -m loadtests.bench_supervision --docs", probe)
+    print(f"cpu probe {probe:.0f} ms")
+    headers = ("devices", "silent", "signals", "cpu_ms", "wall_ms", "core_share")
+    print(" | ".join(f"{h:>10}" for h in headers))
+    for r in rows:
+        print(" | ".join(f"{r[h]:>10}" for h in headers))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
