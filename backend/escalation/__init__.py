@@ -1,8 +1,8 @@
 """Escalation: carrying out the routing policy's escalation plans over time.
 
 - `plan_codec`: the escalation plan and recipients as JSON (stored on the alert).
-- `loop`: `EscalationLoop(runtime, clock)`: finds alerts whose next escalation is due (`FOR UPDATE
-  SKIP LOCKED` on PostgreSQL, so several processes can run it), carries out the due steps of
+- `loop`: `EscalationLoop(runtime, clock)`: finds alerts whose next escalation is due (`FOR NO KEY
+  UPDATE SKIP LOCKED` on PostgreSQL, so several processes can run it), carries out the due steps of
   `backend.routing.escalation_due` (timeline entry, case log entry, console event
   `alert.escalated`, a police feed message when the step goes to the police unit directly) and
   schedules the next one. `run_once(now)` is one pass, for tests with a controllable clock.

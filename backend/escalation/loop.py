@@ -1,11 +1,12 @@
 """The escalation loop: carries out the due steps of every open alert's escalation plan.
 
 One pass (`run_once(now)`) claims the alerts whose `next_escalation_at` has come, with
-`FOR UPDATE SKIP LOCKED` on PostgreSQL (several processes may run the loop; each alert is handled
-by one), asks `backend.routing.escalation_due` what is due, and for each step writes a timeline
-entry (`alert_events`, kind `escalated`) and a case log entry in the same transaction; after
-commit it publishes a console event `alert.escalated` per step and, for a step that goes to the
-police unit directly, a police feed message (through the MQTT outbox). The clock is injected, so
+`FOR NO KEY UPDATE SKIP LOCKED` on PostgreSQL (several processes may run the loop; each alert
+is handled by one; the alert's timeline and deliveries can still be written meanwhile), asks
+`backend.routing.escalation_due` what is due, and for each step writes a timeline entry
+(`alert_events`, kind `escalated`) and a case log entry in the same transaction; after commit
+it publishes a console event `alert.escalated` per step and, for a step that goes to the police
+unit directly, a police feed message (through the MQTT outbox). The clock is injected, so
 tests drive the loop through time without sleeping.
 """
 
@@ -92,7 +93,7 @@ class EscalationLoop(Periodic):
                 .limit(self.batch)
             )
             if session.get_bind().dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
+                query = query.with_for_update(skip_locked=True, key_share=True)
             for alert in session.scalars(query).all():
                 count += self._escalate(session, alert, now, effects)
         self.rt.dispatcher.send(effects.outbox)

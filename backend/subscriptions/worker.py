@@ -284,7 +284,7 @@ class DeliveryWorker:
         # Outcomes of one alert's deliveries are recorded one at a time (pool threads here,
         # other processes there): each recomputes the alert's aggregate from all its rows.
         with self._record_lock, self._sessions.begin() as s:
-            s.execute(select(Alert.id).where(Alert.id == job.alert_id).with_for_update())
+            alerts_service.lock(s, job.alert_id)
             delivery = s.get(Delivery, job.delivery_id)
             if delivery is None:
                 return

@@ -4,7 +4,6 @@ alert that stays unresolved re-alerts; the loop is driven with a controllable cl
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import timedelta
 
@@ -15,43 +14,7 @@ from backend.alerts.models import Alert, AlertEvent
 from backend.caselog import service as caselog
 from backend.cases.models import Case
 from backend.escalation.loop import EscalationLoop
-from device_protocol import Alarm, codec
-from tests.backend.escalation.support import RecordingBus
-from tests.support.mqtt import publish
-
-ROTTERDAM_CS = (51.9244, 4.4690)
-
-
-def _raise_panic(stack, device_id: str) -> Alert:
-    stack.register(device_id)
-    police = stack.collector(stack.topics.police_filter())
-    device = stack.device(device_id)
-    publish(
-        device,
-        stack.topics.alarm(device_id),
-        codec.encode(
-            Alarm(
-                id="p-1",
-                kind="panic",
-                tst=time.time(),
-                lat=ROTTERDAM_CS[0],
-                lon=ROTTERDAM_CS[1],
-            )
-        ),
-    )
-    police.wait_for(1)
-    police.close()
-    device.disconnect()
-    # The police feed is out before the worker's follow-up (case log, commands) commits; wait
-    # for that too, so the loop does not find the alert row still locked by it.
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with stack.runtime.sessions() as s:
-            alert = s.scalars(select(Alert).where(Alert.device_id == device_id)).one()
-        if alert.followed_up_at is not None:
-            return alert
-        time.sleep(0.02)
-    raise AssertionError("the worker did not finish the alert's follow-up")
+from tests.backend.escalation.support import RecordingBus, raise_panic
 
 
 def _timeline(stack, alert_id: uuid.UUID) -> list[AlertEvent]:
@@ -66,7 +29,7 @@ def _timeline(stack, alert_id: uuid.UUID) -> list[AlertEvent]:
 
 
 def test_unacknowledged_p1_escalates_on_time(stack):
-    alert = _raise_panic(stack, "vic-esc")
+    alert = raise_panic(stack, "vic-esc")
     assert alert.priority == "P1" and alert.escalation_step == 0
     t0 = alert.raised_at
     assert alert.next_escalation_at == t0 + timedelta(seconds=30)
@@ -108,7 +71,7 @@ def test_unacknowledged_p1_escalates_on_time(stack):
 
 
 def test_a_late_loop_catches_up_every_step_in_order(stack):
-    alert = _raise_panic(stack, "vic-late")
+    alert = raise_panic(stack, "vic-late")
     bus = RecordingBus()
     loop = EscalationLoop(stack.runtime, bus=bus)
     assert loop.run_once(alert.raised_at + timedelta(seconds=90)) == 3
@@ -123,7 +86,7 @@ def test_a_late_loop_catches_up_every_step_in_order(stack):
 
 
 def test_acknowledged_alert_stops_escalating_and_re_alerts_when_unresolved(stack):
-    alert = _raise_panic(stack, "vic-ack")
+    alert = raise_panic(stack, "vic-ack")
     api = stack.api()
     assert api.post(f"/api/v1/alerts/{alert.id}/acknowledge").status_code == 200
     with stack.runtime.sessions() as s:
