@@ -29,7 +29,7 @@ import shapely
 from shapely.geometry import Point
 
 from geofences import ContactBan, Engine, ExclusionZone, GeofenceConfig, ProtectedPlace
-from loadtests.report import write_markdown
+from loadtests.sections import DOCS, write_section
 
 SIZES = (1_000, 10_000, 100_000)
 FIXES = 20_000
@@ -204,7 +204,6 @@ def run(sizes: Sequence[int] = SIZES, n_fixes: int = FIXES) -> list[dict]:
     return results
 
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- geofence:begin -->", "<!-- geofence:end -->"
 
 
@@ -230,7 +229,7 @@ def markdown(rows: list[dict], command: str) -> str:
 
 def write_docs(rows: list[dict], command: str, path: Path = DOCS) -> None:
     """Replace the generated geofence section of docs/benchmarks.md (append it if missing)."""
-    write_markdown(path, markdown(rows, command), BEGIN, END, "## Geofence evaluation per fix")
+    write_section(path, markdown(rows, command), BEGIN, END, "## Geofence evaluation per fix")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -32,7 +32,8 @@ from backend.runtime import Runtime
 from backend.settings import Settings
 from backend.state.store import LastFix
 from backend.supervision.loop import SupervisionLoop
-from loadtests.report import cpu_probe_ms, write_markdown
+from loadtests.report import cpu_probe_ms
+from loadtests.sections import DOCS, write_section
 from loadtests.stack import BENCH_REDIS_URL, ensure_database, register, truncate
 
 SIZES = (5_000, 50_000, 150_000)
@@ -43,7 +44,6 @@ DB_URL = os.environ.get(
     "postgresql+psycopg://postgres@127.0.0.1:5432/schildwacht_bench_supervision",
 )
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- supervision:begin -->", "<!-- supervision:end -->"
 
 
@@ -128,7 +128,7 @@ def markdown(rows: list[dict], command: str, probe_ms: float) -> str:
 
 def write_docs(rows: list[dict], command: str, probe_ms: float, path: Path = DOCS) -> None:
     """Replace the generated supervision section of docs/benchmarks.md (append it if missing)."""
-    write_markdown(path, markdown(rows, command, probe_ms), BEGIN, END,
+    write_section(path, markdown(rows, command, probe_ms), BEGIN, END,
                    "## Device supervision per pass")
 
 

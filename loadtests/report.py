@@ -17,6 +17,7 @@ from typing import Any
 import psutil
 
 from loadtests.alarm_path import AlarmRun
+from loadtests.sections import write_section
 from loadtests.desk import ACK_AFTER_S
 from loadtests.stats import Latency, Verdict, ratio
 from loadtests.throughput import Step
@@ -304,18 +305,9 @@ def markdown(r: Results, plot_name: str | None) -> str:
     return "\n".join(lines)
 
 
-def write_markdown(path: Path, section: str, begin: str = BEGIN, end: str = END,
-                   heading: str = "") -> None:
-    """Replace the generated section of `path` (from `begin` to `end`, both included in
-    `section`), keeping everything around it; append it, under `heading`, where it is missing."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if begin in text and end in text:
-        head, rest = text.split(begin, 1)
-        _, tail = rest.split(end, 1)
-        text = head + section + tail
-    else:
-        text = text.rstrip() + "\n\n" + (f"{heading}\n\n" if heading else "") + section + "\n"
-    path.write_text(text)
+def write_markdown(path: Path, section: str) -> None:
+    """Replace the benchmark's generated section of `path`, keeping everything around it."""
+    write_section(path, section, BEGIN, END)
 
 
 def write_csv(path: Path, r: Results) -> None:
