@@ -3,8 +3,7 @@
 Each pass (`run_once(now)`) reads every active device's last contact (hot state `last_seen`, or
 the durable `devices.last_status_at`), battery, charging, tamper and last fix, as columns, decides
 the health signals with `check_fleet` (the pursuit thresholds while an urgent alert of the
-device's case is open),
-and then:
+device's case is open), and then:
 
 - urgent signals (tamper) go the normal alert route at once, one open alert per device;
 - health signals go through `group_health_signals`: one alert per case and type, open alerts
