@@ -157,9 +157,8 @@ def check_fleet(
     """The conditions active at `now` for every device of the fleet, device by device in the
     fleet's order (and per device: silent, battery low, tamper, no fix). `pursuit` marks the
     devices in pursuit mode (an urgent alert of their case is open)."""
-    count = len(fleet.device_ids)
     if pursuit is None:
-        pursuit = np.zeros(count, dtype=bool)
+        pursuit = np.zeros(len(fleet.device_ids), dtype=bool)
     at = to_us(now)
     seen_known = fleet.last_seen != UNKNOWN
     seen_age = _age_us(at, fleet.last_seen)
@@ -184,28 +183,28 @@ def check_fleet(
     no_fix = ~silent & ~fleet.offline & (~fix_known | (fix_age >= no_fix_after))
 
     signals: list[HealthSignal] = []
+
+    def signal(i: int, kind: str, since: datetime | None, detail: str) -> None:
+        signals.append(HealthSignal(
+            kind, fleet.device_ids[i], fleet.case_ids[i], since, detail, fleet.desk_codes[i]
+        ))
+
     for i in np.flatnonzero(silent | battery_low | fleet.tamper | no_fix).tolist():
-
-        def signal(kind: str, since: datetime | None, detail: str, i: int = i) -> None:
-            signals.append(HealthSignal(
-                kind, fleet.device_ids[i], fleet.case_ids[i], since, detail, fleet.desk_codes[i]
-            ))
-
         if silent[i]:
             signal(
-                "device_silent", from_us(fleet.last_seen[i]),
+                i, "device_silent", from_us(fleet.last_seen[i]),
                 f"silent for {int(seen_age[i] / 1e6)} s" if seen_known[i] else "never heard",
             )
         if battery_low[i]:
-            signal("battery_low", None, f"battery {int(fleet.battery_pct[i])}%")
+            signal(i, "battery_low", None, f"battery {int(fleet.battery_pct[i])}%")
         if fleet.tamper[i]:
-            signal("tamper", None, "tamper reported")
+            signal(i, "tamper", None, "tamper reported")
         if no_fix[i]:
             if fix_known[i]:
-                signal("no_fix", from_us(fleet.last_fix_at[i]),
+                signal(i, "no_fix", from_us(fleet.last_fix_at[i]),
                        f"last fix {int(fix_age[i] / 1e6)} s ago")
             else:
-                signal("no_fix", None, "no fix yet")
+                signal(i, "no_fix", None, "no fix yet")
     return signals
 
 
