@@ -1,7 +1,12 @@
-"""The benchmark's own Mosquitto: a free port, `set_tcp_nodelay true`, no persistence.
+"""A Mosquitto of our own on a free loopback port, with `set_tcp_nodelay true`: the
+benchmark's (no persistence, no limits on queues), or one with a configuration of its own
+(passwords, ACLs) for tests that must not touch the shared broker's settings.
 
     with OwnMosquitto() as broker:
         broker.port
+    with OwnMosquitto(settings="allow_anonymous false\npassword_file {dir}/passwd\n",
+                      users={"vic-001": "secret"}) as broker:
+        ...
 """
 
 from __future__ import annotations
@@ -15,26 +20,21 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from backend.mqtt.embedded import free_port
 from loadtests.errors import BrokerStartFailed
 
-CONFIG = """\
-listener {port} 127.0.0.1
+# What every broker of ours listens with, after its `settings` ({dir}: its directory).
+LISTENER = "listener {port} 127.0.0.1\nset_tcp_nodelay true\nlog_dest stderr\n"
+# The benchmark's settings.
+BENCH_SETTINGS = """\
 allow_anonymous true
 persistence false
-set_tcp_nodelay true
 max_inflight_messages 0
 max_queued_messages 1000000
 max_queued_bytes 0
-log_dest stderr
 log_type error
 log_type warning
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def mosquitto_binary() -> str:
@@ -45,9 +45,16 @@ def mosquitto_binary() -> str:
 
 
 class OwnMosquitto:
-    def __init__(self, port: int | None = None, start_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, port: int | None = None, start_timeout_s: float = 10.0,
+        settings: str = BENCH_SETTINGS, files: dict[str, str] | None = None,
+        users: dict[str, str] | None = None,
+    ) -> None:
         self.port = port or free_port()
         self._timeout = start_timeout_s
+        self._settings = settings
+        self._files = files or {}
+        self._users = users or {}
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -56,10 +63,24 @@ class OwnMosquitto:
         return self._proc.pid if self._proc else None
 
     def start(self) -> Self:
-        self._dir = tempfile.TemporaryDirectory(prefix="sw-bench-mosquitto-")
-        conf = Path(self._dir.name) / "mosquitto.conf"
-        conf.write_text(CONFIG.format(port=self.port))
-        log = open(Path(self._dir.name) / "mosquitto.log", "wb")  # noqa: SIM115 - closed by proc end
+        self._dir = tempfile.TemporaryDirectory(prefix="sw-mosquitto-")
+        where = Path(self._dir.name)
+        for name, text in self._files.items():
+            (where / name).write_text(text)
+        if self._users:
+            passwd = where / "passwd"
+            passwd.touch()
+            for user, password in self._users.items():
+                subprocess.run(["mosquitto_passwd", "-b", str(passwd), user, password],
+                               check=True, timeout=10, capture_output=True)
+        conf = where / "mosquitto.conf"
+        conf.write_text(self._settings.replace("{dir}", str(where))
+                        + LISTENER.format(port=self.port))
+        # Mosquitto started as root drops to its own user: it must still read these files.
+        where.chmod(0o755)
+        for path in where.iterdir():
+            path.chmod(0o644)
+        log = open(where / "mosquitto.log", "wb")  # noqa: SIM115 - closed by proc end
         self._proc = subprocess.Popen(
             [mosquitto_binary(), "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT
         )

@@ -11,7 +11,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from tests.support.mosquitto import PrivateMosquitto
+from loadtests.broker import OwnMosquitto
 
 pytestmark = pytest.mark.services
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
@@ -20,15 +20,14 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
 @pytest.fixture(scope="module")
 def broker():
     acl = (DEPLOY / "acl").read_text()
-    b = PrivateMosquitto(
-        "per_listener_settings false\nallow_anonymous false\n"
-        "password_file {dir}/passwd\nacl_file {dir}/acl\n",
+    with OwnMosquitto(
+        settings="per_listener_settings false\nallow_anonymous false\n"
+                 "password_file {dir}/passwd\nacl_file {dir}/acl\n",
         files={"acl": acl},
         users={"vic-001": "pw-vic-001", "vic-002": "pw-vic-002",
                "schildwacht": "pw-backend", "police": "pw-police"},
-    )
-    yield b
-    b.stop()
+    ) as b:
+        yield b
 
 
 def connect(port: int, user: str | None, password: str | None) -> tuple[mqtt.Client, object]:
