@@ -17,8 +17,8 @@ from typing import Any
 import psutil
 
 from loadtests.alarm_path import AlarmRun
-from loadtests.sections import write_section
 from loadtests.desk import ACK_AFTER_S
+from loadtests.sections import write_section
 from loadtests.stats import Latency, Verdict, ratio
 from loadtests.throughput import Step
 
@@ -155,13 +155,13 @@ def verdicts(r: Results) -> list[Verdict]:
     at1k, at3k = r.level(1_000), r.level(3_000)
     nan = math.nan
     if (at1k is not None or 1_000 in r.planned_levels) and floor is not None:
-        out.append(Verdict("alarm->police p99 @1k fixes/s <= 3x two-hop floor p99",
+        out.append(Verdict(f"alarm->police p99 {_at(1_000)} <= 3x two-hop floor p99",
                            at1k.run.police.p99 if at1k else nan, 3 * floor.p99, "ms"))
     if at1k is not None or 1_000 in r.planned_levels:
-        out.append(Verdict("alarm->police p99.9 @1k fixes/s < 20 ms",
+        out.append(Verdict(f"alarm->police p99.9 {_at(1_000)} < 20 ms",
                            at1k.run.police.p999 if at1k else nan, 20.0, "ms"))
     if at3k is not None or 3_000 in r.planned_levels:
-        out.append(Verdict("alarm->police p99 @3k fixes/s < 50 ms",
+        out.append(Verdict(f"alarm->police p99 {_at(3_000)} < 50 ms",
                            at3k.run.police.p99 if at3k else nan, 50.0, "ms"))
     # The webhook and console targets name no background: they hold at every level.
     for level in r.alarm:
