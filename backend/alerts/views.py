@@ -188,24 +188,47 @@ async def stream(websocket: WebSocket) -> None:
         return
     await websocket.accept(subprotocol="bearer" if token else None)
     queue = rt.bus.subscribe()
+    # The stream ends when the console goes away, even while no event is due: a handler that
+    # noticed only on its next send would keep a subscription per closed console (and hold up
+    # the server's shutdown) for as long as nothing in its scope happens.
+    forwarding = asyncio.create_task(_forward(websocket, rt, principal, queue))
+    closing = asyncio.create_task(_until_closed(websocket))
     try:
-        while True:
-            event = orjson.loads(await queue.get())
-            decided = screen_event_alone(principal, event)
-            if decided is None:  # the database decides (and audits before the frame leaves)
-                text = await asyncio.to_thread(_screen, rt, principal, event)
-                reads: list[LocationRead] = []
-            else:
-                screened, reads = decided
-                text = orjson.dumps(screened).decode() if screened is not None else None
+        done, _ = await asyncio.wait((forwarding, closing), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        forwarding.cancel()
+        closing.cancel()
+        rt.bus.unsubscribe(queue)
+    for task in done:
+        error = task.exception()
+        if error is not None and not isinstance(error, WebSocketDisconnect):
+            raise error
+
+
+async def _until_closed(websocket: WebSocket) -> None:
+    """Read the console's frames (it sends nothing this server acts on) until it disconnects."""
+    while (await websocket.receive())["type"] != "websocket.disconnect":
+        pass
+
+
+async def _forward(websocket: WebSocket, rt: Runtime, principal: Principal,
+                   queue: asyncio.Queue[bytes]) -> None:
+    while True:
+        event = orjson.loads(await queue.get())
+        decided = screen_event_alone(principal, event)
+        if decided is None:  # the database decides (and audits before the frame leaves)
+            text = await asyncio.to_thread(_screen, rt, principal, event)
+            reads: list[LocationRead] = []
+        else:
+            screened, reads = decided
+            text = orjson.dumps(screened).decode() if screened is not None else None
+        try:
             if text is not None:
                 await websocket.send_text(text)
+        finally:
             # Audited right after the frame, behind the stream: the next frame does not wait
-            # for this one's audit write (written here only when the writer is full).
+            # for this one's audit write (written here only when the writer is full). Also
+            # when the stream is closed while the frame is on its way: it may have left.
             if reads and (rt.audit is None
                           or not rt.audit.submit(principal, reads, channel="stream")):
                 await asyncio.to_thread(_audit, rt, principal, reads)
-    except WebSocketDisconnect:
-        pass
-    finally:
-        rt.bus.unsubscribe(queue)

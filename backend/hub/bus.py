@@ -26,6 +26,7 @@ class EventBus(Protocol):
     def publish(self, event: dict[str, Any]) -> None: ...
     def subscribe(self) -> asyncio.Queue[bytes]: ...
     def unsubscribe(self, queue: asyncio.Queue[bytes]) -> None: ...
+    def subscriber_count(self) -> int: ...
 
 
 class InProcessBus:
@@ -44,6 +45,10 @@ class InProcessBus:
     def unsubscribe(self, queue: asyncio.Queue[bytes]) -> None:
         with self._lock:
             self._subscribers.pop(queue, None)
+
+    def subscriber_count(self) -> int:
+        with self._lock:
+            return len(self._subscribers)
 
     def publish(self, event: dict[str, Any]) -> None:
         self.publish_raw(orjson.dumps(event))
@@ -87,6 +92,9 @@ class RedisBus:
 
     def unsubscribe(self, queue: asyncio.Queue[bytes]) -> None:
         self._local.unsubscribe(queue)
+
+    def subscriber_count(self) -> int:
+        return self._local.subscriber_count()
 
     def _ensure_listener(self) -> None:
         if self._thread is None:

@@ -7,17 +7,14 @@ controlled clock after the ingest worker has taken every message in.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import uvicorn
 from rich.console import Console
 
 from backend.api.app import create_app
-from backend.mqtt.embedded import free_port
 from backend.supervision.loop import SupervisionLoop
 from simulator import scenarios
 from simulator.backend import (
@@ -30,6 +27,7 @@ from simulator.backend import (
 from simulator.runner import RaisedAlert, Summary, main, run_scenario
 from simulator.transport import PahoTransport
 from tests.backend.conftest import ADMIN_TOKEN
+from tests.support.server import serving
 
 pytestmark = pytest.mark.services
 
@@ -277,21 +275,8 @@ def test_registration_is_an_exercise_case_and_repeated_runs_do_not_collide(
 def test_command_line_registers_runs_and_reports_against_a_served_backend(
     stack,
 ) -> None:
-    app = create_app(stack.runtime)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
     console = Console(record=True, width=160)
-    try:
+    with serving(create_app(stack.runtime), lifespan="off") as base:
         code = main(
             [
                 "--scenario",
@@ -299,7 +284,7 @@ def test_command_line_registers_runs_and_reports_against_a_served_backend(
                 "--speed",
                 "0",
                 "--api",
-                f"http://127.0.0.1:{port}",
+                base,
                 "--token",
                 ADMIN_TOKEN,
                 "--topic-root",
@@ -313,9 +298,6 @@ def test_command_line_registers_runs_and_reports_against_a_served_backend(
             ],
             console=console,
         )
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
     output = console.export_text()
     assert code == 0, output
     assert "registered panic: case SIM-cli1-panic-0" in output

@@ -31,6 +31,9 @@ class RecordingBus:
     def unsubscribe(self, queue: asyncio.Queue[bytes]) -> None:
         pass
 
+    def subscriber_count(self) -> int:
+        return 0
+
     def named(self, name: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e.get("event") == name]
 
