@@ -3,7 +3,7 @@
     schildwacht demo        everything in one process on embedded defaults, with simulated devices
     schildwacht migrate     apply the database migrations
     schildwacht api         the HTTP API (and the outbox loop for its downlinks)
-    schildwacht loops       the escalation and supervision loops (with SCHILDWACHT_API__RUN_LOOPS=false)
+    schildwacht loops       the escalation, supervision and custody loops (with SCHILDWACHT_API__RUN_LOOPS=false)
     schildwacht ingest      one ingest worker
     schildwacht run         API and ingest worker in one process
     schildwacht simulate    drive simulated devices against a broker
@@ -97,7 +97,7 @@ def cmd_loops(settings: Settings, args: argparse.Namespace) -> int:
     connect(client, settings.broker)
     runtime.start_background(loops=True)
     process.freeze_loaded()
-    log.info("escalation and supervision loops running")
+    log.info("escalation, supervision and custody loops running")
     try:
         _wait_for_signal()
     finally:
@@ -118,7 +118,7 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     server_check.check(runtime.engine)  # what the worker writes must survive and stay small
     worker = IngestWorker(runtime, client_id=args.client_id)
     worker.start()
-    runtime.start_background(loops=False)  # escalation and supervision run in `api` processes
+    runtime.start_background(loops=False)  # escalation, supervision and custody run in `api` processes
     log.info("ingest worker running as %s (channels: %s)", worker.client_id,
              settings.ingest.channels)
     try:
@@ -234,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
     sub.add_parser("api", help="serve the HTTP API").set_defaults(func=cmd_api)
-    sub.add_parser("loops", help="run the escalation and supervision loops").set_defaults(
+    sub.add_parser("loops", help="run the escalation, supervision and custody loops").set_defaults(
         func=cmd_loops)
     ingest = sub.add_parser("ingest", help="run one ingest worker")
     ingest.add_argument("--client-id", default=None)

@@ -143,7 +143,7 @@ class ProcessSettings(BaseModel):
 class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
-    # Run the escalation and supervision loops in the API process. Switch off where a
+    # Run the escalation, supervision and custody loops in the API process. Switch off where a
     # `schildwacht loops` process runs them, so that a supervision pass over every device never
     # holds up the console stream.
     run_loops: bool = True
@@ -164,10 +164,13 @@ class RoutingSettings(BaseModel):
 
 
 class SupervisionSettings(BaseModel):
-    """Escalation and device supervision loops (backend/escalation, backend/supervision)."""
+    """Escalation, device supervision and custody loops (backend/escalation, backend/supervision,
+    backend/cases/custody_loop)."""
 
     escalation_interval_s: float = Field(1.0, gt=0)
     supervision_interval_s: float = Field(5.0, gt=0)
+    # How often custody releases are checked for a tightening to start or end (CustodyLoop).
+    custody_interval_s: float = Field(60.0, gt=0)
     silent_after_s: float = Field(90.0, gt=0)
     silent_after_pursuit_s: float = Field(20.0, gt=0)
     battery_low_pct: int = Field(15, ge=0, le=100)

@@ -27,7 +27,7 @@ from backend.cases.facts import case_facts
 from backend.cases.models import Case, CaseContact
 from backend.cases.snapshots import contact_card
 from backend.cases.schemas import CaseUpdate, ContactIn, ContactUpdate
-from backend.routing import Policy, custody_tightening
+from backend.routing import CustodyTightening, Policy, custody_tightening
 from device_protocol import ConfigCommand, Topics
 
 # Fields whose values the case log keeps; others are logged as "changed" only.
@@ -68,7 +68,6 @@ class CaseFlow:
     ) -> tuple[Case, Effects]:
         now = now or datetime.now(UTC)
         case = service.get(session, case_id, for_update=True)
-        was_released = case.custody_status == "released"
         changed = service.update(session, case, data.changes())
         effects = Effects()
         if not changed:
@@ -90,18 +89,40 @@ class CaseFlow:
             },
             at=now,
         )
-        if case.custody_status == "released" and (
-            not was_released or "released_at" in changed
-        ):
-            effects.extend(self.custody_released(session, case, actor, now))
+        if "custody_status" in changed or "released_at" in changed:
+            effects.extend(self.reconcile_custody(session, case, actor, now))
         return case, effects
 
-    def custody_released(
+    def reconcile_custody(
         self, session: Session, case: Case, actor: str, now: datetime
     ) -> Effects:
+        """Bring the case's devices and contacts in line with the tightening in force at `now`:
+        start a release's tightening once (on the change, or when a release dated in the future
+        comes), end it when its period is over or the offender is no longer released. Run by
+        a case change and by the custody loop (`backend.cases.custody_loop`); the case row is
+        locked by the caller."""
         tightening = custody_tightening(case_facts(session, case), self._policy, now)
-        if tightening is None:  # a release date in the future, or long past
+        if case.custody_status != "released":
+            case.custody_tightened_release = None  # a later release tightens again
+        if tightening is not None:
+            if case.custody_tightened_release != tightening.released_at:
+                case.custody_tightened_release = tightening.released_at
+                case.custody_tightened_until = tightening.until
+                return self._custody_released(session, case, tightening, actor, now)
+            case.custody_tightened_until = tightening.until  # the policy's period may change
             return Effects()
+        if case.custody_status == "released" and case.released_at is not None \
+                and case.released_at <= now:
+            case.custody_tightened_release = case.released_at  # over: nothing left to start
+        if case.custody_tightened_until is None:
+            return Effects()
+        case.custody_tightened_until = None
+        return self._tightening_ended(session, case, actor, now)
+
+    def _custody_released(
+        self, session: Session, case: Case, tightening: CustodyTightening, actor: str,
+        now: datetime,
+    ) -> Effects:
         commands: list[tuple[str, BaseModel]] = []
         pursuit = in_pursuit(session, case.id)
         for device in case_devices(session, case.id):
@@ -153,6 +174,28 @@ class CaseFlow:
             "reference": case.reference,
             **detail,
             "contacts": contacts,
+        }
+        return Effects(outbox=outbox, events=[event])
+
+    def _tightening_ended(
+        self, session: Session, case: Case, actor: str, now: datetime
+    ) -> Effects:
+        """Every device of the case back to its normal report interval (a device in pursuit
+        keeps pursuit's: its closing sets the normal one), logged, and told to the console."""
+        commands: list[tuple[str, BaseModel]] = []
+        if not in_pursuit(session, case.id):
+            commands = [
+                (device.id, ConfigCommand(report_interval_s=normal_interval(device, case, None)))
+                for device in case_devices(session, case.id)
+            ]
+        outbox = command_rows(session, self._topics, commands, now)
+        detail = {"devices": [device_id for device_id, _ in commands]}
+        caselog.append(session, case.id, "custody_tightening_ended", actor, detail, at=now)
+        event = {
+            "event": "case.custody_tightening_ended",
+            "case_id": str(case.id),
+            "reference": case.reference,
+            **detail,
         }
         return Effects(outbox=outbox, events=[event])
 

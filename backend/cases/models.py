@@ -41,6 +41,10 @@ class Case(Base):
     risk_level: Mapped[str | None] = mapped_column(String(8))
     custody_status: Mapped[str] = mapped_column(String(16), default="none")
     released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Kept by `CaseFlow.reconcile_custody`: the release (its `released_at`) whose tightening was
+    # carried out, and when the tightening in force ends (None: none in force).
+    custody_tightened_release: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    custody_tightened_until: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     safety_plan: Mapped[str | None] = mapped_column(Text)
     exercise: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -141,6 +141,8 @@ class CaseOut(BaseModel):
     risk_level: str | None
     custody_status: str
     released_at: datetime | None
+    # When the tightening of a custody release ends (None: none in force).
+    custody_tightened_until: datetime | None
     safety_plan: str | None
     exercise: bool
     contacts: list[ContactOut]

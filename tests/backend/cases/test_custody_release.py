@@ -10,35 +10,13 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from backend.devices.models import Device
 from backend.pipeline.context import AlertDraft
 from device_protocol import codec
-
-
-def _case_with_devices(stack) -> str:
-    api = stack.api()
-    case_id = api.post(
-        "/api/v1/cases",
-        json={
-            "reference": f"CR-{uuid.uuid4().hex[:6]}",
-            "home_police_unit": "RE07",
-            "home_vt_desk": "VT-RR",
-            "custody_status": "in_custody",
-        },
-    ).json()["id"]
-    for org in ("police", "three_ro", "om"):
-        api.post(
-            f"/api/v1/cases/{case_id}/contacts",
-            json={"organisation": org, "name": f"{org} contact", "phone": "0101234567"},
-        )
-    with stack.runtime.sessions.begin() as s:
-        s.add(Device(id="cr-victim", case_id=uuid.UUID(case_id), role="victim"))
-        s.add(Device(id="cr-offender", case_id=uuid.UUID(case_id), role="offender"))
-    return case_id
+from tests.backend.cases.support import case_with_devices
 
 
 def test_release_changes_device_configuration_and_notifies_contacts(stack):
-    case_id = _case_with_devices(stack)
+    case_id = case_with_devices(stack)
     victim_cmd = stack.collector(stack.topics.cmd("cr-victim"))
     offender_cmd = stack.collector(stack.topics.cmd("cr-offender"))
     released = datetime.now(UTC) - timedelta(hours=1)
@@ -94,7 +72,7 @@ def test_release_changes_device_configuration_and_notifies_contacts(stack):
 
 
 def test_release_in_the_future_tightens_nothing_yet(stack):
-    case_id = _case_with_devices(stack)
+    case_id = case_with_devices(stack)
     victim_cmd = stack.collector(stack.topics.cmd("cr-victim"))
     r = stack.api().patch(
         f"/api/v1/cases/{case_id}",

@@ -1,0 +1,78 @@
+"""The custody loop: starts and ends custody-release tightening on time.
+
+A release entered with a date in the past tightens its case at once (`CaseFlow.update`). This
+loop does what no request would: it tightens a case whose release was dated in the future once
+that date has come, and ends a tightening when the policy's period is over, sending the
+devices their normal report interval again (a faster interval costs the battery). One pass
+(`run_once(now)`) claims the due cases with `FOR UPDATE SKIP LOCKED` on PostgreSQL (several
+processes may run it; each case is handled by one) and lets `CaseFlow.reconcile_custody`
+decide; the device commands are written to the outbox in the same transaction and sent after
+commit. The clock is injected, so tests drive it through time without sleeping.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import and_, or_, select
+
+from backend.alerts.flows import Effects
+from backend.cases.flows import CaseFlow
+from backend.cases.models import Case
+from backend.periodic import Periodic
+
+if TYPE_CHECKING:
+    from backend.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+ACTOR = "system:custody"
+
+
+class CustodyLoop(Periodic):
+    name = "custody"
+
+    def __init__(self, rt: Runtime, interval_s: float | None = None, batch: int = 100) -> None:
+        self.rt = rt
+        self.interval_s = interval_s or rt.settings.supervision.custody_interval_s
+        self.batch = batch
+        self.flow = CaseFlow(rt.topics, rt.flow.policy,
+                             rt.settings.supervision.pursuit_report_interval_s)
+
+    def run_once(self, now: datetime | None = None) -> int:
+        """Reconcile every due case at `now`; return how many changed their devices or log."""
+        now = now or datetime.now(UTC)
+        effects = Effects()
+        changed = 0
+        with self.rt.sessions.begin() as session:
+            query = (
+                select(Case)
+                .where(or_(
+                    and_(  # a release whose date has come and that was not carried out
+                        Case.custody_status == "released",
+                        Case.released_at <= now,
+                        or_(Case.custody_tightened_release.is_(None),
+                            Case.custody_tightened_release != Case.released_at),
+                    ),
+                    Case.custody_tightened_until <= now,  # a tightening whose period is over
+                ))
+                .order_by(Case.id)
+                .limit(self.batch)
+            )
+            if session.get_bind().dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True, of=Case)
+            for case in session.scalars(query).all():
+                done = self.flow.reconcile_custody(session, case, ACTOR, now)
+                if done.outbox or done.events:
+                    changed += 1
+                    log.info("custody tightening reconciled case=%s commands=%d", case.id,
+                             len(done.outbox))
+                effects.extend(done)
+        self.rt.dispatcher.send(effects.outbox)
+        for event in effects.events:
+            self.rt.bus.publish(event)
+        if changed:
+            self.rt.flow.forget_caches()
+        return changed
