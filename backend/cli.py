@@ -40,11 +40,23 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     from backend.db.engine import make_engine
     from backend.db.migrate import upgrade
 
+    from backend.db.engine import make_session_factory
+    from backend.police.sealing import SecretBox
+    from backend.subscriptions.flows import reseal_secrets
+
     upgrade(settings.database.url)
     log.info("database migrated to head")
     engine = make_engine(settings.database)
     try:
         server_check.check(engine)
+        with make_session_factory(engine).begin() as session:
+            resealed, clear = reseal_secrets(
+                session, SecretBox.from_setting(settings.police.secret_keys))
+        if resealed:
+            log.info("webhook secrets sealed with the first key count=%d", resealed)
+        if clear:
+            log.warning("webhook secrets stored in clear count=%d: set "
+                        "SCHILDWACHT_POLICE__SECRET_KEYS and migrate again", clear)
     finally:
         engine.dispose()
     return 0

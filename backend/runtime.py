@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import paho.mqtt.client as mqtt
@@ -21,6 +21,7 @@ from backend.hub.bus import EventBus, InProcessBus, RedisBus
 from backend.measures.live import LiveMeasures
 from backend.mqtt.publisher import PahoPublisher
 from backend.outbox.dispatcher import OutboxDispatcher
+from backend.police.sealing import SecretBox
 from backend.regions import RegionIndex
 from backend.settings import Settings
 from backend.state import keys
@@ -68,6 +69,8 @@ class Runtime:
     geofences: LiveMeasures | None = None
     # Audits the positions the console stream sent, behind the stream (backend.audit.writer).
     audit: AuditWriter | None = None
+    # Seals webhook secrets for the database and opens them to sign (backend.police.sealing).
+    secrets: SecretBox = field(default_factory=SecretBox)
     _loops: BackgroundLoops | None = None
 
     def attach_mqtt(self, client: mqtt.Client) -> None:
@@ -131,7 +134,9 @@ class Runtime:
         )
         runtime.flow.cases = CaseSnapshots(changes=changes)
         runtime.flow.exercise_regions = frozenset(settings.police.exercise_regions)
-        runtime.deliveries = install_deliveries(settings.police, sessions, runtime.flow, bus)
+        runtime.secrets = SecretBox.from_setting(settings.police.secret_keys)
+        runtime.deliveries = install_deliveries(settings.police, sessions, runtime.flow, bus,
+                                                secrets=runtime.secrets)
         runtime.audit = AuditWriter(sessions)
         runtime.geofences = LiveMeasures(
             sessions, settings.geofence.to_config(), settings.geofence.reload_poll_s

@@ -209,6 +209,9 @@ class PoliceSettings(BaseModel):
     urgent_priorities: list[str] = ["P1", "P2"]
     # VR codes (veiligheidsregio) running an exercise: their alerts are drills.
     exercise_regions: list[str] = []
+    # Fernet keys, comma-separated, that seal webhook secrets in the database (the first seals,
+    # every one opens: backend/police/sealing.py). Unset: secrets are stored in clear.
+    secret_keys: SecretStr | None = None
     cloudevent_source: str = "urn:schildwacht:backend"
     cap_sender: str = "urn:schildwacht:backend"
 

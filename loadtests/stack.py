@@ -21,6 +21,7 @@ from typing import Any, Self
 import httpx
 import psycopg
 import redis
+from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, func, insert, select, text
 from sqlalchemy.engine import Engine, make_url
 
@@ -145,7 +146,10 @@ class Stack:
     redis_url: str = BENCH_REDIS_URL
     api: bool = True
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
-    admin_token: str = field(default_factory=lambda: "bench-" + secrets.token_urlsafe(24))
+    admin_token: str = field(default_factory=lambda: "bench-" + secrets.token_urlsafe(24),
+                             repr=False)
+    # Webhook secrets sealed as in service: each delivery opens its secret to sign.
+    secret_key: str = field(default_factory=lambda: Fernet.generate_key().decode(), repr=False)
     api_port: int = field(default_factory=free_port)
     log_level: str = "INFO"
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -189,6 +193,7 @@ class Stack:
             "SCHILDWACHT_API__HOST": "127.0.0.1",
             "SCHILDWACHT_API__PORT": str(self.api_port),
             "SCHILDWACHT_API__ADMIN_TOKEN": self.admin_token,
+            "SCHILDWACHT_POLICE__SECRET_KEYS": self.secret_key,
             # The benchmark's victims press panic and send nothing else, so device supervision
             # would raise a silent-device alert for each (20 s after its panic) in the middle of
             # the run: work of the loops process, not of the paths measured here.

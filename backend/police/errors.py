@@ -2,7 +2,8 @@
 
     PoliceError
     ├── DocumentError        the alert document lacks a required field or has a malformed value
-    ├── SecretError          a webhook secret is not `whsec_` + base64 of at least 16 bytes
+    ├── SecretError          a webhook secret is not `whsec_` + base64 of 16 to 64 bytes, or a
+    │                        sealed one cannot be opened (backend.police.sealing)
     ├── SignatureError       a webhook signature, its headers or its timestamp do not verify
     └── CapValidationError   a CAP document does not validate against the OASIS CAP 1.2 schema
 
@@ -21,7 +22,7 @@ class DocumentError(PoliceError):
 
 
 class SecretError(PoliceError):
-    """A webhook secret has the wrong format."""
+    """A webhook secret has the wrong format, or a sealed one cannot be opened."""
 
 
 class SignatureError(PoliceError):

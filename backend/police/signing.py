@@ -27,6 +27,7 @@ from backend.police.errors import SecretError, SignatureError
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32
 MIN_SECRET_BYTES = 16
+MAX_SECRET_BYTES = 64  # as Standard Webhooks; sealed, it still fits its column
 HEADER_ID = "webhook-id"
 HEADER_TIMESTAMP = "webhook-timestamp"
 HEADER_SIGNATURE = "webhook-signature"
@@ -36,8 +37,8 @@ _DELIVERY_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 
 def new_secret(nbytes: int = SECRET_BYTES) -> str:
     """A fresh random secret, `whsec_` + base64 of `nbytes` random bytes."""
-    if nbytes < MIN_SECRET_BYTES:
-        raise SecretError(f"a webhook secret needs at least {MIN_SECRET_BYTES} bytes")
+    if not MIN_SECRET_BYTES <= nbytes <= MAX_SECRET_BYTES:
+        raise SecretError(f"a webhook secret has {MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} bytes")
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(nbytes)).decode("ascii")
 
 
@@ -49,8 +50,8 @@ def secret_key(secret: str) -> bytes:
         key = base64.b64decode(secret[len(SECRET_PREFIX) :], validate=True)
     except (binascii.Error, ValueError) as exc:
         raise SecretError("a webhook secret is 'whsec_' + base64") from exc
-    if len(key) < MIN_SECRET_BYTES:
-        raise SecretError(f"a webhook secret needs at least {MIN_SECRET_BYTES} bytes")
+    if not MIN_SECRET_BYTES <= len(key) <= MAX_SECRET_BYTES:
+        raise SecretError(f"a webhook secret has {MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} bytes")
     return key
 
 

@@ -14,7 +14,9 @@ from sqlalchemy.orm import Session
 
 from backend.alerts import service as alerts_service
 from backend.alerts.errors import AlertNotFound
-from backend.police import signing
+from backend.police import sealing, signing
+from backend.police.errors import SecretError
+from backend.police.sealing import SecretBox
 from backend.subscriptions import service, status
 from backend.subscriptions.errors import (
     DeliveryNotFound,
@@ -28,17 +30,42 @@ from backend.subscriptions.schemas import SubscriptionCreate, SubscriptionUpdate
 log = logging.getLogger(__name__)
 
 
-def create_subscription(session: Session, data: SubscriptionCreate) -> Subscription:
+def create_subscription(
+    session: Session, data: SubscriptionCreate, secrets: SecretBox
+) -> tuple[Subscription, str]:
+    """The stored subscription (its secret sealed by `secrets`) and its secret in clear, to be
+    shown once."""
+    secret = data.secret or signing.new_secret()
     sub = Subscription(
         id=uuid.uuid4(), name=data.name, url=str(data.url),
-        secret=data.secret or signing.new_secret(), format=data.format,
+        secret=secrets.seal(secret), format=data.format,
         police_units=data.police_units, vr_codes=data.vr_codes, alert_types=data.alert_types,
         priorities=data.priorities, active=data.active, drill=data.drill,
     )
     session.add(sub)
     session.flush()
     log.info("subscription created id=%s format=%s drill=%s", sub.id, sub.format, sub.drill)
-    return sub
+    return sub, secret
+
+
+def reseal_secrets(session: Session, secrets: SecretBox) -> tuple[int, int]:
+    """Seal with the first key every stored secret that is in clear or sealed with an older
+    key. Returns (resealed, left in clear); one that opens with none of the keys is logged by
+    id and left as it is (its deliveries fail until the key is back or the secret is reset)."""
+    resealed = clear = 0
+    for sub in service.list_subscriptions(session):
+        try:
+            sealed = secrets.reseal(sub.secret)
+        except SecretError:
+            log.error("webhook secret of subscription id=%s opens with none of the keys", sub.id)
+            continue
+        if sealed is not None:
+            sub.secret = sealed
+            resealed += 1
+        elif not sub.secret.startswith(sealing.PREFIX):
+            clear += 1
+    session.flush()
+    return resealed, clear
 
 
 def get_subscription(session: Session, subscription_id: uuid.UUID) -> Subscription:
@@ -49,7 +76,7 @@ def get_subscription(session: Session, subscription_id: uuid.UUID) -> Subscripti
 
 
 def update_subscription(
-    session: Session, subscription_id: uuid.UUID, data: SubscriptionUpdate
+    session: Session, subscription_id: uuid.UUID, data: SubscriptionUpdate, secrets: SecretBox
 ) -> Subscription:
     sub = get_subscription(session, subscription_id)
     for key, value in data.model_dump(exclude_unset=True).items():
@@ -57,6 +84,8 @@ def update_subscription(
             continue
         if key == "url":
             value = str(value)
+        elif key == "secret":
+            value = secrets.seal(value)
         elif isinstance(value, list):
             value = sorted(set(value))
         setattr(sub, key, value)

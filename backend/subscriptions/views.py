@@ -46,10 +46,11 @@ def create_subscription(
     data: SubscriptionCreate, s: Session = Depends(session), _: Principal = Depends(ADMIN),
     rt: Runtime = Depends(runtime),
 ) -> SubscriptionCreated:
-    sub = flows.create_subscription(s, data)
+    sub, secret = flows.create_subscription(s, data, rt.secrets)
     s.commit()
     rt.flow.forget_caches()
-    return SubscriptionCreated.model_validate(sub)
+    out = SubscriptionOut.model_validate(sub).model_dump()
+    return SubscriptionCreated(**out, secret=secret)
 
 
 @router.get("", response_model=list[SubscriptionOut])
@@ -69,7 +70,7 @@ def update_subscription(
     subscription_id: uuid.UUID, data: SubscriptionUpdate, s: Session = Depends(session),
     _: Principal = Depends(ADMIN), rt: Runtime = Depends(runtime),
 ):
-    sub = flows.update_subscription(s, subscription_id, data)
+    sub = flows.update_subscription(s, subscription_id, data, rt.secrets)
     s.commit()
     rt.flow.forget_caches()
     return SubscriptionOut.model_validate(sub)
@@ -82,7 +83,7 @@ def deactivate_subscription(
 ):
     """Deactivate (deliveries and their log are kept)."""
     sub = flows.update_subscription(
-        s, subscription_id, SubscriptionUpdate.model_validate({"active": False}))
+        s, subscription_id, SubscriptionUpdate.model_validate({"active": False}), rt.secrets)
     s.commit()
     rt.flow.forget_caches()
     return SubscriptionOut.model_validate(sub)

@@ -13,6 +13,7 @@ from backend.hub.bus import EventBus
 from backend.police import cap
 from backend.police.client import Timeouts, Urllib3WebhookSender, WebhookSender
 from backend.police.retry import RetryPolicy
+from backend.police.sealing import SecretBox
 from backend.settings import PoliceSettings
 from backend.subscriptions.hook import JOBS_KEY, WAKE_KEY, DeliveryHook
 from backend.subscriptions.worker import DeliveryWorker, WorkerConfig
@@ -46,12 +47,13 @@ def _documents(s: Session, alerts: list[Any]) -> list[dict[str, Any]]:
 
 def install(
     settings: PoliceSettings, sessions: sessionmaker[Session], flow: AlertFlow, bus: EventBus,
-    sender: WebhookSender | None = None,
+    sender: WebhookSender | None = None, secrets: SecretBox | None = None,
 ) -> DeliveryWorker:
     """Register the delivery hook on `flow` and return the (not yet started) worker."""
     # As many kept-alive connections per receiver as sends run in parallel.
     sender = sender or Urllib3WebhookSender(timeouts(settings), pool_size=settings.concurrency)
-    worker = DeliveryWorker(sessions, sender, bus, worker_config(settings), documents=_documents)
+    worker = DeliveryWorker(sessions, sender, bus, worker_config(settings), documents=_documents,
+                            secrets=secrets)
     profile = cap.CapProfile(sender=settings.cap_sender)
     hook = DeliveryHook(profile, settings.cloudevent_source, settings.urgent_priorities)
     hook.send_now = worker.lease_if_running

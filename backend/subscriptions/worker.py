@@ -39,6 +39,7 @@ from backend.police import cap, cloudevent, signing
 from backend.police.attempt import AttemptResult, ErrorKind
 from backend.police.client import WebhookSender
 from backend.police.retry import POLICE_NOT_REACHED, RetryPolicy, decide
+from backend.police.sealing import SecretBox
 from backend.subscriptions import service, status
 from backend.subscriptions.models import Delivery, Subscription
 
@@ -108,9 +109,11 @@ class DeliveryWorker:
         *,
         documents: Callable[[Session, list[Alert]], list[dict[str, Any]]] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        secrets: SecretBox | None = None,
     ) -> None:
         self._sessions = sessions
         self._sender = sender
+        self._secrets = secrets or SecretBox()  # opens the stored (sealed) secrets to sign
         self._bus = bus
         self.config = config
         self._documents = documents
@@ -263,7 +266,8 @@ class DeliveryWorker:
         try:
             headers = {
                 "content-type": CONTENT_TYPES.get(job.format, cloudevent.CONTENT_TYPE),
-                **signing.sign(job.secret, job.webhook_id, self._clock(), job.body),
+                **signing.sign(self._secrets.open(job.secret), job.webhook_id, self._clock(),
+                               job.body),
             }
         except (signing.SecretError, ValueError) as exc:
             log.error("webhook delivery=%s cannot be signed: %s", job.delivery_id,

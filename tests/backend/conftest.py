@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
 
@@ -34,6 +35,9 @@ from tests.conftest import MQTT_PORT, PG_URL, REDIS_URL
 from tests.support.mqtt import Collector, client
 
 ADMIN_TOKEN = "test-admin-" + uuid.uuid4().hex
+# The services stack seals webhook secrets with a key of this run; the embedded one keeps them
+# in clear (no keys): both paths sign every delivery the tests verify.
+SEAL_KEY = Fernet.generate_key().decode()
 
 
 @pytest.fixture(scope="session")
@@ -129,6 +133,7 @@ def make_settings(backend: str, *, db_url: str, port: int, root: str, redis_pref
     }
     if backend == "services":
         env["redis"] = {"url": REDIS_URL, "key_prefix": redis_prefix}
+        env["police"] = {"secret_keys": SEAL_KEY}
     return Settings(**env)
 
 

@@ -8,9 +8,10 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from backend.alerts.models import Alert
 from tests.backend.conftest import subprocess_world
@@ -61,3 +62,37 @@ def test_migrate_names_what_the_database_server_lacks(pg_url):
     for line in expected:
         assert line in logged
     assert logged.count("PostgreSQL ") == len(expected)
+
+
+def test_migrate_seals_the_webhook_secrets_stored_in_clear(pg_url):
+    """With keys set, `schildwacht migrate` seals a secret stored in clear (before keys were
+    set); without, it warns how many are in clear."""
+    from cryptography.fernet import Fernet
+
+    from backend.police import signing
+    from backend.police.sealing import SecretBox
+
+    _, engine, env = subprocess_world(pg_url, "seal", "vic-seal")
+    secret = signing.new_secret()
+    with engine.begin() as conn:
+        conn.execute(text(
+            "insert into subscriptions (id, name, url, secret, format, police_units, vr_codes,"
+            " alert_types, priorities, active, drill, created_at, updated_at) values (:id, 'mk',"
+            " 'https://politie.example/h', :secret, 'json', '[]', '[]', '[]', '[]', true, false,"
+            " now(), now())"), {"id": uuid.uuid4(), "secret": secret})
+    migrate = [sys.executable, "-m", "backend.cli", "migrate"]
+
+    out = subprocess.run(migrate, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "webhook secrets stored in clear count=1" in out.stdout + out.stderr
+
+    key = Fernet.generate_key().decode()
+    out = subprocess.run(migrate, env={**env, "SCHILDWACHT_POLICE__SECRET_KEYS": key},
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "webhook secrets sealed with the first key count=1" in out.stdout + out.stderr
+    assert secret not in out.stdout + out.stderr
+    with engine.connect() as conn:
+        stored = conn.execute(text("select secret from subscriptions")).scalar_one()
+    engine.dispose()
+    assert secret not in stored and SecretBox([key]).open(stored) == secret

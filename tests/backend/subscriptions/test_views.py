@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import uuid
+
 import pytest
 from fastapi.testclient import TestClient
 
 from backend.api.app import create_app
 from backend.police import signing
+from backend.police.sealing import PREFIX
+from backend.subscriptions.models import Subscription
 
 pytestmark = pytest.mark.services
 
@@ -58,6 +63,38 @@ def test_create_list_update_deactivate(stack):
     r = api.delete(f"/api/v1/subscriptions/{created['id']}")
     assert r.status_code == 200 and r.json()["active"] is False
     assert api.get("/api/v1/subscriptions/00000000-0000-0000-0000-000000000000").status_code == 404
+
+
+def _stored_secret(stack, subscription_id: str) -> str:
+    with stack.runtime.sessions() as s:
+        sub = s.get(Subscription, uuid.UUID(subscription_id))
+        assert sub is not None
+        return sub.secret
+
+
+def test_the_secret_is_stored_sealed_where_keys_are_set(stack):
+    api = stack.api()
+    created = api.post("/api/v1/subscriptions", json=VALID).json()
+    stored = _stored_secret(stack, created["id"])
+    sealed = stack.backend == "services"  # the services stack has keys, the embedded one none
+    assert stored.startswith(PREFIX) is sealed
+    assert (created["secret"] not in stored) is sealed
+    assert stack.runtime.secrets.open(stored) == created["secret"]
+
+    replaced = signing.new_secret()
+    r = api.patch(f"/api/v1/subscriptions/{created['id']}", json={"secret": replaced})
+    assert r.status_code == 200 and "secret" not in r.json()
+    stored = _stored_secret(stack, created["id"])
+    assert (replaced not in stored) is sealed
+    assert stack.runtime.secrets.open(stored) == replaced
+
+
+def test_a_secret_longer_than_standard_webhooks_allows_gets_422(stack):
+    r = stack.api().post("/api/v1/subscriptions", json={**VALID, "secret": signing.new_secret(64)})
+    assert r.status_code == 201
+    long = "whsec_" + base64.b64encode(b"k" * 65).decode()
+    r = stack.api().post("/api/v1/subscriptions", json={**VALID, "secret": long})
+    assert r.status_code == 422 and "16 to 64 bytes" in r.text
 
 
 def test_only_admins_manage_subscriptions(stack):

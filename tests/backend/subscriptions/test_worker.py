@@ -10,10 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 
 from backend.alerts.models import Alert
+from backend.police import signing
 from backend.police.attempt import AttemptResult, ErrorKind
 from backend.police.retry import RetryPolicy
+from backend.police.sealing import SecretBox
 from backend.subscriptions import service
 from backend.subscriptions.models import Delivery, Subscription
 from backend.subscriptions.worker import DeliveryWorker, WorkerConfig
@@ -55,12 +58,12 @@ def sessions(tmp_path: Path):
     yield from sqlite_sessions(tmp_path)
 
 
-def _seed(sessions, priority: str = "P1") -> uuid.UUID:
+def _seed(sessions, priority: str = "P1", secret: str = "whsec_" + "A" * 43 + "=") -> uuid.UUID:
     with sessions.begin() as s:
         alert = Alert(id=uuid.uuid4(), type="panic", priority=priority, state="new", sequence=1,
                       raised_at=T0, updated_at=T0, flags=[], exercise=False)
         sub = Subscription(id=uuid.uuid4(), name="p", url="http://127.0.0.1:9/x",
-                           secret="whsec_" + "A" * 43 + "=", format="json")
+                           secret=secret, format="json")
         s.add_all([alert, sub])
         s.flush()
         s.add(Delivery(id=uuid.uuid4(), subscription_id=sub.id, alert_id=alert.id, sequence=1,
@@ -116,6 +119,36 @@ def test_a_4xx_is_not_retried(sessions):
     assert d.state == "rejected" and len(sender.sent) == 1
     assert alert.police_delivery == "failed"  # not urgent: recorded, no phone call
     assert not any(e.get("notice") for e in bus.events)
+
+
+def test_a_secret_no_key_opens_fails_its_delivery_not_the_worker(sessions):
+    sealed = SecretBox([Fernet.generate_key().decode()]).seal(signing.new_secret())
+    alert_id = _seed(sessions, secret=sealed)
+    clock, bus = Clock(), RecordingBus()
+    sender = ScriptedSender([AttemptResult(200, 1.0)])
+    worker = DeliveryWorker(sessions, sender, bus, WorkerConfig(policy=POLICY), clock=clock,
+                            secrets=SecretBox([Fernet.generate_key().decode()]))
+    assert worker.run_once() == 1
+    with sessions() as s:
+        [d] = service.deliveries_of(s, alert_id)
+        [attempt] = service.attempts_of(s, d.id)
+    assert sender.sent == []  # nothing unsigned leaves
+    assert d.state == "rejected" and attempt.error == "invalid_request"
+    assert worker.run_once() == 0  # not retried: the key has to be put right
+
+
+def test_a_sealed_secret_is_opened_to_sign(sessions):
+    secret = signing.new_secret()
+    box = SecretBox([Fernet.generate_key().decode()])
+    _seed(sessions, secret=box.seal(secret))
+    sender = ScriptedSender([AttemptResult(200, 1.0)])
+    clock = Clock()
+    clock.now = datetime.now(UTC)  # the receiver checks the signature's timestamp
+    worker = DeliveryWorker(sessions, sender, RecordingBus(), WorkerConfig(policy=POLICY),
+                            clock=clock, secrets=box)
+    assert worker.run_once() == 1
+    [headers] = sender.sent
+    signing.verify(secret, headers, b"{}")  # raises unless signed with the secret in clear
 
 
 def test_a_claimed_row_is_not_claimed_twice(sessions):
