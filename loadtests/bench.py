@@ -65,6 +65,7 @@ from loadtests.stack import (
     libpq_dsn,
     ping_count,
     pings_inserted,
+    received_times,
 )
 from loadtests.throughput import ramp
 from loadtests.webhook import WebhookReceiver
@@ -197,15 +198,23 @@ def _alarm_levels(results: Results, cfg: Config, stack: Stack, port: int, seeded
                     f"{watchdog.tripped_after_s:.0f} s into the level; the rest of its "
                     f"alarms were sent without background load")
         rows, distinct = _settled_alerts(stack, prefix, run.sent, timeout_s=0.0)
-        level_result = AlarmLevel(level, offered, run, rows, distinct, store_floor=store_floor)
+        level_result = AlarmLevel(
+            level, offered, run, rows, distinct, store_floor=store_floor,
+            worker_received=received_times(stack.db, [m for m, _, _ in run.slowest]))
         results.alarm.append(level_result)
+        sent_at = {m: at for m, _, at in run.slowest}
         console.log(f"alarms @ {level} fixes/s: police p50 {run.police.p50:.1f} ms, "
                     f"p99 {run.police.p99:.1f} ms; not yet raised {level_result.late}, "
                     f"duplicated {level_result.duplicated}; slowest: " + ", ".join(
-                        f"{m} {ms:.1f} ms sent {_clock(at)}" for m, ms, at in run.slowest))
+                        f"{m} {ms:.1f} ms ({_before(before)} until the worker had it) sent "
+                        f"{_clock(sent_at[m])}" for m, ms, before in level_result.slowest_split()))
         if not _drain(stack, ledger):
             results.notes.append(f"the worker had not stored the fleet's fixes 90 s after "
                                  f"the {level:,} fixes/s level ended")
+
+
+def _before(ms: float | None) -> str:
+    return f"{ms:.1f} ms" if ms is not None else "not stored"
 
 
 def _clock(wall: float) -> str:

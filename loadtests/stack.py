@@ -117,6 +117,18 @@ def alert_counts(engine: Engine, message_prefix: str) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+def received_times(engine: Engine, message_ids: Iterable[str]) -> dict[str, float]:
+    """When the alarm worker received each alarm (its alert's `raised_at`: stamped as paho
+    handed the message over), as wall-clock seconds, by alarm message id."""
+    ids = list(message_ids)
+    if not ids:
+        return {}
+    with engine.connect() as conn:
+        rows = conn.execute(select(Alert.message_id, Alert.raised_at)
+                            .where(Alert.message_id.in_(ids))).all()
+    return {m: at.timestamp() for m, at in rows}
+
+
 def ping_count(engine: Engine) -> int:
     with engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(Ping)).scalar_one())

@@ -9,6 +9,7 @@ from loadtests.report import (
     AlarmLevel,
     Results,
     latency_rows,
+    markdown,
     verdicts,
     write_markdown,
 )
@@ -96,3 +97,18 @@ def test_the_store_and_forward_floor_is_a_row_of_its_level_with_its_ratio_to_the
     # Before the level's alarms, after the plain floor.
     names = [row[0] for row in rows]
     assert names.index(store[0][0]) < names.index("alarm -> police MQTT feed")
+
+
+def test_the_slowest_alarms_are_split_at_the_workers_receipt():
+    r = _results()
+    run = r.alarm[0].run
+    run.slowest = [("L1000-000007", 21.5, 100.000), ("L1000-000003", 9.0, 200.000),
+                   ("L1000-000009", 8.0, 300.000)]
+    r.alarm[0].worker_received = {"L1000-000007": 100.0185, "L1000-000003": 200.0005}
+
+    assert r.alarm[0].slowest_split() == [("L1000-000007", 21.5, pytest.approx(18.5)),
+                                          ("L1000-000003", 9.0, pytest.approx(0.5)),
+                                          ("L1000-000009", 8.0, None)]
+    text = markdown(r, None)
+    assert "| 1,000 fixes/s | L1000-000007 | 21.5 | 18.5 | 3.00 |" in text
+    assert "| 1,000 fixes/s | L1000-000009 | 8.00 | not stored | - |" in text
