@@ -36,6 +36,7 @@ from pathlib import Path
 import psutil
 from rich.console import Console
 
+from backend.ingest import alarm_timing
 from backend.process import set_niceness
 from loadtests import floor
 from loadtests.alarm_path import Arrivals, Probe, run_alarms
@@ -198,23 +199,28 @@ def _alarm_levels(results: Results, cfg: Config, stack: Stack, port: int, seeded
                     f"{watchdog.tripped_after_s:.0f} s into the level; the rest of its "
                     f"alarms were sent without background load")
         rows, distinct = _settled_alerts(stack, prefix, run.sent, timeout_s=0.0)
+        slowest = [m for m, _, _ in run.slowest]
+        timings = alarm_timing.read(stack.log_text("ingest-alarm"))
         level_result = AlarmLevel(
             level, offered, run, rows, distinct, store_floor=store_floor,
-            worker_received=received_times(stack.db, [m for m, _, _ in run.slowest]))
+            worker_received=received_times(stack.db, slowest),
+            worker_times={m: timings[m] for m in slowest if m in timings})
         results.alarm.append(level_result)
         sent_at = {m: at for m, _, at in run.slowest}
         console.log(f"alarms @ {level} fixes/s: police p50 {run.police.p50:.1f} ms, "
                     f"p99 {run.police.p99:.1f} ms; not yet raised {level_result.late}, "
                     f"duplicated {level_result.duplicated}; slowest: " + ", ".join(
-                        f"{m} {ms:.1f} ms ({_before(before)} until the worker had it) sent "
-                        f"{_clock(sent_at[m])}" for m, ms, before in level_result.slowest_split()))
+                        f"{s.message_id} {s.ms:.1f} ms ({_part(s.before)} until the worker had "
+                        f"it, {_part(s.in_worker)} in it, {_part(s.database)} of that in the "
+                        f"database) sent {_clock(sent_at[s.message_id])}"
+                        for s in level_result.slowest_split()))
         if not _drain(stack, ledger):
             results.notes.append(f"the worker had not stored the fleet's fixes 90 s after "
                                  f"the {level:,} fixes/s level ended")
 
 
-def _before(ms: float | None) -> str:
-    return f"{ms:.1f} ms" if ms is not None else "not stored"
+def _part(ms: float | None) -> str:
+    return f"{ms:.1f} ms" if ms is not None else "?"
 
 
 def _clock(wall: float) -> str:

@@ -26,6 +26,25 @@ BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 NEVER_MS = 30_000.0  # the alarm path's settle time: later than this counts as never
 
 
+@dataclass(frozen=True)
+class Split:
+    """One slow alarm's time (ms): until the alarm worker had it, in the worker until its
+    police feed was written (of which the database), and the rest: the feed's hop to the
+    listener. None where the run could not tell (not stored, or no log line)."""
+
+    message_id: str
+    ms: float
+    before: float | None
+    in_worker: float | None = None
+    database: float | None = None
+
+    @property
+    def after(self) -> float | None:
+        if self.before is None or self.in_worker is None:
+            return None
+        return self.ms - self.before - self.in_worker
+
+
 @dataclass
 class AlarmLevel:
     background: int  # fixes/s asked of the fleet
@@ -40,16 +59,21 @@ class AlarmLevel:
     # database), at the alarms' rate, measured under this level's background just before
     # its alarms: what storing before forwarding costs at the least.
     store_floor: Latency | None = None
-    # When the alarm worker received each of the run's slowest alarms (wall clock, by id).
+    # Of the run's slowest alarms, by id: when the alarm worker received each (wall clock,
+    # its alert's `raised_at`), and its time in the worker until the police feed was written
+    # with the database's part of it (ms, ms: the worker's log, `backend.ingest.alarm_timing`).
     worker_received: dict[str, float] = field(default_factory=dict)
+    worker_times: dict[str, tuple[float, float]] = field(default_factory=dict)
 
-    def slowest_split(self) -> list[tuple[str, float, float | None]]:
-        """The police feed's slowest alarms: (id, ms in all, ms until the worker had it, or
-        None when it was not stored), slowest first. What is not before the worker is the
-        worker's raise and the feed's hop to the police listener."""
-        return [(m, ms, (self.worker_received[m] - sent) * 1e3
-                 if m in self.worker_received else None)
-                for m, ms, sent in self.run.slowest]
+    def slowest_split(self) -> list[Split]:
+        """The police feed's slowest alarms split at the worker, slowest first."""
+        splits = []
+        for m, ms, sent in self.run.slowest:
+            received = self.worker_received.get(m)
+            in_worker, db = self.worker_times.get(m, (None, None))
+            splits.append(Split(m, ms, (received - sent) * 1e3 if received is not None else None,
+                                in_worker, db))
+        return splits
 
     @property
     def late(self) -> int:
@@ -310,12 +334,15 @@ def other_rows(r: Results) -> list[tuple[str, str]]:
 
 
 def slowest_rows(r: Results) -> list[list[str]]:
+    def cell(v: float | None) -> str:
+        return _ms(v) if v is not None else "-"
+
     rows = []
     for a in r.alarm:
         load = f"{a.background:,} fixes/s" if a.background else "idle"
-        for m, ms, before in a.slowest_split():
-            rows.append([load, m, _ms(ms), _ms(before) if before is not None else "not stored",
-                         _ms(ms - before) if before is not None else "-"])
+        for s in a.slowest_split():
+            rows.append([load, s.message_id, _ms(s.ms), cell(s.before), cell(s.in_worker),
+                         cell(s.database), cell(s.after)])
     return rows
 
 
@@ -333,11 +360,12 @@ def markdown(r: Results, plot_name: str | None) -> str:
     slowest = slowest_rows(r)
     if slowest:
         lines += ["", "### Slowest alarms (police feed)", "",
-                  "Until the worker had it: from the sender's publish to the alarm worker's "
-                  "receipt (the alert's `raised_at`); the rest is the worker's raise and the "
-                  "feed's hop to the listener.", "",
-                  "| load | alarm | ms | until the worker had it | from there to the listener |",
-                  "|---|---|---|---|---|"]
+                  "Milliseconds from the sender's publish until the alarm worker had the alarm "
+                  "(the alert's `raised_at`), in the worker until the police feed was written "
+                  "(its log), of which in database statements, and the rest: the feed's hop "
+                  "to the listener.", "",
+                  "| load | alarm | ms | until the worker had it | in the worker | of which "
+                  "database | feed to the listener |", "|---|---|---|---|---|---|---|"]
         lines += ["| " + " | ".join(row) + " |" for row in slowest]
     if r.notes:
         lines += ["", "### Notes from this run", ""] + [f"- {n}" for n in r.notes]

@@ -264,11 +264,13 @@ class Stack:
     def pid(self, name: str) -> int:
         return self.procs[name].pid
 
+    def log_text(self, name: str) -> str:
+        """Everything process `name` has logged so far ("" when nothing)."""
+        path = self._logdir / f"{name}.log" if self._logdir is not None else None
+        return path.read_text(errors="replace") if path is not None and path.exists() else ""
+
     def log_tail(self, name: str, lines: int = 30) -> str:
-        if self._logdir is None:
-            return ""
-        path = self._logdir / f"{name}.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+        return "\n".join(self.log_text(name).splitlines()[-lines:])
 
     def _wait_http(self, url: str, timeout_s: float = 30.0) -> None:
         deadline = time.monotonic() + timeout_s

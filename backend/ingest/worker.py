@@ -53,6 +53,7 @@ from backend.alerts.models import OutboxMessage
 from backend.cases.snapshots import SnapshotWatch
 from backend.devices.models import Device
 from backend.devices.pings import PingRow, store_pings
+from backend.ingest.alarm_timing import AlarmTiming
 from backend.ingest.collector import IdleCollector
 from backend.ingest.inbox import Inbox
 from backend.ingest.rehearsal import rehearse_alarm
@@ -146,6 +147,9 @@ class IngestWorker:
         self._processed = 0
         self._count_lock = threading.Lock()
         self._collector: IdleCollector | None = None
+        # Where alarms are raised, each is logged with its time in the worker.
+        self._alarm_timing = (AlarmTiming(runtime.engine) if s.ingest.channels != "other"
+                              else None)
 
     @property
     def processed(self) -> int:
@@ -372,6 +376,8 @@ class IngestWorker:
             # In order of urgency: the police feed, the webhooks (held until the feed is on
             # the wire), the console.
             with self._webhooks_after_feed() as sends:
+                if kind == "alarm" and self._alarm_timing is not None:
+                    self._alarm_timing.start(accepted)
                 effects = self._with_retries(kind, lambda: self._store(accepted, kind), retry)
                 if effects is None:
                     return False
@@ -517,6 +523,8 @@ class IngestWorker:
             # paho writes what other threads publish from its own loop; on that thread itself
             # (an alarm raised in `_alarm_now`) it can write now, not after the callback.
             self.client.loop_write()
+        if items and self._alarm_timing is not None:
+            self._alarm_timing.on_wire()
 
     def _publish_events(self, effects: Effects) -> None:
         for event in effects.events:

@@ -42,7 +42,10 @@ def test_mini_bench_one_alert_per_alarm(loadtest_db_url, redis_url, tmp_path, mo
             (ms for _m, ms, _at in level.run.slowest), reverse=True)
         assert level.run.slowest[0][1] == level.run.police.max
         assert all(m.startswith(f"L{level.background}-") for m, _ms, _at in level.run.slowest)
-        # ... and split at the worker's receipt, read back from their alerts: both parts of an
-        # alarm's time are positive and add up to it.
-        for _m, ms, before in level.slowest_split():
-            assert before is not None and 0 < before < ms
+        # ... and split at the worker's receipt (read back from their alerts) and at the feed's
+        # write (the worker's log): every part is there, positive, and they add up.
+        for split in level.slowest_split():
+            assert split.before is not None and split.in_worker is not None
+            assert split.database is not None and split.after is not None
+            assert 0 < split.database < split.in_worker < split.ms
+            assert split.before > 0 and split.after > 0

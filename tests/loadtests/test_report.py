@@ -99,16 +99,19 @@ def test_the_store_and_forward_floor_is_a_row_of_its_level_with_its_ratio_to_the
     assert names.index(store[0][0]) < names.index("alarm -> police MQTT feed")
 
 
-def test_the_slowest_alarms_are_split_at_the_workers_receipt():
+def test_the_slowest_alarms_are_split_at_the_workers_receipt_and_its_feed():
     r = _results()
     run = r.alarm[0].run
     run.slowest = [("L1000-000007", 21.5, 100.000), ("L1000-000003", 9.0, 200.000),
                    ("L1000-000009", 8.0, 300.000)]
-    r.alarm[0].worker_received = {"L1000-000007": 100.0185, "L1000-000003": 200.0005}
+    r.alarm[0].worker_received = {"L1000-000007": 100.0005, "L1000-000003": 200.0005}
+    r.alarm[0].worker_times = {"L1000-000007": (19.5, 18.0)}
 
-    assert r.alarm[0].slowest_split() == [("L1000-000007", 21.5, pytest.approx(18.5)),
-                                          ("L1000-000003", 9.0, pytest.approx(0.5)),
-                                          ("L1000-000009", 8.0, None)]
+    [slow, no_log, not_stored] = r.alarm[0].slowest_split()
+    assert (slow.before, slow.in_worker, slow.database) == (pytest.approx(0.5), 19.5, 18.0)
+    assert slow.after == pytest.approx(1.5)
+    assert (no_log.before, no_log.in_worker, no_log.after) == (pytest.approx(0.5), None, None)
+    assert not_stored.before is None and not_stored.after is None
     text = markdown(r, None)
-    assert "| 1,000 fixes/s | L1000-000007 | 21.5 | 18.5 | 3.00 |" in text
-    assert "| 1,000 fixes/s | L1000-000009 | 8.00 | not stored | - |" in text
+    assert "| 1,000 fixes/s | L1000-000007 | 21.5 | 0.50 | 19.5 | 18.0 | 1.50 |" in text
+    assert "| 1,000 fixes/s | L1000-000009 | 8.00 | - | - | - | - |" in text
