@@ -3,7 +3,8 @@
     schildwacht demo        everything in one process on embedded defaults, with simulated devices
     schildwacht migrate     apply the database migrations
     schildwacht api         the HTTP API (and the outbox loop for its downlinks)
-    schildwacht loops       the escalation, supervision and custody loops (with SCHILDWACHT_API__RUN_LOOPS=false)
+    schildwacht loops       the escalation, supervision and custody loops
+                            (with SCHILDWACHT_API__RUN_LOOPS=false)
     schildwacht ingest      one ingest worker
     schildwacht run         API and ingest worker in one process
     schildwacht simulate    drive simulated devices against a broker
@@ -130,7 +131,7 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     server_check.check(runtime.engine)  # what the worker writes must survive and stay small
     worker = IngestWorker(runtime, client_id=args.client_id)
     worker.start()
-    runtime.start_background(loops=False)  # escalation, supervision and custody run in `api` processes
+    runtime.start_background(loops=False)  # the time-driven loops run in `api` or `loops`
     log.info("ingest worker running as %s (channels: %s)", worker.client_id,
              settings.ingest.channels)
     try:

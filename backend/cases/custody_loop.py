@@ -73,6 +73,4 @@ class CustodyLoop(Periodic):
         self.rt.dispatcher.send(effects.outbox)
         for event in effects.events:
             self.rt.bus.publish(event)
-        if changed:
-            self.rt.flow.forget_caches()
         return changed

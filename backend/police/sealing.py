@@ -8,9 +8,9 @@ every one opens). A copy of the database then holds no secret a forger could sig
 The API seals a secret when it stores it; the delivery worker opens it when it signs, so a key
 that is missing or wrong fails that delivery (recorded, "police not reached"), never the
 alarm that raised it. Without keys, secrets are stored in clear (the embedded demo,
-development) and the process says so once at start. `schildwacht migrate` seals what is stored
-in clear and re-seals with the first key what an older key sealed (`SecretBox.reseal`): to
-rotate, put the new key first, migrate, then drop the old one.
+development), and `schildwacht migrate` warns how many are. With keys, `migrate` seals what is
+stored in clear and re-seals with the first key what an older key sealed (`SecretBox.reseal`):
+to rotate, put the new key first, migrate, then drop the old one.
 """
 
 from __future__ import annotations
