@@ -45,6 +45,7 @@ class Engine:
         self._states: dict[
             str, dict[str, ZoneState]
         ] = {}  # device -> measure -> non-idle state
+        self._changed: set[str] = set()  # devices whose states changed (`take_changed`)
 
     # -- measures ---------------------------------------------------------------------------
 
@@ -63,6 +64,7 @@ class Engine:
                 cm = index.measures.get(mid)
                 if cm is None or (device not in cm.subjects):
                     del states[mid]
+                    self._changed.add(device)
             if not states:
                 del self._states[device]
 
@@ -142,14 +144,16 @@ class Engine:
     def _store(self, device_id: str, measure_id: str, state: ZoneState) -> None:
         states = self._states.get(device_id)
         if state.idle:
-            if states is not None:
-                states.pop(measure_id, None)
+            if states is not None and states.pop(measure_id, None) is not None:
+                self._changed.add(device_id)
                 if not states:
                     del self._states[device_id]
         else:
             if states is None:
                 states = self._states[device_id] = {}
-            states[measure_id] = state
+            if states.get(measure_id) != state:
+                states[measure_id] = state
+                self._changed.add(device_id)
 
     def _eval_zone(
         self,
@@ -323,7 +327,17 @@ class Engine:
     def forget_device(self, device_id: str) -> None:
         """Drop everything known about a device (last fix and zone states)."""
         self._last.pop(device_id, None)
-        self._states.pop(device_id, None)
+        if self._states.pop(device_id, None) is not None:
+            self._changed.add(device_id)
+
+    def take_changed(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """The states of every device whose states changed since the last call, as
+        `snapshot_state()` writes them (measure id -> state; empty when the device is now idle
+        everywhere), for a caller that keeps them in a store as they change."""
+        changed, self._changed = self._changed, set()
+        return {
+            d: {m: s.as_dict() for m, s in self._states.get(d, {}).items()} for d in changed
+        }
 
     def snapshot_state(self) -> dict[str, Any]:
         """Plain-dict state (JSON-serialisable): last fix per device and non-idle states."""
@@ -341,7 +355,9 @@ class Engine:
 
     def restore_state(self, snapshot: dict[str, Any]) -> None:
         """Replace the engine's state by a `snapshot_state()` result. States of measures that
-        are no longer loaded are dropped."""
+        are no longer loaded, or no longer concern the device, are dropped (their devices
+        count as changed, see `take_changed`); a device's last fix may lack its accuracy
+        (None: `default_accuracy_m`)."""
         if snapshot.get("version") != STATE_VERSION:
             raise ValueError(
                 f"unsupported geofence state version {snapshot.get('version')!r}"
@@ -357,13 +373,20 @@ class Engine:
                 ids, xs.tolist(), ys.tolist(), lons, lats, strict=True
             ):
                 info = devices[d]
-                last[d] = (float(info["tst"]), x, y, float(info["acc"]), lon, lat)
+                acc = info.get("acc")
+                accuracy = self.config.default_accuracy_m if acc is None else float(acc)
+                last[d] = (float(info["tst"]), x, y, accuracy, lon, lat)
         states: dict[str, dict[str, ZoneState]] = {}
         measures = self._index.measures
+        changed: set[str] = set()
         for d, ms in snapshot.get("states", {}).items():
-            kept = {m: ZoneState.from_dict(s) for m, s in ms.items() if m in measures}
+            kept = {m: ZoneState.from_dict(s) for m, s in ms.items()
+                    if m in measures and d in measures[m].subjects}
             kept = {m: s for m, s in kept.items() if not s.idle}
+            if len(kept) != len(ms):
+                changed.add(d)
             if kept:
                 states[d] = kept
         self._last = last
         self._states = states
+        self._changed = changed

@@ -4,6 +4,9 @@ Runs after `DeviceAlarms` and before `DeviceHealth`, on the ingest thread (the o
 touches the engine). Per message with fresh fixes it:
 
 1. lets `LiveMeasures.refresh()` reload the engine if a measure changed (cheap when not due);
+   the first time the measures are loaded, resumes the zone states kept in the state store,
+   so a restarted worker goes on where it stopped (a device inside a zone raises no second
+   breach; one that left during the restart clears the breach);
 2. skips devices that no measure concerns (most fixes end here, after two dict look-ups);
 3. for contact bans, first feeds the partner's last fix from the state store, so a ban works
    when offender and victim fixes reach different workers (shared subscriptions);
@@ -12,7 +15,9 @@ touches the engine). Per message with fresh fixes it:
    `geo-{measure}-{kind}-{int(at)}`, so a redelivered or re-evaluated crossing raises one alert;
 5. hands the other events (`*_cleared`, `partner_position_unknown`) to a `ZoneNotes` sink:
    they never raise an alert; the default sink tells the consoles and notes them on the
-   timeline of the open alert of the same measure, if there is one.
+   timeline of the open alert of the same measure, if there is one;
+6. hands the states that changed to the state store (the worker's view stores them with the
+   batch, after its commit).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from device_protocol import Fix
 from geofences import GeofenceEvent
+from geofences.engine import STATE_VERSION
 from backend.alerts import service as alerts
 from backend.alerts.models import Alert
 from backend.hub.bus import EventBus
@@ -120,6 +126,7 @@ class ZoneStep:
         self._live = live
         self._state = state
         self._notes = notes
+        self._resumed = False
 
     def related_devices(self, device_ids: list[str]) -> set[str]:
         """The contact-ban partners of these devices, whose last fixes the step will read (the
@@ -142,6 +149,8 @@ class ZoneStep:
         if not fixes or device is None:
             return
         self._live.refresh()
+        if not self._resumed:
+            self._resume()
         engine = self._live.engine
         index = engine.index
         subject = index.by_subject.get(device.id)
@@ -159,6 +168,8 @@ class ZoneStep:
             events += engine.on_fix(device.id, f.tst, f.lat, f.lon, f.acc, now)
         else:
             events += engine.on_fixes([(device.id, f.tst, f.lat, f.lon, f.acc) for f in fixes], now)
+        if changed := engine.take_changed():
+            self._state.set_zone_states(changed)
         if not events:
             return
         notes = []
@@ -169,6 +180,29 @@ class ZoneStep:
                 notes.append(event)
         if notes and self._notes is not None:
             self._notes.record(notes, now)
+
+    def _resume(self) -> None:
+        """Once the measures are loaded (states of measures that are gone are dropped, and
+        forgotten in the store too): the zone states the store kept. Without the devices' last
+        fixes: each state carries the time of its last fix, so an older fix changes nothing;
+        only the first fix after the restart is not checked for a crossing from the one before.
+        An unreadable store leaves the states idle, as they were before states were kept."""
+        if self._live.version is None:
+            return  # not loaded yet (database away): try again with the next fix
+        self._resumed = True
+        stored = self._state.zone_states()
+        if not stored:
+            return
+        engine = self._live.engine
+        try:
+            engine.restore_state({"version": STATE_VERSION, "devices": {}, "states": stored})
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            log.warning("stored zone states unreadable (%s): states start idle",
+                        type(exc).__name__)
+            return
+        log.info("zone states resumed devices=%d", len(stored))
+        if dropped := engine.take_changed():
+            self._state.set_zone_states(dropped)
 
     def _draft(self, ctx: Context, event: GeofenceEvent, fixes: list[Fix]) -> AlertDraft:
         device = ctx.device

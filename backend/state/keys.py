@@ -1,6 +1,6 @@
 """Every Redis key and channel name of Schildwacht, in one place.
 
-The hot state of all devices lives in two hashes with the device id as field, so that the ingest
+The hot state of all devices lives in hashes with the device id as field, so that the ingest
 worker reads and writes a whole batch of devices with one command each (HMGET, HSET). A fleet
 larger than one Redis can hold would split them into buckets by device id.
 """
@@ -17,6 +17,12 @@ def last_fixes(prefix: str) -> str:
 def last_seen(prefix: str) -> str:
     """Hash: device id -> server time (epoch seconds) the device was last heard from."""
     return f"{prefix}:last_seen"
+
+
+def zone_states(prefix: str) -> str:
+    """Hash: device id -> JSON of its geofence states that are not idle (`encode_zones`), kept
+    as they change so that a restarted worker resumes them instead of starting idle."""
+    return f"{prefix}:zone_states"
 
 
 def case_changes(prefix: str) -> str:

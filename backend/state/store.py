@@ -4,8 +4,9 @@ import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
+import orjson
 import redis
 
 from backend.state import keys
@@ -49,6 +50,28 @@ def decode_fix_time(data: bytes | None) -> float | None:
         return None
 
 
+# Geofence states of one device (measure id -> the engine's state as a dict); {} when the device
+# is idle everywhere, which removes it from the store.
+Zones = dict[str, dict[str, Any]]
+
+
+def encode_zones(zones: Zones) -> bytes:
+    return orjson.dumps(zones)
+
+
+def decode_zones(data: bytes | None) -> Zones | None:
+    """Stored zone states, or None when absent or unreadable."""
+    if not data:
+        return None
+    try:
+        zones = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(zones, dict) or not all(isinstance(s, dict) for s in zones.values()):
+        return None
+    return zones
+
+
 class StateStore(Protocol):
     def get_last_fix(self, device_id: str) -> LastFix | None: ...
     def get_last_fixes(self, device_ids: list[str]) -> dict[str, LastFix]: ...
@@ -59,7 +82,10 @@ class StateStore(Protocol):
     def read_many(
         self, device_ids: list[str]
     ) -> tuple[dict[str, LastFix], dict[str, float]]: ...
-    def write(self, fixes: dict[str, LastFix], seen: dict[str, float]) -> None: ...
+    def write(self, fixes: dict[str, LastFix], seen: dict[str, float],
+              zones: dict[str, Zones] | None = None) -> None: ...
+    def zone_states(self) -> dict[str, Zones]: ...
+    def set_zone_states(self, zones: dict[str, Zones]) -> None: ...
     def read_times(
         self, device_ids: list[str]
     ) -> tuple[list[float | None], list[float | None]]: ...
@@ -69,6 +95,7 @@ class InMemoryState:
     def __init__(self) -> None:
         self._fixes: dict[str, LastFix] = {}
         self._seen: dict[str, float] = {}
+        self._zones: dict[str, Zones] = {}
         self._lock = threading.Lock()
 
     def get_last_fix(self, device_id: str) -> LastFix | None:
@@ -94,10 +121,23 @@ class InMemoryState:
     def read_many(self, device_ids: list[str]) -> tuple[dict[str, LastFix], dict[str, float]]:
         return self.get_last_fixes(device_ids), self.last_seen_many(device_ids)
 
-    def write(self, fixes: dict[str, LastFix], seen: dict[str, float]) -> None:
+    def write(self, fixes: dict[str, LastFix], seen: dict[str, float],
+              zones: dict[str, Zones] | None = None) -> None:
         with self._lock:
             self._fixes.update(fixes)
             self._seen.update(seen)
+            for device_id, states in (zones or {}).items():
+                if states:
+                    self._zones[device_id] = states
+                else:
+                    self._zones.pop(device_id, None)
+
+    def zone_states(self) -> dict[str, Zones]:
+        with self._lock:
+            return dict(self._zones)
+
+    def set_zone_states(self, zones: dict[str, Zones]) -> None:
+        self.write({}, {}, zones)
 
     def read_times(
         self, device_ids: list[str]
@@ -107,13 +147,14 @@ class InMemoryState:
 
 
 class RedisState:
-    """Redis-backed state: two hashes keyed by device id (`keys.last_fixes`, `keys.last_seen`),
-    so a batch of devices costs one command per hash, whatever its size."""
+    """Redis-backed state: hashes keyed by device id (`keys.last_fixes`, `keys.last_seen`,
+    `keys.zone_states`), so a batch of devices costs one command per hash, whatever its size."""
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self._r = client
         self._fixes = keys.last_fixes(prefix)
         self._seen = keys.last_seen(prefix)
+        self._zones = keys.zone_states(prefix)
 
     def get_last_fix(self, device_id: str) -> LastFix | None:
         return decode_fix(self._r.hget(self._fixes, device_id))
@@ -169,16 +210,35 @@ class RedisState:
     def touch(self, seen: dict[str, float]) -> None:
         self.write({}, seen)
 
-    def write(self, fixes: dict[str, LastFix], seen: dict[str, float]) -> None:
-        """Store last fixes and last-seen times in one round trip."""
-        if not fixes and not seen:
+    def set_zone_states(self, zones: dict[str, Zones]) -> None:
+        self.write({}, {}, zones)
+
+    def write(self, fixes: dict[str, LastFix], seen: dict[str, float],
+              zones: dict[str, Zones] | None = None) -> None:
+        """Store last fixes, last-seen times and changed zone states in one round trip."""
+        zones = zones or {}
+        if not fixes and not seen and not zones:
             return
         pipe = self._r.pipeline(transaction=False)
         if fixes:
             pipe.hset(self._fixes, mapping={d: encode_fix(f) for d, f in fixes.items()})
         if seen:
             pipe.hset(self._seen, mapping={d: repr(t) for d, t in seen.items()})
+        kept = {d: encode_zones(z) for d, z in zones.items() if z}
+        if kept:
+            pipe.hset(self._zones, mapping=kept)
+        if idle := [d for d, z in zones.items() if not z]:
+            pipe.hdel(self._zones, *idle)
         pipe.execute()
+
+    def zone_states(self) -> dict[str, Zones]:
+        """Every device's stored zone states (read at a worker's start); unreadable ones are
+        left out."""
+        found: dict[str, Zones] = {}
+        for device_id, data in self._r.hscan_iter(self._zones, count=1_000):
+            if (zones := decode_zones(data)) is not None:
+                found[device_id.decode()] = zones
+        return found
 
 
 def _float(value: bytes | None) -> float | None:
@@ -202,6 +262,7 @@ class PendingState:
         self.store = store
         self._pending: dict[str, LastFix] = {}
         self._seen: dict[str, float] = {}
+        self._zones: dict[str, Zones] = {}
         # What `prefetch` read for this batch: last fixes and last-seen times (None: absent).
         self._read: dict[str, LastFix | None] = {}
         self._read_seen: dict[str, float | None] = {}
@@ -241,6 +302,19 @@ class PendingState:
     def set_last_fixes(self, fixes: dict[str, LastFix]) -> None:
         self._pending.update(fixes)
 
+    def set_zone_states(self, zones: dict[str, Zones]) -> None:
+        """Changed zone states (`Engine.take_changed`), stored with the batch on `flush`."""
+        self._zones.update(zones)
+
+    def zone_states(self) -> dict[str, Zones]:
+        """The shared store's zone states ({} when it cannot be read: states start idle)."""
+        try:
+            return self.store.zone_states()
+        except redis.RedisError as exc:
+            log.warning("state store unavailable (%s): zone states start idle",
+                        type(exc).__name__)
+            return {}
+
     def touch(self, seen: dict[str, float]) -> None:
         self._seen.update(seen)
 
@@ -258,9 +332,10 @@ class PendingState:
     def flush(self) -> None:
         pending, self._pending = self._pending, {}
         seen, self._seen = self._seen, {}
+        zones, self._zones = self._zones, {}
         self._read, self._read_seen = {}, {}
         try:
-            self.store.write(pending, seen)
+            self.store.write(pending, seen, zones)
         except redis.RedisError as exc:
-            log.warning("state store unavailable (%s): %d last fixes not kept",
-                        type(exc).__name__, len(pending))
+            log.warning("state store unavailable (%s): %d last fixes, %d zone states not kept",
+                        type(exc).__name__, len(pending), len(zones))

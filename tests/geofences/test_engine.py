@@ -224,6 +224,39 @@ def test_snapshot_restore_and_forget(fix):
     )
 
 
+def test_take_changed_reports_each_device_whose_states_changed_once(fix):
+    engine = Engine([zone(), zone(id="far", area=Polygon(square(9000, 9000, 500)))], CFG)
+    fix(engine, "off", 0, 0)  # breach of "z"
+    changed = engine.take_changed()
+    assert list(changed) == ["off"] and changed["off"]["z"]["status"] == "inside"
+    assert engine.take_changed() == {}  # nothing new since
+    fix(engine, "off", 60, 3000)  # cleared: idle everywhere again
+    assert engine.take_changed() == {"off": {}}
+    fix(engine, "off", 120, 3100)  # still outside, nothing pending: no change to keep
+    assert engine.take_changed() == {}
+
+
+def test_a_restored_engine_knows_its_devices_and_reports_dropped_states(fix):
+    engine = Engine([zone(), zone(id="z2")], CFG)
+    fix(engine, "off", 0, 0)
+    snapshot = engine.snapshot_state()
+    snapshot["devices"]["off"]["acc"] = None  # a stored last fix may lack its accuracy
+    restored = Engine([zone()], CFG)  # "z2" is gone
+    restored.restore_state(snapshot)
+    assert restored.take_changed() == {"off": {"z": restored.state_of("off", "z").as_dict()}}
+    assert fix(restored, "off", 0, 10) == []  # not newer than the restored last fix
+    assert fix(restored, "off", 30, 10) == []  # still inside: no second breach
+    assert kinds(fix(restored, "off", 90, 3000)) == ["zone_breach_cleared"]
+
+
+def test_reload_dropping_a_state_reports_the_device_changed(fix):
+    engine = Engine([zone()], CFG)
+    fix(engine, "off", 0, 0)
+    engine.take_changed()
+    engine.reload([])
+    assert engine.take_changed() == {"off": {}}
+
+
 def test_reload_keeps_states_of_remaining_measures(fix):
     engine = Engine([zone(), zone(id="z2")], CFG)
     fix(engine, "off", 0, 0)

@@ -1,6 +1,6 @@
 """The zone step alone, with a live engine over SQLite, the in-memory state store and a
 recording notes sink: drafts for alerting events, notes for the others, unrelated devices
-skipped."""
+skipped, zone states kept in the store and resumed by a restarted step."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ class Notes:
         self.events += events
 
 
-def _setup(tmp_path: Path):
+def _setup(tmp_path: Path, state: InMemoryState | None = None):
     url = f"sqlite:///{tmp_path}/sw.db"
     upgrade(url)
     sessions = sessionmaker(create_engine(url))
@@ -44,9 +44,12 @@ def _setup(tmp_path: Path):
         s.flush()
         flows.create(s, case.id, zone_feature("off-s", measure_id="zone-s"), GeofenceConfig())
         case_id = case.id
-    live = LiveMeasures(sessions, GeofenceConfig(), poll_s=3600)
     notes = Notes()
-    return ZoneStep(live, InMemoryState(), notes), notes, case_id
+    return _step(sessions, state or InMemoryState(), notes), notes, case_id
+
+
+def _step(sessions, state, notes) -> ZoneStep:
+    return ZoneStep(LiveMeasures(sessions, GeofenceConfig(), poll_s=3600), state, notes)
 
 
 def _ctx(device_id: str, case_id: uuid.UUID, point, tst: float) -> Context:
@@ -80,3 +83,34 @@ def _ctx_alerts(step, device_id, case_id, point, tst):
     ctx = _ctx(device_id, case_id, point, tst)
     step(ctx)
     return ctx.alerts
+
+
+def test_a_restarted_step_resumes_the_kept_states(tmp_path: Path):
+    """A worker restarted while the offender is in the zone raises no second breach for it,
+    and clears the first when he leaves; without the kept states it raised a new breach."""
+    state = InMemoryState()
+    step, notes, case_id = _setup(tmp_path, state)
+    inside, outside = ROTTERDAM, offset(*ROTTERDAM, 2_000, 0)
+    t = 1_800_000_000.0
+    [draft] = _ctx_alerts(step, "off-s", case_id, inside, t)
+    assert draft.type == "zone_breach"
+    kept = state.zone_states()["off-s"]["zone-s"]
+    assert kept["status"] == "inside" and kept["last_tst"] == t
+
+    restarted = _step(step._live._sessions, state, notes)
+    assert _ctx_alerts(restarted, "off-s", case_id, inside, t + 30) == []
+    assert _ctx_alerts(restarted, "off-s", case_id, outside, t + 60) == []
+    assert [e.kind for e in notes.events] == ["zone_breach_cleared"]
+    assert "off-s" not in state.zone_states()  # idle again: nothing kept
+
+    fresh = _step(step._live._sessions, InMemoryState(), Notes())  # nothing kept
+    [again] = _ctx_alerts(fresh, "off-s", case_id, inside, t + 90)
+    assert again.type == "zone_breach" and again.message_id != draft.message_id
+
+
+def test_states_of_a_measure_gone_during_the_restart_are_dropped(tmp_path: Path):
+    state = InMemoryState()
+    state.set_zone_states({"off-s": {"zone-gone": {"status": "inside", "last_tst": 1.0}}})
+    step, _notes, case_id = _setup(tmp_path, state)
+    _ctx_alerts(step, "off-s", case_id, offset(*ROTTERDAM, 2_000, 0), 1_800_000_000.0)
+    assert state.zone_states() == {}

@@ -17,7 +17,9 @@ from backend.state.store import (
     RedisState,
     decode_fix,
     decode_fix_time,
+    decode_zones,
     encode_fix,
+    encode_zones,
 )
 
 
@@ -25,7 +27,7 @@ from backend.state.store import (
 def prefix(redis_client: redis.Redis):
     p = f"swtest{uuid.uuid4().hex[:8]}"
     yield p
-    redis_client.delete(keys.last_fixes(p), keys.last_seen(p))
+    redis_client.delete(keys.last_fixes(p), keys.last_seen(p), keys.zone_states(p))
 
 
 @pytest.fixture(params=["redis", "memory"])
@@ -115,6 +117,28 @@ def test_batch_is_one_round_trip_per_direction(redis_client: redis.Redis, prefix
     assert redis_client.hlen(keys.last_fixes(prefix)) == 500
 
 
+def test_zone_states_are_kept_replaced_and_removed_when_idle(store) -> None:
+    inside = {"zone-1": {"status": "inside", "last_tst": 5.0}}
+    store.set_zone_states({"d1": inside, "d2": {"zone-2": {"status": "approaching"}}})
+    store.write({}, {}, {"d2": {}})  # idle everywhere: removed
+    assert store.zone_states() == {"d1": inside}
+    store.set_zone_states({"d2": {}})  # removing what is not there is no error
+    assert store.zone_states() == {"d1": inside}
+
+
+@pytest.mark.parametrize("junk", [b"", b"{", b"[]", b'{"zone-1": 3}', None])
+def test_unreadable_zone_states_read_as_absent(junk: bytes | None) -> None:
+    assert decode_zones(junk) is None
+    assert decode_zones(encode_zones({"z": {"status": "inside"}})) == {"z": {"status": "inside"}}
+
+
+def test_an_unreadable_entry_leaves_the_others(redis_client: redis.Redis, prefix: str) -> None:
+    store = RedisState(redis_client, prefix)
+    store.set_zone_states({"d1": {"z": {"status": "inside"}}})
+    redis_client.hset(keys.zone_states(prefix), "d2", b"not json")
+    assert store.zone_states() == {"d1": {"z": {"status": "inside"}}}
+
+
 def test_pending_state_is_seen_in_batch_and_stored_only_on_flush() -> None:
     shared = InMemoryState()
     pending = PendingState(shared)
@@ -127,3 +151,20 @@ def test_pending_state_is_seen_in_batch_and_stored_only_on_flush() -> None:
     pending.flush()
     assert shared.get_last_fix("d1") == LastFix(5.0, 52.0, 4.0, 3.0)
     assert shared.last_seen("d1") == 6.0
+
+
+def test_pending_zone_states_reach_the_store_on_flush() -> None:
+    shared = InMemoryState()
+    pending = PendingState(shared)
+    pending.set_zone_states({"d1": {"z": {"status": "inside"}}})
+    assert shared.zone_states() == {} and pending.zone_states() == {}
+    pending.flush()
+    assert shared.zone_states() == {"d1": {"z": {"status": "inside"}}}
+
+
+def test_zone_states_of_an_unreachable_store_start_idle() -> None:
+    unreachable = RedisState(redis.Redis(port=1, socket_connect_timeout=0.2), "sw")
+    pending = PendingState(unreachable)
+    assert pending.zone_states() == {}
+    pending.set_zone_states({"d1": {"z": {"status": "inside"}}})
+    pending.flush()  # logged, not raised: ingest goes on
