@@ -114,6 +114,14 @@ def event_scope(alert: Alert, reference: str | None, home_vr: str | None,
             "case_director": director}
 
 
+def case_scope(case: Case) -> dict[str, Any]:
+    """`event_scope` for an event about a case itself (custody, pursuit): it reaches whoever
+    sees the case's alerts that are raised at home, and the police of its home unit."""
+    return {"police_unit": case.home_police_unit, "case_id": str(case.id),
+            "case_reference": case.reference, "case_home_vr": case.home_vr_code,
+            "case_director": case.case_director}
+
+
 def alert_event(session: Session, name: str, alert: Alert, document: dict[str, Any],
                 **extra: Any) -> dict[str, Any]:
     """A console event about an alert, carrying its scope facts (`event_scope`) so that each

@@ -49,17 +49,22 @@ def release_locations(
 def screen_event_alone(
     who: Principal, event: dict[str, Any]
 ) -> tuple[dict[str, Any] | None, list[LocationRead]] | None:
-    """Screen an alert event from what it carries (its `scope`, see
+    """Screen a console event from what it carries (its `scope`, see
     `backend.alerts.flows.event_scope`), without the database: the event as this principal may
     receive it (None: out of scope) and the location reads to audit once it is sent. None when
     the event alone cannot decide (no scope carried, or a position on a closed alert, whose
-    release depends on the case's other alerts): use `screen_event`. An event about no alert
-    (geofence notes, case events) goes to administrators only, as in `screen_event`."""
+    release depends on the case's other alerts): use `screen_event`. An event about a case
+    (`case.*`, carrying `backend.alerts.flows.case_scope`) reaches whoever would see an alert
+    of the case raised at home; any other event about no alert (geofence notes) goes to
+    administrators only, as in `screen_event`."""
     from backend.auth.scoping import directs
 
     document, scope = event.get("alert"), event.get("scope")
     if not isinstance(document, dict):
-        return (event if who.role == "admin" else None), []
+        if isinstance(scope, dict) and str(event.get("event", "")).startswith("case."):
+            document = {}  # its positionless scope decides, as for an alert at home
+        else:
+            return (event if who.role == "admin" else None), []
     if not isinstance(scope, dict):
         return None
     facts = AlertFacts(

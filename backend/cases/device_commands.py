@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from backend.alerts import service as alert_service
+from backend.alerts.flows import case_scope
 from backend.alerts.lifecycle import CLOSED_STATES, OPEN_STATES
 from backend.alerts.models import Alert
 from backend.cases.facts import case_facts
@@ -160,11 +161,15 @@ class DeviceCommandHook:
                 session, self._topics, commands, at, alert.id
             )
         if mode:
+            case = session.get(Case, alert.case_id)
+            assert case is not None
             effects.events.append(
                 {
                     "event": "case.pursuit",
                     "case_id": str(alert.case_id),
+                    "reference": case.reference,
                     "mode": mode,
                     "alert_id": str(alert.id),
+                    "scope": case_scope(case),
                 }
             )

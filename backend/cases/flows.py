@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from backend.alerts.flows import Effects
+from backend.alerts.flows import Effects, case_scope
 from backend.caselog import service as caselog
 from backend.cases import service
 from backend.cases.device_commands import (
@@ -174,6 +174,7 @@ class CaseFlow:
             "reference": case.reference,
             **detail,
             "contacts": contacts,
+            "scope": case_scope(case),
         }
         return Effects(outbox=outbox, events=[event])
 
@@ -196,6 +197,7 @@ class CaseFlow:
             "case_id": str(case.id),
             "reference": case.reference,
             **detail,
+            "scope": case_scope(case),
         }
         return Effects(outbox=outbox, events=[event])
 

@@ -1,10 +1,12 @@
 """The console in Debian's Chromium: a dispatcher signs in, an alarm published over MQTT shows in
 the queue within a second with its sound cue, she opens the map and acknowledges, and the device
-receives `acknowledged`; a dispatcher of another region sees nothing of it."""
+receives `acknowledged`; a dispatcher of another region sees nothing of it. An offender's release
+from detention shows as a case notice to the dispatcher of the case's home region only."""
 
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -109,5 +111,42 @@ def test_alarm_to_acknowledged_in_the_browser(stack, server, browser):
 
     acks.close()
     device.disconnect()
+    desk_context.close()
+    other_context.close()
+
+
+@pytest.mark.parametrize("stack", ["services"], indirect=True)
+def test_a_release_from_detention_is_a_case_notice(stack, server, browser):
+    _seed(stack)
+    with stack.runtime.sessions.begin() as s:
+        case = Case(reference="C-BROWSER-2", home_police_unit="RE07", home_vr_code="VR17",
+                    risk_level="high", custody_status="in_custody")
+        s.add(case)
+        s.flush()
+        s.add(Device(id="off-web-2", case_id=case.id, role="offender"))
+        case_id = case.id
+    desk_context, desk = _sign_in(browser, server.base, "desk")
+    other_context, other = _sign_in(browser, server.base, "amsterdam")
+    assert not desk.is_visible("#case-notices")
+
+    released = datetime.now(UTC) - timedelta(hours=1)
+    r = stack.api().patch(f"/api/v1/cases/{case_id}", json={
+        "custody_status": "released", "released_at": released.isoformat()})
+    assert r.status_code == 200, r.text
+
+    item = desk.wait_for_selector(
+        "#case-notice-list li[data-event='case.custody_released']", timeout=5_000)
+    assert item is not None and desk.is_visible("#case-notices")
+    assert "released from detention" in item.inner_text()
+    assert item.inner_text().count("C-BROWSER-2") == 1
+    link = desk.locator("#case-notice-list li a")
+    assert link.get_attribute("href") == f"/console/cases/{case_id}"
+    desk.screenshot(path=str(ARTIFACTS / "console-case-notice.png"), full_page=True)
+
+    other.wait_for_timeout(500)  # the other region's dispatcher: no notice
+    assert other.locator("#case-notice-list li").count() == 0
+    assert not other.is_visible("#case-notices")
+    link.click()
+    desk.wait_for_url(f"{server.base}/console/cases/{case_id}")
     desk_context.close()
     other_context.close()

@@ -10,6 +10,10 @@
   const empty = document.getElementById("queue-empty");
   const banner = document.getElementById("p1-banner");
   const linkState = document.getElementById("link-state");
+  const notices = document.getElementById("case-notices");
+  const noticeList = document.getElementById("case-notice-list");
+  const NOTICES_KEPT = 20;
+  const lang = document.documentElement.lang || undefined;  // dates as the console's language
   const alarmed = new Set();
   // Test and monitoring hook: how often the alarm was sounded, and for which alerts.
   window.swAlarm = { count: 0, alerts: [] };
@@ -74,6 +78,20 @@
     banner.textContent = unackP1 ? `${t("unacknowledged_p1")}: ${unackP1}` : "";
   }
 
+  // An event about a case (custody release, pursuit mode): a line with the time it came, a
+  // link to the case and what happened; the newest first.
+  function notice(event) {
+    const name = event.event.slice("case.".length) + (event.mode ? "_" + event.mode : "");
+    let text = t("notice_" + name);
+    if (event.until) text += ` ${t("notice_until")} ${new Date(event.until).toLocaleString(lang)}`;
+    const link = event.case_id
+      ? el("a", { href: `/console/cases/${event.case_id}` }, event.reference || t("col_case")) : "";
+    noticeList.prepend(el("li", { "data-event": event.event, "data-case-id": event.case_id || "" },
+      el("time", {}, new Date().toLocaleTimeString(lang)), link, " ", text));
+    while (noticeList.children.length > NOTICES_KEPT) noticeList.lastElementChild.remove();
+    notices.hidden = false;
+  }
+
   function tick() {
     for (const cell of document.querySelectorAll("td.timer")) cell.textContent = age(cell.dataset.since);
   }
@@ -97,6 +115,7 @@
     ws.onmessage = (message) => {
       const event = JSON.parse(message.data);
       if (event.alert) { upsert(event.alert); render(); }
+      else if (typeof event.event === "string" && event.event.startsWith("case.")) notice(event);
     };
     ws.onclose = () => {
       linkState.dataset.state = "offline";

@@ -67,10 +67,42 @@ def test_the_database_decides_what_the_event_cannot(event: dict) -> None:
 
 @pytest.mark.parametrize("event", [
     {"event": "geofence.approach_cleared", "geofence": {"case_id": "c-1"}},
-    {"event": "case.pursuit", "case_id": "c-1", "mode": "started", "alert_id": "a-1"},
+    {"event": "case.pursuit", "case_id": "c-1", "mode": "started", "alert_id": "a-1"},  # no scope
+    {"event": "geofence.approach_cleared", "scope": {"case_home_vr": "VR17"}},  # not a case's
 ])
 def test_events_about_no_alert_go_to_administrators_only(event: dict) -> None:
     assert screen_event_alone(Principal("admin", "admin"), event) == (event, [])
     for who in (Principal("d", "dispatcher", {"regions": ["VR17"]}),
                 Principal("p", "police", {"units": ["RE07"]})):
         assert screen_event_alone(who, event) == (None, [])
+
+
+def _case_event(director: str | None = None) -> dict:
+    return {"event": "case.custody_released", "case_id": str(CASE), "reference": "R-1",
+            "until": "2027-01-15T12:00:00+00:00",
+            "scope": {"police_unit": "RE07", "case_id": str(CASE), "case_reference": "R-1",
+                      "case_home_vr": "VR17", "case_director": director}}
+
+
+@pytest.mark.parametrize(("who", "sees"), [
+    (Principal("admin", "admin"), True),
+    (Principal("d", "dispatcher", {"regions": ["VR17"]}), True),  # the case's home region
+    (Principal("d", "dispatcher", {"regions": ["VR13"]}), False),
+    (Principal("p", "police", {"units": ["RE07"]}), True),  # its home unit
+    (Principal("p", "police", {"units": ["RE05"]}), False),
+    (Principal("c", "case_director", {"cases": ["R-1"]}), True),
+    (Principal("c", "case_director", {"cases": ["R-2"]}), False),
+])
+def test_a_case_event_reaches_who_sees_the_case_at_home(who: Principal, sees: bool) -> None:
+    screened, reads = screen_event_alone(who, _case_event())
+    assert reads == []  # no position in it
+    if sees:
+        assert screened == {k: v for k, v in _case_event().items() if k != "scope"}
+    else:
+        assert screened is None
+
+
+def test_a_case_event_reaches_the_case_director_it_names() -> None:
+    eva = Principal("user:eva", "case_director", {})
+    assert screen_event_alone(eva, _case_event(director="eva"))[0] is not None
+    assert screen_event_alone(eva, _case_event(director="ann"))[0] is None
