@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+from backend.db.migrate import include_object
 from backend.db.models import Base
 
 config = context.config
@@ -20,16 +21,9 @@ def _url() -> str:
     return url
 
 
-def _include_object(obj, name, type_, reflected, compare_to) -> bool:
-    # PostGIS owns these tables; partitions of pings are managed by the migration itself.
-    if type_ == "table" and (name == "spatial_ref_sys" or (name or "").startswith("pings_")):
-        return False
-    return True
-
-
 def run_migrations_offline() -> None:
     context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True,
-                      include_object=_include_object, render_as_batch=True)
+                      include_object=include_object, render_as_batch=True)
     with context.begin_transaction():
         context.run_migrations()
 
@@ -47,7 +41,7 @@ def run_migrations_online() -> None:
 
 def _run(connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata,
-                      include_object=_include_object,
+                      include_object=include_object,
                       render_as_batch=connection.dialect.name == "sqlite")
     with context.begin_transaction():
         context.run_migrations()
