@@ -355,7 +355,8 @@ class Engine:
 
     def restore_state(self, snapshot: dict[str, Any]) -> None:
         """Replace the engine's state by a `snapshot_state()` result. States of measures that
-        are no longer loaded, or no longer concern the device, are dropped (their devices
+        are no longer loaded, or no longer concern the device, and unreadable ones are
+        dropped (their devices
         count as changed, see `take_changed`); a device's last fix may lack its accuracy
         (None: `default_accuracy_m`)."""
         if snapshot.get("version") != STATE_VERSION:
@@ -380,8 +381,13 @@ class Engine:
         measures = self._index.measures
         changed: set[str] = set()
         for d, ms in snapshot.get("states", {}).items():
-            kept = {m: ZoneState.from_dict(s) for m, s in ms.items()
-                    if m in measures and d in measures[m].subjects}
+            kept = {}
+            for m, s in ms.items():
+                if m in measures and d in measures[m].subjects:
+                    try:
+                        kept[m] = ZoneState.from_dict(s)
+                    except ValueError:
+                        continue  # unreadable: dropped, as an unknown measure's is
             kept = {m: s for m, s in kept.items() if not s.idle}
             if len(kept) != len(ms):
                 changed.add(d)

@@ -22,6 +22,7 @@ Per (device, measure) the state is one of outside / approaching / inside / unkno
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -74,21 +75,37 @@ class ZoneState:
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> ZoneState:
-        state = ZoneState(
-            status=data.get("status", OUTSIDE),
-            confidence=data.get("confidence"),
-            last_tst=data.get("last_tst"),
-            pending=data.get("pending"),
-            pending_count=int(data.get("pending_count", 0)),
-            pending_since=data.get("pending_since"),
-            approach_announced=bool(data.get("approach_announced", False)),
-            held=data.get("held"),
-        )
-        if state.status not in STATUSES or (
-            state.held is not None and state.held not in _LEVEL
+        """A state written by `as_dict`; ValueError for anything else (a stored state is
+        never trusted blindly)."""
+        try:
+            state = ZoneState(
+                status=data.get("status", OUTSIDE),
+                confidence=data.get("confidence"),
+                last_tst=_time(data.get("last_tst")),
+                pending=data.get("pending"),
+                pending_count=int(data.get("pending_count", 0)),
+                pending_since=_time(data.get("pending_since")),
+                approach_announced=bool(data.get("approach_announced", False)),
+                held=data.get("held"),
+            )
+        except (TypeError, AttributeError) as exc:
+            raise ValueError(f"unreadable stored zone state ({exc})") from None
+        if state.status not in STATUSES or any(
+            v is not None and v not in _LEVEL for v in (state.pending, state.held)
         ):
             raise ValueError("unknown zone status in stored state")
+        if state.confidence not in (None, POSSIBLE, CONFIRMED) or state.pending_count < 0:
+            raise ValueError("unreadable stored zone state")
         return state
+
+
+def _time(value: Any) -> float | None:
+    """A stored epoch time: None or a finite number (ValueError otherwise)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"not a time: {value!r}")
+    return float(value)
 
 
 IDLE = ZoneState()

@@ -249,6 +249,18 @@ def test_a_restored_engine_knows_its_devices_and_reports_dropped_states(fix):
     assert kinds(fix(restored, "off", 90, 3000)) == ["zone_breach_cleared"]
 
 
+def test_an_unreadable_stored_state_is_dropped_and_the_others_kept(fix):
+    engine = Engine([zone(), zone(id="z2")], CFG)
+    fix(engine, "off", 0, 0)
+    snapshot = engine.snapshot_state()
+    snapshot["states"]["off"]["z2"] = {"status": "inside", "last_tst": "yesterday"}
+    restored = Engine([zone(), zone(id="z2")], CFG)
+    restored.restore_state(snapshot)
+    assert restored.state_of("off", "z").status == "inside"
+    assert restored.state_of("off", "z2").status == "outside"
+    assert list(restored.take_changed()) == ["off"]  # to be stored without the bad one
+
+
 def test_reload_dropping_a_state_reports_the_device_changed(fix):
     engine = Engine([zone()], CFG)
     fix(engine, "off", 0, 0)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from geofences.config import GeofenceConfig
 from geofences.transitions import (
     APPROACHING,
@@ -214,3 +216,19 @@ def test_state_round_trips_through_a_plain_dict():
         approach_announced=True,
     )
     assert ZoneState.from_dict(state.as_dict()) == state
+
+
+@pytest.mark.parametrize("junk", [
+    {"status": "somewhere"},
+    {"status": "inside", "pending": "nowhere"},
+    {"status": "inside", "confidence": "sure"},
+    {"status": "inside", "last_tst": "yesterday"},
+    {"status": "inside", "last_tst": float("nan")},
+    {"status": "inside", "pending_since": [1]},
+    {"status": "inside", "pending_count": None},
+    {"status": "inside", "pending_count": -1},
+    {"status": "inside", "last_tst": True},
+])
+def test_a_stored_state_that_as_dict_cannot_have_written_is_refused(junk):
+    with pytest.raises(ValueError):
+        ZoneState.from_dict(junk)
