@@ -11,6 +11,10 @@ COMMIT_SECONDS = Histogram(
     "schildwacht_ingest_commit_seconds", "Time to commit one ingest batch", ["kind"],
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5),
 )
+GEOFENCE_ERRORS = Counter(
+    "schildwacht_geofence_errors_total",
+    "Fixes whose geofence evaluation failed (the fix is stored all the same)",
+)
 STORE_FAILURES = Counter(
     "schildwacht_ingest_store_failures_total", "Failed ingest commits (retried)", ["kind"]
 )

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from device_protocol import Fix
 from geofences import GeofenceEvent
 from geofences.engine import STATE_VERSION
+from backend import metrics
 from backend.alerts import service as alerts
 from backend.alerts.models import Alert
 from backend.hub.bus import EventBus
@@ -145,9 +146,20 @@ class ZoneStep:
         return partners
 
     def __call__(self, ctx: Context) -> None:
-        fixes, device = ctx.fresh_fixes, ctx.device
-        if not fixes or device is None:
+        """Evaluate the message's fresh fixes. Should the evaluation fail (a defect, never
+        input: the fixes were validated before), it is logged and counted, and the message
+        goes on without it: its fixes are still stored, as the offender's record must be."""
+        if not ctx.fresh_fixes or ctx.device is None:
             return
+        try:
+            self._evaluate(ctx)
+        except Exception:  # noqa: BLE001 - a geofence defect must not cost the fix its ping
+            metrics.GEOFENCE_ERRORS.inc()
+            log.exception("geofence evaluation failed device=%s", ctx.device.id)
+
+    def _evaluate(self, ctx: Context) -> None:
+        fixes, device = ctx.fresh_fixes, ctx.device
+        assert device is not None
         self._live.refresh()
         if not self._resumed:
             self._resume()

@@ -20,7 +20,8 @@ from backend.pipeline.context import Context, RawMessage
 from backend.pipeline.zones import ZoneStep
 from backend.state.store import InMemoryState
 from device_protocol import Fix
-from geofences import GeofenceConfig
+from backend import metrics
+from geofences import Engine, GeofenceConfig
 from tests.backend.measures.places import ROTTERDAM, offset, zone_feature
 
 
@@ -114,3 +115,22 @@ def test_states_of_a_measure_gone_during_the_restart_are_dropped(tmp_path: Path)
     step, _notes, case_id = _setup(tmp_path, state)
     _ctx_alerts(step, "off-s", case_id, offset(*ROTTERDAM, 2_000, 0), 1_800_000_000.0)
     assert state.zone_states() == {}
+
+
+class DefectiveEngine(Engine):
+    """An engine with a defect: every evaluation raises."""
+
+    def on_fix(self, *args, **kwargs):
+        raise RuntimeError("defect")
+
+
+def test_a_failing_evaluation_is_logged_and_the_fix_goes_on(tmp_path: Path, caplog):
+    step, _notes, case_id = _setup(tmp_path)
+    step._live.engine = DefectiveEngine((), GeofenceConfig())  # the measures load into it
+    before = metrics.GEOFENCE_ERRORS._value.get()
+    ctx = _ctx("off-s", case_id, ROTTERDAM, 1_800_000_000.0)
+    step(ctx)
+    assert ctx.rejection is None and ctx.alerts == []  # stored as a ping all the same
+    assert metrics.GEOFENCE_ERRORS._value.get() == before + 1
+    [record] = [r for r in caplog.records if "geofence evaluation failed" in r.getMessage()]
+    assert record.getMessage() == "geofence evaluation failed device=off-s"  # no position
