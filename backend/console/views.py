@@ -143,7 +143,13 @@ def queue_page(request: Request, rt: Runtime = Depends(runtime), s: Session = De
     viewer = _viewer(request, s, rt)
     if viewer.principal is None:
         return _to_login()
-    return _render(request, rt, viewer, "queue.html")
+    # Cases in scope whose offender's release still tightens them: the desk's standing notices
+    # (the stream adds what happens while the page is open).
+    tightened = list(s.scalars(
+        select(Case).where(case_filter(viewer.principal),
+                           Case.custody_tightened_until > datetime.now(UTC))
+        .order_by(Case.custody_tightened_until).limit(100)))
+    return _render(request, rt, viewer, "queue.html", tightened=tightened)
 
 
 @router.get("/alerts/{alert_id}", response_class=HTMLResponse)

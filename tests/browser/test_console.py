@@ -1,7 +1,8 @@
 """The console in Debian's Chromium: a dispatcher signs in, an alarm published over MQTT shows in
 the queue within a second with its sound cue, she opens the map and acknowledges, and the device
 receives `acknowledged`; a dispatcher of another region sees nothing of it. An offender's release
-from detention shows as a case notice to the dispatcher of the case's home region only."""
+from detention shows as a case notice to the dispatcher of the case's home region only, on the
+page she has open and on every page she opens while the release tightens the case."""
 
 from __future__ import annotations
 
@@ -146,7 +147,22 @@ def test_a_release_from_detention_is_a_case_notice(stack, server, browser):
     other.wait_for_timeout(500)  # the other region's dispatcher: no notice
     assert other.locator("#case-notice-list li").count() == 0
     assert not other.is_visible("#case-notices")
-    link.click()
+
+    # A console opened later shows the case while the release tightens it ...
+    desk.reload()
+    standing = desk.wait_for_selector(
+        f"#case-notice-list li[data-standing][data-case-id='{case_id}']", timeout=5_000)
+    assert standing is not None and "C-BROWSER-2" in standing.inner_text()
+    other.reload()
+    other.wait_for_selector("#link-state[data-state=live]")
+    assert not other.is_visible("#case-notices")
+    # ... until the offender is back in custody: that notice replaces it.
+    r = stack.api().patch(f"/api/v1/cases/{case_id}", json={"custody_status": "in_custody"})
+    assert r.status_code == 200, r.text
+    desk.wait_for_selector(
+        "#case-notice-list li[data-event='case.custody_tightening_ended']", timeout=5_000)
+    assert desk.locator("#case-notice-list li[data-standing]").count() == 0
+    desk.click("#case-notice-list li a")
     desk.wait_for_url(f"{server.base}/console/cases/{case_id}")
     desk_context.close()
     other_context.close()

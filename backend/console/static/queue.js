@@ -79,8 +79,14 @@
   }
 
   // An event about a case (custody release, pursuit mode): a line with the time it came, a
-  // link to the case and what happened; the newest first.
+  // link to the case and what happened; the newest first. A custody event replaces the line
+  // the page came with for that case (a case still tightened by a release).
   function notice(event) {
+    if (event.event.startsWith("case.custody_")) {
+      for (const standing of noticeList.querySelectorAll("li[data-standing]")) {
+        if (standing.dataset.caseId === event.case_id) standing.remove();
+      }
+    }
     const name = event.event.slice("case.".length) + (event.mode ? "_" + event.mode : "");
     let text = t("notice_" + name);
     if (event.until) text += ` ${t("notice_until")} ${new Date(event.until).toLocaleString(lang)}`;
