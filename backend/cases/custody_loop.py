@@ -4,9 +4,9 @@ A release entered with a date in the past tightens its case at once (`CaseFlow.u
 loop does what no request would: it tightens a case whose release was dated in the future once
 that date has come, and ends a tightening when the policy's period is over, sending the
 devices their normal report interval again (a faster interval costs the battery). One pass
-(`run_once(now)`) claims the due cases with `FOR UPDATE SKIP LOCKED` on PostgreSQL (several
-processes may run it; each case is handled by one) and lets `CaseFlow.reconcile_custody`
-decide; the device commands are written to the outbox in the same transaction and sent after
+(`run_once(now)`) claims the due cases (`due_cases`) with `FOR NO KEY UPDATE SKIP LOCKED` on
+PostgreSQL (several processes may run it; each case is handled by one) and lets
+`CaseFlow.reconcile_custody` decide; the device commands are written to the outbox in the same transaction and sent after
 commit. The clock is injected, so tests drive it through time without sleeping.
 """
 
@@ -16,7 +16,7 @@ import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Select, and_, or_, select
 
 from backend.alerts.flows import Effects
 from backend.cases.flows import CaseFlow
@@ -29,6 +29,29 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ACTOR = "system:custody"
+
+
+def due_cases(now: datetime, limit: int, dialect: str) -> Select[tuple[Case]]:
+    """The cases whose tightening is due to start or end at `now`. On PostgreSQL claimed
+    `FOR NO KEY UPDATE SKIP LOCKED`: not `FOR UPDATE`, which would hold a panic of that case
+    (its alert's foreign key takes a key-share lock on the case row) behind the pass."""
+    query = (
+        select(Case)
+        .where(or_(
+            and_(  # a release whose date has come and that was not carried out
+                Case.custody_status == "released",
+                Case.released_at <= now,
+                or_(Case.custody_tightened_release.is_(None),
+                    Case.custody_tightened_release != Case.released_at),
+            ),
+            Case.custody_tightened_until <= now,  # a tightening whose period is over
+        ))
+        .order_by(Case.id)
+        .limit(limit)
+    )
+    if dialect == "postgresql":
+        query = query.with_for_update(skip_locked=True, key_share=True, of=Case)
+    return query
 
 
 class CustodyLoop(Periodic):
@@ -47,22 +70,7 @@ class CustodyLoop(Periodic):
         effects = Effects()
         changed = 0
         with self.rt.sessions.begin() as session:
-            query = (
-                select(Case)
-                .where(or_(
-                    and_(  # a release whose date has come and that was not carried out
-                        Case.custody_status == "released",
-                        Case.released_at <= now,
-                        or_(Case.custody_tightened_release.is_(None),
-                            Case.custody_tightened_release != Case.released_at),
-                    ),
-                    Case.custody_tightened_until <= now,  # a tightening whose period is over
-                ))
-                .order_by(Case.id)
-                .limit(self.batch)
-            )
-            if session.get_bind().dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True, of=Case)
+            query = due_cases(now, self.batch, session.get_bind().dialect.name)
             for case in session.scalars(query).all():
                 done = self.flow.reconcile_custody(session, case, ACTOR, now)
                 if done.outbox or done.events:

@@ -17,6 +17,7 @@ from backend.caselog import service as caselog
 from backend.alerts import service
 from backend.alerts.models import Alert
 from backend.cases import service as cases
+from backend.cases.custody_loop import due_cases
 from backend.cases.models import Case
 from backend.devices.models import Device
 
@@ -47,14 +48,21 @@ def _impatient(session) -> None:
     session.execute(text("SET LOCAL lock_timeout = '300ms'"))
 
 
-@pytest.mark.parametrize("holder", ["case log append", "case update"])
+@pytest.mark.parametrize("holder", ["case log append", "case update", "custody loop claim"])
 def test_a_raise_does_not_wait_for_a_transaction_holding_its_case(pg_sessions, holder):
     case_id = _case(pg_sessions)
+    if holder == "custody loop claim":  # a release dated now, due to tighten the case
+        with pg_sessions.begin() as s:
+            s.get(Case, case_id).custody_status = "released"
+            s.get(Case, case_id).released_at = datetime.now(UTC)
     with pg_sessions.begin() as held:
         if holder == "case log append":
             caselog.append(held, case_id, "note", "user:desk", {"text": "called her"})
-        else:
+        elif holder == "case update":
             cases.get(held, case_id, for_update=True)
+        else:
+            claimed = held.scalars(due_cases(datetime.now(UTC), 100, "postgresql")).all()
+            assert [c.id for c in claimed] == [case_id]
         with pg_sessions.begin() as raising:  # meanwhile, the victim presses panic
             _impatient(raising)
             ids = service.raise_alert(raising, _alert_values(case_id), [])
