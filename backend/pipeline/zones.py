@@ -4,9 +4,10 @@ Runs after `DeviceAlarms` and before `DeviceHealth`, on the ingest thread (the o
 touches the engine). Per message with fresh fixes it:
 
 1. lets `LiveMeasures.refresh()` reload the engine if a measure changed (cheap when not due);
-   the first time the measures are loaded, resumes the zone states kept in the state store,
-   so a restarted worker goes on where it stopped (a device inside a zone raises no second
-   breach; one that left during the restart clears the breach);
+   the first time the measures are loaded, resumes the zone states kept in the state store
+   and the offenders' last stored fixes, so a restarted worker goes on where it stopped (a
+   device inside a zone raises no second breach, one that left during the restart clears the
+   breach, and a first fix across the zone from the last one is a crossing);
 2. skips devices that no measure concerns (most fixes end here, after two dict look-ups);
 3. for contact bans, first feeds the partner's last fix from the state store, so a ban works
    when offender and victim fixes reach different workers (shared subscriptions);
@@ -27,6 +28,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from redis import RedisError
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -40,7 +42,7 @@ from backend.alerts.models import Alert
 from backend.hub.bus import EventBus
 from backend.measures.live import LiveMeasures
 from backend.pipeline.context import AlertDraft, Context
-from backend.state.store import LastFix, StateStore
+from backend.state.store import LastFix, PendingState, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -194,25 +196,35 @@ class ZoneStep:
             self._notes.record(notes, now)
 
     def _resume(self) -> None:
-        """Once the measures are loaded (states of measures that are gone are dropped, and
-        forgotten in the store too): the zone states the store kept. Without the devices' last
-        fixes: each state carries the time of its last fix, so an older fix changes nothing;
-        only the first fix after the restart is not checked for a crossing from the one before.
-        An unreadable store leaves the states idle, as they were before states were kept."""
+        """Once the measures are loaded: the zone states the store kept (states of measures
+        that are gone are dropped, and forgotten in the store too), and the last stored fix of
+        every offender, from which the first fix after the restart is checked for a crossing.
+        An unreadable store leaves them unknown and the states idle, as on a first start."""
         if self._live.version is None:
             return  # not loaded yet (database away): try again with the next fix
         self._resumed = True
-        stored = self._state.zone_states()
-        if not stored:
-            return
         engine = self._live.engine
+        # The shared store, not the batch's view: this batch's fixes are the ones to evaluate.
+        shared = self._state.store if isinstance(self._state, PendingState) else self._state
         try:
-            engine.restore_state({"version": STATE_VERSION, "devices": {}, "states": stored})
+            stored = shared.zone_states()
+            fixes = shared.get_last_fixes(list(engine.index.by_subject))
+        except RedisError as exc:
+            log.warning("state store unavailable (%s): zone states start idle",
+                        type(exc).__name__)
+            return
+        if not stored and not fixes:
+            return
+        devices = {d: {"tst": f.tst, "lat": f.lat, "lon": f.lon, "acc": f.acc}
+                   for d, f in fixes.items()}
+        try:
+            engine.restore_state({"version": STATE_VERSION, "devices": devices,
+                                  "states": stored})
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             log.warning("stored zone states unreadable (%s): states start idle",
                         type(exc).__name__)
             return
-        log.info("zone states resumed devices=%d", len(stored))
+        log.info("zone states resumed devices=%d last_fixes=%d", len(stored), len(fixes))
         if dropped := engine.take_changed():
             self._state.set_zone_states(dropped)
 

@@ -18,7 +18,7 @@ from backend.measures import flows
 from backend.measures.live import LiveMeasures
 from backend.pipeline.context import Context, RawMessage
 from backend.pipeline.zones import ZoneStep
-from backend.state.store import InMemoryState
+from backend.state.store import InMemoryState, LastFix, PendingState
 from device_protocol import Fix
 from backend import metrics
 from geofences import Engine, GeofenceConfig
@@ -33,7 +33,7 @@ class Notes:
         self.events += events
 
 
-def _setup(tmp_path: Path, state: InMemoryState | None = None):
+def _setup(tmp_path: Path, state: InMemoryState | PendingState | None = None):
     url = f"sqlite:///{tmp_path}/sw.db"
     upgrade(url)
     sessions = sessionmaker(create_engine(url))
@@ -134,3 +134,20 @@ def test_a_failing_evaluation_is_logged_and_the_fix_goes_on(tmp_path: Path, capl
     assert metrics.GEOFENCE_ERRORS._value.get() == before + 1
     [record] = [r for r in caplog.records if "geofence evaluation failed" in r.getMessage()]
     assert record.getMessage() == "geofence evaluation failed device=off-s"  # no position
+
+
+def test_a_restarted_step_checks_its_first_fix_for_a_crossing(tmp_path: Path):
+    """Before the restart the offender was west of the zone; his first fix after it is east of
+    it: the straight line between them crosses the zone, a possible breach. The worker's view
+    of the store already holds that first fix (staleness ran before), which must not stand in
+    for the one before it."""
+    state = InMemoryState()
+    t = 1_800_000_000.0
+    west, east = offset(*ROTTERDAM, -1_500, 0), offset(*ROTTERDAM, 1_500, 0)
+    state.set_last_fixes({"off-s": LastFix(t, west[0], west[1], 5.0)})
+    step, _notes, case_id = _setup(tmp_path, PendingState(state))
+    pending = step._state
+    pending.set_last_fixes({"off-s": LastFix(t + 60, east[0], east[1], 5.0)})
+    [draft] = _ctx_alerts(step, "off-s", case_id, east, t + 60)
+    assert draft.type == "zone_breach" and draft.flags == ["geofence_possible"]
+    assert draft.detail["geofence"]["basis"] == "segment"
