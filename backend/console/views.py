@@ -170,6 +170,7 @@ def alert_page(alert_id: uuid.UUID, request: Request, rt: Runtime = Depends(runt
         checklist=sop.checklist(alert.type, viewer.lang),
         timeline=alerts_service.timeline(s, alert_id),
         may_operate=viewer.principal.role in ("admin", "dispatcher"),
+        now=datetime.now(UTC),
     )
 
 

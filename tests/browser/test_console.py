@@ -125,6 +125,7 @@ def test_a_release_from_detention_is_a_case_notice(stack, server, browser):
         s.add(case)
         s.flush()
         s.add(Device(id="off-web-2", case_id=case.id, role="offender"))
+        s.add(Device(id="vic-web-2", case_id=case.id, role="victim"))
         case_id = case.id
     desk_context, desk = _sign_in(browser, server.base, "desk")
     other_context, other = _sign_in(browser, server.base, "amsterdam")
@@ -156,6 +157,15 @@ def test_a_release_from_detention_is_a_case_notice(stack, server, browser):
     other.reload()
     other.wait_for_selector("#link-state[data-state=live]")
     assert not other.is_visible("#case-notices")
+    # A panic meanwhile: its case card says so too.
+    publish(stack.device("vic-web-2"), stack.topics.alarm("vic-web-2"), codec.encode(Alarm(
+        id="web-2", kind="panic", tst=time.time(), lat=ROTTERDAM_CS[0], lon=ROTTERDAM_CS[1],
+        acc=12.0)))
+    row = desk.wait_for_selector("#alert-queue tr.urgent[data-alert-id]", timeout=5_000)
+    desk.goto(f"{server.base}/console/alerts/{row.get_attribute('data-alert-id')}")
+    assert "heightened alertness until" in desk.inner_text("#case-card #tightened")
+    desk.goto(f"{server.base}/console/")
+    desk.wait_for_selector("#link-state[data-state=live]")
     # ... until the offender is back in custody: that notice replaces it.
     r = stack.api().patch(f"/api/v1/cases/{case_id}", json={"custody_status": "in_custody"})
     assert r.status_code == 200, r.text
