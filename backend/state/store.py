@@ -306,15 +306,6 @@ class PendingState:
         """Changed zone states (`Engine.take_changed`), stored with the batch on `flush`."""
         self._zones.update(zones)
 
-    def zone_states(self) -> dict[str, Zones]:
-        """The shared store's zone states ({} when it cannot be read: states start idle)."""
-        try:
-            return self.store.zone_states()
-        except redis.RedisError as exc:
-            log.warning("state store unavailable (%s): zone states start idle",
-                        type(exc).__name__)
-            return {}
-
     def touch(self, seen: dict[str, float]) -> None:
         self._seen.update(seen)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import redis
 from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
@@ -18,7 +19,7 @@ from backend.measures import flows
 from backend.measures.live import LiveMeasures
 from backend.pipeline.context import Context, RawMessage
 from backend.pipeline.zones import ZoneStep
-from backend.state.store import InMemoryState, LastFix, PendingState
+from backend.state.store import InMemoryState, LastFix, PendingState, RedisState
 from device_protocol import Fix
 from backend import metrics
 from geofences import Engine, GeofenceConfig
@@ -151,3 +152,10 @@ def test_a_restarted_step_checks_its_first_fix_for_a_crossing(tmp_path: Path):
     [draft] = _ctx_alerts(step, "off-s", case_id, east, t + 60)
     assert draft.type == "zone_breach" and draft.flags == ["geofence_possible"]
     assert draft.detail["geofence"]["basis"] == "segment"
+
+
+def test_with_the_store_away_states_start_idle_and_evaluation_goes_on(tmp_path: Path):
+    unreachable = RedisState(redis.Redis(port=1, socket_connect_timeout=0.2), "sw")
+    step, _notes, case_id = _setup(tmp_path, PendingState(unreachable))
+    [draft] = _ctx_alerts(step, "off-s", case_id, ROTTERDAM, 1_800_000_000.0)
+    assert draft.type == "zone_breach"
