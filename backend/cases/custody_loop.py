@@ -6,8 +6,9 @@ that date has come, and ends a tightening when the policy's period is over, send
 devices their normal report interval again (a faster interval costs the battery). One pass
 (`run_once(now)`) claims the due cases (`due_cases`) with `FOR NO KEY UPDATE SKIP LOCKED` on
 PostgreSQL (several processes may run it; each case is handled by one) and lets
-`CaseFlow.reconcile_custody` decide; the device commands are written to the outbox in the same transaction and sent after
-commit. The clock is injected, so tests drive it through time without sleeping.
+`CaseFlow.reconcile_custody` decide; the device commands are written to the outbox in the same
+transaction and sent after commit. The clock is injected, so tests drive it through time
+without sleeping.
 """
 
 from __future__ import annotations
