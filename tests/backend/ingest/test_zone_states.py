@@ -23,17 +23,9 @@ from tests.backend.conftest import make_settings, truncate_all
 from tests.backend.measures.places import ROTTERDAM, offset, zone_feature
 from tests.conftest import MQTT_PORT, REDIS_URL
 from tests.support.mqtt import client, publish
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.services
-
-
-def _wait_for(what, timeout_s: float = 15.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if found := what():
-            return found
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def test_a_restarted_worker_resumes_zone_states(pg_url):
@@ -70,8 +62,8 @@ def test_a_restarted_worker_resumes_zone_states(pg_url):
     worker.start()
     try:
         send(inside, t - 60)
-        [breach] = _wait_for(breaches)
-        kept = _wait_for(lambda: store.hget(keys.zone_states(prefix), "off-zs"))
+        [breach] = wait_until(breaches)
+        kept = wait_until(lambda: store.hget(keys.zone_states(prefix), "off-zs"))
         assert b'"inside"' in kept
         worker.stop()
         runtime.close()
@@ -87,11 +79,11 @@ def test_a_restarted_worker_resumes_zone_states(pg_url):
                 return list(s.scalars(select(AlertEvent).where(
                     AlertEvent.alert_id == breach.id, AlertEvent.kind == "geofence")))
 
-        [note] = _wait_for(cleared)
+        [note] = wait_until(cleared)
         assert note.detail["event"] == "zone_breach_cleared"
         # Idle again: no longer kept (written after the batch's commit, so a moment after the
         # note, which the pipeline writes before it) ...
-        assert _wait_for(lambda: store.hget(keys.zone_states(prefix), "off-zs") is None)
+        assert wait_until(lambda: store.hget(keys.zone_states(prefix), "off-zs") is None)
         # ... and with both fixes' batches committed, still the one breach.
         assert [a.id for a in breaches()] == [breach.id]
     finally:
