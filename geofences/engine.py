@@ -355,10 +355,9 @@ class Engine:
 
     def restore_state(self, snapshot: dict[str, Any]) -> None:
         """Replace the engine's state by a `snapshot_state()` result. States of measures that
-        are no longer loaded, or no longer concern the device, and unreadable ones are
-        dropped (their devices
-        count as changed, see `take_changed`); a device's last fix may lack its accuracy
-        (None: `default_accuracy_m`)."""
+        are no longer loaded, or no longer concern the device, and unreadable ones are dropped
+        (their devices count as changed, see `take_changed`); a device's last fix may lack its
+        accuracy (None: `default_accuracy_m`)."""
         if snapshot.get("version") != STATE_VERSION:
             raise ValueError(
                 f"unsupported geofence state version {snapshot.get('version')!r}"
@@ -381,14 +380,9 @@ class Engine:
         measures = self._index.measures
         changed: set[str] = set()
         for d, ms in snapshot.get("states", {}).items():
-            kept = {}
-            for m, s in ms.items():
-                if m in measures and d in measures[m].subjects:
-                    try:
-                        kept[m] = ZoneState.from_dict(s)
-                    except ValueError:
-                        continue  # unreadable: dropped, as an unknown measure's is
-            kept = {m: s for m, s in kept.items() if not s.idle}
+            kept = {m: state for m, data in ms.items()
+                    if m in measures and d in measures[m].subjects
+                    and (state := _readable(data)) is not None and not state.idle}
             if len(kept) != len(ms):
                 changed.add(d)
             if kept:
@@ -396,3 +390,11 @@ class Engine:
         self._last = last
         self._states = states
         self._changed = changed
+
+
+def _readable(data: dict[str, Any]) -> ZoneState | None:
+    """A stored state, or None when it is unreadable (dropped, as an unknown measure's is)."""
+    try:
+        return ZoneState.from_dict(data)
+    except ValueError:
+        return None
