@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import paho.mqtt.client as mqtt
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from device_protocol import Topics
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -106,6 +108,9 @@ class Runtime:
                 socket_timeout=settings.redis.timeout_s,
                 socket_connect_timeout=settings.redis.timeout_s,
                 retry_on_timeout=False,
+                # No retries of its own, whatever redis-py's default: the callers treat Redis
+                # as hot state that may be away, and an alarm must not wait on back-offs.
+                retry=Retry(NoBackoff(), 0),
             )
             state = RedisState(client, settings.redis.key_prefix)
             bus = bus or RedisBus(client, settings.redis.key_prefix)

@@ -22,6 +22,8 @@ Engine (`engine`), the entry point of the ingest pipeline:
     engine.reload(measures)                 # atomic swap of the index; states kept by id
     engine.snapshot_state() -> dict         # plain JSON-able dict (e.g. for Redis)
     engine.restore_state(snapshot)
+    engine.adopt(fixes, states)             # take over devices another engine moved on
+    engine.last_time(device_id) -> float | None
     engine.take_changed() -> dict           # states of devices changed since the last call
     engine.forget_device(device_id)
     engine.state_of(device_id, measure_id) -> ZoneState

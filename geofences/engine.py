@@ -9,7 +9,7 @@ assignment, so a reload from another thread never exposes a half-built index.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from geofences.config import GeofenceConfig
@@ -353,43 +353,60 @@ class Engine:
             },
         }
 
+    def last_time(self, device_id: str) -> float | None:
+        """The time of the device's last accepted fix, None when none is known."""
+        last = self._last.get(device_id)
+        return None if last is None else last[0]
+
+    def adopt(
+        self,
+        fixes: Mapping[str, Mapping[str, Any] | None],
+        states: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    ) -> None:
+        """Take over, for each device of `fixes`, its last fix (None: none known) and its
+        states from `states` (absent: idle everywhere), both in the form `snapshot_state()`
+        writes them: what a shared store holds when another engine evaluated the device's
+        latest fixes, or when fixes this engine evaluated were not stored. Adopted fixes are
+        not evaluated again. States of measures no longer loaded, or that no longer concern
+        the device, and unreadable ones are dropped (their devices count as changed, see
+        `take_changed`); a last fix may lack its accuracy (None: `default_accuracy_m`)."""
+        known = {d: f for d, f in fixes.items() if f is not None}
+        if known:
+            lons = [float(f["lon"]) for f in known.values()]
+            lats = [float(f["lat"]) for f in known.values()]
+            xs, ys = self.projection.forward_many(lons, lats)
+            for (d, info), x, y, lon, lat in zip(
+                known.items(), xs.tolist(), ys.tolist(), lons, lats, strict=True
+            ):
+                acc = info.get("acc")
+                accuracy = self.config.default_accuracy_m if acc is None else float(acc)
+                self._last[d] = (float(info["tst"]), x, y, accuracy, lon, lat)
+        measures = self._index.measures
+        for d in fixes:
+            if d not in known:
+                self._last.pop(d, None)
+            stored = states.get(d) or {}
+            kept = {m: state for m, data in stored.items()
+                    if m in measures and d in measures[m].subjects
+                    and (state := _readable(data)) is not None and not state.idle}
+            if len(kept) != len(stored):
+                self._changed.add(d)
+            if kept:
+                self._states[d] = kept
+            else:
+                self._states.pop(d, None)
+
     def restore_state(self, snapshot: dict[str, Any]) -> None:
-        """Replace the engine's state by a `snapshot_state()` result. States of measures that
-        are no longer loaded, or no longer concern the device, and unreadable ones are dropped
-        (their devices count as changed, see `take_changed`); a device's last fix may lack its
-        accuracy (None: `default_accuracy_m`)."""
+        """Replace the engine's state by a `snapshot_state()` result (see `adopt` for what is
+        dropped)."""
         if snapshot.get("version") != STATE_VERSION:
             raise ValueError(
                 f"unsupported geofence state version {snapshot.get('version')!r}"
             )
         devices = snapshot.get("devices", {})
-        ids = list(devices)
-        last: dict[str, DeviceFix] = {}
-        if ids:
-            lons = [float(devices[d]["lon"]) for d in ids]
-            lats = [float(devices[d]["lat"]) for d in ids]
-            xs, ys = self.projection.forward_many(lons, lats)
-            for d, x, y, lon, lat in zip(
-                ids, xs.tolist(), ys.tolist(), lons, lats, strict=True
-            ):
-                info = devices[d]
-                acc = info.get("acc")
-                accuracy = self.config.default_accuracy_m if acc is None else float(acc)
-                last[d] = (float(info["tst"]), x, y, accuracy, lon, lat)
-        states: dict[str, dict[str, ZoneState]] = {}
-        measures = self._index.measures
-        changed: set[str] = set()
-        for d, ms in snapshot.get("states", {}).items():
-            kept = {m: state for m, data in ms.items()
-                    if m in measures and d in measures[m].subjects
-                    and (state := _readable(data)) is not None and not state.idle}
-            if len(kept) != len(ms):
-                changed.add(d)
-            if kept:
-                states[d] = kept
-        self._last = last
-        self._states = states
-        self._changed = changed
+        states = snapshot.get("states", {})
+        self._last, self._states, self._changed = {}, {}, set()
+        self.adopt({d: devices.get(d) for d in {*devices, *states}}, states)
 
 
 def _readable(data: dict[str, Any]) -> ZoneState | None:

@@ -294,7 +294,7 @@ class IngestWorker:
         for attempt, delay in enumerate((*RETRY_DELAYS_S, None)):
             try:
                 with lane.busy:
-                    self.handle(lane, batch)
+                    self.handle(lane, batch, again=attempt > 0)
                 return
             except Exception:  # noqa: BLE001 - no message may stop the lane
                 log.exception("%s batch of %d failed (attempt %d)", lane.name, len(batch),
@@ -305,16 +305,21 @@ class IngestWorker:
         log.critical("%s batch of %d given up unacknowledged: redelivered after a reconnect",
                      lane.name, len(batch))
 
-    def handle(self, lane: Lane, batch: list[RawMessage], retry: bool = True) -> bool:
+    def handle(self, lane: Lane, batch: list[RawMessage], retry: bool = True,
+               again: bool = False) -> bool:
         """Run, store, fan out and (via the follow-up) acknowledge one batch. False when it was
-        not stored: stopping, or a failed try without `retry`; nothing was acknowledged."""
+        not stored: stopping, or a failed try without `retry`; nothing was acknowledged.
+        `again`: the batch is handled again after a try that failed."""
         device_ids = [r.topic.split("/")[-2] for r in batch if "/dev/" in r.topic]
+        lane.state.begin()
         try:
             self.rt.directory.prefetch(device_ids)
-            if lane.prefetches_state:
-                lane.state.prefetch([*device_ids, *lane.pipeline.related_devices(device_ids)])
-        except (SQLAlchemyError, RedisError):
+        except SQLAlchemyError:
             log.exception("prefetch failed; devices are looked up one by one")
+        if lane.prefetches_state:
+            device_ids += lane.pipeline.related_devices(device_ids)
+            lane.state.prefetch(device_ids)
+            lane.pipeline.begin_batch(device_ids, again)
         contexts = [self._run_pipeline(lane, raw) for raw in batch]
         stored = self._commit(contexts, kind=lane.name, retry=retry)
         if stored:

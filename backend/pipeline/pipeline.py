@@ -43,6 +43,15 @@ class Pipeline:
                 related |= ask(device_ids)
         return related
 
+    def begin_batch(self, device_ids: list[str], again: bool = False) -> None:
+        """Tell the steps that keep state of their own (with a `begin_batch` method) that a
+        batch of these devices' messages starts; `again` when it is handled again after a
+        failure."""
+        for step in self.steps:
+            begin = getattr(step, "begin_batch", None)
+            if begin is not None:
+                begin(device_ids, again)
+
 
 def build_pipeline(
     settings: ProtocolSettings,

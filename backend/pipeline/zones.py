@@ -4,21 +4,24 @@ Runs after `DeviceAlarms` and before `DeviceHealth`, on the ingest thread (the o
 touches the engine). Per message with fresh fixes it:
 
 1. lets `LiveMeasures.refresh()` reload the engine if a measure changed (cheap when not due);
-   the first time the measures are loaded, resumes the zone states kept in the state store
-   and the offenders' last stored fixes, so a restarted worker goes on where it stopped (a
-   device inside a zone raises no second breach, one that left during the restart clears the
-   breach, and a first fix across the zone from the last one is a crossing);
 2. skips devices that no measure concerns (most fixes end here, after two dict look-ups);
-3. for contact bans, first feeds the partner's last fix from the state store, so a ban works
-   when offender and victim fixes reach different workers (shared subscriptions);
-4. evaluates the fixes and turns events into `AlertDraft`s:
+3. evaluates the fixes and turns events into `AlertDraft`s:
    `zone_breach` and `proximity` (P1), `approach` (P2), each with the stable message id
    `geo-{measure}-{kind}-{int(at)}`, so a redelivered or re-evaluated crossing raises one alert;
-5. hands the other events (`*_cleared`, `partner_position_unknown`) to a `ZoneNotes` sink:
+4. hands the other events (`*_cleared`, `partner_position_unknown`) to a `ZoneNotes` sink:
    they never raise an alert; the default sink tells the consoles and notes them on the
    timeline of the open alert of the same measure, if there is one;
-6. hands the states that changed to the state store (the worker's view stores them with the
+5. hands the states that changed to the state store (the worker's view stores them with the
    batch, after its commit).
+
+The state store, not the engine, holds the truth between batches: before each batch
+(`begin_batch`) the step takes over from it the last fix and zone states of every device of
+the batch, and of their contact-ban partners, that the engine knows otherwise. So a restarted
+worker goes on where it stopped (a device inside a zone raises no second breach, one that left
+meanwhile clears the breach, a first fix across the zone from the last one is a crossing);
+workers sharing a subscription each see what the others evaluated (a contact ban works when
+offender and victim fixes reach different workers); and a batch that was not stored is
+evaluated again from where it began, so its alerts are raised when it is handled again.
 """
 
 from __future__ import annotations
@@ -35,14 +38,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from device_protocol import Fix
 from geofences import GeofenceEvent
-from geofences.engine import STATE_VERSION
 from backend import metrics
 from backend.alerts import service as alerts
 from backend.alerts.models import Alert
 from backend.hub.bus import EventBus
 from backend.measures.live import LiveMeasures
 from backend.pipeline.context import AlertDraft, Context
-from backend.state.store import LastFix, PendingState, StateStore
+from backend.state.store import LastFix, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -129,23 +131,58 @@ class ZoneStep:
         self._live = live
         self._state = state
         self._notes = notes
-        self._resumed = False
 
     def related_devices(self, device_ids: list[str]) -> set[str]:
-        """The contact-ban partners of these devices, whose last fixes the step will read (the
-        worker prefetches them with the batch)."""
+        """The contact-ban partners of these devices, whose state the step needs too (the
+        worker prefetches it with the batch and passes them to `begin_batch`)."""
+        index = self._live.engine.index
         related: set[str] = set()
         for device_id in device_ids:
-            related |= self._partners(device_id)
-        return related
+            related.update(d for cm in index.by_subject.get(device_id) or () if cm.contact
+                           for d in cm.protected)
+            related.update(d for cm in index.by_protected.get(device_id) or ()
+                           for d in cm.subjects)
+        return related.difference(device_ids)
 
-    def _partners(self, device_id: str) -> set[str]:
-        index = self._live.engine.index
-        partners = {d for cm in index.by_subject.get(device_id) or () if cm.contact
-                    for d in cm.protected}
-        partners.update(d for cm in index.by_protected.get(device_id) or () for d in cm.subjects)
-        partners.discard(device_id)
-        return partners
+    def begin_batch(self, device_ids: list[str], again: bool = False) -> None:
+        """Before a batch of these devices' messages (with their partners): take over from the
+        state store each device's last fix and zone states where the store knows a later (or
+        another) fix than the engine: another worker evaluated it, or this worker restarted.
+        `again`: the batch is handled again after a failure, so every device of it goes back
+        to what the store holds, which the failed try never wrote (a device the store does not
+        know is forgotten). Where the store knows no fix at all (it was emptied) and not
+        `again`, the engine keeps what it knows; so it does with the store away."""
+        try:
+            self._take_over(device_ids, again)
+        except Exception:  # noqa: BLE001 - a geofence defect must not hold up the batch
+            metrics.GEOFENCE_ERRORS.inc()
+            log.exception("geofence states not taken over devices=%d", len(device_ids))
+
+    def _take_over(self, device_ids: list[str], again: bool) -> None:
+        self._live.refresh()
+        if self._live.version is None:
+            return  # not loaded yet (database away): the first batch after it takes over
+        engine = self._live.engine
+        index = engine.index
+        concerned = [d for d in dict.fromkeys(device_ids)
+                     if d in index.by_subject or d in index.by_protected]
+        if not concerned:
+            return
+        try:
+            stored = self._state.read_many(concerned)
+        except RedisError as exc:
+            log.warning("state store unavailable (%s): zone states as this worker knows them",
+                        type(exc).__name__)
+            return
+        moved = concerned if again else [
+            d for d in concerned
+            if (fix := stored.fixes.get(d)) is not None and fix.tst != engine.last_time(d)]
+        if not moved:
+            return
+        engine.adopt({d: _fix_dict(stored.fixes.get(d)) for d in moved},
+                     {d: stored.zones[d] for d in moved if d in stored.zones})
+        if dropped := engine.take_changed():  # states of measures gone: stored without them
+            self._state.set_zone_states(dropped)
 
     def __call__(self, ctx: Context) -> None:
         """Evaluate the message's fresh fixes. Should the evaluation fail (a defect, never
@@ -163,8 +200,6 @@ class ZoneStep:
         fixes, device = ctx.fresh_fixes, ctx.device
         assert device is not None
         self._live.refresh()
-        if not self._resumed:
-            self._resume()
         engine = self._live.engine
         index = engine.index
         subject = index.by_subject.get(device.id)
@@ -172,16 +207,11 @@ class ZoneStep:
         if subject is None and protected is None:
             return
         now = ctx.raw.received_at
-        events: list[GeofenceEvent] = []
-        for partner in sorted(self._partners(device.id)):
-            last = self._state.get_last_fix(partner)
-            if last is not None:  # the engine ignores it when it already knows this fix
-                events += engine.on_fix(partner, last.tst, last.lat, last.lon, last.acc, now)
         if len(fixes) == 1:
             f = fixes[0]
-            events += engine.on_fix(device.id, f.tst, f.lat, f.lon, f.acc, now)
+            events = engine.on_fix(device.id, f.tst, f.lat, f.lon, f.acc, now)
         else:
-            events += engine.on_fixes([(device.id, f.tst, f.lat, f.lon, f.acc) for f in fixes], now)
+            events = engine.on_fixes([(device.id, f.tst, f.lat, f.lon, f.acc) for f in fixes], now)
         if changed := engine.take_changed():
             self._state.set_zone_states(changed)
         if not events:
@@ -194,39 +224,6 @@ class ZoneStep:
                 notes.append(event)
         if notes and self._notes is not None:
             self._notes.record(notes, now)
-
-    def _resume(self) -> None:
-        """Once the measures are loaded: the zone states the store kept (states of measures
-        that are gone are dropped, and forgotten in the store too), and the last stored fix of
-        every offender, from which the first fix after the restart is checked for a crossing.
-        An unreadable store leaves them unknown and the states idle, as on a first start."""
-        if self._live.version is None:
-            return  # not loaded yet (database away): try again with the next fix
-        self._resumed = True
-        engine = self._live.engine
-        # The shared store, not the batch's view: this batch's fixes are the ones to evaluate.
-        shared = self._state.store if isinstance(self._state, PendingState) else self._state
-        try:
-            stored = shared.zone_states()
-            fixes = shared.get_last_fixes(list(engine.index.by_subject))
-        except RedisError as exc:
-            log.warning("state store unavailable (%s): zone states start idle",
-                        type(exc).__name__)
-            return
-        if not stored and not fixes:
-            return
-        devices = {d: {"tst": f.tst, "lat": f.lat, "lon": f.lon, "acc": f.acc}
-                   for d, f in fixes.items()}
-        try:
-            engine.restore_state({"version": STATE_VERSION, "devices": devices,
-                                  "states": stored})
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            log.warning("stored zone states unreadable (%s): states start idle",
-                        type(exc).__name__)
-            return
-        log.info("zone states resumed devices=%d last_fixes=%d", len(stored), len(fixes))
-        if dropped := engine.take_changed():
-            self._state.set_zone_states(dropped)
 
     def _draft(self, ctx: Context, event: GeofenceEvent, fixes: list[Fix]) -> AlertDraft:
         device = ctx.device
@@ -252,6 +249,11 @@ class ZoneStep:
             draft.lat, draft.lon, draft.acc, draft.fix_time = fix.lat, fix.lon, fix.acc, fix.tst
             draft.location_source = "fix"
         return draft
+
+
+def _fix_dict(fix: LastFix | None) -> dict[str, Any] | None:
+    return None if fix is None else {"tst": fix.tst, "lat": fix.lat, "lon": fix.lon,
+                                     "acc": fix.acc}
 
 
 def zone_step(runtime: Any, state: Any = None) -> ZoneStep:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
@@ -72,19 +72,33 @@ def decode_zones(data: bytes | None) -> Zones | None:
     return zones
 
 
+@dataclass(slots=True)
+class Stored:
+    """What the store holds of some devices: last fixes, last-seen times and zone states (a
+    device absent from a dict: nothing known, or idle everywhere for zones)."""
+
+    fixes: dict[str, LastFix] = field(default_factory=dict)
+    seen: dict[str, float] = field(default_factory=dict)
+    zones: dict[str, Zones] = field(default_factory=dict)
+
+    def update(self, newer: Stored) -> None:
+        """Let `newer` override, device by device (an empty zone dict: idle everywhere)."""
+        self.fixes.update(newer.fixes)
+        self.seen.update(newer.seen)
+        self.zones.update(newer.zones)
+
+    def __bool__(self) -> bool:
+        return bool(self.fixes or self.seen or self.zones)
+
+
 class StateStore(Protocol):
     def get_last_fix(self, device_id: str) -> LastFix | None: ...
-    def get_last_fixes(self, device_ids: list[str]) -> dict[str, LastFix]: ...
     def set_last_fixes(self, fixes: dict[str, LastFix]) -> None: ...
     def touch(self, seen: dict[str, float]) -> None: ...
     def last_seen(self, device_id: str) -> float | None: ...
-    def last_seen_many(self, device_ids: list[str]) -> dict[str, float]: ...
-    def read_many(
-        self, device_ids: list[str]
-    ) -> tuple[dict[str, LastFix], dict[str, float]]: ...
+    def read_many(self, device_ids: list[str]) -> Stored: ...
     def write(self, fixes: dict[str, LastFix], seen: dict[str, float],
               zones: dict[str, Zones] | None = None) -> None: ...
-    def zone_states(self) -> dict[str, Zones]: ...
     def set_zone_states(self, zones: dict[str, Zones]) -> None: ...
     def read_times(
         self, device_ids: list[str]
@@ -101,9 +115,6 @@ class InMemoryState:
     def get_last_fix(self, device_id: str) -> LastFix | None:
         return self._fixes.get(device_id)
 
-    def get_last_fixes(self, device_ids: list[str]) -> dict[str, LastFix]:
-        return {d: self._fixes[d] for d in device_ids if d in self._fixes}
-
     def set_last_fixes(self, fixes: dict[str, LastFix]) -> None:
         with self._lock:
             self._fixes.update(fixes)
@@ -115,11 +126,11 @@ class InMemoryState:
     def last_seen(self, device_id: str) -> float | None:
         return self._seen.get(device_id)
 
-    def last_seen_many(self, device_ids: list[str]) -> dict[str, float]:
-        return {d: self._seen[d] for d in device_ids if d in self._seen}
-
-    def read_many(self, device_ids: list[str]) -> tuple[dict[str, LastFix], dict[str, float]]:
-        return self.get_last_fixes(device_ids), self.last_seen_many(device_ids)
+    def read_many(self, device_ids: list[str]) -> Stored:
+        with self._lock:
+            return Stored({d: self._fixes[d] for d in device_ids if d in self._fixes},
+                          {d: self._seen[d] for d in device_ids if d in self._seen},
+                          {d: self._zones[d] for d in device_ids if d in self._zones})
 
     def write(self, fixes: dict[str, LastFix], seen: dict[str, float],
               zones: dict[str, Zones] | None = None) -> None:
@@ -131,10 +142,6 @@ class InMemoryState:
                     self._zones[device_id] = states
                 else:
                     self._zones.pop(device_id, None)
-
-    def zone_states(self) -> dict[str, Zones]:
-        with self._lock:
-            return dict(self._zones)
 
     def set_zone_states(self, zones: dict[str, Zones]) -> None:
         self.write({}, {}, zones)
@@ -159,37 +166,37 @@ class RedisState:
     def get_last_fix(self, device_id: str) -> LastFix | None:
         return decode_fix(self._r.hget(self._fixes, device_id))
 
-    def get_last_fixes(self, device_ids: list[str]) -> dict[str, LastFix]:
-        return self.read_many(device_ids)[0]
-
     def last_seen(self, device_id: str) -> float | None:
         return _float(self._r.hget(self._seen, device_id))
 
-    def last_seen_many(self, device_ids: list[str]) -> dict[str, float]:
-        return self.read_many(device_ids)[1]
-
-    def _raw(self, device_ids: list[str]) -> Iterator[tuple[list[str], list, list]]:
-        """(device ids, stored fixes, last-seen values) of many devices as Redis has them:
-        one round trip per 10,000."""
+    def _raw(self, device_ids: list[str], zones: bool = False
+             ) -> Iterator[tuple[list[str], list, list, list]]:
+        """(device ids, stored fixes, last-seen values, zone states: with `zones`, else [])
+        of many devices as Redis has them: one round trip per 10,000."""
         for start in range(0, len(device_ids), 10_000):
             chunk = device_ids[start:start + 10_000]
             pipe = self._r.pipeline(transaction=False)
             pipe.hmget(self._fixes, chunk)
             pipe.hmget(self._seen, chunk)
-            fix_values, seen_values = pipe.execute()
-            yield chunk, fix_values, seen_values
+            if zones:
+                pipe.hmget(self._zones, chunk)
+            fix_values, seen_values, *zone_values = pipe.execute()
+            yield chunk, fix_values, seen_values, zone_values[0] if zones else []
 
-    def read_many(self, device_ids: list[str]) -> tuple[dict[str, LastFix], dict[str, float]]:
-        """Last fixes and last-seen times of many devices."""
-        fixes: dict[str, LastFix] = {}
-        seen: dict[str, float] = {}
-        for chunk, fix_values, seen_values in self._raw(device_ids):
-            for device_id, data, at in zip(chunk, fix_values, seen_values, strict=True):
+    def read_many(self, device_ids: list[str]) -> Stored:
+        """Last fixes, last-seen times and zone states of many devices (unreadable ones are
+        left out)."""
+        found = Stored()
+        for chunk, fix_values, seen_values, zone_values in self._raw(device_ids, zones=True):
+            for device_id, data, at, states in zip(chunk, fix_values, seen_values, zone_values,
+                                                   strict=True):
                 if (fix := decode_fix(data)) is not None:
-                    fixes[device_id] = fix
+                    found.fixes[device_id] = fix
                 if (t := _float(at)) is not None:
-                    seen[device_id] = t
-        return fixes, seen
+                    found.seen[device_id] = t
+                if (zones := decode_zones(states)) is not None:
+                    found.zones[device_id] = zones
+        return found
 
     def read_times(
         self, device_ids: list[str]
@@ -199,7 +206,7 @@ class RedisState:
         the times are decoded."""
         seen: list[float | None] = []
         fix_times: list[float | None] = []
-        for _, fix_values, seen_values in self._raw(device_ids):
+        for _, fix_values, seen_values, _ in self._raw(device_ids):
             seen += map(_float, seen_values)
             fix_times += map(decode_fix_time, fix_values)
         return seen, fix_times
@@ -231,15 +238,6 @@ class RedisState:
             pipe.hdel(self._zones, *idle)
         pipe.execute()
 
-    def zone_states(self) -> dict[str, Zones]:
-        """Every device's stored zone states (read at a worker's start); unreadable ones are
-        left out."""
-        found: dict[str, Zones] = {}
-        for device_id, data in self._r.hscan_iter(self._zones, count=1_000):
-            if (zones := decode_zones(data)) is not None:
-                found[device_id.decode()] = zones
-        return found
-
 
 def _float(value: bytes | None) -> float | None:
     try:
@@ -252,81 +250,110 @@ class PendingState:
     """The ingest worker's view of the state store: fixes accepted in the batch being processed
     are seen at once by later messages of the same batch, but reach the shared store only after
     the batch has committed (`flush`). A crash before the commit leaves the shared store as it
-    was, so the redelivered fixes are evaluated again.
+    was, so the redelivered fixes are evaluated again; so does a batch that is handled again
+    after a failure (`begin` forgets what it left).
 
     The store is hot state that can always be rebuilt: when it fails (Redis down), reads answer
-    "unknown" and writes are dropped, logged, and ingest goes on storing fixes and raising
-    alarms."""
+    "unknown" and ingest goes on storing fixes and raising alarms. What a flush could not write
+    is kept (the newest per device, so at most one entry per device) and written with the next
+    flush; until then this view answers with it."""
 
     def __init__(self, store: StateStore) -> None:
         self.store = store
-        self._pending: dict[str, LastFix] = {}
-        self._seen: dict[str, float] = {}
-        self._zones: dict[str, Zones] = {}
-        # What `prefetch` read for this batch: last fixes and last-seen times (None: absent).
-        self._read: dict[str, LastFix | None] = {}
-        self._read_seen: dict[str, float | None] = {}
+        self._batch = Stored()  # written by the batch being handled
+        self._unwritten = Stored()  # of earlier batches, which a failed flush could not write
+        # What was read from the store for this batch (a device absent: not read yet).
+        self._read: dict[str, tuple[LastFix | None, float | None, Zones | None]] = {}
+
+    def begin(self) -> None:
+        """Start a batch: forget what a batch that was not stored wrote and what was read."""
+        self._batch = Stored()
+        self._read = {}
 
     def prefetch(self, device_ids: list[str]) -> None:
-        """Read the last fixes and last-seen times of a batch's devices in one round trip."""
-        wanted = [d for d in dict.fromkeys(device_ids) if d not in self._read]
-        if not wanted:
-            return
+        """Read the state of a batch's devices in one round trip; with the store away, they
+        are read (and found unknown) one by one later."""
         try:
-            fixes, seen = self.store.read_many(wanted)
+            self._fetch(device_ids)
         except redis.RedisError as exc:
             log.warning("state store unavailable (%s): last fixes unknown", type(exc).__name__)
-            fixes, seen = {}, {}
-        for device_id in wanted:
-            self._read[device_id] = fixes.get(device_id)
-            self._read_seen[device_id] = seen.get(device_id)
+
+    def _fetch(self, device_ids: list[str]) -> None:
+        wanted = [d for d in dict.fromkeys(device_ids) if d not in self._read]
+        if wanted:
+            found = self.store.read_many(wanted)
+            for d in wanted:
+                self._read[d] = (found.fixes.get(d), found.seen.get(d), found.zones.get(d))
+
+    def read_many(self, device_ids: list[str]) -> Stored:
+        """The state of these devices as this view sees it: this batch's writes, then those
+        not yet written, then the store's. Raises `redis.RedisError` when the store cannot be
+        read (a caller that must tell "unknown" from "absent")."""
+        self._fetch(device_ids)
+        found = Stored()
+        for d in dict.fromkeys(device_ids):
+            fix, seen, zones = self._read[d]
+            if fix is not None:
+                found.fixes[d] = fix
+            if seen is not None:
+                found.seen[d] = seen
+            if zones:
+                found.zones[d] = zones
+        for layer in (self._unwritten, self._batch):
+            found.fixes.update((d, layer.fixes[d]) for d in device_ids if d in layer.fixes)
+            found.seen.update((d, layer.seen[d]) for d in device_ids if d in layer.seen)
+            for d in device_ids:
+                if d in layer.zones:
+                    if layer.zones[d]:
+                        found.zones[d] = layer.zones[d]
+                    else:
+                        found.zones.pop(d, None)
+        return found
 
     def get_last_fix(self, device_id: str) -> LastFix | None:
-        pending = self._pending.get(device_id)
-        if pending is not None:
-            return pending
+        for layer in (self._batch, self._unwritten):
+            if (fix := layer.fixes.get(device_id)) is not None:
+                return fix
         if device_id in self._read:
-            return self._read[device_id]
+            return self._read[device_id][0]
         try:
             return self.store.get_last_fix(device_id)
         except redis.RedisError as exc:
             log.warning("state store unavailable (%s): last fix unknown", type(exc).__name__)
             return None
 
-    def get_last_fixes(self, device_ids: list[str]) -> dict[str, LastFix]:
-        return {d: f for d in device_ids if (f := self.get_last_fix(d)) is not None}
-
-    def last_seen_many(self, device_ids: list[str]) -> dict[str, float]:
-        return {d: t for d in device_ids if (t := self.last_seen(d)) is not None}
-
-    def set_last_fixes(self, fixes: dict[str, LastFix]) -> None:
-        self._pending.update(fixes)
-
-    def set_zone_states(self, zones: dict[str, Zones]) -> None:
-        """Changed zone states (`Engine.take_changed`), stored with the batch on `flush`."""
-        self._zones.update(zones)
-
-    def touch(self, seen: dict[str, float]) -> None:
-        self._seen.update(seen)
-
     def last_seen(self, device_id: str) -> float | None:
-        seen = self._seen.get(device_id)
-        if seen is not None:
-            return seen
-        if device_id in self._read_seen:
-            return self._read_seen[device_id]
+        for layer in (self._batch, self._unwritten):
+            if (seen := layer.seen.get(device_id)) is not None:
+                return seen
+        if device_id in self._read:
+            return self._read[device_id][1]
         try:
             return self.store.last_seen(device_id)
         except redis.RedisError:
             return None
 
+    def set_last_fixes(self, fixes: dict[str, LastFix]) -> None:
+        self._batch.fixes.update(fixes)
+
+    def touch(self, seen: dict[str, float]) -> None:
+        self._batch.seen.update(seen)
+
+    def set_zone_states(self, zones: dict[str, Zones]) -> None:
+        """Changed zone states (`Engine.take_changed`), stored with the batch on `flush`."""
+        self._batch.zones.update(zones)
+
     def flush(self) -> None:
-        pending, self._pending = self._pending, {}
-        seen, self._seen = self._seen, {}
-        zones, self._zones = self._zones, {}
-        self._read, self._read_seen = {}, {}
+        """Write the batch (after its commit), with what earlier flushes could not write."""
+        writes, self._unwritten = self._unwritten, Stored()
+        writes.update(self._batch)
+        self._batch, self._read = Stored(), {}
+        if not writes:
+            return
         try:
-            self.store.write(pending, seen, zones)
+            self.store.write(writes.fixes, writes.seen, writes.zones)
         except redis.RedisError as exc:
-            log.warning("state store unavailable (%s): %d last fixes, %d zone states not kept",
-                        type(exc).__name__, len(pending), len(zones))
+            self._unwritten = writes
+            log.warning("state store unavailable (%s): %d last fixes, %d zone states kept "
+                        "for the next batch", type(exc).__name__, len(writes.fixes),
+                        len(writes.zones))

@@ -276,3 +276,32 @@ def test_reload_keeps_states_of_remaining_measures(fix):
     assert engine.state_of("off", "z").status == "inside"
     assert engine.state_of("off", "z2").status == "outside"
     assert len(engine.index) == 2
+
+
+def test_adopted_devices_go_on_from_another_engines_state(fix):
+    """Two engines over the same measures (two workers): one saw the offender enter and leave;
+    the other, which saw only the entry, takes over his last fix and (idle) states."""
+    a, b = Engine([zone()], CFG), Engine([zone()], CFG)
+    fix(a, "off", 0, 0)
+    fix(b, "off", 0, 0)
+    fix(a, "off", 60, 3000)  # left: cleared at A only
+    snapshot = a.snapshot_state()
+    assert b.last_time("off") == T0 and a.last_time("off") == T0 + 60
+    b.take_changed()  # B's own entry, stored as it was found
+    b.adopt({"off": snapshot["devices"]["off"]}, snapshot["states"])
+    assert b.last_time("off") == T0 + 60 and b.state_of("off", "z").status == "outside"
+    assert b.take_changed() == {}  # what it took over is what the store holds
+    assert kinds(fix(b, "off", 120, 0)) == ["zone_breach"]  # a new entry
+
+
+def test_adopting_no_fix_forgets_the_device_and_drops_unknown_measures(fix):
+    engine = Engine([zone()], CFG)
+    fix(engine, "off", 0, 0)
+    engine.take_changed()
+    engine.adopt({"off": None}, {})
+    assert engine.last_time("off") is None and engine.state_of("off", "z").status == "outside"
+    engine.adopt({"off": {"tst": T0, "lat": latlon(0, 0)[0], "lon": latlon(0, 0)[1],
+                          "acc": None}},
+                 {"off": {"gone": {"status": "inside", "last_tst": T0}}})
+    assert engine.take_changed() == {"off": {}}  # to be stored without the unknown measure
+    assert engine.last_time("off") == T0

@@ -1,6 +1,7 @@
-"""Zone states outlive the fix worker: a worker restarted while an offender is inside an
-exclusion zone resumes his state from Redis, so the breach is neither raised a second time nor
-left open when he leaves (real PostgreSQL, Redis and Mosquitto)."""
+"""Zone states live in Redis, not in one worker: a worker restarted while an offender is inside
+an exclusion zone takes his state over from Redis, so the breach is neither raised a second
+time nor left open when he leaves; and workers sharing the fixes go on from each other's
+states (real PostgreSQL, Redis and Mosquitto)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ from backend.alerts.models import Alert, AlertEvent
 from backend.cases.models import Case
 from backend.devices.models import Device
 from backend.ingest.worker import IngestWorker
+from backend.pipeline.context import RawMessage
 from backend.measures import flows as measures
 from backend.runtime import Runtime
+from backend.settings import Settings
 from backend.state import keys
 from device_protocol import Fix, Topics, codec
 from tests.backend.conftest import make_settings, truncate_all
@@ -28,22 +31,32 @@ from tests.support.waiting import wait_until
 pytestmark = pytest.mark.services
 
 
-def test_a_restarted_worker_resumes_zone_states(pg_url):
+def _zone_settings(pg_url: str, name: str) -> Settings:
+    """Settings of a test of its own (topic root, Redis prefix, client id), on an empty
+    database."""
     truncate_all(pg_url)
     suffix = uuid.uuid4().hex[:8]
-    settings = make_settings("services", db_url=pg_url, port=MQTT_PORT,
-                             root=f"sdzones/{suffix}/v1", redis_prefix=f"swtest{suffix}",
-                             client_id=f"ingest-zones-{suffix}")
-    prefix = settings.redis.key_prefix
-    runtime = Runtime.build(settings)
+    return make_settings("services", db_url=pg_url, port=MQTT_PORT,
+                         root=f"sd{name}/{suffix}/v1", redis_prefix=f"swtest{suffix}",
+                         client_id=f"ingest-{name}-{suffix}")
+
+
+def _offender_banned_from_a_zone(runtime: Runtime, device_id: str, measure_id: str) -> None:
     with runtime.sessions.begin() as s:
-        case = Case(reference=f"ZS-{suffix}", home_police_unit="RE07")
+        case = Case(reference=f"ZS-{device_id}", home_police_unit="RE07")
         s.add(case)
         s.flush()
-        s.add(Device(id="off-zs", case_id=case.id, role="offender"))
+        s.add(Device(id=device_id, case_id=case.id, role="offender"))
         s.flush()
-        measures.create(s, case.id, zone_feature("off-zs", measure_id="zone-zs"),
+        measures.create(s, case.id, zone_feature(device_id, measure_id=measure_id),
                         runtime.settings.geofence.to_config())
+
+
+def test_a_restarted_worker_takes_over_zone_states(pg_url):
+    settings = _zone_settings(pg_url, "zones")
+    prefix = settings.redis.key_prefix
+    runtime = Runtime.build(settings)
+    _offender_banned_from_a_zone(runtime, "off-zs", "zone-zs")
     topics = Topics(settings.protocol.topic_root)
     device = client(MQTT_PORT, client_id="off-zs")
     inside, outside = ROTTERDAM, offset(*ROTTERDAM, 2_000, 0)
@@ -91,4 +104,41 @@ def test_a_restarted_worker_resumes_zone_states(pg_url):
         worker.stop()
         runtime.close()
         store.delete(*store.keys(f"{prefix}:*"))
+        store.close()
+
+
+def test_workers_sharing_the_fixes_go_on_from_each_others_states(pg_url):
+    """Two fix workers (each its own runtime and engine, as two processes on a shared
+    subscription) handle an offender's fixes in turn: in at A, out at B, in again at A. The
+    second entry is a breach of its own: A takes over from Redis that B saw him leave."""
+    settings = _zone_settings(pg_url, "share")
+    a, b = Runtime.build(settings), Runtime.build(settings)
+    _offender_banned_from_a_zone(a, "off-sh", "zone-sh")
+    topics = Topics(settings.protocol.topic_root)
+    workers = {"a": IngestWorker(a), "b": IngestWorker(b)}  # not started: handled directly
+    inside, outside = ROTTERDAM, offset(*ROTTERDAM, 2_000, 0)
+    t = time.time() - 120
+
+    def handle(at: str, point, tst: float) -> None:
+        raw = RawMessage(topics.loc("off-sh"), codec.encode(
+            Fix(tst=tst, lat=point[0], lon=point[1], acc=5)), 1, 1, time.time())
+        worker = workers[at]
+        assert worker.handle(worker.fixes, [raw])
+
+    def breaches() -> list[Alert]:
+        with a.sessions() as s:
+            return list(s.scalars(select(Alert).where(Alert.type == "zone_breach")
+                                  .order_by(Alert.raised_at)))
+
+    store = redis.Redis.from_url(REDIS_URL)
+    try:
+        handle("a", inside, t)
+        handle("b", outside, t + 30)
+        handle("a", inside, t + 60)
+        handle("b", inside, t + 90)  # still inside: no third
+        assert [int(x.device_time.timestamp()) for x in breaches()] == [int(t), int(t + 60)]
+    finally:
+        for runtime in (a, b):
+            runtime.close()
+        store.delete(*store.keys(f"{settings.redis.key_prefix}:*"))
         store.close()

@@ -1,6 +1,7 @@
 """The zone step alone, with a live engine over SQLite, the in-memory state store and a
 recording notes sink: drafts for alerting events, notes for the others, unrelated devices
-skipped, zone states kept in the store and resumed by a restarted step."""
+skipped, zone states kept in the store and taken over from it by a restarted step, by steps
+of workers sharing a subscription, and by a batch handled again."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ from backend.state.store import InMemoryState, LastFix, PendingState, RedisState
 from device_protocol import Fix
 from backend import metrics
 from geofences import Engine, GeofenceConfig
-from tests.backend.measures.places import ROTTERDAM, offset, zone_feature
+from tests.support.redis_away import unreachable_redis
+from tests.backend.measures.places import ROTTERDAM, ban_feature, offset, zone_feature
 
 
 class Notes:
@@ -34,7 +36,10 @@ class Notes:
         self.events += events
 
 
-def _setup(tmp_path: Path, state: InMemoryState | PendingState | None = None):
+def _setup(tmp_path: Path, state: InMemoryState | PendingState | None = None,
+           ban: bool = False):
+    """A case with offender "off-s" banned from zone "zone-s" and, with `ban`, from coming
+    within 300 m of victim "vic-s"."""
     url = f"sqlite:///{tmp_path}/sw.db"
     upgrade(url)
     sessions = sessionmaker(create_engine(url))
@@ -43,8 +48,12 @@ def _setup(tmp_path: Path, state: InMemoryState | PendingState | None = None):
         s.add(case)
         s.flush()
         s.add(Device(id="off-s", case_id=case.id, role="offender"))
+        s.add(Device(id="vic-s", case_id=case.id, role="victim"))
         s.flush()
         flows.create(s, case.id, zone_feature("off-s", measure_id="zone-s"), GeofenceConfig())
+        if ban:
+            flows.create(s, case.id, ban_feature("off-s", "vic-s", radius_m=300.0,
+                                                 measure_id="ban-s"), GeofenceConfig())
         case_id = case.id
     notes = Notes()
     return _step(sessions, state or InMemoryState(), notes), notes, case_id
@@ -56,7 +65,8 @@ def _step(sessions, state, notes) -> ZoneStep:
 
 def _ctx(device_id: str, case_id: uuid.UUID, point, tst: float) -> Context:
     ctx = Context(RawMessage("t", b"", 1, 1, tst + 1))
-    ctx.device = DeviceInfo(device_id, case_id, "offender", True, 60, "C-step", "RE07", False)
+    role = "victim" if device_id.startswith("vic") else "offender"
+    ctx.device = DeviceInfo(device_id, case_id, role, True, 60, "C-step", "RE07", False)
     ctx.fresh_fixes = [Fix(tst=tst, lat=point[0], lon=point[1], acc=5.0)]
     return ctx
 
@@ -87,35 +97,115 @@ def _ctx_alerts(step, device_id, case_id, point, tst):
     return ctx.alerts
 
 
-def test_a_restarted_step_resumes_the_kept_states(tmp_path: Path):
+def _batch(step, state, device_id, case_id, point, tst, again: bool = False):
+    """One message in a batch of its own, as the worker handles it: the step takes over what
+    the store knows, the staleness step records the fix, the zone step evaluates it, and the
+    batch is stored (a `PendingState` flushed)."""
+    if isinstance(state, PendingState):
+        state.begin()
+    step.begin_batch([device_id, *step.related_devices([device_id])], again)
+    state.set_last_fixes({device_id: LastFix(tst, point[0], point[1], 5.0)})
+    alerts = _ctx_alerts(step, device_id, case_id, point, tst)
+    if isinstance(state, PendingState):
+        state.flush()
+    return alerts
+
+
+def test_a_restarted_step_takes_over_the_kept_states(tmp_path: Path):
     """A worker restarted while the offender is in the zone raises no second breach for it,
     and clears the first when he leaves; without the kept states it raised a new breach."""
     state = InMemoryState()
     step, notes, case_id = _setup(tmp_path, state)
     inside, outside = ROTTERDAM, offset(*ROTTERDAM, 2_000, 0)
     t = 1_800_000_000.0
-    [draft] = _ctx_alerts(step, "off-s", case_id, inside, t)
+    [draft] = _batch(step, state, "off-s", case_id, inside, t)
     assert draft.type == "zone_breach"
-    kept = state.zone_states()["off-s"]["zone-s"]
+    kept = state.read_many(["off-s"]).zones["off-s"]["zone-s"]
     assert kept["status"] == "inside" and kept["last_tst"] == t
 
     restarted = _step(step._live._sessions, state, notes)
-    assert _ctx_alerts(restarted, "off-s", case_id, inside, t + 30) == []
-    assert _ctx_alerts(restarted, "off-s", case_id, outside, t + 60) == []
+    assert _batch(restarted, state, "off-s", case_id, inside, t + 30) == []
+    assert _batch(restarted, state, "off-s", case_id, outside, t + 60) == []
     assert [e.kind for e in notes.events] == ["zone_breach_cleared"]
-    assert "off-s" not in state.zone_states()  # idle again: nothing kept
+    assert state.read_many(["off-s"]).zones == {}  # idle again: nothing kept
 
-    fresh = _step(step._live._sessions, InMemoryState(), Notes())  # nothing kept
-    [again] = _ctx_alerts(fresh, "off-s", case_id, inside, t + 90)
+    fresh = InMemoryState()  # nothing kept
+    [again] = _batch(_step(step._live._sessions, fresh, Notes()), fresh, "off-s", case_id,
+                     inside, t + 90)
     assert again.type == "zone_breach" and again.message_id != draft.message_id
 
 
 def test_states_of_a_measure_gone_during_the_restart_are_dropped(tmp_path: Path):
     state = InMemoryState()
-    state.set_zone_states({"off-s": {"zone-gone": {"status": "inside", "last_tst": 1.0}}})
+    far = offset(*ROTTERDAM, 2_000, 0)
+    state.write({"off-s": LastFix(1.0, far[0], far[1], 5.0)}, {},
+                {"off-s": {"zone-gone": {"status": "inside", "last_tst": 1.0}}})
     step, _notes, case_id = _setup(tmp_path, state)
-    _ctx_alerts(step, "off-s", case_id, offset(*ROTTERDAM, 2_000, 0), 1_800_000_000.0)
-    assert state.zone_states() == {}
+    _batch(step, state, "off-s", case_id, far, 1_800_000_000.0)
+    assert state.read_many(["off-s"]).zones == {}
+
+
+def test_steps_of_two_workers_go_on_from_each_others_states(tmp_path: Path):
+    """Workers on a shared subscription: the offender enters at worker A, leaves at worker B
+    and enters again at A. A must know he left (B cleared the breach), or it would take the
+    second entry for the same stay and raise nothing."""
+    state = PendingState(InMemoryState())
+    a, notes, case_id = _setup(tmp_path, state)
+    b_state = PendingState(state.store)
+    b = _step(a._live._sessions, b_state, notes)
+    inside, outside = ROTTERDAM, offset(*ROTTERDAM, 2_000, 0)
+    t = 1_800_000_000.0
+    [first] = _batch(a, state, "off-s", case_id, inside, t)
+    assert _batch(b, b_state, "off-s", case_id, outside, t + 30) == []
+    assert [e.kind for e in notes.events] == ["zone_breach_cleared"]
+    [second] = _batch(a, state, "off-s", case_id, inside, t + 60)
+    assert second.type == "zone_breach" and second.message_id != first.message_id
+    assert _batch(b, b_state, "off-s", case_id, inside, t + 90) == []  # B knows he is in
+
+
+def test_a_contact_ban_works_when_its_fixes_reach_different_workers(tmp_path: Path):
+    state = PendingState(InMemoryState())
+    a, _notes, case_id = _setup(tmp_path, state, ban=True)
+    b_state = PendingState(state.store)
+    b = _step(a._live._sessions, b_state, Notes())
+    far, near = offset(*ROTTERDAM, 5_000, 0), offset(*ROTTERDAM, 100, 0)
+    t = 1_800_000_000.0
+    assert _batch(a, state, "vic-s", case_id, ROTTERDAM, t) == []
+    assert _batch(b, b_state, "off-s", case_id, far, t + 10) == []
+    [draft] = _batch(b, b_state, "off-s", case_id, near, t + 20)  # B knows the victim's fix
+    assert draft.type == "proximity" and draft.device_id == "off-s"
+    assert _batch(a, state, "vic-s", case_id, ROTTERDAM, t + 30) == []  # A knows: no repeat
+
+
+def test_a_batch_handled_again_raises_its_alert_again(tmp_path: Path):
+    """A batch whose try failed after the evaluation (nothing stored) is handled again: the
+    engine goes back to what the store holds, so the breach is found again, with the same
+    message id (the database keeps one alert per id). Without `again` it was not."""
+    state = PendingState(InMemoryState())
+    step, _notes, case_id = _setup(tmp_path, state)
+    t = 1_800_000_000.0
+
+    def unstored_try(again: bool):
+        state.begin()
+        step.begin_batch(["off-s"], again)
+        state.set_last_fixes({"off-s": LastFix(t, *ROTTERDAM, 5.0)})
+        return _ctx_alerts(step, "off-s", case_id, ROTTERDAM, t)  # ... and the try fails
+
+    [draft] = unstored_try(again=False)
+    assert unstored_try(again=False) == []  # the engine took it for a fix it had seen
+    [again] = unstored_try(again=True)
+    assert again.message_id == draft.message_id
+
+
+def test_with_the_store_emptied_the_engine_keeps_what_it_knows(tmp_path: Path):
+    """Redis flushed: the store knows no fix of the offender, the engine still knows he is
+    inside, so his next fix inside is no second breach."""
+    state = PendingState(InMemoryState())
+    step, _notes, case_id = _setup(tmp_path, state)
+    t = 1_800_000_000.0
+    [_breach] = _batch(step, state, "off-s", case_id, ROTTERDAM, t)
+    state.store = InMemoryState()
+    assert _batch(step, state, "off-s", case_id, ROTTERDAM, t + 30) == []
 
 
 class DefectiveEngine(Engine):
@@ -139,23 +229,23 @@ def test_a_failing_evaluation_is_logged_and_the_fix_goes_on(tmp_path: Path, capl
 
 def test_a_restarted_step_checks_its_first_fix_for_a_crossing(tmp_path: Path):
     """Before the restart the offender was west of the zone; his first fix after it is east of
-    it: the straight line between them crosses the zone, a possible breach. The worker's view
-    of the store already holds that first fix (staleness ran before), which must not stand in
-    for the one before it."""
+    it: the straight line between them crosses the zone, a possible breach."""
     state = InMemoryState()
     t = 1_800_000_000.0
     west, east = offset(*ROTTERDAM, -1_500, 0), offset(*ROTTERDAM, 1_500, 0)
     state.set_last_fixes({"off-s": LastFix(t, west[0], west[1], 5.0)})
-    step, _notes, case_id = _setup(tmp_path, PendingState(state))
-    pending = step._state
-    pending.set_last_fixes({"off-s": LastFix(t + 60, east[0], east[1], 5.0)})
-    [draft] = _ctx_alerts(step, "off-s", case_id, east, t + 60)
+    pending = PendingState(state)
+    step, _notes, case_id = _setup(tmp_path, pending)
+    [draft] = _batch(step, pending, "off-s", case_id, east, t + 60)
     assert draft.type == "zone_breach" and draft.flags == ["geofence_possible"]
     assert draft.detail["geofence"]["basis"] == "segment"
 
 
-def test_with_the_store_away_states_start_idle_and_evaluation_goes_on(tmp_path: Path):
-    unreachable = RedisState(redis.Redis(port=1, socket_connect_timeout=0.2), "sw")
-    step, _notes, case_id = _setup(tmp_path, PendingState(unreachable))
-    [draft] = _ctx_alerts(step, "off-s", case_id, ROTTERDAM, 1_800_000_000.0)
+def test_with_the_store_away_the_engine_goes_on_with_what_it_knows(tmp_path: Path, caplog):
+    pending = PendingState(RedisState(unreachable_redis(), "sw"))
+    step, _notes, case_id = _setup(tmp_path, pending)
+    t = 1_800_000_000.0
+    [draft] = _batch(step, pending, "off-s", case_id, ROTTERDAM, t)
     assert draft.type == "zone_breach"
+    assert "zone states as this worker knows them" in caplog.text
+    assert _batch(step, pending, "off-s", case_id, ROTTERDAM, t + 30) == []  # no second one

@@ -21,6 +21,7 @@ from backend.state.store import (
     encode_fix,
     encode_zones,
 )
+from tests.support.redis_away import unreachable_redis
 
 
 @pytest.fixture
@@ -75,10 +76,10 @@ def test_batch_write_then_read(store) -> None:
     fixes = {f"d{i}": LastFix(100.0 + i, 52.0, 4.0 + i / 100, None if i % 2 else 5.0)
              for i in range(50)}
     seen = {f"d{i}": 200.0 + i for i in range(0, 50, 5)}
-    store.write(fixes, seen)
-    got_fixes, got_seen = store.read_many([*fixes, "unknown"])
-    assert got_fixes == fixes
-    assert got_seen == seen
+    zones = {"d7": {"z": {"status": "inside"}}}
+    store.write(fixes, seen, zones)
+    got = store.read_many([*fixes, "unknown"])
+    assert (got.fixes, got.seen, got.zones) == (fixes, seen, zones)
     assert store.get_last_fix("d3") == fixes["d3"]
     assert store.last_seen("d5") == 205.0
     assert store.last_seen("d6") is None
@@ -121,9 +122,9 @@ def test_zone_states_are_kept_replaced_and_removed_when_idle(store) -> None:
     inside = {"zone-1": {"status": "inside", "last_tst": 5.0}}
     store.set_zone_states({"d1": inside, "d2": {"zone-2": {"status": "approaching"}}})
     store.write({}, {}, {"d2": {}})  # idle everywhere: removed
-    assert store.zone_states() == {"d1": inside}
+    assert store.read_many(["d1", "d2"]).zones == {"d1": inside}
     store.set_zone_states({"d2": {}})  # removing what is not there is no error
-    assert store.zone_states() == {"d1": inside}
+    assert store.read_many(["d1", "d2"]).zones == {"d1": inside}
 
 
 @pytest.mark.parametrize("junk", [b"", b"{", b"[]", b'{"zone-1": 3}', None])
@@ -136,7 +137,7 @@ def test_an_unreadable_entry_leaves_the_others(redis_client: redis.Redis, prefix
     store = RedisState(redis_client, prefix)
     store.set_zone_states({"d1": {"z": {"status": "inside"}}})
     redis_client.hset(keys.zone_states(prefix), "d2", b"not json")
-    assert store.zone_states() == {"d1": {"z": {"status": "inside"}}}
+    assert store.read_many(["d1", "d2"]).zones == {"d1": {"z": {"status": "inside"}}}
 
 
 def test_pending_state_is_seen_in_batch_and_stored_only_on_flush() -> None:
@@ -157,14 +158,80 @@ def test_pending_zone_states_reach_the_store_on_flush() -> None:
     shared = InMemoryState()
     pending = PendingState(shared)
     pending.set_zone_states({"d1": {"z": {"status": "inside"}}})
-    assert shared.zone_states() == {}
+    assert shared.read_many(["d1"]).zones == {}
     pending.flush()
-    assert shared.zone_states() == {"d1": {"z": {"status": "inside"}}}
+    assert shared.read_many(["d1"]).zones == {"d1": {"z": {"status": "inside"}}}
+
+
+def test_what_a_flush_could_not_write_is_seen_and_written_with_the_next(
+    redis_client: redis.Redis, prefix: str, caplog
+) -> None:
+    """Redis away during a flush: the view goes on answering with what it could not write
+    (so a later fix of the device is not taken for its first), and writes it once Redis is
+    back, with the newer batch's values where both have one."""
+    reachable = RedisState(redis_client, prefix)
+    unreachable = RedisState(unreachable_redis(), prefix)
+    pending = PendingState(unreachable)
+    pending.begin()
+    pending.set_last_fixes({"d1": LastFix(5.0, 52.0, 4.0, 3.0), "d2": LastFix(6.0, 52.0, 4.0, 3.0)})
+    pending.set_zone_states({"d1": {"z": {"status": "inside"}}})
+    pending.flush()  # ingest goes on
+    assert "2 last fixes, 1 zone states kept for the next batch" in caplog.text
+    pending.begin()
+    assert pending.get_last_fix("d1") == LastFix(5.0, 52.0, 4.0, 3.0)
+    pending.store = reachable  # Redis is back
+    assert pending.read_many(["d1", "d2"]).zones == {"d1": {"z": {"status": "inside"}}}
+    pending.set_last_fixes({"d1": LastFix(7.0, 52.1, 4.1, 3.0)})
+    pending.set_zone_states({"d1": {}})  # idle again
+    pending.flush()
+    assert reachable.read_many(["d1", "d2"]).fixes == {
+        "d1": LastFix(7.0, 52.1, 4.1, 3.0), "d2": LastFix(6.0, 52.0, 4.0, 3.0)}
+    assert reachable.read_many(["d1"]).zones == {}
+    pending.flush()  # nothing left to write
+    assert redis_client.hlen(keys.last_fixes(prefix)) == 2
+
+
+def test_a_batch_begun_again_forgets_what_the_failed_try_wrote() -> None:
+    shared = InMemoryState()
+    shared.set_last_fixes({"d1": LastFix(5.0, 52.0, 4.0, 3.0)})
+    pending = PendingState(shared)
+    pending.begin()
+    pending.prefetch(["d1"])
+    pending.set_last_fixes({"d1": LastFix(9.0, 52.0, 4.0, 3.0)})
+    pending.set_zone_states({"d1": {"z": {"status": "inside"}}})
+    pending.begin()  # the try was not stored: handled again
+    assert pending.get_last_fix("d1") == LastFix(5.0, 52.0, 4.0, 3.0)
+    got = pending.read_many(["d1"])
+    assert got.fixes == {"d1": LastFix(5.0, 52.0, 4.0, 3.0)} and got.zones == {}
+
+
+def test_the_view_reads_this_batch_over_the_store() -> None:
+    shared = InMemoryState()
+    shared.write({"d1": LastFix(5.0, 52.0, 4.0, 3.0)}, {"d1": 5.5},
+                 {"d1": {"z": {"status": "inside"}}, "d2": {"z": {"status": "inside"}}})
+    pending = PendingState(shared)
+    pending.begin()
+    pending.set_zone_states({"d1": {}, "d3": {"z": {"status": "approaching"}}})
+    pending.touch({"d1": 8.0})
+    got = pending.read_many(["d1", "d2", "d3"])
+    assert got.fixes == {"d1": LastFix(5.0, 52.0, 4.0, 3.0)} and got.seen == {"d1": 8.0}
+    assert got.zones == {"d2": {"z": {"status": "inside"}},
+                         "d3": {"z": {"status": "approaching"}}}
+
+
+def test_reading_through_the_view_with_the_store_away_raises() -> None:
+    """Unknown is not absent: a caller that would act on "absent" is told the store is away."""
+    pending = PendingState(RedisState(unreachable_redis(), "sw"))
+    pending.begin()
+    with pytest.raises(redis.RedisError):
+        pending.read_many(["d1"])
+    pending.prefetch(["d1"])  # logged, not raised
+    assert pending.get_last_fix("d1") is None
 
 
 def test_zone_states_for_an_unreachable_store_are_logged_not_raised(caplog) -> None:
-    unreachable = RedisState(redis.Redis(port=1, socket_connect_timeout=0.2), "sw")
+    unreachable = RedisState(unreachable_redis(), "sw")
     pending = PendingState(unreachable)
     pending.set_zone_states({"d1": {"z": {"status": "inside"}}})
     pending.flush()  # ingest goes on
-    assert "0 last fixes, 1 zone states not kept" in caplog.text
+    assert "0 last fixes, 1 zone states kept for the next batch" in caplog.text
