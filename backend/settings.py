@@ -225,6 +225,16 @@ class ConsoleSettings(BaseModel):
     secure_cookies: bool = True
     session_lifetime_s: int = Field(12 * 3_600, ge=300, le=7 * 86_400)
     default_language: Literal["nl", "en"] = "nl"
+    # Every time the console shows is in this zone, with its abbreviation (CET/CEST).
+    timezone: str = "Europe/Amsterdam"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from backend.console.clock import zone
+
+        zone(value)
+        return value
 
 
 class GeofenceSettings(BaseModel):

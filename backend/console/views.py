@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from backend.auth.scoping import case_filter, may_see_alert, may_see_case
 from backend.auth.tokens import Principal
 from backend.auth.users import check_password
 from backend.cases.models import Case
-from backend.console import i18n, sop
+from backend.console import clock, i18n, sop
 from backend.console.charts import bar_chart
 from backend.console.stats import AlertRow, DeviceRow, region_figures
 from backend.devices.models import Device
@@ -63,9 +64,11 @@ def _viewer(request: Request, s: Session, rt: Runtime) -> Viewer:
 
 
 def _render(request: Request, rt: Runtime, viewer: Viewer, name: str, **context: Any) -> Response:
+    tz = clock.zone(rt.settings.console.timezone)
     response = templates.TemplateResponse(request, name, {
         "t": viewer.t, "lang": viewer.lang, "csrf": viewer.csrf, "who": viewer.principal,
-        "messages": viewer.t.messages, "console": rt.settings.console, **context,
+        "messages": viewer.t.messages, "console": rt.settings.console,
+        "local": partial(clock.local_time, tz=tz), **context,
     })
     _security_headers(response)
     if request.query_params.get("lang") in i18n.LANGUAGES:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from backend.auth.users import add_user
 from backend.cases.models import Case
+from backend.console.clock import local_time
 from backend.devices.models import Device
 from device_protocol import Alarm, codec
 from tests.browser.conftest import ARTIFACTS
@@ -140,6 +142,11 @@ def test_a_release_from_detention_is_a_case_notice(stack, server, browser):
         "#case-notice-list li[data-event='case.custody_released']", timeout=5_000)
     assert item is not None and desk.is_visible("#case-notices")
     assert "released from detention" in item.inner_text()
+    # Its end, as every time on the console: in the console's zone, with the zone's name.
+    with stack.runtime.sessions() as s:
+        until = local_time(s.get(Case, case_id).custody_tightened_until,
+                           tz=ZoneInfo(stack.runtime.settings.console.timezone))
+    assert until.endswith((" CET", " CEST")) and until in item.inner_text()
     assert item.inner_text().count("C-BROWSER-2") == 1
     link = desk.locator("#case-notice-list li a")
     assert link.get_attribute("href") == f"/console/cases/{case_id}"
@@ -154,6 +161,7 @@ def test_a_release_from_detention_is_a_case_notice(stack, server, browser):
     standing = desk.wait_for_selector(
         f"#case-notice-list li[data-standing][data-case-id='{case_id}']", timeout=5_000)
     assert standing is not None and "C-BROWSER-2" in standing.inner_text()
+    assert until in standing.inner_text()  # the page says it as the live notice did
     other.reload()
     other.wait_for_selector("#link-state[data-state=live]")
     assert not other.is_visible("#case-notices")
@@ -163,7 +171,7 @@ def test_a_release_from_detention_is_a_case_notice(stack, server, browser):
         acc=12.0)))
     row = desk.wait_for_selector("#alert-queue tr.urgent[data-alert-id]", timeout=5_000)
     desk.goto(f"{server.base}/console/alerts/{row.get_attribute('data-alert-id')}")
-    assert "heightened alertness until" in desk.inner_text("#case-card #tightened")
+    assert f"heightened alertness until {until}" in desk.inner_text("#case-card #tightened")
     desk.goto(f"{server.base}/console/")
     desk.wait_for_selector("#link-state[data-state=live]")
     # ... until the offender is back in custody: that notice replaces it.

@@ -31,5 +31,17 @@ window.sw = (function () {
     const pad = (n) => String(n).padStart(2, "0");
     return h ? `${h}:${pad(m % 60)}:${pad(s % 60)}` : `${pad(m)}:${pad(s % 60)}`;
   }
-  return { t, api, el, age, csrf };
+  // A time as the pages show it (backend/console/clock.py): in the console's zone, with the
+  // zone's abbreviation, "2026-12-06 01:20 CET" (date false: "01:20:05 CET").
+  const timeZone = document.documentElement.dataset.timezone || undefined;
+  const parts = new Intl.DateTimeFormat("en-GB", {
+    timeZone, timeZoneName: "short", hourCycle: "h23", year: "numeric", month: "2-digit",
+    day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  function localTime(value, date = true) {
+    const p = Object.fromEntries(
+      parts.formatToParts(new Date(value)).map((x) => [x.type, x.value]));
+    return date ? `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute} ${p.timeZoneName}`
+      : `${p.hour}:${p.minute}:${p.second} ${p.timeZoneName}`;
+  }
+  return { t, api, el, age, csrf, localTime };
 })();

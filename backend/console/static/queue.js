@@ -2,7 +2,7 @@
 // The live alert queue: loaded from the API, kept current over the WebSocket, sorted by priority
 // then age (oldest first). An unacknowledged P1 sounds the alarm and shows a running timer.
 (function () {
-  const { t, api, el, age } = window.sw;
+  const { t, api, el, age, localTime } = window.sw;
   const OPEN = new Set(["new", "acknowledged", "dispatched"]);
   const alerts = new Map();
   const sound = document.getElementById("alarm-sound");
@@ -13,7 +13,6 @@
   const notices = document.getElementById("case-notices");
   const noticeList = document.getElementById("case-notice-list");
   const NOTICES_KEPT = 20;
-  const lang = document.documentElement.lang || undefined;  // dates as the console's language
   const alarmed = new Set();
   // Test and monitoring hook: how often the alarm was sounded, and for which alerts.
   window.swAlarm = { count: 0, alerts: [] };
@@ -89,11 +88,11 @@
     }
     const name = event.event.slice("case.".length) + (event.mode ? "_" + event.mode : "");
     let text = t("notice_" + name);
-    if (event.until) text += ` ${t("notice_until")} ${new Date(event.until).toLocaleString(lang)}`;
+    if (event.until) text += ` ${t("notice_until")} ${localTime(event.until)}`;
     const link = event.case_id
       ? el("a", { href: `/console/cases/${event.case_id}` }, event.reference || t("col_case")) : "";
     noticeList.prepend(el("li", { "data-event": event.event, "data-case-id": event.case_id || "" },
-      el("time", {}, new Date().toLocaleTimeString(lang)), link, " ", text));
+      el("time", {}, localTime(Date.now(), false)), link, " ", text));
     while (noticeList.children.length > NOTICES_KEPT) noticeList.lastElementChild.remove();
     notices.hidden = false;
   }
