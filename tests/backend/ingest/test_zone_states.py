@@ -142,3 +142,45 @@ def test_workers_sharing_the_fixes_go_on_from_each_others_states(pg_url):
             runtime.close()
         store.delete(*store.keys(f"{settings.redis.key_prefix}:*"))
         store.close()
+
+
+def test_fix_workers_on_a_shared_subscription_raise_what_one_worker_would(pg_url):
+    """The scale-out of DESIGN.md: two fix workers on `$share/...`, which Mosquitto hands the
+    offender's fixes in turn. In, out, in, in, out: two breaches and two clearings, as one
+    worker would raise, whichever worker had which fix."""
+    settings = _zone_settings(pg_url, "sharesub")
+    settings = settings.model_copy(update={"broker": settings.broker.model_copy(
+        update={"share_group": f"fix-{uuid.uuid4().hex[:6]}"})})
+    a, b = Runtime.build(settings), Runtime.build(settings)
+    _offender_banned_from_a_zone(a, "off-ss", "zone-ss")
+    base = settings.broker.client_id
+    workers = [IngestWorker(a, client_id=f"{base}-a"), IngestWorker(b, client_id=f"{base}-b")]
+    topics = Topics(settings.protocol.topic_root)
+    device = client(MQTT_PORT, client_id=f"{base}-device")
+    inside, outside = ROTTERDAM, offset(*ROTTERDAM, 2_000, 0)
+    t = time.time() - 300
+    for worker in workers:
+        worker.start()
+    try:
+        for i, point in enumerate([inside, outside, inside, inside, outside]):
+            publish(device, topics.loc("off-ss"), codec.encode(
+                Fix(tst=t + 30 * i, lat=point[0], lon=point[1], acc=5)))
+            # Each fix stored, and its states in Redis, before the next is sent.
+            wait_until(lambda n=i + 1: sum(w.processed for w in workers) == n)
+        assert all(w.processed for w in workers)  # both had fixes of the offender
+        with a.sessions() as s:
+            breaches = list(s.scalars(select(Alert.device_time).where(
+                Alert.type == "zone_breach").order_by(Alert.device_time)))
+            notes = list(s.scalars(select(AlertEvent.detail).where(
+                AlertEvent.kind == "geofence")))
+        assert [int(x.timestamp()) for x in breaches] == [int(t), int(t + 60)]
+        assert [n["event"] for n in notes] == ["zone_breach_cleared"] * 2
+    finally:
+        device.disconnect()
+        for worker in workers:
+            worker.stop()
+        for runtime in (a, b):
+            runtime.close()
+        store = redis.Redis.from_url(REDIS_URL)
+        store.delete(*store.keys(f"{settings.redis.key_prefix}:*"))
+        store.close()
