@@ -21,7 +21,8 @@ def last_seen(prefix: str) -> str:
 
 def zone_states(prefix: str) -> str:
     """Hash: device id -> JSON of its geofence states that are not idle (`encode_zones`), kept
-    as they change so that a restarted worker resumes them instead of starting idle."""
+    as they change so that every fix worker, restarted or one of several, goes on from them
+    (`ZoneStep.begin_batch`)."""
     return f"{prefix}:zone_states"
 
 
