@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 from backend.alerts.lifecycle import OPEN_STATES
 from backend.alerts.models import Alert
 from backend.audit.log import LocationRead, record
-from backend.auth.scope import AlertFacts, location_allowed, sees_alert
+from backend.auth.scope import AlertFacts, location_allowed, scope_items, sees_alert
 from backend.auth.tokens import Principal
+from backend.cases.models import Case
 
 
 def cases_with_open_alerts(s: Session, case_ids: set[uuid.UUID]) -> set[uuid.UUID]:
@@ -52,16 +53,18 @@ def screen_event_alone(
     """Screen a console event from what it carries (its `scope`, see
     `backend.alerts.flows.event_scope`), without the database: the event as this principal may
     receive it (None: out of scope) and the location reads to audit once it is sent. None when
-    the event alone cannot decide (no scope carried, or a position on a closed alert, whose
-    release depends on the case's other alerts): use `screen_event`. An event about a case
-    (`case.*`, carrying `backend.alerts.flows.case_scope`) reaches whoever would see an alert
-    of the case raised at home; any other event about no alert (geofence notes) goes to
-    administrators only, as in `screen_event`."""
+    the event alone cannot decide (no scope carried, a position on a closed alert, whose
+    release depends on the case's other alerts, or a case event for a dispatcher of another
+    region, who sees the case if it had an alert in her regions): use `screen_event`. An event
+    about a case (`case.*`, carrying `backend.alerts.flows.case_scope`) reaches whoever
+    receives the case's notices (`backend.auth.scoping.receives_case_notices`); any other event
+    about no alert (geofence notes) goes to administrators only, as in `screen_event`."""
     from backend.auth.scoping import directs
 
     document, scope = event.get("alert"), event.get("scope")
+    about_case = _about_case(event)
     if not isinstance(document, dict):
-        if isinstance(scope, dict) and str(event.get("event", "")).startswith("case."):
+        if about_case:
             document = {}  # its positionless scope decides, as for an alert at home
         else:
             return (event if who.role == "admin" else None), []
@@ -74,6 +77,8 @@ def screen_event_alone(
         case_home_vr=scope.get("case_home_vr"),
     )
     if not (sees_alert(who, facts) or directs(who, scope.get("case_director"))):
+        if about_case and who.role == "dispatcher" and scope_items(who, "regions"):
+            return None  # the case's alerts in her regions decide
         return None, []
     reads: list[LocationRead] = []
     if document.get("location") is not None:
@@ -87,16 +92,31 @@ def screen_event_alone(
     return _without_scope(event), reads
 
 
+def _about_case(event: dict[str, Any]) -> bool:
+    """A `case.*` event carrying its case's scope."""
+    return (isinstance(event.get("scope"), dict) and not isinstance(event.get("alert"), dict)
+            and str(event.get("event", "")).startswith("case."))
+
+
 def _without_scope(event: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in event.items() if k != "scope"}
 
 
 def screen_event(s: Session, who: Principal, event: dict[str, Any]) -> dict[str, Any] | None:
     """A console event as this principal may receive it: None when the alert is out of scope;
-    the position withheld or released (and audited) as for the API. The caller commits."""
-    from backend.auth.scoping import may_see_alert
+    the position withheld or released (and audited) as for the API; a case event for whoever
+    receives the case's notices. The caller commits."""
+    from backend.auth.scoping import may_see_alert, receives_case_notices
 
     document = event.get("alert")
+    if _about_case(event):
+        try:
+            case = s.get(Case, uuid.UUID(str(event["scope"].get("case_id"))))
+        except ValueError:
+            return None
+        if case is None or not receives_case_notices(s, who, case):
+            return None
+        return _without_scope(event)
     if not isinstance(document, dict):
         return event if who.role == "admin" else None
     try:

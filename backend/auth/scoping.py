@@ -7,6 +7,10 @@ director who creates a case is recorded as its case director, so she sees what s
 
 Case log: whoever sees the case reads its log; the police also read the log of a case with an
 alert routed to one of their units (the kinds they read are limited by `backend.caselog.views`).
+
+Case notices (a release from detention, pursuit mode; the console's queue page, live and
+standing): whoever sees the case, and the police of the case's home unit, who cannot open the
+case page (`opens_case_pages`).
 """
 
 from __future__ import annotations
@@ -72,6 +76,26 @@ def case_filter(p: Principal) -> ColumnElement[bool]:
         own = Case.case_director == person_id(p)
         return or_(Case.reference.in_(cases), own) if cases else own
     return false()
+
+
+def case_notice_filter(p: Principal) -> ColumnElement[bool]:
+    """A WHERE clause on Case that admits exactly the cases `receives_case_notices` admits."""
+    if p.role == "police":
+        units = sorted(scope_items(p, "units"))
+        return Case.home_police_unit.in_(units) if units else false()
+    return case_filter(p)
+
+
+def receives_case_notices(s: Session, p: Principal, case: Case) -> bool:
+    if p.role == "police":
+        return case.home_police_unit is not None and (
+            case.home_police_unit in scope_items(p, "units"))
+    return may_see_case(s, p, case)
+
+
+def opens_case_pages(p: Principal) -> bool:
+    """Whether the console's case pages can show this principal any case at all."""
+    return p.role in ("admin", "dispatcher", "case_director")
 
 
 def alert_facts(s: Session, alert: Alert) -> AlertFacts:

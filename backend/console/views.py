@@ -25,7 +25,13 @@ from backend.alerts.models import Alert
 from backend.api.deps import runtime, session
 from backend.auth import sessions as web_sessions
 from backend.auth.errors import BadCredentials
-from backend.auth.scoping import case_filter, may_see_alert, may_see_case
+from backend.auth.scoping import (
+    case_filter,
+    case_notice_filter,
+    may_see_alert,
+    may_see_case,
+    opens_case_pages,
+)
 from backend.auth.tokens import Principal
 from backend.auth.users import check_password
 from backend.cases.models import Case
@@ -146,13 +152,14 @@ def queue_page(request: Request, rt: Runtime = Depends(runtime), s: Session = De
     viewer = _viewer(request, s, rt)
     if viewer.principal is None:
         return _to_login()
-    # Cases in scope whose offender's release still tightens them: the desk's standing notices
-    # (the stream adds what happens while the page is open).
+    # Cases whose notices this principal receives and whose offender's release still tightens
+    # them: the standing notices (the stream adds what happens while the page is open).
     tightened = list(s.scalars(
-        select(Case).where(case_filter(viewer.principal),
+        select(Case).where(case_notice_filter(viewer.principal),
                            Case.custody_tightened_until > datetime.now(UTC))
         .order_by(Case.custody_tightened_until).limit(100)))
-    return _render(request, rt, viewer, "queue.html", tightened=tightened)
+    return _render(request, rt, viewer, "queue.html", tightened=tightened,
+                   case_links=opens_case_pages(viewer.principal))
 
 
 @router.get("/alerts/{alert_id}", response_class=HTMLResponse)

@@ -129,8 +129,11 @@ def test_a_release_from_detention_is_a_case_notice(stack, server, browser):
         s.add(Device(id="off-web-2", case_id=case.id, role="offender"))
         s.add(Device(id="vic-web-2", case_id=case.id, role="victim"))
         case_id = case.id
+    with stack.runtime.sessions.begin() as s:
+        add_user(s, "agent", PASSWORD, "police", {"units": ["RE07"]})
     desk_context, desk = _sign_in(browser, server.base, "desk")
     other_context, other = _sign_in(browser, server.base, "amsterdam")
+    police_context, police = _sign_in(browser, server.base, "agent")
     assert not desk.is_visible("#case-notices")
 
     released = datetime.now(UTC) - timedelta(hours=1)
@@ -151,6 +154,13 @@ def test_a_release_from_detention_is_a_case_notice(stack, server, browser):
     link = desk.locator("#case-notice-list li a")
     assert link.get_attribute("href") == f"/console/cases/{case_id}"
     desk.screenshot(path=str(ARTIFACTS / "console-case-notice.png"), full_page=True)
+
+    # The police of the case's home unit: the notice, naming a case page they cannot open.
+    seen = police.wait_for_selector(
+        "#case-notice-list li[data-event='case.custody_released']", timeout=5_000)
+    assert "C-BROWSER-2" in seen.inner_text() and until in seen.inner_text()
+    assert police.locator("#case-notice-list li a").count() == 0
+    assert police.locator("#case-notice-list li span.case-ref").count() == 1
 
     other.wait_for_timeout(500)  # the other region's dispatcher: no notice
     assert other.locator("#case-notice-list li").count() == 0
@@ -184,3 +194,4 @@ def test_a_release_from_detention_is_a_case_notice(stack, server, browser):
     desk.wait_for_url(f"{server.base}/console/cases/{case_id}")
     desk_context.close()
     other_context.close()
+    police_context.close()

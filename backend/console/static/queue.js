@@ -89,8 +89,12 @@
     const name = event.event.slice("case.".length) + (event.mode ? "_" + event.mode : "");
     let text = t("notice_" + name);
     if (event.until) text += ` ${t("notice_until")} ${localTime(event.until)}`;
-    const link = event.case_id
-      ? el("a", { href: `/console/cases/${event.case_id}` }, event.reference || t("col_case")) : "";
+    // The case, as a link where this console can open case pages (the police cannot).
+    const reference = event.reference || t("col_case");
+    const link = !event.case_id ? ""
+      : notices.dataset.caseLinks === "1"
+        ? el("a", { href: `/console/cases/${event.case_id}` }, reference)
+        : el("span", { class: "case-ref" }, reference);
     noticeList.prepend(el("li", { "data-event": event.event, "data-case-id": event.case_id || "" },
       el("time", {}, localTime(Date.now(), false)), link, " ", text));
     while (noticeList.children.length > NOTICES_KEPT) noticeList.lastElementChild.remove();

@@ -87,7 +87,7 @@ def _case_event(director: str | None = None) -> dict:
 @pytest.mark.parametrize(("who", "sees"), [
     (Principal("admin", "admin"), True),
     (Principal("d", "dispatcher", {"regions": ["VR17"]}), True),  # the case's home region
-    (Principal("d", "dispatcher", {"regions": ["VR13"]}), False),
+    (Principal("d", "dispatcher", {}), False),  # no region at all
     (Principal("p", "police", {"units": ["RE07"]}), True),  # its home unit
     (Principal("p", "police", {"units": ["RE05"]}), False),
     (Principal("c", "case_director", {"cases": ["R-1"]}), True),
@@ -100,6 +100,12 @@ def test_a_case_event_reaches_who_sees_the_case_at_home(who: Principal, sees: bo
         assert screened == {k: v for k, v in _case_event().items() if k != "scope"}
     else:
         assert screened is None
+
+
+def test_for_a_dispatcher_of_another_region_the_database_decides_a_case_event() -> None:
+    """She sees the case, and its notices, when it had an alert in her regions."""
+    assert screen_event_alone(Principal("d", "dispatcher", {"regions": ["VR13"]}),
+                              _case_event()) is None
 
 
 def test_a_case_event_reaches_the_case_director_it_names() -> None:

@@ -1,0 +1,37 @@
+"""The queue page's standing case notices: the cases a release from detention still tightens,
+for whoever receives their notices; a link to the case only where the console can open it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from backend.auth.users import add_user
+from backend.cases.models import Case
+from tests.backend.auth.test_sessions import PASSWORD, _sign_in
+from tests.backend.auth.world import build
+
+
+def test_standing_notices_for_the_desk_link_the_case_and_for_the_police_name_it(stack):
+    world = build(stack)
+    with stack.runtime.sessions.begin() as s:
+        case = s.get(Case, world.rotterdam_case)
+        case.custody_status = "released"
+        case.custody_tightened_release = datetime.now(UTC) - timedelta(hours=1)
+        case.custody_tightened_until = datetime.now(UTC) + timedelta(days=13)
+        add_user(s, "desk", PASSWORD, "dispatcher", {"regions": ["VR17"]})
+        add_user(s, "agent", PASSWORD, "police", {"units": ["RE07"]})
+        add_user(s, "elsewhere", PASSWORD, "police", {"units": ["RE05"]})
+    link = f'href="/console/cases/{world.rotterdam_case}"'
+
+    desk, _ = _sign_in(stack, "desk")
+    page = desk.get("/console/").text
+    assert 'data-case-links="1"' in page and link in page and "C-RDAM" in page
+
+    agent, _ = _sign_in(stack, "agent")
+    page = agent.get("/console/").text
+    assert 'data-case-links="0"' in page and '<span class="case-ref">C-RDAM</span>' in page
+    assert link not in page  # a case page the police cannot open
+    assert agent.get(f"/console/cases/{world.rotterdam_case}").status_code == 404
+
+    elsewhere, _ = _sign_in(stack, "elsewhere")
+    assert "C-RDAM" not in elsewhere.get("/console/").text
