@@ -184,3 +184,44 @@ def test_fix_workers_on_a_shared_subscription_raise_what_one_worker_would(pg_url
         store = redis.Redis.from_url(REDIS_URL)
         store.delete(*store.keys(f"{settings.redis.key_prefix}:*"))
         store.close()
+
+
+class FailsOnce:
+    """The alert flow with a defect in its first raise (not a database error, which the store
+    step retries itself): the lane handles the whole batch again."""
+
+    def __init__(self, flow) -> None:
+        self._flow = flow
+        self.failed = False
+
+    def __getattr__(self, name: str):
+        return getattr(self._flow, name)
+
+    def raise_alerts(self, *args, **kwargs):
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("defect in the raise")
+        return self._flow.raise_alerts(*args, **kwargs)
+
+
+def test_a_batch_handled_again_after_a_failed_try_raises_its_breach(pg_url):
+    """The first try evaluated the fix (a breach) and failed before storing it; the second
+    evaluates it again from the state in Redis, so the breach is raised, once."""
+    settings = _zone_settings(pg_url, "again")
+    runtime = Runtime.build(settings)
+    _offender_banned_from_a_zone(runtime, "off-ag", "zone-ag")
+    runtime.flow = FailsOnce(runtime.flow)
+    worker = IngestWorker(runtime)  # not started: its lane handles the batch here
+    raw = RawMessage(Topics(settings.protocol.topic_root).loc("off-ag"), codec.encode(
+        Fix(tst=time.time() - 5, lat=ROTTERDAM[0], lon=ROTTERDAM[1], acc=5)), 1, 1, time.time())
+    try:
+        worker._handle_in_lane(worker.fixes, [raw])
+        assert runtime.flow.failed
+        with runtime.sessions() as s:
+            types = list(s.scalars(select(Alert.type).where(Alert.device_id == "off-ag")))
+        assert types == ["zone_breach"]
+    finally:
+        runtime.close()
+        store = redis.Redis.from_url(REDIS_URL)
+        store.delete(*store.keys(f"{settings.redis.key_prefix}:*"))
+        store.close()
