@@ -7,9 +7,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import paho.mqtt.client as mqtt
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from device_protocol import Topics
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,6 +21,7 @@ from backend.measures.live import LiveMeasures
 from backend.mqtt.publisher import PahoPublisher
 from backend.outbox.dispatcher import OutboxDispatcher
 from backend.police.sealing import SecretBox
+from backend.redis_client import GuardedRedis, Probe, connect
 from backend.regions import RegionIndex
 from backend.settings import Settings
 from backend.state import keys
@@ -56,7 +54,7 @@ class Runtime:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
-    redis: redis.Redis | None
+    redis: GuardedRedis | None
     state: StateStore
     bus: EventBus
     directory: DeviceDirectory
@@ -73,6 +71,8 @@ class Runtime:
     audit: AuditWriter | None = None
     # Seals webhook secrets for the database and opens them to sign (backend.police.sealing).
     secrets: SecretBox = field(default_factory=SecretBox)
+    # Closes the Redis client's breaker when Redis answers again (backend.redis_client).
+    redis_probe: Probe | None = None
     _loops: BackgroundLoops | None = None
 
     def attach_mqtt(self, client: mqtt.Client) -> None:
@@ -100,18 +100,11 @@ class Runtime:
     def build(cls, settings: Settings, bus: EventBus | None = None) -> Runtime:
         engine = make_engine(settings.database)
         sessions = make_session_factory(engine)
-        client = None
+        client: GuardedRedis | None = None
+        probe: Probe | None = None
         state: StateStore
         if settings.redis.url:
-            client = redis.Redis.from_url(
-                settings.redis.url,
-                socket_timeout=settings.redis.timeout_s,
-                socket_connect_timeout=settings.redis.timeout_s,
-                retry_on_timeout=False,
-                # No retries of its own, whatever redis-py's default: the callers treat Redis
-                # as hot state that may be away, and an alarm must not wait on back-offs.
-                retry=Retry(NoBackoff(), 0),
-            )
+            client, probe = connect(settings.redis)
             state = RedisState(client, settings.redis.key_prefix)
             bus = bus or RedisBus(client, settings.redis.key_prefix)
         else:
@@ -128,6 +121,7 @@ class Runtime:
             engine=engine,
             sessions=sessions,
             redis=client,
+            redis_probe=probe,
             state=state,
             bus=bus,
             directory=DeviceDirectory(sessions, settings.ingest.directory_refresh_s,
@@ -161,6 +155,8 @@ class Runtime:
             self.audit.stop()
         if isinstance(self.bus, RedisBus):
             self.bus.close()
+        if self.redis_probe is not None:
+            self.redis_probe.stop()
         if self.redis is not None:
             self.redis.close()
         self.engine.dispose()

@@ -49,7 +49,10 @@ class DatabaseSettings(BaseModel):
 class RedisSettings(BaseModel):
     # None: in-process state and hub (embedded); "redis://host:6379/0" for production.
     url: str | None = None
-    timeout_s: float = Field(2.0, gt=0)
+    # A command that gets no answer within this long fails, and fails the next ones at once
+    # until Redis answers again (asked every `retry_after_s`; backend/redis_client.py).
+    timeout_s: float = Field(0.5, gt=0)
+    retry_after_s: float = Field(1.0, gt=0)
     key_prefix: str = "sw"
 
 
