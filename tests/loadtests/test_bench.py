@@ -43,9 +43,12 @@ def test_mini_bench_one_alert_per_alarm(loadtest_db_url, redis_url, tmp_path, mo
         assert level.run.slowest[0][1] == level.run.police.max
         assert all(m.startswith(f"L{level.background}-") for m, _ms, _at in level.run.slowest)
         # ... and split at the worker's receipt (read back from their alerts) and at the feed's
-        # write (the worker's log): every part is there, positive, and they add up.
+        # write (the worker's log): every part is there. The rest, the feed's hop, may be a
+        # little below zero: the worker logs "written" after the device ack's packet too, and
+        # the listener can have the feed before that (docs/benchmarks.md), but never by more
+        # than the worker's own time, of which the ack's write is a part.
         for split in level.slowest_split():
             assert split.before is not None and split.in_worker is not None
             assert split.database is not None and split.after is not None
-            assert 0 < split.database < split.in_worker < split.ms
-            assert split.before > 0 and split.after > 0
+            assert 0 < split.database < split.in_worker < split.ms and split.before > 0
+            assert split.after > -split.in_worker
