@@ -24,8 +24,8 @@ from backend.state.store import InMemoryState, LastFix, PendingState, RedisState
 from device_protocol import Fix
 from backend import metrics
 from geofences import Engine, GeofenceConfig
-from tests.support.redis_away import unreachable_redis
 from tests.backend.measures.places import ROTTERDAM, ban_feature, offset, zone_feature
+from tests.support.unreachable import unreachable_redis
 
 
 class Notes:

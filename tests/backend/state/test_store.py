@@ -21,7 +21,7 @@ from backend.state.store import (
     encode_fix,
     encode_zones,
 )
-from tests.support.redis_away import unreachable_redis
+from tests.support.unreachable import unreachable_redis
 
 
 @pytest.fixture
