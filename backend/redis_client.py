@@ -40,16 +40,15 @@ class Breaker:
     """Open from a connection failure until `close` (the probe found Redis answering)."""
 
     def __init__(self) -> None:
-        self._open = False
         self._lock = threading.Lock()
-        self.opened = threading.Event()  # set while open: wakes the probe
+        self._opened = threading.Event()  # set while open
 
     @property
     def is_open(self) -> bool:
-        return self._open
+        return self._opened.is_set()
 
     def run(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        if self._open:
+        if self._opened.is_set():
             raise RedisAway("Redis away: failing at once until it answers again")
         try:
             return call(*args, **kwargs)
@@ -59,17 +58,14 @@ class Breaker:
 
     def trip(self, exc: BaseException) -> None:
         with self._lock:
-            if self._open:
+            if self._opened.is_set():
                 return
-            self._open = True
-            self.opened.set()
+            self._opened.set()
         log.warning("Redis away (%s): its commands fail at once until it answers again",
                     type(exc).__name__)
 
     def close(self) -> None:
-        with self._lock:
-            self._open = False
-            self.opened.clear()
+        self._opened.clear()
         log.info("Redis answers again")
 
 
@@ -114,7 +110,7 @@ class _GuardedPipeline:
 
 
 class Probe:
-    """While the breaker is open, asks Redis every `interval_s` whether it answers, and closes
+    """Every `interval_s`, while the breaker is open, asks Redis whether it answers, and closes
     the breaker when it does. A daemon thread, stopped by `stop`."""
 
     def __init__(self, client: GuardedRedis, interval_s: float) -> None:
@@ -129,15 +125,11 @@ class Probe:
 
     def stop(self) -> None:
         self._stop.set()
-        self._client.breaker.opened.set()  # wakes it
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
         breaker = self._client.breaker
-        while not self._stop.is_set():
-            breaker.opened.wait()
-            if self._stop.wait(self._interval_s):
-                return
+        while not self._stop.wait(self._interval_s):
             if breaker.is_open and self._client.answers():
                 breaker.close()
 
