@@ -228,6 +228,9 @@ class ConsoleSettings(BaseModel):
     secure_cookies: bool = True
     session_lifetime_s: int = Field(12 * 3_600, ge=300, le=7 * 86_400)
     default_language: Literal["nl", "en"] = "nl"
+    # The queue page reloads the open alerts this often besides following the stream: an
+    # event the stream lost (Redis away) shows within this long all the same.
+    resync_s: float = Field(15.0, ge=1, le=300)
     # Every time the console shows is in this zone, with its abbreviation (CET/CEST).
     timezone: str = "Europe/Amsterdam"
 

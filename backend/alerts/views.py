@@ -73,14 +73,21 @@ def list_alerts(
     priority: Literal["P1", "P2", "P3", "P4"] | None = None,
     limit: int = Query(100, ge=1, le=1_000),
     reason: str | None = Query(None, max_length=500),
+    with_location: bool = Query(True, description=(
+        "false: the documents without their position (`location` null), so nothing is read "
+        "or audited: for lists that show no position, such as the console's queue")),
     s: Session = Depends(session),
     p: Principal = Depends(require(*READERS)),
 ) -> list[dict[str, Any]]:
     states = {"open": sorted(OPEN_STATES), "closed": sorted(CLOSED_STATES), "all": None}[state]
     query = service.list_query(states=states, priority=priority, limit=limit)
     alerts = list(s.scalars(query.where(alert_filter(p))))
-    released = release_locations(s, p, alerts, documents(s, alerts), reason=reason,
-                                 channel=_channel(request))
+    docs = documents(s, alerts)
+    if not with_location:
+        for doc in docs:
+            doc["location"] = None
+        return docs
+    released = release_locations(s, p, alerts, docs, reason=reason, channel=_channel(request))
     s.commit()
     return released
 

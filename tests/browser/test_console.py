@@ -1,8 +1,9 @@
 """The console in Debian's Chromium: a dispatcher signs in, an alarm published over MQTT shows in
 the queue within a second with its sound cue, she opens the map and acknowledges, and the device
 receives `acknowledged`; a dispatcher of another region sees nothing of it. An offender's release
-from detention shows as a case notice to the dispatcher of the case's home region only, on the
-page she has open and on every page she opens while the release tightens the case."""
+from detention shows as a case notice to the dispatcher of the case's home region and the police
+of its home unit, on the page they have open and on every page they open while the release
+tightens the case. An alert whose console event was lost still shows at the queue's next read."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import select
 
+from backend.alerts.models import Alert
 from backend.auth.users import add_user
 from backend.cases.models import Case
 from backend.console.clock import local_time
@@ -195,3 +198,24 @@ def test_a_release_from_detention_is_a_case_notice(stack, server, browser):
     desk_context.close()
     other_context.close()
     police_context.close()
+
+
+@pytest.mark.parametrize("stack", ["services"], indirect=True)
+def test_an_alert_whose_event_was_lost_shows_at_the_next_resync(stack, server, browser):
+    """The fan-out of console events goes through Redis; should an event be lost (Redis
+    away), the queue still shows the alert, and sounds it, at its next read of the open
+    alerts. Here the alert is stored without any event at all."""
+    _seed(stack)
+    stack.runtime.settings.console.resync_s = 1.0
+    desk_context, desk = _sign_in(browser, server.base, "desk")
+    with stack.runtime.sessions.begin() as s:
+        case = s.scalar(select(Case).where(Case.reference == "C-BROWSER-1"))
+        alert = Alert(case_id=case.id, device_id="vic-web-1", message_id="lost-1", type="panic",
+                      priority="P1", state="new", raised_at=datetime.now(UTC), flags=[],
+                      police_unit="RE07", region={"vr_code": "VR17"})
+        s.add(alert)
+        s.flush()
+        alert_id = str(alert.id)
+    desk.wait_for_selector(f"#alert-queue tr[data-alert-id='{alert_id}']", timeout=5_000)
+    assert desk.evaluate("window.swAlarm.alerts") == [alert_id]
+    desk_context.close()

@@ -106,7 +106,8 @@
   }
 
   async function load() {
-    const docs = await api("GET", "/api/v1/alerts?state=open&limit=500");
+    // The queue shows no position: none is read (nor audited) for it.
+    const docs = await api("GET", "/api/v1/alerts?state=open&limit=500&with_location=false");
     for (const doc of docs) upsert(doc);
     render();
   }
@@ -137,4 +138,9 @@
   render();
   connect();
   setInterval(tick, 1000);
+  // The stream carries every event while the server's fan-out works; should it lose some (Redis
+  // away), the open alerts are read again now and then, so a new alert shows (and sounds)
+  // within this long all the same.
+  const resyncS = Number(document.getElementById("alert-queue").dataset.resyncS) || 15;
+  setInterval(() => { load().catch(() => {}); }, resyncS * 1000);
 })();

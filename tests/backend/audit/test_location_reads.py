@@ -37,6 +37,19 @@ def test_reading_an_alert_position_writes_an_audit_entry(stack, world):
     assert entry.channel == "api" and entry.reason is None and entry.at is not None
 
 
+def test_a_list_without_positions_reads_and_audits_none(stack, world):
+    """The console's queue shows no position: it asks for the list without them."""
+    api = stack.api()
+    bare = api.get("/api/v1/alerts", params={"state": "open", "with_location": "false"}).json()
+    assert {d["alert_id"] for d in bare} == {str(world.rotterdam_alert),
+                                             str(world.amsterdam_alert)}
+    assert [d["location"] for d in bare] == [None, None]
+    assert _entries(stack) == []
+    full = api.get("/api/v1/alerts", params={"state": "open"}).json()
+    assert all(d["location"] is not None for d in full)
+    assert sorted(e.resource_id for e in _entries(stack)) == sorted(d["alert_id"] for d in full)
+
+
 def test_trail_read_audits_each_device(stack, world):
     api = stack.api()
     doc = api.get(f"/api/v1/alerts/{world.rotterdam_alert}/positions").json()
