@@ -204,7 +204,7 @@ def test_a_release_from_detention_is_a_case_notice(stack, server, browser):
 def test_an_alert_whose_event_was_lost_shows_at_the_next_resync(stack, server, browser):
     """The fan-out of console events goes through Redis; should an event be lost (Redis
     away), the queue still shows the alert, and sounds it, at its next read of the open
-    alerts. Here the alert is stored without any event at all."""
+    alerts, and drops it once it is closed. Here neither has any event at all."""
     _seed(stack)
     stack.runtime.settings.console.resync_s = 1.0
     desk_context, desk = _sign_in(browser, server.base, "desk")
@@ -218,4 +218,8 @@ def test_an_alert_whose_event_was_lost_shows_at_the_next_resync(stack, server, b
         alert_id = str(alert.id)
     desk.wait_for_selector(f"#alert-queue tr[data-alert-id='{alert_id}']", timeout=5_000)
     assert desk.evaluate("window.swAlarm.alerts") == [alert_id]
+    with stack.runtime.sessions.begin() as s:  # closed elsewhere, and that event lost too
+        s.get(Alert, alert.id).state = "resolved"
+    desk.wait_for_selector(f"#alert-queue tr[data-alert-id='{alert_id}']", state="detached",
+                           timeout=5_000)
     desk_context.close()

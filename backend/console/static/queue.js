@@ -106,8 +106,11 @@
   }
 
   async function load() {
+    const shown = new Set(alerts.keys());  // what this read can vouch for, from its start
     // The queue shows no position: none is read (nor audited) for it.
     const docs = await api("GET", "/api/v1/alerts?state=open&limit=500&with_location=false");
+    const open = new Set(docs.map((doc) => doc.alert_id));
+    for (const id of shown) if (!open.has(id)) alerts.delete(id);  // closed, its event lost
     for (const doc of docs) upsert(doc);
     render();
   }
