@@ -13,7 +13,8 @@ COMMIT_SECONDS = Histogram(
 )
 GEOFENCE_ERRORS = Counter(
     "schildwacht_geofence_errors_total",
-    "Fixes whose geofence evaluation failed (the fix is stored all the same)",
+    "Geofence defects: a fix's evaluation (the fix is stored all the same) or a batch's "
+    "take-over of the stored zone states (the engine goes on with what it knows)",
 )
 STORE_FAILURES = Counter(
     "schildwacht_ingest_store_failures_total", "Failed ingest commits (retried)", ["kind"]
