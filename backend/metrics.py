@@ -1,6 +1,6 @@
 """Prometheus metrics of Schildwacht, in one place. Labels carry codes, never ids or values."""
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 MESSAGES = Counter(
     "schildwacht_ingest_messages_total", "Uplink messages handled", ["channel", "outcome"]
@@ -18,4 +18,9 @@ GEOFENCE_ERRORS = Counter(
 )
 STORE_FAILURES = Counter(
     "schildwacht_ingest_store_failures_total", "Failed ingest commits (retried)", ["kind"]
+)
+CONSOLE_EVENTS_LIVE = Gauge(
+    "schildwacht_console_events_live",
+    "1 while console events from other processes reach this API process's streams (Redis "
+    "pub/sub answers), 0 while they may not (its consoles read their queues more often)",
 )

@@ -42,6 +42,7 @@ class Breaker:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._opened = threading.Event()  # set while open
+        self._on_close: list[Callable[[], None]] = []
 
     @property
     def is_open(self) -> bool:
@@ -64,9 +65,18 @@ class Breaker:
         log.warning("Redis away (%s): its commands fail at once until it answers again",
                     type(exc).__name__)
 
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Call `callback` each time the breaker closes (on the thread that closes it)."""
+        self._on_close.append(callback)
+
     def close(self) -> None:
         self._opened.clear()
         log.info("Redis answers again")
+        for callback in self._on_close:
+            try:
+                callback()
+            except Exception:  # noqa: BLE001 - one listener's defect must not stop the probe
+                log.exception("breaker close callback failed")
 
 
 class GuardedRedis(redis.Redis):

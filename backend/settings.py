@@ -231,6 +231,8 @@ class ConsoleSettings(BaseModel):
     # The queue page reloads the open alerts this often besides following the stream: an
     # event the stream lost (Redis away) shows within this long all the same.
     resync_s: float = Field(15.0, ge=1, le=300)
+    # ... and this often while the stream says events may not arrive (`stream.delayed`).
+    delayed_resync_s: float = Field(5.0, ge=1, le=300)
     # Every time the console shows is in this zone, with its abbreviation (CET/CEST).
     timezone: str = "Europe/Amsterdam"
 

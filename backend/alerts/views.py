@@ -26,6 +26,7 @@ from backend.auth.scoping import alert_filter, may_see_alert
 from backend.auth.tokens import Principal, authenticate
 from backend.cases.models import Case
 from backend.devices.models import Device
+from backend.hub.bus import STREAM_DELAYED
 from backend.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
@@ -195,6 +196,8 @@ async def stream(websocket: WebSocket) -> None:
         return
     await websocket.accept(subprotocol="bearer" if token else None)
     queue = rt.bus.subscribe()
+    if not rt.bus.live:  # events of other processes may not arrive now: the console says so
+        await websocket.send_text(orjson.dumps(STREAM_DELAYED).decode())
     # The stream ends when the console goes away, even while no event is due: a handler that
     # noticed only on its next send would keep a subscription per closed console (and hold up
     # the server's shutdown) for as long as nothing in its scope happens.

@@ -15,6 +15,7 @@ from backend.audit.log import LocationRead, record
 from backend.auth.scope import AlertFacts, location_allowed, scope_items, sees_alert
 from backend.auth.tokens import Principal
 from backend.cases.models import Case
+from backend.hub.bus import STREAM_NOTICES
 
 
 def cases_with_open_alerts(s: Session, case_ids: set[uuid.UUID]) -> set[uuid.UUID]:
@@ -57,11 +58,14 @@ def screen_event_alone(
     release depends on the case's other alerts, or a case event for a dispatcher of another
     region, who sees the case if it had an alert in her regions): use `screen_event`. An event
     about a case (`case.*`, carrying `backend.alerts.flows.case_scope`) reaches whoever
-    receives the case's notices (`backend.auth.scoping.receives_case_notices`); any other event
-    about no alert (geofence notes) goes to administrators only, as in `screen_event`."""
+    receives the case's notices (`backend.auth.scoping.receives_case_notices`); one about the
+    stream itself (`backend.hub.bus.STREAM_NOTICES`) to everyone; any other event about no
+    alert (geofence notes) goes to administrators only, as in `screen_event`."""
     from backend.auth.scoping import directs
 
     document, scope = event.get("alert"), event.get("scope")
+    if event.get("event") in STREAM_NOTICES:
+        return event, []  # about the stream itself: it carries nothing and reaches everyone
     about_case = _about_case(event)
     if not isinstance(document, dict):
         if about_case:
@@ -109,6 +113,8 @@ def screen_event(s: Session, who: Principal, event: dict[str, Any]) -> dict[str,
     from backend.auth.scoping import may_see_alert, receives_case_notices
 
     document = event.get("alert")
+    if event.get("event") in STREAM_NOTICES:
+        return event
     if _about_case(event):
         try:
             case = s.get(Case, uuid.UUID(str(event["scope"].get("case_id"))))

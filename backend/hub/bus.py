@@ -3,6 +3,11 @@
 Not safety-critical by design: the alert is already committed when its event is published, and a
 console that (re)connects loads the queue from the API. `InProcessBus` serves one process;
 `RedisBus` carries events across processes over Redis pub/sub.
+
+An event lost on the way (Redis away) is not sent again; the consoles are told instead, with two
+events about the stream itself that carry nothing and reach every console (`STREAM_NOTICES`):
+`stream.delayed` (events may not arrive now: read the queue more often) and `stream.resync`
+(they flow again, and some may have been lost meanwhile: read the queue now).
 """
 
 from __future__ import annotations
@@ -10,19 +15,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from typing import Any, Protocol
 
 import orjson
 import redis
 
+from backend import metrics
 from backend.state import keys
 
 log = logging.getLogger(__name__)
 
 SUBSCRIBER_QUEUE_MAX = 1_000
 
+STREAM_DELAYED: dict[str, Any] = {"event": "stream.delayed"}
+STREAM_RESYNC: dict[str, Any] = {"event": "stream.resync"}
+STREAM_NOTICES = frozenset({STREAM_DELAYED["event"], STREAM_RESYNC["event"]})
+
 
 class EventBus(Protocol):
+    @property
+    def live(self) -> bool:
+        """False while events published elsewhere may not reach this process's subscribers."""
+        ...
+
     def publish(self, event: dict[str, Any]) -> None: ...
     def subscribe(self) -> asyncio.Queue[bytes]: ...
     def unsubscribe(self, queue: asyncio.Queue[bytes]) -> None: ...
@@ -31,6 +47,8 @@ class EventBus(Protocol):
 
 class InProcessBus:
     """Fans events out to asyncio queues; publish() is safe from any thread."""
+
+    live = True
 
     def __init__(self) -> None:
         self._subscribers: dict[asyncio.Queue[bytes], asyncio.AbstractEventLoop] = {}
@@ -70,21 +88,51 @@ def _offer(queue: asyncio.Queue[bytes], data: bytes) -> None:
         log.warning("console subscriber too slow: event dropped (it reloads on reconnect)")
 
 
-class RedisBus:
-    """Publishes to a Redis channel; a listener thread feeds this process's subscribers."""
+class RedisSilent(redis.ConnectionError):
+    """The listener's connection gave no answer to its pings: the server or the network hangs."""
 
-    def __init__(self, client: redis.Redis, prefix: str) -> None:
+
+class RedisBus:
+    """Publishes to a Redis channel; a listener thread feeds this process's subscribers.
+
+    The listener pings Redis every `heartbeat_s` on its subscription. When its connection
+    fails, or Redis has not answered for `heartbeat_s + timeout_s`, it tells this process's
+    subscribers `stream.delayed` and connects again; when it hears from Redis again,
+    `stream.resync`. A publish that fails is not retried (the alert is stored; consoles read
+    it): once the client's breaker closes again (`backend.redis_client`), the bus publishes
+    `stream.resync`, so the consoles of every process read what they may have missed, also
+    when their own listener never noticed the outage."""
+
+    def __init__(self, client: redis.Redis, prefix: str, heartbeat_s: float = 1.0,
+                 timeout_s: float = 0.5) -> None:
         self._r = client
         self._channel = keys.events_channel(prefix)
+        self._heartbeat_s = heartbeat_s
+        self._timeout_s = timeout_s
         self._local = InProcessBus()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._live = True  # until the listener finds otherwise
+        self._missed = threading.Event()  # a publish failed since the breaker last closed
+        breaker = getattr(client, "breaker", None)
+        if breaker is not None:
+            breaker.on_close(self._after_outage)
+
+    @property
+    def live(self) -> bool:
+        return self._live
 
     def publish(self, event: dict[str, Any]) -> None:
         try:
             self._r.publish(self._channel, orjson.dumps(event))
         except redis.RedisError as exc:
+            self._missed.set()
             log.warning("event publish failed: %s", type(exc).__name__)
+
+    def _after_outage(self) -> None:
+        if self._missed.is_set():
+            self._missed.clear()
+            self.publish(STREAM_RESYNC)
 
     def subscribe(self) -> asyncio.Queue[bytes]:
         self._ensure_listener()
@@ -98,23 +146,62 @@ class RedisBus:
 
     def _ensure_listener(self) -> None:
         if self._thread is None:
+            metrics.CONSOLE_EVENTS_LIVE.set(1)
             self._thread = threading.Thread(target=self._listen, name="redis-bus", daemon=True)
             self._thread.start()
 
     def _listen(self) -> None:
+        after_gap = False
         while not self._stop.is_set():
+            pubsub = self._r.pubsub()
             try:
-                pubsub = self._r.pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(self._channel)
-                while not self._stop.is_set():
-                    message = pubsub.get_message(timeout=0.2)
-                    if message is not None:
-                        self._local.publish_raw(message["data"])
+                self._follow(pubsub, after_gap)
             except redis.RedisError as exc:
-                log.warning("event listener reconnecting: %s", type(exc).__name__)
-                self._stop.wait(1.0)
+                log.warning("console events away (%s): connecting again", type(exc).__name__)
+            finally:
+                _close_quietly(pubsub)
+            after_gap = True
+            self._set_live(False)
+            self._stop.wait(self._heartbeat_s)
+
+    def _follow(self, pubsub: redis.client.PubSub, after_gap: bool) -> None:
+        """Hand the channel's events to the subscribers until stopped; raises when the
+        connection fails or stays silent."""
+        heard = pinged = time.monotonic()
+        while not self._stop.is_set():
+            message = pubsub.get_message(timeout=0.2)
+            now = time.monotonic()
+            if message is not None:
+                heard = now
+                if not self._live or after_gap:
+                    self._set_live(True, resync=after_gap)
+                    after_gap = False
+                if message["type"] == "message":
+                    self._local.publish_raw(message["data"])
+            elif now - heard > self._heartbeat_s + self._timeout_s:
+                raise RedisSilent(f"no answer for {now - heard:.1f} s")
+            if now - pinged >= self._heartbeat_s:
+                pubsub.ping()
+                pinged = now
+
+    def _set_live(self, live: bool, resync: bool = False) -> None:
+        was, self._live = self._live, live
+        metrics.CONSOLE_EVENTS_LIVE.set(1 if live else 0)
+        if resync:
+            log.info("console events flow again: consoles read their queue again")
+            self._local.publish(STREAM_RESYNC)
+        elif was and not live:
+            self._local.publish(STREAM_DELAYED)
 
     def close(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2)
+
+
+def _close_quietly(pubsub: redis.client.PubSub) -> None:
+    try:
+        pubsub.close()
+    except redis.RedisError:
+        pass

@@ -38,6 +38,21 @@ def test_a_connection_failure_opens_the_breaker_until_it_is_closed() -> None:
     assert breaker.run(Calls()) == "PONG" and not breaker.is_open
 
 
+def test_closing_calls_back_each_listener_even_after_one_fails() -> None:
+    breaker = Breaker()
+    called: list[str] = []
+
+    def failing() -> None:
+        called.append("failing")
+        raise RuntimeError("a listener's defect")
+
+    breaker.on_close(failing)
+    breaker.on_close(lambda: called.append("next"))
+    breaker.trip(redis.ConnectionError("away"))
+    breaker.close()
+    assert called == ["failing", "next"] and not breaker.is_open
+
+
 def test_a_command_error_is_not_a_connection_failure() -> None:
     breaker = Breaker()
     with pytest.raises(redis.ResponseError):

@@ -3,7 +3,8 @@ the queue within a second with its sound cue, she opens the map and acknowledges
 receives `acknowledged`; a dispatcher of another region sees nothing of it. An offender's release
 from detention shows as a case notice to the dispatcher of the case's home region and the police
 of its home unit, on the page they have open and on every page they open while the release
-tightens the case. An alert whose console event was lost still shows at the queue's next read."""
+tightens the case. An alert whose console event was lost still shows at the queue's next read,
+sooner while the stream says events may not arrive, and at once when it asks to read again."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from backend.auth.users import add_user
 from backend.cases.models import Case
 from backend.console.clock import local_time
 from backend.devices.models import Device
+from backend.hub.bus import STREAM_DELAYED, STREAM_RESYNC
 from device_protocol import Alarm, codec
 from tests.browser.conftest import ARTIFACTS
 from tests.support.mqtt import publish
@@ -222,4 +224,42 @@ def test_an_alert_whose_event_was_lost_shows_at_the_next_resync(stack, server, b
         s.get(Alert, alert.id).state = "resolved"
     desk.wait_for_selector(f"#alert-queue tr[data-alert-id='{alert_id}']", state="detached",
                            timeout=5_000)
+    desk_context.close()
+
+
+def _add_lost_alert(stack, message_id: str) -> str:
+    """An open P1 alert stored without any console event."""
+    with stack.runtime.sessions.begin() as s:
+        case = s.scalar(select(Case).where(Case.reference == "C-BROWSER-1"))
+        alert = Alert(case_id=case.id, device_id="vic-web-1", message_id=message_id,
+                      type="panic", priority="P1", state="new", raised_at=datetime.now(UTC),
+                      flags=[], police_unit="RE07", region={"vr_code": "VR17"})
+        s.add(alert)
+        s.flush()
+        return str(alert.id)
+
+
+@pytest.mark.parametrize("stack", ["services"], indirect=True)
+def test_the_queue_says_when_it_is_delayed_and_reads_again_when_asked(stack, server, browser):
+    """While the stream says events may not arrive (`stream.delayed`, here sent through the
+    bus as the server's listener sends it), the queue says so and reads the open alerts every
+    `delayed_resync_s`; `stream.resync` makes it live again and read them at once. The
+    ordinary reread (`resync_s`) is five minutes away here."""
+    _seed(stack)
+    stack.runtime.settings.console.resync_s = 300.0
+    stack.runtime.settings.console.delayed_resync_s = 1.0
+    desk_context, desk = _sign_in(browser, server.base, "desk")
+    stack.runtime.bus.publish(STREAM_DELAYED)
+    desk.wait_for_selector("#link-state[data-state=delayed]", timeout=5_000)
+    assert "delayed" in desk.text_content("#link-state")
+    during = _add_lost_alert(stack, "lost-delayed")
+    desk.wait_for_selector(f"#alert-queue tr[data-alert-id='{during}']", timeout=5_000)
+    stack.runtime.bus.publish(STREAM_RESYNC)
+    desk.wait_for_selector("#link-state[data-state=live]", timeout=5_000)
+    after = _add_lost_alert(stack, "lost-after")
+    time.sleep(2.5)  # live again: read no more than every resync_s
+    assert desk.query_selector(f"#alert-queue tr[data-alert-id='{after}']") is None
+    stack.runtime.bus.publish(STREAM_RESYNC)
+    desk.wait_for_selector(f"#alert-queue tr[data-alert-id='{after}']", timeout=5_000)
+    assert desk.evaluate("window.swAlarm.alerts") == [during, after]
     desk_context.close()

@@ -105,7 +105,9 @@
     for (const cell of document.querySelectorAll("td.timer")) cell.textContent = age(cell.dataset.since);
   }
 
+  let lastRead = Date.now();
   async function load() {
+    lastRead = Date.now();
     const shown = new Set(alerts.keys());  // what this read can vouch for, from its start
     // The queue shows no position: none is read (nor audited) for it.
     const docs = await api("GET", "/api/v1/alerts?state=open&limit=500&with_location=false");
@@ -115,24 +117,31 @@
     render();
   }
 
+  // The link's state: "live", "delayed" (the server says events may not arrive: the queue is
+  // read more often) or "offline" (the stream is gone: connecting again).
+  function showLink(state) {
+    linkState.dataset.state = state;
+    linkState.textContent = t(state);
+  }
+
   let backoff = 500;
   function connect() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const ws = new WebSocket(`${scheme}://${location.host}/api/v1/stream`);
     ws.onopen = () => {
       backoff = 500;
-      linkState.dataset.state = "live";
-      linkState.textContent = t("live");
+      showLink("live");
       load().catch(() => {});
     };
     ws.onmessage = (message) => {
       const event = JSON.parse(message.data);
       if (event.alert) { upsert(event.alert); render(); }
+      else if (event.event === "stream.delayed") showLink("delayed");
+      else if (event.event === "stream.resync") { showLink("live"); load().catch(() => {}); }
       else if (typeof event.event === "string" && event.event.startsWith("case.")) notice(event);
     };
     ws.onclose = () => {
-      linkState.dataset.state = "offline";
-      linkState.textContent = t("offline");
+      showLink("offline");
       setTimeout(connect, backoff);
       backoff = Math.min(backoff * 2, 10000);
     };
@@ -143,7 +152,12 @@
   setInterval(tick, 1000);
   // The stream carries every event while the server's fan-out works; should it lose some (Redis
   // away), the open alerts are read again now and then, so a new alert shows (and sounds)
-  // within this long all the same.
-  const resyncS = Number(document.getElementById("alert-queue").dataset.resyncS) || 15;
-  setInterval(() => { load().catch(() => {}); }, resyncS * 1000);
+  // within this long all the same; more often while the link is not live.
+  const table = document.getElementById("alert-queue");
+  const resyncS = Number(table.dataset.resyncS) || 15;
+  const delayedResyncS = Number(table.dataset.delayedResyncS) || 5;
+  setInterval(() => {
+    const everyS = linkState.dataset.state === "live" ? resyncS : delayedResyncS;
+    if (Date.now() - lastRead >= everyS * 1000) load().catch(() => {});
+  }, 1000);
 })();

@@ -1,11 +1,17 @@
 """The console stream behind a real server: a stream ends when its console goes away, whether or
-not an event is due, and a server with consoles connected stops when asked."""
+not an event is due, a server with consoles connected stops when asked, and consoles are told
+when events may not arrive (Redis hangs) and when to read again."""
 
 from __future__ import annotations
 
+import orjson
+import pytest
 from websockets.sync.client import connect
 
 from backend.api.app import create_app
+from backend.hub.bus import STREAM_DELAYED, STREAM_RESYNC
+from backend.runtime import Runtime
+from loadtests.redis_server import own_redis
 from tests.support.server import serving
 from tests.support.waiting import wait_until
 
@@ -35,3 +41,32 @@ def test_the_server_stops_with_consoles_connected(stack):
         wait_until(lambda: stack.runtime.bus.subscriber_count() == 1, timeout=5)
     wait_until(lambda: stack.runtime.bus.subscriber_count() == 0, timeout=5)
     console.close()
+
+
+@pytest.mark.parametrize("stack", ["services"], indirect=True)
+def test_consoles_are_told_while_events_may_not_arrive(stack):
+    """A dispatcher's console, connected before Redis hangs, is told so; one that connects
+    meanwhile is told at once; both are asked to read again when Redis answers."""
+    token = stack.token("dispatcher", {"regions": ["VR17"]})
+    with own_redis() as server:
+        settings = stack.settings.model_copy(deep=True)
+        settings.redis.url = server.url
+        settings.redis.timeout_s, settings.redis.retry_after_s = 0.3, 0.2
+        runtime = Runtime.build(settings)
+        try:
+            with serving(create_app(runtime)) as base:
+                first = connect(_stream_url(base), subprotocols=["bearer", token],
+                                open_timeout=5)
+                wait_until(lambda: runtime.bus.subscriber_count() == 1, timeout=5)
+                server.hang()
+                assert orjson.loads(first.recv(timeout=5)) == STREAM_DELAYED
+                second = connect(_stream_url(base), subprotocols=["bearer", token],
+                                 open_timeout=5)
+                assert orjson.loads(second.recv(timeout=2)) == STREAM_DELAYED
+                server.resume()
+                for console in (first, second):
+                    assert orjson.loads(console.recv(timeout=5)) == STREAM_RESYNC
+                    console.close()
+        finally:
+            server.resume()
+            runtime.close()

@@ -10,6 +10,7 @@ import pytest
 
 from backend.audit.guard import screen_event_alone
 from backend.auth.tokens import Principal
+from backend.hub.bus import STREAM_DELAYED, STREAM_RESYNC
 
 CASE = uuid.uuid4()
 
@@ -112,3 +113,11 @@ def test_a_case_event_reaches_the_case_director_it_names() -> None:
     eva = Principal("user:eva", "case_director", {})
     assert screen_event_alone(eva, _case_event(director="eva"))[0] is not None
     assert screen_event_alone(eva, _case_event(director="ann"))[0] is None
+
+
+@pytest.mark.parametrize("event", [STREAM_DELAYED, STREAM_RESYNC])
+def test_a_notice_about_the_stream_reaches_everyone(event: dict) -> None:
+    for who in (Principal("admin", "admin"), Principal("d", "dispatcher", {}),
+                Principal("p", "police", {"units": ["RE07"]}),
+                Principal("c", "case_director", {"cases": ["R-2"]})):
+        assert screen_event_alone(who, event) == (event, [])
