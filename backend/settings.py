@@ -233,6 +233,9 @@ class ConsoleSettings(BaseModel):
     resync_s: float = Field(15.0, ge=1, le=300)
     # ... and this often while the stream says events may not arrive (`stream.delayed`).
     delayed_resync_s: float = Field(5.0, ge=1, le=300)
+    # The alert page reads the positions again this often while the alert is open (each read
+    # audited, as every read of a position is).
+    position_refresh_s: float = Field(10.0, ge=1, le=300)
     # Every time the console shows is in this zone, with its abbreviation (CET/CEST).
     timezone: str = "Europe/Amsterdam"
 

@@ -26,7 +26,7 @@ from backend.auth.scoping import alert_filter, may_see_alert
 from backend.auth.tokens import Principal, authenticate
 from backend.cases.models import Case
 from backend.devices.models import Device
-from backend.hub.bus import STREAM_DELAYED
+from backend.hub.bus import STREAM_DELAYED, STREAM_NOTICES
 from backend.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
@@ -67,6 +67,11 @@ def _scoped(s: Session, p: Principal, alert: Alert | None, alert_id: uuid.UUID) 
     return alert
 
 
+WITH_LOCATION = Query(True, description=(
+    "false: without the position (`location` null), so nothing is read or audited: for views "
+    "that show no position, such as the console's queue and its alert page's timeline"))
+
+
 @router.get("")
 def list_alerts(
     request: Request,
@@ -74,9 +79,7 @@ def list_alerts(
     priority: Literal["P1", "P2", "P3", "P4"] | None = None,
     limit: int = Query(100, ge=1, le=1_000),
     reason: str | None = Query(None, max_length=500),
-    with_location: bool = Query(True, description=(
-        "false: the documents without their position (`location` null), so nothing is read "
-        "or audited: for lists that show no position, such as the console's queue")),
+    with_location: bool = WITH_LOCATION,
     s: Session = Depends(session),
     p: Principal = Depends(require(*READERS)),
 ) -> list[dict[str, Any]]:
@@ -97,12 +100,16 @@ def list_alerts(
 def get_alert(
     request: Request, alert_id: uuid.UUID,
     reason: str | None = Query(None, max_length=500),
+    with_location: bool = WITH_LOCATION,
     s: Session = Depends(session), p: Principal = Depends(require(*READERS)),
 ) -> dict[str, Any]:
     alert = _scoped(s, p, service.get(s, alert_id), alert_id)
-    document = release_locations(s, p, [alert], documents(s, [alert]), reason=reason,
-                                 channel=_channel(request))[0]
-    s.commit()
+    if with_location:
+        document = release_locations(s, p, [alert], documents(s, [alert]), reason=reason,
+                                     channel=_channel(request))[0]
+        s.commit()
+    else:
+        document = {**documents(s, [alert])[0], "location": None}
     document["timeline"] = [
         {"at": e.at.isoformat(), "actor": e.actor, "kind": e.kind, "from_state": e.from_state,
          "to_state": e.to_state, "detail": e.detail}
@@ -173,7 +180,9 @@ def _audit(rt: Runtime, who: Principal, reads: list[LocationRead]) -> None:
 
 @stream_router.websocket("/api/v1/stream")
 async def stream(websocket: WebSocket) -> None:
-    """Console events as JSON text frames, only those in the principal's scope. Authenticate
+    """Console events as JSON text frames, only those in the principal's scope; with
+    `?alert=<id>` only those of that alert (and those about the stream itself): what the
+    alert page follows, without receiving, and auditing, the positions of others. Authenticate
     with the subprotocols `["bearer", "<token>"]` (browsers cannot set headers on a WebSocket)
     or with the console's session cookie."""
     rt: Runtime = websocket.app.state.runtime
@@ -201,7 +210,8 @@ async def stream(websocket: WebSocket) -> None:
     # The stream ends when the console goes away, even while no event is due: a handler that
     # noticed only on its next send would keep a subscription per closed console (and hold up
     # the server's shutdown) for as long as nothing in its scope happens.
-    forwarding = asyncio.create_task(_forward(websocket, rt, principal, queue))
+    only = websocket.query_params.get("alert")
+    forwarding = asyncio.create_task(_forward(websocket, rt, principal, queue, only))
     closing = asyncio.create_task(_until_closed(websocket))
     try:
         done, _ = await asyncio.wait((forwarding, closing), return_when=asyncio.FIRST_COMPLETED)
@@ -215,6 +225,13 @@ async def stream(websocket: WebSocket) -> None:
             raise error
 
 
+def _concerns(event: dict[str, Any], alert_id: str) -> bool:
+    """Whether a console event is about this alert, or about the stream itself."""
+    document = event.get("alert")
+    return event.get("event") in STREAM_NOTICES or (
+        isinstance(document, dict) and document.get("alert_id") == alert_id)
+
+
 async def _until_closed(websocket: WebSocket) -> None:
     """Read the console's frames (it sends nothing this server acts on) until it disconnects."""
     while (await websocket.receive())["type"] != "websocket.disconnect":
@@ -222,9 +239,11 @@ async def _until_closed(websocket: WebSocket) -> None:
 
 
 async def _forward(websocket: WebSocket, rt: Runtime, principal: Principal,
-                   queue: asyncio.Queue[bytes]) -> None:
+                   queue: asyncio.Queue[bytes], only: str | None = None) -> None:
     while True:
         event = orjson.loads(await queue.get())
+        if only is not None and not _concerns(event, only):
+            continue
         decided = screen_event_alone(principal, event)
         if decided is None:  # the database decides (and audits before the frame leaves)
             text = await asyncio.to_thread(_screen, rt, principal, event)

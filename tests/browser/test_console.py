@@ -4,7 +4,8 @@ receives `acknowledged`; a dispatcher of another region sees nothing of it. An o
 from detention shows as a case notice to the dispatcher of the case's home region and the police
 of its home unit, on the page they have open and on every page they open while the release
 tightens the case. An alert whose console event was lost still shows at the queue's next read,
-sooner while the stream says events may not arrive, and at once when it asks to read again."""
+sooner while the stream says events may not arrive, and at once when it asks to read again. The
+alert page follows its alert while it is open: positions, state and timeline."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -21,9 +23,10 @@ from backend.cases.models import Case
 from backend.console.clock import local_time
 from backend.devices.models import Device
 from backend.hub.bus import STREAM_DELAYED, STREAM_RESYNC
-from device_protocol import Alarm, codec
+from device_protocol import Alarm, Fix, codec
 from tests.browser.conftest import ARTIFACTS
 from tests.support.mqtt import publish
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.services]
 
@@ -262,4 +265,61 @@ def test_the_queue_says_when_it_is_delayed_and_reads_again_when_asked(stack, ser
     stack.runtime.bus.publish(STREAM_RESYNC)
     desk.wait_for_selector(f"#alert-queue tr[data-alert-id='{after}']", timeout=5_000)
     assert desk.evaluate("window.swAlarm.alerts") == [during, after]
+    desk_context.close()
+
+
+def _post(base: str, token: str, path: str, body: dict) -> dict:
+    response = httpx.post(f"{base}{path}", json=body, timeout=10,
+                          headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+@pytest.mark.parametrize("stack", ["services"], indirect=True)
+def test_the_alert_page_follows_its_alert(stack, server, browser):
+    """While the alert is open its page reads the positions again (the offender's new fix
+    shows, with the distance), and shows what a colleague does through the API (state,
+    timeline) without a reload; once the alert is resolved elsewhere, the positions are
+    withheld (no other alert of the case is open) and no longer read."""
+    _seed(stack)
+    stack.runtime.settings.console.position_refresh_s = 1.0
+    victim = stack.device("vic-web-1")
+    offender = stack.device("off-web-1")
+    publish(victim, stack.topics.alarm("vic-web-1"), codec.encode(Alarm(
+        id="follow-1", kind="panic", tst=time.time(), lat=ROTTERDAM_CS[0], lon=ROTTERDAM_CS[1],
+        acc=12.0)))
+
+    def alert_id() -> str | None:
+        with stack.runtime.sessions() as s:
+            found = s.scalar(select(Alert.id).where(Alert.message_id == "follow-1"))
+        return str(found) if found else None
+
+    alert = wait_until(alert_id, timeout=10)
+    desk_context, desk = _sign_in(browser, server.base, "desk")
+    desk.goto(f"{server.base}/console/alerts/{alert}")
+    desk.wait_for_selector("#link-state[data-state=live]", timeout=5_000)
+    desk.wait_for_function("() => window.swMap.drawn === 1", timeout=5_000)  # the victim
+    assert desk.text_content("#distance") == ""
+
+    publish(offender, stack.topics.loc("off-web-1"), codec.encode(Fix(
+        tst=time.time(), lat=ROTTERDAM_CS[0] + 0.003, lon=ROTTERDAM_CS[1], acc=8.0)))
+    desk.wait_for_function("() => window.swMap.drawn === 2", timeout=5_000)
+    assert "m" in desk.text_content("#distance")  # about 330 m
+
+    colleague = stack.token("dispatcher", {"regions": ["VR17"]})
+    _post(server.base, colleague, f"/api/v1/alerts/{alert}/acknowledge",
+          {"note": "colleague on the phone with her"})
+    desk.wait_for_selector("#alert-state[data-state=acknowledged]", timeout=5_000)
+    desk.wait_for_function(
+        "() => document.querySelector('#timeline-list').textContent.includes('colleague on')",
+        timeout=5_000)
+    _post(server.base, colleague, f"/api/v1/alerts/{alert}/resolve", {"note": "safe"})
+    desk.wait_for_selector("#alert-state[data-state=resolved]", timeout=5_000)
+    desk.wait_for_selector("#reason-form:not([hidden])", timeout=5_000)
+    assert desk.evaluate("window.swMap.drawn") == 0
+    reads = desk.evaluate("window.swMap.reads")
+    desk.wait_for_timeout(2_500)
+    assert desk.evaluate("window.swMap.reads") == reads  # closed: read no more
+    victim.disconnect()
+    offender.disconnect()
     desk_context.close()

@@ -1,19 +1,30 @@
 "use strict";
 // The alert view: map with vector overlays (works with no tiles), actions through the API.
+// While the alert is open the page follows it: its state, police delivery and timeline as the
+// stream reports changes (by anyone), its positions read again every position_refresh_s (each
+// read audited); once it closes, the positions are read once more, and withheld if no alert of
+// the case is open.
 (function () {
-  const { t, api } = window.sw;
+  const { t, api, el, localTime, follow } = window.sw;
+  const OPEN = new Set(["new", "acknowledged", "dispatched"]);
   const view = document.getElementById("alert-view");
   const alertId = view.dataset.alertId;
   const tileUrl = view.dataset.tileUrl;
+  const refreshS = Number(view.dataset.positionRefreshS) || 10;
   const distanceEl = document.getElementById("distance");
   const reasonForm = document.getElementById("reason-form");
   const errorEl = document.getElementById("action-error");
+  const stateEl = document.getElementById("alert-state");
+  const policeEl = document.getElementById("police-delivery");
+  const timelineEl = document.getElementById("timeline-list");
 
   const map = L.map("map", { zoomControl: true, attributionControl: Boolean(tileUrl) });
   map.setView([52.1, 5.3], 7);
   if (tileUrl) L.tileLayer(tileUrl, { maxZoom: 19, attribution: view.dataset.tileAttribution }).addTo(map);
-  const overlay = L.featureGroup().addTo(map);
-  window.swMap = { map, overlay, drawn: 0 };
+  const zones = L.featureGroup().addTo(map);  // drawn once
+  const overlay = L.featureGroup().addTo(map);  // the positions, drawn again at each read
+  window.swMap = { map, overlay, drawn: 0, reads: 0 };
+  let fitted = false;  // the view is fitted to the first positions, then left to the operator
 
   const STYLE = {
     victim: { color: "#1565c0", fillColor: "#42a5f5" },
@@ -47,25 +58,29 @@
     for (const m of measures) {
       if (m.geometry) {
         L.geoJSON(m.geometry, { style: { color: "#6a1b9a", weight: 2, fillOpacity: 0.08, dashArray: "6 4" } })
-          .bindTooltip(m.kind || m.name || "zone").addTo(overlay);
+          .bindTooltip(m.kind || m.name || "zone").addTo(zones);
       }
     }
   }
 
-  async function loadPositions(reason) {
+  function clearPositions() {
     overlay.clearLayers();
     window.swMap.drawn = 0;
+    distanceEl.textContent = "";
+  }
+
+  async function loadPositions(reason) {
     const query = reason ? `?reason=${encodeURIComponent(reason)}` : "";
     let doc;
     try {
       doc = await api("GET", `/api/v1/alerts/${alertId}/positions${query}`);
     } catch (e) {
-      if (e.status === 403) { reasonForm.hidden = false; return; }
+      if (e.status === 403) { clearPositions(); reasonForm.hidden = false; return; }
       throw e;
     }
     reasonForm.hidden = true;
-    const alertDoc = await api("GET", `/api/v1/alerts/${alertId}${query}`);
-    drawZones(alertDoc);
+    clearPositions();
+    window.swMap.reads += 1;
     const v = drawTrack(doc.victim, t("victim"));
     const o = drawTrack(doc.offender, t("offender"));
     if (v && o) {
@@ -74,7 +89,42 @@
     distanceEl.textContent = doc.distance_m != null
       ? `${t("distance")}: ${doc.distance_m >= 1000 ? (doc.distance_m / 1000).toFixed(2) + " km" : Math.round(doc.distance_m) + " m"}`
       : (v ? "" : t("no_position"));
-    if (overlay.getLayers().length) map.fitBounds(overlay.getBounds().pad(0.3), { maxZoom: 17 });
+    if (!fitted && overlay.getLayers().length) {
+      const bounds = overlay.getBounds();
+      if (zones.getLayers().length) bounds.extend(zones.getBounds());
+      map.fitBounds(bounds.pad(0.3), { maxZoom: 17 });
+      fitted = true;
+    }
+  }
+
+  function timelineEntry(e) {
+    const item = el("li", {}, el("time", {}, localTime(e.at, false)), ` ${e.actor}: ${e.kind}`);
+    if (e.to_state) item.append(` \u2192 ${t("state_" + e.to_state)}`);
+    if (e.detail && e.detail.note) item.append(" ", el("q", {}, e.detail.note));
+    return item;
+  }
+
+  // What the page shows of the alert besides the map, from its document (the API's or the
+  // stream's, which has no timeline).
+  function show(doc) {
+    const wasOpen = OPEN.has(stateEl.dataset.state);
+    stateEl.textContent = t("state_" + doc.state);
+    stateEl.dataset.state = doc.state;
+    const d = doc.police_delivery || "";
+    if (d !== policeEl.dataset.police) {
+      policeEl.dataset.police = d;
+      policeEl.replaceChildren(
+        d === "unreachable" || d === "rejected"
+          ? el("p", { class: "police-alarm", role: "alert" }, t("police_not_reached"))
+          : d ? el("p", {}, `${t("police_delivery")}: ${d}`) : "");
+    }
+    if (doc.timeline) timelineEl.replaceChildren(...doc.timeline.map(timelineEntry));
+    if (wasOpen && !OPEN.has(doc.state)) loadPositions().catch(showError);  // withheld now?
+  }
+
+  // The alert without its position (nothing read, nothing audited): state and timeline.
+  async function reread() {
+    show(await api("GET", `/api/v1/alerts/${alertId}?with_location=false`));
   }
 
   reasonForm.addEventListener("submit", (event) => {
@@ -90,14 +140,26 @@
       try {
         const doc = await api("POST", `/api/v1/alerts/${alertId}/${button.dataset.action}`,
                               note ? { note } : {});
-        document.getElementById("alert-state").textContent = t("state_" + doc.state);
-        document.getElementById("alert-state").dataset.state = doc.state;
         errorEl.hidden = true;
-        setTimeout(() => window.location.reload(), 300);
+        document.getElementById("note").value = "";
+        show(doc);
+        await reread();
       } catch (e) { showError(e); }
     });
   }
 
-  loadPositions().catch(showError);
-  if (window.location.hash === "#refresh") setInterval(() => loadPositions().catch(() => {}), 10000);
+  async function start() {
+    const doc = await api("GET", `/api/v1/alerts/${alertId}?with_location=false`);
+    drawZones(doc);
+    show(doc);
+    await loadPositions();
+  }
+
+  start().catch(showError);
+  follow(`?alert=${encodeURIComponent(alertId)}`, (event) => {
+    if (event.alert) reread().catch(showError);
+  }, () => { reread().catch(() => {}); });
+  setInterval(() => {
+    if (OPEN.has(stateEl.dataset.state) && reasonForm.hidden) loadPositions().catch(() => {});
+  }, refreshS * 1000);
 })();

@@ -1,5 +1,6 @@
 "use strict";
-// Shared by the console pages: messages, the CSRF token and a JSON fetch helper.
+// Shared by the console pages: messages, the CSRF token, a JSON fetch helper, times in the
+// console's zone and the console stream.
 window.sw = (function () {
   const messages = JSON.parse(document.getElementById("sw-messages").textContent);
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
@@ -43,5 +44,33 @@ window.sw = (function () {
     return date ? `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute} ${p.timeZoneName}`
       : `${p.hour}:${p.minute}:${p.second} ${p.timeZoneName}`;
   }
-  return { t, api, el, age, csrf, localTime };
+  // The console stream (`/api/v1/stream` + `query`): each event about alerts and cases to
+  // `onEvent`, connected again with back-off when it closes; its state shown in #link-state:
+  // "live", "delayed" (the server says events may not arrive now) or "offline". `onRead` is
+  // called whenever the page should read what it shows again: on (re)connecting, and when the
+  // server says events may have been lost (`stream.resync`). Returns `isLive()`.
+  function follow(query, onEvent, onRead) {
+    const linkState = document.getElementById("link-state");
+    function show(state) { linkState.dataset.state = state; linkState.textContent = t(state); }
+    let backoff = 500;
+    function connect() {
+      const scheme = location.protocol === "https:" ? "wss" : "ws";
+      const ws = new WebSocket(`${scheme}://${location.host}/api/v1/stream${query}`);
+      ws.onopen = () => { backoff = 500; show("live"); onRead(); };
+      ws.onmessage = (message) => {
+        const event = JSON.parse(message.data);
+        if (event.event === "stream.delayed") show("delayed");
+        else if (event.event === "stream.resync") { show("live"); onRead(); }
+        else onEvent(event);
+      };
+      ws.onclose = () => {
+        show("offline");
+        setTimeout(connect, backoff);
+        backoff = Math.min(backoff * 2, 10000);
+      };
+    }
+    connect();
+    return () => linkState.dataset.state === "live";
+  }
+  return { t, api, el, age, csrf, localTime, follow };
 })();

@@ -2,14 +2,13 @@
 // The live alert queue: loaded from the API, kept current over the WebSocket, sorted by priority
 // then age (oldest first). An unacknowledged P1 sounds the alarm and shows a running timer.
 (function () {
-  const { t, api, el, age, localTime } = window.sw;
+  const { t, api, el, age, localTime, follow } = window.sw;
   const OPEN = new Set(["new", "acknowledged", "dispatched"]);
   const alerts = new Map();
   const sound = document.getElementById("alarm-sound");
   const body = document.querySelector("#alert-queue tbody");
   const empty = document.getElementById("queue-empty");
   const banner = document.getElementById("p1-banner");
-  const linkState = document.getElementById("link-state");
   const notices = document.getElementById("case-notices");
   const noticeList = document.getElementById("case-notice-list");
   const NOTICES_KEPT = 20;
@@ -117,38 +116,11 @@
     render();
   }
 
-  // The link's state: "live", "delayed" (the server says events may not arrive: the queue is
-  // read more often) or "offline" (the stream is gone: connecting again).
-  function showLink(state) {
-    linkState.dataset.state = state;
-    linkState.textContent = t(state);
-  }
-
-  let backoff = 500;
-  function connect() {
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const ws = new WebSocket(`${scheme}://${location.host}/api/v1/stream`);
-    ws.onopen = () => {
-      backoff = 500;
-      showLink("live");
-      load().catch(() => {});
-    };
-    ws.onmessage = (message) => {
-      const event = JSON.parse(message.data);
-      if (event.alert) { upsert(event.alert); render(); }
-      else if (event.event === "stream.delayed") showLink("delayed");
-      else if (event.event === "stream.resync") { showLink("live"); load().catch(() => {}); }
-      else if (typeof event.event === "string" && event.event.startsWith("case.")) notice(event);
-    };
-    ws.onclose = () => {
-      showLink("offline");
-      setTimeout(connect, backoff);
-      backoff = Math.min(backoff * 2, 10000);
-    };
-  }
-
   render();
-  connect();
+  const isLive = follow("", (event) => {
+    if (event.alert) { upsert(event.alert); render(); }
+    else if (typeof event.event === "string" && event.event.startsWith("case.")) notice(event);
+  }, () => { load().catch(() => {}); });
   setInterval(tick, 1000);
   // The stream carries every event while the server's fan-out works; should it lose some (Redis
   // away), the open alerts are read again now and then, so a new alert shows (and sounds)
@@ -157,7 +129,7 @@
   const resyncS = Number(table.dataset.resyncS) || 15;
   const delayedResyncS = Number(table.dataset.delayedResyncS) || 5;
   setInterval(() => {
-    const everyS = linkState.dataset.state === "live" ? resyncS : delayedResyncS;
+    const everyS = isLive() ? resyncS : delayedResyncS;
     if (Date.now() - lastRead >= everyS * 1000) load().catch(() => {});
   }, 1000);
 })();

@@ -12,6 +12,7 @@ from backend.api.app import create_app
 from backend.hub.bus import STREAM_DELAYED, STREAM_RESYNC
 from backend.runtime import Runtime
 from loadtests.redis_server import own_redis
+from tests.backend.conftest import ADMIN_TOKEN
 from tests.support.server import serving
 from tests.support.waiting import wait_until
 
@@ -70,3 +71,27 @@ def test_consoles_are_told_while_events_may_not_arrive(stack):
         finally:
             server.resume()
             runtime.close()
+
+
+@pytest.mark.parametrize("stack", ["services"], indirect=True)
+def test_a_stream_for_one_alert_forwards_only_its_events(stack):
+    """The alert page's stream (`?alert=<id>`): the events of other alerts never reach it,
+    nor are their positions audited for it; those about the stream itself do."""
+    scope = {"police_unit": "RE07", "case_id": None, "case_reference": None,
+             "case_home_vr": "VR17", "case_director": None}
+
+    def event(alert_id: str) -> dict:
+        return {"event": "alert.updated", "scope": scope,
+                "alert": {"alert_id": alert_id, "state": "new", "region": {"vr_code": "VR17"},
+                          "location": None}}
+
+    with serving(create_app(stack.runtime)) as base:
+        console = connect(_stream_url(base) + "?alert=a-2", subprotocols=["bearer", ADMIN_TOKEN],
+                          open_timeout=5)
+        wait_until(lambda: stack.runtime.bus.subscriber_count() == 1, timeout=5)
+        stack.runtime.bus.publish(event("a-1"))
+        stack.runtime.bus.publish(event("a-2"))
+        stack.runtime.bus.publish(STREAM_RESYNC)
+        assert orjson.loads(console.recv(timeout=5))["alert"]["alert_id"] == "a-2"
+        assert orjson.loads(console.recv(timeout=5)) == STREAM_RESYNC
+        console.close()

@@ -50,6 +50,16 @@ def test_a_list_without_positions_reads_and_audits_none(stack, world):
     assert sorted(e.resource_id for e in _entries(stack)) == sorted(d["alert_id"] for d in full)
 
 
+def test_an_alert_without_its_position_reads_and_audits_none(stack, world):
+    """The alert page rereads state and timeline without the position."""
+    api = stack.api()
+    bare = api.get(f"/api/v1/alerts/{world.rotterdam_alert}",
+                   params={"with_location": "false"}).json()
+    assert bare["location"] is None and bare["state"] == "new"
+    assert isinstance(bare["timeline"], list)
+    assert _entries(stack) == []
+
+
 def test_trail_read_audits_each_device(stack, world):
     api = stack.api()
     doc = api.get(f"/api/v1/alerts/{world.rotterdam_alert}/positions").json()
