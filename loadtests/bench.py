@@ -5,8 +5,9 @@ PostgreSQL+PostGIS (database `schildwacht_bench`) and Redis:
 
 1. the floor: paho -> Mosquitto -> paho, one hop and two hops through an empty relay process,
    QoS 1, at 4 (the alarms' rate), 100 and 1,000 msg/s; the ceiling of one bare paho subscriber
-   process; at each alarm level, under its background, two hops through a relay that commits
-   each message to PostgreSQL first (the floor of storing before forwarding);
+   process; at each alarm level, under its background and at the alarms' rate, two hops
+   through the empty relay and through a relay that commits each message to PostgreSQL first
+   (the floor of storing before forwarding);
 2. the alarm path (`.venv/bin/schildwacht ingest` and `... api` as subprocesses): panic ->
    police MQTT feed, device ack, console WebSocket frame and webhook (when the subscriptions
    feature is present), idle and under a background fleet of 1,000 and 3,000 fixes/s checked
@@ -88,8 +89,8 @@ class Config:
     # Alarms are rare: a low rate measures the path, not the queueing of alarms behind alarms.
     alarms: int = 120
     alarm_rate: float = 4.0
-    # Messages through the committing relay before each level's alarms, at the alarms' rate
-    # (0: not measured).
+    # Messages through the empty relay, then the committing relay, before each level's alarms,
+    # at the alarms' rate (0: neither measured).
     store_floor_messages: int = 120
     # p99.9 is a percentile from 1,000 samples on (by nearest rank the second slowest of
     # 1,000); of 120 it is the slowest. The level of the p99.9 target gets that many alarms.
@@ -167,17 +168,19 @@ def _alarm_levels(results: Results, cfg: Config, stack: Stack, port: int, seeded
         fleet = None
         stored_before = pings_inserted(stack.db)
         alarms = max(cfg.alarms, cfg.p999_alarms) if level == cfg.p999_level else cfg.alarms
-        store_floor_s = (cfg.store_floor_messages * 1.2 / cfg.alarm_rate + 10
+        store_floor_s = (2 * (cfg.store_floor_messages * 1.2 / cfg.alarm_rate + 5)
                          if cfg.store_floor_messages else 0)
         if level:
             duration = alarms / cfg.alarm_rate + 25 + store_floor_s
             fleet = Fleet(port, stack.topic_root, seeded.fleet, level, duration).start()
             time.sleep(2.0)
-        store_floor = None
+        store_floor = relay_floor = None
         if cfg.store_floor_messages:
+            relay_floor = floor.measure(port, cfg.alarm_rate, cfg.store_floor_messages, 2)
             store_floor = floor.measure(port, cfg.alarm_rate, cfg.store_floor_messages, 2,
                                         commit_dsn=libpq_dsn(cfg.db_url))
-            console.log(f"store-and-forward floor @ {level} fixes/s: p50 "
+            console.log(f"floors @ {level} fixes/s: empty relay p50 {relay_floor.p50:.2f} ms, "
+                        f"p99 {relay_floor.p99:.2f} ms; committing relay p50 "
                         f"{store_floor.p50:.2f} ms, p99 {store_floor.p99:.2f} ms")
         prefix = f"L{level}-"
         started = time.perf_counter()
@@ -203,6 +206,7 @@ def _alarm_levels(results: Results, cfg: Config, stack: Stack, port: int, seeded
         timings = alarm_timing.read(stack.log_text("ingest-alarm"))
         level_result = AlarmLevel(
             level, offered, run, rows, distinct, store_floor=store_floor,
+            relay_floor=relay_floor,
             worker_received=received_times(stack.db, slowest),
             worker_times={m: timings[m] for m in slowest if m in timings})
         results.alarm.append(level_result)

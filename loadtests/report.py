@@ -59,6 +59,9 @@ class AlarmLevel:
     # database), at the alarms' rate, measured under this level's background just before
     # its alarms: what storing before forwarding costs at the least.
     store_floor: Latency | None = None
+    # Two hops through the empty relay, the same way (rate, count, this level's background):
+    # the plain floor under the load the alarms meet, beside the idle floor the target uses.
+    relay_floor: Latency | None = None
     # Of the run's slowest alarms, by id: when the alarm worker received each (wall clock,
     # its alert's `raised_at`), and its time in the worker until the police feed was written
     # with the database's part of it (ms, ms: the worker's log, `backend.ingest.alarm_timing`).
@@ -246,11 +249,11 @@ def latency_rows(r: Results) -> list[list[str]]:
                      _x(ratio(lat.p99, f99))])
     for a in r.alarm:
         load = f"{a.background:,} fixes/s" if a.background else "idle"
-        if a.store_floor is not None:
-            lat = a.store_floor
-            rows.append(["floor: two hops via relay committing each message", load,
-                         str(lat.n), _ms(lat.p50), _ms(lat.p99), _ms(lat.p999),
-                         _x(ratio(lat.p50, f50)), _x(ratio(lat.p99, f99))])
+        for name, lat in (("floor: two hops via empty relay", a.relay_floor),
+                          ("floor: two hops via relay committing each message", a.store_floor)):
+            if lat is not None:
+                rows.append([name, load, str(lat.n), _ms(lat.p50), _ms(lat.p99),
+                             _ms(lat.p999), _x(ratio(lat.p50, f50)), _x(ratio(lat.p99, f99))])
         channels: list[tuple[str, Latency | None]] = [
             ("alarm -> police MQTT feed", a.run.police),
             ("alarm -> device ack", a.run.ack),

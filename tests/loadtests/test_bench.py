@@ -37,6 +37,7 @@ def test_mini_bench_one_alert_per_alarm(loadtest_db_url, redis_url, tmp_path, mo
         assert level.run.console_missing == 0
         assert level.run.police.n == sent
         assert level.store_floor is not None and level.store_floor.n == 12
+        assert level.relay_floor is not None and level.relay_floor.n == 12
         # The slowest alarms are named, slowest first, with the time they were sent.
         assert [ms for _m, ms, _at in level.run.slowest] == sorted(
             (ms for _m, ms, _at in level.run.slowest), reverse=True)

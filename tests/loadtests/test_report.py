@@ -85,18 +85,24 @@ def test_the_cpu_probe_measures_a_positive_time() -> None:
     assert 0 < cpu_probe_ms(rounds=1) < 60_000
 
 
-def test_the_store_and_forward_floor_is_a_row_of_its_level_with_its_ratio_to_the_floor():
+def test_the_floors_under_load_are_rows_of_their_level_with_their_ratio_to_the_floor():
     r = _results()
+    r.alarm[0].relay_floor = Latency.of([1.0] * 98 + [1.5] * 2)
     r.alarm[0].store_floor = Latency.of([2.0] * 98 + [4.0] * 2)
 
     rows = latency_rows(r)
 
-    store = [row for row in rows if row[0] == "floor: two hops via relay committing each message"]
-    assert store == [["floor: two hops via relay committing each message", "1,000 fixes/s",
-                      "100", "2.00", "4.00", "4.00", "2.0x", "4.0x"]]
-    # Before the level's alarms, after the plain floor.
+    at_level = [row for row in rows if row[0].startswith("floor: two hops")
+                and row[1] == "1,000 fixes/s"]
+    assert at_level == [
+        ["floor: two hops via empty relay", "1,000 fixes/s", "100", "1.00", "1.50", "1.50",
+         "1.0x", "1.5x"],
+        ["floor: two hops via relay committing each message", "1,000 fixes/s", "100", "2.00",
+         "4.00", "4.00", "2.0x", "4.0x"]]
+    # Before the level's alarms, after the plain floors.
     names = [row[0] for row in rows]
-    assert names.index(store[0][0]) < names.index("alarm -> police MQTT feed")
+    assert rows.index(at_level[1]) < names.index("alarm -> police MQTT feed")
+    assert names.index("floor: two hops via empty relay") < rows.index(at_level[0])
 
 
 def test_the_slowest_alarms_are_split_at_the_workers_receipt_and_its_feed():
