@@ -95,13 +95,13 @@ class RedisSilent(redis.ConnectionError):
 class RedisBus:
     """Publishes to a Redis channel; a listener thread feeds this process's subscribers.
 
-    The listener pings Redis every `heartbeat_s` on its subscription. When its connection
-    fails, or Redis has not answered for `heartbeat_s + timeout_s`, it tells this process's
-    subscribers `stream.delayed` and connects again; when it hears from Redis again,
-    `stream.resync`. A publish that fails is not retried (the alert is stored; consoles read
-    it): once the client's breaker closes again (`backend.redis_client`), the bus publishes
-    `stream.resync`, so the consoles of every process read what they may have missed, also
-    when their own listener never noticed the outage."""
+    The listener pings Redis after `heartbeat_s` without a message. When its connection fails,
+    or a ping has no answer within `timeout_s`, it tells this process's subscribers
+    `stream.delayed` and connects again; when it hears from Redis again, `stream.resync`. A
+    publish that fails is not retried (the alert is stored; consoles read it): once the
+    client's breaker closes again (`backend.redis_client`), the bus publishes `stream.resync`,
+    so the consoles of every process read what they may have missed, also when their own
+    listener never noticed the outage."""
 
     def __init__(self, client: redis.Redis, prefix: str, heartbeat_s: float = 1.0,
                  timeout_s: float = 0.5) -> None:
@@ -168,20 +168,21 @@ class RedisBus:
     def _follow(self, pubsub: redis.client.PubSub, after_gap: bool) -> None:
         """Hand the channel's events to the subscribers until stopped; raises when the
         connection fails or stays silent."""
-        heard = pinged = time.monotonic()
+        heard = time.monotonic()
+        pinged: float | None = None  # when the ping still unanswered was sent
         while not self._stop.is_set():
-            message = pubsub.get_message(timeout=0.2)
+            message = pubsub.get_message(timeout=min(0.2, self._heartbeat_s))
             now = time.monotonic()
-            if message is not None:
-                heard = now
+            if message is not None:  # the subscription's confirmation, a pong or an event
+                heard, pinged = now, None
                 if not self._live or after_gap:
                     self._set_live(True, resync=after_gap)
                     after_gap = False
                 if message["type"] == "message":
                     self._local.publish_raw(message["data"])
-            elif now - heard > self._heartbeat_s + self._timeout_s:
-                raise RedisSilent(f"no answer for {now - heard:.1f} s")
-            if now - pinged >= self._heartbeat_s:
+            elif pinged is not None and now - pinged > self._timeout_s:
+                raise RedisSilent(f"no answer to a ping for {now - pinged:.1f} s")
+            if pinged is None and now - heard >= self._heartbeat_s:
                 pubsub.ping()
                 pinged = now
 

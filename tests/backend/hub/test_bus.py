@@ -62,6 +62,22 @@ def test_consoles_are_told_when_redis_hangs_and_when_it_answers_again() -> None:
         asyncio.run(scenario(server.url, server))
 
 
+def test_a_redis_that_answers_its_pings_stays_live() -> None:
+    """Pings answered in time: no notice at all, over many heartbeats."""
+    async def scenario(url: str) -> None:
+        bus = RedisBus(redis.Redis.from_url(url, socket_timeout=0.3), "swbus",
+                       heartbeat_s=0.1, timeout_s=0.1)
+        try:
+            queue = bus.subscribe()
+            assert await _quiet(queue, 1.5)
+            assert bus.live
+        finally:
+            bus.close()
+
+    with own_redis() as server:
+        asyncio.run(scenario(server.url))
+
+
 def test_a_publisher_that_lost_events_asks_every_console_to_read_again() -> None:
     """Its events were lost while its breaker was open; the listeners never noticed."""
     async def scenario(url: str) -> None:
