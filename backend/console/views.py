@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
@@ -152,14 +152,33 @@ def queue_page(request: Request, rt: Runtime = Depends(runtime), s: Session = De
     viewer = _viewer(request, s, rt)
     if viewer.principal is None:
         return _to_login()
-    # Cases whose notices this principal receives and whose offender's release still tightens
-    # them: the standing notices (the stream adds what happens while the page is open).
-    tightened = list(s.scalars(
-        select(Case).where(case_notice_filter(viewer.principal),
+    return _render(request, rt, viewer, "queue.html", tightened=_tightened(s, viewer.principal),
+                   case_links=opens_case_pages(viewer.principal))
+
+
+def _tightened(s: Session, principal: Principal) -> list[Case]:
+    """Cases whose notices this principal receives and whose offender's release still
+    tightens them: the queue's standing notices (the stream adds what happens while the page
+    is open)."""
+    return list(s.scalars(
+        select(Case).where(case_notice_filter(principal),
                            Case.custody_tightened_until > datetime.now(UTC))
         .order_by(Case.custody_tightened_until).limit(100)))
-    return _render(request, rt, viewer, "queue.html", tightened=tightened,
-                   case_links=opens_case_pages(viewer.principal))
+
+
+@router.get("/notices")
+def standing_notices(request: Request, rt: Runtime = Depends(runtime),
+                     s: Session = Depends(session)) -> Response:
+    """The queue's standing notices as JSON, which the queue reads again whenever the stream
+    may have lost events (a notice's event among them)."""
+    viewer = _viewer(request, s, rt)
+    if viewer.principal is None:
+        return JSONResponse({"detail": "signed out"}, status_code=401)
+    return JSONResponse([
+        {"case_id": str(c.id), "reference": c.reference,
+         "released": c.custody_tightened_release and c.custody_tightened_release.isoformat(),
+         "until": c.custody_tightened_until and c.custody_tightened_until.isoformat()}
+        for c in _tightened(s, viewer.principal)])
 
 
 @router.get("/alerts/{alert_id}", response_class=HTMLResponse)

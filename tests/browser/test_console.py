@@ -323,3 +323,33 @@ def test_the_alert_page_follows_its_alert(stack, server, browser):
     victim.disconnect()
     offender.disconnect()
     desk_context.close()
+
+
+@pytest.mark.parametrize("stack", ["services"], indirect=True)
+def test_a_release_whose_notice_was_lost_shows_when_the_stream_asks_to_read_again(
+        stack, server, browser):
+    """The release's event never reached the console (here: none was sent); the queue's
+    standing notices are read again on `stream.resync`, and the release shows."""
+    _seed(stack)
+    desk_context, desk = _sign_in(browser, server.base, "desk")
+    assert not desk.is_visible("#case-notices")
+    released = datetime.now(UTC) - timedelta(hours=1)
+    with stack.runtime.sessions.begin() as s:
+        case = s.scalar(select(Case).where(Case.reference == "C-BROWSER-1"))
+        case.custody_status, case.released_at = "released", released
+        case.custody_tightened_release = released
+        case.custody_tightened_until = released + timedelta(hours=72)
+        case_id, until = case.id, case.custody_tightened_until
+    desk.wait_for_timeout(500)
+    assert desk.locator("#case-notice-list li").count() == 0
+    stack.runtime.bus.publish(STREAM_RESYNC)
+    item = desk.wait_for_selector(
+        f"#case-notice-list li[data-standing][data-case-id='{case_id}']", timeout=5_000)
+    text = item.inner_text()
+    assert "C-BROWSER-1" in text and "released from detention" in text
+    assert local_time(until, tz=ZoneInfo(stack.runtime.settings.console.timezone)) in text
+    assert desk.is_visible("#case-notices")
+    stack.runtime.bus.publish(STREAM_RESYNC)  # read again: still one line for the case
+    desk.wait_for_timeout(500)
+    assert desk.locator(f"#case-notice-list li[data-case-id='{case_id}']").count() == 1
+    desk_context.close()

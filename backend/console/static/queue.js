@@ -76,6 +76,13 @@
     banner.textContent = unackP1 ? `${t("unacknowledged_p1")}: ${unackP1}` : "";
   }
 
+  // A case, as a link where this console can open case pages (the police cannot).
+  function caseLink(caseId, reference) {
+    return notices.dataset.caseLinks === "1"
+      ? el("a", { href: `/console/cases/${caseId}` }, reference)
+      : el("span", { class: "case-ref" }, reference);
+  }
+
   // An event about a case (custody release, pursuit mode): a line with the time it came, a
   // link to the case and what happened; the newest first. A custody event replaces the line
   // the page came with for that case (a case still tightened by a release).
@@ -88,16 +95,30 @@
     const name = event.event.slice("case.".length) + (event.mode ? "_" + event.mode : "");
     let text = t("notice_" + name);
     if (event.until) text += ` ${t("notice_until")} ${localTime(event.until)}`;
-    // The case, as a link where this console can open case pages (the police cannot).
-    const reference = event.reference || t("col_case");
-    const link = !event.case_id ? ""
-      : notices.dataset.caseLinks === "1"
-        ? el("a", { href: `/console/cases/${event.case_id}` }, reference)
-        : el("span", { class: "case-ref" }, reference);
+    const link = event.case_id ? caseLink(event.case_id, event.reference || t("col_case")) : "";
     noticeList.prepend(el("li", { "data-event": event.event, "data-case-id": event.case_id || "" },
       el("time", {}, localTime(Date.now(), false)), link, " ", text));
     while (noticeList.children.length > NOTICES_KEPT) noticeList.lastElementChild.remove();
     notices.hidden = false;
+  }
+
+  // The standing notices (cases a release still tightens), read again whenever the stream may
+  // have lost events: a release whose event was lost shows all the same. A case with a live
+  // custody notice keeps that one.
+  async function loadStanding() {
+    const standing = await api("GET", "/console/notices");
+    for (const item of noticeList.querySelectorAll("li[data-standing]")) item.remove();
+    const live = new Set([...noticeList.querySelectorAll("li[data-event^='case.custody_']")]
+      .map((item) => item.dataset.caseId));
+    for (const c of standing) {
+      if (live.has(c.case_id)) continue;
+      const item = el("li", { "data-event": "case.custody_released", "data-case-id": c.case_id,
+                              "data-standing": "1" },
+        el("time", {}, localTime(c.released)), caseLink(c.case_id, c.reference),
+        ` ${t("notice_custody_released")} ${t("notice_until")} ${localTime(c.until)}`);
+      noticeList.append(item);
+    }
+    notices.hidden = noticeList.children.length === 0;
   }
 
   function tick() {
@@ -120,7 +141,7 @@
   const isLive = follow("", (event) => {
     if (event.alert) { upsert(event.alert); render(); }
     else if (typeof event.event === "string" && event.event.startsWith("case.")) notice(event);
-  }, () => { load().catch(() => {}); });
+  }, () => { load().catch(() => {}); loadStanding().catch(() => {}); });
   setInterval(tick, 1000);
   // The stream carries every event while the server's fan-out works; should it lose some (Redis
   // away), the open alerts are read again now and then, so a new alert shows (and sounds)
