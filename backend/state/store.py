@@ -134,10 +134,20 @@ class InMemoryState:
 
     def write(self, fixes: dict[str, LastFix], seen: dict[str, float],
               zones: dict[str, Zones] | None = None) -> None:
+        """Newest wins, as in `RedisState.write`."""
         with self._lock:
-            self._fixes.update(fixes)
-            self._seen.update(seen)
+            written = set()
+            for device_id, fix in fixes.items():
+                stored = self._fixes.get(device_id)
+                if stored is None or fix.tst >= stored.tst:
+                    self._fixes[device_id] = fix
+                    written.add(device_id)
+            for device_id, at in seen.items():
+                if at > self._seen.get(device_id, float("-inf")):
+                    self._seen[device_id] = at
             for device_id, states in (zones or {}).items():
+                if device_id in fixes and device_id not in written:
+                    continue
                 if states:
                     self._zones[device_id] = states
                 else:
@@ -153,15 +163,62 @@ class InMemoryState:
         return [self._seen.get(d) for d in device_ids], [f.tst if f else None for f in fixes]
 
 
+# `RedisState.write` in one round trip, newest wins: a fix replaces the stored one only if it is
+# not older, a last-seen time only if it is later, and the zone states of a device whose fix is
+# in the same write only with that fix (they were evaluated from it); other zone states (a
+# contact-ban partner moved, a measure went away) are written as they come. So two fix workers
+# flushing the same device at once leave the newer fix and its states, whichever writes last.
+# KEYS: last fixes, last seen, zone states. ARGV: the number of fixes, then per fix its device,
+# time and stored form; the number of last-seen times, then per time its device and value; the
+# number of zone entries, then per entry its device, stored form ("" removes: idle) and "1"
+# when it goes with a fix of this write.
+WRITE_NEWEST = """
+local i = 1
+local written = {}
+local count = tonumber(ARGV[i]); i = i + 1
+for _ = 1, count do
+  local device, tst, value = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]; i = i + 3
+  local stored = redis.call('HGET', KEYS[1], device)
+  local stored_tst = stored and tonumber(string.match(stored, '^(%S+) '))
+  if not stored_tst or tst >= stored_tst then
+    redis.call('HSET', KEYS[1], device, value)
+    written[device] = true
+  end
+end
+count = tonumber(ARGV[i]); i = i + 1
+for _ = 1, count do
+  local device, at = ARGV[i], tonumber(ARGV[i + 1]); i = i + 2
+  local stored = tonumber(redis.call('HGET', KEYS[2], device) or '')
+  if not stored or at > stored then
+    redis.call('HSET', KEYS[2], device, ARGV[i - 1])
+  end
+end
+count = tonumber(ARGV[i]); i = i + 1
+for _ = 1, count do
+  local device, value, with_fix = ARGV[i], ARGV[i + 1], ARGV[i + 2]; i = i + 3
+  if with_fix ~= '1' or written[device] then
+    if value == '' then
+      redis.call('HDEL', KEYS[3], device)
+    else
+      redis.call('HSET', KEYS[3], device, value)
+    end
+  end
+end
+return 1
+"""
+
+
 class RedisState:
     """Redis-backed state: hashes keyed by device id (`keys.last_fixes`, `keys.last_seen`,
-    `keys.zone_states`), so a batch of devices costs one command per hash, whatever its size."""
+    `keys.zone_states`), so a batch of devices costs one round trip, whatever its size. A
+    write keeps the newest of what concurrent writers store (`WRITE_NEWEST`)."""
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self._r = client
         self._fixes = keys.last_fixes(prefix)
         self._seen = keys.last_seen(prefix)
         self._zones = keys.zone_states(prefix)
+        self._write_newest = client.register_script(WRITE_NEWEST)
 
     def get_last_fix(self, device_id: str) -> LastFix | None:
         return decode_fix(self._r.hget(self._fixes, device_id))
@@ -222,21 +279,21 @@ class RedisState:
 
     def write(self, fixes: dict[str, LastFix], seen: dict[str, float],
               zones: dict[str, Zones] | None = None) -> None:
-        """Store last fixes, last-seen times and changed zone states in one round trip."""
+        """Store last fixes, last-seen times and changed zone states in one round trip, newest
+        wins (`WRITE_NEWEST`)."""
         zones = zones or {}
         if not fixes and not seen and not zones:
             return
-        pipe = self._r.pipeline(transaction=False)
-        if fixes:
-            pipe.hset(self._fixes, mapping={d: encode_fix(f) for d, f in fixes.items()})
-        if seen:
-            pipe.hset(self._seen, mapping={d: repr(t) for d, t in seen.items()})
-        kept = {d: encode_zones(z) for d, z in zones.items() if z}
-        if kept:
-            pipe.hset(self._zones, mapping=kept)
-        if idle := [d for d, z in zones.items() if not z]:
-            pipe.hdel(self._zones, *idle)
-        pipe.execute()
+        args: list[Any] = [len(fixes)]
+        for d, f in fixes.items():
+            args += (d, repr(f.tst), encode_fix(f))
+        args.append(len(seen))
+        for d, t in seen.items():
+            args += (d, repr(t))
+        args.append(len(zones))
+        for d, z in zones.items():
+            args += (d, encode_zones(z) if z else b"", b"1" if d in fixes else b"")
+        self._write_newest(keys=[self._fixes, self._seen, self._zones], args=args)
 
 
 def _float(value: bytes | None) -> float | None:

@@ -92,7 +92,8 @@ def test_redis_layout_is_two_hashes(redis_client: redis.Redis, prefix: str) -> N
 
 
 def test_batch_is_one_round_trip_per_direction(redis_client: redis.Redis, prefix: str) -> None:
-    """Whatever the batch size, a prefetch and a flush are one pipeline each."""
+    """Whatever the batch size, a prefetch (a pipeline) and a flush (a script) are one round
+    trip each."""
     calls: list[int] = []
 
     class CountingPipelines:
@@ -102,6 +103,15 @@ def test_batch_is_one_round_trip_per_direction(redis_client: redis.Redis, prefix
         def pipeline(self, transaction: bool = False):
             calls.append(1)
             return self._inner.pipeline(transaction=transaction)
+
+        def register_script(self, text: str):
+            script = self._inner.register_script(text)
+
+            def call(**kwargs):
+                calls.append(1)
+                return script(**kwargs)
+
+            return call
 
     pending = PendingState(RedisState(CountingPipelines(redis_client), prefix))  # type: ignore[arg-type]
     ids = [f"d{i}" for i in range(500)]
@@ -116,6 +126,33 @@ def test_batch_is_one_round_trip_per_direction(redis_client: redis.Redis, prefix
     pending.flush()
     assert len(calls) == 2
     assert redis_client.hlen(keys.last_fixes(prefix)) == 500
+
+
+def test_the_newest_fix_and_its_zone_states_win_whoever_writes_last(store) -> None:
+    """Two fix workers flush the same device at once: the older write, coming last, changes
+    neither the fix, nor the last-seen time, nor the zone states evaluated with that fix;
+    zone states written without a fix (a contact-ban partner moved) are kept as written."""
+    newer, older = LastFix(200.0, 52.0, 4.0, 5.0), LastFix(100.0, 51.0, 3.0, 5.0)
+    inside, outside = {"zone-1": {"status": "inside"}}, {}
+    store.write({"d1": newer}, {"d1": 201.0}, {"d1": inside})
+    store.write({"d1": older, "d2": older}, {"d1": 101.0, "d2": 101.0},
+                {"d1": outside, "d2": inside, "d3": inside})
+    got = store.read_many(["d1", "d2", "d3"])
+    assert got.fixes == {"d1": newer, "d2": older}
+    assert got.seen == {"d1": 201.0, "d2": 101.0}
+    assert got.zones == {"d1": inside, "d2": inside, "d3": inside}
+    store.write({"d1": newer}, {}, {"d1": outside})  # the same fix again: its states go
+    store.write({}, {}, {"d3": outside})  # no fix with it: written as it comes
+    assert store.read_many(["d1", "d3"]).zones == {}
+
+
+def test_an_unreadable_stored_fix_is_replaced(redis_client: redis.Redis, prefix: str) -> None:
+    redis_client.hset(keys.last_fixes(prefix), "d1", b"junk")
+    redis_client.hset(keys.last_seen(prefix), "d1", b"junk")
+    state = RedisState(redis_client, prefix)
+    state.write({"d1": LastFix(5.0, 52.0, 4.0, None)}, {"d1": 6.0}, {"d1": {"z": {"s": 1}}})
+    got = state.read_many(["d1"])
+    assert (got.fixes["d1"].tst, got.seen["d1"], got.zones["d1"]) == (5.0, 6.0, {"z": {"s": 1}})
 
 
 def test_zone_states_are_kept_replaced_and_removed_when_idle(store) -> None:
