@@ -175,8 +175,8 @@ class RedisBus:
             now = time.monotonic()
             if message is not None:  # the subscription's confirmation, a pong or an event
                 heard, pinged = now, None
-                if not self._live or after_gap:
-                    self._set_live(True, resync=after_gap)
+                if after_gap:  # the first answer after a gap
+                    self._set_live(True, resync=True)
                     after_gap = False
                 if message["type"] == "message":
                     self._local.publish_raw(message["data"])
@@ -187,6 +187,8 @@ class RedisBus:
                 pinged = now
 
     def _set_live(self, live: bool, resync: bool = False) -> None:
+        """Tell the subscribers that events may not arrive (once per gap), or, `resync`, that
+        they flow again and what they show should be read again."""
         was, self._live = self._live, live
         metrics.CONSOLE_EVENTS_LIVE.set(1 if live else 0)
         if resync:
