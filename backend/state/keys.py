@@ -1,8 +1,10 @@
 """Every Redis key and channel name of Schildwacht, in one place.
 
 The hot state of all devices lives in hashes with the device id as field, so that the ingest
-worker reads and writes a whole batch of devices with one command each (HMGET, HSET). A fleet
-larger than one Redis can hold would split them into buckets by device id.
+worker reads a whole batch of devices with one HMGET per hash and writes it with one script
+(`backend.state.store.WRITE_NEWEST`, which takes all three hashes: on Redis Cluster they would
+need one hash tag). A fleet larger than one Redis can hold would split them into buckets by
+device id.
 """
 
 from __future__ import annotations

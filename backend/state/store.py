@@ -187,10 +187,10 @@ for _ = 1, count do
 end
 count = tonumber(ARGV[i]); i = i + 1
 for _ = 1, count do
-  local device, at = ARGV[i], tonumber(ARGV[i + 1]); i = i + 2
+  local device, at = ARGV[i], ARGV[i + 1]; i = i + 2
   local stored = tonumber(redis.call('HGET', KEYS[2], device) or '')
-  if not stored or at > stored then
-    redis.call('HSET', KEYS[2], device, ARGV[i - 1])
+  if not stored or tonumber(at) > stored then
+    redis.call('HSET', KEYS[2], device, at)
   end
 end
 count = tonumber(ARGV[i]); i = i + 1
