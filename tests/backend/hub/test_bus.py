@@ -9,7 +9,7 @@ import orjson
 import pytest
 import redis
 
-from backend.hub.bus import STREAM_DELAYED, STREAM_RESYNC, InProcessBus, RedisBus
+from backend.hub.bus import STREAM_DELAYED, STREAM_RESYNC, RedisBus
 from backend.redis_client import connect
 from backend.settings import RedisSettings
 from loadtests.redis_server import own_redis
@@ -29,10 +29,6 @@ async def _quiet(queue: asyncio.Queue[bytes], for_s: float) -> bool:
     except TimeoutError:
         return True
     return False
-
-
-def test_in_process_events_always_arrive() -> None:
-    assert InProcessBus().live
 
 
 def test_consoles_are_told_when_redis_hangs_and_when_it_answers_again() -> None:
