@@ -275,10 +275,17 @@ def _post(base: str, token: str, path: str, body: dict) -> dict:
     return response.json()
 
 
+# The page's visibility as the browser reports it when the tab goes to the background or back.
+_SET_VISIBILITY = """(state) => {
+  Object.defineProperty(document, "visibilityState", { value: state, configurable: true });
+  document.dispatchEvent(new Event("visibilitychange"));
+}"""
+
+
 @pytest.mark.parametrize("stack", ["services"], indirect=True)
 def test_the_alert_page_follows_its_alert(stack, server, browser):
     """While the alert is open its page reads the positions again (the offender's new fix
-    shows, with the distance), and shows what a colleague does through the API (state,
+    shows, with the distance), not while the tab is in the background, and shows what a colleague does through the API (state,
     timeline) without a reload; once the alert is resolved elsewhere, the positions are
     withheld (no other alert of the case is open) and no longer read."""
     _seed(stack)
@@ -305,6 +312,13 @@ def test_the_alert_page_follows_its_alert(stack, server, browser):
         tst=time.time(), lat=ROTTERDAM_CS[0] + 0.003, lon=ROTTERDAM_CS[1], acc=8.0)))
     desk.wait_for_function("() => window.swMap.drawn === 2", timeout=5_000)
     assert "m" in desk.text_content("#distance")  # about 330 m
+    # A tab in the background reads (and audits) no positions; back in front, it reads at once.
+    desk.evaluate(_SET_VISIBILITY, "hidden")
+    reads = desk.evaluate("window.swMap.reads")
+    desk.wait_for_timeout(2_500)
+    assert desk.evaluate("window.swMap.reads") == reads
+    desk.evaluate(_SET_VISIBILITY, "visible")
+    desk.wait_for_function(f"() => window.swMap.reads > {reads}", timeout=500)
 
     colleague = stack.token("dispatcher", {"regions": ["VR17"]})
     _post(server.base, colleague, f"/api/v1/alerts/{alert}/acknowledge",

@@ -1,8 +1,8 @@
 "use strict";
 // The alert view: map with vector overlays (works with no tiles), actions through the API.
 // While the alert is open the page follows it: its state, police delivery and timeline as the
-// stream reports changes (by anyone), its positions read again every position_refresh_s (each
-// read audited); once it closes, the positions are read once more, and withheld if no alert of
+// stream reports changes (by anyone), its positions read again every position_refresh_s while
+// the tab is visible (each read audited); once it closes, the positions are read once more, and withheld if no alert of
 // the case is open.
 (function () {
   const { t, api, el, localTime, follow } = window.sw;
@@ -159,7 +159,14 @@
   follow(`?alert=${encodeURIComponent(alertId)}`, (event) => {
     if (event.alert) reread().catch(showError);
   }, () => { reread().catch(() => {}); });
-  setInterval(() => {
-    if (OPEN.has(stateEl.dataset.state) && reasonForm.hidden) loadPositions().catch(() => {});
-  }, refreshS * 1000);
+  // Positions are read only while someone can see them: not in a tab in the background (each
+  // read is audited as a read), and at once when the tab comes back.
+  function positionsDue() {
+    return OPEN.has(stateEl.dataset.state) && reasonForm.hidden
+      && document.visibilityState === "visible";
+  }
+  setInterval(() => { if (positionsDue()) loadPositions().catch(() => {}); }, refreshS * 1000);
+  document.addEventListener("visibilitychange", () => {
+    if (positionsDue()) loadPositions().catch(() => {});
+  });
 })();
