@@ -285,9 +285,10 @@ _SET_VISIBILITY = """(state) => {
 @pytest.mark.parametrize("stack", ["services"], indirect=True)
 def test_the_alert_page_follows_its_alert(stack, server, browser):
     """While the alert is open its page reads the positions again (the offender's new fix
-    shows, with the distance), not while the tab is in the background, and shows what a colleague does through the API (state,
-    timeline) without a reload; once the alert is resolved elsewhere, the positions are
-    withheld (no other alert of the case is open) and no longer read."""
+    shows, with the distance), not while the tab is in the background, and shows what a
+    colleague does through the API (state, timeline) without a reload; once the alert is
+    resolved elsewhere, the positions are withheld (no other alert of the case is open) and
+    no longer read."""
     _seed(stack)
     stack.runtime.settings.console.position_refresh_s = 1.0
     victim = stack.device("vic-web-1")

@@ -2,8 +2,8 @@
 // The alert view: map with vector overlays (works with no tiles), actions through the API.
 // While the alert is open the page follows it: its state, police delivery and timeline as the
 // stream reports changes (by anyone), its positions read again every position_refresh_s while
-// the tab is visible (each read audited); once it closes, the positions are read once more, and withheld if no alert of
-// the case is open.
+// the tab is visible (each read audited); once it closes, the positions are read once more,
+// and withheld if no alert of the case is open.
 (function () {
   const { t, api, el, localTime, follow } = window.sw;
   const OPEN = new Set(["new", "acknowledged", "dispatched"]);
