@@ -181,8 +181,9 @@ def _audit(rt: Runtime, who: Principal, reads: list[LocationRead]) -> None:
 @stream_router.websocket("/api/v1/stream")
 async def stream(websocket: WebSocket) -> None:
     """Console events as JSON text frames, only those in the principal's scope; with
-    `?alert=<id>` only those of that alert (and those about the stream itself): what the
-    alert page follows, without receiving, and auditing, the positions of others. Authenticate
+    `?alert=<id>` (the alert page's stream) that alert's events in full, other alerts' in brief
+    (`BRIEF`: enough to sound a new P1, no position, so none is read or audited for them) and
+    those about the stream itself, no others. Authenticate
     with the subprotocols `["bearer", "<token>"]` (browsers cannot set headers on a WebSocket)
     or with the console's session cookie."""
     rt: Runtime = websocket.app.state.runtime
@@ -225,11 +226,22 @@ async def stream(websocket: WebSocket) -> None:
             raise error
 
 
-def _concerns(event: dict[str, Any], alert_id: str) -> bool:
-    """Whether a console event is about this alert, or about the stream itself."""
+# What the alert page's stream carries of the other alerts: enough to tell a new P1 from the
+# rest (and to screen it), never a position.
+BRIEF = ("alert_id", "sequence", "type", "priority", "state", "raised_at", "region")
+
+
+def _for_alert_page(event: dict[str, Any], alert_id: str) -> dict[str, Any] | None:
+    """A console event as the stream of one alert's page carries it (see `stream`); None
+    where it carries nothing of it."""
     document = event.get("alert")
-    return event.get("event") in STREAM_NOTICES or (
-        isinstance(document, dict) and document.get("alert_id") == alert_id)
+    if event.get("event") in STREAM_NOTICES:
+        return event
+    if not isinstance(document, dict):
+        return None
+    if document.get("alert_id") == alert_id:
+        return event
+    return {**event, "alert": {**{k: document.get(k) for k in BRIEF}, "location": None}}
 
 
 async def _until_closed(websocket: WebSocket) -> None:
@@ -242,7 +254,7 @@ async def _forward(websocket: WebSocket, rt: Runtime, principal: Principal,
                    queue: asyncio.Queue[bytes], only: str | None = None) -> None:
     while True:
         event = orjson.loads(await queue.get())
-        if only is not None and not _concerns(event, only):
+        if only is not None and (event := _for_alert_page(event, only)) is None:
             continue
         decided = screen_event_alone(principal, event)
         if decided is None:  # the database decides (and audits before the frame leaves)

@@ -368,3 +368,33 @@ def test_a_release_whose_notice_was_lost_shows_when_the_stream_asks_to_read_agai
     desk.wait_for_timeout(500)
     assert desk.locator(f"#case-notice-list li[data-case-id='{case_id}']").count() == 1
     desk_context.close()
+
+
+@pytest.mark.parametrize("stack", ["services"], indirect=True)
+def test_a_new_p1_elsewhere_sounds_on_an_alert_page(stack, server, browser):
+    """A dispatcher working one alarm hears a second victim's panic, and sees it named with
+    the way to it; the page she works on stays as it was."""
+    _seed(stack)
+    with stack.runtime.sessions.begin() as s:
+        case = Case(reference="C-BROWSER-3", home_police_unit="RE07", home_vr_code="VR17",
+                    risk_level="high", custody_status="released")
+        s.add(case)
+        s.flush()
+        s.add(Device(id="vic-web-3", case_id=case.id, role="victim"))
+    first = _add_lost_alert(stack, "working-on")
+    desk_context, desk = _sign_in(browser, server.base, "desk")
+    desk.goto(f"{server.base}/console/alerts/{first}")
+    desk.wait_for_selector("#link-state[data-state=live]", timeout=5_000)
+    assert not desk.is_visible("#p1-banner")
+
+    publish(stack.device("vic-web-3"), stack.topics.alarm("vic-web-3"), codec.encode(Alarm(
+        id="elsewhere-1", kind="panic", tst=time.time(), lat=ROTTERDAM_CS[0],
+        lon=ROTTERDAM_CS[1], acc=12.0)))
+    desk.wait_for_selector("#p1-banner:not([hidden])", timeout=5_000)
+    with stack.runtime.sessions() as s:
+        second = str(s.scalar(select(Alert.id).where(Alert.message_id == "elsewhere-1")))
+    assert desk.evaluate("window.swAlarm.alerts") == [second]
+    assert desk.get_attribute("#p1-banner a", "href") == f"/console/alerts/{second}"
+    assert "New P1 alarm" in desk.inner_text("#p1-banner")
+    assert desk.get_attribute("#alert-view", "data-alert-id") == first
+    desk_context.close()

@@ -3,9 +3,9 @@
 // While the alert is open the page follows it: its state, police delivery and timeline as the
 // stream reports changes (by anyone), its positions read again every position_refresh_s while
 // the tab is visible (each read audited); once it closes, the positions are read once more,
-// and withheld if no alert of the case is open.
+// and withheld if no alert of the case is open. A new P1 elsewhere sounds here too.
 (function () {
-  const { t, api, el, localTime, follow } = window.sw;
+  const { t, api, el, localTime, follow, soundAlarm } = window.sw;
   const OPEN = new Set(["new", "acknowledged", "dispatched"]);
   const view = document.getElementById("alert-view");
   const alertId = view.dataset.alertId;
@@ -17,6 +17,8 @@
   const stateEl = document.getElementById("alert-state");
   const policeEl = document.getElementById("police-delivery");
   const timelineEl = document.getElementById("timeline-list");
+  const banner = document.getElementById("p1-banner");
+  const alarmed = new Set([alertId]);  // new P1s elsewhere, each sounded once
 
   const map = L.map("map", { zoomControl: true, attributionControl: Boolean(tileUrl) });
   map.setView([52.1, 5.3], 7);
@@ -148,6 +150,19 @@
     });
   }
 
+  // A new, unacknowledged P1 elsewhere (the stream carries other alerts in brief): sounded
+  // and named in the banner, with the way to it and to the queue, while this page stays.
+  function elsewhere(doc) {
+    if (doc.priority !== "P1" || doc.state !== "new" || alarmed.has(doc.alert_id)) return;
+    alarmed.add(doc.alert_id);
+    banner.replaceChildren(
+      el("a", { href: `/console/alerts/${doc.alert_id}` },
+         `${t("new_p1_elsewhere")}: ${t("type_" + doc.type)}`),
+      " \u00b7 ", el("a", { href: "/console/" }, t("queue_title")));
+    banner.hidden = false;
+    soundAlarm(doc.alert_id);
+  }
+
   async function start() {
     const doc = await api("GET", `/api/v1/alerts/${alertId}?with_location=false`);
     drawZones(doc);
@@ -157,7 +172,9 @@
 
   start().catch(showError);
   follow(`?alert=${encodeURIComponent(alertId)}`, (event) => {
-    if (event.alert) reread().catch(showError);
+    if (!event.alert) return;
+    if (event.alert.alert_id === alertId) reread().catch(showError);
+    else elsewhere(event.alert);
   }, () => { reread().catch(() => {}); });
   // Positions are read only while someone can see them: not in a tab in the background (each
   // read is audited as a read), and at once when the tab comes back.

@@ -1,6 +1,6 @@
 "use strict";
 // Shared by the console pages: messages, the CSRF token, a JSON fetch helper, times in the
-// console's zone and the console stream.
+// console's zone, the console stream and the alarm cue.
 window.sw = (function () {
   const messages = JSON.parse(document.getElementById("sw-messages").textContent);
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
@@ -72,5 +72,17 @@ window.sw = (function () {
     connect();
     return () => linkState.dataset.state === "live";
   }
-  return { t, api, el, age, csrf, localTime, follow };
+  // The alarm cue (#alarm-sound on the page) for an alert. Test and monitoring hook: how often
+  // it was sounded, and for which alerts.
+  window.swAlarm = { count: 0, alerts: [] };
+  function soundAlarm(alertId) {
+    const sound = document.getElementById("alarm-sound");
+    window.swAlarm.count += 1;
+    window.swAlarm.alerts.push(alertId);
+    sound.dataset.played = String(window.swAlarm.count);
+    sound.currentTime = 0;
+    const played = sound.play();
+    if (played && played.catch) played.catch(() => { /* autoplay refused: the banner stays */ });
+  }
+  return { t, api, el, age, csrf, localTime, follow, soundAlarm };
 })();

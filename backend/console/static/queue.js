@@ -2,10 +2,9 @@
 // The live alert queue: loaded from the API, kept current over the WebSocket, sorted by priority
 // then age (oldest first). An unacknowledged P1 sounds the alarm and shows a running timer.
 (function () {
-  const { t, api, el, age, localTime, follow } = window.sw;
+  const { t, api, el, age, localTime, follow, soundAlarm } = window.sw;
   const OPEN = new Set(["new", "acknowledged", "dispatched"]);
   const alerts = new Map();
-  const sound = document.getElementById("alarm-sound");
   const body = document.querySelector("#alert-queue tbody");
   const empty = document.getElementById("queue-empty");
   const banner = document.getElementById("p1-banner");
@@ -13,17 +12,6 @@
   const noticeList = document.getElementById("case-notice-list");
   const NOTICES_KEPT = 20;
   const alarmed = new Set();
-  // Test and monitoring hook: how often the alarm was sounded, and for which alerts.
-  window.swAlarm = { count: 0, alerts: [] };
-
-  function soundAlarm(alertId) {
-    window.swAlarm.count += 1;
-    window.swAlarm.alerts.push(alertId);
-    sound.dataset.played = String(window.swAlarm.count);
-    sound.currentTime = 0;
-    const played = sound.play();
-    if (played && played.catch) played.catch(() => { /* autoplay refused: the banner stays */ });
-  }
 
   function upsert(doc) {
     if (!doc || !doc.alert_id) return;

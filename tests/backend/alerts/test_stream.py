@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from sqlalchemy import select
 from websockets.sync.client import connect
 
 from backend.api.app import create_app
+from backend.audit.models import AuditEntry
 from backend.hub.bus import STREAM_DELAYED, STREAM_RESYNC
 from backend.runtime import Runtime
 from loadtests.redis_server import own_redis
@@ -74,24 +76,40 @@ def test_consoles_are_told_while_events_may_not_arrive(stack):
 
 
 @pytest.mark.parametrize("stack", ["services"], indirect=True)
-def test_a_stream_for_one_alert_forwards_only_its_events(stack):
-    """The alert page's stream (`?alert=<id>`): the events of other alerts never reach it,
-    nor are their positions audited for it; those about the stream itself do."""
+def test_a_stream_for_one_alert_carries_the_others_in_brief(stack):
+    """The alert page's stream (`?alert=<id>`): its alert's events in full, with the position
+    (audited); other alerts' in brief, enough to sound a new P1 but without a position, so
+    none is audited for them; those about the stream itself as they are; no others."""
     scope = {"police_unit": "RE07", "case_id": None, "case_reference": None,
              "case_home_vr": "VR17", "case_director": None}
 
     def event(alert_id: str) -> dict:
-        return {"event": "alert.updated", "scope": scope,
-                "alert": {"alert_id": alert_id, "state": "new", "region": {"vr_code": "VR17"},
-                          "location": None}}
+        return {"event": "alert.raised", "scope": scope,
+                "alert": {"alert_id": alert_id, "sequence": 1, "type": "panic",
+                          "priority": "P1", "state": "new", "region": {"vr_code": "VR17"},
+                          "raised_at": "2026-12-06T03:00:00+00:00", "flags": ["late"],
+                          "device": {"id": "vic-1", "role": "victim"},
+                          "location": {"lat": 51.9, "lon": 4.5}}}
 
     with serving(create_app(stack.runtime)) as base:
         console = connect(_stream_url(base) + "?alert=a-2", subprotocols=["bearer", ADMIN_TOKEN],
                           open_timeout=5)
         wait_until(lambda: stack.runtime.bus.subscriber_count() == 1, timeout=5)
+        stack.runtime.bus.publish({"event": "geofence.approach_cleared", "scope": scope})
         stack.runtime.bus.publish(event("a-1"))
         stack.runtime.bus.publish(event("a-2"))
         stack.runtime.bus.publish(STREAM_RESYNC)
-        assert orjson.loads(console.recv(timeout=5))["alert"]["alert_id"] == "a-2"
+        brief = orjson.loads(console.recv(timeout=5))["alert"]
+        assert brief == {"alert_id": "a-1", "sequence": 1, "type": "panic", "priority": "P1",
+                         "state": "new", "raised_at": "2026-12-06T03:00:00+00:00",
+                         "region": {"vr_code": "VR17"}, "location": None}
+        full = orjson.loads(console.recv(timeout=5))["alert"]
+        assert full["alert_id"] == "a-2" and full["location"] == {"lat": 51.9, "lon": 4.5}
         assert orjson.loads(console.recv(timeout=5)) == STREAM_RESYNC
         console.close()
+
+    def audited() -> list[str]:
+        with stack.runtime.sessions() as s:
+            return list(s.scalars(select(AuditEntry.resource_id)))
+
+    assert wait_until(audited, timeout=5) == ["a-2"]
