@@ -3,6 +3,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
+from functools import partial
 from typing import Any, Literal
 
 import orjson
@@ -183,7 +185,8 @@ async def stream(websocket: WebSocket) -> None:
     """Console events as JSON text frames, only those in the principal's scope; with
     `?alert=<id>` (the alert page's stream) that alert's events in full, other alerts' in brief
     (`BRIEF`: enough to sound a new P1, no position, so none is read or audited for them) and
-    those about the stream itself, no others. Authenticate
+    those about the stream itself, no others; with `?with_location=false` no position at all
+    (the console's pages, which read positions where they show them). Authenticate
     with the subprotocols `["bearer", "<token>"]` (browsers cannot set headers on a WebSocket)
     or with the console's session cookie."""
     rt: Runtime = websocket.app.state.runtime
@@ -205,14 +208,19 @@ async def stream(websocket: WebSocket) -> None:
         await websocket.close(code=4401)
         return
     await websocket.accept(subprotocol="bearer" if token else None)
+    with_location = websocket.query_params.get("with_location", "true")
+    if with_location not in ("true", "false"):
+        await websocket.close(code=4400, reason="with_location: true or false")
+        return
     queue = rt.bus.subscribe()
     if not rt.bus.live:  # events of other processes may not arrive now: the console says so
         await websocket.send_text(orjson.dumps(STREAM_DELAYED).decode())
     # The stream ends when the console goes away, even while no event is due: a handler that
     # noticed only on its next send would keep a subscription per closed console (and hold up
     # the server's shutdown) for as long as nothing in its scope happens.
-    only = websocket.query_params.get("alert")
-    forwarding = asyncio.create_task(_forward(websocket, rt, principal, queue, only))
+    shape = partial(_carried, alert_id=websocket.query_params.get("alert"),
+                    with_location=with_location == "true")
+    forwarding = asyncio.create_task(_forward(websocket, rt, principal, queue, shape))
     closing = asyncio.create_task(_until_closed(websocket))
     try:
         done, _ = await asyncio.wait((forwarding, closing), return_when=asyncio.FIRST_COMPLETED)
@@ -231,17 +239,19 @@ async def stream(websocket: WebSocket) -> None:
 BRIEF = ("alert_id", "sequence", "type", "priority", "state", "raised_at", "region")
 
 
-def _for_alert_page(event: dict[str, Any], alert_id: str) -> dict[str, Any] | None:
-    """A console event as the stream of one alert's page carries it (see `stream`); None
-    where it carries nothing of it."""
+def _carried(event: dict[str, Any], *, alert_id: str | None,
+             with_location: bool) -> dict[str, Any] | None:
+    """A console event as a stream asked for with these parameters carries it (see `stream`),
+    before screening; None where it carries nothing of it."""
     document = event.get("alert")
-    if event.get("event") in STREAM_NOTICES:
-        return event
-    if not isinstance(document, dict):
-        return None
-    if document.get("alert_id") == alert_id:
-        return event
-    return {**event, "alert": {**{k: document.get(k) for k in BRIEF}, "location": None}}
+    if alert_id is not None and event.get("event") not in STREAM_NOTICES:
+        if not isinstance(document, dict):
+            return None
+        if document.get("alert_id") != alert_id:
+            return {**event, "alert": {**{k: document.get(k) for k in BRIEF}, "location": None}}
+    if not with_location and isinstance(document, dict) and document.get("location"):
+        return {**event, "alert": {**document, "location": None}}
+    return event
 
 
 async def _until_closed(websocket: WebSocket) -> None:
@@ -251,10 +261,11 @@ async def _until_closed(websocket: WebSocket) -> None:
 
 
 async def _forward(websocket: WebSocket, rt: Runtime, principal: Principal,
-                   queue: asyncio.Queue[bytes], only: str | None = None) -> None:
+                   queue: asyncio.Queue[bytes],
+                   shape: Callable[[dict[str, Any]], dict[str, Any] | None]) -> None:
     while True:
-        event = orjson.loads(await queue.get())
-        if only is not None and (event := _for_alert_page(event, only)) is None:
+        event = shape(orjson.loads(await queue.get()))
+        if event is None:
             continue
         decided = screen_event_alone(principal, event)
         if decided is None:  # the database decides (and audits before the frame leaves)

@@ -171,7 +171,8 @@
   }
 
   start().catch(showError);
-  follow(`?alert=${encodeURIComponent(alertId)}`, (event) => {
+  // The stream carries no position: the page reads them where it shows them (positions).
+  follow(`?alert=${encodeURIComponent(alertId)}&with_location=false`, (event) => {
     if (!event.alert) return;
     if (event.alert.alert_id === alertId) reread().catch(showError);
     else elsewhere(event.alert);

@@ -126,7 +126,8 @@
   }
 
   render();
-  const isLive = follow("", (event) => {
+  // The queue shows no position: its stream carries none (nor is any audited for it).
+  const isLive = follow("?with_location=false", (event) => {
     if (event.alert) { upsert(event.alert); render(); }
     else if (typeof event.event === "string" && event.event.startsWith("case.")) notice(event);
   }, () => { load().catch(() => {}); loadStanding().catch(() => {}); });

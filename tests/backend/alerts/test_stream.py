@@ -7,6 +7,7 @@ from __future__ import annotations
 import orjson
 import pytest
 from sqlalchemy import select
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from backend.api.app import create_app
@@ -113,3 +114,40 @@ def test_a_stream_for_one_alert_carries_the_others_in_brief(stack):
             return list(s.scalars(select(AuditEntry.resource_id)))
 
     assert wait_until(audited, timeout=5) == ["a-2"]
+
+
+@pytest.mark.parametrize("stack", ["services"], indirect=True)
+def test_a_stream_without_positions_carries_and_audits_none(stack):
+    """The console's pages ask for their streams without positions (`?with_location=false`):
+    the alert documents come with `location` null and no read is audited; a parameter that
+    is neither true nor false closes the stream with 4400."""
+    scope = {"police_unit": "RE07", "case_id": None, "case_reference": None,
+             "case_home_vr": "VR17", "case_director": None}
+    event = {"event": "alert.raised", "scope": scope,
+             "alert": {"alert_id": "a-1", "state": "new", "region": {"vr_code": "VR17"},
+                       "device": {"id": "vic-1", "role": "victim"},
+                       "location": {"lat": 51.9, "lon": 4.5}}}
+
+
+    def audited() -> list[str]:
+        with stack.runtime.sessions() as s:
+            return list(s.scalars(select(AuditEntry.resource_id)))
+
+    with serving(create_app(stack.runtime)) as base:
+        bare, full = (connect(_stream_url(base) + query, subprotocols=["bearer", ADMIN_TOKEN],
+                              open_timeout=5)
+                      for query in ("?with_location=false", ""))
+        wait_until(lambda: stack.runtime.bus.subscriber_count() == 2, timeout=5)
+        stack.runtime.bus.publish(event)
+        document = orjson.loads(bare.recv(timeout=5))["alert"]
+        assert document["alert_id"] == "a-1" and document["location"] is None
+        assert orjson.loads(full.recv(timeout=5))["alert"]["location"] is not None
+        assert wait_until(audited, timeout=5) == ["a-1"]  # the full stream's read alone
+        bad = connect(_stream_url(base) + "?with_location=maybe",
+                      subprotocols=["bearer", ADMIN_TOKEN], open_timeout=5)
+        with pytest.raises(ConnectionClosed) as closed:
+            bad.recv(timeout=5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4400
+        for console in (bare, full):
+            console.close()
+    assert audited() == ["a-1"]
