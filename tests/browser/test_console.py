@@ -373,7 +373,8 @@ def test_a_release_whose_notice_was_lost_shows_when_the_stream_asks_to_read_agai
 @pytest.mark.parametrize("stack", ["services"], indirect=True)
 def test_a_new_p1_elsewhere_sounds_on_an_alert_page(stack, server, browser):
     """A dispatcher working one alarm hears a second victim's panic, and sees it named with
-    the way to it; the page she works on stays as it was."""
+    the way to it; the page she works on stays as it was. A P1 whose event was lost sounds
+    once the stream asks to read again; those open when the page came do not."""
     _seed(stack)
     with stack.runtime.sessions.begin() as s:
         case = Case(reference="C-BROWSER-3", home_police_unit="RE07", home_vr_code="VR17",
@@ -382,6 +383,7 @@ def test_a_new_p1_elsewhere_sounds_on_an_alert_page(stack, server, browser):
         s.flush()
         s.add(Device(id="vic-web-3", case_id=case.id, role="victim"))
     first = _add_lost_alert(stack, "working-on")
+    _add_lost_alert(stack, "already-open")  # open when the page comes: it does not sound
     desk_context, desk = _sign_in(browser, server.base, "desk")
     desk.goto(f"{server.base}/console/alerts/{first}")
     desk.wait_for_selector("#link-state[data-state=live]", timeout=5_000)
@@ -397,4 +399,11 @@ def test_a_new_p1_elsewhere_sounds_on_an_alert_page(stack, server, browser):
     assert desk.get_attribute("#p1-banner a", "href") == f"/console/alerts/{second}"
     assert "New P1 alarm" in desk.inner_text("#p1-banner")
     assert desk.get_attribute("#alert-view", "data-alert-id") == first
+    # One whose event was lost sounds when the stream asks to read again.
+    lost = _add_lost_alert(stack, "elsewhere-lost")
+    desk.wait_for_timeout(500)
+    assert desk.evaluate("window.swAlarm.alerts") == [second]
+    stack.runtime.bus.publish(STREAM_RESYNC)
+    desk.wait_for_function(f"() => window.swAlarm.alerts.includes('{lost}')", timeout=5_000)
+    assert desk.evaluate("window.swAlarm.alerts") == [second, lost]
     desk_context.close()

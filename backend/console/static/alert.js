@@ -163,6 +163,17 @@
     soundAlarm(doc.alert_id);
   }
 
+  // The open P1s, read whenever the stream may have lost events: one whose event was lost
+  // sounds all the same. The first read only notes those already open (seen on the queue).
+  let primed = false;
+  async function readOpenP1s() {
+    const docs = await api("GET", "/api/v1/alerts?state=open&priority=P1&with_location=false");
+    for (const doc of docs) {
+      if (primed) elsewhere(doc); else alarmed.add(doc.alert_id);
+    }
+    primed = true;
+  }
+
   async function start() {
     const doc = await api("GET", `/api/v1/alerts/${alertId}?with_location=false`);
     drawZones(doc);
@@ -176,7 +187,7 @@
     if (!event.alert) return;
     if (event.alert.alert_id === alertId) reread().catch(showError);
     else elsewhere(event.alert);
-  }, () => { reread().catch(() => {}); });
+  }, () => { reread().catch(() => {}); readOpenP1s().catch(() => {}); });
   // Positions are read only while someone can see them: not in a tab in the background (each
   // read is audited as a read), and at once when the tab comes back.
   function positionsDue() {
