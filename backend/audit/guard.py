@@ -109,12 +109,11 @@ def _without_scope(event: dict[str, Any]) -> dict[str, Any]:
 def screen_event(s: Session, who: Principal, event: dict[str, Any]) -> dict[str, Any] | None:
     """A console event as this principal may receive it: None when the alert is out of scope;
     the position withheld or released (and audited) as for the API; a case event for whoever
-    receives the case's notices. The caller commits."""
+    receives the case's notices. Events about the stream itself are decided by
+    `screen_event_alone` and never come here. The caller commits."""
     from backend.auth.scoping import may_see_alert, receives_case_notices
 
     document = event.get("alert")
-    if event.get("event") in STREAM_NOTICES:
-        return event
     if _about_case(event):
         try:
             case = s.get(Case, uuid.UUID(str(event["scope"].get("case_id"))))

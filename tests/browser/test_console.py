@@ -47,6 +47,24 @@ def _seed(stack) -> None:
         s.add(Device(id="off-web-1", case_id=case.id, role="offender", online=True, battery=64))
 
 
+def _add_case(stack, reference: str, custody_status: str, roles: dict[str, str]):
+    """Another case homed in VR17 (unit RE07) with these devices (id -> role); its id."""
+    with stack.runtime.sessions.begin() as s:
+        case = Case(reference=reference, home_police_unit="RE07", home_vr_code="VR17",
+                    risk_level="high", custody_status=custody_status)
+        s.add(case)
+        s.flush()
+        s.add_all(Device(id=d, case_id=case.id, role=role) for d, role in roles.items())
+        return case.id
+
+
+def _panic(stack, client, device_id: str, alarm_id: str) -> None:
+    """The device presses panic at Rotterdam Centraal, with its fix."""
+    publish(client, stack.topics.alarm(device_id), codec.encode(Alarm(
+        id=alarm_id, kind="panic", tst=time.time(), lat=ROTTERDAM_CS[0], lon=ROTTERDAM_CS[1],
+        acc=12.0)))
+
+
 def _sign_in(browser, base: str, username: str):
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
@@ -68,9 +86,7 @@ def test_alarm_to_acknowledged_in_the_browser(stack, server, browser):
     other_context, other = _sign_in(browser, server.base, "amsterdam")
     assert desk.locator("[data-testid=who]").inner_text().startswith("user:desk")
 
-    publish(device, stack.topics.alarm("vic-web-1"), codec.encode(Alarm(
-        id="web-1", kind="panic", tst=time.time(), lat=ROTTERDAM_CS[0], lon=ROTTERDAM_CS[1],
-        acc=12.0)))
+    _panic(stack, device, "vic-web-1", "web-1")
     row = desk.wait_for_selector("#alert-queue tr.urgent[data-alert-id]", timeout=1_000)
     assert row is not None
     assert desk.evaluate("window.swAlarm.count") == 1
@@ -129,14 +145,8 @@ def test_alarm_to_acknowledged_in_the_browser(stack, server, browser):
 @pytest.mark.parametrize("stack", ["services"], indirect=True)
 def test_a_release_from_detention_is_a_case_notice(stack, server, browser):
     _seed(stack)
-    with stack.runtime.sessions.begin() as s:
-        case = Case(reference="C-BROWSER-2", home_police_unit="RE07", home_vr_code="VR17",
-                    risk_level="high", custody_status="in_custody")
-        s.add(case)
-        s.flush()
-        s.add(Device(id="off-web-2", case_id=case.id, role="offender"))
-        s.add(Device(id="vic-web-2", case_id=case.id, role="victim"))
-        case_id = case.id
+    case_id = _add_case(stack, "C-BROWSER-2", "in_custody",
+                        {"off-web-2": "offender", "vic-web-2": "victim"})
     with stack.runtime.sessions.begin() as s:
         add_user(s, "agent", PASSWORD, "police", {"units": ["RE07"]})
     desk_context, desk = _sign_in(browser, server.base, "desk")
@@ -184,9 +194,7 @@ def test_a_release_from_detention_is_a_case_notice(stack, server, browser):
     other.wait_for_selector("#link-state[data-state=live]")
     assert not other.is_visible("#case-notices")
     # A panic meanwhile: its case card says so too.
-    publish(stack.device("vic-web-2"), stack.topics.alarm("vic-web-2"), codec.encode(Alarm(
-        id="web-2", kind="panic", tst=time.time(), lat=ROTTERDAM_CS[0], lon=ROTTERDAM_CS[1],
-        acc=12.0)))
+    _panic(stack, stack.device("vic-web-2"), "vic-web-2", "web-2")
     row = desk.wait_for_selector("#alert-queue tr.urgent[data-alert-id]", timeout=5_000)
     desk.goto(f"{server.base}/console/alerts/{row.get_attribute('data-alert-id')}")
     assert f"heightened alertness until {until}" in desk.inner_text("#case-card #tightened")
@@ -293,9 +301,7 @@ def test_the_alert_page_follows_its_alert(stack, server, browser):
     stack.runtime.settings.console.position_refresh_s = 1.0
     victim = stack.device("vic-web-1")
     offender = stack.device("off-web-1")
-    publish(victim, stack.topics.alarm("vic-web-1"), codec.encode(Alarm(
-        id="follow-1", kind="panic", tst=time.time(), lat=ROTTERDAM_CS[0], lon=ROTTERDAM_CS[1],
-        acc=12.0)))
+    _panic(stack, victim, "vic-web-1", "follow-1")
 
     def alert_id() -> str | None:
         with stack.runtime.sessions() as s:
@@ -376,12 +382,7 @@ def test_a_new_p1_elsewhere_sounds_on_an_alert_page(stack, server, browser):
     the way to it; the page she works on stays as it was. A P1 whose event was lost sounds
     once the stream asks to read again; those open when the page came do not."""
     _seed(stack)
-    with stack.runtime.sessions.begin() as s:
-        case = Case(reference="C-BROWSER-3", home_police_unit="RE07", home_vr_code="VR17",
-                    risk_level="high", custody_status="released")
-        s.add(case)
-        s.flush()
-        s.add(Device(id="vic-web-3", case_id=case.id, role="victim"))
+    _add_case(stack, "C-BROWSER-3", "released", {"vic-web-3": "victim"})
     first = _add_lost_alert(stack, "working-on")
     _add_lost_alert(stack, "already-open")  # open when the page comes: it does not sound
     desk_context, desk = _sign_in(browser, server.base, "desk")
@@ -389,9 +390,7 @@ def test_a_new_p1_elsewhere_sounds_on_an_alert_page(stack, server, browser):
     desk.wait_for_selector("#link-state[data-state=live]", timeout=5_000)
     assert not desk.is_visible("#p1-banner")
 
-    publish(stack.device("vic-web-3"), stack.topics.alarm("vic-web-3"), codec.encode(Alarm(
-        id="elsewhere-1", kind="panic", tst=time.time(), lat=ROTTERDAM_CS[0],
-        lon=ROTTERDAM_CS[1], acc=12.0)))
+    _panic(stack, stack.device("vic-web-3"), "vic-web-3", "elsewhere-1")
     desk.wait_for_selector("#p1-banner:not([hidden])", timeout=5_000)
     with stack.runtime.sessions() as s:
         second = str(s.scalar(select(Alert.id).where(Alert.message_id == "elsewhere-1")))

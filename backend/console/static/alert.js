@@ -126,7 +126,9 @@
 
   // The alert without its position (nothing read, nothing audited): state and timeline.
   async function reread() {
-    show(await api("GET", `/api/v1/alerts/${alertId}?with_location=false`));
+    const doc = await api("GET", `/api/v1/alerts/${alertId}?with_location=false`);
+    show(doc);
+    return doc;
   }
 
   reasonForm.addEventListener("submit", (event) => {
@@ -175,9 +177,7 @@
   }
 
   async function start() {
-    const doc = await api("GET", `/api/v1/alerts/${alertId}?with_location=false`);
-    drawZones(doc);
-    show(doc);
+    drawZones(await reread());
     await loadPositions();
   }
 
