@@ -265,8 +265,12 @@ def test_the_queue_says_when_it_is_delayed_and_reads_again_when_asked(stack, ser
     assert "delayed" in desk.text_content("#link-state")
     during = _add_lost_alert(stack, "lost-delayed")
     desk.wait_for_selector(f"#alert-queue tr[data-alert-id='{during}']", timeout=5_000)
+    reads = desk.evaluate("window.swQueue.reads")
     stack.runtime.bus.publish(STREAM_RESYNC)
     desk.wait_for_selector("#link-state[data-state=live]", timeout=5_000)
+    # The read the resync asked for, and any begun while delayed, are done before the next.
+    desk.wait_for_function(
+        f"() => window.swQueue.reads > {reads} && window.swQueue.pending === 0", timeout=5_000)
     after = _add_lost_alert(stack, "lost-after")
     time.sleep(2.5)  # live again: read no more than every resync_s
     assert desk.query_selector(f"#alert-queue tr[data-alert-id='{after}']") is None

@@ -113,16 +113,24 @@
     for (const cell of document.querySelectorAll("td.timer")) cell.textContent = age(cell.dataset.since);
   }
 
+  // Test and monitoring hook: reads of the open alerts done and under way.
+  window.swQueue = { reads: 0, pending: 0 };
   let lastRead = Date.now();
   async function load() {
     lastRead = Date.now();
-    const shown = new Set(alerts.keys());  // what this read can vouch for, from its start
-    // The queue shows no position: none is read (nor audited) for it.
-    const docs = await api("GET", "/api/v1/alerts?state=open&limit=500&with_location=false");
-    const open = new Set(docs.map((doc) => doc.alert_id));
-    for (const id of shown) if (!open.has(id)) alerts.delete(id);  // closed, its event lost
-    for (const doc of docs) upsert(doc);
-    render();
+    window.swQueue.pending += 1;
+    try {
+      const shown = new Set(alerts.keys());  // what this read can vouch for, from its start
+      // The queue shows no position: none is read (nor audited) for it.
+      const docs = await api("GET", "/api/v1/alerts?state=open&limit=500&with_location=false");
+      const open = new Set(docs.map((doc) => doc.alert_id));
+      for (const id of shown) if (!open.has(id)) alerts.delete(id);  // closed, its event lost
+      for (const doc of docs) upsert(doc);
+      render();
+      window.swQueue.reads += 1;
+    } finally {
+      window.swQueue.pending -= 1;
+    }
   }
 
   render();
