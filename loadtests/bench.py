@@ -39,7 +39,7 @@ from rich.console import Console
 
 from backend.ingest import alarm_timing
 from backend.process import set_niceness
-from loadtests import floor
+from loadtests import floor, wal_stall
 from loadtests.alarm_path import Arrivals, Probe, run_alarms
 from loadtests.broker import OwnMosquitto
 from loadtests.errors import ServiceUnavailable
@@ -96,6 +96,9 @@ class Config:
     # 1,000); of 120 it is the slowest. The level of the p99.9 target gets that many alarms.
     p999_level: int = 1_000
     p999_alarms: int = 1_000
+    # WAL segments written and recycled before each group of alarm levels (`wal_stall.warm`);
+    # None: about the server's min_wal_size.
+    wal_segments: int | None = None
     # Up to the highest step any machine here has sustained and beyond; the ramp stops at the
     # first step the worker cannot sustain.
     ramp_rates: tuple[int, ...] = (250, 500, 1_000, 2_000, 3_000, 4_000, 5_000, 6_500, 8_000,
@@ -154,6 +157,14 @@ def _wait_for_measures(stack: Stack, expected: int, timeout_s: float = 90.0) -> 
 
 def _alarm_levels(results: Results, cfg: Config, stack: Stack, port: int, seeded,
                   ledger: FixLedger, levels: Sequence[int], probe: Probe) -> None:
+    # As a server in service (min_wal_size, deploy/postgresql): WAL segments to reuse, so that
+    # no commit waits while the server creates one (`loadtests.wal_stall`). Before the loaded
+    # levels this also undoes the ramp, which wrote more WAL than a checkpoint interval keeps.
+    dsn = libpq_dsn(cfg.db_url)
+    segments = wal_stall.warm(dsn, cfg.wal_segments)
+    console.log(f"database: {segments} WAL segments written and recycled to reuse")
+    results.machine["PostgreSQL min_wal_size (WAL segments kept to reuse; readied before each "
+                    "group of alarm levels)"] = f"{wal_stall.min_wal_size_mb(dsn)} MB"
     # Warm-up: wake the VM, the worker's caches and connections; not measured.
     # Message ids of its own per call: a repeated id is a redelivery, which raises nothing.
     run_alarms(probe, port, stack.topic_root, seeded.victims, f"warm{levels[0]}-",

@@ -55,4 +55,12 @@ if [ -z "$(psql_admin -d postgres -c "select 1 from pg_database where datname = 
   psql_admin -d postgres -c "create database $DB_NAME"
 fi
 psql_admin -d "$DB_NAME" -c "create extension if not exists postgis"
+# The WAL segments the server keeps to reuse (deploy/postgresql/schildwacht.conf): with fewer,
+# a commit now and then waits while the server creates one. Reloadable, no restart.
+if [ "$(psql_admin -d postgres -c "select setting::int < 1024 from pg_settings
+                                    where name = 'min_wal_size'")" = "t" ]; then
+  psql_admin -d postgres -c "alter system set min_wal_size = '1GB'" -c "select pg_reload_conf()" \
+    >/dev/null
+  echo "PostgreSQL min_wal_size set to 1GB"
+fi
 echo "services ready: PostgreSQL+PostGIS ($DB_NAME), Redis, Mosquitto"

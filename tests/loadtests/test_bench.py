@@ -7,6 +7,8 @@ from __future__ import annotations
 import pytest
 
 from loadtests.bench import Config, run
+from loadtests.stack import libpq_dsn
+from loadtests.wal_stall import min_wal_size_mb
 
 
 @pytest.mark.services
@@ -15,7 +17,7 @@ def test_mini_bench_one_alert_per_alarm(loadtest_db_url, redis_url, tmp_path, mo
     monkeypatch.setenv("SW_BENCH_LOG_DIR", str(tmp_path))  # the processes' logs are kept
     cfg = Config(floor_rates=(100,), floor_seconds=0.5, floor_repeats=1, ceiling_messages=0,
                  victims=5, measures=20, levels=(0, 200), alarms=12, alarm_rate=6.0,
-                 p999_level=200, p999_alarms=18, store_floor_messages=12,
+                 p999_level=200, p999_alarms=18, store_floor_messages=12, wal_segments=2,
                  ramp_rates=(), memory_devices=0, db_url=loadtest_db_url, redis_url=redis_url,
                  write_docs=False)
 
@@ -25,6 +27,9 @@ def test_mini_bench_one_alert_per_alarm(loadtest_db_url, redis_url, tmp_path, mo
     assert "channels: alarm" in (logs / "ingest-alarm.log").read_text()
 
     assert results.one_hop[100].n == 50 and results.two_hop[100].n == 50
+    # The server's WAL kept to reuse is reported with the machine (segments readied before).
+    assert [v for k, v in results.machine.items() if k.startswith("PostgreSQL min_wal_size")
+            ] == [f"{min_wal_size_mb(libpq_dsn(loadtest_db_url))} MB"]
     # The desk acknowledged alerts through the API (the last ones may not have been due yet).
     assert results.acknowledged > 0 and results.acknowledge_failures == 0
     assert [a.background for a in results.alarm] == [0, 200]

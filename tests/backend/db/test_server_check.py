@@ -11,7 +11,8 @@ from backend.db import server_check
 from backend.db.engine import make_engine
 from backend.settings import DatabaseSettings
 
-GOOD = {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on", "autovacuum": "on"}
+GOOD = {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on", "autovacuum": "on",
+        "min_wal_size": "1024"}
 
 
 def test_a_server_as_needed_gets_no_advice():
@@ -25,6 +26,15 @@ def test_each_setting_that_differs_is_named_with_its_consequence():
     assert lines[0].startswith("PostgreSQL synchronous_commit is local, not on: ")
     assert "safety invariant 1" in lines[0]
     assert lines[1].startswith("PostgreSQL autovacuum is off, not on: ")
+
+
+def test_too_few_wal_segments_kept_to_reuse_is_named_with_its_consequence():
+    assert server_check.advice({**GOOD, "min_wal_size": "2048"}) == []
+
+    (line,) = server_check.advice({**GOOD, "min_wal_size": "80"})
+
+    assert line.startswith("PostgreSQL min_wal_size is 80 MB, less than 1024 MB: ")
+    assert "every commit, alarms included" in line
 
 
 def test_settings_the_server_does_not_report_are_not_judged():
@@ -42,7 +52,7 @@ def test_it_reads_the_real_servers_values_and_logs_its_advice(pg_url, caplog):
     finally:
         engine.dispose()
 
-    assert set(settings) == set(server_check.EXPECTED)
+    assert set(settings) == {*server_check.EXPECTED, *server_check.AT_LEAST}
     assert settings["autovacuum"] == autovacuum
     assert lines == server_check.advice(settings)
     assert [r.getMessage() for r in caplog.records] == lines
