@@ -34,7 +34,7 @@ AT_LEAST: dict[str, tuple[int, str, str]] = {
     # A WAL segment the server has no recycled file for is created when the WAL reaches it:
     # zero-filled and flushed (16 MB) while every commit of the server waits. Checkpoints keep
     # min_wal_size of old segments (at least) to reuse; measured with `loadtests.wal_stall`
-    # (docs/benchmarks.md): commits of 20-165 ms at each segment created, none when reused.
+    # (docs/benchmarks.md): commits of 20-165 ms at each segment created; reused, none waits.
     "min_wal_size": (
         1024, "MB", "when the WAL grows past the segments the server kept (a fresh start, a "
                     "busier hour), each new 16 MB segment holds up every commit, alarms "
