@@ -43,6 +43,8 @@ BENCH_REDIS_URL = os.environ.get("SCHILDWACHT_BENCH_REDIS_URL", "redis://127.0.0
 # path ahead of bulk work on a shared machine. Below 0 needs CAP_SYS_NICE; without it a
 # process runs at what it inherited (`backend.process.set_niceness`).
 NICE = {"ingest-alarm": -10, "api": -5, "loops": 0, "ingest": 5}
+# What an ingest worker logs once it has subscribed (`backend.cli.cmd_ingest`).
+INGEST_READY = "ingest worker running as"
 
 
 def schildwacht_command() -> list[str]:
@@ -163,7 +165,7 @@ class Stack:
     # Webhook secrets sealed as in service: each delivery opens its secret to sign.
     secret_key: str = field(default_factory=lambda: Fernet.generate_key().decode(), repr=False)
     api_port: int = field(default_factory=free_port)
-    log_level: str = "INFO"
+    log_level: str = "INFO"  # at least INFO: the stack waits for its workers' start lines
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     engine: Engine | None = None
     _logdir: Path | None = None
@@ -238,13 +240,18 @@ class Stack:
         """The deployment this benchmark measures: alarms in a worker of their own at CPU
         niceness -10 (when this process may raise priority), fixes and status reports in
         another at 5 (`IngestSettings.channels`, `nice`). "ingest" is the fix worker (it loads
-        the measures)."""
+        the measures). Returns once both have subscribed: until then the broker keeps nothing
+        for a session it has not seen yet, and what the fleet sends is lost."""
+        started = {name: self.log_text(name).count(INGEST_READY)
+                   for name in ("ingest-alarm", "ingest")}
         self._spawn("ingest-alarm", ["ingest", "--channels", "alarm",
                                      "--client-id", f"bench-alarm-{self.run_id}"],
                     {"SCHILDWACHT_PROCESS__NICE": str(NICE["ingest-alarm"])})
         self._spawn("ingest", ["ingest", "--channels", "other",
                                "--client-id", f"bench-ingest-{self.run_id}"],
                     {"SCHILDWACHT_PROCESS__NICE": str(NICE["ingest"])})
+        for name, before in started.items():
+            self._wait_log(name, INGEST_READY, before + 1)
 
     def restart_ingest(self) -> None:
         """Stop and start the ingest workers (their MQTT sessions persist: nothing is lost), so
@@ -271,6 +278,17 @@ class Stack:
 
     def log_tail(self, name: str, lines: int = 30) -> str:
         return "\n".join(self.log_text(name).splitlines()[-lines:])
+
+    def _wait_log(self, name: str, text: str, count: int, timeout_s: float = 60.0) -> None:
+        """Until process `name` has logged `text` `count` times in all (its log outlives its
+        restarts)."""
+        deadline = time.monotonic() + timeout_s
+        while self.log_text(name).count(text) < count:
+            self.check_alive()
+            if time.monotonic() > deadline:
+                raise ServiceUnavailable(f"{name} did not log {text!r} within {timeout_s:.0f} "
+                                         f"s:\n{self.log_tail(name)}")
+            time.sleep(0.1)
 
     def _wait_http(self, url: str, timeout_s: float = 30.0) -> None:
         deadline = time.monotonic() + timeout_s

@@ -33,6 +33,9 @@ def test_mini_bench_one_alert_per_alarm(loadtest_db_url, redis_url, tmp_path, mo
     assert results.acknowledged > 0 and results.acknowledge_failures == 0
     assert [a.background for a in results.alarm] == [0, 200]
     assert not [n for n in results.notes if "fell behind" in n]  # the watchdog's reading holds
+    # Every fix the fleets sent was stored, the warm-up's too: the workers had subscribed
+    # before anything was sent to them (`Stack.start_ingest`).
+    assert not [n for n in results.notes if "had not stored the fleet's fixes" in n]
     for level, sent in zip(results.alarm, (12, 18), strict=True):  # more at the p99.9 level
         assert level.run.sent == sent
         assert (level.db_alerts, level.db_distinct) == (sent, sent)  # none lost or duplicated
