@@ -50,7 +50,7 @@ class Outcome:
         return [(at, ms) for at, ms in zip(self.commit_at, self.commits_ms, strict=True)
                 if ms > slow_ms]
 
-    def slow_after_new_segment(self, slow_ms: float, window_s: float = 0.15) -> int:
+    def slow_near_new_segment(self, slow_ms: float, window_s: float = 0.15) -> int:
         return sum(1 for at, _ in self.slow(slow_ms)
                    if any(abs(at - seen) <= window_s for seen in self.appeared_at))
 
@@ -162,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"ms, p99 {percentile(ms, 99):.2f}, max {ms[-1]:.1f}")
     print(f"segments that appeared while WAL was written: {len(o.appeared_at)}; commits over "
           f"{args.slow_ms:g} ms: {len(slow)}, of them within 150 ms of one appearing: "
-          f"{o.slow_after_new_segment(args.slow_ms)}")
+          f"{o.slow_near_new_segment(args.slow_ms)}")
     slowest = sorted(zip(o.commits_ms, o.commit_at, strict=True), reverse=True)[:5]
     print("slowest commits: " + ", ".join(
         f"{m:.1f} ms at {at - o.started_at:.1f} s" for m, at in slowest))

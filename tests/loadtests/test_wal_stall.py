@@ -1,6 +1,8 @@
-"""The WAL-stall probe on the real database: it commits, writes WAL at the asked rate, readies
-segments to reuse and leaves no table behind; which slow commits it puts next to a new segment
-(pure). No timing assertions."""
+"""The WAL-stall probe on the real database: it commits, writes WAL at the asked rate and
+leaves no table behind, and its warm-up writes a segment a time; which slow commits it puts
+next to a new segment (pure). No timing assertions. That the warm-up's segments are reused,
+not created, during the alarm levels is read from `pg_wal` in docs/benchmarks.md: on a server
+that already keeps segments ahead no test here could tell."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ def test_slow_commits_are_matched_to_segments_that_appeared_near_them():
                 appeared_at=[1.1, 9.0])
 
     assert o.slow(15.0) == [(1.0, 40.0), (5.0, 30.0)]
-    assert o.slow_after_new_segment(15.0) == 1  # the one at 5.0 s had none within 150 ms
+    assert o.slow_near_new_segment(15.0) == 1  # the one at 5.0 s had none within 150 ms
 
 
 @pytest.mark.services
@@ -35,7 +37,7 @@ def test_it_commits_while_writing_wal_and_drops_its_tables(loadtest_db_url):
 
 
 @pytest.mark.services
-def test_warming_writes_a_segment_each_and_leaves_the_next_one_ready(loadtest_db_url):
+def test_warming_writes_a_segment_each(loadtest_db_url):
     dsn = libpq_dsn(loadtest_db_url)
     with psycopg.connect(dsn, autocommit=True) as conn:
         before = conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
@@ -45,9 +47,4 @@ def test_warming_writes_a_segment_each_and_leaves_the_next_one_ready(loadtest_db
     with psycopg.connect(dsn, autocommit=True) as conn:
         moved = conn.execute("SELECT pg_current_wal_lsn() - %s::pg_lsn", (str(before),)
                              ).fetchone()[0]
-        ready = conn.execute(
-            "SELECT count(*) FROM pg_ls_waldir() WHERE name = "
-            "pg_walfile_name(pg_current_wal_insert_lsn() + %s::bigint)", (SEGMENT_BYTES,)
-        ).fetchone()[0]
-    assert moved >= 2 * SEGMENT_BYTES
-    assert ready == 1
+    assert moved >= 2 * SEGMENT_BYTES  # three switches: at least two whole segments on
