@@ -163,7 +163,12 @@ class DeliveryHook:
             service.set_police_delivery(session, alert.id, value)
             alert.police_delivery = value
             document["police_delivery"] = value  # the console events of this change show it
-        session.info[WAKE_KEY] = True
+        sent_now = {job.delivery_id for job in ready}
+        if any(r["state"] == "pending" and r["id"] in added and r["id"] not in sent_now
+               for r in plan.rows):
+            # Rows for a round; those this process sends right after the commit need none (a
+            # round would find them claimed, and compete with their sends for the process).
+            session.info[WAKE_KEY] = True
         log.info("alert %s seq %s: %d webhook deliveries queued",
                  alert.id, alert.sequence, len(added))
 

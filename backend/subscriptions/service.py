@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import case, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -80,6 +80,22 @@ def claim_due(
         )
     }
     return [(r, subs[r.subscription_id]) for r in rows]
+
+
+def next_claimable_at(session: Session) -> datetime | None:
+    """When the next open delivery can be claimed (`claim_due`): its attempt is due and no
+    worker's lease holds it. A row claimed for an attempt in flight is not claimable before
+    its lease ends (its attempt is recorded before then, and the row is no longer open)."""
+    claimable_at = case(
+        (Delivery.claimed_until > Delivery.next_attempt_at, Delivery.claimed_until),
+        else_=Delivery.next_attempt_at,
+    )
+    return session.scalar(
+        select(claimable_at)
+        .where(Delivery.state.in_(OPEN_DELIVERY_STATES))
+        .order_by(claimable_at)
+        .limit(1)
+    )
 
 
 def record_attempt(session: Session, **values: Any) -> None:

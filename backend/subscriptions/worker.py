@@ -9,8 +9,9 @@ the retry policy, and the alert's aggregate `police_delivery`. When that aggrega
 console gets an `alert.updated` event; when it becomes `unreachable` the event carries the
 notice "police not reached: phone the control room".
 
-The thread sleeps until the next due attempt or `poll_interval_s`, and wakes at once when
-`wake()` is called (right after an alert's transaction committed new deliveries).
+The thread sleeps until a row can be claimed (its attempt due, no lease holding it: not while
+an attempt is in flight) or `poll_interval_s`, and wakes at once when `wake()` is called (right
+after a transaction committed deliveries that this process does not send at once).
 
 Latency hook points (for benchmarks): `on_sent(delivery_id, webhook_id, result)` is called
 after every attempt, in the worker thread.
@@ -28,7 +29,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.alerts import service as alerts_service
@@ -218,12 +218,7 @@ class DeliveryWorker:
     def _sleep_s(self) -> float:
         try:
             with self._sessions() as s:
-                due = s.scalar(
-                    select(Delivery.next_attempt_at)
-                    .where(Delivery.state.in_(("pending", "retrying")))
-                    .order_by(Delivery.next_attempt_at)
-                    .limit(1)
-                )
+                due = service.next_claimable_at(s)
         except Exception:  # noqa: BLE001
             return self.config.poll_interval_s
         if due is None:

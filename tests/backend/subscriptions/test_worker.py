@@ -266,6 +266,88 @@ def test_a_fast_path_claim_lost_in_a_crash_is_taken_over_after_its_lease(session
     assert row.id == claimed.id and row.attempts == 2
 
 
+def test_a_row_claimed_for_an_attempt_in_flight_is_next_claimable_when_its_lease_ends(sessions):
+    worker, _sender, hook = _fast_path(sessions, [])
+    with sessions() as s:
+        assert service.next_claimable_at(s) is None  # nothing open: the round sleeps its poll
+    hook.send_now = lambda: 30.0  # claimed as a running worker claims; its attempt in flight
+    alert_id, _jobs = _raise(sessions, hook)
+    claimed = _delivery(sessions, alert_id)
+    with sessions() as s:
+        assert service.next_claimable_at(s) == claimed.claimed_until
+    assert claimed.claimed_until > claimed.next_attempt_at
+    hook.send_now = lambda: None  # no worker here: the row waits unclaimed for a round
+    other_id, _jobs = _raise(sessions, hook)
+    with sessions() as s:
+        assert service.next_claimable_at(s) == _delivery(sessions, other_id).next_attempt_at
+
+
+@pytest.mark.parametrize(("lease_s", "wakes"), [(None, True), (30.0, False)])
+def test_a_raise_wakes_the_round_only_for_rows_it_does_not_send_at_once(sessions, lease_s,
+                                                                        wakes):
+    from backend.alerts.document import alert_document
+    from backend.alerts.flows import Effects
+    from backend.subscriptions.hook import WAKE_KEY
+
+    _worker, _sender, hook = _fast_path(sessions, [])
+    hook.send_now = lambda: lease_s
+    now = datetime.now(UTC)
+    with sessions.begin() as s:
+        alert = Alert(id=uuid.uuid4(), type="panic", priority="P1", state="new", sequence=1,
+                      raised_at=now, updated_at=now, flags=[], exercise=False,
+                      police_unit="RE07")
+        s.add(alert)
+        s.flush()
+        hook.after_change(s, alert, alert_document(alert, device_role="victim"), Effects())
+        assert s.info.get(WAKE_KEY, False) is wakes
+
+
+class SlowSender(ThreadNotingSender):
+    """A receiver that takes `seconds` to answer."""
+
+    def __init__(self, results: list[AttemptResult], seconds: float) -> None:
+        super().__init__(results)
+        self.seconds = seconds
+
+    def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> AttemptResult:
+        import time
+
+        time.sleep(self.seconds)
+        return super().send(url, body, headers)
+
+
+def test_an_attempt_in_flight_leaves_the_round_asleep(sessions):
+    """The fast path sends a raise's delivery from the pool; the round thread neither wakes for
+    it nor polls the table while it is in flight (it would compete with the send)."""
+    import threading
+    import time
+
+    from sqlalchemy import event
+
+    worker, _sender, hook = _fast_path(sessions, [])
+    worker._sender = sender = SlowSender([AttemptResult(204, 1.0)], seconds=0.5)
+    engine = sessions.kw["bind"]
+    by_thread: list[str] = []
+
+    def noted(*_args) -> None:
+        by_thread.append(threading.current_thread().name)
+
+    worker.start()
+    try:
+        time.sleep(0.2)  # the first round ran and found nothing; the next is in 60 s
+        event.listen(engine, "before_cursor_execute", noted)
+        alert_id, _jobs = _raise(sessions, hook)
+        deadline = time.monotonic() + 5
+        while _delivery(sessions, alert_id).state != "delivered" and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        event.remove(engine, "before_cursor_execute", noted)
+        worker.stop()
+    assert _delivery(sessions, alert_id).state == "delivered"
+    assert sender.threads == ["webhook_0"]
+    assert by_thread.count("webhooks") == 0, "the round ran while the attempt was in flight"
+
+
 @pytest.mark.services
 def test_outcomes_recorded_at_the_same_time_leave_the_right_aggregate(pg_sessions):
     """Two subscriptions' first attempts finish together in the pool and are recorded from two
