@@ -46,6 +46,9 @@ VICTIM_FEEDBACK_TYPES = frozenset({"panic", "fall", "test"})
 ROUTE_AS = {"device_silent_storm": "device_silent"}
 # Priority of an alert type the policy does not know (never dropped: the desk sees it).
 UNKNOWN_TYPE_PRIORITY = "P2"
+# Set in `session.info` where each statement commits as it runs (autocommit, the alarm worker):
+# what a hook's `after_change` hands on is committed already, and may go out at once.
+EACH_STATEMENT_COMMITS = "alerts.each_statement_commits"
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from backend import metrics, process
-from backend.alerts.flows import Effects
+from backend.alerts.flows import EACH_STATEMENT_COMMITS, Effects
 from backend.alerts.models import OutboxMessage
 from backend.cases.snapshots import SnapshotWatch
 from backend.devices.models import Device
@@ -487,10 +487,11 @@ class IngestWorker:
                     # BEGIN and COMMIT. A redelivery after a crash between two of them finds
                     # the first alert stored and finishes it (`AlertFlow.raise_alerts`).
                     session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+                    session.info[EACH_STATEMENT_COMMITS] = True
                     # Each alert is then committed when its statement returns: its police feed
-                    # goes on the wire at once, before the rest of the raise and the session's
-                    # end.
-                    committed = self._put_on_wire
+                    # goes on the wire at once, then its webhook sends start, before the rest
+                    # of the raise and the session's end.
+                    committed = self._feed_committed
             effects = (
                 rt.flow.raise_alerts(session, drafts, follow_up=False, committed=committed)
                 if drafts else Effects()
@@ -520,6 +521,12 @@ class IngestWorker:
     def _fan_out(self, effects: Effects) -> None:
         self._put_on_wire(effects.outbox)
         self._publish_events(effects)
+
+    def _feed_committed(self, items: list[OutboxItem]) -> None:
+        """An alert's statement committed: its police feed on the wire, then its webhooks."""
+        self._put_on_wire(items)
+        if self.rt.deliveries is not None:
+            self.rt.deliveries.release()
 
     def _put_on_wire(self, items: list[OutboxItem]) -> None:
         """The police feed and device messages, on the wire now."""

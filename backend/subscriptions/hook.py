@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
-from backend.alerts.flows import Effects
+from backend.alerts.flows import EACH_STATEMENT_COMMITS, Effects
 from backend.alerts.models import Alert
 from backend.police import cap, cloudevent
 from backend.police.errors import PoliceError
@@ -108,8 +108,10 @@ class DeliveryHook:
         self._clock = clock
         self._subscriptions: tuple[float, list[ActiveSubscription]] = (0.0, [])
         # Set by `wiring.install`: the claim lease when this process's delivery worker runs and
-        # will send the new rows right after the commit (the fast path), else None.
+        # will send the new rows right after the commit (the fast path), else None; and the
+        # worker's `submit`, for rows committed already (`EACH_STATEMENT_COMMITS`).
         self.send_now: Callable[[], float | None] = lambda: None
+        self.submit: Callable[[list[Job]], None] | None = None
 
     def _active(self, session: Session) -> list[ActiveSubscription]:
         """The active subscriptions, read at most every `SUBSCRIPTIONS_TTL_S` seconds: a change
@@ -154,8 +156,10 @@ class DeliveryHook:
         added = ({r["id"] for r in plan.rows} if prepared
                  else set(service.add_deliveries(session, plan.rows)))
         ready = [job for job in plan.jobs if job.delivery_id in added]
-        if ready:
-            session.info.setdefault(JOBS_KEY, []).extend(ready)
+        if ready and self.submit is not None and session.info.get(EACH_STATEMENT_COMMITS):
+            self.submit(ready)  # the rows committed with their statement: the sends start now
+        elif ready:
+            session.info.setdefault(JOBS_KEY, []).extend(ready)  # at the commit (`wiring`)
         if not prepared:  # a transition: earlier messages' deliveries count too
             value = status.aggregate(
                 service.delivery_states(session, alert.id), alert.priority, self._urgent

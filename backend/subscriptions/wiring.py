@@ -57,6 +57,7 @@ def install(
     profile = cap.CapProfile(sender=settings.cap_sender)
     hook = DeliveryHook(profile, settings.cloudevent_source, settings.urgent_priorities)
     hook.send_now = worker.lease_if_running
+    hook.submit = worker.submit
     flow.hooks.append(hook)
 
     def _after_commit(session: Session) -> None:

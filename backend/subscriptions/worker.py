@@ -137,26 +137,37 @@ class DeliveryWorker:
 
     @contextmanager
     def held(self) -> Iterator[Sends]:
-        """Jobs submitted in this thread inside the block start when it ends: the ingest worker
-        publishes the police feed first, then lets the webhook sends compete for the CPU. The
-        `Sends` it yields tell when those attempts have been made."""
-        self._local.held = []
+        """Jobs submitted in this thread inside the block start when it ends, or at `release`:
+        the ingest worker publishes the police feed first, then lets the webhook sends compete
+        for the CPU. The `Sends` it yields tell when the block's attempts have been made."""
         sends = Sends()
+        self._local.held, self._local.sends = [], sends
         try:
             yield sends
         finally:
-            jobs, self._local.held = self._local.held, None
+            jobs = self._local.held or []
+            self._local.held = self._local.sends = None
             self.submit(jobs, sends)
+
+    def release(self) -> None:
+        """Inside `held`: start what was held, and from now on what is submitted in this block
+        starts at once (its attempts still count in the block's `Sends`)."""
+        jobs = getattr(self._local, "held", None)
+        if jobs is None:
+            return
+        self._local.held = None
+        self.submit(jobs)
 
     def submit(self, jobs: list[Job], sends: Sends | None = None) -> None:
         """Send deliveries claimed in a transaction that just committed (the fast path): each
         attempt starts now in the pool, not at the next round (inside `held`, when the block
-        ends). Should the pool be gone, the claims lapse after their lease and a round takes
-        the rows over."""
+        ends or at `release`). Should the pool be gone, the claims lapse after their lease and
+        a round takes the rows over."""
         held = getattr(self._local, "held", None)
         if held is not None:
             held.extend(jobs)
             return
+        sends = sends or getattr(self._local, "sends", None)
         pool = self._pool
         if pool is None:
             return

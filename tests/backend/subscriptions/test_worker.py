@@ -3,6 +3,7 @@ the delivery log, and the console event "police not reached" once the deadline h
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -302,6 +303,34 @@ def test_a_raise_wakes_the_round_only_for_rows_it_does_not_send_at_once(sessions
         assert s.info.get(WAKE_KEY, False) is wakes
 
 
+@pytest.mark.parametrize("each_statement_commits", [True, False])
+def test_rows_committed_with_their_statement_are_submitted_at_once(sessions,
+                                                                   each_statement_commits):
+    """In the alarm worker (autocommit) the raise's rows are committed when its statement
+    returns: the hook hands the jobs to the worker then, not at the session's end."""
+    from backend.alerts.document import alert_document
+    from backend.alerts.flows import EACH_STATEMENT_COMMITS, Effects
+    from backend.subscriptions.hook import JOBS_KEY
+
+    _worker, _sender, hook = _fast_path(sessions, [])
+    hook.send_now = lambda: 30.0
+    submitted: list = []
+    hook.submit = submitted.extend
+    now = datetime.now(UTC)
+    with sessions.begin() as s:
+        if each_statement_commits:
+            s.info[EACH_STATEMENT_COMMITS] = True
+        alert = Alert(id=uuid.uuid4(), type="panic", priority="P1", state="new", sequence=1,
+                      raised_at=now, updated_at=now, flags=[], exercise=False,
+                      police_unit="RE07")
+        s.add(alert)
+        s.flush()
+        hook.after_change(s, alert, alert_document(alert, device_role="victim"), Effects())
+        at_commit = list(s.info.get(JOBS_KEY, []))
+    assert len(submitted + at_commit) == 1
+    assert bool(submitted) is each_statement_commits
+
+
 class SlowSender(ThreadNotingSender):
     """A receiver that takes `seconds` to answer."""
 
@@ -403,6 +432,43 @@ def test_jobs_submitted_while_held_start_when_the_block_ends(sessions):
     finally:
         worker.stop()
     assert len(sender.sent) == 1 and sender.threads == ["webhook_0"]
+
+
+def test_a_release_starts_what_was_held_and_what_follows_in_the_block(sessions):
+    """The alarm worker releases the held sends once the police feed is written: jobs held
+    until then start, and those submitted after it start at once; the block's `Sends` counts
+    them all."""
+    import threading
+
+    worker, _sender, hook = _fast_path(sessions, [])
+    hook.send_now = lambda: 30.0
+    go = threading.Event()
+    started: list[str] = []
+
+    class GatedSender:
+        def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> AttemptResult:
+            started.append(headers["webhook-id"])
+            assert go.wait(10)
+            return AttemptResult(204, 1.0)
+
+    worker._sender = GatedSender()
+    worker.start()
+    try:
+        with worker.held() as sends:
+            _first, first_jobs = _raise(sessions, hook)
+            assert started == []  # held
+            worker.release()
+            _second, second_jobs = _raise(sessions, hook)  # after the release: not held
+            deadline = time.monotonic() + 5
+            while len(started) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert sorted(started) == sorted(j.webhook_id for j in first_jobs + second_jobs)
+            assert not sends.wait(0.1)  # both attempts in flight, counted in the block's sends
+        go.set()
+        assert sends.wait(5)
+    finally:
+        go.set()
+        worker.stop()
 
 
 def test_the_held_blocks_sends_tell_when_their_attempts_are_made(sessions):
