@@ -3,6 +3,7 @@ the delivery log, and the console event "police not reached" once the deadline h
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -199,22 +200,31 @@ def _fast_path(sessions, results):
     return worker, sender, flow.hooks[0]
 
 
-def _raise(sessions, hook) -> tuple[uuid.UUID, list]:
-    """A new alert through the hook, in a transaction of `sessions`: its id, and the jobs the
-    hook claimed for the fast path (handed to the worker at the commit)."""
+def _raise_in(sessions, hook, info: dict | None = None) -> tuple[uuid.UUID, dict]:
+    """A new alert through the hook, in a transaction of `sessions` whose `info` starts with
+    `info`: its id, and the session's `info` as the transaction ends."""
     from backend.alerts.document import alert_document
     from backend.alerts.flows import Effects
-    from backend.subscriptions.hook import JOBS_KEY
 
     now = datetime.now(UTC)
     with sessions.begin() as s:
+        s.info.update(info or {})
         alert = Alert(id=uuid.uuid4(), type="panic", priority="P1", state="new", sequence=1,
                       raised_at=now, updated_at=now, flags=[], exercise=False,
                       police_unit="RE07")
         s.add(alert)
         s.flush()
         hook.after_change(s, alert, alert_document(alert, device_role="victim"), Effects())
-        return alert.id, list(s.info.get(JOBS_KEY, []))
+        return alert.id, dict(s.info)
+
+
+def _raise(sessions, hook) -> tuple[uuid.UUID, list]:
+    """A new alert through the hook: its id, and the jobs the hook claimed for the fast path
+    (handed to the worker at the commit)."""
+    from backend.subscriptions.hook import JOBS_KEY
+
+    alert_id, info = _raise_in(sessions, hook)
+    return alert_id, list(info.get(JOBS_KEY, []))
 
 
 def _delivery(sessions, alert_id) -> Delivery:
@@ -286,21 +296,12 @@ def test_a_row_claimed_for_an_attempt_in_flight_is_next_claimable_when_its_lease
 @pytest.mark.parametrize(("lease_s", "wakes"), [(None, True), (30.0, False)])
 def test_a_raise_wakes_the_round_only_for_rows_it_does_not_send_at_once(sessions, lease_s,
                                                                         wakes):
-    from backend.alerts.document import alert_document
-    from backend.alerts.flows import Effects
     from backend.subscriptions.hook import WAKE_KEY
 
     _worker, _sender, hook = _fast_path(sessions, [])
     hook.send_now = lambda: lease_s
-    now = datetime.now(UTC)
-    with sessions.begin() as s:
-        alert = Alert(id=uuid.uuid4(), type="panic", priority="P1", state="new", sequence=1,
-                      raised_at=now, updated_at=now, flags=[], exercise=False,
-                      police_unit="RE07")
-        s.add(alert)
-        s.flush()
-        hook.after_change(s, alert, alert_document(alert, device_role="victim"), Effects())
-        assert s.info.get(WAKE_KEY, False) is wakes
+    _alert_id, info = _raise_in(sessions, hook)
+    assert info.get(WAKE_KEY, False) is wakes
 
 
 @pytest.mark.parametrize("each_statement_commits", [True, False])
@@ -308,25 +309,16 @@ def test_rows_committed_with_their_statement_are_submitted_at_once(sessions,
                                                                    each_statement_commits):
     """In the alarm worker (autocommit) the raise's rows are committed when its statement
     returns: the hook hands the jobs to the worker then, not at the session's end."""
-    from backend.alerts.document import alert_document
-    from backend.alerts.flows import EACH_STATEMENT_COMMITS, Effects
+    from backend.alerts.flows import EACH_STATEMENT_COMMITS
     from backend.subscriptions.hook import JOBS_KEY
 
     _worker, _sender, hook = _fast_path(sessions, [])
     hook.send_now = lambda: 30.0
     submitted: list = []
     hook.submit = submitted.extend
-    now = datetime.now(UTC)
-    with sessions.begin() as s:
-        if each_statement_commits:
-            s.info[EACH_STATEMENT_COMMITS] = True
-        alert = Alert(id=uuid.uuid4(), type="panic", priority="P1", state="new", sequence=1,
-                      raised_at=now, updated_at=now, flags=[], exercise=False,
-                      police_unit="RE07")
-        s.add(alert)
-        s.flush()
-        hook.after_change(s, alert, alert_document(alert, device_role="victim"), Effects())
-        at_commit = list(s.info.get(JOBS_KEY, []))
+    _alert_id, info = _raise_in(sessions, hook,
+                                {EACH_STATEMENT_COMMITS: True} if each_statement_commits else {})
+    at_commit = info.get(JOBS_KEY, [])
     assert len(submitted + at_commit) == 1
     assert bool(submitted) is each_statement_commits
 
@@ -339,8 +331,6 @@ class SlowSender(ThreadNotingSender):
         self.seconds = seconds
 
     def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> AttemptResult:
-        import time
-
         time.sleep(self.seconds)
         return super().send(url, body, headers)
 
@@ -434,69 +424,69 @@ def test_jobs_submitted_while_held_start_when_the_block_ends(sessions):
     assert len(sender.sent) == 1 and sender.threads == ["webhook_0"]
 
 
+class GatedSender:
+    """A receiver that answers once `go` is set; notes each attempt's webhook id as it starts."""
+
+    def __init__(self) -> None:
+        self.go = threading.Event()
+        self.started: list[str] = []
+
+    def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> AttemptResult:
+        self.started.append(headers["webhook-id"])
+        assert self.go.wait(10)
+        return AttemptResult(204, 1.0)
+
+    def wait_started(self, count: int, timeout_s: float = 5.0) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while len(self.started) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return len(self.started) >= count
+
+
+def _gated(sessions) -> tuple[DeliveryWorker, GatedSender, Any]:
+    worker, _sender, hook = _fast_path(sessions, [])
+    hook.send_now = lambda: 30.0
+    worker._sender = sender = GatedSender()
+    return worker, sender, hook
+
+
 def test_a_release_starts_what_was_held_and_what_follows_in_the_block(sessions):
     """The alarm worker releases the held sends once the police feed is written: jobs held
     until then start, and those submitted after it start at once; the block's `Sends` counts
     them all."""
-    import threading
-
-    worker, _sender, hook = _fast_path(sessions, [])
-    hook.send_now = lambda: 30.0
-    go = threading.Event()
-    started: list[str] = []
-
-    class GatedSender:
-        def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> AttemptResult:
-            started.append(headers["webhook-id"])
-            assert go.wait(10)
-            return AttemptResult(204, 1.0)
-
-    worker._sender = GatedSender()
+    worker, sender, hook = _gated(sessions)
     worker.start()
     try:
         with worker.held() as sends:
             _first, first_jobs = _raise(sessions, hook)
-            assert started == []  # held
+            assert sender.started == []  # held
             worker.release()
             _second, second_jobs = _raise(sessions, hook)  # after the release: not held
-            deadline = time.monotonic() + 5
-            while len(started) < 2 and time.monotonic() < deadline:
-                time.sleep(0.01)
-            assert sorted(started) == sorted(j.webhook_id for j in first_jobs + second_jobs)
+            assert sender.wait_started(2)
+            assert sorted(sender.started) == sorted(j.webhook_id
+                                                    for j in first_jobs + second_jobs)
             assert not sends.wait(0.1)  # both attempts in flight, counted in the block's sends
-        go.set()
+        sender.go.set()
         assert sends.wait(5)
     finally:
-        go.set()
+        sender.go.set()
         worker.stop()
 
 
 def test_the_held_blocks_sends_tell_when_their_attempts_are_made(sessions):
     """What the ingest worker waits for before an alarm's follow-up: the attempt is made (the
     sender returned), not merely submitted."""
-    import threading
-
-    worker, _sender, hook = _fast_path(sessions, [])
-    hook.send_now = lambda: 30.0
-    entered, release = threading.Event(), threading.Event()
-
-    class HeldSender:
-        def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> AttemptResult:
-            entered.set()
-            assert release.wait(10)
-            return AttemptResult(204, 1.0)
-
-    worker._sender = HeldSender()
+    worker, sender, hook = _gated(sessions)
     worker.start()
     try:
         with worker.held() as sends:
             _raise(sessions, hook)
-        assert entered.wait(5)
+        assert sender.wait_started(1)
         assert not sends.wait(0.2)  # the attempt is still being made
-        release.set()
+        sender.go.set()
         assert sends.wait(5)
     finally:
-        release.set()
+        sender.go.set()
         worker.stop()
 
 
