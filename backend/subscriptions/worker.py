@@ -38,7 +38,7 @@ from backend.hub.bus import EventBus
 from backend.police import cap, cloudevent, signing
 from backend.police.attempt import AttemptResult, ErrorKind
 from backend.police.client import WebhookSender
-from backend.police.retry import POLICE_NOT_REACHED, RetryPolicy, decide
+from backend.police.retry import POLICE_NOT_REACHED, DeliveryState, RetryPolicy, decide
 from backend.police.sealing import SecretBox
 from backend.subscriptions import service, status
 from backend.subscriptions.models import Delivery, Subscription
@@ -323,6 +323,8 @@ class DeliveryWorker:
             )
             events = self._refresh_alert(s, job.alert_id)
         log.info("webhook delivery=%s attempt=%d state=%s", job.delivery_id, job.attempt, state)
+        if decision.state is DeliveryState.RETRYING:
+            self.wake()  # the round sleeps until this retry is due, not a whole poll interval
         for event in events:
             self._bus.publish(event)
 

@@ -252,6 +252,24 @@ def test_a_running_worker_sends_at_commit_without_waiting_for_a_round(sessions):
     assert sender.threads == ["webhook_0"]  # sent by the fast path, not by a round
 
 
+def test_a_failed_first_attempt_is_retried_when_due_not_at_the_next_poll(sessions):
+    """The round sleeps a whole poll interval (60 s here) while nothing is due; a fast-path
+    attempt that fails wakes it, so the retry goes out after the policy's delay."""
+    worker, sender, hook = _fast_path(sessions, [AttemptResult(503, 1.0),
+                                                 AttemptResult(204, 1.0)])
+    worker.start()
+    try:
+        time.sleep(0.2)  # the first round ran and found nothing; the next is in 60 s
+        alert_id, _jobs = _raise(sessions, hook)
+        deadline = time.monotonic() + 10
+        while _delivery(sessions, alert_id).state != "delivered" and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+    d = _delivery(sessions, alert_id)
+    assert (d.state, d.attempts, len(sender.sent)) == ("delivered", 2, 2)
+
+
 def test_without_a_running_worker_rows_wait_unclaimed_for_a_round(sessions):
     worker, sender, hook = _fast_path(sessions, [AttemptResult(204, 1.0)])
     alert_id, _jobs = _raise(sessions, hook)
