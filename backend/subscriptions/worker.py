@@ -11,7 +11,8 @@ notice "police not reached: phone the control room".
 
 The thread sleeps until a row can be claimed (its attempt due, no lease holding it: not while
 an attempt is in flight) or `poll_interval_s`, and wakes at once when `wake()` is called (right
-after a transaction committed deliveries that this process does not send at once).
+after a transaction committed deliveries that this process does not send at once, and when an
+attempt's outcome schedules a retry).
 
 Latency hook points (for benchmarks): `on_sent(delivery_id, webhook_id, result)` is called
 after every attempt, in the worker thread.
