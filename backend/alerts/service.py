@@ -159,12 +159,16 @@ def enqueue(session: Session, rows: list[dict[str, Any]]) -> list[int]:
     return [r[0] for r in session.execute(_INSERT_OUTBOX, rows)]
 
 
-def lock(session: Session, alert_id: uuid.UUID) -> None:
+def lock(session: Session, alert_id: uuid.UUID) -> Alert | None:
     """Hold the alert's row until the transaction ends, for a change computed from the alert's
-    other rows. `FOR NO KEY UPDATE`: rows that refer to the alert (timeline entries, deliveries,
-    outbox rows) can still be written meanwhile, only another lock or an update of the alert
-    waits. (No-op on SQLite, which has one writer at a time.)"""
-    session.execute(select(Alert.id).where(Alert.id == alert_id).with_for_update(key_share=True))
+    other rows, and return the alert as it is now (None when it is gone): one statement.
+    `FOR NO KEY UPDATE`: rows that refer to the alert (timeline entries, deliveries, outbox
+    rows) can still be written meanwhile, only another lock or an update of the alert waits.
+    (No lock on SQLite, which has one writer at a time.)"""
+    return session.scalars(
+        select(Alert).where(Alert.id == alert_id).with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    ).one_or_none()
 
 
 def compare_and_set_state(

@@ -98,6 +98,16 @@ def next_claimable_at(session: Session) -> datetime | None:
     )
 
 
+def record_outcome(session: Session, delivery_id: uuid.UUID, values: dict[str, Any]
+                   ) -> uuid.UUID | None:
+    """Write an attempt's outcome (`values`) on its delivery row in one statement: the row's
+    subscription id, or None when the row is gone."""
+    return session.execute(
+        update(Delivery).where(Delivery.id == delivery_id).values(**values)
+        .returning(Delivery.subscription_id)
+    ).scalar_one_or_none()
+
+
 def record_attempt(session: Session, **values: Any) -> None:
     session.execute(insert(DeliveryAttempt).values(**values))
 

@@ -295,18 +295,16 @@ class DeliveryWorker:
         # Outcomes of one alert's deliveries are recorded one at a time (pool threads here,
         # other processes there): each recomputes the alert's aggregate from all its rows.
         with self._record_lock, self._sessions.begin() as s:
-            alerts_service.lock(s, job.alert_id)
-            delivery = s.get(Delivery, job.delivery_id)
-            if delivery is None:
-                return
+            alert = alerts_service.lock(s, job.alert_id)
             state = decision.state.value
-            delivery.state = state
-            delivery.claimed_until = None
-            delivery.next_attempt_at = decision.next_attempt_at
-            delivery.last_status = result.status
-            delivery.last_error = None if state == "delivered" else decision.reason
-            if state == "delivered":
-                delivery.delivered_at = now
+            subscription_id = service.record_outcome(s, job.delivery_id, {
+                "state": state, "claimed_until": None,
+                "next_attempt_at": decision.next_attempt_at, "last_status": result.status,
+                "last_error": None if state == "delivered" else decision.reason,
+                **({"delivered_at": now} if state == "delivered" else {}),
+            })
+            if alert is None or subscription_id is None:
+                return
             service.record_attempt(
                 s, delivery_id=job.delivery_id, number=job.attempt, at=now,
                 status=result.status, error=result.error.value if result.error else None,
@@ -316,32 +314,29 @@ class DeliveryWorker:
                 s, job.alert_id, at=now, actor="webhooks", kind="delivery", to_state=None,
                 detail={
                     "delivery_id": str(job.delivery_id), "webhook_id": job.webhook_id,
-                    "subscription_id": str(delivery.subscription_id),
+                    "subscription_id": str(subscription_id),
                     "attempt": job.attempt, "status": result.status,
                     "error": result.error.value if result.error else None,
                     "state": state, "reason": decision.reason,
                 },
             )
-            events = self._refresh_alert(s, job.alert_id)
+            events = self._refresh_alert(s, alert)
         log.info("webhook delivery=%s attempt=%d state=%s", job.delivery_id, job.attempt, state)
         if decision.state is DeliveryState.RETRYING:
             self.wake()  # the round sleeps until this retry is due, not a whole poll interval
         for event in events:
             self._bus.publish(event)
 
-    def _refresh_alert(self, s: Session, alert_id: uuid.UUID) -> list[dict[str, Any]]:
-        """Recompute the alert's `police_delivery`; the console event when it changed."""
-        alert = alerts_service.get(s, alert_id)
-        if alert is None:
-            return []
+    def _refresh_alert(self, s: Session, alert: Alert) -> list[dict[str, Any]]:
+        """Recompute the locked alert's `police_delivery`; the console event when it changed."""
         value = status.aggregate(
-            service.delivery_states(s, alert_id), alert.priority, self.config.urgent_priorities
+            service.delivery_states(s, alert.id), alert.priority, self.config.urgent_priorities
         )
-        if not service.set_police_delivery(s, alert_id, value):
+        if value == alert.police_delivery or not service.set_police_delivery(s, alert.id, value):
             return []
         alert.police_delivery = value
         if value == "unreachable":
-            log.warning("alert %s: %s", alert_id, POLICE_NOT_REACHED)
+            log.warning("alert %s: %s", alert.id, POLICE_NOT_REACHED)
         return [self.console_event(s, alert)]
 
     def console_event(self, s: Session, alert: Alert) -> dict[str, Any]:

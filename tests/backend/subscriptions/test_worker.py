@@ -422,6 +422,50 @@ def test_outcomes_recorded_at_the_same_time_leave_the_right_aggregate(pg_session
         assert {d.state for d in service.deliveries_of(s, alert_id)} == {"delivered"}
 
 
+@pytest.mark.services
+def test_an_outcome_reads_the_alert_once_and_writes_only_what_moved(pg_sessions):
+    """Recording an outcome locks and reads the alert in one statement and writes the delivery
+    row without reading it; the alert's aggregate, and the console's event, only when it
+    moved: the raise's first outcome moves it (pending -> delivered), a second one does not."""
+    import dataclasses
+
+    from sqlalchemy import event
+
+    sessions = pg_sessions
+    worker, _sender, hook = _fast_path(sessions, [])
+    hook.send_now = lambda: 30.0
+    alert_id, [job] = _raise(sessions, hook)
+    engine = sessions.kw["bind"]
+    statements: list[str] = []
+
+    def noted(_conn, _cursor, statement, *_args) -> None:
+        statements.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", noted)
+    try:
+        worker._record(job, AttemptResult(204, 1.0))
+        first = statements[:]
+        statements.clear()
+        worker._record(dataclasses.replace(job, attempt=2), AttemptResult(204, 1.0))
+    finally:
+        event.remove(engine, "before_cursor_execute", noted)
+
+    def alert_reads(found: list[str]) -> list[str]:
+        return [s for s in found if s.startswith("SELECT alerts.")]
+
+    for found in (first, statements):
+        assert alert_reads(found) == found[:1], "the alert is read once, by its lock"
+        assert found[0].endswith("FOR NO KEY UPDATE")
+        assert not [s for s in found if s.startswith("SELECT webhook_deliveries.id")]
+        assert len([s for s in found if s.startswith("UPDATE webhook_deliveries")]) == 1
+    assert [s for s in first if s.startswith("UPDATE alerts")]
+    assert not [s for s in statements if s.startswith("UPDATE alerts")]
+    assert [e["alert"]["police_delivery"] for e in worker._bus.events] == ["delivered"]
+    with sessions() as s:
+        assert s.get(Alert, alert_id).police_delivery == "delivered"
+        assert [a.number for a in service.attempts_of(s, job.delivery_id)] == [1, 2]
+
+
 def test_jobs_submitted_while_held_start_when_the_block_ends(sessions):
     import time
 
