@@ -30,8 +30,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,7 +57,6 @@ from loadtests.report import (
     write_markdown,
 )
 from loadtests.seeding import seed, webhooks_supported
-from loadtests.server_nice import server_at
 from loadtests.stack import (
     BENCH_DB_URL,
     BENCH_REDIS_URL,
@@ -114,9 +112,6 @@ class Config:
     write_docs: bool = True
     # The listeners' and broker's niceness (`_listen_at`); None: what this process has.
     listeners_nice: int | None = None
-    # The local PostgreSQL server's niceness for the run (`loadtests.server_nice`); None: as
-    # it is.
-    server_nice: int | None = None
     docs_dir: Path = field(default_factory=lambda: REPO_ROOT / "docs")
     command: str = "make bench   (= .venv/bin/python -m loadtests.bench)"
 
@@ -163,7 +158,6 @@ def _wait_for_measures(stack: Stack, expected: int, timeout_s: float = 90.0) -> 
 
 WAL_KEPT = ("PostgreSQL min_wal_size (WAL segments kept to reuse; readied before each group of "
             "alarm levels)")
-SERVER_NICE = "PostgreSQL server niceness during the run (its backends inherit it)"
 
 
 def _alarm_levels(results: Results, cfg: Config, stack: Stack, port: int, seeded,
@@ -384,21 +378,6 @@ def _memory(results: Results, cfg: Config) -> None:
     console.log(f"memory: {results.memory['total_mib']:.0f} MiB")
 
 
-@contextmanager
-def _server_at(results: Results, cfg: Config) -> Iterator[None]:
-    """The run with the database server at `cfg.server_nice`, as the README recommends for a
-    server that shares the machine with the alarm worker (`loadtests.server_nice`)."""
-    if cfg.server_nice is None:
-        yield
-        return
-    with server_at(libpq_dsn(cfg.db_url), cfg.server_nice) as server:
-        results.machine[SERVER_NICE] = server.describe()
-        if server.nice is None:
-            results.notes.append(f"PostgreSQL server not at niceness {cfg.server_nice} "
-                                 f"({server.reason}): an alarm's backend waits behind the API")
-        yield
-
-
 def run(cfg: Config) -> Results:
     started = time.perf_counter()
     ledger = FixLedger()
@@ -406,7 +385,7 @@ def run(cfg: Config) -> Results:
     if cfg.listeners_nice is not None:
         _listen_at(results, cfg.listeners_nice)
     cpu_at_start = psutil.cpu_times()
-    with OwnMosquitto() as broker, _server_at(results, cfg):
+    with OwnMosquitto() as broker:
         console.log(f"own Mosquitto on port {broker.port} (set_tcp_nodelay true)")
         if cfg.floor_rates:
             _floor(results, cfg, broker.port)
@@ -490,7 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.setswitchinterval(0.0005)
     cfg = Config(alarms=args.alarms, alarm_rate=args.alarm_rate, measures=args.measures,
                  p999_alarms=args.p999_alarms, write_docs=not args.no_docs,
-                 listeners_nice=NICE["ingest-alarm"], server_nice=NICE["ingest-alarm"])
+                 listeners_nice=NICE["ingest-alarm"])
     if args.skip_memory:
         cfg.memory_devices = 0
     if args.skip_ramp:
