@@ -233,20 +233,26 @@ def _delivery(sessions, alert_id) -> Delivery:
         return d
 
 
-def test_a_running_worker_sends_at_commit_without_waiting_for_a_round(sessions):
-    import time
-
-    worker, sender, hook = _fast_path(sessions, [AttemptResult(204, 1.0)])
+def _delivered_after_a_raise(worker, sessions, hook, timeout_s: float) -> Delivery:
+    """Start the worker, let its first round find nothing (the next is in 60 s), raise one
+    alert and wait until its delivery is delivered or `timeout_s` has passed: the row."""
     worker.start()
     try:
-        time.sleep(0.2)  # the worker's first round ran and found nothing; the next is in 60 s
+        time.sleep(0.2)
         alert_id, _jobs = _raise(sessions, hook)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + timeout_s
         while _delivery(sessions, alert_id).state != "delivered" and time.monotonic() < deadline:
             time.sleep(0.02)
     finally:
         worker.stop()
-    d = _delivery(sessions, alert_id)
+    return _delivery(sessions, alert_id)
+
+
+def test_a_running_worker_sends_at_commit_without_waiting_for_a_round(sessions):
+    import time
+
+    worker, sender, hook = _fast_path(sessions, [AttemptResult(204, 1.0)])
+    d = _delivered_after_a_raise(worker, sessions, hook, timeout_s=5)
     assert (d.state, d.attempts, len(sender.sent)) == ("delivered", 1, 1)
     assert sender.sent[0]["webhook-id"] == d.webhook_id
     assert sender.threads == ["webhook_0"]  # sent by the fast path, not by a round
@@ -257,16 +263,7 @@ def test_a_failed_first_attempt_is_retried_when_due_not_at_the_next_poll(session
     attempt that fails wakes it, so the retry goes out after the policy's delay."""
     worker, sender, hook = _fast_path(sessions, [AttemptResult(503, 1.0),
                                                  AttemptResult(204, 1.0)])
-    worker.start()
-    try:
-        time.sleep(0.2)  # the first round ran and found nothing; the next is in 60 s
-        alert_id, _jobs = _raise(sessions, hook)
-        deadline = time.monotonic() + 10
-        while _delivery(sessions, alert_id).state != "delivered" and time.monotonic() < deadline:
-            time.sleep(0.05)
-    finally:
-        worker.stop()
-    d = _delivery(sessions, alert_id)
+    d = _delivered_after_a_raise(worker, sessions, hook, timeout_s=10)
     assert (d.state, d.attempts, len(sender.sent)) == ("delivered", 2, 2)
 
 
