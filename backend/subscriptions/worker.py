@@ -332,8 +332,9 @@ class DeliveryWorker:
         value = status.aggregate(
             service.delivery_states(s, alert.id), alert.priority, self.config.urgent_priorities
         )
-        if value == alert.police_delivery or not service.set_police_delivery(s, alert.id, value):
+        if value == alert.police_delivery:  # read under the lock: nobody changed it since
             return []
+        service.set_police_delivery(s, alert.id, value)
         alert.police_delivery = value
         if value == "unreachable":
             log.warning("alert %s: %s", alert.id, POLICE_NOT_REACHED)
