@@ -47,8 +47,10 @@ class TransitionBody(BaseModel):
 def documents(s: Session, alerts: list[Alert]) -> list[dict[str, Any]]:
     device_ids = {a.device_id for a in alerts if a.device_id}
     case_ids = {a.case_id for a in alerts if a.case_id}
-    roles = dict(s.execute(select(Device.id, Device.role).where(Device.id.in_(device_ids))).all())
-    cases = {c.id: c for c in s.scalars(select(Case).where(Case.id.in_(case_ids)))}
+    roles = dict(s.execute(
+        select(Device.id, Device.role).where(Device.id.in_(device_ids))).all()) if device_ids else {}
+    cases = {c.id: c for c in s.scalars(
+        select(Case).where(Case.id.in_(case_ids)))} if case_ids else {}
     return [
         alert_document(
             a, device_role=roles.get(a.device_id),
@@ -125,24 +127,23 @@ def _transition(action: str):
         alert_id: uuid.UUID,
         body: TransitionBody | None = None,
         rt: Runtime = Depends(runtime),
+        s: Session = Depends(session),
         p: Principal = Depends(require(*OPERATORS)),
     ) -> dict[str, Any]:
-        with rt.sessions() as s:
-            _scoped(s, p, service.get(s, alert_id), alert_id)
-        with rt.sessions.begin() as s:
-            _, effects = rt.flow.transition(
-                s, alert_id, action, actor=p.name, note=body.note if body else None
-            )
+        # The request's session (the one that authenticated it) and one transaction: the scope
+        # check, the transition and the answer's document with its location read audited, so
+        # an action is committed together with the read it answers with (a failure: neither).
+        _scoped(s, p, service.get(s, alert_id), alert_id)
+        alert, effects = rt.flow.transition(
+            s, alert_id, action, actor=p.name, note=body.note if body else None
+        )
+        document = release_locations(s, p, [alert], documents(s, [alert]), reason=None,
+                                     channel="api")[0]
+        s.commit()
         rt.dispatcher.send(effects.outbox)
         for event in effects.events:
             rt.bus.publish(event)
-        with rt.sessions() as s:
-            alert = service.get(s, alert_id)
-            assert alert is not None
-            document = release_locations(s, p, [alert], documents(s, [alert]), reason=None,
-                                         channel="api")[0]
-            s.commit()
-            return document
+        return document
 
     endpoint.__name__ = f"{action}_alert"
     return endpoint

@@ -1,0 +1,71 @@
+"""The alert endpoints: an operator's action in one transaction, documents without wasted reads."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event, func, select
+
+from backend.alerts.models import Alert
+from backend.alerts.views import documents
+from backend.audit.models import AuditEntry
+from backend.pipeline.context import AlertDraft
+from tests.support.db import sqlite_sessions, statements
+
+
+def _raise(stack, device_id: str) -> uuid.UUID:
+    """A panic alert with a position, of a registered victim device."""
+    case_id = stack.register(device_id)
+    now = time.time()
+    draft = AlertDraft(type="panic", device_id=device_id, case_id=case_id, message_id="v-1",
+                       raised_at=now, device_time=now, lat=51.9225, lon=4.4792, acc=8.0,
+                       fix_time=now, location_source="alarm")
+    with stack.runtime.sessions.begin() as s:
+        [alert] = stack.runtime.flow.raise_alerts(s, [draft]).alerts
+    return alert.id
+
+
+def test_an_action_takes_one_connection_and_one_commit(stack):
+    alert_id = _raise(stack, "vic-view-1")
+    engine, checkouts, commits = stack.runtime.engine, [], []
+
+    def checkout(*_):
+        checkouts.append(1)
+
+    def commit(*_):
+        commits.append(1)
+
+    event.listen(engine, "checkout", checkout)
+    event.listen(engine, "commit", commit)
+    try:
+        r = stack.api().post(f"/api/v1/alerts/{alert_id}/acknowledge")
+    finally:
+        event.remove(engine, "checkout", checkout)
+        event.remove(engine, "commit", commit)
+    assert r.status_code == 200 and r.json()["state"] == "acknowledged"
+    assert r.json()["location"] is not None  # released to the operator, so audited
+    assert (len(checkouts), len(commits)) == (1, 1)
+    with stack.runtime.sessions() as s:
+        audited = s.scalar(select(func.count()).select_from(AuditEntry).where(
+            AuditEntry.resource_id == str(alert_id)))
+    assert audited == 1
+
+
+@pytest.fixture
+def sqlite(tmp_path: Path):
+    yield from sqlite_sessions(tmp_path)
+
+
+def test_documents_of_alerts_without_device_or_case_read_nothing(sqlite):
+    seen = statements(sqlite)
+    alert = Alert(id=uuid.uuid4(), type="device_storm", priority="P2", state="new", sequence=1,
+                  raised_at=datetime.now(UTC), updated_at=datetime.now(UTC), flags=[],
+                  exercise=False)
+    with sqlite() as s:
+        [document] = documents(s, [alert])
+    assert document["device"] is None and document["case"] is None
+    assert seen == []
