@@ -47,10 +47,13 @@ class TransitionBody(BaseModel):
 def documents(s: Session, alerts: list[Alert]) -> list[dict[str, Any]]:
     device_ids = {a.device_id for a in alerts if a.device_id}
     case_ids = {a.case_id for a in alerts if a.case_id}
-    roles = dict(s.execute(
-        select(Device.id, Device.role).where(Device.id.in_(device_ids))).all()) if device_ids else {}
-    cases = {c.id: c for c in s.scalars(
-        select(Case).where(Case.id.in_(case_ids)))} if case_ids else {}
+    roles: dict[str, str] = {}
+    cases: dict[uuid.UUID, Case] = {}
+    if device_ids:  # an alert without a device or case (a storm) reads nothing for it
+        roles = dict(s.execute(
+            select(Device.id, Device.role).where(Device.id.in_(device_ids))).all())
+    if case_ids:
+        cases = {c.id: c for c in s.scalars(select(Case).where(Case.id.in_(case_ids)))}
     return [
         alert_document(
             a, device_role=roles.get(a.device_id),
