@@ -26,6 +26,7 @@ from backend.regions import RegionIndex
 from backend.settings import Settings
 from backend.state import keys
 from backend.state.store import InMemoryState, RedisState, StateStore
+from backend.subscriptions.hook import SubscriptionWatch
 from backend.subscriptions.wiring import install as install_deliveries
 from backend.subscriptions.worker import DeliveryWorker
 
@@ -65,6 +66,8 @@ class Runtime:
     mqtt: mqtt.Client | None = None
     # The webhook delivery worker (backend.subscriptions); start it next to the dispatcher.
     deliveries: DeliveryWorker | None = None
+    # Keeps the webhook subscriptions read, so that a raise does not read them (started with it).
+    subscriptions: SubscriptionWatch | None = None
     # The geofence engine of this process, kept in step with the stored measures.
     geofences: LiveMeasures | None = None
     # Audits the positions the console stream sent, behind the stream (backend.audit.writer).
@@ -93,6 +96,8 @@ class Runtime:
         self.dispatcher.start()
         if self.deliveries is not None:
             self.deliveries.start()
+        if self.subscriptions is not None:
+            self.subscriptions.start()
         if loops:
             self._loops = BackgroundLoops(self).start()
 
@@ -136,8 +141,8 @@ class Runtime:
         runtime.flow.cases = CaseSnapshots(changes=changes)
         runtime.flow.exercise_regions = frozenset(settings.police.exercise_regions)
         runtime.secrets = SecretBox.from_setting(settings.police.secret_keys)
-        runtime.deliveries = install_deliveries(settings.police, sessions, runtime.flow, bus,
-                                                secrets=runtime.secrets)
+        runtime.deliveries, runtime.subscriptions = install_deliveries(
+            settings.police, sessions, runtime.flow, bus, secrets=runtime.secrets)
         runtime.audit = AuditWriter(sessions)
         runtime.geofences = LiveMeasures(
             sessions, settings.geofence.to_config(), settings.geofence.reload_poll_s
@@ -153,6 +158,8 @@ class Runtime:
             self.dispatcher.stop()
         if self.deliveries is not None:
             self.deliveries.stop()
+        if self.subscriptions is not None:
+            self.subscriptions.stop()
         if self.audit is not None:
             self.audit.stop()
         if isinstance(self.bus, RedisBus):

@@ -15,6 +15,7 @@ deliveries are written as `rejected` with the reason, so the console shows "poli
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -23,10 +24,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Table
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from backend.alerts.flows import EACH_STATEMENT_COMMITS, Effects
 from backend.alerts.models import Alert
+from backend.periodic import Periodic
 from backend.police import cap, cloudevent
 from backend.police.errors import PoliceError
 from backend.subscriptions import filters, service, status
@@ -107,6 +109,8 @@ class DeliveryHook:
         self._urgent = tuple(urgent)
         self._clock = clock
         self._subscriptions: tuple[float, list[ActiveSubscription]] = (0.0, [])
+        self._generation = 0  # moved by `forget`
+        self._lock = threading.Lock()
         # Set by `wiring.install`: the claim lease when this process's delivery worker runs and
         # will send the new rows right after the commit (the fast path), else None; and the
         # worker's `submit`, for rows committed already (`EACH_STATEMENT_COMMITS`).
@@ -115,19 +119,30 @@ class DeliveryHook:
 
     def _active(self, session: Session) -> list[ActiveSubscription]:
         """The active subscriptions, read at most every `SUBSCRIPTIONS_TTL_S` seconds: a change
-        made through this process's API is seen at once (`forget`), another's within that."""
+        made through this process's API is seen at once (`forget`), another's within that.
+        Where a `SubscriptionWatch` runs, the read is its, not a raise's."""
         until, cached = self._subscriptions
         if until > time.monotonic():
             return cached
+        return self.refresh(session)
+
+    def refresh(self, session: Session) -> list[ActiveSubscription]:
+        """Read the active subscriptions now and keep them for `SUBSCRIPTIONS_TTL_S`. A list
+        read while `forget` was called is returned but not kept: it may predate the change."""
+        generation = self._generation
         fresh = [
             ActiveSubscription(s.id, s.format, subscription_filter(s), s.url, s.secret)
             for s in service.active_subscriptions(session)
         ]
-        self._subscriptions = (time.monotonic() + SUBSCRIPTIONS_TTL_S, fresh)
+        with self._lock:
+            if generation == self._generation:
+                self._subscriptions = (time.monotonic() + SUBSCRIPTIONS_TTL_S, fresh)
         return fresh
 
     def forget(self) -> None:
-        self._subscriptions = (0.0, [])
+        with self._lock:
+            self._generation += 1
+            self._subscriptions = (0.0, [])
 
     def prepare(
         self, session: Session, alert: Alert, document: dict[str, Any]
@@ -227,3 +242,22 @@ class DeliveryHook:
             alert.priority, self._urgent,
         )
         return DeliveryPlan(rows, jobs, value)
+
+
+class SubscriptionWatch(Periodic):
+    """Reads the active subscriptions every `interval_s`, within the hook's TTL, so that a raise
+    finds them in memory. Without it, the raise that found the list expired read it itself,
+    before its alert's statement: one alarm in eight at 4 alarms a second, 1-4 ms more of its
+    path. A pass that fails or comes late leaves the raise to read them, as without it."""
+
+    name = "subscriptions"
+
+    def __init__(self, hook: DeliveryHook, sessions: sessionmaker[Session],
+                 interval_s: float = SUBSCRIPTIONS_TTL_S / 2) -> None:
+        self._hook = hook
+        self._sessions = sessions
+        self.interval_s = interval_s
+
+    def run_once(self) -> int:
+        with self._sessions() as session:
+            return len(self._hook.refresh(session))

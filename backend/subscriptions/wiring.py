@@ -15,7 +15,12 @@ from backend.police.client import Timeouts, Urllib3WebhookSender, WebhookSender
 from backend.police.retry import RetryPolicy
 from backend.police.sealing import SecretBox
 from backend.settings import PoliceSettings
-from backend.subscriptions.hook import JOBS_KEY, WAKE_KEY, DeliveryHook
+from backend.subscriptions.hook import (
+    JOBS_KEY,
+    WAKE_KEY,
+    DeliveryHook,
+    SubscriptionWatch,
+)
 from backend.subscriptions.worker import DeliveryWorker, WorkerConfig
 
 
@@ -48,8 +53,9 @@ def _documents(s: Session, alerts: list[Any]) -> list[dict[str, Any]]:
 def install(
     settings: PoliceSettings, sessions: sessionmaker[Session], flow: AlertFlow, bus: EventBus,
     sender: WebhookSender | None = None, secrets: SecretBox | None = None,
-) -> DeliveryWorker:
-    """Register the delivery hook on `flow` and return the (not yet started) worker."""
+) -> tuple[DeliveryWorker, SubscriptionWatch]:
+    """Register the delivery hook on `flow`; return the worker and the watch that keeps the
+    hook's subscriptions read (neither started)."""
     # As many kept-alive connections per receiver as sends run in parallel.
     sender = sender or Urllib3WebhookSender(timeouts(settings), pool_size=settings.concurrency)
     worker = DeliveryWorker(sessions, sender, bus, worker_config(settings), documents=_documents,
@@ -73,4 +79,4 @@ def install(
 
     event.listen(sessions, "after_commit", _after_commit)
     event.listen(sessions, "after_soft_rollback", lambda s, _tx: _after_rollback(s))
-    return worker
+    return worker, SubscriptionWatch(hook, sessions)

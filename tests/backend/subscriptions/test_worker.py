@@ -192,8 +192,8 @@ def _fast_path(sessions, results):
 
     sender = ThreadNotingSender(results)
     flow = _Flow()
-    worker = install(PoliceSettings(poll_interval_s=60.0), sessions, flow, RecordingBus(),
-                     sender=sender)
+    worker, _ = install(PoliceSettings(poll_interval_s=60.0), sessions, flow, RecordingBus(),
+                        sender=sender)
     with sessions.begin() as s:
         s.add(Subscription(id=uuid.uuid4(), name="p", url="http://127.0.0.1:9/x",
                            secret="whsec_" + "A" * 43 + "=", format="json"))
