@@ -19,7 +19,7 @@ from websockets.sync.client import connect as ws_connect
 from websockets.typing import Subprotocol
 
 from device_protocol import Alarm, Topics, codec
-from loadtests import mqtt
+from loadtests import heap, mqtt
 from loadtests.desk import Desk
 from loadtests.pacing import paced
 from loadtests.stats import Latency
@@ -167,6 +167,7 @@ class AlarmRun:
 def run_alarms(probe: Probe, port: int, root: str, devices: Sequence[str], prefix: str,
                rate: float, count: int, settle_s: float = 30.0) -> AlarmRun:
     """Send `count` panic alarms at `rate` and collect their latencies on each channel."""
+    heap.freeze()
     probe.expect(prefix)
     ctx = mp.get_context("fork")
     receiver, sender_end = ctx.Pipe(duplex=False)

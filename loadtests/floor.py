@@ -14,7 +14,7 @@ import uuid
 
 import psycopg
 
-from loadtests import mqtt
+from loadtests import heap, mqtt
 from loadtests.pacing import paced
 from loadtests.stats import Latency
 
@@ -99,6 +99,7 @@ def measure(port: int, rate_per_s: float, count: int, hops: int,
     """A sender process publishes `count` stamped messages at `rate_per_s` (after a short
     warm-up); the latency is taken at the final subscriber in this process. With `commit_dsn`
     (two hops only) the relay commits each message to PostgreSQL before it republishes it."""
+    heap.freeze()
     base = f"bench/floor/{uuid.uuid4().hex[:8]}"
     first, last = f"{base}/a", f"{base}/b" if hops == 2 else f"{base}/a"
     ctx = mp.get_context("fork")
