@@ -15,7 +15,7 @@ class Node:
 
 
 def test_what_is_alive_is_frozen_and_garbage_is_collected():
-    kept = [{"n": i} for i in range(10_000)]
+    kept = [Node() for _ in range(10_000)]  # instances: always tracked by the collector
     a, b = Node(), Node()
     a.other, b.other = b, a  # a cycle: only the collector frees it
     gone = weakref.ref(a)
