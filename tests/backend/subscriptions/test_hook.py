@@ -11,10 +11,14 @@ from sqlalchemy import event
 
 from backend.alerts.document import alert_document
 from backend.alerts.models import Alert
+from backend.db.migrate import upgrade
 from backend.police import cap
+from backend.runtime import Runtime
+from backend.settings import Settings
 from backend.subscriptions.hook import DeliveryHook, SubscriptionWatch
 from backend.subscriptions.models import Subscription
 from tests.support.db import sqlite_sessions, statements
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture
@@ -75,3 +79,16 @@ def test_a_list_read_across_a_change_is_not_kept(hook, sessions):
     seen = statements(sessions)
     assert _deliveries(hook, sessions) == 1
     assert _subscription_reads(seen) == 1
+
+
+def test_a_started_runtime_keeps_them_read(tmp_path: Path):
+    """`Runtime.start_background` starts the watch: the subscriptions are read with no raise."""
+    url = f"sqlite:///{tmp_path}/runtime.db"
+    upgrade(url)
+    runtime = Runtime.build(Settings(database={"url": url}))
+    seen = statements(runtime.sessions)
+    runtime.start_background(loops=False)
+    try:
+        wait_until(lambda: _subscription_reads(seen) >= 2, timeout=10)  # read, then again
+    finally:
+        runtime.close()
