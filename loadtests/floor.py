@@ -81,7 +81,8 @@ def stamp_sequence(payload: bytes) -> int:
     return _STAMP.unpack_from(payload)[1]
 
 
-def _send(port: int, topic: str, rate_per_s: float, count: int, warmup: int) -> None:  # pragma: no cover - child
+def _send(port: int, topic: str, rate_per_s: float, count: int,
+          warmup: int) -> None:  # pragma: no cover - child
     sender = mqtt.connect(port)
     padding = b"x" * 150  # about the size of a fix
     def send(seq: int) -> None:
