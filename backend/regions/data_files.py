@@ -22,6 +22,7 @@ MUNICIPALITY_GEOJSON = "gemeenten_2025.geojson"
 MUNICIPALITY_REGION_CSV = "gemeente_regio_2025.csv"
 VT_CONFIG_YAML = "veilig_thuis.yaml"
 MUNICIPALITY_VT_CSV = "gemeente_vt_2025.csv"
+INTERIOR_CELLS_CSV = "interior_cells_2025.csv"
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,14 +8,16 @@ covered, so a point that falls in no polygon takes the nearest municipality with
 distance (default 25 km, measured in metres in RD New, EPSG:28992) and is marked `exact=False`;
 beyond that distance `locate` returns None and the caller falls back to the case's home region.
 
-Everything is computed in RD New: the polygons are projected once at load time.
+Everything is computed in RD New: the polygons are projected once at load time. A point well
+inside a municipality is found without projecting it, in the packaged table of interior cells
+(`interior`); the answer is the same.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import shapely
@@ -23,7 +25,7 @@ from pyproj import Transformer
 from shapely.geometry import Point, shape
 from shapely.geometry.base import BaseGeometry
 
-from backend.regions import data_files
+from backend.regions import data_files, interior
 from backend.regions.errors import InvalidCoordinate, RegionDataError, UnknownRegionCode
 from backend.regions.models import Municipality, PoliceUnit, RegionMatch, VtDesk
 from backend.regions.vt_table import load_vt_config, read_vt_table
@@ -68,15 +70,23 @@ class RegionIndex:
         vt_desks: Sequence[VtDesk],
         *,
         max_distance_m: float = DEFAULT_MAX_FALLBACK_M,
+        interior_cells: Mapping[interior.Cell, str] | None = None,
     ) -> None:
+        """`interior_cells` (cell -> municipality code, `interior.derive` over these polygons or a
+        superset of them) lets `locate` skip the projection for points in those cells."""
         if len(municipalities) != len(geometries_wgs84) or not municipalities:
             raise RegionDataError("municipalities and geometries must be non-empty and aligned")
         if max_distance_m < 0:
             raise ValueError("max_distance_m must not be negative")
         self._municipalities = tuple(municipalities)
         self._by_code = {m.code: m for m in self._municipalities}
+        self._bounds_wgs84 = tuple(float(b) for b in shapely.total_bounds(geometries_wgs84))
         self._geometries = _project(geometries_wgs84)
         self._tree = shapely.STRtree(self._geometries)
+        exact = {m.code: RegionMatch.of(m, exact=True, distance_m=0.0)
+                 for m in self._municipalities}
+        self._interior = {cell: exact[code] for cell, code in (interior_cells or {}).items()
+                          if code in exact}
         self._police_units = {
             unit.code: unit for unit in sorted(police_units, key=lambda u: u.code)
         }
@@ -94,9 +104,11 @@ class RegionIndex:
         geojson_name: str = data_files.MUNICIPALITY_GEOJSON,
         *,
         max_distance_m: float = DEFAULT_MAX_FALLBACK_M,
+        with_interior_cells: bool = True,
     ) -> RegionIndex:
         """A fresh (uncached) index, optionally over a packaged subset such as
-        `gemeenten_rotterdam_rijnmond_2025.geojson`."""
+        `gemeenten_rotterdam_rijnmond_2025.geojson`; without the packaged interior cells, every
+        point is projected (what they are derived from)."""
         rows = {row.gemeente_code: row for row in data_files.municipality_region_rows()}
         vt_config = load_vt_config()
         desks = {desk.code: desk for desk in vt_config.desk_objects()}
@@ -140,14 +152,29 @@ class RegionIndex:
             list(police_units.values()),
             list(desks.values()),
             max_distance_m=max_distance_m,
+            interior_cells=(interior.parse(data_files.read_text(data_files.INTERIOR_CELLS_CSV))
+                            if with_interior_cells else None),
         )
+
+    def derive_interior_cells(self) -> dict[interior.Cell, str]:
+        """The interior cells of this index's polygons (what `data/interior_cells_2025.csv`
+        holds for the packaged ones)."""
+        def project(lons: np.ndarray, lats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            return _to_rd().transform(lons, lats)
+
+        return interior.derive(self._geometries, [m.code for m in self._municipalities],
+                               self._bounds_wgs84, project)
 
     def locate(
         self, lat: float, lon: float, *, max_distance_m: float | None = None
     ) -> RegionMatch | None:
         """The regions of a WGS84 point, or None when it is farther than the fallback distance
         from every municipality."""
-        x, y = self._project_point(lat, lon)
+        lat_f, lon_f = _checked(lat, lon)
+        found = self._interior.get(interior.cell_of(lat_f, lon_f))
+        if found is not None:
+            return found
+        x, y = (float(v) for v in _to_rd().transform(lon_f, lat_f))
         if not (math.isfinite(x) and math.isfinite(y)):
             return None
         point = Point(x, y)
@@ -157,6 +184,8 @@ class RegionIndex:
             best = min(inside, key=lambda i: self._municipalities[i].code)
             return RegionMatch.of(self._municipalities[best], exact=True, distance_m=0.0)
         limit = self.max_distance_m if max_distance_m is None else max_distance_m
+        if not limit > 0:  # no fallback (shapely refuses a distance of 0)
+            return None
         indices, distances = self._tree.query_nearest(
             point, max_distance=limit, return_distance=True, all_matches=True
         )
@@ -199,18 +228,19 @@ class RegionIndex:
     def municipalities(self) -> tuple[Municipality, ...]:
         return self._municipalities
 
-    @staticmethod
-    def _project_point(lat: float, lon: float) -> tuple[float, float]:
-        try:
-            lat_f, lon_f = float(lat), float(lon)
-        except (TypeError, ValueError):
-            raise InvalidCoordinate("latitude and longitude must be numbers") from None
-        if not (math.isfinite(lat_f) and math.isfinite(lon_f)):
-            raise InvalidCoordinate("latitude and longitude must be finite")
-        if not (-90.0 <= lat_f <= 90.0 and -180.0 <= lon_f <= 180.0):
-            raise InvalidCoordinate("latitude or longitude out of range")
-        x, y = _to_rd().transform(lon_f, lat_f)
-        return float(x), float(y)
+
+
+def _checked(lat: float, lon: float) -> tuple[float, float]:
+    """A WGS84 point as floats, or `InvalidCoordinate`."""
+    try:
+        lat_f, lon_f = float(lat), float(lon)
+    except (TypeError, ValueError):
+        raise InvalidCoordinate("latitude and longitude must be numbers") from None
+    if not (math.isfinite(lat_f) and math.isfinite(lon_f)):
+        raise InvalidCoordinate("latitude and longitude must be finite")
+    if not (-90.0 <= lat_f <= 90.0 and -180.0 <= lon_f <= 180.0):
+        raise InvalidCoordinate("latitude or longitude out of range")
+    return lat_f, lon_f
 
 
 @functools.cache

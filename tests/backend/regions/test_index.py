@@ -126,6 +126,11 @@ def test_fallback_distance_is_configurable(index: RegionIndex) -> None:
     assert index.locate(*IJSSELMEER_CENTRE, max_distance_m=match.distance_m + 1) == match
 
 
+def test_a_fallback_distance_of_zero_means_no_fallback(index: RegionIndex) -> None:
+    assert index.locate(*OFF_SCHEVENINGEN, max_distance_m=0) is None
+    assert index.locate(51.9244, 4.4690, max_distance_m=0) is not None  # inside: no fallback
+
+
 def test_london_is_too_far(index: RegionIndex) -> None:
     assert index.locate(*LONDON) is None
 
