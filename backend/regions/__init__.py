@@ -8,6 +8,7 @@ source, licence and caveats in `data/SOURCE.md`). The Veilig Thuis table is deri
 - `index`: `RegionIndex.load()` and `RegionIndex.locate(lat, lon) -> RegionMatch | None`.
 - `models`: `RegionMatch`, `PoliceUnit`, `VtDesk`, `Municipality`.
 - `vt_table`: the municipality -> Veilig Thuis desk table and its override mechanism.
+- `interior`: the table of cells wholly inside one municipality, which `locate` asks first.
 - `errors`: the error tree.
 """
 
