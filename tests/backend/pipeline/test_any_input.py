@@ -1,0 +1,44 @@
+"""Any message on any topic: the pipeline decides (accepts, rejects, ignores), it never raises,
+and an alarm of a registered device always becomes an alert draft (safety invariants 2 and 5)."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.backend.pipeline.test_steps import NOW, device, make, raw
+
+SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=40),
+)
+VALUES = st.recursive(
+    SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.text(max_size=8), inner, max_size=4),
+    max_leaves=8,
+)
+KEYS = st.sampled_from(["id", "kind", "tst", "lat", "lon", "acc", "batt", "vel", "fixes",
+                        "online", "charging", "tamper", "_type", "x"])
+FIX = st.fixed_dictionaries(
+    {"tst": st.one_of(st.floats(allow_nan=False), st.integers(), st.just(NOW)),
+     "lat": st.floats(-100, 100), "lon": st.floats(-200, 200)},
+    optional={"acc": VALUES, "vel": VALUES, "batt": VALUES},
+)
+BODIES = st.one_of(st.dictionaries(KEYS, VALUES, max_size=8), FIX,
+                   st.fixed_dictionaries({"fixes": st.lists(st.one_of(FIX, VALUES), max_size=5)}))
+ALARM = "sd/v1/dev/vic-001/alarm"
+TOPICS = st.sampled_from([ALARM, "sd/v1/dev/vic-001/loc", "sd/v1/dev/vic-001/status",
+                          "sd/v1/dev/off-001/loc", "sd/v1/dev/unknown/alarm",
+                          "owntracks/anna/phone", "owntracks/x/y", "sd/v1/dev//alarm",
+                          "sd/v1/x", "garbage"])
+PIPELINE, _ = make(None, device(), device("off-001", role="offender"))
+
+
+@settings(max_examples=500, suppress_health_check=list(HealthCheck), deadline=None)
+@given(TOPICS, BODIES, st.floats(1.7e9, 1.9e9))
+def test_any_message_is_decided_and_an_alarm_is_always_raised(topic, body, at) -> None:
+    ctx = PIPELINE.run(raw(topic, json.dumps(body).encode(), at))
+    if topic == ALARM:
+        assert ctx.rejection is None and len(ctx.alerts) == 1
