@@ -83,10 +83,12 @@ class RegionIndex:
         self._bounds_wgs84 = tuple(float(b) for b in shapely.total_bounds(geometries_wgs84))
         self._geometries = _project(geometries_wgs84)
         self._tree = shapely.STRtree(self._geometries)
-        exact = {m.code: RegionMatch.of(m, exact=True, distance_m=0.0)
-                 for m in self._municipalities}
-        self._interior = {cell: exact[code] for cell, code in (interior_cells or {}).items()
-                          if code in exact}
+        # One match per municipality for points inside it (a RegionMatch is immutable).
+        self._match_inside = {m.code: RegionMatch.of(m, exact=True, distance_m=0.0)
+                              for m in self._municipalities}
+        self._interior = {cell: self._match_inside[code]
+                          for cell, code in (interior_cells or {}).items()
+                          if code in self._match_inside}
         self._police_units = {
             unit.code: unit for unit in sorted(police_units, key=lambda u: u.code)
         }
@@ -182,7 +184,7 @@ class RegionIndex:
         if len(inside):
             # On a shared boundary take the lowest code, so the answer is deterministic.
             best = min(inside, key=lambda i: self._municipalities[i].code)
-            return RegionMatch.of(self._municipalities[best], exact=True, distance_m=0.0)
+            return self._match_inside[self._municipalities[best].code]
         limit = self.max_distance_m if max_distance_m is None else max_distance_m
         if not limit > 0:  # no fallback (shapely refuses a distance of 0)
             return None
@@ -227,7 +229,6 @@ class RegionIndex:
 
     def municipalities(self) -> tuple[Municipality, ...]:
         return self._municipalities
-
 
 
 def _checked(lat: float, lon: float) -> tuple[float, float]:
