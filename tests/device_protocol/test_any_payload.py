@@ -11,20 +11,9 @@ from hypothesis import strategies as st
 from device_protocol import codec
 from device_protocol.errors import ProtocolError
 from device_protocol.models import Alarm
+from tests.support.strategies import JSON_VALUES, UPLINK_OBJECTS
 
-SCALARS = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=40),
-)
-VALUES = st.recursive(
-    SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-        st.text(max_size=8), inner, max_size=4),
-    max_leaves=8,
-)
-# The fields of every uplink message, and one no message has.
-KEYS = st.sampled_from(["id", "kind", "tst", "lat", "lon", "acc", "batt", "vel", "fixes",
-                        "online", "charging", "tamper", "rssi", "fw", "_type", "x"])
-BODIES = st.one_of(st.dictionaries(KEYS, VALUES, max_size=8), VALUES)
+BODIES = st.one_of(UPLINK_OBJECTS, JSON_VALUES)
 
 
 @settings(max_examples=400, suppress_health_check=list(HealthCheck), deadline=None)

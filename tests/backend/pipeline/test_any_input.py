@@ -9,25 +9,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.backend.pipeline.test_steps import NOW, device, make, raw
+from tests.support.strategies import JSON_VALUES, UPLINK_OBJECTS
 
-SCALARS = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=40),
-)
-VALUES = st.recursive(
-    SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-        st.text(max_size=8), inner, max_size=4),
-    max_leaves=8,
-)
-KEYS = st.sampled_from(["id", "kind", "tst", "lat", "lon", "acc", "batt", "vel", "fixes",
-                        "online", "charging", "tamper", "_type", "x"])
 FIX = st.fixed_dictionaries(
     {"tst": st.one_of(st.floats(allow_nan=False), st.integers(), st.just(NOW)),
      "lat": st.floats(-100, 100), "lon": st.floats(-200, 200)},
-    optional={"acc": VALUES, "vel": VALUES, "batt": VALUES},
+    optional={"acc": JSON_VALUES, "vel": JSON_VALUES, "batt": JSON_VALUES},
 )
-BODIES = st.one_of(st.dictionaries(KEYS, VALUES, max_size=8), FIX,
-                   st.fixed_dictionaries({"fixes": st.lists(st.one_of(FIX, VALUES), max_size=5)}))
+BATCHES = st.fixed_dictionaries({"fixes": st.lists(st.one_of(FIX, JSON_VALUES), max_size=5)})
+BODIES = st.one_of(UPLINK_OBJECTS, FIX, BATCHES)
 ALARM = "sd/v1/dev/vic-001/alarm"
 TOPICS = st.sampled_from([ALARM, "sd/v1/dev/vic-001/loc", "sd/v1/dev/vic-001/status",
                           "sd/v1/dev/off-001/loc", "sd/v1/dev/unknown/alarm",
