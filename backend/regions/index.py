@@ -161,11 +161,8 @@ class RegionIndex:
     def derive_interior_cells(self) -> dict[interior.Cell, str]:
         """The interior cells of this index's polygons (what `data/interior_cells_2025.csv`
         holds for the packaged ones)."""
-        def project(lons: np.ndarray, lats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            return _to_rd().transform(lons, lats)
-
         return interior.derive(self._geometries, [m.code for m in self._municipalities],
-                               self._bounds_wgs84, project)
+                               self._bounds_wgs84, _to_rd().transform)
 
     def locate(
         self, lat: float, lon: float, *, max_distance_m: float | None = None
