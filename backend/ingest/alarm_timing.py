@@ -1,7 +1,7 @@
 """How long an alarm took inside the worker, logged once per alarm batch.
 
-From paho handing the message over (`RawMessage.received_at`) to the police feed's first write to
-the socket, and how much of that the database took (every statement of this thread meanwhile,
+From paho handing the message over (`RawMessage.received_at`) to the police feed handed back to
+it for the socket, and how much of that the database took (every statement of this thread meanwhile,
 from the driver's execute to its return: in autocommit that includes the commit). An
 operator sees which alarm was slow and whether the database made it so; the benchmark joins
 these lines with its own clocks to split its slowest alarms. Ids only, never positions.
@@ -56,12 +56,14 @@ class AlarmTiming:
         self._local.batch = (min(c.raw.received_at for c in contexts), ids) if ids else None
         self._local.db_s = 0.0
 
-    def on_wire(self) -> None:
-        """The batch's police feed was just written: log it (once per batch)."""
+    def on_wire(self, handed_at: float) -> None:
+        """The batch's police feed was handed to the MQTT client at `handed_at` (epoch seconds,
+        just before its write: after it, this thread may wait for a core while the feed is
+        already on its way): log it (once per batch)."""
         batch = getattr(self._local, "batch", None)
         if batch is None:
             return
         self._local.batch = None
         received_at, ids = batch
         log.info("alarm feed on the wire messages=%s ms=%.2f db_ms=%.2f", ",".join(ids),
-                 (time.time() - received_at) * 1e3, self._local.db_s * 1e3)
+                 (handed_at - received_at) * 1e3, self._local.db_s * 1e3)

@@ -531,12 +531,13 @@ class IngestWorker:
     def _put_on_wire(self, items: list[OutboxItem]) -> None:
         """The police feed and device messages, on the wire now."""
         self.rt.dispatcher.send(items)
+        handed_at = time.time()  # before the write: a listener may have it before we go on
         if items and getattr(self._network_thread, "active", False) and self.client:
             # paho writes what other threads publish from its own loop; on that thread itself
             # (an alarm raised in `_alarm_now`) it can write now, not after the callback.
             self.client.loop_write()
         if items and self._alarm_timing is not None:
-            self._alarm_timing.on_wire()
+            self._alarm_timing.on_wire(handed_at)
 
     def _publish_events(self, effects: Effects) -> None:
         for event in effects.events:

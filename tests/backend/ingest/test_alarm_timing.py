@@ -38,3 +38,22 @@ def test_an_alarm_is_logged_with_its_time_in_the_worker_and_the_databases_share(
     assert "51.92" not in caplog.text and "4.469" not in caplog.text  # ids, never positions
     police.close()
     device.disconnect()
+
+
+def test_the_time_logged_ends_when_the_feed_was_handed_over_not_when_the_log_is_written(caplog):
+    # Logged after the write: the thread may have waited for a core meanwhile while the feed was
+    # already on its way, which made the benchmark's "rest" (the feed's hop) negative.
+    from sqlalchemy import create_engine
+
+    from backend.pipeline.context import AlertDraft, Context, RawMessage
+
+    timing = alarm_timing.AlarmTiming(create_engine("sqlite://"))
+    received = time.time() - 0.5
+    raw = RawMessage("sd/v1/devices/vic/alarm", b"{}", 1, 1, received)
+    draft = AlertDraft("panic", "vic", None, "handed-1", received)  # type: ignore[arg-type]
+    timing.start([Context(raw, alerts=[draft])])
+    with caplog.at_level(logging.INFO, logger="backend.ingest.alarm_timing"):
+        timing.on_wire(received + 0.004)
+        timing.on_wire(received + 0.009)  # once per batch
+
+    assert alarm_timing.read(caplog.text) == {"handed-1": (4.0, 0.0)}
