@@ -1,6 +1,13 @@
 """What every long-running process sets for itself at start: the interpreter's switch interval
 and its CPU niceness (`ProcessSettings`); and, once it has loaded what it keeps for life, that
-heap out of the garbage collector's full scans (`freeze_loaded`)."""
+heap out of the garbage collector's full scans (`freeze_loaded`).
+
+Niceness orders a process only against the others of its scheduling group. With autogroup (on
+by default in Debian's and Ubuntu's kernels, `kernel.sched_autogroup_enabled`) every session
+is such a group while no CPU cgroup holds the process, and the kernel first shares the CPU
+between the groups: a worker started as a service (systemd gives each a session of its own)
+got as much CPU as any other service, whatever its niceness (docs/benchmarks.md, item 57). So
+a process that leads its session gives its session's group the same niceness."""
 
 from __future__ import annotations
 
@@ -8,10 +15,14 @@ import gc
 import logging
 import os
 import sys
+from pathlib import Path
 
 from backend.settings import ProcessSettings
 
 log = logging.getLogger(__name__)
+
+# The calling process's autogroup: "/autogroup-<n> nice <niceness>"; written, its niceness.
+AUTOGROUP = Path("/proc/self/autogroup")
 
 
 def apply(settings: ProcessSettings) -> None:
@@ -22,17 +33,44 @@ def apply(settings: ProcessSettings) -> None:
         set_niceness(settings.nice)
 
 
-def set_niceness(nice: int) -> int:
+def set_niceness(nice: int, autogroup: Path = AUTOGROUP) -> int:
     """Run at exactly this niceness, whatever the process inherited from what started it (a
     relative `os.nice` would give a worker started by a reniced parent another priority than
-    the deployment says). Returns the niceness in effect: unchanged, with a warning, when
-    raising priority needs a privilege (CAP_SYS_NICE) this process does not have."""
+    the deployment says); so does the process's session group when the process leads its
+    session (`set_group_niceness`). Returns the niceness in effect: unchanged, with a warning,
+    when raising priority needs a privilege (CAP_SYS_NICE) this process does not have."""
     try:
         os.setpriority(os.PRIO_PROCESS, 0, nice)
     except PermissionError:
         log.warning("niceness %d needs CAP_SYS_NICE: running at %d", nice,
                     os.getpriority(os.PRIO_PROCESS, 0))
+    if os.getsid(0) == os.getpid():
+        set_group_niceness(nice, autogroup)
     return os.getpriority(os.PRIO_PROCESS, 0)
+
+
+def set_group_niceness(nice: int, autogroup: Path = AUTOGROUP) -> int | None:
+    """Give the session's scheduling group (autogroup) this niceness; returns the group's
+    niceness in effect, or None on a kernel without autogroups. Call it only from a process
+    that leads its session: the group holds every process of the session."""
+    if not autogroup.exists():
+        return None
+    try:
+        autogroup.write_text(str(nice))
+    except PermissionError:
+        log.warning("session niceness %d needs CAP_SYS_NICE: its group keeps its own", nice)
+    except OSError as exc:  # without CAP_SYS_ADMIN at most one change per 0.1 s (EAGAIN)
+        log.warning("session niceness %d not set (%s): its group keeps its own", nice,
+                    exc.strerror)
+    return group_niceness(autogroup)
+
+
+def group_niceness(autogroup: Path = AUTOGROUP) -> int | None:
+    """The niceness of the calling process's session group, or None without autogroups."""
+    try:
+        return int(autogroup.read_text().split()[-1])
+    except (FileNotFoundError, ValueError, IndexError):
+        return None
 
 
 def freeze_loaded() -> None:

@@ -23,6 +23,7 @@ of `docs/benchmarks.md`, `docs/benchmarks/alarm_latency.png` and `.csv`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import signal
@@ -30,7 +31,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,7 +40,7 @@ import psycopg
 from rich.console import Console
 
 from backend.ingest import alarm_timing
-from backend.process import set_niceness
+from backend.process import group_niceness, set_group_niceness, set_niceness
 from loadtests import floor, wal_stall
 from loadtests.alarm_path import Arrivals, Probe, run_alarms
 from loadtests.broker import OwnMosquitto
@@ -128,6 +129,22 @@ def _listen_at(results: Results, nice: int) -> None:
                              "CAP_SYS_NICE): their latency includes waiting for the workers")
 
 
+@contextlib.contextmanager
+def _session_group_at(nice: int | None) -> Iterator[None]:
+    """The scheduling group of this process's session (its caller's: a shell, make) at `nice`
+    for the run, and back afterwards: the deployment's processes each have a group of their
+    own at their niceness (`backend.process`), and the listeners must not wait behind them."""
+    before = group_niceness()
+    if nice is None or before is None:
+        yield
+        return
+    set_group_niceness(nice)
+    try:
+        yield
+    finally:
+        set_group_niceness(before)
+
+
 def _floor(results: Results, cfg: Config, port: int) -> None:
     for hops, target in ((1, results.one_hop), (2, results.two_hop)):
         for rate in cfg.floor_rates:
@@ -156,6 +173,9 @@ def _wait_for_measures(stack: Stack, expected: int, timeout_s: float = 90.0) -> 
     return False
 
 
+# Each process of the deployment leads a session of its own, as under a service manager:
+# the niceness of its session's scheduling group (`backend.process`, item 57).
+GROUPS = "session scheduling groups (autogroup) at niceness"
 WAL_KEPT = ("PostgreSQL min_wal_size (WAL segments kept to reuse; readied before each group of "
             "alarm levels)")
 
@@ -385,7 +405,7 @@ def run(cfg: Config) -> Results:
     if cfg.listeners_nice is not None:
         _listen_at(results, cfg.listeners_nice)
     cpu_at_start = psutil.cpu_times()
-    with OwnMosquitto() as broker:
+    with _session_group_at(cfg.listeners_nice), OwnMosquitto(nice=cfg.listeners_nice) as broker:
         console.log(f"own Mosquitto on port {broker.port} (set_tcp_nodelay true)")
         if cfg.floor_rates:
             _floor(results, cfg, broker.port)
@@ -393,6 +413,9 @@ def run(cfg: Config) -> Results:
             seeded = seed(stack.db, victims=cfg.victims, measures=cfg.measures)
             # As in service: devices and measures were registered before the workers started.
             stack.restart_ingest()
+            results.machine[GROUPS] = ", ".join(
+                f"{name} {nice}" for name, nice in stack.group_niceness().items()
+                if nice is not None) or "none (no autogroups in this kernel)"
             results.measures = seeded.measures
             if seeded.measures:
                 # A few fixes make the worker's zone step load the measures.

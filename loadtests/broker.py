@@ -11,6 +11,7 @@ benchmark's (no persistence, no limits on queues), or one with a configuration o
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -21,6 +22,7 @@ from types import TracebackType
 from typing import Self
 
 from backend.mqtt.embedded import free_port
+from backend.process import set_group_niceness
 from loadtests.errors import BrokerStartFailed
 
 # What every broker of ours listens with, after its `settings` ({dir}: its directory).
@@ -48,9 +50,12 @@ class OwnMosquitto:
     def __init__(
         self, port: int | None = None, start_timeout_s: float = 10.0,
         settings: str = BENCH_SETTINGS, files: dict[str, str] | None = None,
-        users: dict[str, str] | None = None,
+        users: dict[str, str] | None = None, nice: int | None = None,
     ) -> None:
         self.port = port or free_port()
+        # With a niceness the broker runs in a session of its own at it, group and all
+        # (`backend.process`), as a service would; without, it runs as its starter does.
+        self._nice = nice
         self._timeout = start_timeout_s
         self._settings = settings
         self._files = files or {}
@@ -82,8 +87,15 @@ class OwnMosquitto:
             path.chmod(0o644)
         log = open(where / "mosquitto.log", "wb")  # noqa: SIM115 - closed by proc end
         self._proc = subprocess.Popen(
-            [mosquitto_binary(), "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT
+            [mosquitto_binary(), "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=self._nice is not None,
         )
+        if self._nice is not None:
+            try:
+                os.setpriority(os.PRIO_PROCESS, self._proc.pid, self._nice)
+            except PermissionError:
+                pass  # raising priority needs CAP_SYS_NICE: the benchmark notes it (its own)
+            set_group_niceness(self._nice, Path(f"/proc/{self._proc.pid}/autogroup"))
         deadline = time.monotonic() + self._timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:

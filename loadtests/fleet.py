@@ -4,6 +4,7 @@ devices at a fixed total rate, each fix encoded by `device_protocol`."""
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import random
 import time
 from collections.abc import Sequence
@@ -26,7 +27,8 @@ class FleetDevice:
 def _publish_fixes(port: int, root: str, devices: Sequence[FleetDevice], rate: float,
                    duration_s: float, sent, stop, seed: int) -> None:  # pragma: no cover - child
     # Devices are elsewhere in service: their load generator yields the CPU to the alarm path
-    # as much as the fix worker does (both at niceness 5).
+    # as much as the fix worker does (both at niceness 5, each in a session of its own).
+    os.setsid()
     set_niceness(NICE["ingest"])
     rng = random.Random(seed)
     topics = Topics(root)

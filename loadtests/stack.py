@@ -30,6 +30,7 @@ from backend.cases.models import Case
 from backend.db.migrate import upgrade
 from backend.db.models import Base
 from backend.devices.models import Device, Ping
+from backend.process import group_niceness
 from loadtests.broker import free_port
 from loadtests.errors import ServiceUnavailable
 
@@ -263,13 +264,22 @@ class Stack:
     def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
         assert self._logdir is not None
         log = open(self._logdir / f"{name}.log", "ab")  # noqa: SIM115
+        # Each in a session of its own, as a service manager starts services: its niceness
+        # then orders its session's scheduling group too (`backend.process`).
         self.procs[name] = subprocess.Popen(
             [*schildwacht_command(), "--log-level", self.log_level, *args],
             env={**self.env(), **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def pid(self, name: str) -> int:
         return self.procs[name].pid
+
+    def group_niceness(self) -> dict[str, int | None]:
+        """The niceness of each running process's session scheduling group (None: the kernel
+        has no autogroups)."""
+        return {name: group_niceness(Path(f"/proc/{proc.pid}/autogroup"))
+                for name, proc in self.procs.items() if proc.poll() is None}
 
     def log_text(self, name: str) -> str:
         """Everything process `name` has logged so far ("" when nothing)."""

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import threading
+from pathlib import Path
+
+import pytest
 
 from backend import process
 from backend.settings import ProcessSettings
@@ -66,6 +70,63 @@ def test_raising_priority_without_the_privilege_warns_and_keeps_running(caplog) 
 
     assert _in_thread(work) == 19
     assert "needs CAP_SYS_NICE" in caplog.text
+
+
+# A child that sets its niceness as a Schildwacht process does, then tells its own and its
+# session group's niceness.
+CHILD = """
+from backend import process
+import os
+print(process.set_niceness({nice}), process.group_niceness())
+"""
+needs_autogroup = pytest.mark.skipif(
+    not process.AUTOGROUP.exists(), reason="this kernel has no autogroups")
+
+
+def _child(nice: int, **popen) -> tuple[int, int]:
+    out = subprocess.run([sys.executable, "-c", CHILD.format(nice=nice)], capture_output=True,
+                         text=True, timeout=30, check=True, **popen).stdout.split()
+    return int(out[0]), int(out[1])
+
+
+@needs_autogroup
+def test_a_session_leader_gives_its_session_group_its_niceness() -> None:
+    # As a service is started (systemd gives each a session of its own): without the group's
+    # niceness it would share the CPU with every other session as an equal, whatever its own.
+    nice = min(max(os.getpriority(os.PRIO_PROCESS, 0), 7), 19)  # a new session's group is at 0
+
+    assert _child(nice, start_new_session=True) == (nice, nice)
+
+
+@needs_autogroup
+def test_a_process_in_its_starters_session_leaves_that_group_alone() -> None:
+    before = process.group_niceness()
+    nice = min(max(os.getpriority(os.PRIO_PROCESS, 0), before) + 3, 19)
+
+    assert _child(nice) == (nice, before)  # the session's other processes keep their share
+    assert process.group_niceness() == before
+
+
+def test_group_niceness_without_autogroups_is_none(tmp_path: Path) -> None:
+    missing = tmp_path / "autogroup"
+    assert process.group_niceness(missing) is None
+    assert process.set_group_niceness(5, missing) is None
+    assert not missing.exists()
+
+
+@needs_autogroup
+def test_raising_the_groups_priority_without_the_privilege_warns(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root may raise priority")
+    code = ("from backend import process\n"
+            "import time\n"
+            "process.set_group_niceness(5)\n"
+            "time.sleep(0.2)\n"  # unprivileged, one change per 0.1 s
+            "print(process.set_group_niceness(-5))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=30, check=True, start_new_session=True)
+    assert done.stdout.split() == ["5"]
+    assert "needs CAP_SYS_NICE" in done.stderr
 
 
 def test_freeze_loaded_collects_garbage_first_then_freezes_what_is_alive():
