@@ -295,6 +295,13 @@ def _simulate_at(argv: list[str]) -> int | None:
     return None
 
 
+def application_name(args: argparse.Namespace) -> str:
+    """How this process's database connections are named: "schildwacht <command>", with an
+    ingest worker's channels."""
+    channels = getattr(args, "channels", None)
+    return " ".join(["schildwacht", args.command, *([channels] if channels else [])])
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     at = _simulate_at(argv)
@@ -308,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"invalid settings: {exc}", file=sys.stderr)
         return 2
     process.apply(settings.process)
+    if settings.database.application_name is None:
+        settings.database.application_name = application_name(args)
     if args.command in SERVICES:  # a long collection stops every thread: logged, not guessed
         gc_watch.install()
     return args.func(settings, args)

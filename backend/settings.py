@@ -40,6 +40,9 @@ class DatabaseSettings(BaseModel):
     # connection runs it (None: never), and stays prepared for the connection's life (see
     # `backend.db.engine`: a rollback keeps them).
     prepare_threshold: int | None = Field(1, ge=0)
+    # What the server shows for this process's connections (`pg_stat_activity`, its logs):
+    # unset, each command names itself ("schildwacht ingest alarm", "schildwacht api").
+    application_name: str | None = Field(None, max_length=63)
 
     @property
     def is_postgres(self) -> bool:

@@ -43,6 +43,7 @@ def make_engine(settings: DatabaseSettings) -> Engine:
             "prepare_threshold": settings.prepare_threshold,
             "connect_timeout": max(1, int(settings.connect_timeout_s)),
             "options": f"-c statement_timeout={settings.statement_timeout_ms}",
+            "application_name": settings.application_name or "schildwacht",
             # A connection whose server went away is noticed by the kernel, not by a hang.
             "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
             "keepalives_count": 3,

@@ -33,6 +33,9 @@ def test_loops_process_supervises_and_stops_on_sigterm(pg_url):
                     select(Alert.type).where(Alert.device_id == "vic-loops")))
             time.sleep(0.2)
         assert "device_silent" in types
+        with engine.connect() as conn:  # its connections say whose they are
+            assert conn.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE "
+                                    "application_name = 'schildwacht loops'")) >= 1
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0

@@ -51,3 +51,15 @@ def test_a_failed_transaction_rolls_back_and_the_connection_goes_on(pg_url):
             assert len(_prepared(conn)) == 1
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize(("name", "shown"), [("schildwacht ingest alarm",) * 2,
+                                             (None, "schildwacht")])
+def test_the_server_shows_whose_connection_it_is(pg_url, name, shown):
+    engine = make_engine(DatabaseSettings(url=pg_url, application_name=name))
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT application_name FROM pg_stat_activity "
+                                     "WHERE pid = pg_backend_pid()")).scalar_one() == shown
+    finally:
+        engine.dispose()
