@@ -29,8 +29,8 @@ NEVER_MS = 30_000.0  # the alarm path's settle time: later than this counts as n
 @dataclass(frozen=True)
 class Split:
     """One slow alarm's time (ms): until the alarm worker had it, in the worker until its
-    police feed was written (of which the database), and the rest: the feed's hop to the
-    listener. None where the run could not tell (not stored, or no log line)."""
+    police feed was handed over for writing (of which the database), and the rest: the write
+    and the feed's hop to the listener. None where the run could not tell (not stored, or no log line)."""
 
     message_id: str
     ms: float
@@ -63,8 +63,8 @@ class AlarmLevel:
     # the plain floor under the load the alarms meet, beside the idle floor the target uses.
     relay_floor: Latency | None = None
     # Of the run's slowest alarms, by id: when the alarm worker received each (wall clock,
-    # its alert's `raised_at`), and its time in the worker until the police feed was written
-    # with the database's part of it (ms, ms: the worker's log, `backend.ingest.alarm_timing`).
+    # its alert's `raised_at`), and its time in the worker until the police feed was handed
+    # over for writing, with the database's part of it (ms, ms: the worker's log, `backend.ingest.alarm_timing`).
     worker_received: dict[str, float] = field(default_factory=dict)
     worker_times: dict[str, tuple[float, float]] = field(default_factory=dict)
 
@@ -364,9 +364,9 @@ def markdown(r: Results, plot_name: str | None) -> str:
     if slowest:
         lines += ["", "### Slowest alarms (police feed)", "",
                   "Milliseconds from the sender's publish until the alarm worker had the alarm "
-                  "(the alert's `raised_at`), in the worker until the police feed was written "
-                  "(its log), of which in database statements, and the rest: the feed's hop "
-                  "to the listener.", "",
+                  "(the alert's `raised_at`), in the worker until the police feed was handed "
+                  "over for writing (its log), of which in database statements, and the rest: "
+                  "the write and the feed's hop to the listener.", "",
                   "| load | alarm | ms | until the worker had it | in the worker | of which "
                   "database | feed to the listener |", "|---|---|---|---|---|---|---|"]
         lines += ["| " + " | ".join(row) + " |" for row in slowest]
