@@ -1,0 +1,99 @@
+"""The systemd units in deploy/systemd/ run the README's deployment: one unit per command of
+"Running it for real", each service's CPU weight in the proportion its niceness stands for
+(between services a weight decides, not a niceness), secrets only from the environment file,
+and every unit one systemd itself accepts."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from configparser import ConfigParser
+from pathlib import Path
+
+import pytest
+
+from loadtests.stack import NICE
+
+ROOT = Path(__file__).resolve().parents[2]
+UNITS = ROOT / "deploy" / "systemd"
+INSTALLED = "/opt/schildwacht/.venv/bin/schildwacht"
+# The kernel's weight of a niceness (kernel/sched/core.c, sched_prio_to_weight).
+KERNEL_WEIGHT = {-10: 9548, -5: 3121, 0: 1024, 5: 335}
+
+
+def _service(path: Path) -> dict[str, str]:
+    parser = ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # keys as systemd spells them
+    parser.read_string(path.read_text())
+    return dict(parser["Service"])
+
+
+def _units() -> dict[str, dict[str, str]]:
+    return {p.stem: _service(p) for p in sorted(UNITS.glob("*.service"))}
+
+
+def _readme_commands() -> set[str]:
+    block = (ROOT / "README.md").read_text().split("## Running it for real", 1)[1]
+    block = block.split("```sh", 1)[1].split("```", 1)[0]
+    commands = set()
+    for line in block.splitlines():
+        line = line.split("#", 1)[0].strip()
+        found = re.search(r"(?:^|\s)schildwacht (.+)$", line)
+        if found:
+            commands.add(found.group(1).strip())
+    return commands
+
+
+def test_each_command_of_the_readme_deployment_has_its_unit() -> None:
+    commands = {s["ExecStart"].removeprefix(INSTALLED + " ") for s in _units().values()}
+
+    assert _readme_commands() == commands
+    assert _units()["schildwacht-api"]["Environment"] == "SCHILDWACHT_API__RUN_LOOPS=false"
+
+
+@pytest.mark.parametrize(("unit", "role"), [
+    ("schildwacht-ingest-alarm", "ingest-alarm"), ("schildwacht-api", "api"),
+    ("schildwacht-loops", "loops"), ("schildwacht-ingest", "ingest"),
+])
+def test_each_service_weighs_what_its_niceness_stands_for(unit: str, role: str) -> None:
+    service = _units()[unit]
+    nice = NICE[role]  # the niceness the README recommends, as the benchmark runs it
+
+    assert int(service["Nice"]) == nice
+    assert int(service["CPUWeight"]) == pytest.approx(100 * KERNEL_WEIGHT[nice] / 1024, rel=0.1)
+
+
+def test_the_broker_gets_the_alarm_workers_share() -> None:
+    parser = ConfigParser(interpolation=None)
+    parser.optionxform = str
+    parser.read(UNITS / "mosquitto.service.d" / "schildwacht.conf")
+    alarm = _units()["schildwacht-ingest-alarm"]
+
+    assert parser["Service"]["CPUWeight"] == alarm["CPUWeight"]
+    assert parser["Service"]["Nice"] == alarm["Nice"]
+
+
+def test_secrets_come_from_the_environment_file_only() -> None:
+    for name, service in _units().items():
+        assert service["EnvironmentFile"] == "/etc/schildwacht/schildwacht.env", name
+        assert not re.search(r"PASSWORD|TOKEN|SECRET|KEY", service.get("Environment", "")), name
+        assert service["User"] == "schildwacht", name
+        assert service["NoNewPrivileges"] == "yes", name
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
+def test_systemd_accepts_every_unit(tmp_path: Path) -> None:
+    # systemd checks that each command exists: here, this checkout's.
+    here = ROOT / ".venv" / "bin" / "schildwacht"
+    if not here.exists():
+        pytest.skip("no installed schildwacht command in this checkout")
+    for path in UNITS.glob("*.service"):
+        (tmp_path / path.name).write_text(path.read_text().replace(INSTALLED, str(here)))
+    done = subprocess.run(["systemd-analyze", "verify", *sorted(tmp_path.glob("*.service"))],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    # Units named in After=/Requires= that this machine lacks are not the units' fault.
+    complaints = [line for line in (done.stdout + done.stderr).splitlines()
+                  if line.strip() and "postgresql.service" not in line
+                  and "mosquitto.service" not in line]
+    assert done.returncode == 0 and complaints == [], done.stdout + done.stderr
