@@ -10,6 +10,7 @@ from loadtests.report import (
     Results,
     latency_rows,
     markdown,
+    same_background_reading,
     verdicts,
     write_markdown,
 )
@@ -37,6 +38,19 @@ def test_verdicts_against_the_floor_and_the_integrity_count():
         "alarms without exactly one alert by the end of the run (database)"].passed  # 1 lost
     assert by_target["alarm->console p99 @1k fixes/s < 50 ms"].passed
     assert not any("webhook" in t for t in by_target)  # no webhook feature: no verdict
+
+
+def test_the_same_background_reading_is_shown_beside_the_target_not_as_one():
+    r = _results()
+    assert same_background_reading(r) is None  # no relay measured under the background
+    r.alarm[0].relay_floor = Latency.of([0.8] * 98 + [0.9] * 2)
+
+    reading = same_background_reading(r)
+    assert reading is not None and "3.00 ms against 3 x 0.90 = 2.70 ms, not met" in reading
+    assert reading in markdown(r, None)
+    assert not any("same" in v.target for v in verdicts(r))  # the target stays the strict one
+    r.alarm[0].relay_floor = Latency.of([1.0] * 98 + [1.5] * 2)
+    assert "3 x 1.50 = 4.50 ms, met" in same_background_reading(r)
 
 
 def test_webhook_and_console_targets_hold_at_every_level():
