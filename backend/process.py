@@ -15,6 +15,7 @@ import gc
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 from backend.settings import ProcessSettings
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 
 # The calling process's autogroup: "/autogroup-<n> nice <niceness>"; written, its niceness.
 AUTOGROUP = Path("/proc/self/autogroup")
+GROUP_TRIES, GROUP_RETRY_S = 5, 0.11
 
 
 def apply(settings: ProcessSettings) -> None:
@@ -55,13 +57,25 @@ def set_group_niceness(nice: int, autogroup: Path = AUTOGROUP) -> int | None:
     that leads its session: the group holds every process of the session."""
     if not autogroup.exists():
         return None
-    try:
-        autogroup.write_text(str(nice))
-    except PermissionError:
-        log.warning("session niceness %d needs CAP_SYS_NICE: its group keeps its own", nice)
-    except OSError as exc:  # without CAP_SYS_ADMIN at most one change per 0.1 s (EAGAIN)
-        log.warning("session niceness %d not set (%s): its group keeps its own", nice,
-                    exc.strerror)
+    for attempt in range(GROUP_TRIES):
+        try:
+            autogroup.write_text(str(nice))
+            break
+        except PermissionError:
+            log.warning("session niceness %d needs CAP_SYS_NICE: its group keeps its own", nice)
+            break
+        except BlockingIOError:
+            # Without CAP_SYS_ADMIN the kernel takes one such change per 0.1 s, machine-wide:
+            # services starting together wait their turn, a bounded number of times.
+            if attempt + 1 < GROUP_TRIES:
+                time.sleep(GROUP_RETRY_S)
+            else:
+                log.warning("session niceness %d not set (the kernel was busy %d times): its "
+                            "group keeps its own", nice, GROUP_TRIES)
+        except OSError as exc:
+            log.warning("session niceness %d not set (%s): its group keeps its own", nice,
+                        exc.strerror)
+            break
     return group_niceness(autogroup)
 
 

@@ -129,6 +129,37 @@ def test_raising_the_groups_priority_without_the_privilege_warns(tmp_path: Path)
     assert "needs CAP_SYS_NICE" in done.stderr
 
 
+class BusyAutogroup:
+    """An autogroup file whose kernel refuses the first `busy` changes (EAGAIN), as it does
+    to an unprivileged writer more often than once per 0.1 s."""
+
+    def __init__(self, busy: int) -> None:
+        self.busy, self.writes, self.nice = busy, 0, 0
+
+    def exists(self) -> bool:
+        return True
+
+    def write_text(self, text: str) -> None:
+        self.writes += 1
+        if self.writes <= self.busy:
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+        self.nice = int(text)
+
+    def read_text(self) -> str:
+        return f"/autogroup-7 nice {self.nice}"
+
+
+def test_a_busy_kernel_is_asked_again_a_bounded_number_of_times(caplog) -> None:
+    busy_twice = BusyAutogroup(busy=2)
+    assert process.set_group_niceness(5, busy_twice) == 5  # type: ignore[arg-type]
+    assert busy_twice.writes == 3
+
+    always_busy = BusyAutogroup(busy=10**6)
+    assert process.set_group_niceness(5, always_busy) == 0  # type: ignore[arg-type]
+    assert always_busy.writes == process.GROUP_TRIES
+    assert "kernel was busy" in caplog.text
+
+
 def test_freeze_loaded_collects_garbage_first_then_freezes_what_is_alive():
     import gc
     import weakref
