@@ -108,6 +108,8 @@ class Config:
     ramp_step_s: float = 5.0
     memory_devices: int = 100_000
     memory_measures: int = 100_000
+    # Fix workers on one shared subscription (`Stack.fix_workers`); the targets are one's.
+    fix_workers: int = 1
     db_url: str = BENCH_DB_URL
     redis_url: str = BENCH_REDIS_URL
     write_docs: bool = True
@@ -161,13 +163,13 @@ def _floor(results: Results, cfg: Config, port: int) -> None:
 
 
 def _wait_for_measures(stack: Stack, expected: int, timeout_s: float = 90.0) -> bool:
-    """True once the worker logged that it loaded the measures."""
+    """True once every fix worker logged that it loaded the measures."""
     deadline = time.monotonic() + timeout_s
     pattern = re.compile(r"measures loaded count=(\d+)")
     while time.monotonic() < deadline:
         stack.check_alive()
-        counts = [int(m) for m in pattern.findall(stack.log_tail("ingest", 400))]
-        if counts and max(counts) >= expected:
+        if all(max(map(int, pattern.findall(stack.log_tail(name, 400))), default=0) >= expected
+               for name in stack.fix_worker_names):
             return True
         time.sleep(0.5)
     return False
@@ -363,11 +365,11 @@ def _throughput(results: Results, cfg: Config, stack: Stack, port: int, seeded,
     if not _drain(stack, ledger, timeout_s=120.0):
         results.notes.append("the ramp started while the worker still had a backlog from the "
                              "alarm levels: its first steps understate the worker")
-    worker = psutil.Process(stack.pid("ingest"))
+    workers = [psutil.Process(stack.pid(name)) for name in stack.fix_worker_names]
 
     def worker_cpu_s() -> float:
-        times = worker.cpu_times()  # every thread of the fix worker, user + system
-        return times.user + times.system
+        # every thread of every fix worker, user + system
+        return sum(t.user + t.system for t in (w.cpu_times() for w in workers))
 
     results.ramp = ramp(
         port, stack.topic_root, seeded.fleet, lambda: ping_count(stack.db), cfg.ramp_rates,
@@ -402,6 +404,7 @@ def run(cfg: Config) -> Results:
     started = time.perf_counter()
     ledger = FixLedger()
     results = Results(command=cfg.command, machine=machine(), planned_levels=cfg.levels)
+    results.fix_workers = cfg.fix_workers
     if cfg.listeners_nice is not None:
         _listen_at(results, cfg.listeners_nice)
     cpu_at_start = psutil.cpu_times()
@@ -409,7 +412,8 @@ def run(cfg: Config) -> Results:
         console.log(f"own Mosquitto on port {broker.port} (set_tcp_nodelay true)")
         if cfg.floor_rates:
             _floor(results, cfg, broker.port)
-        with Stack(broker.port, db_url=cfg.db_url, redis_url=cfg.redis_url) as stack:
+        with Stack(broker.port, db_url=cfg.db_url, redis_url=cfg.redis_url,
+                   fix_workers=cfg.fix_workers) as stack:
             seeded = seed(stack.db, victims=cfg.victims, measures=cfg.measures)
             # As in service: devices and measures were registered before the workers started.
             stack.restart_ingest()
@@ -485,7 +489,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-docs", action="store_true", help="print only; write no files")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-ramp", action="store_true")
+    parser.add_argument("--skip-alarms", action="store_true",
+                        help="no floor and no alarm levels (with --no-docs)")
+    parser.add_argument("--fix-workers", type=int, default=1,
+                        help="fix workers on one shared subscription (with --no-docs)")
     args = parser.parse_args(argv)
+    if (args.skip_alarms or args.fix_workers != 1) and not args.no_docs:
+        parser.error("--skip-alarms and --fix-workers measure beside the documented run: "
+                     "add --no-docs")
+    if args.fix_workers < 1:
+        parser.error("--fix-workers must be at least 1")
     # The listeners (floor subscriber, police feed, console WebSocket, webhook receiver) are
     # threads of this interpreter: none may wait Python's default 5 ms for it before stamping
     # an arrival.
@@ -497,6 +510,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg.memory_devices = 0
     if args.skip_ramp:
         cfg.ramp_rates = ()
+    if args.skip_alarms:
+        cfg.levels, cfg.floor_rates = (), ()
+    cfg.fix_workers = args.fix_workers
     # Stopped from outside: unwind, so that the stack's processes and broker are stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:

@@ -108,6 +108,7 @@ class Results:
     ramp: list[Step] = field(default_factory=list)
     memory: dict[str, float] = field(default_factory=dict)
     memory_devices: int = 0
+    fix_workers: int = 1  # on one shared subscription; the throughput target is one's
     memory_measures: int = 0
     seconds: float = 0.0
     planned_levels: tuple[int, ...] = ()
@@ -209,7 +210,7 @@ def verdicts(r: Results) -> list[Verdict]:
         if level.run.console is not None:
             out.append(Verdict(f"alarm->console p99 {at} < 50 ms", level.run.console.p99,
                                50.0, "ms"))
-    if r.ramp:
+    if r.ramp and r.fix_workers == 1:
         out.append(Verdict("one worker sustains >= 5,000 fixes/s", r.sustained, 5_000.0,
                            "fixes/s", higher_is_better=True))
     if r.alarm:
@@ -326,7 +327,9 @@ def _num(v: float) -> str:
 
 def other_rows(r: Results) -> list[tuple[str, str]]:
     rows = [("bare paho subscriber ceiling (QoS 1)", f"{r.ceiling:,.0f} msg/s"),
-            ("worker sustained, whole fleet (highest step)", f"{r.sustained:,.0f} fixes/s")]
+            (("worker sustained, whole fleet (highest step)" if r.fix_workers == 1 else
+              f"{r.fix_workers} fix workers on one shared subscription sustained (highest "
+              "step)"), f"{r.sustained:,.0f} fixes/s")]
     for s in r.ramp:
         rows.append((f"  step {s.target:,.0f} fixes/s", s.describe()))
     rows.append(("active measures evaluated by the worker",

@@ -167,9 +167,17 @@ class Stack:
     secret_key: str = field(default_factory=lambda: Fernet.generate_key().decode(), repr=False)
     api_port: int = field(default_factory=free_port)
     log_level: str = "INFO"  # at least INFO: the stack waits for its workers' start lines
+    # Fix workers: more than one share one subscription (`SCHILDWACHT_BROKER__SHARE_GROUP`),
+    # as a deployment adds them past what one sustains.
+    fix_workers: int = 1
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     engine: Engine | None = None
     _logdir: Path | None = None
+
+    @property
+    def fix_worker_names(self) -> list[str]:
+        """"ingest", then "ingest-2", "ingest-3" ...: each loads the measures."""
+        return ["ingest"] + [f"ingest-{k}" for k in range(2, self.fix_workers + 1)]
 
     @property
     def db(self) -> Engine:
@@ -244,20 +252,23 @@ class Stack:
         the measures). Returns once both have subscribed: until then the broker keeps nothing
         for a session it has not seen yet, and what the fleet sends is lost."""
         started = {name: self.log_text(name).count(INGEST_READY)
-                   for name in ("ingest-alarm", "ingest")}
+                   for name in ("ingest-alarm", *self.fix_worker_names)}
         self._spawn("ingest-alarm", ["ingest", "--channels", "alarm",
                                      "--client-id", f"bench-alarm-{self.run_id}"],
                     {"SCHILDWACHT_PROCESS__NICE": str(NICE["ingest-alarm"])})
-        self._spawn("ingest", ["ingest", "--channels", "other",
-                               "--client-id", f"bench-ingest-{self.run_id}"],
-                    {"SCHILDWACHT_PROCESS__NICE": str(NICE["ingest"])})
+        shared = ({"SCHILDWACHT_BROKER__SHARE_GROUP": f"bench-{self.run_id}"}
+                  if self.fix_workers > 1 else {})
+        for name in self.fix_worker_names:
+            self._spawn(name, ["ingest", "--channels", "other",
+                               "--client-id", f"bench-{name}-{self.run_id}"],
+                        {"SCHILDWACHT_PROCESS__NICE": str(NICE["ingest"]), **shared})
         for name, before in started.items():
             self._wait_log(name, INGEST_READY, before + 1)
 
     def restart_ingest(self) -> None:
         """Stop and start the ingest workers (their MQTT sessions persist: nothing is lost), so
         that they load every device and measure stored meanwhile, as after a deployment."""
-        for name in ("ingest-alarm", "ingest"):
+        for name in ("ingest-alarm", *self.fix_worker_names):
             self.stop_process(name)
         self.start_ingest()
 

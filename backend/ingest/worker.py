@@ -249,6 +249,7 @@ class IngestWorker:
         if self.client is not None:
             self.client.disconnect()
             self.client.loop_stop()
+        log.info("ingest worker stopped client=%s processed=%d", self.client_id, self._processed)
 
     # -- paho thread: queue fixes, raise alarms ------------------------------------------------
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
