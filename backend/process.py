@@ -53,8 +53,8 @@ def set_niceness(nice: int, autogroup: Path = AUTOGROUP) -> int:
 
 def set_group_niceness(nice: int, autogroup: Path = AUTOGROUP) -> int | None:
     """Give the session's scheduling group (autogroup) this niceness; returns the group's
-    niceness in effect, or None on a kernel without autogroups. Call it only from a process
-    that leads its session: the group holds every process of the session."""
+    niceness in effect, or None on a kernel without autogroups. The group holds every process
+    of the session: from a process that does not lead its session, this sets its starter's."""
     if not autogroup.exists():
         return None
     for attempt in range(GROUP_TRIES):

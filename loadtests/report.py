@@ -30,7 +30,8 @@ NEVER_MS = 30_000.0  # the alarm path's settle time: later than this counts as n
 class Split:
     """One slow alarm's time (ms): until the alarm worker had it, in the worker until its
     police feed was handed over for writing (of which the database), and the rest: the write
-    and the feed's hop to the listener. None where the run could not tell (not stored, or no log line)."""
+    and the feed's hop to the listener. None where the run could not tell (not stored, or no
+    log line)."""
 
     message_id: str
     ms: float
@@ -64,7 +65,8 @@ class AlarmLevel:
     relay_floor: Latency | None = None
     # Of the run's slowest alarms, by id: when the alarm worker received each (wall clock,
     # its alert's `raised_at`), and its time in the worker until the police feed was handed
-    # over for writing, with the database's part of it (ms, ms: the worker's log, `backend.ingest.alarm_timing`).
+    # over for writing, with the database's part of it (ms, ms: the worker's log,
+    # `backend.ingest.alarm_timing`).
     worker_received: dict[str, float] = field(default_factory=dict)
     worker_times: dict[str, tuple[float, float]] = field(default_factory=dict)
 

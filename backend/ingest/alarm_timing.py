@@ -1,8 +1,8 @@
 """How long an alarm took inside the worker, logged once per alarm batch.
 
 From paho handing the message over (`RawMessage.received_at`) to the police feed handed back to
-it for the socket, and how much of that the database took (every statement of this thread meanwhile,
-from the driver's execute to its return: in autocommit that includes the commit). An
+it for the socket, and how much of that the database took (every statement of this thread
+meanwhile, from the driver's execute to its return: in autocommit that includes the commit). An
 operator sees which alarm was slow and whether the database made it so; the benchmark joins
 these lines with its own clocks to split its slowest alarms. Ids only, never positions.
 """
