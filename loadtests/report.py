@@ -328,7 +328,8 @@ def _num(v: float) -> str:
 
 
 def other_rows(r: Results) -> list[tuple[str, str]]:
-    rows = [("bare paho subscriber ceiling (QoS 1)", f"{r.ceiling:,.0f} msg/s"),
+    rows = [("bare paho subscriber ceiling (QoS 1)",
+             "not measured" if math.isnan(r.ceiling) else f"{r.ceiling:,.0f} msg/s"),
             (("worker sustained, whole fleet (highest step)" if r.fix_workers == 1 else
               f"{r.fix_workers} fix workers on one shared subscription sustained (highest "
               "step)"), f"{r.sustained:,.0f} fixes/s")]
