@@ -2,30 +2,35 @@
 
 The hot state of all devices lives in hashes with the device id as field, so that the ingest
 worker reads a whole batch of devices with one HMGET per hash and writes it with one script
-(`backend.state.store.WRITE_NEWEST`, which takes all three hashes: on Redis Cluster they would
-need one hash tag). A fleet larger than one Redis can hold would split them into buckets by
-device id.
+(`backend.state.store.WRITE_NEWEST`, which takes all three hashes). On Redis Cluster the keys
+of one script must lie in one slot: the three share a hash tag (`STATE_TAG`). Every key starts
+with the prefix, so `<prefix>:*` finds them all. A fleet larger than one Redis can hold would
+split the hashes into buckets by device id.
 """
 
 from __future__ import annotations
+
+# The hash tag of the hashes the state script writes together: Redis Cluster puts every key
+# with the same tag in the same slot.
+STATE_TAG = "{state}"
 
 
 def last_fixes(prefix: str) -> str:
     """Hash: device id -> "tst lat lon acc" of its newest accepted fix (no TTL; rebuilt from
     pings)."""
-    return f"{prefix}:last_fix"
+    return f"{prefix}:{STATE_TAG}:last_fix"
 
 
 def last_seen(prefix: str) -> str:
     """Hash: device id -> server time (epoch seconds) the device was last heard from."""
-    return f"{prefix}:last_seen"
+    return f"{prefix}:{STATE_TAG}:last_seen"
 
 
 def zone_states(prefix: str) -> str:
     """Hash: device id -> JSON of its geofence states that are not idle (`encode_zones`), kept
     as they change so that every fix worker, restarted or one of several, goes on from them
     (`ZoneStep.begin_batch`)."""
-    return f"{prefix}:zone_states"
+    return f"{prefix}:{STATE_TAG}:zone_states"
 
 
 def case_changes(prefix: str) -> str:
