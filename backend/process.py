@@ -3,8 +3,8 @@ and its CPU niceness (`ProcessSettings`); and, once it has loaded what it keeps 
 heap out of the garbage collector's full scans (`freeze_loaded`).
 
 Niceness orders a process only against the others of its scheduling group. With autogroup (on
-by default in Debian's and Ubuntu's kernels, `kernel.sched_autogroup_enabled`) every session
-is such a group while no CPU cgroup holds the process, and the kernel first shares the CPU
+by default in many distributions' kernels, `kernel.sched_autogroup_enabled`) every session is
+such a group while no CPU cgroup holds the process, and the kernel first shares the CPU
 between the groups: a worker started as a service (systemd gives each a session of its own)
 got as much CPU as any other service, whatever its niceness (docs/benchmarks.md, item 57). So
 a process that leads its session gives its session's group the same niceness."""
