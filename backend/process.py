@@ -35,7 +35,7 @@ def apply(settings: ProcessSettings) -> None:
         set_niceness(settings.nice)
 
 
-def set_niceness(nice: int, autogroup: Path = AUTOGROUP) -> int:
+def set_niceness(nice: int) -> int:
     """Run at exactly this niceness, whatever the process inherited from what started it (a
     relative `os.nice` would give a worker started by a reniced parent another priority than
     the deployment says); so does the process's session group when the process leads its
@@ -47,7 +47,7 @@ def set_niceness(nice: int, autogroup: Path = AUTOGROUP) -> int:
         log.warning("niceness %d needs CAP_SYS_NICE: running at %d", nice,
                     os.getpriority(os.PRIO_PROCESS, 0))
     if os.getsid(0) == os.getpid():
-        set_group_niceness(nice, autogroup)
+        set_group_niceness(nice)
     return os.getpriority(os.PRIO_PROCESS, 0)
 
 
