@@ -108,9 +108,9 @@ class Results:
     webhooks: bool = False
     alarm: list[AlarmLevel] = field(default_factory=list)
     ramp: list[Step] = field(default_factory=list)
+    fix_workers: int = 1  # the ramp's, on one shared subscription; the target is one's
     memory: dict[str, float] = field(default_factory=dict)
     memory_devices: int = 0
-    fix_workers: int = 1  # on one shared subscription; the throughput target is one's
     memory_measures: int = 0
     seconds: float = 0.0
     planned_levels: tuple[int, ...] = ()

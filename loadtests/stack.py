@@ -248,9 +248,9 @@ class Stack:
     def start_ingest(self) -> None:
         """The deployment this benchmark measures: alarms in a worker of their own at CPU
         niceness -10 (when this process may raise priority), fixes and status reports in
-        another at 5 (`IngestSettings.channels`, `nice`). "ingest" is the fix worker (it loads
-        the measures). Returns once both have subscribed: until then the broker keeps nothing
-        for a session it has not seen yet, and what the fleet sends is lost."""
+        another at 5 (`IngestSettings.channels`, `nice`), or in `fix_workers` of them on one
+        shared subscription. Returns once every worker has subscribed: until then the broker
+        keeps nothing for a session it has not seen yet, and what the fleet sends is lost."""
         started = {name: self.log_text(name).count(INGEST_READY)
                    for name in ("ingest-alarm", *self.fix_worker_names)}
         self._spawn("ingest-alarm", ["ingest", "--channels", "alarm",
