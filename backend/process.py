@@ -80,7 +80,10 @@ def set_group_niceness(nice: int, autogroup: Path = AUTOGROUP) -> int | None:
 
 
 def group_niceness(autogroup: Path = AUTOGROUP) -> int | None:
-    """The niceness of the calling process's session group, or None without autogroups."""
+    """The niceness of the calling process's session group; None without autogroups, and in the
+    kernel's default group, for which it writes nothing: a process whose session was never
+    started anew since boot (as under a container's first process), which shares the root's
+    weight rather than a group's."""
     try:
         return int(autogroup.read_text().split()[-1])
     except (FileNotFoundError, ValueError, IndexError):
