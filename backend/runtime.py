@@ -111,6 +111,7 @@ class Runtime:
         if settings.redis.url:
             client, probe = connect(settings.redis)
             state = RedisState(client, settings.redis.key_prefix)
+            state.carry_over()
             bus = bus or RedisBus(client, settings.redis.key_prefix,
                                   heartbeat_s=settings.redis.retry_after_s,
                                   timeout_s=settings.redis.timeout_s)

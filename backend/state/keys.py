@@ -33,6 +33,13 @@ def zone_states(prefix: str) -> str:
     return f"{prefix}:{STATE_TAG}:zone_states"
 
 
+def untagged(prefix: str) -> dict[str, str]:
+    """The names the three state hashes had before they shared a hash tag -> their names now:
+    a store written by an earlier version is carried over once (`RedisState.carry_over`)."""
+    return {f"{prefix}:{name}": f"{prefix}:{STATE_TAG}:{name}"
+            for name in ("last_fix", "last_seen", "zone_states")}
+
+
 def case_changes(prefix: str) -> str:
     """Counter: raised by every process after it changed cases, contacts or devices."""
     return f"{prefix}:case_changes"

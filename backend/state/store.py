@@ -208,6 +208,22 @@ return 1
 """
 
 
+# Carries a hash written under an earlier name (KEYS[1]) over to its name now (KEYS[2]): renamed
+# when nothing is there yet, else merged without overwriting what a process of this version
+# already wrote (newer). Returns 0 when there was nothing to carry, 1 renamed, 2 merged.
+CARRY_OVER = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('RENAME', KEYS[1], KEYS[2])
+  return 1
+end
+local old = redis.call('HGETALL', KEYS[1])
+for i = 1, #old, 2 do redis.call('HSETNX', KEYS[2], old[i], old[i + 1]) end
+redis.call('DEL', KEYS[1])
+return 2
+"""
+
+
 class RedisState:
     """Redis-backed state: hashes keyed by device id (`keys.last_fixes`, `keys.last_seen`,
     `keys.zone_states`), so a batch of devices costs one round trip, whatever its size. A
@@ -219,6 +235,28 @@ class RedisState:
         self._seen = keys.last_seen(prefix)
         self._zones = keys.zone_states(prefix)
         self._write_newest = client.register_script(WRITE_NEWEST)
+        self._prefix = prefix
+
+    def carry_over(self) -> list[str]:
+        """Take over the hashes an earlier version wrote under other names (`keys.untagged`),
+        so that an upgrade keeps every device's last fix and zone states instead of starting
+        them idle as after a flush. Safe to run in every process at once; on a Redis that
+        fails, logged and left for the next start (hot state: the worker goes on without it).
+        Returns the names carried over. Each old name is looked for alone first: on Redis
+        Cluster, where the old and new names lie in different slots, the earlier version's
+        script never ran, so there is nothing to carry and the two-key script is not sent."""
+        carried = []
+        try:
+            for old, new in keys.untagged(self._prefix).items():
+                if self._r.exists(old) and self._r.eval(CARRY_OVER, 2, old, new):
+                    carried.append(old)
+        except redis.RedisError as exc:
+            log.warning("state store not carried over from earlier key names: %s",
+                        type(exc).__name__)
+        if carried:
+            log.info("state store carried over from earlier key names keys=%s",
+                     ",".join(carried))
+        return carried
 
     def get_last_fix(self, device_id: str) -> LastFix | None:
         return decode_fix(self._r.hget(self._fixes, device_id))

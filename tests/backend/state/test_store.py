@@ -28,7 +28,8 @@ from tests.support.unreachable import unreachable_redis
 def prefix(redis_client: redis.Redis):
     p = f"swtest{uuid.uuid4().hex[:8]}"
     yield p
-    redis_client.delete(keys.last_fixes(p), keys.last_seen(p), keys.zone_states(p))
+    redis_client.delete(keys.last_fixes(p), keys.last_seen(p), keys.zone_states(p),
+                        *keys.untagged(p))
 
 
 @pytest.fixture(params=["redis", "memory"])
@@ -272,3 +273,30 @@ def test_zone_states_for_an_unreachable_store_are_logged_not_raised(caplog) -> N
     pending.set_zone_states({"d1": {"z": {"status": "inside"}}})
     pending.flush()  # ingest goes on
     assert "0 last fixes, 1 zone states kept for the next batch" in caplog.text
+
+
+def test_an_upgrade_carries_the_earlier_key_names_over(redis_client: redis.Redis,
+                                                      prefix: str) -> None:
+    """A store written by the version before the hash tag keeps its devices' last fixes and
+    zone states; what this version already wrote (newer) is kept over the old."""
+    old_fix, old_seen, old_zones = keys.untagged(prefix)
+    fix = LastFix(100.0, 51.9, 4.5, 8.0)
+    redis_client.hset(old_fix, mapping={"d1": encode_fix(fix), "d2": encode_fix(fix)})
+    redis_client.hset(old_seen, "d1", "100.0")
+    redis_client.hset(old_zones, "d1", encode_zones({"m1": {"status": "inside"}}))
+    store = RedisState(redis_client, prefix)
+    newer = LastFix(200.0, 52.0, 4.6, 5.0)
+    store.write({"d2": newer}, {})  # a process of this version was first for d2
+
+    assert store.carry_over() == [old_fix, old_seen, old_zones]
+    got = store.read_many(["d1", "d2"])
+    assert got.fixes == {"d1": fix, "d2": newer}
+    assert got.seen == {"d1": 100.0}
+    assert got.zones == {"d1": {"m1": {"status": "inside"}}}
+    assert not redis_client.exists(old_fix, old_seen, old_zones)
+    assert store.carry_over() == []  # once: every process runs it at start
+
+
+def test_carrying_over_from_an_unreachable_store_is_logged_not_raised(caplog) -> None:
+    assert RedisState(unreachable_redis(), "sw").carry_over() == []
+    assert "state store not carried over" in caplog.text
