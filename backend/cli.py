@@ -3,7 +3,7 @@
     schildwacht demo        everything in one process on embedded defaults, with simulated devices
     schildwacht migrate     apply the database migrations
     schildwacht api         the HTTP API (and the outbox loop for its downlinks)
-    schildwacht loops       the escalation, supervision and custody loops
+    schildwacht loops       the escalation, supervision, custody and ping retention loops
                             (with SCHILDWACHT_API__RUN_LOOPS=false)
     schildwacht ingest      one ingest worker
     schildwacht run         API and ingest worker in one process
@@ -110,7 +110,7 @@ def cmd_loops(settings: Settings, args: argparse.Namespace) -> int:
     connect(client, settings.broker)
     runtime.start_background(loops=True)
     process.freeze_loaded()
-    log.info("escalation, supervision and custody loops running")
+    log.info("escalation, supervision, custody and ping retention loops running")
     try:
         _wait_for_signal()
     finally:
@@ -247,8 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
     sub.add_parser("api", help="serve the HTTP API").set_defaults(func=cmd_api)
-    sub.add_parser("loops", help="run the escalation, supervision and custody loops").set_defaults(
-        func=cmd_loops)
+    sub.add_parser(
+        "loops", help="run the escalation, supervision, custody and ping retention loops"
+    ).set_defaults(func=cmd_loops)
     ingest = sub.add_parser("ingest", help="run one ingest worker")
     ingest.add_argument("--client-id", default=None)
     ingest.add_argument("--channels", choices=["all", "alarm", "other"], default=None,

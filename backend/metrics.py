@@ -16,6 +16,10 @@ GEOFENCE_ERRORS = Counter(
     "Geofence defects: a fix's evaluation (the fix is stored all the same) or a batch's "
     "take-over of the stored zone states (the engine goes on with what it knows)",
 )
+PING_UPKEEP_FAILURES = Counter(
+    "schildwacht_ping_upkeep_failures_total",
+    "Steps of the pings' partition upkeep and retention that failed (retried at the next pass)",
+)
 STORE_FAILURES = Counter(
     "schildwacht_ingest_store_failures_total", "Failed ingest commits (retried)", ["kind"]
 )

@@ -88,8 +88,8 @@ class Runtime:
 
     def start_background(self, loops: bool = True) -> None:
         """Start this process's background work: the MQTT outbox and webhook deliveries, and
-        with `loops` the escalation, supervision and custody loops (safe to run in several
-        processes at once). Ingest workers run without the loops: a supervision pass over
+        with `loops` the escalation, supervision, custody and ping retention loops (safe to run
+        in several processes at once). Ingest workers run without the loops: a supervision pass over
         every device would hold the interpreter while alarms wait."""
         from backend.escalation.background import BackgroundLoops
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "admin", "password", "token", "xxx"}
@@ -94,6 +94,20 @@ class ProtocolSettings(BaseModel):
     in_coverage_s: float = Field(120.0, gt=0)
 
 
+class PingSettings(BaseModel):
+    """Stored fixes (`pings`): victims' and offenders' whereabouts, kept no longer than this
+    and in monthly partitions made ahead of time (`backend.devices.ping_retention`). An alert
+    keeps its own position; the pings serve the console's trail and `schildwacht tune`."""
+
+    retention_days: int = Field(90, ge=8, le=3_650)
+    partitions_ahead_months: int = Field(3, ge=1, le=24)
+    maintenance_interval_s: float = Field(3_600.0, ge=10)
+    # How long the upkeep waits for a table lock: dropping a partition waits for the inserts
+    # on pings to finish and holds up the next ones until it has its lock, so it gives up soon
+    # and tries again at the next pass.
+    lock_timeout_ms: int = Field(500, ge=10, le=10_000)
+
+
 class IngestSettings(BaseModel):
     batch_max: int = Field(500, ge=1, le=10_000)
     # How long a fix or status report may wait for others to share its batch (alarms never
@@ -149,9 +163,9 @@ class ProcessSettings(BaseModel):
 class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
-    # Run the escalation, supervision and custody loops in the API process. Switch off where a
-    # `schildwacht loops` process runs them, so that a supervision pass over every device never
-    # holds up the console stream.
+    # Run the background loops (escalation, supervision, custody, pings' retention) in the API
+    # process. Switch off where a `schildwacht loops` process runs them, so that a supervision
+    # pass over every device never holds up the console stream.
     run_loops: bool = True
     # Bootstrap admin token; the demo generates one when unset.
     admin_token: SecretStr | None = None
@@ -291,6 +305,7 @@ class Settings(BaseSettings):
     broker: BrokerSettings = BrokerSettings()
     protocol: ProtocolSettings = ProtocolSettings()
     ingest: IngestSettings = IngestSettings()
+    pings: PingSettings = PingSettings()
     process: ProcessSettings = ProcessSettings()
     api: ApiSettings = ApiSettings()
     routing: RoutingSettings = RoutingSettings()
@@ -298,3 +313,10 @@ class Settings(BaseSettings):
     supervision: SupervisionSettings = SupervisionSettings()
     police: PoliceSettings = PoliceSettings()
     console: ConsoleSettings = ConsoleSettings()
+
+    @model_validator(mode="after")
+    def _late_fixes_outlive_nothing(self) -> Settings:
+        if self.pings.retention_days * 86_400 <= self.protocol.max_late_s:
+            raise ValueError("pings.retention_days must be longer than protocol.max_late_s: a "
+                             "late fix would be deleted as soon as it is stored")
+        return self

@@ -1,13 +1,14 @@
 """The time-driven loops of a process, started next to the outbox dispatcher: escalation, device
-supervision and custody tightening. All are safe to run in several processes at once (escalation
-and custody claim their rows with SKIP LOCKED; supervision raises deduplicated, grouped
-alerts)."""
+supervision, custody tightening and the pings' retention. All are safe to run in several
+processes at once (escalation and custody claim their rows with SKIP LOCKED; supervision raises
+deduplicated, grouped alerts; one process at a time does the pings' upkeep)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from backend.cases.custody_loop import CustodyLoop
+from backend.devices.ping_retention import PingRetentionLoop
 from backend.escalation.loop import EscalationLoop
 from backend.supervision.loop import SupervisionLoop
 
@@ -20,14 +21,16 @@ class BackgroundLoops:
         self.escalation = EscalationLoop(rt)
         self.supervision = SupervisionLoop(rt)
         self.custody = CustodyLoop(rt)
+        self.ping_retention = PingRetentionLoop(rt)
+
+    def _loops(self) -> tuple:
+        return (self.escalation, self.supervision, self.custody, self.ping_retention)
 
     def start(self) -> BackgroundLoops:
-        self.escalation.start()
-        self.supervision.start()
-        self.custody.start()
+        for loop in self._loops():
+            loop.start()
         return self
 
     def stop(self) -> None:
-        self.escalation.stop()
-        self.supervision.stop()
-        self.custody.stop()
+        for loop in self._loops():
+            loop.stop()

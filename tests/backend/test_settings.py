@@ -28,3 +28,11 @@ def test_placeholder_secrets_fail_fast(monkeypatch, value):
     monkeypatch.setenv("SCHILDWACHT_API__ADMIN_TOKEN", value)
     with pytest.raises(ValidationError, match="placeholder"):
         Settings()
+
+
+def test_pings_are_kept_longer_than_a_fix_may_arrive_late(monkeypatch):
+    monkeypatch.setenv("SCHILDWACHT_PINGS__RETENTION_DAYS", "10")
+    assert Settings().pings.retention_days == 10
+    monkeypatch.setenv("SCHILDWACHT_PROTOCOL__MAX_LATE_S", str(10 * 86_400))
+    with pytest.raises(ValidationError, match="retention_days must be longer"):
+        Settings()

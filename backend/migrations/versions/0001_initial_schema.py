@@ -19,7 +19,7 @@ def create_ping_partitions_sql(months_back: int = 1, months_ahead: int = 3) -> s
     """SQL that creates the monthly partitions of pings around the current month.
 
     Fixes outside the created months land in pings_default, so an insert never fails for want
-    of a partition; `backend.devices.service.ensure_ping_partitions` runs the same at start-up.
+    of a partition; `backend.devices.ping_retention` makes the later months as time goes on.
     """
     return f"""
     DO $$
