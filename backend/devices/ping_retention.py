@@ -10,7 +10,9 @@ Where victims and offenders were is the most sensitive data Schildwacht holds: i
   are moved into the new partition in the same transaction;
 - drops the partitions whose whole month is past the retention, and deletes the rows past it
   from the default partition (fixes from before the first partition, from a month the upkeep
-  missed).
+  missed);
+- and the loop has the hot state forget the last position of every device whose newest fix is
+  past the retention (`StateStore.forget_fixes_before`).
 
 Creating and dropping a partition lock `pings` briefly; each step waits at most
 `lock_timeout_ms` for its lock and, when it does not get it, is left for the next pass, so the
@@ -23,10 +25,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
+import redis
 from sqlalchemy import Connection, Engine, delete, text
 from sqlalchemy.exc import DBAPIError
 
@@ -61,6 +64,7 @@ class Upkeep:
     deleted: int = 0  # rows past the retention deleted (default partition; SQLite: the table)
     failed: tuple[str, ...] = ()  # steps left for the next pass
     skipped: bool = False  # another process was doing the upkeep
+    forgotten: int = 0  # devices whose last position the hot state forgot (the loop)
 
 
 def utc_now() -> datetime:
@@ -163,4 +167,20 @@ class PingRetentionLoop(Periodic):
         self.interval_s = rt.settings.pings.maintenance_interval_s
 
     def run_once(self, now: datetime | None = None) -> Upkeep:
-        return maintain(self.rt.engine, self.rt.settings.pings, now or self.clock())
+        now = now or self.clock()
+        settings = self.rt.settings.pings
+        done = maintain(self.rt.engine, settings, now)
+        if done.skipped:
+            return done
+        cutoff = retention_cutoff(now, settings.retention_days).timestamp()
+        try:
+            forgotten = self.rt.state.forget_fixes_before(cutoff)
+        except redis.RedisError as exc:
+            PING_UPKEEP_FAILURES.inc()
+            log.warning("hot state not cleared of positions past the retention (%s): left for "
+                        "the next pass", type(exc).__name__)
+            return replace(done, failed=(*done.failed, "hot state"))
+        if forgotten:
+            log.info("hot state forgot the last position of devices=%d past the retention",
+                     forgotten)
+        return replace(done, forgotten=forgotten)

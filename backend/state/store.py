@@ -103,6 +103,7 @@ class StateStore(Protocol):
     def read_times(
         self, device_ids: list[str]
     ) -> tuple[list[float | None], list[float | None]]: ...
+    def forget_fixes_before(self, cutoff: float) -> int: ...
 
 
 class InMemoryState:
@@ -162,6 +163,17 @@ class InMemoryState:
         fixes = [self._fixes.get(d) for d in device_ids]
         return [self._seen.get(d) for d in device_ids], [f.tst if f else None for f in fixes]
 
+    def forget_fixes_before(self, cutoff: float) -> int:
+        """As `RedisState.forget_fixes_before`."""
+        with self._lock:
+            old = [d for d, fix in self._fixes.items() if fix.tst < cutoff]
+            for device_id in old:
+                del self._fixes[device_id]
+                self._zones.pop(device_id, None)
+                if self._seen.get(device_id, cutoff) < cutoff:
+                    del self._seen[device_id]
+            return len(old)
+
 
 # `RedisState.write` in one round trip, newest wins: a fix replaces the stored one only if it is
 # not older, a last-seen time only if it is later, and the zone states of a device whose fix is
@@ -208,6 +220,27 @@ return 1
 """
 
 
+# Forgets the devices in ARGV[2..] whose newest fix is older than ARGV[1] (epoch seconds): their
+# last fix, zone states and, when older too, their last-seen time. Checked here again, as the
+# devices were found by a scan: one that reported since keeps its state.
+FORGET_BEFORE = """
+local cutoff = tonumber(ARGV[1])
+local forgotten = 0
+for i = 2, #ARGV do
+  local device = ARGV[i]
+  local stored = redis.call('HGET', KEYS[1], device)
+  local tst = stored and tonumber(string.match(stored, '^(%S+) '))
+  if tst and tst < cutoff then
+    redis.call('HDEL', KEYS[1], device)
+    redis.call('HDEL', KEYS[3], device)
+    local seen = tonumber(redis.call('HGET', KEYS[2], device) or '')
+    if seen and seen < cutoff then redis.call('HDEL', KEYS[2], device) end
+    forgotten = forgotten + 1
+  end
+end
+return forgotten
+"""
+
 # Carries a hash written under an earlier name (KEYS[1]) over to its name now (KEYS[2]): renamed
 # when nothing is there yet, else merged without overwriting what a process of this version
 # already wrote (newer). Returns 0 when there was nothing to carry, 1 renamed, 2 merged.
@@ -235,6 +268,7 @@ class RedisState:
         self._seen = keys.last_seen(prefix)
         self._zones = keys.zone_states(prefix)
         self._write_newest = client.register_script(WRITE_NEWEST)
+        self._forget_before = client.register_script(FORGET_BEFORE)
         self._prefix = prefix
 
     def carry_over(self) -> list[str]:
@@ -311,6 +345,22 @@ class RedisState:
 
     def touch(self, seen: dict[str, float]) -> None:
         self.write({}, seen)
+
+    def forget_fixes_before(self, cutoff: float) -> int:
+        """Forget where the devices whose newest fix is older than `cutoff` (epoch seconds) last
+        were: their last fix and zone states (and their last-seen time, when older too), as
+        the pings' retention deletes their stored fixes. Scanned in steps of 1,000, so Redis
+        is never held for long; returns how many devices were forgotten."""
+        keys_ = [self._fixes, self._seen, self._zones]
+        forgotten, cursor = 0, 0
+        while True:
+            cursor, entries = self._r.hscan(self._fixes, cursor, count=1_000)
+            old = [device for device, data in entries.items()
+                   if (tst := decode_fix_time(data)) is not None and tst < cutoff]
+            if old:
+                forgotten += self._forget_before(keys=keys_, args=[repr(cutoff), *old])
+            if cursor == 0:
+                return forgotten
 
     def set_zone_states(self, zones: dict[str, Zones]) -> None:
         self.write({}, {}, zones)

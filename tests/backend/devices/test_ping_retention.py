@@ -22,7 +22,9 @@ from backend.devices.models import Ping
 from backend.devices.partition_plan import add_months, partition_name
 from backend.devices.pings import PingRow, store_pings
 from backend.settings import PingSettings
+from backend.state.store import InMemoryState, LastFix, RedisState
 from tests.support.db import own_postgresql
+from tests.support.unreachable import unreachable_redis
 from tests.support.waiting import wait_until
 
 SETTINGS = PingSettings(retention_days=90, partitions_ahead_months=3, lock_timeout_ms=50)
@@ -186,12 +188,30 @@ def test_on_sqlite_rows_past_the_retention_are_deleted(tmp_path: Path) -> None:
     engine = create_engine(url)
     now = datetime(2026, 12, 6, 12, tzinfo=UTC)
     _store(engine, now - timedelta(days=91), now - timedelta(days=89), now)
+    state = InMemoryState()
+    state.write({"old": LastFix((now - timedelta(days=91)).timestamp(), 51.9, 4.5, None),
+                 "new": LastFix(now.timestamp(), 51.9, 4.5, None)}, {})
     loop = ping_retention.PingRetentionLoop(
-        SimpleNamespace(engine=engine, settings=SimpleNamespace(pings=SETTINGS)),
+        SimpleNamespace(engine=engine, settings=SimpleNamespace(pings=SETTINGS), state=state),
         clock=lambda: now)
 
-    assert loop.run_once().deleted == 1
+    done = loop.run_once()
+
+    assert (done.deleted, done.forgotten) == (1, 1)
+    assert state.get_last_fix("old") is None and state.get_last_fix("new") is not None
 
     with Session(engine) as session:
         assert session.scalar(select(func.count()).select_from(Ping)) == 2
+    engine.dispose()
+
+
+def test_a_hot_state_away_is_left_for_the_next_pass(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/pings.db"
+    upgrade(url)
+    engine = create_engine(url)
+    loop = ping_retention.PingRetentionLoop(SimpleNamespace(
+        engine=engine, settings=SimpleNamespace(pings=SETTINGS),
+        state=RedisState(unreachable_redis(), "sw")))
+
+    assert loop.run_once().failed == ("hot state",)
     engine.dispose()

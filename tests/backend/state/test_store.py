@@ -300,3 +300,25 @@ def test_an_upgrade_carries_the_earlier_key_names_over(redis_client: redis.Redis
 def test_carrying_over_from_an_unreachable_store_is_logged_not_raised(caplog) -> None:
     assert RedisState(unreachable_redis(), "sw").carry_over() == []
     assert "state store not carried over" in caplog.text
+
+
+def test_positions_past_the_retention_are_forgotten(store) -> None:
+    old, new = LastFix(1_000.0, 51.9, 4.5, 8.0), LastFix(5_000.0, 52.0, 4.6, 5.0)
+    store.write({"gone": old, "kept": new, "heard": old},
+                {"gone": 1_000.0, "kept": 5_000.0, "heard": 5_000.0},
+                {"gone": {"m1": {"status": "inside"}}, "kept": {"m1": {"status": "inside"}}})
+
+    assert store.forget_fixes_before(2_000.0) == 2  # "gone", and "heard", which sent no fix
+
+    got = store.read_many(["gone", "kept", "heard"])
+    assert got.fixes == {"kept": new}
+    assert got.zones == {"kept": {"m1": {"status": "inside"}}}
+    assert got.seen == {"kept": 5_000.0, "heard": 5_000.0}  # still heard: not a position
+    assert store.forget_fixes_before(2_000.0) == 0
+
+
+def test_forgetting_scans_a_large_store_in_steps(redis_client: redis.Redis, prefix: str) -> None:
+    store = RedisState(redis_client, prefix)
+    store.write({f"d{i}": LastFix(float(i), 51.9, 4.5, None) for i in range(2_500)}, {})
+    assert store.forget_fixes_before(2_000.0) == 2_000
+    assert redis_client.hlen(keys.last_fixes(prefix)) == 500
