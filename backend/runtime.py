@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.alerts.flows import AlertFlow
 from backend.audit.writer import AuditWriter
+from backend.auth.throttle import LoginThrottle, MemoryCounts, RedisCounts
 from backend.cases.snapshots import CaseSnapshots, LocalChangeCounter, RedisChangeCounter
 from backend.db.engine import make_engine, make_session_factory
 from backend.devices.directory import DeviceDirectory
@@ -23,7 +24,7 @@ from backend.outbox.dispatcher import OutboxDispatcher
 from backend.police.sealing import SecretBox
 from backend.redis_client import GuardedRedis, Probe, connect
 from backend.regions import RegionIndex
-from backend.settings import Settings
+from backend.settings import LoginSettings, Settings
 from backend.state import keys
 from backend.state.store import InMemoryState, RedisState, StateStore
 from backend.subscriptions.hook import SubscriptionWatch
@@ -76,6 +77,9 @@ class Runtime:
     secrets: SecretBox = field(default_factory=SecretBox)
     # Closes the Redis client's breaker when Redis answers again (backend.redis_client).
     redis_probe: Probe | None = None
+    # Slows down whoever fails to sign in to the console (backend.auth.throttle).
+    login_throttle: LoginThrottle = field(
+        default_factory=lambda: LoginThrottle(MemoryCounts(), LoginSettings()))
     _loops: BackgroundLoops | None = None
 
     def attach_mqtt(self, client: mqtt.Client) -> None:
@@ -145,6 +149,9 @@ class Runtime:
         runtime.deliveries, runtime.subscriptions = install_deliveries(
             settings.police, sessions, runtime.flow, bus, secrets=runtime.secrets)
         runtime.audit = AuditWriter(sessions)
+        runtime.login_throttle = LoginThrottle(
+            RedisCounts(client) if client is not None else MemoryCounts(),
+            settings.console.login, settings.redis.key_prefix)
         runtime.geofences = LiveMeasures(
             sessions, settings.geofence.to_config(), settings.geofence.reload_poll_s
         )

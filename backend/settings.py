@@ -236,6 +236,18 @@ class PoliceSettings(BaseModel):
     cap_sender: str = "urn:schildwacht:backend"
 
 
+class LoginSettings(BaseModel):
+    """Failed console sign-ins (`backend.auth.throttle`): after `free_failures` from one
+    address for one name (`free_failures_per_address` for all names), each failure doubles the
+    wait before the next try, up to `max_wait_s`; counts are forgotten `forget_after_s` after
+    their last failure."""
+
+    free_failures: int = Field(5, ge=1, le=100)
+    free_failures_per_address: int = Field(50, ge=1, le=10_000)
+    max_wait_s: float = Field(900.0, ge=1, le=86_400)
+    forget_after_s: float = Field(3_600.0, ge=60, le=7 * 86_400)
+
+
 class ConsoleSettings(BaseModel):
     # Map tiles, e.g. "https://service.pdok.nl/brt/achtergrondkaart/wmts/v2_0/standaard/
     # EPSG:3857/{z}/{x}/{y}.png"; None: vector overlays only (nothing loaded from elsewhere).
@@ -255,6 +267,7 @@ class ConsoleSettings(BaseModel):
     position_refresh_s: float = Field(10.0, ge=1, le=300)
     # Every time the console shows is in this zone, with its abbreviation (CET/CEST).
     timezone: str = "Europe/Amsterdam"
+    login: LoginSettings = LoginSettings()
 
     @field_validator("timezone")
     @classmethod

@@ -6,6 +6,8 @@ state change (the API refuses cookie requests without it)."""
 
 from __future__ import annotations
 
+import logging
+import math
 import secrets
 import uuid
 from datetime import UTC, datetime
@@ -40,6 +42,8 @@ from backend.console.charts import bar_chart
 from backend.console.stats import AlertRow, DeviceRow, region_figures
 from backend.devices.models import Device
 from backend.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -117,12 +121,25 @@ def login(
     viewer = _viewer(request, s, rt)
     if not web_sessions.csrf_ok(request.cookies.get(LOGIN_CSRF_COOKIE) or "", csrf):
         return _render(request, rt, viewer, "login.html", login_csrf=csrf, failed=True)
+    # The address the request came from (behind a proxy, the one uvicorn trusts to tell it).
+    address = request.client.host if request.client else "unknown"
+    throttle = rt.login_throttle
+    wait = throttle.wait_s(address, username)
+    if wait > 0:  # the password is not even checked
+        log.warning("console sign-in throttled retry_after_s=%d", math.ceil(wait))
+        response = _render(request, rt, viewer, "login.html", login_csrf=csrf, failed=False,
+                           wait_s=math.ceil(wait))
+        response.status_code = 429
+        response.headers["Retry-After"] = str(math.ceil(wait))
+        return response
     try:
         user = check_password(s, username, password)
     except BadCredentials:
+        throttle.failed(address, username)
         response = _render(request, rt, viewer, "login.html", login_csrf=csrf, failed=True)
         response.status_code = 401
         return response
+    throttle.succeeded(address, username)
     token, _ = web_sessions.start(s, user, rt.settings.console.session_lifetime_s)
     s.commit()
     response = RedirectResponse("/console/", status_code=303)

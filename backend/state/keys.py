@@ -45,6 +45,12 @@ def case_changes(prefix: str) -> str:
     return f"{prefix}:case_changes"
 
 
+def login_failures(prefix: str, kind: str, digest: str) -> str:
+    """Hash (failures, last_at) counting failed console sign-ins of one address ("address")
+    or one address and name ("name"), by a digest of them; expires (`backend.auth.throttle`)."""
+    return f"{prefix}:login_failures:{kind}:{digest}"
+
+
 def events_channel(prefix: str) -> str:
     """Pub/sub channel carrying console events (alert raised/updated) to every API instance."""
     return f"{prefix}:events"

@@ -10,7 +10,8 @@ from redis.crc import key_slot
 from backend.state import keys
 
 SCRIPT_KEYS = (keys.last_fixes, keys.last_seen, keys.zone_states)  # `WRITE_NEWEST`'s KEYS
-ALL_KEYS = (*SCRIPT_KEYS, keys.case_changes, keys.events_channel)
+ALL_KEYS = (*SCRIPT_KEYS, keys.case_changes, keys.events_channel,
+            lambda prefix: keys.login_failures(prefix, "name", "0" * 32))
 
 
 def test_the_state_scripts_keys_share_one_cluster_slot() -> None:

@@ -1,0 +1,151 @@
+"""Failed console sign-ins slow down whoever makes them: a password cannot be guessed at speed.
+
+Failures are counted per address and user name, and per address alone (password spraying over
+many names). The first `free` failures of a count cost nothing; each one after that doubles the
+wait before the next try may be checked (1 s, 2 s, 4 s, ... up to `max_wait_s`). A count is
+forgotten `forget_after_s` after its last failure, and a sign-in that succeeds clears its
+address and name's count. Nothing locks an account: the desk must be able to sign in from
+another workstation while someone hammers at its name from elsewhere, so the counts are kept
+per address, never per name alone.
+
+The counts live in Redis when it is configured (every API instance sees them) and in the
+process otherwise. A Redis that fails lets the sign-in through (the password hash's cost still
+bounds the pace): a desk that cannot sign in is the worse outcome. Keys carry a hash of the
+address and name, never the name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import redis
+
+from backend.settings import LoginSettings
+from backend.state import keys
+
+log = logging.getLogger(__name__)
+
+
+def wait_s(failures: int, free: int, max_wait_s: float) -> float:
+    """How long after the last of `failures` failures the next try must wait."""
+    if failures < free:
+        return 0.0
+    return min(max_wait_s, 2.0 ** min(failures - free, 32))
+
+
+@dataclass(frozen=True, slots=True)
+class Count:
+    failures: int
+    last_at: float
+
+
+class FailureCounts(Protocol):
+    """Counts of failures by key, each forgotten `ttl_s` after its last failure."""
+
+    def get(self, keys: list[str], now: float) -> list[Count | None]: ...
+    def add(self, keys: list[str], now: float, ttl_s: float) -> None: ...
+    def clear(self, key: str) -> None: ...
+
+
+class MemoryCounts:
+    """In this process; the oldest counts go first beyond `max_keys`."""
+
+    def __init__(self, max_keys: int = 100_000) -> None:
+        self._counts: dict[str, tuple[Count, float]] = {}  # key -> (count, expires at)
+        self._max_keys = max_keys
+        self._lock = threading.Lock()
+
+    def get(self, keys: list[str], now: float) -> list[Count | None]:
+        with self._lock:
+            entries = [self._counts.get(k) for k in keys]
+        return [e[0] if e is not None and e[1] > now else None for e in entries]
+
+    def add(self, keys: list[str], now: float, ttl_s: float) -> None:
+        with self._lock:
+            for key in keys:
+                known = self._counts.pop(key, None)
+                failures = known[0].failures if known is not None and known[1] > now else 0
+                self._counts[key] = (Count(failures + 1, now), now + ttl_s)
+            while len(self._counts) > self._max_keys:
+                del self._counts[next(iter(self._counts))]
+
+    def clear(self, key: str) -> None:
+        with self._lock:
+            self._counts.pop(key, None)
+
+
+class RedisCounts:
+    """A hash per count (`failures`, `last_at`) that Redis expires with it."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._r = client
+
+    def get(self, keys: list[str], now: float) -> list[Count | None]:
+        pipe = self._r.pipeline(transaction=False)
+        for key in keys:
+            pipe.hmget(key, "failures", "last_at")
+        found = []
+        for failures, last_at in pipe.execute():
+            found.append(Count(int(failures), float(last_at))
+                         if failures is not None and last_at is not None else None)
+        return found
+
+    def add(self, keys: list[str], now: float, ttl_s: float) -> None:
+        pipe = self._r.pipeline(transaction=False)
+        for key in keys:
+            pipe.hincrby(key, "failures", 1)
+            pipe.hset(key, "last_at", repr(now))
+            pipe.expire(key, max(1, int(ttl_s)))
+        pipe.execute()
+
+    def clear(self, key: str) -> None:
+        self._r.delete(key)
+
+
+class LoginThrottle:
+    def __init__(self, counts: FailureCounts, settings: LoginSettings, prefix: str = "sw",
+                 clock: Callable[[], float] = time.time) -> None:
+        self._counts = counts
+        self._settings = settings
+        self._prefix = prefix
+        self._clock = clock
+
+    def _keys(self, address: str, username: str) -> tuple[str, str]:
+        name = username.strip().lower()
+        return (self._key("name", f"{address}\n{name}"), self._key("address", address))
+
+    def _key(self, kind: str, subject: str) -> str:
+        return keys.login_failures(self._prefix, kind,
+                                   hashlib.sha256(subject.encode()).hexdigest()[:32])
+
+    def wait_s(self, address: str, username: str) -> float:
+        """Seconds until a sign-in of `username` from `address` may be checked (0: now)."""
+        s, now = self._settings, self._clock()
+        try:
+            pair, alone = self._counts.get(list(self._keys(address, username)), now)
+        except redis.RedisError as exc:
+            log.warning("sign-in failures not read (%s): not throttled", type(exc).__name__)
+            return 0.0
+        waits = [c.last_at + wait_s(c.failures, free, s.max_wait_s) - now
+                 for c, free in ((pair, s.free_failures), (alone, s.free_failures_per_address))
+                 if c is not None]
+        return max([0.0, *waits])
+
+    def failed(self, address: str, username: str) -> None:
+        try:
+            self._counts.add(list(self._keys(address, username)), self._clock(),
+                             self._settings.forget_after_s)
+        except redis.RedisError as exc:
+            log.warning("sign-in failure not counted (%s)", type(exc).__name__)
+
+    def succeeded(self, address: str, username: str) -> None:
+        try:
+            self._counts.clear(self._keys(address, username)[0])
+        except redis.RedisError as exc:
+            log.warning("sign-in failures not cleared (%s)", type(exc).__name__)

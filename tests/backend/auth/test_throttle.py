@@ -1,0 +1,138 @@
+"""Failed console sign-ins: free at first, then each failure doubles the wait; counted per
+address and name and per address alone, never per name alone; kept in the process or in Redis
+(every API instance sees them); a Redis that fails lets the sign-in through."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from backend.api.app import create_app
+from backend.auth.throttle import LoginThrottle, MemoryCounts, RedisCounts, wait_s
+from backend.auth.users import add_user
+from backend.settings import LoginSettings
+from tests.backend.auth.test_sessions import PASSWORD
+from tests.support.unreachable import unreachable_redis
+
+SETTINGS = LoginSettings(free_failures=3, free_failures_per_address=10, max_wait_s=60,
+                         forget_after_s=600)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_wait_doubles_after_the_free_failures_up_to_its_limit() -> None:
+    assert [wait_s(n, 3, 60) for n in range(10)] == [0, 0, 0, 1, 2, 4, 8, 16, 32, 60]
+    assert wait_s(10_000, 3, 60) == 60
+
+
+@pytest.fixture(params=["memory", "redis"])
+def counts(request):
+    if request.param == "memory":
+        yield MemoryCounts(), "sw"
+        return
+    client = request.getfixturevalue("redis_client")
+    prefix = f"swtest{uuid.uuid4().hex[:8]}"
+    yield RedisCounts(client), prefix
+    for key in client.scan_iter(f"{prefix}:*"):
+        client.delete(key)
+
+
+def test_failures_from_one_address_for_one_name_slow_down_its_next_try(counts) -> None:
+    clock = Clock()
+    throttle = LoginThrottle(counts[0], SETTINGS, counts[1], clock=clock)
+    for _ in range(3):
+        assert throttle.wait_s("10.0.0.1", "desk") == 0
+        throttle.failed("10.0.0.1", "desk")
+
+    assert throttle.wait_s("10.0.0.1", "desk") == 1
+    assert throttle.wait_s("10.0.0.1", " Desk ") == 1  # the name as sign-in reads it
+    assert throttle.wait_s("10.0.0.2", "desk") == 0  # the desk signs in from elsewhere
+    assert throttle.wait_s("10.0.0.1", "other") == 0
+    clock.now += 1
+    assert throttle.wait_s("10.0.0.1", "desk") == 0
+    throttle.failed("10.0.0.1", "desk")
+    assert throttle.wait_s("10.0.0.1", "desk") == 2
+
+    throttle.succeeded("10.0.0.1", "desk")
+    assert throttle.wait_s("10.0.0.1", "desk") == 0
+
+
+def test_spraying_many_names_from_one_address_slows_it_down(counts) -> None:
+    clock = Clock()
+    throttle = LoginThrottle(counts[0], SETTINGS, counts[1], clock=clock)
+    for i in range(10):
+        throttle.failed("10.0.0.9", f"user{i}")
+    assert throttle.wait_s("10.0.0.9", "someone-else") == 1
+    assert throttle.wait_s("10.0.0.8", "someone-else") == 0
+
+
+def test_counts_are_forgotten_after_a_quiet_while() -> None:
+    clock = Clock()
+    throttle = LoginThrottle(MemoryCounts(), SETTINGS, clock=clock)
+    for _ in range(5):
+        throttle.failed("10.0.0.1", "desk")
+    clock.now += SETTINGS.forget_after_s + 1
+    throttle.failed("10.0.0.1", "desk")
+    assert throttle.wait_s("10.0.0.1", "desk") == 0  # one failure since: free again
+
+
+def test_redis_forgets_a_count_itself_and_keeps_no_name(redis_client: redis.Redis) -> None:
+    prefix = f"swtest{uuid.uuid4().hex[:8]}"
+    LoginThrottle(RedisCounts(redis_client), SETTINGS, prefix).failed("10.0.0.1", "desk")
+    stored = list(redis_client.scan_iter(f"{prefix}:*"))
+    try:
+        assert len(stored) == 2
+        assert all(0 < redis_client.ttl(k) <= SETTINGS.forget_after_s for k in stored)
+        assert not any(b"desk" in k or b"10.0.0.1" in k for k in stored)
+    finally:
+        redis_client.delete(*stored)
+
+
+def test_a_redis_that_fails_lets_the_sign_in_through(caplog) -> None:
+    throttle = LoginThrottle(RedisCounts(unreachable_redis()), SETTINGS)
+    throttle.failed("10.0.0.1", "desk")
+    assert throttle.wait_s("10.0.0.1", "desk") == 0
+    throttle.succeeded("10.0.0.1", "desk")
+    assert "not throttled" in caplog.text
+
+
+def _try(client: TestClient, password: str):
+    page = client.get("/console/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    return client.post("/console/login", data={"username": "desk", "password": password,
+                                                "csrf": csrf}, follow_redirects=False)
+
+
+def test_the_console_refuses_to_check_a_password_while_its_sender_must_wait(stack) -> None:
+    with stack.runtime.sessions.begin() as s:
+        add_user(s, "desk", PASSWORD, "dispatcher", {"regions": ["VR17"]})
+    rt = stack.runtime
+    rt.settings.console.secure_cookies = False
+    rt.login_throttle.failed("10.9.9.9", "someone")
+    if rt.redis is not None:  # with Redis configured the counts are every API instance's
+        assert list(rt.redis.scan_iter(f"{rt.settings.redis.key_prefix}:login_failures:*"))
+    clock = Clock()  # as the services' throttle, on a clock of the test's
+    rt.login_throttle = LoginThrottle(RedisCounts(rt.redis) if rt.redis else MemoryCounts(),
+                                      SETTINGS, rt.settings.redis.key_prefix, clock=clock)
+    client = TestClient(create_app(rt), base_url="http://127.0.0.1")
+    assert [_try(client, "wrong-password").status_code for _ in range(3)] == [401] * 3
+
+    refused = _try(client, PASSWORD)  # the right one, but not checked
+
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "1"
+    assert "sw_session" not in refused.headers.get("set-cookie", "")
+    assert 'id="throttled"' in refused.text
+    assert client.get("/console/", follow_redirects=False).status_code == 303
+    clock.now += 1
+    assert _try(client, PASSWORD).status_code == 303  # signed in: the count is cleared
+    assert rt.login_throttle.wait_s("testclient", "desk") == 0
