@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 TABLE = "pings"
 DEFAULT_PARTITION = f"{TABLE}_default"
 ADVISORY_LOCK_KEY = 0x5C41D_0007
+# Rows past the retention deleted from the default partition per transaction: each well within
+# the statement timeout, however many a long pause of the upkeep left there.
+DELETE_BATCH = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +74,8 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def maintain(engine: Engine, settings: PingSettings, now: datetime) -> Upkeep:
+def maintain(engine: Engine, settings: PingSettings, now: datetime, *,
+             delete_batch: int = DELETE_BATCH) -> Upkeep:
     if engine.dialect.name != "postgresql":
         with engine.begin() as conn:
             deleted = conn.execute(delete(Ping).where(
@@ -81,12 +85,13 @@ def maintain(engine: Engine, settings: PingSettings, now: datetime) -> Upkeep:
         if not lock.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": ADVISORY_LOCK_KEY}):
             return Upkeep(skipped=True)
         try:
-            return _maintain_partitions(engine, settings, now)
+            return _maintain_partitions(engine, settings, now, delete_batch)
         finally:
             lock.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_LOCK_KEY})
 
 
-def _maintain_partitions(engine: Engine, settings: PingSettings, now: datetime) -> Upkeep:
+def _maintain_partitions(engine: Engine, settings: PingSettings, now: datetime,
+                         delete_batch: int) -> Upkeep:
     with engine.connect() as conn:
         existing = list(conn.scalars(text(
             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
@@ -110,9 +115,12 @@ def _maintain_partitions(engine: Engine, settings: PingSettings, now: datetime) 
             log.info("ping partition dropped name=%s retention_days=%d", name,
                      settings.retention_days)
     if has_default:
-        deleted = _step(engine, settings, DEFAULT_PARTITION, failed, lambda conn: conn.execute(
-            text(f'DELETE FROM "{DEFAULT_PARTITION}" WHERE fix_time < :cutoff'),
-            {"cutoff": plan.cutoff}).rowcount) or 0
+        # In transactions of `delete_batch` rows: one that finds fewer has found them all.
+        while (rows := _step(engine, settings, DEFAULT_PARTITION, failed, lambda conn: (
+                _delete_expired(conn, plan.cutoff, delete_batch)))) is not None:
+            deleted += rows
+            if rows < delete_batch:
+                break
         if deleted:
             log.info("pings past retention deleted from %s rows=%d", DEFAULT_PARTITION, deleted)
     return Upkeep(tuple(created), moved, tuple(dropped), deleted, tuple(failed))
@@ -151,6 +159,13 @@ def _create(conn: Connection, first: date, name: str, has_default: bool) -> int:
         f"ALTER TABLE {TABLE} ATTACH PARTITION \"{name}\" FOR VALUES FROM ('{first}') TO "
         f"('{end}')"))
     return moved
+
+
+def _delete_expired(conn: Connection, cutoff: datetime, batch: int) -> int:
+    return conn.execute(text(
+        f'DELETE FROM "{DEFAULT_PARTITION}" WHERE ctid IN (SELECT ctid FROM '
+        f'"{DEFAULT_PARTITION}" WHERE fix_time < :cutoff LIMIT :batch)'),
+        {"cutoff": cutoff, "batch": batch}).rowcount
 
 
 def _drop(conn: Connection, name: str) -> int:

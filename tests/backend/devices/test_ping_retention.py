@@ -182,6 +182,16 @@ def test_one_process_at_a_time_does_the_upkeep(engine: Engine) -> None:
     assert not ping_retention.maintain(engine, SETTINGS, datetime.now(UTC)).skipped
 
 
+def test_the_default_partition_is_cleared_in_batches(engine: Engine) -> None:
+    old = _at(add_months(THIS_MONTH, -6), 1)
+    _store(engine, *(old + timedelta(minutes=i) for i in range(5)))
+
+    done = ping_retention.maintain(engine, SETTINGS, datetime.now(UTC), delete_batch=2)
+
+    assert (done.deleted, done.failed) == (5, ())
+    assert _count(engine, "pings_default") == 0
+
+
 def test_on_sqlite_rows_past_the_retention_are_deleted(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/pings.db"
     upgrade(url)
