@@ -101,6 +101,7 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_loops(settings: Settings, args: argparse.Namespace) -> int:
+    from backend.metrics import serve as serve_metrics
     from backend.mqtt.client import connect, make_client
     from backend.runtime import Runtime
 
@@ -109,11 +110,14 @@ def cmd_loops(settings: Settings, args: argparse.Namespace) -> int:
     runtime.attach_mqtt(client)
     connect(client, settings.broker)
     runtime.start_background(loops=True)
+    metrics = serve_metrics(settings.metrics)
     process.freeze_loaded()
     log.info("escalation, supervision, custody and ping retention loops running")
     try:
         _wait_for_signal()
     finally:
+        if metrics is not None:
+            metrics.shutdown()
         runtime.close()
         client.disconnect()
         client.loop_stop()
@@ -123,6 +127,7 @@ def cmd_loops(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     from backend.db import server_check
     from backend.ingest.worker import IngestWorker
+    from backend.metrics import serve as serve_metrics
     from backend.runtime import Runtime
 
     if args.channels:
@@ -132,11 +137,14 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     worker = IngestWorker(runtime, client_id=args.client_id)
     worker.start()
     runtime.start_background(loops=False)  # the time-driven loops run in `api` or `loops`
+    metrics = serve_metrics(settings.metrics)
     log.info("ingest worker running as %s (channels: %s)", worker.client_id,
              settings.ingest.channels)
     try:
         _wait_for_signal()
     finally:
+        if metrics is not None:
+            metrics.shutdown()
         worker.stop()
         runtime.close()
     return 0

@@ -1,6 +1,35 @@
-"""Prometheus metrics of Schildwacht, in one place. Labels carry codes, never ids or values."""
+"""Prometheus metrics of Schildwacht, in one place. Labels carry codes, never ids or values.
 
-from prometheus_client import Counter, Gauge, Histogram
+Each process counts its own: the API serves its process's at /metrics, and a process that
+serves no API (an ingest worker, the loops) serves its own on the port of `MetricsSettings`
+(`serve`)."""
+
+from __future__ import annotations
+
+import logging
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+from backend.settings import MetricsSettings
+
+log = logging.getLogger(__name__)
+
+
+def serve(settings: MetricsSettings) -> WSGIServer | None:
+    """Serve this process's metrics over HTTP (a daemon thread) when a port is set. A port
+    that cannot be had is logged, not raised: a worker goes on without its metrics."""
+    if settings.port is None:
+        return None
+    try:
+        server, _thread = start_http_server(settings.port, addr=settings.host)
+    except OSError as exc:
+        log.error("metrics not served on %s:%d (%s): the process goes on without them",
+                  settings.host, settings.port, exc.strerror)
+        return None
+    log.info("metrics served on %s:%d", settings.host, settings.port)
+    return server
+
 
 MESSAGES = Counter(
     "schildwacht_ingest_messages_total", "Uplink messages handled", ["channel", "outcome"]

@@ -176,6 +176,15 @@ class ApiSettings(BaseModel):
         return _reject_placeholder(v, "admin token")
 
 
+class MetricsSettings(BaseModel):
+    """Where a process that serves no API (`ingest`, `loops`) serves its Prometheus metrics:
+    off without a port; each such process on a machine needs a port of its own. The API serves
+    its process's metrics at /metrics."""
+
+    host: str = "127.0.0.1"
+    port: int | None = Field(None, ge=1, le=65535)
+
+
 class RoutingSettings(BaseModel):
     # Police unit used when neither the fix nor the case tells where the victim is.
     fallback_police_unit: str = "RE07"
@@ -321,6 +330,7 @@ class Settings(BaseSettings):
     pings: PingSettings = PingSettings()
     process: ProcessSettings = ProcessSettings()
     api: ApiSettings = ApiSettings()
+    metrics: MetricsSettings = MetricsSettings()
     routing: RoutingSettings = RoutingSettings()
     geofence: GeofenceSettings = GeofenceSettings()
     supervision: SupervisionSettings = SupervisionSettings()

@@ -1,5 +1,6 @@
 """The long-running commands as their own processes on the real services: `schildwacht loops`
-runs supervision (a silent device gets its alert) and stops cleanly on SIGTERM; `schildwacht
+runs supervision (a silent device gets its alert), serves its metrics on the port it is given
+and stops cleanly on SIGTERM; `schildwacht
 migrate` names the database server settings the product needs and the server lacks."""
 
 from __future__ import annotations
@@ -8,12 +9,14 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 
 import pytest
 from sqlalchemy import select, text
 
 from backend.alerts.models import Alert
+from backend.mqtt.embedded import free_port
 from tests.backend.conftest import subprocess_world
 
 pytestmark = pytest.mark.services
@@ -22,6 +25,8 @@ pytestmark = pytest.mark.services
 def test_loops_process_supervises_and_stops_on_sigterm(pg_url):
     _root, engine, env = subprocess_world(pg_url, "loops", "vic-loops", registered_ago_s=3600)
     env["SCHILDWACHT_SUPERVISION__SUPERVISION_INTERVAL_S"] = "0.5"
+    port = free_port()
+    env["SCHILDWACHT_METRICS__PORT"] = str(port)
     proc = subprocess.Popen([sys.executable, "-m", "backend.cli", "loops"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
@@ -36,6 +41,8 @@ def test_loops_process_supervises_and_stops_on_sigterm(pg_url):
         with engine.connect() as conn:  # its connections say whose they are
             assert conn.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE "
                                     "application_name = 'schildwacht loops'")) >= 1
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            assert "schildwacht_ping_upkeep_failures_total" in r.read().decode()
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0

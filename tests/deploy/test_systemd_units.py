@@ -1,7 +1,7 @@
 """The systemd units in deploy/systemd/ run the README's deployment: one unit per command of
 "Running it for real", each service's CPU weight in the proportion its niceness stands for
-(between services a weight decides, not a niceness), secrets only from the environment file,
-and every unit one systemd itself accepts."""
+(between services a weight decides, not a niceness), a metrics port per process without an
+API, secrets only from the environment file, and every unit one systemd itself accepts."""
 
 from __future__ import annotations
 
@@ -72,6 +72,18 @@ def test_the_broker_gets_the_alarm_workers_share() -> None:
 
     assert parser["Service"]["CPUWeight"] == alarm["CPUWeight"]
     assert parser["Service"]["Nice"] == alarm["Nice"]
+
+
+def test_each_process_without_an_api_serves_its_metrics_on_a_port_of_its_own(
+        monkeypatch) -> None:
+    from backend.settings import Settings
+
+    ports = {}
+    for name in ("schildwacht-ingest-alarm", "schildwacht-ingest", "schildwacht-loops"):
+        variable, value = _units()[name]["Environment"].split("=", 1)
+        monkeypatch.setenv(variable, value)
+        ports[name] = Settings().metrics.port
+    assert None not in ports.values() and len(set(ports.values())) == 3
 
 
 def test_secrets_come_from_the_environment_file_only() -> None:
