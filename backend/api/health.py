@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import text
 
+from backend.api.backlog import BacklogCollector
 from backend.api.deps import runtime
 from backend.runtime import Runtime
 
@@ -38,5 +39,8 @@ def ready(response: Response, rt: Runtime = Depends(runtime)) -> dict[str, objec
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+def metrics(rt: Runtime = Depends(runtime)) -> Response:
+    """This process's counters, and what waits in the database (`backend.api.backlog`)."""
+    backlog = CollectorRegistry(auto_describe=False)
+    backlog.register(BacklogCollector(rt.sessions))
+    return Response(generate_latest() + generate_latest(backlog), media_type=CONTENT_TYPE_LATEST)
