@@ -13,7 +13,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "admin", "password", "token", "xxx"}
@@ -169,11 +176,15 @@ class ApiSettings(BaseModel):
     run_loops: bool = True
     # Bootstrap admin token; the demo generates one when unset.
     admin_token: SecretStr | None = None
+    # When set, /metrics answers only a request with "Authorization: Bearer <this>" (as
+    # Prometheus sends with `authorization.credentials`); unset, keep /metrics to the
+    # monitoring network at the proxy.
+    metrics_token: SecretStr | None = None
 
-    @field_validator("admin_token")
+    @field_validator("admin_token", "metrics_token")
     @classmethod
-    def _no_placeholder(cls, v: SecretStr | None) -> SecretStr | None:
-        return _reject_placeholder(v, "admin token")
+    def _no_placeholder(cls, v: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        return _reject_placeholder(v, (info.field_name or "token").replace("_", " "))
 
 
 class MetricsSettings(BaseModel):

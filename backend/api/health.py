@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
+import secrets
+
+from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import text
 
@@ -39,8 +41,15 @@ def ready(response: Response, rt: Runtime = Depends(runtime)) -> dict[str, objec
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics(rt: Runtime = Depends(runtime)) -> Response:
-    """This process's counters, and what waits in the database (`backend.api.backlog`)."""
+def metrics(request: Request, rt: Runtime = Depends(runtime)) -> Response:
+    """This process's counters, and what waits in the database (`backend.api.backlog`); with
+    `api.metrics_token` set, only for a request that bears it."""
+    token = rt.settings.api.metrics_token
+    if token is not None:
+        given = request.headers.get("authorization", "").removeprefix("Bearer ").encode()
+        if not secrets.compare_digest(given, token.get_secret_value().encode()):
+            return Response("metrics need the metrics token\n", status_code=401,
+                            headers={"WWW-Authenticate": "Bearer"})
     backlog = CollectorRegistry(auto_describe=False)
     backlog.register(BacklogCollector(rt.sessions))
     return Response(generate_latest() + generate_latest(backlog), media_type=CONTENT_TYPE_LATEST)

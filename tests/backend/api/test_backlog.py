@@ -1,17 +1,21 @@
 """What waits, read from the database at each scrape: unacknowledged broker messages, webhook
 deliveries in flight, open alerts nobody acknowledged and urgent alerts the police did not
-get; a database that does not answer is said so, not shown as an empty backlog."""
+get; a database that does not answer is said so, not shown as an empty backlog; and with a
+metrics token, only its bearer reads any of it."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
 from backend.alerts.models import Alert, OutboxMessage
+from backend.api.app import create_app
 from backend.api.backlog import BacklogCollector
 from backend.subscriptions.models import Delivery, Subscription
 
@@ -83,3 +87,15 @@ def test_a_database_that_does_not_answer_is_said_so() -> None:
     got = _values(BacklogCollector(sessionmaker(engine)).collect())
     assert got == {("schildwacht_backlog_read", ()): 0}
     engine.dispose()
+
+
+def test_with_a_metrics_token_only_its_bearer_reads_the_metrics(stack) -> None:
+    stack.runtime.settings.api.metrics_token = SecretStr("a-long-random-metrics-token")
+    api = TestClient(create_app(stack.runtime))
+
+    refused = api.get("/metrics")
+    assert refused.status_code == 401 and "schildwacht_" not in refused.text
+    assert api.get("/metrics", headers={"Authorization": "Bearer nope"}).status_code == 401
+    granted = api.get("/metrics",
+                      headers={"Authorization": "Bearer a-long-random-metrics-token"})
+    assert granted.status_code == 200 and "schildwacht_outbox_pending" in granted.text
