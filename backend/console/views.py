@@ -136,12 +136,14 @@ def login(
         user = check_password(s, username, password)
     except BadCredentials:
         throttle.failed(address, username)
+        log.info("console sign-in failed")  # no name: it may be anyone's, or a password
         response = _render(request, rt, viewer, "login.html", login_csrf=csrf, failed=True)
         response.status_code = 401
         return response
     throttle.succeeded(address, username)
     token, _ = web_sessions.start(s, user, rt.settings.console.session_lifetime_s)
     s.commit()
+    log.info("console sign-in user=%s role=%s", user.id, user.role)
     response = RedirectResponse("/console/", status_code=303)
     response.set_cookie(web_sessions.COOKIE, token, httponly=True, samesite="strict",
                         secure=rt.settings.console.secure_cookies,

@@ -113,7 +113,8 @@ def _try(client: TestClient, password: str):
                                                 "csrf": csrf}, follow_redirects=False)
 
 
-def test_the_console_refuses_to_check_a_password_while_its_sender_must_wait(stack) -> None:
+def test_the_console_refuses_to_check_a_password_while_its_sender_must_wait(stack,
+                                                                         caplog) -> None:
     with stack.runtime.sessions.begin() as s:
         add_user(s, "desk", PASSWORD, "dispatcher", {"regions": ["VR17"]})
     rt = stack.runtime
@@ -134,5 +135,7 @@ def test_the_console_refuses_to_check_a_password_while_its_sender_must_wait(stac
     assert 'id="throttled"' in refused.text
     assert client.get("/console/", follow_redirects=False).status_code == 303
     clock.now += 1
+    caplog.set_level("INFO", logger="backend.console.views")
     assert _try(client, PASSWORD).status_code == 303  # signed in: the count is cleared
+    assert "console sign-in user=" in caplog.text and "desk" not in caplog.text
     assert rt.login_throttle.wait_s("testclient", "desk") == 0
