@@ -126,6 +126,7 @@ def cmd_loops(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     from backend.db import server_check
+    from backend import service_notify
     from backend.ingest.worker import IngestWorker
     from backend.metrics import serve as serve_metrics
     from backend.runtime import Runtime
@@ -140,9 +141,16 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     metrics = serve_metrics(settings.metrics)
     log.info("ingest worker running as %s (channels: %s)", worker.client_id,
              settings.ingest.channels)
+    service_notify.notify("READY=1")
+    interval = service_notify.watchdog_interval_s()
+    watchdog = (service_notify.Watchdog(worker.problems, interval).start()
+                if interval is not None else None)
     try:
         _wait_for_signal()
     finally:
+        service_notify.notify("STOPPING=1")
+        if watchdog is not None:
+            watchdog.stop()
         if metrics is not None:
             metrics.shutdown()
         worker.stop()

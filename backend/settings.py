@@ -151,6 +151,10 @@ class IngestSettings(BaseModel):
     # An alarm-only worker collects garbage between alarms, never during one
     # (backend.ingest.collector); off: Python's automatic collection.
     collect_between_alarms: bool = True
+    # A thread of the worker that shows no progress for this long is stuck: the service
+    # manager's watchdog is no longer told the worker is alive (backend.service_notify). Longer
+    # than any timeout a step waits on (statements, Redis, the broker, retry back-off).
+    stuck_after_s: float = Field(30.0, ge=1)
 
 
 class ProcessSettings(BaseModel):

@@ -146,6 +146,8 @@ class IngestWorker:
         self.client: mqtt.Client | None = None
         self._processed = 0
         self._count_lock = threading.Lock()
+        # Thread name -> when it last showed progress (`_beat`), for `problems`.
+        self._beats: dict[str, float] = {}
         self._collector: IdleCollector | None = None
         # Where alarms are raised, each is logged with its time in the worker.
         self._alarm_timing = (AlarmTiming(runtime.engine) if s.ingest.channels != "other"
@@ -154,6 +156,31 @@ class IngestWorker:
     @property
     def processed(self) -> int:
         return self._processed
+
+    def _beat(self) -> None:
+        """The calling thread is making progress: it took a batch, or tries a step again."""
+        self._beats[threading.current_thread().name] = time.monotonic()
+
+    def problems(self, now: float | None = None) -> list[str]:
+        """What keeps this worker from taking in messages, for the service manager's watchdog
+        (`backend.service_notify`): a thread of its own that ended, or that showed no progress
+        for `ingest.stuck_after_s` (longer than any timeout of a step it waits on), or paho's
+        network thread gone. Empty when healthy. A database or broker that is away is not a
+        problem of the worker's: it tries again, and a restart would change nothing."""
+        now = time.monotonic() if now is None else now
+        limit = self.rt.settings.ingest.stuck_after_s
+        found = []
+        own = [*self._threads, *([self._after_thread] if self._after_thread else [])]
+        for thread in own:
+            quiet_s = now - self._beats.get(thread.name, now)
+            if not thread.is_alive():
+                found.append(f"thread {thread.name} ended")
+            elif quiet_s > limit:
+                found.append(f"thread {thread.name} showed no progress for {quiet_s:.0f} s")
+        network = getattr(self.client, "_thread", None)  # paho's loop thread (paho 2.2)
+        if self.client is not None and (network is None or not network.is_alive()):
+            found.append("paho's network thread ended")
+        return found
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -283,6 +310,7 @@ class IngestWorker:
         self._warm_this_thread()
         limit = self.rt.settings.ingest.batch_max
         while not self._stop.is_set():
+            self._beat()
             batch = lane.inbox.next_batch(limit)
             if batch:
                 self._handle_in_lane(lane, batch)
@@ -293,6 +321,7 @@ class IngestWorker:
         given up unacknowledged (the broker redelivers it after a reconnect). The lane's
         thread lives on: the next alarm must not wait behind one that cannot be handled."""
         for attempt, delay in enumerate((*RETRY_DELAYS_S, None)):
+            self._beat()
             try:
                 with lane.busy:
                     self.handle(lane, batch, again=attempt > 0)
@@ -408,6 +437,7 @@ class IngestWorker:
     def _run_follow_ups(self) -> None:
         """Until stopped and every handed-on follow-up is done (or given up: unacknowledged)."""
         while True:
+            self._beat()
             try:
                 kind, follow_ups, contexts, sends, wait_until = self._after.get(timeout=0.2)
             except queue.Empty:
@@ -432,6 +462,7 @@ class IngestWorker:
         for attempt in range(10**9):
             if self._stop.is_set() and attempt > 0:
                 return None
+            self._beat()
             try:
                 started = time.perf_counter()
                 result = work()

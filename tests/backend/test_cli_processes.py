@@ -1,16 +1,20 @@
 """The long-running commands as their own processes on the real services: `schildwacht loops`
 runs supervision (a silent device gets its alert), serves its metrics on the port it is given
-and stops cleanly on SIGTERM; `schildwacht
-migrate` names the database server settings the product needs and the server lacks."""
+and stops cleanly on SIGTERM; `schildwacht ingest` tells the service manager it is ready and
+alive; `schildwacht migrate` names the database server settings the product needs and the
+server lacks."""
 
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
@@ -47,6 +51,33 @@ def test_loops_process_supervises_and_stops_on_sigterm(pg_url):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
         engine.dispose()
+
+
+def test_ingest_tells_the_service_manager_it_is_ready_and_alive(pg_url, tmp_path):
+    """As under a systemd unit with Type=notify and WatchdogSec=: READY=1 once it takes in
+    messages, WATCHDOG=1 while it is healthy, STOPPING=1 on SIGTERM."""
+    env = subprocess_world(pg_url, "ingest", "vic-notify")[2]
+    path = Path(tempfile.mkdtemp(prefix="sw-")) / "notify"
+    manager = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    manager.bind(str(path))
+    manager.settimeout(30)
+    env.update(NOTIFY_SOCKET=str(path), WATCHDOG_USEC="400000")  # alive every 0.2 s
+    proc = subprocess.Popen([sys.executable, "-m", "backend.cli", "ingest"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        assert manager.recv(64) == b"READY=1"
+        assert [manager.recv(64) for _ in range(3)] == [b"WATCHDOG=1"] * 3
+        proc.send_signal(signal.SIGTERM)
+        while (message := manager.recv(64)) == b"WATCHDOG=1":  # one may have been on its way
+            pass
+        assert message == b"STOPPING=1"
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        manager.close()
+        path.unlink()
+        path.parent.rmdir()
 
 
 def test_migrate_names_what_the_database_server_lacks(pg_url):
