@@ -101,6 +101,7 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_loops(settings: Settings, args: argparse.Namespace) -> int:
+    from backend import service_notify
     from backend.metrics import serve as serve_metrics
     from backend.mqtt.client import connect, make_client
     from backend.runtime import Runtime
@@ -114,7 +115,8 @@ def cmd_loops(settings: Settings, args: argparse.Namespace) -> int:
     process.freeze_loaded()
     log.info("escalation, supervision, custody and ping retention loops running")
     try:
-        _wait_for_signal()
+        with service_notify.supervised(runtime.loop_problems):
+            _wait_for_signal()
     finally:
         if metrics is not None:
             metrics.shutdown()
@@ -141,16 +143,10 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     metrics = serve_metrics(settings.metrics)
     log.info("ingest worker running as %s (channels: %s)", worker.client_id,
              settings.ingest.channels)
-    service_notify.notify("READY=1")
-    interval = service_notify.watchdog_interval_s()
-    watchdog = (service_notify.Watchdog(worker.problems, interval).start()
-                if interval is not None else None)
     try:
-        _wait_for_signal()
+        with service_notify.supervised(worker.problems):
+            _wait_for_signal()
     finally:
-        service_notify.notify("STOPPING=1")
-        if watchdog is not None:
-            watchdog.stop()
         if metrics is not None:
             metrics.shutdown()
         worker.stop()

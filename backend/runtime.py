@@ -157,6 +157,13 @@ class Runtime:
         )
         return runtime
 
+    def loop_problems(self) -> list[str]:
+        """For the service manager's watchdog: a background loop of this process whose thread
+        ended or whose pass is stuck (`process.stuck_after_s`); empty when healthy."""
+        if self._loops is None:
+            return []
+        return self._loops.problems(self.settings.process.stuck_after_s)
+
     def close(self) -> None:
         """Stop the background work (if started) and release every connection."""
         if self._loops is not None:

@@ -13,11 +13,12 @@ rather than a dependency.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 log = logging.getLogger(__name__)
 
@@ -89,3 +90,20 @@ class Watchdog:
     def _run(self) -> None:
         while not self._stop.wait(self._interval_s):
             self.check()
+
+
+@contextlib.contextmanager
+def supervised(problems: Callable[[], list[str]],
+               env: Mapping[str, str] = os.environ) -> Iterator[None]:
+    """Around a service's main wait: READY=1 at once, WATCHDOG=1 while `problems()` finds
+    none (when the manager keeps a watchdog), STOPPING=1 when it ends."""
+    notify("READY=1", env)
+    interval = watchdog_interval_s(env)
+    watchdog = (Watchdog(problems, interval, lambda m: notify(m, env)).start()
+                if interval is not None else None)
+    try:
+        yield
+    finally:
+        notify("STOPPING=1", env)
+        if watchdog is not None:
+            watchdog.stop()

@@ -151,10 +151,6 @@ class IngestSettings(BaseModel):
     # An alarm-only worker collects garbage between alarms, never during one
     # (backend.ingest.collector); off: Python's automatic collection.
     collect_between_alarms: bool = True
-    # A thread of the worker that shows no progress for this long is stuck: the service
-    # manager's watchdog is no longer told the worker is alive (backend.service_notify). Longer
-    # than any timeout a step waits on (statements, Redis, the broker, retry back-off).
-    stuck_after_s: float = Field(30.0, ge=1)
 
 
 class ProcessSettings(BaseModel):
@@ -169,6 +165,11 @@ class ProcessSettings(BaseModel):
     # (a fix worker at 5) on a shared machine; below the inherited niceness needs the
     # privilege to raise priority (CAP_SYS_NICE).
     nice: int | None = Field(None, ge=-20, le=19)
+    # A thread of an ingest worker, or a pass of a background loop, that shows no progress for
+    # this long (beyond the loop's interval) is stuck: the service manager's watchdog is no
+    # longer told the process is alive (backend.service_notify). Longer than any timeout a step
+    # waits on (statements, Redis, the broker, retry back-off).
+    stuck_after_s: float = Field(30.0, ge=1)
 
 
 class ApiSettings(BaseModel):

@@ -34,3 +34,7 @@ class BackgroundLoops:
     def stop(self) -> None:
         for loop in self._loops():
             loop.stop()
+
+    def problems(self, stuck_after_s: float) -> list[str]:
+        """What a watchdog should know: a loop whose thread ended or whose pass is stuck."""
+        return [p for loop in self._loops() for p in loop.problems(stuck_after_s)]

@@ -164,11 +164,11 @@ class IngestWorker:
     def problems(self, now: float | None = None) -> list[str]:
         """What keeps this worker from taking in messages, for the service manager's watchdog
         (`backend.service_notify`): a thread of its own that ended, or that showed no progress
-        for `ingest.stuck_after_s` (longer than any timeout of a step it waits on), or paho's
+        for `process.stuck_after_s` (longer than any timeout of a step it waits on), or paho's
         network thread gone. Empty when healthy. A database or broker that is away is not a
         problem of the worker's: it tries again, and a restart would change nothing."""
         now = time.monotonic() if now is None else now
-        limit = self.rt.settings.ingest.stuck_after_s
+        limit = self.rt.settings.process.stuck_after_s
         found = []
         own = [*self._threads, *([self._after_thread] if self._after_thread else [])]
         for thread in own:

@@ -1,8 +1,8 @@
 """The long-running commands as their own processes on the real services: `schildwacht loops`
-runs supervision (a silent device gets its alert), serves its metrics on the port it is given
-and stops cleanly on SIGTERM; `schildwacht ingest` tells the service manager it is ready and
-alive; `schildwacht migrate` names the database server settings the product needs and the
-server lacks."""
+runs supervision (a silent device gets its alert), serves its metrics on the port it is given,
+tells the service manager it is ready and alive, and stops cleanly on SIGTERM; `schildwacht
+ingest` tells the service manager it is ready and alive; `schildwacht migrate` names the
+database server settings the product needs and the server lacks."""
 
 from __future__ import annotations
 
@@ -26,11 +26,28 @@ from tests.backend.conftest import subprocess_world
 pytestmark = pytest.mark.services
 
 
+def _manager() -> tuple[socket.socket, Path]:
+    """A service manager's notification socket (a short path: Unix socket paths are short)."""
+    path = Path(tempfile.mkdtemp(prefix="sw-")) / "notify"
+    manager = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    manager.bind(str(path))
+    manager.settimeout(30)
+    return manager, path
+
+
+def _close(manager: socket.socket, path: Path) -> None:
+    manager.close()
+    path.unlink()
+    path.parent.rmdir()
+
+
 def test_loops_process_supervises_and_stops_on_sigterm(pg_url):
     _root, engine, env = subprocess_world(pg_url, "loops", "vic-loops", registered_ago_s=3600)
     env["SCHILDWACHT_SUPERVISION__SUPERVISION_INTERVAL_S"] = "0.5"
     port = free_port()
     env["SCHILDWACHT_METRICS__PORT"] = str(port)
+    manager, path = _manager()
+    env.update(NOTIFY_SOCKET=str(path), WATCHDOG_USEC="400000")
     proc = subprocess.Popen([sys.executable, "-m", "backend.cli", "loops"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
@@ -47,20 +64,20 @@ def test_loops_process_supervises_and_stops_on_sigterm(pg_url):
                                     "application_name = 'schildwacht loops'")) >= 1
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
             assert "schildwacht_ping_upkeep_failures_total" in r.read().decode()
+        assert manager.recv(64) == b"READY=1"  # and alive while no loop is stuck
+        assert manager.recv(64) == b"WATCHDOG=1"
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
         engine.dispose()
+        _close(manager, path)
 
 
 def test_ingest_tells_the_service_manager_it_is_ready_and_alive(pg_url, tmp_path):
     """As under a systemd unit with Type=notify and WatchdogSec=: READY=1 once it takes in
     messages, WATCHDOG=1 while it is healthy, STOPPING=1 on SIGTERM."""
     env = subprocess_world(pg_url, "ingest", "vic-notify")[2]
-    path = Path(tempfile.mkdtemp(prefix="sw-")) / "notify"
-    manager = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    manager.bind(str(path))
-    manager.settimeout(30)
+    manager, path = _manager()
     env.update(NOTIFY_SOCKET=str(path), WATCHDOG_USEC="400000")  # alive every 0.2 s
     proc = subprocess.Popen([sys.executable, "-m", "backend.cli", "ingest"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
@@ -75,9 +92,7 @@ def test_ingest_tells_the_service_manager_it_is_ready_and_alive(pg_url, tmp_path
     finally:
         if proc.poll() is None:
             proc.kill()
-        manager.close()
-        path.unlink()
-        path.parent.rmdir()
+        _close(manager, path)
 
 
 def test_migrate_names_what_the_database_server_lacks(pg_url):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.service_notify import Watchdog, notify, watchdog_interval_s
+from backend.service_notify import Watchdog, notify, supervised, watchdog_interval_s
 
 
 @pytest.fixture
@@ -77,3 +77,13 @@ def test_alive_is_said_only_while_nothing_is_wrong(caplog) -> None:
 
     assert not Watchdog(broken, interval_s=60, send=send).check()
     assert sent == ["WATCHDOG=1"]
+
+
+def test_a_supervised_service_says_ready_alive_and_stopping(manager) -> None:
+    sock, env = manager
+    with supervised(lambda: [], {**env, "WATCHDOG_USEC": "100000"}):
+        assert sock.recv(64) == b"READY=1"
+        assert sock.recv(64) == b"WATCHDOG=1"
+    while (message := sock.recv(64)) == b"WATCHDOG=1":
+        pass
+    assert message == b"STOPPING=1"

@@ -1,8 +1,8 @@
 """The systemd units in deploy/systemd/ run the README's deployment: one unit per command of
 "Running it for real", each service's CPU weight in the proportion its niceness stands for
 (between services a weight decides, not a niceness), a metrics port per process without an
-API, a watchdog for the ingest workers, secrets only from the environment file, and every unit
-one systemd itself accepts."""
+API, a watchdog for the ingest workers and the loops, secrets only from the environment file,
+and every unit one systemd itself accepts."""
 
 from __future__ import annotations
 
@@ -87,8 +87,8 @@ def test_each_process_without_an_api_serves_its_metrics_on_a_port_of_its_own(
     assert None not in ports.values() and len(set(ports.values())) == 3
 
 
-def test_an_ingest_worker_that_stops_saying_it_is_alive_is_started_again() -> None:
-    for name in ("schildwacht-ingest-alarm", "schildwacht-ingest"):
+def test_a_worker_that_stops_saying_it_is_alive_is_started_again() -> None:
+    for name in ("schildwacht-ingest-alarm", "schildwacht-ingest", "schildwacht-loops"):
         service = _units()[name]
         assert service["Type"] == "notify", name  # `backend.service_notify`
         assert int(service["WatchdogSec"]) >= 10 and service["Restart"] == "always", name

@@ -1,5 +1,5 @@
 """A worker knows when it is stuck: a thread of its own that shows no progress for
-`ingest.stuck_after_s`, or one that ended, is a problem for the watchdog; one that waits for
+`process.stuck_after_s`, or one that ended, is a problem for the watchdog; one that waits for
 work or tries again is not."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from tests.support.waiting import wait_until
 def test_a_stuck_lane_is_found_and_recovers(stack) -> None:
     stack.register("vic-health")
     worker = stack.worker
-    stack.runtime.settings.ingest.stuck_after_s = 2.0  # the others show progress every 0.2 s
+    stack.runtime.settings.process.stuck_after_s = 2.0  # the others show progress every 0.2 s
     assert worker.problems() == []
 
     with worker.fixes.busy:  # the fix lane takes a batch and cannot handle it
