@@ -76,6 +76,8 @@ def utc_now() -> datetime:
 
 def maintain(engine: Engine, settings: PingSettings, now: datetime, *,
              delete_batch: int = DELETE_BATCH) -> Upkeep:
+    """One pass of the upkeep at `now` (see the module's docstring); a database that cannot be
+    reached raises, for the loop to log and try again at its next pass."""
     if engine.dialect.name != "postgresql":
         with engine.begin() as conn:
             deleted = conn.execute(delete(Ping).where(
