@@ -7,14 +7,11 @@ database server settings the product needs and the server lacks."""
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 import uuid
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
@@ -22,32 +19,25 @@ from sqlalchemy import select, text
 from backend.alerts.models import Alert
 from backend.mqtt.embedded import free_port
 from tests.backend.conftest import subprocess_world
+from tests.support.notify import notify_socket
 
 pytestmark = pytest.mark.services
 
 
-def _manager() -> tuple[socket.socket, Path]:
-    """A service manager's notification socket (a short path: Unix socket paths are short)."""
-    path = Path(tempfile.mkdtemp(prefix="sw-")) / "notify"
-    manager = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    manager.bind(str(path))
-    manager.settimeout(30)
-    return manager, path
+@pytest.fixture
+def manager():
+    """A service manager's notification socket and its path."""
+    with notify_socket() as found:
+        yield found
 
 
-def _close(manager: socket.socket, path: Path) -> None:
-    manager.close()
-    path.unlink()
-    path.parent.rmdir()
-
-
-def test_loops_process_supervises_and_stops_on_sigterm(pg_url):
+def test_loops_process_supervises_and_stops_on_sigterm(pg_url, manager):
     _root, engine, env = subprocess_world(pg_url, "loops", "vic-loops", registered_ago_s=3600)
     env["SCHILDWACHT_SUPERVISION__SUPERVISION_INTERVAL_S"] = "0.5"
     port = free_port()
     env["SCHILDWACHT_METRICS__PORT"] = str(port)
-    manager, path = _manager()
-    env.update(NOTIFY_SOCKET=str(path), WATCHDOG_USEC="400000")
+    manager, path = manager
+    env.update(NOTIFY_SOCKET=path, WATCHDOG_USEC="400000")
     proc = subprocess.Popen([sys.executable, "-m", "backend.cli", "loops"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
@@ -70,15 +60,14 @@ def test_loops_process_supervises_and_stops_on_sigterm(pg_url):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
         engine.dispose()
-        _close(manager, path)
 
 
-def test_ingest_tells_the_service_manager_it_is_ready_and_alive(pg_url, tmp_path):
+def test_ingest_tells_the_service_manager_it_is_ready_and_alive(pg_url, manager):
     """As under a systemd unit with Type=notify and WatchdogSec=: READY=1 once it takes in
     messages, WATCHDOG=1 while it is healthy, STOPPING=1 on SIGTERM."""
     env = subprocess_world(pg_url, "ingest", "vic-notify")[2]
-    manager, path = _manager()
-    env.update(NOTIFY_SOCKET=str(path), WATCHDOG_USEC="400000")  # alive every 0.2 s
+    manager, path = manager
+    env.update(NOTIFY_SOCKET=path, WATCHDOG_USEC="400000")  # alive every 0.2 s
     proc = subprocess.Popen([sys.executable, "-m", "backend.cli", "ingest"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
@@ -92,7 +81,6 @@ def test_ingest_tells_the_service_manager_it_is_ready_and_alive(pg_url, tmp_path
     finally:
         if proc.poll() is None:
             proc.kill()
-        _close(manager, path)
 
 
 def test_migrate_names_what_the_database_server_lacks(pg_url):

@@ -5,26 +5,19 @@ from __future__ import annotations
 
 import os
 import socket
-import tempfile
 import uuid
 from pathlib import Path
 
 import pytest
 
 from backend.service_notify import Watchdog, notify, supervised, watchdog_interval_s
+from tests.support.notify import notify_socket
 
 
 @pytest.fixture
 def manager():
-    """A service manager's notification socket (a short path: Unix socket paths are short)."""
-    path = Path(tempfile.mkdtemp(prefix="sw-")) / "notify"
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(path))
-    sock.settimeout(5)
-    yield sock, {"NOTIFY_SOCKET": str(path)}
-    sock.close()
-    path.unlink()
-    path.parent.rmdir()
+    with notify_socket(timeout_s=5) as (sock, path):
+        yield sock, {"NOTIFY_SOCKET": path}
 
 
 def test_a_notification_reaches_the_managers_socket(manager) -> None:

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
-from sqlalchemy import create_engine, event, make_url, text
+from sqlalchemy import event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.db.engine import make_engine, make_session_factory
@@ -29,24 +29,20 @@ def sqlite_sessions(directory: Path) -> Iterator[sessionmaker[Session]]:
 def own_postgresql(url: str, name: str) -> Iterator[str]:
     """A migrated PostgreSQL database `name` on the server of `url`, dropped afterwards: for a
     test that changes what other tests share (the partitions of pings)."""
-    u = make_url(url)
-    admin = {"host": u.host or "127.0.0.1", "port": u.port or 5432, "dbname": "postgres",
-             "user": u.username or "postgres", "password": u.password, "autocommit": True,
-             "connect_timeout": 5}
-    with psycopg.connect(**admin) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    own = u.set(database=name).render_as_string(hide_password=False)
+    from loadtests.stack import ensure_database, libpq_dsn
+
+    def drop() -> None:
+        with psycopg.connect(libpq_dsn(url, "postgres"), autocommit=True,
+                             connect_timeout=5) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    own = make_url(url).set(database=name).render_as_string(hide_password=False)
+    drop()  # what a run that was killed left
     try:
-        engine = create_engine(own)
-        with engine.begin() as conn:
-            conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
-        engine.dispose()
-        upgrade(own)
+        ensure_database(own)
         yield own
     finally:
-        with psycopg.connect(**admin) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop()
 
 
 def statements(sessions: sessionmaker[Session]) -> list[str]:
