@@ -17,8 +17,9 @@ import contextlib
 import logging
 import os
 import socket
-import threading
 from collections.abc import Callable, Iterator, Mapping
+
+from backend.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -55,27 +56,19 @@ def watchdog_interval_s(env: Mapping[str, str] = os.environ) -> float | None:
     return period_s / 2 if period_s > 0 else None
 
 
-class Watchdog:
+class Watchdog(Periodic):
     """Says WATCHDOG=1 every `interval_s` while `problems()` finds none; logs what it finds
     otherwise, and stays silent, so that the service manager restarts the process."""
+
+    name = "watchdog"
 
     def __init__(self, problems: Callable[[], list[str]], interval_s: float,
                  send: Callable[[str], bool] = notify) -> None:
         self._problems = problems
-        self._interval_s = interval_s
+        self.interval_s = interval_s
         self._send = send
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="watchdog", daemon=True)
 
-    def start(self) -> Watchdog:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def check(self) -> bool:
+    def run_once(self) -> bool:
         """One check: True when it said "alive"."""
         try:
             found = self._problems()
@@ -87,10 +80,6 @@ class Watchdog:
             return False
         return self._send("WATCHDOG=1")
 
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval_s):
-            self.check()
-
 
 @contextlib.contextmanager
 def supervised(problems: Callable[[], list[str]],
@@ -99,8 +88,10 @@ def supervised(problems: Callable[[], list[str]],
     none (when the manager keeps a watchdog), STOPPING=1 when it ends."""
     notify("READY=1", env)
     interval = watchdog_interval_s(env)
-    watchdog = (Watchdog(problems, interval, lambda m: notify(m, env)).start()
-                if interval is not None else None)
+    watchdog = None
+    if interval is not None:
+        watchdog = Watchdog(problems, interval, lambda m: notify(m, env))
+        watchdog.start()
     try:
         yield
     finally:

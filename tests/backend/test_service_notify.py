@@ -59,16 +59,16 @@ def test_alive_is_said_only_while_nothing_is_wrong(caplog) -> None:
         return True
 
     watchdog = Watchdog(lambda: found, interval_s=60, send=send)
-    assert watchdog.check()
+    assert watchdog.run_once()
     found.append("thread ingest-alarm showed no progress for 31 s")
-    assert not watchdog.check()
+    assert not watchdog.run_once()
     assert sent == ["WATCHDOG=1"]
     assert "ingest-alarm showed no progress" in caplog.text
 
     def broken() -> list[str]:
         raise RuntimeError("check broke")
 
-    assert not Watchdog(broken, interval_s=60, send=send).check()
+    assert not Watchdog(broken, interval_s=60, send=send).run_once()
     assert sent == ["WATCHDOG=1"]
 
 
