@@ -115,6 +115,16 @@ class PingSettings(BaseModel):
     lock_timeout_ms: int = Field(500, ge=10, le=10_000)
 
 
+class OutboxSettings(BaseModel):
+    """The copies made to carry alert documents (`backend.outbox.retention`): police feed
+    messages the broker acknowledged, and the bodies of webhook deliveries that ended. They
+    hold the same positions as their alerts and are evidence of nothing the alert and the
+    delivery log do not keep, so they go after `retention_days`."""
+
+    retention_days: int = Field(30, ge=1, le=3_650)
+    retention_interval_s: float = Field(3_600.0, ge=10)
+
+
 class IngestSettings(BaseModel):
     batch_max: int = Field(500, ge=1, le=10_000)
     # How long a fix or status report may wait for others to share its batch (alarms never
@@ -344,6 +354,7 @@ class Settings(BaseSettings):
     protocol: ProtocolSettings = ProtocolSettings()
     ingest: IngestSettings = IngestSettings()
     pings: PingSettings = PingSettings()
+    outbox: OutboxSettings = OutboxSettings()
     process: ProcessSettings = ProcessSettings()
     api: ApiSettings = ApiSettings()
     metrics: MetricsSettings = MetricsSettings()

@@ -1,7 +1,8 @@
 """The time-driven loops of a process, started next to the outbox dispatcher: escalation, device
-supervision, custody tightening and the pings' retention. All are safe to run in several
-processes at once (escalation and custody claim their rows with SKIP LOCKED; supervision raises
-deduplicated, grouped alerts; one process at a time does the pings' upkeep)."""
+supervision, custody tightening, the pings' retention and that of alert copies. All are safe to
+run in several processes at once (escalation and custody claim their rows with SKIP LOCKED;
+supervision raises deduplicated, grouped alerts; one process at a time does the pings' upkeep;
+the copies' retention deletes and empties rows that only it changes)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING
 from backend.cases.custody_loop import CustodyLoop
 from backend.devices.ping_retention import PingRetentionLoop
 from backend.escalation.loop import EscalationLoop
+from backend.outbox.retention import OutboxRetentionLoop
 from backend.supervision.loop import SupervisionLoop
 
 if TYPE_CHECKING:
@@ -22,9 +24,11 @@ class BackgroundLoops:
         self.supervision = SupervisionLoop(rt)
         self.custody = CustodyLoop(rt)
         self.ping_retention = PingRetentionLoop(rt)
+        self.outbox_retention = OutboxRetentionLoop(rt)
 
     def _loops(self) -> tuple:
-        return (self.escalation, self.supervision, self.custody, self.ping_retention)
+        return (self.escalation, self.supervision, self.custody, self.ping_retention,
+                self.outbox_retention)
 
     def start(self) -> BackgroundLoops:
         for loop in self._loops():

@@ -122,6 +122,10 @@ def replay_alert(
     failed = service.failed_deliveries(session, alert_id)
     if not failed:
         raise NothingToReplay(f"alert {alert_id} has no failed delivery")
+    failed = [d for d in failed if d.body]
+    if not failed:
+        raise NothingToReplay(f"alert {alert_id}: its failed deliveries are past the retention "
+                              "of alert copies (their bodies are gone)")
     _reopen(session, alert_id, failed, actor, urgent, now or datetime.now(UTC))
     log.info("alert %s: %d deliveries replayed by %s", alert_id, len(failed), actor)
     return failed
@@ -136,7 +140,8 @@ def replay_delivery(
     if delivery is None:
         raise DeliveryNotFound(f"delivery {delivery_id} not found")
     if not delivery.body:
-        raise NothingToReplay(f"delivery {delivery_id} has no body to send")
+        raise NothingToReplay(f"delivery {delivery_id} is past the retention of alert copies "
+                              "(its body is gone)")
     _reopen(session, delivery.alert_id, [delivery], actor, urgent, now or datetime.now(UTC))
     log.info("delivery %s replayed by %s", delivery_id, actor)
     return delivery

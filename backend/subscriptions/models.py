@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -30,6 +31,7 @@ FORMATS = ("json", "cap")
 DELIVERY_STATES = ("pending", "retrying", "delivered", "rejected", "unreachable")
 OPEN_DELIVERY_STATES = ("pending", "retrying")
 FAILED_DELIVERY_STATES = ("rejected", "unreachable")
+FINAL_DELIVERY_STATES = ("delivered", *FAILED_DELIVERY_STATES)
 
 
 class Subscription(Base):
@@ -92,6 +94,9 @@ class Delivery(Base):
         UniqueConstraint("subscription_id", "alert_id", "sequence"),
         Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
         Index("ix_webhook_deliveries_alert_id", "alert_id"),
+        # The bodies still kept, by age: what the retention (backend.outbox.retention) reads.
+        Index("ix_webhook_deliveries_body_kept", "created_at",
+              postgresql_where=text("length(body) > 0"), sqlite_where=text("length(body) > 0")),
         CheckConstraint(
             "state in ('pending', 'retrying', 'delivered', 'rejected', 'unreachable')",
             name="state",
