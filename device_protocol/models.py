@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints
 
 MAX_PAYLOAD_BYTES = 8 * 1024
 MAX_BATCH_FIXES = 200
@@ -17,13 +17,20 @@ ALARM_KINDS = ("panic", "fall", "tamper", "test")
 ACK_STATES = ("received", "acknowledged", "dispatched", "resolved", "cancelled")
 WARN_REASONS = ("proximity", "zone")
 
+# Numbers and flags are JSON numbers and booleans, nothing else: `true` is not a latitude,
+# "52.1" not a number, 1 not a flag (pydantic would otherwise convert them). A number may be
+# written without a fraction where it allows one.
+Number = Annotated[float, Strict()]
+Whole = Annotated[int, Strict()]
+Flag = Annotated[bool, Strict()]
 # A device's clock may be anything, but not before 2001-09-09 nor beyond the year 2286.
-Timestamp = Annotated[float, Field(gt=1_000_000_000, lt=10_000_000_000)]
-Latitude = Annotated[float, Field(ge=-90, le=90)]
-Longitude = Annotated[float, Field(ge=-180, le=180)]
-Accuracy = Annotated[float, Field(ge=0, le=100_000)]
-Speed = Annotated[float, Field(ge=0, le=350)]
-Battery = Annotated[int, Field(ge=0, le=100)]
+Timestamp = Annotated[Number, Field(gt=1_000_000_000, lt=10_000_000_000)]
+Latitude = Annotated[Number, Field(ge=-90, le=90)]
+Longitude = Annotated[Number, Field(ge=-180, le=180)]
+Accuracy = Annotated[Number, Field(ge=0, le=100_000)]
+Speed = Annotated[Number, Field(ge=0, le=350)]
+Battery = Annotated[Whole, Field(ge=0, le=100)]
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"  # text without control characters
 MessageId = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")
 ]
@@ -73,12 +80,14 @@ class Status(_Payload):
     """Device health: `sd/v1/dev/{id}/status`. The Last Will is `{"online": false}` (no tst)."""
 
     tst: Timestamp | None = None
-    online: bool | None = None
+    online: Flag | None = None
     batt: Battery | None = None
-    charging: bool | None = None
-    tamper: bool | None = None
-    rssi: Annotated[int, Field(ge=-200, le=0)] | None = None
-    fw: Annotated[str, StringConstraints(max_length=64)] | None = None
+    charging: Flag | None = None
+    tamper: Flag | None = None
+    rssi: Annotated[Whole, Field(ge=-200, le=0)] | None = None
+    # Printed by the console and stored as text: no control characters (a NUL is refused by
+    # PostgreSQL and would fail the whole batch).
+    fw: Annotated[str, StringConstraints(max_length=64, pattern=PRINTABLE)] | None = None
 
 
 class Ack(_Payload):
@@ -113,7 +122,7 @@ class OwnTracksLocation(_Payload):
     lat: Latitude
     lon: Longitude
     acc: Accuracy | None = None
-    vel: Annotated[float, Field(ge=0, le=1_300)] | None = None  # OwnTracks reports km/h
+    vel: Annotated[Number, Field(ge=0, le=1_300)] | None = None  # OwnTracks reports km/h
     batt: Battery | None = None
 
     def to_fix(self) -> Fix:

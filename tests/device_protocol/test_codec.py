@@ -82,6 +82,8 @@ def test_owntracks_location_maps_to_fix_in_metres_per_second():
     ("loc_empty_batch.json", InvalidPayload, "fixes"),
     ("loc_not_an_object.json", MalformedPayload, None),
     ("loc_truncated.json", MalformedPayload, None),
+    ("loc_boolean_coordinates.json", InvalidPayload, "lat"),  # not converted to 1.0
+    ("loc_string_coordinates.json", InvalidPayload, "lon"),
 ])
 def test_invalid_location_payloads(name, error, fields):
     with pytest.raises(error) as info:
@@ -91,9 +93,23 @@ def test_invalid_location_payloads(name, error, fields):
     assert "51.9" not in str(info.value)  # errors never echo values (coordinates)
 
 
-def test_invalid_status_payload():
-    with pytest.raises(InvalidPayload, match="batt"):
-        codec.decode_status(_load("invalid", "status_battery_out_of_range.json"))
+@pytest.mark.parametrize(("name", "fields"), [
+    ("status_battery_out_of_range.json", ["batt"]),
+    ("status_numbers_as_flags.json", ["tamper", "batt"]),
+    # PostgreSQL stores no NUL in text: one would fail every try to store the batch.
+    ("status_firmware_control_character.json", ["fw"]),
+])
+def test_invalid_status_payload(name, fields):
+    with pytest.raises(InvalidPayload) as info:
+        codec.decode_status(_load("invalid", name))
+    assert all(field in str(info.value) for field in fields)
+
+
+def test_whole_numbers_are_numbers_and_firmware_may_be_any_printable_text():
+    [fix] = codec.decode_fixes(b'{"tst":1795000000,"lat":52,"lon":4,"acc":10,"batt":80}')
+    assert (fix.lat, fix.lon, fix.acc) == (52.0, 4.0, 10.0)
+    status = codec.decode_status('{"fw":"v2.1 (é) build 7","tamper":false}'.encode())
+    assert status.fw == "v2.1 (é) build 7" and status.tamper is False
 
 
 @pytest.mark.parametrize("name", ["alarm_empty_id.json", "alarm_unknown_kind.json"])
@@ -127,6 +143,11 @@ class TestLenientAlarm:
         assert result.alarm.batt == 50 and not result.alarm.has_fix
         assert set(result.issues) == {"invalid_kind", "invalid_tst", "invalid_lon",
                                       "incomplete_position"}
+
+    def test_a_boolean_position_is_dropped_not_read_as_one_degree(self):
+        result = codec.decode_alarm_lenient(b'{"id":"a2","lat":true,"lon":true}')
+        assert not result.alarm.has_fix
+        assert {"invalid_lat", "invalid_lon"} <= set(result.issues)
 
     @pytest.mark.parametrize("payload", [b"\xff\xfe", b"[]", b"", b'{"kind":"panic"}',
                                          b'{"id":"' + b"x" * 65 + b'"}'])
