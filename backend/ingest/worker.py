@@ -145,6 +145,7 @@ class IngestWorker:
         self._subscribed = threading.Event()
         self.client: mqtt.Client | None = None
         self._processed = 0
+        self._given_up = 0  # messages left unacknowledged for good (`_give_up`)
         self._count_lock = threading.Lock()
         # Thread name -> when it last showed progress (`_beat`), for `problems`.
         self._beats: dict[str, float] = {}
@@ -180,6 +181,9 @@ class IngestWorker:
         network = getattr(self.client, "_thread", None)  # paho's loop thread (paho 2.2)
         if self.client is not None and (network is None or not network.is_alive()):
             found.append("paho's network thread ended")
+        if self._given_up:
+            found.append(f"{self._given_up} messages given up unacknowledged (a restart has "
+                         "the broker send them again)")
         return found
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -316,24 +320,42 @@ class IngestWorker:
                 self._handle_in_lane(lane, batch)
 
     def _handle_in_lane(self, lane: Lane, batch: list[RawMessage]) -> None:
-        """Handle a batch; an unexpected error (a bug, not the database: `_with_retries` deals
-        with that) is tried again with back-off a bounded number of times, then the batch is
-        given up unacknowledged (the broker redelivers it after a reconnect). The lane's
-        thread lives on: the next alarm must not wait behind one that cannot be handled."""
-        for attempt, delay in enumerate((*RETRY_DELAYS_S, None)):
+        """Handle a batch. The database away (an error of the database while the pipeline
+        looks a device up; the store itself retries in `_with_retries`) is waited for with
+        back-off, as long as it takes: nothing is acknowledged meanwhile, nothing rejected. An
+        unexpected error (a bug) is tried again with back-off a bounded number of times, then
+        the batch is given up unacknowledged (`_give_up`). The lane's thread lives on: the next
+        alarm must not wait behind one that cannot be handled."""
+        failures = 0
+        for attempt in range(10**9):
             self._beat()
             try:
                 with lane.busy:
                     self.handle(lane, batch, again=attempt > 0)
                 return
+            except SQLAlchemyError as exc:
+                metrics.STORE_FAILURES.labels(lane.name).inc()
+                log.error("%s batch of %d waits for the database (%s)", lane.name, len(batch),
+                          type(exc).__name__)
             except Exception:  # noqa: BLE001 - no message may stop the lane
+                failures += 1
                 log.exception("%s batch of %d failed (attempt %d)", lane.name, len(batch),
-                              attempt + 1)
-            if delay is None or self._stop.wait(delay):
-                break
-        metrics.STORE_FAILURES.labels(lane.name).inc()
-        log.critical("%s batch of %d given up unacknowledged: redelivered after a reconnect",
-                     lane.name, len(batch))
+                              failures)
+                if failures > len(RETRY_DELAYS_S):
+                    break
+            if self._stop.wait(RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]):
+                return  # stopping: unacknowledged, the broker redelivers after the restart
+        self._give_up(lane.name, len(batch))
+
+    def _give_up(self, what: str, count: int) -> None:
+        """Messages left unacknowledged for good: the broker sends them again only on a new
+        connection, so from now on the watchdog hears of it (`problems`) and a supervised
+        worker is restarted, to have them redelivered."""
+        metrics.STORE_FAILURES.labels(what).inc()
+        with self._count_lock:
+            self._given_up += count
+        log.critical("%s: %d messages given up unacknowledged: redelivered after a restart",
+                     what, count)
 
     def handle(self, lane: Lane, batch: list[RawMessage], retry: bool = True,
                again: bool = False) -> bool:
@@ -361,6 +383,8 @@ class IngestWorker:
     def _run_pipeline(self, lane: Lane, raw: RawMessage) -> Context:
         try:
             ctx = lane.pipeline.run(raw)
+        except SQLAlchemyError:
+            raise  # the database away (a device looked up), not the message: try it later
         except Exception:  # noqa: BLE001 - no input may kill the worker
             log.exception("pipeline error topic_channel=%s", raw.topic.rsplit("/", 1)[-1])
             ctx = self._fallback_context(raw)
@@ -376,15 +400,20 @@ class IngestWorker:
         return ctx
 
     def _fallback_context(self, raw: RawMessage) -> Context:
-        """A pipeline bug must not lose an alarm: raise it bare, flagged."""
+        """A pipeline bug must not lose an alarm: raise it bare, flagged. An alarm whose
+        device cannot be looked up either is not rejected (a rejection is acknowledged): the
+        error goes up, and the alarm is tried again and never acknowledged unstored."""
         ctx = Context(raw)
         try:
             ctx.topic = self.rt.topics.parse(raw.topic)
-            device = self.rt.directory.get(ctx.topic.device_id or "")
         except Exception:  # noqa: BLE001
             ctx.reject("internal_error", "pipeline failed")
             return ctx
-        if ctx.topic.channel is Channel.ALARM and device is not None:
+        if ctx.topic.channel is not Channel.ALARM:
+            ctx.reject("internal_error", "pipeline failed")
+            return ctx
+        device = self.rt.directory.get(ctx.topic.device_id or "")
+        if device is not None:
             from device_protocol.codec import decode_alarm_lenient
 
             ctx.device = device
@@ -449,7 +478,8 @@ class IngestWorker:
             try:
                 self._finish(kind, follow_ups, contexts)
             except Exception:  # noqa: BLE001 - the redelivered message finishes it
-                log.exception("follow-up failed; the message stays unacknowledged")
+                log.exception("follow-up failed")
+                self._give_up(f"{kind} follow-up", len(contexts))
 
     def _webhooks_after_feed(self) -> AbstractContextManager[Sends | None]:
         deliveries = self.rt.deliveries

@@ -1,0 +1,80 @@
+"""An alarm is acknowledged to the broker only once its alert is stored, also when the database
+is away while the worker looks its device up: the alarm waits for the database, it is not
+rejected (a rejection is acknowledged). (A bug that keeps an alarm from being stored:
+test_alarm_threads.)"""
+
+from __future__ import annotations
+
+import threading
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+
+from backend.alerts.models import Alert
+from backend.ingest.worker import IngestWorker
+from device_protocol import Alarm, codec
+from tests.support.mqtt import publish
+from tests.support.waiting import wait_until
+
+
+class DatabaseAway:
+    """The device directory, with its database away for the first `fails` look-ups."""
+
+    def __init__(self, inner, fails: int) -> None:
+        self.inner = inner
+        self.fails = fails
+        self.refused = 0
+        self._lock = threading.Lock()
+
+    def _away(self) -> None:
+        with self._lock:
+            if self.refused < self.fails:
+                self.refused += 1
+                raise OperationalError("SELECT", {}, Exception("connection refused"))
+
+    def get(self, device_id: str):
+        self._away()
+        return self.inner.get(device_id)
+
+    def prefetch(self, device_ids: list[str]) -> None:
+        self._away()
+        self.inner.prefetch(device_ids)
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+
+def _alerts(stack, message_id: str) -> int:
+    with stack.runtime.sessions() as s:
+        return s.scalar(select(func.count()).select_from(Alert)
+                        .where(Alert.message_id == message_id))
+
+
+def _new_worker(stack) -> IngestWorker:
+    """Stop the stack's worker and start another on the same persistent session."""
+    stack.worker.stop()
+    worker = IngestWorker(stack.runtime)
+    worker.start()
+    return worker
+
+
+def test_an_alarm_waits_for_the_database_to_look_its_device_up(stack, caplog):
+    real = stack.runtime.directory
+    away = stack.runtime.directory = DatabaseAway(real, fails=6)
+    worker = _new_worker(stack)
+    try:
+        stack.register("vic-401")  # registered since the worker loaded the directory
+        police = stack.collector(stack.topics.police_filter())
+        device = stack.device("vic-401")
+        publish(device, stack.topics.alarm("vic-401"), codec.encode(Alarm(id="away-1")))
+        [(_, payload, _)] = police.wait_for(1, timeout=20)
+        assert codec.decode_document(payload)["message_id"] == "away-1"
+        assert away.refused == away.fails  # every look-up the database refused was tried again
+        assert _alerts(stack, "away-1") == 1
+        assert "reason=internal_error" not in caplog.text
+        police.close()
+        device.disconnect()
+    finally:
+        worker.stop()
+        stack.runtime.directory = real
+
