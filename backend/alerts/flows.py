@@ -108,24 +108,26 @@ def acknowledged_at(alert: Alert, changes: dict[str, Any] | None = None) -> date
 
 
 def event_scope(alert: Alert, reference: str | None, home_vr: str | None,
-                director: str | None) -> dict[str, Any]:
+                director: str | None, home_unit: str | None) -> dict[str, Any]:
     """What decides who may see an alert event (`backend.audit.guard.screen_event_alone`),
     carried with the event so that each console's screen needs no database read. The API
     strips it before a frame leaves."""
-    return _scope(alert.police_unit, alert.case_id, reference, home_vr, director)
+    return _scope(alert.police_unit, alert.case_id, reference, home_vr, director, home_unit)
 
 
 def case_scope(case: Case) -> dict[str, Any]:
     """`event_scope` for an event about a case itself (custody, pursuit): it reaches whoever
     sees the case's alerts that are raised at home, and the police of its home unit."""
     return _scope(case.home_police_unit, case.id, case.reference, case.home_vr_code,
-                  case.case_director)
+                  case.case_director, case.home_police_unit)
 
 
 def _scope(police_unit: str | None, case_id: uuid.UUID | None, reference: str | None,
-           home_vr: str | None, director: str | None) -> dict[str, Any]:
+           home_vr: str | None, director: str | None, home_unit: str | None
+           ) -> dict[str, Any]:
     return {"police_unit": police_unit, "case_id": str(case_id) if case_id else None,
-            "case_reference": reference, "case_home_vr": home_vr, "case_director": director}
+            "case_reference": reference, "case_home_vr": home_vr, "case_director": director,
+            "case_home_unit": home_unit}
 
 
 def alert_event(session: Session, name: str, alert: Alert, document: dict[str, Any],
@@ -136,12 +138,17 @@ def alert_event(session: Session, name: str, alert: Alert, document: dict[str, A
     case = session.get(Case, alert.case_id) if alert.case_id else None
     scope = event_scope(alert, case.reference if case else None,
                         case.home_vr_code if case else None,
-                        case.case_director if case else None)
+                        case.case_director if case else None,
+                        case.home_police_unit if case else None)
     return {"event": name, "alert": document, **extra, "scope": scope}
 
 
-def _has_police(recipients: list[dict[str, Any]] | None) -> bool:
-    return any(r.get("kind") == "police_unit" for r in recipients or [])
+def police_feeds(recipients: list[dict[str, Any]] | None) -> list[str]:
+    """The police units whose MQTT feed gets the alert: each police unit among its recipients,
+    once (the unit of its place, and the case's home unit when it is elsewhere). An exercise
+    alert's police recipient is the exercise endpoint: its feed, never the live unit's."""
+    units = [r["code"] for r in recipients or [] if r.get("kind") == "police_unit"]
+    return [u for i, u in enumerate(units) if u not in units[:i]]
 
 
 class AlertHook(Protocol):
@@ -332,7 +339,7 @@ class AlertFlow:
         document = alert_document(
             alert, device_role=device_role, case=case.context if case else None,
         )
-        rows = [self._police_row(alert, document)] if _has_police(alert.recipients) else []
+        rows = [self._police_row(alert, document, u) for u in police_feeds(alert.recipients)]
         if alert.type in VICTIM_FEEDBACK_TYPES and alert.message_id:
             rows.append(self._ack_row(alert, "new", raised_at))
         companions = []  # rows hooks write with the alert (in one statement on PostgreSQL)
@@ -353,6 +360,7 @@ class AlertFlow:
         scope = event_scope(
             alert, case.context["reference"] if case else None,
             case.home_vr_code if case else None, case.facts.case_director_id if case else None,
+            case.home_police_unit if case else None,
         )
         effects = Effects(
             items, [{"event": "alert.raised", "alert": document, "scope": scope}], [alert]
@@ -409,7 +417,7 @@ class AlertFlow:
             from_state=from_state, to_state=alert.state, detail={"note": note} if note else None,
         )
         document = self._document(session, alert)
-        rows = [self._police_row(alert, document)] if _has_police(alert.recipients) else []
+        rows = [self._police_row(alert, document, u) for u in police_feeds(alert.recipients)]
         if alert.type in VICTIM_FEEDBACK_TYPES and alert.message_id and alert.device_id:
             rows.append(self._ack_row(alert, alert.state, now))
         items = _enqueue(session, rows)
@@ -432,10 +440,10 @@ class AlertFlow:
         )
 
     # -- outbox rows ----------------------------------------------------------------------------
-    def _police_row(self, alert: Alert, document: dict[str, Any]) -> dict[str, Any]:
+    def _police_row(self, alert: Alert, document: dict[str, Any], unit: str) -> dict[str, Any]:
         return {
             "alert_id": alert.id, "channel": "mqtt",
-            "target": self._topics.police_alerts(alert.police_unit or self._fallback_unit),
+            "target": self._topics.police_alerts(unit),
             "payload": codec.encode_document(document), "qos": 1, "status": "pending",
             "attempts": 0, "created_at": alert.updated_at,
         }

@@ -4,7 +4,8 @@ Scopes (stored with a user or a bearer token):
 
 - dispatcher: ``{"regions": ["VR17", ...]}`` - alerts whose fix lies in one of the safety regions,
   or whose case's home region is one of them; cases of those home regions;
-- police: ``{"units": ["RE07", ...]}`` - alerts routed to one of the units;
+- police: ``{"units": ["RE07", ...]}`` - alerts routed to one of the units, and the alerts of
+  the cases at home in one of them (the home unit is told of an alert outside its region);
 - case_director: ``{"cases": ["<case reference>", ...]}`` - own cases and their alerts;
 - admin: everything.
 
@@ -56,6 +57,7 @@ class AlertFacts:
     police_unit: str | None
     case_reference: str | None
     case_home_vr: str | None
+    case_home_unit: str | None = None
 
 
 def sees_alert(p: Principal, facts: AlertFacts) -> bool:
@@ -65,7 +67,8 @@ def sees_alert(p: Principal, facts: AlertFacts) -> bool:
         regions = scope_items(p, "regions")
         return bool({facts.vr_code, facts.case_home_vr} & regions - {None})
     if p.role == "police":
-        return facts.police_unit is not None and facts.police_unit in scope_items(p, "units")
+        units = scope_items(p, "units")
+        return bool({facts.police_unit, facts.case_home_unit} & units - {None})
     if p.role == "case_director":
         return facts.case_reference is not None and facts.case_reference in scope_items(p, "cases")
     return False

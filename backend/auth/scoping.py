@@ -54,7 +54,10 @@ def alert_filter(p: Principal) -> ColumnElement[bool]:
                    Alert.case_id.in_(home))
     if p.role == "police":
         units = sorted(scope_items(p, "units"))
-        return Alert.police_unit.in_(units) if units else false()
+        if not units:
+            return false()
+        home = select(Case.id).where(Case.home_police_unit.in_(units))
+        return or_(Alert.police_unit.in_(units), Alert.case_id.in_(home))
     if p.role == "case_director":
         return Alert.case_id.in_(select(Case.id).where(case_filter(p)))
     return false()
@@ -105,6 +108,7 @@ def alert_facts(s: Session, alert: Alert) -> AlertFacts:
         police_unit=alert.police_unit,
         case_reference=case.reference if case else None,
         case_home_vr=case.home_vr_code if case else None,
+        case_home_unit=case.home_police_unit if case else None,
     )
 
 

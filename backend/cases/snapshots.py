@@ -50,6 +50,7 @@ def case_context(case: Case) -> dict[str, Any]:
         "reference": case.reference,
         "risk_level": case.risk_level,
         "custody_status": case.custody_status,
+        "home_vr_code": case.home_vr_code,  # where an alert without a position is routed
         "contacts": [contact_card(c) for c in case.contacts],
         "measures": [],
     }

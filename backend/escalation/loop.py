@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from backend.periodic import Periodic
 from backend.alerts import service as alert_service
 from backend.alerts.document import alert_document
-from backend.alerts.flows import Effects, acknowledged_at, alert_event, case_context
+from backend.alerts.flows import Effects, acknowledged_at, alert_event, case_context, police_feeds
 from backend.alerts.lifecycle import OPEN_STATES
 from backend.alerts.models import Alert
 from backend.caselog import service as caselog
@@ -162,23 +162,16 @@ class EscalationLoop(Periodic):
         effects.events.append(
             alert_event(session, "alert.escalated", alert, document, escalation=detail)
         )
-        police = [r for r in step.recipients if r.kind == "police_unit"]
-        if step.target == "police_unit" and police:
-            unit = alert.police_unit or self.rt.settings.routing.fallback_police_unit
-            topic = self.rt.topics.police_alerts(unit)
+        if step.target == "police_unit":
+            # The step's police recipients (an exercise alert's: the exercise endpoint).
+            units = police_feeds([{"kind": r.kind, "code": r.code} for r in step.recipients])
             payload = codec.encode_document({**document, "escalation": detail})
-            row = {
-                "alert_id": alert.id,
-                "channel": "mqtt",
-                "target": topic,
-                "payload": payload,
-                "qos": 1,
-                "status": "pending",
-                "attempts": 0,
-                "created_at": now,
-            }
-            [row_id] = alert_service.enqueue(session, [row])
-            effects.outbox.append(OutboxItem(row_id, topic, payload, 1))
+            rows = [{"alert_id": alert.id, "channel": "mqtt",
+                     "target": self.rt.topics.police_alerts(unit), "payload": payload,
+                     "qos": 1, "status": "pending", "attempts": 0, "created_at": now}
+                    for unit in units]
+            for row_id, row in zip(alert_service.enqueue(session, rows), rows, strict=True):
+                effects.outbox.append(OutboxItem(row_id, row["target"], payload, 1))
         log.warning(
             "alert escalated id=%s step=%s action=%s target=%s",
             alert.id,

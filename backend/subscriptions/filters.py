@@ -1,8 +1,10 @@
 """Which subscriptions an alert document goes to. Pure.
 
 A subscription matches when every filter it sets matches (an empty list matches everything):
-- place: the alert's police unit is in `police_units` or its VR code is in `vr_codes` (when
-  both lists are set, either one suffices);
+- place: one of the alert's police units is in `police_units` (the unit it is routed to and
+  every police unit among its recipients, such as the case's home unit of an alert outside the
+  home region), or its VR code is in `vr_codes` (that of its location; without one, the case's
+  home region's); when both lists are set, either one suffices;
 - `alert_types` and `priorities`.
 Drill isolation: an exercise alert goes only to `drill` subscriptions, a live alert only to
 live ones. Inactive subscriptions get nothing.
@@ -25,24 +27,31 @@ class Filter:
     drill: bool = False
 
 
-def police_unit(document: Mapping[str, Any]) -> str | None:
+def police_units(document: Mapping[str, Any], unit: str | None = None) -> list[str]:
+    """The police units an alert concerns: `unit` (its routed unit; else that of its region)
+    and those among its recipients, an exercise endpoint by the live unit it stands in for."""
     region = document.get("region") or {}
-    return document.get("police_unit") or region.get("police_unit")
+    found = [unit or region.get("police_unit")] + [
+        r.get("stands_in_for") or r.get("code")
+        for r in document.get("recipients") or [] if r.get("kind") == "police_unit"]
+    return [u for i, u in enumerate(found) if u and u not in found[:i]]
 
 
 def vr_code(document: Mapping[str, Any]) -> str | None:
-    return (document.get("region") or {}).get("vr_code")
+    """The VR code of the alert's location; without one, of its case's home region."""
+    case = document.get("case") or {}
+    return (document.get("region") or {}).get("vr_code") or case.get("home_vr_code")
 
 
-def _place(f: Filter, unit: str | None, vr: str | None) -> bool:
+def _place(f: Filter, units: list[str], vr: str | None) -> bool:
     if not f.police_units and not f.vr_codes:
         return True
-    return (unit is not None and unit in f.police_units) or (vr is not None and vr in f.vr_codes)
+    return any(u in f.police_units for u in units) or (vr is not None and vr in f.vr_codes)
 
 
 def matches(f: Filter, document: Mapping[str, Any], unit: str | None = None) -> bool:
-    """Whether `document` goes to a subscription with filter `f`. `unit` overrides the police
-    unit read from the document (the alert's routed unit, which may be a fallback)."""
+    """Whether `document` goes to a subscription with filter `f`. `unit` is the alert's routed
+    unit, which may be a fallback (see `police_units`)."""
     if not f.active:
         return False
     if bool(document.get("exercise")) != f.drill:
@@ -51,4 +60,4 @@ def matches(f: Filter, document: Mapping[str, Any], unit: str | None = None) -> 
         return False
     if f.priorities and document.get("priority") not in f.priorities:
         return False
-    return _place(f, unit or police_unit(document), vr_code(document))
+    return _place(f, police_units(document, unit), vr_code(document))

@@ -9,7 +9,8 @@ from backend.auth.passwords import hash_password, verify_password
 from backend.auth.scope import AlertFacts, location_allowed, parse_scope, sees_alert
 from backend.auth.tokens import Principal
 
-FACTS = AlertFacts(vr_code="VR17", police_unit="RE07", case_reference="C-1", case_home_vr="VR13")
+FACTS = AlertFacts(vr_code="VR17", police_unit="RE07", case_reference="C-1", case_home_vr="VR13",
+                   case_home_unit="RE05")
 
 
 @pytest.mark.parametrize(("principal", "sees"), [
@@ -19,7 +20,8 @@ FACTS = AlertFacts(vr_code="VR17", police_unit="RE07", case_reference="C-1", cas
     (Principal("d", "dispatcher", {"regions": ["VR01"]}), False),
     (Principal("d", "dispatcher"), False),  # no scope: nothing
     (Principal("p", "police", {"units": ["RE07"]}), True),
-    (Principal("p", "police", {"units": ["RE05"]}), False),
+    (Principal("p", "police", {"units": ["RE05"]}), True),  # the case's home unit
+    (Principal("p", "police", {"units": ["RE01"]}), False),
     (Principal("c", "case_director", {"cases": ["C-1"]}), True),
     (Principal("c", "case_director", {"cases": ["C-2"]}), False),
 ])

@@ -81,7 +81,8 @@ def test_a_late_loop_catches_up_every_step_in_order(stack):
         case = s.get(Case, alert.case_id)
         expected = {"police_unit": alert.police_unit, "case_id": str(alert.case_id),
                     "case_reference": case.reference, "case_home_vr": case.home_vr_code,
-                    "case_director": case.case_director}
+                    "case_director": case.case_director,
+                    "case_home_unit": case.home_police_unit}
     assert [e["scope"] for e in bus.named("alert.escalated")] == [expected] * 3
 
 

@@ -24,10 +24,25 @@ def test_place_filter_by_unit_or_region():
     assert not matches(Filter(police_units=("RE05",)), DOC)
     assert matches(Filter(police_units=("RE05",), vr_codes=("VR17",)), DOC)
     assert not matches(Filter(vr_codes=("VR13",)), DOC)
-    # No region (no fix): the routed unit decides.
+    # No region (no fix): the routed unit decides, and the case's home region.
     bare = {**DOC, "region": None}
     assert matches(Filter(police_units=("RE07",)), bare, unit="RE07")
     assert not matches(Filter(vr_codes=("VR17",)), bare, unit="RE07")
+    homed = {**bare, "case": {"reference": "C-1", "home_vr_code": "VR17"}}
+    assert matches(Filter(vr_codes=("VR17",)), homed, unit="RE07")
+    assert not matches(Filter(vr_codes=("VR13",)), homed, unit="RE07")
+
+
+def test_place_filter_by_any_police_unit_among_the_recipients():
+    away = {**DOC, "region": {"police_unit": "RE05", "vr_code": "VR13"}, "recipients": [
+        {"kind": "police_unit", "code": "RE05"}, {"kind": "vt_desk", "code": "VT4607"},
+        {"kind": "police_unit", "code": "RE07"}]}  # and the case's home unit
+    assert matches(Filter(police_units=("RE07",)), away, unit="RE05")
+    assert not matches(Filter(police_units=("RE01",)), away, unit="RE05")
+    drill = {**DOC, "exercise": True, "recipients": [
+        {"kind": "police_unit", "code": "exercise-police", "stands_in_for": "RE07"}]}
+    assert matches(Filter(drill=True, police_units=("RE07",)), drill, unit="RE07")
+    assert not matches(Filter(drill=True, police_units=("exercise-police",)), drill, unit="RE07")
 
 
 def test_type_and_priority_filters():

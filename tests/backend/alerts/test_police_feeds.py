@@ -1,0 +1,106 @@
+"""Which police feeds an alert goes to: every police unit among its recipients (the unit of its
+place, and the case's home unit when it is elsewhere), and for a drill the exercise endpoint's
+feed, never a live unit's; the escalation's "police unit directly" step the same."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import orjson
+from sqlalchemy import select
+
+from backend.alerts.flows import police_feeds
+from backend.alerts.models import Alert
+from backend.api.app import create_app
+from backend.audit.guard import screen_event_alone
+from backend.auth.tokens import Principal
+from backend.escalation.loop import EscalationLoop
+from device_protocol import Alarm, codec
+from fastapi.testclient import TestClient
+from tests.backend.escalation.support import RecordingBus
+from tests.support.mqtt import publish
+from tests.support.waiting import wait_until
+
+ROTTERDAM_CS = (51.9244, 4.4690)  # VR17, RE07
+AMSTERDAM_CS = (52.3731, 4.8926)  # VR13, RE05
+
+
+def _as(stack, token: str) -> TestClient:
+    return TestClient(create_app(stack.runtime), headers={"Authorization": f"Bearer {token}"})
+
+
+def _police(code: str, stands_in_for: str | None = None) -> dict:
+    return {"kind": "police_unit", "code": code, "reason": "test",
+            "stands_in_for": stands_in_for}
+
+
+def test_each_police_recipient_once_in_order_and_nothing_else():
+    desk = {"kind": "vt_desk", "code": "VT4607", "reason": "test"}
+    assert police_feeds([_police("RE05"), desk, _police("RE07"), _police("RE05")]) == [
+        "RE05", "RE07"]
+    assert police_feeds([_police("exercise-police", "RE07")]) == ["exercise-police"]
+    assert police_feeds([desk]) == police_feeds(None) == []
+
+
+def _press(stack, device_id: str, at: tuple[float, float], exercise: bool = False) -> Alert:
+    stack.register(device_id, exercise=exercise)
+    device = stack.device(device_id)
+    publish(device, stack.topics.alarm(device_id), codec.encode(
+        Alarm(id="f-1", tst=time.time(), lat=at[0], lon=at[1], acc=10.0)))
+    device.disconnect()
+
+    def stored():
+        with stack.runtime.sessions() as s:
+            return s.scalar(select(Alert).where(Alert.device_id == device_id,
+                                                Alert.followed_up_at.is_not(None)))
+    return wait_until(stored)
+
+
+def test_an_alarm_away_from_home_reaches_both_units_and_both_may_act_on_it(stack):
+    police = stack.collector(stack.topics.police_filter())
+    bus = RecordingBus()
+    stack.runtime.bus, live_bus = bus, stack.runtime.bus
+    try:
+        alert = _press(stack, "vic-away", AMSTERDAM_CS)  # a case at home in RE07
+    finally:
+        stack.runtime.bus = live_bus
+    got = police.wait_for(2)
+    time.sleep(0.3)
+    assert sorted(topic for topic, _, _ in police.messages) == [
+        stack.topics.police_alerts("RE05"), stack.topics.police_alerts("RE07")]
+    assert {orjson.loads(payload)["alert_id"] for _, payload, _ in got} == {str(alert.id)}
+    police.close()
+
+    # The home unit, told of it, sees it (list, document, console stream) and may act on it.
+    [raised] = bus.named("alert.raised")
+    url = f"/api/v1/alerts/{alert.id}"
+    for units, sees in ((["RE07"], True), (["RE05"], True), (["RE01"], False)):
+        who = Principal("token:p", "police", {"units": units})
+        assert (screen_event_alone(who, raised) is not None
+                and screen_event_alone(who, raised)[0] is not None) is sees
+        api = _as(stack, stack.token("police", {"units": units}))
+        assert [a["alert_id"] for a in api.get("/api/v1/alerts").json()] == (
+            [str(alert.id)] if sees else [])
+        assert api.get(url).status_code == (200 if sees else 404)
+    home = _as(stack, stack.token("police", {"units": ["RE07"]}))
+    r = home.post(f"{url}/police-ack", json={"action": "acknowledge", "unit": "RE07"})
+    assert r.status_code == 200 and r.json()["state"] == "acknowledged"
+
+
+def test_a_drill_reaches_only_the_exercise_feed_also_when_it_escalates(stack):
+    police = stack.collector(stack.topics.police_filter())
+    alert = _press(stack, "vic-drill", ROTTERDAM_CS, exercise=True)
+    [(topic, payload, _)] = police.wait_for(1)
+    assert topic == stack.topics.police_alerts("exercise-police")
+    assert orjson.loads(payload)["exercise"] is True
+
+    loop = EscalationLoop(stack.runtime, clock=lambda: alert.raised_at, bus=RecordingBus())
+    for after_s in (30, 45, 60):  # re-notify, desk supervisor, the police unit directly
+        assert loop.run_once(alert.raised_at + timedelta(seconds=after_s)) == 1
+    police.wait_for(2)
+    time.sleep(0.3)
+    assert [topic for topic, _, _ in police.messages] == [
+        stack.topics.police_alerts("exercise-police")] * 2
+    assert orjson.loads(police.messages[1][1])["escalation"]["target"] == "police_unit"
+    police.close()
