@@ -35,9 +35,11 @@ def test_panic_reaches_police_and_device_once(stack):
 
     publish(device, stack.topics.alarm("vic-001"), codec.encode(alarm))
 
-    [(topic, payload, _)] = police.wait_for(1)
-    assert topic == stack.topics.police_alerts("RE05")  # routed by the fix, not the case's RE07
-    document = orjson.loads(payload)
+    # Routed by the fix (RE05), and the case's home unit (RE07) is told too.
+    feeds = {topic: payload for topic, payload, _ in police.wait_for(2)}
+    assert set(feeds) == {stack.topics.police_alerts("RE05"), stack.topics.police_alerts("RE07")}
+    document = orjson.loads(feeds[stack.topics.police_alerts("RE05")])
+    assert document["region"]["police_unit"] == "RE05"
     assert document["type"] == "panic" and document["priority"] == "P1"
     assert document["state"] == "new" and document["message_id"] == "a-1"
     assert document["location"]["source"] == "alarm"
@@ -49,7 +51,7 @@ def test_panic_reaches_police_and_device_once(stack):
     # The same alarm again (a retransmission): nothing new anywhere.
     publish(device, stack.topics.alarm("vic-001"), codec.encode(alarm))
     time.sleep(1.0)
-    assert len(police.messages) == 1
+    assert len(police.messages) == 2
     assert len(acks.messages) == 1
     assert _count(stack, Alert, device_id="vic-001") == 1
     for c in (police, acks):
