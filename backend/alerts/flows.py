@@ -288,6 +288,8 @@ class AlertFlow:
         self, session: Session, draft: AlertDraft,
         committed: Callable[[list[OutboxItem]], None] | None = None,
     ) -> Effects:
+        if draft.while_none_open and service.has_open(session, draft.device_id, draft.type):
+            return Effects()
         # Grouped health alerts may have no case (unassigned devices) or no device (storms).
         case = self.cases.get(session, draft.case_id) if draft.case_id else None
         device_role = case.device_roles.get(draft.device_id) if case and draft.device_id else None

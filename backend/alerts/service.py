@@ -216,6 +216,15 @@ def mark_followed_up(session: Session, alert_id: uuid.UUID, at: datetime) -> boo
     return result.rowcount == 1
 
 
+def has_open(session: Session, device_id: str, alert_type: str) -> bool:
+    """Whether the device has an open alert of this type."""
+    from backend.alerts.lifecycle import OPEN_STATES
+
+    return session.scalar(select(Alert.id).where(
+        Alert.device_id == device_id, Alert.type == alert_type,
+        Alert.state.in_(sorted(OPEN_STATES))).limit(1)) is not None
+
+
 def unfinished(session: Session, device_id: str | None, message_id: str | None) -> Alert | None:
     """The alert of (device, message id) if its follow-up has not run yet."""
     if device_id is None or message_id is None:

@@ -39,6 +39,9 @@ class AlertDraft:
     flags: list[str] = field(default_factory=list)
     exercise: bool = False
     detail: dict[str, Any] = field(default_factory=dict)
+    # A condition the device reports again and again (tamper in every status report), not an
+    # event: raised only while the device has no open alert of this type.
+    while_none_open: bool = False
 
 
 @dataclass(frozen=True, slots=True)

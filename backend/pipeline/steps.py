@@ -204,7 +204,9 @@ class DeviceAlarms:
 
 
 class DeviceHealth:
-    """A status report with `tamper: true` raises a tamper alert (P1 for an offender monitor)."""
+    """A status report with `tamper: true` raises a tamper alert (P1 for an offender monitor),
+    unless one of the device's is still open: a device reports tamper in every status report
+    until it is seen to."""
 
     def __call__(self, ctx: Context) -> None:
         status, device = ctx.status, ctx.device
@@ -216,10 +218,12 @@ class DeviceHealth:
                 type="tamper",
                 device_id=device.id,
                 case_id=device.case_id,
-                # One tamper alert per reported tamper time: redeliveries deduplicate.
+                # One tamper alert per reported tamper time: redeliveries deduplicate (a
+                # report without a time, redelivered, is one while the first is open).
                 message_id=f"status-tamper-{int(tst)}",
                 raised_at=ctx.raw.received_at,
                 device_time=status.tst,
                 exercise=device.exercise,
+                while_none_open=True,
             )
         )

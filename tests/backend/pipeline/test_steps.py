@@ -124,7 +124,7 @@ def test_status_with_tamper_raises_a_deduplicable_tamper_draft():
     payload = b'{"tst":1795000000,"tamper":true,"batt":40}'
     one = pipeline.run(raw("sd/v1/dev/off-001/status", payload))
     two = pipeline.run(raw("sd/v1/dev/off-001/status", payload))
-    assert one.alerts[0].type == "tamper"
+    assert one.alerts[0].type == "tamper" and one.alerts[0].while_none_open
     assert one.alerts[0].message_id == two.alerts[0].message_id
     calm = pipeline.run(raw("sd/v1/dev/off-001/status", b'{"tst":1795000001,"tamper":false}'))
     assert calm.alerts == [] and calm.status.tamper is False
