@@ -195,6 +195,11 @@ class ApiSettings(BaseModel):
     # Prometheus sends with `authorization.credentials`); unset, keep /metrics to the
     # monitoring network at the proxy.
     metrics_token: SecretStr | None = None
+    # A stream (`/api/v1/stream`) checks its session or token again before a frame when this
+    # long has passed since the last check, and at the session's expiry: a console signed out,
+    # a session expired, a user disabled or a token revoked gets no frame after that and its
+    # stream is closed (4401), also while no event is due.
+    stream_recheck_s: float = Field(5.0, gt=0, le=60)
 
     @field_validator("admin_token", "metrics_token")
     @classmethod

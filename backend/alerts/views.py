@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable
@@ -23,9 +24,11 @@ from backend.alerts.models import Alert
 from backend.api.deps import require, runtime, session
 from backend.audit.guard import release_locations, screen_event, screen_event_alone
 from backend.audit.log import LocationRead, record
+from backend.auth import live
 from backend.auth import sessions as web_sessions
+from backend.auth.live import LiveCredential
 from backend.auth.scoping import alert_filter, may_see_alert
-from backend.auth.tokens import Principal, authenticate
+from backend.auth.tokens import Principal
 from backend.cases.models import Case
 from backend.devices.models import Device
 from backend.hub.bus import STREAM_DELAYED, STREAM_NOTICES
@@ -192,25 +195,18 @@ async def stream(websocket: WebSocket) -> None:
     those about the stream itself, no others; with `?with_location=false` no position at all
     (the console's pages, which read positions where they show them). Authenticate
     with the subprotocols `["bearer", "<token>"]` (browsers cannot set headers on a WebSocket)
-    or with the console's session cookie."""
+    or with the console's session cookie. The session or token is checked again while the
+    stream lasts (`backend.auth.live`): once it no longer admits, the stream closes with 4401
+    (1011 when the check itself failed) and sends nothing more."""
     rt: Runtime = websocket.app.state.runtime
     protocols = websocket.scope.get("subprotocols") or []
     token = protocols[1] if len(protocols) == 2 and protocols[0] == "bearer" else None
-    cookie = websocket.cookies.get(web_sessions.COOKIE)
-    principal = None
-    if token:
-        admin = rt.settings.api.admin_token
-        with rt.sessions() as s:
-            principal = await asyncio.to_thread(
-                authenticate, s, token, admin.get_secret_value() if admin else None
-            )
-    elif cookie and _same_origin(websocket):
-        with rt.sessions() as s:
-            found = await asyncio.to_thread(web_sessions.resolve, s, cookie)
-        principal = found[0] if found else None
-    if principal is None or (principal.role != "admin" and principal.role not in READERS):
-        await websocket.close(code=4401)
+    credential = _credential(websocket, rt, token)
+    principal = await credential.principal() if credential else None
+    if not _admitted(principal):
+        await websocket.close(code=1011 if credential and credential.failed else 4401)
         return
+    assert credential is not None
     await websocket.accept(subprotocol="bearer" if token else None)
     with_location = websocket.query_params.get("with_location", "true")
     if with_location not in ("true", "false"):
@@ -221,21 +217,52 @@ async def stream(websocket: WebSocket) -> None:
         await websocket.send_text(orjson.dumps(STREAM_DELAYED).decode())
     # The stream ends when the console goes away, even while no event is due: a handler that
     # noticed only on its next send would keep a subscription per closed console (and hold up
-    # the server's shutdown) for as long as nothing in its scope happens.
+    # the server's shutdown) for as long as nothing in its scope happens. It also ends when
+    # its credential does, whether or not an event is due.
     shape = partial(_carried, alert_id=websocket.query_params.get("alert"),
                     with_location=with_location == "true")
-    forwarding = asyncio.create_task(_forward(websocket, rt, principal, queue, shape))
+    forwarding = asyncio.create_task(_forward(websocket, rt, credential, queue, shape))
     closing = asyncio.create_task(_until_closed(websocket))
+    guarding = asyncio.create_task(credential.until_ended())
     try:
-        done, _ = await asyncio.wait((forwarding, closing), return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait((forwarding, closing, guarding),
+                                     return_when=asyncio.FIRST_COMPLETED)
     finally:
-        forwarding.cancel()
-        closing.cancel()
+        for task in (forwarding, closing, guarding):
+            task.cancel()
         rt.bus.unsubscribe(queue)
     for task in done:
         error = task.exception()
         if error is not None and not isinstance(error, WebSocketDisconnect):
             raise error
+    if credential.ended and closing not in done:
+        await _close_ended(websocket, credential)
+
+
+def _credential(websocket: WebSocket, rt: Runtime, token: str | None) -> LiveCredential | None:
+    """The credential the stream was opened with: a bearer token, else the console's session
+    cookie (same-origin only); None without either."""
+    every_s = rt.settings.api.stream_recheck_s
+    if token:
+        admin = rt.settings.api.admin_token
+        check = live.bearer(token, admin.get_secret_value() if admin else None)
+        return LiveCredential(rt.sessions, check, every_s)
+    cookie = websocket.cookies.get(web_sessions.COOKIE)
+    if cookie and _same_origin(websocket):
+        return LiveCredential(rt.sessions, live.console_session(cookie), every_s)
+    return None
+
+
+def _admitted(principal: Principal | None) -> bool:
+    return principal is not None and (principal.role == "admin" or principal.role in READERS)
+
+
+async def _close_ended(websocket: WebSocket, credential: LiveCredential) -> None:
+    """Close a stream whose credential ended: 4401 (signed out, expired, disabled, revoked),
+    or 1011 when it could not be checked (the console connects again)."""
+    code, reason = (1011, "try again") if credential.failed else (4401, "not authenticated")
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+        await websocket.close(code=code, reason=reason)
 
 
 # What the alert page's stream carries of the other alerts: enough to tell a new P1 from the
@@ -264,27 +291,37 @@ async def _until_closed(websocket: WebSocket) -> None:
         pass
 
 
-async def _forward(websocket: WebSocket, rt: Runtime, principal: Principal,
+async def _forward(websocket: WebSocket, rt: Runtime, credential: LiveCredential,
                    queue: asyncio.Queue[bytes],
                    shape: Callable[[dict[str, Any]], dict[str, Any] | None]) -> None:
+    """Send the events the stream carries until its credential ends (then return)."""
     while True:
         event = shape(orjson.loads(await queue.get()))
         if event is None:
             continue
-        decided = screen_event_alone(principal, event)
-        if decided is None:  # the database decides (and audits before the frame leaves)
-            text = await asyncio.to_thread(_screen, rt, principal, event)
-            reads: list[LocationRead] = []
-        else:
-            screened, reads = decided
-            text = orjson.dumps(screened).decode() if screened is not None else None
-        try:
-            if text is not None:
-                await websocket.send_text(text)
-        finally:
-            # Audited right after the frame, behind the stream: the next frame does not wait
-            # for this one's audit write (written here only when the writer is full). Also
-            # when the stream is closed while the frame is on its way: it may have left.
-            if reads and (rt.audit is None
-                          or not rt.audit.submit(principal, reads, channel="stream")):
-                await asyncio.to_thread(_audit, rt, principal, reads)
+        principal = await credential.principal()  # checked again before every frame
+        if not _admitted(principal):
+            return
+        assert principal is not None
+        await _send(websocket, rt, principal, event)
+
+
+async def _send(websocket: WebSocket, rt: Runtime, principal: Principal,
+                event: dict[str, Any]) -> None:
+    decided = screen_event_alone(principal, event)
+    if decided is None:  # the database decides (and audits before the frame leaves)
+        text = await asyncio.to_thread(_screen, rt, principal, event)
+        reads: list[LocationRead] = []
+    else:
+        screened, reads = decided
+        text = orjson.dumps(screened).decode() if screened is not None else None
+    try:
+        if text is not None:
+            await websocket.send_text(text)
+    finally:
+        # Audited right after the frame, behind the stream: the next frame does not wait
+        # for this one's audit write (written here only when the writer is full). Also
+        # when the stream is closed while the frame is on its way: it may have left.
+        if reads and (rt.audit is None
+                      or not rt.audit.submit(principal, reads, channel="stream")):
+            await asyncio.to_thread(_audit, rt, principal, reads)

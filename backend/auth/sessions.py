@@ -30,16 +30,32 @@ def start(s: Session, user: User, lifetime_s: float, now: datetime | None = None
 
 def resolve(s: Session, token: str, now: datetime | None = None) -> tuple[Principal, str] | None:
     """The principal and CSRF token of a live session, or None."""
+    found = _live(s, token, now)
+    if found is None:
+        return None
+    web_session, user = found
+    return principal_of(user), web_session.csrf_token
+
+
+def resolve_until(s: Session, token: str,
+                  now: datetime | None = None) -> tuple[Principal, datetime] | None:
+    """The principal of a live session and the moment the session expires, or None."""
+    found = _live(s, token, now)
+    if found is None:
+        return None
+    web_session, user = found
+    return principal_of(user), web_session.expires_at
+
+
+def _live(s: Session, token: str, now: datetime | None) -> tuple[WebSession, User] | None:
+    """A session not ended or expired, of a user not disabled."""
     now = now or datetime.now(UTC)
     row = s.execute(
         select(WebSession, User).join(User, User.id == WebSession.user_id).where(
             WebSession.token_sha256 == token_digest(token), WebSession.ended_at.is_(None),
             WebSession.expires_at > now, User.disabled_at.is_(None))
     ).first()
-    if row is None:
-        return None
-    web_session, user = row
-    return principal_of(user), web_session.csrf_token
+    return None if row is None else (row[0], row[1])
 
 
 def end(s: Session, token: str, now: datetime | None = None) -> None:
