@@ -6,8 +6,10 @@ it: the next alarm waited for the previous alarm's audit. `AuditWriter` takes th
 stream, keeps their order and writes whatever has queued up in one transaction.
 
 Nothing is dropped: when the queue is full, `submit` says so and the caller writes the entries
-itself; a failing write is retried with bounded back-off, and entries that still cannot be
-written are logged by id (as a failed audit always was), never silently lost.
+itself. A batch whose transaction fails is written again entry by entry, so that one entry the
+database refuses cannot take the others with it; entries that fail are retried with bounded
+back-off (written after those behind them, with the time they are written), and entries that
+still cannot be written are logged by id (as a failed audit always was), never silently lost.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import threading
 import time
 from dataclasses import dataclass
 
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.audit.log import LocationRead, record
@@ -107,18 +108,37 @@ class AuditWriter:
                 return
 
     def _write(self, batch: list[Reads]) -> None:
+        """Write the batch in one transaction; if that fails, entry by entry, so that an entry
+        that cannot be written (a value the column refuses) costs only itself. Entries that
+        failed are tried again with back-off, then logged by id."""
+        error = self._try(batch)
+        if error is None:
+            return
+        log.warning("audit write of %d items failed (%s): entry by entry", len(batch), error)
+        pending = [entry for item in batch for entry in _entries(item)]
         for attempt, delay in enumerate((*RETRY_DELAYS_S, None)):
-            try:
-                with self._sessions.begin() as s:
-                    for item in batch:
-                        record(s, item.who, item.reads, reason=item.reason, channel=item.channel)
-                return
-            except SQLAlchemyError as exc:
-                if delay is None:
-                    break
-                log.warning("audit write failed (%s), attempt %d; retry in %.1fs",
-                            type(exc).__name__, attempt + 1, delay)
-                time.sleep(delay)
-        for item in batch:  # the gap is in the log, by id
-            log.error("audit of %s positions failed actor=%s alerts=%s", item.channel,
-                      item.who.name, ",".join(r.resource_id for r in item.reads))
+            pending = [entry for entry in pending if self._try([entry]) is not None]
+            if not pending or delay is None:
+                break
+            log.warning("audit write of %d entries failed, attempt %d; retry in %.1fs",
+                        len(pending), attempt + 1, delay)
+            time.sleep(delay)
+        for entry in pending:  # the gap is in the log, by id (never a position)
+            read = entry.reads[0]
+            log.error("audit of %s position failed actor=%s %s=%s", entry.channel,
+                      entry.who.name, read.resource, read.resource_id)
+
+    def _try(self, batch: list[Reads]) -> str | None:
+        """Write the entries in one transaction: None once committed, else the error's type."""
+        try:
+            with self._sessions.begin() as s:
+                for item in batch:
+                    record(s, item.who, item.reads, reason=item.reason, channel=item.channel)
+        except Exception as exc:  # whatever an entry holds, the writer lives on
+            return type(exc).__name__
+        return None
+
+
+def _entries(item: Reads) -> list[Reads]:
+    """The item as one `Reads` per audit entry."""
+    return [Reads(item.who, [read], item.channel, item.reason) for read in item.reads]
