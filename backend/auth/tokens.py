@@ -13,6 +13,11 @@ from sqlalchemy.orm import Session
 
 from backend.auth.models import ApiToken
 
+# The longest name of a token, as long as a user name's: every actor made of it (`token:<name>`,
+# a police unit's `police:<name>`) fits the 128 characters of the actor columns (audit log,
+# alert timeline, case log), so a read by any token is audited and an action by it recorded.
+TOKEN_NAME_MAX = 64
+
 
 @dataclass(frozen=True)
 class Principal:

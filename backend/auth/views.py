@@ -8,14 +8,14 @@ from sqlalchemy.orm import Session
 
 from backend.api.deps import require, session
 from backend.auth.models import ApiToken
-from backend.auth.tokens import new_token, token_digest
+from backend.auth.tokens import TOKEN_NAME_MAX, new_token, token_digest
 
 router = APIRouter(prefix="/api/v1/tokens", tags=["auth"])
 
 
 class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=128)
+    name: str = Field(min_length=1, max_length=TOKEN_NAME_MAX)
     role: Literal["admin", "dispatcher", "police", "case_director"]
     scope: dict[str, Any] = Field(default_factory=dict)
 

@@ -129,3 +129,23 @@ def test_a_streamed_raise_is_screened_from_its_event_and_audited_after(stack, wo
     streamed = [e for e in _entries(stack)[before:] if e.channel == "stream"]
     assert [(e.actor, e.resource_id, e.device_id) for e in streamed] == [
         ("token:test-police", frame["alert"]["alert_id"], "vic-stream")]
+
+
+@pytest.mark.parametrize("stack", ["services"], indirect=True)
+def test_a_read_by_a_token_with_the_longest_name_is_audited(stack, world):
+    """A token's name is bounded so that its actor fits the audit log's column: a longer one
+    is refused when the token is made, the longest reads and is audited (on PostgreSQL, which
+    refuses a value longer than its column)."""
+    api = stack.api()
+    too_long = api.post("/api/v1/tokens", json={"name": "n" * 65, "role": "dispatcher",
+                                                 "scope": {"regions": ["VR17"]}})
+    assert too_long.status_code == 422
+    name = "n" * 64
+    created = api.post("/api/v1/tokens", json={"name": name, "role": "dispatcher",
+                                               "scope": {"regions": ["VR17"]}})
+    assert created.status_code == 201
+    read = api.get(f"/api/v1/alerts/{world.rotterdam_alert}",
+                   headers={"Authorization": f"Bearer {created.json()['token']}"})
+    assert read.status_code == 200 and read.json()["location"] is not None
+    [entry] = _entries(stack)
+    assert entry.actor == f"token:{name}"
