@@ -217,6 +217,9 @@ def alert_page(alert_id: uuid.UUID, request: Request, rt: Runtime = Depends(runt
         case=case, context=case_context(case) if case else None,
         checklist=sop.checklist(alert.type, viewer.lang),
         timeline=alerts_service.timeline(s, alert_id),
+        # The safety plan and the link to the case page only for who may read cases (the
+        # police may not: the API refuses them the case, and the alert document leaves it out).
+        case_pages=opens_case_pages(viewer.principal),
         may_operate=viewer.principal.role in ("admin", "dispatcher"),
         now=datetime.now(UTC),
     )

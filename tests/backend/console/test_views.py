@@ -35,3 +35,26 @@ def test_standing_notices_for_the_desk_link_the_case_and_for_the_police_name_it(
 
     elsewhere, _ = _sign_in(stack, "elsewhere")
     assert "C-RDAM" not in elsewhere.get("/console/").text
+
+
+def test_the_alert_page_shows_the_safety_plan_only_to_who_may_read_cases(stack):
+    """The police see the alert and its case card (risk, custody, contacts), not the case's
+    safety plan nor a link to a case page they cannot open: the API refuses them the case."""
+    world = build(stack)
+    plan = "Sleutel bij de buren; code woord: tulp"
+    with stack.runtime.sessions.begin() as s:
+        s.get(Case, world.rotterdam_case).safety_plan = plan
+        add_user(s, "desk", PASSWORD, "dispatcher", {"regions": ["VR17"]})
+        add_user(s, "agent", PASSWORD, "police", {"units": ["RE07"]})
+    path = f"/console/alerts/{world.rotterdam_alert}"
+    link = f'href="/console/cases/{world.rotterdam_case}"'
+
+    desk, _ = _sign_in(stack, "desk")
+    page = desk.get(path)
+    assert page.status_code == 200 and plan in page.text and link in page.text
+
+    agent, _ = _sign_in(stack, "agent")
+    page = agent.get(path)
+    assert page.status_code == 200 and "C-RDAM" in page.text
+    assert plan not in page.text and link not in page.text
+    assert agent.get(f"/api/v1/cases/{world.rotterdam_case}").status_code == 403
