@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from backend.alerts.models import Alert
+from backend.caselog.models import CaseLogEntry
 from backend.cases.errors import CaseConflict, CaseInUse, CaseNotFound
 from backend.cases.models import Case, CaseContact
 from backend.cases.schemas import CaseCreate, ContactIn
@@ -70,7 +71,10 @@ def update(
     return changed
 
 
-def delete(session: Session, case: Case) -> None:
+def delete(session: Session, case: Case, actor: str) -> None:
+    """Delete a case nobody else has a stake in yet: refused while it has devices, alerts, or
+    log entries of anyone but `actor` (the case log is shared with every party of the case; a
+    deletion takes its entries along)."""
     in_use = session.scalar(
         select(
             exists().where(Device.case_id == case.id)
@@ -79,6 +83,9 @@ def delete(session: Session, case: Case) -> None:
     )
     if in_use:
         raise CaseInUse(f"case {case.id} still has devices or alerts")
+    if session.scalar(select(exists().where(CaseLogEntry.case_id == case.id,
+                                            CaseLogEntry.actor != actor))):
+        raise CaseInUse(f"case {case.id} has log entries of other parties")
     session.delete(case)
     session.flush()
 

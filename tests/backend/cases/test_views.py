@@ -149,3 +149,32 @@ def test_alert_document_carries_contacts_and_recipients(stack):
     assert any(k == "vt_desk" for k, _ in kinds)
     police.close()
     device.disconnect()
+
+
+def test_a_case_with_log_entries_of_other_parties_is_not_deleted(stack):
+    """The case log is shared by every party of the case: a case director may delete a case
+    whose log holds only her own entries, not one where another party wrote (409)."""
+    from fastapi.testclient import TestClient
+
+    from backend.api.app import create_app
+
+    def client(token: str) -> TestClient:
+        return TestClient(create_app(stack.runtime), headers={"Authorization": f"Bearer {token}"})
+
+    director = client(stack.token("case_director"))
+    desk = client(stack.token("dispatcher", {"regions": ["VR17"]}))
+    body = {"reference": "ZWD-DEL-1", "home_police_unit": "RE07", "home_vr_code": "VR17"}
+    shared = director.post("/api/v1/cases", json=body).json()["id"]
+    own = director.post("/api/v1/cases", json={**body, "reference": "ZWD-DEL-2"}).json()["id"]
+    for case_id in (shared, own):
+        note = director.post(f"/api/v1/cases/{case_id}/log/notes", json={"text": "intake"})
+        assert note.status_code == 201
+    assert desk.post(f"/api/v1/cases/{shared}/log/notes",
+                     json={"text": "melding buren"}).status_code == 201
+
+    refused = director.delete(f"/api/v1/cases/{shared}")
+    assert refused.status_code == 409 and "other parties" in refused.json()["detail"]
+    log = director.get(f"/api/v1/cases/{shared}/log").json()
+    assert [e["data"]["text"] for e in log] == ["intake", "melding buren"]
+    assert director.delete(f"/api/v1/cases/{own}").status_code == 204
+    assert director.get(f"/api/v1/cases/{own}").status_code == 404
