@@ -22,6 +22,7 @@ from backend.alerts.flows import case_context
 from backend.alerts.lifecycle import CLOSED_STATES, OPEN_STATES
 from backend.alerts.models import Alert
 from backend.api.deps import require, runtime, session
+from backend.api.text import free_text
 from backend.audit.guard import release_locations, screen_event, screen_event_alone
 from backend.audit.log import LocationRead, record
 from backend.auth import live
@@ -44,7 +45,7 @@ OPERATORS = ("dispatcher",)
 
 class TransitionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    note: str | None = Field(None, max_length=2_000)
+    note: free_text(2_000) | None = None
 
 
 def documents(s: Session, alerts: list[Alert]) -> list[dict[str, Any]]:
@@ -88,7 +89,7 @@ def list_alerts(
     state: Literal["open", "closed", "all"] = "open",
     priority: Literal["P1", "P2", "P3", "P4"] | None = None,
     limit: int = Query(100, ge=1, le=1_000),
-    reason: str | None = Query(None, max_length=500),
+    reason: free_text(500) | None = Query(None),
     with_location: bool = WITH_LOCATION,
     s: Session = Depends(session),
     p: Principal = Depends(require(*READERS)),
@@ -109,7 +110,7 @@ def list_alerts(
 @router.get("/{alert_id}")
 def get_alert(
     request: Request, alert_id: uuid.UUID,
-    reason: str | None = Query(None, max_length=500),
+    reason: free_text(500) | None = Query(None),
     with_location: bool = WITH_LOCATION,
     s: Session = Depends(session), p: Principal = Depends(require(*READERS)),
 ) -> dict[str, Any]:

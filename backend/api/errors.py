@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from backend.alerts.errors import AlertNotFound, InvalidTransition
@@ -49,6 +52,28 @@ STATUS = {
 def install(app: FastAPI) -> None:
     for error, status in STATUS.items():
         app.add_exception_handler(error, _handler(status))
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+
+
+async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    """422 with where and why each value was refused, never the value itself: FastAPI's own
+    answer echoes the input, which may be a case's text, and fails on what JSON cannot carry
+    (NaN) or UTF-8 cannot encode (a lone surrogate), turning a refusal into a 500."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    return JSONResponse({"detail": [_problem(e) for e in errors]}, status_code=422)
+
+
+def _problem(error: Any) -> dict[str, Any]:
+    return {
+        "type": str(error.get("type", "invalid")),
+        "loc": [p if isinstance(p, int) else _encodable(str(p)) for p in error.get("loc", ())],
+        "msg": _encodable(str(error.get("msg", ""))),
+    }
+
+
+def _encodable(text: str) -> str:
+    """The text as UTF-8 can carry it (a lone surrogate, e.g. in a refused key, replaced)."""
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _handler(status: int):

@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from backend.api.deps import require, session
+from backend.api.text import free_text
 from backend.auth.models import ApiToken
 from backend.auth.tokens import TOKEN_NAME_MAX, new_token, token_digest
 
@@ -15,7 +16,7 @@ router = APIRouter(prefix="/api/v1/tokens", tags=["auth"])
 
 class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=TOKEN_NAME_MAX)
+    name: free_text(TOKEN_NAME_MAX, min_length=1)
     role: Literal["admin", "dispatcher", "police", "case_director"]
     scope: dict[str, Any] = Field(default_factory=dict)
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from backend.api.deps import require, session
+from backend.api.text import free_text
 from backend.auth.scoping import may_read_case_log, may_see_case
 from backend.auth.tokens import Principal
 from backend.caselog import service
@@ -39,7 +40,7 @@ def _readable(s: Session, p: Principal, case_id: uuid.UUID) -> None:
 
 class NoteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    text: str = Field(min_length=1, max_length=5_000)
+    text: free_text(5_000, min_length=1)
 
 
 def _entry(e: Any) -> dict[str, Any]:

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from backend.api.text import free_text
+
 RiskLevel = Literal["low", "medium", "high"]  # SASH risk level
 CustodyStatus = Literal["none", "in_custody", "released"]
 Organisation = Literal["police", "veilig_thuis", "vrouwenopvang", "three_ro", "om"]
@@ -52,7 +54,7 @@ class _CaseFields(BaseModel):
     )
     risk_level: RiskLevel | None = Field(None, description="SASH risk level")
     released_at: datetime | None = None
-    safety_plan: str | None = Field(None, max_length=10_000)
+    safety_plan: free_text(10_000) | None = None
 
 
 class CaseCreate(_CaseFields):
@@ -90,11 +92,9 @@ class CaseUpdate(_CaseFields):
 class ContactIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     organisation: Organisation
-    name: str = Field(min_length=1, max_length=128)
+    name: free_text(128, min_length=1)
     phone: str = Field(pattern=PHONE)
-    reachability: str | None = Field(
-        None, max_length=128, description="e.g. 'Mon-Fri 08-17'"
-    )
+    reachability: free_text(128) | None = Field(None, description="e.g. 'Mon-Fri 08-17'")
 
     @field_validator("organisation", mode="before")
     @classmethod
@@ -106,9 +106,9 @@ class ContactIn(BaseModel):
 
 class ContactUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(None, min_length=1, max_length=128)
+    name: free_text(128, min_length=1) | None = None
     phone: str | None = Field(None, pattern=PHONE)
-    reachability: str | None = Field(None, max_length=128)
+    reachability: free_text(128) | None = None
 
     @model_validator(mode="after")
     def _not_null(self) -> ContactUpdate:

@@ -19,6 +19,7 @@ from backend.alerts.errors import AlertNotFound
 from backend.alerts.lifecycle import OPEN_STATES
 from backend.alerts.models import Alert
 from backend.api.deps import require, session
+from backend.api.text import free_text
 from backend.audit.guard import cases_with_open_alerts
 from backend.audit.log import LocationRead, record
 from backend.auth.errors import ReasonRequired
@@ -82,7 +83,7 @@ def positions(s: Session, alert: Alert, now: datetime) -> dict[str, Any]:
 @router.get("/{alert_id}/positions")
 def alert_positions(
     request: Request, alert_id: uuid.UUID,
-    reason: str | None = Query(None, max_length=500),
+    reason: free_text(500) | None = Query(None),
     s: Session = Depends(session),
     p: Principal = Depends(require("dispatcher", "police", "case_director")),
 ) -> dict[str, Any]:

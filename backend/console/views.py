@@ -13,7 +13,7 @@ import uuid
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from backend.alerts import service as alerts_service
 from backend.alerts.models import Alert
 from backend.api.deps import runtime, session
+from backend.api.text import free_text
 from backend.auth import sessions as web_sessions
 from backend.auth.errors import BadCredentials
 from backend.auth.scoping import (
@@ -114,7 +115,8 @@ def login_page(request: Request, rt: Runtime = Depends(runtime), s: Session = De
 
 @router.post("/login")
 def login(
-    request: Request, username: str = Form(max_length=64), password: str = Form(max_length=256),
+    request: Request, username: Annotated[free_text(64), Form()],
+    password: str = Form(max_length=256),
     csrf: str = Form(max_length=64), rt: Runtime = Depends(runtime),
     s: Session = Depends(session),
 ):

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from backend.api.deps import require, runtime, session
+from backend.api.text import free_text
 from backend.audit.log import LocationRead, record
 from backend.auth.tokens import Principal
 from backend.cases import service as cases
@@ -91,7 +92,7 @@ def import_measures(
 @router.get("/measures")
 def export_measures(
     request: Request, case_id: uuid.UUID, include_inactive: bool = False,
-    reason: str | None = Query(None, max_length=500), s: Session = Depends(session),
+    reason: free_text(500) | None = Query(None), s: Session = Depends(session),
     p: Principal = Depends(require(*READ)),
 ) -> dict[str, Any]:
     _case(s, p, case_id)
@@ -104,8 +105,8 @@ def export_measures(
 
 @router.get("/measures/{measure_id}")
 def get_measure(
-    request: Request, case_id: uuid.UUID, measure_id: str,
-    reason: str | None = Query(None, max_length=500), s: Session = Depends(session),
+    request: Request, case_id: uuid.UUID, measure_id: free_text(64),
+    reason: free_text(500) | None = Query(None), s: Session = Depends(session),
     p: Principal = Depends(require(*READ)),
 ) -> dict[str, Any]:
     _case(s, p, case_id)
@@ -118,7 +119,8 @@ def get_measure(
 
 @router.put("/measures/{measure_id}")
 def replace_measure(
-    request: Request, case_id: uuid.UUID, measure_id: str, body: Any = Body(...), s: Session = Depends(session),
+    request: Request, case_id: uuid.UUID, measure_id: free_text(64), body: Any = Body(...),
+    s: Session = Depends(session),
     rt: Runtime = Depends(runtime), p: Principal = Depends(require(*WRITE)),
 ) -> dict[str, Any]:
     _case(s, p, case_id)
@@ -131,7 +133,8 @@ def replace_measure(
 
 @router.delete("/measures/{measure_id}")
 def deactivate_measure(
-    request: Request, case_id: uuid.UUID, measure_id: str, s: Session = Depends(session),
+    request: Request, case_id: uuid.UUID, measure_id: free_text(64),
+    s: Session = Depends(session),
     rt: Runtime = Depends(runtime), p: Principal = Depends(require(*WRITE)),
 ) -> dict[str, Any]:
     """Deactivate: the measure stops applying and is kept for the record."""
@@ -158,7 +161,7 @@ def set_offender_home(
 
 @router.get("/offender-home")
 def get_offender_home(
-    request: Request, case_id: uuid.UUID, reason: str | None = Query(None, max_length=500),
+    request: Request, case_id: uuid.UUID, reason: free_text(500) | None = Query(None),
     s: Session = Depends(session), p: Principal = Depends(require(*WRITE)),
 ) -> dict[str, Any] | None:
     _case(s, p, case_id)
