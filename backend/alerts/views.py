@@ -131,6 +131,7 @@ def get_alert(
 
 def _transition(action: str):
     def endpoint(
+        request: Request,
         alert_id: uuid.UUID,
         body: TransitionBody | None = None,
         rt: Runtime = Depends(runtime),
@@ -145,7 +146,7 @@ def _transition(action: str):
             s, alert_id, action, actor=p.name, note=body.note if body else None
         )
         document = release_locations(s, p, [alert], documents(s, [alert]), reason=None,
-                                     channel="api")[0]
+                                     channel=_channel(request))[0]
         s.commit()
         rt.dispatcher.send(effects.outbox)
         for event in effects.events:

@@ -149,3 +149,21 @@ def test_a_read_by_a_token_with_the_longest_name_is_audited(stack, world):
     assert read.status_code == 200 and read.json()["location"] is not None
     [entry] = _entries(stack)
     assert entry.actor == f"token:{name}"
+
+
+def test_an_action_in_the_console_is_audited_as_the_console(stack, world):
+    """The answer to an action carries the alert's position: its read is logged with the
+    channel the action came by (the console's session, or the API's bearer token)."""
+    from backend.auth.users import add_user
+    from tests.backend.auth.test_sessions import PASSWORD, _sign_in
+
+    with stack.runtime.sessions.begin() as s:
+        add_user(s, "desk", PASSWORD, "dispatcher", {"regions": ["VR17"]})
+    console, csrf = _sign_in(stack)
+    acknowledged = console.post(f"/api/v1/alerts/{world.rotterdam_alert}/acknowledge",
+                                headers={"X-CSRF-Token": csrf})
+    assert acknowledged.status_code == 200 and acknowledged.json()["location"] is not None
+    dispatched = stack.api().post(f"/api/v1/alerts/{world.rotterdam_alert}/dispatch")
+    assert dispatched.status_code == 200
+    assert [(e.actor, e.channel) for e in _entries(stack)] == [
+        ("user:desk", "console"), ("admin", "api")]
