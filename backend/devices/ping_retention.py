@@ -10,7 +10,9 @@ Where victims and offenders were is the most sensitive data Schildwacht holds: i
   are moved into the new partition in the same transaction;
 - drops the partitions whose whole month is past the retention, and deletes the rows past it
   from the default partition (fixes from before the first partition, from a month the upkeep
-  missed);
+  missed, and fixes a device's clock dated beyond the partitions made ahead: those go once they
+  were received longer ago than the retention; one dated within them, with its month's
+  partition, at most `partitions_ahead_months` later);
 - and the loop has the hot state forget the last position of every device whose newest fix is
   past the retention (`StateStore.forget_fixes_before`).
 
@@ -18,7 +20,8 @@ Creating and dropping a partition lock `pings` briefly; each step waits at most
 `lock_timeout_ms` for its lock and, when it does not get it, is left for the next pass, so the
 ingest workers' inserts are never held up for longer. One process does the upkeep at a time
 (an advisory lock); the loops run it every `maintenance_interval_s`, the first time at start.
-On SQLite (the demo) there are no partitions: the rows past the retention are deleted.
+On SQLite (the demo) there are no partitions: the rows past the retention (by their time or by
+when they were received) are deleted.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 import redis
-from sqlalchemy import Connection, Engine, delete, text
+from sqlalchemy import Connection, Engine, delete, or_, text
 from sqlalchemy.exc import DBAPIError
 
 from backend.devices.models import Ping
@@ -80,8 +83,9 @@ def maintain(engine: Engine, settings: PingSettings, now: datetime, *,
     reached raises, for the loop to log and try again at its next pass."""
     if engine.dialect.name != "postgresql":
         with engine.begin() as conn:
+            cutoff = retention_cutoff(now, settings.retention_days)
             deleted = conn.execute(delete(Ping).where(
-                Ping.fix_time < retention_cutoff(now, settings.retention_days))).rowcount
+                or_(Ping.fix_time < cutoff, Ping.received_at < cutoff))).rowcount
         return Upkeep(deleted=deleted)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as lock:
         if not lock.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": ADVISORY_LOCK_KEY}):
@@ -166,7 +170,8 @@ def _create(conn: Connection, first: date, name: str, has_default: bool) -> int:
 def _delete_expired(conn: Connection, cutoff: datetime, batch: int) -> int:
     return conn.execute(text(
         f'DELETE FROM "{DEFAULT_PARTITION}" WHERE ctid IN (SELECT ctid FROM '
-        f'"{DEFAULT_PARTITION}" WHERE fix_time < :cutoff LIMIT :batch)'),
+        f'"{DEFAULT_PARTITION}" WHERE fix_time < :cutoff OR received_at < :cutoff '
+        f'LIMIT :batch)'),
         {"cutoff": cutoff, "batch": batch}).rowcount
 
 

@@ -36,10 +36,11 @@ def _at(first: date, day: int) -> datetime:
     return datetime(first.year, first.month, day, 12, tzinfo=UTC)
 
 
-def _store(engine: Engine, *times: datetime, device: str = "d1") -> None:
+def _store(engine: Engine, *times: datetime, device: str = "d1",
+           received: datetime | None = None) -> None:
     with Session(engine) as session, session.begin():
-        store_pings(session, [PingRow(device, t.timestamp(), t.timestamp(), 51.92, 4.48, 5.0,
-                                      None, 80) for t in times])
+        store_pings(session, [PingRow(device, t.timestamp(), (received or t).timestamp(), 51.92,
+                                      4.48, 5.0, None, 80) for t in times])
 
 
 def _partitions(engine: Engine) -> set[str]:
@@ -192,12 +193,26 @@ def test_the_default_partition_is_cleared_in_batches(engine: Engine) -> None:
     assert _count(engine, "pings_default") == 0
 
 
+def test_a_fix_dated_far_ahead_goes_once_it_was_received_past_the_retention(
+        engine: Engine) -> None:
+    far = datetime(2280, 1, 1, tzinfo=UTC)  # a device clock gone wrong: the default partition
+    now = datetime.now(UTC)
+    _store(engine, far, received=now - timedelta(days=91))
+    _store(engine, far + timedelta(days=1), received=now - timedelta(days=89))
+
+    done = ping_retention.maintain(engine, SETTINGS, now)
+
+    assert (done.deleted, done.failed) == (1, ())
+    assert _count(engine, "pings_default") == 1
+
+
 def test_on_sqlite_rows_past_the_retention_are_deleted(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/pings.db"
     upgrade(url)
     engine = create_engine(url)
     now = datetime(2026, 12, 6, 12, tzinfo=UTC)
     _store(engine, now - timedelta(days=91), now - timedelta(days=89), now)
+    _store(engine, datetime(2280, 1, 1, tzinfo=UTC), received=now - timedelta(days=91))
     state = InMemoryState()
     state.write({"old": LastFix((now - timedelta(days=91)).timestamp(), 51.9, 4.5, None),
                  "new": LastFix(now.timestamp(), 51.9, 4.5, None)}, {})
@@ -207,7 +222,7 @@ def test_on_sqlite_rows_past_the_retention_are_deleted(tmp_path: Path) -> None:
 
     done = loop.run_once()
 
-    assert (done.deleted, done.forgotten) == (1, 1)
+    assert (done.deleted, done.forgotten) == (2, 1)
     assert state.get_last_fix("old") is None and state.get_last_fix("new") is not None
 
     with Session(engine) as session:
