@@ -31,17 +31,36 @@ _PATTERNS = {
 
 def parse_scope(role: str, text: str | None) -> dict[str, Any]:
     """Turn a comma-separated scope (CLI) into the stored scope of this role."""
+    return _scope_of(role, [part.strip() for part in (text or "").split(",") if part.strip()])
+
+
+def check_scope(role: str, scope: dict[str, Any]) -> dict[str, Any]:
+    """The stored scope of this role from one given as JSON (the API): `{}` for an admin, else
+    `{key: [items]}` with the role's key only, as `parse_scope` makes it."""
+    key = SCOPE_KEYS.get(role)
+    if role == "admin" or key is None:
+        if scope:
+            raise InvalidScope(f"a {role} takes no scope")
+        return _scope_of(role, [])
+    items = scope.get(key)
+    if set(scope) != {key} or not isinstance(items, list) or not all(
+            isinstance(i, str) for i in items):
+        raise InvalidScope(f"a {role}'s scope is {{\"{key}\": [...]}}")
+    return _scope_of(role, items)
+
+
+def _scope_of(role: str, items: list[str]) -> dict[str, Any]:
     if role == "admin":
         return {}
     key = SCOPE_KEYS.get(role)
     if key is None:
         raise InvalidScope(f"unknown role {role!r}")
-    items = sorted({part.strip() for part in (text or "").split(",") if part.strip()})
+    items = sorted(set(items))
     if not items:
         raise InvalidScope(f"a {role} needs a scope: a comma-separated list of {key}")
     bad = [i for i in items if not _PATTERNS[key].match(i)]
     if bad:
-        raise InvalidScope(f"not valid {key}: {', '.join(bad)}")
+        raise InvalidScope(f"not valid {key}: {', '.join(map(ascii, bad))}")
     return {key: items}
 
 

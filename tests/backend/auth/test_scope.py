@@ -5,8 +5,15 @@ from __future__ import annotations
 import pytest
 
 from backend.auth.errors import InvalidScope
+from backend.auth.models import ApiToken
 from backend.auth.passwords import hash_password, verify_password
-from backend.auth.scope import AlertFacts, location_allowed, parse_scope, sees_alert
+from backend.auth.scope import (
+    AlertFacts,
+    check_scope,
+    location_allowed,
+    parse_scope,
+    sees_alert,
+)
 from backend.auth.tokens import Principal
 
 FACTS = AlertFacts(vr_code="VR17", police_unit="RE07", case_reference="C-1", case_home_vr="VR13",
@@ -50,3 +57,40 @@ def test_argon2_hash():
     h = hash_password("correct horse battery")
     assert h.startswith("$argon2id$")
     assert verify_password(h, "correct horse battery") and not verify_password(h, "wrong")
+
+
+@pytest.mark.parametrize(("role", "scope", "stored"), [
+    ("admin", {}, {}),
+    ("police", {"units": ["RE07", "RE05", "RE07"]}, {"units": ["RE05", "RE07"]}),
+    ("dispatcher", {"regions": ["VR17"]}, {"regions": ["VR17"]}),
+])
+def test_check_scope_keeps_a_scope_of_the_role(role, scope, stored):
+    assert check_scope(role, scope) == stored
+
+
+@pytest.mark.parametrize(("role", "scope"), [
+    ("dispatcher", {"regions": "VR17"}),  # not a list: a token that would see nothing
+    ("dispatcher", {"units": ["RE07"]}),  # another role's key
+    ("dispatcher", {"regions": ["VR17"], "units": ["RE07"]}),
+    ("police", {"units": []}),
+    ("police", {"units": ["VR17"]}),
+    ("police", {"units": [7]}),
+    ("admin", {"regions": ["VR17"]}),
+])
+def test_check_scope_refuses_what_would_fail_silently(role, scope):
+    with pytest.raises(InvalidScope):
+        check_scope(role, scope)
+
+
+def test_a_token_is_made_only_with_a_scope_of_its_role(stack):
+    api = stack.api()
+    refused = api.post("/api/v1/tokens", json={"name": "t-1", "role": "dispatcher",
+                                               "scope": {"regions": "VR17"}})
+    assert refused.status_code == 422 and "regions" in refused.text
+    made = api.post("/api/v1/tokens", json={"name": "t-2", "role": "dispatcher",
+                                            "scope": {"regions": ["VR17", "VR13"]}})
+    assert made.status_code == 201
+    with stack.runtime.sessions() as s:
+        assert [t.scope for t in s.query(ApiToken).filter_by(name="t-2")] == [
+            {"regions": ["VR13", "VR17"]}]
+        assert s.query(ApiToken).filter_by(name="t-1").count() == 0
