@@ -253,10 +253,12 @@ class PoliceSettings(BaseModel):
     min_delay_s: float = Field(0.2, gt=0)
     max_retry_after_s: float = Field(30.0, gt=0)
     deadline_s: float = Field(60.0, gt=0)
-    # HTTP timeouts of one attempt.
+    # HTTP timeouts of one attempt: connect, each read and write, and the whole attempt (a
+    # receiver that trickles its answer is cut off there; it must end within the claim lease).
     connect_timeout_s: float = Field(2.0, gt=0)
     read_timeout_s: float = Field(5.0, gt=0)
     write_timeout_s: float = Field(5.0, gt=0)
+    total_timeout_s: float = Field(10.0, gt=0)
     # Delivery worker: idle poll interval (it is also woken right after each commit), rows
     # claimed per round, parallel sends, and how long a claim holds before another worker may
     # take the row over (a crashed worker's rows).
@@ -274,6 +276,13 @@ class PoliceSettings(BaseModel):
     secret_keys: SecretStr | None = None
     cloudevent_source: str = "urn:schildwacht:backend"
     cap_sender: str = "urn:schildwacht:backend"
+
+    @model_validator(mode="after")
+    def _attempts_end_within_their_claim(self) -> PoliceSettings:
+        if self.total_timeout_s >= self.claim_lease_s:
+            raise ValueError("police.total_timeout_s must be shorter than police.claim_lease_s: "
+                             "another worker would take a delivery over while its attempt runs")
+        return self
 
 
 class LoginSettings(BaseModel):

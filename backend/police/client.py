@@ -4,8 +4,9 @@ The only module of the package that does I/O and the only place that sees urllib
 response or exception becomes an `AttemptResult` here and nowhere else. The backend
 depends on the `WebhookSender` protocol so tests and the embedded mode can swap in a fake.
 
-Every attempt runs under explicit connect and read timeouts, never follows redirects, is never
-retried by the client itself (the delivery policy decides) and reads at most
+Every attempt runs under explicit connect and read timeouts and a total time limit (a receiver
+that trickles its answer byte by byte is cut off there: `backend.police.deadline`), never follows
+redirects, is never retried by the client itself (the delivery policy decides) and reads at most
 `max_response_bytes` of the response body (then drops the connection). `Urllib3WebhookSender`
 is synchronous (use it from a worker thread), for the alarm path: a POST to a local receiver
 took 0.45-0.5 ms with it back to back and 1.1-1.4 ms after a 100 ms pause, against 0.6 and
@@ -21,14 +22,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
 import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.util import parse_url
 
+from backend.police import deadline
 from backend.police.attempt import AttemptResult, ErrorKind
 from backend.police.retry import parse_retry_after
 
@@ -46,6 +50,7 @@ class Timeouts:
     connect_s: float = 2.0
     read_s: float = 5.0
     write_s: float = 5.0
+    total_s: float = 10.0  # the whole attempt: connect, send, and read the answer
 
     def to_urllib3(self) -> urllib3.Timeout:
         """urllib3 has no write timeout: the read timeout bounds every socket operation after
@@ -73,6 +78,40 @@ def _log(url: str, result: AttemptResult) -> None:
         result.error,
         result.duration_ms,
     )
+
+
+def total_timeout(duration_ms: float) -> AttemptResult:
+    return AttemptResult(None, duration_ms, error=ErrorKind.TIMEOUT, detail="TotalTimeout")
+
+
+class _Watched:
+    """A connection that attaches itself to the attempt's deadline (`backend.police.deadline`),
+    so that its socket is shut down when the attempt runs out of time."""
+
+    def connect(self) -> None:
+        deadline.attach_current(self)  # shut down from when it has a socket ...
+        super().connect()  # type: ignore[misc]
+        deadline.attach_current(self)  # ... and at once when the deadline passed meanwhile
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        deadline.attach_current(self)  # a kept-alive connection, reused
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+class _WatchedHTTPConnection(_Watched, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
 
 
 def from_urllib3_exception(exc: Exception, duration_ms: float) -> AttemptResult:
@@ -109,20 +148,32 @@ class Urllib3WebhookSender:
             num_pools=32, maxsize=pool_size, block=False, timeout=timeouts.to_urllib3(),
             retries=False,
         )
+        self._pool.pool_classes_by_scheme = {"http": _WatchedHTTPPool,
+                                             "https": _WatchedHTTPSPool}
+        self._total_s = timeouts.total_s
+        self._watchdog = deadline.Watchdog()
         self._max_response_bytes = max_response_bytes
         self._clock = clock
 
     def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> AttemptResult:
         started = time.perf_counter()
+        limit = self._watchdog.watch(self._total_s)
+        deadline.set_current(limit)
         try:
-            result = self._post(url, body, headers, started)
-        except (Urllib3Error, ValueError) as exc:
-            result = from_urllib3_exception(exc, _elapsed_ms(started))
+            result = self._post(url, body, headers, started, limit)
+        except (Urllib3Error, ValueError, OSError) as exc:
+            # Past the deadline the watchdog ended the attempt, whatever error that made.
+            elapsed = _elapsed_ms(started)
+            result = (total_timeout(elapsed) if limit.finish()
+                      else from_urllib3_exception(exc, elapsed))
+        finally:
+            limit.finish()
+            deadline.set_current(None)
         _log(url, result)
         return result
 
     def _post(self, url: str, body: bytes, headers: Mapping[str, str],
-              started: float) -> AttemptResult:
+              started: float, limit: deadline.AttemptDeadline) -> AttemptResult:
         resp = self._pool.request(
             "POST", url, body=body, headers={"user-agent": USER_AGENT, **headers},
             redirect=False, retries=False, preload_content=False,
@@ -143,15 +194,17 @@ class Urllib3WebhookSender:
                 detail=resp.reason or None,
             )
         finally:
-            # Read to the end, the connection goes back to the pool; with a rest unread (or
-            # after an error) it is dropped.
-            if read_to_end:
-                resp.release_conn()
-            else:
+            # Read to the end, the connection goes back to the pool; with a rest unread, after
+            # an error or when the deadline shut it down, it is dropped. The deadline is done
+            # with it before it can serve another attempt.
+            if limit.finish() or not read_to_end:
                 resp.close()
+            else:
+                resp.release_conn()
 
     def close(self) -> None:
         self._pool.clear()
+        self._watchdog.close()
 
     def __enter__(self) -> Self:
         return self

@@ -39,7 +39,7 @@ def worker_config(settings: PoliceSettings) -> WorkerConfig:
 
 def timeouts(settings: PoliceSettings) -> Timeouts:
     return Timeouts(connect_s=settings.connect_timeout_s, read_s=settings.read_timeout_s,
-                    write_s=settings.write_timeout_s)
+                    write_s=settings.write_timeout_s, total_s=settings.total_timeout_s)
 
 
 def _documents(s: Session, alerts: list[Any]) -> list[dict[str, Any]]:

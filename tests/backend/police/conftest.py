@@ -78,11 +78,14 @@ class Receiver:
     """A real HTTP server on 127.0.0.1 whose answer depends on the request path.
 
     /ok 200 · /unavailable 503 with Retry-After: 7 · /busy 429 with an HTTP-date Retry-After ·
-    /bad 400 · /moved 307 · /slow answers 200 after `slow_s` seconds.
+    /bad 400 · /moved 307 · /slow answers 200 after `slow_s` seconds · /trickle answers 200 one
+    byte every `trickle_s` seconds (far slower in all than any sender waits, yet never idle long
+    enough for a read timeout).
     """
 
     port: int
     slow_s: float
+    trickle_s: float = 0.1
     requests: list[Received] = field(default_factory=list)
 
     def url(self, path: str) -> str:
@@ -116,6 +119,9 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                 status = 200
             elif self.path == "/big":
                 status = 200
+            elif self.path == "/trickle":
+                self._trickle()
+                return
             else:
                 status = 404
             payload = b'{"ok": true}' if status == 200 else b"{}"
@@ -131,6 +137,17 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(payload)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up (timeout test)
+
+        def _trickle(self) -> None:
+            answer = (b"HTTP/1.1 200 OK\r\nX-Padding: " + b"x" * 200
+                      + b"\r\nContent-Length: 0\r\n\r\n")
+            try:
+                for i in range(len(answer)):
+                    self.wfile.write(answer[i:i + 1])
+                    time.sleep(receiver.trickle_s)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up
+            self.close_connection = True
 
     return Handler
 

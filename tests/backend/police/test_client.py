@@ -88,6 +88,51 @@ def test_slow_receiver_times_out(sender: Urllib3WebhookSender, receiver: Receive
     assert classify(result) is Verdict.RETRY
 
 
+TOTAL = Timeouts(connect_s=1.0, read_s=0.3, write_s=1.0, total_s=1.0)
+
+
+def test_a_receiver_trickling_its_answer_is_cut_off_at_the_total_timeout(
+    receiver: Receiver,
+) -> None:
+    """One byte every 0.1 s never trips the read timeout (0.3 s); the whole answer would take
+    25 s. The attempt ends at its total timeout (1 s), as a timeout to retry."""
+    started = time.monotonic()
+    with Urllib3WebhookSender(TOTAL) as sender:
+        result = sender.send(receiver.url("/trickle"), BODY, {})
+    elapsed = time.monotonic() - started
+    assert (result.status, result.error, result.detail) == (None, ErrorKind.TIMEOUT,
+                                                            "TotalTimeout")
+    assert 1.0 <= elapsed < 2.5, elapsed
+    assert 1000.0 <= result.duration_ms < 2500.0
+    assert classify(result) is Verdict.RETRY
+
+
+def test_the_total_timeout_holds_on_a_kept_alive_connection(receiver: Receiver) -> None:
+    """The second attempt reuses the first one's connection; the deadline ends it all the
+    same, and the connection it shut down serves no later attempt."""
+    with Urllib3WebhookSender(TOTAL, pool_size=1) as sender:
+        first = sender.send(receiver.url("/ok"), BODY, {})
+        started = time.monotonic()
+        stuck = sender.send(receiver.url("/trickle"), BODY, {})
+        elapsed = time.monotonic() - started
+        after = sender.send(receiver.url("/ok"), BODY, {})
+    assert (first.status, stuck.error, after.status) == (200, ErrorKind.TIMEOUT, 200)
+    assert elapsed < 2.5, elapsed
+    assert [r.path for r in receiver.requests] == ["/ok", "/trickle", "/ok"]
+
+
+def test_a_quick_answer_is_not_cut_off_by_an_earlier_attempts_deadline(
+    receiver: Receiver,
+) -> None:
+    """Deadlines of attempts that ended leave their (kept-alive) connection alone."""
+    with Urllib3WebhookSender(Timeouts(read_s=1.0, total_s=0.5), pool_size=1) as sender:
+        results = []
+        for _ in range(4):
+            results.append(sender.send(receiver.url("/ok"), BODY, {}))
+            time.sleep(0.2)
+    assert [r.status for r in results] == [200] * 4
+
+
 def test_closed_port_is_a_connection_error(
     sender: Urllib3WebhookSender, closed_port: int
 ) -> None:
@@ -111,3 +156,15 @@ def test_unusable_url_gives_up(sender: Urllib3WebhookSender, url: str) -> None:
     result = sender.send(url, BODY, {})
     assert result.error is ErrorKind.INVALID_REQUEST
     assert classify(result) is Verdict.GIVE_UP
+
+
+def test_the_total_timeout_is_a_setting_and_ends_within_the_claim_lease() -> None:
+    from pydantic import ValidationError
+
+    from backend.settings import PoliceSettings
+    from backend.subscriptions.wiring import timeouts
+
+    assert timeouts(PoliceSettings()).total_s == 10.0
+    assert timeouts(PoliceSettings(total_timeout_s=3.0)).total_s == 3.0
+    with pytest.raises(ValidationError, match="total_timeout_s"):
+        PoliceSettings(total_timeout_s=30.0, claim_lease_s=30.0)
