@@ -78,6 +78,7 @@ class Delivery(Base):
     # The rendered body, built once in the alert's transaction; signed afresh on every attempt.
     body: Mapped[bytes] = mapped_column(LargeBinary)
     state: Mapped[str] = mapped_column(String(16), default="pending")
+    # HTTP attempts in all (each claim counts one); the attempt in flight is number `attempts`.
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Start of the delivery window (the deadline counts from here); a replay resets it.
@@ -109,7 +110,9 @@ class Delivery(Base):
 
 
 class DeliveryAttempt(Base):
-    """The delivery log: one row per HTTP attempt. Append-only."""
+    """The delivery log: one row per HTTP attempt. Append-only. `outcome` is the delivery's
+    state after it, or `superseded` for an attempt whose outcome came too late to apply (the
+    delivery was replayed, taken over by another worker or ended meanwhile)."""
 
     __tablename__ = "webhook_attempts"
 

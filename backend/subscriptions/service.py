@@ -98,12 +98,18 @@ def next_claimable_at(session: Session) -> datetime | None:
     )
 
 
-def record_outcome(session: Session, delivery_id: uuid.UUID, values: dict[str, Any]
-                   ) -> uuid.UUID | None:
-    """Write an attempt's outcome (`values`) on its delivery row in one statement: the row's
-    subscription id, or None when the row is gone."""
+def record_outcome(session: Session, delivery_id: uuid.UUID, attempt: int,
+                   window_start: datetime, values: dict[str, Any]) -> uuid.UUID | None:
+    """Write the outcome (`values`) of attempt number `attempt` of the delivery window that
+    started at `window_start` on its delivery row, in one statement: the row's subscription id.
+    None when the outcome no longer applies: the row is gone, no longer open, claimed again
+    since (another attempt, after a lease ran out) or replayed (a new window)."""
     return session.execute(
-        update(Delivery).where(Delivery.id == delivery_id).values(**values)
+        update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.attempts == attempt,
+               Delivery.window_start == window_start,
+               Delivery.state.in_(OPEN_DELIVERY_STATES))
+        .values(**values)
         .returning(Delivery.subscription_id)
     ).scalar_one_or_none()
 
@@ -137,7 +143,8 @@ def attempts_of(session: Session, delivery_id: uuid.UUID) -> list[DeliveryAttemp
 
 
 def reopen(session: Session, deliveries: Sequence[Delivery], now: datetime) -> None:
-    """Start a new delivery window for each (replay)."""
+    """Start a new delivery window for each (replay). An attempt still in flight from before is
+    not applied when it ends (`record_outcome`)."""
     for d in deliveries:
         d.state = "pending"
         d.window_start = now

@@ -47,6 +47,8 @@ from backend.subscriptions.models import Delivery, Subscription
 log = logging.getLogger(__name__)
 
 CONTENT_TYPES = {"json": cloudevent.CONTENT_TYPE, "cap": cap.CONTENT_TYPE}
+# The delivery log's outcome of an attempt that ended too late to apply.
+SUPERSEDED = "superseded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,13 +299,17 @@ class DeliveryWorker:
         with self._record_lock, self._sessions.begin() as s:
             alert = alerts_service.lock(s, job.alert_id)
             state = decision.state.value
-            subscription_id = service.record_outcome(s, job.delivery_id, {
-                "state": state, "claimed_until": None,
-                "next_attempt_at": decision.next_attempt_at, "last_status": result.status,
-                "last_error": None if state == "delivered" else decision.reason,
-                **({"delivered_at": now} if state == "delivered" else {}),
-            })
-            if alert is None or subscription_id is None:
+            subscription_id = service.record_outcome(
+                s, job.delivery_id, job.attempt, job.window_start, {
+                    "state": state, "claimed_until": None,
+                    "next_attempt_at": decision.next_attempt_at, "last_status": result.status,
+                    "last_error": None if state == "delivered" else decision.reason,
+                    **({"delivered_at": now} if state == "delivered" else {}),
+                })
+            if alert is None:
+                return
+            if subscription_id is None:
+                self._superseded(s, job, result, now)
                 return
             service.record_attempt(
                 s, delivery_id=job.delivery_id, number=job.attempt, at=now,
@@ -326,6 +332,22 @@ class DeliveryWorker:
             self.wake()  # the round sleeps until this retry is due, not a whole poll interval
         for event in events:
             self._bus.publish(event)
+
+    @staticmethod
+    def _superseded(s: Session, job: Job, result: AttemptResult, now: datetime) -> None:
+        """An attempt whose outcome came too late: the delivery was replayed, taken over by
+        another worker after its lease, or ended. The delivery log keeps it; the delivery and
+        the alert are left as they are."""
+        log.warning("webhook delivery=%s attempt=%d superseded: outcome not applied",
+                    job.delivery_id, job.attempt)
+        if service.get_delivery(s, job.delivery_id) is None:
+            return
+        service.record_attempt(
+            s, delivery_id=job.delivery_id, number=job.attempt, at=now, status=result.status,
+            error=result.error.value if result.error else None, duration_ms=result.duration_ms,
+            outcome=SUPERSEDED,
+            reason="not applied: the delivery was replayed, taken over or ended meanwhile",
+        )
 
     def _refresh_alert(self, s: Session, alert: Alert) -> list[dict[str, Any]]:
         """Recompute the locked alert's `police_delivery`; the console event when it changed."""

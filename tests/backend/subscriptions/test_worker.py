@@ -8,7 +8,6 @@ import time
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +21,6 @@ from backend.police.sealing import SecretBox
 from backend.subscriptions import service
 from backend.subscriptions.models import Delivery, Subscription
 from backend.subscriptions.worker import DeliveryWorker, WorkerConfig
-from tests.support.db import sqlite_sessions
 
 T0 = datetime(2026, 11, 28, 18, 0, tzinfo=UTC)
 POLICY = RetryPolicy(base_delay_s=1.0, max_delay_s=4.0, min_delay_s=0.5, jitter=0.0,
@@ -53,11 +51,6 @@ class RecordingBus:
 
     def publish(self, event: dict[str, Any]) -> None:
         self.events.append(event)
-
-
-@pytest.fixture
-def sessions(tmp_path: Path):
-    yield from sqlite_sessions(tmp_path)
 
 
 def _seed(sessions, priority: str = "P1", secret: str = "whsec_" + "A" * 43 + "=") -> uuid.UUID:
@@ -423,15 +416,17 @@ def test_outcomes_recorded_at_the_same_time_leave_the_right_aggregate(pg_session
 def test_an_outcome_reads_the_alert_once_and_writes_only_what_moved(pg_sessions):
     """Recording an outcome locks and reads the alert in one statement and writes the delivery
     row without reading it; the alert's aggregate, and the console's event, only when it
-    moved: the raise's first outcome moves it (pending -> delivered), a second one does not."""
-    import dataclasses
-
+    moved: of a raise's two deliveries, the first outcome leaves it pending, the second moves
+    it (pending -> delivered)."""
     from sqlalchemy import event
 
     sessions = pg_sessions
     worker, _sender, hook = _fast_path(sessions, [])
+    with sessions.begin() as s:
+        s.add(Subscription(id=uuid.uuid4(), name="q", url="http://127.0.0.1:9/y",
+                           secret="whsec_" + "B" * 43 + "=", format="json"))
     hook.send_now = lambda: 30.0
-    alert_id, [job] = _raise(sessions, hook)
+    alert_id, [one, other] = _raise(sessions, hook)
     engine = sessions.kw["bind"]
     statements: list[str] = []
 
@@ -440,10 +435,10 @@ def test_an_outcome_reads_the_alert_once_and_writes_only_what_moved(pg_sessions)
 
     event.listen(engine, "before_cursor_execute", noted)
     try:
-        worker._record(job, AttemptResult(204, 1.0))
+        worker._record(one, AttemptResult(204, 1.0))
         first = statements[:]
         statements.clear()
-        worker._record(dataclasses.replace(job, attempt=2), AttemptResult(204, 1.0))
+        worker._record(other, AttemptResult(204, 1.0))
     finally:
         event.remove(engine, "before_cursor_execute", noted)
 
@@ -455,12 +450,12 @@ def test_an_outcome_reads_the_alert_once_and_writes_only_what_moved(pg_sessions)
         assert found[0].endswith("FOR NO KEY UPDATE")
         assert not [s for s in found if s.startswith("SELECT webhook_deliveries.id")]
         assert len([s for s in found if s.startswith("UPDATE webhook_deliveries")]) == 1
-    assert [s for s in first if s.startswith("UPDATE alerts")]
-    assert not [s for s in statements if s.startswith("UPDATE alerts")]
+    assert not [s for s in first if s.startswith("UPDATE alerts")]
+    assert [s for s in statements if s.startswith("UPDATE alerts")]
     assert [e["alert"]["police_delivery"] for e in worker._bus.events] == ["delivered"]
     with sessions() as s:
         assert s.get(Alert, alert_id).police_delivery == "delivered"
-        assert [a.number for a in service.attempts_of(s, job.delivery_id)] == [1, 2]
+        assert [a.number for a in service.attempts_of(s, one.delivery_id)] == [1]
 
 
 def test_jobs_submitted_while_held_start_when_the_block_ends(sessions):

@@ -1,0 +1,90 @@
+"""Delivery windows and late outcomes, with a scripted sender and a fake clock on SQLite: an
+attempt that ends after its delivery was replayed or taken over by another worker changes
+nothing but the delivery log."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from backend.alerts.models import Alert
+from backend.police.attempt import AttemptResult, ErrorKind
+from backend.subscriptions import flows, service
+from backend.subscriptions.models import Delivery
+from backend.subscriptions.worker import SUPERSEDED, DeliveryWorker, WorkerConfig
+
+from .test_worker import POLICY, T0, Clock, RecordingBus, ScriptedSender, _seed
+
+FAIL = AttemptResult(None, 3.0, error=ErrorKind.CONNECT)
+OK = AttemptResult(200, 1.0)
+
+
+def _worker(sessions, clock: Clock, results: list[AttemptResult] = ()) -> DeliveryWorker:
+    return DeliveryWorker(sessions, ScriptedSender(list(results)), RecordingBus(),
+                          WorkerConfig(policy=POLICY, claim_lease_s=30.0), clock=clock)
+
+
+def _delivery(sessions, alert_id: uuid.UUID) -> Delivery:
+    with sessions() as s:
+        [d] = service.deliveries_of(s, alert_id)
+        return d
+
+
+def _log(sessions, delivery_id: uuid.UUID) -> list[tuple[int, int | None, str]]:
+    with sessions() as s:
+        return [(a.number, a.status, a.outcome) for a in service.attempts_of(s, delivery_id)]
+
+
+def _police_delivery(sessions, alert_id: uuid.UUID) -> str | None:
+    with sessions() as s:
+        return s.get(Alert, alert_id).police_delivery
+
+
+def _replay(sessions, delivery_id: uuid.UUID, at) -> None:
+    with sessions.begin() as s:
+        flows.replay_delivery(s, delivery_id, "admin", ("P1", "P2"), now=at)
+
+
+def test_a_late_outcome_after_a_takeover_does_not_undo_the_delivery(sessions):
+    """Attempt 1 hangs past its lease; another worker takes the row over and delivers; then
+    attempt 1 ends in a failure past the deadline. The delivery stays delivered."""
+    alert_id = _seed(sessions)
+    clock = Clock()
+    worker = _worker(sessions, clock)
+    [stuck] = worker._claim()
+    clock.now = T0 + timedelta(seconds=31)  # the lease ran out
+    [taken_over] = worker._claim()
+    assert (stuck.attempt, taken_over.attempt) == (1, 2)
+    worker._record(taken_over, OK)
+    clock.now = T0 + timedelta(seconds=40)
+    worker._record(stuck, AttemptResult(None, 40_000.0, error=ErrorKind.TIMEOUT))
+
+    d = _delivery(sessions, alert_id)
+    assert (d.state, d.last_status) == ("delivered", 200)
+    assert _police_delivery(sessions, alert_id) == "delivered"
+    assert _log(sessions, d.id) == [(2, 200, "delivered"), (1, None, SUPERSEDED)]
+
+
+def test_a_late_outcome_after_a_replay_does_not_undo_the_new_window(sessions):
+    """Attempt 1 is in flight when the delivery is replayed. Its outcome, whether it comes
+    before or after the new window's first attempt, is not applied."""
+    alert_id = _seed(sessions)
+    clock = Clock()
+    worker = _worker(sessions, clock, [OK])
+    [in_flight] = worker._claim()
+    replayed_at = T0 + timedelta(seconds=1)
+    _replay(sessions, in_flight.delivery_id, replayed_at)
+
+    clock.now = T0 + timedelta(seconds=2)
+    worker._record(in_flight, AttemptResult(503, 2.0))  # before the new window's attempt
+    d = _delivery(sessions, alert_id)
+    assert (d.state, d.window_start, d.next_attempt_at) == ("pending", replayed_at, replayed_at)
+
+    assert worker.run_once() == 1  # the new window's first attempt: delivered
+    clock.now = T0 + timedelta(seconds=9)  # past the first window's deadline
+    worker._record(in_flight, AttemptResult(None, 9_000.0, error=ErrorKind.TIMEOUT))
+    d = _delivery(sessions, alert_id)
+    assert d.state == "delivered"
+    assert _police_delivery(sessions, alert_id) == "delivered"
+    assert _log(sessions, d.id) == [
+        (1, 503, SUPERSEDED), (2, 200, "delivered"), (1, None, SUPERSEDED)]
