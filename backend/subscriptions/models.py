@@ -80,6 +80,8 @@ class Delivery(Base):
     state: Mapped[str] = mapped_column(String(16), default="pending")
     # HTTP attempts in all (each claim counts one); the attempt in flight is number `attempts`.
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Attempts made in earlier delivery windows: the retry policy counts this window's only.
+    prior_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Start of the delivery window (the deadline counts from here); a replay resets it.
     window_start: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -143,13 +143,15 @@ def attempts_of(session: Session, delivery_id: uuid.UUID) -> list[DeliveryAttemp
 
 
 def reopen(session: Session, deliveries: Sequence[Delivery], now: datetime) -> None:
-    """Start a new delivery window for each (replay). An attempt still in flight from before is
-    not applied when it ends (`record_outcome`)."""
+    """Start a new delivery window for each (replay): its retries count from the first again
+    (`prior_attempts`); `attempts` and the delivery log keep what went before. An attempt
+    still in flight from before is not applied when it ends (`record_outcome`)."""
     for d in deliveries:
         d.state = "pending"
         d.window_start = now
         d.next_attempt_at = now
         d.claimed_until = None
+        d.prior_attempts = d.attempts
 
 
 def failed_deliveries(session: Session, alert_id: uuid.UUID) -> list[Delivery]:

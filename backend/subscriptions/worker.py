@@ -65,6 +65,12 @@ class Job:
     format: str
     body: bytes
     priority: str
+    prior_attempts: int = 0  # made in earlier delivery windows (`Delivery.prior_attempts`)
+
+    @property
+    def window_attempt(self) -> int:
+        """This attempt's number within its delivery window: what the retry policy counts."""
+        return self.attempt - self.prior_attempts
 
 
 class Sends:
@@ -268,7 +274,7 @@ class DeliveryWorker:
         return Job(
             delivery_id=d.id, alert_id=d.alert_id, webhook_id=d.webhook_id, attempt=d.attempts,
             window_start=d.window_start, url=sub.url, secret=sub.secret, format=d.format,
-            body=d.body, priority=d.priority,
+            body=d.body, priority=d.priority, prior_attempts=d.prior_attempts,
         )
 
     def _send(self, job: Job) -> AttemptResult:
@@ -290,7 +296,7 @@ class DeliveryWorker:
     def _record(self, job: Job, result: AttemptResult) -> None:
         now = self._clock()
         decision = decide(
-            result, attempt=job.attempt, created_at=job.window_start, now=now,
+            result, attempt=job.window_attempt, created_at=job.window_start, now=now,
             policy=self.config.policy, key=job.delivery_id.hex,
         )
         events: list[dict[str, Any]] = []

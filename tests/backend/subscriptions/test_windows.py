@@ -1,6 +1,6 @@
-"""Delivery windows and late outcomes, with a scripted sender and a fake clock on SQLite: an
-attempt that ends after its delivery was replayed or taken over by another worker changes
-nothing but the delivery log."""
+"""Delivery windows and late outcomes, with a scripted sender and a fake clock on SQLite: a
+replay's retries count from the first again, and an attempt that ends after its delivery was
+replayed or taken over by another worker changes nothing but the delivery log."""
 
 from __future__ import annotations
 
@@ -43,6 +43,29 @@ def _police_delivery(sessions, alert_id: uuid.UUID) -> str | None:
 def _replay(sessions, delivery_id: uuid.UUID, at) -> None:
     with sessions.begin() as s:
         flows.replay_delivery(s, delivery_id, "admin", ("P1", "P2"), now=at)
+
+
+def test_a_replay_retries_after_the_first_backoff_again(sessions):
+    """Three attempts ran the window out (backoffs 1 s and 2 s); after the replay the first
+    failure waits the first backoff (1 s), not the fourth (4 s). `attempts` keeps counting
+    every HTTP attempt."""
+    alert_id = _seed(sessions)
+    clock = Clock()
+    worker = _worker(sessions, clock, [FAIL, FAIL, FAIL, FAIL])
+    for at in (0, 1, 3):
+        clock.now = T0 + timedelta(seconds=at)
+        assert worker.run_once() == 1
+    d = _delivery(sessions, alert_id)
+    assert (d.state, d.attempts) == ("unreachable", 3)
+
+    replayed_at = T0 + timedelta(seconds=10)
+    _replay(sessions, d.id, replayed_at)
+    clock.now = replayed_at
+    assert worker.run_once() == 1
+    d = _delivery(sessions, alert_id)
+    assert (d.state, d.attempts) == ("retrying", 4)
+    assert d.next_attempt_at == replayed_at + timedelta(seconds=1)
+    assert [n for n, _status, _outcome in _log(sessions, d.id)] == [1, 2, 3, 4]
 
 
 def test_a_late_outcome_after_a_takeover_does_not_undo_the_delivery(sessions):
