@@ -11,6 +11,8 @@
   through. When the next attempt would fall at or after the deadline, the state is UNREACHABLE at
   once ("police not reached: phone the control room") rather than after one more wait; GIVE_UP
   makes it REJECTED. Both end automatic attempts; a replay starts a new delivery window.
+- `overdue_before(...)`, `overdue(policy)`: a delivery still open `grace_s` (the claim lease)
+  after its deadline had an attempt that never ended; the sweep makes it UNREACHABLE.
 """
 
 from __future__ import annotations
@@ -118,8 +120,23 @@ def deadline(created_at: datetime, policy: RetryPolicy) -> datetime:
 
 
 def expired(created_at: datetime, now: datetime, policy: RetryPolicy) -> bool:
-    """True when a still-pending delivery has run out of time (for a sweep of stuck rows)."""
+    """True when a still-pending delivery has run out of time."""
     return now >= deadline(created_at, policy)
+
+
+def overdue_before(now: datetime, policy: RetryPolicy, grace_s: float) -> datetime:
+    """Open deliveries whose window started at or before this are overdue: expired `grace_s`
+    ago or longer (the claim lease, the longest an attempt may hold a delivery)."""
+    return now - timedelta(seconds=policy.deadline_s + grace_s)
+
+
+def overdue(policy: RetryPolicy) -> Decision:
+    """The state of an overdue delivery: its attempt never ended (it hangs, or its worker is
+    gone), so the police were not reached in time."""
+    return Decision(
+        DeliveryState.UNREACHABLE, None,
+        f"{POLICE_NOT_REACHED} (no outcome within {policy.deadline_s:g} s)",
+    )
 
 
 def _describe(result: AttemptResult) -> str:

@@ -112,9 +112,10 @@ class Delivery(Base):
 
 
 class DeliveryAttempt(Base):
-    """The delivery log: one row per HTTP attempt. Append-only. `outcome` is the delivery's
-    state after it, or `superseded` for an attempt whose outcome came too late to apply (the
-    delivery was replayed, taken over by another worker or ended meanwhile)."""
+    """The delivery log: one row per HTTP attempt, and one for a delivery the sweep ended
+    because its attempt never did (`DeliveryWorker.sweep`). Append-only. `outcome` is the
+    delivery's state after it, or `superseded` for an attempt whose outcome came too late to
+    apply (the delivery was replayed, taken over by another worker or ended meanwhile)."""
 
     __tablename__ = "webhook_attempts"
 

@@ -82,6 +82,20 @@ def claim_due(
     return [(r, subs[r.subscription_id]) for r in rows]
 
 
+def overdue_deliveries(session: Session, window_before: datetime, now: datetime, limit: int
+                       ) -> list[Delivery]:
+    """Open deliveries whose window started at or before `window_before` and that no live
+    worker's lease holds: overdue ones, for the sweep, oldest first."""
+    return list(session.scalars(
+        select(Delivery)
+        .where(Delivery.state.in_(OPEN_DELIVERY_STATES))
+        .where(Delivery.window_start <= window_before)
+        .where(or_(Delivery.claimed_until.is_(None), Delivery.claimed_until <= now))
+        .order_by(Delivery.window_start)
+        .limit(limit)
+    ))
+
+
 def next_claimable_at(session: Session) -> datetime | None:
     """When the next open delivery can be claimed (`claim_due`): its attempt is due and no
     worker's lease holds it. A row claimed for an attempt in flight is not claimable before

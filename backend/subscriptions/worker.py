@@ -9,6 +9,10 @@ the retry policy, and the alert's aggregate `police_delivery`. When that aggrega
 console gets an `alert.updated` event; when it becomes `unreachable` the event carries the
 notice "police not reached: phone the control room".
 
+At most once per `poll_interval_s` the thread also sweeps: an open delivery whose deadline
+passed more than a claim lease ago had an attempt that never ended (it hangs, or its worker is
+gone), and becomes `unreachable` through the same path as an attempt's outcome.
+
 The thread sleeps until a row can be claimed (its attempt due, no lease holding it: not while
 an attempt is in flight) or `poll_interval_s`, and wakes at once when `wake()` is called (right
 after a transaction committed deliveries that this process does not send at once, and when an
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,7 +44,15 @@ from backend.hub.bus import EventBus
 from backend.police import cap, cloudevent, signing
 from backend.police.attempt import AttemptResult, ErrorKind
 from backend.police.client import WebhookSender
-from backend.police.retry import POLICE_NOT_REACHED, DeliveryState, RetryPolicy, decide
+from backend.police.retry import (
+    POLICE_NOT_REACHED,
+    Decision,
+    DeliveryState,
+    RetryPolicy,
+    decide,
+    overdue,
+    overdue_before,
+)
 from backend.police.sealing import SecretBox
 from backend.subscriptions import service, status
 from backend.subscriptions.models import Delivery, Subscription
@@ -71,6 +84,28 @@ class Job:
     def window_attempt(self) -> int:
         """This attempt's number within its delivery window: what the retry policy counts."""
         return self.attempt - self.prior_attempts
+
+    @property
+    def ref(self) -> AttemptRef:
+        return AttemptRef(self.delivery_id, self.alert_id, self.webhook_id, self.attempt,
+                          self.window_start)
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRef:
+    """Which attempt an outcome belongs to: attempt `number` (of all the delivery's HTTP
+    attempts) in the delivery window that started at `window_start`."""
+
+    delivery_id: uuid.UUID
+    alert_id: uuid.UUID
+    webhook_id: str
+    number: int
+    window_start: datetime
+
+    @classmethod
+    def of(cls, d: Delivery) -> AttemptRef:
+        """The delivery's latest attempt (0: none was made)."""
+        return cls(d.id, d.alert_id, d.webhook_id, d.attempts, d.window_start)
 
 
 class Sends:
@@ -227,8 +262,15 @@ class DeliveryWorker:
         return self._thread is not None and self._thread.is_alive()
 
     def _run(self) -> None:
+        next_sweep = 0.0
         while not self._stop.is_set():
             self._wake.clear()
+            if time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + self.config.poll_interval_s
+                try:
+                    self.sweep()
+                except Exception:
+                    log.exception("webhook delivery sweep failed")
             try:
                 self.run_once()
             except Exception:
@@ -299,61 +341,91 @@ class DeliveryWorker:
             result, attempt=job.window_attempt, created_at=job.window_start, now=now,
             policy=self.config.policy, key=job.delivery_id.hex,
         )
+        self._apply(job.ref, result, decision, now, made=True)
+
+    def _apply(self, ref: AttemptRef, result: AttemptResult, decision: Decision, now: datetime,
+               *, made: bool) -> bool:
+        """Write the outcome of attempt `ref` (`made`: an HTTP attempt, not the sweep's verdict
+        on one that never ended): the delivery's next state, the delivery log, the alert's
+        timeline and aggregate, and the console event when that changed. False when it no
+        longer applies (`service.record_outcome`): a made attempt goes on the log all the same.
+        """
         events: list[dict[str, Any]] = []
+        state = decision.state.value
         # Outcomes of one alert's deliveries are recorded one at a time (pool threads here,
         # other processes there): each recomputes the alert's aggregate from all its rows.
         with self._record_lock, self._sessions.begin() as s:
-            alert = alerts_service.lock(s, job.alert_id)
-            state = decision.state.value
+            alert = alerts_service.lock(s, ref.alert_id)
             subscription_id = service.record_outcome(
-                s, job.delivery_id, job.attempt, job.window_start, {
+                s, ref.delivery_id, ref.number, ref.window_start, {
                     "state": state, "claimed_until": None,
                     "next_attempt_at": decision.next_attempt_at, "last_status": result.status,
                     "last_error": None if state == "delivered" else decision.reason,
                     **({"delivered_at": now} if state == "delivered" else {}),
                 })
             if alert is None:
-                return
+                return False
             if subscription_id is None:
-                self._superseded(s, job, result, now)
-                return
+                if made:
+                    self._superseded(s, ref, result, now)
+                return False
+            error = result.error.value if result.error else None
             service.record_attempt(
-                s, delivery_id=job.delivery_id, number=job.attempt, at=now,
-                status=result.status, error=result.error.value if result.error else None,
-                duration_ms=result.duration_ms, outcome=state, reason=decision.reason,
+                s, delivery_id=ref.delivery_id, number=ref.number, at=now, status=result.status,
+                error=error, duration_ms=result.duration_ms, outcome=state,
+                reason=decision.reason,
             )
             alerts_service.add_event(
-                s, job.alert_id, at=now, actor="webhooks", kind="delivery", to_state=None,
+                s, ref.alert_id, at=now, actor="webhooks", kind="delivery", to_state=None,
                 detail={
-                    "delivery_id": str(job.delivery_id), "webhook_id": job.webhook_id,
-                    "subscription_id": str(subscription_id),
-                    "attempt": job.attempt, "status": result.status,
-                    "error": result.error.value if result.error else None,
-                    "state": state, "reason": decision.reason,
+                    "delivery_id": str(ref.delivery_id), "webhook_id": ref.webhook_id,
+                    "subscription_id": str(subscription_id), "attempt": ref.number,
+                    "status": result.status, "error": error, "state": state,
+                    "reason": decision.reason,
                 },
             )
             events = self._refresh_alert(s, alert)
-        log.info("webhook delivery=%s attempt=%d state=%s", job.delivery_id, job.attempt, state)
+        log.info("webhook delivery=%s attempt=%d state=%s", ref.delivery_id, ref.number, state)
         if decision.state is DeliveryState.RETRYING:
             self.wake()  # the round sleeps until this retry is due, not a whole poll interval
         for event in events:
             self._bus.publish(event)
+        return True
 
     @staticmethod
-    def _superseded(s: Session, job: Job, result: AttemptResult, now: datetime) -> None:
+    def _superseded(s: Session, ref: AttemptRef, result: AttemptResult, now: datetime) -> None:
         """An attempt whose outcome came too late: the delivery was replayed, taken over by
         another worker after its lease, or ended. The delivery log keeps it; the delivery and
         the alert are left as they are."""
         log.warning("webhook delivery=%s attempt=%d superseded: outcome not applied",
-                    job.delivery_id, job.attempt)
-        if service.get_delivery(s, job.delivery_id) is None:
+                    ref.delivery_id, ref.number)
+        if service.get_delivery(s, ref.delivery_id) is None:
             return
         service.record_attempt(
-            s, delivery_id=job.delivery_id, number=job.attempt, at=now, status=result.status,
+            s, delivery_id=ref.delivery_id, number=ref.number, at=now, status=result.status,
             error=result.error.value if result.error else None, duration_ms=result.duration_ms,
             outcome=SUPERSEDED,
             reason="not applied: the delivery was replayed, taken over or ended meanwhile",
         )
+
+    # -- the sweep ------------------------------------------------------------------------------
+    def sweep(self) -> int:
+        """End the open deliveries that outlived their deadline by the claim lease: no attempt
+        may hold one that long, so its attempt hangs or its worker is gone. Each becomes
+        `unreachable` through the path of an attempt's outcome (delivery log, timeline, the
+        alert's aggregate, "police not reached" on the console). The number ended."""
+        now = self._clock()
+        policy = self.config.policy
+        before = overdue_before(now, policy, self.config.claim_lease_s)
+        with self._sessions() as s:
+            refs = [AttemptRef.of(d) for d in
+                    service.overdue_deliveries(s, before, now, self.config.batch_size)]
+        result = AttemptResult(None, 0.0, error=ErrorKind.TIMEOUT, detail="no outcome")
+        ended = sum(self._apply(ref, result, overdue(policy), now, made=False) for ref in refs)
+        if ended:
+            log.warning("webhook sweep: %d deliveries without an outcome past their deadline "
+                        "ended unreachable", ended)
+        return ended
 
     def _refresh_alert(self, s: Session, alert: Alert) -> list[dict[str, Any]]:
         """Recompute the locked alert's `police_delivery`; the console event when it changed."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from backend.alerts.models import Alert
+from backend.alerts.models import Alert, AlertEvent
 from backend.police.attempt import AttemptResult, ErrorKind
 from backend.subscriptions import flows, service
 from backend.subscriptions.models import Delivery
@@ -111,3 +111,53 @@ def test_a_late_outcome_after_a_replay_does_not_undo_the_new_window(sessions):
     assert _police_delivery(sessions, alert_id) == "delivered"
     assert _log(sessions, d.id) == [
         (1, 503, SUPERSEDED), (2, 200, "delivered"), (1, None, SUPERSEDED)]
+
+
+# -- the sweep: deliveries whose attempt never ended ----------------------------------------------
+
+def test_the_sweep_ends_a_delivery_whose_attempt_never_ended(sessions):
+    """Attempt 1 never ends (its receiver hangs, or its worker died). Once the deadline (5 s)
+    and the claim lease (30 s) have passed, the sweep makes the delivery unreachable with the
+    outcome path's log entry, timeline entry and console notice; the stuck attempt's outcome,
+    should it come after all, changes nothing."""
+    alert_id = _seed(sessions)
+    clock = Clock()
+    worker = _worker(sessions, clock)
+    [stuck] = worker._claim()
+    clock.now = T0 + timedelta(seconds=34.9)
+    assert worker.sweep() == 0  # the attempt may still end within its lease
+    clock.now = T0 + timedelta(seconds=35)
+    assert worker.sweep() == 1
+    assert worker.sweep() == 0  # ended once
+
+    d = _delivery(sessions, alert_id)
+    assert (d.state, d.claimed_until, d.next_attempt_at) == ("unreachable", None, None)
+    assert "police not reached: phone the control room" in d.last_error
+    with sessions() as s:
+        [entry] = service.attempts_of(s, d.id)
+        timeline = [e.detail for e in s.query(AlertEvent).filter_by(alert_id=alert_id)]
+    assert (entry.number, entry.error, entry.outcome) == (1, "timeout", "unreachable")
+    assert "no outcome within 5 s" in entry.reason
+    assert [(t["attempt"], t["state"]) for t in timeline] == [(1, "unreachable")]
+    assert _police_delivery(sessions, alert_id) == "unreachable"
+    [event] = worker._bus.events
+    assert event["notice"] == "police not reached: phone the control room"
+
+    worker._record(stuck, OK)  # the attempt ends after all: the log keeps it
+    assert _delivery(sessions, alert_id).state == "unreachable"
+    assert [o for _n, _s, o in _log(sessions, d.id)] == ["unreachable", SUPERSEDED]
+
+
+def test_the_sweep_leaves_deliveries_in_time_and_claims_that_hold(sessions):
+    alert_id = _seed(sessions)
+    clock = Clock()
+    worker = _worker(sessions, clock)
+    clock.now = T0 + timedelta(seconds=20)  # past the deadline, not past deadline + lease
+    assert worker.sweep() == 0
+    [late] = worker._claim()  # claimed late: its lease holds until t=50
+    clock.now = T0 + timedelta(seconds=49)
+    assert worker.sweep() == 0
+    assert _delivery(sessions, alert_id).state == "pending"
+    worker._record(late, FAIL)  # its own outcome: past the deadline, unreachable
+    assert _delivery(sessions, alert_id).state == "unreachable"
+    assert [o for _n, _s, o in _log(sessions, late.delivery_id)] == ["unreachable"]
