@@ -2,8 +2,10 @@
 
 One thread per process (ingest, api, run, demo). Each round it claims due rows (`FOR UPDATE
 SKIP LOCKED` on PostgreSQL, so several processes share the work without sending a row twice),
-commits the claim, sends them in parallel with the urllib3 sender under explicit timeouts, and
-then records each outcome in its own transaction: the attempt on the delivery log
+no more than its pool of `concurrency` threads has free, commits the claim and hands them to the
+pool without waiting for them (a receiver that is slow holds up no round). Each attempt is sent
+with the urllib3 sender under explicit timeouts and a total time limit, and its outcome
+recorded in its own transaction: the attempt on the delivery log
 (`webhook_attempts`), a `delivery` entry on the alert's timeline, the delivery's next state from
 the retry policy, and the alert's aggregate `police_delivery`. When that aggregate changes the
 console gets an `alert.updated` event; when it becomes `unreachable` the event carries the
@@ -15,11 +17,12 @@ gone), and becomes `unreachable` through the same path as an attempt's outcome.
 
 The thread sleeps until a row can be claimed (its attempt due, no lease holding it: not while
 an attempt is in flight) or `poll_interval_s`, and wakes at once when `wake()` is called (right
-after a transaction committed deliveries that this process does not send at once, and when an
-attempt's outcome schedules a retry).
+after a transaction committed deliveries that this process does not send at once, when an
+attempt's outcome schedules a retry, and when an attempt ends while a round left due rows for
+want of threads).
 
 Latency hook points (for benchmarks): `on_sent(delivery_id, webhook_id, result)` is called
-after every attempt, in the worker thread.
+after every attempt, in the thread that made it.
 """
 
 from __future__ import annotations
@@ -164,6 +167,10 @@ class DeliveryWorker:
         self._clock = clock
         self._wake = threading.Event()
         self._record_lock = threading.Lock()
+        # Attempts running in the pool, and whether a round left due rows for want of threads.
+        self._slots = threading.Lock()
+        self._in_flight = 0
+        self._waiting_for_slot = False
         self._local = threading.local()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -216,14 +223,38 @@ class DeliveryWorker:
         if pool is None:
             return
         for job in jobs:
-            if sends is not None:
-                sends.started(1)
-            try:
-                pool.submit(self._deliver, job, sends)
-            except RuntimeError:  # shutting down: the lease runs out, another round sends it
-                if sends is not None:
-                    sends.sent()
+            if not self._spawn(pool, job, sends):
                 return
+
+    def _spawn(self, pool: ThreadPoolExecutor, job: Job, sends: Sends | None) -> bool:
+        """Start `job`'s attempt in the pool; False when it is shutting down (the lease runs
+        out, and another round sends it)."""
+        if sends is not None:
+            sends.started(1)
+        with self._slots:
+            self._in_flight += 1
+        try:
+            pool.submit(self._deliver_in_pool, job, sends)
+        except RuntimeError:
+            self._slot_freed()
+            if sends is not None:
+                sends.sent()
+            return False
+        return True
+
+    def _deliver_in_pool(self, job: Job, sends: Sends | None) -> None:
+        try:
+            self._deliver(job, sends)
+        finally:
+            self._slot_freed()
+
+    def _slot_freed(self) -> None:
+        """An attempt in the pool ended: wake a round that left due rows for want of threads."""
+        with self._slots:
+            self._in_flight -= 1
+            wake, self._waiting_for_slot = self._waiting_for_slot, False
+        if wake:
+            self.wake()
 
     def _deliver(self, job: Job, sends: Sends | None = None) -> None:
         try:
@@ -240,6 +271,8 @@ class DeliveryWorker:
         if self._thread is not None:
             return
         self._stop.clear()
+        with self._slots:
+            self._in_flight, self._waiting_for_slot = 0, False
         self._pool = ThreadPoolExecutor(self.config.concurrency, thread_name_prefix="webhook")
         self._thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
         self._thread.start()
@@ -275,7 +308,9 @@ class DeliveryWorker:
                 self.run_once()
             except Exception:
                 log.exception("webhook delivery round failed")
-            self._wake.wait(self._sleep_s())
+            # With due rows left for want of threads, the next round waits for one to free up.
+            self._wake.wait(self.config.poll_interval_s if self._waiting_for_slot
+                            else self._sleep_s())
 
     def _sleep_s(self) -> float:
         try:
@@ -290,25 +325,40 @@ class DeliveryWorker:
 
     # -- one round ------------------------------------------------------------------------------
     def run_once(self) -> int:
-        """Claim, send and record one batch of due deliveries; the number sent."""
-        jobs = self._claim()
-        if not jobs:
-            return 0
-        if self._pool is not None and len(jobs) > 1:
-            results = list(self._pool.map(self._send, jobs))
-        else:
-            results = [self._send(job) for job in jobs]
-        for job, result in zip(jobs, results, strict=True):
-            try:
-                self._record(job, result)
-            except Exception:
-                log.exception("recording webhook attempt failed delivery=%s", job.delivery_id)
+        """Claim due deliveries and start their attempts; the number claimed. When the worker
+        runs, the attempts go to its pool and the round does not wait for them (a slow receiver
+        holds up nobody else's round, nor the sweep); it claims no more than the pool has free
+        threads, so that no claimed row waits there while its lease runs. Otherwise they are
+        made one after the other in this thread."""
+        pool = self._pool
+        if pool is None:
+            jobs = self._claim()
+            for job in jobs:
+                self._deliver(job)
+            return len(jobs)
+        limit = self._free_slots()
+        jobs = self._claim(limit) if limit > 0 else []
+        if len(jobs) < limit:
+            with self._slots:
+                self._waiting_for_slot = False  # every due row was claimed
+        for job in jobs:
+            if not self._spawn(pool, job, None):
+                break
         return len(jobs)
 
-    def _claim(self) -> list[Job]:
+    def _free_slots(self) -> int:
+        """How many rows a round may claim; when fewer than a batch, the round is woken as
+        soon as an attempt ends (until it finds every due row claimed)."""
+        with self._slots:
+            free = max(0, self.config.concurrency - self._in_flight)
+            self._waiting_for_slot = free < self.config.batch_size
+            return min(free, self.config.batch_size)
+
+    def _claim(self, limit: int | None = None) -> list[Job]:
         now = self._clock()
         with self._sessions.begin() as s:
-            claimed = service.claim_due(s, now, self.config.batch_size, self.config.claim_lease_s)
+            claimed = service.claim_due(s, now, limit or self.config.batch_size,
+                                        self.config.claim_lease_s)
             return [self._job(d, sub) for d, sub in claimed]
 
     @staticmethod

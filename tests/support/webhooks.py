@@ -50,11 +50,15 @@ class Received:
 
 @dataclass
 class Receiver:
-    """Answers 503 to the first `fail_first` requests (or all while `down`), then 200."""
+    """Answers 503 to the first `fail_first` requests (or all while `down`), then 200. With
+    `trickle_s`, it answers every request one byte every `trickle_s` seconds instead (never
+    idle long enough for a read timeout), until `stop_trickling` is set."""
 
     secret: str = ""
     fail_first: int = 0
     down: bool = False
+    trickle_s: float = 0.0
+    stop_trickling: threading.Event = field(default_factory=threading.Event)
     requests: int = 0
     refused: int = 0
     bad_signatures: int = 0
@@ -81,6 +85,16 @@ class Receiver:
             self.cond.notify_all()
             return 200
 
+    def trickle(self, write) -> None:
+        """Write a 200 answer one byte at a time (`write(byte)`), until told to stop."""
+        with self.cond:
+            self.requests += 1
+        answer = b"HTTP/1.1 200 OK\r\nX-Padding: " + b"x" * 1_000 + b"\r\n\r\n"
+        for i in range(len(answer)):
+            if self.stop_trickling.wait(self.trickle_s):
+                return
+            write(answer[i:i + 1])
+
     def wait_for(self, count: int, timeout: float = 15.0) -> list[Received]:
         deadline = time.monotonic() + timeout
         with self.cond:
@@ -93,6 +107,13 @@ def _server(receiver: Receiver) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            if receiver.trickle_s:
+                self.close_connection = True
+                try:
+                    receiver.trickle(self.wfile.write)
+                except OSError:
+                    pass  # the sender gave up
+                return
             headers = {k.lower(): v for k, v in self.headers.items()}
             code = receiver.handle(headers, body)
             self.send_response(code)
@@ -107,18 +128,19 @@ def _server(receiver: Receiver) -> ThreadingHTTPServer:
 
 @pytest.fixture
 def receivers() -> Iterator[callable]:
-    servers: list[ThreadingHTTPServer] = []
+    servers: list[tuple[ThreadingHTTPServer, Receiver]] = []
 
     def make(**kwargs) -> Receiver:
         receiver = Receiver(**kwargs)
         server = _server(receiver)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/alerts"
-        servers.append(server)
+        servers.append((server, receiver))
         return receiver
 
     yield make
-    for server in servers:
+    for server, receiver in servers:
+        receiver.stop_trickling.set()
         server.shutdown()
         server.server_close()
 

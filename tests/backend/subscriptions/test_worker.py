@@ -559,3 +559,33 @@ def test_sends_count_every_attempt_and_never_wait_past_the_timeout() -> None:
     assert time.monotonic() - started < 2
     sends.sent()
     assert sends.wait(0)
+
+
+def test_a_round_claims_no_more_than_the_pool_has_free_threads(sessions):
+    """Five rows due, two threads: the round claims two and leaves the rest unclaimed (a row
+    claimed to wait for a thread would spend its lease there), and claims more as attempts
+    end, without waiting for a poll interval."""
+    from sqlalchemy import func, select
+
+    alert_ids = [_seed(sessions) for _ in range(5)]
+    sender = GatedSender()
+    worker = DeliveryWorker(sessions, sender, RecordingBus(),
+                            WorkerConfig(policy=POLICY, concurrency=2, poll_interval_s=60.0),
+                            clock=Clock())
+    worker.start()
+    try:
+        assert sender.wait_started(2)
+        time.sleep(0.3)
+        with sessions() as s:
+            claimed = s.scalar(select(func.count()).where(Delivery.attempts > 0))
+        assert (claimed, len(sender.started)) == (2, 2)
+        sender.go.set()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and {
+                _delivery(sessions, a).state for a in alert_ids} != {"delivered"}:
+            time.sleep(0.02)
+    finally:
+        sender.go.set()
+        worker.stop()
+    assert {_delivery(sessions, a).state for a in alert_ids} == {"delivered"}
+    assert len(sender.started) == 5
