@@ -1,6 +1,9 @@
 """The alert lifecycle as a pure decision: new -> acknowledged -> dispatched -> resolved, or
 false_alarm / cancelled from any open state. Repeating a transition that already happened is a
-no-op (idempotent); anything else out of order is refused."""
+no-op (idempotent); anything else out of order is refused.
+
+A police system's reports (`already_reported`) are more lenient: it delivers at least once, so
+an acknowledgement may come again after its dispatch report went through."""
 
 from __future__ import annotations
 
@@ -51,3 +54,15 @@ def decide(current: str, action: str) -> Decision:
     if current in allowed_from:
         return Decision(Outcome.APPLY, to_state)
     return Decision(Outcome.INVALID, to_state)
+
+
+def already_reported(action: str, acknowledged: bool, dispatched: bool) -> bool:
+    """True when a police report (`acknowledge` or `dispatch`) is covered by what the alert went
+    through: it was acknowledged or dispatched (a unit sent means the alert was taken on), or
+    dispatched, whatever state it is in now. Such a report changes nothing; one that is not
+    covered (a dispatch report for an alert resolved without one) is decided as usual."""
+    if action == "acknowledge":
+        return acknowledged or dispatched
+    if action == "dispatch":
+        return dispatched
+    return False

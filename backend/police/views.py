@@ -2,6 +2,10 @@
 unit. Thin HTTP; the change goes through the alert flow like an operator's (timeline, console,
 police feed, webhooks, and the victim's device ack).
 
+A report the alert has already gone through answers 200 and changes nothing: a police system
+delivers at least once, and may repeat an acknowledgement after its dispatch report went
+through (`backend.alerts.lifecycle.already_reported`). The console's own actions stay strict.
+
 Scope: an alert routed to a unit outside the token's units answers 404 (as every out-of-scope
 read); a body naming a unit outside them answers 403. The answer's position is released and
 audited as any alert document's (`backend.audit.guard`)."""
@@ -13,9 +17,12 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
 from backend.alerts import service as alerts_service
-from backend.alerts.errors import AlertNotFound
+from backend.alerts.errors import AlertNotFound, InvalidTransition
+from backend.alerts.flows import Effects
+from backend.alerts.lifecycle import already_reported
 from backend.api.deps import require, runtime
 from backend.audit.guard import release_locations
 from backend.auth.errors import Forbidden
@@ -53,6 +60,21 @@ def check_unit(p: Principal, body_unit: str) -> None:
         raise Forbidden(f"unit {body_unit} is outside this token's scope")
 
 
+def _report(s: Session, rt: Runtime, alert_id: uuid.UUID, action: str, actor: str,
+            note: str) -> Effects:
+    """Move the alert by the police report `action`; nothing when the alert has already gone
+    through it (read in the transaction that the refusal came from)."""
+    try:
+        _, effects = rt.flow.transition(s, alert_id, action, actor=actor, note=note)
+    except InvalidTransition:
+        alert = alerts_service.get(s, alert_id)
+        if alert is None or not already_reported(action, alert.acknowledged_at is not None,
+                                                 alert.dispatched_at is not None):
+            raise
+        return Effects()
+    return effects
+
+
 @router.post("/{alert_id}/police-ack")
 def police_ack(
     request: Request, alert_id: uuid.UUID, body: PoliceAck, rt: Runtime = Depends(runtime),
@@ -67,8 +89,7 @@ def police_ack(
         check_unit(p, body.unit)
     note = f"police unit {body.unit}" + (f": {body.note}" if body.note else "")
     with rt.sessions.begin() as s:
-        _, effects = rt.flow.transition(s, alert_id, ACTIONS[body.action],
-                                        actor=police_actor(p), note=note)
+        effects = _report(s, rt, alert_id, ACTIONS[body.action], police_actor(p), note)
     rt.dispatcher.send(effects.outbox)
     for event in effects.events:
         rt.bus.publish(event)

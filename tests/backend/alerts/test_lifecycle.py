@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from backend.alerts.lifecycle import ACTIONS, DEVICE_ACK_STATE, Outcome, decide
+from backend.alerts.lifecycle import (
+    ACTIONS,
+    DEVICE_ACK_STATE,
+    Outcome,
+    already_reported,
+    decide,
+)
 
 STATES = ["new", "acknowledged", "dispatched", "resolved", "false_alarm", "cancelled"]
 EXPECTED = {  # (state, action) -> outcome; everything not listed is invalid
@@ -35,3 +41,16 @@ def test_every_state_tells_the_device_a_protocol_ack_state():
 
     assert set(DEVICE_ACK_STATE) == set(STATES)
     assert set(DEVICE_ACK_STATE.values()) <= set(ACK_STATES)
+
+
+@pytest.mark.parametrize(("action", "acknowledged", "dispatched", "covered"), [
+    ("acknowledge", False, False, False),
+    ("acknowledge", True, False, True),
+    ("acknowledge", False, True, True),  # dispatched from new: a unit sent covers it
+    ("dispatch", True, False, False),
+    ("dispatch", False, True, True),
+    ("resolve", True, True, False),  # only the police's reports
+])
+def test_a_police_report_is_covered_by_what_the_alert_went_through(action, acknowledged,
+                                                                   dispatched, covered):
+    assert already_reported(action, acknowledged, dispatched) is covered

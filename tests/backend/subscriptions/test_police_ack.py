@@ -52,3 +52,53 @@ def test_police_ack_scope_and_state_reach_device(stack):
     assert transitions[1]["detail"] == {"note": "police unit RE07: car 12"}
     acks.close()
     device.disconnect()
+
+
+def test_a_repeated_police_report_after_a_later_one_succeeds_and_changes_nothing(stack):
+    """A police system delivers at least once: its acknowledgement may come again after its
+    dispatch report went through, and either after the alert was resolved. Each answers 200
+    with the alert as it is, and adds nothing to the timeline. A report the alert never went
+    through is refused as before, and so is the console's own out-of-order acknowledge."""
+    stack.register("vic-402", home_unit="RE07")
+    device = stack.device("vic-402")
+    publish(device, stack.topics.alarm("vic-402"), codec.encode(Alarm(id="p-2")))
+    api = stack.api()
+    alert_id = wait_until(lambda: (api.get("/api/v1/alerts").json() or [None])[0])["alert_id"]
+    url = f"/api/v1/alerts/{alert_id}/police-ack"
+    police = _as(stack, stack.token("police", {"units": ["RE07"]}))
+    acknowledge = {"action": "acknowledge", "unit": "RE07"}
+    dispatched = {"action": "dispatched", "unit": "RE07", "note": "car 12"}
+
+    def timeline() -> list[tuple[str, str | None]]:
+        events = api.get(f"/api/v1/alerts/{alert_id}").json()["timeline"]
+        return [(e["kind"], e["to_state"]) for e in events if e["kind"] == "transition"]
+
+    assert police.post(url, json=acknowledge).status_code == 200
+    assert police.post(url, json=dispatched).status_code == 200
+    before = timeline()
+    r = police.post(url, json=acknowledge)
+    assert (r.status_code, r.json()["state"]) == (200, "dispatched")
+    assert timeline() == before == [("transition", "acknowledged"), ("transition", "dispatched")]
+    # The console's own actions stay strict.
+    assert api.post(f"/api/v1/alerts/{alert_id}/acknowledge").status_code == 409
+
+    assert api.post(f"/api/v1/alerts/{alert_id}/resolve").status_code == 200
+    for report in (acknowledge, dispatched):
+        r = police.post(url, json=report)
+        assert (r.status_code, r.json()["state"]) == (200, "resolved")
+    assert timeline() == before + [("transition", "resolved")]
+    device.disconnect()
+
+
+def test_a_dispatch_report_for_an_alert_resolved_without_one_is_refused(stack):
+    stack.register("vic-403", home_unit="RE07")
+    device = stack.device("vic-403")
+    publish(device, stack.topics.alarm("vic-403"), codec.encode(Alarm(id="p-3")))
+    api = stack.api()
+    alert_id = wait_until(lambda: (api.get("/api/v1/alerts").json() or [None])[0])["alert_id"]
+    police = _as(stack, stack.token("police", {"units": ["RE07"]}))
+    assert api.post(f"/api/v1/alerts/{alert_id}/resolve").status_code == 200
+    r = police.post(f"/api/v1/alerts/{alert_id}/police-ack",
+                    json={"action": "dispatched", "unit": "RE07"})
+    assert r.status_code == 409
+    device.disconnect()
