@@ -149,8 +149,9 @@ def receivers() -> Iterator[callable]:
 def webhooks(stack):
     """The stack with its delivery worker running on the short test policy."""
     worker = stack.runtime.deliveries
+    # The lease outlasts an attempt's total time limit (the sender's 10 s), as settings require.
     worker.config = WorkerConfig(policy=TEST_POLICY, poll_interval_s=0.2, batch_size=20,
-                                 concurrency=4, claim_lease_s=10.0)
+                                 concurrency=4, claim_lease_s=12.0)
     worker.start()
     yield stack
     worker.stop()
