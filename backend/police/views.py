@@ -24,6 +24,7 @@ from backend.alerts.errors import AlertNotFound, InvalidTransition
 from backend.alerts.flows import Effects
 from backend.alerts.lifecycle import already_reported
 from backend.api.deps import require, runtime
+from backend.api.text import free_text
 from backend.audit.guard import release_locations
 from backend.auth.errors import Forbidden
 from backend.auth.scoping import may_see_alert
@@ -42,7 +43,7 @@ class PoliceAck(BaseModel):
     # The police unit that answers (its code, e.g. RE07); must be within the token's scope.
     unit: str = Field(min_length=1, max_length=32)
     # Free text, e.g. the call sign of the car sent.
-    note: str | None = Field(None, max_length=2_000)
+    note: free_text(2_000) | None = None
 
 
 def police_actor(p: Principal) -> str:

@@ -15,6 +15,7 @@ from pydantic import (
     field_validator,
 )
 
+from backend.api.text import free_text
 from backend.police import signing
 from backend.police.errors import SecretError
 
@@ -53,7 +54,7 @@ class SubscriptionFilterIn(BaseModel):
 
 
 class SubscriptionCreate(SubscriptionFilterIn):
-    name: str = Field(min_length=1, max_length=128)
+    name: free_text(128, min_length=1)
     url: AnyHttpUrl
     # A `whsec_` secret of the receiver's choosing; one is generated when absent.
     secret: str | None = None
@@ -67,7 +68,7 @@ class SubscriptionCreate(SubscriptionFilterIn):
 
 class SubscriptionUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(None, min_length=1, max_length=128)
+    name: free_text(128, min_length=1) | None = None
     url: AnyHttpUrl | None = None
     secret: str | None = None
     format: Literal["json", "cap"] | None = None

@@ -68,6 +68,10 @@ def test_a_nul_in_free_text_is_refused(stack, api):
         ("post", f"/api/v1/cases/{case}/log/notes", '{"text": %s}', "text"),
         ("post", f"/api/v1/alerts/{world.rotterdam_alert}/resolve", '{"note": %s}', "note"),
         ("post", "/api/v1/tokens", '{"name": %s, "role": "police"}', "name"),
+        ("post", f"/api/v1/alerts/{world.rotterdam_alert}/police-ack",
+         '{"action": "acknowledge", "unit": "RE07", "note": %s}', "note"),
+        ("post", "/api/v1/subscriptions", '{"name": %s, "url": "https://politie.example/h"}',
+         "name"),
     ):
         _refused(api.request(method, path, content=body % nul), ["body", field], NUL)
     for path, loc in ((f"/api/v1/alerts/{closed}?reason=a%00b", ["query", "reason"]),
