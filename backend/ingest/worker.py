@@ -45,7 +45,7 @@ import paho.mqtt.client as mqtt
 from device_protocol import Channel, Topics
 from sqlalchemy import func, select, update
 from redis.exceptions import RedisError
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from backend import metrics, process
 from backend.alerts.flows import EACH_STATEMENT_COMMITS, Effects
@@ -70,6 +70,9 @@ log = logging.getLogger(__name__)
 
 ALARM_SUFFIX = "/alarm"
 RETRY_DELAYS_S = (0.05, 0.2, 0.5, 1.0, 2.0, 5.0)  # then every 5 s until it works or we stop
+# The database refused what a batch holds (a value, a constraint): trying the same again changes
+# nothing, so the batch is not retried as a whole but taken apart (`_handle_in_lane`).
+REFUSED = (DataError, IntegrityError)
 
 
 def topic_filters(topics: Topics, channels: str) -> list[str]:
@@ -319,20 +322,36 @@ class IngestWorker:
             if batch:
                 self._handle_in_lane(lane, batch)
 
-    def _handle_in_lane(self, lane: Lane, batch: list[RawMessage]) -> None:
+    def _handle_in_lane(self, lane: Lane, batch: list[RawMessage], again: bool = False) -> None:
         """Handle a batch. The database away (an error of the database while the pipeline
         looks a device up; the store itself retries in `_with_retries`) is waited for with
-        back-off, as long as it takes: nothing is acknowledged meanwhile, nothing rejected. An
-        unexpected error (a bug) is tried again with back-off a bounded number of times, then
-        the batch is given up unacknowledged (`_give_up`). The lane's thread lives on: the next
-        alarm must not wait behind one that cannot be handled."""
+        back-off, as long as it takes: nothing is acknowledged meanwhile, nothing rejected. A
+        batch the database refuses (`REFUSED`) is handled again in halves, down to the message
+        it refuses. An unexpected error (a bug), or a message refused alone, is tried again with
+        back-off a bounded number of times; then a fix or status report is rejected (as bad
+        input is: acknowledged, counted, logged by id) and an alarm given up unacknowledged
+        (`_give_up`), never acknowledged unstored. The lane's thread lives on: the next alarm
+        must not wait behind one that cannot be handled."""
         failures = 0
         for attempt in range(10**9):
             self._beat()
             try:
                 with lane.busy:
-                    self.handle(lane, batch, again=attempt > 0)
+                    self.handle(lane, batch, again=again or attempt > 0)
                 return
+            except REFUSED as exc:
+                if len(batch) > 1:
+                    log.error("%s batch of %d refused by the database (%s): in halves",
+                              lane.name, len(batch), type(exc).__name__)
+                    half = len(batch) // 2
+                    self._handle_in_lane(lane, batch[:half], again=True)
+                    self._handle_in_lane(lane, batch[half:], again=True)
+                    return
+                failures += 1
+                log.error("%s message refused by the database (%s), attempt %d", lane.name,
+                          type(exc).__name__, failures)
+                if failures > len(RETRY_DELAYS_S):
+                    break
             except SQLAlchemyError as exc:
                 metrics.STORE_FAILURES.labels(lane.name).inc()
                 log.error("%s batch of %d waits for the database (%s)", lane.name, len(batch),
@@ -345,7 +364,22 @@ class IngestWorker:
                     break
             if self._stop.wait(RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]):
                 return  # stopping: unacknowledged, the broker redelivers after the restart
-        self._give_up(lane.name, len(batch))
+        if lane is self.alarms:
+            self._give_up(lane.name, len(batch))
+        else:
+            self._refuse(batch)
+
+    def _refuse(self, batch: list[RawMessage]) -> None:
+        """Fixes or status reports that cannot be stored, whatever is tried: rejected as bad
+        input is (acknowledged, counted, logged by device id), so that they do not come back."""
+        contexts = [Context(raw) for raw in batch]
+        for ctx in contexts:
+            ctx.reject("unstorable", "the database refused it")
+            metrics.REJECTED.labels("unstorable").inc()
+            parts = ctx.raw.topic.split("/")
+            log.warning("rejected device=%s channel=%s reason=unstorable",
+                        parts[-2] if len(parts) > 2 else "-", parts[-1])
+        self._ack(contexts)
 
     def _give_up(self, what: str, count: int) -> None:
         """Messages left unacknowledged for good: the broker sends them again only on a new
@@ -488,7 +522,8 @@ class IngestWorker:
     def _with_retries(self, kind: str, work: Callable[[], Effects], retry: bool = True
                       ) -> Effects | None:
         """Run a database step until it succeeds (bounded back-off between tries), or None
-        when the worker is stopping (or, without `retry`, after a failed first try)."""
+        when the worker is stopping (or, without `retry`, after a failed first try). What the
+        database refuses (`REFUSED`) is raised: trying it again would change nothing."""
         for attempt in range(10**9):
             if self._stop.is_set() and attempt > 0:
                 return None
@@ -498,6 +533,9 @@ class IngestWorker:
                 result = work()
                 metrics.COMMIT_SECONDS.labels(kind).observe(time.perf_counter() - started)
                 return result
+            except REFUSED:
+                metrics.STORE_FAILURES.labels(kind).inc()
+                raise  # what the batch holds: the lane takes it apart
             except SQLAlchemyError as exc:
                 metrics.STORE_FAILURES.labels(kind).inc()
                 if not retry:
