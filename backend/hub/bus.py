@@ -114,6 +114,7 @@ class RedisBus:
         self._thread: threading.Thread | None = None
         self._live = True  # until the listener finds otherwise
         self._missed = threading.Event()  # a publish failed since the breaker last closed
+        self._listening = threading.Event()  # the listener's subscription is confirmed
         breaker = getattr(client, "breaker", None)
         if breaker is not None:
             breaker.on_close(self._after_outage)
@@ -145,10 +146,13 @@ class RedisBus:
         return self._local.subscriber_count()
 
     def _ensure_listener(self) -> None:
+        """Start the listener with the first subscriber, and give it `timeout_s` to subscribe:
+        an event published before Redis confirmed the subscription would not reach it."""
         if self._thread is None:
             metrics.CONSOLE_EVENTS_LIVE.set(1)
             self._thread = threading.Thread(target=self._listen, name="redis-bus", daemon=True)
             self._thread.start()
+            self._listening.wait(self._timeout_s)
 
     def _listen(self) -> None:
         after_gap = False
@@ -175,6 +179,7 @@ class RedisBus:
             now = time.monotonic()
             if message is not None:  # the subscription's confirmation, a pong or an event
                 heard, pinged = now, None
+                self._listening.set()
                 if after_gap:  # the first answer after a gap
                     self._set_live(True, resync=True)
                     after_gap = False

@@ -100,3 +100,20 @@ def test_a_publisher_that_lost_events_asks_every_console_to_read_again() -> None
 
     with own_redis() as server:
         asyncio.run(scenario(server.url))
+
+
+def test_the_first_subscriber_gets_an_event_published_right_after_it_subscribed(
+        redis_client) -> None:
+    """The listener starts with the first subscriber; the subscribe call returns once Redis
+    has confirmed its subscription, so an event published at once is not lost."""
+    async def scenario() -> None:
+        bus = RedisBus(redis_client, "swbus-first")
+        try:
+            queue = bus.subscribe()
+            bus.publish(EVENT)
+            assert await _next(queue, timeout=2) == EVENT
+        finally:
+            bus.close()
+
+    for _ in range(5):  # each a bus of its own: a new listener each time
+        asyncio.run(scenario())
