@@ -43,7 +43,7 @@ from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
 from device_protocol import Channel, Topics
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
@@ -605,8 +605,14 @@ class IngestWorker:
                         "tamper": st.tamper, "firmware": st.fw,
                     }.items() if v is not None
                 }
-                values["last_status_at"] = datetime.fromtimestamp(c.raw.received_at, UTC)
-                session.execute(update(Device).where(Device.id == c.device.id).values(**values))
+                received = datetime.fromtimestamp(c.raw.received_at, UTC)
+                values["last_status_at"] = received
+                # Not over a newer report: with workers sharing the subscription, an older one
+                # (a Last Will, an old tamper) may be stored after it.
+                session.execute(update(Device).where(
+                    Device.id == c.device.id,
+                    or_(Device.last_status_at.is_(None), Device.last_status_at <= received),
+                ).values(**values))
         for alert in effects.alerts:
             metrics.ALERTS_RAISED.labels(alert.type).inc()
         return effects

@@ -1,0 +1,38 @@
+"""Status reports stored out of order (workers sharing the subscription each store what they
+took) do not overwrite a newer one: a Last Will received before the device came back online,
+stored after, leaves the device online."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import select
+
+from backend.devices.models import Device
+from backend.pipeline.context import RawMessage
+from device_protocol import Status, codec
+
+
+def _status(stack, device_id: str, status: Status, received_at: float) -> RawMessage:
+    return RawMessage(stack.topics.status(device_id), codec.encode(status), 0, 0, received_at)
+
+
+def _device(stack, device_id: str) -> Device:
+    with stack.runtime.sessions() as s:
+        return s.scalar(select(Device).where(Device.id == device_id))
+
+
+def test_an_older_report_stored_later_changes_nothing(stack):
+    stack.register("off-601", role="offender")
+    lane, now = stack.worker.fixes, time.time()
+    back_online = _status(stack, "off-601", Status(tst=now, online=True, batt=80), now)
+    last_will = _status(stack, "off-601", Status(online=False), now - 1)
+    later = _status(stack, "off-601", Status(tst=now + 2, online=False, batt=79), now + 2)
+    with lane.busy:
+        assert stack.worker.handle(lane, [back_online])
+        assert stack.worker.handle(lane, [last_will])  # received first, stored second
+        device = _device(stack, "off-601")
+        assert (device.online, device.battery) == (True, 80)
+        assert stack.worker.handle(lane, [later])  # a newer report still counts
+    device = _device(stack, "off-601")
+    assert (device.online, device.battery) == (False, 79)
