@@ -147,8 +147,8 @@ def police_feeds(recipients: list[dict[str, Any]] | None) -> list[str]:
     """The police units whose MQTT feed gets the alert: each police unit among its recipients,
     once (the unit of its place, and the case's home unit when it is elsewhere). An exercise
     alert's police recipient is the exercise endpoint: its feed, never the live unit's."""
-    units = [r["code"] for r in recipients or [] if r.get("kind") == "police_unit"]
-    return [u for i, u in enumerate(units) if u not in units[:i]]
+    return list(dict.fromkeys(
+        r["code"] for r in recipients or [] if r.get("kind") == "police_unit"))
 
 
 class AlertHook(Protocol):

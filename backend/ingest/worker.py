@@ -376,9 +376,9 @@ class IngestWorker:
         for ctx in contexts:
             ctx.reject("unstorable", "the database refused it")
             metrics.REJECTED.labels("unstorable").inc()
-            parts = ctx.raw.topic.split("/")
+            topic = self.rt.topics.parse(ctx.raw.topic)  # parsed once already: it parses
             log.warning("rejected device=%s channel=%s reason=unstorable",
-                        parts[-2] if len(parts) > 2 else "-", parts[-1])
+                        topic.device_id or "-", topic.channel.value)
         self._ack(contexts)
 
     def _give_up(self, what: str, count: int) -> None:

@@ -34,7 +34,7 @@ def police_units(document: Mapping[str, Any], unit: str | None = None) -> list[s
     found = [unit or region.get("police_unit")] + [
         r.get("stands_in_for") or r.get("code")
         for r in document.get("recipients") or [] if r.get("kind") == "police_unit"]
-    return [u for i, u in enumerate(found) if u and u not in found[:i]]
+    return [u for u in dict.fromkeys(found) if u]
 
 
 def vr_code(document: Mapping[str, Any]) -> str | None:
