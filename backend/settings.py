@@ -318,6 +318,15 @@ class ConsoleSettings(BaseModel):
     timezone: str = "Europe/Amsterdam"
     login: LoginSettings = LoginSettings()
 
+    @field_validator("tile_url")
+    @classmethod
+    def _tile_host(cls, value: str | None) -> str | None:
+        from backend.console.headers import tile_origin
+
+        if value is not None:
+            tile_origin(value)
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:

@@ -40,6 +40,7 @@ from backend.auth.users import check_password
 from backend.cases.models import Case
 from backend.console import clock, i18n, sop
 from backend.console.charts import bar_chart
+from backend.console.headers import security_headers
 from backend.console.stats import AlertRow, DeviceRow, region_figures
 from backend.devices.models import Device
 from backend.runtime import Runtime
@@ -81,21 +82,11 @@ def _render(request: Request, rt: Runtime, viewer: Viewer, name: str, **context:
         "messages": viewer.t.messages, "console": rt.settings.console,
         "local": partial(clock.local_time, tz=tz), **context,
     })
-    _security_headers(response)
+    response.headers.update(security_headers(rt.settings.console.tile_url))
     if request.query_params.get("lang") in i18n.LANGUAGES:
         response.set_cookie(i18n.COOKIE, viewer.lang, max_age=365 * 86_400, samesite="strict",
                             secure=rt.settings.console.secure_cookies, httponly=True)
     return response
-
-
-def _security_headers(response: Response) -> None:
-    # Everything the console loads comes from this server; tiles from the configured host only.
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'self'; img-src 'self' data: https:; style-src 'self' 'unsafe-inline'; "
-        "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'")
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["Cache-Control"] = "no-store"
 
 
 def _to_login() -> RedirectResponse:
