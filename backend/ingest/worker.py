@@ -329,10 +329,12 @@ class IngestWorker:
         batch the database refuses (`REFUSED`) is handled again in halves, down to the message
         it refuses. An unexpected error (a bug), or a message refused alone, is tried again with
         back-off a bounded number of times; then a fix or status report is rejected (as bad
-        input is: acknowledged, counted, logged by id) and an alarm given up unacknowledged
-        (`_give_up`), never acknowledged unstored. The lane's thread lives on: the next alarm
-        must not wait behind one that cannot be handled."""
+        input is: acknowledged, counted, logged by id), an alarm the database refused is raised
+        bare (`_store_bare`), and any other alarm given up unacknowledged (`_give_up`), never
+        acknowledged unstored. The lane's thread lives on: the next alarm must not wait behind
+        one that cannot be handled."""
         failures = 0
+        refused = False  # a single message the database refused (not stored: not raised yet)
         for attempt in range(10**9):
             self._beat()
             try:
@@ -348,6 +350,7 @@ class IngestWorker:
                     self._handle_in_lane(lane, batch[half:], again=True)
                     return
                 failures += 1
+                refused = True
                 log.error("%s message refused by the database (%s), attempt %d", lane.name,
                           type(exc).__name__, failures)
                 if failures > len(RETRY_DELAYS_S):
@@ -358,16 +361,32 @@ class IngestWorker:
                           type(exc).__name__)
             except Exception:  # noqa: BLE001 - no message may stop the lane
                 failures += 1
+                refused = False
                 log.exception("%s batch of %d failed (attempt %d)", lane.name, len(batch),
                               failures)
                 if failures > len(RETRY_DELAYS_S):
                     break
             if self._stop.wait(RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]):
                 return  # stopping: unacknowledged, the broker redelivers after the restart
-        if lane is self.alarms:
-            self._give_up(lane.name, len(batch))
-        else:
+        if lane is not self.alarms:
             self._refuse(batch)
+        elif not (refused and self._store_bare(batch[0])):
+            self._give_up(lane.name, len(batch))
+
+    def _store_bare(self, raw: RawMessage) -> bool:
+        """An alarm the database refuses as sent is raised bare (a panic of its device, no
+        position), flagged `unstorable`: the desk hears of the press, and the broker's message
+        is acknowledged once that alert is stored. False when even that cannot be stored."""
+        try:
+            ctx = self._fallback_context(raw, flag="unstorable")
+            if ctx.done:
+                return False
+            log.error("alarm device=%s refused by the database: raised bare", ctx.device.id)
+            with self.alarms.busy:
+                return self._commit([ctx], kind="alarm")
+        except Exception:  # noqa: BLE001 - given up unacknowledged, the lane lives on
+            log.exception("the bare alarm failed too")
+            return False
 
     def _refuse(self, batch: list[RawMessage]) -> None:
         """Fixes or status reports that cannot be stored, whatever is tried: rejected as bad
@@ -433,10 +452,11 @@ class IngestWorker:
             metrics.MESSAGES.labels(channel, "ignored" if ctx.ignored else "accepted").inc()
         return ctx
 
-    def _fallback_context(self, raw: RawMessage) -> Context:
+    def _fallback_context(self, raw: RawMessage, flag: str = "processing_error") -> Context:
         """A pipeline bug must not lose an alarm: raise it bare, flagged. An alarm whose
         device cannot be looked up either is not rejected (a rejection is acknowledged): the
-        error goes up, and the alarm is tried again and never acknowledged unstored."""
+        error goes up, and the alarm is tried again and never acknowledged unstored. The bare
+        alert's message id derives from the payload, so a redelivery is still one alert."""
         ctx = Context(raw)
         try:
             ctx.topic = self.rt.topics.parse(raw.topic)
@@ -455,7 +475,7 @@ class IngestWorker:
             ctx.alerts = [AlertDraft(
                 type="panic", device_id=device.id, case_id=device.case_id,
                 message_id="err-" + uuid.uuid5(uuid.NAMESPACE_OID, raw.payload.hex()).hex,
-                raised_at=raw.received_at, flags=["processing_error", "no_fix"],
+                raised_at=raw.received_at, flags=[flag, "no_fix"],
                 exercise=device.exercise,
             )]
         else:
