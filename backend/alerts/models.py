@@ -103,7 +103,7 @@ class OutboxMessage(Base):
     target: Mapped[str] = mapped_column(String(256))  # the topic
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     qos: Mapped[int] = mapped_column(SmallInteger, default=1)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sent
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sent|unconfirmed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

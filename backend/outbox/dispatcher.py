@@ -73,7 +73,8 @@ class OutboxDispatcher:
         return len(ids)
 
     def sweep(self, now: datetime | None = None) -> int:
-        """Re-publish rows still pending after `resend_after_s` (crash, broker outage)."""
+        """Re-publish rows still pending after `resend_after_s` (crash, broker outage); a
+        police feed message no longer once its deadline ended it (`backend.outbox.unconfirmed`)."""
         if self._publisher is None:
             return 0
         now = now or datetime.now(UTC)

@@ -4,7 +4,8 @@ An alert keeps its own position for as long as it is kept: it is evidence. The c
 document written to carry it are not, and they hold the same position:
 
 - the MQTT outbox: a row the broker acknowledged (`sent`; police feed messages, device acks and
-  commands) is deleted once it is older than the retention. Nothing reads a sent row;
+  commands) or that ended unacknowledged (`unconfirmed`, `backend.outbox.unconfirmed`; its
+  alert's timeline keeps the outcome) is deleted once it is older than the retention;
 - the webhook deliveries: a delivery that ended (delivered, rejected, unreachable) has its body
   emptied once it is older than the retention. The row itself (state, attempts, times, the last
   status) and its delivery log stay: they are the record of whether the police were reached.
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, delete, select, text, update
 
 from backend.alerts.models import OutboxMessage
+from backend.outbox.unconfirmed import UNCONFIRMED
 from backend.periodic import Periodic
 from backend.subscriptions.models import FINAL_DELIVERY_STATES, Delivery
 
@@ -57,7 +59,8 @@ def clear_copies(engine: Engine, retention_days: int, now: datetime, *,
     `now - retention_days`."""
     cutoff = now - timedelta(days=retention_days)
     sent = select(OutboxMessage.id).where(
-        OutboxMessage.status == "sent", OutboxMessage.created_at < cutoff).limit(batch)
+        OutboxMessage.status.in_(("sent", UNCONFIRMED)), OutboxMessage.created_at < cutoff
+    ).limit(batch)
     ended = select(Delivery.id).where(
         BODY_KEPT,
         Delivery.created_at < cutoff,

@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from backend.alerts.models import Alert
+from backend.outbox.unconfirmed import unconfirmed_feeds
 from backend.subscriptions.models import (
     FAILED_DELIVERY_STATES,
     OPEN_DELIVERY_STATES,
@@ -180,12 +181,15 @@ def failed_deliveries(session: Session, alert_id: uuid.UUID) -> list[Delivery]:
 
 # -- the alert's aggregate state ----------------------------------------------------------------
 def delivery_states(session: Session, alert_id: uuid.UUID) -> list[tuple[str, int, str]]:
+    """(key, sequence, state) of the alert's webhook deliveries and of its police feed
+    messages the broker never confirmed (`backend.outbox.unconfirmed`: each unreachable)."""
     rows = session.execute(
         select(Delivery.subscription_id, Delivery.sequence, Delivery.state).where(
             Delivery.alert_id == alert_id
         )
     ).all()
-    return [(str(s), q, st) for s, q, st in rows]
+    feeds = [(f"feed:{i}", 0, "unreachable") for i in unconfirmed_feeds(session, alert_id)]
+    return [(str(s), q, st) for s, q, st in rows] + feeds
 
 
 def set_police_delivery(session: Session, alert_id: uuid.UUID, value: str | None) -> bool:

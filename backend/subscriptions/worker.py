@@ -13,7 +13,9 @@ notice "police not reached: phone the control room".
 
 At most once per `poll_interval_s` the thread also sweeps: an open delivery whose deadline
 passed more than a claim lease ago had an attempt that never ended (it hangs, or its worker is
-gone), and becomes `unreachable` through the same path as an attempt's outcome.
+gone), and becomes `unreachable` through the same path as an attempt's outcome; a police feed
+message the broker has not confirmed by the deadline ends `unconfirmed` and counts as an
+unreachable delivery of its alert (`backend.outbox.unconfirmed`).
 
 The thread sleeps until a row can be claimed (its attempt due, no lease holding it: not while
 an attempt is in flight) or `poll_interval_s`, and wakes at once when `wake()` is called (right
@@ -35,7 +37,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -44,6 +46,7 @@ from backend.alerts import service as alerts_service
 from backend.alerts.flows import alert_event
 from backend.alerts.models import Alert
 from backend.hub.bus import EventBus
+from backend.outbox.unconfirmed import end_unconfirmed
 from backend.police import cap, cloudevent, signing
 from backend.police.attempt import AttemptResult, ErrorKind
 from backend.police.client import WebhookSender
@@ -300,10 +303,11 @@ class DeliveryWorker:
             self._wake.clear()
             if time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + self.config.poll_interval_s
-                try:
-                    self.sweep()
-                except Exception:
-                    log.exception("webhook delivery sweep failed")
+                for sweep in (self.sweep, self.sweep_feeds):
+                    try:
+                        sweep()
+                    except Exception:
+                        log.exception("delivery sweep %s failed", sweep.__name__)
             try:
                 self.run_once()
             except Exception:
@@ -476,6 +480,34 @@ class DeliveryWorker:
             log.warning("webhook sweep: %d deliveries without an outcome past their deadline "
                         "ended unreachable", ended)
         return ended
+
+    def sweep_feeds(self) -> int:
+        """End the police feed messages the broker has not confirmed by the delivery deadline
+        (`backend.outbox.unconfirmed`): each goes on its alert's timeline and makes the alert's
+        aggregate unreachable, through the same refresh as a webhook's outcome. The number
+        ended."""
+        now = self._clock()
+        deadline_s = self.config.policy.deadline_s
+        reason = f"not confirmed by the broker within {deadline_s:g} s"
+        events: list[dict[str, Any]] = []
+        with self._record_lock, self._sessions.begin() as s:
+            ended = end_unconfirmed(s, now - timedelta(seconds=deadline_s), reason,
+                                    self.config.batch_size)
+            for alert_id in sorted({alert_id for _, alert_id, _ in ended}):
+                alert = alerts_service.lock(s, alert_id)
+                if alert is None:
+                    continue
+                for outbox_id, _, topic in (row for row in ended if row[1] == alert_id):
+                    log.warning("police feed outbox=%d alert=%s: %s", outbox_id, alert_id,
+                                reason)
+                    alerts_service.add_event(
+                        s, alert_id, at=now, actor="police feed", kind="delivery",
+                        detail={"channel": "mqtt", "topic": topic, "outbox_id": outbox_id,
+                                "state": "unreachable", "reason": reason})
+                events += self._refresh_alert(s, alert)
+        for event in events:
+            self._bus.publish(event)
+        return len(ended)
 
     def _refresh_alert(self, s: Session, alert: Alert) -> list[dict[str, Any]]:
         """Recompute the locked alert's `police_delivery`; the console event when it changed."""

@@ -39,11 +39,12 @@ def _outbox_left(stack) -> set[int]:
         return set(s.scalars(select(OutboxMessage.id)))
 
 
-def test_sent_outbox_rows_past_the_retention_go_in_batches_and_pending_ones_stay(stack):
+def test_ended_outbox_rows_past_the_retention_go_in_batches_and_pending_ones_stay(stack):
     now = datetime.now(UTC)
     old, recent = now - timedelta(days=DAYS, hours=1), now - timedelta(days=DAYS - 1)
-    expired = _outbox(stack, *[("sent", old)] * 5)
-    kept = _outbox(stack, ("pending", old), ("sent", recent), ("pending", recent))
+    expired = _outbox(stack, *[("sent", old)] * 4, ("unconfirmed", old))
+    kept = _outbox(stack, ("pending", old), ("sent", recent), ("pending", recent),
+                   ("unconfirmed", recent))
 
     done = clear_copies(stack.runtime.engine, DAYS, now, batch=2)  # batches of 2, 2 and 1
 

@@ -1,0 +1,150 @@
+"""A police feed message the broker never confirms (the broker away, the connection lost) is
+not re-published for ever: once the delivery deadline has passed it ends `unconfirmed`, goes on
+its alert's timeline and makes the alert's police delivery unreachable, so that the console tells
+the desk to phone the control room. On SQLite and PostgreSQL, with a fake clock."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from backend.alerts.models import Alert, AlertEvent, OutboxMessage
+from backend.outbox.dispatcher import OutboxDispatcher
+from backend.police.attempt import AttemptResult
+from backend.police.retry import POLICE_NOT_REACHED
+from backend.subscriptions.worker import DeliveryWorker, WorkerConfig
+from tests.backend.subscriptions.test_worker import (
+    POLICY,
+    T0,
+    Clock,
+    RecordingBus,
+    ScriptedSender,
+    _seed,
+)
+from tests.support.db import sqlite_sessions
+from tests.support.waiting import wait_until
+from tests.support.webhooks import webhooks  # noqa: F401 - fixture
+
+FEED = "sd/v1/police/RE07/alerts"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sessions(request, tmp_path):
+    if request.param == "postgresql":
+        yield request.getfixturevalue("pg_sessions")
+    else:
+        yield from sqlite_sessions(tmp_path)
+
+
+def _alert(sessions, priority: str = "P1") -> uuid.UUID:
+    with sessions.begin() as s:
+        alert = Alert(id=uuid.uuid4(), type="panic", priority=priority, state="new",
+                      sequence=1, raised_at=T0, updated_at=T0, flags=[], exercise=False)
+        s.add(alert)
+        return alert.id
+
+
+def _outbox(sessions, alert_id: uuid.UUID | None, target: str, seconds: float) -> int:
+    with sessions.begin() as s:
+        row = OutboxMessage(alert_id=alert_id, channel="mqtt", target=target, payload=b"{}",
+                            qos=1, status="pending", attempts=3,
+                            created_at=T0 + timedelta(seconds=seconds))
+        s.add(row)
+        s.flush()
+        return row.id
+
+
+def _worker(sessions, clock: Clock, results=()) -> DeliveryWorker:
+    return DeliveryWorker(sessions, ScriptedSender(list(results)), RecordingBus(),
+                          WorkerConfig(policy=POLICY), clock=clock)
+
+
+def _status(sessions, outbox_id: int) -> str:
+    with sessions() as s:
+        return s.get(OutboxMessage, outbox_id).status
+
+
+def _police_delivery(sessions, alert_id: uuid.UUID) -> str | None:
+    with sessions() as s:
+        return s.get(Alert, alert_id).police_delivery
+
+
+class Published:
+    def __init__(self) -> None:
+        self.keys: list[int] = []
+
+    def publish(self, topic: str, payload: bytes, qos: int, key) -> None:
+        self.keys.append(key)
+
+
+def test_a_feed_message_never_confirmed_ends_unreachable_at_the_deadline(sessions):
+    urgent, routine = _alert(sessions, "P1"), _alert(sessions, "P3")
+    old_feed = _outbox(sessions, urgent, FEED, 0)
+    routine_feed = _outbox(sessions, routine, FEED, 0)
+    device_ack = _outbox(sessions, urgent, "sd/v1/dev/vic-1/ack", 0)
+    new_feed = _outbox(sessions, urgent, "sd/v1/police/RE05/alerts", 4)
+    clock = Clock()
+    worker = _worker(sessions, clock)
+
+    clock.now = T0 + timedelta(seconds=4.9)  # the deadline (5 s) has not passed
+    assert worker.sweep_feeds() == 0
+    clock.now = T0 + timedelta(seconds=5)
+    assert worker.sweep_feeds() == 2
+    assert worker.sweep_feeds() == 0  # ended once
+
+    assert [_status(sessions, i) for i in (old_feed, routine_feed, device_ack, new_feed)] == [
+        "unconfirmed", "unconfirmed", "pending", "pending"]
+    assert _police_delivery(sessions, urgent) == "unreachable"
+    assert _police_delivery(sessions, routine) == "failed"  # recorded, no call needed
+    with sessions() as s:
+        [entry] = s.query(AlertEvent).filter_by(alert_id=urgent).all()
+        row = s.get(OutboxMessage, old_feed)
+    assert (entry.actor, entry.kind) == ("police feed", "delivery")
+    assert entry.detail["state"] == "unreachable" and entry.detail["topic"] == FEED
+    assert row.last_error == "not confirmed by the broker within 5 s"
+    notices = {e["alert"]["alert_id"]: e.get("notice") for e in worker._bus.events}
+    assert notices == {str(urgent): POLICE_NOT_REACHED, str(routine): None}
+
+    # The dispatcher no longer re-publishes what ended; the rest it still does.
+    dispatcher = OutboxDispatcher(sessions, resend_after_s=1.0)
+    published = Published()
+    dispatcher.attach(published)
+    dispatcher.sweep(now=T0 + timedelta(seconds=10))
+    assert sorted(published.keys) == sorted([device_ack, new_feed])
+
+
+def test_a_webhook_delivered_later_does_not_clear_the_unconfirmed_feed(sessions):
+    """The aggregate counts the feed message that ended among the alert's deliveries: a
+    webhook that gets through afterwards does not make the alert `delivered`."""
+    alert_id = _seed(sessions)  # one webhook delivery, pending
+    _outbox(sessions, alert_id, FEED, 0)
+    clock = Clock()
+    worker = _worker(sessions, clock, [AttemptResult(200, 1.0)])
+    clock.now = T0 + timedelta(seconds=6)
+    assert worker.sweep_feeds() == 1
+    assert _police_delivery(sessions, alert_id) == "unreachable"
+    assert worker.run_once() == 1  # the webhook: 200
+    assert _police_delivery(sessions, alert_id) == "unreachable"
+
+
+def test_the_running_delivery_worker_ends_unconfirmed_feed_messages(webhooks):
+    """The sweep runs in every process's delivery worker: a feed message still pending past the
+    deadline (4 s in the test policy) ends there, with no dispatcher to re-publish it."""
+    stack = webhooks
+    stack.runtime.dispatcher.stop()  # this process's broker connection is gone
+    sessions = stack.runtime.sessions
+    with sessions.begin() as s:
+        alert = Alert(id=uuid.uuid4(), type="panic", priority="P1", state="new", sequence=1,
+                      flags=[], exercise=False)
+        s.add(alert)
+        s.flush()
+        feed = OutboxMessage(alert_id=alert.id, channel="mqtt", payload=b"{}", qos=1,
+                             target=stack.topics.police_alerts("RE07"), status="pending",
+                             created_at=datetime.now(UTC) - timedelta(seconds=5))
+        s.add(feed)
+        s.flush()
+        alert_id, feed_id = alert.id, feed.id
+    wait_until(lambda: _police_delivery(sessions, alert_id) == "unreachable", timeout=10)
+    assert _status(sessions, feed_id) == "unconfirmed"
