@@ -22,6 +22,7 @@ from backend.alerts.models import Alert
 from backend.cases.snapshots import CaseSnapshots, case_context
 from backend.cases.models import Case
 from backend.devices.models import Device
+from backend.escalation.errors import BadStoredPlan
 from backend.escalation.plan_codec import plan_from_json, plan_to_json, recipients_to_json
 from backend.outbox.dispatcher import OutboxItem
 from backend.pipeline.context import AlertDraft
@@ -433,12 +434,18 @@ class AlertFlow:
 
     @staticmethod
     def _next_deadline(alert: Alert, values: dict[str, Any]) -> datetime | None:
-        """When the escalation loop must look at the alert again after this transition."""
+        """When the escalation loop must look at the alert again after this transition. A
+        stored plan that cannot be read does not stop the transition (the desk must be able to
+        acknowledge): the loop looks at the alert again now, and logs it."""
         if alert.escalation is None or "closed_at" in values:
             return None
+        try:
+            plan = plan_from_json(alert.escalation)
+        except BadStoredPlan:
+            log.error("alert id=%s: stored escalation plan unreadable", alert.id)
+            return datetime.now(UTC)
         return next_escalation_at(
-            plan_from_json(alert.escalation), alert.raised_at,
-            acknowledged_at(alert, values), None, alert.escalation_step,
+            plan, alert.raised_at, acknowledged_at(alert, values), None, alert.escalation_step,
         )
 
     # -- outbox rows ----------------------------------------------------------------------------

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from backend.periodic import Periodic
@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ACTOR = "system:escalation"
+# An alert that could not be escalated is looked at again after this long.
+RETRY_AFTER = timedelta(seconds=60)
 Clock = Callable[[], datetime]
 
 
@@ -95,10 +97,31 @@ class EscalationLoop(Periodic):
             if session.get_bind().dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True, key_share=True)
             for alert in session.scalars(query).all():
-                count += self._escalate(session, alert, now, effects)
+                count += self._escalate_alone(session, alert, now, effects)
         self.rt.dispatcher.send(effects.outbox)
         for event in effects.events:
             self.bus.publish(event)
+        return count
+
+    def _escalate_alone(
+        self, session: Session, alert: Alert, now: datetime, effects: Effects
+    ) -> int:
+        """`_escalate` in a savepoint of its own: an alert that cannot be escalated (a stored
+        plan that cannot be read, a bug) is logged by id and looked at again after
+        `RETRY_AFTER`, and stops neither the pass nor the escalation of any other alert (it
+        would otherwise come first in every pass, by its deadline, and fail it)."""
+        own = Effects()
+        try:
+            with session.begin_nested():
+                count = self._escalate(session, alert, now, own)
+        except Exception:  # noqa: BLE001 - one alert must not stop every other's escalation
+            session.expire(alert)
+            log.exception("escalation of alert id=%s failed; again in %ds", alert.id,
+                          RETRY_AFTER.total_seconds())
+            session.execute(update(Alert).where(Alert.id == alert.id)
+                            .values(next_escalation_at=now + RETRY_AFTER))
+            return 0
+        effects.extend(own)
         return count
 
     def _escalate(
