@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -17,6 +17,10 @@ ORGANISATION_ALIASES = {
     "vt": "veilig_thuis",
 }
 
+# A release date outside these is a typing error, and one at the edge of the datetime range
+# overflows in the custody arithmetic and in the conversion to UTC.
+RELEASED_FROM = datetime(1900, 1, 1, tzinfo=UTC)
+RELEASED_UNTIL = datetime(2200, 1, 1, tzinfo=UTC)
 PSEUDONYM = r"^[A-Za-z0-9_.:-]{3,64}$"
 PERSON_ID = r"^[A-Za-z0-9_.:@-]{2,128}$"
 PHONE = r"^\+?[0-9][0-9 -]{5,30}$"
@@ -33,6 +37,9 @@ def _check_custody(status: str | None, released_at: datetime | None) -> None:
         raise ValueError(
             "released_at needs a timezone (e.g. 2026-12-01T09:00:00+01:00)"
         )
+    if released_at is not None and not RELEASED_FROM <= released_at < RELEASED_UNTIL:
+        raise ValueError(f"released_at must lie between {RELEASED_FROM.year} and "
+                         f"{RELEASED_UNTIL.year}")
 
 
 class _CaseFields(BaseModel):

@@ -30,9 +30,11 @@ def custody_tightening(case: CaseFacts, policy: Policy, now: datetime) -> Custod
     released_at = case.custody.released_at
     if case.custody.state != "released" or released_at is None:
         return None
+    if now < released_at:
+        return None  # not released yet (and no sum with a date at the end of the range)
     config = policy.custody_release
     until = released_at + config.tightening_period
-    if not released_at <= now < until:
+    if now >= until:
         return None
     return CustodyTightening(
         released_at=released_at,

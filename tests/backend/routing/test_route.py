@@ -204,6 +204,9 @@ def test_custody_release_adds_the_named_contacts(
         (CustodyStatus("released", T0 - timedelta(days=14) + timedelta(seconds=1)), True),
         (CustodyStatus("released", T0), True),
         (CustodyStatus("released", T0 + timedelta(hours=1)), False),  # release still ahead
+        # At the end of the datetime range: no period is added to it (it would overflow and
+        # fail the routing of every alarm of the case).
+        (CustodyStatus("released", datetime(9999, 12, 31, tzinfo=UTC)), False),
     ],
 )
 def test_custody_tightening_period_bounds(
