@@ -32,6 +32,10 @@ class Inbox:
         self._queue.put(raw)
         self._wake.set()
 
+    def wake(self) -> None:
+        """End a wait in `next_batch` now (the lane is stopping)."""
+        self._wake.set()
+
     def empty(self) -> bool:
         return self._queue.empty()
 

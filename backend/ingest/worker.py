@@ -141,7 +141,7 @@ class IngestWorker:
         self._threads: list[threading.Thread] = []
         # (kind, follow-ups, messages to acknowledge after them, the webhook sends to let go
         # first and until when); served once started.
-        self._after: queue.Queue[tuple[str, list, list[Context], Sends | None, float]] = (
+        self._after: queue.Queue[tuple[str, list, list[Context], Sends | None, float] | None] = (
             queue.Queue(s.ingest.follow_up_queue_max))
         self._after_thread: threading.Thread | None = None
         self._network_thread = threading.local()  # `active` while it raises an alarm
@@ -276,9 +276,12 @@ class IngestWorker:
         self.rt.directory.stop_refresh()
         if getattr(self, "_snapshots", None) is not None:
             self._snapshots.stop()
+        for lane in (self.alarms, self.fixes):
+            lane.inbox.wake()  # a lane waiting for its next batch ends now
         for thread in self._threads:
             thread.join(timeout=10)
         if self._after_thread is not None:  # after the lanes: it finishes what they handed on
+            self._after.put(None)  # behind the last of it: then it ends
             self._after_thread.join(timeout=10)
         if self.client is not None:
             self.client.disconnect()
@@ -522,11 +525,14 @@ class IngestWorker:
         while True:
             self._beat()
             try:
-                kind, follow_ups, contexts, sends, wait_until = self._after.get(timeout=0.2)
+                item = self._after.get(timeout=0.2)
             except queue.Empty:
+                item = None
+            if item is None:  # nothing handed on, or the lanes stopped (`stop`)
                 if self._stop.is_set() and not any(t.is_alive() for t in self._threads):
                     return
                 continue
+            kind, follow_ups, contexts, sends, wait_until = item
             if sends is not None:  # the webhooks first; a late follow-up does not wait
                 sends.wait(wait_until - time.monotonic())
             try:

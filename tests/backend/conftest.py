@@ -62,13 +62,15 @@ def pg_sessions(pg_url):
 
 
 def truncate_all(url: str) -> None:
+    """Empty every table, those that refer to others first. DELETE, not TRUNCATE: on tables
+    this small it takes 1-5 ms where TRUNCATE took 50-65 (before every test of the stack)."""
     engine = create_engine(url)
+    tables = list(reversed(Base.metadata.sorted_tables))
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
-            names = ", ".join(t.name for t in Base.metadata.sorted_tables)
-            conn.execute(text(f"TRUNCATE {names} CASCADE"))
+            conn.execute(text("; ".join(f"DELETE FROM {t.name}" for t in tables)))
         else:
-            for table in reversed(Base.metadata.sorted_tables):
+            for table in tables:
                 conn.execute(table.delete())
     engine.dispose()
 
