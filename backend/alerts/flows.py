@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -30,6 +30,7 @@ from backend.regions import RegionIndex, RegionMatch
 from backend.routing import (
     AlertFacts,
     CaseFacts,
+    CustodyStatus,
     Policy,
     RoutingDecision,
     UnknownAlertType,
@@ -216,6 +217,14 @@ class AlertFlow:
         except UnknownAlertType:
             log.warning("no routing rule for alert type %s: desk only", draft.type)
             return None
+        except Exception:  # noqa: BLE001 - an alarm must be raised whatever routing trips on
+            # A bug, or case data routing cannot use (custody, contacts): routed without them,
+            # flagged, rather than an alarm that is never raised.
+            log.exception("routing failed for alert type %s of case %s: routed without the "
+                          "case's custody and contacts", draft.type, facts.case_id)
+            draft.flags.append("routing_fallback")
+            return route(alert_facts, replace(facts, custody=CustodyStatus(), contacts=()),
+                         region, self.policy, at)
 
     # -- raising --------------------------------------------------------------------------------
     def raise_alerts(

@@ -111,6 +111,9 @@ class EscalationChain(_Strict):
         return self
 
 
+MAX_TIGHTENING = timedelta(days=366)
+
+
 class CustodyReleaseConfig(_Strict):
     tightening_period: timedelta
     priority_steps_up: Annotated[int, Field(ge=0, le=3)] = 1
@@ -120,8 +123,9 @@ class CustodyReleaseConfig(_Strict):
     @field_validator("tightening_period")
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
-            raise ValueError("tightening_period must be positive")
+        if not timedelta(0) < value <= MAX_TIGHTENING:
+            raise ValueError(f"tightening_period must be positive and at most "
+                             f"{MAX_TIGHTENING.days} days")
         return value
 
 

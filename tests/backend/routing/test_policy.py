@@ -96,6 +96,10 @@ BAD_POLICIES = {
         lambda d: d["custody_release"].update(tightening_period="-P1D"),
         "tightening_period",
     ),
+    "period of ages": (  # a release date plus this overflows the datetime range
+        lambda d: d["custody_release"].update(tightening_period="P3000000D"),
+        "at most 366 days",
+    ),
 }
 
 
