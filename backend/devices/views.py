@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -12,10 +14,12 @@ from backend.cases.models import Case
 from backend.devices import service
 from backend.devices.errors import DeviceNotFound
 from backend.devices.models import Device
-from backend.devices.schemas import DeviceCreate, DeviceOut, DeviceUpdate
+from backend.devices.schemas import DEVICE_ID, DeviceCreate, DeviceOut, DeviceUpdate
 from backend.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
+# A device id in the path is one the protocol allows (a NUL, say, is a 422, not a 500).
+DeviceId = Annotated[str, Path(pattern=DEVICE_ID)]
 
 
 def _scoped(s: Session, p: Principal, device_id: str) -> Device:
@@ -54,7 +58,7 @@ def list_devices(
 
 @router.get("/{device_id}", response_model=DeviceOut)
 def get_device(
-    device_id: str, s: Session = Depends(session),
+    device_id: DeviceId, s: Session = Depends(session),
     p: Principal = Depends(require("case_director", "dispatcher")),
 ):
     return DeviceOut.model_validate(_scoped(s, p, device_id))
@@ -62,7 +66,7 @@ def get_device(
 
 @router.patch("/{device_id}", response_model=DeviceOut)
 def update_device(
-    device_id: str, data: DeviceUpdate, s: Session = Depends(session),
+    device_id: DeviceId, data: DeviceUpdate, s: Session = Depends(session),
     rt: Runtime = Depends(runtime), p: Principal = Depends(require("case_director")),
 ):
     _scoped(s, p, device_id)

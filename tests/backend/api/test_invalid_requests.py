@@ -78,6 +78,10 @@ def test_a_nul_in_free_text_is_refused(stack, api):
                       (f"/api/v1/alerts/{closed}/positions?reason=a%00b", ["query", "reason"]),
                       (f"/api/v1/cases/{case}/measures/a%00b", ["path", "measure_id"])):
         _refused(api.get(path), loc, NUL)
+    # A device id in the path is one the protocol allows.
+    _refused(api.get("/api/v1/devices/vic%00x"), ["path", "device_id"])
+    _refused(api.patch("/api/v1/devices/vic%00x", content='{"active": false}'),
+             ["path", "device_id"])
     with stack.runtime.sessions() as s:
         assert s.get(Case, case).safety_plan is None and s.get(Case, case).contacts == []
 
