@@ -17,6 +17,7 @@ def make_engine(settings: DatabaseSettings) -> Engine:
         engine = create_engine(
             settings.url,
             connect_args={"check_same_thread": False, "timeout": settings.connect_timeout_s},
+            hide_parameters=True,
         )
 
         @event.listens_for(engine, "connect")
@@ -31,6 +32,9 @@ def make_engine(settings: DatabaseSettings) -> Engine:
         return engine
     engine = create_engine(
         settings.url,
+        # A database error names the statement, never its values: they can be positions,
+        # names or secrets, and errors end up in logs.
+        hide_parameters=True,
         pool_size=settings.pool_size,
         max_overflow=settings.pool_size,
         pool_pre_ping=settings.pre_ping,

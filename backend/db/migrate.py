@@ -34,7 +34,7 @@ def schema_drift(url: str) -> list[Any]:
     empty when the migrations build exactly what the code expects."""
     from backend.db.models import Base
 
-    engine = create_engine(url)
+    engine = create_engine(url, hide_parameters=True)  # errors never carry values
     try:
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"include_object": include_object})

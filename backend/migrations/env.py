@@ -33,7 +33,7 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    engine = create_engine(_url())
+    engine = create_engine(_url(), hide_parameters=True)  # errors never carry values
     with engine.connect() as conn:
         _run(conn)
     engine.dispose()

@@ -63,3 +63,17 @@ def test_the_server_shows_whose_connection_it_is(pg_url, name, shown):
                                      "WHERE pid = pg_backend_pid()")).scalar_one() == shown
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
+def test_a_database_error_does_not_carry_the_statements_values(dialect, pg_url, tmp_path):
+    """Errors end up in logs; the values of a statement can be a victim's position."""
+    url = pg_url if dialect == "postgresql" else f"sqlite:///{tmp_path}/e.db"
+    engine = make_engine(DatabaseSettings(url=url))
+    try:
+        with engine.connect() as conn, pytest.raises(DBAPIError) as info:
+            conn.execute(text("SELECT CAST(:where AS integer) / 0 FROM no_such_table"),
+                         {"where": "51.9244,4.4690"})
+        assert "51.9244" not in str(info.value) and "no_such_table" in str(info.value)
+    finally:
+        engine.dispose()
