@@ -23,6 +23,7 @@ from backend.caselog.chain import (
     verify_chain,
 )
 from backend.caselog.models import CaseLogEntry
+from backend.cases.errors import CaseNotFound
 from backend.cases.models import Case
 
 
@@ -38,7 +39,10 @@ def append(
 ) -> CaseLogEntry:
     at = (at or datetime.now(UTC)).astimezone(UTC)
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(Case.id).where(Case.id == case_id).with_for_update(key_share=True))
+        locked = session.execute(
+            select(Case.id).where(Case.id == case_id).with_for_update(key_share=True)).first()
+        if locked is None:  # deleted meanwhile (`backend.cases.service.delete`)
+            raise CaseNotFound(f"case {case_id} not found")
     last = session.execute(
         select(CaseLogEntry.seq, CaseLogEntry.hash)
         .where(CaseLogEntry.case_id == case_id)

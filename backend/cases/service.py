@@ -74,7 +74,12 @@ def update(
 def delete(session: Session, case: Case, actor: str) -> None:
     """Delete a case nobody else has a stake in yet: refused while it has devices, alerts, or
     log entries of anyone but `actor` (the case log is shared with every party of the case; a
-    deletion takes its entries along)."""
+    deletion takes its entries along). On PostgreSQL the case row is locked first (`FOR
+    UPDATE`): whoever is writing to the case at this moment (a note, a device registered) is
+    waited for, so the checks see what they wrote, and whoever comes later waits for the
+    deletion and finds the case gone."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(Case.id).where(Case.id == case.id).with_for_update())
     in_use = session.scalar(
         select(
             exists().where(Device.case_id == case.id)

@@ -22,6 +22,7 @@ def register(session: Session, data: DeviceCreate) -> Device:
         session.flush()
     except IntegrityError:
         session.rollback()
+        cases.get(session, data.case_id)  # deleted meanwhile: CaseNotFound
         raise DeviceConflict("the OwnTracks user/device pair is already registered") from None
     return device
 
