@@ -7,9 +7,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.api.deps import require, runtime, session
-from backend.auth.errors import Forbidden
 from backend.auth.scoping import case_filter, may_see_case
 from backend.auth.tokens import Principal
+from backend.cases.errors import CaseNotFound
 from backend.cases.models import Case
 from backend.devices import service
 from backend.devices.errors import DeviceNotFound
@@ -37,8 +37,8 @@ def register_device(
     p: Principal = Depends(require("case_director")),
 ):
     case = s.get(Case, data.case_id)
-    if case is not None and not may_see_case(s, p, case):
-        raise Forbidden(f"case {data.case_id} is not in your scope")
+    if case is not None and not may_see_case(s, p, case):  # as unknown: no existence oracle
+        raise CaseNotFound(f"case {data.case_id} not found")
     device = service.register(s, data)
     s.commit()
     rt.directory.invalidate(device.id)

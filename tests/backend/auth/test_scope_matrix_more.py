@@ -310,6 +310,11 @@ def test_a_case_director_sees_and_changes_the_cases_she_directs(stack, world: Wo
         assert other.get(url).status_code == 404, url
     assert own.patch(case, json={"risk_level": "medium"}).status_code == 200
     assert other.patch(case, json={"risk_level": "low"}).status_code == 404
+    # A device for a case out of sight is refused as for a case that does not exist.
+    for case_id in (world.rotterdam_case, "00000000-0000-4000-8000-000000000000"):
+        r = other.post("/api/v1/devices", json={"id": "vic-other", "case_id": str(case_id),
+                                                "role": "victim"})
+        assert r.status_code == 404 and r.json()["detail"] == f"case {case_id} not found"
     assert other.get("/api/v1/cases").json() == []
     assert other.get("/api/v1/alerts").json() == []
     # Handing the case over to another director hands over the sight of it.
