@@ -9,8 +9,10 @@ Per (device, measure) the state is one of outside / approaching / inside / unkno
 - Accuracy: a fix whose accuracy circle lies fully inside is "confirmed"; one whose circle
   straddles the border is "possible" (if its accuracy is usable at all, else it changes nothing).
 - Debounce: entering (ring or zone) needs `enter_confirmations` fixes there, or
-  `enter_dwell_s` seconds, or one fix `immediate_depth_m` deep beyond its accuracy. Only a
-  clearly-outside fix resets a pending entry; fixes near the border (within the exit margin)
+  `enter_dwell_s` seconds, or one fix `immediate_depth_m` deep beyond its accuracy. Fixes in
+  the ring and fixes in the zone count together, towards the ring: an offender weaving along
+  the border raises `approach`, and consecutive fixes in the zone from there the breach. Only
+  a clearly-outside fix resets a pending entry; fixes near the border (within the exit margin)
   or too vague to tell neither count nor reset.
 - Hysteresis: leaving needs the whole accuracy circle `exit_margin_m` outside the border, for
   `exit_confirmations` consecutive fixes; in between the state holds.
@@ -205,6 +207,35 @@ def _leave_events(
     return events
 
 
+def _pending(
+    state: ZoneState, desired: str, tst: float
+) -> tuple[str, int, float | None]:
+    """The status debounced towards after a fix arguing for `desired` (not the current
+    status), with its count of fixes and the time of the first. Fixes arguing for the ring and
+    for the zone both argue for going up: they count together, towards the lower of the two
+    (an offender weaving along the border of a zone with a ring is in the ring all along)."""
+    pending = state.pending
+    if pending == desired:
+        return desired, state.pending_count + 1, state.pending_since
+    level = _LEVEL[state.status]
+    if pending is not None and min(_LEVEL[pending], _LEVEL[desired]) > level:
+        lower = min(pending, desired, key=_LEVEL.__getitem__)
+        return lower, state.pending_count + 1, state.pending_since
+    return desired, 1, tst
+
+
+def _immediate(
+    desired: str, conf: str | None, obs: Observation, cfg: GeofenceConfig
+) -> bool:
+    """A confirmed fix deep enough inside, beyond its accuracy, to enter at once."""
+    return (
+        desired == INSIDE
+        and conf == CONFIRMED
+        and cfg.immediate_depth_m is not None
+        and obs.inside_m - obs.accuracy_m >= cfg.immediate_depth_m
+    )
+
+
 def step(
     state: ZoneState, obs: Observation, cfg: GeofenceConfig
 ) -> tuple[ZoneState, list[GeofenceEvent]]:
@@ -278,42 +309,33 @@ def step(
             state, pending=None, pending_count=0, pending_since=None, last_tst=obs.tst
         ), events
 
-    if state.pending == desired:
-        count, since = state.pending_count + 1, state.pending_since
-    else:
-        count, since = 1, obs.tst
+    target, count, since = _pending(state, desired, obs.tst)
     if _LEVEL[desired] > _LEVEL[status]:
-        ready = (
-            count >= cfg.enter_confirmations
-            or (
+        if _immediate(desired, conf, obs, cfg):
+            target, ready = desired, True
+        else:
+            ready = count >= cfg.enter_confirmations or (
                 cfg.enter_dwell_s is not None
                 and since is not None
                 and obs.tst - since >= cfg.enter_dwell_s
             )
-            or (
-                desired == INSIDE
-                and conf == CONFIRMED
-                and cfg.immediate_depth_m is not None
-                and obs.inside_m - obs.accuracy_m >= cfg.immediate_depth_m
-            )
-        )
     else:
         ready = count >= cfg.exit_confirmations
     if not ready:
         return replace(
             state,
-            pending=desired,
+            pending=target,
             pending_count=count,
             pending_since=since,
             last_tst=obs.tst,
         ), events
 
-    if _LEVEL[desired] > _LEVEL[status]:
-        kind = breach if desired == INSIDE else "approach"
+    if _LEVEL[target] > _LEVEL[status]:
+        kind = breach if target == INSIDE else "approach"
         events.append(_event(kind, obs, conf or POSSIBLE, basis))
-        announced = state.approach_announced or desired == APPROACHING
+        announced = state.approach_announced or target == APPROACHING
         return ZoneState(
-            status=desired,
+            status=target,
             confidence=conf,
             last_tst=obs.tst,
             approach_announced=announced,

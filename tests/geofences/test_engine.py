@@ -122,6 +122,17 @@ def test_circle_and_protected_place_with_pre_alert_ring(fix):
     ]
 
 
+def test_an_offender_weaving_across_the_border_of_a_zone_with_a_ring_is_alerted(fix):
+    engine = Engine([zone(pre_alert_m=250)], CFG)
+    raised = []
+    for i in range(20):  # ten minutes, a fix every 30 s, 40 m either side of the border
+        raised += fix(engine, "off", 30 * i, 460 if i % 2 == 0 else 540, 10 * i, acc=10)
+    assert kinds(raised) == ["approach"], kinds(raised)
+    # From the ring, consecutive fixes in the zone still raise the breach.
+    assert fix(engine, "off", 600, 460, 200, acc=10) == []
+    assert kinds(fix(engine, "off", 630, 460, 210, acc=10)) == ["zone_breach"]
+
+
 def test_out_of_order_and_future_fixes_change_nothing(fix):
     engine = Engine([zone()], CFG)
     fix(engine, "off", 100, 3000)
