@@ -16,6 +16,10 @@ A measure is one GeoJSON Feature (RFC 7946, WGS84 lon/lat):
         "exceptions": [{"geometry": Polygon, "valid_from": ..., "valid_until": ...,
                         "reason": "corridor to own address"}]}}
 
+Positions may carry an altitude (`[lon, lat, alt]`); it is dropped, measures are 2D. The
+authority is a text of at most 128 characters, the reference of at most 64 (as the record keeps
+them), neither with control characters.
+
 `measure_from_feature` parses and validates (raising `InvalidMeasure` with every problem);
 `validate_measure` checks a measure built in code; `measure_to_feature` exports.
 """
@@ -23,10 +27,12 @@ A measure is one GeoJSON Feature (RFC 7946, WGS84 lon/lat):
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from shapely import force_2d
 from shapely.errors import GEOSException
 from shapely.geometry import MultiPolygon, Point, Polygon, mapping, shape
 from shapely.validation import explain_validity
@@ -45,6 +51,8 @@ from geofences.projection import Projection, projection_for
 from geofences.timewindows import TimeWindow
 
 Home = tuple[float, float]  # (lon, lat) of the offender's registered home address
+AUTHORITY_MAX = 128  # characters of `properties.authority` (court or office)
+REFERENCE_MAX = 64  # characters of `properties.reference` (court / OM reference)
 
 
 def _time(value: Any, path: str, problems: list[Problem]) -> float | None:
@@ -87,7 +95,7 @@ def _geometry(data: Any, path: str, problems: list[Problem]) -> Any:
         )
         return None
     try:
-        geom = shape(data)
+        geom = force_2d(shape(data))  # an altitude on the positions is dropped
     except (
         ValueError,
         TypeError,
@@ -136,6 +144,32 @@ def _number(
         )
         return default
     return float(value)
+
+
+def _text(props: Mapping, key: str, limit: int, problems: list[Problem]) -> str:
+    """A short text property ("" when absent): a string, or an integer as some exports write
+    one, of at most `limit` characters without control characters."""
+    value = props.get(key)
+    if value is None:
+        return ""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or len(value) > limit or not _plain(value):
+        problems.append(
+            Problem(
+                "invalid_field",
+                f"properties.{key}",
+                f"expected a text of at most {limit} characters without control characters",
+            )
+        )
+        return ""
+    return value
+
+
+def _plain(text: str) -> bool:
+    """Whether a text has no control characters and no lone surrogates (which no database
+    stores as text)."""
+    return not any(unicodedata.category(c) in ("Cc", "Cs") for c in text)
 
 
 def _string_list(props: Mapping, key: str, problems: list[Problem]) -> tuple[str, ...]:
@@ -261,8 +295,8 @@ def measure_from_feature(
             props.get("valid_until"), "properties.valid_until", problems
         ),
         "time_windows": tuple(windows),
-        "authority": str(props.get("authority", "")),
-        "reference": str(props.get("reference", "")),
+        "authority": _text(props, "authority", AUTHORITY_MAX, problems),
+        "reference": _text(props, "reference", REFERENCE_MAX, problems),
         "exceptions": tuple(exceptions),
     }
     geometry = feature.get("geometry")

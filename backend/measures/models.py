@@ -21,6 +21,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from geofences.geojson import AUTHORITY_MAX, REFERENCE_MAX
+
 from backend.db.base import Base, utcnow
 from backend.db.types import GeoPoint, GeoShape, UTCDateTime
 
@@ -45,8 +47,9 @@ class MeasureRow(Base):
     valid_from: Mapped[datetime | None] = mapped_column(UTCDateTime)
     valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     time_windows: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
-    authority: Mapped[str] = mapped_column(String(128), default="")
-    reference: Mapped[str] = mapped_column(String(64), default="")  # court / OM reference
+    authority: Mapped[str] = mapped_column(String(AUTHORITY_MAX), default="")
+    # court / OM reference
+    reference: Mapped[str] = mapped_column(String(REFERENCE_MAX), default="")
     subject_device_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
     protected_device_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
     exceptions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)

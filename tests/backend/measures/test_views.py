@@ -153,3 +153,53 @@ def test_collection_is_all_or_nothing_with_every_reason(stack):
     assert paths[0] == "features[1].geometry" and paths[1].startswith("features[2].")
     assert api.get(_url(case_id)).json()["features"] == []
     assert api.post(_url(case_id), json={"type": "Point"}).status_code == 422
+
+
+def test_a_reference_or_authority_the_record_cannot_keep_is_refused(stack):
+    case_id = register_pair(stack, "off-ref", "vic-ref")
+    api = stack.api()
+    long_ref = zone_feature("off-ref", measure_id="zone-ref", reference="C/10/" + "9" * 85)
+    problems = _problems(api.post(_url(case_id), json=long_ref))
+    assert [(p["code"], p["path"]) for p in problems] == [
+        ("invalid_field", "properties.reference")]
+    bad_authority = zone_feature("off-ref", measure_id="zone-ref", authority="R" * 129)
+    problems = _problems(api.post(_url(case_id), json=bad_authority))
+    assert [p["path"] for p in problems] == ["properties.authority"]
+    control = zone_feature("off-ref", measure_id="zone-ref", reference="C/10\x00/1")
+    assert [p["path"] for p in _problems(api.post(_url(case_id), json=control))] == [
+        "properties.reference"]
+    assert api.get(_url(case_id), params={"include_inactive": True}).json()["features"] == []
+    assert api.post(_url(case_id), json=zone_feature("off-ref", measure_id="zone-ref")
+                    ).status_code == 201
+    assert _problems(api.put(_url(case_id, "/zone-ref"), json=long_ref))
+    assert api.get(_url(case_id, "/zone-ref")).json()["properties"]["version"] == 1
+
+
+def _with_altitudes(feature: dict) -> dict:
+    """The feature with an altitude on every position, as GIS exports may write them."""
+    rings = feature["geometry"]["coordinates"]
+    feature["geometry"]["coordinates"] = [[[lon, lat, 12.5] for lon, lat in r] for r in rings]
+    return feature
+
+
+def test_positions_with_altitudes_are_stored_in_two_dimensions(stack):
+    case_id = register_pair(stack, "off-alt", "vic-alt")
+    api = stack.api()
+    lat, lon = ROTTERDAM
+    corridor = {"geometry": {"type": "Polygon", "coordinates": [square(lat, lon, 20.0)]},
+                "reason": "corridor"}
+    zone = _with_altitudes(zone_feature("off-alt", measure_id="zone-alt",
+                                        exceptions=[_with_altitudes(corridor)]))
+    created = api.post(_url(case_id), json=zone)
+    assert created.status_code == 201, created.text
+    wider = _with_altitudes(zone_feature("off-alt", half_m=300.0))
+    replaced = api.put(_url(case_id, "/zone-alt"), json=wider)
+    assert replaced.status_code == 200, replaced.text
+    stored = api.get(_url(case_id, "/zone-alt")).json()
+    ring = stored["geometry"]["coordinates"][0]
+    assert all(len(p) == 2 for p in ring)
+    for got, sent in zip(ring, square(lat, lon, 300.0), strict=True):
+        assert abs(got[0] - sent[0]) < 1e-9 and abs(got[1] - sent[1]) < 1e-9
+    assert stored["properties"]["version"] == 2
+    created_ring = created.json()["properties"]["exceptions"][0]["geometry"]["coordinates"][0]
+    assert all(len(p) == 2 for p in created_ring)
