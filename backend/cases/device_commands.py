@@ -111,6 +111,21 @@ def tightened_interval(
     return tightening.report_interval_s if tightening else None
 
 
+def config_now(
+    session: Session, topics: Topics, policy: Policy, device: Device, now: datetime
+) -> list[OutboxItem]:
+    """The config command that tells the device the interval it reports at from now on (its own,
+    faster while a custody release tightens), after its interval was changed; none while its
+    case is in pursuit (the pursuit interval holds, and the normal one follows when it ends)."""
+    if not device.active or in_pursuit(session, device.case_id):
+        return []
+    case = session.get(Case, device.case_id)
+    assert case is not None
+    interval = normal_interval(device, case, tightened_interval(session, case, policy, now))
+    return command_rows(
+        session, topics, [(device.id, ConfigCommand(report_interval_s=interval))], now)
+
+
 class DeviceCommandHook:
     phase = "follow_up"  # after the police feed is out (AlertHook in backend.alerts.flows)
 

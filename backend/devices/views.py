@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
@@ -9,6 +10,7 @@ from sqlalchemy.orm import Session
 from backend.api.deps import require, runtime, session
 from backend.auth.scoping import case_filter, may_see_case
 from backend.auth.tokens import Principal
+from backend.cases.device_commands import config_now
 from backend.cases.errors import CaseNotFound
 from backend.cases.models import Case
 from backend.devices import service
@@ -69,9 +71,12 @@ def update_device(
     device_id: DeviceId, data: DeviceUpdate, s: Session = Depends(session),
     rt: Runtime = Depends(runtime), p: Principal = Depends(require("case_director")),
 ):
-    _scoped(s, p, device_id)
+    before = _scoped(s, p, device_id).report_interval_s
     device = service.update(s, device_id, data)
+    commands = (config_now(s, rt.topics, rt.flow.policy, device, datetime.now(UTC))
+                if device.report_interval_s != before else [])
     s.commit()
+    rt.dispatcher.send(commands)  # the device is told its new interval
     rt.directory.invalidate(device_id)
     rt.flow.forget_caches()
     return DeviceOut.model_validate(device)

@@ -73,3 +73,30 @@ def test_warn_and_pursuit_mode(stack):
     assert orjson.loads(payload) == {"cmd": "config", "report_interval_s": 60}
     victim.close()
     offender.close()
+
+
+def test_a_changed_report_interval_is_sent_to_the_device_except_in_pursuit(stack):
+    """The device reports at the interval the case director set, from the moment she sets it:
+    it is told at once. While its case is in pursuit the pursuit interval holds (the new one
+    follows when the pursuit ends)."""
+    case_id = stack.register("ri-victim")
+    with stack.runtime.sessions.begin() as s:
+        s.add(Device(id="pm-offender", case_id=case_id, role="offender"))
+    commands = stack.collector(stack.topics.cmd("ri-victim"))
+    api = stack.api()
+
+    assert api.patch("/api/v1/devices/ri-victim",
+                     json={"report_interval_s": 30}).status_code == 200
+    [(_, payload, _)] = commands.wait_for(1)
+    assert orjson.loads(payload) == {"cmd": "config", "report_interval_s": 30}
+    assert api.patch("/api/v1/devices/ri-victim", json={"active": True}).status_code == 200
+
+    alert = _raise(stack, case_id, "proximity", "ri-1")  # pursuit: warn, 15 s
+    assert len(commands.wait_for(3)) == 3
+    assert api.patch("/api/v1/devices/ri-victim",
+                     json={"report_interval_s": 45}).status_code == 200
+    assert api.post(f"/api/v1/alerts/{alert.id}/resolve").status_code == 200
+    [*_, (_, last, _)] = commands.wait_for(4)
+    assert orjson.loads(last) == {"cmd": "config", "report_interval_s": 45}
+    time.sleep(0.5)
+    assert len(commands.messages) == 4  # nothing for the unchanged interval, nor in pursuit
