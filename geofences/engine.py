@@ -53,11 +53,13 @@ class Engine:
     def index(self) -> MeasureIndex:
         return self._index
 
-    def reload(self, measures: Iterable[Measure]) -> None:
+    def reload(self, measures: Iterable[Measure], *, skip_invalid: bool = False) -> None:
         """Replace all measures atomically. States of measures that remain (same id, same
         device) are kept; the others are dropped. Raises InvalidMeasure and keeps the old index
-        when a measure cannot be compiled."""
-        index = MeasureIndex(measures, self.config, self.projection)
+        when a measure cannot be compiled; with `skip_invalid` loads the others (the problems
+        in `index.skipped`)."""
+        index = MeasureIndex(measures, self.config, self.projection,
+                             skip_invalid=skip_invalid)
         self._index = index
         for device, states in list(self._states.items()):
             for mid in list(states):

@@ -215,7 +215,11 @@ class MeasureIndex:
         measures: Iterable[Measure],
         config: GeofenceConfig | None = None,
         projection: Projection | None = None,
+        *,
+        skip_invalid: bool = False,
     ) -> None:
+        """Raises InvalidMeasure, with every problem, when a measure cannot be compiled; with
+        `skip_invalid` such measures are left out instead, their problems in `skipped`."""
         cfg = config or GeofenceConfig()
         proj = projection or projection_for(cfg.crs)
         compiled: dict[str, CompiledMeasure] = {}
@@ -233,8 +237,9 @@ class MeasureIndex:
                     Problem(p.code, f"{m.id}: {p.path}", p.message)
                     for p in exc.problems
                 )
-        if problems:
+        if problems and not skip_invalid:
             raise InvalidMeasure.from_problems(problems)
+        self.skipped = problems
         by_subject: dict[str, list[CompiledMeasure]] = {}
         by_protected: dict[str, list[CompiledMeasure]] = {}
         for cm in compiled.values():

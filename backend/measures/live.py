@@ -63,10 +63,14 @@ class LiveMeasures:
                       len(self.engine.index))
             return False
         try:
-            self.engine.reload(measures)
+            # A measure that cannot be compiled (stored before a rule or the CRS changed) is
+            # left out, by id in the log: new and revoked measures still take effect.
+            self.engine.reload(measures, skip_invalid=True)
         except GeofenceError as exc:
             log.error("measures not reloaded (%s); keeping %d", exc.code, len(self.engine.index))
             return False
+        for problem in self.engine.index.skipped:
+            log.error("measure not loaded: %s (%s)", problem.path.split(":")[0], problem.code)
         self.version = version
         self.reloads += 1
         log.info("measures loaded count=%d version=%d", len(measures), version)
