@@ -42,7 +42,7 @@ from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
-from device_protocol import Channel, Topics
+from device_protocol import Channel, ProtocolError, Topics
 from sqlalchemy import func, or_, select, update
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
@@ -85,6 +85,26 @@ def topic_filters(topics: Topics, channels: str) -> list[str]:
     if channels == "other":
         return [f for f in every if f != alarm]
     return every
+
+
+def batch_devices(
+    topics: Topics, batch: list[RawMessage]
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """The device ids on a batch's device topics and the (user, device) pairs on its OwnTracks
+    topics, each once, in order. A topic that cannot be parsed is left out: the pipeline
+    rejects its message."""
+    ids: dict[str, None] = {}
+    pairs: dict[tuple[str, str], None] = {}
+    for raw in batch:
+        try:
+            topic = topics.parse(raw.topic)
+        except ProtocolError:
+            continue
+        if topic.device_id is not None:
+            ids[topic.device_id] = None
+        elif topic.owntracks_user is not None and topic.owntracks_device is not None:
+            pairs[(topic.owntracks_user, topic.owntracks_device)] = None
+    return list(ids), list(pairs)
 
 
 def default_client_id(base: str, channels: str) -> str:
@@ -418,13 +438,19 @@ class IngestWorker:
         """Run, store, fan out and (via the follow-up) acknowledge one batch. False when it was
         not stored: stopping, or a failed try without `retry`; nothing was acknowledged.
         `again`: the batch is handled again after a try that failed."""
-        device_ids = [r.topic.split("/")[-2] for r in batch if "/dev/" in r.topic]
+        if lane.prefetches_state:
+            device_ids, pairs = batch_devices(self.rt.topics, batch)
+        else:  # alarms come on device topics only: nothing more to parse on their path
+            device_ids, pairs = [r.topic.split("/")[-2] for r in batch if "/dev/" in r.topic], []
         lane.state.begin()
         try:
             self.rt.directory.prefetch(device_ids)
         except SQLAlchemyError:
             log.exception("prefetch failed; devices are looked up one by one")
         if lane.prefetches_state:
+            # OwnTracks devices (a victim's phone) by their pair: their states are rolled back
+            # and taken over as any device's. The database away: the batch waits for it.
+            device_ids += self._owntracks_devices(pairs)
             device_ids += lane.pipeline.related_devices(device_ids)
             lane.state.prefetch(device_ids)
             lane.pipeline.begin_batch(device_ids, again)
@@ -435,6 +461,11 @@ class IngestWorker:
             with self._count_lock:
                 self._processed += len(batch)
         return stored
+
+    def _owntracks_devices(self, pairs: list[tuple[str, str]]) -> list[str]:
+        """The ids of the registered devices of these OwnTracks (user, device) pairs."""
+        found = (self.rt.directory.by_owntracks(user, device) for user, device in pairs)
+        return [info.id for info in found if info is not None]
 
     def _run_pipeline(self, lane: Lane, raw: RawMessage) -> Context:
         try:

@@ -5,6 +5,7 @@ states (real PostgreSQL, Redis and Mosquitto)."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
@@ -15,7 +16,7 @@ from sqlalchemy import select
 from backend.alerts.models import Alert, AlertEvent
 from backend.cases.models import Case
 from backend.devices.models import Device
-from backend.ingest.worker import IngestWorker
+from backend.ingest.worker import IngestWorker, batch_devices
 from backend.pipeline.context import RawMessage
 from backend.measures import flows as measures
 from backend.runtime import Runtime
@@ -23,7 +24,7 @@ from backend.settings import Settings
 from backend.state import keys
 from device_protocol import Fix, Topics, codec
 from tests.backend.conftest import make_settings, truncate_all
-from tests.backend.measures.places import ROTTERDAM, offset, zone_feature
+from tests.backend.measures.places import ROTTERDAM, ban_feature, offset, zone_feature
 from tests.conftest import MQTT_PORT, REDIS_URL
 from tests.support.mqtt import client, publish
 from tests.support.waiting import wait_until
@@ -220,6 +221,55 @@ def test_a_batch_handled_again_after_a_failed_try_raises_its_breach(pg_url):
         with runtime.sessions() as s:
             types = list(s.scalars(select(Alert.type).where(Alert.device_id == "off-ag")))
         assert types == ["zone_breach"]
+    finally:
+        runtime.close()
+        store = redis.Redis.from_url(REDIS_URL)
+        store.delete(*store.keys(f"{settings.redis.key_prefix}:*"))
+        store.close()
+
+
+def test_a_batchs_devices_include_owntracks_pairs_and_leave_out_what_cannot_be_parsed():
+    topics = Topics("sd/v1")
+    batch = [RawMessage(topic, b"", 1, i, 0.0) for i, topic in enumerate([
+        topics.loc("dev-1"), topics.owntracks("anna", "phone"), "sd/v1/dev/x/loc",
+        topics.status("dev-1"), "elsewhere/dev/dev-2/loc", topics.owntracks("anna", "phone"),
+    ])]
+    assert batch_devices(topics, batch) == (["dev-1"], [("anna", "phone")])
+
+
+def test_a_retried_batch_with_an_owntracks_fix_raises_its_proximity_alert(pg_url):
+    """A victim's phone sends on its OwnTracks topic. The batch of its fix fails once after
+    the evaluation; handled again, it is evaluated again from the stored states of the victim
+    and of the offender, so the proximity is raised."""
+    settings = _zone_settings(pg_url, "otagain")
+    runtime = Runtime.build(settings)
+    with runtime.sessions.begin() as s:
+        case = Case(reference="OT-again", home_police_unit="RE07")
+        s.add(case)
+        s.flush()
+        s.add(Device(id="off-ot", case_id=case.id, role="offender"))
+        s.add(Device(id="vic-ot", case_id=case.id, role="victim",
+                     owntracks_user="anna", owntracks_device="phone"))
+        s.flush()
+        measures.create(s, case.id, ban_feature("off-ot", "vic-ot", measure_id="ban-ot"),
+                        runtime.settings.geofence.to_config())
+    topics = Topics(settings.protocol.topic_root)
+    worker = IngestWorker(runtime)  # not started: its lanes handle the batches here
+    t = time.time() - 30
+    try:
+        off = RawMessage(topics.loc("off-ot"), codec.encode(
+            Fix(tst=t, lat=ROTTERDAM[0], lon=ROTTERDAM[1], acc=5)), 1, 1, time.time())
+        worker._handle_in_lane(worker.fixes, [off])
+        runtime.flow = FailsOnce(runtime.flow)
+        lat, lon = offset(*ROTTERDAM, 100, 0)
+        vic = RawMessage(topics.owntracks("anna", "phone"), json.dumps(
+            {"_type": "location", "tst": int(t + 10), "lat": lat, "lon": lon, "acc": 5}
+        ).encode(), 1, 2, time.time())
+        worker._handle_in_lane(worker.fixes, [vic])
+        assert runtime.flow.failed
+        with runtime.sessions() as s:
+            types = list(s.scalars(select(Alert.type).where(Alert.device_id == "off-ot")))
+        assert types == ["proximity"]
     finally:
         runtime.close()
         store = redis.Redis.from_url(REDIS_URL)
