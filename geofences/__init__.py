@@ -27,6 +27,7 @@ Engine (`engine`), the entry point of the ingest pipeline:
     engine.take_changed() -> dict           # states of devices changed since the last call
     engine.forget_device(device_id)
     engine.state_of(device_id, measure_id) -> ZoneState
+    engine.states_of(device_id) -> dict     # its states not idle, as take_changed gives
 
 All distances are metres in a projected CRS (EPSG:28992 by default, `GeofenceConfig.crs`).
 A fix of device D meets only the measures whose offender D is, plus the contact bans

@@ -326,6 +326,11 @@ class Engine:
         """The state of one (device, measure) pair (the idle state when none is kept)."""
         return self._states.get(device_id, {}).get(measure_id, IDLE)
 
+    def states_of(self, device_id: str) -> dict[str, dict[str, Any]]:
+        """The device's states that are not idle, as `take_changed()` gives them (measure id ->
+        state; empty when it is idle everywhere): to compare with what a store holds."""
+        return {m: s.as_dict() for m, s in self._states.get(device_id, {}).items()}
+
     def forget_device(self, device_id: str) -> None:
         """Drop everything known about a device (last fix and zone states)."""
         self._last.pop(device_id, None)

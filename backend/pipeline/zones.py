@@ -37,14 +37,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from device_protocol import Fix
-from geofences import GeofenceEvent
+from geofences import Engine, GeofenceEvent
 from backend import metrics
 from backend.alerts import service as alerts
 from backend.alerts.models import Alert
 from backend.hub.bus import EventBus
 from backend.measures.live import LiveMeasures
 from backend.pipeline.context import AlertDraft, Context
-from backend.state.store import LastFix, StateStore
+from backend.state.store import LastFix, StateStore, Stored
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +146,9 @@ class ZoneStep:
 
     def begin_batch(self, device_ids: list[str], again: bool = False) -> None:
         """Before a batch of these devices' messages (with their partners): take over from the
-        state store each device's last fix and zone states where the store knows a later (or
-        another) fix than the engine: another worker evaluated it, or this worker restarted.
+        state store each device's last fix and zone states where the store knows another fix
+        or other states than the engine (`moved_devices`): another worker evaluated it, or a
+        fix of its contact-ban partner, or this worker restarted.
         `again`: the batch is handled again after a failure, so every device of it goes back
         to what the store holds, which the failed try never wrote (a device the store does not
         know is forgotten). Where the store knows no fix at all (it was emptied) and not
@@ -174,9 +175,7 @@ class ZoneStep:
             log.warning("state store unavailable (%s): zone states as this worker knows them",
                         type(exc).__name__)
             return
-        moved = concerned if again else [
-            d for d in concerned
-            if (fix := stored.fixes.get(d)) is not None and fix.tst != engine.last_time(d)]
+        moved = concerned if again else moved_devices(engine, stored, concerned)
         if not moved:
             return
         engine.adopt({d: _fix_dict(stored.fixes.get(d)) for d in moved},
@@ -249,6 +248,16 @@ class ZoneStep:
             draft.lat, draft.lon, draft.acc, draft.fix_time = fix.lat, fix.lon, fix.acc, fix.tst
             draft.location_source = "fix"
         return draft
+
+
+def moved_devices(engine: Engine, stored: Stored, device_ids: list[str]) -> list[str]:
+    """The devices of which the store holds another last fix or other zone states than the
+    engine: another worker evaluated a fix of theirs, or (a contact ban's state, kept under the
+    offender) a fix of their partner's. Where the store knows no fix, the engine keeps what it
+    knows."""
+    return [d for d in device_ids
+            if (fix := stored.fixes.get(d)) is not None
+            and (fix.tst != engine.last_time(d) or stored.zones.get(d, {}) != engine.states_of(d))]
 
 
 def _fix_dict(fix: LastFix | None) -> dict[str, Any] | None:

@@ -305,6 +305,14 @@ def test_adopted_devices_go_on_from_another_engines_state(fix):
     assert kinds(fix(b, "off", 120, 0)) == ["zone_breach"]  # a new entry
 
 
+def test_a_devices_states_are_given_as_a_store_keeps_them(fix):
+    engine = Engine([zone(), zone(id="z2")], CFG)
+    assert engine.states_of("off") == {}
+    fix(engine, "off", 0, 0)
+    assert engine.states_of("off") == engine.take_changed()["off"]
+    assert set(engine.states_of("off")) == {"z", "z2"}
+
+
 def test_adopting_no_fix_forgets_the_device_and_drops_unknown_measures(fix):
     engine = Engine([zone()], CFG)
     fix(engine, "off", 0, 0)

@@ -275,3 +275,55 @@ def test_a_retried_batch_with_an_owntracks_fix_raises_its_proximity_alert(pg_url
         store = redis.Redis.from_url(REDIS_URL)
         store.delete(*store.keys(f"{settings.redis.key_prefix}:*"))
         store.close()
+
+
+def _ban_shared(pg_url, name: str, warm: bool) -> list[int]:
+    """Two fix workers (workers not started: handled directly) on one contact ban: the
+    offender's fixes at A, the victim's at B. When each raised a proximity, in seconds after
+    the offender's first fix. `warm`: both loaded the measures before their first batch."""
+    settings = _zone_settings(pg_url, name)
+    a, b = Runtime.build(settings), Runtime.build(settings)
+    with a.sessions.begin() as s:
+        case = Case(reference="BAN-share", home_police_unit="RE07")
+        s.add(case)
+        s.flush()
+        s.add(Device(id="off-bs", case_id=case.id, role="offender"))
+        s.add(Device(id="vic-bs", case_id=case.id, role="victim"))
+        s.flush()
+        measures.create(s, case.id, ban_feature("off-bs", "vic-bs", measure_id="ban-bs"),
+                        a.settings.geofence.to_config())
+    topics = Topics(settings.protocol.topic_root)
+    workers = {"a": IngestWorker(a), "b": IngestWorker(b)}
+    if warm:
+        for runtime in (a, b):
+            assert runtime.geofences.refresh()
+    near = offset(*ROTTERDAM, 100, 0)
+    t = time.time() - 120
+
+    def handle(at: str, device: str, point, tst: float) -> None:
+        raw = RawMessage(topics.loc(device), codec.encode(
+            Fix(tst=tst, lat=point[0], lon=point[1], acc=5)), 1, 1, time.time())
+        worker = workers[at]
+        assert worker.handle(worker.fixes, [raw])
+
+    store = redis.Redis.from_url(REDIS_URL)
+    try:
+        handle("a", "off-bs", ROTTERDAM, t)
+        handle("b", "vic-bs", near, t + 10)  # proximity raised at B
+        handle("a", "off-bs", ROTTERDAM, t + 20)  # nothing new must be raised at A
+        with a.sessions() as s:
+            raised = list(s.scalars(select(Alert.device_time).where(
+                Alert.type == "proximity").order_by(Alert.device_time)))
+        return [round(x.timestamp() - t) for x in raised]
+    finally:
+        for runtime in (a, b):
+            runtime.close()
+        store.delete(*store.keys(f"{settings.redis.key_prefix}:*"))
+        store.close()
+
+
+def test_a_proximity_raised_at_one_worker_is_not_raised_again_at_the_other(pg_url):
+    """The ban's state, kept under the offender, changed at B with the victim's fix: A takes
+    it over on the offender's next fix, although it knows that offender's last fix."""
+    assert _ban_shared(pg_url, "banshare", warm=True) == [10]
+
