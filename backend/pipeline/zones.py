@@ -15,13 +15,14 @@ touches the engine). Per message with fresh fixes it:
    batch, after its commit).
 
 The state store, not the engine, holds the truth between batches: before each batch
-(`begin_batch`) the step takes over from it the last fix and zone states of every device of
-the batch, and of their contact-ban partners, that the engine knows otherwise. So a restarted
-worker goes on where it stopped (a device inside a zone raises no second breach, one that left
-meanwhile clears the breach, a first fix across the zone from the last one is a crossing);
-workers sharing a subscription each see what the others evaluated (a contact ban works when
-offender and victim fixes reach different workers); and a batch that was not stored is
-evaluated again from where it began, so its alerts are raised when it is handled again.
+(`begin_batch`) the step takes over from it the last fix and zone states of every device of the
+batch, and of their contact-ban partners (found with the measures brought up to date, so a ban
+just created or first loaded has its partners too), that the engine knows otherwise. So a
+restarted worker goes on where it stopped (a device inside a zone raises no second breach, one
+that left meanwhile clears the breach, a first fix across the zone from the last one is a
+crossing); workers sharing a subscription each see what the others evaluated (a contact ban
+works when offender and victim fixes reach different workers); and a batch that was not stored
+is evaluated again from where it began, so its alerts are raised when it is handled again.
 """
 
 from __future__ import annotations
@@ -134,7 +135,10 @@ class ZoneStep:
 
     def related_devices(self, device_ids: list[str]) -> set[str]:
         """The contact-ban partners of these devices, whose state the step needs too (the
-        worker prefetches it with the batch and passes them to `begin_batch`)."""
+        worker prefetches it with the batch and passes them to `begin_batch`). The measures
+        are brought up to date first: a ban loaded only later in the batch would find its
+        partner's last fix not taken over."""
+        self._refresh()
         index = self._live.engine.index
         related: set[str] = set()
         for device_id in device_ids:
@@ -143,6 +147,13 @@ class ZoneStep:
             related.update(d for cm in index.by_protected.get(device_id) or ()
                            for d in cm.subjects)
         return related.difference(device_ids)
+
+    def _refresh(self) -> None:
+        try:
+            self._live.refresh()
+        except Exception:  # noqa: BLE001 - a geofence defect must not hold up the batch
+            metrics.GEOFENCE_ERRORS.inc()
+            log.exception("measures not refreshed")
 
     def begin_batch(self, device_ids: list[str], again: bool = False) -> None:
         """Before a batch of these devices' messages (with their partners): take over from the

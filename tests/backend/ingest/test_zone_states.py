@@ -327,3 +327,8 @@ def test_a_proximity_raised_at_one_worker_is_not_raised_again_at_the_other(pg_ur
     it over on the offender's next fix, although it knows that offender's last fix."""
     assert _ban_shared(pg_url, "banshare", warm=True) == [10]
 
+
+def test_a_worker_that_just_loaded_the_ban_raises_it_on_the_victims_fix(pg_url):
+    """B's first batch loads the ban before it looks for the victim's partner: the
+    offender's last fix is taken over and the proximity raised on the victim's fix."""
+    assert _ban_shared(pg_url, "banfresh", warm=False) == [10]
