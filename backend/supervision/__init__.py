@@ -4,7 +4,9 @@
   of many devices, `check_device(health, now, thresholds, pursuit)` for one (device silent
   within 90 s, 20 s in pursuit mode; battery low with hysteresis; tamper; no fix).
 - `grouping`: `group_health_signals(signals, open_health_alerts, now, window) -> GroupingDecision`
-  (one alert per case and type, open alerts updated not duplicated, a desk-level storm summary).
+  (one alert per case and type, open alerts updated not duplicated, a desk-level storm summary);
+  `closed_episode(signal, closed)`: the desk closed an alert for this episode (nothing new
+  reported since), so it raises nothing again.
 
 A panic alarm never passes through this package: urgent alerts (panic, fall, zone breach,
 proximity, tamper) are never grouped, delayed or suppressed, and the grouping rejects them by type
@@ -19,6 +21,7 @@ from backend.supervision.grouping import (
     HealthAlertUpdate,
     OpenHealthAlert,
     StormSummary,
+    closed_episode,
     group_health_signals,
 )
 from backend.supervision.health import (
@@ -49,6 +52,7 @@ __all__ = [
     "SupervisionThresholds",
     "check_device",
     "check_fleet",
+    "closed_episode",
     "group_health_signals",
     "partition_signals",
 ]

@@ -14,6 +14,12 @@ of many devices into a bounded set of desk actions:
 
 So 100 silent devices give at most one alert per case plus one summary per desk.
 
+Signals are per episode: once the desk closed an alert covering a device and type (resolved,
+false alarm, cancelled), that device's signal of that type raises nothing until something new is
+reported (`closed_episode`): silence until the device is heard again, no fix until a new fix, and
+tamper and battery low until a new status report. `closed` maps (device, type) to the raising
+time of the latest such closed alert. Closed episodes still count towards a storm.
+
 A panic alarm never passes through this grouping, and neither does any other urgent alert (fall,
 zone breach, proximity, tamper): they are raised, routed and delivered on their own path at once,
 never grouped, delayed or suppressed. This function only accepts the health types
@@ -24,7 +30,7 @@ decides anything.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -94,6 +100,17 @@ class GroupingDecision:
         return len(self.new) + len(self.updates) + len(self.storms)
 
 
+def closed_episode(signal: HealthSignal, closed: Mapping[tuple[str, str], datetime]) -> bool:
+    """True when the desk already closed an alert for this signal's episode: the latest closed
+    alert of the device and type (`closed`, by (device id, type): its raising time) was raised
+    when nothing newer than `signal.reported_at` had been reported (not heard, no fix, no status
+    report since). An unknown `reported_at` is covered by any closed alert."""
+    raised_at = closed.get((signal.device_id, signal.type))
+    if raised_at is None:
+        return False
+    return signal.reported_at is None or signal.reported_at <= raised_at
+
+
 def _group_key(case_id: str | None, device_ids: Iterable[str], kind: str) -> tuple[str, str]:
     owner = case_id if case_id is not None else "device:" + min(device_ids)
     return owner, kind
@@ -106,8 +123,10 @@ def group_health_signals(
     window: timedelta,
     *,
     storm_threshold: int = DEFAULT_STORM_THRESHOLD,
+    closed: Mapping[tuple[str, str], datetime] | None = None,
 ) -> GroupingDecision:
-    """Group and deduplicate health signals into new alerts, updates and storm summaries."""
+    """Group and deduplicate health signals into new alerts, updates and storm summaries;
+    signals of an episode the desk closed (`closed_episode`) are suppressed."""
     batch = list(signals)
     for signal in batch:
         if signal.type not in GROUPABLE_TYPES:
@@ -141,6 +160,9 @@ def group_health_signals(
 
     groups: dict[tuple[str, str], list[HealthSignal]] = defaultdict(list)
     for signal in unique.values():
+        if closed and closed_episode(signal, closed):
+            suppressed += 1
+            continue
         groups[_group_key(signal.case_id, [signal.device_id], signal.type)].append(signal)
 
     new: list[GroupedHealthAlert] = []

@@ -15,6 +15,9 @@ sizing, almost all of them healthy, so only the devices with a signal become Pyt
   `no_fix_after_s` (`no_fix_after_pursuit_s` in pursuit mode), or it never had one.
 
 Signals are levels, not edges: the grouping step turns them into new or updated desk alerts.
+Each signal carries `reported_at`, the newest report it rests on (last heard for silence, last
+fix for no fix, last status report for battery and tamper), so that an alert the desk closed
+covers its signal until something new is reported (`grouping.closed_episode`).
 """
 
 from __future__ import annotations
@@ -69,12 +72,15 @@ class DeviceHealth:
     last_fix_at: datetime | None = None
     battery_low_open: bool = False
     desk_code: str | None = None
+    last_status_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class HealthSignal:
     """One active condition of one device. `since` is when the condition began (for silence:
-    when the device was last heard), or None when unknown."""
+    when the device was last heard), or None when unknown. `reported_at` is the newest report
+    the condition rests on: the last contact (silence), the last fix (no fix) or the last status
+    report (battery, tamper); None when unknown."""
 
     type: str
     device_id: str
@@ -82,6 +88,7 @@ class HealthSignal:
     since: datetime | None
     detail: str
     desk_code: str | None = None
+    reported_at: datetime | None = None
 
     @property
     def urgent(self) -> bool:
@@ -114,7 +121,7 @@ class FleetHealth:
 
     Times are int64 microseconds since the epoch (`to_us`), UNKNOWN where nothing is known;
     an unknown battery level is NaN; `offline` is True only for a device known to be offline
-    (its Last Will arrived)."""
+    (its Last Will arrived); `last_status_at` (the last status report) None: all unknown."""
 
     device_ids: Sequence[str]
     case_ids: Sequence[str | None]
@@ -126,6 +133,7 @@ class FleetHealth:
     charging: np.ndarray
     tamper: np.ndarray
     battery_low_open: np.ndarray
+    last_status_at: np.ndarray | None = None
 
     @classmethod
     def of(cls, healths: Sequence[DeviceHealth]) -> FleetHealth:
@@ -140,6 +148,7 @@ class FleetHealth:
             charging=np.array([h.charging for h in healths], dtype=bool),
             tamper=np.array([h.tamper for h in healths], dtype=bool),
             battery_low_open=np.array([h.battery_low_open for h in healths], dtype=bool),
+            last_status_at=np.array([to_us(h.last_status_at) for h in healths], dtype=np.int64),
         )
 
 
@@ -182,29 +191,36 @@ def check_fleet(
     )
     no_fix = ~silent & ~fleet.offline & (~fix_known | (fix_age >= no_fix_after))
 
+    status_at = fleet.last_status_at
     signals: list[HealthSignal] = []
 
-    def signal(i: int, kind: str, since: datetime | None, detail: str) -> None:
+    def signal(
+        i: int, kind: str, since: datetime | None, detail: str, reported_at: datetime | None
+    ) -> None:
         signals.append(HealthSignal(
-            kind, fleet.device_ids[i], fleet.case_ids[i], since, detail, fleet.desk_codes[i]
+            kind, fleet.device_ids[i], fleet.case_ids[i], since, detail, fleet.desk_codes[i],
+            reported_at,
         ))
 
     for i in np.flatnonzero(silent | battery_low | fleet.tamper | no_fix).tolist():
+        status = None if status_at is None else from_us(status_at[i])
         if silent[i]:
+            seen = from_us(fleet.last_seen[i])
             signal(
-                i, "device_silent", from_us(fleet.last_seen[i]),
+                i, "device_silent", seen,
                 f"silent for {int(seen_age[i] / 1e6)} s" if seen_known[i] else "never heard",
+                seen,
             )
         if battery_low[i]:
-            signal(i, "battery_low", None, f"battery {int(fleet.battery_pct[i])}%")
+            signal(i, "battery_low", None, f"battery {int(fleet.battery_pct[i])}%", status)
         if fleet.tamper[i]:
-            signal(i, "tamper", None, "tamper reported")
+            signal(i, "tamper", None, "tamper reported", status)
         if no_fix[i]:
             if fix_known[i]:
-                signal(i, "no_fix", from_us(fleet.last_fix_at[i]),
-                       f"last fix {int(fix_age[i] / 1e6)} s ago")
+                fix = from_us(fleet.last_fix_at[i])
+                signal(i, "no_fix", fix, f"last fix {int(fix_age[i] / 1e6)} s ago", fix)
             else:
-                signal(i, "no_fix", None, "no fix yet")
+                signal(i, "no_fix", None, "no fix yet", None)
     return signals
 
 

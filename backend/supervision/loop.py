@@ -10,6 +10,10 @@ device's case is open), and then:
   updated (devices added) rather than duplicated, and one storm summary per desk when many
   devices fall silent together.
 
+Signals are per episode: a signal the desk already closed an alert for, with nothing new
+reported since (`closed_episode`), raises nothing again; the latest closed alert per device and
+type is read in one query per pass.
+
 A panic alarm never passes here: it is raised by the ingest pipeline on its own path, and this
 loop neither holds locks it needs nor delays it. The clock is injected for tests.
 """
@@ -32,7 +36,7 @@ from backend.periodic import Periodic
 from backend.alerts import service as alert_service
 from backend.alerts.document import alert_document
 from backend.alerts.flows import Effects, alert_event, case_context
-from backend.alerts.lifecycle import OPEN_STATES
+from backend.alerts.lifecycle import CLOSED_STATES, OPEN_STATES
 from backend.alerts.models import Alert
 from backend.caselog import service as caselog
 from backend.db.columns import epoch_us, fetch_columns, uuid_text
@@ -47,14 +51,17 @@ from backend.supervision.grouping import (
     HealthAlertUpdate,
     OpenHealthAlert,
     StormSummary,
+    closed_episode,
     group_health_signals,
 )
 from backend.supervision.health import (
     GROUPABLE_TYPES,
     UNKNOWN,
     FleetHealth,
+    HealthSignal,
     SupervisionThresholds,
     check_fleet,
+    from_us,
     partition_signals,
 )
 
@@ -138,14 +145,19 @@ class SupervisionLoop(Periodic):
                 )
             )
             signals = check_fleet(fleet, now, self.thresholds, pursuit)
+            closed = self._closed_alerts(session, signals)
             urgent, groupable = partition_signals(signals)
-            urgent = [s for s in urgent if s.device_id not in open_tamper]
+            urgent = [
+                s for s in urgent
+                if s.device_id not in open_tamper and not closed_episode(s, closed)
+            ]
             decision = group_health_signals(
                 groupable,
                 open_health,
                 now,
                 self.window,
                 storm_threshold=self.storm_threshold,
+                closed=closed,
             )
             # Urgent ones first. Each write is its own short transaction, so that the case rows
             # it locks (case log chaining) never hold up an alarm of the same case for long;
@@ -248,9 +260,37 @@ class SupervisionLoop(Periodic):
             charging=np.array(charging, dtype=bool),
             tamper=np.array(tamper, dtype=bool),
             battery_low_open=np.fromiter((d in battery_open for d in ids), bool, len(ids)),
+            last_status_at=np.array(status_at, dtype=np.int64),
         )
         pursuit = np.fromiter((c in pursuit_cases for c in cases), bool, len(cases))
         return fleet, pursuit
+
+    @staticmethod
+    def _closed_alerts(
+        session: Session, signals: list[HealthSignal]
+    ) -> dict[tuple[str, str], datetime]:
+        """The raising time of the latest closed alert per (device, type) of the signals' types,
+        in one query: only those raised at or after the oldest report a signal rests on can
+        cover one (`closed_episode`)."""
+        if not signals:
+            return {}
+        # The raising time as the device times are read (`epoch_us`), so that both round alike.
+        statement = select(
+            Alert.type, Alert.device_id, Alert.health_devices, epoch_us(Alert.raised_at)
+        ).where(
+            Alert.type.in_(sorted({s.type for s in signals})),
+            Alert.state.in_(sorted(CLOSED_STATES)),
+        )
+        reported = [s.reported_at for s in signals]
+        if all(r is not None for r in reported):
+            oldest = min(r for r in reported if r is not None)
+            statement = statement.where(Alert.raised_at >= oldest - timedelta(seconds=1))
+        latest: dict[tuple[str, str], int] = {}
+        for kind, device_id, devices, raised_us in session.execute(statement):
+            for device in devices or ([device_id] if device_id else []):
+                key = (device, kind)
+                latest[key] = max(latest.get(key, UNKNOWN), raised_us)
+        return {key: from_us(us) for key, us in latest.items()}  # type: ignore[misc]
 
     @staticmethod
     def _open_health_alerts(session: Session) -> list[OpenHealthAlert]:

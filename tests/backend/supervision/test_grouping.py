@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from backend.supervision import (
     NotGroupable,
     OpenHealthAlert,
     check_device,
+    closed_episode,
     group_health_signals,
 )
 
@@ -155,3 +157,30 @@ def test_only_devices_gone_silent_within_the_window_count_for_a_storm() -> None:
     decision = group_health_signals(old, [], NOW, WINDOW, storm_threshold=10)
     assert decision.storms == ()
     assert len(decision.new) == 20
+
+
+def test_a_closed_episode_raises_nothing_until_something_new_is_reported() -> None:
+    quiet = replace(silent("dev-1", "case-1"), reported_at=NOW - timedelta(seconds=120))
+    closed = {("dev-1", "device_silent"): NOW - timedelta(seconds=20)}
+    assert closed_episode(quiet, closed)
+    decision = group_health_signals([quiet], [], NOW, WINDOW, closed=closed)
+    assert decision.new == () and decision.suppressed == 1
+    # Heard after the close, then silent again: a new episode.
+    heard = NOW - timedelta(seconds=10)
+    again = replace(quiet, since=heard, reported_at=heard)
+    assert not closed_episode(again, closed)
+    assert [a.device_ids for a in group_health_signals([again], [], NOW, WINDOW,
+                                                       closed=closed).new] == [("dev-1",)]
+    # A closed alert of another type or device covers nothing; nor does an older close.
+    assert not closed_episode(quiet, {("dev-1", "no_fix"): NOW, ("dev-2", "device_silent"): NOW})
+    assert not closed_episode(quiet, {("dev-1", "device_silent"): NOW - timedelta(seconds=200)})
+    # Unknown: any closed alert covers it.
+    assert closed_episode(replace(quiet, reported_at=None), closed)
+
+
+def test_closed_episodes_still_count_towards_a_storm() -> None:
+    signals = [replace(s, reported_at=s.since) for s in storm_signals(100)]
+    closed = {(s.device_id, s.type): NOW for s in signals}
+    decision = group_health_signals(signals, [], NOW, WINDOW, closed=closed)
+    assert decision.new == () and decision.updates == ()
+    assert sum(s.device_count for s in decision.storms) == 100

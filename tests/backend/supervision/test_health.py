@@ -218,3 +218,12 @@ def test_times_as_microseconds_are_exact() -> None:
     assert to_us(at) == 1_772_366_400_123_457
     assert from_us(to_us(at)) == at
     assert from_us(to_us(None)) is None
+
+
+def test_signals_carry_the_report_they_rest_on() -> None:
+    health = healthy(last_seen=ago(200), last_fix_at=ago(400), battery_pct=5, tamper=True,
+                     last_status_at=ago(150))
+    reported = {s.type: s.reported_at for s in check_device(health, NOW)}
+    assert reported == {"device_silent": ago(200), "battery_low": ago(150), "tamper": ago(150)}
+    fixless = {s.type: s.reported_at for s in check_device(healthy(last_fix_at=ago(400)), NOW)}
+    assert fixless == {"no_fix": ago(400)}

@@ -1,7 +1,7 @@
 """The supervision loop on the stack: a silence storm of 100 devices gives grouped alerts (one per
 case and a desk summary), repeated passes add nothing, and a panic alarm raised in the middle of
 the storm reaches the police feed at once, ungrouped. Pursuit mode tightens the silence threshold
-to 20 s."""
+to 20 s. An alert the desk closed is not raised again for the same episode, only for a new one."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from backend.alerts.models import Alert
 from backend.cases.models import Case
@@ -118,3 +118,87 @@ def test_pursuit_mode_detects_silence_within_20_seconds(stack):
     assert [a.health_devices for a in silent] == [
         [chased]
     ]  # 25 s: silent only in pursuit
+
+
+def _device(stack, device_id: str, last_seen: datetime, **columns) -> None:
+    with stack.runtime.sessions.begin() as s:
+        case = Case(
+            reference=f"R-{uuid.uuid4().hex[:8]}", home_police_unit="RE07", home_vt_desk="VT-RR"
+        )
+        s.add(case)
+        s.flush()
+        s.add(Device(id=device_id, case_id=case.id, role="offender", **columns))
+    stack.runtime.state.touch({device_id: last_seen.timestamp()})
+
+
+def _alerts(stack, kind: str) -> list[Alert]:
+    with stack.runtime.sessions() as s:
+        return list(s.scalars(select(Alert).where(Alert.type == kind).order_by(Alert.raised_at)))
+
+
+def _raise_and_resolve(stack, loop: SupervisionLoop, now: datetime, kind: str) -> None:
+    loop.run_once(now)
+    [alert] = _alerts(stack, kind)
+    assert stack.api().post(f"/api/v1/alerts/{alert.id}/resolve").status_code == 200
+
+
+def test_resolved_silence_alert_is_not_raised_again_while_nothing_changed(stack):
+    now = datetime.now(UTC)
+    _device(stack, "sil-1", now - timedelta(seconds=120))
+    loop = SupervisionLoop(stack.runtime, bus=RecordingBus())
+    _raise_and_resolve(stack, loop, now, "device_silent")
+    for k in range(1, 4):
+        loop.run_once(now + timedelta(seconds=5 * k))
+    assert len(_alerts(stack, "device_silent")) == 1
+
+
+def test_silence_after_being_heard_again_is_a_new_episode(stack):
+    now = datetime.now(UTC)
+    _device(stack, "sil-2", now - timedelta(seconds=120))
+    loop = SupervisionLoop(stack.runtime, bus=RecordingBus())
+    _raise_and_resolve(stack, loop, now, "device_silent")
+    loop.run_once(now + timedelta(seconds=5))
+    stack.runtime.state.touch({"sil-2": (now + timedelta(seconds=10)).timestamp()})  # heard
+    loop.run_once(now + timedelta(seconds=15))
+    assert len(_alerts(stack, "device_silent")) == 1
+    loop.run_once(now + timedelta(seconds=110))  # silent again for 100 s
+    assert [a.state for a in _alerts(stack, "device_silent")] == ["resolved", "new"]
+
+
+def test_resolved_tamper_alert_is_not_raised_again_every_pass(stack):
+    now = datetime.now(UTC)
+    _device(stack, "tmp-1", now, tamper=True, last_status_at=now)
+    loop = SupervisionLoop(stack.runtime, bus=RecordingBus())
+    _raise_and_resolve(stack, loop, now, "tamper")
+    for k in range(1, 4):
+        loop.run_once(now + timedelta(seconds=5 * k))
+    assert len(_alerts(stack, "tamper")) == 1
+
+
+def test_tamper_in_a_status_report_after_the_close_raises_again(stack):
+    now = datetime.now(UTC)
+    _device(stack, "tmp-2", now, tamper=True, last_status_at=now)
+    loop = SupervisionLoop(stack.runtime, bus=RecordingBus())
+    _raise_and_resolve(stack, loop, now, "tamper")
+    loop.run_once(now + timedelta(seconds=5))
+    assert len(_alerts(stack, "tamper")) == 1
+    with stack.runtime.sessions.begin() as s:  # a new status report, still with tamper
+        s.execute(update(Device).where(Device.id == "tmp-2").values(
+            last_status_at=now + timedelta(seconds=8)))
+    loop.run_once(now + timedelta(seconds=10))
+    assert [a.state for a in _alerts(stack, "tamper")] == ["resolved", "new"]
+
+
+def test_closed_battery_alert_waits_for_a_new_status_report(stack):
+    now = datetime.now(UTC)
+    _device(stack, "bat-1", now, battery=9, charging=False, last_status_at=now)
+    loop = SupervisionLoop(stack.runtime, bus=RecordingBus())
+    _raise_and_resolve(stack, loop, now, "battery_low")
+    stack.runtime.state.touch({"bat-1": (now + timedelta(seconds=10)).timestamp()})
+    loop.run_once(now + timedelta(seconds=10))  # heard, but no new status report
+    assert len(_alerts(stack, "battery_low")) == 1
+    with stack.runtime.sessions.begin() as s:  # the next status report: still low
+        s.execute(update(Device).where(Device.id == "bat-1").values(
+            last_status_at=now + timedelta(seconds=12), battery=8))
+    loop.run_once(now + timedelta(seconds=15))
+    assert [a.state for a in _alerts(stack, "battery_low")] == ["resolved", "new"]
