@@ -10,7 +10,8 @@ of many devices into a bounded set of desk actions:
 - when more than `storm_threshold` devices were last heard within `window` and are now silent
   (a broker or network outage rather than many separate incidents), each affected desk also gets
   one storm summary (updated if one is open), and the per-case silent alerts are marked
-  `in_storm` so the console can fold them under it.
+  `in_storm` so the console can fold them under it. An open summary is updated only when its
+  counts changed (`OpenHealthAlert.device_count`, `total_device_count`: the last ones it got).
 
 So 100 silent devices give at most one alert per case plus one summary per desk.
 
@@ -44,13 +45,15 @@ DEFAULT_STORM_THRESHOLD = 10
 @dataclass(frozen=True, slots=True)
 class OpenHealthAlert:
     """A health alert that is open on the desk. Storm summaries have type `STORM_TYPE`, no case,
-    and the desk they were raised for."""
+    the desk they were raised for, and the counts they last got (None: unknown)."""
 
     alert_id: str
     case_id: str | None
     type: str
     device_ids: frozenset[str]
     desk_code: str | None = None
+    device_count: int | None = None
+    total_device_count: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +82,8 @@ class HealthAlertUpdate:
 
 @dataclass(frozen=True, slots=True)
 class StormSummary:
-    """One desk-level summary of a silence storm; `alert_id` is set when it updates an open one."""
+    """One desk-level summary of a silence storm; `alert_id` is set when it updates an open one
+    (whose counts changed)."""
 
     desk_code: str | None
     device_count: int
@@ -209,6 +213,10 @@ def group_health_signals(
                 per_desk[signal.desk_code] += 1
         for desk in sorted(per_desk, key=lambda d: (d is None, d or "")):
             existing_storm = open_storms.get(desk)
+            if existing_storm is not None and (
+                existing_storm.device_count, existing_storm.total_device_count
+            ) == (per_desk[desk], len(storm_devices)):
+                continue  # open and unchanged: left alone
             storms.append(
                 StormSummary(
                     desk_code=desk,

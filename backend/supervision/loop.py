@@ -8,7 +8,7 @@ device's case is open), and then:
 - urgent signals (tamper) go the normal alert route at once, one open alert per device;
 - health signals go through `group_health_signals`: one alert per case and type, open alerts
   updated (devices added) rather than duplicated, and one storm summary per desk when many
-  devices fall silent together.
+  devices fall silent together (an open summary is updated only when its counts changed).
 
 Signals are per episode: a signal the desk already closed an alert for, with nothing new
 reported since (`closed_episode`), raises nothing again; the latest closed alert per device and
@@ -37,7 +37,7 @@ from backend.alerts import service as alert_service
 from backend.alerts.document import alert_document
 from backend.alerts.flows import Effects, alert_event, case_context
 from backend.alerts.lifecycle import CLOSED_STATES, OPEN_STATES
-from backend.alerts.models import Alert
+from backend.alerts.models import Alert, AlertEvent
 from backend.caselog import service as caselog
 from backend.db.columns import epoch_us, fetch_columns, uuid_text
 from backend.cases.device_commands import PURSUIT_TYPES
@@ -293,13 +293,32 @@ class SupervisionLoop(Periodic):
         return {key: from_us(us) for key, us in latest.items()}  # type: ignore[misc]
 
     @staticmethod
-    def _open_health_alerts(session: Session) -> list[OpenHealthAlert]:
-        alerts = session.scalars(
+    def _storm_counts(
+        session: Session, storm_ids: list[uuid.UUID]
+    ) -> dict[uuid.UUID, tuple[int | None, int | None]]:
+        """The counts each open storm summary last got: from its latest `raised` or `grouped`
+        timeline entry (one query, only while a storm is open)."""
+        counts: dict[uuid.UUID, tuple[int | None, int | None]] = {}
+        if not storm_ids:
+            return counts
+        for alert_id, detail in session.execute(
+            select(AlertEvent.alert_id, AlertEvent.detail)
+            .where(AlertEvent.alert_id.in_(storm_ids), AlertEvent.kind.in_(("raised", "grouped")))
+            .order_by(AlertEvent.id)
+        ):
+            if detail and "device_count" in detail:
+                counts[alert_id] = (detail["device_count"], detail.get("total_device_count"))
+        return counts
+
+    @classmethod
+    def _open_health_alerts(cls, session: Session) -> list[OpenHealthAlert]:
+        alerts = list(session.scalars(
             select(Alert).where(
                 Alert.type.in_(sorted(GROUPABLE_TYPES | {STORM_TYPE})),
                 Alert.state.in_(sorted(OPEN_STATES)),
             )
-        )
+        ))
+        counts = cls._storm_counts(session, [a.id for a in alerts if a.type == STORM_TYPE])
         found = []
         for a in alerts:
             desk = next(
@@ -314,6 +333,8 @@ class SupervisionLoop(Periodic):
                     type=a.type,
                     device_ids=frozenset(devices),
                     desk_code=desk,
+                    device_count=counts.get(a.id, (None, None))[0],
+                    total_device_count=counts.get(a.id, (None, None))[1],
                 )
             )
         return found

@@ -184,3 +184,18 @@ def test_closed_episodes_still_count_towards_a_storm() -> None:
     decision = group_health_signals(signals, [], NOW, WINDOW, closed=closed)
     assert decision.new == () and decision.updates == ()
     assert sum(s.device_count for s in decision.storms) == 100
+
+
+def test_an_open_storm_summary_is_updated_only_when_its_counts_changed() -> None:
+    signals = storm_signals(100)
+
+    def open_storm(desk: str, count: int, total: int) -> OpenHealthAlert:
+        return OpenHealthAlert(f"s-{desk}", None, STORM_TYPE, frozenset(), desk, count, total)
+
+    same = [open_storm("VT4607", 60, 100), open_storm("VT7014", 40, 100)]
+    assert group_health_signals(signals, same, NOW, WINDOW).storms == ()
+    grown = [open_storm("VT4607", 59, 99), open_storm("VT7014", 40, 99)]
+    assert [(s.alert_id, s.device_count, s.total_device_count)
+            for s in group_health_signals(signals, grown, NOW, WINDOW).storms] == [
+        ("s-VT4607", 60, 100), ("s-VT7014", 40, 100)
+    ]

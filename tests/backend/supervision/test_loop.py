@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 from sqlalchemy import func, select, update
 
-from backend.alerts.models import Alert
+from backend.alerts.models import Alert, AlertEvent
 from backend.cases.models import Case
 from backend.devices.models import Device
 from backend.supervision.grouping import STORM_TYPE
@@ -202,3 +202,29 @@ def test_closed_battery_alert_waits_for_a_new_status_report(stack):
             last_status_at=now + timedelta(seconds=12), battery=8))
     loop.run_once(now + timedelta(seconds=15))
     assert [a.state for a in _alerts(stack, "battery_low")] == ["resolved", "new"]
+
+
+def test_an_unchanged_storm_summary_is_left_alone(stack):
+    now = datetime.now(UTC)
+    for n in range(12):
+        _device(stack, f"st-{n:02d}", now - timedelta(seconds=120))
+    bus = RecordingBus()
+    loop = SupervisionLoop(stack.runtime, bus=bus)
+    loop.run_once(now)
+    [storm] = _alerts(stack, STORM_TYPE)
+    published = len(bus.events)
+    for k in range(1, 4):
+        loop.run_once(now + timedelta(seconds=5 * k))
+    with stack.runtime.sessions() as s:
+        grouped = s.scalar(select(func.count()).select_from(AlertEvent).where(
+            AlertEvent.alert_id == storm.id, AlertEvent.kind == "grouped"))
+    assert grouped == 0
+    assert bus.events[published:] == []
+    # One more device falls silent: the summary is updated, once.
+    _device(stack, "st-12", now - timedelta(seconds=100))
+    loop.run_once(now + timedelta(seconds=20))
+    loop.run_once(now + timedelta(seconds=25))
+    with stack.runtime.sessions() as s:
+        details = list(s.scalars(select(AlertEvent.detail).where(
+            AlertEvent.alert_id == storm.id, AlertEvent.kind == "grouped")))
+    assert details == [{"device_count": 13, "total_device_count": 13}]
