@@ -237,6 +237,9 @@ class SupervisionSettings(BaseModel):
     battery_recover_pct: int = Field(20, ge=0, le=100)
     no_fix_after_s: float = Field(300.0, gt=0)
     no_fix_after_pursuit_s: float = Field(60.0, gt=0)
+    # A last contact, fix or status report time further ahead of the supervision pass's clock is
+    # not trusted (a clock that ran ahead): the device counts as not heard (backend/supervision).
+    clock_tolerance_s: float = Field(60.0, ge=0)
     # Devices last heard within this window and now silent count towards a storm.
     storm_window_s: float = Field(300.0, gt=0)
     storm_threshold: int = Field(10, ge=1)

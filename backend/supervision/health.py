@@ -14,6 +14,12 @@ sizing, almost all of them healthy, so only the devices with a signal become Pyt
 - `no_fix`: the device is online (not silent, not marked offline) but its last fix is older than
   `no_fix_after_s` (`no_fix_after_pursuit_s` in pursuit mode), or it never had one.
 
+A time more than `clock_tolerance_s` (60 s) ahead of `now` is not trusted (`ahead_of_clock`): a
+clock that ran ahead wrote it, and since the newest time is kept, it would hide the device until
+real time caught up with it. It counts as unknown: a last contact ahead makes the device silent
+at once (we cannot tell when it was last heard), a last fix ahead counts as no fix, and a status
+report ahead rests nothing on it (`reported_at` None).
+
 Signals are levels, not edges: the grouping step turns them into new or updated desk alerts.
 Each signal carries `reported_at`, the newest report it rests on (last heard for silence, last
 fix for no fix, last status report for battery and tamper), so that an alert the desk closed
@@ -46,8 +52,11 @@ class SupervisionThresholds:
     battery_recover_pct: int = 20
     no_fix_after_s: float = 300.0
     no_fix_after_pursuit_s: float = 60.0
+    clock_tolerance_s: float = 60.0
 
     def __post_init__(self) -> None:
+        if not self.clock_tolerance_s >= 0:
+            raise InvalidThresholds("clock_tolerance_s >= 0")
         if not 0 < self.silent_after_pursuit_s <= self.silent_after_s:
             raise InvalidThresholds("0 < silent_after_pursuit_s <= silent_after_s")
         if not 0 < self.no_fix_after_pursuit_s <= self.no_fix_after_s:
@@ -157,6 +166,14 @@ def _age_us(now: int, at: np.ndarray) -> np.ndarray:
     return now - np.where(at == UNKNOWN, now, at)
 
 
+def ahead_of_clock(
+    times: np.ndarray, now: datetime, thresholds: SupervisionThresholds = SupervisionThresholds()
+) -> np.ndarray:
+    """Where a time (microseconds, `to_us`) is more than `clock_tolerance_s` ahead of `now`:
+    not trusted (a clock that ran ahead), treated as unknown by `check_fleet`."""
+    return (times != UNKNOWN) & (times > to_us(now) + _duration_us(thresholds.clock_tolerance_s))
+
+
 def check_fleet(
     fleet: FleetHealth,
     now: datetime,
@@ -169,8 +186,10 @@ def check_fleet(
     if pursuit is None:
         pursuit = np.zeros(len(fleet.device_ids), dtype=bool)
     at = to_us(now)
-    seen_known = fleet.last_seen != UNKNOWN
-    seen_age = _age_us(at, fleet.last_seen)
+    seen_ahead = ahead_of_clock(fleet.last_seen, now, thresholds)
+    last_seen = np.where(seen_ahead, UNKNOWN, fleet.last_seen)
+    seen_known = last_seen != UNKNOWN
+    seen_age = _age_us(at, last_seen)
     silent_after = np.where(
         pursuit,
         _duration_us(thresholds.silent_after_pursuit_s), _duration_us(thresholds.silent_after_s),
@@ -183,8 +202,10 @@ def check_fleet(
     battery = np.nan_to_num(fleet.battery_pct, nan=np.inf)  # unknown: never low
     battery_low = ~fleet.charging & (battery < limit)
 
-    fix_known = fleet.last_fix_at != UNKNOWN
-    fix_age = _age_us(at, fleet.last_fix_at)
+    fix_ahead = ahead_of_clock(fleet.last_fix_at, now, thresholds)
+    last_fix = np.where(fix_ahead, UNKNOWN, fleet.last_fix_at)
+    fix_known = last_fix != UNKNOWN
+    fix_age = _age_us(at, last_fix)
     no_fix_after = np.where(
         pursuit,
         _duration_us(thresholds.no_fix_after_pursuit_s), _duration_us(thresholds.no_fix_after_s),
@@ -192,6 +213,8 @@ def check_fleet(
     no_fix = ~silent & ~fleet.offline & (~fix_known | (fix_age >= no_fix_after))
 
     status_at = fleet.last_status_at
+    if status_at is not None:
+        status_at = np.where(ahead_of_clock(status_at, now, thresholds), UNKNOWN, status_at)
     signals: list[HealthSignal] = []
 
     def signal(
@@ -205,20 +228,27 @@ def check_fleet(
     for i in np.flatnonzero(silent | battery_low | fleet.tamper | no_fix).tolist():
         status = None if status_at is None else from_us(status_at[i])
         if silent[i]:
-            seen = from_us(fleet.last_seen[i])
-            signal(
-                i, "device_silent", seen,
-                f"silent for {int(seen_age[i] / 1e6)} s" if seen_known[i] else "never heard",
-                seen,
-            )
+            seen = from_us(last_seen[i])
+            if seen_ahead[i]:
+                ahead = int((fleet.last_seen[i] - at) / 1e6)
+                detail = f"last seen {ahead} s ahead of the clock: not trusted"
+            elif seen_known[i]:
+                detail = f"silent for {int(seen_age[i] / 1e6)} s"
+            else:
+                detail = "never heard"
+            signal(i, "device_silent", seen, detail, seen)
         if battery_low[i]:
             signal(i, "battery_low", None, f"battery {int(fleet.battery_pct[i])}%", status)
         if fleet.tamper[i]:
             signal(i, "tamper", None, "tamper reported", status)
         if no_fix[i]:
             if fix_known[i]:
-                fix = from_us(fleet.last_fix_at[i])
+                fix = from_us(last_fix[i])
                 signal(i, "no_fix", fix, f"last fix {int(fix_age[i] / 1e6)} s ago", fix)
+            elif fix_ahead[i]:
+                ahead = int((fleet.last_fix_at[i] - at) / 1e6)
+                signal(i, "no_fix", None, f"last fix {ahead} s ahead of the clock: not trusted",
+                       None)
             else:
                 signal(i, "no_fix", None, "no fix yet", None)
     return signals

@@ -60,6 +60,7 @@ from backend.supervision.health import (
     FleetHealth,
     HealthSignal,
     SupervisionThresholds,
+    ahead_of_clock,
     check_fleet,
     from_us,
     partition_signals,
@@ -122,9 +123,12 @@ class SupervisionLoop(Periodic):
             battery_recover_pct=config.battery_recover_pct,
             no_fix_after_s=config.no_fix_after_s,
             no_fix_after_pursuit_s=config.no_fix_after_pursuit_s,
+            clock_tolerance_s=config.clock_tolerance_s,
         )
         self.window = timedelta(seconds=config.storm_window_s)
         self.storm_threshold = config.storm_threshold
+        # Devices whose last contact or fix was ahead of the clock at the last pass (logged once).
+        self._ahead: set[str] = set()
 
     # -- one pass -------------------------------------------------------------------------------
     def run_once(self, now: datetime | None = None) -> PassResult:
@@ -145,6 +149,7 @@ class SupervisionLoop(Periodic):
                 )
             )
             signals = check_fleet(fleet, now, self.thresholds, pursuit)
+            self._log_ahead(fleet, now)
             closed = self._closed_alerts(session, signals)
             urgent, groupable = partition_signals(signals)
             urgent = [
@@ -195,6 +200,21 @@ class SupervisionLoop(Periodic):
                 result.urgent,
             )
         return result
+
+    def _log_ahead(self, fleet: FleetHealth, now: datetime) -> None:
+        """Log each device once when its last contact or fix is first found ahead of the clock
+        (not trusted, `ahead_of_clock`)."""
+        rows = ahead_of_clock(fleet.last_seen, now, self.thresholds) | ahead_of_clock(
+            fleet.last_fix_at, now, self.thresholds
+        )
+        ahead = {fleet.device_ids[i] for i in np.flatnonzero(rows).tolist()}
+        new = sorted(ahead - self._ahead)
+        if new:
+            log.warning(
+                "supervision: last contact or fix ahead of the clock, not trusted: %d device(s) "
+                "%s", len(new), ", ".join(new[:20]) + (" ..." if len(new) > 20 else ""),
+            )
+        self._ahead = ahead
 
     def _raise(self, session: Session, draft: AlertDraft) -> Effects:
         return self.rt.flow.raise_alerts(session, [draft])

@@ -153,8 +153,8 @@ def _random_device(rng: random.Random, i: int) -> DeviceHealth:
         # Around every threshold, now and then exactly on one, sometimes unknown or ahead.
         if rng.random() < 0.1:
             return None
-        return ago(rng.choice([0, 5, 19, 20, 59, 60, 89, 90, 299, 300, 1000, -30,
-                               rng.uniform(0, 400)]))
+        return ago(rng.choice([0, 5, 19, 20, 59, 60, 89, 90, 299, 300, 1000, -30, -60, -61,
+                               -3600, rng.uniform(0, 400)]))
 
     return DeviceHealth(
         device_id=f"dev-{i}", case_id=rng.choice([None, f"case-{i % 7}"]),
@@ -170,11 +170,17 @@ def _reference(h: DeviceHealth, now: datetime, t: SupervisionThresholds,
                pursuit: bool) -> list[tuple[str, datetime | None, str]]:
     """The rules of the module's docstring, one device at a time over datetimes."""
     out = []
+    tolerance = timedelta(seconds=t.clock_tolerance_s)
+    seen_ahead = h.last_seen is not None and h.last_seen - now > tolerance
+    last_seen = None if seen_ahead else h.last_seen
     silent_after = timedelta(seconds=t.silent_after_pursuit_s if pursuit else t.silent_after_s)
-    silent = h.last_seen is None or now - h.last_seen >= silent_after
-    if silent:
-        out.append(("device_silent", h.last_seen, "never heard" if h.last_seen is None else
-                    f"silent for {int((now - h.last_seen).total_seconds())} s"))
+    silent = last_seen is None or now - last_seen >= silent_after
+    if seen_ahead:
+        ahead = int((h.last_seen - now).total_seconds())
+        out.append(("device_silent", None, f"last seen {ahead} s ahead of the clock: not trusted"))
+    elif silent:
+        out.append(("device_silent", last_seen, "never heard" if last_seen is None else
+                    f"silent for {int((now - last_seen).total_seconds())} s"))
     limit = t.battery_recover_pct if h.battery_low_open else t.battery_low_pct
     if h.battery_pct is not None and not h.charging and h.battery_pct < limit:
         out.append(("battery_low", None, f"battery {h.battery_pct}%"))
@@ -182,7 +188,10 @@ def _reference(h: DeviceHealth, now: datetime, t: SupervisionThresholds,
         out.append(("tamper", None, "tamper reported"))
     no_fix_after = timedelta(seconds=t.no_fix_after_pursuit_s if pursuit else t.no_fix_after_s)
     if not silent and h.online is not False:
-        if h.last_fix_at is None:
+        if h.last_fix_at is not None and h.last_fix_at - now > tolerance:
+            out.append(("no_fix", None, f"last fix {int((h.last_fix_at - now).total_seconds())}"
+                        " s ahead of the clock: not trusted"))
+        elif h.last_fix_at is None:
             out.append(("no_fix", None, "no fix yet"))
         elif now - h.last_fix_at >= no_fix_after:
             out.append(("no_fix", h.last_fix_at,
@@ -195,7 +204,8 @@ def test_a_fleet_gets_each_devices_own_signals_in_order() -> None:
     healths = [_random_device(rng, i) for i in range(2_000)]
     pursuit = [rng.random() < 0.3 for _ in healths]
     strict = SupervisionThresholds(silent_after_s=60.5, no_fix_after_s=299.0,
-                                   battery_low_pct=14, battery_recover_pct=21)
+                                   battery_low_pct=14, battery_recover_pct=21,
+                                   clock_tolerance_s=30.0)
     for thresholds in (DEFAULTS, strict):
         got = check_fleet(FleetHealth.of(healths), NOW, thresholds, np.array(pursuit))
         assert got == [s for h, p in zip(healths, pursuit, strict=True)
@@ -227,3 +237,18 @@ def test_signals_carry_the_report_they_rest_on() -> None:
     assert reported == {"device_silent": ago(200), "battery_low": ago(150), "tamper": ago(150)}
     fixless = {s.type: s.reported_at for s in check_device(healthy(last_fix_at=ago(400)), NOW)}
     assert fixless == {"no_fix": ago(400)}
+
+
+def test_a_time_ahead_of_the_clock_is_not_trusted() -> None:
+    # A clock that ran ahead an hour: the device is not hidden until real time catches up.
+    [silent] = check_device(healthy(last_seen=ago(-3600)), NOW)
+    assert (silent.type, silent.since, silent.reported_at) == ("device_silent", None, None)
+    assert silent.detail == "last seen 3600 s ahead of the clock: not trusted"
+    # Within the tolerance (60 s) it is a time like any other.
+    assert check_device(healthy(last_seen=ago(-60), last_fix_at=ago(-60)), NOW) == []
+    [no_fix] = check_device(healthy(last_fix_at=ago(-61)), NOW)
+    assert (no_fix.type, no_fix.since) == ("no_fix", None)
+    [tamper] = check_device(healthy(tamper=True, last_status_at=ago(-3600)), NOW)
+    assert tamper.reported_at is None
+    assert check_device(healthy(last_seen=ago(-3600)), NOW,
+                        SupervisionThresholds(clock_tolerance_s=7200)) == []

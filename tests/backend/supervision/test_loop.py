@@ -228,3 +228,17 @@ def test_an_unchanged_storm_summary_is_left_alone(stack):
         details = list(s.scalars(select(AlertEvent.detail).where(
             AlertEvent.alert_id == storm.id, AlertEvent.kind == "grouped")))
     assert details == [{"device_count": 13, "total_device_count": 13}]
+
+
+def test_a_last_contact_ahead_of_the_clock_is_not_trusted(stack, caplog):
+    now = datetime.now(UTC)
+    _device(stack, "fut-1", now + timedelta(hours=1))  # written by a node whose clock ran ahead
+    loop = SupervisionLoop(stack.runtime, bus=RecordingBus())
+    with caplog.at_level("WARNING", logger="backend.supervision.loop"):
+        loop.run_once(now + timedelta(seconds=300))
+        loop.run_once(now + timedelta(seconds=305))
+    [alert] = _alerts(stack, "device_silent")
+    assert alert.health_devices == ["fut-1"]
+    assert [r.getMessage() for r in caplog.records if "fut-1" in r.getMessage()] == [
+        "supervision: last contact or fix ahead of the clock, not trusted: 1 device(s) fut-1"
+    ]
