@@ -39,7 +39,7 @@ import time
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import paho.mqtt.client as mqtt
 from device_protocol import Channel, ProtocolError, Topics
@@ -63,7 +63,7 @@ from backend.pipeline.context import AlertDraft, Context, RawMessage
 from backend.pipeline.pipeline import Pipeline, build_pipeline
 from backend.pipeline.steps import Step
 from backend.runtime import Runtime
-from backend.state.store import PendingState
+from backend.state.store import SEEN_AHEAD_S, PendingState
 from backend.subscriptions.worker import Sends
 
 log = logging.getLogger(__name__)
@@ -665,10 +665,12 @@ class IngestWorker:
                 received = datetime.fromtimestamp(c.raw.received_at, UTC)
                 values["last_status_at"] = received
                 # Not over a newer report: with workers sharing the subscription, an older one
-                # (a Last Will, an old tamper) may be stored after it.
+                # (a Last Will, an old tamper) may be stored after it. A stored time further
+                # ahead than `SEEN_AHEAD_S` came from a node whose clock ran ahead: replaced.
                 session.execute(update(Device).where(
                     Device.id == c.device.id,
-                    or_(Device.last_status_at.is_(None), Device.last_status_at <= received),
+                    or_(Device.last_status_at.is_(None), Device.last_status_at <= received,
+                        Device.last_status_at > received + timedelta(seconds=SEEN_AHEAD_S)),
                 ).values(**values))
         for alert in effects.alerts:
             metrics.ALERTS_RAISED.labels(alert.type).inc()

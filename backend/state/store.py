@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -143,8 +144,10 @@ class InMemoryState:
                 if stored is None or fix.tst >= stored.tst:
                     self._fixes[device_id] = fix
                     written.add(device_id)
+            too_late = time.time() + SEEN_AHEAD_S
             for device_id, at in seen.items():
-                if at > self._seen.get(device_id, float("-inf")):
+                stored = self._seen.get(device_id, float("-inf"))
+                if at > stored or stored > too_late:
                     self._seen[device_id] = at
             for device_id, states in (zones or {}).items():
                 if device_id in fixes and device_id not in written:
@@ -181,9 +184,12 @@ class InMemoryState:
 # contact-ban partner moved, a measure went away) are written as they come. So two fix workers
 # flushing the same device at once leave the newer fix and its states, whichever writes last.
 # KEYS: last fixes, last seen, zone states. ARGV: the number of fixes, then per fix its device,
-# time and stored form; the number of last-seen times, then per time its device and value; the
-# number of zone entries, then per entry its device, stored form ("" removes: idle) and "1"
-# when it goes with a fix of this write.
+# time and stored form; the number of last-seen times and `SEEN_AHEAD_S`, then per time its
+# device and value; the number of zone entries, then per entry its device, stored form (""
+# removes: idle) and "1" when it goes with a fix of this write. A stored last-seen time further
+# ahead of Redis's clock than `SEEN_AHEAD_S` (written by a node whose clock ran ahead) is
+# replaced by the next one written, so that the device is not taken for heard until then.
+SEEN_AHEAD_S = 60  # a last-seen time further ahead of the clock is not kept against a later write
 WRITE_NEWEST = """
 local i = 1
 local written = {}
@@ -198,10 +204,12 @@ for _ = 1, count do
   end
 end
 count = tonumber(ARGV[i]); i = i + 1
+local clock = redis.call('TIME')
+local too_late = tonumber(clock[1]) + tonumber(ARGV[i]); i = i + 1
 for _ = 1, count do
   local device, at = ARGV[i], ARGV[i + 1]; i = i + 2
   local stored = tonumber(redis.call('HGET', KEYS[2], device) or '')
-  if not stored or tonumber(at) > stored then
+  if not stored or tonumber(at) > stored or stored > too_late then
     redis.call('HSET', KEYS[2], device, at)
   end
 end
@@ -375,7 +383,7 @@ class RedisState:
         args: list[Any] = [len(fixes)]
         for d, f in fixes.items():
             args += (d, repr(f.tst), encode_fix(f))
-        args.append(len(seen))
+        args += (len(seen), SEEN_AHEAD_S)
         for d, t in seen.items():
             args += (d, repr(t))
         args.append(len(zones))

@@ -36,3 +36,16 @@ def test_an_older_report_stored_later_changes_nothing(stack):
         assert stack.worker.handle(lane, [later])  # a newer report still counts
     device = _device(stack, "off-601")
     assert (device.online, device.battery) == (False, 79)
+
+
+def test_a_report_stored_by_a_clock_ahead_gives_way_to_the_next(stack):
+    """A worker whose clock ran an hour ahead stored a report (tamper) at a time in the future;
+    once its clock is put right, the device's reports count again at once, not an hour later."""
+    stack.register("off-602", role="offender")
+    lane, now = stack.worker.fixes, time.time()
+    ahead = _status(stack, "off-602", Status(tst=now, tamper=True), now + 3_600)
+    right = _status(stack, "off-602", Status(tst=now + 5, tamper=False), now + 5)
+    with lane.busy:
+        assert stack.worker.handle(lane, [ahead])
+        assert stack.worker.handle(lane, [right])
+    assert _device(stack, "off-602").tamper is False

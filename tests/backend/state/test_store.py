@@ -4,6 +4,7 @@ worker uses."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -14,6 +15,7 @@ from backend.state.store import (
     InMemoryState,
     LastFix,
     PendingState,
+    SEEN_AHEAD_S,
     RedisState,
     decode_fix,
     decode_fix_time,
@@ -145,6 +147,16 @@ def test_the_newest_fix_and_its_zone_states_win_whoever_writes_last(store) -> No
     store.write({"d1": newer}, {}, {"d1": outside})  # the same fix again: its states go
     store.write({}, {}, {"d3": outside})  # no fix with it: written as it comes
     assert store.read_many(["d1", "d3"]).zones == {}
+
+
+def test_a_last_seen_time_ahead_of_the_clock_gives_way_to_the_next(store) -> None:
+    """A node whose clock ran an hour ahead wrote the device's last-seen time; once it is put
+    right, the next time written replaces it (newest wins would keep the future one for the hour,
+    and the device would count as heard all that while). Within the tolerance newest still wins."""
+    now = time.time()
+    store.write({}, {"d1": now + 3_600, "d2": now + SEEN_AHEAD_S / 2})
+    store.write({}, {"d1": now, "d2": now})
+    assert store.read_many(["d1", "d2"]).seen == {"d1": now, "d2": now + SEEN_AHEAD_S / 2}
 
 
 def test_an_unreadable_stored_fix_is_replaced(redis_client: redis.Redis, prefix: str) -> None:
