@@ -41,6 +41,15 @@ def _zone_settings(pg_url: str, name: str) -> Settings:
                          root=f"sd{name}/{suffix}/v1", redis_prefix=f"swtest{suffix}",
                          client_id=f"ingest-{name}-{suffix}")
 
+def _close(settings, *runtimes: Runtime) -> None:
+    """Close the runtimes and remove what they kept in Redis."""
+    for runtime in runtimes:
+        runtime.close()
+    store = redis.Redis.from_url(REDIS_URL)
+    store.delete(*store.keys(f"{settings.redis.key_prefix}:*"))
+    store.close()
+
+
 
 def _offender_banned_from_a_zone(runtime: Runtime, device_id: str, measure_id: str) -> None:
     with runtime.sessions.begin() as s:
@@ -131,7 +140,6 @@ def test_workers_sharing_the_fixes_go_on_from_each_others_states(pg_url):
             return list(s.scalars(select(Alert).where(Alert.type == "zone_breach")
                                   .order_by(Alert.raised_at)))
 
-    store = redis.Redis.from_url(REDIS_URL)
     try:
         handle("a", inside, t)
         handle("b", outside, t + 30)
@@ -139,10 +147,7 @@ def test_workers_sharing_the_fixes_go_on_from_each_others_states(pg_url):
         handle("b", inside, t + 90)  # still inside: no third
         assert [int(x.device_time.timestamp()) for x in breaches()] == [int(t), int(t + 60)]
     finally:
-        for runtime in (a, b):
-            runtime.close()
-        store.delete(*store.keys(f"{settings.redis.key_prefix}:*"))
-        store.close()
+        _close(settings, a, b)
 
 
 def test_fix_workers_on_a_shared_subscription_raise_what_one_worker_would(pg_url):
@@ -180,11 +185,7 @@ def test_fix_workers_on_a_shared_subscription_raise_what_one_worker_would(pg_url
         device.disconnect()
         for worker in workers:
             worker.stop()
-        for runtime in (a, b):
-            runtime.close()
-        store = redis.Redis.from_url(REDIS_URL)
-        store.delete(*store.keys(f"{settings.redis.key_prefix}:*"))
-        store.close()
+        _close(settings, a, b)
 
 
 class FailsOnce:
@@ -222,10 +223,7 @@ def test_a_batch_handled_again_after_a_failed_try_raises_its_breach(pg_url):
             types = list(s.scalars(select(Alert.type).where(Alert.device_id == "off-ag")))
         assert types == ["zone_breach"]
     finally:
-        runtime.close()
-        store = redis.Redis.from_url(REDIS_URL)
-        store.delete(*store.keys(f"{settings.redis.key_prefix}:*"))
-        store.close()
+        _close(settings, runtime)
 
 
 def test_a_batchs_devices_include_owntracks_pairs_and_leave_out_what_cannot_be_parsed():
@@ -271,10 +269,7 @@ def test_a_retried_batch_with_an_owntracks_fix_raises_its_proximity_alert(pg_url
             types = list(s.scalars(select(Alert.type).where(Alert.device_id == "off-ot")))
         assert types == ["proximity"]
     finally:
-        runtime.close()
-        store = redis.Redis.from_url(REDIS_URL)
-        store.delete(*store.keys(f"{settings.redis.key_prefix}:*"))
-        store.close()
+        _close(settings, runtime)
 
 
 def _ban_shared(pg_url, name: str, warm: bool) -> list[int]:
@@ -306,7 +301,6 @@ def _ban_shared(pg_url, name: str, warm: bool) -> list[int]:
         worker = workers[at]
         assert worker.handle(worker.fixes, [raw])
 
-    store = redis.Redis.from_url(REDIS_URL)
     try:
         handle("a", "off-bs", ROTTERDAM, t)
         handle("b", "vic-bs", near, t + 10)  # proximity raised at B
@@ -316,10 +310,7 @@ def _ban_shared(pg_url, name: str, warm: bool) -> list[int]:
                 Alert.type == "proximity").order_by(Alert.device_time)))
         return [round(x.timestamp() - t) for x in raised]
     finally:
-        for runtime in (a, b):
-            runtime.close()
-        store.delete(*store.keys(f"{settings.redis.key_prefix}:*"))
-        store.close()
+        _close(settings, a, b)
 
 
 def test_a_proximity_raised_at_one_worker_is_not_raised_again_at_the_other(pg_url):
