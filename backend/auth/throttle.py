@@ -4,7 +4,9 @@ Failures are counted per address and user name, and per address alone (password 
 many names). The first `free` failures of a count cost nothing; each one after that doubles the
 wait before the next try may be checked (1 s, 2 s, 4 s, ... up to `max_wait_s`). A count is
 forgotten `forget_after_s` after its last failure, and a sign-in that succeeds clears its
-address and name's count. Nothing locks an account: the desk must be able to sign in from
+address and name's count. A try is counted as a failure the moment its password is to be
+checked, in the same step that decides it may be (`LoginThrottle.begin`), and taken back when it
+succeeds: tries sent at the same moment do not all see the count from before them. Nothing locks an account: the desk must be able to sign in from
 another workstation while someone hammers at its name from elsewhere, so the counts are kept
 per address, never per name alone.
 
@@ -50,6 +52,15 @@ class FailureCounts(Protocol):
 
     def get(self, keys: list[str], now: float) -> list[Count | None]: ...
     def add(self, keys: list[str], now: float, ttl_s: float) -> None: ...
+    def take(self, keys: list[str], frees: list[int], max_wait_s: float, now: float,
+             ttl_s: float) -> float:
+        """In one step: the wait before a try may be checked by the counts of `keys` (each
+        with its number of free failures), and when there is none (0) the try counted as a
+        failure against every key, so that tries made at the same moment see each other."""
+        ...
+    def forgive(self, key: str) -> None:
+        """Take one failure off the count (a counted try that succeeded)."""
+        ...
     def clear(self, key: str) -> None: ...
 
 
@@ -59,7 +70,7 @@ class MemoryCounts:
     def __init__(self, max_keys: int = 100_000) -> None:
         self._counts: dict[str, tuple[Count, float]] = {}  # key -> (count, expires at)
         self._max_keys = max_keys
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # `take` reads and adds under one hold
 
     def get(self, keys: list[str], now: float) -> list[Count | None]:
         with self._lock:
@@ -75,9 +86,48 @@ class MemoryCounts:
             while len(self._counts) > self._max_keys:
                 del self._counts[next(iter(self._counts))]
 
+    def take(self, keys: list[str], frees: list[int], max_wait_s: float, now: float,
+             ttl_s: float) -> float:
+        with self._lock:
+            found = self.get(keys, now)
+            wait = _wait(found, frees, max_wait_s, now)
+            if wait == 0:
+                self.add(keys, now, ttl_s)
+        return wait
+
+    def forgive(self, key: str) -> None:
+        with self._lock:
+            known = self._counts.get(key)
+            if known is not None and known[0].failures > 0:
+                self._counts[key] = (Count(known[0].failures - 1, known[0].last_at), known[1])
+
     def clear(self, key: str) -> None:
         with self._lock:
             self._counts.pop(key, None)
+
+
+# `MemoryCounts.take` in Redis, in one step (`wait_s` and `_wait` as Lua). KEYS: the counts;
+# ARGV: now, ttl_s, max_wait_s, then the free failures of each key. Returns the wait as text.
+TAKE = """
+local now, ttl, max_wait = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local wait = 0
+for k = 1, #KEYS do
+  local failures = tonumber(redis.call('HGET', KEYS[k], 'failures') or '')
+  local last_at = tonumber(redis.call('HGET', KEYS[k], 'last_at') or '')
+  local free = tonumber(ARGV[3 + k])
+  if failures and last_at and failures >= free then
+    local w = math.min(max_wait, 2 ^ math.min(failures - free, 32))
+    wait = math.max(wait, last_at + w - now)
+  end
+end
+if wait > 0 then return tostring(wait) end
+for k = 1, #KEYS do
+  redis.call('HINCRBY', KEYS[k], 'failures', 1)
+  redis.call('HSET', KEYS[k], 'last_at', ARGV[1])
+  redis.call('EXPIRE', KEYS[k], ttl)
+end
+return '0'
+"""
 
 
 class RedisCounts:
@@ -85,6 +135,7 @@ class RedisCounts:
 
     def __init__(self, client: redis.Redis) -> None:
         self._r = client
+        self._take = client.register_script(TAKE)
 
     def get(self, keys: list[str], now: float) -> list[Count | None]:
         pipe = self._r.pipeline(transaction=False)
@@ -103,6 +154,14 @@ class RedisCounts:
             pipe.hset(key, "last_at", repr(now))
             pipe.expire(key, max(1, int(ttl_s)))
         pipe.execute()
+
+    def take(self, keys: list[str], frees: list[int], max_wait_s: float, now: float,
+             ttl_s: float) -> float:
+        args = [repr(now), max(1, int(ttl_s)), repr(max_wait_s), *frees]
+        return max(0.0, float(self._take(keys=keys, args=args)))
+
+    def forgive(self, key: str) -> None:
+        self._r.hincrby(key, "failures", -1)
 
     def clear(self, key: str) -> None:
         self._r.delete(key)
@@ -128,14 +187,26 @@ class LoginThrottle:
         """Seconds until a sign-in of `username` from `address` may be checked (0: now)."""
         s, now = self._settings, self._clock()
         try:
-            pair, alone = self._counts.get(list(self._keys(address, username)), now)
+            found = self._counts.get(list(self._keys(address, username)), now)
         except redis.RedisError as exc:
             log.warning("sign-in failures not read (%s): not throttled", type(exc).__name__)
             return 0.0
-        waits = [c.last_at + wait_s(c.failures, free, s.max_wait_s) - now
-                 for c, free in ((pair, s.free_failures), (alone, s.free_failures_per_address))
-                 if c is not None]
-        return max([0.0, *waits])
+        return _wait(found, self._frees(), s.max_wait_s, now)
+
+    def begin(self, address: str, username: str) -> float:
+        """A try to sign in: the seconds it must wait before its password may be checked, or 0,
+        and then it is counted as a failure already (`succeeded` takes that back): tries sent
+        at the same moment are checked one by one, as the count allows, not all at once."""
+        s = self._settings
+        try:
+            return self._counts.take(list(self._keys(address, username)), self._frees(),
+                                     s.max_wait_s, self._clock(), s.forget_after_s)
+        except redis.RedisError as exc:
+            log.warning("sign-in failures not read (%s): not throttled", type(exc).__name__)
+            return 0.0
+
+    def _frees(self) -> list[int]:
+        return [self._settings.free_failures, self._settings.free_failures_per_address]
 
     def failed(self, address: str, username: str) -> None:
         try:
@@ -145,7 +216,18 @@ class LoginThrottle:
             log.warning("sign-in failure not counted (%s)", type(exc).__name__)
 
     def succeeded(self, address: str, username: str) -> None:
+        """A sign-in that succeeded: its address and name's count is cleared, and the try
+        `begin` counted is taken off its address's."""
+        pair, alone = self._keys(address, username)
         try:
-            self._counts.clear(self._keys(address, username)[0])
+            self._counts.clear(pair)
+            self._counts.forgive(alone)
         except redis.RedisError as exc:
             log.warning("sign-in failures not cleared (%s)", type(exc).__name__)
+
+
+def _wait(found: list[Count | None], frees: list[int], max_wait_s: float, now: float) -> float:
+    """The wait the counts found impose, each with its number of free failures."""
+    waits = [c.last_at + wait_s(c.failures, free, max_wait_s) - now
+             for c, free in zip(found, frees, strict=True) if c is not None]
+    return max([0.0, *waits])

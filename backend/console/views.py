@@ -117,7 +117,7 @@ def login(
     # The address the request came from (behind a proxy, the one uvicorn trusts to tell it).
     address = request.client.host if request.client else "unknown"
     throttle = rt.login_throttle
-    wait = throttle.wait_s(address, username)
+    wait = throttle.begin(address, username)  # counted as a failure until it succeeds
     if wait > 0:  # the password is not even checked
         log.warning("console sign-in throttled retry_after_s=%d", math.ceil(wait))
         response = _render(request, rt, viewer, "login.html", login_csrf=csrf, failed=False,
@@ -128,7 +128,6 @@ def login(
     try:
         user = check_password(s, username, password)
     except BadCredentials:
-        throttle.failed(address, username)
         log.info("console sign-in failed")  # no name: it may be anyone's, or a password
         response = _render(request, rt, viewer, "login.html", login_csrf=csrf, failed=True)
         response.status_code = 401

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
@@ -139,3 +140,43 @@ def test_the_console_refuses_to_check_a_password_while_its_sender_must_wait(stac
     assert _try(client, PASSWORD).status_code == 303  # signed in: the count is cleared
     assert "console sign-in user=" in caplog.text and "desk" not in caplog.text
     assert rt.login_throttle.wait_s("testclient", "desk") == 0
+
+
+def test_a_try_counts_from_the_moment_it_may_be_checked(counts) -> None:
+    """`begin` decides and counts in one step: three free failures let three tries through,
+    the fourth waits; a try that succeeds is taken back (its name's count cleared, one failure
+    off its address's)."""
+    clock = Clock()
+    throttle = LoginThrottle(counts[0], SETTINGS, counts[1], clock=clock)
+    assert [throttle.begin("10.0.0.1", "desk") for _ in range(4)] == [0, 0, 0, 1]
+    clock.now += 1
+    assert throttle.begin("10.0.0.1", "desk") == 0
+    throttle.succeeded("10.0.0.1", "desk")
+    assert throttle.wait_s("10.0.0.1", "desk") == 0
+    for i in range(5):  # four tries of the address's ten remain free for other names
+        assert throttle.begin("10.0.0.1", f"user{i}") == 0
+
+
+def test_guesses_sent_at_once_are_checked_one_by_one(stack) -> None:
+    """Sixteen guesses at the same moment: each reads the count and is counted in one step, so
+    after the one free failure every other one waits (before, all sixteen were checked)."""
+    with stack.runtime.sessions.begin() as s:
+        add_user(s, "desk", PASSWORD, "dispatcher", {"regions": ["VR17"]})
+    rt = stack.runtime
+    rt.settings.console.secure_cookies = False
+    one_free = LoginSettings(free_failures=1, free_failures_per_address=1_000, max_wait_s=900,
+                             forget_after_s=600)
+    rt.login_throttle = LoginThrottle(RedisCounts(rt.redis) if rt.redis else MemoryCounts(),
+                                      one_free, rt.settings.redis.key_prefix)
+    with TestClient(create_app(rt), base_url="http://127.0.0.1") as client:
+        csrf = re.search(r'name="csrf" value="([^"]+)"',
+                         client.get("/console/login").text).group(1)
+
+        def guess(i: int) -> int:
+            return client.post("/console/login", data={
+                "username": "desk", "password": f"guess-{i:04d}", "csrf": csrf},
+                follow_redirects=False).status_code
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            codes = list(pool.map(guess, range(32)))
+    assert sorted(codes) == [401] + [429] * 31
