@@ -6,9 +6,9 @@ wait before the next try may be checked (1 s, 2 s, 4 s, ... up to `max_wait_s`).
 forgotten `forget_after_s` after its last failure, and a sign-in that succeeds clears its
 address and name's count. A try is counted as a failure the moment its password is to be
 checked, in the same step that decides it may be (`LoginThrottle.begin`), and taken back when it
-succeeds: tries sent at the same moment do not all see the count from before them. Nothing locks an account: the desk must be able to sign in from
-another workstation while someone hammers at its name from elsewhere, so the counts are kept
-per address, never per name alone.
+succeeds: tries sent at the same moment do not all see the count from before them. Nothing
+locks an account: the desk must be able to sign in from another workstation while someone
+hammers at its name from elsewhere, so the counts are kept per address, never per name alone.
 
 The counts live in Redis when it is configured (every API instance sees them) and in the
 process otherwise. A Redis that fails lets the sign-in through (the password hash's cost still
