@@ -249,19 +249,49 @@ end
 return forgotten
 """
 
-# Carries a hash written under an earlier name (KEYS[1]) over to its name now (KEYS[2]): renamed
-# when nothing is there yet, else merged without overwriting what a process of this version
-# already wrote (newer). Returns 0 when there was nothing to carry, 1 renamed, 2 merged.
+# Carries the three hashes written under earlier names (KEYS[1..3]: last fixes, last seen, zone
+# states) over to their names now (KEYS[4..6]), device by device, newest wins as in
+# `WRITE_NEWEST`: an old fix, with its zone states (none: idle), where this version holds no fix
+# of the device or an older one; old zone states without an old fix where this version holds
+# neither; the later last-seen time. A device absent from a zone hash is idle everywhere, so
+# states are never taken apart from the fix they were evaluated with. The old hashes go.
 CARRY_OVER = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if redis.call('EXISTS', KEYS[2]) == 0 then
-  redis.call('RENAME', KEYS[1], KEYS[2])
-  return 1
+local function tst(value)
+  return value and tonumber(string.match(value, '^(%S+) '))
 end
 local old = redis.call('HGETALL', KEYS[1])
-for i = 1, #old, 2 do redis.call('HSETNX', KEYS[2], old[i], old[i + 1]) end
-redis.call('DEL', KEYS[1])
-return 2
+for i = 1, #old, 2 do
+  local device, value = old[i], old[i + 1]
+  local stored = tst(redis.call('HGET', KEYS[4], device))
+  local mine = tst(value)
+  if not stored or (mine and mine > stored) then
+    redis.call('HSET', KEYS[4], device, value)
+    local zones = redis.call('HGET', KEYS[3], device)
+    if zones then
+      redis.call('HSET', KEYS[6], device, zones)
+    else
+      redis.call('HDEL', KEYS[6], device)
+    end
+  end
+end
+old = redis.call('HGETALL', KEYS[3])
+for i = 1, #old, 2 do
+  local device = old[i]
+  if redis.call('HEXISTS', KEYS[1], device) == 0 and redis.call('HEXISTS', KEYS[4], device) == 0
+      then
+    redis.call('HSETNX', KEYS[6], device, old[i + 1])
+  end
+end
+old = redis.call('HGETALL', KEYS[2])
+for i = 1, #old, 2 do
+  local stored = tonumber(redis.call('HGET', KEYS[5], old[i]) or '')
+  local mine = tonumber(old[i + 1])
+  if mine and (not stored or mine > stored) then
+    redis.call('HSET', KEYS[5], old[i], old[i + 1])
+  end
+end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+return 1
 """
 
 
@@ -286,12 +316,14 @@ class RedisState:
         fails, logged and left for the next start (hot state: the worker goes on without it).
         Returns the names carried over. Each old name is looked for alone first: on Redis
         Cluster, where the old and new names lie in different slots, the earlier version's
-        script never ran, so there is nothing to carry and the two-key script is not sent."""
-        carried = []
+        script never ran, so there is nothing to carry and the six-key script is not sent."""
+        carried: list[str] = []
+        names = keys.untagged(self._prefix)
         try:
-            for old, new in keys.untagged(self._prefix).items():
-                if self._r.exists(old) and self._r.eval(CARRY_OVER, 2, old, new):
-                    carried.append(old)
+            present = [old for old in names if self._r.exists(old)]
+            if present:
+                self._r.eval(CARRY_OVER, 6, *names, *names.values())
+                carried = present
         except redis.RedisError as exc:
             log.warning("state store not carried over from earlier key names: %s",
                         type(exc).__name__)

@@ -309,6 +309,32 @@ def test_an_upgrade_carries_the_earlier_key_names_over(redis_client: redis.Redis
     assert store.carry_over() == []  # once: every process runs it at start
 
 
+def test_carrying_over_keeps_each_devices_newest_fix_with_its_own_zone_states(
+        redis_client: redis.Redis, prefix: str) -> None:
+    """Device by device, newest wins: an old fix does not come back over a newer one, nor do
+    its zone states over the newer fix's (none: idle everywhere); an old fix newer than this
+    version's (a process of the earlier version still running during the upgrade) comes over
+    with its states, and the later last-seen time is kept."""
+    old_fix, old_seen, old_zones = keys.untagged(prefix)
+    inside = {"m1": {"status": "inside"}}
+    redis_client.hset(old_fix, mapping={"d1": encode_fix(LastFix(100.0, 51.9, 4.5, 8.0)),
+                                        "d2": encode_fix(LastFix(300.0, 52.1, 4.7, 5.0))})
+    redis_client.hset(old_seen, mapping={"d1": "100.0", "d2": "300.0"})
+    redis_client.hset(old_zones, mapping={"d1": encode_zones(inside),
+                                          "d2": encode_zones(inside)})
+    store = RedisState(redis_client, prefix)
+    newer = LastFix(200.0, 52.0, 4.6, 5.0)
+    store.write({"d1": newer, "d2": newer}, {"d1": 200.0, "d2": 200.0},
+                {"d1": {}, "d2": {}})  # this version evaluated both: idle
+
+    store.carry_over()
+
+    got = store.read_many(["d1", "d2"])
+    assert got.fixes == {"d1": newer, "d2": LastFix(300.0, 52.1, 4.7, 5.0)}
+    assert got.zones == {"d2": inside}
+    assert got.seen == {"d1": 200.0, "d2": 300.0}
+
+
 def test_carrying_over_from_an_unreachable_store_is_logged_not_raised(caplog) -> None:
     assert RedisState(unreachable_redis(), "sw").carry_over() == []
     assert "state store not carried over" in caplog.text
