@@ -1,16 +1,18 @@
 """The broker configuration in deploy/mosquitto/ enforces least privilege: a device may publish
-only to its own topics, anonymous clients are refused."""
+only to its own topics, anonymous clients are refused; devices connect over TLS."""
 
 from __future__ import annotations
 
 import threading
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
 
+from backend.mqtt.embedded import free_port
 from loadtests.broker import OwnMosquitto
 
 pytestmark = pytest.mark.services
@@ -25,7 +27,7 @@ def broker():
                  "password_file {dir}/passwd\nacl_file {dir}/acl\n",
         files={"acl": acl},
         users={"vic-001": "pw-vic-001", "vic-002": "pw-vic-002",
-               "schildwacht": "pw-backend", "police": "pw-police"},
+               "schildwacht": "pw-backend", "police": "pw-police", "anna": "pw-anna"},
     ) as b:
         yield b
 
@@ -89,3 +91,89 @@ def test_device_reads_only_its_own_acks(broker):
     for c in (backend, victim):
         c.disconnect()
         c.loop_stop()
+
+
+def test_a_phone_publishes_only_on_its_own_owntracks_topics(broker):
+    """OwnTracks fixes (a victim's phone, docs/protocol.md) reach the backend from the phone's
+    own user; another user's topic is refused."""
+    backend, _ = connect(broker.port, "schildwacht", "pw-backend")
+    got: list[str] = []
+    backend.on_message = lambda c, u, m: got.append(m.topic)
+    backend.subscribe("owntracks/+/+", qos=1)
+    time.sleep(0.3)
+    phone, rc = connect(broker.port, "anna", "pw-anna")
+    assert not rc.is_failure
+    for topic in ("owntracks/anna/phone", "owntracks/bob/phone"):
+        phone.publish(topic, b'{"_type":"location"}', qos=1).wait_for_publish(5)
+    time.sleep(0.5)
+    assert got == ["owntracks/anna/phone"]
+    for c in (backend, phone):
+        c.disconnect()
+        c.loop_stop()
+
+
+def _self_signed() -> tuple[str, str]:
+    """A certificate for localhost and its key (PEM), made for the test."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=1)).not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    return (cert.public_bytes(serialization.Encoding.PEM).decode(),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()).decode())
+
+
+def test_the_shipped_configuration_takes_devices_over_tls_only(tmp_path):
+    """deploy/mosquitto/mosquitto.conf as shipped (its paths and ports moved for the test):
+    a device logs in and publishes over TLS; plain MQTT on that port gets nowhere."""
+    cert, key = _self_signed()
+    tls_port = free_port()
+    conf = (DEPLOY / "mosquitto.conf").read_text()
+    conf = (conf.replace("/etc/mosquitto/certs/broker.", "{dir}/broker.")
+            .replace("/etc/mosquitto/schildwacht.passwd", "{dir}/passwd")
+            .replace("/etc/mosquitto/schildwacht.acl", "{dir}/acl")
+            .replace("/var/lib/mosquitto/", "{dir}/")
+            .replace("listener 1883 127.0.0.1\n", "")  # the test's own plain listener instead
+            .replace("listener 8883\n", f"listener {tls_port}\n"))
+    with OwnMosquitto(settings=conf, files={"acl": (DEPLOY / "acl").read_text(),
+                                            "broker.crt": cert, "broker.key": key},
+                      users={"vic-001": "pw-vic-001", "schildwacht": "pw-backend"}) as b:
+        backend, _ = connect(b.port, "schildwacht", "pw-backend")
+        got: list[str] = []
+        backend.on_message = lambda c, u, m: got.append(m.topic)
+        backend.subscribe("sd/v1/dev/+/alarm", qos=1)
+        time.sleep(0.3)
+        device = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        (tmp_path / "ca.pem").write_text(cert)
+        device.tls_set(ca_certs=str(tmp_path / "ca.pem"))
+        device.username_pw_set("vic-001", "pw-vic-001")
+        device.connect("localhost", tls_port)
+        device.loop_start()
+        device.publish("sd/v1/dev/vic-001/alarm", b'{"id":"1"}', qos=1).wait_for_publish(5)
+        time.sleep(0.5)
+        assert got == ["sd/v1/dev/vic-001/alarm"]
+        plain = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        plain.username_pw_set("vic-001", "pw-vic-001")
+        connected = threading.Event()
+        plain.on_connect = lambda *a: connected.set()
+        try:
+            plain.connect("127.0.0.1", tls_port)
+            plain.loop_start()
+            assert not connected.wait(2)
+        except OSError:
+            pass  # refused outright: nowhere as well
+        finally:
+            plain.loop_stop()
+        for c in (backend, device):
+            c.disconnect()
+            c.loop_stop()
