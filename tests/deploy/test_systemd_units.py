@@ -94,6 +94,23 @@ def test_a_worker_that_stops_saying_it_is_alive_is_started_again() -> None:
         assert int(service["WatchdogSec"]) >= 10 and service["Restart"] == "always", name
 
 
+def _unit_section(path: Path) -> dict[str, str]:
+    parser = ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str
+    parser.read_string(path.read_text())
+    return dict(parser["Unit"])
+
+
+def test_no_service_is_given_up_after_a_few_failed_starts() -> None:
+    """A database or broker away for longer than five restarts in ten seconds (systemd's
+    default start limit) must not leave a service failed for good; the migrations, which every
+    service waits for, are tried again until the database answers."""
+    for path in sorted(UNITS.glob("schildwacht-*.service")):
+        assert _unit_section(path)["StartLimitIntervalSec"] == "0", path.name
+    migrate = _units()["schildwacht-migrate"]
+    assert migrate["Restart"] == "on-failure" and int(migrate["RestartSec"]) > 0
+
+
 def test_secrets_come_from_the_environment_file_only() -> None:
     for name, service in _units().items():
         assert service["EnvironmentFile"] == "/etc/schildwacht/schildwacht.env", name
