@@ -27,9 +27,24 @@ wait_for() {  # wait_for NAME COMMAND...: up to 30 s
 }
 
 if ! pg_isready -h "$PG_HOST" -q; then
-  echo "starting PostgreSQL"
-  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main start
+  # Running but not taking connections yet (starting, recovering): wait; down: start it.
+  if ! pg_lsclusters -h 15 main 2>/dev/null | grep -q online; then
+    echo "starting PostgreSQL"
+    pg_ctlcluster --skip-systemctl-redirect 15 main start  # the version PostGIS is installed for
+  fi
   wait_for PostgreSQL pg_isready -h "$PG_HOST" -q
+fi
+# The suite connects as postgres over TCP on loopback without a password. A Debian cluster as
+# installed asks for one there (scram-sha-256): let postgres in from loopback on this (test)
+# machine, through the socket, where Debian lets the postgres user in (peer).
+if ! PGCONNECT_TIMEOUT=5 psql -w -h "$PG_HOST" -U "$PG_USER" -d postgres -qAtc 'select 1' \
+    >/dev/null 2>&1; then
+  echo "letting $PG_USER in over TCP on loopback (pg_hba.conf)"
+  hba=$(runuser -u postgres -- psql -qAtc 'show hba_file')
+  rule="host all $PG_USER 127.0.0.1/32 trust"
+  grep -qxF "$rule" "$hba" || sed -i "1i $rule" "$hba"
+  runuser -u postgres -- psql -qAtc 'select pg_reload_conf()' >/dev/null
+  wait_for "PostgreSQL over TCP" psql -w -h "$PG_HOST" -U "$PG_USER" -d postgres -qAtc 'select 1'
 fi
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   echo "starting Redis"

@@ -9,7 +9,7 @@ export SCHILDWACHT_TEST_MQTT_PORT="${SCHILDWACHT_TEST_MQTT_PORT:-1883}"
 # A crash in native code (or at interpreter exit) prints every thread's stack.
 export PYTHONFAULTHANDLER=1
 mkdir -p test-artifacts
-.venv/bin/python -m pytest "$@"
+"${VENV:-.venv}/bin/python" -m pytest "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then
   echo "pytest collected no tests: failing the run" >&2
