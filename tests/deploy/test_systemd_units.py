@@ -23,15 +23,15 @@ INSTALLED = "/opt/schildwacht/.venv/bin/schildwacht"
 KERNEL_WEIGHT = {-10: 9548, -5: 3121, 0: 1024, 5: 335}
 
 
-def _service(path: Path) -> dict[str, str]:
+def _section(path: Path, name: str = "Service") -> dict[str, str]:
     parser = ConfigParser(strict=False, interpolation=None)
     parser.optionxform = str  # keys as systemd spells them
     parser.read_string(path.read_text())
-    return dict(parser["Service"])
+    return dict(parser[name])
 
 
 def _units() -> dict[str, dict[str, str]]:
-    return {p.stem: _service(p) for p in sorted(UNITS.glob("*.service"))}
+    return {p.stem: _section(p) for p in sorted(UNITS.glob("*.service"))}
 
 
 def _readme_commands() -> set[str]:
@@ -94,21 +94,20 @@ def test_a_worker_that_stops_saying_it_is_alive_is_started_again() -> None:
         assert int(service["WatchdogSec"]) >= 10 and service["Restart"] == "always", name
 
 
-def _unit_section(path: Path) -> dict[str, str]:
-    parser = ConfigParser(strict=False, interpolation=None)
-    parser.optionxform = str
-    parser.read_string(path.read_text())
-    return dict(parser["Unit"])
-
-
 def test_no_service_is_given_up_after_a_few_failed_starts() -> None:
     """A database or broker away for longer than five restarts in ten seconds (systemd's
     default start limit) must not leave a service failed for good; the migrations, which every
     service waits for, are tried again until the database answers."""
     for path in sorted(UNITS.glob("schildwacht-*.service")):
-        assert _unit_section(path)["StartLimitIntervalSec"] == "0", path.name
+        assert _section(path, "Unit")["StartLimitIntervalSec"] == "0", path.name
     migrate = _units()["schildwacht-migrate"]
     assert migrate["Restart"] == "on-failure" and int(migrate["RestartSec"]) > 0
+
+
+def test_every_service_that_uses_the_broker_starts_after_it() -> None:
+    for name in ("api", "ingest-alarm", "ingest", "loops"):
+        unit = _section(UNITS / f"schildwacht-{name}.service", "Unit")
+        assert "mosquitto.service" in unit["After"].split(), name
 
 
 def test_secrets_come_from_the_environment_file_only() -> None:
