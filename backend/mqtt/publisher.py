@@ -41,10 +41,17 @@ class PahoPublisher:
         client.on_publish = on_publish
 
     def publish(self, topic: str, payload: bytes, qos: int, key: Hashable) -> None:
-        info = self._client.publish(topic, payload, qos=qos)
-        if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            # Not connected: the outbox keeps the row pending and its sweeper retries.
+        if not self._client.is_connected():
+            # The outbox keeps the row pending and its sweep publishes it once connected. Handed
+            # to paho now, it would be queued in memory and sent on reconnecting, a copy per
+            # sweep: a broker away for an hour, and the first alarm after it waits behind them.
             return
+        info = self._client.publish(topic, payload, qos=qos)
+        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+            return
+        # NO_CONN: the connection dropped just now; paho keeps the message and sends it when it
+        # reconnects, and its PUBACK marks the row sent as any other's (an unclaimed PUBACK's
+        # message id, reused later, would mark another message sent before its own).
         with self._lock:
             acked = info.mid in self._early
             if acked:
