@@ -20,12 +20,22 @@ def catalogue(lang: str) -> dict[str, str]:
         lang = LANGUAGES[0]
     text = resources.files("backend.console").joinpath("messages", f"{lang}.yaml").read_text(
         encoding="utf-8")
-    return {str(k): str(v) for k, v in yaml.safe_load(text).items()}
+    entries = yaml.safe_load(text)
+    odd = [k for k in entries if not isinstance(k, str)]
+    if odd:  # `yes:` unquoted is the boolean true, and its message is never found
+        raise CatalogueIncomplete(f"{lang}: keys that are not text: {odd} (quote them)")
+    return {k: str(v) for k, v in entries.items()}
 
 
 def check_complete() -> None:
-    base = set(catalogue(LANGUAGES[0]))
-    for lang in LANGUAGES[1:]:
+    """Every language has every key of the first, and a name for every alert type the
+    console can show."""
+    from backend.routing.policy import REQUIRED_ALERT_TYPES
+    from backend.supervision.grouping import STORM_TYPE
+
+    base = set(catalogue(LANGUAGES[0])) | {f"type_{t}" for t in (*REQUIRED_ALERT_TYPES,
+                                                                 STORM_TYPE)}
+    for lang in LANGUAGES:
         missing = base - set(catalogue(lang))
         if missing:
             raise CatalogueIncomplete(f"{lang} lacks {sorted(missing)}")

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from backend.alerts.models import Alert
 from backend.auth.users import add_user
 from backend.cases.models import Case
+from backend.devices.models import Device
 from tests.backend.auth.test_sessions import PASSWORD, _sign_in
 from tests.backend.auth.world import build
 
@@ -58,3 +60,25 @@ def test_the_alert_page_shows_the_safety_plan_only_to_who_may_read_cases(stack):
     assert page.status_code == 200 and "C-RDAM" in page.text
     assert plan not in page.text and link not in page.text
     assert agent.get(f"/api/v1/cases/{world.rotterdam_case}").status_code == 403
+
+
+def test_pages_name_every_alert_type_and_say_ja(stack):
+    """No raw key on a page: a zone breach is named on its alert page, and the Dutch device
+    board says "ja" (an unquoted `yes:` in the catalogue was the boolean true)."""
+    world = build(stack)
+    with stack.runtime.sessions.begin() as s:
+        alert = Alert(case_id=world.rotterdam_case, device_id="off-rdam", message_id="zb-1",
+                      type="zone_breach", priority="P1", state="new",
+                      raised_at=datetime.now(UTC), police_unit="RE07",
+                      region={"vr_code": "VR17"}, flags=[])
+        s.add(alert)
+        s.flush()
+        alert_id = alert.id
+        device = s.get(Device, "vic-rdam")
+        device.online, device.tamper = True, True
+        add_user(s, "desk", PASSWORD, "dispatcher", {"regions": ["VR17"]})
+    desk, _ = _sign_in(stack, "desk")
+    page = desk.get(f"/console/alerts/{alert_id}?lang=nl").text
+    assert "zoneoverschrijding <small" in page  # the heading names the type
+    board = desk.get("/console/devices?lang=nl").text
+    assert "<td>ja</td>" in board and "<td>yes</td>" not in board
