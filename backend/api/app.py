@@ -14,6 +14,7 @@ from backend.audit.views import router as audit_router
 from backend.auth.views import router as tokens_router
 from backend.caselog.views import router as caselog_router
 from backend.cases.views import router as cases_router
+from backend.console import i18n
 from backend.console.positions import router as positions_router
 from backend.console.views import router as console_router
 from backend.console.views import static as console_static
@@ -26,6 +27,7 @@ from backend.subscriptions.views import router as subscriptions_router
 
 
 def create_app(runtime: Runtime) -> FastAPI:
+    i18n.check_complete()  # a message missing from a catalogue stops the start, not a page
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.runtime = runtime
