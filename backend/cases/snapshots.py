@@ -13,6 +13,7 @@ this process's API is seen at once; one made by another process within a second,
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 import uuid
@@ -84,7 +85,13 @@ class RedisChangeCounter:
         return int(self._r.get(self._key) or 0)
 
     def bump(self) -> None:
-        self._r.incr(self._key)
+        # After a flush or a restart of Redis the counter starts again from a random value, not
+        # from 0: a worker that read n before must not read n again after n changes and miss
+        # them (until then it reads 0, which is a move as well).
+        pipe = self._r.pipeline(transaction=True)
+        pipe.set(self._key, secrets.randbelow(2**62) + 1, nx=True)
+        pipe.incr(self._key)
+        pipe.execute()
 
 
 class LocalChangeCounter:
@@ -115,6 +122,8 @@ class CaseSnapshots:
         self._cache: dict[uuid.UUID, tuple[float, CaseSnapshot]] = {}  # case -> (loaded, ...)
         self._lock = threading.Lock()
         self._seen: int | None = None  # the counter as last read
+        self._unsure = False  # the counter could not be read: a change may have been missed
+        self._bump_owed = False  # this process changed cases while the counter was away
         self._valid_since = float("-inf")  # snapshots loaded before this are stale
         self._confirmed = float("-inf")  # when the counter last read unchanged
 
@@ -159,11 +168,18 @@ class CaseSnapshots:
         if self._changes is None:
             return False
         try:
+            if self._bump_owed:  # this process changed cases while the counter was away
+                self._changes.bump()
+                self._bump_owed = False
             current = self._changes.current()
         except redis.RedisError:
-            return False  # snapshots age out after ttl_s meanwhile
+            # Snapshots age out after ttl_s meanwhile; and another process may have changed a
+            # case without being able to raise the counter: taken as a move once it answers.
+            self._unsure = True
+            return False
         now = time.monotonic()
-        moved = self._seen is not None and current != self._seen
+        moved = self._seen is not None and (current != self._seen or self._unsure)
+        self._unsure = False
         if moved:
             self._valid_since = now
             self.forget()
@@ -185,8 +201,8 @@ class CaseSnapshots:
             try:
                 self._changes.bump()
             except redis.RedisError:
-                log.warning("case change counter unavailable: other processes see the change "
-                            "within %.0f s", self._ttl)
+                self._bump_owed = True  # raised by the next `watch` that reaches Redis
+                log.warning("case change counter unavailable: raised when Redis answers again")
 
 
 _SNAPSHOT = (

@@ -17,4 +17,6 @@ class FakeCounter:
         return self.value
 
     def bump(self) -> None:
+        if self.broken:
+            raise redis.ConnectionError("down")
         self.value += 1

@@ -138,12 +138,42 @@ def test_the_watch_reloads_every_case_after_a_change(sessions) -> None:
     assert queries == []
 
 
-def test_the_redis_counter_is_shared(redis_client: redis.Redis) -> None:
+def test_a_change_while_the_counter_was_away_reaches_the_others(sessions) -> None:
+    """The counter can neither be raised nor read for a moment (Redis away): the change made
+    meanwhile is raised once it answers, and a worker that could not read it takes that as a
+    move and reloads, whichever of the two comes first."""
+    case_id = _case(sessions, "R-1")
+    counter = Counter()
+    here, there = CaseSnapshots(changes=counter), CaseSnapshots(changes=counter)
+    with sessions() as s:
+        there.watch()
+        assert there.get(s, case_id).home_vr_code == "VR17"
+        counter.broken = True
+        with sessions.begin() as w:
+            w.get(Case, case_id).home_vr_code = "VR13"
+        here.changed()  # not raised: Redis away
+        assert there.watch() is False
+        counter.broken = False
+        assert there.watch() is True  # it could not read: a change may have been missed
+        assert there.get(s, case_id).home_vr_code == "VR13"
+        assert here.watch() is False and counter.value == 1  # the owed raise, for the others
+
+
+def test_the_redis_counter_is_shared_and_starts_anew_at_random(
+        redis_client: redis.Redis) -> None:
+    """After a flush or a restart of Redis the counter starts from a random value: a worker
+    that read n before must not read n again after n changes."""
     key = f"swtest{uuid.uuid4().hex[:8]}:case_changes"
     a, b = RedisChangeCounter(redis_client, key), RedisChangeCounter(redis_client, key)
     try:
         assert a.current() == 0
         b.bump()
-        assert a.current() == 1
+        first = a.current()
+        assert first > 1
+        b.bump()
+        assert a.current() == first + 1
+        redis_client.delete(key)  # flushed
+        b.bump()
+        assert a.current() not in (0, first, first + 1)
     finally:
         redis_client.delete(key)
