@@ -79,19 +79,18 @@ def case_devices(
     return list(session.scalars(query.order_by(Device.id)))
 
 
-def open_pursuit_alerts(session: Session, case_id: uuid.UUID) -> int:
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(Alert)
-            .where(
-                Alert.case_id == case_id,
-                Alert.state.in_(sorted(OPEN_STATES)),
-                Alert.type.in_(sorted(PURSUIT_TYPES)),
-            )
-        )
-        or 0
+def open_pursuit_alerts(session: Session, case_id: uuid.UUID, *,
+                        followed_up_but: uuid.UUID | None = None) -> int:
+    """The case's open alerts that put it in pursuit; with `followed_up_but`, only those
+    other than it whose follow-up ran (the ones that started the pursuit, or would have)."""
+    query = select(func.count()).select_from(Alert).where(
+        Alert.case_id == case_id,
+        Alert.state.in_(sorted(OPEN_STATES)),
+        Alert.type.in_(sorted(PURSUIT_TYPES)),
     )
+    if followed_up_but is not None:
+        query = query.where(Alert.id != followed_up_but, Alert.followed_up_at.is_not(None))
+    return session.scalar(query) or 0
 
 
 def in_pursuit(session: Session, case_id: uuid.UUID | None) -> bool:
@@ -149,15 +148,20 @@ class DeviceCommandHook:
                 (d.id, WarnCommand(reason=WARN_REASONS[alert.type], ref=str(alert.id)))  # type: ignore[arg-type]
                 for d in case_devices(session, alert.case_id, "victim")
             ]
-        open_count = open_pursuit_alerts(session, alert.case_id)
         mode = None
-        if raised and alert.state in OPEN_STATES and open_count == 1:
+        # Pursuit starts with the first open urgent alert whose follow-up runs: counting the
+        # open ones (== 1) missed it when a second was raised before the first's follow-up
+        # (two presses, a fix in a zone and near her). Two follow-ups at the same moment in
+        # two transactions may both send it: the same command twice.
+        if raised and alert.state in OPEN_STATES and not open_pursuit_alerts(
+                session, alert.case_id, followed_up_but=alert.id):
             mode = "pursuit"
             commands += [
                 (d.id, ConfigCommand(report_interval_s=self._pursuit))
                 for d in case_devices(session, alert.case_id)
             ]
-        elif not raised and alert.state in CLOSED_STATES and open_count == 0:
+        elif (not raised and alert.state in CLOSED_STATES
+              and open_pursuit_alerts(session, alert.case_id) == 0):
             mode = "normal"
             case = session.get(Case, alert.case_id)
             assert case is not None

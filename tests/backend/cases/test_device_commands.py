@@ -100,3 +100,28 @@ def test_a_changed_report_interval_is_sent_to_the_device_except_in_pursuit(stack
     assert orjson.loads(last) == {"cmd": "config", "report_interval_s": 45}
     time.sleep(0.5)
     assert len(commands.messages) == 4  # nothing for the unchanged interval, nor in pursuit
+
+
+def test_pursuit_starts_when_two_urgent_alerts_are_raised_before_either_follow_up(stack):
+    """A fix in a zone and near the victim raises two alerts in one batch, and a victim who
+    presses twice raises the second before the first one's follow-up: the pursuit starts
+    once (counting the open alerts, == 1, it never started)."""
+    case_id = stack.register("pb-victim")
+    with stack.runtime.sessions.begin() as s:
+        s.add(Device(id="pm-offender", case_id=case_id, role="offender", report_interval_s=120))
+    offender = stack.collector(stack.topics.cmd("pm-offender"))
+    flow = stack.runtime.flow
+    pending = []
+    for kind, message_id in (("zone_breach", "pb-1"), ("proximity", "pb-2")):
+        with stack.runtime.sessions.begin() as s:
+            effects = flow.raise_alerts(s, [AlertDraft(
+                type=kind, device_id="pm-offender", case_id=case_id, message_id=message_id,
+                raised_at=time.time())], follow_up=False)
+        pending += effects.follow_ups
+    for item in pending:
+        with stack.runtime.sessions.begin() as s:
+            stack.runtime.dispatcher.send(flow.follow_up(s, [item]).outbox)
+    [(_, payload, _)] = offender.wait_for(1)
+    assert orjson.loads(payload) == {"cmd": "config", "report_interval_s": 15}
+    time.sleep(0.5)
+    assert len(offender.messages) == 1  # once
