@@ -24,6 +24,7 @@ from backend.console.clock import local_time
 from backend.devices.models import Device
 from backend.hub.bus import STREAM_DELAYED, STREAM_RESYNC
 from device_protocol import Alarm, Fix, codec
+from tests.backend.measures.places import zone_feature
 from tests.browser.conftest import ARTIFACTS
 from tests.support.mqtt import publish
 from tests.support.waiting import wait_until
@@ -313,10 +314,21 @@ def test_the_alert_page_follows_its_alert(stack, server, browser):
         return str(found) if found else None
 
     alert = wait_until(alert_id, timeout=10)
+    with stack.runtime.sessions() as s:
+        case_id = s.get(Device, "off-web-1").case_id
+    home = {"type": "Feature", "id": "home-web", "geometry": {
+                "type": "Point", "coordinates": [ROTTERDAM_CS[1] + 0.01, ROTTERDAM_CS[0]]},
+            "properties": {"kind": "protected_place", "subject_device_ids": ["off-web-1"],
+                           "radius_m": 250, "pre_alert_m": 0}}
+    zones = {"type": "FeatureCollection", "features": [home, zone_feature(
+        "off-web-1", centre=(ROTTERDAM_CS[0] - 0.02, ROTTERDAM_CS[1]), measure_id="zone-web")]}
+    assert stack.api().post(f"/api/v1/cases/{case_id}/measures", json=zones).status_code == 201
     desk_context, desk = _sign_in(browser, server.base, "desk")
     desk.goto(f"{server.base}/console/alerts/{alert}")
     desk.wait_for_selector("#link-state[data-state=live]", timeout=5_000)
     desk.wait_for_function("() => window.swMap.drawn === 1", timeout=5_000)  # the victim
+    # The case's zones, read where the desk may read them (audited as measure reads).
+    desk.wait_for_function("() => window.swMap.zones === 2", timeout=5_000)
     assert desk.text_content("#distance") == ""
 
     publish(offender, stack.topics.loc("off-web-1"), codec.encode(Fix(

@@ -25,7 +25,7 @@
   if (tileUrl) L.tileLayer(tileUrl, { maxZoom: 19, attribution: view.dataset.tileAttribution }).addTo(map);
   const zones = L.featureGroup().addTo(map);  // drawn once
   const overlay = L.featureGroup().addTo(map);  // the positions, drawn again at each read
-  window.swMap = { map, overlay, drawn: 0, reads: 0 };
+  window.swMap = { map, overlay, drawn: 0, reads: 0, zones: 0 };
   let fitted = false;  // the view is fitted to the first positions, then left to the operator
 
   const STYLE = {
@@ -55,13 +55,30 @@
     return [last.lat, last.lon];
   }
 
-  function drawZones(alertDoc) {
-    const measures = (alertDoc.case && alertDoc.case.measures) || [];
-    for (const m of measures) {
-      if (m.geometry) {
-        L.geoJSON(m.geometry, { style: { color: "#6a1b9a", weight: 2, fillOpacity: 0.08, dashArray: "6 4" } })
-          .bindTooltip(m.kind || m.name || "zone").addTo(zones);
-      }
+  // The case's zones (exclusion zones, protected places), read where the viewer may read them:
+  // dispatchers and case directors, each read audited as every read of a measure is. The alert
+  // document does not carry them: it also goes to the police feeds and webhooks, and a
+  // protected place is where the victim lives. Police see the alert without them.
+  async function drawZones(alertDoc) {
+    const caseId = alertDoc.case && alertDoc.case.id;
+    if (!caseId) return;
+    const reason = encodeURIComponent(`alert ${alertId}`);
+    let collection;
+    try {
+      collection = await api("GET", `/api/v1/cases/${caseId}/measures?reason=${reason}`);
+    } catch (e) {
+      return;  // not the viewer's to read
+    }
+    const style = { color: "#6a1b9a", weight: 2, fillOpacity: 0.08, dashArray: "6 4" };
+    for (const f of collection.features || []) {
+      if (!f.geometry) continue;  // a contact ban: no place of its own
+      const p = f.properties || {};
+      const [lon, lat] = f.geometry.type === "Point" ? f.geometry.coordinates : [];
+      const layer = f.geometry.type === "Point"
+        ? L.circle([lat, lon], { radius: Number(p.radius_m) || 0, ...style })
+        : L.geoJSON(f.geometry, { style });
+      layer.bindTooltip(el("span", {}, String(p.kind || "zone"))).addTo(zones);  // text only
+      window.swMap.zones += 1;
     }
   }
 
@@ -177,7 +194,7 @@
   }
 
   async function start() {
-    drawZones(await reread());
+    drawZones(await reread()).catch(showError);
     await loadPositions();
   }
 
