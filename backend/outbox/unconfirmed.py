@@ -8,8 +8,9 @@ re-published, on its alert's timeline, and counted as an unreachable delivery in
 `police_delivery` (`backend.subscriptions.service.delivery_states`), so that the console tells
 the desk to phone the control room (the delivery worker's sweep does this, in every process).
 
-A broker acknowledgement that still comes afterwards marks the row sent (the broker has it);
-the alert keeps saying "police not reached" (the safe side: the desk may have phoned already).
+A broker acknowledgement that still comes afterwards marks the row sent (the broker has it):
+the alert says "police not reached" until its police delivery is next worked out (a webhook's
+outcome, a transition), which then no longer counts that message.
 """
 
 from __future__ import annotations
