@@ -51,7 +51,6 @@ class FailureCounts(Protocol):
     """Counts of failures by key, each forgotten `ttl_s` after its last failure."""
 
     def get(self, keys: list[str], now: float) -> list[Count | None]: ...
-    def add(self, keys: list[str], now: float, ttl_s: float) -> None: ...
     def take(self, keys: list[str], frees: list[int], max_wait_s: float, now: float,
              ttl_s: float) -> float:
         """In one step: the wait before a try may be checked by the counts of `keys` (each
@@ -77,7 +76,7 @@ class MemoryCounts:
             entries = [self._counts.get(k) for k in keys]
         return [e[0] if e is not None and e[1] > now else None for e in entries]
 
-    def add(self, keys: list[str], now: float, ttl_s: float) -> None:
+    def _add(self, keys: list[str], now: float, ttl_s: float) -> None:
         with self._lock:
             for key in keys:
                 known = self._counts.pop(key, None)
@@ -92,7 +91,7 @@ class MemoryCounts:
             found = self.get(keys, now)
             wait = _wait(found, frees, max_wait_s, now)
             if wait == 0:
-                self.add(keys, now, ttl_s)
+                self._add(keys, now, ttl_s)
         return wait
 
     def forgive(self, key: str) -> None:
@@ -147,14 +146,6 @@ class RedisCounts:
                          if failures is not None and last_at is not None else None)
         return found
 
-    def add(self, keys: list[str], now: float, ttl_s: float) -> None:
-        pipe = self._r.pipeline(transaction=False)
-        for key in keys:
-            pipe.hincrby(key, "failures", 1)
-            pipe.hset(key, "last_at", repr(now))
-            pipe.expire(key, max(1, int(ttl_s)))
-        pipe.execute()
-
     def take(self, keys: list[str], frees: list[int], max_wait_s: float, now: float,
              ttl_s: float) -> float:
         args = [repr(now), max(1, int(ttl_s)), repr(max_wait_s), *frees]
@@ -207,13 +198,6 @@ class LoginThrottle:
 
     def _frees(self) -> list[int]:
         return [self._settings.free_failures, self._settings.free_failures_per_address]
-
-    def failed(self, address: str, username: str) -> None:
-        try:
-            self._counts.add(list(self._keys(address, username)), self._clock(),
-                             self._settings.forget_after_s)
-        except redis.RedisError as exc:
-            log.warning("sign-in failure not counted (%s)", type(exc).__name__)
 
     def succeeded(self, address: str, username: str) -> None:
         """A sign-in that succeeded: its address and name's count is cleared, and the try

@@ -52,16 +52,14 @@ def test_failures_from_one_address_for_one_name_slow_down_its_next_try(counts) -
     clock = Clock()
     throttle = LoginThrottle(counts[0], SETTINGS, counts[1], clock=clock)
     for _ in range(3):
-        assert throttle.wait_s("10.0.0.1", "desk") == 0
-        throttle.failed("10.0.0.1", "desk")
+        assert throttle.begin("10.0.0.1", "desk") == 0  # checked, and counted until it succeeds
 
     assert throttle.wait_s("10.0.0.1", "desk") == 1
     assert throttle.wait_s("10.0.0.1", " Desk ") == 1  # the name as sign-in reads it
     assert throttle.wait_s("10.0.0.2", "desk") == 0  # the desk signs in from elsewhere
     assert throttle.wait_s("10.0.0.1", "other") == 0
     clock.now += 1
-    assert throttle.wait_s("10.0.0.1", "desk") == 0
-    throttle.failed("10.0.0.1", "desk")
+    assert throttle.begin("10.0.0.1", "desk") == 0
     assert throttle.wait_s("10.0.0.1", "desk") == 2
 
     throttle.succeeded("10.0.0.1", "desk")
@@ -72,7 +70,7 @@ def test_spraying_many_names_from_one_address_slows_it_down(counts) -> None:
     clock = Clock()
     throttle = LoginThrottle(counts[0], SETTINGS, counts[1], clock=clock)
     for i in range(10):
-        throttle.failed("10.0.0.9", f"user{i}")
+        throttle.begin("10.0.0.9", f"user{i}")
     assert throttle.wait_s("10.0.0.9", "someone-else") == 1
     assert throttle.wait_s("10.0.0.8", "someone-else") == 0
 
@@ -81,15 +79,15 @@ def test_counts_are_forgotten_after_a_quiet_while() -> None:
     clock = Clock()
     throttle = LoginThrottle(MemoryCounts(), SETTINGS, clock=clock)
     for _ in range(5):
-        throttle.failed("10.0.0.1", "desk")
+        throttle.begin("10.0.0.1", "desk")
     clock.now += SETTINGS.forget_after_s + 1
-    throttle.failed("10.0.0.1", "desk")
+    throttle.begin("10.0.0.1", "desk")
     assert throttle.wait_s("10.0.0.1", "desk") == 0  # one failure since: free again
 
 
 def test_redis_forgets_a_count_itself_and_keeps_no_name(redis_client: redis.Redis) -> None:
     prefix = f"swtest{uuid.uuid4().hex[:8]}"
-    LoginThrottle(RedisCounts(redis_client), SETTINGS, prefix).failed("10.0.0.1", "desk")
+    LoginThrottle(RedisCounts(redis_client), SETTINGS, prefix).begin("10.0.0.1", "desk")
     stored = list(redis_client.scan_iter(f"{prefix}:*"))
     try:
         assert len(stored) == 2
@@ -101,7 +99,7 @@ def test_redis_forgets_a_count_itself_and_keeps_no_name(redis_client: redis.Redi
 
 def test_a_redis_that_fails_lets_the_sign_in_through(caplog) -> None:
     throttle = LoginThrottle(RedisCounts(unreachable_redis()), SETTINGS)
-    throttle.failed("10.0.0.1", "desk")
+    throttle.begin("10.0.0.1", "desk")
     assert throttle.wait_s("10.0.0.1", "desk") == 0
     throttle.succeeded("10.0.0.1", "desk")
     assert "not throttled" in caplog.text
@@ -120,7 +118,7 @@ def test_the_console_refuses_to_check_a_password_while_its_sender_must_wait(stac
         add_user(s, "desk", PASSWORD, "dispatcher", {"regions": ["VR17"]})
     rt = stack.runtime
     rt.settings.console.secure_cookies = False
-    rt.login_throttle.failed("10.9.9.9", "someone")
+    rt.login_throttle.begin("10.9.9.9", "someone")
     if rt.redis is not None:  # with Redis configured the counts are every API instance's
         assert list(rt.redis.scan_iter(f"{rt.settings.redis.key_prefix}:login_failures:*"))
     clock = Clock()  # as the services' throttle, on a clock of the test's
