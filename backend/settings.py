@@ -81,6 +81,10 @@ class BrokerSettings(BaseModel):
     session_expiry_s: int = Field(3_600, ge=0)
     connect_timeout_s: float = Field(10.0, gt=0)
     publish_timeout_s: float = Field(5.0, gt=0)
+    # TLS to the broker (its port 8883 in deploy/mosquitto/), verified against `ca_file` (a
+    # PEM file; None: the system's certificate authorities).
+    tls: bool = False
+    ca_file: str | None = None
 
     @field_validator("password")
     @classmethod

@@ -5,6 +5,7 @@
 - MQTT 5 with a persistent session (clean_start False + session expiry) for the ingest worker, or
   MQTT 3.1.1 with clean_session False for the embedded broker.
 - Explicit timeouts: connect is bounded; QoS 1 publishes are awaited with a bound.
+- TLS when the settings ask for it (`broker.tls`, `broker.ca_file`).
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ def make_client(
     if settings.username:
         password = settings.password.get_secret_value() if settings.password else None
         client.username_pw_set(settings.username, password)
+    if settings.tls:
+        client.tls_set(ca_certs=settings.ca_file)  # the broker's certificate and name checked
     client.on_socket_open = _set_nodelay
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)

@@ -12,7 +12,10 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
+from backend.mqtt.client import connect as backend_connect
+from backend.mqtt.client import make_client
 from backend.mqtt.embedded import free_port
+from backend.settings import BrokerSettings
 from loadtests.broker import OwnMosquitto
 
 pytestmark = pytest.mark.services
@@ -135,7 +138,8 @@ def _self_signed() -> tuple[str, str]:
 
 def test_the_shipped_configuration_takes_devices_over_tls_only(tmp_path):
     """deploy/mosquitto/mosquitto.conf as shipped (its paths and ports moved for the test):
-    a device logs in and publishes over TLS; plain MQTT on that port gets nowhere."""
+    a device logs in and publishes over TLS, and a backend on another host takes it in over
+    TLS too (`broker.tls`, `broker.ca_file`); plain MQTT on that port gets nowhere."""
     cert, key = _self_signed()
     tls_port = free_port()
     conf = (DEPLOY / "mosquitto.conf").read_text()
@@ -148,13 +152,17 @@ def test_the_shipped_configuration_takes_devices_over_tls_only(tmp_path):
     with OwnMosquitto(settings=conf, files={"acl": (DEPLOY / "acl").read_text(),
                                             "broker.crt": cert, "broker.key": key},
                       users={"vic-001": "pw-vic-001", "schildwacht": "pw-backend"}) as b:
-        backend, _ = connect(b.port, "schildwacht", "pw-backend")
+        (tmp_path / "ca.pem").write_text(cert)
+        settings = BrokerSettings(embedded=False, host="localhost", port=tls_port, tls=True,
+                                  ca_file=str(tmp_path / "ca.pem"), username="schildwacht",
+                                  password="pw-backend")
+        backend = make_client(settings, f"backend-{uuid.uuid4().hex[:6]}")
         got: list[str] = []
         backend.on_message = lambda c, u, m: got.append(m.topic)
+        backend_connect(backend, settings)
         backend.subscribe("sd/v1/dev/+/alarm", qos=1)
         time.sleep(0.3)
         device = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-        (tmp_path / "ca.pem").write_text(cert)
         device.tls_set(ca_certs=str(tmp_path / "ca.pem"))
         device.username_pw_set("vic-001", "pw-vic-001")
         device.connect("localhost", tls_port)
