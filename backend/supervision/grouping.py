@@ -128,9 +128,12 @@ def group_health_signals(
     *,
     storm_threshold: int = DEFAULT_STORM_THRESHOLD,
     closed: Mapping[tuple[str, str], datetime] | None = None,
+    closed_storms: Mapping[str | None, int] | None = None,
 ) -> GroupingDecision:
     """Group and deduplicate health signals into new alerts, updates and storm summaries;
-    signals of an episode the desk closed (`closed_episode`) are suppressed."""
+    signals of an episode the desk closed (`closed_episode`) are suppressed, and so is a desk's
+    new storm summary while the desk has closed one of this storm's window (`closed_storms`: by
+    desk, its device count) and no more of its devices are silent than it counted."""
     batch = list(signals)
     for signal in batch:
         if signal.type not in GROUPABLE_TYPES:
@@ -213,6 +216,10 @@ def group_health_signals(
                 per_desk[signal.desk_code] += 1
         for desk in sorted(per_desk, key=lambda d: (d is None, d or "")):
             existing_storm = open_storms.get(desk)
+            closed_count = (closed_storms or {}).get(desk)
+            if existing_storm is None and closed_count is not None \
+                    and per_desk[desk] <= closed_count:
+                continue  # the desk closed it, and the storm has not grown since
             if existing_storm is not None and (
                 existing_storm.device_count, existing_storm.total_device_count
             ) == (per_desk[desk], len(storm_devices)):

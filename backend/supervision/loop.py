@@ -163,6 +163,7 @@ class SupervisionLoop(Periodic):
                 self.window,
                 storm_threshold=self.storm_threshold,
                 closed=closed,
+                closed_storms=self._closed_storms(session, now - self.window),
             )
             # Urgent ones first. Each write is its own short transaction, so that the case rows
             # it locks (case log chaining) never hold up an alarm of the same case for long;
@@ -329,6 +330,24 @@ class SupervisionLoop(Periodic):
             if detail and "device_count" in detail:
                 counts[alert_id] = (detail["device_count"], detail.get("total_device_count"))
         return counts
+
+    @classmethod
+    def _closed_storms(cls, session: Session, since: datetime) -> dict[str | None, int]:
+        """The device count of the latest storm summary each desk closed, of those raised since
+        `since` (a storm's window: an older one covers no device silent in it)."""
+        latest: dict[str | None, tuple[datetime, uuid.UUID]] = {}
+        for alert_id, flags, raised_at in session.execute(
+            select(Alert.id, Alert.flags, Alert.raised_at).where(
+                Alert.type == STORM_TYPE, Alert.state.in_(sorted(CLOSED_STATES)),
+                Alert.raised_at >= since)
+        ):
+            desk = next((f[len(DESK_FLAG):] for f in flags or [] if f.startswith(DESK_FLAG)),
+                        None)
+            if desk not in latest or raised_at > latest[desk][0]:
+                latest[desk] = (raised_at, alert_id)
+        counts = cls._storm_counts(session, [alert_id for _, alert_id in latest.values()])
+        return {desk: count for desk, (_, alert_id) in latest.items()
+                if (count := counts.get(alert_id, (None, None))[0]) is not None}
 
     @classmethod
     def _open_health_alerts(cls, session: Session) -> list[OpenHealthAlert]:

@@ -230,6 +230,24 @@ def test_an_unchanged_storm_summary_is_left_alone(stack):
     assert details == [{"device_count": 13, "total_device_count": 13}]
 
 
+def test_a_storm_summary_the_desk_closed_is_not_raised_again_for_the_same_devices(stack):
+    """The desk closes the storm summary while the storm lasts: the next passes raise no new
+    one; a device that falls silent after the close does."""
+    now = datetime.now(UTC)
+    for n in range(12):
+        _device(stack, f"sc-{n:02d}", now - timedelta(seconds=120))
+    loop = SupervisionLoop(stack.runtime, bus=RecordingBus())
+    loop.run_once(now)
+    [storm] = _alerts(stack, STORM_TYPE)
+    assert stack.api().post(f"/api/v1/alerts/{storm.id}/resolve").status_code == 200
+    for k in range(1, 4):
+        loop.run_once(now + timedelta(seconds=5 * k))
+    assert len(_alerts(stack, STORM_TYPE)) == 1
+    _device(stack, "sc-12", now - timedelta(seconds=70))  # silent since after the close
+    loop.run_once(now + timedelta(seconds=25))
+    assert [a.state for a in _alerts(stack, STORM_TYPE)] == ["resolved", "new"]
+
+
 def test_a_last_contact_ahead_of_the_clock_is_not_trusted(stack, caplog):
     now = datetime.now(UTC)
     _device(stack, "fut-1", now + timedelta(hours=1))  # written by a node whose clock ran ahead
