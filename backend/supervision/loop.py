@@ -317,8 +317,8 @@ class SupervisionLoop(Periodic):
     def _storm_counts(
         session: Session, storm_ids: list[uuid.UUID]
     ) -> dict[uuid.UUID, tuple[int | None, int | None]]:
-        """The counts each open storm summary last got: from its latest `raised` or `grouped`
-        timeline entry (one query, only while a storm is open)."""
+        """The counts each storm summary last got: from its latest `raised` or `grouped`
+        timeline entry (one query, only when there are storm summaries to read)."""
         counts: dict[uuid.UUID, tuple[int | None, int | None]] = {}
         if not storm_ids:
             return counts
@@ -341,8 +341,7 @@ class SupervisionLoop(Periodic):
                 Alert.type == STORM_TYPE, Alert.state.in_(sorted(CLOSED_STATES)),
                 Alert.raised_at >= since)
         ):
-            desk = next((f[len(DESK_FLAG):] for f in flags or [] if f.startswith(DESK_FLAG)),
-                        None)
+            desk = _desk_of(flags)
             if desk not in latest or raised_at > latest[desk][0]:
                 latest[desk] = (raised_at, alert_id)
         counts = cls._storm_counts(session, [alert_id for _, alert_id in latest.values()])
@@ -360,10 +359,7 @@ class SupervisionLoop(Periodic):
         counts = cls._storm_counts(session, [a.id for a in alerts if a.type == STORM_TYPE])
         found = []
         for a in alerts:
-            desk = next(
-                (f[len(DESK_FLAG) :] for f in a.flags or [] if f.startswith(DESK_FLAG)),
-                None,
-            )
+            desk = _desk_of(a.flags)
             devices = a.health_devices or ([a.device_id] if a.device_id else [])
             found.append(
                 OpenHealthAlert(
@@ -500,3 +496,8 @@ class SupervisionLoop(Periodic):
         )
         document["devices"] = list(alert.health_devices or [])
         return document
+
+
+def _desk_of(flags: list[str] | None) -> str | None:
+    """The desk a health alert or storm summary was raised for (its `DESK_FLAG` flag)."""
+    return next((f[len(DESK_FLAG):] for f in flags or [] if f.startswith(DESK_FLAG)), None)
