@@ -57,8 +57,8 @@ DROP = {
 def refusing(stack):
     engine = stack.runtime.engine
     dialect = engine.dialect.name
-    with engine.begin() as conn:
-        for statement in TRIGGERS[dialect]:
+    with engine.begin() as conn:  # what a run that was killed may have left, first
+        for statement in (*DROP[dialect], *TRIGGERS[dialect]):
             conn.execute(text(statement))
     yield stack
     # The stack still runs (its follow-up, its sweeps): dropping a trigger takes a lock on the
