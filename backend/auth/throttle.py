@@ -1,8 +1,13 @@
 """Failed console sign-ins slow down whoever makes them: a password cannot be guessed at speed.
 
 Failures are counted per address and user name, and per address alone (password spraying over
-many names). The first `free` failures of a count cost nothing; each one after that doubles the
-wait before the next try may be checked (1 s, 2 s, 4 s, ... up to `max_wait_s`). A count is
+many names). An IPv6 client is counted by its /64, the network one subscriber is given, in which
+a host takes any address it likes (one that rotated its address at every try escaped every
+count); an IPv4 client by its address, and an IPv4-mapped IPv6 address as the IPv4 address it
+carries (`client_subject`).
+
+The first `free` failures of a count cost nothing; each one after that doubles the wait
+before the next try may be checked (1 s, 2 s, 4 s, ... up to `max_wait_s`). A count is
 forgotten `forget_after_s` after its last failure, and a sign-in that succeeds clears its
 address and name's count. A try is counted as a failure the moment its password is to be
 checked, in the same step that decides it may be (`LoginThrottle.begin`), and taken back when it
@@ -19,6 +24,7 @@ address and name, never the name.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import threading
 import time
@@ -32,6 +38,25 @@ from backend.settings import LoginSettings
 from backend.state import keys
 
 log = logging.getLogger(__name__)
+
+
+IPV6_PREFIX = 64  # an IPv6 client's failures count for every address of its /64
+
+
+def client_subject(address: str) -> str:
+    """What a client's failures are counted under: an IPv4 address as it is, an IPv6 address
+    by its /64 (`2001:db8:1:2::/64`), an IPv4-mapped IPv6 address (`::ffff:10.0.0.1`) as its
+    IPv4 address; anything that is no address (none known) as given."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        bits = 128 - IPV6_PREFIX
+        return str(ipaddress.IPv6Network((int(ip) >> bits << bits, IPV6_PREFIX)))
+    return str(ip)
 
 
 def wait_s(failures: int, free: int, max_wait_s: float) -> float:
@@ -167,8 +192,8 @@ class LoginThrottle:
         self._clock = clock
 
     def _keys(self, address: str, username: str) -> tuple[str, str]:
-        name = username.strip().lower()
-        return (self._key("name", f"{address}\n{name}"), self._key("address", address))
+        name, client = username.strip().lower(), client_subject(address)
+        return (self._key("name", f"{client}\n{name}"), self._key("address", client))
 
     def _key(self, kind: str, subject: str) -> str:
         return keys.login_failures(self._prefix, kind,

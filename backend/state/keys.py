@@ -47,7 +47,8 @@ def case_changes(prefix: str) -> str:
 
 def login_failures(prefix: str, kind: str, digest: str) -> str:
     """Hash (failures, last_at) counting failed console sign-ins of one address ("address")
-    or one address and name ("name"), by a digest of them; expires (`backend.auth.throttle`)."""
+    or one address and name ("name"), by a digest of them (an IPv6 address by its /64);
+    expires (`backend.auth.throttle`)."""
     return f"{prefix}:login_failures:{kind}:{digest}"
 
 

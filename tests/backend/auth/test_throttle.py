@@ -1,6 +1,7 @@
 """Failed console sign-ins: free at first, then each failure doubles the wait; counted per
-address and name and per address alone, never per name alone; kept in the process or in Redis
-(every API instance sees them); a Redis that fails lets the sign-in through."""
+address and name and per address alone, never per name alone (an IPv6 address by its /64);
+kept in the process or in Redis (every API instance sees them); a Redis that fails lets the
+sign-in through."""
 
 from __future__ import annotations
 
@@ -13,7 +14,13 @@ import redis
 from fastapi.testclient import TestClient
 
 from backend.api.app import create_app
-from backend.auth.throttle import LoginThrottle, MemoryCounts, RedisCounts, wait_s
+from backend.auth.throttle import (
+    LoginThrottle,
+    MemoryCounts,
+    RedisCounts,
+    client_subject,
+    wait_s,
+)
 from backend.auth.users import add_user
 from backend.settings import LoginSettings
 from tests.backend.auth.test_sessions import PASSWORD
@@ -73,6 +80,34 @@ def test_spraying_many_names_from_one_address_slows_it_down(counts) -> None:
         throttle.begin("10.0.0.9", f"user{i}")
     assert throttle.wait_s("10.0.0.9", "someone-else") == 1
     assert throttle.wait_s("10.0.0.8", "someone-else") == 0
+
+
+def test_a_client_is_counted_by_its_ipv4_address_or_its_ipv6_64() -> None:
+    assert client_subject("10.0.0.1") == "10.0.0.1"
+    assert client_subject("2001:db8:1:2:aaaa:bbbb:cccc:dddd") == "2001:db8:1:2::/64"
+    assert client_subject("2001:DB8:1:2::1") == "2001:db8:1:2::/64"
+    assert client_subject("fe80::1%eth0") == "fe80::/64"
+    assert client_subject("::ffff:10.0.0.1") == "10.0.0.1"  # IPv4-mapped: the IPv4 client
+    assert client_subject("testclient") == "testclient"  # no address: as given
+
+
+def test_addresses_rotated_within_one_ipv6_64_are_one_client(counts) -> None:
+    """A host picks any of its /64's addresses: a try from each new one is counted all the
+    same, for one name and for the address alone; another /64 is another client."""
+    clock = Clock()
+    throttle = LoginThrottle(counts[0], SETTINGS, counts[1], clock=clock)
+    for i in range(3):
+        assert throttle.begin(f"2001:db8:1:2::{i + 1:x}", "desk") == 0
+    assert throttle.begin("2001:db8:1:2:ffff:1:2:3", "desk") == 1
+    assert throttle.wait_s("2001:db8:1:3::1", "desk") == 0
+
+    for i in range(10):  # spraying names, a new address for each
+        throttle.begin(f"2001:db8:9:9::{i + 1:x}", f"user{i}")
+    assert throttle.wait_s("2001:db8:9:9::abcd", "someone-else") == 1
+
+    for _ in range(3):  # an IPv4 client seen over IPv6 (a dual-stack socket) is that client
+        throttle.begin("::ffff:10.0.0.7", "desk")
+    assert throttle.wait_s("10.0.0.7", "desk") == 1
 
 
 def test_counts_are_forgotten_after_a_quiet_while() -> None:
