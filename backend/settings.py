@@ -296,12 +296,26 @@ class LoginSettings(BaseModel):
     """Failed console sign-ins (`backend.auth.throttle`): after `free_failures` from one
     address for one name (`free_failures_per_address` for all names), each failure doubles the
     wait before the next try, up to `max_wait_s`; counts are forgotten `forget_after_s` after
-    their last failure."""
+    their last failure.
+
+    A desk whose dispatchers all sign in from one address (behind one NAT) shares that
+    address's count: the count per name must stop one account's failures well before they
+    fill it, so `free_failures` is lower than `free_failures_per_address` (and the latter
+    large enough for the failures a whole desk makes within `forget_after_s`)."""
 
     free_failures: int = Field(5, ge=1, le=100)
     free_failures_per_address: int = Field(50, ge=1, le=10_000)
     max_wait_s: float = Field(900.0, ge=1, le=86_400)
     forget_after_s: float = Field(3_600.0, ge=60, le=7 * 86_400)
+
+    @model_validator(mode="after")
+    def _one_name_cannot_fill_its_address(self) -> LoginSettings:
+        if self.free_failures >= self.free_failures_per_address:
+            raise ValueError(
+                "console.login.free_failures must be lower than free_failures_per_address: "
+                "else one name's failures slow down every sign-in from its address (a desk "
+                "behind one NAT address) before they slow down that name")
+        return self
 
 
 class ConsoleSettings(BaseModel):

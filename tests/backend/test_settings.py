@@ -36,3 +36,16 @@ def test_pings_are_kept_longer_than_a_fix_may_arrive_late(monkeypatch):
     monkeypatch.setenv("SCHILDWACHT_PROTOCOL__MAX_LATE_S", str(10 * 86_400))
     with pytest.raises(ValidationError, match="retention_days must be longer"):
         Settings()
+
+
+def test_one_names_failures_cannot_fill_its_addresss_count(monkeypatch):
+    """A desk behind one NAT address shares that address's count: the count per name must
+    slow down one account's failures before they fill it."""
+    login = Settings().console.login
+    assert login.free_failures < login.free_failures_per_address
+    monkeypatch.setenv("SCHILDWACHT_CONSOLE__LOGIN__FREE_FAILURES", "20")
+    monkeypatch.setenv("SCHILDWACHT_CONSOLE__LOGIN__FREE_FAILURES_PER_ADDRESS", "20")
+    with pytest.raises(ValidationError, match="free_failures must be lower"):
+        Settings()
+    monkeypatch.setenv("SCHILDWACHT_CONSOLE__LOGIN__FREE_FAILURES_PER_ADDRESS", "21")
+    assert Settings().console.login.free_failures_per_address == 21
