@@ -10,11 +10,17 @@ Scopes (stored with a user or a bearer token):
 - admin: everything.
 
 An empty scope admits nothing: a forgotten scope fails closed.
+
+Region figures (the console's regions page: counts and medians per safety region,
+`visible_regions`): an admin every region's; a dispatcher those of her regions; the police those
+of the safety regions that lie in their units; a case director none (her scope is cases, and a
+region's figures are made of other cases' alerts).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,6 +110,21 @@ def sees_case(p: Principal, *, reference: str, home_vr: str | None,
     if p.role == "case_director":
         return reference in scope_items(p, "cases")
     return False
+
+
+def visible_regions(
+    p: Principal, safety_regions_by_unit: Mapping[str, frozenset[str]]
+) -> frozenset[str] | None:
+    """The safety regions whose figures this principal may see (None: every region), given
+    the safety regions of each police unit (`RegionIndex.safety_regions_by_police_unit`)."""
+    if p.role == "admin":
+        return None
+    if p.role == "dispatcher":
+        return scope_items(p, "regions")
+    if p.role == "police":
+        return frozenset().union(*(safety_regions_by_unit.get(unit, frozenset())
+                                   for unit in scope_items(p, "units")))
+    return frozenset()
 
 
 def location_allowed(*, alert_open: bool, reason: str | None) -> bool:

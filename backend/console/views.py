@@ -28,6 +28,7 @@ from backend.api.deps import runtime, session
 from backend.api.text import free_text
 from backend.auth import sessions as web_sessions
 from backend.auth.errors import BadCredentials
+from backend.auth.scope import visible_regions
 from backend.auth.scoping import (
     case_filter,
     case_notice_filter,
@@ -41,7 +42,7 @@ from backend.cases.models import Case
 from backend.console import clock, i18n, sop
 from backend.console.charts import bar_chart
 from backend.console.headers import security_headers
-from backend.console.stats import AlertRow, DeviceRow, region_figures
+from backend.console.stats import AlertRow, DeviceRow, RegionFigures, region_figures
 from backend.devices.models import Device
 from backend.runtime import Runtime
 
@@ -77,10 +78,13 @@ def _viewer(request: Request, s: Session, rt: Runtime) -> Viewer:
 
 def _render(request: Request, rt: Runtime, viewer: Viewer, name: str, **context: Any) -> Response:
     tz = clock.zone(rt.settings.console.timezone)
+    regions = (visible_regions(viewer.principal, rt.regions.safety_regions_by_police_unit())
+               if viewer.principal else frozenset())
     response = templates.TemplateResponse(request, name, {
         "t": viewer.t, "lang": viewer.lang, "csrf": viewer.csrf, "who": viewer.principal,
         "messages": viewer.t.messages, "console": rt.settings.console,
-        "local": partial(clock.local_time, tz=tz), **context,
+        "local": partial(clock.local_time, tz=tz),
+        "regions_link": regions is None or bool(regions), **context,
     })
     response.headers.update(security_headers(rt.settings.console.tile_url))
     if request.query_params.get("lang") in i18n.LANGUAGES:
@@ -254,19 +258,10 @@ def regions_page(request: Request, rt: Runtime = Depends(runtime), s: Session = 
     viewer = _viewer(request, s, rt)
     if viewer.principal is None:
         return _to_login()
-    rows = []
-    for a in s.scalars(select(Alert).where(Alert.region.is_not(None))):
-        code = (a.region or {}).get("vr_code")
-        if code:
-            rows.append(AlertRow(code, a.raised_at, a.acknowledged_at, a.dispatched_at, a.state,
-                                 a.exercise))
-    device_rows = [
-        DeviceRow(code, online)
-        for code, online in s.execute(
-            select(Case.home_vr_code, Device.online).join(Case, Case.id == Device.case_id)
-            .where(Case.home_vr_code.is_not(None), Device.active.is_(True)))
-    ]
-    figures = region_figures(rows, device_rows)
+    # Only the regions this principal may see (`backend.auth.scope.visible_regions`); the
+    # figures carry no position and no person, so reading them is not audited.
+    regions = visible_regions(viewer.principal, rt.regions.safety_regions_by_police_unit())
+    figures = _region_figures(s, regions) if regions is None or regions else []
     t = viewer.t
     charts = [
         bar_chart(t("time_to_ack"), [(f.vr_code, f.median_ack_s) for f in figures]),
@@ -274,7 +269,26 @@ def regions_page(request: Request, rt: Runtime = Depends(runtime), s: Session = 
         bar_chart(t("false_alarm_rate"), [(f.vr_code, f.false_alarm_pct) for f in figures], 100),
         bar_chart(t("device_uptime"), [(f.vr_code, f.uptime_pct) for f in figures], 100),
     ]
-    return _render(request, rt, viewer, "regions.html", figures=figures, charts=charts)
+    return _render(request, rt, viewer, "regions.html", figures=figures, charts=charts,
+                   none_in_scope=regions is not None and not regions)
+
+
+def _region_figures(s: Session, regions: frozenset[str] | None) -> list[RegionFigures]:
+    """The figures of these safety regions (None: of every region): their alerts by where the
+    fix lies, and the active devices of the cases at home in them."""
+    alerts = select(Alert).where(Alert.region.is_not(None))
+    devices = (select(Case.home_vr_code, Device.online).join(Case, Case.id == Device.case_id)
+               .where(Case.home_vr_code.is_not(None), Device.active.is_(True)))
+    if regions is not None:
+        alerts = alerts.where(Alert.region["vr_code"].as_string().in_(sorted(regions)))
+        devices = devices.where(Case.home_vr_code.in_(sorted(regions)))
+    rows = []
+    for a in s.scalars(alerts):
+        code = (a.region or {}).get("vr_code")
+        if code:
+            rows.append(AlertRow(code, a.raised_at, a.acknowledged_at, a.dispatched_at, a.state,
+                                 a.exercise))
+    return region_figures(rows, [DeviceRow(code, online) for code, online in s.execute(devices)])
 
 
 def _not_found(request: Request, rt: Runtime, viewer: Viewer) -> Response:

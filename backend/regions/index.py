@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 
 import numpy as np
 import shapely
@@ -93,6 +94,10 @@ class RegionIndex:
             unit.code: unit for unit in sorted(police_units, key=lambda u: u.code)
         }
         self._vt_desks = {desk.code: desk for desk in sorted(vt_desks, key=lambda d: d.code)}
+        by_unit: dict[str, set[str]] = {}
+        for m in self._municipalities:
+            by_unit.setdefault(m.police_unit, set()).add(m.vr_code)
+        self._safety_regions = {unit: frozenset(codes) for unit, codes in by_unit.items()}
         self.max_distance_m = float(max_distance_m)
 
     @classmethod
@@ -215,6 +220,11 @@ class RegionIndex:
             return self._vt_desks[code]
         except KeyError:
             raise UnknownRegionCode(f"unknown Veilig Thuis desk code {code!r}") from None
+
+    def safety_regions_by_police_unit(self) -> Mapping[str, frozenset[str]]:
+        """Police unit code -> the codes of the safety regions of its municipalities (each
+        safety region lies in one police unit)."""
+        return MappingProxyType(self._safety_regions)
 
     def police_units(self) -> tuple[PoliceUnit, ...]:
         """All police units, sorted by code."""

@@ -13,6 +13,7 @@ from backend.auth.scope import (
     location_allowed,
     parse_scope,
     sees_alert,
+    visible_regions,
 )
 from backend.auth.tokens import Principal
 
@@ -94,3 +95,20 @@ def test_a_token_is_made_only_with_a_scope_of_its_role(stack):
         assert [t.scope for t in s.query(ApiToken).filter_by(name="t-2")] == [
             {"regions": ["VR13", "VR17"]}]
         assert s.query(ApiToken).filter_by(name="t-1").count() == 0
+
+
+UNIT_REGIONS = {"RE07": frozenset({"VR17", "VR18"}), "RE05": frozenset({"VR13"})}
+
+
+@pytest.mark.parametrize(("principal", "regions"), [
+    (Principal("a", "admin"), None),  # every region
+    (Principal("d", "dispatcher", {"regions": ["VR17", "VR13"]}), {"VR13", "VR17"}),
+    (Principal("d", "dispatcher"), set()),
+    (Principal("p", "police", {"units": ["RE07"]}), {"VR17", "VR18"}),
+    (Principal("p", "police", {"units": ["RE07", "RE05", "RE99"]}), {"VR13", "VR17", "VR18"}),
+    (Principal("p", "police"), set()),
+    (Principal("c", "case_director", {"cases": ["C-1"]}), set()),
+    (Principal("x", "auditor", {"regions": ["VR17"]}), set()),
+])
+def test_region_figures_are_seen_for_the_regions_a_scope_covers(principal, regions) -> None:
+    assert visible_regions(principal, UNIT_REGIONS) == regions

@@ -3,6 +3,7 @@ for whoever receives their notices; a link to the case only where the console ca
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 from backend.alerts.models import Alert
@@ -82,3 +83,35 @@ def test_pages_name_every_alert_type_and_say_ja(stack):
     assert "zoneoverschrijding <small" in page  # the heading names the type
     board = desk.get("/console/devices?lang=nl").text
     assert "<td>ja</td>" in board and "<td>yes</td>" not in board
+
+
+def test_the_regions_page_shows_each_viewer_only_the_regions_it_may_see(stack):
+    """Region figures are scoped as the rest of the console: a dispatcher sees her regions',
+    the police those of the safety regions in their units, an administrator every region's;
+    a case director none, and the console does not link the page for her."""
+    build(stack)  # alerts in VR17 (Rotterdam-Rijnmond) and VR13 (Amsterdam-Amstelland)
+    with stack.runtime.sessions.begin() as s:
+        s.add(Alert(case_id=None, device_id=None, message_id="m-dordrecht", type="panic",
+                    priority="P1", state="acknowledged", raised_at=datetime.now(UTC),
+                    acknowledged_at=datetime.now(UTC), police_unit="RE07",
+                    region={"vr_code": "VR18"}, flags=[]))
+        add_user(s, "desk", PASSWORD, "dispatcher", {"regions": ["VR17"]})
+        add_user(s, "agent", PASSWORD, "police", {"units": ["RE07"]})
+        add_user(s, "director", PASSWORD, "case_director", {"cases": ["C-RDAM"]})
+        add_user(s, "chief", PASSWORD, "admin", {})
+
+    def shown(username: str) -> tuple[set[str], str]:
+        client, _ = _sign_in(stack, username)
+        page = client.get("/console/regions?lang=en")
+        assert page.status_code == 200
+        return set(re.findall(r'class="label">(VR\d\d)</text>', page.text)), page.text
+
+    assert shown("desk")[0] == {"VR17"}
+    assert shown("agent")[0] == {"VR17", "VR18"}  # RE07: Rotterdam-Rijnmond and ZH-Zuid
+    assert shown("chief")[0] == {"VR13", "VR17", "VR18"}
+    labels, page = shown("director")
+    assert labels == set() and 'id="no-regions"' in page
+    director, _ = _sign_in(stack, "director")
+    assert 'href="/console/regions"' not in director.get("/console/").text
+    desk, _ = _sign_in(stack, "desk")
+    assert 'href="/console/regions"' in desk.get("/console/").text

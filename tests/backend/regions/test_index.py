@@ -196,6 +196,14 @@ def test_police_unit_lookup(index: RegionIndex) -> None:
         index.police_unit("RE99")
 
 
+def test_each_safety_region_lies_in_one_police_unit(index: RegionIndex) -> None:
+    by_unit = index.safety_regions_by_police_unit()
+    assert by_unit["RE07"] == {"VR17", "VR18"}  # Rotterdam: Rotterdam-Rijnmond, ZH-Zuid
+    assert sorted(by_unit) == [f"RE{n:02d}" for n in range(1, 11)]
+    every = [vr for regions in by_unit.values() for vr in regions]
+    assert sorted(every) == [f"VR{n:02d}" for n in range(1, 26)]  # each in exactly one unit
+
+
 def test_vt_desk_lookup(index: RegionIndex) -> None:
     desk = index.vt_desk("VT4607")
     assert (desk.code, desk.name, desk.ggd_code) == (
