@@ -18,7 +18,8 @@ A measure is one GeoJSON Feature (RFC 7946, WGS84 lon/lat):
 
 Positions may carry an altitude (`[lon, lat, alt]`); it is dropped, measures are 2D. The
 authority is a text of at most 128 characters, the reference of at most 64 (as the record keeps
-them), neither with control characters.
+them), neither with control characters; an exception's reason a text of at most 500 characters,
+which may break lines.
 
 `measure_from_feature` parses and validates (raising `InvalidMeasure` with every problem);
 `validate_measure` checks a measure built in code; `measure_to_feature` exports.
@@ -53,6 +54,7 @@ from geofences.timewindows import TimeWindow
 Home = tuple[float, float]  # (lon, lat) of the offender's registered home address
 AUTHORITY_MAX = 128  # characters of `properties.authority` (court or office)
 REFERENCE_MAX = 64  # characters of `properties.reference` (court / OM reference)
+REASON_MAX = 500  # characters of an exception's `reason` (a note: "corridor to own address")
 
 
 def _time(value: Any, path: str, problems: list[Problem]) -> float | None:
@@ -166,6 +168,26 @@ def _text(props: Mapping, key: str, limit: int, problems: list[Problem]) -> str:
     return value
 
 
+def _reason(value: Any, path: str, problems: list[Problem]) -> str:
+    """An exception's reason ("" when absent or null): a text of at most `REASON_MAX`
+    characters, which may break lines but carries no other control character."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        problems.append(Problem("invalid_field", path, "expected a text"))
+    elif len(value) > REASON_MAX:
+        problems.append(Problem(
+            "invalid_field", path,
+            f"a reason has at most {REASON_MAX} characters, this one has {len(value)}"))
+    elif not _plain(value.replace("\r\n", "").replace("\n", "").replace("\t", "")):
+        problems.append(Problem(
+            "invalid_field", path,
+            "a reason may contain line breaks and tabs but no other control character"))
+    else:
+        return value
+    return ""
+
+
 def _plain(text: str) -> bool:
     """Whether a text has no control characters and no lone surrogates (which no database
     stores as text)."""
@@ -277,7 +299,7 @@ def measure_from_feature(
                     valid_until=_time(
                         e.get("valid_until"), f"{path}.valid_until", problems
                     ),
-                    reason=str(e.get("reason", "")),
+                    reason=_reason(e.get("reason"), f"{path}.reason", problems),
                 )
             )
         except InvalidMeasure as exc:

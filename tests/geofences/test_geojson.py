@@ -116,6 +116,30 @@ def test_home_inside_zone_needs_an_exception():
     assert measure_from_feature(feature(poly(square(0, 0, 500))), home=lonlat(2000, 0))
 
 
+def test_an_exceptions_reason_is_a_bounded_text():
+    def exception(reason):
+        return {"geometry": poly(square(300, 0, 20)), "reason": reason}
+
+    kept = measure_from_feature(feature(poly(square(0, 0, 500)), exceptions=[
+        exception("R" * 500), exception("court date\r\nroom 3\tfloor 2"), exception(None),
+        {"geometry": poly(square(300, 0, 20))}]))
+    assert [e.reason for e in kept.exceptions] == [
+        "R" * 500, "court date\r\nroom 3\tfloor 2", "", ""]
+    with pytest.raises(InvalidField) as err:
+        measure_from_feature(feature(poly(square(0, 0, 500)), exceptions=[
+            exception("R" * 501), exception("bell\x07"), exception("\ud800"),
+            exception({"text": "x"}), exception("fine")]))
+    assert [(p.path, p.message) for p in err.value.problems] == [
+        ("properties.exceptions[0].reason", "a reason has at most 500 characters, this one "
+                                            "has 501"),
+        ("properties.exceptions[1].reason",
+         "a reason may contain line breaks and tabs but no other control character"),
+        ("properties.exceptions[2].reason",
+         "a reason may contain line breaks and tabs but no other control character"),
+        ("properties.exceptions[3].reason", "expected a text"),
+    ]
+
+
 def test_every_field_problem_is_reported_at_once():
     f = feature(
         poly(square(0, 0, 500)),

@@ -175,6 +175,29 @@ def test_a_reference_or_authority_the_record_cannot_keep_is_refused(stack):
     assert api.get(_url(case_id, "/zone-ref")).json()["properties"]["version"] == 1
 
 
+def test_an_exception_whose_reason_is_too_long_is_refused_and_nothing_stored(stack):
+    case_id = register_pair(stack, "off-why", "vic-why")
+    api = stack.api()
+    lat, lon = ROTTERDAM
+    corridor = {"geometry": {"type": "Polygon", "coordinates": [square(lat, lon, 20.0)]},
+                "reason": "corridor " * 100}
+    zone = zone_feature("off-why", measure_id="zone-why", exceptions=[corridor])
+    response = api.post(_url(case_id), json=zone)
+    [problem] = _problems(response)
+    assert problem["path"] == "properties.exceptions[0].reason"
+    assert "at most 500 characters" in problem["message"]
+    assert "at most 500 characters" in response.json()["detail"]
+    assert api.get(_url(case_id), params={"include_inactive": True}).json()["features"] == []
+
+    corridor["reason"] = "corridor to own address"
+    assert api.post(_url(case_id), json=zone).status_code == 201
+    corridor["reason"] = "R" * 501
+    assert _problems(api.put(_url(case_id, "/zone-why"), json=zone))
+    stored = api.get(_url(case_id, "/zone-why")).json()
+    assert stored["properties"]["version"] == 1
+    assert stored["properties"]["exceptions"][0]["reason"] == "corridor to own address"
+
+
 def _with_altitudes(feature: dict) -> dict:
     """The feature with an altitude on every position, as GIS exports may write them."""
     rings = feature["geometry"]["coordinates"]
