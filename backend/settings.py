@@ -337,6 +337,9 @@ class ConsoleSettings(BaseModel):
     position_refresh_s: float = Field(10.0, ge=1, le=300)
     # Every time the console shows is in this zone, with its abbreviation (CET/CEST).
     timezone: str = "Europe/Amsterdam"
+    # The regions page's figures are over the alerts raised in this many days up to now (the
+    # page reads only those: not every alert ever raised).
+    region_figures_days: int = Field(90, ge=1, le=3_650)
     login: LoginSettings = LoginSettings()
 
     @field_validator("tile_url")

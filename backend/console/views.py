@@ -10,7 +10,7 @@ import logging
 import math
 import secrets
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
@@ -261,7 +261,9 @@ def regions_page(request: Request, rt: Runtime = Depends(runtime), s: Session = 
     # Only the regions this principal may see (`backend.auth.scope.visible_regions`); the
     # figures carry no position and no person, so reading them is not audited.
     regions = visible_regions(viewer.principal, rt.regions.safety_regions_by_police_unit())
-    figures = _region_figures(s, regions) if regions is None or regions else []
+    days = rt.settings.console.region_figures_days
+    since = datetime.now(UTC) - timedelta(days=days)
+    figures = _region_figures(s, regions, since) if regions is None or regions else []
     t = viewer.t
     charts = [
         bar_chart(t("time_to_ack"), [(f.vr_code, f.median_ack_s) for f in figures]),
@@ -270,25 +272,24 @@ def regions_page(request: Request, rt: Runtime = Depends(runtime), s: Session = 
         bar_chart(t("device_uptime"), [(f.vr_code, f.uptime_pct) for f in figures], 100),
     ]
     return _render(request, rt, viewer, "regions.html", figures=figures, charts=charts,
-                   none_in_scope=regions is not None and not regions)
+                   none_in_scope=regions is not None and not regions, days=days)
 
 
-def _region_figures(s: Session, regions: frozenset[str] | None) -> list[RegionFigures]:
-    """The figures of these safety regions (None: of every region): their alerts by where the
-    fix lies, and the active devices of the cases at home in them."""
-    alerts = select(Alert).where(Alert.region.is_not(None))
+def _region_figures(s: Session, regions: frozenset[str] | None,
+                    since: datetime) -> list[RegionFigures]:
+    """The figures of these safety regions (None: of every region): their alerts raised since
+    `since`, by where the fix lies, and the active devices of the cases at home in them."""
+    vr_code = Alert.region["vr_code"].as_string()
+    alerts = (select(vr_code, Alert.raised_at, Alert.acknowledged_at, Alert.dispatched_at,
+                     Alert.state, Alert.exercise)
+              .where(Alert.raised_at >= since, vr_code.is_not(None)))
     devices = (select(Case.home_vr_code, Device.online).join(Case, Case.id == Device.case_id)
                .where(Case.home_vr_code.is_not(None), Device.active.is_(True)))
     if regions is not None:
-        alerts = alerts.where(Alert.region["vr_code"].as_string().in_(sorted(regions)))
+        alerts = alerts.where(vr_code.in_(sorted(regions)))
         devices = devices.where(Case.home_vr_code.in_(sorted(regions)))
-    rows = []
-    for a in s.scalars(alerts):
-        code = (a.region or {}).get("vr_code")
-        if code:
-            rows.append(AlertRow(code, a.raised_at, a.acknowledged_at, a.dispatched_at, a.state,
-                                 a.exercise))
-    return region_figures(rows, [DeviceRow(code, online) for code, online in s.execute(devices)])
+    return region_figures([AlertRow(*row) for row in s.execute(alerts)],
+                          [DeviceRow(code, online) for code, online in s.execute(devices)])
 
 
 def _not_found(request: Request, rt: Runtime, viewer: Viewer) -> Response:

@@ -115,3 +115,24 @@ def test_the_regions_page_shows_each_viewer_only_the_regions_it_may_see(stack):
     assert 'href="/console/regions"' not in director.get("/console/").text
     desk, _ = _sign_in(stack, "desk")
     assert 'href="/console/regions"' in desk.get("/console/").text
+
+
+def test_the_regions_page_counts_only_the_alerts_of_its_window(stack):
+    """The figures cover the alerts raised in the last `console.region_figures_days` days: an
+    older alert is neither counted nor read."""
+    build(stack)
+    days = stack.runtime.settings.console.region_figures_days
+    old = datetime.now(UTC) - timedelta(days=days, hours=1)
+    with stack.runtime.sessions.begin() as s:
+        for n, raised_at in enumerate([old, old, datetime.now(UTC)]):
+            s.add(Alert(case_id=None, device_id=None, message_id=f"m-dordrecht-{n}",
+                        type="panic", priority="P1", state="acknowledged", raised_at=raised_at,
+                        acknowledged_at=raised_at + timedelta(seconds=30 + 600 * (n < 2)),
+                        police_unit="RE07", region={"vr_code": "VR18"}, flags=[]))
+        add_user(s, "chief", PASSWORD, "admin", {})
+    chief, _ = _sign_in(stack, "chief")
+    page = chief.get("/console/regions?lang=en").text
+    assert f"in the last {days} days" in page
+    # VR18's median time to acknowledge is the recent alert's 30 s, not the old ones' 630 s.
+    bar = r'class="label">VR18</text>\s*<rect[^>]*></rect>\s*<text[^>]*>30(\.0)?<'
+    assert re.search(bar, page), page[page.find("VR18") - 200:page.find("VR18") + 400]
