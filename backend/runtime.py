@@ -141,7 +141,8 @@ class Runtime:
             regions=regions,
             topics=topics,
             flow=_alert_flow(settings, topics, regions),
-            dispatcher=OutboxDispatcher(sessions, settings.ingest.outbox_resend_after_s),
+            dispatcher=OutboxDispatcher(sessions, settings.ingest.outbox_resend_after_s,
+                                        device_deadline_s=settings.outbox.device_deadline_s),
         )
         runtime.flow.cases = CaseSnapshots(changes=changes)
         runtime.flow.exercise_regions = frozenset(settings.police.exercise_regions)

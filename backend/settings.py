@@ -123,10 +123,18 @@ class OutboxSettings(BaseModel):
     """The copies made to carry alert documents (`backend.outbox.retention`): police feed
     messages the broker acknowledged, and the bodies of webhook deliveries that ended. They
     hold the same positions as their alerts and are evidence of nothing the alert and the
-    delivery log do not keep, so they go after `retention_days`."""
+    delivery log do not keep, so they go after `retention_days`. And how long a device ack or
+    command is re-published (`device_deadline_s`)."""
 
     retention_days: int = Field(30, ge=1, le=3_650)
     retention_interval_s: float = Field(3_600.0, ge=10)
+    # A device ack or command the broker has not acknowledged this long after it was written
+    # ends `expired` and is no longer re-published (`backend.outbox.expired`). Five minutes
+    # rides out a broker restart and the client's reconnect back-off (at most 30 s) many times
+    # over; beyond that what it says is out of date (a warning of an offender near, a pursuit
+    # interval, an ack of a state the alert may have left) and, sent on reconnecting, it would
+    # go out ahead of the next alarm's. Why an ack may end so: docs/protocol.md.
+    device_deadline_s: float = Field(300.0, gt=0, le=86_400)
 
 
 class IngestSettings(BaseModel):

@@ -103,7 +103,8 @@ class OutboxMessage(Base):
     target: Mapped[str] = mapped_column(String(256))  # the topic
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     qos: Mapped[int] = mapped_column(SmallInteger, default=1)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sent|unconfirmed
+    # pending | sent | unconfirmed (police feed) | expired (device ack/cmd): backend.outbox
+    status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

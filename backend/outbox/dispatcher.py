@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.alerts.models import OutboxMessage
 from backend.mqtt.publisher import Publisher
+from backend.outbox import expired
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +35,11 @@ class OutboxDispatcher:
         session_factory: sessionmaker[Session],
         resend_after_s: float = 5.0,
         flush_interval_s: float = 0.2,
+        device_deadline_s: float = 300.0,
     ) -> None:
         self._sessions = session_factory
         self._resend_after = timedelta(seconds=resend_after_s)
+        self._device_deadline_s = device_deadline_s
         self._flush_interval = flush_interval_s
         self._publisher: Publisher | None = None
         self._delivered: deque[int] = deque()
@@ -72,12 +75,34 @@ class OutboxDispatcher:
             )
         return len(ids)
 
+    def expire(self, now: datetime | None = None) -> int:
+        """End the device acks and commands pending for longer than `device_deadline_s`
+        (`backend.outbox.expired`), with their outcome recorded; the number ended."""
+        now = now or datetime.now(UTC)
+        deadline_s = self._device_deadline_s
+        reason = f"not confirmed by the broker within {deadline_s:g} s"
+        total = 0
+        while True:
+            with self._sessions.begin() as session:
+                ended = expired.end_expired(
+                    session, now - timedelta(seconds=deadline_s), reason, SWEEP_BATCH)
+                expired.record(session, ended, reason, now)
+            total += len(ended)
+            if len(ended) < SWEEP_BATCH:
+                return total
+
     def sweep(self, now: datetime | None = None) -> int:
-        """Re-publish rows still pending after `resend_after_s` (crash, broker outage); a
-        police feed message no longer once its deadline ended it (`backend.outbox.unconfirmed`)."""
+        """Re-publish rows still pending after `resend_after_s` (crash, broker outage), once
+        the device messages past their deadline are ended (`expire`, in every process with an
+        outbox, connected or not); a police feed message no longer once its deadline ended it
+        (`backend.outbox.unconfirmed`)."""
+        now = now or datetime.now(UTC)
+        try:
+            self.expire(now)
+        except Exception:  # noqa: BLE001 - what is still due is re-published all the same
+            log.exception("outbox: ending expired device messages failed")
         if self._publisher is None:
             return 0
-        now = now or datetime.now(UTC)
         cutoff = now - self._resend_after
         with self._sessions.begin() as session:
             query = (

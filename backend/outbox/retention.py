@@ -4,8 +4,9 @@ An alert keeps its own position for as long as it is kept: it is evidence. The c
 document written to carry it are not, and they hold the same position:
 
 - the MQTT outbox: a row the broker acknowledged (`sent`; police feed messages, device acks and
-  commands) or that ended unacknowledged (`unconfirmed`, `backend.outbox.unconfirmed`; its
-  alert's timeline keeps the outcome) is deleted once it is older than the retention;
+  commands) or that ended unacknowledged (`unconfirmed`, `backend.outbox.unconfirmed`, and
+  `expired`, `backend.outbox.expired`; its alert's timeline and the case log keep the outcome)
+  is deleted once it is older than the retention;
 - the webhook deliveries: a delivery that ended (delivered, rejected, unreachable) has its body
   emptied once it is older than the retention. The row itself (state, attempts, times, the last
   status) and its delivery log stay: they are the record of whether the police were reached.
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, delete, select, text, update
 
 from backend.alerts.models import OutboxMessage
+from backend.outbox.expired import EXPIRED
 from backend.outbox.unconfirmed import UNCONFIRMED
 from backend.periodic import Periodic
 from backend.subscriptions.models import FINAL_DELIVERY_STATES, Delivery
@@ -36,6 +38,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BATCH = 5_000
+# The outbox rows that ended, acknowledged by the broker or not.
+ENDED_OUTBOX = ("sent", UNCONFIRMED, EXPIRED)
 # The condition of the partial index of the bodies still kept, as it is written there (a
 # literal: a bound parameter would not let the planner use that index).
 BODY_KEPT = text("length(webhook_deliveries.body) > 0")
@@ -55,11 +59,11 @@ def utc_now() -> datetime:
 
 def clear_copies(engine: Engine, retention_days: int, now: datetime, *,
                  batch: int = BATCH) -> Cleared:
-    """Delete the sent outbox rows and empty the bodies of ended deliveries created before
+    """Delete the ended outbox rows and empty the bodies of ended deliveries created before
     `now - retention_days`."""
     cutoff = now - timedelta(days=retention_days)
     sent = select(OutboxMessage.id).where(
-        OutboxMessage.status.in_(("sent", UNCONFIRMED)), OutboxMessage.created_at < cutoff
+        OutboxMessage.status.in_(ENDED_OUTBOX), OutboxMessage.created_at < cutoff
     ).limit(batch)
     ended = select(Delivery.id).where(
         BODY_KEPT,

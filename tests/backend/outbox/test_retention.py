@@ -42,13 +42,13 @@ def _outbox_left(stack) -> set[int]:
 def test_ended_outbox_rows_past_the_retention_go_in_batches_and_pending_ones_stay(stack):
     now = datetime.now(UTC)
     old, recent = now - timedelta(days=DAYS, hours=1), now - timedelta(days=DAYS - 1)
-    expired = _outbox(stack, *[("sent", old)] * 4, ("unconfirmed", old))
+    expired = _outbox(stack, *[("sent", old)] * 4, ("unconfirmed", old), ("expired", old))
     kept = _outbox(stack, ("pending", old), ("sent", recent), ("pending", recent),
-                   ("unconfirmed", recent))
+                   ("unconfirmed", recent), ("expired", recent))
 
-    done = clear_copies(stack.runtime.engine, DAYS, now, batch=2)  # batches of 2, 2 and 1
+    done = clear_copies(stack.runtime.engine, DAYS, now, batch=2)  # batches of 2, 2, 2 and 0
 
-    assert done == Cleared(outbox_deleted=5, bodies_emptied=0)
+    assert done == Cleared(outbox_deleted=6, bodies_emptied=0)
     assert _outbox_left(stack) >= set(kept) and not _outbox_left(stack) & set(expired)
     assert clear_copies(stack.runtime.engine, DAYS, now, batch=2) == Cleared()
 
