@@ -24,6 +24,7 @@ from backend.cases.models import Case
 from backend.devices.models import Device
 from backend.escalation.errors import BadStoredPlan
 from backend.escalation.plan_codec import plan_from_json, plan_to_json, recipients_to_json
+from backend.outbox import expired
 from backend.outbox.dispatcher import OutboxItem
 from backend.pipeline.context import AlertDraft
 from backend.regions import RegionIndex, RegionMatch
@@ -279,11 +280,33 @@ class AlertFlow:
         )
 
     def _unfinished(self, session: Session, draft: AlertDraft) -> Effects:
-        """A redelivered draft: nothing new, unless its follow-up never ran (a crash)."""
-        alert = service.unfinished(session, draft.device_id, draft.message_id)
+        """A redelivered draft: nothing new, unless its follow-up never ran (a crash), or the
+        device was never told about its alarm (`_ack_again`)."""
+        alert = service.of_message(session, draft.device_id, draft.message_id)
         if alert is None:
             return Effects()
-        return Effects(follow_ups=[self._follow_up_of(session, alert, draft)])
+        effects = self._ack_again(session, alert)
+        if alert.followed_up_at is None:
+            effects.follow_ups.append(self._follow_up_of(session, alert, draft))
+        return effects
+
+    def _ack_again(self, session: Session, alert: Alert) -> Effects:
+        """The device retransmits an alarm until it hears `received`: when its ack was given up
+        (`backend.outbox.expired`: the broker did not take it within the deadline), the
+        retransmission is answered with `received` and, when the alert has moved on since,
+        its state now, each dated when the alert got there. Otherwise (the ack is on its way
+        or the broker has it) nothing new."""
+        if (alert.type not in VICTIM_FEEDBACK_TYPES or not alert.message_id
+                or not alert.device_id or not expired.ack_given_up(
+                    session, alert.id, self._topics.ack(alert.device_id))):
+            return Effects()
+        rows = [self._ack_row(alert, "new", alert.raised_at)]
+        if alert.state != "new":
+            rows.append(self._ack_row(alert, alert.state, alert.updated_at or alert.raised_at))
+        items = _enqueue(session, rows)
+        log.info("alert %s: device %s told its state again, its ack was given up", alert.id,
+                 alert.device_id)
+        return Effects(items)
 
     @staticmethod
     def _document(session: Session, alert: Alert) -> dict[str, Any]:

@@ -9,7 +9,11 @@ is no longer re-published, so a broker that was away for an hour does not get an
 acks and commands ahead of the next alarm's, and a message the broker refuses is not sent for
 ever. What it leaves:
 
-- an ack: an entry on its alert's timeline (`device feedback`, `delivery`, state `expired`);
+- an ack: an entry on its alert's timeline (`device feedback`, `delivery`, state `expired`).
+  The device retransmits its alarm until it hears `received` (docs/protocol.md), and the alert
+  flow answers a retransmission of an alarm whose ack was given up so (`ack_given_up`) with
+  `received` and the alert's state now: the device learns where its alarm stands, not every
+  step it went through while the broker was away;
 - a command: an entry on its alert's timeline when an alert caused it, and a
   `device_command_expired` entry in the case log of the device's case (what the device was not
   told: the command and its interval or reason), for the desk and the case director.
@@ -106,6 +110,27 @@ def end_expired(session: Session, created_before: datetime, reason: str, limit: 
             .values(status=EXPIRED, last_error=reason)
         )
     return rows
+
+
+def ack_given_up(session: Session, alert_id: uuid.UUID, topic: str) -> bool:
+    """Whether the device's last ack of the alert on `topic` was given up: one expired, and
+    none written after it is pending or sent. Both lookups go by the status index (expired
+    rows are few; the others are read from the expired one's time on)."""
+    last = session.execute(
+        select(OutboxMessage.id, OutboxMessage.created_at)
+        .where(OutboxMessage.status == EXPIRED, OutboxMessage.alert_id == alert_id,
+               OutboxMessage.target == topic)
+        .order_by(OutboxMessage.id.desc()).limit(1)
+    ).first()
+    if last is None:
+        return False
+    later = session.scalar(
+        select(OutboxMessage.id)
+        .where(OutboxMessage.status.in_(("pending", "sent")),
+               OutboxMessage.created_at >= last.created_at, OutboxMessage.id > last.id,
+               OutboxMessage.alert_id == alert_id, OutboxMessage.target == topic)
+        .limit(1))
+    return later is None
 
 
 def record(session: Session, ended: list[ExpiredMessage], reason: str, now: datetime) -> None:
