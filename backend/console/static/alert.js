@@ -119,6 +119,7 @@
   function timelineEntry(e) {
     const item = el("li", {}, el("time", {}, localTime(e.at, false)), ` ${e.actor}: ${e.kind}`);
     if (e.to_state) item.append(` \u2192 ${t("state_" + e.to_state)}`);
+    if (e.detail && e.detail.state) item.append(` (${t("delivery_" + e.detail.state)})`);
     if (e.detail && e.detail.note) item.append(" ", el("q", {}, e.detail.note));
     return item;
   }

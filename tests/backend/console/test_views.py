@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+from backend.alerts import service as alerts_service
 from backend.alerts.models import Alert
 from backend.auth.users import add_user
 from backend.cases.models import Case
@@ -136,3 +137,18 @@ def test_the_regions_page_counts_only_the_alerts_of_its_window(stack):
     # VR18's median time to acknowledge is the recent alert's 30 s, not the old ones' 630 s.
     bar = r'class="label">VR18</text>\s*<rect[^>]*></rect>\s*<text[^>]*>30(\.0)?<'
     assert re.search(bar, page), page[page.find("VR18") - 200:page.find("VR18") + 400]
+
+
+def test_the_alert_page_names_a_delivery_outcome_on_the_timeline(stack):
+    """A delivery entry says how it ended (a device ack given up, a police feed not reached),
+    not only who delivered."""
+    world = build(stack)
+    with stack.runtime.sessions.begin() as s:
+        alerts_service.add_event(
+            s, world.rotterdam_alert, at=datetime.now(UTC), actor="device feedback",
+            kind="delivery", detail={"channel": "mqtt", "outbox_id": 1, "state": "expired"})
+        add_user(s, "desk", PASSWORD, "dispatcher", {"regions": ["VR17"]})
+    desk, _ = _sign_in(stack, "desk")
+    page = desk.get(f"/console/alerts/{world.rotterdam_alert}?lang=nl").text
+    assert "device feedback: delivery" in page
+    assert "(niet op tijd afgeleverd, opgegeven)" in page
