@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from backend.alerts.flows import AlertFlow
 from backend.audit.writer import AuditWriter
 from backend.auth.throttle import LoginThrottle, MemoryCounts, RedisCounts
-from backend.cases.snapshots import CaseSnapshots, LocalChangeCounter, RedisChangeCounter
+from backend.cases.changes import LocalChangeCounter, RedisChangeCounter
+from backend.cases.snapshots import CaseSnapshots
 from backend.db.engine import make_engine, make_session_factory
 from backend.devices.directory import DeviceDirectory
 from backend.hub.bus import EventBus, InProcessBus, RedisBus

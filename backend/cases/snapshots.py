@@ -4,28 +4,28 @@ Raising an alert needs the case's routing facts (home region, risk, custody, con
 devices), its context for the alert document and the roles of its devices. Reading them costs
 one query; a snapshot makes that once per case every `ttl_s` seconds instead of once per
 alert. An alarm worker does better: it loads every case before it takes traffic and keeps the
-snapshots until a change counter in Redis moves (`SnapshotWatch`, about once a second), which
-every process raises after it changed a case (`CaseSnapshots.changed`). A change made through
-this process's API is seen at once; one made by another process within a second, or within
-`ttl_s` while the counter cannot be read.
+snapshots until a change counter in Redis moves (`backend.cases.changes`; read by
+`SnapshotWatch` about once a second), which every process raises after it changed a case
+(`CaseSnapshots.changed`). A change made through this process's API is seen at once; one made
+by another process within a second, or within `ttl_s` while the counter cannot be read.
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import redis
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
+from backend.cases.changes import ChangeCounter, ChangeReader
 from backend.cases.facts import facts_of
 from backend.cases.models import Case, CaseContact
 from backend.devices.models import Device
@@ -68,47 +68,6 @@ def contact_card(contact: CaseContact) -> dict[str, Any]:
     }
 
 
-class ChangeCounter(Protocol):
-    """A counter every process raises after it changed cases, contacts or devices, so that the
-    others drop their snapshots (`RedisChangeCounter`; tests use a fake)."""
-
-    def current(self) -> int: ...
-    def bump(self) -> None: ...
-
-
-class RedisChangeCounter:
-    def __init__(self, client: redis.Redis, key: str) -> None:
-        self._r = client
-        self._key = key
-
-    def current(self) -> int:
-        return int(self._r.get(self._key) or 0)
-
-    def bump(self) -> None:
-        # After a flush or a restart of Redis the counter starts again from a random value, not
-        # from 0: a worker that read n before must not read n again after n changes and miss
-        # them (until then it reads 0, which is a move as well).
-        pipe = self._r.pipeline(transaction=True)
-        pipe.set(self._key, secrets.randbelow(2**62) + 1, nx=True)
-        pipe.incr(self._key)
-        pipe.execute()
-
-
-class LocalChangeCounter:
-    """The change counter of a deployment without Redis: one process, so one counter in memory."""
-
-    def __init__(self) -> None:
-        self._value = 0
-        self._lock = threading.Lock()
-
-    def current(self) -> int:
-        return self._value
-
-    def bump(self) -> None:
-        with self._lock:
-            self._value += 1
-
-
 class CaseSnapshots:
     """Snapshots by case id. Without a change counter each lives `ttl_s` seconds. With one
     (`watch` called every second or so), a snapshot lives until the counter moves: alarms, rare
@@ -121,8 +80,7 @@ class CaseSnapshots:
         self._changes = changes
         self._cache: dict[uuid.UUID, tuple[float, CaseSnapshot]] = {}  # case -> (loaded, ...)
         self._lock = threading.Lock()
-        self._seen: int | None = None  # the counter as last read
-        self._unsure = False  # the counter could not be read: a change may have been missed
+        self._reader = ChangeReader(changes) if changes is not None else None
         self._bump_owed = False  # this process changed cases while the counter was away
         self._valid_since = float("-inf")  # snapshots loaded before this are stale
         self._confirmed = float("-inf")  # when the counter last read unchanged
@@ -165,25 +123,23 @@ class CaseSnapshots:
 
     def watch(self) -> bool:
         """Read the change counter; drop every snapshot when it moved. True when it moved."""
-        if self._changes is None:
+        if self._changes is None or self._reader is None:
             return False
-        try:
-            if self._bump_owed:  # this process changed cases while the counter was away
+        if self._bump_owed:  # this process changed cases while the counter was away
+            try:
                 self._changes.bump()
                 self._bump_owed = False
-            current = self._changes.current()
-        except redis.RedisError:
-            # Snapshots age out after ttl_s meanwhile; and another process may have changed a
-            # case without being able to raise the counter: taken as a move once it answers.
-            self._unsure = True
+            except redis.RedisError:
+                pass  # still away: the read below fails too
+        # Unreadable: snapshots age out after ttl_s meanwhile, and the next good read counts
+        # as a move (another process may have changed a case without raising the counter).
+        moved = self._reader.moved()
+        if moved is None:
             return False
         now = time.monotonic()
-        moved = self._seen is not None and (current != self._seen or self._unsure)
-        self._unsure = False
         if moved:
             self._valid_since = now
             self.forget()
-        self._seen = current
         self._confirmed = now
         return moved
 

@@ -6,11 +6,14 @@ query per batch for all such ids, `prefetch`); an unknown id is remembered as un
 while, so a flood from an unregistered device cannot hammer the database. A background refresh
 (`start_refresh`) reloads the whole directory when the change counter that every process raises
 after changing devices or cases has moved (read every `check_s` seconds), and in any case every
-`refresh_s` seconds (changes made outside Schildwacht, or while the counter cannot be read).
-So a change made by another process (a deactivated device, a case put in exercise) is seen
-within about a second, without reloading every device twice a minute: a full load of 150,000
-devices is a second of CPU that an alarm in the same process would share. `invalidate` makes a
-change immediate in this process.
+`refresh_s` seconds (changes made outside Schildwacht). So a change made by another process (a
+deactivated device, a case put in exercise) is seen within about a second, without reloading
+every device twice a minute: a full load of 150,000 devices is a second of CPU that an alarm in
+the same process would share. While the counter cannot be read (Redis away), a change made
+elsewhere could not be counted either: the first read that succeeds again counts as a move
+(`backend.cases.changes.ChangeReader`, the rule the case snapshots follow too), so such a
+change is seen once Redis answers, not at the next full reload. `invalidate` makes a change
+immediate in this process.
 """
 
 from __future__ import annotations
@@ -21,17 +24,14 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-import redis
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from backend.cases.changes import ChangeCounter, ChangeReader
 from backend.cases.models import Case
 from backend.devices.models import Device
-
-if TYPE_CHECKING:
-    from backend.cases.snapshots import ChangeCounter
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +64,15 @@ class DeviceDirectory:
     ) -> None:
         self._sessions = session_factory
         self._refresh_s = refresh_s
-        self._changes = changes
+        self._changes = ChangeReader(changes) if changes is not None else None
         self._check_s = check_s if changes is not None else refresh_s
         self._miss_ttl = miss_ttl_s
         self._by_id: dict[str, DeviceInfo] = {}
         self._by_owntracks: dict[tuple[str, str], str] = {}
         self._unknown: dict[str, float] = {}  # id -> monotonic time until which it is unknown
         self._loaded = False
+        self._loaded_at = float("-inf")  # monotonic time of the last full load
+        self._reload_owed = False  # the counter moved, and the reload after it failed
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -126,12 +128,18 @@ class DeviceDirectory:
 
     # -- loading --------------------------------------------------------------------------------
     def load_all(self) -> int:
+        if self._changes is not None:
+            # Read before loading: a change made meanwhile moves it again; one that cannot be
+            # read now makes the next good read a move.
+            self._changes.moved()
+        loaded_at = time.monotonic()
         rows, pairs = self._query_with_pairs(_DEVICES)
         by_id = {r.id: r for r in rows}
         with self._lock:
             self._by_id = by_id
             self._by_owntracks = pairs
             self._loaded = True
+            self._loaded_at = loaded_at
         return len(by_id)
 
     def invalidate(self, device_id: str | None = None) -> None:
@@ -163,33 +171,30 @@ class DeviceDirectory:
             self._thread.join(timeout=5)
             self._thread = None
 
+    def refresh_once(self) -> bool:
+        """One pass of the background refresh: reload every device when the change counter
+        moved, or could not be read and now can (a change made while Redis was away could not
+        move it), or when the last load is `refresh_s` old. True when it reloaded; a failed
+        load raises, and the next pass tries again."""
+        moved = self._reload_owed or bool(self._changes is not None and self._changes.moved())
+        if not moved and time.monotonic() - self._loaded_at < self._refresh_s:
+            return False
+        self._reload_owed = moved
+        count = self.load_all()
+        self._reload_owed = False
+        if self._on_reload is not None:
+            self._on_reload()
+        if moved:
+            log.info("devices or cases changed: %d devices reloaded", count)
+        return True
+
     def _refresh_loop(self) -> None:
-        seen = self._counter()
-        loaded_at = time.monotonic()
         while not self._stop.wait(self._check_s):
-            current = self._counter()  # read before loading: a change meanwhile moves it again
-            moved = current is not None and current != seen
-            if not moved and time.monotonic() - loaded_at < self._refresh_s:
-                continue
             try:
-                count = self.load_all()
+                self.refresh_once()
             except Exception:  # noqa: BLE001 - keep serving the last good directory
                 log.exception("directory refresh failed; next try in %.0f s", RETRY_AFTER_S)
                 self._stop.wait(RETRY_AFTER_S)
-                continue
-            seen, loaded_at = current if current is not None else seen, time.monotonic()
-            if self._on_reload is not None:
-                self._on_reload()
-            if moved:
-                log.info("devices or cases changed: %d devices reloaded", count)
-
-    def _counter(self) -> int | None:
-        if self._changes is None:
-            return None
-        try:
-            return self._changes.current()
-        except redis.RedisError:
-            return None  # the periodic full reload covers the outage
 
     def _remember(
         self, rows: list[DeviceInfo], unknown: list[str], pairs: dict[tuple[str, str], str]

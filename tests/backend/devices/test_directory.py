@@ -4,14 +4,19 @@ query on its first message (OwnTracks pair included), none after; unknown ids ar
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 
 import pytest
+import redis
+from sqlalchemy.exc import OperationalError
 
+from backend.cases.changes import RedisChangeCounter
 from backend.cases.models import Case
 from backend.devices.directory import DeviceDirectory
 from backend.devices.models import Device
-from tests.support.changes import FakeCounter
+from tests.conftest import REDIS_URL
+from tests.support.changes import FakeCounter, guarded_redis
 from tests.support.db import sqlite_sessions, statements
 from tests.support.waiting import wait_until
 
@@ -93,3 +98,60 @@ def test_refresh_falls_back_to_the_period_while_the_counter_cannot_be_read(sessi
         wait_until(lambda: directory.get("d-1").active is False, timeout=5)
     finally:
         directory.stop_refresh()
+
+
+def test_a_change_made_while_redis_was_away_is_reloaded_once_it_answers(sessions) -> None:
+    """A device deactivated while Redis does not answer: its process cannot raise the counter,
+    and the directory cannot read it. Once Redis answers, the directory reloads, although the
+    counter reads what it read before (real Redis, the runtime's client with its breaker);
+    before, the change waited for the full reload (`refresh_s`, 5 minutes)."""
+    _register(sessions, "d-1")
+    client = guarded_redis(REDIS_URL)
+    key = f"swtest{uuid.uuid4().hex[:8]}:case_changes"
+    counter = RedisChangeCounter(client, key)
+    directory = DeviceDirectory(sessions, refresh_s=3600, changes=counter)
+    try:
+        directory.load_all()
+        assert directory.refresh_once() is False
+        client.breaker.trip(redis.ConnectionError("away"))  # Redis away
+        _deactivate(sessions, "d-1")
+        with pytest.raises(redis.ConnectionError):
+            counter.bump()  # the process that changed it cannot tell the others
+        assert directory.refresh_once() is False  # keeps what it has
+        assert directory.get("d-1").active is True
+        client.breaker.close()  # Redis answers again
+        assert directory.refresh_once() is True
+        assert directory.get("d-1").active is False
+        assert directory.refresh_once() is False  # once
+    finally:
+        client.delete(key)
+        client.close()
+
+
+def test_a_reload_that_failed_is_tried_again_on_the_next_pass(sessions) -> None:
+    _register(sessions, "d-1")
+    counter = FakeCounter()
+    database = Database(sessions)
+    directory = DeviceDirectory(database, refresh_s=3600, changes=counter)
+    directory.load_all()
+    _deactivate(sessions, "d-1")
+    counter.bump()
+    database.away = True
+    with pytest.raises(OperationalError):
+        directory.refresh_once()
+    database.away = False
+    assert directory.refresh_once() is True  # the counter has not moved again since
+    assert directory.get("d-1").active is False
+
+
+class Database:
+    """The session factory, with a switch for a database that does not answer."""
+
+    def __init__(self, sessions) -> None:
+        self._sessions = sessions
+        self.away = False
+
+    def __call__(self):
+        if self.away:
+            raise OperationalError("SELECT", {}, ConnectionError("database away"))
+        return self._sessions()
