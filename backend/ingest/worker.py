@@ -448,6 +448,9 @@ class IngestWorker:
         except SQLAlchemyError:
             log.exception("prefetch failed; devices are looked up one by one")
         if lane.prefetches_state:
+            # The measures, brought up to date here and only here: the whole batch is
+            # evaluated against one set of them (the alarm lane evaluates none).
+            lane.pipeline.refresh()
             # OwnTracks devices (a victim's phone) by their pair: their states are rolled back
             # and taken over as any device's. The database away: the batch waits for it.
             device_ids += self._owntracks_devices(pairs)

@@ -1,10 +1,11 @@
 """The geofence engine of one process, kept in step with the stored measures.
 
 Every change of a measure raises the catalogue version in the same transaction. `refresh()`
-(called by the zone pipeline step on the ingest thread, so the engine is only ever touched by
-that thread) reads the version at most every `poll_s` seconds and reloads the engine when it
-changed; `mark_changed()` (called by the API after a commit in this process) makes the next
-`refresh()` reload at once. The engine keeps its states by measure id across reloads.
+(called by the zone pipeline step once per batch, on the ingest thread, so the engine is only
+ever touched by that thread and a batch sees one set of measures) reads the version at most
+every `poll_s` seconds and reloads the engine when it changed; `mark_changed()` (called by the
+API after a commit in this process) makes the next `refresh()` reload at once. The engine keeps
+its states by measure id across reloads.
 """
 
 from __future__ import annotations

@@ -33,6 +33,15 @@ class Pipeline:
                 break
         return ctx
 
+    def refresh(self) -> None:
+        """Once per batch, before anything else of it: the steps that keep something loaded
+        (with a `refresh` method: the zone step's measures) bring it up to date, so that every
+        message of the batch sees the same."""
+        for step in self.steps:
+            refresh = getattr(step, "refresh", None)
+            if refresh is not None:
+                refresh()
+
     def related_devices(self, device_ids: list[str]) -> set[str]:
         """Other devices whose state the steps will read for these devices' messages (a step
         says so with a `related_devices` method), so the worker can prefetch them."""

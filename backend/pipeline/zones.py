@@ -1,17 +1,19 @@
 """The zone and proximity step: fresh fixes through the geofence engine, events into alerts.
 
 Runs after `DeviceAlarms` and before `DeviceHealth`, on the ingest thread (the only thread that
-touches the engine). Per message with fresh fixes it:
+touches the engine). Once per batch, before anything else of it, `refresh` lets
+`LiveMeasures.refresh()` reload the engine if a measure changed (cheap when not due): every
+message of a batch is evaluated against the same measures, and a change made meanwhile applies
+from the next batch. Per message with fresh fixes the step then:
 
-1. lets `LiveMeasures.refresh()` reload the engine if a measure changed (cheap when not due);
-2. skips devices that no measure concerns (most fixes end here, after two dict look-ups);
-3. evaluates the fixes and turns events into `AlertDraft`s:
+1. skips devices that no measure concerns (most fixes end here, after two dict look-ups);
+2. evaluates the fixes and turns events into `AlertDraft`s:
    `zone_breach` and `proximity` (P1), `approach` (P2), each with the stable message id
    `geo-{measure}-{kind}-{int(at)}`, so a redelivered or re-evaluated crossing raises one alert;
-4. hands the other events (`*_cleared`, `partner_position_unknown`) to a `ZoneNotes` sink:
+3. hands the other events (`*_cleared`, `partner_position_unknown`) to a `ZoneNotes` sink:
    they never raise an alert; the default sink tells the consoles and notes them on the
    timeline of the open alert of the same measure, if there is one;
-5. hands the states that changed to the state store (the worker's view stores them with the
+4. hands the states that changed to the state store (the worker's view stores them with the
    batch, after its commit).
 
 The state store, not the engine, holds the truth between batches: before each batch
@@ -133,12 +135,18 @@ class ZoneStep:
         self._state = state
         self._notes = notes
 
+    def refresh(self) -> None:
+        """Bring the measures up to date: once per batch, before `related_devices` (a ban
+        loaded only later in the batch would find its partner's last fix not taken over)."""
+        try:
+            self._live.refresh()
+        except Exception:  # noqa: BLE001 - a geofence defect must not hold up the batch
+            metrics.GEOFENCE_ERRORS.inc()
+            log.exception("measures not refreshed")
+
     def related_devices(self, device_ids: list[str]) -> set[str]:
         """The contact-ban partners of these devices, whose state the step needs too (the
-        worker prefetches it with the batch and passes them to `begin_batch`). The measures
-        are brought up to date first: a ban loaded only later in the batch would find its
-        partner's last fix not taken over."""
-        self._refresh()
+        worker prefetches it with the batch and passes them to `begin_batch`)."""
         index = self._live.engine.index
         related: set[str] = set()
         for device_id in device_ids:
@@ -147,13 +155,6 @@ class ZoneStep:
             related.update(d for cm in index.by_protected.get(device_id) or ()
                            for d in cm.subjects)
         return related.difference(device_ids)
-
-    def _refresh(self) -> None:
-        try:
-            self._live.refresh()
-        except Exception:  # noqa: BLE001 - a geofence defect must not hold up the batch
-            metrics.GEOFENCE_ERRORS.inc()
-            log.exception("measures not refreshed")
 
     def begin_batch(self, device_ids: list[str], again: bool = False) -> None:
         """Before a batch of these devices' messages (with their partners): take over from the
@@ -171,7 +172,6 @@ class ZoneStep:
             log.exception("geofence states not taken over devices=%d", len(device_ids))
 
     def _take_over(self, device_ids: list[str], again: bool) -> None:
-        self._live.refresh()
         if self._live.version is None:
             return  # not loaded yet (database away): the first batch after it takes over
         engine = self._live.engine
@@ -209,7 +209,6 @@ class ZoneStep:
     def _evaluate(self, ctx: Context) -> None:
         fixes, device = ctx.fresh_fixes, ctx.device
         assert device is not None
-        self._live.refresh()
         engine = self._live.engine
         index = engine.index
         subject = index.by_subject.get(device.id)

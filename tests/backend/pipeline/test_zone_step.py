@@ -92,6 +92,12 @@ def test_unrelated_device_is_skipped(tmp_path: Path):
 
 
 def _ctx_alerts(step, device_id, case_id, point, tst):
+    """One message in a batch of its own, without taking over what the store knows."""
+    step.refresh()
+    return _evaluated(step, device_id, case_id, point, tst)
+
+
+def _evaluated(step, device_id, case_id, point, tst):
     ctx = _ctx(device_id, case_id, point, tst)
     step(ctx)
     return ctx.alerts
@@ -103,9 +109,10 @@ def _batch(step, state, device_id, case_id, point, tst, again: bool = False):
     batch is stored (a `PendingState` flushed)."""
     if isinstance(state, PendingState):
         state.begin()
+    step.refresh()
     step.begin_batch([device_id, *step.related_devices([device_id])], again)
     state.set_last_fixes({device_id: LastFix(tst, point[0], point[1], 5.0)})
-    alerts = _ctx_alerts(step, device_id, case_id, point, tst)
+    alerts = _evaluated(step, device_id, case_id, point, tst)
     if isinstance(state, PendingState):
         state.flush()
     return alerts
@@ -187,9 +194,10 @@ def test_a_batch_handled_again_raises_its_alert_again(tmp_path: Path):
 
     def unstored_try(again: bool):
         state.begin()
+        step.refresh()
         step.begin_batch(["off-s"], again)
         state.set_last_fixes({"off-s": LastFix(t, *ROTTERDAM, 5.0)})
-        return _ctx_alerts(step, "off-s", case_id, ROTTERDAM, t)  # ... and the try fails
+        return _evaluated(step, "off-s", case_id, ROTTERDAM, t)  # ... and the try fails
 
     [draft] = unstored_try(again=False)
     assert unstored_try(again=False) == []  # the engine took it for a fix it had seen
@@ -218,6 +226,7 @@ class DefectiveEngine(Engine):
 def test_a_failing_evaluation_is_logged_and_the_fix_goes_on(tmp_path: Path, caplog):
     step, _notes, case_id = _setup(tmp_path)
     step._live.engine = DefectiveEngine((), GeofenceConfig())  # the measures load into it
+    step.refresh()
     before = metrics.GEOFENCE_ERRORS._value.get()
     ctx = _ctx("off-s", case_id, ROTTERDAM, 1_800_000_000.0)
     step(ctx)
