@@ -118,7 +118,10 @@ class ConsoleAndTimelineNotes:
         prefix = f"geo-{event.measure_id}-{NOTE_OF[event.kind]}-"
         alert_id = session.scalar(
             select(Alert.id)
-            .where(Alert.device_id == event.device_id, Alert.message_id.like(prefix + "%"),
+            # Escaped: an `_` in a measure id is a LIKE wildcard, which also matched the alert
+            # of another measure (`zone_a` matched that of `zoneXa`).
+            .where(Alert.device_id == event.device_id,
+                   Alert.message_id.startswith(prefix, autoescape=True),
                    Alert.state.not_in(CLOSED_STATES))
             .order_by(Alert.raised_at.desc())
             .limit(1)
