@@ -146,6 +146,10 @@ class Runtime:
                                         device_deadline_s=settings.outbox.device_deadline_s),
         )
         runtime.flow.cases = CaseSnapshots(changes=changes)
+        if client is not None:
+            # A change made while Redis was away is counted once it answers, in every process
+            # (the API, where changes are made, does not watch the counter).
+            client.breaker.on_close(runtime.flow.cases.pay_owed)
         runtime.flow.exercise_regions = frozenset(settings.police.exercise_regions)
         runtime.secrets = SecretBox.from_setting(settings.police.secret_keys)
         runtime.deliveries, runtime.subscriptions = install_deliveries(

@@ -125,12 +125,7 @@ class CaseSnapshots:
         """Read the change counter; drop every snapshot when it moved. True when it moved."""
         if self._changes is None or self._reader is None:
             return False
-        if self._bump_owed:  # this process changed cases while the counter was away
-            try:
-                self._changes.bump()
-                self._bump_owed = False
-            except redis.RedisError:
-                pass  # still away: the read below fails too
+        self.pay_owed()  # a change made here while Redis was away
         # Unreadable: snapshots age out after ttl_s meanwhile, and the next good read counts
         # as a move (another process may have changed a case without raising the counter).
         moved = self._reader.moved()
@@ -142,6 +137,17 @@ class CaseSnapshots:
             self.forget()
         self._confirmed = now
         return moved
+
+    def pay_owed(self) -> None:
+        """Raise the counter for a change this process made while it could not be raised
+        (called by `watch`, and when Redis answers again: the API process watches nothing)."""
+        if not self._bump_owed or self._changes is None:
+            return
+        self._bump_owed = False  # a change failing meanwhile owes it again
+        try:
+            self._changes.bump()
+        except redis.RedisError:
+            self._bump_owed = True
 
     def forget(self, case_id: uuid.UUID | None = None) -> None:
         with self._lock:
@@ -157,7 +163,7 @@ class CaseSnapshots:
             try:
                 self._changes.bump()
             except redis.RedisError:
-                self._bump_owed = True  # raised by the next `watch` that reaches Redis
+                self._bump_owed = True  # raised by `pay_owed` once Redis answers
                 log.warning("case change counter unavailable: raised when Redis answers again")
 
 
