@@ -1,9 +1,10 @@
 """Persistence of the case log. Appends lock the case row on PostgreSQL, so two transactions
-writing to one case chain one after the other; on SQLite the database write lock and the unique
-(case_id, seq) do the same. The lock is `FOR NO KEY UPDATE`, not `FOR UPDATE`: inserting an
-alert checks its foreign key to the case with a key-share lock on the case row, which
-`FOR UPDATE` would block, so a panic would wait for whatever transaction is appending to its
-case (a zone alert's follow-up, a desk's transition)."""
+writing to one case chain one after the other; on SQLite an append takes the database's write
+lock before it reads the last entry (`backend.db.engine.hold_write_lock`), which does the same.
+The lock is `FOR NO KEY UPDATE`, not `FOR UPDATE`: inserting an alert checks its foreign key to
+the case with a key-share lock on the case row, which `FOR UPDATE` would block, so a panic would
+wait for whatever transaction is appending to its case (a zone alert's follow-up, a desk's
+transition)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from backend.caselog.chain import (
 from backend.caselog.models import CaseLogEntry
 from backend.cases.errors import CaseNotFound
 from backend.cases.models import Case
+from backend.db.engine import hold_write_lock
 
 
 def append(
@@ -38,11 +40,13 @@ def append(
     at: datetime | None = None,
 ) -> CaseLogEntry:
     at = (at or datetime.now(UTC)).astimezone(UTC)
+    exists = select(Case.id).where(Case.id == case_id)
     if session.get_bind().dialect.name == "postgresql":
-        locked = session.execute(
-            select(Case.id).where(Case.id == case_id).with_for_update(key_share=True)).first()
-        if locked is None:  # deleted meanwhile (`backend.cases.service.delete`)
-            raise CaseNotFound(f"case {case_id} not found")
+        exists = exists.with_for_update(key_share=True)
+    else:
+        hold_write_lock(session)
+    if session.execute(exists).first() is None:  # deleted meanwhile (`cases.service.delete`)
+        raise CaseNotFound(f"case {case_id} not found")
     last = session.execute(
         select(CaseLogEntry.seq, CaseLogEntry.hash)
         .where(CaseLogEntry.case_id == case_id)

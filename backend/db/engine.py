@@ -1,4 +1,14 @@
-"""Engine and session factory built from settings. No connection is made at import time."""
+"""Engine and session factory built from settings. No connection is made at import time.
+
+SQLite (the embedded default) keeps the sqlite3 driver's own transaction control: it begins a
+transaction at the first write, so reading takes no lock and a write waits for the database's
+one write lock (`busy_timeout`) instead of failing. A transaction that reads what it is about to
+write from (the last entry of a case log, a case being changed) must hold that lock before it
+reads: `hold_write_lock` begins it with `BEGIN IMMEDIATE`, as `FOR UPDATE` does on PostgreSQL.
+SQLAlchemy's recipe of emitting `BEGIN` for every transaction is not used: a transaction that read
+before writing would then fail at its first write whenever another one committed meanwhile
+(SQLite answers "database is locked" at once there, without waiting).
+"""
 
 from __future__ import annotations
 
@@ -73,6 +83,19 @@ def _rollback_keeping_prepared_statements(dbapi_connection: Any) -> None:
     if result.status != pq.ExecStatus.COMMAND_OK:
         message = (pgconn.error_message or b"").decode(errors="replace").strip()
         raise psycopg.OperationalError(f"rollback failed: {message}")
+
+
+def hold_write_lock(session: Session) -> None:
+    """Make the session's transaction hold SQLite's write lock from now on, waiting for it up to
+    the busy timeout (`OperationalError` "database is locked" after that): what it reads next
+    stays as read until it commits. On PostgreSQL nothing: callers lock the rows they change.
+    A transaction that wrote already holds the lock; one that only read so far holds none yet
+    (the driver began no transaction), so it begins one with `BEGIN IMMEDIATE`."""
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    if not connection.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

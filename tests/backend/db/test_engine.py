@@ -77,3 +77,50 @@ def test_a_database_error_does_not_carry_the_statements_values(dialect, pg_url, 
         assert "51.9244" not in str(info.value) and "no_such_table" in str(info.value)
     finally:
         engine.dispose()
+
+
+def test_a_write_lock_held_on_sqlite_keeps_other_writers_out_until_commit(tmp_path):
+    """What an append reads after `hold_write_lock` cannot change under it: another writer is
+    kept out (here with a busy timeout too short to wait it out) until the holder commits."""
+    from sqlalchemy.exc import OperationalError
+
+    from backend.db.engine import hold_write_lock, make_session_factory
+
+    url = f"sqlite:///{tmp_path}/lock.db"
+    engine = make_engine(DatabaseSettings(url=url))
+    other = make_engine(DatabaseSettings(url=url, connect_timeout_s=0.05))
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE t (n integer)"))
+        sessions = make_session_factory(engine)
+        with sessions() as holder:
+            holder.execute(text("SELECT count(*) FROM t"))  # reads take no lock
+            hold_write_lock(holder)
+            hold_write_lock(holder)  # a second call within the transaction changes nothing
+            with pytest.raises(OperationalError, match="locked"), other.begin() as conn:
+                conn.execute(text("INSERT INTO t VALUES (2)"))
+            holder.execute(text("INSERT INTO t VALUES (1)"))
+            holder.commit()
+        with other.begin() as conn:
+            conn.execute(text("INSERT INTO t VALUES (2)"))
+            assert conn.execute(text("SELECT count(*) FROM t")).scalar_one() == 2
+    finally:
+        engine.dispose()
+        other.dispose()
+
+
+def test_a_write_lock_on_postgresql_sends_nothing(pg_url):
+    """PostgreSQL callers lock the rows they change; the production path is left as it was."""
+    from backend.db.engine import hold_write_lock, make_session_factory
+    from tests.support.db import statements
+
+    engine = make_engine(DatabaseSettings(url=pg_url))
+    try:
+        sessions = make_session_factory(engine)
+        with sessions() as s:
+            s.execute(text("SELECT 1"))
+            seen = statements(sessions)
+            hold_write_lock(s)
+            assert seen == []
+    finally:
+        engine.dispose()
