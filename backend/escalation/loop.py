@@ -2,7 +2,8 @@
 
 One pass (`run_once(now)`) claims the alerts whose `next_escalation_at` has come, with
 `FOR NO KEY UPDATE SKIP LOCKED` on PostgreSQL (several processes may run the loop; each alert
-is handled by one; the alert's timeline and deliveries can still be written meanwhile), asks
+is handled by one; the alert's timeline and deliveries can still be written meanwhile; on SQLite
+a pass with work holds the database's write lock), asks
 `backend.routing.escalation_due` what is due, and for each step writes a timeline entry
 (`alert_events`, kind `escalated`) and a case log entry in the same transaction; after commit
 it publishes a console event `alert.escalated` per step and, for a step that goes to the police
@@ -28,6 +29,7 @@ from backend.alerts.lifecycle import OPEN_STATES
 from backend.alerts.models import Alert
 from backend.caselog import service as caselog
 from backend.cases.models import Case
+from backend.db.engine import hold_write_lock
 from backend.devices.models import Device
 from backend.escalation.plan_codec import plan_from_json, recipients_to_json
 from backend.hub.bus import EventBus
@@ -96,7 +98,15 @@ class EscalationLoop(Periodic):
             )
             if session.get_bind().dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True, key_share=True)
-            for alert in session.scalars(query).all():
+            due = session.scalars(query).all()
+            if due and session.get_bind().dialect.name != "postgresql":
+                # SQLite: an alert's savepoint reads before it writes, and a transaction that
+                # read cannot take the write lock once another one has it or committed since
+                # ("database is locked" at once, no waiting): the step would be put off by
+                # RETRY_AFTER. Hold the lock first, then read the due alerts again under it.
+                hold_write_lock(session)
+                due = session.scalars(query.execution_options(populate_existing=True)).all()
+            for alert in due:
                 count += self._escalate_alone(session, alert, now, effects)
         self.rt.dispatcher.send(effects.outbox)
         for event in effects.events:
