@@ -14,6 +14,7 @@ from backend.caselog.models import CaseLogEntry
 from backend.cases.errors import CaseConflict, CaseInUse, CaseNotFound
 from backend.cases.models import Case, CaseContact
 from backend.cases.schemas import CaseCreate, ContactIn
+from backend.db.engine import hold_write_lock
 from backend.devices.models import Device
 
 
@@ -33,12 +34,15 @@ def create(session: Session, data: CaseCreate) -> Case:
 def get(session: Session, case_id: uuid.UUID, *, for_update: bool = False) -> Case:
     """The case; with `for_update`, locked against other changes until the transaction ends
     (`FOR NO KEY UPDATE` on PostgreSQL: an alert raised for the case meanwhile, whose foreign
-    key takes a key-share lock on the row, does not wait; see `backend.caselog.service`)."""
+    key takes a key-share lock on the row, does not wait; see `backend.caselog.service`; on
+    SQLite the database's write lock, `backend.db.engine.hold_write_lock`)."""
     query = (
         select(Case).where(Case.id == case_id).execution_options(populate_existing=True)
     )
     if for_update and session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(key_share=True)
+    elif for_update:  # SQLite: the database's write lock, before the case is read
+        hold_write_lock(session)
     case = session.scalar(query)
     if case is None:
         raise CaseNotFound(f"case {case_id} not found")
@@ -74,12 +78,14 @@ def update(
 def delete(session: Session, case: Case, actor: str) -> None:
     """Delete a case nobody else has a stake in yet: refused while it has devices, alerts, or
     log entries of anyone but `actor` (the case log is shared with every party of the case; a
-    deletion takes its entries along). On PostgreSQL the case row is locked first (`FOR
-    UPDATE`): whoever is writing to the case at this moment (a note, a device registered) is
-    waited for, so the checks see what they wrote, and whoever comes later waits for the
-    deletion and finds the case gone."""
+    deletion takes its entries along). The case is locked first (`FOR UPDATE` on PostgreSQL,
+    the database's write lock on SQLite): whoever is writing to the case at this moment (a
+    note, a device registered) is waited for, so the checks see what they wrote, and whoever
+    comes later waits for the deletion and finds the case gone."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(select(Case.id).where(Case.id == case.id).with_for_update())
+    else:
+        hold_write_lock(session)
     in_use = session.scalar(
         select(
             exists().where(Device.case_id == case.id)
