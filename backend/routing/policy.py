@@ -58,6 +58,8 @@ REQUIRED_ALERT_TYPES = (
     "test",
 )
 TEST_TYPE = "test"
+# A victim's own alarm is protected alike in every region: P1, to the police unit and the desk.
+VICTIM_ALARMS = ("panic", "fall")
 REGION_KEY_PATTERN = r"^(VR\d{2}|RE\d{2})$"
 
 
@@ -169,6 +171,14 @@ class RegionRules(_Strict):
             )
         if any(step.target == "police_unit" for step in self.escalation["P4"].steps):
             raise ValueError("the P4 chain must not escalate to a police unit")
+        for name in VICTIM_ALARMS:
+            rule = self.alert_types[name]
+            if rule.priority != "P1" or not {"police_unit", "vt_desk"} <= set(rule.recipients):
+                raise ValueError(f"{name} alarms must stay P1 with recipients police_unit and "
+                                 "vt_desk (a victim's alarm is protected alike in every region)")
+        if not any(step.action == "escalate" for step in self.escalation["P1"].steps):
+            raise ValueError("the P1 chain must have an escalate step (a P1 alert nobody "
+                             "acknowledges escalates)")
         return self
 
     def apply(self, override: RegionOverride) -> RegionRules:

@@ -91,6 +91,24 @@ BAD_POLICIES = {
         "RE07",
     ),
     "unknown field": (lambda d: d.update(colour="red"), "colour"),
+    "panic lowered": (lambda d: d["alert_types"]["panic"].update(priority="P2"), "panic alarms"),
+    "fall without the police": (
+        lambda d: d["alert_types"]["fall"].update(recipients=["vt_desk"]), "fall alarms"),
+    "override lowers panic in one region": (
+        lambda d: d.update(regions={"VR17": {"alert_types": {"panic": {"priority": "P3"}}}}),
+        "VR17",
+    ),
+    "P1 chain never escalates": (
+        lambda d: d["escalation"]["P1"].update(
+            steps=[{"after_s": 0, "action": "notify", "target": "primary"},
+                   {"after_s": 30, "action": "re_notify", "target": "primary"}]),
+        "escalate step",
+    ),
+    "override with a P1 chain that never escalates": (
+        lambda d: d.update(regions={"RE07": {"escalation": {"P1": {"steps": [
+            {"after_s": 0, "action": "notify", "target": "primary"}]}}}}),
+        "RE07",
+    ),
     "missing exercise endpoint": (lambda d: d["exercise"]["endpoints"].pop("contact"), "contact"),
     "negative period": (
         lambda d: d["custody_release"].update(tightening_period="-P1D"),
