@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from backend.alerts import service as alert_service
 from backend.alerts.flows import case_scope
 from backend.alerts.lifecycle import CLOSED_STATES, OPEN_STATES
-from backend.alerts.models import Alert
+from backend.alerts.models import Alert, AlertEvent
 from backend.cases.facts import case_facts
 from backend.cases.models import Case
 from backend.devices.models import Device
@@ -34,12 +34,29 @@ from device_protocol import ConfigCommand, Topics, WarnCommand, codec
 PURSUIT_TYPES = frozenset(
     {"panic", "fall", "zone_breach", "proximity", "approach", "tamper"}
 )
-# Alerts that warn the victim's device, and the reason the protocol gives for each.
+# Alerts that warn the victim's device, and the reason the protocol gives for each (an
+# approach: `warn_reason`).
 WARN_REASONS = {
     "zone_breach": "zone",
     "proximity": "proximity",
     "approach": "proximity",
 }
+
+
+def warn_reason(alert_type: str, geofence: dict[str, Any] | None) -> str:
+    """The reason a warn command gives. An approach is the offender in the pre-alert ring of a
+    contact ban (near the victim: `proximity`) or of a zone (`zone`); only a contact ban's event
+    names the victim's device it was measured against (`other_device_id`)."""
+    if alert_type == "approach":
+        return "proximity" if geofence and geofence.get("other_device_id") else "zone"
+    return WARN_REASONS[alert_type]
+
+
+def raised_geofence(session: Session, alert_id: uuid.UUID) -> dict[str, Any] | None:
+    """What the alert's `raised` timeline entry says of the geofence event that raised it."""
+    detail = session.scalar(select(AlertEvent.detail).where(
+        AlertEvent.alert_id == alert_id, AlertEvent.kind == "raised").limit(1))
+    return (detail or {}).get("geofence")
 
 
 def command_rows(
@@ -144,8 +161,10 @@ class DeviceCommandHook:
         commands: list[tuple[str, BaseModel]] = []
         raised = alert.sequence == 1
         if raised and alert.type in WARN_REASONS:
+            geofence = raised_geofence(session, alert.id) if alert.type == "approach" else None
+            reason = warn_reason(alert.type, geofence)
             commands += [
-                (d.id, WarnCommand(reason=WARN_REASONS[alert.type], ref=str(alert.id)))  # type: ignore[arg-type]
+                (d.id, WarnCommand(reason=reason, ref=str(alert.id)))  # type: ignore[arg-type]
                 for d in case_devices(session, alert.case_id, "victim")
             ]
         mode = None

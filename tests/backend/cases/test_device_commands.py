@@ -125,3 +125,28 @@ def test_pursuit_starts_when_two_urgent_alerts_are_raised_before_either_follow_u
     assert orjson.loads(payload) == {"cmd": "config", "report_interval_s": 15}
     time.sleep(0.5)
     assert len(offender.messages) == 1  # once
+
+
+def test_an_approach_warns_of_a_zone_or_of_the_offender_near_her(stack):
+    """An approach of a zone's ring warns `zone`, of the victim's own ring `proximity` (the
+    protocol's two reasons): the offender near her school is not the offender near her."""
+    case_id = stack.register("ap-victim")
+    with stack.runtime.sessions.begin() as s:
+        s.add(Device(id="pm-offender", case_id=case_id, role="offender"))
+    victim = stack.collector(stack.topics.cmd("ap-victim"))
+    geofence = {"measure_id": "m-1", "event": "approach", "other_device_id": None}
+    with stack.runtime.sessions.begin() as s:
+        effects = stack.runtime.flow.raise_alerts(s, [
+            AlertDraft(type="approach", device_id="pm-offender", case_id=case_id,
+                       message_id="ap-zone", raised_at=time.time(),
+                       detail={"geofence": geofence}),
+            AlertDraft(type="approach", device_id="pm-offender", case_id=case_id,
+                       message_id="ap-near", raised_at=time.time(),
+                       detail={"geofence": {**geofence, "other_device_id": "ap-victim"}}),
+        ])
+    stack.runtime.dispatcher.send(effects.outbox)
+    zone, near = effects.alerts
+    commands = [orjson.loads(p) for _, p, _ in victim.wait_for(3)]
+    warnings = sorted((c["ref"], c["reason"]) for c in commands if c["cmd"] == "warn")
+    assert warnings == sorted([(str(zone.id), "zone"), (str(near.id), "proximity")])
+    victim.close()
