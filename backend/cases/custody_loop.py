@@ -5,7 +5,8 @@ loop does what no request would: it tightens a case whose release was dated in t
 that date has come, and ends a tightening when the policy's period is over, sending the
 devices their normal report interval again (a faster interval costs the battery). One pass
 (`run_once(now)`) claims the due cases (`due_cases`) with `FOR NO KEY UPDATE SKIP LOCKED` on
-PostgreSQL (several processes may run it; each case is handled by one) and lets
+PostgreSQL (several processes may run it; each case is handled by one; on SQLite a pass with
+due cases holds the database's write lock) and lets
 `CaseFlow.reconcile_custody` decide; the device commands are written to the outbox in the same
 transaction and sent after commit. The clock is injected, so tests drive it through time
 without sleeping.
@@ -22,6 +23,7 @@ from sqlalchemy import Select, and_, or_, select
 from backend.alerts.flows import Effects
 from backend.cases.flows import CaseFlow
 from backend.cases.models import Case
+from backend.db.engine import hold_write_lock
 from backend.periodic import Periodic
 
 if TYPE_CHECKING:
@@ -71,8 +73,15 @@ class CustodyLoop(Periodic):
         effects = Effects()
         changed = 0
         with self.rt.sessions.begin() as session:
-            query = due_cases(now, self.batch, session.get_bind().dialect.name)
-            for case in session.scalars(query).all():
+            dialect = session.get_bind().dialect.name
+            query = due_cases(now, self.batch, dialect)
+            due = session.scalars(query).all()
+            if due and dialect != "postgresql":
+                # SQLite: hold the write lock, then read the due cases again under it, so a
+                # case change carried out meanwhile (`CaseFlow.update`) is not done twice.
+                hold_write_lock(session)
+                due = session.scalars(query.execution_options(populate_existing=True)).all()
+            for case in due:
                 done = self.flow.reconcile_custody(session, case, ACTOR, now)
                 if done.outbox or done.events:
                     changed += 1
