@@ -284,7 +284,8 @@ class PoliceSettings(BaseModel):
     # Priorities whose failed delivery puts "police not reached: phone the control room" on
     # the alert.
     urgent_priorities: list[str] = ["P1", "P2"]
-    # VR codes (veiligheidsregio) running an exercise: their alerts are drills.
+    # VR codes (veiligheidsregio) running an exercise: their alerts of no case are drills (a
+    # live case's never are; an exercise's devices are in a case flagged `exercise`).
     exercise_regions: list[str] = []
     # Fernet keys, comma-separated, that seal webhook secrets in the database (the first seals,
     # every one opens: backend/police/sealing.py). Unset: secrets are stored in clear.

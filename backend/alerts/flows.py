@@ -189,8 +189,10 @@ class AlertFlow:
         self._regions = regions
         self._fallback_unit = fallback_police_unit
         self.hooks: list[AlertHook] = list(hooks or [])
-        # VR codes running an exercise: alerts located there (or, without a fix, of a case at
-        # home there) are drills, as if the case were flagged `exercise` (settings.police).
+        # VR codes running an exercise: the alerts located there of devices in no case (the
+        # exercise's kits) are drills; a case's alerts are drills only when the case is flagged
+        # `exercise`: a real victim's panic in a region holding an exercise goes to the live
+        # police (settings.police).
         self.exercise_regions: frozenset[str] = frozenset()
         self.policy = policy or load_policy()
         # Case facts for routing and the document, kept a few seconds (forget() on changes).
@@ -330,8 +332,8 @@ class AlertFlow:
         if draft.lat is not None and draft.lon is not None:
             region = self._regions.locate(draft.lat, draft.lon)
         vr_code = region.vr_code if region else (case.home_vr_code if case else None)
-        if not draft.exercise and vr_code in self.exercise_regions:
-            draft.exercise = True
+        if not draft.exercise and case is None and vr_code in self.exercise_regions:
+            draft.exercise = True  # a live case's alert is never made a drill by its place
         raised_at = _dt(draft.raised_at)
         assert raised_at is not None
         facts = case.facts if case else CaseFacts(case_id="")

@@ -107,7 +107,10 @@ def test_drill_alerts_reach_only_drill_endpoints(webhooks, receivers):
         d.disconnect()
 
 
-def test_region_in_exercise_makes_a_drill(webhooks, receivers):
+def test_a_live_case_in_a_region_holding_an_exercise_still_reaches_the_live_police(
+        webhooks, receivers):
+    """A region holding an exercise does not make a drill of a real victim's panic there: only
+    an exercise case's alerts are drills (the region's rule is for alerts of no case)."""
     stack = webhooks
     api = stack.api()
     live, drill = receivers(), receivers()
@@ -118,9 +121,9 @@ def test_region_in_exercise_makes_a_drill(webhooks, receivers):
     device = stack.device("vic-303")
     alarm = Alarm(id="r-1", tst=time.time(), lat=ROTTERDAM_CS[0], lon=ROTTERDAM_CS[1], acc=8.0)
     publish(device, stack.topics.alarm("vic-303"), codec.encode(alarm))
-    [msg] = drill.wait_for(1)
+    [msg] = live.wait_for(1)
     event = orjson.loads(msg.body)
-    assert event["data"]["exercise"] is True and event["data"]["region"]["vr_code"] == "VR17"
+    assert event["data"]["exercise"] is False and event["data"]["region"]["vr_code"] == "VR17"
     wait_until(lambda: api.get("/api/v1/alerts").json()[0]["police_delivery"] == "delivered")
-    assert live.requests == 0
+    assert drill.requests == 0
     device.disconnect()
