@@ -42,6 +42,7 @@ from backend.cases.models import Case
 from backend.console import clock, i18n, sop
 from backend.console.charts import bar_chart
 from backend.console.headers import security_headers
+from backend.console.notices import alert_notices
 from backend.console.stats import AlertRow, DeviceRow, RegionFigures, region_figures
 from backend.devices.models import Device
 from backend.runtime import Runtime
@@ -212,6 +213,7 @@ def alert_page(alert_id: uuid.UUID, request: Request, rt: Runtime = Depends(runt
         request, rt, viewer, "alert.html", alert=alert,
         case=case, context=case_context(case) if case else None,
         checklist=sop.checklist(alert.type, viewer.lang),
+        notes=alert_notices(alert.flags, alert.escalation),
         timeline=alerts_service.timeline(s, alert_id),
         # The safety plan and the link to the case page only for who may read cases (the
         # police may not: the API refuses them the case, and the alert document leaves it out).

@@ -152,3 +152,18 @@ def test_the_alert_page_names_a_delivery_outcome_on_the_timeline(stack):
     page = desk.get(f"/console/alerts/{world.rotterdam_alert}?lang=nl").text
     assert "device feedback: delivery" in page
     assert "(niet op tijd afgeleverd, opgegeven)" in page
+
+
+def test_the_alert_page_tells_the_desk_what_the_alert_lacks(stack):
+    """An alarm without a position and routed without a 3RO contact says so on its page."""
+    world = build(stack)
+    with stack.runtime.sessions.begin() as s:
+        alert = s.get(Alert, world.rotterdam_alert)
+        alert.flags = ["no_fix"]
+        alert.escalation = {**(alert.escalation or {}), "warnings": ["no_three_ro_contact"]}
+        add_user(s, "desk", PASSWORD, "dispatcher", {"regions": ["VR17"]})
+    desk, _ = _sign_in(stack, "desk")
+    page = desk.get(f"/console/alerts/{world.rotterdam_alert}?lang=en").text
+    assert 'id="alert-notes"' in page
+    assert "No position: the alarm carried none" in page
+    assert "The case names no 3RO contact to inform." in page
