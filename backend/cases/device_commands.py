@@ -52,6 +52,15 @@ def warn_reason(alert_type: str, geofence: dict[str, Any] | None) -> str:
     return WARN_REASONS[alert_type]
 
 
+def warned_devices(alert: Alert) -> list[str]:
+    """The victim's devices the routing named for this alert (the policy's `victim: warn`,
+    per alert type and region): a warn goes to them and to no other (an `approach` is the
+    desk's, DESIGN section 5, unless the policy says otherwise)."""
+    devices = {r.get("stands_in_for") if r.get("exercise") else r.get("code")
+               for r in alert.recipients or () if r.get("kind") == "victim_device"}
+    return sorted(d for d in devices if d)  # an exercise's: the case's own (exercise) devices
+
+
 def raised_geofence(session: Session, alert_id: uuid.UUID) -> dict[str, Any] | None:
     """What the alert's `raised` timeline entry says of the geofence event that raised it."""
     detail = session.scalar(select(AlertEvent.detail).where(
@@ -160,12 +169,13 @@ class DeviceCommandHook:
         at = alert.updated_at or datetime.now(UTC)
         commands: list[tuple[str, BaseModel]] = []
         raised = alert.sequence == 1
-        if raised and alert.type in WARN_REASONS:
+        warned = warned_devices(alert) if raised and alert.type in WARN_REASONS else []
+        if warned:
             geofence = raised_geofence(session, alert.id) if alert.type == "approach" else None
             reason = warn_reason(alert.type, geofence)
             commands += [
-                (d.id, WarnCommand(reason=reason, ref=str(alert.id)))  # type: ignore[arg-type]
-                for d in case_devices(session, alert.case_id, "victim")
+                (device_id, WarnCommand(reason=reason, ref=str(alert.id)))  # type: ignore[arg-type]
+                for device_id in warned
             ]
         mode = None
         # Pursuit starts with the first open urgent alert whose follow-up runs: counting the

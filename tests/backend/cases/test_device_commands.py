@@ -8,6 +8,8 @@ import uuid
 
 import orjson
 
+from backend.alerts.models import Alert
+from backend.cases.device_commands import warn_reason, warned_devices
 from backend.devices.models import Device
 from backend.pipeline.context import AlertDraft
 
@@ -127,9 +129,10 @@ def test_pursuit_starts_when_two_urgent_alerts_are_raised_before_either_follow_u
     assert len(offender.messages) == 1  # once
 
 
-def test_an_approach_warns_of_a_zone_or_of_the_offender_near_her(stack):
-    """An approach of a zone's ring warns `zone`, of the victim's own ring `proximity` (the
-    protocol's two reasons): the offender near her school is not the offender near her."""
+def test_an_approach_is_the_desks_and_warns_the_victim_only_where_the_policy_says_so(stack):
+    """The shipped policy gives an approach to the desk alone (DESIGN section 5): no warn, but
+    pursuit mode. Where a policy adds `victim: warn`, an approach of a zone's ring warns
+    `zone`, of the victim's own ring `proximity` (the protocol's two reasons)."""
     case_id = stack.register("ap-victim")
     with stack.runtime.sessions.begin() as s:
         s.add(Device(id="pm-offender", case_id=case_id, role="offender"))
@@ -140,13 +143,27 @@ def test_an_approach_warns_of_a_zone_or_of_the_offender_near_her(stack):
             AlertDraft(type="approach", device_id="pm-offender", case_id=case_id,
                        message_id="ap-zone", raised_at=time.time(),
                        detail={"geofence": geofence}),
-            AlertDraft(type="approach", device_id="pm-offender", case_id=case_id,
-                       message_id="ap-near", raised_at=time.time(),
-                       detail={"geofence": {**geofence, "other_device_id": "ap-victim"}}),
         ])
     stack.runtime.dispatcher.send(effects.outbox)
-    zone, near = effects.alerts
-    commands = [orjson.loads(p) for _, p, _ in victim.wait_for(3)]
-    warnings = sorted((c["ref"], c["reason"]) for c in commands if c["cmd"] == "warn")
-    assert warnings == sorted([(str(zone.id), "zone"), (str(near.id), "proximity")])
+    [(_, payload, _)] = victim.wait_for(1)
+    assert orjson.loads(payload) == {"cmd": "config", "report_interval_s": 15}
+    time.sleep(0.5)
+    assert len(victim.messages) == 1  # no warn
     victim.close()
+    assert warn_reason("approach", geofence) == "zone"
+    assert warn_reason("approach", {**geofence, "other_device_id": "ap-victim"}) == "proximity"
+    assert warn_reason("zone_breach", None) == "zone"
+
+
+def test_a_warn_goes_to_the_victim_devices_the_routing_named():
+    """Live: the named devices; an exercise: the case's own devices the exercise endpoint
+    stands in for; an alert whose routing named no victim device warns nobody."""
+    live = Alert(recipients=[{"kind": "vt_desk", "code": "VT17"},
+                             {"kind": "victim_device", "code": "v-2"},
+                             {"kind": "victim_device", "code": "v-1"}])
+    drill = Alert(recipients=[{"kind": "victim_device", "code": "exercise-device",
+                               "exercise": True, "stands_in_for": "v-3"}])
+    assert warned_devices(live) == ["v-1", "v-2"]
+    assert warned_devices(drill) == ["v-3"]
+    assert warned_devices(Alert(recipients=[{"kind": "vt_desk", "code": "VT17"}])) == []
+    assert warned_devices(Alert(recipients=None)) == []
