@@ -19,6 +19,7 @@ from geofences import (
     measure_from_feature,
     measure_to_feature,
 )
+from backend.caselog import service as caselog
 from backend.cases import service as cases
 from backend.measures import repository, service
 from backend.measures.errors import MeasureConflict, MeasureRejected
@@ -159,6 +160,20 @@ def replace(
 
 def deactivate(session: Session, case_id: uuid.UUID, measure_id: str) -> MeasureRow:
     return service.deactivate(session, service.get(session, case_id, measure_id))
+
+
+def log_change(session: Session, rows: list[MeasureRow], change: str, actor: str) -> None:
+    """Note each measure imported, replaced or deactivated in its case's log (kind `measure`,
+    which every party reading the log sees, the police too): which measure, of what type, its
+    version, authority, reference and validity. Never its geometry: the log is read more
+    widely than the places a measure protects."""
+    for row in rows:
+        caselog.append(session, row.case_id, "measure", actor, {
+            "measure_id": row.id, "change": change, "type": row.type, "version": row.version,
+            "active": row.active, "authority": row.authority, "reference": row.reference,
+            "valid_from": row.valid_from.isoformat() if row.valid_from else None,
+            "valid_until": row.valid_until.isoformat() if row.valid_until else None,
+        })
 
 
 def to_feature(row: MeasureRow) -> dict[str, Any]:

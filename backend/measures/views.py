@@ -83,6 +83,7 @@ def import_measures(
     (answered with a FeatureCollection): all measures are stored, or none (422 with reasons)."""
     _case(s, p, case_id)
     rows, collection = flows.create(s, case_id, body, rt.settings.geofence.to_config())
+    flows.log_change(s, rows, "imported", p.name)
     _audit(s, p, request, case_id, rows)
     s.commit()
     _changed(rt)
@@ -125,6 +126,7 @@ def replace_measure(
 ) -> dict[str, Any]:
     _case(s, p, case_id)
     row = flows.replace(s, case_id, measure_id, body, rt.settings.geofence.to_config())
+    flows.log_change(s, [row], "replaced", p.name)
     _audit(s, p, request, case_id, [row])
     s.commit()
     _changed(rt)
@@ -140,6 +142,7 @@ def deactivate_measure(
     """Deactivate: the measure stops applying and is kept for the record."""
     _case(s, p, case_id)
     row = flows.deactivate(s, case_id, measure_id)
+    flows.log_change(s, [row], "deactivated", p.name)
     _audit(s, p, request, case_id, [row])
     s.commit()
     _changed(rt)

@@ -226,3 +226,34 @@ def test_positions_with_altitudes_are_stored_in_two_dimensions(stack):
     assert stored["properties"]["version"] == 2
     created_ring = created.json()["properties"]["exceptions"][0]["geometry"]["coordinates"][0]
     assert all(len(p) == 2 for p in created_ring)
+
+
+def test_every_change_of_a_measure_is_in_the_case_log_without_its_geometry(stack):
+    """Imported, replaced, deactivated: each a `measure` entry of the case log (which the
+    police read too), naming the measure and its version, never a coordinate; a refused
+    import leaves no entry."""
+    case_id = register_pair(stack, "off-log", "vic-log")
+    api = stack.api()
+    log_url = f"/api/v1/cases/{case_id}/log"
+
+    def measure_entries() -> list[dict]:
+        entries = api.get(log_url).json()
+        entries = entries["entries"] if isinstance(entries, dict) else entries
+        return [e for e in entries if e["kind"] == "measure" and "measure_id" in e["data"]]
+
+    assert api.post(_url(case_id), json=zone_feature("off-log", measure_id="zone-log"))\
+        .status_code == 201
+    assert api.put(_url(case_id, "/zone-log"), json=zone_feature("off-log", half_m=300.0))\
+        .status_code == 200
+    assert api.delete(_url(case_id, "/zone-log")).status_code == 200
+    assert api.post(_url(case_id), json=zone_feature("off-else", measure_id="zone-bad"))\
+        .status_code == 422
+    entries = measure_entries()
+    assert [(e["data"]["measure_id"], e["data"]["change"], e["data"]["version"])
+            for e in entries] == [("zone-log", "imported", 1), ("zone-log", "replaced", 2),
+                                  ("zone-log", "deactivated", 3)]
+    assert entries[0]["data"]["reference"] == "C/10/123456"
+    lat, lon = ROTTERDAM
+    for e in entries:
+        text = str(e["data"])
+        assert "coordinates" not in text and f"{lat:.3f}"[:6] not in text
