@@ -42,3 +42,16 @@ def test_catalogues_complete_and_language_choice():
 def test_sop_per_type_with_default():
     assert sop.checklist("panic", "en")[0].startswith("Call the victim")
     assert sop.checklist("unknown-type", "nl") == sop.checklist("default", "nl")
+
+
+def test_every_alert_type_the_console_shows_has_its_own_checklist():
+    """A zone breach had the default checklist: its steps were filed under `zone_entry`."""
+    from backend.routing.policy import REQUIRED_ALERT_TYPES
+    from backend.supervision.grouping import STORM_TYPE
+
+    default = sop.checklist("default", "en")
+    for alert_type in (*REQUIRED_ALERT_TYPES, STORM_TYPE):
+        for lang in i18n.LANGUAGES:
+            steps = sop.checklist(alert_type, lang)
+            assert steps and steps != sop.checklist("default", lang), (alert_type, lang)
+    assert sop.checklist("zone_breach", "en") != default
