@@ -1,14 +1,18 @@
 """The CAP police format: OASIS Common Alerting Protocol 1.2 XML built from the alert document.
 
-- `identifier` `{prefix}-{alert_id}-{sequence}`: stable per alert and sequence.
+- `identifier` `{prefix}-{alert_id}-{sequence}`: stable per alert and sequence; an escalation's
+  `{prefix}-{alert_id}-{sequence}-escalation-{step}` (CAP wants one identifier per message, and
+  an escalation shares its sequence with the message it escalates).
 - `sent`: the transition's time in whole seconds with a numeric offset (`+00:00`; the schema
-  rejects `Z`). The first message's `sent` is `raised_at`, later ones `updated_at`.
+  rejects `Z`). The first message's `sent` is `raised_at`, later ones `updated_at`; an
+  escalation's the moment its step fell due (`raised_at` + `escalation.after_s`).
 - `status` Actual; Exercise when the document's `exercise` is true (drill mode); Test for a device
   test press (type `test` or flag `test`).
 - `msgType` Alert for the first message (sequence 1), Cancel for resolved / false_alarm /
-  cancelled, Update for the other transitions (`document.message_kind`). Update and Cancel carry
-  `references` = `sender,identifier,sent` of the first message, derived from the alert id and
-  `raised_at`, so no state is needed to build the chain.
+  cancelled, Update for the other transitions and for an escalation (`document.message_kind`).
+  Update and Cancel carry `references` = `sender,identifier,sent` of the first message, derived
+  from the alert id and `raised_at`, so no state is needed to build the chain. An escalation says
+  so in its headline (`ESCALATIE`), its description and its `escalation_*` parameters.
 - `scope` Restricted with a `restriction` text; `incidents` the alert id.
 - one `info` (nl-NL) with category, event, urgency/severity/certainty from the priority (table
   `PRIORITY_INFO`; a Cancel has urgency Past and responseType AllClear), senderName, headline,
@@ -77,7 +81,8 @@ STATE_TEXT = {
 ROLE_TEXT = {"victim": "slachtoffer", "offender": "dader"}
 LOCATION_SOURCE_TEXT = {"alarm": "positie bij de melding", "last_known": "laatst bekende positie"}
 
-_MSG_TYPE = {MessageKind.ALERT: "Alert", MessageKind.UPDATE: "Update", MessageKind.CANCEL: "Cancel"}
+_MSG_TYPE = {MessageKind.ALERT: "Alert", MessageKind.UPDATE: "Update", MessageKind.CANCEL: "Cancel",
+             MessageKind.ESCALATION: "Update"}
 # CAP forbids spaces, commas and the restricted characters < and & in sender and identifier.
 _CAP_TOKEN = re.compile(r"^[^\s,<&]+$")
 # Characters XML 1.0 cannot carry.
@@ -111,11 +116,17 @@ def cap_time(moment: datetime) -> str:
 
 
 def identifier(alert: Alert, profile: CapProfile, sequence: int | None = None) -> str:
+    """This message's identifier; with `sequence`, that of the alert's state message of that
+    sequence (never an escalation's)."""
     alert_id = document.alert_id(alert)
     if not _CAP_TOKEN.match(alert_id):
         raise DocumentError("alert_id must not contain spaces, commas, < or &")
-    seq = document.sequence(alert) if sequence is None else sequence
-    return f"{profile.identifier_prefix}-{alert_id}-{seq}"
+    if sequence is not None:
+        return f"{profile.identifier_prefix}-{alert_id}-{sequence}"
+    base = f"{profile.identifier_prefix}-{alert_id}-{document.sequence(alert)}"
+    if document.message_kind(alert) is MessageKind.ESCALATION:
+        return f"{base}-escalation-{document.escalation_step(alert)}"
+    return base
 
 
 def first_reference(alert: Alert, profile: CapProfile) -> str:
@@ -161,11 +172,31 @@ def _event(alert: Alert) -> tuple[str, tuple[str, ...]]:
     return EVENTS.get(alert_type, (f"Schildwacht-melding ({alert_type})", ("Safety",)))
 
 
+def _seconds(value: Any) -> str:
+    return f"{float(value):.0f}"
+
+
+def _escalation_text(alert: Alert) -> str | None:
+    """What an escalation tells the police, None for any other message."""
+    if document.message_kind(alert) is not MessageKind.ESCALATION:
+        return None
+    found = document.escalation(alert) or {}
+    after = _seconds(found["after_s"])
+    if found.get("action") == "re_alert":
+        return (f"Herhaalde melding (stap {found['step']}): {after} s na de melding nog niet "
+                "afgehandeld.")
+    return (f"Escalatie (stap {found['step']}): {after} s na de melding niet bevestigd door "
+            "de 24-uursdienst.")
+
+
 def _description(alert: Alert, event: str, circle: str | None) -> str:
     device = document.section(alert, "device")
     location = document.section(alert, "location")
     case = document.section(alert, "case")
     lines = [f"{event}, status: {STATE_TEXT[document.state(alert)]}."]
+    escalation = _escalation_text(alert)
+    if escalation is not None:
+        lines.append(escalation)
     if device.get("id"):
         role = ROLE_TEXT.get(str(device.get("role")), str(device.get("role") or "onbekend"))
         lines.append(f"Apparaat {device['id']} ({role}).")
@@ -231,6 +262,11 @@ def _parameters(alert: Alert) -> list[tuple[str, Any]]:
         ("location_accuracy_m", location.get("acc_m")),
         ("flags", ",".join(document.flags(alert)) or None),
     ]
+    if document.message_kind(alert) is MessageKind.ESCALATION:
+        found = document.escalation(alert) or {}
+        params += [("escalation_step", found["step"]),
+                   ("escalation_after_s", _seconds(found["after_s"])),
+                   ("escalation_action", found.get("action"))]
     for measure in document.items(case, "measures"):
         params.append(("measure", f"{measure.get('type', '')}:{measure.get('reference', '')}"))
     return [(name, value) for name, value in params if value is not None and value != ""]
@@ -297,6 +333,8 @@ def build(alert: Alert, profile: CapProfile = CapProfile()) -> etree._Element:
     info.extend([_E.urgency(urgency), _E.severity(severity), _E.certainty(certainty)])
     info.append(_pair("eventCode", "schildwacht_alert_type", alert.get("type")))
     headline = f"{priority} {event}: {STATE_TEXT[document.state(alert)]}".strip()
+    if kind is MessageKind.ESCALATION:
+        headline = f"ESCALATIE {headline}"
     if msg_status == "Exercise":
         headline = f"OEFENING {headline}"
     info.extend(

@@ -3,10 +3,13 @@
 Attributes:
 
 - `specversion` "1.0"; `id` `{alert_id}/{sequence}` (stable per alert and sequence, so receivers
-  deduplicate retries and replays); `source` configurable (default `urn:schildwacht:backend`).
-- `type` `nl.schildwacht.alert.{alert type}.{raised|updated|closed}` after the lifecycle rule in
-  `document.message_kind` (the same rule picks CAP's Alert/Update/Cancel).
-- `time` the transition's time (`updated_at`, or `raised_at` for the first message);
+  deduplicate retries and replays); an escalation's `{alert_id}/{sequence}/escalation/{step}`
+  (it shares its sequence with the message it escalates, and must not be taken for a retry of
+  it); `source` configurable (default `urn:schildwacht:backend`).
+- `type` `nl.schildwacht.alert.{alert type}.{raised|updated|closed|escalated}` after the
+  lifecycle rule in `document.message_kind` (the same rule picks CAP's Alert/Update/Cancel).
+- `time` the transition's time (`updated_at`, or `raised_at` for the first message; for an
+  escalation, when its step fell due);
   `subject` the alert id; `datacontenttype` `application/json`; `data` the alert document.
 - Extension `sequence` (integer) so receivers can order messages of one alert.
 
@@ -33,11 +36,15 @@ _TYPE_SUFFIX = {
     MessageKind.ALERT: "raised",
     MessageKind.UPDATE: "updated",
     MessageKind.CANCEL: "closed",
+    MessageKind.ESCALATION: "escalated",
 }
 
 
 def event_id(alert: Alert) -> str:
-    return f"{document.alert_id(alert)}/{document.sequence(alert)}"
+    base = f"{document.alert_id(alert)}/{document.sequence(alert)}"
+    if document.message_kind(alert) is MessageKind.ESCALATION:
+        return f"{base}/escalation/{document.escalation_step(alert)}"
+    return base
 
 
 def event_type(alert: Alert) -> str:

@@ -6,13 +6,15 @@ README.md for its shape. The formats need only a few fields to be present — `a
 
 Lifecycle rule (one place, used by CAP and CloudEvents alike): the first message of an alert has
 sequence `FIRST_SEQUENCE` (1) and is an *alert*; a terminal state (resolved, false_alarm,
-cancelled) is a *cancel*; every other later transition is an *update*.
+cancelled) is a *cancel*; every other later transition is an *update*. A document with an
+`escalation` member (`step`, `after_s`, `action`, ...: the alert sent again to the police because
+nobody acknowledged it in time, with the sequence of its last message) is an *escalation*.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -30,12 +32,16 @@ class MessageKind(StrEnum):
     ALERT = "alert"
     UPDATE = "update"
     CANCEL = "cancel"
+    ESCALATION = "escalation"
 
 
 def message_kind(alert: Alert) -> MessageKind:
-    """Alert for the first message, Cancel for a terminal state, Update otherwise."""
+    """Alert for the first message, Cancel for a terminal state, Escalation for a document with
+    an `escalation` member, Update otherwise."""
     if state(alert) in TERMINAL_STATES:
         return MessageKind.CANCEL
+    if escalation(alert) is not None:
+        return MessageKind.ESCALATION
     if sequence(alert) <= FIRST_SEQUENCE:
         return MessageKind.ALERT
     return MessageKind.UPDATE
@@ -57,6 +63,30 @@ def sequence(alert: Alert) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise DocumentError(f"alert {alert.get('alert_id')}: sequence must be an integer >= 0")
     return value
+
+
+def escalation(alert: Alert) -> Mapping[str, Any] | None:
+    """The document's `escalation` member, None when it has none. Its `step` (an integer >= 0,
+    the plan's step) and `after_s` (seconds after `raised_at` at which the step fell due) are
+    required; `action` is optional."""
+    value = alert.get("escalation")
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise DocumentError(f"alert {alert.get('alert_id')}: escalation must be an object")
+    step, after = value.get("step"), value.get("after_s")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise DocumentError(f"alert {alert.get('alert_id')}: escalation.step must be an "
+                            "integer >= 0")
+    if isinstance(after, bool) or not isinstance(after, int | float) or not 0 <= after < 1e9:
+        raise DocumentError(f"alert {alert.get('alert_id')}: escalation.after_s must be a "
+                            "number of seconds >= 0")
+    return value
+
+
+def escalation_step(alert: Alert) -> int | None:
+    found = escalation(alert)
+    return None if found is None else int(found["step"])
 
 
 def state(alert: Alert) -> str:
@@ -88,7 +118,12 @@ def raised_at(alert: Alert) -> datetime:
 
 
 def message_time(alert: Alert) -> datetime:
-    """When this message's transition happened: `updated_at`, or `raised_at` if absent."""
+    """When this message's transition happened: `updated_at`, or `raised_at` if absent; for an
+    escalation, when its step fell due (`raised_at` + `escalation.after_s`), so that every
+    rendering of it is the same."""
+    if message_kind(alert) is MessageKind.ESCALATION:
+        after = float(escalation(alert)["after_s"])  # type: ignore[index]
+        return raised_at(alert) + timedelta(seconds=after)
     if sequence(alert) > FIRST_SEQUENCE and alert.get("updated_at"):
         return parse_time(alert["updated_at"], "updated_at")
     return raised_at(alert)

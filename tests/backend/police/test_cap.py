@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,16 @@ from backend.police.errors import CapValidationError, DocumentError
 
 MakeAlert = Callable[..., dict[str, Any]]
 NS = {"cap": cap.CAP_NS}
+# The official OASIS schema next to the repository; the repository's copy of it when absent.
+OFFICIAL_XSD = (Path(__file__).resolve().parents[4] / "shared" / "data" / "cap"
+                / "CAP-v1.2-schema.xsd")
+PACKAGED_XSD = (Path(__file__).resolve().parents[3] / "backend" / "police" / "schema"
+                / "CAP-v1.2-schema.xsd")
+# The escalation member as the escalation loop's police feed message has it (step 3 of the
+# shipped P1 chain: the police unit directly, 60 s after the raise).
+ESCALATION = {"step": 3, "action": "escalate", "target": "police_unit", "after_s": 60,
+              "recipients": [{"kind": "police_unit", "code": "RE07", "reason": "location",
+                              "exercise": False, "stands_in_for": None}]}
 
 
 def parse(xml: bytes) -> etree._Element:
@@ -76,6 +87,64 @@ def test_updates_and_cancel_reference_the_first_message(make_alert: MakeAlert) -
         assert text(message, "cap:incidents") == text(first, "cap:incidents")
     identifiers = [text(m, "cap:identifier") for m in [first, *later]]
     assert len(set(identifiers)) == 4
+
+
+def _official_schema() -> etree.XMLSchema:
+    return etree.XMLSchema(etree.parse(str(OFFICIAL_XSD if OFFICIAL_XSD.exists()
+                                           else PACKAGED_XSD)))
+
+
+def test_an_escalation_is_an_update_of_its_own_referring_to_the_first_message(
+    make_alert: MakeAlert,
+) -> None:
+    raised = parse(cap.render(make_alert()))
+    xml = cap.render(make_alert(escalation=copy.deepcopy(ESCALATION)))
+    assert _official_schema().validate(etree.fromstring(xml))
+    root = parse(xml)
+    assert text(root, "cap:msgType") == "Update"
+    # Its own identifier (the raise's sequence, and CAP wants one per message), the raise as
+    # the message it updates, and sent when the step fell due.
+    assert text(root, "cap:identifier") == (
+        "schildwacht-9b2f6c1e-7d4a-4c1b-9a51-2f0d1e6b7a01-1-escalation-3")
+    assert text(root, "cap:identifier") != text(raised, "cap:identifier")
+    assert text(root, "cap:references") == ",".join(
+        [text(raised, "cap:sender"), text(raised, "cap:identifier"), text(raised, "cap:sent")])
+    assert text(root, "cap:sent") == "2026-11-28T18:01:00+00:00"
+    assert text(root, "cap:info/cap:headline").startswith("ESCALATIE P1")
+    assert "niet bevestigd" in text(root, "cap:info/cap:description")
+    params = parameters(root)
+    assert params["escalation_step"] == ["3"] and params["escalation_after_s"] == ["60"]
+    assert params["escalation_action"] == ["escalate"] and params["sequence"] == ["1"]
+    again = cap.render(make_alert(escalation={**ESCALATION, "step": 4, "after_s": 90}))
+    assert text(parse(again), "cap:identifier").endswith("-1-escalation-4")
+
+
+def test_a_drill_escalation_and_a_re_alert_stay_valid(make_alert: MakeAlert) -> None:
+    schema = _official_schema()
+    drill = cap.render(make_alert(exercise=True, escalation=copy.deepcopy(ESCALATION)))
+    assert schema.validate(etree.fromstring(drill))
+    assert text(parse(drill), "cap:status") == "Exercise"
+    assert text(parse(drill), "cap:info/cap:headline").startswith("OEFENING ESCALATIE")
+    re_alert = make_alert(sequence=2, state="acknowledged",
+                          updated_at="2026-11-28T18:00:41+00:00",
+                          escalation={**ESCALATION, "step": 4, "action": "re_alert",
+                                      "after_s": 941})
+    root = parse(cap.render(re_alert))
+    assert schema.validate(root)
+    assert text(root, "cap:identifier").endswith("-2-escalation-4")
+    assert text(root, "cap:sent") == "2026-11-28T18:15:41+00:00"
+    assert "nog niet afgehandeld" in text(root, "cap:info/cap:description")
+
+
+@pytest.mark.parametrize("escalation", [
+    "step 3", {"after_s": 60}, {"step": -1, "after_s": 60}, {"step": True, "after_s": 60},
+    {"step": 3}, {"step": 3, "after_s": "60"}, {"step": 3, "after_s": float("nan")},
+])
+def test_a_malformed_escalation_is_a_document_error(
+    make_alert: MakeAlert, escalation: Any
+) -> None:
+    with pytest.raises(DocumentError):
+        cap.render(make_alert(escalation=escalation))
 
 
 def test_identifier_and_sent_are_stable_and_use_a_numeric_offset(make_alert: MakeAlert) -> None:
@@ -238,6 +307,10 @@ _optional_location = st.none() | st.fixed_dictionaries(
     reference=_text,
     contact_name=_text,
     flags=st.lists(_text, max_size=3),
+    escalation=st.none() | st.fixed_dictionaries(
+        {"step": st.integers(0, 20), "after_s": st.integers(0, 86_400)},
+        optional={"action": st.sampled_from(["re_notify", "escalate", "re_alert"]) | _text},
+    ),
 )
 def test_every_document_validates(
     make_alert: MakeAlert,
@@ -250,6 +323,7 @@ def test_every_document_validates(
     reference: str,
     contact_name: str,
     flags: list[str],
+    escalation: dict[str, Any] | None,
 ) -> None:
     alert = make_alert(
         sequence=sequence,
@@ -259,6 +333,7 @@ def test_every_document_validates(
         exercise=exercise,
         location=location,
         flags=flags,
+        escalation=escalation,
     )
     alert["case"]["reference"] = reference
     alert["case"]["contacts"][0]["name"] = contact_name

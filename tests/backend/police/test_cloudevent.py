@@ -66,6 +66,22 @@ def test_id_is_stable_per_alert_and_sequence(make_alert: MakeAlert) -> None:
     assert len(ids) == 3
 
 
+def test_an_escalation_is_an_event_of_its_own(make_alert: MakeAlert) -> None:
+    escalation = {"step": 3, "action": "escalate", "target": "police_unit", "after_s": 60}
+    alert = make_alert(escalation=escalation)
+    event = JSONFormat().read(None, cloudevent.render(alert))
+    # The raise's sequence, yet not its id: a receiver that deduplicates on the id keeps it.
+    assert event.get_id() == f"{alert['alert_id']}/1/escalation/3"
+    assert event.get_id() != cloudevent.event_id(make_alert())
+    assert event.get_type() == "nl.schildwacht.alert.panic.escalated"
+    assert event.get_extension("sequence") == 1
+    time = event.get_time()
+    assert time is not None and time.isoformat() == "2026-11-28T18:01:00.123000+00:00"
+    assert event.get_data() == alert
+    closed = make_alert(sequence=2, state="resolved", escalation=escalation)
+    assert cloudevent.event_type(closed) == "nl.schildwacht.alert.panic.closed"
+
+
 def test_minimal_document_without_optional_parts(make_alert: MakeAlert) -> None:
     alert = {
         "alert_id": "a1",
