@@ -52,3 +52,12 @@ def alert_document(
         "police_delivery": alert.police_delivery,
         "case": case,
     }
+
+
+# Parts of the alert document that are for the console only.
+CONSOLE_ONLY = frozenset({"police_delivery"})
+
+
+def police_document(document: dict[str, Any]) -> dict[str, Any]:
+    """The alert document as the police receive it (their MQTT feed and webhooks)."""
+    return {k: v for k, v in document.items() if k not in CONSOLE_ONLY}

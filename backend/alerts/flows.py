@@ -15,7 +15,7 @@ from device_protocol import Ack, Topics, codec
 from sqlalchemy.orm import Session
 
 from backend.alerts import service
-from backend.alerts.document import alert_document
+from backend.alerts.document import alert_document, police_document
 from backend.alerts.errors import AlertNotFound, InvalidTransition
 from backend.alerts.lifecycle import DEVICE_ACK_STATE, Outcome, decide
 from backend.alerts.models import Alert
@@ -98,7 +98,8 @@ def _region_dict(match: RegionMatch | None) -> dict[str, Any] | None:
 
 def _enqueue(session: Session, rows: list[dict[str, Any]]) -> list[OutboxItem]:
     ids = service.enqueue(session, rows)
-    return [OutboxItem(i, r["target"], r["payload"], r["qos"]) for i, r in zip(ids, rows, strict=True)]
+    return [OutboxItem(i, r["target"], r["payload"], r["qos"])
+            for i, r in zip(ids, rows, strict=True)]
 
 
 def acknowledged_at(alert: Alert, changes: dict[str, Any] | None = None) -> datetime | None:
@@ -487,8 +488,8 @@ class AlertFlow:
         return {
             "alert_id": alert.id, "channel": "mqtt",
             "target": self._topics.police_alerts(unit),
-            "payload": codec.encode_document(document), "qos": 1, "status": "pending",
-            "attempts": 0, "created_at": alert.updated_at,
+            "payload": codec.encode_document(police_document(document)), "qos": 1,
+            "status": "pending", "attempts": 0, "created_at": alert.updated_at,
         }
 
     def _ack_row(self, alert: Alert, state: str, at: datetime) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from backend.periodic import Periodic
 from backend.alerts import service as alert_service
-from backend.alerts.document import alert_document
+from backend.alerts.document import alert_document, police_document
 from backend.alerts.flows import Effects, acknowledged_at, alert_event, case_context, police_feeds
 from backend.alerts.lifecycle import OPEN_STATES
 from backend.alerts.models import Alert
@@ -198,7 +198,7 @@ class EscalationLoop(Periodic):
         if step.target == "police_unit":
             # The step's police recipients (an exercise alert's: the exercise endpoint).
             units = police_feeds([{"kind": r.kind, "code": r.code} for r in step.recipients])
-            payload = codec.encode_document({**document, "escalation": detail})
+            payload = codec.encode_document(police_document({**document, "escalation": detail}))
             rows = [{"alert_id": alert.id, "channel": "mqtt",
                      "target": self.rt.topics.police_alerts(unit), "payload": payload,
                      "qos": 1, "status": "pending", "attempts": 0, "created_at": now}

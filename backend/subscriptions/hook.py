@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.orm import Session, sessionmaker
 
+from backend.alerts.document import police_document
 from backend.alerts.flows import EACH_STATEMENT_COMMITS, Effects
 from backend.alerts.models import Alert
 from backend.periodic import Periodic
@@ -42,15 +43,6 @@ WAKE_KEY = "subscriptions.wake"
 JOBS_KEY = "subscriptions.jobs"
 # Plans made by `prepare` for alerts about to be inserted, by alert id.
 PREPARED_KEY = "subscriptions.prepared"
-# Parts of the alert document that are for the console only.
-CONSOLE_ONLY = frozenset({"police_delivery"})
-
-
-def police_document(document: dict[str, Any]) -> dict[str, Any]:
-    """The alert document as police receive it."""
-    return {k: v for k, v in document.items() if k not in CONSOLE_ONLY}
-
-
 def subscription_filter(sub: Subscription) -> filters.Filter:
     return filters.Filter(
         police_units=tuple(sub.police_units or ()), vr_codes=tuple(sub.vr_codes or ()),

@@ -70,6 +70,8 @@ def test_an_alarm_away_from_home_reaches_both_units_and_both_may_act_on_it(stack
     assert sorted(topic for topic, _, _ in police.messages) == [
         stack.topics.police_alerts("RE05"), stack.topics.police_alerts("RE07")]
     assert {orjson.loads(payload)["alert_id"] for _, payload, _ in got} == {str(alert.id)}
+    # The console's own field stays out of the police's document, as from their webhooks.
+    assert not any("police_delivery" in orjson.loads(payload) for _, payload, _ in got)
     police.close()
 
     # The home unit, told of it, sees it (list, document, console stream) and may act on it.

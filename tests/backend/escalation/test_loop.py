@@ -49,6 +49,7 @@ def test_unacknowledged_p1_escalates_on_time(stack):
     document = orjson.loads(payload)
     assert document["alert_id"] == str(alert.id)
     assert document["escalation"]["target"] == "police_unit"
+    assert "police_delivery" not in document  # the console's, not the police's
     assert [
         (e["escalation"]["action"], e["escalation"]["target"])
         for e in bus.named("alert.escalated")
