@@ -2,13 +2,15 @@
 "Running it for real", each service's CPU weight in the proportion its niceness stands for
 (between services a weight decides, not a niceness), a metrics port per process without an
 API, a watchdog for the ingest workers and the loops, secrets only from the environment file,
-and every unit one systemd itself accepts."""
+a sandbox no looser than `EXPOSURE_AT_MOST`, and every unit one systemd itself accepts. That
+each command works within its unit's sandbox: test_sandboxed_services.py."""
 
 from __future__ import annotations
 
 import re
 import shutil
 import subprocess
+import sys
 from configparser import ConfigParser
 from pathlib import Path
 
@@ -19,6 +21,11 @@ from loadtests.stack import NICE
 ROOT = Path(__file__).resolve().parents[2]
 UNITS = ROOT / "deploy" / "systemd"
 INSTALLED = "/opt/schildwacht/.venv/bin/schildwacht"
+# The exposure `systemd-analyze security` rates every unit at, at most (0 to 10, lower is
+# tighter): what the units' sandbox reaches (README, "Running it for real"). What is left is
+# what a service on the network needs (PrivateNetwork=, IP and socket families), a per-site
+# choice (IPAddressDeny=) or a cost (MemoryDenyWriteExecute=, PrivateUsers=, ProcSubset=).
+EXPOSURE_AT_MOST = 1.3
 # The kernel's weight of a niceness (kernel/sched/core.c, sched_prio_to_weight).
 KERNEL_WEIGHT = {-10: 9548, -5: 3121, 0: 1024, 5: 335}
 
@@ -133,3 +140,42 @@ def test_systemd_accepts_every_unit(tmp_path: Path) -> None:
                   if line.strip() and "postgresql.service" not in line
                   and "mosquitto.service" not in line]
     assert done.returncode == 0 and complaints == [], done.stdout + done.stderr
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
+@pytest.mark.parametrize("path", sorted(UNITS.glob("*.service")), ids=lambda p: p.stem)
+def test_each_unit_is_sandboxed_at_least_as_tightly_as_now(path: Path) -> None:
+    done = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", "--no-pager",
+         f"--threshold={round(EXPOSURE_AT_MOST * 10)}", str(path)],
+        capture_output=True, text=True, timeout=60)
+    level = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", done.stdout)
+
+    assert level is not None, done.stdout + done.stderr
+    assert float(level.group(1)) <= EXPOSURE_AT_MOST and done.returncode == 0, done.stdout
+
+
+def test_a_process_gets_its_niceness_from_its_unit_not_from_itself() -> None:
+    """Systemd sets Nice= before it starts the process; the process itself could not raise
+    its priority (no capability, setpriority refused by the system call filter): a unit that
+    left it to `SCHILDWACHT_PROCESS__NICE` would run its process at the default niceness."""
+    for path in sorted(UNITS.glob("schildwacht-*.service")):
+        service = _section(path)
+        assert "SCHILDWACHT_PROCESS__NICE" not in service.get("Environment", ""), path.name
+        assert service["CapabilityBoundingSet"] == "", path.name
+        if path.stem != "schildwacht-migrate":
+            assert "Nice" in service, path.name
+
+
+def test_no_unit_refuses_the_writable_code_that_ctypes_needs() -> None:
+    """MemoryDenyWriteExecute= refuses memory both writable and executable: libffi's callbacks
+    (ctypes, cffi) need it. numpy, under shapely, loads ctypes in every process, and
+    cryptography cffi."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, backend.cli, backend.ingest.worker, "
+         "backend.api.app; print(sorted({'_ctypes', '_cffi_backend'} & set(sys.modules)))"],
+        capture_output=True, text=True, timeout=60, cwd=ROOT, check=True).stdout.strip()
+
+    assert loaded != "[]", "no libffi user loaded any more: MemoryDenyWriteExecute= may do"
+    for name, service in _units().items():
+        assert service.get("MemoryDenyWriteExecute", "no") == "no", name
