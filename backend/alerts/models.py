@@ -70,7 +70,9 @@ class Alert(Base):
         UniqueConstraint("device_id", "message_id"),
         Index("ix_alerts_next_escalation_at", "next_escalation_at"),
         Index("ix_alerts_state_priority", "state", "priority"),
-        Index("ix_alerts_case_id", "case_id"),
+        # By case; and the closed alerts of the cases in a health episode, of a type, raised
+        # since a time (supervision, every pass).
+        Index("ix_alerts_case_type_raised", "case_id", "type", "raised_at"),
     )
 
 

@@ -12,7 +12,7 @@ device's case is open), and then:
 
 Signals are per episode: a signal the desk already closed an alert for, with nothing new
 reported since (`closed_episode`), raises nothing again; the latest closed alert per device and
-type is read in one query per pass.
+type is read in one query per pass, from the alerts of the cases in an episode only.
 
 A panic alarm never passes here: it is raised by the ingest pipeline on its own path, and this
 loop neither holds locks it needs nor delays it. The clock is injected for tests.
@@ -29,7 +29,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Select, func, select, text, update
 from sqlalchemy.orm import Session
 
 from backend.periodic import Periodic
@@ -75,6 +75,8 @@ ACTOR = "system:supervision"
 DESK_FLAG = "desk:"
 # One supervising process at a time on PostgreSQL (transaction-level advisory lock).
 ADVISORY_LOCK_KEY = 0x5C41D_0006
+# Ids per query of the closed alerts (`_closed_statements`): within every driver's parameters.
+CLOSED_IDS_PER_QUERY = 1_000
 
 
 def utc_now() -> datetime:
@@ -287,14 +289,19 @@ class SupervisionLoop(Periodic):
         return fleet, pursuit
 
     @staticmethod
-    def _closed_alerts(
-        session: Session, signals: list[HealthSignal]
-    ) -> dict[tuple[str, str], datetime]:
-        """The raising time of the latest closed alert per (device, type) of the signals' types,
-        in one query: only those raised at or after the oldest report a signal rests on can
-        cover one (`closed_episode`)."""
+    def _closed_statements(signals: list[HealthSignal]) -> list[Select[Any]]:
+        """The queries that read the closed alerts which may cover the signals: of their types,
+        raised at or after the oldest report a signal rests on, and only of the signals' cases.
+
+        Every alert about a device carries the device's case, a device keeps its case, and a
+        grouped alert lists devices of its own case, so the alerts of the cases in an episode
+        hold every alert covering one of their devices; a pass reads those (by
+        `ix_alerts_case_type_raised`), not every closed alert of the fleet raised since the
+        oldest report (months ago for a device silent that long). Signals without a case go by
+        device id. At most `CLOSED_IDS_PER_QUERY` ids per query (a storm may put a case of
+        every device in one pass)."""
         if not signals:
-            return {}
+            return []
         # The raising time as the device times are read (`epoch_us`), so that both round alike.
         statement = select(
             Alert.type, Alert.device_id, Alert.health_devices, epoch_us(Alert.raised_at)
@@ -306,11 +313,30 @@ class SupervisionLoop(Periodic):
         if all(r is not None for r in reported):
             oldest = min(r for r in reported if r is not None)
             statement = statement.where(Alert.raised_at >= oldest - timedelta(seconds=1))
+        cases = sorted({s.case_id for s in signals if s.case_id is not None})
+        caseless = sorted({s.device_id for s in signals if s.case_id is None})
+        return [
+            statement.where(Alert.case_id.in_([uuid.UUID(c) for c in chunk]))
+            for chunk in _chunks(cases, CLOSED_IDS_PER_QUERY)
+        ] + [
+            statement.where(Alert.device_id.in_(chunk))
+            for chunk in _chunks(caseless, CLOSED_IDS_PER_QUERY)
+        ]
+
+    @classmethod
+    def _closed_alerts(
+        cls, session: Session, signals: list[HealthSignal]
+    ) -> dict[tuple[str, str], datetime]:
+        """The raising time of the latest closed alert per (device, type) of the signals' cases
+        and types: only those raised at or after the oldest report a signal rests on can cover
+        one (`closed_episode`). One query per pass (per `CLOSED_IDS_PER_QUERY` cases,
+        `_closed_statements`)."""
         latest: dict[tuple[str, str], int] = {}
-        for kind, device_id, devices, raised_us in session.execute(statement):
-            for device in devices or ([device_id] if device_id else []):
-                key = (device, kind)
-                latest[key] = max(latest.get(key, UNKNOWN), raised_us)
+        for statement in cls._closed_statements(signals):
+            for kind, device_id, devices, raised_us in session.execute(statement):
+                for device in devices or ([device_id] if device_id else []):
+                    key = (device, kind)
+                    latest[key] = max(latest.get(key, UNKNOWN), raised_us)
         return {key: from_us(us) for key, us in latest.items()}  # type: ignore[misc]
 
     @staticmethod
@@ -496,6 +522,10 @@ class SupervisionLoop(Periodic):
         )
         document["devices"] = list(alert.health_devices or [])
         return document
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 def _desk_of(flags: list[str] | None) -> str | None:

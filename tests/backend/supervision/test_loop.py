@@ -1,7 +1,8 @@
 """The supervision loop on the stack: a silence storm of 100 devices gives grouped alerts (one per
 case and a desk summary), repeated passes add nothing, and a panic alarm raised in the middle of
 the storm reaches the police feed at once, ungrouped. Pursuit mode tightens the silence threshold
-to 20 s. An alert the desk closed is not raised again for the same episode, only for a new one."""
+to 20 s. An alert the desk closed is not raised again for the same episode, only for a new one;
+a pass reads the closed alerts of the cases in an episode only, by their index."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import orjson
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, text, update
+from sqlalchemy.dialects import postgresql
 
 from backend.alerts.models import Alert, AlertEvent
 from backend.cases.models import Case
 from backend.devices.models import Device
 from backend.supervision.grouping import STORM_TYPE
+from backend.supervision.health import HealthSignal
 from backend.supervision.loop import SupervisionLoop
 from device_protocol import Alarm, codec
 from tests.backend.escalation.support import RecordingBus
@@ -260,3 +263,99 @@ def test_a_last_contact_ahead_of_the_clock_is_not_trusted(stack, caplog):
     assert [r.getMessage() for r in caplog.records if "fut-1" in r.getMessage()] == [
         "supervision: last contact or fix ahead of the clock, not trusted: 1 device(s) fut-1"
     ]
+
+
+def _closed(case_id: uuid.UUID, device_id: str, kind: str, raised_at: datetime,
+            devices: list[str] | None = None) -> dict:
+    return {"id": uuid.uuid4(), "case_id": case_id, "device_id": device_id, "type": kind,
+            "priority": "P3", "state": "resolved", "sequence": 2, "raised_at": raised_at,
+            "updated_at": raised_at, "flags": ["grouped"], "health_devices": devices}
+
+
+def _cases_with_devices(session, device_ids: list[list[str]]) -> list[uuid.UUID]:
+    """One case per list of device ids, its devices registered."""
+    cases = []
+    for ids in device_ids:
+        case = Case(reference=f"C-{uuid.uuid4().hex[:8]}", home_police_unit="RE07",
+                    home_vt_desk="VT-RR")
+        session.add(case)
+        session.flush()
+        session.add_all(Device(id=d, case_id=case.id, role="victim") for d in ids)
+        cases.append(case.id)
+    session.flush()
+    return cases
+
+
+def test_closed_alerts_are_read_from_the_cases_in_an_episode_only(stack):
+    """A device silent for months: the pass reads the closed alerts of its case (a grouped one
+    listing it after another device too), none of a case with no device in an episode."""
+    now = datetime.now(UTC)
+    silent_since = now - timedelta(days=120)
+    with stack.runtime.sessions.begin() as s:
+        quiet, other = _cases_with_devices(s, [["cl-a0", "cl-a1"], ["cl-b0"]])
+        s.execute(insert(Alert), [
+            _closed(quiet, "cl-a0", "device_silent", now - timedelta(days=100),
+                    ["cl-a0", "cl-a1"]),
+            _closed(quiet, "cl-a1", "device_silent", silent_since - timedelta(days=1),
+                    ["cl-a1"]),  # before the episode began: covers nothing
+            _closed(other, "cl-b0", "device_silent", now - timedelta(days=30), ["cl-b0"]),
+        ])
+    signal = HealthSignal("device_silent", "cl-a1", str(quiet), silent_since, "silent",
+                          reported_at=silent_since)
+    with stack.runtime.sessions() as s:
+        closed = SupervisionLoop._closed_alerts(s, [signal])
+    at = (now - timedelta(days=100)).replace(microsecond=0)
+    assert {key: t.replace(microsecond=0) for key, t in closed.items()} == {
+        ("cl-a0", "device_silent"): at, ("cl-a1", "device_silent"): at,
+    }
+
+
+def test_the_closed_alert_query_reads_by_its_index(pg_sessions):
+    """With a history of closed health alerts in many cases, the query of a pass reads the
+    alerts of the cases in an episode through `ix_alerts_case_type_raised` (the planner chose
+    a sequential scan of every alert before the index and the restriction to those cases)."""
+    now = datetime.now(UTC)
+    with pg_sessions.begin() as s:
+        cases = _cases_with_devices(s, [[f"ix-{c:03d}"] for c in range(300)])
+        s.execute(insert(Alert), [
+            _closed(case_id, f"ix-{c:03d}", kind, now - timedelta(days=n * 9 + 1),
+                    [f"ix-{c:03d}"])
+            for c, case_id in enumerate(cases)
+            for n in range(20)
+            for kind in ("device_silent", "no_fix")
+        ])
+    with pg_sessions.begin() as s:
+        s.execute(text("ANALYZE alerts"))
+    signals = [
+        HealthSignal("device_silent", f"ix-{c:03d}", str(cases[c]), None, "silent",
+                     reported_at=now - timedelta(days=150))
+        for c in (7, 42)
+    ]
+    [statement] = SupervisionLoop._closed_statements(signals)
+    with pg_sessions() as s:
+        sql = statement.compile(dialect=s.get_bind().dialect,
+                                compile_kwargs={"literal_binds": True})
+        plan = "\n".join(s.scalars(text(f"EXPLAIN {sql}")))
+        assert "ix_alerts_case_type_raised" in plan, plan
+        rows = s.execute(statement).all()
+    assert sorted({row.device_id for row in rows}) == ["ix-007", "ix-042"]
+    assert len(rows) == 2 * 17  # raised within the 150 days, of the one type
+
+
+def test_the_closed_alerts_of_many_cases_are_read_in_bounded_queries(monkeypatch):
+    """A storm puts a case of each silent device in one pass: the ids go in queries of at most
+    `CLOSED_IDS_PER_QUERY`, and a signal without a case by its device id."""
+    monkeypatch.setattr("backend.supervision.loop.CLOSED_IDS_PER_QUERY", 2)
+    now = datetime.now(UTC)
+    signals = [HealthSignal("no_fix", f"bq-{n}", str(uuid.uuid4()), None, "no fix",
+                            reported_at=now) for n in range(5)]
+    signals.append(HealthSignal("no_fix", "bq-none", None, None, "no fix", reported_at=now))
+    ids = [
+        {key.rsplit("_", 1)[0]: value for key, value in statement.compile(
+            dialect=postgresql.dialect()).params.items() if key.endswith("id_1")}
+        for statement in SupervisionLoop._closed_statements(signals)
+    ]
+    assert [len(i.get("case_id", [])) for i in ids] == [2, 2, 1, 0]
+    assert ids[-1] == {"device_id": ["bq-none"]}
+    assert sorted(c for i in ids for c in i.get("case_id", [])) == sorted(
+        uuid.UUID(s.case_id) for s in signals if s.case_id)
