@@ -20,6 +20,17 @@ def test_a_pass_sees_every_device_and_raises_the_silent_ones_once(loadtest_db_ur
     assert row["cpu_ms"] > 0 and row["wall_ms"] > 0
 
 
+@pytest.mark.services
+def test_a_closed_alert_history_covers_the_long_silent_device(loadtest_db_url, redis_url):
+    row = measure(1_200, db_url=loadtest_db_url, redis_url=redis_url, passes=2,
+                  closed_per_device=2)
+
+    assert row["closed"] == 2_400
+    assert row["silent"] == 2 and row["signals"] == 2  # devices 0 (for months) and 1,000
+    assert row["first_new"] == 1  # device 0's episode: the desk closed an alert since
+    assert (row["later_new"], row["later_updates"]) == (0, 0)
+
+
 def test_supervision_section_is_written_once_and_replaced(tmp_path):
     doc = tmp_path / "benchmarks.md"
     doc.write_text("# Benchmarks\n\nhand-written text\n")
@@ -31,3 +42,6 @@ def test_supervision_section_is_written_once_and_replaced(tmp_path):
     assert text.count(BEGIN) == 1 and text.count(END) == 1
     assert "hand-written text" in text and "## Device supervision per pass" in text
     assert "| 150,000 | 150 | 150 | 700.5 | 940.0 | 12.6% |" in text
+    assert "Closed alerts kept" not in text
+    write_docs([{**row, "closed": 300_000}], "cmd --closed-per-device=2", 27.0, doc)
+    assert "Closed alerts kept: 2 per device, raised over the last 180 days" in doc.read_text()
