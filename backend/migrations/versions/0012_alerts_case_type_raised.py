@@ -24,6 +24,10 @@ depends_on = None
 
 def upgrade() -> None:
     with op.get_context().autocommit_block():
+        # A concurrent build that failed leaves an invalid index of this name behind: this
+        # migration, run again, drops it first instead of failing with "already exists".
+        op.drop_index("ix_alerts_case_type_raised", table_name="alerts", if_exists=True,
+                      postgresql_concurrently=True)
         op.create_index("ix_alerts_case_type_raised", "alerts", ["case_id", "type", "raised_at"],
                         postgresql_concurrently=True)
         op.drop_index("ix_alerts_case_id", table_name="alerts", postgresql_concurrently=True)

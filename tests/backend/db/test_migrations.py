@@ -24,3 +24,38 @@ def test_a_difference_is_reported(tmp_path: Path):
     upgrade(url, "0008_custody_tightening")  # before offender_homes.location became required
     [change] = [d for d in schema_drift(url) if d[0][0] == "modify_nullable"]
     assert change[0][2:4] == ("offender_homes", "location")
+
+
+def test_the_alerts_index_migration_runs_again_after_a_failed_concurrent_build(pg_url):
+    """A concurrent index build that failed leaves the index behind (invalid); the migration,
+    run again, replaces it instead of failing with "already exists". On a database of its own:
+    the shared one stays at the head."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from backend.db.migrate import upgrade as migrate
+
+    name = f"schildwacht_mig_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    url = make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        engine = create_engine(url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as c:
+            c.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
+        migrate(url, "0011_webhook_prior_attempts")
+        with engine.connect() as c:  # what the failed build left
+            c.execute(text("CREATE INDEX ix_alerts_case_type_raised ON alerts (case_id)"))
+        migrate(url)
+        with engine.connect() as c:
+            columns = c.execute(text(
+                "SELECT pg_get_indexdef('ix_alerts_case_type_raised'::regclass)")).scalar_one()
+        assert "(case_id, type, raised_at)" in columns
+        engine.dispose()
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
