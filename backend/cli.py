@@ -29,11 +29,22 @@ log = logging.getLogger("schildwacht")
 SERVICES = frozenset({"api", "loops", "ingest", "run", "demo"})
 
 
-def _wait_for_signal() -> None:
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+class StopSignal:
+    """SIGTERM or SIGINT, caught from the moment this is made: a service makes it before it
+    starts anything, so a stop asked for while it is starting (before READY=1) ends it cleanly
+    once it is up, instead of killing it part-way. `wait` wakes every `poll_s`: Python runs a
+    signal's handler on the main thread only, and a wait without a timeout on a main thread
+    the signal was not delivered to would never see it."""
+
+    def __init__(self, poll_s: float = 0.5) -> None:
+        self._stop = threading.Event()
+        self._poll_s = poll_s
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: self._stop.set())
+
+    def wait(self) -> None:
+        while not self._stop.wait(self._poll_s):
+            pass
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -106,6 +117,7 @@ def cmd_loops(settings: Settings, args: argparse.Namespace) -> int:
     from backend.mqtt.client import connect, make_client
     from backend.runtime import Runtime
 
+    stop = StopSignal()
     runtime = Runtime.build(settings)
     client = make_client(settings.broker, f"schildwacht-loops-{uuid.uuid4().hex[:8]}")
     runtime.attach_mqtt(client)
@@ -116,7 +128,7 @@ def cmd_loops(settings: Settings, args: argparse.Namespace) -> int:
     log.info("escalation, supervision, custody and ping retention loops running")
     try:
         with service_notify.supervised(runtime.loop_problems):
-            _wait_for_signal()
+            stop.wait()
     finally:
         if metrics is not None:
             metrics.shutdown()
@@ -133,6 +145,7 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     from backend.metrics import serve as serve_metrics
     from backend.runtime import Runtime
 
+    stop = StopSignal()
     if args.channels:
         settings.ingest.channels = args.channels
     runtime = Runtime.build(settings)
@@ -145,7 +158,7 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
              settings.ingest.channels)
     try:
         with service_notify.supervised(worker.problems):
-            _wait_for_signal()
+            stop.wait()
     finally:
         if metrics is not None:
             metrics.shutdown()
