@@ -32,6 +32,7 @@ from backend.auth.scoping import alert_filter, may_see_alert
 from backend.auth.tokens import Principal
 from backend.cases.models import Case
 from backend.devices.models import Device
+from backend.escalation.last_step import last_step
 from backend.hub.bus import STREAM_DELAYED, STREAM_NOTICES
 from backend.runtime import Runtime
 
@@ -58,11 +59,14 @@ def documents(s: Session, alerts: list[Alert]) -> list[dict[str, Any]]:
             select(Device.id, Device.role).where(Device.id.in_(device_ids))).all())
     if case_ids:
         cases = {c.id: c for c in s.scalars(select(Case).where(Case.id.in_(case_ids)))}
+    # Besides the document the feeds carry: where the alert's escalation stands (the last step
+    # carried out after the first notification, or null), so that a console that lost an
+    # `alert.escalated` event, or opened after it, still marks the alert.
     return [
         alert_document(
             a, device_role=roles.get(a.device_id),
             case=case_context(cases[a.case_id]) if a.case_id in cases else None,
-        )
+        ) | {"escalation": last_step(a.escalation, a.escalation_step)}
         for a in alerts
     ]
 

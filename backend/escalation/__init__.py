@@ -6,5 +6,7 @@
   `backend.routing.escalation_due` (timeline entry, case log entry, console event
   `alert.escalated`, a police feed message when the step goes to the police unit directly) and
   schedules the next one. `run_once(now)` is one pass, for tests with a controllable clock.
+- `last_step`: where an alert's escalation stands (the last step carried out after the first
+  notification), for the console's mark on an escalated alert.
 - `errors`: the error tree.
 """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,9 @@ from sqlalchemy import event, func, select
 from backend.alerts.models import Alert
 from backend.alerts.views import documents
 from backend.audit.models import AuditEntry
+from backend.escalation.loop import EscalationLoop
 from backend.pipeline.context import AlertDraft
+from tests.backend.escalation.support import RecordingBus
 from tests.support.db import sqlite_sessions, statements
 
 
@@ -69,3 +71,19 @@ def test_documents_of_alerts_without_device_or_case_read_nothing(sqlite):
         [document] = documents(s, [alert])
     assert document["device"] is None and document["case"] is None
     assert seen == []
+
+
+def test_a_document_says_where_the_escalation_stands(stack):
+    """The API's document names the last escalation step carried out after the first
+    notification, so a console that lost the `alert.escalated` event still marks it."""
+    alert_id = _raise(stack, "vic-view-esc")
+    api = stack.api()
+    assert api.get(f"/api/v1/alerts/{alert_id}").json()["escalation"] is None
+    with stack.runtime.sessions() as s:
+        raised_at = s.get(Alert, alert_id).raised_at
+    loop = EscalationLoop(stack.runtime, clock=lambda: raised_at, bus=RecordingBus())
+    assert loop.run_once(raised_at + timedelta(seconds=45)) == 2
+    expected = {"step": 2, "action": "escalate", "target": "desk_supervisor"}
+    assert api.get(f"/api/v1/alerts/{alert_id}").json()["escalation"] == expected
+    [listed] = api.get("/api/v1/alerts?with_location=false").json()
+    assert listed["escalation"] == expected
