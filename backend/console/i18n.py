@@ -28,13 +28,17 @@ def catalogue(lang: str) -> dict[str, str]:
 
 
 def check_complete() -> None:
-    """Every language has every key of the first, and a name for every alert type the
-    console can show."""
-    from backend.routing.policy import REQUIRED_ALERT_TYPES
+    """Every language has every key of the first, a name for every alert type the console
+    can show, and for every escalation action and target it marks an alert with."""
+    from typing import get_args
+
+    from backend.routing.policy import REQUIRED_ALERT_TYPES, StepAction, StepTarget
     from backend.supervision.grouping import STORM_TYPE
 
     base = set(catalogue(LANGUAGES[0])) | {f"type_{t}" for t in (*REQUIRED_ALERT_TYPES,
                                                                  STORM_TYPE)}
+    base |= {f"escalation_{a}" for a in get_args(StepAction)}
+    base |= {f"escalation_target_{t}" for t in get_args(StepTarget)}
     for lang in LANGUAGES:
         missing = base - set(catalogue(lang))
         if missing:

@@ -5,11 +5,14 @@ from detention shows as a case notice to the dispatcher of the case's home regio
 of its home unit, on the page they have open and on every page they open while the release
 tightens the case. An alert whose console event was lost still shows at the queue's next read,
 sooner while the stream says events may not arrive, and at once when it asks to read again. The
-alert page follows its alert while it is open: positions, state and timeline."""
+alert page follows its alert while it is open: positions, state and timeline. An alert that
+escalates is marked on the queue and the alert page and sounds again until it is
+acknowledged."""
 
 from __future__ import annotations
 
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -22,6 +25,7 @@ from backend.auth.users import add_user
 from backend.cases.models import Case
 from backend.console.clock import local_time
 from backend.devices.models import Device
+from backend.escalation.loop import EscalationLoop
 from backend.hub.bus import STREAM_DELAYED, STREAM_RESYNC
 from device_protocol import Alarm, Fix, codec
 from tests.backend.measures.places import zone_feature
@@ -421,4 +425,86 @@ def test_a_new_p1_elsewhere_sounds_on_an_alert_page(stack, server, browser):
     stack.runtime.bus.publish(STREAM_RESYNC)
     desk.wait_for_function(f"() => window.swAlarm.alerts.includes('{lost}')", timeout=5_000)
     assert desk.evaluate("window.swAlarm.alerts") == [second, lost]
+    desk_context.close()
+
+
+def _escalation_mark(page, alert_id: str) -> str:
+    mark = page.query_selector(f"#alert-queue tr[data-alert-id='{alert_id}'] .escalation-mark")
+    return mark.inner_text() if mark else ""
+
+
+@pytest.mark.parametrize("stack", ["services"], indirect=True)
+def test_an_escalation_is_marked_and_sounds_until_acknowledged(stack, server, browser):
+    """A P1 nobody acknowledges is re-notified and escalated (the escalation loop, driven
+    here with its clock): the queue marks it with the step and its target and sounds again at
+    each step, the alert page shows it (and sounds for a step it had not heard), a queue
+    opened later marks it from its read of the alerts, in Dutch too. Acknowledging ends the
+    mark; a re-alert of the alert still unresolved is marked and sounds once more."""
+    _seed(stack)
+    stack.runtime.settings.console.resync_s = 1.0
+    desk_context, desk = _sign_in(browser, server.base, "desk")
+    _panic(stack, stack.device("vic-web-1"), "vic-web-1", "escalate-1")
+    row = desk.wait_for_selector("#alert-queue tr.urgent[data-alert-id]", timeout=5_000)
+    alert_id = row.get_attribute("data-alert-id")
+    assert desk.evaluate("window.swAlarm.alerts") == [alert_id]
+    assert _escalation_mark(desk, alert_id) == ""
+
+    def followed_up() -> Alert | None:  # the worker's follow-up holds the row until then
+        with stack.runtime.sessions() as s:
+            alert = s.get(Alert, uuid.UUID(alert_id))
+            return alert if alert.followed_up_at is not None else None
+
+    raised_at = wait_until(followed_up, timeout=10).raised_at
+    loop = EscalationLoop(stack.runtime)  # the console events go out as the loop's do
+    assert loop.run_once(raised_at + timedelta(seconds=30)) == 1
+    desk.wait_for_function(f"() => window.swAlarm.alerts.length === 2", timeout=5_000)
+    assert desk.evaluate("window.swAlarm.alerts") == [alert_id, alert_id]
+    assert _escalation_mark(desk, alert_id) == "re-notified: step 1, first recipients"
+
+    page = desk_context.new_page()
+    page.goto(f"{server.base}/console/alerts/{alert_id}")
+    page.wait_for_selector("#escalation-mark:not([hidden])", timeout=5_000)
+    assert page.inner_text("#escalation-mark") == "re-notified: step 1, first recipients"
+    page.wait_for_selector("#link-state[data-state=live]", timeout=5_000)
+    assert page.evaluate("window.swAlarm.alerts") == []  # the one she opened: heard already
+
+    assert loop.run_once(raised_at + timedelta(seconds=45)) == 1
+    step_2 = "escalated: step 2, desk supervisor"
+    desk.wait_for_function(f"() => window.swAlarm.alerts.length === 3", timeout=5_000)
+    assert _escalation_mark(desk, alert_id) == step_2
+    page.wait_for_function(f"() => window.swAlarm.alerts.length === 1", timeout=5_000)
+    assert page.inner_text("#escalation-mark") == step_2
+    page.wait_for_function(
+        "() => document.querySelector('#timeline-list').textContent.includes("
+        f"'({step_2})')", timeout=5_000)
+    desk.screenshot(path=str(ARTIFACTS / "console-escalated-queue.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / "console-escalated-alert.png"), full_page=True)
+    # The queue's reads of the alerts (every resync_s here) do not sound it again.
+    reads = desk.evaluate("window.swQueue.reads")
+    desk.wait_for_function(f"() => window.swQueue.reads >= {reads + 2}", timeout=5_000)
+    assert desk.evaluate("window.swAlarm.count") == 3
+
+    # A queue opened now marks it from the alerts it reads, in the desk's language.
+    later_context, later = _sign_in(browser, server.base, "desk")
+    later.goto(f"{server.base}/console/?lang=nl")
+    later.wait_for_selector(f"tr[data-alert-id='{alert_id}'] .escalation-mark", timeout=5_000)
+    assert _escalation_mark(later, alert_id) == "geëscaleerd: stap 2, teamleider"
+    assert later.evaluate("window.swAlarm.alerts") == [alert_id]  # once, not once per step
+    later_context.close()
+
+    page.click("#btn-acknowledge")
+    page.wait_for_selector("#alert-state[data-state=acknowledged]", timeout=5_000)
+    assert page.is_hidden("#escalation-mark")
+    desk.wait_for_selector(f"tr[data-alert-id='{alert_id}'].state-acknowledged", timeout=5_000)
+    assert _escalation_mark(desk, alert_id) == ""
+    assert loop.run_once(raised_at + timedelta(seconds=90)) == 0  # acknowledged: no step
+
+    with stack.runtime.sessions() as s:
+        acknowledged_at = s.get(Alert, uuid.UUID(alert_id)).acknowledged_at
+    assert loop.run_once(acknowledged_at + timedelta(seconds=600)) == 1  # still unresolved
+    desk.wait_for_function(f"() => window.swAlarm.alerts.length === 4", timeout=5_000)
+    re_alert = "re-alerted, not yet resolved: step 4, first recipients"
+    assert _escalation_mark(desk, alert_id) == re_alert
+    page.wait_for_function(f"() => window.swAlarm.alerts.length === 2", timeout=5_000)
+    assert page.inner_text("#escalation-mark") == re_alert
     desk_context.close()

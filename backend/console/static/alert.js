@@ -3,9 +3,12 @@
 // While the alert is open the page follows it: its state, police delivery and timeline as the
 // stream reports changes (by anyone), its positions read again every position_refresh_s while
 // the tab is visible (each read audited); once it closes, the positions are read once more,
-// and withheld if no alert of the case is open. A new P1 elsewhere sounds here too.
+// and withheld if no alert of the case is open. A new P1 elsewhere sounds here too. An
+// escalation of this alert is shown and sounds (each step once) until it is acknowledged, and
+// one of another alert sounds and is named in the banner.
 (function () {
-  const { t, api, el, localTime, follow, soundAlarm } = window.sw;
+  const { t, api, el, localTime, follow, soundAlarm, silence, escalationOf, escalationText,
+          laterEscalation, withEscalation, calls } = window.sw;
   const OPEN = new Set(["new", "acknowledged", "dispatched"]);
   const view = document.getElementById("alert-view");
   const alertId = view.dataset.alertId;
@@ -18,7 +21,11 @@
   const policeEl = document.getElementById("police-delivery");
   const timelineEl = document.getElementById("timeline-list");
   const banner = document.getElementById("p1-banner");
-  const alarmed = new Set([alertId]);  // new P1s elsewhere, each sounded once
+  const escalationEl = document.getElementById("escalation-mark");
+  // Per alert, what the alarm last sounded for (sw.calls). This alert is noted at the first
+  // read without a sound (it is the one she opened), and sounds at each step it escalates.
+  const cued = new Map();
+  let escalation = null;  // this alert's, the latest known
 
   const map = L.map("map", { zoomControl: true, attributionControl: Boolean(tileUrl) });
   map.setView([52.1, 5.3], 7);
@@ -120,6 +127,9 @@
     const item = el("li", {}, el("time", {}, localTime(e.at, false)), ` ${e.actor}: ${e.kind}`);
     if (e.to_state) item.append(` \u2192 ${t("state_" + e.to_state)}`);
     if (e.detail && e.detail.state) item.append(` (${t("delivery_" + e.detail.state)})`);
+    if (e.kind === "escalated" && e.detail && Number.isInteger(e.detail.step)) {
+      item.append(` (${escalationText(e.detail)})`);
+    }
     if (e.detail && e.detail.note) item.append(" ", el("q", {}, e.detail.note));
     return item;
   }
@@ -139,7 +149,24 @@
           : d ? el("p", {}, `${t("police_delivery")}: ${d}`) : "");
     }
     if (doc.timeline) timelineEl.replaceChildren(...doc.timeline.map(timelineEntry));
+    showEscalation(doc);
     if (wasOpen && !OPEN.has(doc.state)) loadPositions().catch(showError);  // withheld now?
+  }
+
+  // "escalated: step 2, desk supervisor" while the escalation stands; a step she has not yet
+  // heard sounds (none at the first read); acknowledging stops the cue.
+  function showEscalation(doc) {
+    escalation = laterEscalation(escalation, doc.escalation);
+    const current = Object.assign({}, doc, { alert_id: alertId, escalation });
+    const e = escalationOf(current);
+    escalationEl.hidden = !e;
+    escalationEl.textContent = e ? escalationText(e) : "";
+    escalationEl.dataset.step = e ? String(e.step) : "";
+    escalationEl.dataset.action = e ? e.action : "";
+    const first = !cued.has(alertId);
+    if (calls(cued, current) && !first) soundAlarm(alertId);
+    if (!cued.has(alertId)) cued.set(alertId, -1);  // read once: later steps sound
+    if (!e) silence(alertId);
   }
 
   // The alert without its position (nothing read, nothing audited): state and timeline.
@@ -170,26 +197,30 @@
     });
   }
 
-  // A new, unacknowledged P1 elsewhere (the stream carries other alerts in brief): sounded
-  // and named in the banner, with the way to it and to the queue, while this page stays.
+  // A new, unacknowledged P1 elsewhere, or another alert's escalation step (the stream carries
+  // other alerts in brief, an `alert.escalated` event its step beside): sounded and named in
+  // the banner, with the way to it and to the queue, while this page stays.
   function elsewhere(doc) {
-    if (doc.priority !== "P1" || doc.state !== "new" || alarmed.has(doc.alert_id)) return;
-    alarmed.add(doc.alert_id);
+    if (doc.alert_id === alertId || !calls(cued, doc)) return;
+    const e = escalationOf(doc);
+    const what = e ? `${escalationText(e)}: ${t("type_" + doc.type)} (${doc.priority})`
+      : `${t("new_p1_elsewhere")}: ${t("type_" + doc.type)}`;
     banner.replaceChildren(
-      el("a", { href: `/console/alerts/${doc.alert_id}` },
-         `${t("new_p1_elsewhere")}: ${t("type_" + doc.type)}`),
+      el("a", { href: `/console/alerts/${doc.alert_id}` }, what),
       " \u00b7 ", el("a", { href: "/console/" }, t("queue_title")));
     banner.hidden = false;
     soundAlarm(doc.alert_id);
   }
 
-  // The open P1s, read whenever the stream may have lost events: one whose event was lost
-  // sounds all the same. The first read only notes those already open (seen on the queue).
+  // The open alerts, read whenever the stream may have lost events: a new P1 or an escalation
+  // whose event was lost sounds all the same. The first read only notes what calls already
+  // (seen on the queue).
   let primed = false;
-  async function readOpenP1s() {
-    const docs = await api("GET", "/api/v1/alerts?state=open&priority=P1&with_location=false");
+  async function readOpen() {
+    const docs = await api("GET", "/api/v1/alerts?state=open&limit=500&with_location=false");
     for (const doc of docs) {
-      if (primed) elsewhere(doc); else alarmed.add(doc.alert_id);
+      if (doc.alert_id === alertId) continue;
+      if (primed) elsewhere(doc); else calls(cued, doc);
     }
     primed = true;
   }
@@ -204,8 +235,8 @@
   follow(`?alert=${encodeURIComponent(alertId)}&with_location=false`, (event) => {
     if (!event.alert) return;
     if (event.alert.alert_id === alertId) reread().catch(showError);
-    else elsewhere(event.alert);
-  }, () => { reread().catch(() => {}); readOpenP1s().catch(() => {}); });
+    else elsewhere(withEscalation(event));
+  }, () => { reread().catch(() => {}); readOpen().catch(() => {}); });
   // Positions are read only while someone can see them: not in a tab in the background (each
   // read is audited as a read), and at once when the tab comes back.
   function positionsDue() {

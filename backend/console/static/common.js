@@ -1,6 +1,6 @@
 "use strict";
 // Shared by the console pages: messages, the CSRF token, a JSON fetch helper, times in the
-// console's zone, the console stream and the alarm cue.
+// console's zone, the console stream, the alarm cue and an alert's escalation.
 window.sw = (function () {
   const messages = JSON.parse(document.getElementById("sw-messages").textContent);
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
@@ -84,5 +84,58 @@ window.sw = (function () {
     const played = sound.play();
     if (played && played.catch) played.catch(() => { /* autoplay refused: the banner stays */ });
   }
-  return { t, api, el, age, csrf, localTime, follow, soundAlarm };
+  // The cue stops when the alert it last sounded for no longer calls (acknowledged, closed).
+  function silence(alertId) {
+    const alerts = window.swAlarm.alerts;
+    if (alerts[alerts.length - 1] === alertId) document.getElementById("alarm-sound").pause();
+  }
+
+  // Escalation (docs/console.md). An alert's `escalation` is the last step of its escalation
+  // carried out after the first notification: in the API's documents, and in the event
+  // `alert.escalated` beside the document. It calls for the desk while it stands: a step of
+  // the chain until someone acknowledges the alert, a re-alert while the alert stays open.
+  const OPEN = new Set(["new", "acknowledged", "dispatched"]);
+  function escalationOf(doc) {
+    const e = doc && doc.escalation;
+    if (!e || !Number.isInteger(e.step) || e.step < 1) return null;
+    const stands = e.action === "re_alert" ? OPEN.has(doc.state) : doc.state === "new";
+    return stands ? e : null;
+  }
+  // "escalated: step 2, desk supervisor"
+  function escalationText(e) {
+    return `${t("escalation_" + e.action)}: ${t("escalation_step")} ${e.step}, `
+      + t("escalation_target_" + e.target);
+  }
+  // The later of two escalations of one alert: its steps only go up, and a read begun before
+  // an `alert.escalated` event may answer after it.
+  function laterEscalation(a, b) {
+    if (!a || !Number.isInteger(a.step)) return b || null;
+    if (!b || !Number.isInteger(b.step)) return a;
+    return b.step >= a.step ? b : a;
+  }
+  // An event's alert document with the step the event carries (`alert.escalated`).
+  function withEscalation(event) {
+    const e = event.escalation;
+    if (!e || !Number.isInteger(e.step)) return event.alert;
+    return Object.assign({}, event.alert,
+      { escalation: { step: e.step, action: e.action, target: e.target } });
+  }
+  // What an alert calls for, as a level: -1 nothing, 0 a new unacknowledged P1, n the
+  // escalation step n standing. `calls(cued, doc)`: true once for each level higher than the
+  // one `cued` (a Map per page) holds for the alert, which it then holds: the alarm sounds
+  // for a new P1 and again at each step it escalates, once each.
+  function cueLevel(doc) {
+    const e = escalationOf(doc);
+    if (e) return e.step;
+    return doc.priority === "P1" && doc.state === "new" ? 0 : -1;
+  }
+  function calls(cued, doc) {
+    const level = cueLevel(doc);
+    const known = cued.has(doc.alert_id) ? cued.get(doc.alert_id) : -1;
+    if (level <= known) return false;
+    cued.set(doc.alert_id, level);
+    return true;
+  }
+  return { t, api, el, age, csrf, localTime, follow, soundAlarm, silence, escalationOf,
+           escalationText, laterEscalation, withEscalation, cueLevel, calls };
 })();

@@ -1,8 +1,10 @@
 "use strict";
 // The live alert queue: loaded from the API, kept current over the WebSocket, sorted by priority
-// then age (oldest first). An unacknowledged P1 sounds the alarm and shows a running timer.
+// then age (oldest first). An unacknowledged P1 sounds the alarm and shows a running timer; an
+// alert that escalates is marked and sounds again (each step once) until it is acknowledged.
 (function () {
-  const { t, api, el, age, localTime, follow, soundAlarm } = window.sw;
+  const { t, api, el, age, localTime, follow, soundAlarm, silence, escalationOf, escalationText,
+          laterEscalation, withEscalation, calls } = window.sw;
   const OPEN = new Set(["new", "acknowledged", "dispatched"]);
   const alerts = new Map();
   const body = document.querySelector("#alert-queue tbody");
@@ -11,19 +13,29 @@
   const notices = document.getElementById("case-notices");
   const noticeList = document.getElementById("case-notice-list");
   const NOTICES_KEPT = 20;
-  const alarmed = new Set();
+  const cued = new Map();  // per alert, what the alarm last sounded for (sw.calls)
 
   function upsert(doc) {
     if (!doc || !doc.alert_id) return;
     const known = alerts.get(doc.alert_id);
     if (known && doc.sequence !== undefined && known.sequence > doc.sequence) return;
     const merged = Object.assign({}, known || {}, doc);
+    merged.escalation = laterEscalation(known && known.escalation, doc.escalation);
     if (merged.state && !OPEN.has(merged.state)) alerts.delete(doc.alert_id);
     else alerts.set(doc.alert_id, merged);
-    if (merged.priority === "P1" && merged.state === "new" && !alarmed.has(doc.alert_id)) {
-      alarmed.add(doc.alert_id);
-      soundAlarm(doc.alert_id);
+    if (calls(cued, merged)) soundAlarm(doc.alert_id);
+    else if (!escalationOf(merged) && !(merged.priority === "P1" && merged.state === "new")) {
+      silence(doc.alert_id);  // acknowledged or closed: its cue stops
     }
+  }
+
+  // "escalated: step 2, desk supervisor" beside the state, while the escalation stands.
+  function stateCell(doc) {
+    const e = escalationOf(doc);
+    return el("td", {}, t("state_" + doc.state), e ? " " : "", e
+      ? el("span", { class: "escalation-mark", "data-step": String(e.step),
+                     "data-action": e.action, "data-target": e.target }, escalationText(e))
+      : "");
   }
 
   const RANK = { P1: 1, P2: 2, P3: 3, P4: 4 };
@@ -46,12 +58,13 @@
     for (const doc of sorted()) {
       const urgent = doc.priority === "P1" && doc.state === "new";
       if (urgent) unackP1 += 1;
+      const marks = (urgent ? " urgent" : "") + (escalationOf(doc) ? " escalated" : "");
       const region = doc.region ? `${doc.region.vr_code} ${doc.region.vr_name || ""}` : "-";
-      const row = el("tr", { class: `prio-${doc.priority} state-${doc.state}${urgent ? " urgent" : ""}`,
+      const row = el("tr", { class: `prio-${doc.priority} state-${doc.state}${marks}`,
                             "data-alert-id": doc.alert_id },
         el("td", {}, el("span", { class: `prio prio-${doc.priority}` }, doc.priority)),
         el("td", {}, t("type_" + doc.type)),
-        el("td", {}, t("state_" + doc.state)),
+        stateCell(doc),
         el("td", { class: urgent ? "timer running" : "timer", "data-since": doc.raised_at }, age(doc.raised_at)),
         el("td", {}, region),
         el("td", {}, doc.case ? doc.case.reference : "-"),
@@ -136,7 +149,7 @@
   render();
   // The queue shows no position: its stream carries none (nor is any audited for it).
   const isLive = follow("?with_location=false", (event) => {
-    if (event.alert) { upsert(event.alert); render(); }
+    if (event.alert) { upsert(withEscalation(event)); render(); }
     else if (typeof event.event === "string" && event.event.startsWith("case.")) notice(event);
   }, () => { load().catch(() => {}); loadStanding().catch(() => {}); });
   setInterval(tick, 1000);

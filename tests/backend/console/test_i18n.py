@@ -1,0 +1,25 @@
+"""The catalogues: a name for every escalation action and target the console marks an alert
+with, or the start stops (a mark would read "escalation_target_desk_supervisor")."""
+
+from __future__ import annotations
+
+import pytest
+
+from backend.console import i18n
+from backend.console.errors import CatalogueIncomplete
+
+
+@pytest.mark.parametrize("key", ["escalation_target_desk_supervisor", "escalation_re_alert"])
+def test_a_catalogue_without_an_escalation_name_stops_the_start(monkeypatch, key):
+    catalogues = {lang: dict(i18n.catalogue(lang)) for lang in i18n.LANGUAGES}
+    for entries in catalogues.values():
+        del entries[key]
+    monkeypatch.setattr(i18n, "catalogue", lambda lang: catalogues[lang])
+    with pytest.raises(CatalogueIncomplete, match=key):
+        i18n.check_complete()
+
+
+def test_the_escalation_marks_read_as_the_desk_says_them():
+    assert i18n.Translator("nl")("escalation_escalate") == "geëscaleerd"
+    assert i18n.Translator("nl")("escalation_target_desk_supervisor") == "teamleider"
+    assert i18n.Translator("en")("escalation_target_desk_supervisor") == "desk supervisor"
