@@ -47,8 +47,19 @@ def _validate(model: type[M], data: dict[str, Any]) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         # Field names and error kinds only: never echo values (they may be coordinates).
-        fields = sorted({".".join(str(p) for p in e["loc"]) or "(root)" for e in exc.errors()})
+        fields = sorted({_field_name(model, e["loc"]) for e in exc.errors()})
         raise InvalidPayload(f"invalid fields: {', '.join(fields)}") from None
+
+
+def _field_name(model: type[BaseModel], loc: tuple[int | str, ...]) -> str:
+    """Where an error is, in the model's own field names: a key of the sender's own (a further
+    setting of a config command) is text of the sender's, and not repeated."""
+    if not loc:
+        return "(root)"
+    known = {f.alias or name for name, f in model.model_fields.items()}
+    if loc[0] not in known:
+        return "(other field)"
+    return ".".join(str(p) for p in loc)
 
 
 # -- uplink ---------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ Longitude = Annotated[Number, Field(ge=-180, le=180)]
 Accuracy = Annotated[Number, Field(ge=0, le=100_000)]
 Speed = Annotated[Number, Field(ge=0, le=350)]
 Battery = Annotated[Whole, Field(ge=0, le=100)]
-PRINTABLE = r"^[^\x00-\x1f\x7f]*$"  # text without control characters
+PRINTABLE = r"^[^\x00-\x1f\x7f-\x9f]*$"  # text without control characters (C0, DEL, C1)
 MessageId = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")
 ]
@@ -95,15 +95,18 @@ class Ack(_Payload):
 
     ref: MessageId
     state: Literal["received", "acknowledged", "dispatched", "resolved", "cancelled"]
-    tst: float
+    tst: Timestamp
 
 
 class ConfigCommand(_Payload):
-    """`{"cmd": "config", "report_interval_s": n}`: e.g. pursuit mode while an alert is open."""
+    """`{"cmd": "config", "report_interval_s": n}`: e.g. pursuit mode while an alert is open.
+    Further settings (such as a `notice` to show) are kept; each is text, a number, a flag or
+    null, so that every command read can be written again."""
 
     model_config = ConfigDict(frozen=True, extra="allow", allow_inf_nan=False)
+    __pydantic_extra__: dict[str, str | int | float | bool | None] = Field(init=False)
     cmd: Literal["config"] = "config"
-    report_interval_s: Annotated[int, Field(ge=1, le=86_400)]
+    report_interval_s: Annotated[Whole, Field(ge=1, le=86_400)]
 
 
 class WarnCommand(_Payload):
@@ -111,7 +114,7 @@ class WarnCommand(_Payload):
 
     cmd: Literal["warn"] = "warn"
     reason: Literal["proximity", "zone"]
-    ref: str
+    ref: MessageId
 
 
 class OwnTracksLocation(_Payload):

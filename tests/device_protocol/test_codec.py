@@ -105,6 +105,44 @@ def test_invalid_status_payload(name, fields):
     assert all(field in str(info.value) for field in fields)
 
 
+def test_firmware_text_with_a_c1_control_character_is_refused():
+    with pytest.raises(InvalidPayload, match="fw"):
+        codec.decode_status('{"fw":"2.4.1\u0085"}'.encode())
+
+
+NESTED = b"[" * 300 + b"]" * 300
+
+
+@pytest.mark.parametrize(("decode", "payload", "field"), [
+    (codec.decode_ack, b'{"ref":"a1","state":"received","tst":true}', "tst"),
+    (codec.decode_ack, b'{"ref":"a1","state":"received","tst":"1795000000"}', "tst"),
+    (codec.decode_ack, b'{"ref":"a1","state":"received","tst":-1}', "tst"),
+    (codec.decode_command, b'{"cmd":"config","report_interval_s":true}', "report_interval_s"),
+    (codec.decode_command, b'{"cmd":"config","report_interval_s":"15"}', "report_interval_s"),
+    (codec.decode_command, b'{"cmd":"config","report_interval_s":15.0}', "report_interval_s"),
+    # A further setting is a scalar: one nested deeper than any encoder writes cannot be sent
+    # on, and the sender's key is not repeated.
+    (codec.decode_command, b'{"cmd":"config","report_interval_s":60,"51.9":' + NESTED + b"}",
+     "(other field)"),
+    (codec.decode_command, b'{"cmd":"warn","reason":"zone","ref":"\\u0000"}', "ref"),
+    (codec.decode_command, b'{"cmd":"warn","reason":"zone","ref":""}', "ref"),
+])
+def test_downlink_numbers_and_flags_are_not_converted(decode, payload, field):
+    """Acks and commands are read as strictly as what devices send: `true` is no interval of
+    one second, "15" no number."""
+    with pytest.raises(InvalidPayload) as info:
+        decode(payload)
+    assert str(info.value) == f"invalid fields: {field}"
+
+
+def test_config_command_settings_are_kept_and_written_again():
+    command = codec.decode_command(
+        b'{"cmd":"config","report_interval_s":60,"notice":"offender_released","led":true}')
+    assert isinstance(command, ConfigCommand)
+    assert command.model_extra == {"notice": "offender_released", "led": True}
+    assert codec.decode_command(codec.encode(command)) == command
+
+
 def test_whole_numbers_are_numbers_and_firmware_may_be_any_printable_text():
     [fix] = codec.decode_fixes(b'{"tst":1795000000,"lat":52,"lon":4,"acc":10,"batt":80}')
     assert (fix.lat, fix.lon, fix.acc) == (52.0, 4.0, 10.0)
