@@ -8,6 +8,7 @@ whatever fields are readable and reports the rest as flags.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -104,21 +105,37 @@ class LenientAlarm:
 _OPTIONAL_ALARM_FIELDS = ("kind", "tst", "lat", "lon", "acc", "batt")
 
 
+def _load_alarm_body(payload: bytes, max_bytes: int) -> tuple[dict[str, Any], list[str]]:
+    """An alarm's body as an object, and what made it unreadable as a whole.
+
+    A body that is JSON but for a number JSON does not allow (`NaN`, `Infinity`, one beyond
+    the float range, as firmware printing a missing value writes them) is read as far as
+    Python's own reader goes: the field with that number fails its validation alone, and the
+    alarm keeps its id, kind, time and position.
+    """
+    try:
+        return _load_object(payload, max_bytes), []
+    except PayloadTooLarge:
+        return {}, ["payload_too_large"]
+    except MalformedPayload:
+        pass
+    try:
+        data = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        data = None
+    return (data, []) if isinstance(data, dict) else ({}, ["malformed_body"])
+
+
 def decode_alarm_lenient(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> LenientAlarm:
     """Decode an alarm, keeping every readable field.
 
     - A body that is not a JSON object, or has no usable `id`, gets a stable id derived from the
       payload bytes, so that a retransmission of the same bytes is still deduplicated.
-    - Each optional field that fails validation is dropped (lat and lon only together).
+    - Each optional field that fails validation is dropped (lat and lon only together), also
+      one holding a number JSON does not allow (`_load_alarm_body`).
     - Oversize payloads are truncated for hashing but still raise an alarm.
     """
-    issues: list[str] = []
-    try:
-        data = _load_object(payload, max_bytes)
-    except PayloadTooLarge:
-        data, issues = {}, ["payload_too_large"]
-    except MalformedPayload:
-        data, issues = {}, ["malformed_body"]
+    data, issues = _load_alarm_body(payload, max_bytes)
 
     fields: dict[str, Any] = {}
     try:
