@@ -57,6 +57,8 @@ class Topics:
             raise ValueError(f"invalid topic root {root!r}")
         self.root = root
         self._root_parts = root.split("/")
+        self._device_prefix = f"{root}/dev/"
+        self._alarm_suffix = f"/{Channel.ALARM.value}"
 
     # -- building -------------------------------------------------------------------------------
     def device(self, device_id: str, channel: Channel | str) -> str:
@@ -103,6 +105,12 @@ class Topics:
         return f"{self.root}/police/{unit}/alerts"
 
     # -- parsing ----------------------------------------------------------------------------------
+    def is_alarm(self, topic: str) -> bool:
+        """Whether the topic is a device's alarm topic, told without parsing it (to route a
+        message the moment it arrives; `parse` still checks the device id). An OwnTracks topic
+        is none, whatever its device is called (`owntracks/anna/alarm`)."""
+        return topic.startswith(self._device_prefix) and topic.endswith(self._alarm_suffix)
+
     def parse(self, topic: str) -> ParsedTopic:
         """Parse an uplink or downlink topic; raise InvalidTopic for anything else."""
         parts = topic.split("/")

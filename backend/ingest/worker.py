@@ -68,7 +68,6 @@ from backend.subscriptions.worker import Sends
 
 log = logging.getLogger(__name__)
 
-ALARM_SUFFIX = "/alarm"
 RETRY_DELAYS_S = (0.05, 0.2, 0.5, 1.0, 2.0, 5.0)  # then every 5 s until it works or we stop
 # The database refused what a batch holds (a value, a constraint): trying the same again changes
 # nothing, so the batch is not retried as a whole but taken apart (`_handle_in_lane`).
@@ -311,7 +310,7 @@ class IngestWorker:
     # -- paho thread: queue fixes, raise alarms ------------------------------------------------
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         raw = RawMessage(msg.topic, msg.payload, msg.qos, msg.mid, time.time())
-        if not msg.topic.endswith(ALARM_SUFFIX):
+        if not self.rt.topics.is_alarm(msg.topic):
             self.fixes.inbox.put(raw)
         elif not self._alarm_now(raw):
             self.alarms.inbox.put(raw)

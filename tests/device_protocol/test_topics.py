@@ -61,3 +61,11 @@ def test_building_refuses_bad_ids():
         Topics().alarm("no")
     with pytest.raises(InvalidTopic):
         Topics().police_alerts("RE 07")
+
+
+def test_alarm_topics_are_told_without_parsing():
+    topics = Topics("pilot/v1")
+    assert topics.is_alarm("pilot/v1/dev/vic-001/alarm")
+    for topic in ("owntracks/anna/alarm", "pilot/v1/dev/vic-001/loc", "sd/v1/dev/vic-001/alarm",
+                  "pilot/v1/police/RE07/alarm"):
+        assert not topics.is_alarm(topic), topic
