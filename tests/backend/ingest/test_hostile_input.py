@@ -64,3 +64,121 @@ def test_an_owntracks_phone_named_alarm_has_its_fixes_checked_against_zones(stac
     assert wait_until(lambda: _rows(stack, Alert, device_id="off-otz", type="zone_breach"))
     _alive(stack, phone, "off-otz")
     phone.disconnect()
+
+
+NOW = time.time()
+FAR_FUTURE, FAR_PAST = 9_999_999_999.5, 1_000_000_000.5
+HOME = {"lat": 51.9244, "lon": 4.469}
+
+
+def _fix(**fields) -> bytes:
+    return orjson.dumps({"tst": NOW, **HOME, **fields})
+
+
+def _fixes(count: int) -> list[dict]:
+    """Fixes written as short as they can be: 200 fit in 8 KiB."""
+    return [{"tst": int(NOW) - 600 + i, "lat": 52, "lon": 4} for i in range(count)]
+
+
+def _batch_at_the_size_limit() -> bytes:
+    """200 fixes (the most a batch may hold), padded to exactly 8 KiB."""
+    body = orjson.dumps({"fixes": _fixes(200), "pad": ""})
+    return body[:-2] + b"x" * (8192 - len(body)) + b'"}'
+
+
+def _alarm_at_the_size_limit() -> bytes:
+    """An alarm with the longest id, padded to exactly 8 KiB."""
+    body = orjson.dumps({"id": "i" * 64, **HOME, "pad": ""})
+    return body[:-2] + b"x" * (8192 - len(body)) + b'"}'
+
+
+# (name, channel, payload, what happens): "pings:n" stored, "rejected:reason", "alarm:flags"
+# (the alarm raised with these flags among its own), "status" (the report stored).
+CASES = [
+    ("fix far in the future", "loc", _fix(tst=FAR_FUTURE), "pings:1"),
+    ("fix far in the past", "loc", _fix(tst=FAR_PAST), "pings:1"),
+    ("fix on the antimeridian", "loc", _fix(lat=0.0, lon=180.0), "pings:1"),
+    ("fix west of the antimeridian", "loc", _fix(lat=-16.5, lon=-180.0), "pings:1"),
+    ("fix at the pole", "loc", _fix(lat=90.0, lon=0.0, acc=100_000), "pings:1"),
+    ("batch at the size limit", "loc", _batch_at_the_size_limit(), "pings:200"),
+    ("batch over the limit", "loc", _batch_at_the_size_limit()[:-2] + b'x"}',
+     "rejected:payload_too_large"),
+    ("batch of 201", "loc", orjson.dumps({"fixes": _fixes(201)}), "rejected:invalid_payload"),
+    ("fix with a NaN", "loc", _fix()[:-1] + b',"acc":NaN}', "rejected:malformed_payload"),
+    ("fix with a string latitude", "loc", _fix(lat="51.9244"), "rejected:invalid_payload"),
+    ("status far in the future", "status", orjson.dumps({"tst": FAR_FUTURE, "batt": 5}),
+     "status"),
+    ("status with odd firmware text", "status",
+     orjson.dumps({"tst": NOW, "fw": "ü" * 64, "online": True}), "status"),
+    ("status with a control character", "status", orjson.dumps({"fw": "2.4\u0085"}),
+     "rejected:invalid_payload"),
+    ("alarm on the antimeridian far in the future", "alarm",
+     orjson.dumps({"id": "h-1", "tst": FAR_FUTURE, "lat": 0.0, "lon": -180.0}),
+     "alarm:clock_skew"),
+    ("alarm at the pole far in the past", "alarm",
+     orjson.dumps({"id": "h-2", "tst": FAR_PAST, "lat": -90.0, "lon": 180.0, "acc": 1e5}),
+     "alarm:clock_skew"),
+    ("alarm with a NaN accuracy", "alarm",
+     b'{"id":"h-3","kind":"fall","lat":51.9244,"lon":4.469,"acc":NaN}', "alarm:invalid_acc"),
+    ("alarm at the size limit", "alarm", _alarm_at_the_size_limit(), "alarm:"),
+]
+
+
+@pytest.mark.parametrize(("name", "channel", "payload", "outcome"), CASES,
+                         ids=[c[0] for c in CASES])
+def test_input_valid_to_the_decoder_breaks_no_later_step(stack, caplog, name, channel,
+                                                         payload, outcome):
+    caplog.set_level(logging.INFO)
+    stack.register("vic-hx")
+    sender = stack.device("vic-hx")
+    police = stack.collector(stack.topics.police_filter())
+    kind, _, detail = outcome.partition(":")
+    before = _rejected(detail)
+    publish(sender, stack.topics.device("vic-hx", channel), payload)
+    if kind == "pings":
+        wait_until(lambda: _rows(stack, Ping, device_id="vic-hx") == int(detail))
+    elif kind == "rejected":
+        wait_until(lambda: _rejected(detail) == before + 1)
+        assert _rows(stack, Ping) == 0 and _rows(stack, Alert) == 0
+        [line] = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()]
+        assert f"device=vic-hx channel={channel} reason={detail}" in line
+    elif kind == "status":
+        with stack.runtime.sessions() as s:
+            wait_until(lambda: s.get(Device, "vic-hx", populate_existing=True).last_status_at)
+    else:
+        [(_, document, _)] = police.wait_for(1)
+        alert = orjson.loads(document)
+        assert alert["type"] in ("panic", "fall") and alert["priority"] == "P1"
+        assert set(filter(None, detail.split(","))) <= set(alert["flags"])
+        assert alert["location"]["source"] == "alarm"
+    police.close()
+    assert not any("51.92" in r.getMessage() or "4.469" in r.getMessage()
+                   for r in caplog.records), "a log line holds a coordinate"
+    _alive(stack, sender, "vic-hx")
+    sender.disconnect()
+
+
+TOPICS = [
+    ("{root}/dev/vïc-hx/loc", _fix()),
+    ("{root}/dev/" + "x" * 65 + "/status", b'{"online": true}'),
+    ("{root}/dev/vic hx/alarm", b'{"id": "t-1"}'),
+    ("{root}/dev/vic.hx/alarm", b'{"id": "t-2"}'),
+    ("owntracks/hx user/phone", orjson.dumps({"_type": "location", "tst": NOW, **HOME})),
+    ("owntracks/üser/phone", orjson.dumps({"_type": "location", "tst": NOW, **HOME})),
+]
+
+
+@pytest.mark.parametrize(("topic", "payload"), TOPICS, ids=[t for t, _ in TOPICS])
+def test_a_topic_outside_the_grammar_is_refused(stack, caplog, topic, payload):
+    caplog.set_level(logging.WARNING)
+    stack.register("vic-hx")
+    sender = stack.device("hx-sender")
+    before = _rejected("invalid_topic")
+    publish(sender, topic.format(root=stack.topics.root), payload)
+    wait_until(lambda: _rejected("invalid_topic") == before + 1)
+    assert _rows(stack, Ping) == 0 and _rows(stack, Alert) == 0
+    assert any("device=- channel=unknown reason=invalid_topic" in r.getMessage()
+               for r in caplog.records)
+    _alive(stack, sender, "vic-hx")
+    sender.disconnect()
+
