@@ -417,9 +417,12 @@ class IngestWorker:
         for ctx in contexts:
             ctx.reject("unstorable", "the database refused it")
             metrics.REJECTED.labels("unstorable").inc()
-            topic = self.rt.topics.parse(ctx.raw.topic)  # parsed once already: it parses
-            log.warning("rejected device=%s channel=%s reason=unstorable",
-                        topic.device_id or "-", topic.channel.value)
+            try:
+                topic = self.rt.topics.parse(ctx.raw.topic)
+                device, channel = topic.device_id or "-", topic.channel.value
+            except ProtocolError:  # a message of the batch rejected for its topic
+                device, channel = "-", "unknown"
+            log.warning("rejected device=%s channel=%s reason=unstorable", device, channel)
         self._ack(contexts)
 
     def _give_up(self, what: str, count: int) -> None:

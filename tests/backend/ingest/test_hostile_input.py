@@ -182,3 +182,28 @@ def test_a_topic_outside_the_grammar_is_refused(stack, caplog, topic, payload):
     _alive(stack, sender, "vic-hx")
     sender.disconnect()
 
+
+def test_a_batch_given_up_with_a_message_of_a_bad_topic_leaves_the_lane_running(
+        stack, monkeypatch):
+    """A batch tried in vain again and again (a defect, here a broken `handle`) is refused as a
+    whole; a message in it that the pipeline rejected for its topic is refused with it, by no
+    device, and the lane's thread goes on (it ended on parsing that topic again)."""
+    import backend.ingest.worker as worker_module
+    from backend.pipeline.context import RawMessage
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a defect")
+
+    monkeypatch.setattr(worker_module, "RETRY_DELAYS_S", (0.0,))
+    monkeypatch.setattr(stack.worker, "handle", broken)
+    root = stack.topics.root
+    batch = [RawMessage(f"{root}/dev/bad id/loc", b"{}", 0, 1, time.time()),
+             RawMessage(f"{root}/dev/vic-hx/loc", _fix(), 0, 2, time.time())]
+    before = _rejected("unstorable")
+    stack.worker._handle_in_lane(stack.worker.fixes, batch)
+    assert _rejected("unstorable") == before + 2
+    monkeypatch.undo()
+    stack.register("vic-hx")
+    sender = stack.device("hx-sender")
+    _alive(stack, sender, "vic-hx")
+    sender.disconnect()
