@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -105,13 +106,19 @@ class LenientAlarm:
 _OPTIONAL_ALARM_FIELDS = ("kind", "tst", "lat", "lon", "acc", "batt")
 
 
+# Outside the strings of a body: a number JSON does not allow, as firmware printing a missing
+# value writes it (`nan`, `-nan`, `inf` as C prints them; `NaN`, `Infinity` as JavaScript does).
+_NOT_A_NUMBER = re.compile(r'"(?:[^"\\]|\\.)*"|(-?(?:nan|inf(?:inity)?))(?![\w.])',
+                           re.IGNORECASE)
+
+
 def _load_alarm_body(payload: bytes, max_bytes: int) -> tuple[dict[str, Any], list[str]]:
     """An alarm's body as an object, and what made it unreadable as a whole.
 
-    A body that is JSON but for a number JSON does not allow (`NaN`, `Infinity`, one beyond
-    the float range, as firmware printing a missing value writes them) is read as far as
-    Python's own reader goes: the field with that number fails its validation alone, and the
-    alarm keeps its id, kind, time and position.
+    A body that is JSON but for a number JSON does not allow (`_NOT_A_NUMBER`, or one beyond
+    the float range) is read all the same, each such number as text that no field takes: the
+    field holding it fails its validation alone, and the alarm keeps its id, kind, time and
+    position.
     """
     try:
         return _load_object(payload, max_bytes), []
@@ -120,7 +127,9 @@ def _load_alarm_body(payload: bytes, max_bytes: int) -> tuple[dict[str, Any], li
     except MalformedPayload:
         pass
     try:
-        data = json.loads(payload.decode("utf-8"))
+        text = _NOT_A_NUMBER.sub(lambda m: '"not a number"' if m[1] else m[0],
+                                 payload.decode("utf-8"))
+        data = json.loads(text)  # Python's reader: a number beyond the float range is inf
     except (UnicodeDecodeError, ValueError, RecursionError):
         data = None
     return (data, []) if isinstance(data, dict) else ({}, ["malformed_body"])
