@@ -484,7 +484,10 @@ class IngestWorker:
         if ctx.rejection is not None:
             metrics.REJECTED.labels(ctx.rejection.reason).inc()
             metrics.MESSAGES.labels(channel, "rejected").inc()
-            device = ctx.topic.device_id if ctx.topic and ctx.topic.device_id else "-"
+            # The registered device (an OwnTracks phone's too: its topic names a user, who is
+            # not logged), else the id in the topic.
+            device = (ctx.device.id if ctx.device else
+                      ctx.topic.device_id if ctx.topic and ctx.topic.device_id else "-")
             log.warning("rejected device=%s channel=%s reason=%s detail=%s",
                         device, channel, ctx.rejection.reason, ctx.rejection.detail)
         else:

@@ -93,7 +93,8 @@ def _alarm_at_the_size_limit() -> bytes:
 
 
 # (name, channel, payload, what happens): "pings:n" stored, "rejected:reason", "alarm:flags"
-# (the alarm raised with these flags among its own), "status" (the report stored).
+# (the alarm raised with these flags among its own), "status" (the report stored), "tamper"
+# (a tamper alert raised).
 CASES = [
     ("fix far in the future", "loc", _fix(tst=FAR_FUTURE), "pings:1"),
     ("fix far in the past", "loc", _fix(tst=FAR_PAST), "pings:1"),
@@ -121,6 +122,19 @@ CASES = [
     ("alarm with a NaN accuracy", "alarm",
      b'{"id":"h-3","kind":"fall","lat":51.9244,"lon":4.469,"acc":NaN}', "alarm:invalid_acc"),
     ("alarm at the size limit", "alarm", _alarm_at_the_size_limit(), "alarm:"),
+    ("alarm with nan as C prints it", "alarm",
+     b'{"id":"h-4","lat":51.9244,"lon":4.469,"acc":-nan,"batt":inf}',
+     "alarm:invalid_acc,invalid_batt"),
+    ("tamper far in the future", "status", orjson.dumps({"tst": FAR_FUTURE, "tamper": True}),
+     "tamper"),
+    ("owntracks fix at the antimeridian", "owntracks",
+     orjson.dumps({"_type": "location", "tst": int(NOW), "lat": 0, "lon": 180, "vel": 1300}),
+     "pings:1"),
+    ("owntracks fix with a NaN", "owntracks",
+     b'{"_type":"location","tst":1800000000,"lat":51.9244,"lon":4.469,"acc":NaN}',
+     "rejected:malformed_payload"),
+    ("owntracks fix far in the future", "owntracks",
+     orjson.dumps({"_type": "location", "tst": FAR_FUTURE, **HOME}), "pings:1"),
 ]
 
 
@@ -130,11 +144,17 @@ def test_input_valid_to_the_decoder_breaks_no_later_step(stack, caplog, name, ch
                                                          payload, outcome):
     caplog.set_level(logging.INFO)
     stack.register("vic-hx")
+    with stack.runtime.sessions.begin() as s:
+        device = s.get(Device, "vic-hx")
+        device.owntracks_user, device.owntracks_device = "hx-user", "phone"
+    stack.runtime.directory.load_all()
     sender = stack.device("vic-hx")
     police = stack.collector(stack.topics.police_filter())
     kind, _, detail = outcome.partition(":")
     before = _rejected(detail)
-    publish(sender, stack.topics.device("vic-hx", channel), payload)
+    topic = ("owntracks/hx-user/phone" if channel == "owntracks"
+             else stack.topics.device("vic-hx", channel))
+    publish(sender, topic, payload)
     if kind == "pings":
         wait_until(lambda: _rows(stack, Ping, device_id="vic-hx") == int(detail))
     elif kind == "rejected":
@@ -145,6 +165,9 @@ def test_input_valid_to_the_decoder_breaks_no_later_step(stack, caplog, name, ch
     elif kind == "status":
         with stack.runtime.sessions() as s:
             wait_until(lambda: s.get(Device, "vic-hx", populate_existing=True).last_status_at)
+    elif kind == "tamper":
+        [(_, document, _)] = police.wait_for(1)
+        assert orjson.loads(document)["type"] == "tamper"
     else:
         [(_, document, _)] = police.wait_for(1)
         alert = orjson.loads(document)
