@@ -106,19 +106,27 @@ class LenientAlarm:
 _OPTIONAL_ALARM_FIELDS = ("kind", "tst", "lat", "lon", "acc", "batt")
 
 
-# Outside the strings of a body: a number JSON does not allow, as firmware printing a missing
-# value writes it (`nan`, `-nan`, `inf` as C prints them; `NaN`, `Infinity` as JavaScript does).
-_NOT_A_NUMBER = re.compile(r'"(?:[^"\\]|\\.)*"|(-?(?:nan|inf(?:inity)?))(?![\w.])',
-                           re.IGNORECASE)
+# A string, or a bare token between the structural characters of a body: a token that is no
+# JSON literal or number is a value JSON does not allow, as firmware printing a missing or odd
+# value writes it (`nan`, `-inf` as C prints them, `NaN`, `Infinity` as JavaScript does, `07`
+# from a fixed width, `+1`, `.5`, a bare word).
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[^\s\[\]{},:"]+')
+_JSON_SCALAR = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null")
+
+
+def _as_json(token: re.Match[str]) -> str:
+    text = token[0]
+    if text.startswith('"') or _JSON_SCALAR.fullmatch(text):
+        return text
+    return '"not a value"'  # text, which no field of an alarm takes (no id: it has spaces)
 
 
 def _load_alarm_body(payload: bytes, max_bytes: int) -> tuple[dict[str, Any], list[str]]:
     """An alarm's body as an object, and what made it unreadable as a whole.
 
-    A body that is JSON but for a number JSON does not allow (`_NOT_A_NUMBER`, or one beyond
-    the float range) is read all the same, each such number as text that no field takes: the
-    field holding it fails its validation alone, and the alarm keeps its id, kind, time and
-    position.
+    A body that is JSON but for values JSON does not allow (`_TOKEN`), or numbers beyond the
+    float range, is read all the same, each such value as text no field takes: the field
+    holding it fails its validation alone, and the alarm keeps its id, kind, time and position.
     """
     try:
         return _load_object(payload, max_bytes), []
@@ -127,8 +135,7 @@ def _load_alarm_body(payload: bytes, max_bytes: int) -> tuple[dict[str, Any], li
     except MalformedPayload:
         pass
     try:
-        text = _NOT_A_NUMBER.sub(lambda m: '"not a number"' if m[1] else m[0],
-                                 payload.decode("utf-8"))
+        text = _TOKEN.sub(_as_json, payload.decode("utf-8"))
         data = json.loads(text)  # Python's reader: a number beyond the float range is inf
     except (UnicodeDecodeError, ValueError, RecursionError):
         data = None

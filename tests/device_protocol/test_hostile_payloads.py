@@ -151,10 +151,14 @@ def test_an_alarm_with_a_deeply_nested_field(depth) -> None:
     (b'{"id":"a7","kind":"fall","tst":1795000000,"lat":51.9,"lon":4.4,"x":1e400}', ()),
     (b'{"id":"a7","kind":"fall","tst":1795000000,"lat":51.9,"lon":4.4,"acc":-nan,"batt":inf}',
      ("invalid_acc", "invalid_batt")),
+    (b'{"id":"a7","kind":"fall","tst":1795000000,"lat":51.9,"lon":4.4,"acc":.5,"batt":07}',
+     ("invalid_acc", "invalid_batt")),
+    (b'{"id":"a7","kind":"fall","tst":1795000000,"lat":51.9,"lon":4.4,"acc":unknown}',
+     ("invalid_acc",)),
 ])
-def test_an_alarm_with_a_number_json_does_not_allow_keeps_the_rest(body, issues) -> None:
-    """Firmware printing a missing value as C (nan, inf) or JavaScript (NaN, Infinity) does
-    still has its alarm's id, kind, time and position read."""
+def test_an_alarm_with_a_value_json_does_not_allow_keeps_the_rest(body, issues) -> None:
+    """Firmware printing a missing or odd value as C (nan, inf, 07) or JavaScript (NaN,
+    Infinity) does still has its alarm's id, kind, time and position read."""
     result = codec.decode_alarm_lenient(body)
     alarm = result.alarm
     assert (alarm.id, alarm.kind, alarm.tst, alarm.lat, alarm.lon) == (
