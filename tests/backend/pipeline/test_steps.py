@@ -3,11 +3,14 @@ in-memory state store stand in for the real ones."""
 
 from __future__ import annotations
 
+import re
 import uuid
+from pathlib import Path
 
 from backend.devices.directory import DeviceInfo
 from backend.pipeline.context import RawMessage
 from backend.pipeline.pipeline import build_pipeline
+from backend.pipeline.steps import _FOREIGN_KEYS
 from backend.settings import ProtocolSettings
 from backend.state.store import InMemoryState, LastFix
 
@@ -174,3 +177,13 @@ def test_old_alarm_after_a_silence_is_late():
     ctx = pipeline.run(raw("sd/v1/dev/vic-001/alarm",
                            b'{"id":"g","tst":1794998500,"lat":51.9,"lon":4.4}'))
     assert ctx.alerts[0].flags == ["late"] and ctx.alerts[0].fix_time == 1794998500
+
+
+def test_the_protocol_page_names_every_field_that_marks_a_foreign_payload():
+    """docs/protocol.md lists, per channel, the fields that get a body refused as another
+    channel's message, as `Decode` does."""
+    page = (Path(__file__).resolve().parents[3] / "docs" / "protocol.md").read_text()
+    [row] = [line for line in page.splitlines() if line.startswith("| `topic_payload_mismatch`")]
+    named = {channel: set(re.findall(r"`([^`]+)`", keys)) for keys, channel in
+             re.findall(r"((?:`[^`]+`(?:, | or ))*`[^`]+`) on `(\w+)`", row)}
+    assert named == {channel.value: set(keys) for channel, keys in _FOREIGN_KEYS.items()}
