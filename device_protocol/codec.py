@@ -8,8 +8,6 @@ whatever fields are readable and reports the rest as flags.
 from __future__ import annotations
 
 import hashlib
-import json
-import re
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -106,27 +104,38 @@ class LenientAlarm:
 _OPTIONAL_ALARM_FIELDS = ("kind", "tst", "lat", "lon", "acc", "batt")
 
 
-# A string, or a bare token between the structural characters of a body: a token that is no
-# JSON literal or number is a value JSON does not allow, as firmware printing a missing or odd
-# value writes it (`nan`, `-inf` as C prints them, `NaN`, `Infinity` as JavaScript does, `07`
-# from a fixed width, `+1`, `.5`, a bare word).
-_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[^\s\[\]{},:"]+')
-_JSON_SCALAR = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null")
+# What ends a bare token (a number, a literal) in JSON text.
+_STRUCTURAL = frozenset(' \t\n\r[]{},:"')
+MAX_REPAIRS = 16  # values JSON does not allow that an alarm's body may hold and still be read
 
 
-def _as_json(token: re.Match[str]) -> str:
-    text = token[0]
-    if text.startswith('"') or _JSON_SCALAR.fullmatch(text):
-        return text
-    return '"not a value"'  # text, which no field of an alarm takes (no id: it has spaces)
+def _repaired(text: str) -> Any:
+    """JSON text read with each bare value JSON does not allow taken as text no field of an
+    alarm takes (it has spaces: no id either), as firmware printing a missing or odd value
+    writes them: `nan`, `-inf` as C prints them, `NaN`, `Infinity` as JavaScript does, `07`
+    from a fixed width, `+1`, `.5`, `1e400`, a bare word. Each is found where the reader
+    stopped; None when it stopped elsewhere (a syntax error), or after `MAX_REPAIRS`."""
+    for _ in range(MAX_REPAIRS + 1):
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            start = end = exc.pos
+            while start > 0 and text[start - 1] not in _STRUCTURAL:
+                start -= 1
+            while end < len(text) and text[end] not in _STRUCTURAL:
+                end += 1
+            if start == end:
+                return None
+            text = f'{text[:start]}"not a value"{text[end:]}'
+    return None
 
 
 def _load_alarm_body(payload: bytes, max_bytes: int) -> tuple[dict[str, Any], list[str]]:
     """An alarm's body as an object, and what made it unreadable as a whole.
 
-    A body that is JSON but for values JSON does not allow (`_TOKEN`), or numbers beyond the
-    float range, is read all the same, each such value as text no field takes: the field
-    holding it fails its validation alone, and the alarm keeps its id, kind, time and position.
+    A body that is JSON but for values JSON does not allow is read all the same (`_repaired`):
+    the field holding such a value fails its validation alone, and the alarm keeps its id,
+    kind, time and position.
     """
     try:
         return _load_object(payload, max_bytes), []
@@ -135,9 +144,8 @@ def _load_alarm_body(payload: bytes, max_bytes: int) -> tuple[dict[str, Any], li
     except MalformedPayload:
         pass
     try:
-        text = _TOKEN.sub(_as_json, payload.decode("utf-8"))
-        data = json.loads(text)  # Python's reader: a number beyond the float range is inf
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        data = _repaired(payload.decode("utf-8"))
+    except UnicodeDecodeError:
         data = None
     return (data, []) if isinstance(data, dict) else ({}, ["malformed_body"])
 
@@ -148,7 +156,7 @@ def decode_alarm_lenient(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> 
     - A body that is not a JSON object, or has no usable `id`, gets a stable id derived from the
       payload bytes, so that a retransmission of the same bytes is still deduplicated.
     - Each optional field that fails validation is dropped (lat and lon only together), also
-      one holding a number JSON does not allow (`_load_alarm_body`).
+      one holding a value JSON does not allow (`_load_alarm_body`).
     - Oversize payloads are truncated for hashing but still raise an alarm.
     """
     data, issues = _load_alarm_body(payload, max_bytes)
