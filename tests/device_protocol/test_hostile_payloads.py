@@ -45,8 +45,9 @@ DECODERS: dict[str, Callable[[bytes], list[BaseModel]]] = {
 DECODER_OF = {"fix": "loc", "batch": "loc", "alarm": "alarm", "status": "status",
               "owntracks": "owntracks", "ack": "ack", "config": "command", "warn": "command"}
 
-# -- what a decoder may answer -------------------------------------------------------------------
-CLEAR = re.compile(r"(invalid fields: [\w.(), ]+|payload .+|.*not .+)")
+# What a refusal may say: field names (list positions too), sizes, never a value.
+CLEAR = re.compile(r"invalid fields: [\w.(), ]+|payload of \d+ bytes exceeds \d+"
+                   r"|payload is not (UTF-8 JSON|a JSON object)")
 
 
 def _decoded(decoder: str, payload: bytes) -> list[BaseModel] | None:
