@@ -157,7 +157,7 @@ def decode_alarm_lenient(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> 
       payload bytes, so that a retransmission of the same bytes is still deduplicated.
     - Each optional field that fails validation is dropped (lat and lon only together), also
       one holding a value JSON does not allow (`_load_alarm_body`).
-    - Oversize payloads are truncated for hashing but still raise an alarm.
+    - Oversize payloads still raise an alarm (their id: a hash of the whole payload).
     """
     data, issues = _load_alarm_body(payload, max_bytes)
 
@@ -167,7 +167,8 @@ def decode_alarm_lenient(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> 
     except InvalidPayload:
         if not issues:
             issues.append("invalid_id")
-        fields["id"] = "body-" + hashlib.sha256(payload[:max_bytes]).hexdigest()[:32]
+        # Of the whole payload: two oversize alarms alike in their first bytes are two alarms.
+        fields["id"] = "body-" + hashlib.sha256(payload).hexdigest()[:32]
 
     for name in _OPTIONAL_ALARM_FIELDS:
         if name not in data or data[name] is None:

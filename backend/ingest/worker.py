@@ -30,13 +30,13 @@ A failing commit is retried with bounded back-off and nothing is acknowledged me
 from __future__ import annotations
 
 import gc
+import hashlib
 import logging
 import os
 import queue
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
@@ -516,7 +516,7 @@ class IngestWorker:
             ctx.alarm = decode_alarm_lenient(b"", 0)
             ctx.alerts = [AlertDraft(
                 type="panic", device_id=device.id, case_id=device.case_id,
-                message_id="err-" + uuid.uuid5(uuid.NAMESPACE_OID, raw.payload.hex()).hex,
+                message_id="err-" + hashlib.sha256(raw.payload).hexdigest()[:32],
                 raised_at=raw.received_at, flags=[flag, "no_fix"],
                 exercise=device.exercise,
             )]

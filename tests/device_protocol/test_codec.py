@@ -198,3 +198,10 @@ class TestLenientAlarm:
     def test_oversize_alarm_is_still_an_alarm(self):
         result = codec.decode_alarm_lenient(b'{"id":"big","pad":"' + b"x" * 9000 + b'"}')
         assert result.issues[0] == "payload_too_large" and result.alarm.kind == "panic"
+
+    def test_two_oversize_alarms_alike_in_their_first_bytes_are_two_alarms(self):
+        head = b'{"id":"big","pad":"' + b"x" * 9000
+        first = codec.decode_alarm_lenient(head + b'1"}')
+        second = codec.decode_alarm_lenient(head + b'2"}')
+        assert first.alarm.id != second.alarm.id
+        assert codec.decode_alarm_lenient(head + b'1"}').alarm.id == first.alarm.id
