@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import random
 import socket
+import sys
 import time
 import uuid
 
@@ -47,16 +48,23 @@ def _auth() -> dict[str, str]:
     return {"Authorization": f"Bearer {CFG.token}"}
 
 
-@events.test_start.add_listener
-def _register_devices(environment, **_kwargs) -> None:
-    """Check the bounds, then register one victim device (own case) per device slot."""
+@events.init.add_listener
+def _check_bounds(environment, **_kwargs) -> None:
+    """Refuse, before anything runs, a load that is not loopback-only and bounded: the reason
+    on stderr and exit code 2. (Refused at test start, locust idled on with exit code 0, for
+    ever without --run-time.)"""
     opts = environment.parsed_options
     try:
-        check_bounds(CFG, environment.host, opts.num_users if opts else 0,
+        check_bounds(CFG, environment.host, (opts.num_users or 0) if opts else 0,
                      opts.run_time if opts else None)
     except UnsafeLoad as exc:
-        environment.runner.quit()
-        raise SystemExit(f"refusing to run: {exc}") from exc
+        print(f"refusing to run: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+@events.test_start.add_listener
+def _register_devices(environment, **_kwargs) -> None:
+    """Register one victim device (own case) per device slot."""
     import httpx
 
     with httpx.Client(base_url=environment.host, headers=_auth(), timeout=10) as client:

@@ -46,3 +46,19 @@ def test_headless_run_observes_alerts_without_failures(broker, loadtest_db_url, 
     failures = {name: row["Failure Count"] for name, row in stats.items()
                 if int(row["Failure Count"])}
     assert failures == {}, (tmp_path / "run_failures.csv").read_text()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("options", [
+    ["--host", "http://example.invalid:8000", "--run-time", "5s"],
+    ["--host", "http://127.0.0.1:9"],  # no --run-time
+])
+def test_an_unbounded_or_remote_run_is_refused_before_it_starts(options):
+    env = dict(os.environ, SW_LOAD_TOKEN="t", SW_LOAD_MQTT_PORT="9")
+    run = subprocess.run(
+        [sys.executable, "-m", "locust", "-f", str(REPO_ROOT / "loadtests/locustfile.py"),
+         "--headless", "-u", "2", "-r", "2", "--loglevel", "WARNING", *options],
+        check=False, env=env, capture_output=True, text=True, timeout=60, cwd=REPO_ROOT,
+    )
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert "refusing to run" in run.stderr
