@@ -7,7 +7,10 @@ back the alerts it raised.
   routing policy sends its alerts to the exercise endpoints, never to live recipients), its
   devices in their roles, and its measures as one GeoJSON FeatureCollection.
 - `BackendAlertSource`: an `AlertSource` for `simulator.runner` that lists the backend's alerts
-  (`GET /api/v1/alerts?state=all`) and maps each alert document to a `RaisedAlert`.
+  (`GET /api/v1/alerts?state=all`) and maps each alert document to a `RaisedAlert`, with the
+  time an `AlertStream` first saw it raised.
+- `AlertStream`: follows the console stream (`/api/v1/stream?with_location=false`) in a thread
+  and notes when each alert's `alert.raised` frame arrived: the end of the runner's latency.
 
 Reading alerts through the API releases their locations to the caller, and the backend audits
 every such read: poll at a modest rate. Errors name the request and the status, never a position.
@@ -15,13 +18,21 @@ every such read: poll at a modest rate. Errors name the request and the status, 
 
 from __future__ import annotations
 
+import dataclasses
+import threading
+import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Self
 
 import httpx
+import orjson
+from websockets.exceptions import ConnectionClosed, WebSocketException
+from websockets.sync.client import ClientConnection
+from websockets.sync.client import connect as ws_connect
+from websockets.typing import Subprotocol
 
 from simulator.errors import BackendError
 from simulator.runner import RaisedAlert
@@ -84,12 +95,14 @@ def raised_alert(document: Mapping[str, Any]) -> RaisedAlert | None:
     if not isinstance(device_id, str):
         return None
     message_id = document.get("message_id")
+    alert_id = document.get("alert_id")
     return RaisedAlert(
         type=str(document.get("type")),
         device_id=device_id,
         raised_at=_timestamp(document.get("raised_at")),
         flags=tuple(str(f) for f in document.get("flags") or ()),
         ref=message_id if isinstance(message_id, str) else None,
+        alert_id=alert_id if isinstance(alert_id, str) else None,
     )
 
 
@@ -258,13 +271,122 @@ def register_scenario(
     )
 
 
-class BackendAlertSource:
-    """The alerts the backend has raised (all states), as `RaisedAlert`s; an `AlertSource`."""
+def stream_url(base_url: str) -> str:
+    """The console stream of the API at `base_url`, without positions (nothing to audit)."""
+    url = httpx.URL(base_url)
+    scheme = {"http": "ws", "https": "wss"}.get(url.scheme)
+    if scheme is None:
+        raise ValueError(f"not an http(s) URL: {base_url!r}")
+    path = url.path.rstrip("/") + "/api/v1/stream"
+    return str(url.copy_with(scheme=scheme, path=path, query=b"with_location=false"))
 
-    def __init__(self, client: BackendClient, limit: int = ALERTS_LIMIT) -> None:
+
+def raised_frame(frame: str | bytes) -> str | None:
+    """The alert id of an `alert.raised` console frame; None for any other frame."""
+    try:
+        event = orjson.loads(frame)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(event, dict) or event.get("event") != "alert.raised":
+        return None
+    alert = event.get("alert")
+    alert_id = alert.get("alert_id") if isinstance(alert, dict) else None
+    return alert_id if isinstance(alert_id, str) else None
+
+
+class AlertStream:
+    """When each alert was first seen raised on the console stream (wall-clock Unix time).
+
+    Connects at once (bounded by `open_timeout_s`; a `BackendError` when it cannot) and reads
+    frames in a daemon thread until `close()` or until the server ends the stream.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        open_timeout_s: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._clock = clock
+        self.opened_at = clock()
+        self._seen: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        try:
+            self._ws: ClientConnection = ws_connect(
+                stream_url(base_url),
+                subprotocols=[Subprotocol("bearer"), Subprotocol(token)],
+                open_timeout=open_timeout_s,
+                close_timeout=2.0,
+            )
+        except (OSError, TimeoutError, WebSocketException) as exc:
+            raise BackendError(f"follow the alert stream: {type(exc).__name__}") from exc
+        self._thread = threading.Thread(target=self._read, name="alert-stream", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            try:
+                frame = self._ws.recv(timeout=0.5)
+            except TimeoutError:
+                continue
+            except ConnectionClosed:
+                return
+            alert_id = raised_frame(frame)
+            if alert_id is not None:
+                with self._lock:
+                    self._seen.setdefault(alert_id, self._clock())
+
+    @property
+    def open(self) -> bool:
+        return self._thread.is_alive()
+
+    def seen_at(self, alert_id: str | None) -> float | None:
+        if alert_id is None:
+            return None
+        with self._lock:
+            return self._seen.get(alert_id)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._ws.close()
+        self._thread.join(5.0)
+
+
+class BackendAlertSource:
+    """The alerts the backend has raised (all states), as `RaisedAlert`s; an `AlertSource`.
+
+    With a `stream`, each carries the time the stream first saw it raised. The list can be
+    read a moment before the stream's frame arrives: an alert raised since the stream opened
+    and not seen yet is waited for, at most `catch_up_s` per call.
+    """
+
+    def __init__(
+        self,
+        client: BackendClient,
+        limit: int = ALERTS_LIMIT,
+        stream: AlertStream | None = None,
+        catch_up_s: float = 1.0,
+    ) -> None:
         self.client = client
         self.limit = limit
+        self.stream = stream
+        self.catch_up_s = catch_up_s
 
     def __call__(self) -> list[RaisedAlert]:
         found = (raised_alert(d) for d in self.client.alerts("all", self.limit))
-        return [a for a in found if a is not None]
+        alerts = [a for a in found if a is not None]
+        stream = self.stream
+        if stream is None:
+            return alerts
+        deadline = time.monotonic() + self.catch_up_s
+        while stream.open and time.monotonic() < deadline and any(
+            stream.seen_at(a.alert_id) is None
+            and a.raised_at is not None
+            and a.raised_at >= stream.opened_at
+            for a in alerts
+        ):
+            time.sleep(0.02)
+        return [dataclasses.replace(a, seen_at=stream.seen_at(a.alert_id)) for a in alerts]

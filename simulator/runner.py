@@ -8,7 +8,9 @@ as late).
 
 Given an `AlertSource` (a callable returning the alerts the backend raised so far, e.g. read from
 its API), the runner waits for the expected alerts and reports what was raised, what matched, and
-the latency from publish to alert.
+the latency from publish to alert: from the start of the publish of the message that made the
+alert due to the alert's first sighting outside the backend (`RaisedAlert.seen_at`; with `--api`
+its `alert.raised` frame on the console stream). Without a sighting no latency is shown.
 
 `main(argv)` is the command line (`schildwacht simulate ...` delegates to it). With
 `--api URL --token TOKEN` (or `$SCHILDWACHT_SIMULATOR_TOKEN`) each scenario is first registered
@@ -60,14 +62,18 @@ from simulator.transport import PahoTransport, Transport
 # -- alerts ---------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class RaisedAlert:
-    """An alert as the backend reports it. `raised_at` is wall-clock Unix time, if known;
-    `ref` is the device message id (alarm id) the alert was raised for, if any."""
+    """An alert as the backend reports it. `raised_at` is the backend's own time for it (wall
+    clock Unix time, if known: the backend takes the time it received the message); `ref` is
+    the device message id (alarm id) the alert was raised for, if any; `seen_at` is when the
+    alert was first seen raised from outside the backend (the console stream), if it was."""
 
     type: str
     device_id: str
     raised_at: float | None = None
     flags: tuple[str, ...] = ()
     ref: str | None = None
+    alert_id: str | None = None
+    seen_at: float | None = None
 
 
 AlertSource = Callable[[], Sequence[RaisedAlert]]
@@ -102,21 +108,25 @@ def match_alerts(
 ) -> tuple[tuple[AlertMatch, ...], tuple[RaisedAlert, ...]]:
     """Pair expected with raised alerts of the run's devices; also return the unexpected ones.
 
-    Latency is `raised_at` minus the publish time of the message that made the alert due: the
-    alarm with the alert's `ref` when known, else the expected alert's trigger message.
+    Latency is from the start of the publish of the message that made the alert due (the alarm
+    with the alert's `ref` when known, else the expected alert's trigger message) to the moment
+    the alert was first seen raised (`seen_at`); None when either is unknown. The backend's
+    `raised_at` is not used: it is the time the backend received the message, before the alert
+    was stored and sent on.
     """
     ours = [a for a in raised if a.device_id in device_ids]
     matches = []
     for exp in expected:
         hits = tuple(a for a in ours if a.type == exp.type and a.device_id == exp.device_id)
         latency = None
-        first = hits[0] if hits else None
-        if first is not None and first.raised_at is not None:
+        seen = [a for a in hits if a.seen_at is not None]
+        first = min(seen, key=lambda a: a.seen_at or 0.0) if seen else None
+        if first is not None and first.seen_at is not None:
             sent = ref_times.get((first.device_id, first.ref)) if first.ref else None
             if sent is None and exp.trigger is not None:
                 sent = trigger_times.get(exp.trigger)
             if sent is not None:
-                latency = first.raised_at - sent
+                latency = first.seen_at - sent
         matches.append(AlertMatch(exp, hits, latency))
     known = {(e.type, e.device_id) for e in expected}
     unexpected = tuple(a for a in ours if (a.type, a.device_id) not in known)
@@ -197,6 +207,7 @@ def render_summaries(summaries: Sequence[Summary], console: Console) -> None:
         p50 = f"{_percentile(lat, 50) * 1000:.1f}" if lat else "-"
         worst = f"{max(lat) * 1000:.1f}" if lat else "-"
         alerts.add_row(run, str(required), str(raised), matched, str(len(s.unexpected)), p50, worst)
+    alerts.caption = "latency: from the publish that made the alert due to its first sighting"
     console.print(sent)
     console.print(alerts)
     for s in summaries:
@@ -272,22 +283,27 @@ def anchor_time(scenario: scenarios.Scenario, anchor: Anchor) -> float:
 
 @dataclass
 class _Publisher:
+    """Publishes and notes when each message was handed to the transport: the start of an
+    alert's latency (taken before the publish, which waits for the broker's PUBACK: taken
+    after, the backend could have the message before the clock started)."""
+
     transport: Transport
     summary: Summary
     trigger_times: dict[int, float] = field(default_factory=dict)
     ref_times: dict[tuple[str, str], float] = field(default_factory=dict)
+    clock: Callable[[], float] = time.time
 
     def send(self, message: Message, index: int | None = None) -> None:
+        started = self.clock()
         try:
             self.transport.publish(message.topic, message.payload, message.qos)
         except TransportError:
             self.summary.publish_failures += 1
             return
-        now = time.time()
         if index is not None:
-            self.trigger_times[index] = now
+            self.trigger_times[index] = started
         if message.ref is not None:
-            self.ref_times.setdefault((message.device_id, message.ref), now)
+            self.ref_times.setdefault((message.device_id, message.ref), started)
         self.summary.sent_by_kind[message.kind.value] += 1
         self.summary.bytes_sent += len(message.payload)
 
@@ -661,6 +677,7 @@ def main(
         return 2
     prepare = None
     backend = None
+    stream = None
     if args.api:
         # simulator.backend imports this module: keep it out of import time.
         from simulator import backend as api
@@ -668,7 +685,11 @@ def main(
         backend = api.BackendClient(args.api, args.token)
         run_id = args.run_id or api.new_run_id()
         if alert_source is None:
-            alert_source = api.BackendAlertSource(backend)
+            try:
+                stream = api.AlertStream(args.api, args.token)
+            except SimulatorError as exc:
+                console.print(f"[yellow]{exc}: latencies are not measured[/yellow]")
+            alert_source = api.BackendAlertSource(backend, stream=stream)
         client = backend
 
         def prepare(scenario: scenarios.Scenario) -> None:
@@ -683,6 +704,8 @@ def main(
         transport = transport_factory(args)
     except SimulatorError as exc:
         console.print(f"[red]{exc}[/red]")
+        if stream is not None:
+            stream.close()
         if backend is not None:
             backend.close()
         return 1
@@ -726,6 +749,8 @@ def main(
         return 1
     finally:
         transport.close()
+        if stream is not None:
+            stream.close()
         if backend is not None:
             backend.close()
     render_summaries(summaries, console)

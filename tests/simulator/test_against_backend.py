@@ -18,6 +18,7 @@ from backend.api.app import create_app
 from backend.supervision.loop import SupervisionLoop
 from simulator import scenarios
 from simulator.backend import (
+    AlertStream,
     BackendAlertSource,
     BackendClient,
     Registration,
@@ -302,3 +303,36 @@ def test_command_line_registers_runs_and_reports_against_a_served_backend(
     assert code == 0, output
     assert "registered panic: case SIM-cli1-panic-0" in output
     assert "1/1" in output  # matched / required in the alerts table
+
+
+@pytest.mark.parametrize("stack", ["services"], indirect=True)
+def test_latency_runs_from_the_publish_to_the_alert_on_the_console_stream(stack) -> None:
+    run_id = new_run_id()
+    with serving(create_app(stack.runtime), lifespan="off") as base:
+        api = BackendClient(base, ADMIN_TOKEN)
+        stream = AlertStream(base, ADMIN_TOKEN)
+        transport = PahoTransport("127.0.0.1", stack.port, version=stack.protocol)
+        try:
+            summary = run_scenario(
+                "panic",
+                transport,
+                stack.topics,
+                0,
+                speed=0,
+                alert_source=BackendAlertSource(api, stream=stream),
+                console=QUIET,
+                alert_wait_s=10.0,
+                run_id=run_id,
+                anchor="alarm",
+                prepare=lambda s: register_scenario(api, s, run_id),
+            )
+        finally:
+            transport.close()
+            stream.close()
+            api.close()
+    assert summary.matches is not None
+    [match] = summary.matches
+    [panic] = match.raised
+    # Seen on the stream, so measured to there, not to the backend's receipt (raised_at).
+    assert panic.seen_at is not None and match.latency_s is not None
+    assert summary.latencies_s == [match.latency_s]

@@ -7,12 +7,15 @@ import pytest
 
 from simulator import scenarios
 from simulator.backend import (
+    AlertStream,
     BackendAlertSource,
     BackendClient,
     case_reference,
     measure_feature,
     raised_alert,
+    raised_frame,
     register_scenario,
+    stream_url,
 )
 from simulator.errors import BackendError
 
@@ -142,3 +145,30 @@ def test_an_unreachable_backend_is_a_backend_error() -> None:
 
     with pytest.raises(BackendError, match="create case"):
         _client(handler).create_case("SIM-1")
+
+
+def test_the_console_stream_is_followed_without_positions() -> None:
+    assert stream_url("http://127.0.0.1:8000") == (
+        "ws://127.0.0.1:8000/api/v1/stream?with_location=false"
+    )
+    assert stream_url("https://api.example/base/").startswith("wss://api.example/base/api/v1/")
+    with pytest.raises(ValueError):
+        stream_url("ftp://127.0.0.1")
+
+
+def test_only_raised_frames_name_an_alert() -> None:
+    raised = b'{"event": "alert.raised", "alert": {"alert_id": "a1", "type": "panic"}}'
+    assert raised_frame(raised) == "a1"
+    assert raised_frame('{"event": "alert.updated", "alert": {"alert_id": "a1"}}') is None
+    assert raised_frame('{"event": "alert.raised", "alert": null}') is None
+    assert raised_frame("not json") is None
+    assert raised_alert({"type": "panic", "device": {"id": "v"}, "alert_id": "a1"}).alert_id == (
+        "a1"
+    )
+
+
+def test_a_stream_that_cannot_open_is_a_backend_error() -> None:
+    from backend.mqtt.embedded import free_port
+
+    with pytest.raises(BackendError, match="alert stream"):
+        AlertStream(f"http://127.0.0.1:{free_port()}", "t0ken", open_timeout_s=2.0)

@@ -4,7 +4,7 @@ import pytest
 from rich.console import Console
 
 from device_protocol import Ack, Topics, codec
-from simulator import scenarios
+from simulator import runner, scenarios
 from simulator.device import MessageKind
 from simulator.runner import (
     Pacer,
@@ -29,7 +29,7 @@ def test_match_alerts_counts_latency_and_unexpected() -> None:
         ExpectedAlert("proximity", "o1"),
     ]
     raised = [
-        RaisedAlert("panic", "v1", raised_at=100.010),
+        RaisedAlert("panic", "v1", raised_at=100.001, seen_at=100.010),
         RaisedAlert("zone_breach", "o1", raised_at=100.5),
         RaisedAlert("zone_breach", "o1", raised_at=101.5),  # flapping: one too many
         RaisedAlert("battery_low", "v1"),  # not expected
@@ -45,7 +45,9 @@ def test_match_alerts_counts_latency_and_unexpected() -> None:
 
 def test_match_alerts_prefers_the_alarm_ref_for_latency() -> None:
     expected = [ExpectedAlert("panic", "v1", trigger=0)]
-    raised = [RaisedAlert("panic", "v1", raised_at=50.2, ref="a-1", flags=("late",))]
+    raised = [
+        RaisedAlert("panic", "v1", raised_at=50.1, ref="a-1", flags=("late",), seen_at=50.2)
+    ]
     (match,), _ = match_alerts(expected, raised, {"v1"}, {0: 10.0}, {("v1", "a-1"): 50.0})
     assert match.latency_s == pytest.approx(0.2)
     assert match.missing_flags == ()
@@ -53,6 +55,47 @@ def test_match_alerts_prefers_the_alarm_ref_for_latency() -> None:
         [ExpectedAlert("panic", "v1", flags=("clock_skew",))], raised, {"v1"}, {}, {}
     )
     assert flagless.missing_flags == ("clock_skew",)
+
+
+def test_latency_ends_at_the_sighting_not_at_the_backends_receipt_time() -> None:
+    # The backend's raised_at is when it received the alarm, before the alert was stored and
+    # sent on: no latency can be taken from it.
+    expected = [ExpectedAlert("panic", "v1", trigger=0)]
+    unseen = [RaisedAlert("panic", "v1", raised_at=10.001, ref="a-1")]
+    (match,), _ = match_alerts(expected, unseen, {"v1"}, {0: 10.0}, {("v1", "a-1"): 10.0})
+    assert match.ok and match.latency_s is None
+    seen = [
+        RaisedAlert("panic", "v1", ref="a-1", seen_at=10.9),
+        RaisedAlert("panic", "v1", ref="a-1", seen_at=10.4),
+    ]
+    (match,), _ = match_alerts(expected, seen, {"v1"}, {0: 10.0}, {("v1", "a-1"): 10.0})
+    assert match.latency_s == pytest.approx(0.4)  # the first sighting
+
+
+class _SlowAckTransport(RecordingTransport):
+    """Each publish takes a second of the fake clock, as a wait for the broker's PUBACK."""
+
+    def __init__(self, now: list[float]) -> None:
+        super().__init__(clock=lambda: now[0])
+        self.now = now
+
+    def publish(self, topic: str, payload: bytes, qos: int) -> None:
+        super().publish(topic, payload, qos)
+        self.now[0] += 1.0
+
+
+def test_latency_starts_before_the_publish_waits_for_its_puback() -> None:
+    now = [100.0]
+    scenario = scenarios.build("panic", 0)
+    summary = runner.Summary("panic", 0, 1, scenario.duration_s, expected=scenario.expected)
+    publisher = runner._Publisher(_SlowAckTransport(now), summary, clock=lambda: now[0])
+    alarm_index = next(
+        i for i, m in enumerate(scenario.messages) if m.kind is MessageKind.ALARM
+    )
+    publisher.send(scenario.messages[alarm_index], alarm_index)
+    alarm = scenario.messages[alarm_index]
+    assert publisher.trigger_times == {alarm_index: 100.0}
+    assert publisher.ref_times == {(alarm.device_id, alarm.ref): 100.0}
 
 
 def test_pacer_waits_for_simulated_time_at_speed() -> None:
