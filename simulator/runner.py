@@ -89,14 +89,15 @@ class AlertMatch:
 
     @property
     def ok(self) -> bool:
-        return self.expected.min_count <= len(self.raised) <= self.expected.max_count
+        """As many as expected, each marked with the expected flags."""
+        count_ok = self.expected.min_count <= len(self.raised) <= self.expected.max_count
+        return count_ok and not self.missing_flags
 
     @property
     def missing_flags(self) -> tuple[str, ...]:
-        if not self.raised:
-            return ()
-        have = set(self.raised[0].flags)
-        return tuple(f for f in self.expected.flags if f not in have)
+        """The expected flags some raised alert lacks, in the expected order."""
+        have = [set(a.flags) for a in self.raised]
+        return tuple(f for f in self.expected.flags if any(f not in h for h in have))
 
 
 def match_alerts(
@@ -215,7 +216,8 @@ def render_summaries(summaries: Sequence[Summary], console: Console) -> None:
             if not m.ok or m.missing_flags:
                 console.print(
                     f"[yellow]{s.name}[/yellow]: {m.expected.type} for {m.expected.device_id}: "
-                    f"expected {m.expected.min_count}..{m.expected.max_count}, raised {len(m.raised)}"
+                    f"expected {m.expected.min_count}..{m.expected.max_count}, "
+                    f"raised {len(m.raised)}"
                     + (f", missing flags {', '.join(m.missing_flags)}" if m.missing_flags else "")
                 )
         for a in s.unexpected:
@@ -245,6 +247,14 @@ class Pacer:
         delay = self._t0 + sim_t / self.speed - self._clock()
         if delay > 0:
             self._sleep(delay)
+
+
+def replay_speed(speed: float, max_speed: float | None) -> float:
+    """The speed a scenario is replayed at: as asked, but never faster than the scenario's
+    `max_speed` (0, as fast as possible, counts as faster)."""
+    if max_speed is None:
+        return speed
+    return max_speed if speed == 0 or speed > max_speed else speed
 
 
 def start_epoch_for(
@@ -366,6 +376,7 @@ def run_scenario(
     console = console or Console()
     topics = topics or Topics()
     probe = scenarios.build(name, seed, scenarios.DEFAULT_START, topics, run_id)
+    speed = replay_speed(speed, probe.max_speed)
     if start_epoch is None:
         start_epoch = start_epoch_for(
             probe.duration_s, speed, time.time(), anchor_time(probe, anchor)

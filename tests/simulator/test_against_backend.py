@@ -103,11 +103,6 @@ AFTER_DRAIN = {
 }
 
 
-# Scenarios whose judgement needs the device's earlier messages processed before its alarm
-# (a wrong clock is told apart from a buffered alarm by the fixes just before it): sent at a
-# pace the worker keeps up with, rather than as one burst in which the alarm lane overtakes them.
-SPEED = {"clock_skew": 300.0}
-
 
 def run_against(
     stack, name: str, seed: int = 0
@@ -128,7 +123,7 @@ def run_against(
             transport,
             stack.topics,
             seed,
-            speed=SPEED.get(name, 0),
+            speed=0,  # as fast as each scenario allows (`Scenario.max_speed`)
             alert_source=source,
             console=QUIET,
             alert_wait_s=5.0,

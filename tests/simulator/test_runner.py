@@ -98,6 +98,41 @@ def test_latency_starts_before_the_publish_waits_for_its_puback() -> None:
     assert publisher.ref_times == {(alarm.device_id, alarm.ref): 100.0}
 
 
+def test_an_alert_without_its_expected_flag_does_not_match() -> None:
+    expected = [ExpectedAlert("panic", "v1", flags=("clock_skew",))]
+    late = [RaisedAlert("panic", "v1", flags=("late",))]
+    (match,), _ = match_alerts(expected, late, {"v1"}, {}, {})
+    assert not match.ok and match.missing_flags == ("clock_skew",)
+    (match,), _ = match_alerts(
+        expected, [RaisedAlert("panic", "v1", flags=("clock_skew", "late"))], {"v1"}, {}, {}
+    )
+    assert match.ok
+
+
+def test_main_fails_a_run_whose_alert_lacks_its_flag() -> None:
+    scenario = scenarios.build("clock_skew", 0)
+    victim = scenario.devices[0].device_id
+    out = io.StringIO()
+    code = main(
+        ["--scenario", "clock_skew", "--speed", "0", "--alert-wait", "0.2"],
+        transport_factory=lambda a: RecordingTransport(),
+        alert_source=lambda: [RaisedAlert("panic", victim, flags=("late",))],
+        console=Console(file=out, width=160),
+    )
+    assert code == 1
+    assert "missing flags clock_skew" in out.getvalue()
+
+
+def test_a_scenario_is_never_replayed_faster_than_it_can_be_judged() -> None:
+    assert runner.replay_speed(0, None) == 0
+    assert runner.replay_speed(50, None) == 50
+    assert runner.replay_speed(0, 300) == 300
+    assert runner.replay_speed(1_000, 300) == 300
+    assert runner.replay_speed(10, 300) == 10
+    assert scenarios.build("clock_skew").max_speed == scenarios.CLOCK_SKEW_MAX_SPEED
+    assert scenarios.build("panic").max_speed is None
+
+
 def test_pacer_waits_for_simulated_time_at_speed() -> None:
     now = [0.0]
     slept: list[float] = []
