@@ -3,8 +3,10 @@
 A movement is advanced in simulated time (`advance(dt)`) and reports its true position and
 speed. There is no road network: people move in straight legs between waypoints, at a cruise
 speed drawn per leg from the mode's profile, and pause now and then (drivers at traffic lights
-and junctions, walkers and cyclists at waypoints). Every random draw comes from the `random.Random`
-passed in, so a seed fixes the whole track.
+and junctions, walkers and cyclists at waypoints). A leg is as long as a trip of its mode (a walk
+of a few hundred metres to 2 km, a ride of 0.5-6 km, a drive of 2-20 km), not a line across
+the whole municipality. Every random draw comes from the `random.Random` passed in, so a seed
+fixes the whole track.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from typing import Protocol
 
 from shapely.geometry.base import BaseGeometry
 
-from simulator.regions import random_point_in
+from simulator.errors import PlacementFailed
+from simulator.regions import point_at_distance, random_point_in
 
 Point = tuple[float, float]
 
@@ -32,7 +35,8 @@ class Mode(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ModeProfile:
-    """Speeds in m/s; a pause every `pause_every_m` metres on average (None: only at waypoints)."""
+    """Speeds in m/s; a pause every `pause_every_m` metres on average (None: only at waypoints);
+    `leg_m`: the shortest and longest leg between waypoints (drawn log-uniformly between)."""
 
     mean_speed: float
     sd_speed: float
@@ -40,13 +44,14 @@ class ModeProfile:
     max_speed: float
     pause_every_m: float | None
     pause_s: tuple[float, float]
+    leg_m: tuple[float, float] = (0.0, 0.0)
 
 
 PROFILES: dict[Mode, ModeProfile] = {
     Mode.STILL: ModeProfile(0.0, 0.0, 0.0, 0.0, None, (0.0, 0.0)),
-    Mode.WALK: ModeProfile(1.4, 0.15, 0.9, 2.0, None, (0.0, 30.0)),
-    Mode.CYCLE: ModeProfile(4.5, 0.6, 3.0, 7.0, 1_500.0, (5.0, 30.0)),
-    Mode.DRIVE: ModeProfile(13.0, 2.0, 7.0, 22.0, 600.0, (10.0, 45.0)),
+    Mode.WALK: ModeProfile(1.4, 0.15, 0.9, 2.0, None, (0.0, 30.0), (150.0, 2_000.0)),
+    Mode.CYCLE: ModeProfile(4.5, 0.6, 3.0, 7.0, 1_500.0, (5.0, 30.0), (500.0, 6_000.0)),
+    Mode.DRIVE: ModeProfile(13.0, 2.0, 7.0, 22.0, 600.0, (10.0, 45.0), (2_000.0, 20_000.0)),
 }
 
 
@@ -163,24 +168,41 @@ class Stationary:
 
 
 class Wander:
-    """Random waypoints inside an area (RD New metres), pausing at each waypoint."""
+    """Random waypoints inside an area (RD New metres), each a leg of the mode's length
+    (`ModeProfile.leg_m`) from the last, pausing at each waypoint. Where no point at that
+    distance lies inside the area (a small or narrow one), any point of the area is taken."""
 
     def __init__(self, start: Point, area: BaseGeometry, mode: Mode, rng: random.Random) -> None:
         self._legs = _Legs(start, mode, rng)
         self._area = area
         self._rng = rng
-        self._target = random_point_in(area, rng)
+        self._target = self._next_waypoint(start)
 
     @property
     def state(self) -> State:
         return self._legs.state
+
+    @property
+    def target(self) -> Point:
+        """The waypoint it is heading for."""
+        return self._target
+
+    def _next_waypoint(self, origin: Point) -> Point:
+        low, high = self._legs.profile.leg_m
+        if high <= 0:
+            return random_point_in(self._area, self._rng)
+        distance = math.exp(self._rng.uniform(math.log(low), math.log(high)))
+        try:
+            return point_at_distance(origin, distance, self._area, self._rng, attempts=64)
+        except PlacementFailed:
+            return random_point_in(self._area, self._rng)
 
     def advance(self, dt: float) -> State:
         while dt > 1e-9:
             dt, arrived = self._legs.step_towards(self._target, dt)
             if arrived:
                 self._legs.pause_at_waypoint()
-                self._target = random_point_in(self._area, self._rng)
+                self._target = self._next_waypoint(self._target)
         return self._legs.state
 
 

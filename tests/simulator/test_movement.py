@@ -86,3 +86,22 @@ def test_pursue_stops_short_of_the_target() -> None:
 
 def test_stationary_does_not_move() -> None:
     assert _track(Stationary((5.0, 6.0)), 10)[-1] == (5.0, 6.0, 0.0)
+
+
+@pytest.mark.parametrize("mode", [Mode.WALK, Mode.CYCLE, Mode.DRIVE])
+def test_legs_are_as_long_as_trips_of_the_mode(mode: Mode) -> None:
+    # Rotterdam reaches 40 km from the city to the Maasvlakte: a leg to any point of it would
+    # have a walker out for hours on one straight line.
+    area = municipality(ROTTERDAM).area
+    rng = random.Random(8)
+    start = random_point_in(area, rng)
+    movement = Wander(start, area, mode, rng)
+    waypoints = [start, movement.target]
+    for _ in range(6 * 3_600 // 10):
+        movement.advance(10.0)
+        if movement.target != waypoints[-1]:
+            waypoints.append(movement.target)
+    low, high = PROFILES[mode].leg_m
+    legs = [math.dist(a, b) for a, b in itertools.pairwise(waypoints)]
+    assert len(legs) >= 5
+    assert all(low - 1e-6 <= leg <= high + 1e-6 for leg in legs)
