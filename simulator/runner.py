@@ -586,6 +586,32 @@ def _paho_from_args(args: argparse.Namespace) -> Transport:
     return PahoTransport(args.host, args.port, version=args.mqtt_version, inflight=args.inflight)
 
 
+# What one run may send: a bounded fleet for a bounded time (scenarios are bounded by their
+# own timelines).
+MAX_FLEET_DEVICES = 5_000
+MAX_DURATION_S = 86_400.0  # a simulated day
+MAX_PANIC_RATE = 60.0  # presses per victim per hour
+MAX_INFLIGHT = 1_000
+MAX_ALERT_WAIT_S = 600.0
+
+
+def bounds_problem(args: argparse.Namespace) -> str | None:
+    """What is out of bounds in the command line's numbers, or None."""
+    if not args.speed >= 0:
+        return "--speed must be >= 0"
+    if not 0 <= args.devices <= MAX_FLEET_DEVICES:
+        return f"--devices must be 0..{MAX_FLEET_DEVICES}"
+    if not 0 < args.duration <= MAX_DURATION_S:
+        return f"--duration must be > 0 and at most {MAX_DURATION_S:.0f} s"
+    if not 0 <= args.panic_rate <= MAX_PANIC_RATE:
+        return f"--panic-rate must be 0..{MAX_PANIC_RATE:.0f} per hour"
+    if not 1 <= args.inflight <= MAX_INFLIGHT:
+        return f"--inflight must be 1..{MAX_INFLIGHT}"
+    if args.alert_wait is not None and not 0 <= args.alert_wait <= MAX_ALERT_WAIT_S:
+        return f"--alert-wait must be 0..{MAX_ALERT_WAIT_S:.0f} s"
+    return None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="schildwacht simulate",
@@ -597,7 +623,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"run a scenario ({', '.join(scenarios.SCENARIOS)}) or all; without it a fleet runs",
     )
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="the broker (default: this machine's loopback)"
+    )
     parser.add_argument("--port", type=int, default=1883)
     parser.add_argument("--mqtt-version", choices=("5", "3.1.1"), default="5")
     parser.add_argument(
@@ -614,8 +642,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.0,
         help="simulated seconds per wall second; 0 = as fast as possible",
     )
-    parser.add_argument("--devices", type=int, default=20, help="fleet size (half victims)")
-    parser.add_argument("--duration", type=float, default=60.0, help="fleet run, simulated seconds")
+    parser.add_argument(
+        "--devices",
+        type=int,
+        default=20,
+        help=f"fleet size (half victims), at most {MAX_FLEET_DEVICES}",
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=60.0,
+        help=f"fleet run, simulated seconds (at most {MAX_DURATION_S:.0f})",
+    )
     parser.add_argument(
         "--alert-wait",
         type=float,
@@ -666,8 +704,9 @@ def main(
         for name in scenarios.SCENARIOS:
             console.print(f"[bold]{name}[/bold]: {scenarios.build(name).description}")
         return 0
-    if args.speed < 0 or args.devices < 0 or args.duration <= 0:
-        console.print("[red]--speed and --devices must be >= 0, --duration > 0[/red]")
+    problem = bounds_problem(args)
+    if problem is not None:
+        console.print(f"[red]{problem}[/red]")
         return 2
     names: list[str] = []
     if args.scenario:

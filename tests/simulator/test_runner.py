@@ -287,6 +287,31 @@ def test_main_fleet_and_bad_input() -> None:
     assert main(["--list"], console=quiet) == 0
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--devices", "100000"],
+        ["--duration", "1e9"],
+        ["--duration", "nan"],
+        ["--speed", "-1"],
+        ["--panic-rate", "1e6"],
+        ["--inflight", "0"],
+        ["--alert-wait", "1e6", "--scenario", "panic"],
+    ],
+)
+def test_an_unbounded_run_is_refused_before_anything_is_sent(options: list[str]) -> None:
+    opened: list[object] = []
+    out = io.StringIO()
+
+    def factory(args) -> RecordingTransport:
+        opened.append(args)
+        return RecordingTransport()
+
+    code = main(options, transport_factory=factory, console=Console(file=out, width=160))
+    assert code == 2 and opened == []
+    assert "must be" in out.getvalue()
+
+
 def test_main_exit_code_reflects_missing_alerts() -> None:
     quiet = Console(file=io.StringIO())
     code = main(
