@@ -29,6 +29,11 @@ class AlarmTracker:
             self._acked.add(alarm_id)
             return self._sent[alarm_id]
 
+    def waiting(self, alarm_id: str) -> bool:
+        """Sent and not acknowledged yet."""
+        with self._lock:
+            return alarm_id in self._sent and alarm_id not in self._acked
+
     def overdue(self, older_than_s: float, now: float | None = None) -> list[str]:
         now = time.perf_counter() if now is None else now
         with self._lock:
