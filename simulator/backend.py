@@ -6,6 +6,8 @@ back the alerts it raised.
 - `register_scenario(client, scenario)`: one case per scenario run (marked `exercise`, so the
   routing policy sends its alerts to the exercise endpoints, never to live recipients), its
   devices in their roles, and its measures as one GeoJSON FeatureCollection.
+- `register_fleet(client, devices, run_id)`: a fleet's devices, a victim and an offender per
+  exercise case (no measures: a random fleet's alerts are its panic presses).
 - `BackendAlertSource`: an `AlertSource` for `simulator.runner` that lists the backend's alerts
   (`GET /api/v1/alerts?state=all`) and maps each alert document to a `RaisedAlert`, with the
   time an `AlertStream` first saw it raised.
@@ -34,9 +36,10 @@ from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 from websockets.typing import Subprotocol
 
+from simulator.device import Role
 from simulator.errors import BackendError
 from simulator.runner import RaisedAlert
-from simulator.scenarios import Scenario
+from simulator.scenarios import DeviceInfo, Scenario
 
 ALERTS_LIMIT = 1_000  # the API's maximum page; P1 first, newest first within a priority
 CASE_REFERENCE_MAX = 32  # backend.cases.schemas.CaseCreate.reference
@@ -353,6 +356,33 @@ class AlertStream:
         self._stop.set()
         self._ws.close()
         self._thread.join(5.0)
+
+
+def fleet_case_reference(run_id: str, index: int) -> str:
+    """`SIM-<run id>-F<index>`: the fleet's case `index` of one run."""
+    return f"SIM-{run_id}-F{index:05d}"
+
+
+def register_fleet(
+    client: BackendClient, devices: Sequence[DeviceInfo], run_id: str, *, exercise: bool = True
+) -> list[str]:
+    """Register a fleet (`runner.Fleet.infos`): victim i and offender i share case i (an
+    exercise case, home region that of the victim's municipality, else the offender's); a
+    device without a counterpart has a case of its own. Returns the case ids."""
+    victims = [d for d in devices if d.role is Role.VICTIM]
+    offenders = [d for d in devices if d.role is Role.OFFENDER]
+    case_ids = []
+    for index in range(max(len(victims), len(offenders))):
+        members = [group[index] for group in (victims, offenders) if index < len(group)]
+        case_id = client.create_case(
+            fleet_case_reference(run_id, index),
+            home_police_unit=next((d.police_unit for d in members if d.police_unit), None),
+            exercise=exercise,
+        )
+        for device in members:
+            client.register_device(device.device_id, case_id, device.role.value)
+        case_ids.append(case_id)
+    return case_ids
 
 
 class BackendAlertSource:

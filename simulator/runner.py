@@ -13,9 +13,10 @@ alert due to the alert's first sighting outside the backend (`RaisedAlert.seen_a
 its `alert.raised` frame on the console stream). Without a sighting no latency is shown.
 
 `main(argv)` is the command line (`schildwacht simulate ...` delegates to it). With
-`--api URL --token TOKEN` (or `$SCHILDWACHT_SIMULATOR_TOKEN`) each scenario is first registered
-with that backend (`simulator.backend`: an exercise case, its devices, its measures; ids carry a
-run id so repeated runs never collide), and its alerts are read back from the API. Accelerated
+`--api URL --token TOKEN` (or `$SCHILDWACHT_SIMULATOR_TOKEN`) each scenario, or the fleet, is
+first registered with that backend (`simulator.backend`: exercise cases, their devices, a
+scenario's measures; ids carry a run id so repeated runs never collide), and its alerts are read
+back from the API. Accelerated
 runs are then anchored on the scenario's alarm (`--anchor alarm`), so a fresh press looks fresh.
 Health alerts (silent, battery) come from the backend's supervision loop on its own schedule:
 the scenario's `within_s` allows for its detection time.
@@ -431,11 +432,13 @@ def build_fleet(
     panic_per_device_hour: float = 0.0,
     victim_interval_s: float = 60.0,
     offender_interval_s: float = 30.0,
+    run_id: str = "",
 ) -> Fleet:
     """Victims and offenders spread over the municipalities of a region file, seeded.
 
     Victims press panic at Poisson-distributed times (`panic_per_device_hour`); each press is an
-    expected `panic` alert. Other alerts are not predicted for a random fleet.
+    expected `panic` alert. Other alerts are not predicted for a random fleet. A `run_id` is
+    appended to every device id (it changes nothing else).
     """
     towns = list(load_municipalities(region_file).values())
     devices: list[SimulatedDevice] = []
@@ -454,7 +457,7 @@ def build_fleet(
             movement: Movement = (
                 Stationary(home) if mode is Mode.STILL else Wander(home, town.area, mode, rng)
             )
-            device_id = f"sim-fleet-{seed}-{tag}"
+            device_id = f"sim-fleet-{seed}-{tag}" + (f"-{run_id}" if run_id else "")
             device = SimulatedDevice(
                 device_id,
                 role,
@@ -530,11 +533,15 @@ def run_fleet(
     region_file: Path = RIJNMOND,
     console: Console | None = None,
     alert_wait_s: float = 10.0,
+    run_id: str = "",
+    prepare: Callable[[Fleet], None] | None = None,
 ) -> Summary:
     """Run N victims and M offenders for `duration_s` simulated seconds over the transport.
 
     When the transport can subscribe (paho), acks and `config` commands from the backend are fed
     back to the devices: an acked alarm is not retransmitted, pursuit mode changes the interval.
+    `run_id` suffixes the device ids; `prepare` is called with the built fleet before the first
+    publish (e.g. to register its devices).
     """
     console = console or Console()
     topics = topics or Topics()
@@ -547,7 +554,10 @@ def run_fleet(
         topics=topics,
         region_file=region_file,
         panic_per_device_hour=panic_per_device_hour,
+        run_id=run_id,
     )
+    if prepare is not None:
+        prepare(fleet)
     summary = Summary("fleet", seed, len(fleet.devices), duration_s, expected=fleet.expected)
     publisher = _Publisher(transport, summary)
     downlinks = _Downlinks(fleet.devices, topics)
@@ -668,8 +678,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--api",
         metavar="URL",
         default=None,
-        help="a running backend: register each scenario's case, devices and measures there "
-        "first, then compare its alerts with the expected ones",
+        help="a running backend: register each scenario's case, devices and measures (or the "
+        "fleet's cases and devices) there first, then compare its alerts with the expected ones",
     )
     parser.add_argument(
         "--token",
@@ -716,9 +726,6 @@ def main(
             console.print(f"[red]unknown scenario {unknown[0]!r}[/red]; see --list")
             return 2
     topics = Topics(args.topic_root)
-    if args.api and not names:
-        console.print("[red]--api needs --scenario (fleets are not registered)[/red]")
-        return 2
     if args.api and not args.token:
         console.print(f"[red]--api needs --token or ${TOKEN_ENV}[/red]")
         return 2
@@ -726,6 +733,7 @@ def main(
         console.print("[red]--run-id: 1-12 letters or digits[/red]")
         return 2
     prepare = None
+    prepare_fleet = None
     backend = None
     stream = None
     if args.api:
@@ -748,6 +756,10 @@ def main(
                 f"registered {scenario.name}: case {done.case_reference}, "
                 f"{len(done.device_ids)} devices, {len(done.measure_ids)} measures"
             )
+
+        def prepare_fleet(fleet: Fleet) -> None:
+            cases = api.register_fleet(client, fleet.infos, run_id)
+            console.print(f"registered the fleet: {len(cases)} cases, {len(fleet.infos)} devices")
     else:
         run_id = args.run_id or ""
     try:
@@ -792,6 +804,8 @@ def main(
                     panic_per_device_hour=args.panic_rate,
                     console=console,
                     alert_wait_s=10.0 if args.alert_wait is None else args.alert_wait,
+                    run_id=run_id,
+                    prepare=prepare_fleet,
                 )
             ]
     except SimulatorError as exc:

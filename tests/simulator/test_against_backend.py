@@ -25,7 +25,7 @@ from simulator.backend import (
     new_run_id,
     register_scenario,
 )
-from simulator.runner import RaisedAlert, Summary, main, run_scenario
+from simulator.runner import RaisedAlert, Summary, build_fleet, main, run_scenario
 from simulator.transport import PahoTransport
 from tests.backend.conftest import ADMIN_TOKEN
 from tests.support.server import serving
@@ -331,3 +331,35 @@ def test_latency_runs_from_the_publish_to_the_alert_on_the_console_stream(stack)
     # Seen on the stream, so measured to there, not to the backend's receipt (raised_at).
     assert panic.seen_at is not None and match.latency_s is not None
     assert summary.latencies_s == [match.latency_s]
+
+
+@pytest.mark.parametrize("stack", ["services"], indirect=True)
+def test_command_line_registers_a_fleet_and_matches_its_panic_presses(stack) -> None:
+    console = Console(record=True, width=160)
+    with serving(create_app(stack.runtime), lifespan="off") as base:
+        code = main(
+            [
+                "--devices", "4",
+                "--duration", "600",
+                "--panic-rate", "12",
+                "--speed", "0",
+                "--api", base,
+                "--token", ADMIN_TOKEN,
+                "--topic-root", stack.topics.root,
+                "--port", str(stack.port),
+                "--alert-wait", "10",
+                "--run-id", "fleet1",
+            ],
+            console=console,
+        )
+    output = console.export_text()
+    assert code == 0, output
+    assert "registered the fleet: 2 cases, 4 devices" in output
+    presses = sum(
+        e.min_count
+        for e in build_fleet(
+            seed=0, victims=2, offenders=2, duration_s=600, start_epoch=0.0,
+            topics=stack.topics, panic_per_device_hour=12,
+        ).expected
+    )
+    assert presses > 0

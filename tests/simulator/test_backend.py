@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from device_protocol import Topics
 from simulator import scenarios
 from simulator.backend import (
     AlertStream,
@@ -14,10 +15,12 @@ from simulator.backend import (
     measure_feature,
     raised_alert,
     raised_frame,
+    register_fleet,
     register_scenario,
     stream_url,
 )
 from simulator.errors import BackendError
+from simulator.runner import build_fleet
 
 
 def test_measures_become_features_of_the_measures_api() -> None:
@@ -172,3 +175,31 @@ def test_a_stream_that_cannot_open_is_a_backend_error() -> None:
 
     with pytest.raises(BackendError, match="alert stream"):
         AlertStream(f"http://127.0.0.1:{free_port()}", "t0ken", open_timeout_s=2.0)
+
+
+def test_a_fleet_is_registered_a_victim_and_an_offender_per_case() -> None:
+    cases: list[dict] = []
+    devices: list[dict] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = httpx.Response(200, content=request.content).json()
+        if request.url.path == "/api/v1/cases":
+            cases.append(body)
+            return httpx.Response(201, json={"id": f"case-{len(cases)}"})
+        devices.append(body)
+        return httpx.Response(201, json={})
+
+    fleet = build_fleet(
+        seed=1, victims=3, offenders=2, duration_s=60, start_epoch=scenarios.DEFAULT_START,
+        topics=Topics(), run_id="r2",
+    )
+    assert register_fleet(_client(handler), fleet.infos, "r2") == ["case-1", "case-2", "case-3"]
+    assert [c["reference"] for c in cases] == ["SIM-r2-F00000", "SIM-r2-F00001", "SIM-r2-F00002"]
+    assert all(c["exercise"] is True and c["home_police_unit"] == "RE07" for c in cases)
+    assert [(d["case_id"], d["role"]) for d in devices] == [
+        ("case-1", "victim"), ("case-1", "offender"),
+        ("case-2", "victim"), ("case-2", "offender"),
+        ("case-3", "victim"),
+    ]
+    assert {d["id"] for d in devices} == {i.device_id for i in fleet.infos}
+    assert all(d["id"].endswith("-r2") for d in devices)
