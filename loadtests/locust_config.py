@@ -56,8 +56,13 @@ class LoadConfig:
         return f"lt{self.run_id}-{index:04d}"
 
 
-def check_bounds(cfg: LoadConfig, host: str | None, users: int, run_time_s: float | None) -> None:
-    """Raise UnsafeLoad unless the run is loopback-only and bounded."""
+def check_bounds(cfg: LoadConfig, host: str | None, users: int, run_time_s: float | None,
+                 *, headless: bool = True) -> None:
+    """Raise UnsafeLoad unless the run is loopback-only and bounded. Only a headless run is
+    bounded by its command line: locust's web UI lets its user change the host and the users
+    after these checks."""
+    if not headless:
+        raise UnsafeLoad("run with --headless (the web UI can change the host and the users)")
     if not host or urlparse(host).hostname not in LOOPBACK:
         raise UnsafeLoad(f"--host must be on 127.0.0.1, not {host!r}")
     if users > MAX_USERS:

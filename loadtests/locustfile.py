@@ -58,7 +58,8 @@ def _check_bounds(environment, **_kwargs) -> None:
     opts = environment.parsed_options
     try:
         check_bounds(CFG, environment.host, (opts.num_users or 0) if opts else 0,
-                     opts.run_time if opts else None)
+                     opts.run_time if opts else None,
+                     headless=bool(opts.headless) if opts else False)
     except UnsafeLoad as exc:
         print(f"refusing to run: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -28,3 +28,9 @@ def test_loopback_and_bounded_run_is_accepted():
 def test_unbounded_or_remote_runs_are_refused(cfg, host, users, run_time):
     with pytest.raises(UnsafeLoad):
         check_bounds(cfg, host, users, run_time)
+
+
+def test_a_run_with_the_web_ui_is_refused():
+    # The web UI changes host and users after the checks.
+    with pytest.raises(UnsafeLoad, match="headless"):
+        check_bounds(_cfg(), "http://127.0.0.1:8000", users=6, run_time_s=10, headless=False)
