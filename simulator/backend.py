@@ -14,8 +14,9 @@ back the alerts it raised.
 - `AlertStream`: follows the console stream (`/api/v1/stream?with_location=false`) in a thread
   and notes when each alert's `alert.raised` frame arrived: the end of the runner's latency.
 
-Reading alerts through the API releases their locations to the caller, and the backend audits
-every such read: poll at a modest rate. Errors name the request and the status, never a position.
+The alerts are read without their positions (`with_location=false`): the simulator needs none,
+and a position read would be released to it and audited at every poll. Errors name the request
+and the status, never a position.
 """
 
 from __future__ import annotations
@@ -215,7 +216,7 @@ class BackendClient:
             "GET",
             "/api/v1/alerts",
             "list alerts",
-            params={"state": state, "limit": limit},
+            params={"state": state, "limit": limit, "with_location": "false"},
         )
         if not isinstance(documents, list):
             raise BackendError("list alerts: expected a list")

@@ -96,6 +96,8 @@ def test_register_and_read_alerts_through_the_api() -> None:
             )
         if request.url.path == "/api/v1/alerts":
             assert request.url.params["state"] == "all"
+            # No position: none is released to the simulator or audited at each poll.
+            assert request.url.params["with_location"] == "false"
             return httpx.Response(
                 200,
                 json=[{"type": "proximity", "device": {"id": "off-1"}, "flags": []}],
