@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from loadtests.broker import OwnMosquitto
 from loadtests.stack import REPO_ROOT, Stack
@@ -62,6 +63,15 @@ def test_headless_run_observes_alerts_without_failures(stack, tmp_path):
     failures = {name: row["Failure Count"] for name, row in stats.items()
                 if int(row["Failure Count"])}
     assert failures == {}, (tmp_path / "run_failures.csv").read_text()
+    # As the console's queue, the operator reads no position from the queue or the stream:
+    # only the answer to an acknowledgement carries one (released and audited).
+    assert stack.engine is not None
+    with stack.engine.connect() as conn:
+        reads = conn.execute(text(
+            "SELECT count(*) FROM audit_log WHERE action = 'read_location'")).scalar_one()
+        acknowledged = conn.execute(text(
+            "SELECT count(*) FROM alerts WHERE state <> 'new'")).scalar_one()
+    assert reads == acknowledged
 
 
 @pytest.mark.services
