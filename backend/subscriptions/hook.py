@@ -230,7 +230,7 @@ class DeliveryHook:
                     ))
             rows.append(row)
         value = status.aggregate(
-            [(str(r["subscription_id"]), alert.sequence, r["state"]) for r in rows],
+            [(str(r["subscription_id"]), alert.sequence, 0, r["state"]) for r in rows],
             alert.priority, self._urgent,
         )
         return DeliveryPlan(rows, jobs, value)

@@ -61,9 +61,9 @@ class Subscription(Base):
 
 
 class Delivery(Base):
-    """One alert message (alert, sequence) for one subscription: the webhook outbox row,
-    written in the alert's transaction. Its `webhook-id` is `msg_{id.hex}_{sequence}`, the same
-    on every retry and replay."""
+    """One alert message (alert, sequence and escalation step) for one subscription: the webhook
+    outbox row, written in the alert's transaction (an escalation's in the escalation loop's).
+    Its `webhook-id` is `msg_{id.hex}_{sequence}`, the same on every retry and replay."""
 
     __tablename__ = "webhook_deliveries"
 
@@ -73,6 +73,9 @@ class Delivery(Base):
     )
     alert_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("alerts.id", ondelete="CASCADE"))
     sequence: Mapped[int] = mapped_column(Integer)
+    # The escalation step this message carries to the police (the alert sent again with the
+    # sequence of the message it escalates); 0: the message of a raise or transition.
+    escalation_step: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     priority: Mapped[str] = mapped_column(String(2))
     format: Mapped[str] = mapped_column(String(8))
     # The rendered body, built once in the alert's transaction; signed afresh on every attempt.
@@ -94,7 +97,8 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
-        UniqueConstraint("subscription_id", "alert_id", "sequence"),
+        UniqueConstraint("subscription_id", "alert_id", "sequence", "escalation_step",
+                         name="uq_webhook_deliveries_message"),
         Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
         Index("ix_webhook_deliveries_alert_id", "alert_id"),
         # The bodies still kept, by age: what the retention (backend.outbox.retention) reads.

@@ -121,6 +121,8 @@ class DeliveryOut(BaseModel):
     subscription_id: uuid.UUID
     alert_id: uuid.UUID
     sequence: int
+    # The escalation step the message carries to the police; 0: a raise's or transition's.
+    escalation_step: int
     priority: str
     format: str
     state: str

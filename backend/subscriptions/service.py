@@ -36,16 +36,20 @@ def get_subscription(session: Session, subscription_id: uuid.UUID) -> Subscripti
 
 
 # -- deliveries ---------------------------------------------------------------------------------
+# What makes a delivery row unique (`uq_webhook_deliveries_message`): one per message.
+MESSAGE_KEY = ["subscription_id", "alert_id", "sequence", "escalation_step"]
+
+
 def add_deliveries(session: Session, rows: Sequence[dict[str, Any]]) -> list[uuid.UUID]:
     """Insert delivery rows in one statement; a row for an existing (subscription, alert,
-    sequence) is skipped. The ids of the rows inserted."""
+    sequence, escalation step) is skipped. The ids of the rows inserted."""
     if not rows:
         return []
     dialect = session.get_bind().dialect.name
     ins = postgresql.insert(Delivery) if dialect == "postgresql" else sqlite.insert(Delivery)
     statement = (
         ins.values(list(rows))
-        .on_conflict_do_nothing(index_elements=["subscription_id", "alert_id", "sequence"])
+        .on_conflict_do_nothing(index_elements=MESSAGE_KEY)
         .returning(Delivery.id)
     )
     return list(session.scalars(statement))
@@ -138,7 +142,7 @@ def deliveries_of(session: Session, alert_id: uuid.UUID) -> list[Delivery]:
         session.scalars(
             select(Delivery)
             .where(Delivery.alert_id == alert_id)
-            .order_by(Delivery.sequence, Delivery.created_at)
+            .order_by(Delivery.sequence, Delivery.escalation_step, Delivery.created_at)
         )
     )
 
@@ -180,16 +184,17 @@ def failed_deliveries(session: Session, alert_id: uuid.UUID) -> list[Delivery]:
 
 
 # -- the alert's aggregate state ----------------------------------------------------------------
-def delivery_states(session: Session, alert_id: uuid.UUID) -> list[tuple[str, int, str]]:
-    """(key, sequence, state) of the alert's webhook deliveries and of its police feed
-    messages the broker never confirmed (`backend.outbox.unconfirmed`: each unreachable)."""
+def delivery_states(session: Session, alert_id: uuid.UUID
+                    ) -> list[tuple[str, int, int, str]]:
+    """(key, sequence, escalation step, state) of the alert's webhook deliveries and of its
+    police feed messages the broker never confirmed (`backend.outbox.unconfirmed`: each
+    unreachable)."""
     rows = session.execute(
-        select(Delivery.subscription_id, Delivery.sequence, Delivery.state).where(
-            Delivery.alert_id == alert_id
-        )
+        select(Delivery.subscription_id, Delivery.sequence, Delivery.escalation_step,
+               Delivery.state).where(Delivery.alert_id == alert_id)
     ).all()
-    feeds = [(f"feed:{i}", 0, "unreachable") for i in unconfirmed_feeds(session, alert_id)]
-    return [(str(s), q, st) for s, q, st in rows] + feeds
+    feeds = [(f"feed:{i}", 0, 0, "unreachable") for i in unconfirmed_feeds(session, alert_id)]
+    return [(str(s), q, e, st) for s, q, e, st in rows] + feeds
 
 
 def set_police_delivery(session: Session, alert_id: uuid.UUID, value: str | None) -> bool:

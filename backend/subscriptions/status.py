@@ -7,8 +7,10 @@
 - `delivered`: every delivery got through;
 - None: no subscription took the alert.
 
-Only the newest message per subscription counts: a later sequence that got through supersedes an
-earlier one that failed (the receiver has the current state of the alert).
+Only the newest message per subscription counts, by sequence and then escalation step (an
+escalation has the sequence of the message it escalates, and comes after it): a later message
+that got through supersedes an earlier one that failed (the receiver has the current state of the
+alert).
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ __all__ = ["POLICE_NOT_REACHED", "aggregate"]
 
 
 def aggregate(
-    deliveries: Iterable[tuple[str, int, str]], priority: str, urgent: Iterable[str]
+    deliveries: Iterable[tuple[str, int, int, str]], priority: str, urgent: Iterable[str]
 ) -> str | None:
-    """`deliveries`: (subscription key, sequence, state) of one alert's delivery rows."""
-    latest: dict[str, tuple[int, str]] = {}
-    for key, sequence, state in deliveries:
-        if key not in latest or sequence > latest[key][0]:
-            latest[key] = (sequence, state)
+    """`deliveries`: (subscription key, sequence, escalation step, state) of one alert's
+    delivery rows."""
+    latest: dict[str, tuple[tuple[int, int], str]] = {}
+    for key, sequence, step, state in deliveries:
+        if key not in latest or (sequence, step) > latest[key][0]:
+            latest[key] = ((sequence, step), state)
     states = {state for _, state in latest.values()}
     if not states:
         return None

@@ -59,3 +59,44 @@ def test_the_alerts_index_migration_runs_again_after_a_failed_concurrent_build(p
         with admin.connect() as c:
             c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def test_the_delivery_key_migration_runs_again_after_a_failed_concurrent_build(pg_url):
+    """The escalation step's column is added before the new key's index is built concurrently;
+    a build that failed leaves both behind. The migration, run again, goes through and ends
+    with the new key in place of the old one. On a database of its own."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from backend.db.migrate import upgrade as migrate
+
+    name = f"schildwacht_mig_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    url = make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        engine = create_engine(url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as c:
+            c.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
+        migrate(url, "0012_alerts_case_type_raised")
+        with engine.connect() as c:  # what the failed run left
+            c.execute(text("ALTER TABLE webhook_deliveries ADD COLUMN escalation_step integer "
+                           "NOT NULL DEFAULT 0"))
+            c.execute(text("CREATE INDEX uq_webhook_deliveries_message "
+                           "ON webhook_deliveries (alert_id)"))
+        migrate(url)
+        with engine.connect() as c:
+            keys = dict(c.execute(text(
+                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE conrelid = 'webhook_deliveries'::regclass AND contype = 'u'")).all())
+        assert keys == {"uq_webhook_deliveries_message":
+                        "UNIQUE (subscription_id, alert_id, sequence, escalation_step)"}
+        assert schema_drift(url) == []
+        engine.dispose()
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

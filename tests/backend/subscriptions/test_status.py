@@ -12,17 +12,31 @@ def test_no_deliveries_is_none():
 
 
 def test_pending_until_every_subscription_got_it():
-    assert aggregate([("a", 1, "delivered"), ("b", 1, "retrying")], "P1", URGENT) == "pending"
-    assert aggregate([("a", 1, "delivered"), ("b", 1, "delivered")], "P1", URGENT) == "delivered"
+    assert aggregate([("a", 1, 0, "delivered"), ("b", 1, 0, "retrying")], "P1",
+                     URGENT) == "pending"
+    assert aggregate([("a", 1, 0, "delivered"), ("b", 1, 0, "delivered")], "P1",
+                     URGENT) == "delivered"
 
 
 def test_failure_of_an_urgent_alert_is_unreachable_else_failed():
-    states = [("a", 1, "delivered"), ("b", 1, "unreachable")]
+    states = [("a", 1, 0, "delivered"), ("b", 1, 0, "unreachable")]
     assert aggregate(states, "P1", URGENT) == "unreachable"
-    assert aggregate([("b", 1, "rejected")], "P2", URGENT) == "unreachable"
+    assert aggregate([("b", 1, 0, "rejected")], "P2", URGENT) == "unreachable"
     assert aggregate(states, "P3", URGENT) == "failed"
 
 
 def test_a_later_message_that_got_through_supersedes_a_failed_one():
-    assert aggregate([("a", 1, "unreachable"), ("a", 2, "delivered")], "P1", URGENT) == "delivered"
-    assert aggregate([("a", 1, "delivered"), ("a", 2, "unreachable")], "P1", URGENT) == "unreachable"
+    assert aggregate([("a", 1, 0, "unreachable"), ("a", 2, 0, "delivered")], "P1",
+                     URGENT) == "delivered"
+    assert aggregate([("a", 1, 0, "delivered"), ("a", 2, 0, "unreachable")], "P1",
+                     URGENT) == "unreachable"
+
+
+def test_an_escalation_comes_after_the_message_it_escalates():
+    """An escalation has the sequence of the message it escalates: its step orders it after
+    that message, and a later transition after both."""
+    raised, escalated = ("a", 1, 0, "delivered"), ("a", 1, 3, "unreachable")
+    assert aggregate([escalated, raised], "P1", URGENT) == "unreachable"
+    assert aggregate([raised, escalated], "P1", URGENT) == "unreachable"
+    assert aggregate([escalated, ("a", 1, 4, "delivered")], "P1", URGENT) == "delivered"
+    assert aggregate([("a", 2, 0, "delivered"), escalated], "P1", URGENT) == "delivered"
