@@ -175,6 +175,10 @@ class AlertHook(Protocol):
     # and return rows of its own tables to write with the alert, only if the alert is new:
     # def prepare(self, session: Session, alert: Alert, document: dict[str, Any]
     #             ) -> list[tuple[Table, list[dict[str, Any]]]]
+    # Optional: called by the escalation loop, in its transaction, for a step that goes to the
+    # police unit directly (`escalation`: the step as the document's `escalation` member):
+    # def after_escalation(self, session: Session, alert: Alert, document: dict[str, Any],
+    #                      escalation: dict[str, Any], effects: Effects) -> None
 
 
 def _phase(hook: AlertHook) -> str:

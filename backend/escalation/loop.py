@@ -7,8 +7,10 @@ a pass with work holds the database's write lock), asks
 `backend.routing.escalation_due` what is due, and for each step writes a timeline entry
 (`alert_events`, kind `escalated`) and a case log entry in the same transaction; after commit
 it publishes a console event `alert.escalated` per step and, for a step that goes to the police
-unit directly, a police feed message (through the MQTT outbox). The clock is injected, so
-tests drive the loop through time without sleeping.
+unit directly, a police feed message (through the MQTT outbox) and the webhook deliveries of the
+flow's hooks that take escalations (`after_escalation`: the `DeliveryHook`, written in the same
+transaction, sent after its commit). The clock is injected, so tests drive the loop through time
+without sleeping.
 """
 
 from __future__ import annotations
@@ -50,6 +52,12 @@ Clock = Callable[[], datetime]
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _copy_info(info: dict[str, Any]) -> dict[str, Any]:
+    """`Session.info` as it is now, its lists and sets copied (hooks extend them in place)."""
+    return {key: value.copy() if isinstance(value, list | set | dict) else value
+            for key, value in info.items()}
 
 
 def step_detail(step: EscalationStep) -> dict[str, Any]:
@@ -121,10 +129,16 @@ class EscalationLoop(Periodic):
         `RETRY_AFTER`, and stops neither the pass nor the escalation of any other alert (it
         would otherwise come first in every pass, by its deadline, and fail it)."""
         own = Effects()
+        # What the hooks left for after the commit (webhook sends, a worker to wake): a rolled
+        # back savepoint takes back what it added, and its rollback listener empties it all
+        # (`backend.subscriptions.wiring`), the other alerts' too.
+        after_commit = _copy_info(session.info)
         try:
             with session.begin_nested():
                 count = self._escalate(session, alert, now, own)
         except Exception:  # noqa: BLE001 - one alert must not stop every other's escalation
+            session.info.clear()
+            session.info.update(after_commit)
             session.expire(alert)
             log.exception("escalation of alert id=%s failed; again in %ds", alert.id,
                           RETRY_AFTER.total_seconds())
@@ -192,9 +206,6 @@ class EscalationLoop(Periodic):
                 alert_id=alert.id,
                 at=now,
             )
-        effects.events.append(
-            alert_event(session, "alert.escalated", alert, document, escalation=detail)
-        )
         if step.target == "police_unit":
             # The step's police recipients (an exercise alert's: the exercise endpoint).
             units = police_feeds([{"kind": r.kind, "code": r.code} for r in step.recipients])
@@ -205,6 +216,14 @@ class EscalationLoop(Periodic):
                     for unit in units]
             for row_id, row in zip(alert_service.enqueue(session, rows), rows, strict=True):
                 effects.outbox.append(OutboxItem(row_id, row["target"], payload, 1))
+            # The police's webhook subscriptions: the escalation as a message of its own.
+            for hook in self.rt.flow.hooks:
+                escalate = getattr(hook, "after_escalation", None)
+                if escalate is not None:
+                    escalate(session, alert, document, detail, effects)
+        effects.events.append(
+            alert_event(session, "alert.escalated", alert, document, escalation=detail)
+        )
         log.warning(
             "alert escalated id=%s step=%s action=%s target=%s",
             alert.id,

@@ -8,6 +8,10 @@ claimed in the same transaction and handed to it right after the commit (`wiring
 first attempt starts at once. Otherwise the commit wakes the worker of whichever process has
 one, and it claims them in a round.
 
+An escalation to the police unit directly (`backend.escalation.loop`) is a message of its own
+(`after_escalation`): its rows have the sequence of the message it escalates and the step as
+their `escalation_step`, and are sent as a transition's are.
+
 A document that cannot be rendered (which the police formats refuse) never stops the alert: its
 deliveries are written as `rejected` with the reason, so the console shows "police not reached".
 """
@@ -68,6 +72,7 @@ class DeliveryPlan:
     rows: list[dict[str, Any]]
     jobs: list[Job]
     value: str | None  # the alert's police_delivery when these are its only deliveries
+    escalation_step: int = 0  # the escalation step the message carries; 0: none
 
 
 class Renderer:
@@ -159,7 +164,26 @@ class DeliveryHook:
             plan = self._plan(session, alert, document)
             if plan is None:
                 return
-        # A prepared raise's rows were written with the new alert; a transition writes its own.
+        self._queue(session, alert, document, plan, prepared)
+
+    def after_escalation(
+        self, session: Session, alert: Alert, document: dict[str, Any],
+        escalation: dict[str, Any], effects: Effects,
+    ) -> None:
+        """An escalation step to the police unit (the escalation loop, in the alert's
+        transaction): the alert's document with the step's `escalation` member goes to every
+        subscription the alert matches (an exercise alert's to drill subscriptions only) as a
+        message of its own, sent as a transition's is. `document` gets the alert's new
+        `police_delivery`, for the console events of the step."""
+        escalated = {**document, "escalation": escalation}
+        plan = self._plan(session, alert, escalated, escalation_step=int(escalation["step"]))
+        if plan is not None:
+            self._queue(session, alert, document, plan, prepared=False)
+
+    def _queue(self, session: Session, alert: Alert, document: dict[str, Any],
+               plan: DeliveryPlan, prepared: bool) -> None:
+        """Write the plan's rows (a prepared raise's were written with the new alert), have
+        them sent after the commit and, but for a raise, recompute the alert's aggregate."""
         added = ({r["id"] for r in plan.rows} if prepared
                  else set(service.add_deliveries(session, plan.rows)))
         ready = [job for job in plan.jobs if job.delivery_id in added]
@@ -167,7 +191,7 @@ class DeliveryHook:
             self.submit(ready)  # the rows committed with their statement: the sends start now
         elif ready:
             session.info.setdefault(JOBS_KEY, []).extend(ready)  # at the commit (`wiring`)
-        if not prepared:  # a transition: earlier messages' deliveries count too
+        if not prepared:  # a transition, an escalation: earlier messages' deliveries count
             value = status.aggregate(
                 service.delivery_states(session, alert.id), alert.priority, self._urgent
             )
@@ -180,15 +204,17 @@ class DeliveryHook:
             # Rows for a round; those this process sends right after the commit need none (a
             # round would find them claimed, and compete with their sends for the process).
             session.info[WAKE_KEY] = True
-        log.info("alert %s seq %s: %d webhook deliveries queued",
-                 alert.id, alert.sequence, len(added))
+        log.info("alert %s seq %s step %s: %d webhook deliveries queued",
+                 alert.id, alert.sequence, plan.escalation_step, len(added))
 
     def _plan(
-        self, session: Session, alert: Alert, document: dict[str, Any]
+        self, session: Session, alert: Alert, document: dict[str, Any],
+        escalation_step: int = 0,
     ) -> DeliveryPlan | None:
-        """The delivery rows of this alert message (one per matching subscription), the jobs
-        to send right after the commit (when this process's worker runs) and the aggregate
-        `police_delivery` they make for a new alert; None when no subscription matches."""
+        """The delivery rows of this alert message (one per matching subscription; an
+        escalation's with its step), the jobs to send right after the commit (when this
+        process's worker runs) and the aggregate `police_delivery` they make for a new alert;
+        None when no subscription matches."""
         subs = [
             s for s in self._active(session)
             if filters.matches(s.filter, document, alert.police_unit)
@@ -204,7 +230,8 @@ class DeliveryHook:
             rendered = renderer.render(sub.format)
             row: dict[str, Any] = {
                 "id": uuid.uuid4(), "subscription_id": sub.id, "alert_id": alert.id,
-                "sequence": alert.sequence, "priority": alert.priority, "format": sub.format,
+                "sequence": alert.sequence, "escalation_step": escalation_step,
+                "priority": alert.priority, "format": sub.format,
                 "attempts": 0, "created_at": now, "window_start": now,
                 "claimed_until": None, "last_attempt_at": None,
             }
@@ -230,10 +257,11 @@ class DeliveryHook:
                     ))
             rows.append(row)
         value = status.aggregate(
-            [(str(r["subscription_id"]), alert.sequence, 0, r["state"]) for r in rows],
+            [(str(r["subscription_id"]), alert.sequence, escalation_step, r["state"])
+             for r in rows],
             alert.priority, self._urgent,
         )
-        return DeliveryPlan(rows, jobs, value)
+        return DeliveryPlan(rows, jobs, value, escalation_step)
 
 
 class SubscriptionWatch(Periodic):

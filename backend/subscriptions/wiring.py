@@ -67,6 +67,8 @@ def install(
     flow.hooks.append(hook)
 
     def _after_commit(session: Session) -> None:
+        if session.in_nested_transaction():
+            return  # a savepoint released (the escalation loop's): nothing is committed yet
         jobs = session.info.pop(JOBS_KEY, None)
         if jobs:
             worker.submit(jobs)

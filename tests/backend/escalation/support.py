@@ -38,10 +38,10 @@ class RecordingBus:
         return [e for e in self.events if e.get("event") == name]
 
 
-def raise_panic(stack, device_id: str) -> Alert:
-    """Register a victim device, let it press panic (at Rotterdam Centraal) and return the
-    alert once the worker's follow-up has committed."""
-    stack.register(device_id)
+def raise_panic(stack, device_id: str, exercise: bool = False) -> Alert:
+    """Register a victim device (of an exercise case with `exercise`), let it press panic (at
+    Rotterdam Centraal) and return the alert once the worker's follow-up has committed."""
+    stack.register(device_id, exercise=exercise)
     police = stack.collector(stack.topics.police_filter())
     device = stack.device(device_id)
     publish(

@@ -1,20 +1,27 @@
 """The escalation loop on the stack: an unacknowledged P1 is re-notified at 30 s and escalated
-(desk supervisor, then the police unit directly, which reaches the police feed); an acknowledged
-alert that stays unresolved re-alerts; the loop is driven with a controllable clock."""
+(desk supervisor, then the police unit directly, which reaches the police feed and the police's
+webhook subscriptions); an acknowledged alert that stays unresolved re-alerts; the loop is driven
+with a controllable clock."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import orjson
+from lxml import etree
 from sqlalchemy import select
+from sqlalchemy import update as sa_update
 
 from backend.alerts.models import Alert, AlertEvent
 from backend.caselog import service as caselog
 from backend.cases.models import Case
 from backend.escalation.loop import EscalationLoop
+from backend.subscriptions.models import Delivery
 from tests.backend.escalation.support import RecordingBus, raise_panic
+from tests.support.waiting import wait_until
+from tests.support.webhooks import receivers, subscribe, webhooks  # noqa: F401 - fixtures
 
 
 def _timeline(stack, alert_id: uuid.UUID) -> list[AlertEvent]:
@@ -110,3 +117,163 @@ def test_acknowledged_alert_stops_escalating_and_re_alerts_when_unresolved(stack
     )  # and again
     assert api.post(f"/api/v1/alerts/{alert.id}/resolve").status_code == 200
     assert loop.run_once(acked.acknowledged_at + timedelta(seconds=9999)) == 0
+
+
+# -- the police's webhook subscriptions ---------------------------------------------------------
+CAP = "{urn:oasis:names:tc:emergency:cap:1.2}"
+
+
+def _cap_schema() -> etree.XMLSchema:
+    """The official OASIS schema next to the repository; the repository's copy when absent."""
+    root = Path(__file__).resolve().parents[3]
+    official = root.parent / "shared" / "data" / "cap" / "CAP-v1.2-schema.xsd"
+    packaged = root / "backend" / "police" / "schema" / "CAP-v1.2-schema.xsd"
+    return etree.XMLSchema(etree.parse(str(official if official.exists() else packaged)))
+
+
+def _deliveries(api, alert_id: uuid.UUID) -> list[dict]:
+    r = api.get("/api/v1/deliveries", params={"alert_id": str(alert_id)})
+    assert r.status_code == 200, r.text
+    return sorted(r.json(), key=lambda d: (d["subscription_id"], d["escalation_step"]))
+
+
+def _police_delivery(api, alert_id: uuid.UUID) -> str | None:
+    return api.get(f"/api/v1/alerts/{alert_id}").json()["police_delivery"]
+
+
+def _delivered(api, alert: Alert) -> None:
+    """Wait until the raise's deliveries are recorded: the worker locks the alert to record
+    each, and a pass skips an alert locked meanwhile."""
+    wait_until(lambda: _police_delivery(api, alert.id) == "delivered")
+
+
+def test_the_police_step_reaches_the_webhook_subscriptions_as_a_message_of_its_own(
+        webhooks, receivers):
+    """A P1 nobody acknowledges reaches each subscribed receiver twice: the raise, then, at the
+    step to the police unit directly, the escalation (CloudEvent `.escalated`, CAP Update of its
+    own identifier, valid against the official schema). The steps before it send nothing."""
+    stack = webhooks
+    api = stack.api()
+    events, cap_receiver = receivers(), receivers()
+    subscribe(api, events)
+    subscribe(api, cap_receiver, format="cap")
+    alert = raise_panic(stack, "vic-esc-hook")
+    _delivered(api, alert)
+    loop = EscalationLoop(stack.runtime, bus=RecordingBus())
+
+    assert loop.run_once(alert.raised_at + timedelta(seconds=45)) == 2  # desk steps only
+    assert [d["escalation_step"] for d in _deliveries(api, alert.id)] == [0, 0]
+    assert loop.run_once(alert.raised_at + timedelta(seconds=60)) == 1  # the police unit
+
+    got = sorted(events.wait_for(2), key=lambda r: r.at)
+    assert len(got) == 2 and events.bad_signatures == events.duplicates == 0
+    raised, escalated = (orjson.loads(r.body) for r in got)
+    assert raised["type"].endswith(".raised") and "escalation" not in raised["data"]
+    assert escalated["id"] == f"{alert.id}/1/escalation/3"
+    assert escalated["type"] == "nl.schildwacht.alert.panic.escalated"
+    assert escalated["data"]["escalation"]["target"] == "police_unit"
+    assert escalated["data"]["escalation"]["step"] == 3
+    assert "police_delivery" not in escalated["data"]  # the console's, not the police's
+
+    got = sorted(cap_receiver.wait_for(2), key=lambda r: r.at)
+    assert len(got) == 2 and cap_receiver.bad_signatures == 0
+    schema = _cap_schema()
+    first, update = (etree.fromstring(r.body) for r in got)
+    assert schema.validate(update), schema.error_log
+    assert update.findtext(f"{CAP}msgType") == "Update"
+    assert update.findtext(f"{CAP}identifier") == (
+        f"{first.findtext(f'{CAP}identifier')}-escalation-3")
+    assert update.findtext(f"{CAP}info/{CAP}headline").startswith("ESCALATIE P1")
+
+    # The delivery listing shows each message's step; the escalation got through as well.
+    deliveries = wait_until(lambda: (ds := _deliveries(api, alert.id))
+                            and {d["state"] for d in ds} == {"delivered"} and ds)
+    assert [d["escalation_step"] for d in deliveries] == [0, 3, 0, 3]
+    assert {d["webhook_id"] for d in deliveries} == set(events.received) | set(
+        cap_receiver.received)
+    assert _police_delivery(api, alert.id) == "delivered"
+
+
+def test_an_escalation_the_police_do_not_take_makes_the_alert_unreachable(webhooks, receivers):
+    """The raise got through, the escalation does not by the deadline: the police were not told
+    that the desk left the P1 unacknowledged ("police not reached"); a replay sends it again
+    under its webhook id."""
+    stack = webhooks
+    api = stack.api()
+    receiver = receivers()
+    subscribe(api, receiver)
+    alert = raise_panic(stack, "vic-esc-down")
+    _delivered(api, alert)
+    receiver.down = True
+
+    loop = EscalationLoop(stack.runtime, bus=RecordingBus())
+    assert loop.run_once(alert.raised_at + timedelta(seconds=60)) == 3
+    wait_until(lambda: _police_delivery(api, alert.id) == "unreachable", timeout=20)
+    raised, escalation = _deliveries(api, alert.id)
+    assert (raised["state"], raised["escalation_step"]) == ("delivered", 0)
+    assert (escalation["state"], escalation["escalation_step"]) == ("unreachable", 3)
+    assert escalation["sequence"] == raised["sequence"] == 1
+    assert "police not reached: phone the control room" in escalation["last_error"]
+
+    receiver.down = False
+    r = api.post(f"/api/v1/alerts/{alert.id}/deliveries/replay")
+    assert r.status_code == 200, r.text
+    assert [(d["id"], d["escalation_step"]) for d in r.json()] == [(escalation["id"], 3)]
+    got = receiver.wait_for(2)
+    assert len(got) == 2
+    assert orjson.loads(receiver.received[escalation["webhook_id"]].body)["data"][
+        "escalation"]["step"] == 3
+    wait_until(lambda: _police_delivery(api, alert.id) == "delivered")
+
+
+def test_an_exercise_alerts_escalation_reaches_drill_subscriptions_only(webhooks, receivers):
+    stack = webhooks
+    api = stack.api()
+    live, drill = receivers(), receivers()
+    subscribe(api, live)
+    drill_sub = subscribe(api, drill, drill=True)
+    alert = raise_panic(stack, "vic-esc-drill", exercise=True)
+    _delivered(api, alert)
+
+    loop = EscalationLoop(stack.runtime, bus=RecordingBus())
+    assert loop.run_once(alert.raised_at + timedelta(seconds=60)) == 3
+    got = sorted(drill.wait_for(2), key=lambda r: r.at)
+    assert len(got) == 2
+    escalated = orjson.loads(got[1].body)
+    assert escalated["type"].endswith(".escalated") and escalated["data"]["exercise"] is True
+    deliveries = _deliveries(api, alert.id)
+    assert [(d["subscription_id"], d["escalation_step"]) for d in deliveries] == [
+        (drill_sub["id"], 0), (drill_sub["id"], 3)]
+    assert live.requests == 0
+
+
+def test_an_alert_that_fails_leaves_the_webhook_sends_of_the_others_in_the_pass(
+        webhooks, receivers):
+    """Each alert of a pass is escalated in a savepoint: the webhook sends of one wait for the
+    pass's commit (not its savepoint's), and when another alert's savepoint rolls back they
+    are still sent right after the commit, not after their claim runs out."""
+    stack = webhooks
+    api = stack.api()
+    receiver = receivers()
+    subscribe(api, receiver)
+    good = raise_panic(stack, "vic-esc-good")
+    broken = raise_panic(stack, "vic-esc-broken")  # due after the good one: fails after it
+    _delivered(api, good), _delivered(api, broken)
+    with stack.runtime.sessions.begin() as s:
+        s.execute(sa_update(Alert).where(Alert.id == broken.id).values(escalation={"steps": []}))
+    worker = stack.runtime.deliveries
+    submitted, committed = [], []
+
+    def submit(jobs, sends=None):
+        submitted.extend(jobs)
+        with stack.runtime.sessions() as s:
+            committed.extend(s.get(Delivery, job.delivery_id) is not None for job in jobs)
+        type(worker).submit(worker, jobs, sends)
+
+    worker.submit = submit
+    loop = EscalationLoop(stack.runtime, bus=RecordingBus())
+    assert loop.run_once(broken.raised_at + timedelta(seconds=60)) == 3
+    assert [(job.alert_id, job.attempt) for job in submitted] == [(good.id, 1)]
+    assert committed == [True]
+    [_, escalation] = _deliveries(api, good.id)
+    assert submitted[0].delivery_id == uuid.UUID(escalation["id"])
