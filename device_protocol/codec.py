@@ -8,6 +8,7 @@ whatever fields are readable and reports the rest as flags.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -119,6 +120,9 @@ def _repaired(text: str) -> Any:
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError as exc:
+            lenient = _lenient_strings(text)
+            if lenient is not None:
+                return lenient
             start = end = exc.pos
             while start > 0 and text[start - 1] not in _STRUCTURAL:
                 start -= 1
@@ -128,6 +132,16 @@ def _repaired(text: str) -> Any:
                 return None
             text = f'{text[:start]}"not a value"{text[end:]}'
     return None
+
+
+def _lenient_strings(text: str) -> Any:
+    """JSON text read by the standard library, which takes a lone surrogate escape in a string
+    (`"\\ud800"`, which a field's validation then refuses) and `NaN`, `Infinity` where orjson
+    stops; None when it cannot read it either."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
 
 
 def _load_alarm_body(payload: bytes, max_bytes: int) -> tuple[dict[str, Any], list[str]]:

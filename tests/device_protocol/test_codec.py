@@ -205,3 +205,13 @@ class TestLenientAlarm:
         second = codec.decode_alarm_lenient(head + b'2"}')
         assert first.alarm.id != second.alarm.id
         assert codec.decode_alarm_lenient(head + b'1"}').alarm.id == first.alarm.id
+
+
+def test_a_lone_surrogate_in_one_field_of_an_alarm_costs_that_field_only():
+    """orjson refuses a lone surrogate escape anywhere in the body; the alarm keeps the rest."""
+    result = codec.decode_alarm_lenient(
+        b'{"id":"a-7","kind":"\\ud800","lat":51.92,"lon":4.47,"acc":8}')
+    assert result.alarm.id == "a-7" and result.alarm.has_fix and result.alarm.kind == "panic"
+    assert "invalid_kind" in result.issues
+    bad_id = codec.decode_alarm_lenient(b'{"id":"\\udfff","lat":51.92,"lon":4.47}')
+    assert bad_id.alarm.id.startswith("body-") and bad_id.alarm.has_fix
