@@ -192,6 +192,12 @@ class ProcessSettings(BaseModel):
     # longer told the process is alive (backend.service_notify). Longer than any timeout a step
     # waits on (statements, Redis, the broker, retry back-off).
     stuck_after_s: float = Field(30.0, ge=1)
+    # An ingest worker moves what it loaded (directory, snapshots, measures, code) into the
+    # collector's permanent generation, at start and after each reload (`gc.freeze`): full
+    # collections then skip it. What is frozen is never scanned again, so garbage in cycles
+    # frozen with it stays; a process that builds and drops many workers (the tests) turns
+    # it off.
+    freeze_heap: bool = True
 
 
 class ApiSettings(BaseModel):

@@ -236,7 +236,7 @@ class IngestWorker:
         self._snapshots: SnapshotWatch | None = None
         if self.rt.settings.ingest.channels != "other":  # alarms: every case in memory too
             self._snapshots = SnapshotWatch(self.rt.flow.cases, self.rt.sessions,
-                                            on_reload=gc.freeze)
+                                            on_reload=self._freeze)
             log.info("case snapshots loaded count=%d", self._snapshots.load())
             if self.rt.settings.ingest.rehearse:
                 self._rehearse()
@@ -245,11 +245,12 @@ class IngestWorker:
         # The directory, the measures and the code loaded so far live as long as the process
         # (or until the next reload, which freezes its own): keep them out of the garbage
         # collector's full scans, pauses of 25-100 ms that an alarm would wait out.
-        process.freeze_loaded()
+        if self.rt.settings.process.freeze_heap:
+            process.freeze_loaded()
         ingest = self.rt.settings.ingest
         if ingest.channels == "alarm" and ingest.collect_between_alarms:
             self._collector = IdleCollector(self._idle).start()
-        self.rt.directory.start_refresh(on_reload=gc.freeze)
+        self.rt.directory.start_refresh(on_reload=self._freeze)
         if self._snapshots is not None:
             self._snapshots.start()
         self._threads = [
@@ -306,6 +307,11 @@ class IngestWorker:
             self.client.disconnect()
             self.client.loop_stop()
         log.info("ingest worker stopped client=%s processed=%d", self.client_id, self._processed)
+
+    def _freeze(self) -> None:
+        """After a reload: what was loaded joins the frozen heap (`process.freeze_heap`)."""
+        if self.rt.settings.process.freeze_heap:
+            gc.freeze()
 
     # -- paho thread: queue fixes, raise alarms ------------------------------------------------
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:

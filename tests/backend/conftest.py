@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -93,11 +93,28 @@ class Stack:
     topics: Topics
     protocol: str
 
+    # The MQTT clients a test made, closed with the stack (a client left open keeps its network
+    # thread, and with it its sockets, for the rest of the test process).
+    clients: list = field(default_factory=list)
+
     def device(self, device_id: str):
-        return client(self.port, client_id=device_id, protocol=self.protocol)
+        made = client(self.port, client_id=device_id, protocol=self.protocol)
+        self.clients.append(made)
+        return made
 
     def collector(self, topic_filter: str) -> Collector:
-        return Collector(self.port, topic_filter, self.protocol)
+        made = Collector(self.port, topic_filter, self.protocol)
+        self.clients.append(made)
+        return made
+
+    def close_clients(self) -> None:
+        for made in self.clients:
+            if isinstance(made, Collector):
+                made.close()
+            else:
+                made.disconnect()
+                made.loop_stop()
+        self.clients.clear()
 
     def api(self) -> TestClient:
         return TestClient(create_app(self.runtime), headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
@@ -132,6 +149,10 @@ def make_settings(backend: str, *, db_url: str, port: int, root: str, redis_pref
         "protocol": {"topic_root": root},
         "api": {"admin_token": ADMIN_TOKEN},
         "ingest": {"outbox_resend_after_s": 2.0},
+        # Hundreds of workers come and go in one test process: frozen, each one's garbage (its
+        # paho client's socket pair among it) stayed for good, until select() met a
+        # descriptor beyond 1023 (`process.freeze_heap`).
+        "process": {"freeze_heap": False},
     }
     if backend == "services":
         env["redis"] = {"url": REDIS_URL, "key_prefix": redis_prefix}
@@ -157,8 +178,10 @@ def stack(request, tmp_path: Path) -> Iterator[Stack]:
     worker = IngestWorker(runtime)
     worker.start()
     runtime.dispatcher.start()
-    yield Stack(backend, settings, runtime, worker, port, runtime.topics,
-                settings.broker.protocol)
+    made = Stack(backend, settings, runtime, worker, port, runtime.topics,
+                 settings.broker.protocol)
+    yield made
+    made.close_clients()
     worker.stop()
     runtime.dispatcher.stop()
     if runtime.redis is not None:

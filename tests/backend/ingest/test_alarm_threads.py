@@ -350,3 +350,12 @@ def test_a_batch_that_keeps_failing_is_given_up_unacknowledged(stack, monkeypatc
         finally:
             restarted.stop()
     device.disconnect()
+
+
+def test_a_worker_told_not_to_freeze_the_heap_leaves_it_unfrozen(stack):
+    """`process.freeze_heap` off (as every test stack has it): nothing frozen at start, so what
+    a stopped worker leaves behind is collected."""
+    import gc
+
+    assert stack.settings.process.freeze_heap is False
+    assert gc.get_freeze_count() == 0
