@@ -4,7 +4,13 @@ difference here, before it is a surprise in service."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
 
 from backend.db.migrate import schema_drift, upgrade
 
@@ -26,68 +32,53 @@ def test_a_difference_is_reported(tmp_path: Path):
     assert change[0][2:4] == ("offender_homes", "location")
 
 
-def test_the_alerts_index_migration_runs_again_after_a_failed_concurrent_build(pg_url):
-    """A concurrent index build that failed leaves the index behind (invalid); the migration,
-    run again, replaces it instead of failing with "already exists". On a database of its own:
-    the shared one stays at the head."""
-    import uuid
-
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    from backend.db.migrate import upgrade as migrate
-
+@contextmanager
+def scratch_database(pg_url: str) -> Iterator[tuple[str, Engine]]:
+    """A PostGIS database of its own (the shared one stays at the head): its URL and an
+    autocommit engine; dropped afterwards."""
     name = f"schildwacht_mig_{uuid.uuid4().hex[:8]}"
     admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
     url = make_url(pg_url).set(database=name).render_as_string(hide_password=False)
     with admin.connect() as c:
         c.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
     try:
-        engine = create_engine(url, isolation_level="AUTOCOMMIT")
         with engine.connect() as c:
             c.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
-        migrate(url, "0011_webhook_prior_attempts")
-        with engine.connect() as c:  # what the failed build left
-            c.execute(text("CREATE INDEX ix_alerts_case_type_raised ON alerts (case_id)"))
-        migrate(url)
-        with engine.connect() as c:
-            columns = c.execute(text(
-                "SELECT pg_get_indexdef('ix_alerts_case_type_raised'::regclass)")).scalar_one()
-        assert "(case_id, type, raised_at)" in columns
-        engine.dispose()
+        yield url, engine
     finally:
+        engine.dispose()
         with admin.connect() as c:
             c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
 
+def test_the_alerts_index_migration_runs_again_after_a_failed_concurrent_build(pg_url):
+    """A concurrent index build that failed leaves the index behind (invalid); the migration,
+    run again, replaces it instead of failing with "already exists"."""
+    with scratch_database(pg_url) as (url, engine):
+        upgrade(url, "0011_webhook_prior_attempts")
+        with engine.connect() as c:  # what the failed build left
+            c.execute(text("CREATE INDEX ix_alerts_case_type_raised ON alerts (case_id)"))
+        upgrade(url)
+        with engine.connect() as c:
+            columns = c.execute(text(
+                "SELECT pg_get_indexdef('ix_alerts_case_type_raised'::regclass)")).scalar_one()
+        assert "(case_id, type, raised_at)" in columns
+
+
 def test_the_delivery_key_migration_runs_again_after_a_failed_concurrent_build(pg_url):
     """The escalation step's column is added before the new key's index is built concurrently;
     a build that failed leaves both behind. The migration, run again, goes through and ends
-    with the new key in place of the old one. On a database of its own."""
-    import uuid
-
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    from backend.db.migrate import upgrade as migrate
-
-    name = f"schildwacht_mig_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
-    url = make_url(pg_url).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        engine = create_engine(url, isolation_level="AUTOCOMMIT")
-        with engine.connect() as c:
-            c.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
-        migrate(url, "0012_alerts_case_type_raised")
+    with the new key in place of the old one."""
+    with scratch_database(pg_url) as (url, engine):
+        upgrade(url, "0012_alerts_case_type_raised")
         with engine.connect() as c:  # what the failed run left
             c.execute(text("ALTER TABLE webhook_deliveries ADD COLUMN escalation_step integer "
                            "NOT NULL DEFAULT 0"))
             c.execute(text("CREATE INDEX uq_webhook_deliveries_message "
                            "ON webhook_deliveries (alert_id)"))
-        migrate(url)
+        upgrade(url)
         with engine.connect() as c:
             keys = dict(c.execute(text(
                 "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
@@ -95,8 +86,3 @@ def test_the_delivery_key_migration_runs_again_after_a_failed_concurrent_build(p
         assert keys == {"uq_webhook_deliveries_message":
                         "UNIQUE (subscription_id, alert_id, sequence, escalation_step)"}
         assert schema_drift(url) == []
-        engine.dispose()
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
