@@ -27,7 +27,7 @@ def _case(sessions) -> uuid.UUID:
     return case_id
 
 
-def _delete_in_thread(sessions, case_id: uuid.UUID) -> tuple[threading.Thread, list]:
+def delete_in_thread(sessions, case_id: uuid.UUID) -> tuple[threading.Thread, list]:
     outcome: list = []
 
     def run() -> None:
@@ -50,7 +50,7 @@ def test_a_stake_taken_while_the_case_is_deleted_stops_the_deletion(pg_sessions,
         else:
             desk.add(Device(id="dev-race", case_id=case_id, role="victim"))
             desk.flush()
-        thread, outcome = _delete_in_thread(pg_sessions, case_id)
+        thread, outcome = delete_in_thread(pg_sessions, case_id)
         thread.start()
         thread.join(1.0)  # the deletion waits for the desk's transaction
         assert thread.is_alive()

@@ -16,13 +16,13 @@ from sqlalchemy import select
 from backend.api.app import create_app
 from backend.caselog import service as caselog
 from backend.caselog.models import CaseLogEntry
-from backend.cases import service as cases
 from backend.cases.errors import CaseInUse
 from backend.cases.models import Case
 from backend.db.migrate import upgrade
 from backend.demo import demo_settings, seed
 from backend.runtime import Runtime
 from backend.settings import Settings
+from tests.backend.cases.test_delete_race import delete_in_thread
 from tests.support.db import sqlite_sessions
 
 PATCHES = 8
@@ -66,17 +66,7 @@ def test_a_note_written_while_the_case_is_deleted_stops_the_deletion(tmp_path):
         with sessions.begin() as s:
             s.add(Case(id=case_id, reference="DEL-SQLITE", home_vr_code="VR17",
                        custody_status="none", exercise=False, case_director="token:cd"))
-        outcome: list = []
-
-        def delete() -> None:
-            try:
-                with sessions.begin() as s:
-                    cases.delete(s, cases.get(s, case_id), "token:cd")
-                outcome.append("deleted")
-            except Exception as exc:  # noqa: BLE001 - the outcome is what the test judges
-                outcome.append(exc)
-
-        deletion = threading.Thread(target=delete)
+        deletion, outcome = delete_in_thread(sessions, case_id)
         with sessions.begin() as desk:  # meanwhile the desk writes a note to the case
             caselog.append(desk, case_id, "note", "user:desk", {"text": "buren bellen"})
             deletion.start()
