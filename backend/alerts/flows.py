@@ -194,8 +194,8 @@ class AlertFlow:
         self._regions = regions
         self._fallback_unit = fallback_police_unit
         self.hooks: list[AlertHook] = list(hooks or [])
-        # VR codes running an exercise: the alerts located there of devices in no case (the
-        # exercise's kits) are drills; a case's alerts are drills only when the case is flagged
+        # VR codes running an exercise: the alerts of no case located there (grouped health
+        # summaries) are drills; a case's alerts are drills only when the case is flagged
         # `exercise`: a real victim's panic in a region holding an exercise goes to the live
         # police (settings.police).
         self.exercise_regions: frozenset[str] = frozenset()

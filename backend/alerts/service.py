@@ -231,15 +231,3 @@ def of_message(session: Session, device_id: str | None, message_id: str | None) 
         return None
     return session.scalar(
         select(Alert).where(Alert.device_id == device_id, Alert.message_id == message_id))
-
-
-def unfinished(session: Session, device_id: str | None, message_id: str | None) -> Alert | None:
-    """The alert of (device, message id) if its follow-up has not run yet."""
-    if device_id is None or message_id is None:
-        return None
-    return session.scalar(
-        select(Alert).where(
-            Alert.device_id == device_id, Alert.message_id == message_id,
-            Alert.followed_up_at.is_(None),
-        )
-    )
