@@ -197,6 +197,11 @@ class BackendClient:
         body = {"id": device_id, "case_id": case_id, "role": role}
         self._call("POST", "/api/v1/devices", f"register device {device_id}", json=body)
 
+    def deactivate_device(self, device_id: str) -> None:
+        body = {"active": False}
+        self._call("PATCH", f"/api/v1/devices/{device_id}", f"deactivate device {device_id}",
+                   json=body)
+
     def import_measures(
         self, case_id: str, features: Sequence[Mapping[str, Any]]
     ) -> list[str]:
@@ -384,6 +389,20 @@ def register_fleet(
             client.register_device(device.device_id, case_id, device.role.value)
         case_ids.append(case_id)
     return case_ids
+
+
+def retire_devices(client: BackendClient, device_ids: Sequence[str]) -> list[str]:
+    """Deactivate the devices a run registered: a simulated device that stops publishing would
+    otherwise stay registered, fall silent and raise exercise `device_silent` alerts long after
+    the run. Their cases and alerts stay for inspection. Returns the ids that could not be
+    deactivated (each call has the client's timeouts; one failure does not stop the rest)."""
+    left = []
+    for device_id in device_ids:
+        try:
+            client.deactivate_device(device_id)
+        except BackendError:
+            left.append(device_id)
+    return left
 
 
 class BackendAlertSource:

@@ -16,8 +16,8 @@ its `alert.raised` frame on the console stream). Without a sighting no latency i
 `--api URL --token TOKEN` (or `$SCHILDWACHT_SIMULATOR_TOKEN`) each scenario, or the fleet, is
 first registered with that backend (`simulator.backend`: exercise cases, their devices, a
 scenario's measures; ids carry a run id so repeated runs never collide), and its alerts are read
-back from the API. Accelerated
-runs are then anchored on the scenario's alarm (`--anchor alarm`), so a fresh press looks fresh.
+back from the API; at the end its devices are deactivated (`--keep-devices` leaves them active).
+Accelerated runs are then anchored on the scenario's alarm (`--anchor alarm`), so a fresh press looks fresh.
 Health alerts (silent, battery) come from the backend's supervision loop on its own schedule:
 the scenario's `within_s` allows for its detection time.
 """
@@ -692,12 +692,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="suffix for device, measure and case ids (default: random, so runs never collide)",
     )
     parser.add_argument(
+        "--keep-devices",
+        action="store_true",
+        help="with --api: leave the devices registered active after the run (by default they "
+        "are deactivated, so that they do not fall silent and raise alerts later)",
+    )
+    parser.add_argument(
         "--anchor",
         choices=("alarm", "end"),
         default="alarm",
         help="when accelerated, stamp the first alarm (or the end of the run) as now",
     )
     return parser
+
+
+def _retire(backend, device_ids: list[str], console: Console) -> None:
+    from simulator.backend import retire_devices
+
+    left = retire_devices(backend, device_ids)
+    console.print(f"deactivated {len(device_ids) - len(left)} of {len(device_ids)} devices")
+    if left:
+        console.print(f"[yellow]still active (deactivate them by hand): {', '.join(left)}[/yellow]")
 
 
 def main(
@@ -736,6 +751,7 @@ def main(
     prepare_fleet = None
     backend = None
     stream = None
+    registered: list[str] = []  # device ids registered with the backend in this run
     if args.api:
         # simulator.backend imports this module: keep it out of import time.
         from simulator import backend as api
@@ -752,6 +768,7 @@ def main(
 
         def prepare(scenario: scenarios.Scenario) -> None:
             done = api.register_scenario(client, scenario, run_id)
+            registered.extend(done.device_ids)
             console.print(
                 f"registered {scenario.name}: case {done.case_reference}, "
                 f"{len(done.device_ids)} devices, {len(done.measure_ids)} measures"
@@ -759,6 +776,7 @@ def main(
 
         def prepare_fleet(fleet: Fleet) -> None:
             cases = api.register_fleet(client, fleet.infos, run_id)
+            registered.extend(d.device_id for d in fleet.infos)
             console.print(f"registered the fleet: {len(cases)} cases, {len(fleet.infos)} devices")
     else:
         run_id = args.run_id or ""
@@ -816,6 +834,8 @@ def main(
         if stream is not None:
             stream.close()
         if backend is not None:
+            if registered and not args.keep_devices:
+                _retire(backend, registered, console)
             backend.close()
     render_summaries(summaries, console)
     return 0 if all(s.ok for s in summaries) else 1

@@ -13,8 +13,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from rich.console import Console
+from sqlalchemy import select
 
 from backend.api.app import create_app
+from backend.devices.models import Device
 from backend.supervision.loop import SupervisionLoop
 from simulator import scenarios
 from simulator.backend import (
@@ -102,6 +104,14 @@ AFTER_DRAIN = {
     "battery": lambda stack: supervise(stack, 1.0),
 }
 
+
+
+def _active(stack, run_id: str) -> dict[str, bool]:
+    """Whether each device of run `run_id` is active (device ids end in `-<run id>`)."""
+    with stack.runtime.sessions() as s:
+        rows = s.execute(select(Device.id, Device.active)
+                         .where(Device.id.like(f"%-{run_id}"))).all()
+    return dict(rows)
 
 
 def run_against(
@@ -298,6 +308,10 @@ def test_command_line_registers_runs_and_reports_against_a_served_backend(
     assert code == 0, output
     assert "registered panic: case SIM-cli1-panic-0" in output
     assert "1/1" in output  # matched / required in the alerts table
+    # Its devices end deactivated: they would fall silent and raise alerts later.
+    states = _active(stack, "cli1")
+    assert states and not any(states.values()), states
+    assert f"deactivated {len(states)} of {len(states)} devices" in output
 
 
 @pytest.mark.parametrize("stack", ["services"], indirect=True)
@@ -349,12 +363,16 @@ def test_command_line_registers_a_fleet_and_matches_its_panic_presses(stack) -> 
                 "--port", str(stack.port),
                 "--alert-wait", "10",
                 "--run-id", "fleet1",
+                "--keep-devices",
             ],
             console=console,
         )
     output = console.export_text()
     assert code == 0, output
     assert "registered the fleet: 2 cases, 4 devices" in output
+    # --keep-devices: left active, as asked.
+    assert "deactivated" not in output
+    assert list(_active(stack, "fleet1").values()) == [True] * 4
     presses = sum(
         e.min_count
         for e in build_fleet(

@@ -17,6 +17,7 @@ from simulator.backend import (
     raised_frame,
     register_fleet,
     register_scenario,
+    retire_devices,
     stream_url,
 )
 from simulator.errors import BackendError
@@ -205,3 +206,19 @@ def test_a_fleet_is_registered_a_victim_and_an_offender_per_case() -> None:
     ]
     assert {d["id"] for d in devices} == {i.device_id for i in fleet.infos}
     assert all(d["id"].endswith("-r2") for d in devices)
+
+
+def test_retiring_deactivates_each_device_and_names_those_left_active() -> None:
+    patched: list[tuple[str, dict]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        patched.append((request.method + " " + request.url.path,
+                        httpx.Response(200, content=request.content).json()))
+        if request.url.path.endswith("/vic-b"):
+            return httpx.Response(503, json={"detail": "busy"})
+        return httpx.Response(200, json={})
+
+    left = retire_devices(_client(handler), ["vic-a", "vic-b", "off-c"])
+    assert left == ["vic-b"]  # one refusal does not stop the others
+    assert patched == [(f"PATCH /api/v1/devices/{d}", {"active": False})
+                       for d in ("vic-a", "vic-b", "off-c")]
