@@ -54,12 +54,6 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _copy_info(info: dict[str, Any]) -> dict[str, Any]:
-    """`Session.info` as it is now, its lists and sets copied (hooks extend them in place)."""
-    return {key: value.copy() if isinstance(value, list | set | dict) else value
-            for key, value in info.items()}
-
-
 def step_detail(step: EscalationStep) -> dict[str, Any]:
     return {
         "step": step.index,
@@ -129,16 +123,12 @@ class EscalationLoop(Periodic):
         `RETRY_AFTER`, and stops neither the pass nor the escalation of any other alert (it
         would otherwise come first in every pass, by its deadline, and fail it)."""
         own = Effects()
-        # What the hooks left for after the commit (webhook sends, a worker to wake): a rolled
-        # back savepoint takes back what it added, and its rollback listener empties it all
-        # (`backend.subscriptions.wiring`), the other alerts' too.
-        after_commit = _copy_info(session.info)
+        # What the hooks queued for after the commit (webhook sends) inside a savepoint rolled
+        # back is taken back with it (`backend.subscriptions.wiring`); the other alerts' stays.
         try:
             with session.begin_nested():
                 count = self._escalate(session, alert, now, own)
         except Exception:  # noqa: BLE001 - one alert must not stop every other's escalation
-            session.info.clear()
-            session.info.update(after_commit)
             session.expire(alert)
             log.exception("escalation of alert id=%s failed; again in %ds", alert.id,
                           RETRY_AFTER.total_seconds())

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from backend.alerts.flows import AlertFlow
 from backend.hub.bus import EventBus
@@ -69,16 +69,48 @@ def install(
     def _after_commit(session: Session) -> None:
         if session.in_nested_transaction():
             return  # a savepoint released (the escalation loop's): nothing is committed yet
+        session.info.pop(MARKS_KEY, None)
         jobs = session.info.pop(JOBS_KEY, None)
         if jobs:
             worker.submit(jobs)
         if session.info.pop(WAKE_KEY, False):
             worker.wake()
 
-    def _after_rollback(session: Session) -> None:
-        session.info.pop(WAKE_KEY, None)
-        session.info.pop(JOBS_KEY, None)
-
     event.listen(sessions, "after_commit", _after_commit)
-    event.listen(sessions, "after_soft_rollback", lambda s, _tx: _after_rollback(s))
+    take_back_on_rollback(sessions)
     return worker, SubscriptionWatch(hook, sessions)
+
+
+def take_back_on_rollback(sessions: sessionmaker[Session]) -> None:
+    """A rollback takes back what was queued for after the commit since its transaction or
+    savepoint began."""
+    event.listen(sessions, "after_transaction_create", _mark_savepoint)
+    event.listen(sessions, "after_soft_rollback", _take_back)
+
+
+# What was queued for after the commit when each savepoint of the transaction began: a
+# savepoint rolled back takes back what was queued inside it, and nothing queued before it (the
+# escalation loop escalates each alert of a pass in a savepoint of its own). Kept until the
+# transaction ends.
+MARKS_KEY = "subscriptions.marks"
+
+
+def _mark_savepoint(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.nested:
+        marks = session.info.setdefault(MARKS_KEY, {})
+        marks[transaction] = (len(session.info.get(JOBS_KEY, ())),
+                              session.info.get(WAKE_KEY, False))
+
+
+def _take_back(session: Session, transaction: SessionTransaction) -> None:
+    """After a rollback: a savepoint's leaves what was queued before it; any other empties the
+    queue (nothing of the transaction was committed)."""
+    mark = session.info.get(MARKS_KEY, {}).pop(transaction, None) if transaction.nested else None
+    if mark is None:
+        for key in (JOBS_KEY, WAKE_KEY, MARKS_KEY):
+            session.info.pop(key, None)
+        return
+    jobs_before, wake_before = mark
+    if JOBS_KEY in session.info:
+        del session.info[JOBS_KEY][jobs_before:]
+    session.info[WAKE_KEY] = wake_before
