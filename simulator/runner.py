@@ -17,7 +17,8 @@ its `alert.raised` frame on the console stream). Without a sighting no latency i
 first registered with that backend (`simulator.backend`: exercise cases, their devices, a
 scenario's measures; ids carry a run id so repeated runs never collide), and its alerts are read
 back from the API; at the end its devices are deactivated (`--keep-devices` leaves them active).
-Accelerated runs are then anchored on the scenario's alarm (`--anchor alarm`), so a fresh press looks fresh.
+Accelerated runs are then anchored on the scenario's alarm (`--anchor alarm`), so a fresh press
+looks fresh.
 Health alerts (silent, battery) come from the backend's supervision loop on its own schedule:
 the scenario's `within_s` allows for its detection time.
 """
