@@ -9,7 +9,11 @@ export SCHILDWACHT_TEST_MQTT_PORT="${SCHILDWACHT_TEST_MQTT_PORT:-1883}"
 # A crash in native code (or at interpreter exit) prints every thread's stack.
 export PYTHONFAULTHANDLER=1
 mkdir -p test-artifacts
-"${VENV:-.venv}/bin/python" -m pytest "$@"
+# Two worker processes (pytest-xdist), each on a database and a Redis database of its own, a
+# test file's tests on one worker: most of a test's time is waiting for services and threads, so
+# two of them share two cores well. SCHILDWACHT_TEST_WORKERS=0 runs everything in one process.
+workers="${SCHILDWACHT_TEST_WORKERS:-2}"
+"${VENV:-.venv}/bin/python" -m pytest -n "$workers" --dist loadfile "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then
   echo "pytest collected no tests: failing the run" >&2

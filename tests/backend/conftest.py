@@ -31,6 +31,7 @@ from backend.mqtt.embedded import EmbeddedBroker, free_port
 from backend.runtime import Runtime
 from backend.settings import Settings
 from device_protocol import Topics
+from loadtests.stack import ensure_database
 from tests.conftest import MQTT_PORT, PG_URL, REDIS_URL
 from tests.support.mqtt import Collector, client
 
@@ -42,8 +43,9 @@ SEAL_KEY = Fernet.generate_key().decode()
 
 @pytest.fixture(scope="session")
 def pg_url() -> str:
-    """The test database, migrated down and up once per session (this tests the migrations)."""
-    upgrade(PG_URL)
+    """The test database, migrated down and up once per session (this tests the migrations);
+    an xdist worker's own database is created first."""
+    ensure_database(PG_URL)
     downgrade(PG_URL, "base")
     upgrade(PG_URL)
     return PG_URL

@@ -25,10 +25,10 @@ import pytest
 from sqlalchemy import func, select
 
 from backend.alerts.models import Alert
-from backend.db.migrate import upgrade
 from backend.devices.models import Ping
 from backend.mqtt.embedded import free_port
 from device_protocol import Alarm, Fix, Topics, codec
+from loadtests.stack import ensure_database
 from tests.backend.conftest import subprocess_world
 from tests.conftest import MQTT_PORT, PG_URL
 from tests.support import sandbox
@@ -62,7 +62,7 @@ CLEAN = (0, -signal.SIGTERM)
 
 @pytest.fixture(scope="module")
 def pg_url() -> str:
-    upgrade(PG_URL)
+    ensure_database(PG_URL)  # created with PostGIS when missing (an xdist worker's), migrated
     return PG_URL
 
 
@@ -116,8 +116,10 @@ def _start_as_systemd_does(unit: Path, command: list[str], env: dict[str, str]):
         if os.geteuid() == 0:
             os.setpriority(os.PRIO_PROCESS, 0, nice)
 
+    # A session of its own: whatever the test leaves running is killed with it (`_stop`).
     return subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, preexec_fn=before_exec)
+                            stderr=subprocess.STDOUT, preexec_fn=before_exec,
+                            start_new_session=True)
 
 
 def _service_pid(proc: subprocess.Popen) -> int:
@@ -128,8 +130,10 @@ def _service_pid(proc: subprocess.Popen) -> int:
     def running() -> int | None:
         for entry in Path("/proc").iterdir():
             try:
+                # The service itself: its wrappers' command lines name it too.
                 if (entry.name.isdigit() and _parent(entry) == proc.pid
-                        and b"backend.cli" in (entry / "cmdline").read_bytes()):
+                        and (entry / "cmdline").read_bytes().split(b"\0")[1:3]
+                        == [b"-m", b"backend.cli"]):
                     return int(entry.name)
             except OSError:
                 continue  # gone meanwhile
@@ -164,19 +168,27 @@ def _stop(proc: subprocess.Popen, pid: int) -> tuple[int, str]:
     """SIGTERM, to the main thread. Systemd's kill(2) of the process reaches the main thread,
     which waits for it (`backend.cli`), whenever that thread can take it; under strace a
     thread stopped for the tracer cannot, and another thread got the signal and kept it."""
-    if proc.poll() is None:
-        _tgkill(pid, signal.SIGTERM)
     try:
-        out, _ = proc.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        # Its threads' stacks (PYTHONFAULTHANDLER), then the service itself: killing strace
-        # would leave it running.
-        os.kill(pid, signal.SIGABRT)
+        if proc.poll() is None:
+            _tgkill(pid, signal.SIGTERM)
         try:
-            out, _ = proc.communicate(timeout=10)
+            out, _ = proc.communicate(timeout=30)
         except subprocess.TimeoutExpired:
-            os.kill(pid, signal.SIGKILL)
-            out, _ = proc.communicate(timeout=10)
+            # Its threads' stacks (PYTHONFAULTHANDLER), then the service itself: killing strace
+            # would leave it running.
+            os.kill(pid, signal.SIGABRT)
+            try:
+                out, _ = proc.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(pid, signal.SIGKILL)
+                out, _ = proc.communicate(timeout=10)
+    finally:
+        # Nothing of the test outlives it: a service left running would take over the rows of
+        # the tests after it (their webhook deliveries, on keys it cannot open).
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     return proc.returncode, out.decode(errors="replace")
 
 

@@ -8,7 +8,6 @@ pyproj. One query per zone, with the points passed as arrays (unnest), keeps thi
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -18,14 +17,11 @@ from shapely.geometry import MultiPolygon, Point, Polygon, shape
 from sqlalchemy import create_engine, text
 
 from geofences import ExclusionZone, GeofenceConfig, MeasureIndex, ProtectedPlace
+from tests.conftest import BASE_PG_URL
 
 DATA = (
     Path(__file__).resolve().parents[2]
     / "backend/regions/data/gemeenten_rotterdam_rijnmond_2025.geojson"
-)
-URL = os.environ.get(
-    "SCHILDWACHT_TEST_DATABASE_URL",
-    "postgresql+psycopg://postgres@127.0.0.1:5432/schildwacht_test",
 )
 BORDER_TOLERANCE_M = 0.5
 RING_M = 250.0
@@ -137,7 +133,7 @@ def test_containment_and_distance_agree_with_postgis():
     zones = _zones()
     index = MeasureIndex(zones, cfg)
     rng = np.random.default_rng(20250101)
-    engine = create_engine(URL)
+    engine = create_engine(BASE_PG_URL)
     compared = skipped = 0
     with engine.connect() as conn:
         for zone in zones:
