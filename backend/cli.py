@@ -262,6 +262,8 @@ def cmd_tune(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from backend.auth.models import ROLES
+
     parser = argparse.ArgumentParser(prog="schildwacht", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--log-level", default="INFO")
@@ -287,10 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
     user_add = user.add_parser("add", help="create a console user")
     user_add.add_argument("--username", required=True)
     user_add.add_argument("--role", required=True,
-                          choices=["admin", "dispatcher", "police", "case_director"])
+                          choices=ROLES)
     user_add.add_argument("--scope", default="",
                           help="comma-separated: VR codes (dispatcher), RE units (police), "
-                               "case references (case_director)")
+                               "case references (case_director, partner)")
     user_add.add_argument("--password", default=None, help="else asked for on the terminal")
     user_add.set_defaults(func=cmd_user_add)
     tune = sub.add_parser("tune", help="alerts per day a proposed measure would have raised")

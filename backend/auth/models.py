@@ -10,7 +10,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from backend.db.base import Base, utcnow
 from backend.db.types import UTCDateTime
 
-ROLES = ("admin", "dispatcher", "police", "case_director")
+# partner: a contact person of a partner organisation of a case (Vrouwenopvang, 3RO, the OM...)
+# who reads the case's log and adds notes to it (`backend.caselog.views`), and nothing else.
+ROLES = ("admin", "dispatcher", "police", "case_director", "partner")
 
 
 class ApiToken(Base):
@@ -22,7 +24,7 @@ class ApiToken(Base):
     name: Mapped[str] = mapped_column(String(128))
     role: Mapped[str] = mapped_column(String(16))
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
-    # Scope: {"regions": [...VR codes]} for dispatchers, {"units": [...]} for police.
+    # Scope: `backend.auth.scope` ({"regions": [...VR codes]} for dispatchers...).
     scope: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -7,14 +7,16 @@ Scopes (stored with a user or a bearer token):
 - police: ``{"units": ["RE07", ...]}`` - alerts routed to one of the units, and the alerts of
   the cases at home in one of them (the home unit is told of an alert outside its region);
 - case_director: ``{"cases": ["<case reference>", ...]}`` - own cases and their alerts;
+- partner: ``{"cases": [...]}`` - the cases of which she is a partner organisation's contact
+  person, to read their log (no alert, no position);
 - admin: everything.
 
 An empty scope admits nothing: a forgotten scope fails closed.
 
 Region figures (the console's regions page: counts and medians per safety region,
 `visible_regions`): an admin every region's; a dispatcher those of her regions; the police those
-of the safety regions that lie in their units; a case director none (her scope is cases, and a
-region's figures are made of other cases' alerts).
+of the safety regions that lie in their units; a case director or a partner none (their scope
+is cases, and a region's figures are made of other cases' alerts).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from typing import Any
 from backend.auth.errors import InvalidScope
 from backend.auth.tokens import Principal
 
-SCOPE_KEYS = {"dispatcher": "regions", "police": "units", "case_director": "cases"}
+SCOPE_KEYS = {"dispatcher": "regions", "police": "units", "case_director": "cases",
+              "partner": "cases"}
 _PATTERNS = {
     "regions": re.compile(r"^VR\d{2}$"),
     "units": re.compile(r"^RE\d{2}$"),
@@ -107,7 +110,7 @@ def sees_case(p: Principal, *, reference: str, home_vr: str | None,
     if p.role == "dispatcher":
         regions = scope_items(p, "regions")
         return (home_vr in regions) or bool(alert_vr_codes & regions)
-    if p.role == "case_director":
+    if p.role in ("case_director", "partner"):
         return reference in scope_items(p, "cases")
     return False
 

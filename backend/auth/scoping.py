@@ -5,8 +5,9 @@ whose `case_director` column names her: the user name of a console account (`use
 the principal name), or the full principal name of a bearer token (`token:<name>`). A case
 director who creates a case is recorded as its case director, so she sees what she creates.
 
-Case log: whoever sees the case reads its log; the police also read the log of a case with an
-alert routed to one of their units (the kinds they read are limited by `backend.caselog.views`).
+Case log: whoever sees the case reads its log (a partner organisation's contact person the
+log of the cases in her scope); the police also read the log of a case with an alert routed to
+one of their units (the kinds they read are limited by `backend.caselog.views`).
 
 Case notices (a release from detention, pursuit mode; the console's queue page, live and
 standing): whoever sees the case, and the police of the case's home unit, who cannot open the
@@ -78,6 +79,9 @@ def case_filter(p: Principal) -> ColumnElement[bool]:
         cases = sorted(scope_items(p, "cases"))
         own = Case.case_director == person_id(p)
         return or_(Case.reference.in_(cases), own) if cases else own
+    if p.role == "partner":
+        cases = sorted(scope_items(p, "cases"))
+        return Case.reference.in_(cases) if cases else false()
     return false()
 
 
@@ -98,7 +102,12 @@ def receives_case_notices(s: Session, p: Principal, case: Case) -> bool:
 
 def opens_case_pages(p: Principal) -> bool:
     """Whether the console's case pages can show this principal any case at all."""
-    return p.role in ("admin", "dispatcher", "case_director")
+    return p.role in ("admin", "dispatcher", "case_director", "partner")
+
+
+def reads_alerts(p: Principal) -> bool:
+    """Whether any alert is this principal's to read (a partner reads case logs only)."""
+    return p.role in ("admin", "dispatcher", "police", "case_director")
 
 
 def alert_facts(s: Session, alert: Alert) -> AlertFacts:
@@ -124,7 +133,7 @@ def may_see_alert(s: Session, p: Principal, alert: Alert) -> bool:
 def may_see_case(s: Session, p: Principal, case: Case) -> bool:
     if directs(p, case.case_director):
         return True
-    if p.role in ("admin", "case_director"):
+    if p.role in ("admin", "case_director", "partner"):
         return sees_case(p, reference=case.reference, home_vr=case.home_vr_code)
     vr_codes = frozenset(
         code for code in s.scalars(

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from backend.api.deps import require, session
 from backend.api.text import free_text
-from backend.auth.models import ApiToken
+from backend.auth.models import ROLES, ApiToken
 from backend.auth.scope import check_scope
 from backend.auth.tokens import TOKEN_NAME_MAX, new_token, token_digest
 
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/api/v1/tokens", tags=["auth"])
 class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: free_text(TOKEN_NAME_MAX, min_length=1)
-    role: Literal["admin", "dispatcher", "police", "case_director"]
+    role: Literal[ROLES]
     scope: dict[str, Any] = Field(default_factory=dict)
 
 

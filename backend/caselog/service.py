@@ -81,11 +81,16 @@ def append(
 
 
 def entries(
-    session: Session, case_id: uuid.UUID, kinds: set[str] | None = None
+    session: Session, case_id: uuid.UUID, kinds: set[str] | None = None,
+    newest: int | None = None,
 ) -> list[CaseLogEntry]:
+    """The case's entries of these kinds (None: all) in order; with `newest`, only that many,
+    the newest first."""
     query = select(CaseLogEntry).where(CaseLogEntry.case_id == case_id)
     if kinds is not None:
         query = query.where(CaseLogEntry.kind.in_(sorted(kinds)))
+    if newest is not None:
+        return list(session.scalars(query.order_by(CaseLogEntry.seq.desc()).limit(newest)))
     return list(session.scalars(query.order_by(CaseLogEntry.seq)))
 
 

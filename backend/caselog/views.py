@@ -14,22 +14,11 @@ from backend.api.text import free_text
 from backend.auth.scoping import may_read_case_log, may_see_case
 from backend.auth.tokens import Principal
 from backend.caselog import service
+from backend.caselog.readers import READERS, WRITERS, kinds_read
 from backend.cases import service as cases
 from backend.cases.errors import CaseNotFound
 
 router = APIRouter(prefix="/api/v1/cases", tags=["case log"])
-
-# What each role reads of a case log (admin: everything). The police see what concerns alerts
-# and custody; notes and contact changes stay with the care partners.
-ROLE_KINDS: dict[str, frozenset[str] | None] = {
-    "admin": None,
-    "case_director": None,
-    "dispatcher": None,
-    "police": frozenset(
-        {"alert", "transition", "escalation", "delivery", "custody_release", "measure"}
-    ),
-}
-READERS = tuple(r for r in ROLE_KINDS if r != "admin")
 
 
 def _readable(s: Session, p: Principal, case_id: uuid.UUID) -> None:
@@ -65,10 +54,7 @@ def read_log(
     """The entries carry no coordinates (see `backend.caselog.hook.alert_summary`): reading
     the log is not a read of location data."""
     _readable(s, p, case_id)
-    kinds = ROLE_KINDS.get(p.role)
-    return [
-        _entry(e) for e in service.entries(s, case_id, set(kinds) if kinds else None)
-    ]
+    return [_entry(e) for e in service.entries(s, case_id, kinds_read(p.role))]
 
 
 @router.post("/{case_id}/log/notes", status_code=201)
@@ -76,7 +62,7 @@ def add_note(
     case_id: uuid.UUID,
     body: NoteIn,
     s: Session = Depends(session),
-    p: Principal = Depends(require("case_director", "dispatcher")),
+    p: Principal = Depends(require(*WRITERS)),
 ) -> dict[str, Any]:
     if not may_see_case(s, p, cases.get(s, case_id)):
         raise CaseNotFound(f"case {case_id} not found")

@@ -35,9 +35,13 @@ from backend.auth.scoping import (
     may_see_alert,
     may_see_case,
     opens_case_pages,
+    reads_alerts,
 )
 from backend.auth.tokens import Principal
 from backend.auth.users import check_password
+from backend.caselog import service as caselog
+from backend.caselog.readers import kinds_read
+from backend.caselog.summary import summary
 from backend.cases.models import Case
 from backend.console import clock, i18n, sop
 from backend.console.charts import bar_chart
@@ -55,6 +59,7 @@ static = StaticFiles(directory=str(HERE / "static"))
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 LOGIN_CSRF_COOKIE = "sw_login_csrf"
+CASE_LOG_LINES = 500  # the newest entries of a case log on its page
 
 
 class Viewer:
@@ -244,15 +249,23 @@ def case_log_page(case_id: uuid.UUID, request: Request, rt: Runtime = Depends(ru
     case = s.get(Case, case_id)
     if case is None or not may_see_case(s, viewer.principal, case):
         return _not_found(request, rt, viewer)
-    alerts = list(s.scalars(select(Alert).where(Alert.case_id == case_id)
-                            .order_by(Alert.raised_at.desc()).limit(200)))
-    entries: list[dict[str, Any]] = []
-    for alert in alerts:
-        for e in alerts_service.timeline(s, alert.id):
-            entries.append({"at": e.at, "alert": alert, "actor": e.actor, "kind": e.kind,
-                            "to_state": e.to_state, "note": (e.detail or {}).get("note")})
-    entries.sort(key=lambda e: e["at"], reverse=True)
-    return _render(request, rt, viewer, "case.html", case=case, entries=entries)
+    entries: list[dict[str, Any]] | None = None  # the alerts' timelines, for who reads alerts
+    if reads_alerts(viewer.principal):
+        alerts = list(s.scalars(select(Alert).where(Alert.case_id == case_id)
+                                .order_by(Alert.raised_at.desc()).limit(200)))
+        entries = []
+        for alert in alerts:
+            for e in alerts_service.timeline(s, alert.id):
+                entries.append({"at": e.at, "alert": alert, "actor": e.actor, "kind": e.kind,
+                                "to_state": e.to_state, "note": (e.detail or {}).get("note")})
+        entries.sort(key=lambda e: e["at"], reverse=True)
+    # The case log (notes, measures, custody, contacts, alerts without positions), the kinds
+    # this role reads, newest first.
+    lines = [{"at": e.at, "kind": e.kind, "actor": e.actor, "text": summary(e.kind, e.data)}
+             for e in caselog.entries(s, case_id, kinds_read(viewer.principal.role),
+                                      newest=CASE_LOG_LINES)]
+    return _render(request, rt, viewer, "case.html", case=case, entries=entries,
+                   case_log=lines)
 
 
 @router.get("/regions", response_class=HTMLResponse)

@@ -41,6 +41,7 @@ def test_parse_scope():
     assert parse_scope("dispatcher", "VR17, VR13") == {"regions": ["VR13", "VR17"]}
     assert parse_scope("police", "RE07") == {"units": ["RE07"]}
     assert parse_scope("case_director", "C-1") == {"cases": ["C-1"]}
+    assert parse_scope("partner", "C-1,C-2") == {"cases": ["C-1", "C-2"]}
     assert parse_scope("admin", "") == {}
     with pytest.raises(InvalidScope):
         parse_scope("dispatcher", "")

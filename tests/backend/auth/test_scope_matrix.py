@@ -18,8 +18,13 @@ PRINCIPALS = {
     "police-out": ("police", {"units": ["RE01"]}),
     "director-in": ("case_director", {"cases": ["C-RDAM"]}),
     "director-out": ("case_director", {"cases": ["C-OTHER"]}),
+    # A partner organisation's contact person reads the case log (`test_scope_matrix_more`),
+    # nothing else.
+    "partner-in": ("partner", {"cases": ["C-RDAM"]}),
+    "partner-out": ("partner", {"cases": ["C-OTHER"]}),
 }
 SEES_ALERT = {"admin", "dispatcher-in", "police-in", "director-in"}
+READS_ALERTS = set(PRINCIPALS) - {"partner-in", "partner-out"}  # by role
 READS_CASES = {"admin", "dispatcher-in", "dispatcher-out", "dispatcher-unscoped", "director-in",
                "director-out"}  # police has no case endpoints
 SEES_CASE = {"admin", "dispatcher-in", "director-in"}
@@ -44,14 +49,18 @@ def test_matrix(stack, world: World, who: str):
     alert, case = str(world.rotterdam_alert), str(world.rotterdam_case)
     sees_alert, sees_case = who in SEES_ALERT, who in SEES_CASE
 
-    listed = {d["alert_id"] for d in api.get("/api/v1/alerts").json()}
-    assert (alert in listed) is sees_alert
-    if who != "admin":
-        assert str(world.amsterdam_alert) not in listed  # nobody here is scoped to Amsterdam
-    assert api.get(f"/api/v1/alerts/{alert}").status_code == (200 if sees_alert else 404)
-    r0 = api.get(f"/api/v1/alerts/{alert}/positions")
-    assert r0.status_code == (
-        200 if sees_alert else 404), r0.text
+    if who not in READS_ALERTS:
+        for url in ("/api/v1/alerts", f"/api/v1/alerts/{alert}",
+                    f"/api/v1/alerts/{alert}/positions"):
+            assert api.get(url).status_code == 403, url
+    else:
+        listed = {d["alert_id"] for d in api.get("/api/v1/alerts").json()}
+        assert (alert in listed) is sees_alert
+        if who != "admin":
+            assert str(world.amsterdam_alert) not in listed  # nobody here is scoped to Amsterdam
+        assert api.get(f"/api/v1/alerts/{alert}").status_code == (200 if sees_alert else 404)
+        r0 = api.get(f"/api/v1/alerts/{alert}/positions")
+        assert r0.status_code == (200 if sees_alert else 404), r0.text
 
     r = api.get("/api/v1/cases")
     if who not in READS_CASES:

@@ -28,7 +28,9 @@ WHO = sorted(PRINCIPALS)
 SEES_CASE = {"admin", "dispatcher-in", "director-in"}
 CASE_WRITERS = {"admin", "director-in", "director-out"}  # by role
 CASE_READERS = CASE_WRITERS | {"dispatcher-in", "dispatcher-out", "dispatcher-unscoped"}
-LOG_READS = SEES_CASE | {"police-in"}  # police: cases with an alert routed to their unit
+# police: cases with an alert routed to their unit; a partner: the cases of her scope
+LOG_READS = SEES_CASE | {"police-in", "partner-in"}
+NOTE_WRITERS = CASE_READERS | {"partner-in", "partner-out"}  # by role
 SEES_ALERT = {"admin", "dispatcher-in", "police-in", "director-in"}
 
 PROTECTED_PLACE: dict[str, Any] = {
@@ -143,14 +145,14 @@ def test_case_log(stack, world: World, who: str):
     assert verify.status_code != 200 or verify.json()["ok"] is True
     note = api.post(f"{log}/notes", json={"text": "x"})
     assert note.status_code == expected(
-        who, role_ok=CASE_READERS, in_scope=SEES_CASE, ok=201)
+        who, role_ok=NOTE_WRITERS, in_scope=SEES_CASE | {"partner-in"}, ok=201)
     # The log carries no positions, so reading it is not audited as a location read.
     assert len(audit_rows(stack)) == before
 
 
 def test_the_case_log_of_an_unknown_case_is_404_for_everyone(stack, world: World):
     url = f"/api/v1/cases/{uuid.uuid4()}/log"
-    for who in ("admin", "dispatcher-in", "police-in", "director-in"):
+    for who in ("admin", "dispatcher-in", "police-in", "director-in", "partner-in"):
         assert _client(stack, who).get(url).status_code == 404
 
 

@@ -167,3 +167,37 @@ def test_the_alert_page_tells_the_desk_what_the_alert_lacks(stack):
     assert 'id="alert-notes"' in page
     assert "No position: the alarm carried none" in page
     assert "The case names no 3RO contact to inform." in page
+
+
+def test_a_partner_reads_the_case_log_of_her_cases_and_nothing_of_their_alerts(stack):
+    """A partner organisation's contact person (3RO, Vrouwenopvang, the OM) signs in and
+    reads the case log of the cases in her scope: notes and changes, no alert timeline, no
+    link to an alert; another case is not found; the desk sees both."""
+    world = build(stack)
+    admin = stack.api()
+    case = f"/api/v1/cases/{world.rotterdam_case}"
+    assert admin.post(f"{case}/log/notes", json={"text": "Reclassering: afspraak op 9 dec."}
+                      ).status_code == 201
+    assert admin.patch(case, json={"risk_level": "high"}).status_code == 200
+    ack = admin.post(f"/api/v1/alerts/{world.rotterdam_alert}/acknowledge")
+    assert ack.status_code == 200  # on the alert's timeline and in the case log
+    with stack.runtime.sessions.begin() as s:
+        add_user(s, "reclassering", PASSWORD, "partner", {"cases": ["C-RDAM"]})
+        add_user(s, "desk", PASSWORD, "dispatcher", {"regions": ["VR17"]})
+
+    partner, _ = _sign_in(stack, "reclassering")
+    page = partner.get(f"/console/cases/{world.rotterdam_case}")
+    assert page.status_code == 200
+    log = page.text.split('id="case-log"', 1)[1]
+    assert "Reclassering: afspraak op 9 dec." in log
+    assert 'data-kind="measure"' in log and "risk_level" in log
+    assert 'data-kind="transition"' in log  # the acknowledgement, without a position
+    assert 'id="case-alerts"' not in page.text and "/console/alerts/" not in page.text
+    assert partner.get(f"/console/cases/{world.amsterdam_case}").status_code == 404
+    assert partner.get(f"/console/alerts/{world.rotterdam_alert}").status_code == 404
+    assert "C-RDAM" not in partner.get("/console/").text  # no alert of it in her queue
+
+    desk, _ = _sign_in(stack, "desk")
+    page = desk.get(f"/console/cases/{world.rotterdam_case}").text
+    assert 'id="case-alerts"' in page and f"/console/alerts/{world.rotterdam_alert}" in page
+    assert "Reclassering: afspraak op 9 dec." in page.split('id="case-log"', 1)[1]
