@@ -139,7 +139,9 @@ def _self_signed() -> tuple[str, str]:
 def test_the_shipped_configuration_takes_devices_over_tls_only(tmp_path):
     """deploy/mosquitto/mosquitto.conf as shipped (its paths and ports moved for the test):
     a device logs in and publishes over TLS, and a backend on another host takes it in over
-    TLS too (`broker.tls`, `broker.ca_file`); plain MQTT on that port gets nowhere."""
+    TLS too (`broker.tls`, `broker.ca_file`); plain MQTT on that port gets nowhere. An alarm
+    beyond the protocol's 8 KiB still reaches the backend; one beyond the broker's packet
+    limit does not."""
     cert, key = _self_signed()
     tls_port = free_port()
     conf = (DEPLOY / "mosquitto.conf").read_text()
@@ -170,6 +172,13 @@ def test_the_shipped_configuration_takes_devices_over_tls_only(tmp_path):
         device.publish("sd/v1/dev/vic-001/alarm", b'{"id":"1"}', qos=1).wait_for_publish(5)
         time.sleep(0.5)
         assert got == ["sd/v1/dev/vic-001/alarm"]
+        sizes: list[int] = []
+        backend.on_message = lambda c, u, m: sizes.append(len(m.payload))
+        oversize = b'{"id":"2","pad":"' + b"x" * 100_000 + b'"}'
+        device.publish("sd/v1/dev/vic-001/alarm", oversize, qos=1).wait_for_publish(5)
+        device.publish("sd/v1/dev/vic-001/alarm", b"x" * 300_000, qos=1)
+        time.sleep(1.0)
+        assert sizes == [len(oversize)]  # the 300 KB one never reached the backend
         plain = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
         plain.username_pw_set("vic-001", "pw-vic-001")
         connected = threading.Event()
