@@ -36,6 +36,7 @@ from backend.devices.models import Device
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 10.0  # after a failed refresh (database away), before the next try
+LOAD_CHUNK = 1_000  # rows per fetch of a full load
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +134,7 @@ class DeviceDirectory:
             # read now makes the next good read a move.
             self._changes.moved()
         loaded_at = time.monotonic()
-        rows, pairs = self._query_with_pairs(_DEVICES)
-        by_id = {r.id: r for r in rows}
+        by_id, pairs = self._load_every_device()
         with self._lock:
             self._by_id = by_id
             self._by_owntracks = pairs
@@ -208,6 +208,27 @@ class DeviceDirectory:
                 self._unknown[key] = until
             self._by_owntracks.update(pairs)
 
+    def _load_every_device(self) -> tuple[dict[str, DeviceInfo], dict[tuple[str, str], str]]:
+        """Every device, loaded so that an alarm in the same process is not held up: the rows
+        come `LOAD_CHUNK` at a time (one fetch of 150,000 held the interpreter 30-50 ms at
+        once), and a device that did not change keeps its entry (freeing every old entry at
+        once held it 10-15 ms). A reload then shares the interpreter with an alarm at every
+        switch interval (`python -m loadtests.directory_reload`; docs/benchmarks.md)."""
+        by_id: dict[str, DeviceInfo] = {}
+        pairs: dict[tuple[str, str], str] = {}
+        before = self._by_id
+        with self._sessions() as session:
+            result = session.execute(_DEVICES.execution_options(yield_per=LOAD_CHUNK))
+            for part in result.partitions():
+                for r in part:
+                    info = _info(r)
+                    kept = before.get(info.id)
+                    by_id[info.id] = kept if kept == info else info
+                    if r.owntracks_user is not None and r.owntracks_device is not None:
+                        pairs[(r.owntracks_user, r.owntracks_device)] = r.id
+                time.sleep(0)  # let a waiting thread (an alarm) run now
+        return by_id, pairs
+
     def _query_with_pairs(
         self, query: Select
     ) -> tuple[list[DeviceInfo], dict[tuple[str, str], str]]:
@@ -217,14 +238,18 @@ class DeviceDirectory:
         pairs: dict[tuple[str, str], str] = {}
         with self._sessions() as session:
             for r in session.execute(query):
-                devices.append(DeviceInfo(
-                    id=r.id, case_id=r.case_id, role=r.role, active=r.active,
-                    report_interval_s=r.report_interval_s, case_reference=r.reference,
-                    home_police_unit=r.home_police_unit, exercise=r.exercise,
-                ))
+                devices.append(_info(r))
                 if r.owntracks_user is not None and r.owntracks_device is not None:
                     pairs[(r.owntracks_user, r.owntracks_device)] = r.id
         return devices, pairs
+
+
+def _info(r) -> DeviceInfo:
+    return DeviceInfo(
+        id=r.id, case_id=r.case_id, role=r.role, active=r.active,
+        report_interval_s=r.report_interval_s, case_reference=r.reference,
+        home_police_unit=r.home_police_unit, exercise=r.exercise,
+    )
 
 
 _DEVICES = select(

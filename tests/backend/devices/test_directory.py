@@ -155,3 +155,31 @@ class Database:
         if self.away:
             raise OperationalError("SELECT", {}, ConnectionError("database away"))
         return self._sessions()
+
+
+def test_a_full_load_comes_in_chunks_and_keeps_the_entries_of_unchanged_devices(
+        sessions) -> None:
+    """A reload streams its rows (`LOAD_CHUNK` at a time) and leaves an unchanged device's
+    entry in place, so that it frees only what changed: an alarm in the same process is never
+    held up by one long fetch or by freeing the whole old directory at once."""
+    from backend.devices import directory as module
+    from loadtests.stack import register
+
+    count = 2 * module.LOAD_CHUNK + 7
+    ids = [f"d-{i:05d}" for i in range(count)]
+    register(sessions.kw["bind"], ids, "victim")
+    _register(sessions, "d-owntracks", ("anna", "phone"))
+    directory = DeviceDirectory(sessions)
+    assert directory.load_all() == count + 1
+    before = {i: directory.get(i) for i in (ids[0], ids[-1], "d-owntracks")}
+    _deactivate(sessions, ids[-1])
+    with sessions.begin() as s:
+        s.delete(s.get(Device, ids[0]))
+
+    assert directory.load_all() == count
+    assert directory.get("d-owntracks") is before["d-owntracks"]  # the same entry, kept
+    assert directory.by_owntracks("anna", "phone").id == "d-owntracks"
+    changed = directory.get(ids[-1])
+    assert changed is not before[ids[-1]] and changed.active is False
+    assert directory.get(ids[0]) is None  # gone with its row
+    assert directory.get(ids[1]).case_reference  # every chunk read

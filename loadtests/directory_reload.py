@@ -1,0 +1,129 @@
+"""`python -m loadtests.directory_reload`: what a full reload of the device directory does to
+an alarm raised in the same process meanwhile.
+
+Every ingest worker reloads its whole directory every `ingest.directory_refresh_s` (300 s) and
+within a second of any change to devices or cases. Here a directory of `--devices` devices
+(registered in the benchmark database, `SCHILDWACHT_BENCH_DATABASE_URL`, when it holds fewer) is
+loaded as the alarm worker holds it (heap frozen, automatic collection off, a switch interval of
+0.5 ms), while another thread, standing for an alarm, sleeps 1 ms and does a little Python, over
+and over. Printed: how late each such tick was (p50 / p99 / max, ms) with nothing else running
+and while the directory reloads `--reloads` times, and how long each reload took.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from backend.db.engine import make_engine, make_session_factory
+from backend.devices.directory import DeviceDirectory
+from backend.devices.models import Device
+from backend.settings import DatabaseSettings
+from loadtests.stack import BENCH_DB_URL, ensure_database, register
+from loadtests.stats import percentile
+
+SWITCH_INTERVAL_S = 0.0005  # `process.switch_interval_s`, as the alarm worker runs
+
+
+@dataclass(frozen=True)
+class Lateness:
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+@dataclass(frozen=True)
+class Result:
+    devices: int
+    reload_ms: list[float]
+    idle: Lateness
+    reloading: Lateness
+
+
+class Ticker:
+    """A thread that sleeps 1 ms and sums 2,000 numbers, again and again, noting how much
+    later than 1 ms each round ended."""
+
+    def __init__(self) -> None:
+        self.late_ms: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ticker", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.perf_counter()
+            time.sleep(0.001)
+            sum(range(2_000))
+            self.late_ms.append((time.perf_counter() - started) * 1e3 - 1.0)
+
+    def start(self) -> Ticker:
+        self._thread.start()
+        return self
+
+    def take(self) -> Lateness:
+        late, self.late_ms = self.late_ms, []
+        return Lateness(percentile(late, 50), percentile(late, 99), max(late))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+def measure(db_url: str, devices: int = 150_000, reloads: int = 3) -> Result:
+    ensure_database(db_url)
+    engine = make_engine(DatabaseSettings(url=db_url))
+    with engine.connect() as conn:
+        have = conn.scalar(select(func.count()).select_from(Device))
+    if have < devices:
+        register(engine, [f"dirload-{have + i:07d}" for i in range(devices - have)], "victim")
+    directory = DeviceDirectory(make_session_factory(engine))
+    loaded = directory.load_all()
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    ticker = Ticker().start()
+    try:
+        time.sleep(1.0)
+        idle = ticker.take()
+        took = []
+        for _ in range(reloads):
+            started = time.perf_counter()
+            directory.load_all()
+            took.append((time.perf_counter() - started) * 1e3)
+        reloading = ticker.take()
+    finally:
+        ticker.stop()
+        gc.enable()
+        gc.unfreeze()
+        sys.setswitchinterval(switch)
+        engine.dispose()
+    return Result(loaded, took, idle, reloading)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loadtests.directory_reload",
+                                     description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--devices", type=int, default=150_000)
+    parser.add_argument("--reloads", type=int, default=3)
+    args = parser.parse_args(argv)
+    r = measure(BENCH_DB_URL, args.devices, args.reloads)
+    print(f"directory of {r.devices:,} devices; reloads took "
+          + ", ".join(f"{ms:.0f}" for ms in r.reload_ms) + " ms")
+    print("ticks late (ms)  |   p50 |   p99 |    max")
+    for name, late in (("nothing else", r.idle), ("while reloading", r.reloading)):
+        print(f"{name:<16} | {late.p50_ms:5.2f} | {late.p99_ms:5.2f} | {late.max_ms:6.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

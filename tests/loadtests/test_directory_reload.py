@@ -1,0 +1,16 @@
+"""`python -m loadtests.directory_reload` on a small directory: it loads, reloads and reports
+(the numbers themselves are in docs/benchmarks.md, never asserted here)."""
+
+from __future__ import annotations
+
+import math
+
+from loadtests.directory_reload import measure
+
+
+def test_it_reloads_and_reports_how_late_the_other_thread_was(loadtest_db_url) -> None:
+    result = measure(loadtest_db_url, devices=1_500, reloads=2)
+    assert result.devices >= 1_500
+    assert len(result.reload_ms) == 2 and all(ms > 0 for ms in result.reload_ms)
+    for late in (result.idle, result.reloading):
+        assert not math.isnan(late.p50_ms) and late.p50_ms <= late.p99_ms <= late.max_ms
