@@ -1,13 +1,14 @@
-"""`python -m loadtests.directory_reload`: what a full reload of the device directory does to
-an alarm raised in the same process meanwhile.
+"""`python -m loadtests.directory_reload`: what a full reload of the device directory, or of
+the case snapshots (`--what cases`), does to an alarm raised in the same process meanwhile.
 
 Every ingest worker reloads its whole directory every `ingest.directory_refresh_s` (300 s) and
-within a second of any change to devices or cases. Here a directory of `--devices` devices
-(registered in the benchmark database, `SCHILDWACHT_BENCH_DATABASE_URL`, when it holds fewer) is
-loaded as the alarm worker holds it (heap frozen, automatic collection off, a switch interval of
-0.5 ms), while another thread, standing for an alarm, sleeps 1 ms and does a little Python, over
+within a second of any change to devices or cases; the alarm worker reloads every case snapshot
+within a second of any change to a case. Here `--devices` devices, one case each (registered
+in the benchmark database, `SCHILDWACHT_BENCH_DATABASE_URL`, when it holds fewer), are loaded
+as the alarm worker holds them (heap frozen, automatic collection off, a switch interval of 0.5
+ms), while another thread, standing for an alarm, sleeps 1 ms and does a little Python, over
 and over. Printed: how late each such tick was (p50 / p99 / max, ms) with nothing else running
-and while the directory reloads `--reloads` times, and how long each reload took.
+and while the directory (or the snapshots) reload `--reloads` times, and how long each took.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
+from backend.cases.snapshots import CaseSnapshots
 from backend.db.engine import make_engine, make_session_factory
 from backend.devices.directory import DeviceDirectory
 from backend.devices.models import Device
@@ -76,15 +78,25 @@ class Ticker:
         self._thread.join(5)
 
 
-def measure(db_url: str, devices: int = 150_000, reloads: int = 3) -> Result:
+def measure(db_url: str, devices: int = 150_000, reloads: int = 3,
+            what: str = "directory") -> Result:
     ensure_database(db_url)
     engine = make_engine(DatabaseSettings(url=db_url))
     with engine.connect() as conn:
         have = conn.scalar(select(func.count()).select_from(Device))
     if have < devices:
         register(engine, [f"dirload-{have + i:07d}" for i in range(devices - have)], "victim")
-    directory = DeviceDirectory(make_session_factory(engine))
-    loaded = directory.load_all()
+    sessions = make_session_factory(engine)
+    if what == "directory":
+        load = DeviceDirectory(sessions).load_all
+    else:
+        snapshots = CaseSnapshots(ttl_s=3_600.0)
+
+        def load() -> int:
+            snapshots.forget()  # as after a change (`CaseSnapshots.watch`)
+            with sessions() as session:
+                return snapshots.load_all(session)
+    loaded = load()
     switch = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     gc.collect()
@@ -97,7 +109,7 @@ def measure(db_url: str, devices: int = 150_000, reloads: int = 3) -> Result:
         took = []
         for _ in range(reloads):
             started = time.perf_counter()
-            directory.load_all()
+            load()
             took.append((time.perf_counter() - started) * 1e3)
         reloading = ticker.take()
     finally:
@@ -115,9 +127,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--devices", type=int, default=150_000)
     parser.add_argument("--reloads", type=int, default=3)
+    parser.add_argument("--what", choices=("directory", "cases"), default="directory")
     args = parser.parse_args(argv)
-    r = measure(BENCH_DB_URL, args.devices, args.reloads)
-    print(f"directory of {r.devices:,} devices; reloads took "
+    r = measure(BENCH_DB_URL, args.devices, args.reloads, args.what)
+    held = "devices" if args.what == "directory" else "case snapshots"
+    print(f"{args.what}: {r.devices:,} {held}; reloads took "
           + ", ".join(f"{ms:.0f}" for ms in r.reload_ms) + " ms")
     print("ticks late (ms)  |   p50 |   p99 |    max")
     for name, late in (("nothing else", r.idle), ("while reloading", r.reloading)):

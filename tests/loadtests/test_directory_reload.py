@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from loadtests.directory_reload import measure
 
 
-def test_it_reloads_and_reports_how_late_the_other_thread_was(loadtest_db_url) -> None:
-    result = measure(loadtest_db_url, devices=1_500, reloads=2)
+@pytest.mark.parametrize("what", ["directory", "cases"])
+def test_it_reloads_and_reports_how_late_the_other_thread_was(loadtest_db_url, what) -> None:
+    result = measure(loadtest_db_url, devices=1_500, reloads=2, what=what)
     assert result.devices >= 1_500
     assert len(result.reload_ms) == 2 and all(ms > 0 for ms in result.reload_ms)
     for late in (result.idle, result.reloading):

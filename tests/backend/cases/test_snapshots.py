@@ -1,5 +1,6 @@
-"""Case snapshots: one query per miss, every case in one query up front, and freshness by a
-change counter (kept until it moves) or, without a readable counter, by age."""
+"""Case snapshots: one query per miss, every case up front (a query per `LOAD_CHUNK` cases),
+and freshness by a change counter (kept until it moves) or, without a readable counter, by
+age."""
 
 from __future__ import annotations
 
@@ -49,14 +50,40 @@ def test_a_snapshot_is_one_query_and_carries_the_case(sessions) -> None:
     assert snap.home_vr_code == "VR17"
 
 
-def test_load_all_reads_every_case_in_one_query(sessions) -> None:
+def test_load_all_reads_every_case_a_chunk_per_query(sessions) -> None:
     ids = [_case(sessions, f"R-{i}") for i in range(5)]
     snapshots = CaseSnapshots()
     queries = statements(sessions)
     with sessions() as s:
         assert snapshots.load_all(s) == 5
         assert all(snapshots.get(s, i) is not None for i in ids)
-    assert len(queries) == 1
+    assert len(queries) == 2  # the one chunk, and the query that finds no more
+
+
+def test_a_full_load_goes_a_chunk_at_a_time_and_drops_deleted_cases(sessions) -> None:
+    """Cases come `LOAD_CHUNK` at a time, each chunk freed before the next (an alarm in the
+    same process is not held up by one long read or free); a case deleted since the last
+    load loses its snapshot."""
+    from backend.cases import snapshots as module
+    from loadtests.stack import register
+
+    count = 2 * module.LOAD_CHUNK + 3
+    case_of = register(sessions.kw["bind"], [f"dev-{i:05d}" for i in range(count)], "victim")
+    snapshots = CaseSnapshots()
+    queries = statements(sessions)
+    with sessions() as s:
+        assert snapshots.load_all(s) == count
+    assert len(queries) == 4  # three chunks, and the query that finds no more
+    deleted = case_of.pop("dev-00007")
+    with sessions.begin() as s:
+        s.delete(s.get(Device, "dev-00007"))
+        s.delete(s.get(Case, deleted))
+    queries.clear()
+    with sessions() as s:
+        assert snapshots.load_all(s) == count - 1
+        assert all(snapshots.get(s, c).device_roles for c in case_of.values())
+        assert queries[4:] == []  # every case is in memory
+    assert deleted not in snapshots._cache
 
 
 def test_without_a_counter_a_snapshot_ages_out(sessions) -> None:
