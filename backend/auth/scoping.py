@@ -105,6 +105,12 @@ def opens_case_pages(p: Principal) -> bool:
     return p.role in ("admin", "dispatcher", "case_director", "partner")
 
 
+def reads_devices(p: Principal) -> bool:
+    """Whether the devices of the cases in scope are this principal's to see (the device
+    board, as the devices API: not the police, not a partner)."""
+    return p.role in ("admin", "dispatcher", "case_director")
+
+
 def reads_alerts(p: Principal) -> bool:
     """Whether any alert is this principal's to read (a partner reads case logs only)."""
     return p.role in ("admin", "dispatcher", "police", "case_director")

@@ -36,6 +36,7 @@ from backend.auth.scoping import (
     may_see_case,
     opens_case_pages,
     reads_alerts,
+    reads_devices,
 )
 from backend.auth.tokens import Principal
 from backend.auth.users import check_password
@@ -90,7 +91,9 @@ def _render(request: Request, rt: Runtime, viewer: Viewer, name: str, **context:
         "t": viewer.t, "lang": viewer.lang, "csrf": viewer.csrf, "who": viewer.principal,
         "messages": viewer.t.messages, "console": rt.settings.console,
         "local": partial(clock.local_time, tz=tz),
-        "regions_link": regions is None or bool(regions), **context,
+        "regions_link": regions is None or bool(regions),
+        "devices_link": viewer.principal is not None and reads_devices(viewer.principal),
+        **context,
     })
     response.headers.update(security_headers(rt.settings.console.tile_url))
     if request.query_params.get("lang") in i18n.LANGUAGES:
@@ -233,9 +236,11 @@ def devices_page(request: Request, rt: Runtime = Depends(runtime), s: Session = 
     viewer = _viewer(request, s, rt)
     if viewer.principal is None:
         return _to_login()
-    in_scope = select(Case.id).where(case_filter(viewer.principal))
-    devices = list(s.scalars(select(Device).where(Device.case_id.in_(in_scope))
-                             .order_by(Device.online.is_(True), Device.id).limit(2_000)))
+    devices: list[Device] = []
+    if reads_devices(viewer.principal):
+        in_scope = select(Case.id).where(case_filter(viewer.principal))
+        devices = list(s.scalars(select(Device).where(Device.case_id.in_(in_scope))
+                                 .order_by(Device.online.is_(True), Device.id).limit(2_000)))
     return _render(request, rt, viewer, "devices.html", devices=devices,
                    now=datetime.now(UTC))
 

@@ -195,9 +195,13 @@ def test_a_partner_reads_the_case_log_of_her_cases_and_nothing_of_their_alerts(s
     assert 'id="case-alerts"' not in page.text and "/console/alerts/" not in page.text
     assert partner.get(f"/console/cases/{world.amsterdam_case}").status_code == 404
     assert partner.get(f"/console/alerts/{world.rotterdam_alert}").status_code == 404
-    assert "C-RDAM" not in partner.get("/console/").text  # no alert of it in her queue
+    queue = partner.get("/console/").text
+    assert "C-RDAM" not in queue  # no alert of it in her queue
+    assert 'href="/console/devices"' not in queue
+    assert "vic-rdam" not in partner.get("/console/devices").text  # nor the device board
 
     desk, _ = _sign_in(stack, "desk")
+    assert "vic-rdam" in desk.get("/console/devices").text
     page = desk.get(f"/console/cases/{world.rotterdam_case}").text
-    assert 'id="case-alerts"' in page and f"/console/alerts/{world.rotterdam_alert}" in page
+    assert 'href="/console/devices"' in page and 'id="case-alerts"' in page and f"/console/alerts/{world.rotterdam_alert}" in page
     assert "Reclassering: afspraak op 9 dec." in page.split('id="case-log"', 1)[1]
