@@ -41,6 +41,7 @@ from backend.auth.scoping import (
 from backend.auth.tokens import Principal
 from backend.auth.users import check_password
 from backend.caselog import service as caselog
+from backend.caselog.readers import WRITERS as NOTE_WRITERS
 from backend.caselog.readers import kinds_read
 from backend.caselog.summary import summary
 from backend.cases.models import Case
@@ -93,6 +94,7 @@ def _render(request: Request, rt: Runtime, viewer: Viewer, name: str, **context:
         "local": partial(clock.local_time, tz=tz),
         "regions_link": regions is None or bool(regions),
         "devices_link": viewer.principal is not None and reads_devices(viewer.principal),
+        "alerts_link": viewer.principal is not None and reads_alerts(viewer.principal),
         **context,
     })
     response.headers.update(security_headers(rt.settings.console.tile_url))
@@ -176,6 +178,12 @@ def queue_page(request: Request, rt: Runtime = Depends(runtime), s: Session = De
     viewer = _viewer(request, s, rt)
     if viewer.principal is None:
         return _to_login()
+    if not reads_alerts(viewer.principal):
+        # A partner's console reads no alert: its first page lists the cases in her scope,
+        # each a link to its case page (the case log).
+        cases = list(s.scalars(select(Case).where(case_filter(viewer.principal))
+                               .order_by(Case.reference).limit(1_000)))
+        return _render(request, rt, viewer, "cases.html", cases=cases, now=datetime.now(UTC))
     return _render(request, rt, viewer, "queue.html", tightened=_tightened(s, viewer.principal),
                    case_links=opens_case_pages(viewer.principal))
 
@@ -269,8 +277,9 @@ def case_log_page(case_id: uuid.UUID, request: Request, rt: Runtime = Depends(ru
     lines = [{"at": e.at, "kind": e.kind, "actor": e.actor, "text": summary(e.kind, e.data)}
              for e in caselog.entries(s, case_id, kinds_read(viewer.principal.role),
                                       newest=CASE_LOG_LINES)]
+    role = viewer.principal.role
     return _render(request, rt, viewer, "case.html", case=case, entries=entries,
-                   case_log=lines)
+                   case_log=lines, may_note=role == "admin" or role in NOTE_WRITERS)
 
 
 @router.get("/regions", response_class=HTMLResponse)

@@ -508,3 +508,31 @@ def test_an_escalation_is_marked_and_sounds_until_acknowledged(stack, server, br
     page.wait_for_function(f"() => window.swAlarm.alerts.length === 2", timeout=5_000)
     assert page.inner_text("#escalation-mark") == re_alert
     desk_context.close()
+
+
+@pytest.mark.parametrize("stack", ["services"], indirect=True)
+def test_a_partner_adds_a_note_to_the_case_log_in_the_browser(stack, server, browser):
+    """A partner organisation's contact person opens the case page of her case: its log, no
+    alerts, and a note she adds is at the top of the log once it is saved."""
+    case_id = _add_case(stack, "C-PARTNER-1", "in_custody", {"off-web-p": "offender"})
+    with stack.runtime.sessions.begin() as s:
+        add_user(s, "reclassering", PASSWORD, "partner", {"cases": ["C-PARTNER-1"]})
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.goto(f"{server.base}/console/login?lang=en")
+    page.fill("input[name=username]", "reclassering")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("#sign-in")
+    page.wait_for_url(f"{server.base}/console/")
+    # Her first page lists her cases (she reads no alert); one leads to its case log.
+    assert page.inner_text("#case-list").count("C-") == 1
+    page.click("#case-list a")
+    page.wait_for_url(f"{server.base}/console/cases/{case_id}")
+    assert page.locator("#case-alerts").count() == 0
+    page.fill("#case-note", "Reclassering: meldplicht gewijzigd naar dinsdag.")
+    page.click("#case-note-form button")
+    page.wait_for_selector("#case-log tr[data-kind=note]", timeout=5_000)
+    assert "Reclassering: meldplicht gewijzigd naar dinsdag." in page.inner_text(
+        "#case-log tr:first-child")
+    assert "user:reclassering" in page.inner_text("#case-log tr:first-child")
+    context.close()

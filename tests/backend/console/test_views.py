@@ -195,9 +195,9 @@ def test_a_partner_reads_the_case_log_of_her_cases_and_nothing_of_their_alerts(s
     assert 'id="case-alerts"' not in page.text and "/console/alerts/" not in page.text
     assert partner.get(f"/console/cases/{world.amsterdam_case}").status_code == 404
     assert partner.get(f"/console/alerts/{world.rotterdam_alert}").status_code == 404
-    queue = partner.get("/console/").text
-    assert "C-RDAM" not in queue  # no alert of it in her queue
-    assert 'href="/console/devices"' not in queue
+    home = partner.get("/console/").text  # her cases, not an alert queue
+    assert f'href="/console/cases/{world.rotterdam_case}"' in home and "C-ADAM" not in home
+    assert 'id="alert-queue"' not in home and 'href="/console/devices"' not in home
     assert "vic-rdam" not in partner.get("/console/devices").text  # nor the device board
 
     desk, _ = _sign_in(stack, "desk")
