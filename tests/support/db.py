@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
-from sqlalchemy import event, make_url
+from sqlalchemy import event, func, make_url, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.db.engine import make_engine, make_session_factory
@@ -43,6 +43,15 @@ def own_postgresql(url: str, name: str) -> Iterator[str]:
         yield own
     finally:
         drop()
+
+
+def rows(sessions: sessionmaker[Session], model, **where) -> int:
+    """How many rows of `model` match `where` (column name -> value)."""
+    with sessions() as s:
+        query = select(func.count()).select_from(model)
+        for key, value in where.items():
+            query = query.where(getattr(model, key) == value)
+        return s.scalar(query)
 
 
 def statements(sessions: sessionmaker[Session]) -> list[str]:

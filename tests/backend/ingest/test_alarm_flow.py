@@ -7,22 +7,14 @@ from __future__ import annotations
 import time
 
 import orjson
-from sqlalchemy import func, select
 
 from backend.alerts.models import Alert, AlertEvent
 from device_protocol import Alarm, codec
+from tests.support.db import rows
 from tests.support.mqtt import publish
 
 ROTTERDAM_CS = (51.9244, 4.4690)  # in police unit RE07
 AMSTERDAM_DAM = (52.3731, 4.8926)  # in police unit RE05
-
-
-def _count(stack, model, **where) -> int:
-    with stack.runtime.sessions() as s:
-        query = select(func.count()).select_from(model)
-        for key, value in where.items():
-            query = query.where(getattr(model, key) == value)
-        return s.scalar(query)
 
 
 def test_panic_reaches_police_and_device_once(stack):
@@ -53,7 +45,7 @@ def test_panic_reaches_police_and_device_once(stack):
     time.sleep(1.0)
     assert len(police.messages) == 2
     assert len(acks.messages) == 1
-    assert _count(stack, Alert, device_id="vic-001") == 1
+    assert rows(stack.runtime.sessions, Alert, device_id="vic-001") == 1
     for c in (police, acks):
         c.close()
     device.disconnect()
@@ -89,7 +81,7 @@ def test_operator_transitions_reach_device_and_timeline(stack):
     assert [(e["kind"], e["to_state"]) for e in timeline] == [
         ("raised", "new"), ("transition", "acknowledged"), ("transition", "resolved")]
     assert timeline[1]["actor"] == "admin" and timeline[1]["detail"] == {"note": "calling"}
-    assert _count(stack, AlertEvent) == 3
+    assert rows(stack.runtime.sessions, AlertEvent) == 3
     assert api.get("/api/v1/alerts").json() == []  # no longer open
     for c in (police, acks):
         c.close()

@@ -8,13 +8,13 @@ import time
 import uuid
 
 import pytest
-from sqlalchemy import func, select
 
 from backend.alerts.models import Alert
 from backend.devices.models import Ping
 from backend.ingest.worker import IngestWorker, default_client_id, topic_filters
 from backend.runtime import Runtime
 from device_protocol import Alarm, Fix, Topics, codec
+from tests.support.db import rows
 from tests.support.mqtt import publish
 from tests.support.waiting import wait_until
 
@@ -32,14 +32,6 @@ def test_topic_filters_split_the_uplink_channels_without_overlap() -> None:
 def test_split_workers_never_share_a_client_id() -> None:
     ids = {default_client_id("schildwacht-ingest", c) for c in ("all", "alarm", "other")}
     assert ids == {"schildwacht-ingest", "schildwacht-ingest-alarm", "schildwacht-ingest-other"}
-
-
-def _count(runtime: Runtime, model, **where) -> int:
-    with runtime.sessions() as s:
-        query = select(func.count()).select_from(model)
-        for key, value in where.items():
-            query = query.where(getattr(model, key) == value)
-        return s.scalar(query)
 
 
 def test_alarm_and_fix_workers_each_take_their_own_channel(stack):
@@ -68,8 +60,8 @@ def test_alarm_and_fix_workers_each_take_their_own_channel(stack):
         # Only the alarm worker collects garbage between alarms (the automatic collector off).
         assert alarm_worker._collector is not None and other_worker._collector is None
         assert not gc.isenabled()
-        wait_until(lambda: _count(other_rt, Ping, device_id="vic-201") == 1, timeout=10)
-        assert _count(alarm_rt, Alert, device_id="vic-201", message_id="split-1") == 1
+        wait_until(lambda: rows(other_rt.sessions, Ping, device_id="vic-201") == 1, timeout=10)
+        assert rows(alarm_rt.sessions, Alert, device_id="vic-201", message_id="split-1") == 1
         wait_until(lambda: alarm_worker.processed == 1 and other_worker.processed == 1,
                    timeout=10)
         police.close()

@@ -11,13 +11,13 @@ import time
 import orjson
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import func, select
 
 from backend.alerts.models import Alert
 from backend.devices.models import Device, Ping
 from backend.measures import flows as measures
 from device_protocol import Alarm, codec
 from tests.backend.measures.places import ROTTERDAM, zone_feature
+from tests.support.db import rows
 from tests.support.mqtt import publish
 from tests.support.waiting import wait_until
 
@@ -29,14 +29,6 @@ def _rejected(reason: str) -> float:
 def _logged(caplog, text: str) -> list[str]:
     """The log lines holding `text` so far (the worker's thread may still be writing one)."""
     return [r.getMessage() for r in caplog.records if text in r.getMessage()]
-
-
-def _rows(stack, model, **where) -> int:
-    with stack.runtime.sessions() as s:
-        query = select(func.count()).select_from(model)
-        for key, value in where.items():
-            query = query.where(getattr(model, key) == value)
-        return s.scalar(query)
 
 
 def _alive(stack, sender, device_id: str) -> None:
@@ -65,8 +57,9 @@ def test_an_owntracks_phone_named_alarm_has_its_fixes_checked_against_zones(stac
     body = {"_type": "location", "tst": int(time.time()), "lat": ROTTERDAM[0],
             "lon": ROTTERDAM[1], "acc": 5}
     publish(phone, "owntracks/otz-user/alarm", orjson.dumps(body))
-    wait_until(lambda: _rows(stack, Ping, device_id="off-otz") == 1)
-    assert wait_until(lambda: _rows(stack, Alert, device_id="off-otz", type="zone_breach"))
+    wait_until(lambda: rows(stack.runtime.sessions, Ping, device_id="off-otz") == 1)
+    assert wait_until(lambda: rows(stack.runtime.sessions, Alert, device_id="off-otz",
+                                   type="zone_breach"))
     _alive(stack, phone, "off-otz")
     phone.disconnect()
 
@@ -161,10 +154,10 @@ def test_input_valid_to_the_decoder_breaks_no_later_step(stack, caplog, name, ch
              else stack.topics.device("vic-hx", channel))
     publish(sender, topic, payload)
     if kind == "pings":
-        wait_until(lambda: _rows(stack, Ping, device_id="vic-hx") == int(detail))
+        wait_until(lambda: rows(stack.runtime.sessions, Ping, device_id="vic-hx") == int(detail))
     elif kind == "rejected":
         wait_until(lambda: _rejected(detail) == before + 1)
-        assert _rows(stack, Ping) == 0 and _rows(stack, Alert) == 0
+        assert rows(stack.runtime.sessions, Ping) == 0 and rows(stack.runtime.sessions, Alert) == 0
         [line] = wait_until(lambda: _logged(caplog, "rejected"))  # logged after it is counted
         assert f"device=vic-hx channel={channel} reason={detail}" in line
     elif kind == "status":
@@ -204,7 +197,7 @@ def test_a_topic_outside_the_grammar_is_refused(stack, caplog, topic, payload):
     before = _rejected("invalid_topic")
     publish(sender, topic.format(root=stack.topics.root), payload)
     wait_until(lambda: _rejected("invalid_topic") == before + 1)
-    assert _rows(stack, Ping) == 0 and _rows(stack, Alert) == 0
+    assert rows(stack.runtime.sessions, Ping) == 0 and rows(stack.runtime.sessions, Alert) == 0
     wait_until(lambda: _logged(caplog, "device=- channel=unknown reason=invalid_topic"))
     _alive(stack, sender, "vic-hx")
     sender.disconnect()

@@ -9,11 +9,11 @@ import time
 import orjson
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import func, select
 
 from backend.alerts.models import Alert
 from backend.devices.models import Ping
 from device_protocol import Alarm, Fix, codec
+from tests.support.db import rows
 from tests.support.mqtt import publish
 
 
@@ -26,11 +26,6 @@ def _wait_processed(stack, count: int, timeout: float = 10.0) -> None:
     while stack.worker.processed < count and time.monotonic() < deadline:
         time.sleep(0.01)
     assert stack.worker.processed >= count, "the worker did not process the messages"
-
-
-def _rows(stack, model) -> int:
-    with stack.runtime.sessions() as s:
-        return s.scalar(select(func.count()).select_from(model))
 
 
 OWNTRACKS = b'{"_type": "location", "lat": 51.9, "lon": 4.4, "tst": 1800000000}'
@@ -65,7 +60,7 @@ def test_rejected_counted_and_nothing_changes(stack, name, device_id, channel, p
     publish(sender, topic, payload)
     _wait_processed(stack, 1)
     assert _rejected(reason) == before + 1
-    assert _rows(stack, Alert) == 0 and _rows(stack, Ping) == 0
+    assert rows(stack.runtime.sessions, Alert) == 0 and rows(stack.runtime.sessions, Ping) == 0
 
     # The worker is alive and well: a valid alarm right after is raised.
     police = stack.collector(stack.topics.police_filter())
