@@ -57,9 +57,10 @@ class Engine:
         """Replace all measures atomically. States of measures that remain (same id, same
         device) are kept; the others are dropped. Raises InvalidMeasure and keeps the old index
         when a measure cannot be compiled; with `skip_invalid` loads the others (the problems
-        in `index.skipped`)."""
+        in `index.skipped`). A measure equal to one loaded now is not compiled again: a reload
+        after one change costs about the tree, not every measure."""
         index = MeasureIndex(measures, self.config, self.projection,
-                             skip_invalid=skip_invalid)
+                             skip_invalid=skip_invalid, reuse=self._index.measures)
         self._index = index
         for device, states in list(self._states.items()):
             for mid in list(states):

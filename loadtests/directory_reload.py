@@ -1,5 +1,7 @@
 """`python -m loadtests.directory_reload`: what a full reload of the device directory, or of
-the case snapshots (`--what cases`), does to an alarm raised in the same process meanwhile.
+the case snapshots (`--what cases`), does to an alarm raised in the same process meanwhile; and
+how long a fix worker's lane waits for its measures to reload after one changed (`--what
+measures`).
 
 Every ingest worker reloads its whole directory every `ingest.directory_refresh_s` (300 s) and
 within a second of any change to devices or cases; the alarm worker reloads every case snapshot
@@ -9,6 +11,11 @@ as the alarm worker holds them (heap frozen, automatic collection off, a switch 
 ms), while another thread, standing for an alarm, sleeps 1 ms and does a little Python, over
 and over. Printed: how late each such tick was (p50 / p99 / max, ms) with nothing else running
 and while the directory (or the snapshots) reload `--reloads` times, and how long each took.
+
+Each fix worker's zone step reloads its measures in the fix lane, before its next batch, once
+any measure changed. With `--what measures` the database holds `--devices` active measures (the
+benchmark's, seeded afresh when it holds fewer), one of them changes before each reload, and
+the time given is the worker's `LiveMeasures.refresh()`: what the lane's fixes wait.
 """
 
 from __future__ import annotations
@@ -18,17 +25,24 @@ import gc
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
 from backend.cases.snapshots import CaseSnapshots
 from backend.db.engine import make_engine, make_session_factory
 from backend.devices.directory import DeviceDirectory
 from backend.devices.models import Device
+from backend.measures import service as measure_service
+from backend.measures.live import LiveMeasures
+from backend.measures.models import MeasureRow
 from backend.settings import DatabaseSettings
-from loadtests.stack import BENCH_DB_URL, ensure_database, register
+from geofences import GeofenceConfig
+from loadtests.seeding import seed
+from loadtests.stack import BENCH_DB_URL, ensure_database, register, truncate
 from loadtests.stats import percentile
 
 SWITCH_INTERVAL_S = 0.0005  # `process.switch_interval_s`, as the alarm worker runs
@@ -78,18 +92,49 @@ class Ticker:
         self._thread.join(5)
 
 
+def _measure_reload(engine: Engine, sessions: sessionmaker[Session],
+                    measures: int) -> tuple[Callable[[], int], Callable[[], None]]:
+    """A fix worker's live measures over `measures` stored ones, and a change to one of them
+    (its pre-alert ring, 0 or 100 m in turn: it must be compiled again)."""
+    with engine.connect() as conn:
+        have = conn.scalar(select(func.count()).select_from(MeasureRow)
+                           .where(MeasureRow.active.is_(True)))
+    if have < measures:
+        truncate(engine)
+        seed(engine, victims=0, measures=measures)
+    live = LiveMeasures(sessions, GeofenceConfig(), poll_s=0.0)
+
+    def load() -> int:
+        live.refresh()
+        return len(live.engine.index)
+
+    def change_one() -> None:
+        with sessions.begin() as session:
+            row = session.scalars(select(MeasureRow).where(MeasureRow.active.is_(True))
+                                  .order_by(MeasureRow.id).limit(1)).one()
+            ring = 0.0 if row.pre_alert_m == 100.0 else 100.0
+            measure_service.update(session, row, {"pre_alert_m": ring})
+
+    return load, change_one
+
+
 def measure(db_url: str, devices: int = 150_000, reloads: int = 3,
             what: str = "directory") -> Result:
     ensure_database(db_url)
     engine = make_engine(DatabaseSettings(url=db_url))
-    with engine.connect() as conn:
-        have = conn.scalar(select(func.count()).select_from(Device))
-    if have < devices:
-        register(engine, [f"dirload-{have + i:07d}" for i in range(devices - have)], "victim")
     sessions = make_session_factory(engine)
+    before_each: Callable[[], None] = lambda: None  # noqa: E731
+    if what == "measures":
+        load, before_each = _measure_reload(engine, sessions, devices)
+    else:
+        with engine.connect() as conn:
+            have = conn.scalar(select(func.count()).select_from(Device))
+        if have < devices:
+            register(engine, [f"dirload-{have + i:07d}" for i in range(devices - have)],
+                     "victim")
     if what == "directory":
         load = DeviceDirectory(sessions).load_all
-    else:
+    elif what == "cases":
         snapshots = CaseSnapshots(ttl_s=3_600.0)
 
         def load() -> int:
@@ -108,6 +153,7 @@ def measure(db_url: str, devices: int = 150_000, reloads: int = 3,
         idle = ticker.take()
         took = []
         for _ in range(reloads):
+            before_each()
             started = time.perf_counter()
             load()
             took.append((time.perf_counter() - started) * 1e3)
@@ -125,12 +171,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtests.directory_reload",
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--devices", type=int, default=150_000)
+    parser.add_argument("--devices", type=int, default=None,
+                        help="devices, cases or measures held (150,000; 10,000 measures)")
     parser.add_argument("--reloads", type=int, default=3)
-    parser.add_argument("--what", choices=("directory", "cases"), default="directory")
+    parser.add_argument("--what", choices=("directory", "cases", "measures"),
+                        default="directory")
     args = parser.parse_args(argv)
-    r = measure(BENCH_DB_URL, args.devices, args.reloads, args.what)
-    held = "devices" if args.what == "directory" else "case snapshots"
+    held = args.devices or (10_000 if args.what == "measures" else 150_000)
+    r = measure(BENCH_DB_URL, held, args.reloads, args.what)
+    held = {"directory": "devices", "cases": "case snapshots", "measures": "measures"}[args.what]
     print(f"{args.what}: {r.devices:,} {held}; reloads took "
           + ", ".join(f"{ms:.0f}" for ms in r.reload_ms) + " ms")
     print("ticks late (ms)  |   p50 |   p99 |    max")

@@ -4,7 +4,7 @@ shapely geometry meet, and where rows become `geofences` measures and back."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -150,15 +150,33 @@ def to_measure(row: MeasureRow) -> Measure:
     return ExclusionZone(area=geom, **common)
 
 
-def load_active(session: Session) -> list[Measure]:
-    """Every active measure, for the engine. A row that cannot be read is skipped and logged
-    by id, so one bad row never takes every other measure down."""
-    measures: list[Measure] = []
-    for row in session.scalars(select(MeasureRow).where(MeasureRow.active.is_(True))):
-        try:
-            measures.append(to_measure(row))
-        except (GeofenceError, ValueError, TypeError, KeyError) as exc:
-            log.error("measure unreadable id=%s error=%s", row.id, type(exc).__name__)
+def active_versions(session: Session) -> dict[str, int]:
+    """Id -> version of every active measure (a light read: no geometry)."""
+    rows = session.execute(
+        select(MeasureRow.id, MeasureRow.version).where(MeasureRow.active.is_(True)))
+    return {measure_id: version for measure_id, version in rows}
+
+
+def load_active(
+    session: Session, ids: Collection[str] | None = None, chunk: int = 1_000
+) -> dict[str, tuple[int, Measure]]:
+    """Id -> (version, measure) of the active measures, all of them or those of `ids` (read
+    `chunk` ids a query). A row that cannot be read is skipped and logged by id, so one bad
+    row never takes every other measure down."""
+    query = select(MeasureRow).where(MeasureRow.active.is_(True))
+    if ids is None:
+        queries = [query]
+    else:
+        wanted = sorted(ids)
+        queries = [query.where(MeasureRow.id.in_(wanted[i:i + chunk]))
+                   for i in range(0, len(wanted), chunk)]
+    measures: dict[str, tuple[int, Measure]] = {}
+    for q in queries:
+        for row in session.scalars(q):
+            try:
+                measures[row.id] = (row.version, to_measure(row))
+            except (GeofenceError, ValueError, TypeError, KeyError) as exc:
+                log.error("measure unreadable id=%s error=%s", row.id, type(exc).__name__)
     return measures
 
 

@@ -289,6 +289,29 @@ def test_reload_keeps_states_of_remaining_measures(fix):
     assert len(engine.index) == 2
 
 
+def test_reload_compiles_again_only_the_measures_that_changed(fix):
+    """Compiling is nearly all of an index's cost: a reload after one change keeps the others'
+    compiled form, equal measures read again included, and the changed one takes effect."""
+    engine = Engine([zone(), zone(id="z2", area=Polygon(square(5_000, 0, 500)))], CFG)
+    before = dict(engine.index.measures)
+    moved = zone(id="z2", area=Polygon(square(0, 0, 500)))  # now where the offender goes
+    engine.reload([zone(), moved])  # `zone()` is a new object, equal to the one loaded
+    assert engine.index.measures["z"] is before["z"]
+    assert engine.index.measures["z2"] is not before["z2"]
+    assert engine.index.measures["z2"].measure is moved
+    assert sorted(e.measure_id for e in fix(engine, "off", 0, 0)) == ["z", "z2"]
+
+
+def test_a_measure_reloaded_with_another_radius_is_compiled_again(fix):
+    place = ProtectedPlace(id="p", case_id="c", subject_device_ids=("off",),
+                           centre=lonlat(0, 0), radius_m=200)
+    engine = Engine([place], CFG)
+    assert fix(engine, "off", 0, 400, 0) == []
+    engine.reload([ProtectedPlace(id="p", case_id="c", subject_device_ids=("off",),
+                                  centre=lonlat(0, 0), radius_m=600)])
+    assert kinds(fix(engine, "off", 60, 400, 0)) == ["zone_breach"]
+
+
 def test_adopted_devices_go_on_from_another_engines_state(fix):
     """Two engines over the same measures (two workers): one saw the offender enter and leave;
     the other, which saw only the entry, takes over his last fix and (idle) states."""

@@ -1,5 +1,6 @@
-"""`python -m loadtests.directory_reload` on a small directory: it loads, reloads and reports
-(the numbers themselves are in docs/benchmarks.md, never asserted here)."""
+"""`python -m loadtests.directory_reload` on a small directory (devices, case snapshots or
+measures): it loads, reloads and reports (the numbers themselves are in docs/benchmarks.md,
+never asserted here)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from loadtests.directory_reload import measure
 
 
-@pytest.mark.parametrize("what", ["directory", "cases"])
+@pytest.mark.parametrize("what", ["directory", "cases", "measures"])
 def test_it_reloads_and_reports_how_late_the_other_thread_was(loadtest_db_url, what) -> None:
     result = measure(loadtest_db_url, devices=1_500, reloads=2, what=what)
     assert result.devices >= 1_500
