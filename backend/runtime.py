@@ -125,7 +125,9 @@ class Runtime:
             bus = bus or InProcessBus()
         # Raised by every process after it changed cases, contacts or devices: the others
         # reload their case snapshots and device directory.
-        changes = (RedisChangeCounter(client, keys.case_changes(settings.redis.key_prefix))
+        prefix = settings.redis.key_prefix
+        changes = (RedisChangeCounter(client, keys.case_changes(prefix),
+                                      keys.case_changes_log(prefix))
                    if client is not None else LocalChangeCounter())
         topics = Topics(settings.protocol.topic_root)
         regions = RegionIndex.load()

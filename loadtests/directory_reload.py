@@ -11,6 +11,7 @@ as the alarm worker holds them (heap frozen, automatic collection off, a switch 
 ms), while another thread, standing for an alarm, sleeps 1 ms and does a little Python, over
 and over. Printed: how late each such tick was (p50 / p99 / max, ms) with nothing else running
 and while the directory (or the snapshots) reload `--reloads` times, and how long each took.
+With `--one-case` each reload reads only one case again, as after a change that named it.
 
 Each fix worker's zone step reloads its measures in the fix lane, before its next batch, once
 any measure changed. With `--what measures` the database holds `--devices` active measures (the
@@ -119,7 +120,7 @@ def _measure_reload(engine: Engine, sessions: sessionmaker[Session],
 
 
 def measure(db_url: str, devices: int = 150_000, reloads: int = 3,
-            what: str = "directory") -> Result:
+            what: str = "directory", one_case: bool = False) -> Result:
     ensure_database(db_url)
     engine = make_engine(DatabaseSettings(url=db_url))
     sessions = make_session_factory(engine)
@@ -132,16 +133,31 @@ def measure(db_url: str, devices: int = 150_000, reloads: int = 3,
         if have < devices:
             register(engine, [f"dirload-{have + i:07d}" for i in range(devices - have)],
                      "victim")
+    if one_case:  # a change that names its case (`backend.cases.changes.Moves.cases`)
+        with engine.connect() as conn:
+            named = [conn.scalar(select(Device.case_id).order_by(Device.id).limit(1))]
     if what == "directory":
-        load = DeviceDirectory(sessions).load_all
+        directory = DeviceDirectory(sessions)
+        load = directory.load_all
+        if one_case:
+            total = directory.load_all()
+
+            def load() -> int:
+                return directory.load_cases(named)
     elif what == "cases":
         snapshots = CaseSnapshots(ttl_s=3_600.0)
 
         def load() -> int:
-            snapshots.forget()  # as after a change (`CaseSnapshots.watch`)
             with sessions() as session:
+                if one_case:
+                    return snapshots.load_cases(session, named)
+                snapshots.forget()  # as after a change (`CaseSnapshots.watch`)
                 return snapshots.load_all(session)
-    loaded = load()
+
+        if one_case:
+            with sessions() as session:
+                total = snapshots.load_all(session)
+    loaded = load() if not one_case else total
     switch = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     gc.collect()
@@ -176,9 +192,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--reloads", type=int, default=3)
     parser.add_argument("--what", choices=("directory", "cases", "measures"),
                         default="directory")
+    parser.add_argument("--one-case", action="store_true",
+                        help="read one case's devices (or snapshot) again, as after a change "
+                             "that names its case, instead of all")
     args = parser.parse_args(argv)
+    if args.one_case and args.what == "measures":
+        parser.error("--one-case reads a case: with --what directory or cases")
     held = args.devices or (10_000 if args.what == "measures" else 150_000)
-    r = measure(BENCH_DB_URL, held, args.reloads, args.what)
+    r = measure(BENCH_DB_URL, held, args.reloads, args.what, args.one_case)
     held = {"directory": "devices", "cases": "case snapshots", "measures": "measures"}[args.what]
     print(f"{args.what}: {r.devices:,} {held}; reloads took "
           + ", ".join(f"{ms:.0f}" for ms in r.reload_ms) + " ms")

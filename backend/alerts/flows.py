@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -203,10 +203,15 @@ class AlertFlow:
         # Case facts for routing and the document, kept a few seconds (forget() on changes).
         self.cases = CaseSnapshots()
 
-    def forget_caches(self) -> None:
-        """Drop what the flow and its hooks keep of cases and subscriptions (call after an API
-        change, so this process sees it at once; alarm workers elsewhere within a second)."""
-        self.cases.changed()
+    def forget_caches(self, case_ids: Collection[uuid.UUID] | None = None) -> None:
+        """Drop what the flow keeps of these cases (None: of every case) and what its hooks
+        keep of subscriptions (call after an API change, so this process sees it at once;
+        alarm workers elsewhere within a second)."""
+        self.cases.changed(case_ids)
+        self.forget_hooks()
+
+    def forget_hooks(self) -> None:
+        """Drop what the flow's hooks keep (subscriptions), after a change of them."""
         for hook in self.hooks:
             forget = getattr(hook, "forget", None)
             if forget is not None:

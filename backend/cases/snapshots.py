@@ -6,7 +6,8 @@ one query; a snapshot makes that once per case every `ttl_s` seconds instead of 
 alert. An alarm worker does better: it loads every case before it takes traffic and keeps the
 snapshots until a change counter in Redis moves (`backend.cases.changes`; read by
 `SnapshotWatch` about once a second), which every process raises after it changed a case
-(`CaseSnapshots.changed`). A change made through this process's API is seen at once; one made
+(`CaseSnapshots.changed`, naming the cases: the watch reads only those again, and every case
+after a raise that named none). A change made through this process's API is seen at once; one made
 by another process within a second, or within `ttl_s` while the counter cannot be read.
 """
 
@@ -16,7 +17,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,7 @@ import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
-from backend.cases.changes import ChangeCounter, ChangeReader
+from backend.cases.changes import NOTHING, ChangeCounter, ChangeReader, Moves
 from backend.cases.facts import facts_of
 from backend.cases.models import Case, CaseContact
 from backend.devices.models import Device
@@ -119,23 +120,11 @@ class CaseSnapshots:
             chunk = select(Case.id).order_by(Case.id).limit(LOAD_CHUNK)
             if last is not None:
                 chunk = chunk.where(Case.id > last)
-            by_case: dict[uuid.UUID, tuple[Case, list[Any]]] = {}
-            for row in session.execute(_SNAPSHOT.where(Case.id.in_(chunk))).unique():
-                case, devices = by_case.setdefault(row[0].id, (row[0], []))
-                if row.id is not None:
-                    devices.append(row)
-            if not by_case:
+            loaded = self._load_chunk(session, Case.id.in_(chunk), loaded_at)
+            if not loaded:
                 break
-            snapshots = [(case_id, _snapshot(case, devices))
-                         for case_id, (case, devices) in by_case.items()]
-            with self._lock:
-                for case_id, snapshot in snapshots:
-                    self._cache[case_id] = (loaded_at, snapshot)
-            count += len(by_case)
-            last = max(by_case)
-            del by_case, snapshots
-            session.expunge_all()  # this chunk's cases are freed now, a chunk at a time
-            time.sleep(0)  # let a waiting thread (an alarm) run now
+            count += len(loaded)
+            last = max(loaded)
         # Not loaded now: deleted. (Neither a set of the ids loaded nor a list of the cache's
         # items: 150,000 objects made for it and freed at once held the interpreter 16-30 ms.)
         with self._lock:
@@ -144,27 +133,63 @@ class CaseSnapshots:
             self.forget(case_id)
         return count
 
+    def load_cases(self, session: Session, case_ids: Collection[uuid.UUID]) -> int:
+        """Snapshots of these cases, read again (`LOAD_CHUNK` a query); one deleted loses its
+        snapshot. What `session` held is expunged."""
+        loaded_at = time.monotonic()
+        wanted = sorted(case_ids)
+        count = 0
+        for i in range(0, len(wanted), LOAD_CHUNK):
+            part = wanted[i:i + LOAD_CHUNK]
+            loaded = self._load_chunk(session, Case.id.in_(part), loaded_at)
+            for case_id in set(part) - set(loaded):
+                self.forget(case_id)
+            count += len(loaded)
+        return count
+
+    def _load_chunk(self, session: Session, which: Any, loaded_at: float) -> list[uuid.UUID]:
+        """Snapshots of the cases `which` selects, kept as loaded at `loaded_at`; their ids.
+        The chunk's rows and objects are freed before it returns."""
+        by_case: dict[uuid.UUID, tuple[Case, list[Any]]] = {}
+        for row in session.execute(_SNAPSHOT.where(which)).unique():
+            case, devices = by_case.setdefault(row[0].id, (row[0], []))
+            if row.id is not None:
+                devices.append(row)
+        snapshots = [(case_id, _snapshot(case, devices))
+                     for case_id, (case, devices) in by_case.items()]
+        with self._lock:
+            for case_id, snapshot in snapshots:
+                self._cache[case_id] = (loaded_at, snapshot)
+        loaded = list(by_case)
+        del by_case, snapshots
+        session.expunge_all()  # this chunk's cases are freed now, a chunk at a time
+        time.sleep(0)  # let a waiting thread (an alarm) run now
+        return loaded
+
     def _fresh(self, loaded_at: float) -> bool:
         if loaded_at < self._valid_since:
             return False
         now = time.monotonic()
         return loaded_at + self._ttl > now or self._confirmed + self._ttl > now
 
-    def watch(self) -> bool:
-        """Read the change counter; drop every snapshot when it moved. True when it moved."""
+    def watch(self) -> Moves:
+        """Read the change counter: the snapshots of the cases it names are dropped, every
+        snapshot made stale when it moved otherwise. What moved (NOTHING when unreadable)."""
         if self._changes is None or self._reader is None:
-            return False
+            return NOTHING
         self.pay_owed()  # a change made here while Redis was away
         # Unreadable: snapshots age out after ttl_s meanwhile, and the next good read counts
         # as a move (another process may have changed a case without raising the counter).
-        moved = self._reader.moved()
-        if moved is None:
-            return False
+        moves = self._reader.read()
+        if moves is None:
+            return NOTHING
         now = time.monotonic()
-        if moved:
+        if moves.everything:
             self._valid_since = now  # every snapshot loaded before is stale from now
+        for case_id in moves.cases:
+            self.forget(case_id)
         self._confirmed = now
-        return moved
+        return moves
 
     def pay_owed(self) -> None:
         """Raise the counter for a change this process made while it could not be raised
@@ -187,12 +212,16 @@ class CaseSnapshots:
         with self._lock:
             self._cache.pop(case_id, None)
 
-    def changed(self) -> None:
-        """This process changed cases: drop its snapshots and tell the others."""
-        self.forget()
+    def changed(self, case_ids: Collection[uuid.UUID] | None = None) -> None:
+        """This process changed these cases (None: not known which): drop their snapshots and
+        tell the others."""
+        if case_ids is None:
+            self.forget()
+        for case_id in case_ids or ():
+            self.forget(case_id)
         if self._changes is not None:
             try:
-                self._changes.bump()
+                self._changes.bump(case_ids)
             except redis.RedisError:
                 self._bump_owed = True  # raised by `pay_owed` once Redis answers
                 log.warning("case change counter unavailable: raised when Redis answers again")
@@ -216,8 +245,9 @@ def _snapshot(case: Case, devices: list[Any]) -> CaseSnapshot:
 
 
 class SnapshotWatch(Periodic):
-    """Reads the change counter every `interval_s`; after a change it reloads every case in
-    this thread, so alarms keep finding their case in memory."""
+    """Reads the change counter every `interval_s`; after a change it reads the cases changed
+    again (every case, when the raises did not name them) in this thread, so alarms keep
+    finding their case in memory."""
 
     name = "case-snapshots"
 
@@ -236,8 +266,16 @@ class SnapshotWatch(Periodic):
             return self._snapshots.load_all(session)
 
     def run_once(self) -> None:
-        if self._snapshots.watch():
+        moves = self._snapshots.watch()
+        if moves.everything:
             count = self.load()
             log.info("cases changed: %d case snapshots reloaded", count)
-            if self._on_reload is not None:
-                self._on_reload()
+        elif moves.cases:
+            with self._sessions() as session:
+                count = self._snapshots.load_cases(session, moves.cases)
+            log.info("cases changed: %d of %d case snapshots read again", count,
+                     len(moves.cases))
+        else:
+            return
+        if self._on_reload is not None:
+            self._on_reload()

@@ -40,14 +40,16 @@ def scoped_case(s: Session, p: Principal, case_id: uuid.UUID) -> Case:
     return case
 
 
-def case_flow(rt: Runtime = Depends(runtime)) -> Iterator[CaseFlow]:
+def case_flow(case_id: uuid.UUID, rt: Runtime = Depends(runtime)) -> Iterator[CaseFlow]:
+    """The case flow for a request on the case `case_id` (the path's)."""
     yield CaseFlow(
         rt.topics, rt.flow.policy, rt.settings.supervision.pursuit_report_interval_s
     )
-    # After a change through the case flow this process sees it at once: the alert flow's case
-    # snapshots and the device directory (which carries case facts) are dropped.
-    rt.flow.forget_caches()
-    rt.directory.invalidate()
+    # After a change through the case flow this process sees it at once: the alert flow's
+    # snapshot of the case and the case's devices in the directory (which carries case facts)
+    # are dropped; the other processes read the case again within a second.
+    rt.flow.forget_caches([case_id])
+    rt.directory.forget_cases([case_id])
 
 
 def as_creator(p: Principal, data: CaseCreate) -> CaseCreate:

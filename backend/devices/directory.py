@@ -4,16 +4,17 @@ The directory holds every registered device in memory (one query loads them all)
 is a dict access. A device registered after the last load is read on its first message (one
 query per batch for all such ids, `prefetch`); an unknown id is remembered as unknown for a short
 while, so a flood from an unregistered device cannot hammer the database. A background refresh
-(`start_refresh`) reloads the whole directory when the change counter that every process raises
-after changing devices or cases has moved (read every `check_s` seconds), and in any case every
-`refresh_s` seconds (changes made outside Schildwacht). So a change made by another process (a
-deactivated device, a case put in exercise) is seen within about a second, without reloading
-every device twice a minute: a full load of 150,000 devices is a second of CPU that an alarm in
-the same process would share. While the counter cannot be read (Redis away), a change made
-elsewhere could not be counted either: the first read that succeeds again counts as a move
-(`backend.cases.changes.ChangeReader`, the rule the case snapshots follow too), so such a
-change is seen once Redis answers, not at the next full reload. `invalidate` makes a change
-immediate in this process.
+(`start_refresh`) reads the change counter that every process raises after changing devices or
+cases every `check_s` seconds: when it moved by raises that named their cases, it reads the
+devices of those cases again; after any other move, and in any case every `refresh_s` seconds
+(changes made outside Schildwacht), it reloads the whole directory. So a change made by another
+process (a deactivated device, a case put in exercise) is seen within about a second, and costs
+a query of a few rows: a full load of 150,000 devices is a second of CPU or more that an alarm
+in the same process would share. While the counter cannot be read (Redis away), a change made
+elsewhere could not be counted either: the first read that succeeds again counts as a move of
+everything (`backend.cases.changes.ChangeReader`, the rule the case snapshots follow too), so
+such a change is seen once Redis answers, not at the next full reload. `invalidate` and
+`load_cases` make a change immediate in this process.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -157,6 +158,13 @@ class DeviceDirectory:
             self._unknown = {k: v for k, v in self._unknown.items()
                              if not k.startswith("owntracks:")}
 
+    def forget_cases(self, case_ids: Collection[uuid.UUID]) -> None:
+        """Forget the devices of these cases: the next look-up of each reads it again."""
+        with self._lock:
+            gone = [d for d, info in self._by_id.items() if info.case_id in case_ids]
+        for device_id in gone:
+            self.invalidate(device_id)
+
     def start_refresh(self, on_reload: Callable[[], None] | None = None) -> None:
         """Refresh in a thread of its own; `on_reload` is called after each reload."""
         self._on_reload = on_reload
@@ -171,20 +179,38 @@ class DeviceDirectory:
             self._thread.join(timeout=5)
             self._thread = None
 
+    def load_cases(self, case_ids: Collection[uuid.UUID]) -> int:
+        """Read the devices of these cases again (`LOAD_CHUNK` cases a query). A device never
+        leaves its case and is never deleted, so this is every entry they change."""
+        wanted = sorted(case_ids)
+        count = 0
+        for i in range(0, len(wanted), LOAD_CHUNK):
+            rows, pairs = self._query_with_pairs(
+                _DEVICES.where(Device.case_id.in_(wanted[i:i + LOAD_CHUNK])))
+            self._remember(rows, [], pairs)
+            count += len(rows)
+        return count
+
     def refresh_once(self) -> bool:
-        """One pass of the background refresh: reload every device when the change counter
-        moved, or could not be read and now can (a change made while Redis was away could not
-        move it), or when the last load is `refresh_s` old. True when it reloaded; a failed
-        load raises, and the next pass tries again."""
-        moved = self._reload_owed or bool(self._changes is not None and self._changes.moved())
-        if not moved and time.monotonic() - self._loaded_at < self._refresh_s:
+        """One pass of the background refresh: read the devices of the cases the change counter
+        names again; reload every device when it moved otherwise, or could not be read and now
+        can (a change made while Redis was away could not move it), or when the last load is
+        `refresh_s` old. True when it read anything; a failed read raises, and the next pass
+        reloads every device."""
+        moves = self._changes.read() if self._changes is not None else None
+        everything = self._reload_owed or (moves is not None and moves.everything)
+        due = time.monotonic() - self._loaded_at >= self._refresh_s
+        cases = moves.cases if moves is not None and not (everything or due) else frozenset()
+        if not (everything or due or cases):
             return False
-        self._reload_owed = moved
-        count = self.load_all()
+        self._reload_owed = True  # until the read below succeeds: the move is taken
+        count = self.load_cases(cases) if cases else self.load_all()
         self._reload_owed = False
         if self._on_reload is not None:
             self._on_reload()
-        if moved:
+        if cases:
+            log.info("cases changed: %d devices of %d cases read again", count, len(cases))
+        elif everything:
             log.info("devices or cases changed: %d devices reloaded", count)
         return True
 

@@ -44,7 +44,7 @@ def register_device(
     device = service.register(s, data)
     s.commit()
     rt.directory.invalidate(device.id)
-    rt.flow.forget_caches()
+    rt.flow.forget_caches([device.case_id])
     return DeviceOut.model_validate(device)
 
 
@@ -78,5 +78,5 @@ def update_device(
     s.commit()
     rt.dispatcher.send(commands)  # the device is told its new interval
     rt.directory.invalidate(device_id)
-    rt.flow.forget_caches()
+    rt.flow.forget_caches([device.case_id])
     return DeviceOut.model_validate(device)

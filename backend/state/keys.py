@@ -41,8 +41,14 @@ def untagged(prefix: str) -> dict[str, str]:
 
 
 def case_changes(prefix: str) -> str:
-    """Counter: raised by every process after it changed cases, contacts or devices."""
-    return f"{prefix}:case_changes"
+    """Counter: raised by every process after it changed cases, contacts or devices. Its
+    log of raises (`case_changes_log`) is written by the same script: one cluster slot."""
+    return f"{prefix}:{{case_changes}}"
+
+
+def case_changes_log(prefix: str) -> str:
+    """Sorted set: the last raises of `case_changes`, each with the cases it named."""
+    return f"{case_changes(prefix)}:log"
 
 
 def login_failures(prefix: str, kind: str, digest: str) -> str:

@@ -48,7 +48,7 @@ def create_subscription(
 ) -> SubscriptionCreated:
     sub, secret = flows.create_subscription(s, data, rt.secrets)
     s.commit()
-    rt.flow.forget_caches()
+    rt.flow.forget_hooks()
     out = SubscriptionOut.model_validate(sub).model_dump()
     return SubscriptionCreated(**out, secret=secret)
 
@@ -72,7 +72,7 @@ def update_subscription(
 ):
     sub = flows.update_subscription(s, subscription_id, data, rt.secrets)
     s.commit()
-    rt.flow.forget_caches()
+    rt.flow.forget_hooks()
     return SubscriptionOut.model_validate(sub)
 
 
@@ -85,7 +85,7 @@ def deactivate_subscription(
     sub = flows.update_subscription(
         s, subscription_id, SubscriptionUpdate.model_validate({"active": False}), rt.secrets)
     s.commit()
-    rt.flow.forget_caches()
+    rt.flow.forget_hooks()
     return SubscriptionOut.model_validate(sub)
 
 

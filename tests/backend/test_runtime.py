@@ -29,11 +29,11 @@ def test_a_change_made_while_redis_was_away_is_counted_once_it_answers(pg_url) -
     try:
         assert runtime.redis is not None
         runtime.redis.breaker.trip(redis.ConnectionError("away"))  # Redis away
-        runtime.flow.forget_caches()  # what the API does after it changed a case
+        runtime.flow.forget_caches([uuid.uuid4()])  # what the API does after it changed a case
         assert store.get(counter) is None  # not counted: the others cannot know yet
         runtime.redis.breaker.close()  # the probe found Redis answering
         assert int(store.get(counter) or 0) > 0
     finally:
         runtime.close()
-        store.delete(counter)
+        store.delete(counter, keys.case_changes_log(settings.redis.key_prefix))
         store.close()

@@ -3,27 +3,42 @@ break like an unreachable Redis."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterable
+
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from backend.cases.changes import LocalChangeCounter
 from backend.redis_client import Breaker, GuardedRedis
 
 
-class FakeCounter:
+class FakeCounter(LocalChangeCounter):
+    """The in-memory counter, with a switch that makes every call fail as Redis away does."""
+
     def __init__(self) -> None:
-        self.value = 0
+        super().__init__()
         self.broken = False
+
+    @property
+    def value(self) -> int:
+        return self._value
 
     def current(self) -> int:
         if self.broken:
             raise redis.ConnectionError("down")
-        return self.value
+        return super().current()
 
-    def bump(self) -> None:
+    def bump(self, case_ids: Iterable[uuid.UUID] | None = None) -> None:
         if self.broken:
             raise redis.ConnectionError("down")
-        self.value += 1
+        super().bump(case_ids)
+
+    def cases_between(self, seen: int, current: int) -> frozenset[uuid.UUID] | None:
+        if self.broken:
+            raise redis.ConnectionError("down")
+        return super().cases_between(seen, current)
 
 
 def guarded_redis(url: str) -> GuardedRedis:

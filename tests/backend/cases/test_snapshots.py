@@ -1,6 +1,6 @@
 """Case snapshots: one query per miss, every case up front (a query per `LOAD_CHUNK` cases),
-and freshness by a change counter (kept until it moves) or, without a readable counter, by
-age."""
+and freshness by a change counter (kept until it moves; only the cases it names when it names
+them) or, without a readable counter, by age."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from backend.cases.models import Case, CaseContact
+from backend.cases.changes import EVERYTHING, NOTHING
 from backend.cases.snapshots import CaseSnapshots, SnapshotWatch
 from backend.devices.models import Device
 from tests.support.changes import FakeCounter as Counter
@@ -103,14 +104,14 @@ def test_with_a_counter_a_snapshot_lives_until_the_counter_moves(sessions) -> No
     snapshots = CaseSnapshots(ttl_s=0.1, changes=counter)
     queries = statements(sessions)
     with sessions() as s:
-        assert snapshots.watch() is False
+        assert snapshots.watch() == NOTHING
         snapshots.get(s, case_id)
         time.sleep(0.15)
-        assert snapshots.watch() is False  # confirmed unchanged: still good past the TTL
+        assert snapshots.watch() == NOTHING  # confirmed unchanged: still good past the TTL
         snapshots.get(s, case_id)
         assert len(queries) == 1
         counter.bump()  # another process changed a case
-        assert snapshots.watch() is True
+        assert snapshots.watch() == EVERYTHING
         snapshots.get(s, case_id)
         assert len(queries) == 2
 
@@ -125,7 +126,7 @@ def test_an_unreadable_counter_falls_back_to_the_ttl(sessions) -> None:
         snapshots.get(s, case_id)
         counter.broken = True
         time.sleep(0.15)
-        assert snapshots.watch() is False
+        assert snapshots.watch() == NOTHING
         snapshots.get(s, case_id)
     assert len(queries) == 2
 
@@ -142,7 +143,7 @@ def test_a_change_here_drops_snapshots_and_tells_the_others(sessions) -> None:
             w.get(Case, case_id).home_vr_code = "VR13"
         here.changed()
         assert here.get(s, case_id).home_vr_code == "VR13"
-        assert there.watch() is True
+        assert there.watch() == EVERYTHING
         assert there.get(s, case_id) is not old
 
 
@@ -178,8 +179,43 @@ def test_a_change_while_the_counter_was_away_reaches_the_others(sessions) -> Non
         with sessions.begin() as w:
             w.get(Case, case_id).home_vr_code = "VR13"
         here.changed()  # not raised: Redis away
-        assert there.watch() is False
+        assert there.watch() == NOTHING
         counter.broken = False
-        assert there.watch() is True  # it could not read: a change may have been missed
+        assert there.watch() == EVERYTHING  # it could not read: a change may have been missed
         assert there.get(s, case_id).home_vr_code == "VR13"
-        assert here.watch() is False and counter.value == 1  # the owed raise, for the others
+        assert here.watch() == NOTHING and counter.value == 1  # the owed raise, for the others
+
+
+def test_a_change_naming_its_case_reloads_that_case_alone(sessions) -> None:
+    ids = [_case(sessions, f"R-{i}") for i in range(3)]
+    counter = Counter()
+    here, there = CaseSnapshots(changes=counter), CaseSnapshots(changes=counter)
+    reloads = []
+    watch = SnapshotWatch(there, sessions, on_reload=lambda: reloads.append(1))
+    watch.load()
+    with sessions() as s:
+        before = {i: there.get(s, i) for i in ids}
+    with sessions.begin() as w:
+        w.get(Case, ids[1]).home_vr_code = "VR13"
+    here.changed([ids[1]])
+    queries = statements(sessions)
+    watch.run_once()
+    assert reloads == [1] and len(queries) == 1  # that case, in one query
+    with sessions() as s:
+        assert there.get(s, ids[1]).home_vr_code == "VR13"
+        assert there.get(s, ids[0]) is before[ids[0]] and there.get(s, ids[2]) is before[ids[2]]
+    assert len(queries) == 1
+
+
+def test_a_case_read_again_after_it_was_deleted_loses_its_snapshot(sessions) -> None:
+    case_id = _case(sessions, "R-1")
+    snapshots = CaseSnapshots(changes=Counter())
+    SnapshotWatch(snapshots, sessions).load()
+    with sessions.begin() as w:
+        for device in w.query(Device).filter(Device.case_id == case_id):
+            w.delete(device)
+        w.query(CaseContact).filter(CaseContact.case_id == case_id).delete()
+        w.delete(w.get(Case, case_id))
+    with sessions() as s:
+        assert snapshots.load_cases(s, [case_id]) == 0
+        assert snapshots.get(s, case_id) is None
