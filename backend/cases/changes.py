@@ -81,14 +81,18 @@ def _cases(entries: Iterable[str], seen: int, current: int) -> frozenset[uuid.UU
     return frozenset(cases)
 
 
-# Raise the counter (started anew at ARGV[1] when missing, or when it outgrew exact doubles)
-# and log the raise under its number, keeping the last ARGV[3] raises: one atomic step.
+# Raise the counter (started anew at ARGV[1] when missing, or when it outgrew exact doubles,
+# its log emptied then: an old raise must not outrank the new ones) and log the raise under
+# its number, keeping the last ARGV[3] raises: one atomic step.
 _BUMP = """
-redis.call('SET', KEYS[1], ARGV[1], 'NX')
+if redis.call('SET', KEYS[1], ARGV[1], 'NX') then
+  redis.call('DEL', KEYS[2])
+end
 local n = redis.call('INCR', KEYS[1])
 if n >= tonumber(ARGV[4]) then
   n = tonumber(ARGV[1])
   redis.call('SET', KEYS[1], ARGV[1])
+  redis.call('DEL', KEYS[2])
 end
 redis.call('ZADD', KEYS[2], n, string.format('%d', n) .. ' ' .. ARGV[2])
 redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -tonumber(ARGV[3]) - 1)

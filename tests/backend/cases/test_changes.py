@@ -147,6 +147,10 @@ def test_a_counter_started_anew_moves_everything(redis_client: redis.Redis) -> N
         case = uuid.uuid4()
         counter.bump([case])
         assert reader.read() == Moves(cases=frozenset({case}))
+        assert redis_client.zcard(f"{key}:log") == 2  # what came before the restart is gone
+        redis_client.delete(key)  # the counter alone lost (evicted): its log goes with it
+        counter.bump([case])
+        assert redis_client.zcard(f"{key}:log") == 1
     finally:
         redis_client.delete(key, f"{key}:log")
 
