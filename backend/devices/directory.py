@@ -14,7 +14,7 @@ in the same process would share. While the counter cannot be read (Redis away), 
 elsewhere could not be counted either: the first read that succeeds again counts as a move of
 everything (`backend.cases.changes.ChangeReader`, the rule the case snapshots follow too), so
 such a change is seen once Redis answers, not at the next full reload. `invalidate` and
-`load_cases` make a change immediate in this process.
+`forget_cases` make a change immediate in this process.
 """
 
 from __future__ import annotations
