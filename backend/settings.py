@@ -384,6 +384,8 @@ class GeofenceSettings(BaseModel):
     enter_confirmations: int = Field(2, ge=1)
     enter_dwell_s: float | None = Field(None, ge=0)
     immediate_depth_m: float | None = Field(100.0, ge=0)
+    repeat_confirmations: int | None = Field(3, ge=2)
+    repeat_window_s: float = Field(600.0, gt=0)
     exit_confirmations: int = Field(1, ge=1)
     exit_margin_m: float = Field(25.0, ge=0)
     default_accuracy_m: float = Field(30.0, ge=0)
@@ -406,8 +408,11 @@ class GeofenceSettings(BaseModel):
 
 
 class Settings(BaseSettings):
+    # `null` in the environment turns off a setting that is off when None (e.g.
+    # SCHILDWACHT_GEOFENCE__REPEAT_CONFIRMATIONS=null).
     model_config = SettingsConfigDict(
-        env_prefix="SCHILDWACHT_", env_nested_delimiter="__", extra="ignore"
+        env_prefix="SCHILDWACHT_", env_nested_delimiter="__", extra="ignore",
+        env_parse_none_str="null",
     )
 
     database: DatabaseSettings = DatabaseSettings()

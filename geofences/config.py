@@ -17,6 +17,9 @@ class GeofenceConfig:
     - `enter_confirmations`: consecutive fixes needed to enter a zone or ring (debounce) ...
     - `enter_dwell_s`: ... or this many seconds spent there since the first such fix (None: off).
     - `immediate_depth_m`: a fix this far inside, beyond its accuracy, enters at once (None: off).
+    - `repeat_confirmations`: ... or this many confirmed fixes in the zone (not in a row: an
+      offender weaving in and out along its border) within `repeat_window_s` of the first
+      (None: off).
     - `exit_confirmations`: consecutive clearly-outside fixes needed to leave.
     - `exit_margin_m`: hysteresis; leaving needs the whole accuracy circle this far outside.
     - `default_accuracy_m`: accuracy assumed for a fix that reports none.
@@ -34,6 +37,8 @@ class GeofenceConfig:
     enter_confirmations: int = 2
     enter_dwell_s: float | None = None
     immediate_depth_m: float | None = 100.0
+    repeat_confirmations: int | None = 3
+    repeat_window_s: float = 600.0
     exit_confirmations: int = 1
     exit_margin_m: float = 25.0
     default_accuracy_m: float = 30.0
@@ -51,6 +56,8 @@ class GeofenceConfig:
             raise ConfigError(
                 "enter_confirmations and exit_confirmations must be at least 1"
             )
+        if self.repeat_confirmations is not None and self.repeat_confirmations < 2:
+            raise ConfigError("repeat_confirmations must be at least 2 (or None: off)")
         for f in fields(self):
             value = getattr(self, f.name)
             if (

@@ -14,6 +14,11 @@ Per (device, measure) the state is one of outside / approaching / inside / unkno
   the border raises `approach`, and consecutive fixes in the zone from there the breach. Only
   a clearly-outside fix resets a pending entry; fixes near the border (within the exit margin)
   or too vague to tell neither count nor reset.
+- Repeated entries: `repeat_confirmations` confirmed fixes in the zone within
+  `repeat_window_s` of the first enter it too, whatever came between: an offender weaving in
+  and out along the border, each clearly-outside fix resetting the count in a row, is in the
+  zone again and again. A zone so entered is left only once `repeat_window_s` passed since
+  the last confirmed fix in it (one breach for the weaving, not one per dip).
 - Hysteresis: leaving needs the whole accuracy circle `exit_margin_m` outside the border, for
   `exit_confirmations` consecutive fixes; in between the state holds.
 - Segment: when the straight segment between two fixes both outside crosses the zone (computed
@@ -53,6 +58,10 @@ class ZoneState:
     pending_since: float | None = None
     approach_announced: bool = False  # an `approach` event is open
     held: str | None = None  # status before `unknown`
+    # Confirmed fixes in the zone counted towards a repeated entry, and the time of the first;
+    # once so entered (inside, visits > 0), the time of the last.
+    visits: int = 0
+    visits_since: float | None = None
 
     @property
     def idle(self) -> bool:
@@ -61,6 +70,7 @@ class ZoneState:
             self.status == OUTSIDE
             and self.pending is None
             and not self.approach_announced
+            and self.visits == 0
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -73,6 +83,8 @@ class ZoneState:
             "pending_since": self.pending_since,
             "approach_announced": self.approach_announced,
             "held": self.held,
+            "visits": self.visits,
+            "visits_since": self.visits_since,
         }
 
     @staticmethod
@@ -89,6 +101,8 @@ class ZoneState:
                 pending_since=_time(data.get("pending_since")),
                 approach_announced=bool(data.get("approach_announced", False)),
                 held=data.get("held"),
+                visits=int(data.get("visits", 0)),
+                visits_since=_time(data.get("visits_since")),
             )
         except (TypeError, AttributeError) as exc:
             raise ValueError(f"unreadable stored zone state ({exc})") from None
@@ -96,7 +110,8 @@ class ZoneState:
             v is not None and v not in _LEVEL for v in (state.pending, state.held)
         ):
             raise ValueError("unknown zone status in stored state")
-        if state.confidence not in (None, POSSIBLE, CONFIRMED) or state.pending_count < 0:
+        if state.confidence not in (None, POSSIBLE, CONFIRMED) or min(
+                state.pending_count, state.visits) < 0:
             raise ValueError("unreadable stored zone state")
         return state
 
@@ -224,6 +239,27 @@ def _pending(
     return desired, 1, tst
 
 
+def _visits(
+    state: ZoneState, desired: str, conf: str | None, tst: float, cfg: GeofenceConfig
+) -> tuple[int, float | None]:
+    """`visits` and `visits_since` after this fix: outside the zone, the confirmed fixes in
+    it within the window and the time of the first; inside after a repeated entry, the time of
+    the last; none inside after any other entry."""
+    confirmed_in = desired == INSIDE and conf == CONFIRMED
+    if state.status == INSIDE:
+        if state.visits == 0 or not confirmed_in:
+            return state.visits, state.visits_since
+        return state.visits, tst
+    if cfg.repeat_confirmations is None:
+        return 0, None
+    count, since = state.visits, state.visits_since
+    if since is not None and tst - since > cfg.repeat_window_s:
+        count, since = 0, None
+    if confirmed_in:
+        return count + 1, tst if since is None else since
+    return count, since
+
+
 def _immediate(
     desired: str, conf: str | None, obs: Observation, cfg: GeofenceConfig
 ) -> bool:
@@ -288,6 +324,9 @@ def step(
     status = state.status
     basis = "exception" if obs.exempt else "fix"
     desired, conf = _desired(status, obs, cfg)
+    visits, visits_since = _visits(state, desired, conf, obs.tst, cfg)
+    if (visits, visits_since) != (state.visits, state.visits_since):
+        state = replace(state, visits=visits, visits_since=visits_since)
     if desired == HOLD:
         return (
             state if state.last_tst == obs.tst else replace(state, last_tst=obs.tst)
@@ -310,6 +349,7 @@ def step(
         ), events
 
     target, count, since = _pending(state, desired, obs.tst)
+    repeated = False
     if _LEVEL[desired] > _LEVEL[status]:
         if _immediate(desired, conf, obs, cfg):
             target, ready = desired, True
@@ -319,8 +359,16 @@ def step(
                 and since is not None
                 and obs.tst - since >= cfg.enter_dwell_s
             )
+            if (not ready or target != INSIDE) and desired == INSIDE \
+                    and cfg.repeat_confirmations is not None \
+                    and visits >= cfg.repeat_confirmations:
+                target, ready, repeated = INSIDE, True, True
     else:
-        ready = count >= cfg.exit_confirmations
+        # A zone entered by repeated visits is left once the window passed since the last.
+        ready = count >= cfg.exit_confirmations and (
+            status != INSIDE or visits == 0 or visits_since is None
+            or obs.tst - visits_since >= cfg.repeat_window_s
+        )
     if not ready:
         return replace(
             state,
@@ -334,18 +382,26 @@ def step(
         kind = breach if target == INSIDE else "approach"
         events.append(_event(kind, obs, conf or POSSIBLE, basis))
         announced = state.approach_announced or target == APPROACHING
+        if target == APPROACHING:  # the count towards a repeated entry goes on in the ring
+            kept = {"visits": visits, "visits_since": visits_since}
+        else:  # inside: after a repeated entry, the time of this last visit
+            kept = {"visits": visits, "visits_since": obs.tst} if repeated else {}
         return ZoneState(
             status=target,
             confidence=conf,
             last_tst=obs.tst,
             approach_announced=announced,
+            **kept,
         ), events
     events.extend(_leave_events(state, obs, desired, basis))
     announced = state.approach_announced and desired != OUTSIDE
     confidence = conf if desired == APPROACHING else None
+    # Out of the ring the count goes on; out of the zone it starts again.
+    kept = {"visits": visits, "visits_since": visits_since} if status != INSIDE else {}
     return ZoneState(
         status=desired,
         confidence=confidence,
         last_tst=obs.tst,
         approach_announced=announced,
+        **kept,
     ), events

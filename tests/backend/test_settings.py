@@ -49,3 +49,13 @@ def test_one_names_failures_cannot_fill_its_addresss_count(monkeypatch):
         Settings()
     monkeypatch.setenv("SCHILDWACHT_CONSOLE__LOGIN__FREE_FAILURES_PER_ADDRESS", "21")
     assert Settings().console.login.free_failures_per_address == 21
+
+
+def test_a_setting_that_none_turns_off_is_turned_off_by_null(monkeypatch):
+    monkeypatch.setenv("SCHILDWACHT_GEOFENCE__REPEAT_CONFIRMATIONS", "null")
+    monkeypatch.setenv("SCHILDWACHT_GEOFENCE__IMMEDIATE_DEPTH_M", "null")
+    config = Settings().geofence.to_config()
+    assert config.repeat_confirmations is None and config.immediate_depth_m is None
+    monkeypatch.setenv("SCHILDWACHT_GEOFENCE__REPEAT_CONFIRMATIONS", "1")  # one is no repeat
+    with pytest.raises(ValidationError):
+        Settings()

@@ -3,6 +3,8 @@ time windows, validity, contact bans with stale partners, ordering, reload and s
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from shapely.geometry import Polygon
 
 from geofences import (
@@ -122,15 +124,52 @@ def test_circle_and_protected_place_with_pre_alert_ring(fix):
     ]
 
 
-def test_an_offender_weaving_across_the_border_of_a_zone_with_a_ring_is_alerted(fix):
-    engine = Engine([zone(pre_alert_m=250)], CFG)
+def _weave(engine, fix, start_s: float = 0, fixes: int = 20, gap_s: float = 30):
+    """An offender weaving across the eastern border of `zone()`: a fix every `gap_s`, 40 m
+    inside and 40 m outside in turn (accuracy 10 m: each clearly on its side)."""
     raised = []
-    for i in range(20):  # ten minutes, a fix every 30 s, 40 m either side of the border
-        raised += fix(engine, "off", 30 * i, 460 if i % 2 == 0 else 540, 10 * i, acc=10)
-    assert kinds(raised) == ["approach"], kinds(raised)
-    # From the ring, consecutive fixes in the zone still raise the breach.
-    assert fix(engine, "off", 600, 460, 200, acc=10) == []
-    assert kinds(fix(engine, "off", 630, 460, 210, acc=10)) == ["zone_breach"]
+    for i in range(fixes):
+        t = start_s + gap_s * i
+        raised += fix(engine, "off", t, 460 if i % 2 == 0 else 540, 10 * i, acc=10)
+    return raised
+
+
+def test_an_offender_weaving_across_the_border_of_a_zone_with_a_ring_is_alerted(fix):
+    """In the ring all along: `approach`; then, his third confirmed fix in the zone within ten
+    minutes, one breach for all his dips, not one per dip."""
+    engine = Engine([zone(pre_alert_m=250)], CFG)
+    raised = _weave(engine, fix)
+    assert kinds(raised) == ["approach", "zone_breach"], kinds(raised)
+    assert raised[1].at == T0 + 4 * 30  # the fixes at 0, 60 and 120 s were in the zone
+    assert engine.state_of("off", "z").status == "inside"
+
+
+def test_an_offender_weaving_across_the_border_of_a_zone_without_a_ring_is_alerted(fix):
+    """Before, each fix clearly outside reset the count of fixes in a row, and nothing was
+    raised at all: no ring to count towards, no fix deep inside, no segment across."""
+    engine = Engine([zone()], CFG)
+    raised = _weave(engine, fix)
+    assert kinds(raised) == ["zone_breach"]
+    assert raised[0].at == T0 + 4 * 30 and raised[0].confidence == "confirmed"
+    # He leaves for good: cleared once ten minutes passed since his last fix in the zone.
+    last_in = 18 * 30
+    assert fix(engine, "off", 600, 3_000) == []
+    assert kinds(fix(engine, "off", last_in + 600, 3_000)) == ["zone_breach_cleared"]
+
+
+def test_repeated_entries_count_within_their_window_only(fix):
+    engine = Engine([zone()], CFG)
+    assert _weave(engine, fix, fixes=6, gap_s=301) == []  # a dip every 10 min 2 s
+    off = Engine([zone()], replace(CFG, repeat_confirmations=None))
+    assert _weave(off, fix) == []  # the rule switched off: as before
+    assert off.state_of("off", "z").idle
+
+
+def test_a_breach_entered_in_a_row_clears_as_before(fix):
+    engine = Engine([zone()], CFG)
+    assert fix(engine, "off", 0, 460, acc=10) == []
+    assert kinds(fix(engine, "off", 30, 460, acc=10)) == ["zone_breach"]
+    assert kinds(fix(engine, "off", 60, 540, acc=10)) == ["zone_breach_cleared"]
 
 
 def test_out_of_order_and_future_fixes_change_nothing(fix):

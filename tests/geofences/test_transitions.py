@@ -214,8 +214,18 @@ def test_state_round_trips_through_a_plain_dict():
         pending_count=1,
         pending_since=4.0,
         approach_announced=True,
+        visits=2,
+        visits_since=3.0,
     )
     assert ZoneState.from_dict(state.as_dict()) == state
+
+
+def test_a_state_stored_before_repeated_entries_were_counted_reads_with_none():
+    stored = {"status": "outside", "confidence": None, "last_tst": 5.0, "pending": "inside",
+              "pending_count": 1, "pending_since": 5.0, "approach_announced": False,
+              "held": None}
+    assert ZoneState.from_dict(stored) == ZoneState(
+        last_tst=5.0, pending=INSIDE, pending_count=1, pending_since=5.0)
 
 
 @pytest.mark.parametrize("junk", [
@@ -228,7 +238,27 @@ def test_state_round_trips_through_a_plain_dict():
     {"status": "inside", "pending_count": None},
     {"status": "inside", "pending_count": -1},
     {"status": "inside", "last_tst": True},
+    {"status": "outside", "visits": -1},
+    {"status": "outside", "visits": 1, "visits_since": "noon"},
 ])
 def test_a_stored_state_that_as_dict_cannot_have_written_is_refused(junk):
     with pytest.raises(ValueError):
         ZoneState.from_dict(junk)
+
+
+def test_repeated_confirmed_fixes_in_the_zone_enter_it_and_hold_it_for_the_window():
+    """In and out in turn (no ring): each clearly-outside fix resets the count in a row, the
+    third confirmed fix in the zone within `repeat_window_s` enters; leaving then waits for
+    the window to pass since the last fix in the zone."""
+    state, raised = IDLE, []
+    for i in range(6):
+        state, events = step(state, obs(30 * i, 40 if i % 2 == 0 else -40), CFG)
+        raised += events
+    assert kinds(raised) == ["zone_breach"] and raised[0].at == 120
+    assert state.status == INSIDE and state.visits_since == 120
+    state, events = step(state, obs(150 + 30, 40), CFG)  # another dip: the window restarts
+    assert events == [] and state.visits_since == 180
+    state, events = step(state, obs(180 + CFG.repeat_window_s - 1, -400), CFG)
+    assert events == [] and state.status == INSIDE
+    state, events = step(state, obs(180 + CFG.repeat_window_s, -400), CFG)
+    assert kinds(events) == ["zone_breach_cleared"] and state.idle
