@@ -25,6 +25,7 @@ from device_protocol import Fix
 from backend import metrics
 from geofences import Engine, GeofenceConfig
 from tests.backend.measures.places import ROTTERDAM, ban_feature, offset, zone_feature
+from tests.conftest import REDIS_URL
 from tests.support.unreachable import unreachable_redis
 
 
@@ -258,3 +259,30 @@ def test_with_the_store_away_the_engine_goes_on_with_what_it_knows(tmp_path: Pat
     assert draft.type == "zone_breach"
     assert "zone states as this worker knows them" in caplog.text
     assert _batch(step, pending, "off-s", case_id, ROTTERDAM, t + 30) == []  # no second one
+
+
+def test_an_offender_weaving_across_workers_is_counted_in_the_store(tmp_path: Path):
+    """In and out of the zone along its border, his fixes taken by two workers in turn (on
+    real Redis): the count of his fixes in the zone lives in the stored state, so the third of
+    them raises the breach wherever it lands, once."""
+    client = redis.Redis.from_url(REDIS_URL)
+    prefix = f"swtest{uuid.uuid4().hex[:8]}"
+    try:
+        state = PendingState(RedisState(client, prefix))
+        a, _notes, case_id = _setup(tmp_path, state)
+        b_state = PendingState(state.store)
+        b = _step(a._live._sessions, b_state, _notes)
+        inside = offset(*ROTTERDAM, 160, 0)  # 40 m within the zone's eastern border
+        outside = offset(*ROTTERDAM, 240, 0)  # 40 m beyond it
+        t = 1_800_000_000.0
+        raised = []
+        for i in range(10):
+            step, its_state = (a, state) if i % 3 else (b, b_state)
+            raised += _batch(step, its_state, "off-s", case_id,
+                             inside if i % 2 == 0 else outside, t + 30 * i)
+        assert [d.type for d in raised] == ["zone_breach"]
+        assert raised[0].message_id == f"geo-zone-s-zone_breach-{int(t + 120)}"
+    finally:
+        for key in client.scan_iter(f"{prefix}:*"):
+            client.delete(key)
+        client.close()
