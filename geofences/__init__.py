@@ -37,8 +37,8 @@ max_future_s`, change no state (the caller still stores them).
 Decisions (`transitions`): `step(state, observation, config) -> (state, events)`, a pure
 function with the rules listed in its module docstring. Events (`GeofenceEvent`): `kind` in
 zone_breach / approach / proximity, their `_cleared` forms, and partner_position_unknown;
-`confidence` "possible" or "confirmed"; `basis` says why (fix, segment, exception, inactive,
-partner).
+`confidence` "possible" or "confirmed"; `basis` says why (fix, segment, repeated, exception,
+inactive, partner).
 
 Zone tuning (`replay`): `replay(tracks, measures, config) -> ReplayReport` with events per day.
 

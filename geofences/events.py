@@ -28,10 +28,11 @@ Confidence = Literal["possible", "confirmed"]
 # Why an event was raised:
 #   fix        the fix itself (and its accuracy circle) is where the event says
 #   segment    the straight segment between two sparse fixes crosses the zone
+#   repeated   confirmed fixes in the zone again and again within a window, not in a row
 #   exception  the offender is in an allowed exception (corridor, court date)
 #   inactive   the measure went out of its validity period or weekly time window
 #   partner    the partner's position is missing or older than allowed (contact ban)
-Basis = Literal["fix", "segment", "exception", "inactive", "partner"]
+Basis = Literal["fix", "segment", "repeated", "exception", "inactive", "partner"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -380,7 +380,7 @@ def step(
 
     if _LEVEL[target] > _LEVEL[status]:
         kind = breach if target == INSIDE else "approach"
-        events.append(_event(kind, obs, conf or POSSIBLE, basis))
+        events.append(_event(kind, obs, conf or POSSIBLE, "repeated" if repeated else basis))
         announced = state.approach_announced or target == APPROACHING
         if target == APPROACHING:  # the count towards a repeated entry goes on in the ring
             kept = {"visits": visits, "visits_since": visits_since}

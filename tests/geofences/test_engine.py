@@ -151,6 +151,7 @@ def test_an_offender_weaving_across_the_border_of_a_zone_without_a_ring_is_alert
     raised = _weave(engine, fix)
     assert kinds(raised) == ["zone_breach"]
     assert raised[0].at == T0 + 4 * 30 and raised[0].confidence == "confirmed"
+    assert raised[0].basis == "repeated"
     # He leaves for good: cleared once ten minutes passed since his last fix in the zone.
     last_in = 18 * 30
     assert fix(engine, "off", 600, 3_000) == []
@@ -168,7 +169,8 @@ def test_repeated_entries_count_within_their_window_only(fix):
 def test_a_breach_entered_in_a_row_clears_as_before(fix):
     engine = Engine([zone()], CFG)
     assert fix(engine, "off", 0, 460, acc=10) == []
-    assert kinds(fix(engine, "off", 30, 460, acc=10)) == ["zone_breach"]
+    [breach] = fix(engine, "off", 30, 460, acc=10)
+    assert breach.kind == "zone_breach" and breach.basis == "fix"
     assert kinds(fix(engine, "off", 60, 540, acc=10)) == ["zone_breach_cleared"]
 
 
