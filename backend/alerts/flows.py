@@ -74,12 +74,16 @@ class Effects:
     alerts: list[Alert] = field(default_factory=list)
     # Raised alerts whose follow-up still has to run (AlertFlow.follow_up).
     follow_ups: list[FollowUp] = field(default_factory=list)
+    # Work to start once the outbox (the police feed) is out: the escalation loop's webhook
+    # sends (`DeliveryHook.after_escalation`).
+    after_feed: list[Callable[[], None]] = field(default_factory=list)
 
     def extend(self, other: Effects) -> None:
         self.outbox += other.outbox
         self.events += other.events
         self.alerts += other.alerts
         self.follow_ups += other.follow_ups
+        self.after_feed += other.after_feed
 
 
 def _dt(ts: float | None) -> datetime | None:

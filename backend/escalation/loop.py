@@ -9,8 +9,8 @@ a pass with work holds the database's write lock), asks
 it publishes a console event `alert.escalated` per step and, for a step that goes to the police
 unit directly, a police feed message (through the MQTT outbox) and the webhook deliveries of the
 flow's hooks that take escalations (`after_escalation`: the `DeliveryHook`, written in the same
-transaction, sent after its commit). The clock is injected, so tests drive the loop through time
-without sleeping.
+transaction, sent once the commit is done and the police feed is out, `Effects.after_feed`).
+The clock is injected, so tests drive the loop through time without sleeping.
 """
 
 from __future__ import annotations
@@ -110,9 +110,11 @@ class EscalationLoop(Periodic):
                 due = session.scalars(query.execution_options(populate_existing=True)).all()
             for alert in due:
                 count += self._escalate_alone(session, alert, now, effects)
-        self.rt.dispatcher.send(effects.outbox)
+        self.rt.dispatcher.send(effects.outbox)  # the police feed first, as a raise's
         for event in effects.events:
             self.bus.publish(event)
+        for start in effects.after_feed:  # then the webhook sends
+            start()
         return count
 
     def _escalate_alone(
@@ -123,8 +125,8 @@ class EscalationLoop(Periodic):
         `RETRY_AFTER`, and stops neither the pass nor the escalation of any other alert (it
         would otherwise come first in every pass, by its deadline, and fail it)."""
         own = Effects()
-        # What the hooks queued for after the commit (webhook sends) inside a savepoint rolled
-        # back is taken back with it (`backend.subscriptions.wiring`); the other alerts' stays.
+        # What the hooks left for after the commit (webhook sends) in `own` goes with a
+        # savepoint rolled back; the other alerts' stays.
         try:
             with session.begin_nested():
                 count = self._escalate(session, alert, now, own)

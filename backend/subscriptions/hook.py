@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Table
@@ -178,17 +179,20 @@ class DeliveryHook:
         escalated = {**document, "escalation": escalation}
         plan = self._plan(session, alert, escalated, escalation_step=int(escalation["step"]))
         if plan is not None:
-            self._queue(session, alert, document, plan, prepared=False)
+            self._queue(session, alert, document, plan, prepared=False, effects=effects)
 
     def _queue(self, session: Session, alert: Alert, document: dict[str, Any],
-               plan: DeliveryPlan, prepared: bool) -> None:
+               plan: DeliveryPlan, prepared: bool, effects: Effects | None = None) -> None:
         """Write the plan's rows (a prepared raise's were written with the new alert), have
-        them sent after the commit and, but for a raise, recompute the alert's aggregate."""
+        them sent after the commit (with `effects`: once the caller's police feed is out, as
+        its `after_feed`) and, but for a raise, recompute the alert's aggregate."""
         added = ({r["id"] for r in plan.rows} if prepared
                  else set(service.add_deliveries(session, plan.rows)))
         ready = [job for job in plan.jobs if job.delivery_id in added]
         if ready and self.submit is not None and session.info.get(EACH_STATEMENT_COMMITS):
             self.submit(ready)  # the rows committed with their statement: the sends start now
+        elif ready and self.submit is not None and effects is not None:
+            effects.after_feed.append(partial(self.submit, ready))
         elif ready:
             session.info.setdefault(JOBS_KEY, []).extend(ready)  # at the commit (`wiring`)
         if not prepared:  # a transition, an escalation: earlier messages' deliveries count

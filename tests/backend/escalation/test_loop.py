@@ -18,6 +18,7 @@ from backend.alerts.models import Alert, AlertEvent
 from backend.caselog import service as caselog
 from backend.cases.models import Case
 from backend.escalation.loop import EscalationLoop
+from backend.subscriptions.hook import DeliveryHook
 from backend.subscriptions.models import Delivery
 from tests.backend.escalation.support import RecordingBus, raise_panic
 from tests.support.waiting import wait_until
@@ -251,7 +252,8 @@ def test_an_alert_that_fails_leaves_the_webhook_sends_of_the_others_in_the_pass(
         webhooks, receivers):
     """Each alert of a pass is escalated in a savepoint: the webhook sends of one wait for the
     pass's commit (not its savepoint's), and when another alert's savepoint rolls back they
-    are still sent right after the commit, not after their claim runs out."""
+    are still sent right after the commit, not after their claim runs out. They start once
+    the step's police feed is out, as a raise's do (before, at the commit, ahead of it)."""
     stack = webhooks
     api = stack.api()
     receiver = receivers()
@@ -261,19 +263,30 @@ def test_an_alert_that_fails_leaves_the_webhook_sends_of_the_others_in_the_pass(
     _delivered(api, good), _delivered(api, broken)
     with stack.runtime.sessions.begin() as s:
         s.execute(sa_update(Alert).where(Alert.id == broken.id).values(escalation={"steps": []}))
-    worker = stack.runtime.deliveries
-    submitted, committed = [], []
+    hook = next(h for h in stack.runtime.flow.hooks if isinstance(h, DeliveryHook))
+    dispatcher = stack.runtime.dispatcher
+    send_webhooks, send_feed = hook.submit, dispatcher.send
+    order, submitted, committed = [], [], []
 
     def submit(jobs, sends=None):
+        order.append("webhooks")
         submitted.extend(jobs)
         with stack.runtime.sessions() as s:
             committed.extend(s.get(Delivery, job.delivery_id) is not None for job in jobs)
-        type(worker).submit(worker, jobs, sends)
+        send_webhooks(jobs, sends)
 
-    worker.submit = submit
-    loop = EscalationLoop(stack.runtime, bus=RecordingBus())
-    assert loop.run_once(broken.raised_at + timedelta(seconds=60)) == 3
+    def send(items):
+        order.extend(["police feed"] if items else [])
+        send_feed(items)
+
+    hook.submit, dispatcher.send = submit, send
+    try:
+        loop = EscalationLoop(stack.runtime, bus=RecordingBus())
+        assert loop.run_once(broken.raised_at + timedelta(seconds=60)) == 3
+    finally:
+        hook.submit, dispatcher.send = send_webhooks, send_feed
     assert [(job.alert_id, job.attempt) for job in submitted] == [(good.id, 1)]
     assert committed == [True]
+    assert order == ["police feed", "webhooks"]
     [_, escalation] = _deliveries(api, good.id)
     assert submitted[0].delivery_id == uuid.UUID(escalation["id"])
