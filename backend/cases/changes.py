@@ -67,15 +67,18 @@ def _entry(number: int, case_ids: Iterable[uuid.UUID] | None) -> str:
 
 def _cases(entries: Iterable[str], seen: int, current: int) -> frozenset[uuid.UUID] | None:
     """The cases of log entries ("<number> <ids>|*"), when they are exactly the raises after
-    `seen` up to `current`."""
+    `seen` up to `current`. An entry that cannot be read names no case it can be trusted for."""
     numbers: set[int] = set()
     cases: set[uuid.UUID] = set()
     for entry in entries:
         number, _, ids = entry.partition(" ")
         if ids == "*":
             return None
-        numbers.add(int(number))
-        cases.update(uuid.UUID(i) for i in ids.split(",") if i)
+        try:
+            numbers.add(int(number))
+            cases.update(uuid.UUID(i) for i in ids.split(",") if i)
+        except ValueError:
+            return None
     if numbers != set(range(seen + 1, current + 1)):
         return None
     return frozenset(cases)

@@ -164,3 +164,23 @@ def test_a_failed_read_of_the_log_leaves_the_reader_unsure() -> None:
     assert reader.read() is None
     counter.broken = False
     assert reader.read() == EVERYTHING
+
+
+def test_a_log_entry_that_cannot_be_read_moves_everything(redis_client: redis.Redis) -> None:
+    """Whatever lies in the log (written by hand, by another release), a reader goes on: it
+    reloads everything rather than fail at every read and never reload again."""
+    key = f"swtest{uuid.uuid4().hex[:8]}:case_changes"
+    counter = RedisChangeCounter(redis_client, key)
+    reader = ChangeReader(counter)
+    try:
+        counter.bump()
+        reader.read()
+        counter.bump([uuid.uuid4()])
+        n = counter.current()
+        redis_client.zremrangebyscore(f"{key}:log", n, n)  # its entry, replaced by junk
+        redis_client.zadd(f"{key}:log", {f"{n} not-a-case-id": n})
+        assert reader.read() == EVERYTHING
+        counter.bump([uuid.uuid4()])
+        assert not reader.read().everything
+    finally:
+        redis_client.delete(key, f"{key}:log")
