@@ -177,7 +177,7 @@ class ChangeReader:
                 else:
                     cases = self._counter.cases_between(self._seen, current)
                     moves = EVERYTHING if cases is None else Moves(cases=cases)
-            except redis.RedisError:
+            except (redis.RedisError, ValueError):  # away, or a counter that is no number
                 self._unsure = True
                 return None
             self._seen, self._unsure = current, False

@@ -184,3 +184,15 @@ def test_a_log_entry_that_cannot_be_read_moves_everything(redis_client: redis.Re
         assert not reader.read().everything
     finally:
         redis_client.delete(key, f"{key}:log")
+
+
+def test_a_counter_that_is_no_number_reads_as_unreadable(redis_client: redis.Redis) -> None:
+    key = f"swtest{uuid.uuid4().hex[:8]}:case_changes"
+    reader = ChangeReader(RedisChangeCounter(redis_client, key))
+    try:
+        redis_client.set(key, "eleven")
+        assert reader.read() is None  # as with Redis away: the periodic reload goes on
+        redis_client.set(key, 11)
+        assert reader.read() == EVERYTHING
+    finally:
+        redis_client.delete(key, f"{key}:log")
