@@ -6,7 +6,8 @@ It holds what an ingest worker holds per device and measure: the device director
 `DeviceInfo` entries (the same structure `DeviceDirectory` keeps, filled directly rather than
 through 100,000 database reads), the in-process state store's last fixes (the embedded mode;
 with Redis these live in Redis), and the geofence engine over M measures (built by
-`loadtests.bench_geofence.build`) with a state for each device that has reported a fix.
+`loadtests.bench_geofence.build`) with a state for each device that has reported a fix, and
+the version of each measure as `LiveMeasures` keeps it.
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ def probe(devices: int, measures: int) -> dict[str, float]:
 
     built, subjects, homes = bench_geofence.build(measures)
     engine = Engine(built, GeofenceConfig())
+    # What `LiveMeasures` keeps beside the engine: each measure's version, to read only the
+    # measures that changed.
+    held = {m.id: (1, m) for m in built}
     fixes, _, _ = bench_geofence.fixes_for(engine, subjects, homes, min(len(subjects), devices))
     for i in range(0, len(fixes), 1_000):
         chunk = fixes[i:i + 1_000]
@@ -66,6 +70,7 @@ def probe(devices: int, measures: int) -> dict[str, float]:
     result["seconds"] = time.perf_counter() - started
     result["devices"] = devices
     result["measures"] = len(engine.index)
+    del held
     return result
 
 
