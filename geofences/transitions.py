@@ -319,6 +319,8 @@ def step(
             pending=None,
             pending_count=0,
             pending_since=None,
+            visits=0,  # entered across, not by repeated visits: left as any other entry
+            visits_since=None,
         )
 
     status = state.status

@@ -262,3 +262,12 @@ def test_repeated_confirmed_fixes_in_the_zone_enter_it_and_hold_it_for_the_windo
     assert events == [] and state.status == INSIDE
     state, events = step(state, obs(180 + CFG.repeat_window_s, -400), CFG)
     assert kinds(events) == ["zone_breach_cleared"] and state.idle
+
+
+def test_a_zone_entered_across_after_a_visit_is_left_as_any_other():
+    state, _ = step(IDLE, obs(0, 40), CFG)  # one visit: counting towards a repeated entry
+    state, _ = step(state, obs(30, -400), CFG)
+    assert state.visits == 1
+    state, events = step(state, obs(60, -400, crossed=True), CFG)
+    # Across the zone and out on the far side: cleared at once, not held for the window.
+    assert kinds(events) == ["zone_breach", "zone_breach_cleared"] and state.idle
