@@ -26,6 +26,7 @@ import gc
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -93,10 +94,64 @@ class Ticker:
         self._thread.join(5)
 
 
-def _measure_reload(engine: Engine, sessions: sessionmaker[Session],
-                    measures: int) -> tuple[Callable[[], int], Callable[[], None]]:
-    """A fix worker's live measures over `measures` stored ones, and a change to one of them
-    (its pre-alert ring, 0 or 100 m in turn: it must be compiled again)."""
+@dataclass(frozen=True)
+class Reload:
+    """What one kind of reload holds (`held` entries), one reload (`run`) and what happens
+    before each, untimed (`prepare`: a change to reload after)."""
+
+    held: int
+    run: Callable[[], object]
+    prepare: Callable[[], None] = lambda: None
+
+
+def _registered(engine: Engine, devices: int) -> None:
+    with engine.connect() as conn:
+        have = conn.scalar(select(func.count()).select_from(Device))
+    if have < devices:
+        register(engine, [f"dirload-{have + i:07d}" for i in range(devices - have)], "victim")
+
+
+def _one_case(engine: Engine) -> list[uuid.UUID]:
+    """A case, as a change through the API names it (`backend.cases.changes.Moves.cases`)."""
+    with engine.connect() as conn:
+        return [conn.scalar(select(Device.case_id).order_by(Device.id).limit(1))]
+
+
+def _directory(engine: Engine, sessions: sessionmaker[Session], devices: int,
+               one_case: bool) -> Reload:
+    _registered(engine, devices)
+    directory = DeviceDirectory(sessions)
+    held = directory.load_all()
+    if one_case:
+        named = _one_case(engine)
+        return Reload(held, lambda: directory.load_cases(named))
+    return Reload(held, directory.load_all)
+
+
+def _cases(engine: Engine, sessions: sessionmaker[Session], devices: int,
+           one_case: bool) -> Reload:
+    _registered(engine, devices)
+    snapshots = CaseSnapshots(ttl_s=3_600.0)
+    with sessions() as session:
+        held = snapshots.load_all(session)
+    named = _one_case(engine) if one_case else None
+
+    def run() -> int:
+        with sessions() as session:
+            if named is not None:
+                return snapshots.load_cases(session, named)
+            snapshots.forget()  # as after a change (`CaseSnapshots.watch`)
+            return snapshots.load_all(session)
+
+    return Reload(held, run)
+
+
+def _measures(engine: Engine, sessions: sessionmaker[Session], measures: int,
+              one_case: bool) -> Reload:
+    """A fix worker's live measures over `measures` stored ones, one of them changed before
+    each reload (its pre-alert ring, 0 or 100 m in turn: it must be compiled again)."""
+    if one_case:
+        raise ValueError("one case: with the directory or the case snapshots")
     with engine.connect() as conn:
         have = conn.scalar(select(func.count()).select_from(MeasureRow)
                            .where(MeasureRow.active.is_(True)))
@@ -104,10 +159,7 @@ def _measure_reload(engine: Engine, sessions: sessionmaker[Session],
         truncate(engine)
         seed(engine, victims=0, measures=measures)
     live = LiveMeasures(sessions, GeofenceConfig(), poll_s=0.0)
-
-    def load() -> int:
-        live.refresh()
-        return len(live.engine.index)
+    live.refresh()
 
     def change_one() -> None:
         with sessions.begin() as session:
@@ -116,48 +168,17 @@ def _measure_reload(engine: Engine, sessions: sessionmaker[Session],
             ring = 0.0 if row.pre_alert_m == 100.0 else 100.0
             measure_service.update(session, row, {"pre_alert_m": ring})
 
-    return load, change_one
+    return Reload(len(live.engine.index), live.refresh, change_one)
+
+
+RELOADS = {"directory": _directory, "cases": _cases, "measures": _measures}
 
 
 def measure(db_url: str, devices: int = 150_000, reloads: int = 3,
             what: str = "directory", one_case: bool = False) -> Result:
     ensure_database(db_url)
     engine = make_engine(DatabaseSettings(url=db_url))
-    sessions = make_session_factory(engine)
-    before_each: Callable[[], None] = lambda: None  # noqa: E731
-    if what == "measures":
-        load, before_each = _measure_reload(engine, sessions, devices)
-    else:
-        with engine.connect() as conn:
-            have = conn.scalar(select(func.count()).select_from(Device))
-        if have < devices:
-            register(engine, [f"dirload-{have + i:07d}" for i in range(devices - have)],
-                     "victim")
-    if one_case:  # a change that names its case (`backend.cases.changes.Moves.cases`)
-        with engine.connect() as conn:
-            named = [conn.scalar(select(Device.case_id).order_by(Device.id).limit(1))]
-    if what == "directory":
-        directory = DeviceDirectory(sessions)
-        load = directory.load_all
-        if one_case:
-            total = directory.load_all()
-
-            def load() -> int:
-                return directory.load_cases(named)
-    elif what == "cases":
-        snapshots = CaseSnapshots(ttl_s=3_600.0)
-
-        def load() -> int:
-            with sessions() as session:
-                if one_case:
-                    return snapshots.load_cases(session, named)
-                snapshots.forget()  # as after a change (`CaseSnapshots.watch`)
-                return snapshots.load_all(session)
-
-        if one_case:
-            with sessions() as session:
-                total = snapshots.load_all(session)
-    loaded = load() if not one_case else total
+    reload = RELOADS[what](engine, make_session_factory(engine), devices, one_case)
     switch = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     gc.collect()
@@ -169,9 +190,9 @@ def measure(db_url: str, devices: int = 150_000, reloads: int = 3,
         idle = ticker.take()
         took = []
         for _ in range(reloads):
-            before_each()
+            reload.prepare()
             started = time.perf_counter()
-            load()
+            reload.run()
             took.append((time.perf_counter() - started) * 1e3)
         reloading = ticker.take()
     finally:
@@ -180,7 +201,7 @@ def measure(db_url: str, devices: int = 150_000, reloads: int = 3,
         gc.unfreeze()
         sys.setswitchinterval(switch)
         engine.dispose()
-    return Result(loaded, took, idle, reloading)
+    return Result(reload.held, took, idle, reloading)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -190,8 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--devices", type=int, default=None,
                         help="devices, cases or measures held (150,000; 10,000 measures)")
     parser.add_argument("--reloads", type=int, default=3)
-    parser.add_argument("--what", choices=("directory", "cases", "measures"),
-                        default="directory")
+    parser.add_argument("--what", choices=tuple(RELOADS), default="directory")
     parser.add_argument("--one-case", action="store_true",
                         help="read one case's devices (or snapshot) again, as after a change "
                              "that names its case, instead of all")
