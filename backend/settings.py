@@ -152,9 +152,10 @@ class IngestSettings(BaseModel):
     # Never set in production.
     fault_point: Literal["", "before_commit", "before_follow_up"] = ""
     outbox_resend_after_s: float = Field(5.0, gt=0)
-    # Every worker reloads the device directory within a second after a process changed devices
-    # or cases (the change counter, in Redis; after an outage of Redis, once it answers), and in
-    # any case this often (changes made outside Schildwacht).
+    # Every worker reloads the device directory (an alarm worker its case snapshots too) within
+    # a second after a process changed devices or cases (the change counter, in Redis; after an
+    # outage of Redis, once it answers), and in any case this often (changes made outside
+    # Schildwacht).
     directory_refresh_s: float = Field(300.0, ge=1)
     # What this worker subscribes to: every uplink channel, only alarms, or all but alarms. An
     # "alarm" worker next to an "other" worker keeps alarms out of the interpreter that

@@ -7,7 +7,7 @@ alert. An alarm worker does better: it loads every case before it takes traffic 
 snapshots until a change counter in Redis moves (`backend.cases.changes`; read by
 `SnapshotWatch` about once a second), which every process raises after it changed a case
 (`CaseSnapshots.changed`, naming the cases: the watch reads only those again, and every case
-after a raise that named none). A change made through this process's API is seen at once; one made
+after a raise that named none, and every `refresh_s` in any case). A change made through this process's API is seen at once; one made
 by another process within a second, or within `ttl_s` while the counter cannot be read.
 """
 
@@ -247,29 +247,38 @@ def _snapshot(case: Case, devices: list[Any]) -> CaseSnapshot:
 class SnapshotWatch(Periodic):
     """Reads the change counter every `interval_s`; after a change it reads the cases changed
     again (every case, when the raises did not name them) in this thread, so alarms keep
-    finding their case in memory."""
+    finding their case in memory. Every `refresh_s` it reads every case again in any case, as
+    the device directory does: a case changed outside Schildwacht (by hand, in an incident)
+    moves no counter, and its snapshot would route alarms the old way until a restart."""
 
     name = "case-snapshots"
 
     def __init__(self, snapshots: CaseSnapshots, sessions: sessionmaker[Session],
-                 interval_s: float = 1.0, on_reload: Callable[[], None] | None = None) -> None:
+                 interval_s: float = 1.0, on_reload: Callable[[], None] | None = None,
+                 refresh_s: float = 300.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._snapshots = snapshots
         self._sessions = sessions
         self.interval_s = interval_s
         self._on_reload = on_reload  # called after each reload that follows a change
+        self._refresh_s = refresh_s
+        self._clock = clock
+        self._loaded_at = float("-inf")  # when every case was last read
 
     def load(self) -> int:
         """Read the counter, then load every case (the order matters: a change made while
         loading moves the counter after the read, so the next pass reloads)."""
         self._snapshots.watch()
+        self._loaded_at = self._clock()
         with self._sessions() as session:
             return self._snapshots.load_all(session)
 
     def run_once(self) -> None:
         moves = self._snapshots.watch()
-        if moves.everything:
+        if moves.everything or self._clock() - self._loaded_at >= self._refresh_s:
             count = self.load()
-            log.info("cases changed: %d case snapshots reloaded", count)
+            if moves.everything:
+                log.info("cases changed: %d case snapshots reloaded", count)
         elif moves.cases:
             with self._sessions() as session:
                 count = self._snapshots.load_cases(session, moves.cases)

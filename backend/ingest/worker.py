@@ -235,8 +235,9 @@ class IngestWorker:
         self._warm_this_thread()
         self._snapshots: SnapshotWatch | None = None
         if self.rt.settings.ingest.channels != "other":  # alarms: every case in memory too
-            self._snapshots = SnapshotWatch(self.rt.flow.cases, self.rt.sessions,
-                                            on_reload=self._freeze)
+            self._snapshots = SnapshotWatch(
+                self.rt.flow.cases, self.rt.sessions, on_reload=self._freeze,
+                refresh_s=self.rt.settings.ingest.directory_refresh_s)
             log.info("case snapshots loaded count=%d", self._snapshots.load())
             if self.rt.settings.ingest.rehearse:
                 self._rehearse()

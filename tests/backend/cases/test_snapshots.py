@@ -219,3 +219,23 @@ def test_a_case_read_again_after_it_was_deleted_loses_its_snapshot(sessions) -> 
     with sessions() as s:
         assert snapshots.load_cases(s, [case_id]) == 0
         assert snapshots.get(s, case_id) is None
+
+
+def test_the_watch_reads_every_case_again_every_refresh_s(sessions) -> None:
+    """A case changed by hand moves no counter: the watch reads every case again every
+    `refresh_s` all the same, as the device directory does (before, never, until a restart)."""
+    case_id = _case(sessions, "R-1")
+    now = [1_000.0]
+    snapshots = CaseSnapshots(changes=Counter())
+    watch = SnapshotWatch(snapshots, sessions, refresh_s=300.0, clock=lambda: now[0])
+    watch.load()
+    with sessions.begin() as w:
+        w.get(Case, case_id).home_vr_code = "VR13"  # by hand: no counter raised
+    now[0] += 299.0
+    watch.run_once()
+    with sessions() as s:
+        assert snapshots.get(s, case_id).home_vr_code == "VR17"
+    now[0] += 1.0
+    watch.run_once()
+    with sessions() as s:
+        assert snapshots.get(s, case_id).home_vr_code == "VR13"
