@@ -7,8 +7,9 @@ alert. An alarm worker does better: it loads every case before it takes traffic 
 snapshots until a change counter in Redis moves (`backend.cases.changes`; read by
 `SnapshotWatch` about once a second), which every process raises after it changed a case
 (`CaseSnapshots.changed`, naming the cases: the watch reads only those again, and every case
-after a raise that named none, and every `refresh_s` in any case). A change made through this process's API is seen at once; one made
-by another process within a second, or within `ttl_s` while the counter cannot be read.
+after a raise that named none, and every `refresh_s` in any case). A change made through this
+process's API is seen at once; one made by another process within a second, or within `ttl_s`
+while the counter cannot be read; one made by hand within `refresh_s`.
 """
 
 from __future__ import annotations
