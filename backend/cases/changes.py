@@ -61,8 +61,9 @@ class ChangeCounter(Protocol):
         one of them is known (one named no case, or is no longer in the log)."""
 
 
-def _entry(number: int, case_ids: Iterable[uuid.UUID] | None) -> str:
-    return f"{number} " + ("*" if case_ids is None else ",".join(str(c) for c in case_ids))
+def _names(case_ids: Iterable[uuid.UUID] | None) -> str:
+    """What a log entry says of the cases a raise changed: their ids, or "*" for unknown."""
+    return "*" if case_ids is None else ",".join(str(c) for c in case_ids)
 
 
 def _cases(entries: Iterable[str], seen: int, current: int) -> frozenset[uuid.UUID] | None:
@@ -119,9 +120,9 @@ class RedisChangeCounter:
         # After a flush or a restart of Redis the counter starts again from a random value, not
         # from 0: a worker that read n before must not read n again after n changes and miss
         # them (until then it reads 0, which is a move as well).
-        ids = _entry(0, case_ids).partition(" ")[2]
         self._bump(keys=[self._key, self._log],
-                   args=[secrets.randbelow(RESTART_BELOW) + 1, ids, LOG_SIZE, 2**52])
+                   args=[secrets.randbelow(RESTART_BELOW) + 1, _names(case_ids), LOG_SIZE,
+                         2**52])
 
     def cases_between(self, seen: int, current: int) -> frozenset[uuid.UUID] | None:
         if not 0 < current - seen <= LOG_SIZE:
@@ -145,7 +146,7 @@ class LocalChangeCounter:
     def bump(self, case_ids: Iterable[uuid.UUID] | None = None) -> None:
         with self._lock:
             self._value += 1
-            self._log.append(_entry(self._value, case_ids))
+            self._log.append(f"{self._value} {_names(case_ids)}")
 
     def cases_between(self, seen: int, current: int) -> frozenset[uuid.UUID] | None:
         with self._lock:
