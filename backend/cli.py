@@ -100,14 +100,13 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     runtime = Runtime.build(settings)
     client = make_client(settings.broker, f"schildwacht-api-{uuid.uuid4().hex[:8]}")
     runtime.attach_mqtt(client)
-    connect(client, settings.broker)
+    network = connect(client, settings.broker)
     runtime.start_background(loops=settings.api.run_loops)
     try:
         _serve_api(runtime, settings)
     finally:
         runtime.close()
-        client.disconnect()
-        client.loop_stop()
+        network.stop()
     return 0
 
 
@@ -121,7 +120,7 @@ def cmd_loops(settings: Settings, args: argparse.Namespace) -> int:
     runtime = Runtime.build(settings)
     client = make_client(settings.broker, f"schildwacht-loops-{uuid.uuid4().hex[:8]}")
     runtime.attach_mqtt(client)
-    connect(client, settings.broker)
+    network = connect(client, settings.broker)
     runtime.start_background(loops=True)
     metrics = serve_metrics(settings.metrics)
     process.freeze_loaded()
@@ -133,8 +132,7 @@ def cmd_loops(settings: Settings, args: argparse.Namespace) -> int:
         if metrics is not None:
             metrics.shutdown()
         runtime.close()
-        client.disconnect()
-        client.loop_stop()
+        network.stop()
     return 0
 
 

@@ -23,6 +23,7 @@ from backend.cases.models import Case
 from backend.db.migrate import upgrade
 from backend.devices.models import Device
 from backend.mqtt.client import connect, make_client
+from backend.mqtt.network_loop import NetworkLoop
 from backend.mqtt.embedded import EmbeddedBroker, free_port
 from backend.runtime import Runtime
 from backend.settings import Settings
@@ -92,20 +93,20 @@ class DemoFleet:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="demo-fleet", daemon=True)
         self._clients: dict[str, mqtt.Client] = {}
+        self._networks: list[NetworkLoop] = []
 
     def start(self) -> None:
         for device_id in self._ids:
             client = make_client(self._settings.broker, device_id)
-            connect(client, self._settings.broker)
+            self._networks.append(connect(client, self._settings.broker))
             self._clients[device_id] = client
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
-        for client in self._clients.values():
-            client.disconnect()
-            client.loop_stop()
+        for network in self._networks:
+            network.stop()
 
     def _run(self) -> None:
         positions = {d: (ROTTERDAM[0] + self._rng.uniform(-0.02, 0.02),

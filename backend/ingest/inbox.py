@@ -1,4 +1,4 @@
-"""A lane's inbox: the raw messages paho's thread hands over, taken out in batches.
+"""A lane's inbox: the raw messages the MQTT network thread hands over, taken out in batches.
 
 Each batch costs the lane the same round trips whatever its size (Redis state, one transaction),
 so a lane that lingers (`linger_s`) lets a short batch wait until its oldest message has waited

@@ -1,6 +1,6 @@
 """The ingest worker.
 
-Everything but alarms (fixes, status reports, OwnTracks) goes from paho's network thread into
+Everything but alarms (fixes, status reports, OwnTracks) goes from the MQTT network thread into
 the "other" lane, a thread of its own that works in batches. An alarm is raised on the network
 thread itself, at once: no hand-over to another thread on its way in, and the same thread writes
 the police feed as soon as it is done. That is one try; an alarm it cannot store (the database
@@ -58,6 +58,7 @@ from backend.ingest.collector import IdleCollector
 from backend.ingest.inbox import Inbox
 from backend.ingest.rehearsal import rehearse_alarm
 from backend.mqtt.client import connect, make_client
+from backend.mqtt.network_loop import NetworkLoop
 from backend.outbox.dispatcher import OutboxItem
 from backend.pipeline.context import AlertDraft, Context, RawMessage
 from backend.pipeline.pipeline import Pipeline, build_pipeline
@@ -166,6 +167,7 @@ class IngestWorker:
         self._network_thread = threading.local()  # `active` while it raises an alarm
         self._subscribed = threading.Event()
         self.client: mqtt.Client | None = None
+        self._network: NetworkLoop | None = None  # drives the client's traffic once connected
         self._processed = 0
         self._given_up = 0  # messages left unacknowledged for good (`_give_up`)
         self._count_lock = threading.Lock()
@@ -200,9 +202,8 @@ class IngestWorker:
                 found.append(f"thread {thread.name} ended")
             elif quiet_s > limit:
                 found.append(f"thread {thread.name} showed no progress for {quiet_s:.0f} s")
-        network = getattr(self.client, "_thread", None)  # paho's loop thread (paho 2.2)
-        if self.client is not None and (network is None or not network.is_alive()):
-            found.append("paho's network thread ended")
+        if self._network is not None and not self._network.alive:
+            found.append("the MQTT network thread ended")
         if self._given_up:
             found.append(f"{self._given_up} messages given up unacknowledged (a restart has "
                          "the broker send them again)")
@@ -224,7 +225,7 @@ class IngestWorker:
 
         def on_subscribe(c, userdata, mid, reason_codes, properties) -> None:
             self._subscribed.set()
-            self._warm_this_thread()  # paho's network thread raises the alarms
+            self._warm_this_thread()  # the MQTT network thread raises the alarms
 
         client.on_connect = on_connect
         client.on_subscribe = on_subscribe
@@ -263,7 +264,7 @@ class IngestWorker:
                                               name="ingest-follow-up", daemon=True)
         for thread in (*self._threads, self._after_thread):
             thread.start()
-        connect(client, b, persistent=True)
+        self._network = connect(client, b, persistent=True)
         # Started means receiving: a first subscription misses what is published before it.
         if not self._subscribed.wait(b.connect_timeout_s):
             log.warning("ingest not subscribed within %.0fs; paho keeps trying",
@@ -304,9 +305,8 @@ class IngestWorker:
         if self._after_thread is not None:  # after the lanes: it finishes what they handed on
             self._after.put(None)  # behind the last of it: then it ends
             self._after_thread.join(timeout=10)
-        if self.client is not None:
-            self.client.disconnect()
-            self.client.loop_stop()
+        if self._network is not None:
+            self._network.stop()
         log.info("ingest worker stopped client=%s processed=%d", self.client_id, self._processed)
 
     def _freeze(self) -> None:
@@ -314,7 +314,7 @@ class IngestWorker:
         if self.rt.settings.process.freeze_heap:
             gc.freeze()
 
-    # -- paho thread: queue fixes, raise alarms ------------------------------------------------
+    # -- the MQTT network thread: queue fixes, raise alarms -----------------------------------
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         raw = RawMessage(msg.topic, msg.payload, msg.qos, msg.mid, time.time())
         if not self.rt.topics.is_alarm(msg.topic):
@@ -323,7 +323,7 @@ class IngestWorker:
             self.alarms.inbox.put(raw)
 
     def _alarm_now(self, raw: RawMessage) -> bool:
-        """Raise an alarm here, on paho's network thread: no hand-over to another thread on the
+        """Raise an alarm here, on the MQTT network thread: no hand-over to another thread on the
         way in, and this thread writes the police feed to the socket as soon as it is
         committed (`_fan_out`), before the console event and the rest. One try only (this
         thread also keeps the connection alive): an alarm it cannot store, or that would
@@ -334,7 +334,7 @@ class IngestWorker:
         self._network_thread.active = True
         try:
             return self.handle(lane, [raw], retry=False)
-        except Exception:  # noqa: BLE001 - the lane tries again; paho's thread must live on
+        except Exception:  # noqa: BLE001 - the lane tries again; the network thread lives on
             log.exception("alarm failed on the network thread; handed to the lane")
             return False
         finally:

@@ -5,7 +5,11 @@
 - MQTT 5 with a persistent session (clean_start False + session expiry) for the ingest worker, or
   MQTT 3.1.1 with clean_session False for the embedded broker.
 - Explicit timeouts: connect is bounded; QoS 1 publishes are awaited with a bound.
+- Its network traffic driven by `NetworkLoop` (epoll), not paho's `select()` loop, which fails
+  on a descriptor above 1023.
 - TLS when the settings ask for it (`broker.tls`, `broker.ca_file`).
+- A callback that raises is logged and the message dropped (paho's `suppress_exceptions`):
+  otherwise paho leaves the packet half handled and hands it to the callback again, for ever.
 """
 
 from __future__ import annotations
@@ -19,9 +23,14 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from backend.mqtt.network_loop import NetworkLoop
 from backend.settings import BrokerSettings
 
 log = logging.getLogger(__name__)
+# paho's own messages: its errors (a callback that raised) and warnings; not its debug lines,
+# one or more for every packet.
+paho_log = logging.getLogger("backend.mqtt.paho")
+paho_log.setLevel(logging.WARNING)
 
 
 class BrokerUnavailable(ConnectionError):
@@ -58,6 +67,8 @@ def make_client(
     if settings.tls:
         client.tls_set(ca_certs=settings.ca_file)  # the broker's certificate and name checked
     client.on_socket_open = _set_nodelay
+    client.suppress_exceptions = True
+    client.enable_logger(paho_log)
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
     return client
@@ -65,10 +76,11 @@ def make_client(
 
 def connect(
     client: mqtt.Client, settings: BrokerSettings, *, persistent: bool = False
-) -> None:
+) -> NetworkLoop:
     """Connect and start the network loop; raise BrokerUnavailable after the timeout.
 
-    Reconnects after a lost connection are paho's (bounded exponential back-off, 1-30 s).
+    Reconnects after a lost connection are the loop's (bounded exponential back-off, 1-30 s);
+    `stop()` on the loop returned disconnects.
     """
     connected = threading.Event()
     previous = client.on_connect
@@ -80,7 +92,6 @@ def connect(
             previous(c, userdata, flags, reason_code, properties)
 
     client.on_connect = on_connect
-    client.reconnect_delay_set(min_delay=1, max_delay=30)
     kwargs: dict = {"keepalive": settings.keepalive_s}
     if settings.protocol == "5":
         kwargs["clean_start"] = not persistent
@@ -96,7 +107,8 @@ def connect(
             if time.monotonic() >= deadline:
                 raise BrokerUnavailable(f"broker {settings.host}:{settings.port}: {exc}") from exc
             time.sleep(0.2)
-    client.loop_start()
+    network = NetworkLoop(client).start()
     if not connected.wait(max(0.1, deadline - time.monotonic())):
-        client.loop_stop()
+        network.stop(timeout_s=1.0)
         raise BrokerUnavailable(f"no CONNACK from {settings.host}:{settings.port}")
+    return network

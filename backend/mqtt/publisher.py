@@ -1,7 +1,7 @@
 """Publishes downlink messages (police feed, device ack/cmd) and reports broker acknowledgement.
 
-`publish` returns at once; `on_delivered(key)` is called from paho's thread when the broker has
-acknowledged a QoS 1 message (PUBACK), so the outbox can mark the row sent.
+`publish` returns at once; `on_delivered(key)` is called from the MQTT network thread when the
+broker has acknowledged a QoS 1 message (PUBACK), so the outbox can mark the row sent.
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ class OutboxDispatcher:
     def attach(self, publisher: Publisher) -> None:
         self._publisher = publisher
 
-    # Called from paho's network thread on PUBACK.
+    # Called from the MQTT network thread on PUBACK.
     def on_delivered(self, key: Hashable) -> None:
         self._delivered.append(int(key))  # type: ignore[call-overload]
 

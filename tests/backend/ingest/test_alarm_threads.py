@@ -1,4 +1,4 @@
-"""Which thread does what with an alarm: paho's network thread raises it and publishes the police
+"""Which thread does what with an alarm: the MQTT network thread raises it and publishes the police
 feed, then starts the webhook sends, then the console event; a slow follow-up runs in the
 follow-up thread without holding up the next alarm, after the alarm's webhook sends (within a
 bound); an alarm the network thread cannot store goes to the alarm lane, which stores it
@@ -114,7 +114,7 @@ def test_an_alarm_the_network_thread_cannot_store_is_stored_by_the_lane(stack):
         time.sleep(0.5)
     finally:
         stack.runtime.flow.hooks.remove(hook)
-    assert hook.failed_on is not None and hook.failed_on.startswith("paho")
+    assert hook.failed_on is not None and hook.failed_on.startswith("mqtt-")
     assert len(police.messages) == 1
     with stack.runtime.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Alert)

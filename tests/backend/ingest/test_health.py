@@ -28,4 +28,4 @@ def test_a_stopped_worker_has_ended_threads(stack) -> None:
     stack.worker.stop()
     found = stack.worker.problems()
     assert "thread ingest-alarm ended" in found and "thread ingest-other ended" in found
-    assert "paho's network thread ended" in found
+    assert "the MQTT network thread ended" in found

@@ -30,7 +30,7 @@ def test_nothing_is_queued_while_disconnected_and_a_puback_reports_the_row():
     publisher = PahoPublisher(client, on_delivered)
     for key in (1, 2, 3):  # three sweeps while the broker is away
         publisher.publish(topic, b"{}", 1, key)
-    connect(client, settings)
+    network = connect(client, settings)
     try:
         publisher.publish(topic, b"{}", 1, 4)
         assert done.wait(5)
@@ -38,6 +38,5 @@ def test_nothing_is_queued_while_disconnected_and_a_puback_reports_the_row():
         assert len(messages) == 1  # only the one published while connected
         assert delivered == [4]
     finally:
-        client.disconnect()
-        client.loop_stop()
+        network.stop()
         feed.close()

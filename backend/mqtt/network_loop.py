@@ -1,0 +1,174 @@
+"""Drives one paho client's network traffic in a thread of its own, on the system's selector.
+
+paho's own loop (`loop_start`) waits in `select()`, which takes no descriptor above 1023: in a
+process holding more (the API with a thousand console and HTTP connections open), the broker
+connection made after that point is reported lost at every turn of the loop, and paho
+reconnects for ever without delivering a message. This loop waits on `selectors`' choice for
+the platform (epoll on Linux), which has no such limit, and otherwise does what `loop_start`
+does: it reads, writes and keeps the connection alive through paho's documented external-loop
+calls (`loop_read`, `loop_write`, `loop_misc`), and reconnects after a lost connection with a
+bounded exponential back-off.
+
+This thread is the only one that writes to the socket: a publish from another thread wakes it
+(paho's `on_socket_register_write`), as a publish wakes paho's own loop thread. Without that
+callback paho would write from the publishing thread itself, and two threads publishing at
+once could interleave their packets on the wire.
+"""
+
+from __future__ import annotations
+
+import logging
+import selectors
+import socket
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+
+log = logging.getLogger(__name__)
+
+_LOST = (mqtt.MQTT_ERR_CONN_LOST, mqtt.MQTT_ERR_NO_CONN)
+
+
+class NetworkLoop:
+    """`start()` after `client.connect(...)`; `stop()` disconnects and ends the thread."""
+
+    def __init__(
+        self,
+        client: mqtt.Client,
+        *,
+        reconnect_min_s: float = 1.0,
+        reconnect_max_s: float = 30.0,
+        tick_s: float = 1.0,
+    ) -> None:
+        self._client = client
+        self._reconnect_min_s = reconnect_min_s
+        self._reconnect_max_s = reconnect_max_s
+        self._tick_s = tick_s  # the longest wait without traffic: keepalive is checked after it
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ)
+        self._watched: object | None = None  # the paho socket registered with the selector
+        self._watched_events = 0
+        self._stopping = threading.Event()
+        self._stop_by = float("inf")
+        self._thread: threading.Thread | None = None
+        self._failures = 0  # reconnect attempts since the last connection that came up
+        client.on_socket_register_write = self._on_register_write
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> NetworkLoop:
+        name = f"mqtt-{self._client._client_id.decode(errors='replace')}"
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Send DISCONNECT if connected, then end the thread; returns within about timeout_s."""
+        self._stop_by = time.monotonic() + timeout_s
+        self._stopping.set()
+        self._wake()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout_s + self._tick_s)
+            if self._thread.is_alive():
+                log.warning("mqtt network loop did not end within %.1fs", timeout_s)
+                return
+        self._selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    # -- the thread -----------------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            try:
+                if not self._turn():
+                    return
+            except Exception:  # noqa: BLE001 - e.g. a callback that raised: the loop goes on
+                log.exception("mqtt network loop: a turn failed; going on")
+                self._stopping.wait(0.05)
+
+    def _turn(self) -> bool:
+        """One wait and what it found; False once the loop should end."""
+        client = self._client
+        sock = client.socket()
+        if sock is None:
+            self._watch(None, 0)
+            if self._stopping.is_set():
+                return False
+            self._reconnect()
+            return True
+        if client.is_connected():
+            self._failures = 0
+        if self._stopping.is_set():
+            if time.monotonic() >= self._stop_by:
+                return False  # the DISCONNECT could not be written in time
+            if not client.want_write():
+                client.disconnect()  # written next: paho closes the socket after it
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if client.want_write() else 0)
+        self._watch(sock, events)
+        pending = getattr(sock, "pending", None)  # TLS: bytes decrypted but not yet read
+        timeout = 0.0 if pending is not None and pending() > 0 else self._tick_s
+        ready = 0
+        for key, mask in self._selector.select(timeout):
+            if key.fileobj is self._wake_r:
+                self._drain_wake()
+            else:
+                ready |= mask
+        if ready & selectors.EVENT_READ or timeout == 0.0:
+            if client.loop_read() in _LOST:
+                return True
+        if client.want_write() and client.loop_write() in _LOST:
+            return True
+        client.loop_misc()
+        return True
+
+    def _reconnect(self) -> None:
+        delay = min(self._reconnect_max_s, self._reconnect_min_s * 2 ** min(self._failures, 16))
+        self._failures += 1
+        if self._stopping.wait(delay):
+            return
+        try:
+            self._client.reconnect()
+        except OSError as exc:
+            log.warning("mqtt reconnect failed (%s); next try within %.0fs",
+                        type(exc).__name__, min(self._reconnect_max_s, delay * 2))
+
+    # -- the selector ---------------------------------------------------------------------------
+    def _watch(self, sock: object | None, events: int) -> None:
+        if sock is self._watched and events == self._watched_events:
+            return
+        if self._watched is not None and sock is not self._watched:
+            try:
+                self._selector.unregister(self._watched)
+            except (KeyError, ValueError):
+                pass  # closed by paho, already gone from epoll
+            self._watched = None
+        if sock is None:
+            return
+        if self._watched is None:
+            self._selector.register(sock, events)
+        else:
+            self._selector.modify(sock, events)
+        self._watched, self._watched_events = sock, events
+
+    def _on_register_write(self, client, userdata, sock) -> None:
+        if threading.current_thread() is not self._thread:
+            self._wake()
+
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except (BlockingIOError, OSError):
+            pass  # a wake is already waiting to be read, or the loop has ended
+
+    def _drain_wake(self) -> None:
+        try:
+            self._wake_r.recv(4096)
+        except (BlockingIOError, OSError):
+            pass
