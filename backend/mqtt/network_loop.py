@@ -28,6 +28,7 @@ import paho.mqtt.client as mqtt
 log = logging.getLogger(__name__)
 
 _LOST = (mqtt.MQTT_ERR_CONN_LOST, mqtt.MQTT_ERR_NO_CONN)
+ERROR_LOG_EVERY_S = 10.0
 
 
 class NetworkLoop:
@@ -60,8 +61,9 @@ class NetworkLoop:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> NetworkLoop:
-        name = f"mqtt-{self._client._client_id.decode(errors='replace')}"
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        client_id = getattr(self._client, "_client_id", b"")  # paho has no public accessor
+        self._thread = threading.Thread(
+            target=self._run, name=f"mqtt-{client_id.decode(errors='replace')}", daemon=True)
         self._thread.start()
         return self
 
@@ -74,24 +76,33 @@ class NetworkLoop:
         self._stop_by = time.monotonic() + timeout_s
         self._stopping.set()
         self._wake()
-        if self._thread is not None and self._thread is not threading.current_thread():
+        if self._thread is None:
+            self._close()
+        elif self._thread is not threading.current_thread():
             self._thread.join(timeout_s + self._tick_s)
             if self._thread.is_alive():
                 log.warning("mqtt network loop did not end within %.1fs", timeout_s)
-                return
+
+    def _close(self) -> None:
         self._selector.close()
         self._wake_r.close()
         self._wake_w.close()
 
     # -- the thread -----------------------------------------------------------------------------
     def _run(self) -> None:
-        while True:
-            try:
-                if not self._turn():
-                    return
-            except Exception:  # noqa: BLE001 - e.g. a callback that raised: the loop goes on
-                log.exception("mqtt network loop: a turn failed; going on")
-                self._stopping.wait(0.05)
+        failed_at = 0.0  # when a failed turn was last logged: at most one in ERROR_LOG_EVERY_S
+        try:
+            while True:
+                try:
+                    if not self._turn():
+                        return
+                except Exception:  # noqa: BLE001 - a failed turn must not end the connection
+                    if time.monotonic() - failed_at >= ERROR_LOG_EVERY_S:
+                        failed_at = time.monotonic()
+                        log.exception("mqtt network loop: a turn failed; going on")
+                    self._stopping.wait(0.05)
+        finally:
+            self._close()
 
     def _turn(self) -> bool:
         """One wait and what it found; False once the loop should end."""
