@@ -80,7 +80,12 @@ class BrokerSettings(BaseModel):
     keepalive_s: int = Field(30, ge=5, le=600)
     session_expiry_s: int = Field(3_600, ge=0)
     connect_timeout_s: float = Field(10.0, gt=0)
-    publish_timeout_s: float = Field(5.0, gt=0)
+    # After a lost connection the first try comes after reconnect_min_s, each failed one
+    # doubles the wait up to reconnect_max_s (`backend/mqtt/network_loop.py`). Alarms sent
+    # meanwhile wait at the broker: a short first wait delivers them soon after a broker
+    # restart or a network fault.
+    reconnect_min_s: float = Field(0.1, gt=0, le=60)
+    reconnect_max_s: float = Field(30.0, gt=0, le=600)
     # TLS to the broker (its port 8883 in deploy/mosquitto/), verified against `ca_file` (a
     # PEM file; None: the system's certificate authorities).
     tls: bool = False
@@ -90,6 +95,12 @@ class BrokerSettings(BaseModel):
     @classmethod
     def _no_placeholder(cls, v: SecretStr | None) -> SecretStr | None:
         return _reject_placeholder(v, "broker password")
+
+    @model_validator(mode="after")
+    def _reconnect_waits_in_order(self) -> BrokerSettings:
+        if self.reconnect_min_s > self.reconnect_max_s:
+            raise ValueError("broker.reconnect_min_s must not be longer than reconnect_max_s")
+        return self
 
 
 class ProtocolSettings(BaseModel):

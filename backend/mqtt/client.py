@@ -4,7 +4,9 @@
   stalls 25-45 ms on Nagle's algorithm).
 - MQTT 5 with a persistent session (clean_start False + session expiry) for the ingest worker, or
   MQTT 3.1.1 with clean_session False for the embedded broker.
-- Explicit timeouts: connect is bounded; QoS 1 publishes are awaited with a bound.
+- Explicit timeouts: connect is bounded (`broker.connect_timeout_s`); a QoS 1 publish is not
+  awaited here: the outbox publishes it again until the broker acknowledges it, for a bounded
+  time (`backend/outbox/`).
 - Its network traffic driven by `NetworkLoop` (epoll), not paho's `select()` loop, which fails
   on a descriptor above 1023.
 - TLS when the settings ask for it (`broker.tls`, `broker.ca_file`).
@@ -79,8 +81,8 @@ def connect(
 ) -> NetworkLoop:
     """Connect and start the network loop; raise BrokerUnavailable after the timeout.
 
-    Reconnects after a lost connection are the loop's (bounded exponential back-off, 1-30 s);
-    `stop()` on the loop returned disconnects.
+    Reconnects after a lost connection are the loop's (a bounded exponential back-off,
+    `broker.reconnect_min_s` to `reconnect_max_s`); `stop()` on the loop returned disconnects.
     """
     connected = threading.Event()
     previous = client.on_connect
@@ -107,7 +109,8 @@ def connect(
             if time.monotonic() >= deadline:
                 raise BrokerUnavailable(f"broker {settings.host}:{settings.port}: {exc}") from exc
             time.sleep(0.2)
-    network = NetworkLoop(client).start()
+    network = NetworkLoop(client, reconnect_min_s=settings.reconnect_min_s,
+                          reconnect_max_s=settings.reconnect_max_s).start()
     if not connected.wait(max(0.1, deadline - time.monotonic())):
         network.stop(timeout_s=1.0)
         raise BrokerUnavailable(f"no CONNACK from {settings.host}:{settings.port}")

@@ -1,7 +1,10 @@
 """The embedded MQTT broker (amqtt, MQTT 3.1.1) for the demo and the embedded test run.
 
 It runs in its own thread with its own event loop. Fine for a demo and tests on loopback
-(~1 ms p50); production uses Mosquitto (or EMQX for clusters).
+(~1 ms p50); production uses Mosquitto (or EMQX for clusters). It lets every client in
+anonymously, and amqtt keeps no messages for an anonymous client while it is disconnected: an
+alarm sent while the worker's connection to it is down is not delivered when it reconnects, as
+Mosquitto's persistent session delivers it (`tests/backend/ingest/test_connection_loss.py`).
 """
 
 from __future__ import annotations

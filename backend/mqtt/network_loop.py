@@ -7,7 +7,7 @@ reconnects for ever without delivering a message. This loop waits on `selectors`
 the platform (epoll on Linux), which has no such limit, and otherwise does what `loop_start`
 does: it reads, writes and keeps the connection alive through paho's documented external-loop
 calls (`loop_read`, `loop_write`, `loop_misc`), and reconnects after a lost connection with a
-bounded exponential back-off.
+bounded exponential back-off (`reconnect_wait_s`).
 
 This thread is the only one that writes to the socket: a publish from another thread wakes it
 (paho's `on_socket_register_write`), as a publish wakes paho's own loop thread. Without that
@@ -24,21 +24,43 @@ import threading
 import time
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import _ConnectionState
 
 log = logging.getLogger(__name__)
 
 _LOST = (mqtt.MQTT_ERR_CONN_LOST, mqtt.MQTT_ERR_NO_CONN)
 ERROR_LOG_EVERY_S = 10.0
+# A connection that held this long starts the reconnect waits from the shortest again; one that
+# did not (the broker drops it at once: another client took the session over, a limit) goes on
+# doubling them, so that two processes with one client id do not take turns ten times a second.
+STABLE_AFTER_S = 10.0
+
+
+# What paho's state is after `disconnect()` was called: paho's own loop ends then instead of
+# reconnecting, and so does this one. paho offers no public way to tell a disconnect asked for
+# from a lost connection; its loop reads the same attribute (paho 2.2, pinned).
+_ASKED_TO_DISCONNECT = (_ConnectionState.MQTT_CS_DISCONNECTING,
+                        _ConnectionState.MQTT_CS_DISCONNECTED)
+
+
+def _asked_to_disconnect(client: mqtt.Client) -> bool:
+    return getattr(client, "_state", None) in _ASKED_TO_DISCONNECT
+
+
+def reconnect_wait_s(failures: int, min_s: float, max_s: float) -> float:
+    """The wait before the next try after `failures` tries since the last stable connection."""
+    return min(max_s, min_s * 2.0 ** min(failures, 32))
 
 
 class NetworkLoop:
-    """`start()` after `client.connect(...)`; `stop()` disconnects and ends the thread."""
+    """`start()` after `client.connect(...)`; `stop()` disconnects and ends the thread (as
+    `client.disconnect()` does once the DISCONNECT is written)."""
 
     def __init__(
         self,
         client: mqtt.Client,
         *,
-        reconnect_min_s: float = 1.0,
+        reconnect_min_s: float = 0.1,
         reconnect_max_s: float = 30.0,
         tick_s: float = 1.0,
     ) -> None:
@@ -56,7 +78,8 @@ class NetworkLoop:
         self._stopping = threading.Event()
         self._stop_by = float("inf")
         self._thread: threading.Thread | None = None
-        self._failures = 0  # reconnect attempts since the last connection that came up
+        self._failures = 0  # reconnect tries since the last stable connection
+        self._up_since: float | None = None  # when the current connection was first seen up
         client.on_socket_register_write = self._on_register_write
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -110,12 +133,15 @@ class NetworkLoop:
         sock = client.socket()
         if sock is None:
             self._watch(None, 0)
-            if self._stopping.is_set():
+            if self._up_since is not None and time.monotonic() - self._up_since >= STABLE_AFTER_S:
+                self._failures = 0
+            self._up_since = None
+            if self._stopping.is_set() or _asked_to_disconnect(client):
                 return False
             self._reconnect()
             return True
-        if client.is_connected():
-            self._failures = 0
+        if self._up_since is None and client.is_connected():
+            self._up_since = time.monotonic()
         if self._stopping.is_set():
             if time.monotonic() >= self._stop_by:
                 return False  # the DISCONNECT could not be written in time
@@ -140,15 +166,16 @@ class NetworkLoop:
         return True
 
     def _reconnect(self) -> None:
-        delay = min(self._reconnect_max_s, self._reconnect_min_s * 2 ** min(self._failures, 16))
+        wait_s = reconnect_wait_s(self._failures, self._reconnect_min_s, self._reconnect_max_s)
         self._failures += 1
-        if self._stopping.wait(delay):
+        if self._stopping.wait(wait_s):
             return
         try:
             self._client.reconnect()
         except OSError as exc:
-            log.warning("mqtt reconnect failed (%s); next try within %.0fs",
-                        type(exc).__name__, min(self._reconnect_max_s, delay * 2))
+            log.warning("mqtt reconnect failed (%s); next try in %.1fs", type(exc).__name__,
+                        reconnect_wait_s(self._failures, self._reconnect_min_s,
+                                         self._reconnect_max_s))
 
     # -- the selector ---------------------------------------------------------------------------
     def _watch(self, sock: object | None, events: int) -> None:

@@ -161,7 +161,7 @@ def test_the_shipped_configuration_takes_devices_over_tls_only(tmp_path):
         backend = make_client(settings, f"backend-{uuid.uuid4().hex[:6]}")
         got: list[str] = []
         backend.on_message = lambda c, u, m: got.append(m.topic)
-        backend_connect(backend, settings)
+        network = backend_connect(backend, settings)
         backend.subscribe("sd/v1/dev/+/alarm", qos=1)
         time.sleep(0.3)
         device = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
@@ -191,6 +191,6 @@ def test_the_shipped_configuration_takes_devices_over_tls_only(tmp_path):
             pass  # refused outright: nowhere as well
         finally:
             plain.loop_stop()
-        for c in (backend, device):
-            c.disconnect()
-            c.loop_stop()
+        network.stop()
+        device.disconnect()
+        device.loop_stop()

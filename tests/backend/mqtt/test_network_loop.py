@@ -19,7 +19,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from backend.mqtt.client import BrokerUnavailable, connect, make_client
-from backend.mqtt.network_loop import NetworkLoop
+from backend.mqtt.network_loop import NetworkLoop, reconnect_wait_s
 from backend.settings import BrokerSettings
 from loadtests.broker import OwnMosquitto
 from tests.conftest import MQTT_PORT
@@ -120,7 +120,7 @@ def test_a_connection_above_descriptor_1023_delivers_and_comes_back_after_a_loss
                 wait_until(lambda: acks.count() == 1, timeout=5)
 
                 client.socket().shutdown(socket.SHUT_RDWR)  # the connection is lost
-                wait_until(lambda: len(made) == 2, timeout=10)  # back after the 1 s back-off
+                wait_until(lambda: len(made) == 2, timeout=10)  # back after the first wait
                 assert made[1] > 1023
                 client.publish(topic, b"second", qos=1)
                 wait_until(lambda: acks.count() == 2, timeout=5)
@@ -249,3 +249,39 @@ def test_a_loop_never_started_stops_at_once():
     began = time.monotonic()
     network.stop()
     assert time.monotonic() - began < 0.5 and not network.alive
+
+
+def test_reconnect_waits_double_from_the_shortest_up_to_the_longest():
+    assert [reconnect_wait_s(n, 0.1, 30.0) for n in range(4)] == [0.1, 0.2, 0.4, 0.8]
+    assert reconnect_wait_s(9, 0.1, 30.0) == 30.0
+    assert reconnect_wait_s(10**6, 0.1, 30.0) == 30.0  # no overflow however long it fails
+    with pytest.raises(ValueError, match="reconnect_min_s"):
+        BrokerSettings(reconnect_min_s=5.0, reconnect_max_s=1.0)
+
+
+def test_two_clients_with_one_id_back_off_instead_of_taking_turns_ten_times_a_second():
+    """Each takes the session from the other (the broker drops the older connection): a
+    connection that did not hold `STABLE_AFTER_S` does not start the waits from 0.1 s again."""
+    client_id = f"twin-{uuid.uuid4().hex[:8]}"
+    twins = [make_client(_settings(), client_id) for _ in range(2)]
+    counts = [_connections(twin) for twin in twins]
+    networks = [connect(twin, _settings()) for twin in twins]
+    try:
+        time.sleep(3.0)
+    finally:
+        for network in networks:
+            network.stop(timeout_s=1.0)
+    made = sum(len(c) for c in counts)
+    # Waits of 0.1, 0.2, 0.4, 0.8 and 1.6 s: about five connections each in 3 s (with every
+    # connection starting from 0.1 s again, about thirty each).
+    assert 3 <= made <= 16, made
+
+
+def test_a_disconnect_asked_of_the_client_ends_the_loop_without_reconnecting():
+    client = make_client(_settings(), f"asked-{uuid.uuid4().hex[:8]}")
+    made = _connections(client)
+    network = connect(client, _settings(reconnect_min_s=0.05))
+    client.disconnect()
+    wait_until(lambda: not network.alive, timeout=5)
+    time.sleep(0.3)  # a reconnect would have come after 0.05 s
+    assert len(made) == 1 and not client.is_connected()
