@@ -23,8 +23,8 @@ from backend.cases.models import Case
 from backend.db.migrate import upgrade
 from backend.devices.models import Device
 from backend.mqtt.client import connect, make_client
-from backend.mqtt.network_loop import NetworkLoop
 from backend.mqtt.embedded import EmbeddedBroker, free_port
+from backend.mqtt.network_loop import NetworkLoop
 from backend.runtime import Runtime
 from backend.settings import Settings
 

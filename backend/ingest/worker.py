@@ -267,7 +267,7 @@ class IngestWorker:
         self._network = connect(client, b, persistent=True)
         # Started means receiving: a first subscription misses what is published before it.
         if not self._subscribed.wait(b.connect_timeout_s):
-            log.warning("ingest not subscribed within %.0fs; paho keeps trying",
+            log.warning("ingest not subscribed within %.0fs; its network loop keeps trying",
                         b.connect_timeout_s)
 
     def _warm_this_thread(self) -> None:
