@@ -6,14 +6,10 @@ outlives a callback that raises, and stops within its bound whether the broker i
 
 from __future__ import annotations
 
-import os
-import resource
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -23,12 +19,11 @@ from backend.mqtt.network_loop import NetworkLoop, reconnect_wait_s
 from backend.settings import BrokerSettings
 from loadtests.broker import OwnMosquitto
 from tests.conftest import MQTT_PORT
+from tests.support.descriptors import HELD, descriptors_held
 from tests.support.mqtt import Collector
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.services
-
-HELD = 1_100  # descriptors held open: the next socket lands above 1023
 
 
 def _settings(port: int = MQTT_PORT, **changes) -> BrokerSettings:
@@ -38,23 +33,6 @@ def _settings(port: int = MQTT_PORT, **changes) -> BrokerSettings:
 
 def _topic() -> str:
     return f"sdtest/{uuid.uuid4().hex[:8]}/loop"
-
-
-@contextmanager
-def descriptors_held(count: int) -> Iterator[None]:
-    """`count` descriptors open for the block (the soft limit raised to allow them)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    needed = count + 256
-    if hard != resource.RLIM_INFINITY and hard < needed:
-        pytest.skip(f"the hard limit of open files ({hard}) is below {needed}")
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
-    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(count)]
-    try:
-        yield
-    finally:
-        for fd in held:
-            os.close(fd)
 
 
 class Acks:
