@@ -100,7 +100,7 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     runtime = Runtime.build(settings)
     client = make_client(settings.broker, f"schildwacht-api-{uuid.uuid4().hex[:8]}")
     runtime.attach_mqtt(client)
-    network = connect(client, settings.broker)
+    network = connect(client, settings.broker, service="api")
     runtime.start_background(loops=settings.api.run_loops)
     try:
         _serve_api(runtime, settings)
@@ -120,7 +120,7 @@ def cmd_loops(settings: Settings, args: argparse.Namespace) -> int:
     runtime = Runtime.build(settings)
     client = make_client(settings.broker, f"schildwacht-loops-{uuid.uuid4().hex[:8]}")
     runtime.attach_mqtt(client)
-    network = connect(client, settings.broker)
+    network = connect(client, settings.broker, service="loops")
     runtime.start_background(loops=True)
     metrics = serve_metrics(settings.metrics)
     process.freeze_loaded()

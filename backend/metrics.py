@@ -52,6 +52,16 @@ PING_UPKEEP_FAILURES = Counter(
 STORE_FAILURES = Counter(
     "schildwacht_ingest_store_failures_total", "Failed ingest commits (retried)", ["kind"]
 )
+BROKER_CONNECTED = Gauge(
+    "schildwacht_broker_connected",
+    "1 while this process's MQTT client is connected to the broker, 0 while it tries again (an "
+    "ingest worker at 0 takes in no alarm: they wait at the broker)",
+    ["service"],
+)
+BROKER_CONNECTIONS_LOST = Counter(
+    "schildwacht_broker_connections_lost_total",
+    "Connections to the broker lost (not those this process ended)", ["service"],
+)
 CONSOLE_EVENTS_LIVE = Gauge(
     "schildwacht_console_events_live",
     "1 while console events from other processes reach this API process's streams (Redis "

@@ -264,7 +264,7 @@ class IngestWorker:
                                               name="ingest-follow-up", daemon=True)
         for thread in (*self._threads, self._after_thread):
             thread.start()
-        self._network = connect(client, b, persistent=True)
+        self._network = connect(client, b, persistent=True, service="ingest")
         # Started means receiving: a first subscription misses what is published before it.
         if not self._subscribed.wait(b.connect_timeout_s):
             log.warning("ingest not subscribed within %.0fs; its network loop keeps trying",

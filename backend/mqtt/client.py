@@ -77,18 +77,22 @@ def make_client(
 
 
 def connect(
-    client: mqtt.Client, settings: BrokerSettings, *, persistent: bool = False
+    client: mqtt.Client, settings: BrokerSettings, *, persistent: bool = False,
+    service: str | None = None,
 ) -> NetworkLoop:
     """Connect and start the network loop; raise BrokerUnavailable after the timeout.
 
     Reconnects after a lost connection are the loop's (a bounded exponential back-off,
     `broker.reconnect_min_s` to `reconnect_max_s`); `stop()` on the loop returned disconnects.
+    `service` names the connection in the process's metrics (`NetworkLoop`).
     """
     connected = threading.Event()
     previous = client.on_connect
 
     def on_connect(c, userdata, flags, reason_code, properties) -> None:
-        if not reason_code.is_failure:
+        if reason_code.is_failure:  # e.g. a wrong password: tried again, as a lost connection
+            log.error("the broker refused the connection: %s", reason_code)
+        else:
             connected.set()
         if previous is not None:
             previous(c, userdata, flags, reason_code, properties)
@@ -110,7 +114,7 @@ def connect(
                 raise BrokerUnavailable(f"broker {settings.host}:{settings.port}: {exc}") from exc
             time.sleep(0.2)
     network = NetworkLoop(client, reconnect_min_s=settings.reconnect_min_s,
-                          reconnect_max_s=settings.reconnect_max_s).start()
+                          reconnect_max_s=settings.reconnect_max_s, service=service).start()
     if not connected.wait(max(0.1, deadline - time.monotonic())):
         network.stop(timeout_s=1.0)
         raise BrokerUnavailable(f"no CONNACK from {settings.host}:{settings.port}")

@@ -26,6 +26,8 @@ import time
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import _ConnectionState
 
+from backend import metrics
+
 log = logging.getLogger(__name__)
 
 _LOST = (mqtt.MQTT_ERR_CONN_LOST, mqtt.MQTT_ERR_NO_CONN)
@@ -63,8 +65,12 @@ class NetworkLoop:
         reconnect_min_s: float = 0.1,
         reconnect_max_s: float = 30.0,
         tick_s: float = 1.0,
+        service: str | None = None,
     ) -> None:
+        """`service` (a code: "ingest", "api") names the connection in this process's metrics
+        (`schildwacht_broker_connected`, `_connections_lost_total`); None: not reported."""
         self._client = client
+        self._service = service
         self._reconnect_min_s = reconnect_min_s
         self._reconnect_max_s = reconnect_max_s
         self._tick_s = tick_s  # the longest wait without traffic: keepalive is checked after it
@@ -80,6 +86,7 @@ class NetworkLoop:
         self._thread: threading.Thread | None = None
         self._failures = 0  # reconnect tries since the last stable connection
         self._up_since: float | None = None  # when the current connection was first seen up
+        self._lost_at: float | None = None  # when the last connection was found lost
         client.on_socket_register_write = self._on_register_write
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -133,15 +140,15 @@ class NetworkLoop:
         sock = client.socket()
         if sock is None:
             self._watch(None, 0)
-            if self._up_since is not None and time.monotonic() - self._up_since >= STABLE_AFTER_S:
-                self._failures = 0
-            self._up_since = None
-            if self._stopping.is_set() or _asked_to_disconnect(client):
+            ending = self._stopping.is_set() or _asked_to_disconnect(client)
+            if self._up_since is not None:
+                self._went_down(ending)
+            if ending:
                 return False
             self._reconnect()
             return True
         if self._up_since is None and client.is_connected():
-            self._up_since = time.monotonic()
+            self._came_up()
         if self._stopping.is_set():
             if time.monotonic() >= self._stop_by:
                 return False  # the DISCONNECT could not be written in time
@@ -164,6 +171,29 @@ class NetworkLoop:
             return True
         client.loop_misc()
         return True
+
+    def _came_up(self) -> None:
+        self._up_since = time.monotonic()
+        if self._lost_at is not None:
+            log.info("mqtt connection back after %.1fs", self._up_since - self._lost_at)
+            self._lost_at = None
+        if self._service is not None:
+            metrics.BROKER_CONNECTED.labels(self._service).set(1)
+
+    def _went_down(self, ending: bool) -> None:
+        now = time.monotonic()
+        if self._up_since is not None and now - self._up_since >= STABLE_AFTER_S:
+            self._failures = 0
+        self._up_since = None
+        if self._service is not None:
+            metrics.BROKER_CONNECTED.labels(self._service).set(0)
+        if ending:
+            return
+        self._lost_at = now
+        log.warning("mqtt connection lost; trying again in %.1fs", reconnect_wait_s(
+            self._failures, self._reconnect_min_s, self._reconnect_max_s))
+        if self._service is not None:
+            metrics.BROKER_CONNECTIONS_LOST.labels(self._service).inc()
 
     def _reconnect(self) -> None:
         wait_s = reconnect_wait_s(self._failures, self._reconnect_min_s, self._reconnect_max_s)

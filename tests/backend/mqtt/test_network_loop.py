@@ -6,6 +6,7 @@ outlives a callback that raises, and stops within its bound whether the broker i
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -13,6 +14,7 @@ import uuid
 
 import paho.mqtt.client as mqtt
 import pytest
+from prometheus_client import REGISTRY
 
 from backend.mqtt.client import BrokerUnavailable, connect, make_client
 from backend.mqtt.network_loop import NetworkLoop, reconnect_wait_s
@@ -263,3 +265,38 @@ def test_a_disconnect_asked_of_the_client_ends_the_loop_without_reconnecting():
     wait_until(lambda: not network.alive, timeout=5)
     time.sleep(0.3)  # a reconnect would have come after 0.05 s
     assert len(made) == 1 and not client.is_connected()
+
+
+def test_a_lost_connection_is_logged_and_counted_and_its_return_too(caplog):
+    caplog.set_level(logging.INFO, logger="backend.mqtt.network_loop")
+    service = f"test-{uuid.uuid4().hex[:6]}"
+
+    def sample(name: str) -> float | None:
+        return REGISTRY.get_sample_value(f"schildwacht_broker_{name}", {"service": service})
+
+    client = make_client(_settings(), f"count-{uuid.uuid4().hex[:8]}")
+    made = _connections(client)
+    network = connect(client, _settings(), service=service)
+    try:
+        wait_until(lambda: sample("connected") == 1, timeout=5)
+        client.socket().shutdown(socket.SHUT_RDWR)
+        wait_until(lambda: len(made) == 2, timeout=5)
+        wait_until(lambda: sample("connected") == 1, timeout=5)
+        assert sample("connections_lost_total") == 1
+    finally:
+        network.stop()
+    assert sample("connected") == 0 and sample("connections_lost_total") == 1  # a stop is no loss
+    messages = [r.getMessage() for r in caplog.records if r.name == "backend.mqtt.network_loop"]
+    assert any(m.startswith("mqtt connection lost; trying again in 0.1s") for m in messages)
+    assert any(m.startswith("mqtt connection back after") for m in messages)
+
+
+def test_a_refused_connection_is_logged(caplog):
+    with OwnMosquitto(settings="allow_anonymous false\npassword_file {dir}/passwd\n",
+                      users={"schildwacht": "right"}) as broker:
+        settings = _settings(broker.port, username="schildwacht", password="wrong",
+                             connect_timeout_s=1.0)
+        with pytest.raises(BrokerUnavailable):
+            connect(make_client(settings, f"refused-{uuid.uuid4().hex[:8]}"), settings)
+    assert any(r.levelname == "ERROR" and "refused the connection" in r.getMessage()
+               for r in caplog.records)
