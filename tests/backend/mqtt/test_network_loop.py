@@ -21,7 +21,7 @@ from backend.mqtt.network_loop import NetworkLoop, reconnect_wait_s
 from backend.settings import BrokerSettings
 from loadtests.broker import OwnMosquitto
 from tests.conftest import MQTT_PORT
-from tests.support.descriptors import HELD, descriptors_held
+from tests.support.descriptors import descriptors_held
 from tests.support.mqtt import Collector
 from tests.support.waiting import wait_until
 
@@ -74,7 +74,7 @@ def test_paho_own_loop_gets_no_connack_on_a_descriptor_above_1023():
     client = make_client(_settings(), f"paho-{uuid.uuid4().hex[:8]}")
     connected = threading.Event()
     client.on_connect = lambda *a: connected.set()
-    with descriptors_held(HELD):
+    with descriptors_held():
         client.connect("127.0.0.1", MQTT_PORT, keepalive=30)
         assert client.socket().fileno() > 1023
         client.loop_start()
@@ -92,7 +92,7 @@ def test_a_connection_above_descriptor_1023_delivers_and_comes_back_after_a_loss
     made = _connections(client)
     acks = Acks(client)
     try:
-        with descriptors_held(HELD):
+        with descriptors_held():
             network = connect(client, _settings())
             try:
                 assert made and made[0] > 1023
