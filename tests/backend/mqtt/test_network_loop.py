@@ -114,7 +114,7 @@ def test_a_connection_above_descriptor_1023_delivers_and_comes_back_after_a_loss
 
 
 def _payload(n: int, i: int) -> bytes:
-    return f"{n}-{i};".encode() * 20_000  # 100-120 kB
+    return f"{n}-{i};".encode() * 20_000  # 80-100 kB
 
 
 def test_many_threads_publishing_at_once_reach_the_broker_whole_written_by_the_loop_alone():
