@@ -210,6 +210,53 @@ def cmd_user_add(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cases_changed(settings: Settings, args: argparse.Namespace) -> int:
+    """Tell every process that cases, their contacts or devices changed outside the API (by
+    hand, in SQL, by a script): the ingest workers read the cases named (without --case: every
+    case and device) again within about a second, instead of at their next full reload
+    (`ingest.directory_refresh_s`). A case that does not exist changes nothing."""
+    import redis as redis_lib
+    from sqlalchemy import select
+
+    from backend.cases.changes import RedisChangeCounter
+    from backend.cases.models import Case
+    from backend.db.engine import make_engine
+    from backend.state import keys
+
+    if not settings.redis.url:
+        print("no Redis configured (SCHILDWACHT_REDIS__URL): without it one process holds "
+              "everything, and it reads a changed case again within "
+              f"{settings.ingest.directory_refresh_s:.0f} s or on a restart", file=sys.stderr)
+        return 2
+    named = sorted(set(args.case or []))
+    if named:
+        engine = make_engine(settings.database)
+        try:
+            with engine.connect() as conn:
+                found = set(conn.scalars(select(Case.id).where(Case.id.in_(named))))
+        finally:
+            engine.dispose()
+        if missing := [c for c in named if c not in found]:
+            print("no such case: " + ", ".join(map(str, missing)) + " (nothing was told)",
+                  file=sys.stderr)
+            return 2
+    timeout_s = max(settings.redis.timeout_s, 2.0)
+    client = redis_lib.Redis.from_url(settings.redis.url, socket_timeout=timeout_s,
+                                      socket_connect_timeout=timeout_s)
+    prefix = settings.redis.key_prefix
+    try:
+        RedisChangeCounter(client, keys.case_changes(prefix),
+                           keys.case_changes_log(prefix)).bump(named or None)
+    except redis_lib.RedisError as exc:
+        print(f"Redis did not answer ({type(exc).__name__}): nothing was told", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+    print(f"told every process: {len(named)} case(s) changed" if named
+          else "told every process: cases and devices changed (each reads all of them again)")
+    return 0
+
+
 def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     from simulator.runner import main as simulate_main
 
@@ -293,6 +340,13 @@ def build_parser() -> argparse.ArgumentParser:
                                "case references (case_director, partner)")
     user_add.add_argument("--password", default=None, help="else asked for on the terminal")
     user_add.set_defaults(func=cmd_user_add)
+    cases = sub.add_parser("cases", help="cases changed outside the API").add_subparsers(
+        dest="cases_command", required=True)
+    changed = cases.add_parser(
+        "changed", help="have every worker read cases changed by hand again now")
+    changed.add_argument("--case", action="append", type=uuid.UUID, metavar="CASE_ID",
+                         help="a case changed (repeat for more); none: every case and device")
+    changed.set_defaults(func=cmd_cases_changed)
     tune = sub.add_parser("tune", help="alerts per day a proposed measure would have raised")
     tune.add_argument("--measure", required=True, help="GeoJSON Feature or FeatureCollection")
     tune.add_argument("--case", default=None, help="case id (its devices and recorded pings)")
