@@ -221,7 +221,6 @@ def cmd_cases_changed(settings: Settings, args: argparse.Namespace) -> int:
     from backend.cases.changes import RedisChangeCounter
     from backend.cases.models import Case
     from backend.db.engine import make_engine
-    from backend.state import keys
 
     if not settings.redis.url:
         print("no Redis configured (SCHILDWACHT_REDIS__URL): without it one process holds "
@@ -243,10 +242,8 @@ def cmd_cases_changed(settings: Settings, args: argparse.Namespace) -> int:
     timeout_s = max(settings.redis.timeout_s, 2.0)
     client = redis_lib.Redis.from_url(settings.redis.url, socket_timeout=timeout_s,
                                       socket_connect_timeout=timeout_s)
-    prefix = settings.redis.key_prefix
     try:
-        RedisChangeCounter(client, keys.case_changes(prefix),
-                           keys.case_changes_log(prefix)).bump(named or None)
+        RedisChangeCounter.of_prefix(client, settings.redis.key_prefix).bump(named or None)
     except redis_lib.RedisError as exc:
         print(f"Redis did not answer ({type(exc).__name__}): nothing was told", file=sys.stderr)
         return 1

@@ -26,7 +26,6 @@ from backend.police.sealing import SecretBox
 from backend.redis_client import GuardedRedis, Probe, connect
 from backend.regions import RegionIndex
 from backend.settings import LoginSettings, Settings
-from backend.state import keys
 from backend.state.store import InMemoryState, RedisState, StateStore
 from backend.subscriptions.hook import SubscriptionWatch
 from backend.subscriptions.wiring import install as install_deliveries
@@ -126,8 +125,7 @@ class Runtime:
         # Raised by every process after it changed cases, contacts or devices: the others
         # reload their case snapshots and device directory.
         prefix = settings.redis.key_prefix
-        changes = (RedisChangeCounter(client, keys.case_changes(prefix),
-                                      keys.case_changes_log(prefix))
+        changes = (RedisChangeCounter.of_prefix(client, prefix)
                    if client is not None else LocalChangeCounter())
         topics = Topics(settings.protocol.topic_root)
         regions = RegionIndex.load()

@@ -27,6 +27,8 @@ from typing import Protocol
 
 import redis
 
+from backend.state import keys
+
 LOG_SIZE = 1_000  # raises whose cases a reader can still be told
 RESTART_BELOW = 2**50  # a counter starts anew below this (exact as a Redis score, a double)
 
@@ -112,6 +114,11 @@ class RedisChangeCounter:
         self._key = key
         self._log = log_key or f"{key}:log"
         self._bump = client.register_script(_BUMP)
+
+    @classmethod
+    def of_prefix(cls, client: redis.Redis, prefix: str) -> RedisChangeCounter:
+        """The deployment's counter under a Redis key prefix (`redis.key_prefix`)."""
+        return cls(client, keys.case_changes(prefix), keys.case_changes_log(prefix))
 
     def current(self) -> int:
         return int(self._r.get(self._key) or 0)

@@ -181,8 +181,9 @@ class NetworkLoop:
             metrics.BROKER_CONNECTED.labels(self._service).set(1)
 
     def _went_down(self, ending: bool) -> None:
+        """A connection that came up (`_came_up`) is gone; `ending`: this loop ended it."""
         now = time.monotonic()
-        if self._up_since is not None and now - self._up_since >= STABLE_AFTER_S:
+        if now - self._up_since >= STABLE_AFTER_S:
             self._failures = 0
         self._up_since = None
         if self._service is not None:
@@ -232,11 +233,11 @@ class NetworkLoop:
     def _wake(self) -> None:
         try:
             self._wake_w.send(b"\0")
-        except (BlockingIOError, OSError):
-            pass  # a wake is already waiting to be read, or the loop has ended
+        except OSError:  # full (a wake is already waiting to be read), or the loop has ended
+            pass
 
     def _drain_wake(self) -> None:
         try:
             self._wake_r.recv(4096)
-        except (BlockingIOError, OSError):
+        except OSError:  # nothing to read (woken already), or the loop has ended
             pass

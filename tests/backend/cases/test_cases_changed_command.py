@@ -12,7 +12,6 @@ import redis
 from backend.cases.changes import ChangeReader, RedisChangeCounter
 from backend.cases.models import Case
 from backend.cli import main
-from backend.state import keys
 from tests.conftest import REDIS_URL
 
 pytestmark = pytest.mark.services
@@ -31,7 +30,7 @@ def world(pg_sessions, pg_url, monkeypatch):
         s.flush()
         case_id = case.id
     client = redis.Redis.from_url(REDIS_URL)
-    counter = RedisChangeCounter(client, keys.case_changes(prefix), keys.case_changes_log(prefix))
+    counter = RedisChangeCounter.of_prefix(client, prefix)
     counter.bump()  # a counter in use, as in a deployment that has run a while
     reader = ChangeReader(counter)
     reader.read()  # where a worker stands before the command

@@ -10,7 +10,6 @@ import uuid
 import pytest
 
 from backend.cases.changes import NOTHING, ChangeReader, Moves, RedisChangeCounter
-from backend.state import keys
 from tests.backend.cases.test_views import CASE
 
 
@@ -18,8 +17,7 @@ from tests.backend.cases.test_views import CASE
 def test_a_change_through_the_api_names_its_case(stack) -> None:
     prefix = stack.settings.redis.key_prefix
     assert stack.runtime.redis is not None
-    reader = ChangeReader(RedisChangeCounter(stack.runtime.redis, keys.case_changes(prefix),
-                                             keys.case_changes_log(prefix)))
+    reader = ChangeReader(RedisChangeCounter.of_prefix(stack.runtime.redis, prefix))
     api = stack.api()
     case_id = api.post("/api/v1/cases", json={**CASE, "reference": "NAMES-1"}).json()["id"]
     that_case = Moves(cases=frozenset({uuid.UUID(case_id)}))
