@@ -24,18 +24,42 @@ class FleetDevice:
     lon: float
 
 
+class FixMaker:
+    """The fleet's next fix, round robin over its devices: GPS noise about each device's place,
+    and a fix time after that device's previous one. A late tick sends many fixes at one `now`;
+    in a small fleet that is the same device more than once, and fixes with one device and fix
+    time are one ping (a redelivery) to the worker: the fleet would have counted fixes that are
+    never stored."""
+
+    MIN_STEP_S = 0.001
+
+    def __init__(self, devices: Sequence[FleetDevice], rng: random.Random) -> None:
+        self.devices = devices
+        self._rng = rng
+        self._i = rng.randrange(len(devices))
+        self._last = [0.0] * len(devices)
+
+    def next(self, now: float) -> tuple[int, Fix]:
+        """(index of the device, its fix) at `now`, epoch seconds."""
+        i, rng = self._i, self._rng
+        self._i = (i + 1) % len(self.devices)
+        d = self.devices[i]
+        tst = self._last[i] = max(now, self._last[i] + self.MIN_STEP_S)
+        return i, Fix(tst=tst, lat=d.lat + rng.gauss(0, 0.0003),
+                      lon=d.lon + rng.gauss(0, 0.0005), acc=rng.choice((5.0, 8.0, 12.0, 25.0)),
+                      vel=rng.uniform(0, 2), batt=80)
+
+
 def _publish_fixes(port: int, root: str, devices: Sequence[FleetDevice], rate: float,
                    duration_s: float, sent, stop, seed: int) -> None:  # pragma: no cover - child
     # Devices are elsewhere in service: their load generator yields the CPU to the alarm path
     # as much as the fix worker does (both at niceness 5, each in a session of its own).
     os.setsid()
     set_niceness(NICE["ingest"])
-    rng = random.Random(seed)
+    maker = FixMaker(devices, random.Random(seed))
     topics = Topics(root)
     loc_topics = [topics.loc(d.device_id) for d in devices]
     client = mqtt.connect(port)
-    n = len(devices)
-    i = rng.randrange(n)
     count = 0
     info = None
     for due in ticks(rate, duration_s):
@@ -43,11 +67,8 @@ def _publish_fixes(port: int, root: str, devices: Sequence[FleetDevice], rate: f
             break
         now = time.time()
         for _ in range(due):
-            d = devices[i]
-            fix = Fix(tst=now, lat=d.lat + rng.gauss(0, 0.0003), lon=d.lon + rng.gauss(0, 0.0005),
-                      acc=rng.choice((5.0, 8.0, 12.0, 25.0)), vel=rng.uniform(0, 2), batt=80)
+            i, fix = maker.next(now)
             info = client.publish(loc_topics[i], codec.encode(fix), qos=1)
-            i = (i + 1) % n
             count += 1
         sent.value = count
     if info is not None:
