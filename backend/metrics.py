@@ -49,6 +49,12 @@ PING_UPKEEP_FAILURES = Counter(
     "schildwacht_ping_upkeep_failures_total",
     "Steps of the pings' partition upkeep and retention that failed (retried at the next pass)",
 )
+FOLLOW_UPS_SWEPT = Counter(
+    "schildwacht_follow_ups_swept_total",
+    "Follow-ups of raised alerts (timeline, case log, device commands) that had not run within "
+    "the grace time and were finished by the follow-up sweep: each one a process that died or "
+    "gave up between an alert's raise and its follow-up",
+)
 STORE_FAILURES = Counter(
     "schildwacht_ingest_store_failures_total", "Failed ingest commits (retried)", ["kind"]
 )

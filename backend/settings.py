@@ -275,6 +275,11 @@ class SupervisionSettings(BaseModel):
     storm_threshold: int = Field(10, ge=1)
     # Pursuit mode: report interval while an urgent alert of the case is open.
     pursuit_report_interval_s: int = Field(15, ge=1, le=3_600)
+    # The follow-up sweep (backend/alerts/follow_up_sweep.py): how often it looks, and how long
+    # after its raise an open alert's follow-up (timeline, case log, device commands) may still
+    # be on its way from the process that raised it.
+    follow_up_sweep_interval_s: float = Field(10.0, gt=0)
+    follow_up_grace_s: float = Field(30.0, ge=1)
 
 
 class PoliceSettings(BaseModel):

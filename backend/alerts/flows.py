@@ -42,7 +42,8 @@ from backend.routing import (
 
 log = logging.getLogger(__name__)
 
-# Alerts that answer a press of the victim's own device: she is told what happens to them.
+# Alerts that answer a press of the victim's own device: she is told what happens to them
+# (`received` answers every alarm a device sent, of any kind: `AlertDraft.from_alarm`).
 VICTIM_FEEDBACK_TYPES = frozenset({"panic", "fall", "test"})
 
 # Alert types routed by the rule of another type (a storm summary is a desk health alert).
@@ -285,6 +286,12 @@ class AlertFlow:
                     hook.after_change(session, alert, item.document, effects)
         return effects
 
+    def finish_follow_up(self, session: Session, alert: Alert) -> Effects:
+        """Run the follow-up of a raised alert whose follow-up never ran (the process that
+        raised it died first, or gave it up), as its raise would have: once, whoever claims it
+        first (`FollowUpSweep`, an operator's transition)."""
+        return self.follow_up(session, [self._follow_up_of(session, alert)])
+
     def _follow_up_of(
         self, session: Session, alert: Alert, draft: AlertDraft | None = None
     ) -> FollowUp:
@@ -312,12 +319,11 @@ class AlertFlow:
         retransmission is answered with `received` and, when the alert has moved on since,
         its state now, each dated when the alert got there. Otherwise (the ack is on its way
         or the broker has it) nothing new."""
-        if (alert.type not in VICTIM_FEEDBACK_TYPES or not alert.message_id
-                or not alert.device_id or not expired.ack_given_up(
-                    session, alert.id, self._topics.ack(alert.device_id))):
+        if (not alert.message_id or not alert.device_id or not expired.ack_given_up(
+                session, alert.id, self._topics.ack(alert.device_id))):
             return Effects()
         rows = [self._ack_row(alert, "new", alert.raised_at)]
-        if alert.state != "new":
+        if alert.state != "new" and alert.type in VICTIM_FEEDBACK_TYPES:
             rows.append(self._ack_row(alert, alert.state, alert.updated_at or alert.raised_at))
         items = _enqueue(session, rows)
         log.info("alert %s: device %s told its state again, its ack was given up", alert.id,
@@ -338,7 +344,9 @@ class AlertFlow:
         committed: Callable[[list[OutboxItem]], None] | None = None,
     ) -> Effects:
         if draft.while_none_open and service.has_open(session, draft.device_id, draft.type):
-            return Effects()
+            # Nothing new while one is open; but the open one may be this draft's own, raised
+            # before a crash: finish it as any redelivery (its follow-up, the device's ack).
+            return self._unfinished(session, draft)
         # Grouped health alerts may have no case (unassigned devices) or no device (storms).
         case = self.cases.get(session, draft.case_id) if draft.case_id else None
         device_role = case.device_roles.get(draft.device_id) if case and draft.device_id else None
@@ -391,7 +399,7 @@ class AlertFlow:
             alert, device_role=device_role, case=case.context if case else None,
         )
         rows = [self._police_row(alert, document, u) for u in police_feeds(alert.recipients)]
-        if alert.type in VICTIM_FEEDBACK_TYPES and alert.message_id:
+        if alert.message_id and (draft.from_alarm or alert.type in VICTIM_FEEDBACK_TYPES):
             rows.append(self._ack_row(alert, "new", raised_at))
         companions = []  # rows hooks write with the alert (in one statement on PostgreSQL)
         for hook in self.hooks:
@@ -444,8 +452,7 @@ class AlertFlow:
             if alert.followed_up_at is None and decision.outcome is Outcome.APPLY:
                 # The raise's follow-up (case log, commands) has not run yet: run it first, so
                 # the case log keeps the raise before this transition.
-                followed = self.follow_up(session, [self._follow_up_of(session, alert)])
-                early.extend(followed)
+                early.extend(self.finish_follow_up(session, alert))
             if decision.outcome is Outcome.INVALID:
                 raise InvalidTransition(f"cannot {action} an alert that is {alert.state}")
             values: dict[str, Any] = {"state": decision.to_state, "updated_at": now}
