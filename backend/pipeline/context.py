@@ -42,6 +42,9 @@ class AlertDraft:
     # A condition the device reports again and again (tamper in every status report), not an
     # event: raised only while the device has no open alert of this type.
     while_none_open: bool = False
+    # An alarm the device sent (any kind, tamper too): it retransmits it until it hears
+    # `received`, so its alert answers it on the device's ack topic.
+    from_alarm: bool = False
 
 
 @dataclass(frozen=True, slots=True)

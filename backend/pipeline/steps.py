@@ -184,6 +184,7 @@ class DeviceAlarms:
             device_time=alarm.tst,
             flags=flags,
             exercise=device.exercise,
+            from_alarm=True,
         )
         plausible_time = alarm.tst is not None and "clock_skew" not in flags
         if alarm.has_fix:
