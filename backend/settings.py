@@ -90,6 +90,15 @@ class BrokerSettings(BaseModel):
     # PEM file; None: the system's certificate authorities).
     tls: bool = False
     ca_file: str | None = None
+    # The broker's accounts of the backend and of police systems (deploy/mosquitto/acl). The
+    # ACL's patterns give every user name a device's topics (`sd/v1/dev/%u/...`,
+    # `owntracks/%u/+`): no device id or OwnTracks user may be one of these, or that account
+    # could publish as the device. `username` is always among them.
+    service_accounts: tuple[str, ...] = ("schildwacht", "police")
+
+    def reserved_names(self) -> frozenset[str]:
+        """User names no device may have: the service accounts and this process's own."""
+        return frozenset(self.service_accounts) | ({self.username} if self.username else set())
 
     @field_validator("password")
     @classmethod

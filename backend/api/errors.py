@@ -20,7 +20,7 @@ from backend.auth.errors import (
 )
 from backend.caselog.errors import ChainConflict
 from backend.cases.errors import CaseConflict, CaseInUse, CaseNotFound
-from backend.devices.errors import DeviceConflict, DeviceNotFound
+from backend.devices.errors import DeviceConflict, DeviceNameReserved, DeviceNotFound
 from backend.measures.errors import MeasureConflict, MeasureNotFound, MeasureRejected
 from backend.subscriptions.errors import DeliveryNotFound, NothingToReplay, SubscriptionNotFound
 
@@ -46,6 +46,7 @@ STATUS = {
     InvalidTransition: 409,
     CaseConflict: 409,
     DeviceConflict: 409,
+    DeviceNameReserved: 422,
 }
 
 

@@ -11,3 +11,7 @@ class DeviceNotFound(DeviceError):
 
 class DeviceConflict(DeviceError):
     """E.g. a device id or an OwnTracks user/device pair that is already registered."""
+
+
+class DeviceNameReserved(DeviceError):
+    """A device id or OwnTracks user that is one of the broker's service accounts."""

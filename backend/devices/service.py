@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from backend.cases import service as cases
-from backend.devices.errors import DeviceConflict, DeviceNotFound
+from backend.devices.errors import DeviceConflict, DeviceNameReserved, DeviceNotFound
 from backend.devices.models import Device
 from backend.devices.schemas import DeviceCreate, DeviceUpdate
 
 
-def register(session: Session, data: DeviceCreate) -> Device:
+def register(session: Session, data: DeviceCreate,
+             reserved: Collection[str] = frozenset()) -> Device:
+    """Register the device. `reserved`: user names of the broker's service accounts, which no
+    device id or OwnTracks user may take (`BrokerSettings.reserved_names`)."""
+    for field, name in (("id", data.id), ("owntracks_user", data.owntracks_user)):
+        if name is not None and name in reserved:
+            raise DeviceNameReserved(f"{field} {name!r} is a broker service account's user "
+                                     "name: choose another")
     cases.get(session, data.case_id)  # CaseNotFound if absent
     if session.get(Device, data.id) is not None:
         raise DeviceConflict(f"device {data.id} is already registered")

@@ -41,7 +41,7 @@ def register_device(
     case = s.get(Case, data.case_id)
     if case is not None and not may_see_case(s, p, case):  # as unknown: no existence oracle
         raise CaseNotFound(f"case {data.case_id} not found")
-    device = service.register(s, data)
+    device = service.register(s, data, rt.settings.broker.reserved_names())
     s.commit()
     rt.directory.invalidate(device.id)
     rt.flow.forget_caches([device.case_id])

@@ -194,3 +194,11 @@ def test_the_shipped_configuration_takes_devices_over_tls_only(tmp_path):
         network.stop()
         device.disconnect()
         device.loop_stop()
+
+
+def test_every_account_of_the_acl_is_a_name_no_device_may_take():
+    """The ACL's device patterns apply to its service accounts too: the settings' default
+    reserved names hold every `user` of the shipped ACL (the API then refuses them)."""
+    users = {line.split()[1] for line in (DEPLOY / "acl").read_text().splitlines()
+             if line.startswith("user ")}
+    assert users and users <= BrokerSettings().reserved_names()

@@ -57,6 +57,27 @@ def test_register_device_validation_and_conflicts(stack):
     assert api.get("/api/v1/devices/vic-api-1").json()["role"] == "victim"
 
 
+def test_no_device_takes_a_broker_service_accounts_name(stack):
+    """The broker's ACL gives every user name a device's topics: a device called `police`
+    would let the police systems' account publish alarms as that device."""
+    api = stack.api()
+    case_id = api.post("/api/v1/cases", json={"reference": "SW-API-0002",
+                                              "home_police_unit": "RE07"}).json()["id"]
+    reserved = sorted(stack.settings.broker.reserved_names())
+    assert {"schildwacht", "police"} <= set(reserved)
+    for name in reserved:
+        for body in ({"id": name, "case_id": case_id, "role": "victim"},
+                     {"id": "vic-api-9", "case_id": case_id, "role": "victim",
+                      "owntracks_user": name, "owntracks_device": "phone"}):
+            response = api.post("/api/v1/devices", json=body)
+            assert response.status_code == 422, body
+            assert "service account" in response.json()["detail"]
+    assert api.get("/api/v1/devices").json() == []  # nothing registered
+    ok = {"id": "vic-api-9", "case_id": case_id, "role": "victim",
+          "owntracks_user": "police-fan", "owntracks_device": "phone"}
+    assert api.post("/api/v1/devices", json=ok).status_code == 201
+
+
 def test_deactivated_device_is_no_longer_heard(stack):
     stack.register("vic-deact")
     api = stack.api()
