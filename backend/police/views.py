@@ -6,9 +6,13 @@ A report the alert has already gone through answers 200 and changes nothing: a p
 delivers at least once, and may repeat an acknowledgement after its dispatch report went
 through (`backend.alerts.lifecycle.already_reported`). The console's own actions stay strict.
 
-Scope: an alert routed to a unit outside the token's units answers 404 (as every out-of-scope
-read); a body naming a unit outside them answers 403. The answer's position is released and
-audited as any alert document's (`backend.audit.guard`)."""
+Scope: a police token reports only on an alert routed to one of its units (the alert's
+`police_unit`), and only for one of them (the body's `unit`). An alert the token may not see at
+all answers 404, as every out-of-scope read (no existence oracle); one it sees without its
+being routed to its units (an alert of a case at home in its unit, routed elsewhere) answers
+403, and so does a body naming a unit outside them. A refused report changes nothing: the
+alert's state and escalation stay as they were. The answer's position is released and audited
+as any alert document's (`backend.audit.guard`)."""
 
 from __future__ import annotations
 
@@ -51,14 +55,19 @@ def police_actor(p: Principal) -> str:
     return f"police:{name}"
 
 
-def check_unit(p: Principal, body_unit: str) -> None:
-    """A police token acts only for the units in its scope `{"units": [...]}` (the alert itself
-    must be routed to one of them: `may_see_alert`)."""
+def refusal(p: Principal, alert_unit: str | None, body_unit: str) -> str | None:
+    """Why a police report on an alert the principal sees is refused (403), or None. A police
+    token answers only for an alert routed to one of its units `{"units": [...]}`, and only in
+    the name of one of them: the home unit of the alert's case sees the alert, but the unit it
+    is routed to acts on it. An administrator reports for any unit."""
     if p.role == "admin":
-        return
-    units = set(p.scope.get("units") or [])
+        return None
+    units = {str(u) for u in p.scope.get("units") or []}
     if body_unit not in units:
-        raise Forbidden(f"unit {body_unit} is outside this token's scope")
+        return f"unit {body_unit} is outside this token's scope"
+    if alert_unit is None or alert_unit not in units:
+        return "the alert is routed to a police unit outside this token's scope"
+    return None
 
 
 def _report(s: Session, rt: Runtime, alert_id: uuid.UUID, action: str, actor: str,
@@ -87,7 +96,8 @@ def police_ack(
         alert = alerts_service.get(s, alert_id)
         if alert is None or not may_see_alert(s, p, alert):
             raise AlertNotFound(f"alert {alert_id} not found")
-        check_unit(p, body.unit)
+        if (why := refusal(p, alert.police_unit, body.unit)) is not None:
+            raise Forbidden(why)
     note = f"police unit {body.unit}" + (f": {body.note}" if body.note else "")
     with rt.sessions.begin() as s:
         effects = _report(s, rt, alert_id, ACTIONS[body.action], police_actor(p), note)

@@ -3,6 +3,8 @@ dispatch report move the alert, reach the timeline and the victim's device."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -101,4 +103,43 @@ def test_a_dispatch_report_for_an_alert_resolved_without_one_is_refused(stack):
     r = police.post(f"/api/v1/alerts/{alert_id}/police-ack",
                     json={"action": "dispatched", "unit": "RE07"})
     assert r.status_code == 409
+    device.disconnect()
+
+
+def test_the_home_unit_sees_an_alert_routed_elsewhere_but_may_not_report_on_it(stack):
+    """The police of the case's home unit see its alert raised in another unit's area, but only
+    the unit it is routed to reports on it: the home unit's report is refused (403) and changes
+    nothing, its escalation included; a unit that does not see the alert gets 404."""
+    from backend.alerts.models import Alert
+
+    stack.register("vic-404", home_unit="RE07")
+    device = stack.device("vic-404")
+    publish(device, stack.topics.alarm("vic-404"),
+            codec.encode(Alarm(id="p-4", lat=52.3731, lon=4.8922, acc=9)))  # Amsterdam
+    api = stack.api()
+    alert = wait_until(lambda: (api.get("/api/v1/alerts").json() or [None])[0])
+    assert alert["region"]["police_unit"] == "RE05"
+    url = f"/api/v1/alerts/{alert['alert_id']}/police-ack"
+    home = _as(stack, stack.token("police", {"units": ["RE07"]}))
+    elsewhere = _as(stack, stack.token("police", {"units": ["RE01"]}))
+    routed = _as(stack, stack.token("police", {"units": ["RE05"]}))
+
+    def escalation() -> tuple:
+        with stack.runtime.sessions() as s:
+            row = s.get(Alert, uuid.UUID(alert["alert_id"]))
+            return row.state, row.next_escalation_at, row.escalation_step
+
+    before = escalation()
+    assert before[0] == "new" and before[1] is not None
+    assert home.get(f"/api/v1/alerts/{alert['alert_id']}").status_code == 200  # it sees it
+    for action in ("dispatched", "acknowledge"):
+        r = home.post(url, json={"action": action, "unit": "RE07", "note": "car 1"})
+        assert r.status_code == 403, r.text
+        assert elsewhere.post(url, json={"action": action, "unit": "RE01"}).status_code == 404
+    assert escalation() == before
+    timeline = api.get(f"/api/v1/alerts/{alert['alert_id']}").json()["timeline"]
+    assert [e for e in timeline if e["kind"] == "transition"] == []
+
+    r = routed.post(url, json={"action": "dispatched", "unit": "RE05", "note": "car 2"})
+    assert (r.status_code, r.json()["state"]) == (200, "dispatched")
     device.disconnect()
