@@ -23,6 +23,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# No bearer token lives longer than this, whatever the settings say (two years).
+MAX_TOKEN_LIFETIME_S = 2 * 365 * 86_400
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "admin", "password", "token", "xxx"}
 
 
@@ -246,6 +248,24 @@ class ApiSettings(BaseModel):
         return _reject_placeholder(v, (info.field_name or "token").replace("_", " "))
 
 
+class TokenSettings(BaseModel):
+    """Bearer tokens an administrator issues (`POST /api/v1/tokens`: a police system, a
+    monitoring client). Every one expires: `lifetime_s` after it is issued, or after the
+    lifetime asked for when it is issued, which may not exceed `max_lifetime_s`. A console
+    sign-in is a session, not a token: it ends after `console.session_lifetime_s` (12 h). The
+    bootstrap `api.admin_token` is set here, not issued: it lasts until it is removed."""
+
+    lifetime_s: int = Field(90 * 86_400, ge=3_600, le=MAX_TOKEN_LIFETIME_S)
+    max_lifetime_s: int = Field(365 * 86_400, ge=3_600, le=MAX_TOKEN_LIFETIME_S)
+
+    @model_validator(mode="after")
+    def _default_within_maximum(self) -> TokenSettings:
+        if self.lifetime_s > self.max_lifetime_s:
+            raise ValueError("tokens.lifetime_s must not exceed tokens.max_lifetime_s: the "
+                             "default lifetime of a token is one an administrator may ask for")
+        return self
+
+
 class MetricsSettings(BaseModel):
     """Where a process that serves no API (`ingest`, `loops`) serves its Prometheus metrics:
     off without a port; each such process on a machine needs a port of its own. The API serves
@@ -450,6 +470,7 @@ class Settings(BaseSettings):
     outbox: OutboxSettings = OutboxSettings()
     process: ProcessSettings = ProcessSettings()
     api: ApiSettings = ApiSettings()
+    tokens: TokenSettings = TokenSettings()
     metrics: MetricsSettings = MetricsSettings()
     routing: RoutingSettings = RoutingSettings()
     geofence: GeofenceSettings = GeofenceSettings()

@@ -39,7 +39,7 @@ def principal(
     admin = rt.settings.api.admin_token
     found = authenticate(s, credentials.credentials, admin.get_secret_value() if admin else None)
     if found is None:
-        raise NotAuthenticated("unknown or revoked token")
+        raise NotAuthenticated("unknown, expired or revoked token")
     return found
 
 

@@ -13,9 +13,12 @@ from backend.auth.errors import (
     BadCredentials,
     CsrfRejected,
     Forbidden,
+    InvalidLifetime,
     InvalidScope,
     NotAuthenticated,
+    NotRevocable,
     ReasonRequired,
+    TokenNotFound,
     UserConflict,
 )
 from backend.caselog.errors import ChainConflict
@@ -31,7 +34,10 @@ STATUS = {
     CsrfRejected: 403,
     ReasonRequired: 403,
     InvalidScope: 422,
+    InvalidLifetime: 422,
     UserConflict: 409,
+    TokenNotFound: 404,
+    NotRevocable: 409,
     AlertNotFound: 404,
     CaseNotFound: 404,
     CaseInUse: 409,

@@ -31,3 +31,19 @@ class InvalidScope(AuthError):
 
 class ReasonRequired(AuthError):
     """Location data outside an open alert may only be read with a stated reason."""
+
+
+class TokenNotFound(AuthError):
+    """No bearer token has this id."""
+
+
+class InvalidLifetime(AuthError):
+    """A token's lifetime asked for beyond the settings' maximum (`tokens.max_lifetime_s`)."""
+
+
+class NotRevocable(AuthError):
+    """The bootstrap admin token is set in the settings: it ends only where it is set."""
+
+
+class UserNotFound(AuthError):
+    """No console user has this name."""

@@ -3,8 +3,9 @@ the connection lasts: a console signed out, a session expired, a user disabled o
 revoked gets nothing more over it.
 
 A check reads the database at most once every `every_s` seconds (its answer is kept that long),
-and always again once a console session has reached its `expires_at`, whether or not `every_s`
-has passed. Once a credential grants nothing it stays so: the connection must end."""
+and always again once a console session or a bearer token has reached its `expires_at`, whether
+or not `every_s` has passed. Once a credential grants nothing it stays so: the connection must
+end."""
 
 from __future__ import annotations
 
@@ -19,21 +20,20 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.auth import sessions as web_sessions
-from backend.auth.tokens import Principal, authenticate
+from backend.auth.tokens import Principal, authenticate_until
 
 log = logging.getLogger(__name__)
 
-# What a credential grants now: the principal and, for a console session, when it expires.
+# What a credential grants now: the principal and when it expires (None: the bootstrap token).
 Grant = tuple[Principal, datetime | None]
 Check = Callable[[Session], Grant | None]
 
 
 def bearer(token: str, admin_token: str | None) -> Check:
-    """A bearer token (or the bootstrap admin token): valid until revoked."""
+    """A bearer token: valid until revoked or expired (the bootstrap admin token: always)."""
 
     def check(s: Session) -> Grant | None:
-        principal = authenticate(s, token, admin_token)
-        return None if principal is None else (principal, None)
+        return authenticate_until(s, token, admin_token)
 
     return check
 

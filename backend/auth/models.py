@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, String, Uuid
@@ -9,10 +9,17 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.db.base import Base, utcnow
 from backend.db.types import UTCDateTime
+from backend.settings import TokenSettings
 
 # partner: a contact person of a partner organisation of a case (Vrouwenopvang, 3RO, the OM...)
 # who reads the case's log and adds notes to it (`backend.caselog.views`), and nothing else.
 ROLES = ("admin", "dispatcher", "police", "case_director", "partner")
+
+
+def default_token_expiry() -> datetime:
+    """The expiry of a token row made without one (a script, a test): the default lifetime.
+    The API and the CLI set it from the settings (`backend.auth.tokens.issue`)."""
+    return utcnow() + timedelta(seconds=TokenSettings().lifetime_s)
 
 
 class ApiToken(Base):
@@ -27,6 +34,8 @@ class ApiToken(Base):
     # Scope: `backend.auth.scope` ({"regions": [...VR codes]} for dispatchers...).
     scope: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Refused from this moment on (`backend.auth.tokens.authenticate`), as once revoked.
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, default=default_token_expiry)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 

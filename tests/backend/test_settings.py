@@ -59,3 +59,18 @@ def test_a_setting_that_none_turns_off_is_turned_off_by_null(monkeypatch):
     monkeypatch.setenv("SCHILDWACHT_GEOFENCE__REPEAT_CONFIRMATIONS", "1")  # one is no repeat
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_every_token_lifetime_is_bounded(monkeypatch):
+    """A token's default lifetime is one an administrator may ask for, and no maximum goes
+    beyond two years."""
+    tokens = Settings().tokens
+    assert (tokens.lifetime_s, tokens.max_lifetime_s) == (90 * 86_400, 365 * 86_400)
+    monkeypatch.setenv("SCHILDWACHT_TOKENS__LIFETIME_S", str(400 * 86_400))
+    with pytest.raises(ValidationError, match="lifetime_s must not exceed"):
+        Settings()
+    monkeypatch.setenv("SCHILDWACHT_TOKENS__MAX_LIFETIME_S", str(400 * 86_400))
+    assert Settings().tokens.lifetime_s == 400 * 86_400
+    monkeypatch.setenv("SCHILDWACHT_TOKENS__MAX_LIFETIME_S", str(3 * 365 * 86_400))
+    with pytest.raises(ValidationError):
+        Settings()

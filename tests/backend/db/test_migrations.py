@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, text
@@ -86,3 +87,41 @@ def test_the_delivery_key_migration_runs_again_after_a_failed_concurrent_build(p
         assert keys == {"uq_webhook_deliveries_message":
                         "UNIQUE (subscription_id, alert_id, sequence, escalation_step)"}
         assert schema_drift(url) == []
+
+
+def _tokens_expire_from_the_migration(url: str, engine: Engine) -> None:
+    """Tokens stored before migration 0014 (a revoked one too) all get an expiry, 90 days
+    after the migration; the column is then required."""
+    upgrade(url, "0013_webhook_escalation_step")
+    with engine.begin() as c:
+        for name, revoked in (("police-rdam", None), ("old", "2026-01-01 00:00:00+00:00")):
+            c.execute(text(
+                "INSERT INTO api_tokens (id, name, role, token_sha256, scope, created_at, "
+                "revoked_at) VALUES (:id, :name, 'police', :digest, '{}', "
+                "'2025-01-01 00:00:00+00:00', :revoked)"),
+                {"id": uuid.uuid4().hex, "name": name, "digest": uuid.uuid4().hex * 2,
+                 "revoked": revoked})
+    before = datetime.now(UTC)
+    upgrade(url)
+    with engine.connect() as c:
+        stored = c.execute(text("SELECT expires_at FROM api_tokens")).scalars().all()
+    assert len(stored) == 2
+    for value in stored:
+        expires = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+        expires = expires.replace(tzinfo=expires.tzinfo or UTC)
+        assert before + timedelta(days=90) <= expires <= datetime.now(UTC) + timedelta(days=90)
+    assert schema_drift(url) == []
+
+
+def test_existing_tokens_get_an_expiry_on_sqlite(tmp_path: Path):
+    url = f"sqlite:///{tmp_path}/tokens.db"
+    engine = create_engine(url)
+    try:
+        _tokens_expire_from_the_migration(url, engine)
+    finally:
+        engine.dispose()
+
+
+def test_existing_tokens_get_an_expiry_on_postgresql(pg_url):
+    with scratch_database(pg_url) as (url, engine):
+        _tokens_expire_from_the_migration(url, engine)
