@@ -9,6 +9,8 @@
     schildwacht run         API and ingest worker in one process
     schildwacht simulate    drive simulated devices against a broker
     schildwacht tune        alerts per day a proposed measure would raise (recorded or simulated)
+    schildwacht user        console accounts: add, disable, enable
+    schildwacht token       bearer tokens: list, revoke
 """
 
 from __future__ import annotations
@@ -210,6 +212,74 @@ def cmd_user_add(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _in_database(settings: Settings, action) -> int:
+    """Run `action(session)` in one transaction; an auth error is printed and changes
+    nothing (exit 2)."""
+    from backend.auth.errors import AuthError
+    from backend.db.engine import make_engine, make_session_factory
+
+    engine = make_engine(settings.database)
+    try:
+        with make_session_factory(engine).begin() as s:
+            message = action(s)
+    except AuthError as e:
+        print(f"error: {e} (nothing changed)", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    print(message)
+    return 0
+
+
+def cmd_user_disable(settings: Settings, args: argparse.Namespace) -> int:
+    """Disable a console user: no sign-in, and every session of hers ends."""
+    from backend.auth.users import disable_user
+
+    def disable(s) -> str:
+        user, ended = disable_user(s, args.username)
+        return (f"user {user.username} disabled since {user.disabled_at.isoformat()}; "
+                f"{ended} console session(s) ended")
+
+    return _in_database(settings, disable)
+
+
+def cmd_user_enable(settings: Settings, args: argparse.Namespace) -> int:
+    from backend.auth.users import enable_user
+
+    return _in_database(settings, lambda s: f"user {enable_user(s, args.username).username} "
+                                            "may sign in again")
+
+
+def cmd_token_list(settings: Settings, args: argparse.Namespace) -> int:
+    """Every stored token: id, state, expiry, role and name (never the token)."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from backend.auth.models import ApiToken
+    from backend.auth.tokens import state
+
+    def listing(s) -> str:
+        now = datetime.now(UTC)
+        rows = s.scalars(select(ApiToken).order_by(ApiToken.created_at.desc(), ApiToken.id))
+        return "\n".join(
+            f"{row.id}  {state(row, now):7}  expires {row.expires_at.isoformat()}  "
+            f"{row.role:13}  {row.name}" for row in rows) or "no tokens"
+
+    return _in_database(settings, listing)
+
+
+def cmd_token_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    """Revoke a token: refused from now on in every process."""
+    from backend.auth.tokens import revoke
+
+    def revoking(s) -> str:
+        row = revoke(s, args.token_id)
+        return f"token {row.id} ({row.name}) revoked at {row.revoked_at.isoformat()}"
+
+    return _in_database(settings, revoking)
+
+
 def cmd_cases_changed(settings: Settings, args: argparse.Namespace) -> int:
     """Tell every process that cases, their contacts or devices changed outside the API (by
     hand, in SQL, by a script): the ingest workers read the cases named (without --case: every
@@ -337,6 +407,20 @@ def build_parser() -> argparse.ArgumentParser:
                                "case references (case_director, partner)")
     user_add.add_argument("--password", default=None, help="else asked for on the terminal")
     user_add.set_defaults(func=cmd_user_add)
+    user_disable = user.add_parser(
+        "disable", help="disable a console user: no sign-in, and her sessions end")
+    user_disable.add_argument("username")
+    user_disable.set_defaults(func=cmd_user_disable)
+    user_enable = user.add_parser("enable", help="let a disabled console user sign in again")
+    user_enable.add_argument("username")
+    user_enable.set_defaults(func=cmd_user_enable)
+    token = sub.add_parser("token", help="bearer tokens").add_subparsers(dest="token_command",
+                                                                         required=True)
+    token.add_parser("list", help="every stored token (never the token itself)").set_defaults(
+        func=cmd_token_list)
+    token_revoke = token.add_parser("revoke", help="revoke a token: refused from now on")
+    token_revoke.add_argument("token_id", type=uuid.UUID, metavar="ID")
+    token_revoke.set_defaults(func=cmd_token_revoke)
     cases = sub.add_parser("cases", help="cases changed outside the API").add_subparsers(
         dest="cases_command", required=True)
     changed = cases.add_parser(

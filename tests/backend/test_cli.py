@@ -47,3 +47,95 @@ def test_a_service_stops_on_sigterm_delivered_to_another_thread():
         assert out.strip() == "stopped" and proc.returncode == 0
     finally:
         proc.kill()
+
+
+# -- user and token commands (on the test database) ----------------------------------------------
+@pytest.fixture
+def accounts(pg_sessions, pg_url, monkeypatch):
+    """A dispatcher with an open console session, and two tokens; the commands' settings."""
+    from datetime import UTC, datetime, timedelta
+
+    from backend.auth import sessions as web_sessions
+    from backend.auth.tokens import issue
+    from backend.auth.users import add_user
+
+    monkeypatch.setenv("SCHILDWACHT_DATABASE__URL", pg_url)
+    monkeypatch.setenv("SCHILDWACHT_PROCESS__FREEZE_HEAP", "false")
+    expires = datetime.now(UTC) + timedelta(days=1)
+    with pg_sessions.begin() as s:
+        user = add_user(s, "desk", "correct horse battery", "dispatcher", {"regions": ["VR17"]})
+        cookie, _ = web_sessions.start(s, user, 3_600)
+        first, first_token = issue(s, "police-rdam", "police", {"units": ["RE07"]}, expires)
+        _, other_token = issue(s, "police-other", "police", {"units": ["RE05"]}, expires)
+        first_id = first.id
+    return pg_sessions, cookie, first_id, first_token, other_token
+
+
+def _grants(sessions, token: str) -> bool:
+    from backend.auth.tokens import authenticate
+
+    with sessions() as s:
+        return authenticate(s, token, None) is not None
+
+
+@pytest.mark.services
+def test_token_revoke_refuses_the_token_from_then_on(accounts, capsys):
+    from backend.cli import main
+
+    sessions, _, token_id, token, other = accounts
+    assert main(["token", "revoke", str(token_id)]) == 0
+    assert f"token {token_id} (police-rdam) revoked at" in capsys.readouterr().out
+    assert not _grants(sessions, token) and _grants(sessions, other)
+    assert main(["token", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert f"{token_id}  revoked" in listed and "police-other" in listed
+    assert token not in listed
+
+
+@pytest.mark.services
+def test_token_revoke_of_an_unknown_or_malformed_id_changes_nothing(accounts, capsys):
+    import uuid
+
+    from backend.cli import main
+
+    sessions, _, _, token, other = accounts
+    unknown = uuid.uuid4()
+    assert main(["token", "revoke", str(unknown)]) == 2
+    assert f"error: no token {unknown} (nothing changed)" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:
+        main(["token", "revoke", "police-rdam"])
+    assert refused.value.code == 2 and "invalid UUID value" in capsys.readouterr().err
+    assert _grants(sessions, token) and _grants(sessions, other)
+
+
+@pytest.mark.services
+def test_user_disable_ends_her_sessions_and_enable_lets_her_sign_in_again(accounts, capsys):
+    from backend.auth import sessions as web_sessions
+    from backend.auth.errors import BadCredentials
+    from backend.auth.users import check_password
+    from backend.cli import main
+
+    sessions, cookie, _, _, _ = accounts
+    assert main(["user", "disable", "desk"]) == 0
+    assert "1 console session(s) ended" in capsys.readouterr().out
+    with sessions.begin() as s:
+        assert web_sessions.resolve(s, cookie) is None
+        with pytest.raises(BadCredentials):
+            check_password(s, "desk", "correct horse battery")
+    assert main(["user", "disable", "desk"]) == 0  # already: as it is
+    assert main(["user", "enable", "desk"]) == 0
+    with sessions.begin() as s:
+        assert check_password(s, "desk", "correct horse battery").username == "desk"
+        assert web_sessions.resolve(s, cookie) is None  # her ended session stays ended
+
+
+@pytest.mark.services
+def test_user_disable_of_an_unknown_user_changes_nothing(accounts, capsys):
+    from backend.auth import sessions as web_sessions
+    from backend.cli import main
+
+    sessions, cookie, _, _, _ = accounts
+    assert main(["user", "disable", "nobody"]) == 2
+    assert "error: no user nobody (nothing changed)" in capsys.readouterr().err
+    with sessions() as s:
+        assert web_sessions.resolve(s, cookie) is not None
