@@ -19,6 +19,7 @@ from backend.alerts.document import alert_document, police_document
 from backend.alerts.errors import AlertNotFound, InvalidTransition
 from backend.alerts.lifecycle import DEVICE_ACK_STATE, Outcome, decide
 from backend.alerts.models import Alert
+from backend.auth.tokens import loggable
 from backend.cases.snapshots import CaseSnapshots, case_context
 from backend.cases.models import Case
 from backend.devices.models import Device
@@ -479,7 +480,7 @@ class AlertFlow:
         if alert.type in VICTIM_FEEDBACK_TYPES and alert.message_id and alert.device_id:
             rows.append(self._ack_row(alert, alert.state, now))
         items = _enqueue(session, rows)
-        log.info("alert %s id=%s by=%s", alert.state, alert.id, actor)
+        log.info("alert %s id=%s by=%s", alert.state, alert.id, loggable(actor))
         effects = Effects(items, [alert_event(session, "alert.updated", alert, document)],
                           [alert])
         for hook in self.hooks:

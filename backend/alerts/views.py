@@ -189,7 +189,7 @@ def _audit(rt: Runtime, who: Principal, reads: list[LocationRead]) -> None:
         with rt.sessions.begin() as s:
             record(s, who, reads, reason=None, channel="stream")
     except SQLAlchemyError:  # the console keeps its stream; the gap is in the log, by id
-        log.exception("audit of streamed positions failed actor=%s alerts=%s", who.name,
+        log.exception("audit of streamed positions failed actor=%s alerts=%s", who.ref,
                       ",".join(r.resource_id for r in reads))
 
 

@@ -126,7 +126,7 @@ class AuditWriter:
         for entry in pending:  # the gap is in the log, by id (never a position)
             read = entry.reads[0]
             log.error("audit of %s position failed actor=%s %s=%s", entry.channel,
-                      entry.who.name, read.resource, read.resource_id)
+                      entry.who.ref, read.resource, read.resource_id)
 
     def _try(self, batch: list[Reads]) -> str | None:
         """Write the entries in one transaction: None once committed, else the error's type."""

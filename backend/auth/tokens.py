@@ -33,9 +33,18 @@ TokenState = Literal["live", "expired", "revoked"]
 
 @dataclass(frozen=True)
 class Principal:
-    name: str
+    name: str  # who acted, as the timeline, the case log and the audit log record it
     role: str  # admin | dispatcher | police | case_director
     scope: dict[str, Any] = field(default_factory=dict)
+    ref: str = "admin"  # who, as logs carry it: `user#<id>`, `token#<id>`, never a name
+
+
+def loggable(actor: str) -> str:
+    """An actor (`Principal.name`, or `device:<id>`, `system:<loop>`) as a log line may carry
+    it: a person's or a token's name (`user:<name>`, `token:<name>`) only as its kind. Logs
+    carry ids, never names; the timeline and the case log say who."""
+    kind, _, _ = actor.partition(":")
+    return kind if kind in ("user", "token") else actor
 
 
 def new_token() -> str:
@@ -109,7 +118,8 @@ def authenticate_until(session: Session, token: str, admin_token: str | None,
     )
     if row is None:
         return None
-    return Principal(f"token:{row.name}", row.role, dict(row.scope or {})), row.expires_at
+    return (Principal(f"token:{row.name}", row.role, dict(row.scope or {}), f"token#{row.id}"),
+            row.expires_at)
 
 
 def authenticate(session: Session, token: str, admin_token: str | None,

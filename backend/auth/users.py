@@ -24,7 +24,8 @@ MIN_PASSWORD_LENGTH = 12
 
 
 def principal_of(user: User) -> Principal:
-    return Principal(f"user:{user.username}", user.role, dict(user.scope or {}))
+    return Principal(f"user:{user.username}", user.role, dict(user.scope or {}),
+                     f"user#{user.id}")
 
 
 def add_user(s: Session, username: str, password: str, role: str, scope: dict[str, Any]) -> User:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from backend.alerts import service as alerts_service
 from backend.alerts.errors import AlertNotFound
+from backend.auth.tokens import loggable
 from backend.police import sealing, signing
 from backend.police.errors import SecretError
 from backend.police.sealing import SecretBox
@@ -127,7 +128,8 @@ def replay_alert(
         raise NothingToReplay(f"alert {alert_id}: its failed deliveries are past the retention "
                               "of alert copies (their bodies are gone)")
     _reopen(session, alert_id, failed, actor, urgent, now or datetime.now(UTC))
-    log.info("alert %s: %d deliveries replayed by %s", alert_id, len(failed), actor)
+    log.info("alert %s: %d deliveries replayed by %s", alert_id, len(failed),
+             loggable(actor))
     return failed
 
 
@@ -143,7 +145,7 @@ def replay_delivery(
         raise NothingToReplay(f"delivery {delivery_id} is past the retention of alert copies "
                               "(its body is gone)")
     _reopen(session, delivery.alert_id, [delivery], actor, urgent, now or datetime.now(UTC))
-    log.info("delivery %s replayed by %s", delivery_id, actor)
+    log.info("delivery %s replayed by %s", delivery_id, loggable(actor))
     return delivery
 
 

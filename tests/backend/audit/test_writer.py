@@ -17,7 +17,7 @@ from backend.auth.tokens import Principal
 from tests.support.db import sqlite_sessions
 from tests.support.waiting import wait_until
 
-WHO = Principal("token:desk", "dispatcher", {"regions": ["VR17"]})
+WHO = Principal("token:desk", "dispatcher", {"regions": ["VR17"]}, "token#7")
 
 
 @pytest.fixture
@@ -79,7 +79,8 @@ def test_entries_that_cannot_be_written_are_logged_by_id(sessions, monkeypatch, 
     messages = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert len(messages) == 2
     for i, message in enumerate(messages):
-        assert "actor=token:desk" in message and f"alert=a-{i}" in message
+        assert "actor=token#7" in message and f"alert=a-{i}" in message
+        assert "desk" not in message  # the token by id, not by its name
         assert "vic-" not in message  # ids of alerts only
 
 

@@ -13,7 +13,7 @@ from backend.auth import live
 from backend.auth.errors import InvalidLifetime, TokenNotFound
 from backend.auth.live import LiveCredential
 from backend.auth.models import ApiToken
-from backend.auth.tokens import authenticate, expiry, issue, revoke, state
+from backend.auth.tokens import authenticate, expiry, issue, loggable, revoke, state
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 DAY = 86_400
@@ -46,9 +46,10 @@ def _issue(stack, expires_at: datetime) -> tuple[uuid.UUID, str]:
 
 def test_an_expired_token_authenticates_no_more(stack):
     now = datetime.now(UTC)
-    _, token = _issue(stack, now + timedelta(minutes=5))
+    token_id, token = _issue(stack, now + timedelta(minutes=5))
     with stack.runtime.sessions() as s:
-        assert authenticate(s, token, None, now).name == "token:police-rdam"
+        who = authenticate(s, token, None, now)
+        assert (who.name, who.ref) == ("token:police-rdam", f"token#{token_id}")
         assert authenticate(s, token, None, now + timedelta(minutes=5)) is None
 
 
@@ -79,3 +80,31 @@ def test_a_stream_credential_is_read_again_at_the_token_expiry(stack):
 
     first, after = asyncio.run(run())
     assert first is not None and first.role == "police" and after is None
+
+
+def test_a_log_line_carries_an_actor_by_kind_or_id_never_by_name():
+    assert loggable("user:anna.devries") == "user"
+    assert loggable("token:Anna de Vries (desk RR)") == "token"
+    assert loggable("device:vic-001") == "device:vic-001"
+    assert loggable("system:escalation") == "system:escalation"
+    assert loggable("admin") == "admin"
+
+
+def test_an_action_logs_who_by_kind_and_the_timeline_by_name(stack, caplog):
+    """DESIGN: logs carry ids, never names. A token named after its holder acknowledges an
+    alert: the log says a token did, the alert's timeline who."""
+    from tests.backend.escalation.support import raise_panic
+
+    alert = raise_panic(stack, "vic-names")
+    with stack.runtime.sessions.begin() as s:
+        _row, token = issue(s, "Anna de Vries (desk RR)", "dispatcher", {"regions": ["VR17"]},
+                            datetime.now(UTC) + timedelta(days=1))
+    api = stack.api()
+    caplog.set_level("INFO")
+    response = api.post(f"/api/v1/alerts/{alert.id}/acknowledge",
+                        headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    assert f"alert acknowledged id={alert.id} by=token" in caplog.text
+    assert "Anna" not in caplog.text
+    timeline = api.get(f"/api/v1/alerts/{alert.id}?with_location=false").json()["timeline"]
+    assert timeline[-1]["actor"] == "token:Anna de Vries (desk RR)"
