@@ -123,7 +123,9 @@ class ProtocolSettings(BaseModel):
     # direction below) is raised and flagged "late" (buffered while out of coverage).
     late_after_s: float = Field(60.0, gt=0)
     max_late_s: float = Field(7 * 86_400.0, gt=0)
-    # A device heard within this time is in coverage: its old alarm time is a wrong clock.
+    # A device whose live messages (a status report with a time, a single fix) showed its
+    # clock running behind by as much as an old alarm's, within this time, is in coverage: the
+    # alarm's old time is a wrong clock, not a late alarm (`backend.pipeline.steps.wrong_clock`).
     in_coverage_s: float = Field(120.0, gt=0)
 
 

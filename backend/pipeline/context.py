@@ -62,6 +62,8 @@ class Context:
     fixes: list[Fix] = field(default_factory=list)  # every decoded fix: all are stored
     fresh_fixes: list[Fix] = field(default_factory=list)  # newer than the last accepted: state
     status: Status | None = None
+    # The message says it was held back by the device: a batch of fixes sent after a gap.
+    held: bool = False
     alerts: list[AlertDraft] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
     rejection: Rejection | None = None

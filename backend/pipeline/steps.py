@@ -9,7 +9,7 @@ from device_protocol import Channel, ProtocolError, Topics, codec
 from backend.devices.directory import DeviceLookup
 from backend.pipeline.context import AlertDraft, Context
 from backend.settings import ProtocolSettings
-from backend.state.store import LastFix, StateStore
+from backend.state.store import ClockReading, LastFix, StateStore
 
 
 class Step(Protocol):
@@ -88,10 +88,60 @@ class Decode:
                 return
             if channel is Channel.LOC:
                 ctx.fixes = codec.decode_fixes(payload, self._max)
+                ctx.held = "fixes" in document
             else:
                 ctx.status = codec.decode_status(payload, self._max)
         except ProtocolError as exc:
             ctx.reject(exc.code, str(exc))
+
+
+def is_last_will(ctx: Context) -> bool:
+    """The broker's Last Will for the device (`{"online": false}`, nothing else): published by
+    the broker when the device's connection died, so it is no contact with the device."""
+    status = ctx.status
+    return status is not None and status.online is False and status.model_dump(
+        exclude_none=True) == {"online": False}
+
+
+def says_online(ctx: Context) -> bool:
+    """Whether the message shows the device online: any message from it but one that says it
+    is not (its own `"online": false`); never the broker's Last Will."""
+    return ctx.device is not None and not (ctx.status is not None and ctx.status.online is False)
+
+
+def clock_reading(ctx: Context) -> ClockReading | None:
+    """What the device's clock showed on a message it sends live: a status report with a time,
+    or a single fix on its `loc` topic. Not an alarm (one pressed out of coverage is held), a
+    batch of fixes (sent after a gap) nor an OwnTracks fix (the app queues them offline): what
+    was held shows how long it was held, not how the clock runs."""
+    now = ctx.raw.received_at
+    if ctx.status is not None and ctx.status.tst is not None:
+        return ClockReading(now, now - ctx.status.tst)
+    channel = ctx.topic.channel if ctx.topic else None
+    if channel is Channel.LOC and not ctx.held and len(ctx.fixes) == 1:
+        return ClockReading(now, now - ctx.fixes[0].tst)
+    return None
+
+
+def wrong_clock(reading: ClockReading | None, now: float, behind: float,
+                settings: ProtocolSettings) -> bool:
+    """Whether an alarm whose device time runs `behind` server time by more than
+    `late_after_s` was sent at once by a device whose clock is wrong ("clock_skew"), rather
+    than held while out of coverage ("late").
+
+    Both look the same on the alarm alone; the device's latest clock reading tells them apart
+    (`clock_reading`). It comes only from messages a device sends live, never from what is
+    delivered after a coverage gap: the broker's Last Will, a reconnect or an earlier held alarm
+    say nothing of the clock, a batch of buffered fixes shows how long they were held. So a
+    reading received within `in_coverage_s` whose clock ran behind by as much as the alarm's
+    (within `late_after_s`) means the device is in coverage and its clock runs behind: the
+    alarm is fresh. A device whose clock is right shows about 0 on its live messages, before the
+    gap or after it, so its held alarm stays "late". No reading, or an old one: "late" — the
+    safe side, which keeps the alarm's old position dated as old instead of passing it for
+    current.
+    """
+    return (reading is not None and now - reading.received_at <= settings.in_coverage_s
+            and abs(reading.behind - behind) <= settings.late_after_s)
 
 
 class Staleness:
@@ -99,30 +149,33 @@ class Staleness:
 
     Alarms: never suppressed. A missing or wild device time (further than `max_clock_skew_s` in
     the future, or older than `max_late_s`) is flagged and server time is used; an old but
-    plausible one is flagged "late" (buffered while out of coverage) — unless the device was
-    heard recently and its newest fix ran behind by the same amount: then the device is in
-    coverage and its clock is wrong, so it is flagged "clock_skew" and server time is used.
+    plausible one is flagged "late" (buffered while out of coverage) — unless the device's
+    latest live messages showed its clock running behind by as much (`wrong_clock`): then it
+    is flagged "clock_skew" and server time is used.
     Fixes: all are stored; only fixes newer than the last accepted one, and not in the future
     beyond the skew bound, drive state (geofences). Shared subscriptions do not keep per-device
     order, so this step is what keeps state monotonic.
+    Every message but the broker's Last Will counts as hearing from the device (`last_seen`,
+    which supervision uses for `device_silent`); the live ones note its clock (`clock_reading`).
+    A Last Will received before the device was last heard (stored late by a worker sharing the
+    subscription) is ignored: the device came back after it.
     """
 
     def __init__(self, settings: ProtocolSettings, state: StateStore) -> None:
         self._s = settings
         self._state = state
 
-    def _clock_behind(self, device_id: str, now: float) -> float | None:
-        """How far the device's clock ran behind on its newest fix, if it was heard recently
-        (so it is in coverage, not buffering); None when that cannot be told."""
-        seen = self._state.last_seen(device_id)
-        last = self._state.get_last_fix(device_id)
-        if seen is None or last is None or now - seen > self._s.in_coverage_s:
-            return None
-        return seen - last.tst
-
     def __call__(self, ctx: Context) -> None:
         self._judge(ctx)
-        self._state.touch({ctx.device.id: ctx.raw.received_at})  # type: ignore[union-attr]
+        device_id = ctx.device.id  # type: ignore[union-attr]
+        if is_last_will(ctx):
+            seen = self._state.last_seen(device_id)
+            if seen is not None and seen > ctx.raw.received_at:
+                ctx.ignored = True  # the device was heard after it: it is back, not offline
+            return
+        self._state.touch({device_id: ctx.raw.received_at})
+        if (reading := clock_reading(ctx)) is not None:
+            self._state.set_clocks({device_id: reading})
 
     def _judge(self, ctx: Context) -> None:
         now = ctx.raw.received_at
@@ -133,8 +186,8 @@ class Staleness:
             elif tst - now > self._s.max_clock_skew_s or now - tst > self._s.max_late_s:
                 ctx.flags.append("clock_skew")
             elif now - tst > self._s.late_after_s:
-                behind = self._clock_behind(ctx.device.id, now)  # type: ignore[union-attr]
-                skewed = behind is not None and abs(behind - (now - tst)) <= self._s.late_after_s
+                reading = self._state.get_clock(ctx.device.id)  # type: ignore[union-attr]
+                skewed = wrong_clock(reading, now, now - tst, self._s)
                 ctx.flags.append("clock_skew" if skewed else "late")
             return
         if not ctx.fixes:

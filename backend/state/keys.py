@@ -2,8 +2,8 @@
 
 The hot state of all devices lives in hashes with the device id as field, so that the ingest
 worker reads a whole batch of devices with one HMGET per hash and writes it with one script
-(`backend.state.store.WRITE_NEWEST`, which takes all three hashes). On Redis Cluster the keys
-of one script must lie in one slot: the three share a hash tag (`STATE_TAG`). Every key starts
+(`backend.state.store.WRITE_NEWEST`, which takes all four hashes). On Redis Cluster the keys
+of one script must lie in one slot: the four share a hash tag (`STATE_TAG`). Every key starts
 with the prefix, so `<prefix>:*` finds them all. A fleet larger than one Redis can hold would
 split the hashes into buckets by device id.
 """
@@ -31,6 +31,12 @@ def zone_states(prefix: str) -> str:
     as they change so that every fix worker, restarted or one of several, goes on from them
     (`ZoneStep.begin_batch`)."""
     return f"{prefix}:{STATE_TAG}:zone_states"
+
+
+def clock_readings(prefix: str) -> str:
+    """Hash: device id -> "received_at behind" of its newest message that showed its clock
+    (`ClockReading`): how the stale-alarm check tells a wrong clock from a late alarm."""
+    return f"{prefix}:{STATE_TAG}:clock"
 
 
 def untagged(prefix: str) -> dict[str, str]:

@@ -51,6 +51,32 @@ def decode_fix_time(data: bytes | None) -> float | None:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class ClockReading:
+    """What a device's own clock showed on a message it sent live (not held for a coverage
+    gap): when the message was received (server time) and how far the device time it carried
+    ran behind that (negative: ahead)."""
+
+    received_at: float
+    behind: float
+
+
+def encode_clock(reading: ClockReading) -> bytes:
+    """The stored form of a clock reading: "received_at behind"."""
+    return f"{reading.received_at!r} {reading.behind!r}".encode()
+
+
+def decode_clock(data: bytes | None) -> ClockReading | None:
+    """A stored clock reading, or None when absent or unreadable."""
+    if not data:
+        return None
+    try:
+        received_at, behind = data.split(b" ")
+        return ClockReading(float(received_at), float(behind))
+    except ValueError:
+        return None
+
+
 # Geofence states of one device (measure id -> the engine's state as a dict); {} when the device
 # is idle everywhere, which removes it from the store.
 Zones = dict[str, dict[str, Any]]
@@ -75,21 +101,23 @@ def decode_zones(data: bytes | None) -> Zones | None:
 
 @dataclass(slots=True)
 class Stored:
-    """What the store holds of some devices: last fixes, last-seen times and zone states (a
-    device absent from a dict: nothing known, or idle everywhere for zones)."""
+    """What the store holds of some devices: last fixes, last-seen times, zone states and clock
+    readings (a device absent from a dict: nothing known, or idle everywhere for zones)."""
 
     fixes: dict[str, LastFix] = field(default_factory=dict)
     seen: dict[str, float] = field(default_factory=dict)
     zones: dict[str, Zones] = field(default_factory=dict)
+    clocks: dict[str, ClockReading] = field(default_factory=dict)
 
     def update(self, newer: Stored) -> None:
         """Let `newer` override, device by device (an empty zone dict: idle everywhere)."""
         self.fixes.update(newer.fixes)
         self.seen.update(newer.seen)
         self.zones.update(newer.zones)
+        self.clocks.update(newer.clocks)
 
     def __bool__(self) -> bool:
-        return bool(self.fixes or self.seen or self.zones)
+        return bool(self.fixes or self.seen or self.zones or self.clocks)
 
 
 class StateStore(Protocol):
@@ -97,9 +125,12 @@ class StateStore(Protocol):
     def set_last_fixes(self, fixes: dict[str, LastFix]) -> None: ...
     def touch(self, seen: dict[str, float]) -> None: ...
     def last_seen(self, device_id: str) -> float | None: ...
+    def get_clock(self, device_id: str) -> ClockReading | None: ...
+    def set_clocks(self, clocks: dict[str, ClockReading]) -> None: ...
     def read_many(self, device_ids: list[str]) -> Stored: ...
     def write(self, fixes: dict[str, LastFix], seen: dict[str, float],
-              zones: dict[str, Zones] | None = None) -> None: ...
+              zones: dict[str, Zones] | None = None,
+              clocks: dict[str, ClockReading] | None = None) -> None: ...
     def set_zone_states(self, zones: dict[str, Zones]) -> None: ...
     def read_times(
         self, device_ids: list[str]
@@ -112,6 +143,7 @@ class InMemoryState:
         self._fixes: dict[str, LastFix] = {}
         self._seen: dict[str, float] = {}
         self._zones: dict[str, Zones] = {}
+        self._clocks: dict[str, ClockReading] = {}
         self._lock = threading.Lock()
 
     def get_last_fix(self, device_id: str) -> LastFix | None:
@@ -128,14 +160,22 @@ class InMemoryState:
     def last_seen(self, device_id: str) -> float | None:
         return self._seen.get(device_id)
 
+    def get_clock(self, device_id: str) -> ClockReading | None:
+        return self._clocks.get(device_id)
+
+    def set_clocks(self, clocks: dict[str, ClockReading]) -> None:
+        self.write({}, {}, None, clocks)
+
     def read_many(self, device_ids: list[str]) -> Stored:
         with self._lock:
             return Stored({d: self._fixes[d] for d in device_ids if d in self._fixes},
                           {d: self._seen[d] for d in device_ids if d in self._seen},
-                          {d: self._zones[d] for d in device_ids if d in self._zones})
+                          {d: self._zones[d] for d in device_ids if d in self._zones},
+                          {d: self._clocks[d] for d in device_ids if d in self._clocks})
 
     def write(self, fixes: dict[str, LastFix], seen: dict[str, float],
-              zones: dict[str, Zones] | None = None) -> None:
+              zones: dict[str, Zones] | None = None,
+              clocks: dict[str, ClockReading] | None = None) -> None:
         """Newest wins, as in `RedisState.write`."""
         with self._lock:
             written = set()
@@ -149,6 +189,11 @@ class InMemoryState:
                 stored = self._seen.get(device_id, float("-inf"))
                 if at > stored or stored > too_late:
                     self._seen[device_id] = at
+            for device_id, reading in (clocks or {}).items():
+                old = self._clocks.get(device_id)
+                if (old is None or reading.received_at > old.received_at
+                        or old.received_at > too_late):
+                    self._clocks[device_id] = reading
             for device_id, states in (zones or {}).items():
                 if device_id in fixes and device_id not in written:
                     continue
@@ -175,6 +220,9 @@ class InMemoryState:
                 self._zones.pop(device_id, None)
                 if self._seen.get(device_id, cutoff) < cutoff:
                     del self._seen[device_id]
+                reading = self._clocks.get(device_id)
+                if reading is not None and reading.received_at < cutoff:
+                    del self._clocks[device_id]
             return len(old)
 
 
@@ -186,7 +234,9 @@ class InMemoryState:
 # KEYS: last fixes, last seen, zone states. ARGV: the number of fixes, then per fix its device,
 # time and stored form; the number of last-seen times and `SEEN_AHEAD_S`, then per time its
 # device and value; the number of zone entries, then per entry its device, stored form (""
-# removes: idle) and "1" when it goes with a fix of this write. A stored last-seen time further
+# removes: idle) and "1" when it goes with a fix of this write; the number of clock readings
+# (KEYS[4]), then per reading its device, time received and stored form: a reading replaces the
+# stored one only if it was received later. A stored last-seen time (or clock reading) further
 # ahead of Redis's clock than `SEEN_AHEAD_S` (written by a node whose clock ran ahead) is
 # replaced by the next one written, so that the device is not taken for heard until then.
 SEEN_AHEAD_S = 60  # a last-seen time further ahead of the clock is not kept against a later write
@@ -224,13 +274,22 @@ for _ = 1, count do
     end
   end
 end
+count = tonumber(ARGV[i] or '0'); i = i + 1
+for _ = 1, count do
+  local device, at, value = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]; i = i + 3
+  local stored = redis.call('HGET', KEYS[4], device)
+  local stored_at = stored and tonumber(string.match(stored, '^(%S+) '))
+  if not stored_at or at > stored_at or stored_at > too_late then
+    redis.call('HSET', KEYS[4], device, value)
+  end
+end
 return 1
 """
 
 
 # Forgets the devices in ARGV[2..] whose newest fix is older than ARGV[1] (epoch seconds): their
-# last fix, zone states and, when older too, their last-seen time. Checked here again, as the
-# devices were found by a scan: one that reported since keeps its state.
+# last fix, zone states and, when older too, their last-seen time and clock reading. Checked here
+# again, as the devices were found by a scan: one that reported since keeps its state.
 FORGET_BEFORE = """
 local cutoff = tonumber(ARGV[1])
 local forgotten = 0
@@ -243,6 +302,9 @@ for i = 2, #ARGV do
     redis.call('HDEL', KEYS[3], device)
     local seen = tonumber(redis.call('HGET', KEYS[2], device) or '')
     if seen and seen < cutoff then redis.call('HDEL', KEYS[2], device) end
+    local clock = redis.call('HGET', KEYS[4], device)
+    local clock_at = clock and tonumber(string.match(clock, '^(%S+) '))
+    if clock and (not clock_at or clock_at < cutoff) then redis.call('HDEL', KEYS[4], device) end
     forgotten = forgotten + 1
   end
 end
@@ -305,6 +367,7 @@ class RedisState:
         self._fixes = keys.last_fixes(prefix)
         self._seen = keys.last_seen(prefix)
         self._zones = keys.zone_states(prefix)
+        self._clocks = keys.clock_readings(prefix)
         self._write_newest = client.register_script(WRITE_NEWEST)
         self._forget_before = client.register_script(FORGET_BEFORE)
         self._prefix = prefix
@@ -338,33 +401,45 @@ class RedisState:
     def last_seen(self, device_id: str) -> float | None:
         return _float(self._r.hget(self._seen, device_id))
 
-    def _raw(self, device_ids: list[str], zones: bool = False
-             ) -> Iterator[tuple[list[str], list, list, list]]:
-        """(device ids, stored fixes, last-seen values, zone states: with `zones`, else [])
-        of many devices as Redis has them: one round trip per 10,000."""
+    def get_clock(self, device_id: str) -> ClockReading | None:
+        return decode_clock(self._r.hget(self._clocks, device_id))
+
+    def set_clocks(self, clocks: dict[str, ClockReading]) -> None:
+        self.write({}, {}, None, clocks)
+
+    def _raw(self, device_ids: list[str], more: bool = False
+             ) -> Iterator[tuple[list[str], list, list, list, list]]:
+        """(device ids, stored fixes, last-seen values, and with `more` zone states and clock
+        readings, else [] and []) of many devices as Redis has them: one round trip per
+        10,000."""
         for start in range(0, len(device_ids), 10_000):
             chunk = device_ids[start:start + 10_000]
             pipe = self._r.pipeline(transaction=False)
             pipe.hmget(self._fixes, chunk)
             pipe.hmget(self._seen, chunk)
-            if zones:
+            if more:
                 pipe.hmget(self._zones, chunk)
-            fix_values, seen_values, *zone_values = pipe.execute()
-            yield chunk, fix_values, seen_values, zone_values[0] if zones else []
+                pipe.hmget(self._clocks, chunk)
+            fix_values, seen_values, *rest = pipe.execute()
+            zone_values, clock_values = rest if more else ([], [])
+            yield chunk, fix_values, seen_values, zone_values, clock_values
 
     def read_many(self, device_ids: list[str]) -> Stored:
-        """Last fixes, last-seen times and zone states of many devices (unreadable ones are
-        left out)."""
+        """Last fixes, last-seen times, zone states and clock readings of many devices
+        (unreadable ones are left out)."""
         found = Stored()
-        for chunk, fix_values, seen_values, zone_values in self._raw(device_ids, zones=True):
-            for device_id, data, at, states in zip(chunk, fix_values, seen_values, zone_values,
-                                                   strict=True):
+        for chunk, fix_values, seen_values, zone_values, clock_values in self._raw(
+                device_ids, more=True):
+            for device_id, data, at, states, clock in zip(
+                    chunk, fix_values, seen_values, zone_values, clock_values, strict=True):
                 if (fix := decode_fix(data)) is not None:
                     found.fixes[device_id] = fix
                 if (t := _float(at)) is not None:
                     found.seen[device_id] = t
                 if (zones := decode_zones(states)) is not None:
                     found.zones[device_id] = zones
+                if (reading := decode_clock(clock)) is not None:
+                    found.clocks[device_id] = reading
         return found
 
     def read_times(
@@ -375,7 +450,7 @@ class RedisState:
         the times are decoded."""
         seen: list[float | None] = []
         fix_times: list[float | None] = []
-        for _, fix_values, seen_values, _ in self._raw(device_ids):
+        for _, fix_values, seen_values, _, _ in self._raw(device_ids):
             seen += map(_float, seen_values)
             fix_times += map(decode_fix_time, fix_values)
         return seen, fix_times
@@ -391,7 +466,7 @@ class RedisState:
         were: their last fix and zone states (and their last-seen time, when older too), as
         the pings' retention deletes their stored fixes. Scanned in steps of 1,000, so Redis
         is never held for long; returns how many devices were forgotten."""
-        keys_ = [self._fixes, self._seen, self._zones]
+        keys_ = [self._fixes, self._seen, self._zones, self._clocks]
         forgotten, cursor = 0, 0
         while True:
             cursor, entries = self._r.hscan(self._fixes, cursor, count=1_000)
@@ -406,11 +481,12 @@ class RedisState:
         self.write({}, {}, zones)
 
     def write(self, fixes: dict[str, LastFix], seen: dict[str, float],
-              zones: dict[str, Zones] | None = None) -> None:
-        """Store last fixes, last-seen times and changed zone states in one round trip, newest
-        wins (`WRITE_NEWEST`)."""
-        zones = zones or {}
-        if not fixes and not seen and not zones:
+              zones: dict[str, Zones] | None = None,
+              clocks: dict[str, ClockReading] | None = None) -> None:
+        """Store last fixes, last-seen times, changed zone states and clock readings in one
+        round trip, newest wins (`WRITE_NEWEST`)."""
+        zones, clocks = zones or {}, clocks or {}
+        if not fixes and not seen and not zones and not clocks:
             return
         args: list[Any] = [len(fixes)]
         for d, f in fixes.items():
@@ -421,7 +497,11 @@ class RedisState:
         args.append(len(zones))
         for d, z in zones.items():
             args += (d, encode_zones(z) if z else b"", b"1" if d in fixes else b"")
-        self._write_newest(keys=[self._fixes, self._seen, self._zones], args=args)
+        args.append(len(clocks))
+        for d, c in clocks.items():
+            args += (d, repr(c.received_at), encode_clock(c))
+        self._write_newest(keys=[self._fixes, self._seen, self._zones, self._clocks],
+                           args=args)
 
 
 def _float(value: bytes | None) -> float | None:
@@ -448,7 +528,8 @@ class PendingState:
         self._batch = Stored()  # written by the batch being handled
         self._unwritten = Stored()  # of earlier batches, which a failed flush could not write
         # What was read from the store for this batch (a device absent: not read yet).
-        self._read: dict[str, tuple[LastFix | None, float | None, Zones | None]] = {}
+        self._read: dict[
+            str, tuple[LastFix | None, float | None, Zones | None, ClockReading | None]] = {}
 
     def begin(self) -> None:
         """Start a batch: forget what a batch that was not stored wrote and what was read."""
@@ -468,7 +549,8 @@ class PendingState:
         if wanted:
             found = self.store.read_many(wanted)
             for d in wanted:
-                self._read[d] = (found.fixes.get(d), found.seen.get(d), found.zones.get(d))
+                self._read[d] = (found.fixes.get(d), found.seen.get(d), found.zones.get(d),
+                                 found.clocks.get(d))
 
     def read_many(self, device_ids: list[str]) -> Stored:
         """The state of these devices as this view sees it: this batch's writes, then those
@@ -477,16 +559,19 @@ class PendingState:
         self._fetch(device_ids)
         found = Stored()
         for d in dict.fromkeys(device_ids):
-            fix, seen, zones = self._read[d]
+            fix, seen, zones, clock = self._read[d]
             if fix is not None:
                 found.fixes[d] = fix
             if seen is not None:
                 found.seen[d] = seen
             if zones:
                 found.zones[d] = zones
+            if clock is not None:
+                found.clocks[d] = clock
         for layer in (self._unwritten, self._batch):
             found.fixes.update((d, layer.fixes[d]) for d in device_ids if d in layer.fixes)
             found.seen.update((d, layer.seen[d]) for d in device_ids if d in layer.seen)
+            found.clocks.update((d, layer.clocks[d]) for d in device_ids if d in layer.clocks)
             for d in device_ids:
                 if d in layer.zones:
                     if layer.zones[d]:
@@ -518,6 +603,20 @@ class PendingState:
         except redis.RedisError:
             return None
 
+    def get_clock(self, device_id: str) -> ClockReading | None:
+        for layer in (self._batch, self._unwritten):
+            if (reading := layer.clocks.get(device_id)) is not None:
+                return reading
+        if device_id in self._read:
+            return self._read[device_id][3]
+        try:
+            return self.store.get_clock(device_id)
+        except redis.RedisError:
+            return None
+
+    def set_clocks(self, clocks: dict[str, ClockReading]) -> None:
+        self._batch.clocks.update(clocks)
+
     def set_last_fixes(self, fixes: dict[str, LastFix]) -> None:
         self._batch.fixes.update(fixes)
 
@@ -536,7 +635,7 @@ class PendingState:
         if not writes:
             return
         try:
-            self.store.write(writes.fixes, writes.seen, writes.zones)
+            self.store.write(writes.fixes, writes.seen, writes.zones, writes.clocks)
         except redis.RedisError as exc:
             self._unwritten = writes
             log.warning("state store unavailable (%s): %d last fixes, %d zone states kept "

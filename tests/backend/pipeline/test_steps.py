@@ -179,6 +179,74 @@ def test_old_alarm_after_a_silence_is_late():
     assert ctx.alerts[0].flags == ["late"] and ctx.alerts[0].fix_time == 1794998500
 
 
+def _fix(tst: float) -> bytes:
+    return b'{"tst":%d,"lat":51.9,"lon":4.4}' % int(tst)
+
+
+def _alarm(alarm_id: str, tst: float) -> bytes:
+    return b'{"id":"%s","tst":%d,"lat":51.91,"lon":4.41}' % (alarm_id.encode(), int(tst))
+
+
+def test_alarm_held_past_the_last_will_is_late_with_its_own_fix_time():
+    """The broker's Last Will arrives after the device lost coverage: it is no sign that the
+    device was in coverage when it pressed, so the alarm held meanwhile is late, not a clock."""
+    pipeline, state = make()
+    pipeline.run(raw("sd/v1/dev/vic-001/loc", _fix(NOW - 150), at=NOW - 150))  # right clock
+    pipeline.run(raw("sd/v1/dev/vic-001/status", b'{"online": false}', at=NOW - 60))
+    ctx = pipeline.run(raw("sd/v1/dev/vic-001/alarm", _alarm("a-1", NOW - 120)))
+    [draft] = ctx.alerts
+    assert draft.flags == ["late"]
+    assert (draft.device_time, draft.fix_time) == (NOW - 120, NOW - 120)
+
+
+def test_alarm_held_past_a_reconnect_status_is_late():
+    """On reconnect the device says it is online (its clock right) before the held alarm."""
+    pipeline, _ = make()
+    pipeline.run(raw("sd/v1/dev/vic-001/loc", _fix(NOW - 600), at=NOW - 600))
+    pipeline.run(raw("sd/v1/dev/vic-001/status", b'{"tst":%d,"online":true}' % int(NOW - 1),
+                     at=NOW - 1))
+    ctx = pipeline.run(raw("sd/v1/dev/vic-001/alarm", _alarm("b-1", NOW - 560)))
+    assert ctx.alerts[0].flags == ["late"] and ctx.alerts[0].fix_time == NOW - 560
+
+
+def test_two_held_alarms_delivered_back_to_back_are_both_late():
+    """The first held alarm, just delivered, is no sign that the second was pressed in
+    coverage."""
+    pipeline, _ = make()
+    pipeline.run(raw("sd/v1/dev/vic-001/loc", _fix(NOW - 600), at=NOW - 600))
+    first = pipeline.run(raw("sd/v1/dev/vic-001/alarm", _alarm("a-1", NOW - 590), at=NOW - 0.2))
+    second = pipeline.run(raw("sd/v1/dev/vic-001/alarm", _alarm("a-2", NOW - 570)))
+    assert [c.alerts[0].flags for c in (first, second)] == [["late"], ["late"]]
+    assert second.alerts[0].fix_time == NOW - 570
+
+
+def test_a_batch_of_buffered_fixes_shows_no_wrong_clock():
+    """Fixes held during the gap run behind by as long as they were held: delivered in a batch
+    just before the held alarm (the lanes do not keep order), they do not make it a clock."""
+    pipeline, _ = make()
+    batch = b'{"fixes":[%s,%s]}' % (_fix(NOW - 130), _fix(NOW - 125))
+    pipeline.run(raw("sd/v1/dev/vic-001/loc", batch, at=NOW - 1))
+    ctx = pipeline.run(raw("sd/v1/dev/vic-001/alarm", _alarm("a-1", NOW - 120)))
+    assert ctx.alerts[0].flags == ["late"]
+
+
+def test_a_status_report_shows_a_wrong_clock_as_a_fix_does():
+    pipeline, _ = make()
+    pipeline.run(raw("sd/v1/dev/vic-001/status", b'{"tst":%d,"batt":80}' % int(NOW - 3_630),
+                     at=NOW - 30))
+    ctx = pipeline.run(raw("sd/v1/dev/vic-001/alarm", _alarm("s", NOW - 3_600)))
+    assert "clock_skew" in ctx.alerts[0].flags and ctx.alerts[0].fix_time == NOW
+
+
+def test_the_last_will_is_no_contact_but_any_other_status_is():
+    pipeline, state = make()
+    pipeline.run(raw("sd/v1/dev/vic-001/loc", _fix(NOW), at=NOW))
+    pipeline.run(raw("sd/v1/dev/vic-001/status", b'{"online": false}', at=NOW + 90))
+    assert state.last_seen("vic-001") == NOW
+    pipeline.run(raw("sd/v1/dev/vic-001/status", b'{"online": false, "batt": 5}', at=NOW + 95))
+    assert state.last_seen("vic-001") == NOW + 95  # the device itself said goodbye
+
+
 def test_the_protocol_page_names_every_field_that_marks_a_foreign_payload():
     """docs/protocol.md lists, per channel, the fields that get a body refused as another
     channel's message, as `Decode` does."""

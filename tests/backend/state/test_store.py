@@ -12,14 +12,17 @@ import redis
 
 from backend.state import keys
 from backend.state.store import (
+    ClockReading,
     InMemoryState,
     LastFix,
     PendingState,
     SEEN_AHEAD_S,
     RedisState,
+    decode_clock,
     decode_fix,
     decode_fix_time,
     decode_zones,
+    encode_clock,
     encode_fix,
     encode_zones,
 )
@@ -31,7 +34,7 @@ def prefix(redis_client: redis.Redis):
     p = f"swtest{uuid.uuid4().hex[:8]}"
     yield p
     redis_client.delete(keys.last_fixes(p), keys.last_seen(p), keys.zone_states(p),
-                        *keys.untagged(p))
+                        keys.clock_readings(p), *keys.untagged(p))
 
 
 @pytest.fixture(params=["redis", "memory"])
@@ -340,6 +343,41 @@ def test_carrying_over_from_an_unreachable_store_is_logged_not_raised(caplog) ->
     assert "state store not carried over" in caplog.text
 
 
+@pytest.mark.parametrize("junk", [None, b"", b"1", b"1 2 3", b"a b"])
+def test_unreadable_clock_readings_read_as_absent(junk: bytes | None) -> None:
+    assert decode_clock(junk) is None
+    reading = ClockReading(1_795_000_000.25, -3.5)
+    assert decode_clock(encode_clock(reading)) == reading
+
+
+def test_the_clock_reading_received_last_wins_whoever_writes_last(store) -> None:
+    """A device's clock readings, written by two workers out of order: the one received later
+    is kept; one written ahead of the clock gives way to the next."""
+    now = time.time()
+    newer, older = ClockReading(now, 7_200.0), ClockReading(now - 30, 0.0)
+    store.set_clocks({"d1": newer})
+    store.write({}, {}, None, {"d1": older, "d2": older})
+    store.set_clocks({"d3": ClockReading(now + 3_600, 1.0)})
+    store.set_clocks({"d3": ClockReading(now, 2.0)})
+    assert store.get_clock("d1") == newer and store.get_clock("nobody") is None
+    assert store.read_many(["d1", "d2", "d3"]).clocks == {
+        "d1": newer, "d2": older, "d3": ClockReading(now, 2.0)}
+
+
+def test_pending_clock_readings_are_seen_in_batch_and_stored_on_flush() -> None:
+    shared = InMemoryState()
+    shared.set_clocks({"d1": ClockReading(1.0, 0.0)})
+    pending = PendingState(shared)
+    pending.prefetch(["d1", "d2"])
+    assert pending.get_clock("d1") == ClockReading(1.0, 0.0)
+    pending.set_clocks({"d2": ClockReading(2.0, 60.0)})
+    assert pending.get_clock("d2") == ClockReading(2.0, 60.0)
+    assert pending.read_many(["d2"]).clocks == {"d2": ClockReading(2.0, 60.0)}
+    assert shared.get_clock("d2") is None
+    pending.flush()
+    assert shared.get_clock("d2") == ClockReading(2.0, 60.0)
+
+
 def test_positions_past_the_retention_are_forgotten(store) -> None:
     old, new = LastFix(1_000.0, 51.9, 4.5, 8.0), LastFix(5_000.0, 52.0, 4.6, 5.0)
     store.write({"gone": old, "kept": new, "heard": old},
@@ -353,6 +391,14 @@ def test_positions_past_the_retention_are_forgotten(store) -> None:
     assert got.zones == {"kept": {"m1": {"status": "inside"}}}
     assert got.seen == {"kept": 5_000.0, "heard": 5_000.0}  # still heard: not a position
     assert store.forget_fixes_before(2_000.0) == 0
+
+
+def test_a_forgotten_device_loses_its_old_clock_reading(store) -> None:
+    old = LastFix(1_000.0, 51.9, 4.5, 8.0)
+    store.write({"gone": old, "heard": old}, {}, None,
+                {"gone": ClockReading(1_000.0, 0.0), "heard": ClockReading(5_000.0, 0.0)})
+    assert store.forget_fixes_before(2_000.0) == 2
+    assert store.read_many(["gone", "heard"]).clocks == {"heard": ClockReading(5_000.0, 0.0)}
 
 
 def test_forgetting_scans_a_large_store_in_steps(redis_client: redis.Redis, prefix: str) -> None:
