@@ -62,7 +62,7 @@ from backend.mqtt.network_loop import NetworkLoop
 from backend.outbox.dispatcher import OutboxItem
 from backend.pipeline.context import AlertDraft, Context, RawMessage
 from backend.pipeline.pipeline import Pipeline, build_pipeline
-from backend.pipeline.steps import Step
+from backend.pipeline.steps import Step, is_last_will, says_online
 from backend.runtime import Runtime
 from backend.state.store import SEEN_AHEAD_S, PendingState
 from backend.subscriptions.worker import Sends
@@ -647,6 +647,10 @@ class IngestWorker:
             for c in contexts if c.device is not None for f in c.fixes
         ]
         statuses = [c for c in contexts if c.status is not None and c.device is not None]
+        # A fix or an alarm shows its device online again after a Last Will; a status report
+        # says so itself (`says_online`).
+        heard = sorted({c.device.id for c in contexts
+                        if c.device is not None and c.status is None and says_online(c)})
         committed = None
         with rt.sessions.begin() as session:
             if kind == "alarm":
@@ -669,16 +673,20 @@ class IngestWorker:
                 if drafts else Effects()
             )
             store_pings(session, pings)
+            if heard:  # a no-op write but for devices marked offline
+                session.execute(update(Device).where(
+                    Device.id.in_(heard), Device.online.is_(False)).values(online=True))
             for c in statuses:
                 st = c.status
                 values = {
                     k: v for k, v in {
-                        "online": st.online, "battery": st.batt, "charging": st.charging,
+                        "online": says_online(c), "battery": st.batt, "charging": st.charging,
                         "tamper": st.tamper, "firmware": st.fw,
                     }.items() if v is not None
                 }
                 received = datetime.fromtimestamp(c.raw.received_at, UTC)
-                values["last_status_at"] = received
+                if not is_last_will(c):  # the broker's, not a report of the device's
+                    values["last_status_at"] = received
                 # Not over a newer report: with workers sharing the subscription, an older one
                 # (a Last Will, an old tamper) may be stored after it. A stored time further
                 # ahead than `SEEN_AHEAD_S` came from a node whose clock ran ahead: replaced.

@@ -1,6 +1,7 @@
 """Status reports stored out of order (workers sharing the subscription each store what they
 took) do not overwrite a newer one: a Last Will received before the device came back online,
-stored after, leaves the device online."""
+stored after, leaves the device online. The Last Will marks a device offline but is no report
+of the device's; anything the device sends afterwards marks it online again."""
 
 from __future__ import annotations
 
@@ -49,3 +50,26 @@ def test_a_report_stored_by_a_clock_ahead_gives_way_to_the_next(stack):
         assert stack.worker.handle(lane, [ahead])
         assert stack.worker.handle(lane, [right])
     assert _device(stack, "off-602").tamper is False
+
+
+def _loc(stack, device_id: str, tst: float) -> RawMessage:
+    payload = b'{"tst":%f,"lat":51.9,"lon":4.4}' % tst
+    return RawMessage(stack.topics.loc(device_id), payload, 0, 0, tst)
+
+
+def test_after_its_last_will_a_device_is_online_again_with_its_next_fix_or_report(stack):
+    stack.register("vic-603")
+    lane, now = stack.worker.fixes, time.time()
+    with lane.busy:
+        assert stack.worker.handle(lane, [_loc(stack, "vic-603", now - 10)])
+        assert stack.worker.handle(lane, [_status(stack, "vic-603", Status(online=False), now)])
+        device = _device(stack, "vic-603")
+        assert device.online is False and device.last_status_at is None  # no report of its own
+        assert stack.runtime.state.last_seen("vic-603") == now - 10  # nor a contact
+        assert stack.worker.handle(lane, [_loc(stack, "vic-603", now + 5)])
+        assert _device(stack, "vic-603").online is True
+        assert stack.worker.handle(lane, [_status(stack, "vic-603", Status(online=False),
+                                                  now + 6)])
+        assert stack.worker.handle(lane, [_status(stack, "vic-603", Status(tst=now + 7, batt=50),
+                                                  now + 7)])
+    assert (_device(stack, "vic-603").online, _device(stack, "vic-603").battery) == (True, 50)
