@@ -110,9 +110,14 @@ _STRUCTURAL = frozenset(' \t\n\r[]{},:"')
 MAX_REPAIRS = 16  # values JSON does not allow that an alarm's body may hold and still be read
 
 
+# What `_repaired` puts in place of a bare value JSON does not allow: text no field of an alarm
+# takes (its control character: no id either).
+_NOT_A_VALUE = '"\\u0000not a value"'
+
+
 def _repaired(text: str) -> Any:
     """JSON text read with each bare value JSON does not allow taken as text no field of an
-    alarm takes (it has spaces: no id either), as firmware printing a missing or odd value
+    alarm takes (`_NOT_A_VALUE`), as firmware printing a missing or odd value
     writes them: `nan`, `-inf` as C prints them, `NaN`, `Infinity` as JavaScript does, `07`
     from a fixed width, `+1`, `.5`, `1e400`, a bare word. Each is found where the reader
     stopped; None when it stopped elsewhere (a syntax error), or after `MAX_REPAIRS`."""
@@ -130,7 +135,7 @@ def _repaired(text: str) -> Any:
                 end += 1
             if start == end:
                 return None
-            text = f'{text[:start]}"not a value"{text[end:]}'
+            text = f"{text[:start]}{_NOT_A_VALUE}{text[end:]}"
     return None
 
 

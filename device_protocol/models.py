@@ -31,9 +31,9 @@ Accuracy = Annotated[Number, Field(ge=0, le=100_000)]
 Speed = Annotated[Number, Field(ge=0, le=350)]
 Battery = Annotated[Whole, Field(ge=0, le=100)]
 PRINTABLE = r"^[^\x00-\x1f\x7f-\x9f]*$"  # text without control characters (C0, DEL, C1)
-MessageId = Annotated[
-    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")
-]
+# An alarm's id (and an ack's `ref`, which echoes it): 1-64 characters of any script, spaces
+# included, but no control character (logged and stored as text; PostgreSQL refuses a NUL).
+MessageId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=PRINTABLE)]
 
 
 class _Payload(BaseModel):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import orjson
 import pytest
 
 from device_protocol import (
@@ -205,6 +206,33 @@ class TestLenientAlarm:
         second = codec.decode_alarm_lenient(head + b'2"}')
         assert first.alarm.id != second.alarm.id
         assert codec.decode_alarm_lenient(head + b'1"}').alarm.id == first.alarm.id
+
+
+@pytest.mark.parametrize("alarm_id", ["press 17", "é", " ", "Druk 17 " + "ж" * 56, "😀" * 64,
+                                      "a\u2028b"])
+def test_an_alarm_id_is_any_text_of_1_to_64_characters_without_control_characters(alarm_id):
+    """DESIGN 4: `id` is a string of 1-64 characters; it comes back as the ack's `ref`."""
+    result = codec.decode_alarm_lenient(orjson.dumps({"id": alarm_id, "batt": 80}))
+    assert result.alarm.id == alarm_id and not result.unreadable
+    ack = codec.decode_ack(orjson.dumps({"ref": alarm_id, "state": "received",
+                                         "tst": 1795000000}))
+    assert ack.ref == alarm_id
+
+
+@pytest.mark.parametrize("alarm_id", ["", "x" * 65, "é" * 65, "a\x00", "a\nb", "a\x7f",
+                                      "a\x85", "\t"])
+def test_an_alarm_id_too_long_or_with_a_control_character_is_unreadable(alarm_id):
+    result = codec.decode_alarm_lenient(orjson.dumps({"id": alarm_id}))
+    assert result.alarm.id.startswith("body-") and result.issues == ("invalid_id",)
+
+
+@pytest.mark.parametrize("bare", [b"nan", b"NaN", b"-inf", b"07", b"yes"])
+def test_a_bare_value_in_place_of_the_id_is_no_id(bare):
+    """What the reader puts in place of a value JSON does not allow is not taken for an id:
+    two such alarms are two alarms, not one."""
+    first = codec.decode_alarm_lenient(b'{"id":' + bare + b',"batt":1}')
+    second = codec.decode_alarm_lenient(b'{"id":' + bare + b',"batt":2}')
+    assert "invalid_id" in first.issues and first.alarm.id != second.alarm.id
 
 
 def test_a_lone_surrogate_in_one_field_of_an_alarm_costs_that_field_only():

@@ -33,8 +33,8 @@ LAT = st.floats(min_value=-90, max_value=90)
 LON = st.floats(min_value=-180, max_value=180)
 ACC = st.floats(min_value=0, max_value=100_000)
 BATT = st.integers(min_value=0, max_value=100)
-MESSAGE_ID = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1,
-                     max_size=64)
+# Any script, spaces included; no control characters (C0, DEL, C1) nor lone surrogates.
+MESSAGE_ID = st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=64)
 FIX = st.fixed_dictionaries(
     {"tst": TST, "lat": LAT, "lon": LON},
     optional={"acc": ACC, "vel": st.floats(min_value=0, max_value=350), "batt": BATT})

@@ -7,8 +7,10 @@ from __future__ import annotations
 import time
 
 import orjson
+from sqlalchemy import select
 
 from backend.alerts.models import Alert, AlertEvent
+from backend.pipeline.context import RawMessage
 from device_protocol import Alarm, codec
 from tests.support.db import rows
 from tests.support.mqtt import publish
@@ -49,6 +51,29 @@ def test_panic_reaches_police_and_device_once(stack):
     for c in (police, acks):
         c.close()
     device.disconnect()
+
+
+def _alarm_raw(stack, device_id: str, body: dict) -> RawMessage:
+    return RawMessage(stack.topics.alarm(device_id), orjson.dumps(body), 0, 0, time.time())
+
+
+def test_an_alarm_id_of_any_script_is_the_devices_own_and_one_alert(stack):
+    """DESIGN 4: `id` is any string of 1-64 characters, reused on retransmission. One of 64
+    characters with a space and Cyrillic is stored as sent, acknowledged with it as `ref`, and
+    its retransmission (the battery dropped meanwhile: other bytes) raises nothing new."""
+    stack.register("vic-004")
+    acks = stack.collector(stack.topics.ack("vic-004"))
+    alarm_id = "Druk 17 " + "ж" * 56
+    lane = stack.worker.alarms
+    with lane.busy:
+        for batt in (80, 79):
+            assert stack.worker.handle(lane, [_alarm_raw(stack, "vic-004",
+                                                         {"id": alarm_id, "batt": batt})])
+    with stack.runtime.sessions() as s:
+        stored = list(s.scalars(select(Alert.message_id).where(Alert.device_id == "vic-004")))
+    assert stored == [alarm_id]
+    [(_, payload, _)] = acks.wait_for(1)
+    assert codec.decode_ack(payload).ref == alarm_id
 
 
 def test_operator_transitions_reach_device_and_timeline(stack):
