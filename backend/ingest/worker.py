@@ -43,6 +43,7 @@ from datetime import UTC, datetime, timedelta
 
 import paho.mqtt.client as mqtt
 from device_protocol import Channel, ProtocolError, Topics
+from device_protocol.codec import decode_alarm_lenient
 from sqlalchemy import func, or_, select, update
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
@@ -105,6 +106,16 @@ def batch_devices(
         elif topic.owntracks_user is not None and topic.owntracks_device is not None:
             pairs[(topic.owntracks_user, topic.owntracks_device)] = None
     return list(ids), list(pairs)
+
+
+def bare_alarm_id(payload: bytes, max_bytes: int) -> str | None:
+    """The id of an alarm raised bare after a failure: the one the pipeline gives it (the
+    device's own, or derived from the payload when it has none usable); None when reading it
+    fails too (the failure may be the reader's)."""
+    try:
+        return decode_alarm_lenient(payload, max_bytes).alarm.id
+    except Exception:  # noqa: BLE001 - the caller derives an id from the payload
+        return None
 
 
 def default_client_id(base: str, channels: str) -> str:
@@ -405,17 +416,25 @@ class IngestWorker:
     def _store_bare(self, raw: RawMessage) -> bool:
         """An alarm the database refuses as sent is raised bare (a panic of its device, no
         position), flagged `unstorable`: the desk hears of the press, and the broker's message
-        is acknowledged once that alert is stored. False when even that cannot be stored."""
-        try:
-            ctx = self._fallback_context(raw, flag="unstorable")
-            if ctx.done:
+        is acknowledged once that alert is stored. With the alarm's own id first (the device
+        hears `received` for its alarm); when the database refuses that too (the id may be
+        what it refuses), with one derived from the payload. False when even that cannot be
+        stored."""
+        for own_id in (True, False):
+            try:
+                ctx = self._fallback_context(raw, flag="unstorable", own_id=own_id)
+                if ctx.done:
+                    return False
+                log.error("alarm device=%s refused by the database: raised bare own_id=%s",
+                          ctx.device.id, own_id)
+                with self.alarms.busy:
+                    return self._commit([ctx], kind="alarm")
+            except REFUSED:
+                log.error("the bare alarm was refused too (own_id=%s)", own_id)
+            except Exception:  # noqa: BLE001 - given up unacknowledged, the lane lives on
+                log.exception("the bare alarm failed too")
                 return False
-            log.error("alarm device=%s refused by the database: raised bare", ctx.device.id)
-            with self.alarms.busy:
-                return self._commit([ctx], kind="alarm")
-        except Exception:  # noqa: BLE001 - given up unacknowledged, the lane lives on
-            log.exception("the bare alarm failed too")
-            return False
+        return False
 
     def _refuse(self, batch: list[RawMessage]) -> None:
         """Fixes or status reports that cannot be stored, whatever is tried: rejected as bad
@@ -501,11 +520,15 @@ class IngestWorker:
             metrics.MESSAGES.labels(channel, "ignored" if ctx.ignored else "accepted").inc()
         return ctx
 
-    def _fallback_context(self, raw: RawMessage, flag: str = "processing_error") -> Context:
+    def _fallback_context(self, raw: RawMessage, flag: str = "processing_error",
+                          own_id: bool = True) -> Context:
         """A pipeline bug must not lose an alarm: raise it bare, flagged. An alarm whose
         device cannot be looked up either is not rejected (a rejection is acknowledged): the
         error goes up, and the alarm is tried again and never acknowledged unstored. The bare
-        alert's message id derives from the payload, so a redelivery is still one alert."""
+        alert's message id is the alarm's own, as the pipeline reads it (`bare_alarm_id`), so
+        that the device's ack names its alarm and a retransmission or a redelivery handled
+        normally is still one alert; without `own_id`, or when even reading the id fails, one
+        derived from the payload ("err-...")."""
         ctx = Context(raw)
         try:
             ctx.topic = self.rt.topics.parse(raw.topic)
@@ -517,13 +540,13 @@ class IngestWorker:
             return ctx
         device = self.rt.directory.get(ctx.topic.device_id or "")
         if device is not None:
-            from device_protocol.codec import decode_alarm_lenient
-
             ctx.device = device
             ctx.alarm = decode_alarm_lenient(b"", 0)
+            max_bytes = self.rt.settings.protocol.max_payload_bytes
+            message_id = bare_alarm_id(raw.payload, max_bytes) if own_id else None
             ctx.alerts = [AlertDraft(
                 type="panic", device_id=device.id, case_id=device.case_id,
-                message_id="err-" + hashlib.sha256(raw.payload).hexdigest()[:32],
+                message_id=message_id or "err-" + hashlib.sha256(raw.payload).hexdigest()[:32],
                 raised_at=raw.received_at, flags=[flag, "no_fix"],
                 exercise=device.exercise,
             )]

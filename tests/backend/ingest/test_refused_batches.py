@@ -130,7 +130,8 @@ def test_an_alarm_the_database_refuses_is_raised_bare_and_flagged(refusing, monk
     assert {"unstorable", "no_fix"} <= set(document["flags"])
     with stack.runtime.sessions() as s:
         [alert] = s.scalars(select(Alert).where(Alert.device_id == "vic-500")).all()
-    assert alert.message_id.startswith("err-")  # derived from the payload: redelivery is one
+    # Its own id refused too ("poison"): one derived from the payload, so redelivery is one.
+    assert alert.message_id.startswith("err-")
     assert stack.worker.problems() == []  # stored and acknowledged: nothing given up
     # The lane goes on: the next alarm of the device is raised as sent.
     publish(device, stack.topics.alarm("vic-500"), codec.encode(Alarm(id="fine-1")))
