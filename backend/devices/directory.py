@@ -3,7 +3,10 @@
 The directory holds every registered device in memory (one query loads them all), so a look-up
 is a dict access. A device registered after the last load is read on its first message (one
 query per batch for all such ids, `prefetch`); an unknown id is remembered as unknown for a short
-while, so a flood from an unregistered device cannot hammer the database. A background refresh
+while, so a flood from an unregistered device cannot hammer the database. So is an unknown
+OwnTracks (user, device) pair, which a signed-in OwnTracks user can make up at will (the broker
+lets a user publish under any device name): that memory keeps at most `MISS_MAX` names, and
+drops those whose while is over as new ones come, so made-up names cannot fill it. A background refresh
 (`start_refresh`) reads the change counter that every process raises after changing devices or
 cases every `check_s` seconds: when it moved by raises that named their cases, it reads the
 devices of those cases again; after any other move, and in any case every `refresh_s` seconds
@@ -38,6 +41,7 @@ log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 10.0  # after a failed refresh (database away), before the next try
 LOAD_CHUNK = 1_000  # rows per fetch of a full load
+MISS_MAX = 10_000  # unknown ids and OwnTracks pairs remembered at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,15 +67,19 @@ class DeviceDirectory:
     def __init__(
         self, session_factory: sessionmaker[Session], refresh_s: float = 30.0,
         miss_ttl_s: float = 2.0, changes: ChangeCounter | None = None, check_s: float = 1.0,
+        miss_max: int = MISS_MAX,
     ) -> None:
         self._sessions = session_factory
         self._refresh_s = refresh_s
         self._changes = ChangeReader(changes) if changes is not None else None
         self._check_s = check_s if changes is not None else refresh_s
         self._miss_ttl = miss_ttl_s
+        self._miss_max = miss_max
         self._by_id: dict[str, DeviceInfo] = {}
         self._by_owntracks: dict[tuple[str, str], str] = {}
-        self._unknown: dict[str, float] = {}  # id -> monotonic time until which it is unknown
+        # Id (or "owntracks:user/device") -> monotonic time until which it is unknown, in the
+        # order of those times (each written last, with the same while): `_forget_misses`.
+        self._unknown: dict[str, float] = {}
         self._loaded = False
         self._loaded_at = float("-inf")  # monotonic time of the last full load
         self._reload_owed = False  # the counter moved, and the reload after it failed
@@ -107,6 +115,10 @@ class DeviceDirectory:
         )
         self._remember(rows, [key] if not rows else [], pairs)
         return rows[0] if rows else None
+
+    def remembered_unknown(self) -> int:
+        """How many unknown ids and OwnTracks pairs it remembers now (at most `miss_max`)."""
+        return len(self._unknown)
 
     def first(self, role: str) -> DeviceInfo | None:
         """An active device of this role, any one (None when the directory holds none)."""
@@ -197,6 +209,8 @@ class DeviceDirectory:
         can (a change made while Redis was away could not move it), or when the last load is
         `refresh_s` old. True when it read anything; a failed read raises, and the next pass
         reloads every device."""
+        with self._lock:  # the unknown names of a flood that stopped: not kept for ever
+            self._forget_misses(time.monotonic())
         moves = self._changes.read() if self._changes is not None else None
         everything = self._reload_owed or (moves is not None and moves.everything)
         due = time.monotonic() - self._loaded_at >= self._refresh_s
@@ -231,8 +245,22 @@ class DeviceDirectory:
                 self._by_id[info.id] = info
                 self._unknown.pop(info.id, None)
             for key in unknown:
+                self._unknown.pop(key, None)  # to the end: the order stays that of the times
                 self._unknown[key] = until
             self._by_owntracks.update(pairs)
+            self._forget_misses(until - self._miss_ttl)
+
+    def _forget_misses(self, now: float) -> None:
+        """Drop the unknown names whose while is over, and the oldest beyond `miss_max`. The
+        oldest come first (`_remember`), so this stops at the first one it keeps: a look-up
+        of a known device is not slowed, and a flood of made-up names costs each one step.
+        Called with the lock held."""
+        unknown = self._unknown
+        while unknown:
+            key = next(iter(unknown))
+            if unknown[key] > now and len(unknown) <= self._miss_max:
+                return
+            del unknown[key]
 
     def _load_every_device(self) -> tuple[dict[str, DeviceInfo], dict[tuple[str, str], str]]:
         """Every device, loaded so that an alarm in the same process is not held up: the rows

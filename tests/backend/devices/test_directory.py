@@ -63,6 +63,32 @@ def test_unknown_ids_are_remembered_for_a_while(sessions) -> None:
     assert len(queries) == 1
 
 
+def test_made_up_owntracks_names_are_remembered_within_bounds(sessions) -> None:
+    """A signed-in OwnTracks user may publish under any device name: the directory remembers
+    at most `miss_max` unknown names, the newest, and forgets those whose while is over."""
+    _register(sessions, "d-1", ("anna", "phone"))
+    directory = DeviceDirectory(sessions, miss_ttl_s=60, miss_max=3)
+    directory.load_all()
+    queries = statements(sessions)
+    for i in range(10):
+        assert directory.by_owntracks("anna", f"x{i}") is None
+    assert len(queries) == 10 and directory.remembered_unknown() == 3
+    assert directory.by_owntracks("anna", "x9") is None and len(queries) == 10  # remembered
+    assert directory.by_owntracks("anna", "x0") is None and len(queries) == 11  # forgotten
+    assert directory.by_owntracks("anna", "phone").id == "d-1" and len(queries) == 11
+
+
+def test_unknown_names_whose_while_is_over_are_forgotten(sessions) -> None:
+    directory = DeviceDirectory(sessions, miss_ttl_s=1e-9)
+    directory.load_all()
+    for i in range(100):
+        directory.by_owntracks("anna", f"x{i}")
+        directory.get(f"nobody-{i}")
+    assert directory.remembered_unknown() <= 1
+    directory.refresh_once()  # a flood that stopped leaves nothing behind either
+    assert directory.remembered_unknown() == 0
+
+
 def _deactivate(sessions, device_id: str) -> None:
     with sessions.begin() as s:
         s.get(Device, device_id).active = False
