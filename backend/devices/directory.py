@@ -2,21 +2,21 @@
 
 The directory holds every registered device in memory (one query loads them all), so a look-up
 is a dict access. A device registered after the last load is read on its first message (one
-query per batch for all such ids, `prefetch`); an unknown id is remembered as unknown for a short
-while, so a flood from an unregistered device cannot hammer the database. So is an unknown
+query per batch for all such ids, `prefetch`); an unknown id is remembered as unknown for a
+short while, so a flood from an unregistered device cannot hammer the database. So is an unknown
 OwnTracks (user, device) pair, which a signed-in OwnTracks user can make up at will (the broker
 lets a user publish under any device name): that memory keeps at most `MISS_MAX` names, and
-drops those whose while is over as new ones come, so made-up names cannot fill it. A background refresh
-(`start_refresh`) reads the change counter that every process raises after changing devices or
-cases every `check_s` seconds: when it moved by raises that named their cases, it reads the
-devices of those cases again; after any other move, and in any case every `refresh_s` seconds
-(changes made outside Schildwacht), it reloads the whole directory. So a change made by another
-process (a deactivated device, a case put in exercise) is seen within about a second, and costs
-a query of a few rows: a full load of 150,000 devices is a second of CPU or more that an alarm
-in the same process would share. While the counter cannot be read (Redis away), a change made
-elsewhere could not be counted either: the first read that succeeds again counts as a move of
-everything (`backend.cases.changes.ChangeReader`, the rule the case snapshots follow too), so
-such a change is seen once Redis answers, not at the next full reload. `invalidate` and
+drops those whose while is over as new ones come, so made-up names cannot fill it. A background
+refresh (`start_refresh`) reads the change counter that every process raises after changing
+devices or cases every `check_s` seconds: when it moved by raises that named their cases, it
+reads the devices of those cases again; after any other move, and in any case every `refresh_s`
+seconds (changes made outside Schildwacht), it reloads the whole directory. So a change made by
+another process (a deactivated device, a case put in exercise) is seen within about a second,
+and costs a query of a few rows: a full load of 150,000 devices is a second of CPU or more that
+an alarm in the same process would share. While the counter cannot be read (Redis away), a
+change made elsewhere could not be counted either: the first read that succeeds again counts as
+a move of everything (`backend.cases.changes.ChangeReader`, the rule the case snapshots follow
+too), so such a change is seen once Redis answers, not at the next full reload. `invalidate` and
 `forget_cases` make a change immediate in this process.
 """
 
