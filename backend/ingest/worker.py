@@ -47,6 +47,7 @@ from device_protocol.codec import decode_alarm_lenient
 from sqlalchemy import func, or_, select, update
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from backend import metrics, process
 from backend.alerts.flows import EACH_STATEMENT_COMMITS, Effects
@@ -116,6 +117,14 @@ def bare_alarm_id(payload: bytes, max_bytes: int) -> str | None:
         return decode_alarm_lenient(payload, max_bytes).alarm.id
     except Exception:  # noqa: BLE001 - the caller derives an id from the payload
         return None
+
+
+def mark_online(session: Session, device_ids: list[str]) -> None:
+    """Mark these devices online again (they sent something that was not their Last Will):
+    one statement, which writes nothing but for devices marked offline."""
+    if device_ids:
+        session.execute(update(Device).where(
+            Device.id.in_(sorted(set(device_ids))), Device.online.is_(False)).values(online=True))
 
 
 def default_client_id(base: str, channels: str) -> str:
@@ -647,7 +656,9 @@ class IngestWorker:
             log.critical("fault point before_follow_up: killing this process")
             os.kill(os.getpid(), signal.SIGKILL)
         with self.rt.sessions.begin() as session:
-            return self.rt.flow.follow_up(session, pending)
+            effects = self.rt.flow.follow_up(session, pending)
+            mark_online(session, [i.alert.device_id for i in pending if i.alert.device_id])
+            return effects
 
     def _await_broker_ack(self, alert_ids: list, timeout_s: float = 5.0) -> None:
         """Fault point only: "published" means the broker acknowledged the alerts' outbox rows
@@ -670,10 +681,10 @@ class IngestWorker:
             for c in contexts if c.device is not None for f in c.fixes
         ]
         statuses = [c for c in contexts if c.status is not None and c.device is not None]
-        # A fix or an alarm shows its device online again after a Last Will; a status report
-        # says so itself (`says_online`).
-        heard = sorted({c.device.id for c in contexts
-                        if c.device is not None and c.status is None and says_online(c)})
+        # A fix shows its device online again after a Last Will (an alarm too, in its
+        # follow-up: not ahead of its ack); a status report says so itself (`says_online`).
+        heard = [] if kind == "alarm" else [
+            c.device.id for c in contexts if c.device is not None and c.status is None]
         committed = None
         with rt.sessions.begin() as session:
             if kind == "alarm":
@@ -696,9 +707,7 @@ class IngestWorker:
                 if drafts else Effects()
             )
             store_pings(session, pings)
-            if heard:  # a no-op write but for devices marked offline
-                session.execute(update(Device).where(
-                    Device.id.in_(heard), Device.online.is_(False)).values(online=True))
+            mark_online(session, heard)
             for c in statuses:
                 st = c.status
                 values = {

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from backend.devices.models import Device
 from backend.pipeline.context import RawMessage
 from device_protocol import Status, codec
+from tests.support.waiting import wait_until
 
 
 def _status(stack, device_id: str, status: Status, received_at: float) -> RawMessage:
@@ -73,3 +74,11 @@ def test_after_its_last_will_a_device_is_online_again_with_its_next_fix_or_repor
         assert stack.worker.handle(lane, [_status(stack, "vic-603", Status(tst=now + 7, batt=50),
                                                   now + 7)])
     assert (_device(stack, "vic-603").online, _device(stack, "vic-603").battery) == (True, 50)
+    with lane.busy:
+        assert stack.worker.handle(lane, [_status(stack, "vic-603", Status(online=False),
+                                                  now + 8)])
+    assert _device(stack, "vic-603").online is False
+    alarm = RawMessage(stack.topics.alarm("vic-603"), b'{"id":"a-1"}', 0, 0, now + 9)
+    with stack.worker.alarms.busy:
+        assert stack.worker.handle(stack.worker.alarms, [alarm])
+    wait_until(lambda: _device(stack, "vic-603").online is True)  # in the alarm's follow-up
