@@ -247,6 +247,17 @@ def test_the_last_will_is_no_contact_but_any_other_status_is():
     assert state.last_seen("vic-001") == NOW + 95  # the device itself said goodbye
 
 
+def test_a_last_will_received_before_the_device_was_last_heard_is_ignored():
+    """Workers sharing the subscription: the Last Will is handled after a fix received later;
+    the device came back after it, so it is not marked offline."""
+    pipeline, _ = make()
+    pipeline.run(raw("sd/v1/dev/vic-001/loc", _fix(NOW), at=NOW))
+    stale = pipeline.run(raw("sd/v1/dev/vic-001/status", b'{"online": false}', at=NOW - 5))
+    fresh = pipeline.run(raw("sd/v1/dev/vic-001/status", b'{"online": false}', at=NOW + 5))
+    assert (stale.ignored, fresh.ignored) == (True, False)
+    assert fresh.status.online is False
+
+
 def test_the_protocol_page_names_every_field_that_marks_a_foreign_payload():
     """docs/protocol.md lists, per channel, the fields that get a body refused as another
     channel's message, as `Decode` does."""
