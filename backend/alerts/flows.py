@@ -440,7 +440,9 @@ class AlertFlow:
         self, session: Session, alert_id: uuid.UUID, action: str, actor: str,
         note: str | None = None, now: datetime | None = None,
     ) -> tuple[Alert, Effects]:
-        """Apply an operator's action. Repeating one that already happened changes nothing."""
+        """Apply an operator's action. Repeating one that already happened changes nothing,
+        but for its note: a colleague acknowledged first, say, and what this operator wrote
+        goes on the timeline all the same (`_note_only`)."""
         now = now or datetime.now(UTC)
         early = Effects()
         for _ in range(5):  # bounded: each retry means another operator moved the alert first
@@ -449,7 +451,7 @@ class AlertFlow:
                 raise AlertNotFound(str(alert_id))
             decision = decide(alert.state, action)
             if decision.outcome is Outcome.NOOP:
-                return alert, Effects()
+                return alert, self._note_only(session, alert, actor, note, now)
             if alert.followed_up_at is None and decision.outcome is Outcome.APPLY:
                 # The raise's follow-up (case log, commands) has not run yet: run it first, so
                 # the case log keeps the raise before this transition.
@@ -487,6 +489,18 @@ class AlertFlow:
             hook.after_change(session, alert, document, effects)
         early.extend(effects)
         return alert, early
+
+    def _note_only(self, session: Session, alert: Alert, actor: str, note: str | None,
+                   now: datetime) -> Effects:
+        """The note of an action that changed nothing, as a timeline entry of its own (kind
+        `note`), and the consoles told; nothing at all without a note."""
+        if not note:
+            return Effects()
+        service.add_event(session, alert.id, at=now, actor=actor, kind="note",
+                          from_state=alert.state, to_state=alert.state, detail={"note": note})
+        log.info("alert note id=%s by=%s", alert.id, loggable(actor))
+        return Effects(events=[alert_event(session, "alert.updated", alert,
+                                           self._document(session, alert))])
 
     @staticmethod
     def _next_deadline(alert: Alert, values: dict[str, Any]) -> datetime | None:
