@@ -1,5 +1,9 @@
 """Victim and offender positions around an alert, for the console map and machine clients.
 
+One track per role: the alerting device's when it has that role, otherwise the case's active
+device of the role with the newest fix around the alert (a victim may carry a panic button and
+an OwnTracks phone; a device switched off is not shown).
+
 Shown without a reason only while an alert of the case is open; otherwise `?reason=` is
 required. Every answer writes one audit entry per device whose positions it carries."""
 
@@ -54,24 +58,64 @@ def _track(s: Session, device: Device, start: datetime, end: datetime) -> dict[s
     pings.reverse()
     trail = [{"lat": p.lat, "lon": p.lon, "acc_m": p.acc, "at": _iso(p.fix_time)} for p in pings]
     return {"device_id": device.id, "role": device.role,
-            "last": trail[-1] if trail else None, "trail": trail}
+            "last": trail[-1] if trail else None, "trail": trail,
+            "_newest": pings[-1].fix_time if pings else None}
+
+
+def shown_devices(devices: list[Device], alerting_device_id: str | None,
+                  role: str) -> list[Device]:
+    """The candidates for the track of this role, of a case's devices: the alerting device
+    alone when it has this role (its trail is what the alert is about, whether or not it has
+    been switched off since), else the case's active devices of the role. Pure."""
+    of_role = [d for d in devices if d.role == role]
+    alerting = [d for d in of_role if d.id == alerting_device_id]
+    return alerting or [d for d in of_role if d.active]
+
+
+def newest(tracks: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The track with the newest fix (the lowest device id among equals, and among tracks
+    without a fix when none has one); None without a track. Pure."""
+    if not tracks:
+        return None
+    ordered = sorted(tracks, key=lambda t: t["device_id"])
+    with_fix = [t for t in ordered if t["_newest"] is not None]
+    if not with_fix:
+        return ordered[0]
+    latest = max(t["_newest"] for t in with_fix)
+    return next(t for t in with_fix if t["_newest"] == latest)
+
+
+def _with_alert_fix(track: dict[str, Any] | None, alert: Alert) -> None:
+    """The alert's own fix as the last position of the alerting device's track when the trail
+    has none as new (an alarm's fix may not be among the device's pings)."""
+    if track is None or track["device_id"] != alert.device_id or alert.lat is None \
+            or alert.lon is None:
+        return
+    if track["_newest"] is None or (
+            alert.fix_time is not None and track["_newest"] < alert.fix_time):
+        track["last"] = {"lat": alert.lat, "lon": alert.lon, "acc_m": alert.acc,
+                         "at": _iso(alert.fix_time)}
+
+
+def _public(track: dict[str, Any] | None) -> dict[str, Any] | None:
+    return {k: v for k, v in track.items() if k != "_newest"} if track else None
 
 
 def positions(s: Session, alert: Alert, now: datetime) -> dict[str, Any]:
-    """Pure read: the positions document of an alert (no checks, no audit)."""
+    """Pure read: the positions document of an alert (no checks, no audit). One track per
+    role: the alerting device's when it has that role, else the case's active device of the
+    role with the newest fix in the window; devices switched off are not shown otherwise."""
     start = alert.raised_at - TRAIL_BEFORE
     end = alert.closed_at or now
     devices = list(s.scalars(select(Device).where(Device.case_id == alert.case_id)
                              .order_by(Device.id))) if alert.case_id else []
-    tracks = {d.role: _track(s, d, start, end) for d in devices}
-    victim = tracks.get("victim")
-    if alert.lat is not None and alert.lon is not None and victim is not None and (
-        victim["last"] is None or alert.device_id == victim["device_id"]
-        and (victim["last"]["at"] or "") < (_iso(alert.fix_time) or "")
-    ):
-        victim["last"] = {"lat": alert.lat, "lon": alert.lon, "acc_m": alert.acc,
-                          "at": _iso(alert.fix_time)}
-    offender = tracks.get("offender")
+    chosen: dict[str, dict[str, Any] | None] = {}
+    for role in ("victim", "offender"):
+        track = newest([_track(s, d, start, end)
+                        for d in shown_devices(devices, alert.device_id, role)])
+        _with_alert_fix(track, alert)
+        chosen[role] = _public(track)
+    victim, offender = chosen["victim"], chosen["offender"]
     distance = None
     if victim and offender and victim["last"] and offender["last"]:
         distance = distance_m((victim["last"]["lat"], victim["last"]["lon"]),
