@@ -30,6 +30,7 @@ from backend.auth import sessions as web_sessions
 from backend.auth.errors import BadCredentials
 from backend.auth.scope import visible_regions
 from backend.auth.scoping import (
+    alert_filter,
     case_filter,
     case_notice_filter,
     may_see_alert,
@@ -264,7 +265,10 @@ def case_log_page(case_id: uuid.UUID, request: Request, rt: Runtime = Depends(ru
         return _not_found(request, rt, viewer)
     entries: list[dict[str, Any]] | None = None  # the alerts' timelines, for who reads alerts
     if reads_alerts(viewer.principal):
-        alerts = list(s.scalars(select(Alert).where(Alert.case_id == case_id)
+        # Only the alerts she may see (the alerts API's rule): a dispatcher may see a case for
+        # one alert in her region, not its other alerts elsewhere, nor their notes.
+        alerts = list(s.scalars(select(Alert).where(Alert.case_id == case_id,
+                                                    alert_filter(viewer.principal))
                                 .order_by(Alert.raised_at.desc()).limit(200)))
         entries = []
         for alert in alerts:

@@ -205,3 +205,39 @@ def test_a_partner_reads_the_case_log_of_her_cases_and_nothing_of_their_alerts(s
     page = desk.get(f"/console/cases/{world.rotterdam_case}").text
     assert 'href="/console/devices"' in page and 'id="case-alerts"' in page and f"/console/alerts/{world.rotterdam_alert}" in page
     assert "Reclassering: afspraak op 9 dec." in page.split('id="case-log"', 1)[1]
+
+
+def test_the_case_page_shows_only_the_timelines_of_the_alerts_the_viewer_may_see(stack):
+    """A dispatcher of VR13 sees the Rotterdam case for its one alert in Amsterdam; the case's
+    Rotterdam alert is not hers (the API answers 404), nor is its timeline with its note on
+    the case page. The desk of VR17 sees both alerts' timelines."""
+    world = build(stack)
+    note = "car 12 to Vlietlandplein 4, victim hiding next door"
+    with stack.runtime.sessions.begin() as s:
+        amsterdam = Alert(case_id=world.rotterdam_case, device_id="vic-rdam",
+                          message_id="m-in-adam", type="panic", priority="P1",
+                          state="resolved", raised_at=datetime.now(UTC) - timedelta(days=30),
+                          police_unit="RE05", region={"vr_code": "VR13"}, flags=[])
+        s.add(amsterdam)
+        s.flush()
+        alerts_service.add_event(s, amsterdam.id, at=datetime.now(UTC) - timedelta(days=30),
+                                 actor="user:desk13", kind="transition", to_state="resolved",
+                                 detail={"note": "resolved in Amsterdam"})
+        alerts_service.add_event(s, world.rotterdam_alert, at=datetime.now(UTC),
+                                 actor="user:desk17", kind="transition", to_state="dispatched",
+                                 detail={"note": note})
+        add_user(s, "desk13", PASSWORD, "dispatcher", {"regions": ["VR13"]})
+        add_user(s, "desk17", PASSWORD, "dispatcher", {"regions": ["VR17"]})
+        amsterdam_id = amsterdam.id
+    page_path = f"/console/cases/{world.rotterdam_case}"
+
+    desk13, _ = _sign_in(stack, "desk13")
+    assert desk13.get(f"/api/v1/alerts/{world.rotterdam_alert}").status_code == 404
+    page = desk13.get(page_path)
+    assert page.status_code == 200 and "resolved in Amsterdam" in page.text
+    assert f"/console/alerts/{amsterdam_id}" in page.text
+    assert note not in page.text and str(world.rotterdam_alert) not in page.text
+
+    desk17, _ = _sign_in(stack, "desk17")
+    page = desk17.get(page_path).text
+    assert note in page and "resolved in Amsterdam" in page
