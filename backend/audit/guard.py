@@ -1,5 +1,10 @@
 """Data minimisation at the edge: alert documents leave the server with a position only while an
-alert of the case is open, or with a stated reason; every position that leaves is audited."""
+alert of the case that the reader may see is open, or with a stated reason; every position that
+leaves is audited.
+
+An open alert the reader may not see (another region's, or one routed to another unit) releases
+nothing to her: it is not hers to know of, and would otherwise show her the case's positions
+for as long as it stays open."""
 
 from __future__ import annotations
 
@@ -18,12 +23,18 @@ from backend.cases.models import Case
 from backend.hub.bus import STREAM_NOTICES
 
 
-def cases_with_open_alerts(s: Session, case_ids: set[uuid.UUID]) -> set[uuid.UUID]:
+def cases_with_open_alerts(
+    s: Session, who: Principal, case_ids: set[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Of these cases, those with an open alert this principal may see (`alert_filter`)."""
+    from backend.auth.scoping import alert_filter
+
     if not case_ids:
         return set()
     return set(s.scalars(
         select(Alert.case_id).where(Alert.case_id.in_(case_ids),
-                                    Alert.state.in_(sorted(OPEN_STATES))).distinct()
+                                    Alert.state.in_(sorted(OPEN_STATES)),
+                                    alert_filter(who)).distinct()
     ))
 
 
@@ -33,7 +44,7 @@ def release_locations(
 ) -> list[dict[str, Any]]:
     """Withhold or release the `location` of each document (in place) and audit the releases.
     The caller commits the session."""
-    open_cases = cases_with_open_alerts(s, {a.case_id for a in alerts if a.case_id})
+    open_cases = cases_with_open_alerts(s, who, {a.case_id for a in alerts if a.case_id})
     reads: list[LocationRead] = []
     for alert, document in zip(alerts, documents, strict=True):
         if document.get("location") is None:

@@ -18,7 +18,8 @@ class AuditEntry(Base):
       ``stream``), `resource_id`, and the data subject: `case_id` and `device_id`;
     - when: `at`;
     - on whose behalf: `on_behalf_of` (the organisation/scope the actor acts for);
-    - why: `reason` (required when no alert of the case is open), `channel` (api, console, stream).
+    - why: `reason` (required when no alert of the case that the reader may see is open),
+      `channel` (api, console, stream).
     """
 
     __tablename__ = "audit_log"

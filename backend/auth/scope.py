@@ -131,8 +131,8 @@ def visible_regions(
 
 
 def location_allowed(*, alert_open: bool, reason: str | None) -> bool:
-    """Data minimisation: positions are shown while an alert of the case is open; otherwise
-    only with a stated reason (which the audit log keeps)."""
+    """Data minimisation: positions are shown while an alert of the case that the reader may
+    see is open; otherwise only with a stated reason (which the audit log keeps)."""
     return alert_open or bool(reason and reason.strip())
 
 

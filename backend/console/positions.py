@@ -4,8 +4,9 @@ One track per role: the alerting device's when it has that role, otherwise the c
 device of the role with the newest fix around the alert (a victim may carry a panic button and
 an OwnTracks phone; a device switched off is not shown).
 
-Shown without a reason only while an alert of the case is open; otherwise `?reason=` is
-required. Every answer writes one audit entry per device whose positions it carries."""
+Shown without a reason only while an alert of the case that the reader may see is open
+(`backend.audit.guard`); otherwise `?reason=` is required. Every answer writes one audit entry
+per device whose positions it carries."""
 
 from __future__ import annotations
 
@@ -135,9 +136,11 @@ def alert_positions(
     if alert is None or not may_see_alert(s, p, alert):
         raise AlertNotFound(f"alert {alert_id} not found")
     is_open = alert.state in OPEN_STATES or (
-        alert.case_id is not None and alert.case_id in cases_with_open_alerts(s, {alert.case_id}))
+        alert.case_id is not None
+        and alert.case_id in cases_with_open_alerts(s, p, {alert.case_id}))
     if not location_allowed(alert_open=is_open, reason=reason):
-        raise ReasonRequired("no alert of this case is open: give ?reason= to read positions")
+        raise ReasonRequired(
+            "no alert of this case that you may see is open: give ?reason= to read positions")
     document = positions(s, alert, datetime.now(UTC))
     reads = [LocationRead("trail", str(alert.id), alert.case_id, track["device_id"])
              for track in (document["victim"], document["offender"]) if track]

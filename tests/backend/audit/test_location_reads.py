@@ -167,3 +167,62 @@ def test_an_action_in_the_console_is_audited_as_the_console(stack, world):
     assert dispatched.status_code == 200
     assert [(e.actor, e.channel) for e in _entries(stack)] == [
         ("user:desk", "console"), ("admin", "api")]
+
+
+def test_an_open_alert_the_reader_may_not_see_releases_no_position_to_her(stack, world):
+    """The Rotterdam case had an alert in Amsterdam, long closed, which the Amsterdam desk
+    (VR13) and the Amsterdam police (RE05) see; its open alert in Rotterdam they do not. The
+    closed alert's position and trail stay withheld from them without a reason (in the API,
+    the list and the stream), while the Rotterdam desk, who sees the open alert, reads them."""
+    from datetime import UTC, datetime, timedelta
+
+    from fastapi.testclient import TestClient
+
+    from backend.alerts.models import Alert
+    from backend.api.app import create_app
+    from backend.audit.guard import screen_event
+    from backend.auth.tokens import Principal
+
+    old = datetime.now(UTC) - timedelta(days=40)
+    with stack.runtime.sessions.begin() as s:
+        closed = Alert(case_id=world.rotterdam_case, device_id="vic-rdam", message_id="m-old",
+                       type="panic", priority="P1", state="resolved", raised_at=old,
+                       closed_at=old + timedelta(minutes=10), lat=52.3731, lon=4.8922, acc=9,
+                       fix_time=old, location_source="alarm", police_unit="RE05",
+                       region={"vr_code": "VR13"}, flags=[])
+        s.add(closed)
+        s.flush()
+        closed_id = closed.id
+
+    def reader(role: str, scope: dict) -> TestClient:
+        return TestClient(create_app(stack.runtime),
+                          headers={"Authorization": f"Bearer {stack.token(role, scope)}"})
+
+    def reads_of_closed() -> int:
+        return sum(e.resource_id == str(closed_id) for e in _entries(stack))
+
+    for client in (reader("dispatcher", {"regions": ["VR13"]}),
+                   reader("police", {"units": ["RE05"]})):
+        assert client.get(f"/api/v1/alerts/{world.rotterdam_alert}").status_code == 404
+        document = client.get(f"/api/v1/alerts/{closed_id}").json()
+        assert document["location"] is None and document["location_withheld"] is True
+        listed = client.get("/api/v1/alerts", params={"state": "closed"}).json()
+        assert [(d["alert_id"], d["location"]) for d in listed
+                if d["alert_id"] == str(closed_id)] == [(str(closed_id), None)]
+        assert client.get(f"/api/v1/alerts/{closed_id}/positions").status_code == 403
+    event = {"event": "alert.updated",
+             "alert": {**document, "location": {"lat": 52.3731, "lon": 4.8922}}}
+    with stack.runtime.sessions() as s:
+        streamed = screen_event(s, Principal("d", "dispatcher", {"regions": ["VR13"]}), event)
+        s.commit()
+    assert streamed["alert"]["location"] is None
+    assert reads_of_closed() == 0  # nothing released, nothing logged
+
+    desk17 = reader("dispatcher", {"regions": ["VR17"]})
+    assert desk17.get(f"/api/v1/alerts/{closed_id}").json()["location"]["lat"] == 52.3731
+    assert desk17.get(f"/api/v1/alerts/{closed_id}/positions").status_code == 200
+    desk13 = reader("dispatcher", {"regions": ["VR13"]})
+    shown = desk13.get(f"/api/v1/alerts/{closed_id}/positions", params={"reason": "case review"})
+    assert shown.status_code == 200 and shown.json()["victim"]["device_id"] == "vic-rdam"
+    # The desk of VR17: the alert and both devices' trails; the desk of VR13 the trails, reasoned.
+    assert reads_of_closed() == 3 + 2
