@@ -17,7 +17,14 @@ from sqlalchemy.orm import Session
 from backend.alerts.lifecycle import OPEN_STATES
 from backend.alerts.models import Alert
 from backend.audit.log import LocationRead, record
-from backend.auth.scope import AlertFacts, location_allowed, scope_items, sees_alert
+from backend.auth.scope import (
+    AlertFacts,
+    is_storm,
+    location_allowed,
+    routed_unit,
+    scope_items,
+    sees_alert,
+)
 from backend.auth.tokens import Principal
 from backend.cases.models import Case
 from backend.hub.bus import STREAM_NOTICES
@@ -67,7 +74,8 @@ def screen_event_alone(
     receive it (None: out of scope) and the location reads to audit once it is sent. None when
     the event alone cannot decide (no scope carried, a position on a closed alert, whose
     release depends on the case's other alerts, or a case event for a dispatcher of another
-    region, who sees the case if it had an alert in her regions): use `screen_event`. An event
+    region, who sees the case if it had an alert in her regions; a storm summary for a
+    dispatcher, whose desk's regions are read): use `screen_event`. An event
     about a case (`case.*`, carrying `backend.alerts.flows.case_scope`) reaches whoever
     receives the case's notices (`backend.auth.scoping.receives_case_notices`); one about the
     stream itself (`backend.hub.bus.STREAM_NOTICES`) to everyone; any other event about no
@@ -85,9 +93,11 @@ def screen_event_alone(
             return (event if who.role == "admin" else None), []
     if not isinstance(scope, dict):
         return None
+    if is_storm(document.get("type")) and who.role == "dispatcher":
+        return None  # the regions of the desk it is for decide, read from the database
     facts = AlertFacts(
         vr_code=(document.get("region") or {}).get("vr_code"),
-        police_unit=scope.get("police_unit"),
+        police_unit=routed_unit(document.get("type"), scope.get("police_unit")),
         case_reference=scope.get("case_reference"),
         case_home_vr=scope.get("case_home_vr"),
         case_home_unit=scope.get("case_home_unit"),

@@ -3,15 +3,25 @@
 Scopes (stored with a user or a bearer token):
 
 - dispatcher: ``{"regions": ["VR17", ...]}`` - alerts whose fix lies in one of the safety regions,
-  or whose case's home region is one of them; cases of those home regions;
+  or whose case's home region is one of them; the storm summaries raised for a Veilig Thuis
+  desk of those regions (below); cases of those home regions;
 - police: ``{"units": ["RE07", ...]}`` - alerts routed to one of the units, and the alerts of
   the cases at home in one of them (the home unit is told of an alert outside its region);
+  never a storm summary: it has no place and no case to be routed by, so no unit is routed
+  to; the unit it carries is only the deployment's fallback;
 - case_director: ``{"cases": ["<case reference>", ...]}`` - own cases and their alerts;
 - partner: ``{"cases": [...]}`` - the cases of which she is a partner organisation's contact
   person, to read their log (no alert, no position);
 - admin: everything.
 
 An empty scope admits nothing: a forgotten scope fails closed.
+
+Storm summaries (`device_silent_storm`: "many devices silent", no case, no device, no position)
+are raised for the Veilig Thuis desk named in their `desk:` flag, and are for the dispatchers of
+that desk's safety regions: those of the municipalities it serves (the packaged table
+`backend/regions/data/gemeente_vt_2025.csv`) and the home regions of the cases at home at that
+desk (`Case.home_vt_desk`, which names the desks of its cases' storms). One without a desk is
+for administrators only. `backend.auth.scoping` reads a desk's regions (`AlertFacts.desk_regions`).
 
 Region figures (the console's regions page: counts and medians per safety region,
 `visible_regions`): an admin every region's; a dispatcher those of her regions; the police those
@@ -28,9 +38,13 @@ from typing import Any
 
 from backend.auth.errors import InvalidScope
 from backend.auth.tokens import Principal
+from backend.supervision.grouping import STORM_TYPE
 
 SCOPE_KEYS = {"dispatcher": "regions", "police": "units", "case_director": "cases",
               "partner": "cases"}
+# The flag naming the desk a health alert or storm summary is raised for (as
+# `backend.supervision.loop.DESK_FLAG` writes it).
+DESK_FLAG = "desk:"
 _PATTERNS = {
     "regions": re.compile(r"^VR\d{2}$"),
     "units": re.compile(r"^RE\d{2}$"),
@@ -77,15 +91,37 @@ def scope_items(p: Principal, key: str) -> frozenset[str]:
     return frozenset(str(v) for v in (p.scope or {}).get(key) or [])
 
 
+def is_storm(alert_type: object) -> bool:
+    """A storm summary: for a desk (`desk_of`), about no case, device or place."""
+    return alert_type == STORM_TYPE
+
+
+def desk_of(flags: object) -> str | None:
+    """The desk an alert is raised for (its `desk:` flag), or None."""
+    if not isinstance(flags, list):
+        return None
+    return next((f[len(DESK_FLAG):] for f in flags
+                 if isinstance(f, str) and f.startswith(DESK_FLAG) and len(f) > len(DESK_FLAG)),
+                None)
+
+
+def routed_unit(alert_type: object, police_unit: str | None) -> str | None:
+    """The police unit an alert is routed to: none for a storm summary, whose `police_unit` is
+    the fallback (it has no place and no case to route by)."""
+    return None if is_storm(alert_type) else police_unit
+
+
 @dataclass(frozen=True, slots=True)
 class AlertFacts:
-    """What visibility of an alert depends on."""
+    """What visibility of an alert depends on. `police_unit` is the unit it is routed to
+    (`routed_unit`); `desk_regions` the safety regions of the desk a storm summary is for."""
 
     vr_code: str | None
     police_unit: str | None
     case_reference: str | None
     case_home_vr: str | None
     case_home_unit: str | None = None
+    desk_regions: frozenset[str] = frozenset()
 
 
 def sees_alert(p: Principal, facts: AlertFacts) -> bool:
@@ -93,7 +129,8 @@ def sees_alert(p: Principal, facts: AlertFacts) -> bool:
         return True
     if p.role == "dispatcher":
         regions = scope_items(p, "regions")
-        return bool({facts.vr_code, facts.case_home_vr} & regions - {None})
+        return bool({facts.vr_code, facts.case_home_vr} & regions - {None}) or bool(
+            facts.desk_regions & regions)
     if p.role == "police":
         units = scope_items(p, "units")
         return bool({facts.police_unit, facts.case_home_unit} & units - {None})

@@ -12,19 +12,37 @@ one of their units (the kinds they read are limited by `backend.caselog.views`).
 Case notices (a release from detention, pursuit mode; the console's queue page, live and
 standing): whoever sees the case, and the police of the case's home unit, who cannot open the
 case page (`opens_case_pages`).
+
+Storm summaries: a desk's safety regions (`desk_regions`) are those of the municipalities it
+serves in the packaged table, and the home regions of the cases at home at that desk. In SQL
+the desk is found in the alert's flags as text (`"desk:<code>"`, quoted as JSON writes it):
+exact on PostgreSQL; SQLite's LIKE (the embedded deployment) ignores the case of ASCII letters.
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Collection, Mapping
+from types import MappingProxyType
 
-from sqlalchemy import ColumnElement, and_, false, or_, select, true
+from sqlalchemy import ColumnElement, String, and_, cast, false, func, literal, or_, select, true
 from sqlalchemy.orm import Session
 
 from backend.alerts.models import Alert
-from backend.auth.scope import AlertFacts, scope_items, sees_alert, sees_case
+from backend.auth.scope import (
+    DESK_FLAG,
+    AlertFacts,
+    desk_of,
+    is_storm,
+    routed_unit,
+    scope_items,
+    sees_alert,
+    sees_case,
+)
 from backend.auth.tokens import Principal
 from backend.cases.models import Case
+from backend.supervision.grouping import STORM_TYPE
 
 
 def person_id(p: Principal) -> str:
@@ -42,6 +60,58 @@ def _alert_vr():
     return Alert.region["vr_code"].as_string()
 
 
+@functools.cache
+def _regions_by_desk() -> Mapping[str, frozenset[str]]:
+    """Veilig Thuis desk code -> the safety regions of the municipalities it serves (the
+    packaged tables the region index is built from; read once)."""
+    from backend.regions import data_files
+    from backend.regions.vt_table import read_vt_table
+
+    desk_of_municipality = read_vt_table()
+    found: dict[str, set[str]] = {}
+    for row in data_files.municipality_region_rows():
+        desk = desk_of_municipality.get(row.gemeente_code)
+        if desk:
+            found.setdefault(desk, set()).add(row.vr_code)
+    return MappingProxyType({desk: frozenset(codes) for desk, codes in found.items()})
+
+
+def desks_serving(regions: Collection[str]) -> frozenset[str]:
+    """The desks that serve a municipality in one of these safety regions (packaged table)."""
+    wanted = frozenset(regions)
+    return frozenset(desk for desk, codes in _regions_by_desk().items() if codes & wanted)
+
+
+def desk_regions(s: Session, desk: str) -> frozenset[str]:
+    """The safety regions of a desk: where it serves municipalities, and the home regions of
+    the cases at home at it."""
+    homes = s.scalars(select(Case.home_vr_code).where(
+        Case.home_vt_desk == desk, Case.home_vr_code.is_not(None)).distinct())
+    return _regions_by_desk().get(desk, frozenset()) | frozenset(homes)
+
+
+def _like_literal(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _like_column(column: ColumnElement[str]) -> ColumnElement[str]:
+    return func.replace(func.replace(func.replace(column, "\\", "\\\\"), "%", "\\%"),
+                        "_", "\\_")
+
+
+def _storm_filter(regions: list[str]) -> ColumnElement[bool]:
+    """The storm summaries raised for a desk of these safety regions (`desk_regions`)."""
+    flags = cast(Alert.flags, String)
+    served = [flags.like(f'%"{DESK_FLAG}{_like_literal(desk)}"%', escape="\\")
+              for desk in sorted(desks_serving(regions))]
+    at_home = select(Case.id).where(
+        Case.home_vr_code.in_(regions), Case.home_vt_desk.is_not(None),
+        flags.like(literal(f'%"{DESK_FLAG}') + _like_column(Case.home_vt_desk) + literal('"%'),
+                   escape="\\"),
+    ).correlate(Alert).exists()
+    return and_(Alert.type == STORM_TYPE, or_(*served, at_home))
+
+
 def alert_filter(p: Principal) -> ColumnElement[bool]:
     """A WHERE clause that admits exactly the alerts `sees_alert` admits."""
     if p.role == "admin":
@@ -52,13 +122,14 @@ def alert_filter(p: Principal) -> ColumnElement[bool]:
             return false()
         home = select(Case.id).where(Case.home_vr_code.in_(regions))
         return or_(and_(Alert.region.is_not(None), _alert_vr().in_(regions)),
-                   Alert.case_id.in_(home))
+                   Alert.case_id.in_(home), _storm_filter(regions))
     if p.role == "police":
         units = sorted(scope_items(p, "units"))
         if not units:
             return false()
         home = select(Case.id).where(Case.home_police_unit.in_(units))
-        return or_(Alert.police_unit.in_(units), Alert.case_id.in_(home))
+        routed = and_(Alert.police_unit.in_(units), Alert.type != STORM_TYPE)
+        return or_(routed, Alert.case_id.in_(home))
     if p.role == "case_director":
         return Alert.case_id.in_(select(Case.id).where(case_filter(p)))
     return false()
@@ -118,12 +189,14 @@ def reads_alerts(p: Principal) -> bool:
 
 def alert_facts(s: Session, alert: Alert) -> AlertFacts:
     case = s.get(Case, alert.case_id) if alert.case_id else None
+    desk = desk_of(alert.flags) if is_storm(alert.type) else None
     return AlertFacts(
         vr_code=(alert.region or {}).get("vr_code"),
-        police_unit=alert.police_unit,
+        police_unit=routed_unit(alert.type, alert.police_unit),
         case_reference=case.reference if case else None,
         case_home_vr=case.home_vr_code if case else None,
         case_home_unit=case.home_police_unit if case else None,
+        desk_regions=desk_regions(s, desk) if desk else frozenset(),
     )
 
 

@@ -10,8 +10,10 @@ from backend.auth.passwords import hash_password, verify_password
 from backend.auth.scope import (
     AlertFacts,
     check_scope,
+    desk_of,
     location_allowed,
     parse_scope,
+    routed_unit,
     sees_alert,
     visible_regions,
 )
@@ -35,6 +37,29 @@ FACTS = AlertFacts(vr_code="VR17", police_unit="RE07", case_reference="C-1", cas
 ])
 def test_sees_alert(principal, sees):
     assert sees_alert(principal, FACTS) is sees
+
+
+# A storm summary of the desk serving VR17: no place, no case; the fallback unit is no route.
+STORM = AlertFacts(vr_code=None, police_unit=routed_unit("device_silent_storm", "RE07"),
+                   case_reference=None, case_home_vr=None, desk_regions=frozenset({"VR17"}))
+
+
+@pytest.mark.parametrize(("principal", "sees"), [
+    (Principal("a", "admin"), True),
+    (Principal("d", "dispatcher", {"regions": ["VR17", "VR01"]}), True),
+    (Principal("d", "dispatcher", {"regions": ["VR13"]}), False),
+    (Principal("p", "police", {"units": ["RE07"]}), False),
+    (Principal("c", "case_director", {"cases": ["C-1"]}), False),
+])
+def test_a_storm_summary_is_seen_by_the_dispatchers_of_its_desks_regions(principal, sees):
+    assert sees_alert(principal, STORM) is sees
+
+
+def test_the_desk_and_the_route_of_an_alert():
+    assert desk_of(["desk:VT4607", "storm"]) == "VT4607"
+    assert desk_of(["storm"]) is None and desk_of(["desk:"]) is None and desk_of(None) is None
+    assert routed_unit("device_silent_storm", "RE07") is None
+    assert routed_unit("device_silent", "RE07") == "RE07"
 
 
 def test_parse_scope():

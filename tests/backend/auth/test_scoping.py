@@ -1,0 +1,127 @@
+"""The scope decisions in SQL (`alert_filter`) and in Python (`may_see_alert`) agree, and the
+stream screens alike: storm summaries, raised for a Veilig Thuis desk, reach the dispatchers of
+that desk's regions and not the police of the fallback unit."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from backend.alerts.models import Alert
+from backend.api.app import create_app
+from backend.audit.guard import screen_event, screen_event_alone
+from backend.auth.scoping import alert_filter, desk_regions, may_see_alert
+from backend.auth.tokens import Principal
+from backend.cases.models import Case
+from backend.supervision.grouping import StormSummary
+from backend.supervision.loop import SupervisionLoop
+from tests.backend.auth.world import build
+
+WHO = {
+    "admin": Principal("admin", "admin"),
+    "desk-VR17": Principal("d17", "dispatcher", {"regions": ["VR17"]}),
+    "desk-VR18": Principal("d18", "dispatcher", {"regions": ["VR18"]}),
+    "desk-VR13": Principal("d13", "dispatcher", {"regions": ["VR13"]}),
+    "police-RE07": Principal("p07", "police", {"units": ["RE07"]}),  # the fallback unit
+    "director": Principal("c", "case_director", {"cases": ["C-RDAM"]}),
+}
+# Storm summaries by desk: VT4607 serves Rotterdam-Rijnmond (VR17) in the packaged table;
+# VT_RR is no packaged desk, but a case at home in VR18 names it as its home desk; VTxRR is
+# neither (and must not match VT_RR's underscore as a wildcard); None names no desk.
+STORMS = ("VT4607", "VT_RR", "VTxRR", None)
+SEES_STORMS = {
+    "admin": {"VT4607", "VT_RR", "VTxRR", None},
+    "desk-VR17": {"VT4607"},
+    "desk-VR18": {"VT_RR"},
+    "desk-VR13": set(),
+    "police-RE07": set(),
+    "director": set(),
+}
+
+
+def _raise_storm(stack, desk: str | None) -> tuple[uuid.UUID, dict[str, Any]]:
+    """A storm summary as the supervision loop raises it: its alert and its console event."""
+    now = datetime.now(UTC)
+    draft = SupervisionLoop._storm_draft(StormSummary(
+        desk_code=desk, device_count=12, total_device_count=12, window_start=now), now)
+    with stack.runtime.sessions.begin() as s:
+        effects = stack.runtime.flow.raise_alerts(s, [draft])
+    [alert] = effects.alerts
+    [event] = [e for e in effects.events if e["event"] == "alert.raised"]
+    return alert.id, event
+
+
+@pytest.fixture
+def storms(stack) -> dict[uuid.UUID, str | None]:
+    build(stack)  # the usual alerts in VR17 and VR13 besides
+    with stack.runtime.sessions.begin() as s:
+        s.add(Case(reference="C-DORD", home_police_unit="RE07", home_vr_code="VR18",
+                   home_vt_desk="VT_RR"))
+    return {_raise_storm(stack, desk)[0]: desk for desk in STORMS}
+
+
+@pytest.mark.parametrize("who", sorted(WHO))
+def test_storm_summaries_reach_the_desks_of_their_regions_alike_in_sql_and_python(
+        stack, storms, who):
+    principal = WHO[who]
+    with stack.runtime.sessions() as s:
+        alerts = list(s.scalars(select(Alert)))
+        by_python = {a.id for a in alerts if may_see_alert(s, principal, a)}
+        by_sql = set(s.scalars(select(Alert.id).where(alert_filter(principal))))
+        assert by_sql == by_python
+        assert {storms[i] for i in by_sql if i in storms} == SEES_STORMS[who]
+        assert len(by_sql - set(storms)) == {"admin": 3, "desk-VR17": 1, "desk-VR13": 2,
+                                             "police-RE07": 1, "director": 1}.get(who, 0)
+
+
+def test_the_regions_of_a_desk_are_those_it_serves_and_its_cases_homes(stack, storms):
+    with stack.runtime.sessions() as s:
+        assert desk_regions(s, "VT4607") == {"VR17"}
+        assert desk_regions(s, "VT_RR") == {"VR18"}
+        assert desk_regions(s, "VTxRR") == frozenset()
+
+
+def test_the_stream_screens_a_storm_summary_as_the_api_does(stack, storms):
+    """From the event alone the police of the fallback unit are refused it; a dispatcher's
+    screen asks the database, which admits the desk of its regions."""
+    desk = next(i for i, d in storms.items() if d == "VT4607")
+    _, event = _raise_storm(stack, "VT4607")
+    assert screen_event_alone(WHO["police-RE07"], event) == (None, [])
+    assert screen_event_alone(WHO["desk-VR17"], event) is None
+    with stack.runtime.sessions() as s:
+        for who, principal in WHO.items():
+            screened = screen_event(s, principal, event)
+            assert (screened is not None) is ("VT4607" in SEES_STORMS[who]), who
+            if screened is not None:
+                assert "scope" not in screened
+        storm = s.get(Alert, desk)
+        assert storm is not None and storm.police_unit == "RE07"  # the fallback, not a route
+
+
+@pytest.mark.parametrize("stack", ["embedded"], indirect=True)
+def test_the_stream_carries_a_storm_summary_to_its_desk_not_to_the_fallback_police(stack):
+    build(stack)
+    desk17 = stack.token("dispatcher", {"regions": ["VR17"]})
+    police = stack.token("police", {"units": ["RE07"]})
+    with TestClient(create_app(stack.runtime)) as client, \
+            client.websocket_connect("/api/v1/stream", subprotocols=["bearer", desk17]) as ws, \
+            client.websocket_connect("/api/v1/stream",
+                                     subprotocols=["bearer", police]) as ws_police:
+        time.sleep(0.3)
+        storm_id, event = _raise_storm(stack, "VT4607")
+        stack.runtime.bus.publish(event)
+        frame = ws.receive_json()
+        assert frame["alert"]["alert_id"] == str(storm_id) and "scope" not in frame
+        # The police console's next frame is the next event in its scope, not the storm.
+        marker = {"event": "alert.updated", "alert": {"alert_id": "marker", "state": "new",
+                                                      "location": None, "region": None},
+                  "scope": {"police_unit": "RE07", "case_id": None, "case_reference": None,
+                            "case_home_vr": None, "case_director": None}}
+        stack.runtime.bus.publish(marker)
+        assert ws_police.receive_json()["alert"]["alert_id"] == "marker"
