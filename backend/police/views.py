@@ -7,16 +7,18 @@ delivers at least once, and may repeat an acknowledgement after its dispatch rep
 through (`backend.alerts.lifecycle.already_reported`). The console's own actions stay strict.
 
 Scope: a police token reports only on an alert routed to one of its units (the alert's
-`police_unit`), and only for one of them (the body's `unit`). An alert the token may not see at
-all answers 404, as every out-of-scope read (no existence oracle); one it sees without its
-being routed to its units (an alert of a case at home in its unit, routed elsewhere) answers
-403, and so does a body naming a unit outside them. A refused report changes nothing: the
+`police_unit` and the police units among its recipients: the case's home unit too when the
+policy routes an alert away from home there), and only for one of them (the body's `unit`). An
+alert the token may not see at all answers 404, as every out-of-scope read (no existence
+oracle); one it sees without its being routed to its units (an alert of a case at home in its
+unit that routing did not send there) answers 403, and so does a body naming a unit outside them. A refused report changes nothing: the
 alert's state and escalation stay as they were. The answer's position is released and audited
 as any alert document's (`backend.audit.guard`)."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
@@ -25,7 +27,8 @@ from sqlalchemy.orm import Session
 
 from backend.alerts import service as alerts_service
 from backend.alerts.errors import AlertNotFound, InvalidTransition
-from backend.alerts.flows import Effects
+from backend.alerts.flows import Effects, police_feeds
+from backend.alerts.models import Alert
 from backend.alerts.lifecycle import already_reported
 from backend.api.deps import require, runtime
 from backend.api.text import free_text
@@ -55,19 +58,27 @@ def police_actor(p: Principal) -> str:
     return f"police:{name}"
 
 
-def refusal(p: Principal, alert_unit: str | None, body_unit: str) -> str | None:
+def refusal(p: Principal, alert_units: Collection[str], body_unit: str) -> str | None:
     """Why a police report on an alert the principal sees is refused (403), or None. A police
-    token answers only for an alert routed to one of its units `{"units": [...]}`, and only in
-    the name of one of them: the home unit of the alert's case sees the alert, but the unit it
-    is routed to acts on it. An administrator reports for any unit."""
+    token answers only for an alert routed to one of its units `{"units": [...]}` (`alert_units`:
+    the unit of the alert's place and every police unit among its recipients, such as the
+    case's home unit when the alert is elsewhere), and only in the name of one of them. A unit
+    that only sees the alert (the case's home unit that routing did not name) does not act on
+    it. An administrator reports for any unit."""
     if p.role == "admin":
         return None
     units = {str(u) for u in p.scope.get("units") or []}
     if body_unit not in units:
         return f"unit {body_unit} is outside this token's scope"
-    if alert_unit is None or alert_unit not in units:
+    if not units & set(alert_units):
         return "the alert is routed to a police unit outside this token's scope"
     return None
+
+
+def routed_units(alert: Alert) -> set[str]:
+    """The police units an alert is routed to: its unit and its recipients' police units."""
+    return set(police_feeds(alert.recipients)) | ({alert.police_unit} if alert.police_unit
+                                                  else set())
 
 
 def _report(s: Session, rt: Runtime, alert_id: uuid.UUID, action: str, actor: str,
@@ -96,7 +107,7 @@ def police_ack(
         alert = alerts_service.get(s, alert_id)
         if alert is None or not may_see_alert(s, p, alert):
             raise AlertNotFound(f"alert {alert_id} not found")
-        if (why := refusal(p, alert.police_unit, body.unit)) is not None:
+        if (why := refusal(p, routed_units(alert), body.unit)) is not None:
             raise Forbidden(why)
     note = f"police unit {body.unit}" + (f": {body.note}" if body.note else "")
     with rt.sessions.begin() as s:

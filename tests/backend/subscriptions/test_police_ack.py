@@ -107,39 +107,45 @@ def test_a_dispatch_report_for_an_alert_resolved_without_one_is_refused(stack):
 
 
 def test_the_home_unit_sees_an_alert_routed_elsewhere_but_may_not_report_on_it(stack):
-    """The police of the case's home unit see its alert raised in another unit's area, but only
-    the unit it is routed to reports on it: the home unit's report is refused (403) and changes
-    nothing, its escalation included; a unit that does not see the alert gets 404."""
-    from backend.alerts.models import Alert
+    """The police of the case's home unit see every alert of the case; an alert the policy
+    does not send them (an approach, the desk's, in another unit's area) they may not report
+    on: refused (403), nothing changed, its escalation included; a unit that does not see the
+    alert gets 404. (A panic away from home is routed to the home unit too, and it may act on
+    it: tests/backend/alerts/test_police_feeds.py.)"""
+    import time
 
-    stack.register("vic-404", home_unit="RE07")
-    device = stack.device("vic-404")
-    publish(device, stack.topics.alarm("vic-404"),
-            codec.encode(Alarm(id="p-4", lat=52.3731, lon=4.8922, acc=9)))  # Amsterdam
-    api = stack.api()
-    alert = wait_until(lambda: (api.get("/api/v1/alerts").json() or [None])[0])
-    assert alert["region"]["police_unit"] == "RE05"
-    url = f"/api/v1/alerts/{alert['alert_id']}/police-ack"
+    from backend.alerts.models import Alert
+    from backend.pipeline.context import AlertDraft
+
+    case_id = stack.register("off-404", role="offender", home_unit="RE07")
+    now = time.time()
+    with stack.runtime.sessions.begin() as s:
+        [raised] = stack.runtime.flow.raise_alerts(s, [AlertDraft(
+            type="approach", device_id="off-404", case_id=case_id, message_id="ap-4",
+            raised_at=now, lat=52.3731, lon=4.8922, acc=9, fix_time=now,
+            location_source="fix")]).alerts  # Amsterdam
+    assert raised.police_unit == "RE05"
+    assert "RE07" not in {r.get("code") for r in raised.recipients}
+    url = f"/api/v1/alerts/{raised.id}/police-ack"
     home = _as(stack, stack.token("police", {"units": ["RE07"]}))
     elsewhere = _as(stack, stack.token("police", {"units": ["RE01"]}))
     routed = _as(stack, stack.token("police", {"units": ["RE05"]}))
 
     def escalation() -> tuple:
         with stack.runtime.sessions() as s:
-            row = s.get(Alert, uuid.UUID(alert["alert_id"]))
+            row = s.get(Alert, raised.id)
             return row.state, row.next_escalation_at, row.escalation_step
 
     before = escalation()
     assert before[0] == "new" and before[1] is not None
-    assert home.get(f"/api/v1/alerts/{alert['alert_id']}").status_code == 200  # it sees it
+    assert home.get(f"/api/v1/alerts/{raised.id}").status_code == 200  # it sees it
     for action in ("dispatched", "acknowledge"):
         r = home.post(url, json={"action": action, "unit": "RE07", "note": "car 1"})
         assert r.status_code == 403, r.text
         assert elsewhere.post(url, json={"action": action, "unit": "RE01"}).status_code == 404
     assert escalation() == before
-    timeline = api.get(f"/api/v1/alerts/{alert['alert_id']}").json()["timeline"]
+    timeline = stack.api().get(f"/api/v1/alerts/{raised.id}").json()["timeline"]
     assert [e for e in timeline if e["kind"] == "transition"] == []
 
     r = routed.post(url, json={"action": "dispatched", "unit": "RE05", "note": "car 2"})
     assert (r.status_code, r.json()["state"]) == (200, "dispatched")
-    device.disconnect()
