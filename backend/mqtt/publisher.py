@@ -1,16 +1,45 @@
 """Publishes downlink messages (police feed, device ack/cmd) and reports broker acknowledgement.
 
 `publish` returns at once; `on_delivered(key)` is called from the MQTT network thread when the
-broker has acknowledged a QoS 1 message (PUBACK), so the outbox can mark the row sent.
+broker has acknowledged a QoS 1 message (PUBACK) as delivered (`delivered`), so the outbox can
+mark the row sent. Any other answer leaves the row pending: the outbox's sweep publishes it
+again until its deadline ends it (`backend.outbox.unconfirmed`, `backend.outbox.expired`).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Hashable
 from typing import Protocol
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.reasoncodes import ReasonCode
+
+log = logging.getLogger(__name__)
+
+SUCCESS = 0x00
+NO_MATCHING_SUBSCRIBERS = 0x10
+
+
+def delivered(reason_code: int) -> bool:
+    """Whether a PUBACK with this reason code means the message reached its receiver: only a
+    plain success (over MQTT 3.1.1 every PUBACK is one; a broker that cannot tell cannot say).
+
+    MQTT 5 brokers (Mosquitto) answer a publish that no subscription matches with
+    `NO_MATCHING_SUBSCRIBERS` (0x10), which is not a failure for the protocol but is one for
+    every kind of message the outbox publishes:
+
+    - a police unit's feed: no police system subscribes to the unit's topic, so nobody got the
+      alert. Not delivered: re-published, and past `police.deadline_s` ended `unconfirmed`
+      ("police not reached: phone the control room");
+    - a device's ack or command: the device subscribes with a persistent session, which the
+      broker counts as a subscriber while the device is offline (it keeps the message for it);
+      no subscriber means the device has no session at all, and the message would reach no
+      one. Not delivered: re-published, and past `outbox.device_deadline_s` ended `expired`.
+
+    Failures (0x80 and up: not authorized, quota exceeded, ...) are not delivered either."""
+    return int(reason_code) == SUCCESS
 
 
 class Publisher(Protocol):
@@ -24,7 +53,8 @@ class PahoPublisher:
         self._client = client
         self._on_delivered = on_delivered
         self._pending: dict[int, Hashable] = {}
-        self._early: set[int] = set()  # PUBACKs that arrived before publish() returned the mid
+        # PUBACKs that arrived before publish() returned the mid, with their reason codes.
+        self._early: dict[int, ReasonCode] = {}
         self._lock = threading.Lock()
         previous = client.on_publish
 
@@ -32,9 +62,9 @@ class PahoPublisher:
             with self._lock:
                 key = self._pending.pop(mid, None)
                 if key is None:
-                    self._early.add(mid)
-            if key is not None and not reason_code.is_failure:
-                self._on_delivered(key)
+                    self._early[mid] = reason_code
+            if key is not None:
+                self._answered(key, reason_code)
             if previous is not None:
                 previous(c, userdata, mid, reason_code, properties)
 
@@ -53,10 +83,15 @@ class PahoPublisher:
         # reconnects, and its PUBACK marks the row sent as any other's (an unclaimed PUBACK's
         # message id, reused later, would mark another message sent before its own).
         with self._lock:
-            acked = info.mid in self._early
-            if acked:
-                self._early.discard(info.mid)
-            else:
+            early = self._early.pop(info.mid, None)
+            if early is None:
                 self._pending[info.mid] = key
-        if acked:
+        if early is not None:
+            self._answered(key, early)
+
+    def _answered(self, key: Hashable, reason_code: ReasonCode) -> None:
+        if delivered(reason_code.value):
             self._on_delivered(key)
+        else:  # the row stays pending: published again by the sweep until its deadline
+            log.warning("outbox=%s not delivered: the broker answered %s (0x%02x)", key,
+                        reason_code, reason_code.value)

@@ -23,7 +23,9 @@ from tests.backend.subscriptions.test_worker import (
     ScriptedSender,
     _seed,
 )
+from device_protocol import Alarm, codec
 from tests.support.db import sqlite_sessions
+from tests.support.mqtt import publish
 from tests.support.waiting import wait_until
 from tests.support.webhooks import webhooks  # noqa: F401 - fixture
 
@@ -148,3 +150,28 @@ def test_the_running_delivery_worker_ends_unconfirmed_feed_messages(webhooks):
         alert_id, feed_id = alert.id, feed.id
     wait_until(lambda: _police_delivery(sessions, alert_id) == "unreachable", timeout=10)
     assert _status(sessions, feed_id) == "unconfirmed"
+
+
+@pytest.mark.parametrize("stack", ["services"], indirect=True)
+def test_a_feed_nobody_subscribes_to_ends_unconfirmed(webhooks):
+    """Mosquitto over MQTT 5 answers the police feed message of an alarm that no police system
+    subscribes to with PUBACK 0x10, no matching subscribers: not delivered, so it stays
+    pending, is published again, and past the deadline (4 s in the test policy) ends
+    unconfirmed and the console is told to phone. The device's ack, with no session to take
+    it, stays pending too (its deadline is 300 s)."""
+    stack = webhooks
+    stack.register("vic-601")
+    device = stack.device("vic-601")
+    api = stack.api()
+    publish(device, stack.topics.alarm("vic-601"), codec.encode(Alarm(id="n-1")))
+    alert_id = uuid.UUID(wait_until(lambda: (api.get("/api/v1/alerts").json() or [None])[0],
+                                    )["alert_id"])
+    sessions = stack.runtime.sessions
+    wait_until(lambda: _police_delivery(sessions, alert_id) == "unreachable", timeout=15)
+    with sessions() as s:
+        rows = {row.target: row.status for row in s.query(OutboxMessage).filter_by(
+            alert_id=alert_id)}
+        [entry] = s.query(AlertEvent).filter_by(alert_id=alert_id, actor="police feed").all()
+    assert rows[stack.topics.police_alerts("RE07")] == "unconfirmed"
+    assert rows[stack.topics.ack("vic-601")] == "pending"
+    assert entry.detail["state"] == "unreachable"
