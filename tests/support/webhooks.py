@@ -145,14 +145,23 @@ def receivers() -> Iterator[callable]:
         server.server_close()
 
 
-@pytest.fixture
-def webhooks(stack):
-    """The stack with its delivery worker running on the short test policy."""
+def start_deliveries(stack):
+    """Start the stack's delivery worker on the short test policy; the worker."""
     worker = stack.runtime.deliveries
     # The lease outlasts an attempt's total time limit (the sender's 10 s), as settings require.
     worker.config = WorkerConfig(policy=TEST_POLICY, poll_interval_s=0.2, batch_size=20,
                                  concurrency=4, claim_lease_s=12.0)
     worker.start()
+    return worker
+
+
+@pytest.fixture
+def webhooks(stack):
+    """The stack with its delivery worker running on the short test policy, and a police system
+    listening on every unit's MQTT feed: over MQTT 5 a feed message nobody subscribes to is not
+    delivered and ends unconfirmed ("police not reached", `backend.mqtt.publisher`)."""
+    stack.collector(stack.topics.police_filter())
+    worker = start_deliveries(stack)
     yield stack
     worker.stop()
 

@@ -27,7 +27,7 @@ from device_protocol import Alarm, codec
 from tests.support.db import sqlite_sessions
 from tests.support.mqtt import publish
 from tests.support.waiting import wait_until
-from tests.support.webhooks import webhooks  # noqa: F401 - fixture
+from tests.support.webhooks import start_deliveries, webhooks  # noqa: F401 - fixture
 
 FEED = "sd/v1/police/RE07/alerts"
 
@@ -153,13 +153,20 @@ def test_the_running_delivery_worker_ends_unconfirmed_feed_messages(webhooks):
 
 
 @pytest.mark.parametrize("stack", ["services"], indirect=True)
-def test_a_feed_nobody_subscribes_to_ends_unconfirmed(webhooks):
+def test_a_feed_nobody_subscribes_to_ends_unconfirmed(stack):
     """Mosquitto over MQTT 5 answers the police feed message of an alarm that no police system
     subscribes to with PUBACK 0x10, no matching subscribers: not delivered, so it stays
     pending, is published again, and past the deadline (4 s in the test policy) ends
     unconfirmed and the console is told to phone. The device's ack, with no session to take
     it, stays pending too (its deadline is 300 s)."""
-    stack = webhooks
+    worker = start_deliveries(stack)  # and no police system listens
+    try:
+        _raise_unheard(stack)
+    finally:
+        worker.stop()
+
+
+def _raise_unheard(stack) -> None:
     stack.register("vic-601")
     device = stack.device("vic-601")
     api = stack.api()
