@@ -17,6 +17,17 @@ from backend.outbox import expired
 log = logging.getLogger(__name__)
 
 SWEEP_BATCH = 500
+# Acknowledged ids marked sent per UPDATE (each one a bound parameter: PostgreSQL takes at most
+# 65535 in a statement, SQLite 32766).
+FLUSH_CHUNK = 1000
+# Acknowledged ids kept while the database does not take them (ids only: a few MB at most).
+MAX_UNFLUSHED = 100_000
+
+
+def keep_newest(ids: list[int], limit: int) -> tuple[list[int], int]:
+    """The newest `limit` of `ids` (in arrival order) and how many older ones are let go."""
+    dropped = max(0, len(ids) - limit)
+    return ids[dropped:], dropped
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,13 +47,19 @@ class OutboxDispatcher:
         resend_after_s: float = 5.0,
         flush_interval_s: float = 0.2,
         device_deadline_s: float = 300.0,
+        max_unflushed: int = MAX_UNFLUSHED,
+        flush_chunk: int = FLUSH_CHUNK,
     ) -> None:
         self._sessions = session_factory
         self._resend_after = timedelta(seconds=resend_after_s)
         self._device_deadline_s = device_deadline_s
         self._flush_interval = flush_interval_s
         self._publisher: Publisher | None = None
-        self._delivered: deque[int] = deque()
+        self._delivered: deque[int] = deque()  # appended by the network thread
+        # Taken from `_delivered`, not yet marked sent (by the flushing thread only).
+        self._unflushed: list[int] = []
+        self._max_unflushed = max_unflushed
+        self._flush_chunk = flush_chunk
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -61,19 +78,34 @@ class OutboxDispatcher:
             self._publisher.publish(item.target, item.payload, item.qos, item.id)
 
     def flush_delivered(self) -> int:
-        """Mark acknowledged rows sent (one UPDATE)."""
-        ids: list[int] = []
+        """Mark acknowledged rows sent, `flush_chunk` per UPDATE; the number marked. An id is
+        kept until the UPDATE that marks it has committed: a flush that fails (the database
+        away for a moment) raises, and the next one marks what it left. While the database stays
+        away, at most `max_unflushed` ids are kept, the newest: an older acknowledgement let go
+        leaves its row pending, so the sweep publishes it again once the database is back and
+        the broker's next acknowledgement marks it sent (a police feed message past its
+        deadline by then ends unconfirmed: the desk phones the control room)."""
         while self._delivered:
-            ids.append(self._delivered.popleft())
-        if not ids:
-            return 0
+            self._unflushed.append(self._delivered.popleft())
+        self._unflushed, dropped = keep_newest(self._unflushed, self._max_unflushed)
+        if dropped:
+            log.error("outbox: %d broker acknowledgements let go, the database not taking them; "
+                      "their rows are published again", dropped)
+        done = 0
+        while self._unflushed:
+            chunk = self._unflushed[:self._flush_chunk]
+            self._mark_sent(chunk)  # raises: this chunk and the rest stay for the next flush
+            del self._unflushed[:len(chunk)]
+            done += len(chunk)
+        return done
+
+    def _mark_sent(self, ids: list[int]) -> None:
         with self._sessions.begin() as session:
             session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.id.in_(ids))
                 .values(status="sent", sent_at=datetime.now(UTC))
             )
-        return len(ids)
 
     def expire(self, now: datetime | None = None) -> int:
         """End the device acks and commands pending for longer than `device_deadline_s`
