@@ -5,19 +5,31 @@ with a controllable clock."""
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
 import orjson
+import psycopg
+import pytest
 from lxml import etree
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy import update as sa_update
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from backend.alerts.models import Alert, AlertEvent
 from backend.caselog import service as caselog
 from backend.cases.models import Case
-from backend.escalation.loop import EscalationLoop
+from backend.escalation.errors import BadStoredPlan
+from backend.escalation.loop import (
+    RETRY_AFTER,
+    TRANSIENT_TRIES,
+    EscalationLoop,
+    is_transient,
+)
 from backend.subscriptions.hook import DeliveryHook
 from backend.subscriptions.models import Delivery
 from tests.backend.escalation.support import RecordingBus, raise_panic
@@ -290,3 +302,114 @@ def test_an_alert_that_fails_leaves_the_webhook_sends_of_the_others_in_the_pass(
     assert order == ["police feed", "webhooks"]
     [_, escalation] = _deliveries(api, good.id)
     assert submitted[0].delivery_id == uuid.UUID(escalation["id"])
+
+
+def _next_escalation_at(stack, alert_id: uuid.UUID):
+    with stack.runtime.sessions() as s:
+        return s.scalar(select(Alert.next_escalation_at).where(Alert.id == alert_id))
+
+
+class RowLock:
+    """Another transaction holding a row (an operator's write to the case, say) until released."""
+
+    def __init__(self, stack, statement: str, **params) -> None:
+        self._connection = stack.runtime.engine.connect()
+        self._transaction = self._connection.begin()
+        self._connection.execute(text(statement), params)
+
+    def release(self) -> None:
+        if not self._connection.closed:
+            self._transaction.rollback()
+            self._connection.close()
+
+
+def _lock_case(stack, alert: Alert) -> RowLock:
+    return RowLock(stack, "SELECT 1 FROM cases WHERE id = :id FOR UPDATE", id=alert.case_id)
+
+
+@pytest.mark.parametrize("error, transient", [
+    (OperationalError("s", {}, psycopg.errors.LockNotAvailable("lock_timeout")), True),
+    (OperationalError("s", {}, psycopg.errors.QueryCanceled("statement_timeout")), True),
+    (OperationalError("s", {}, psycopg.errors.DeadlockDetected("deadlock")), True),
+    (OperationalError("s", {}, psycopg.errors.SerializationFailure("serialization")), True),
+    (OperationalError("s", {}, psycopg.errors.AdminShutdown("shutdown")), True),
+    (OperationalError("s", {}, psycopg.OperationalError("server closed the connection"),
+                      connection_invalidated=True), True),
+    (OperationalError("s", {}, sqlite3.OperationalError("database is locked")), True),
+    (OperationalError("s", {}, sqlite3.OperationalError("no such table: alerts")), False),
+    (ProgrammingError("s", {}, psycopg.errors.UndefinedTable("no such table")), False),
+    (BadStoredPlan("unreadable"), False),
+    (KeyError("steps"), False),
+])
+def test_which_errors_are_transient(error, transient):
+    assert is_transient(error) is transient
+
+
+@pytest.mark.parametrize("stack", ["services"], indirect=True)
+def test_a_lock_wait_puts_a_step_off_to_the_next_pass_only(stack):
+    """The case row held by another transaction: the P1's re-notify due at 30 s waits for it
+    `lock_timeout_ms` at most, stays due, and goes out at the next pass once the row is free
+    (before, the wait ran into statement_timeout and the alert was put off by RETRY_AFTER: its
+    police step due at 60 s went out at 90 s)."""
+    alert = raise_panic(stack, "vic-esc-lock")
+    t0 = alert.raised_at
+    loop = EscalationLoop(stack.runtime, bus=RecordingBus(), lock_timeout_ms=100)
+    held = _lock_case(stack, alert)
+    try:
+        assert loop.run_once(t0 + timedelta(seconds=30)) == 0
+    finally:
+        held.release()
+    assert _next_escalation_at(stack, alert.id) == t0 + timedelta(seconds=30)
+    assert loop.run_once(t0 + timedelta(seconds=31)) == 1
+    assert loop.run_once(t0 + timedelta(seconds=60)) == 2  # desk supervisor, then the police
+
+
+@pytest.mark.parametrize("stack", ["services"], indirect=True)
+def test_an_alert_failing_transiently_pass_after_pass_is_put_off_at_last(stack, caplog):
+    """Bounded: after TRANSIENT_TRIES passes in a row that met a transient error, the alert
+    waits RETRY_AFTER as after any other error, and says so in the log."""
+    alert = raise_panic(stack, "vic-esc-stuck")
+    now = alert.raised_at + timedelta(seconds=30)
+    loop = EscalationLoop(stack.runtime, bus=RecordingBus(), lock_timeout_ms=20)
+    held = _lock_case(stack, alert)
+    try:
+        with caplog.at_level(logging.WARNING, logger="backend.escalation.loop"):
+            for _ in range(TRANSIENT_TRIES - 1):
+                assert loop.run_once(now) == 0
+                assert _next_escalation_at(stack, alert.id) == now  # due at the next pass
+            assert loop.run_once(now) == 0
+    finally:
+        held.release()
+    assert _next_escalation_at(stack, alert.id) == now + RETRY_AFTER
+    lines = [r for r in caplog.records if str(alert.id) in r.getMessage()]
+    assert [r.levelname for r in lines] == ["WARNING"] * (TRANSIENT_TRIES - 1) + ["ERROR"]
+    assert "sqlstate 55P03" in lines[0].getMessage()
+
+
+@pytest.mark.parametrize("stack", ["services"], indirect=True)
+def test_an_alert_waiting_for_a_lock_holds_no_other_alert(stack):
+    """While the pass waits for the case row of the first alert due, the next one is not held
+    by it: an operator can take it (here: lock it without waiting) meanwhile. Before, the pass
+    held every due alert of its batch until it committed."""
+    first = raise_panic(stack, "vic-esc-wait")
+    second = raise_panic(stack, "vic-esc-free")
+    loop = EscalationLoop(stack.runtime, bus=RecordingBus(), lock_timeout_ms=4_000)
+    held = _lock_case(stack, first)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            carried_out = pool.submit(loop.run_once, second.raised_at + timedelta(seconds=30))
+            wait_until(lambda: _waiting_for_a_lock(stack))
+            operator = RowLock(stack, "SELECT 1 FROM alerts WHERE id = :id "
+                               "FOR NO KEY UPDATE NOWAIT", id=second.id)
+            operator.release()
+            held.release()
+            assert carried_out.result() == 2  # both re-notified once the case row is free
+    finally:
+        held.release()
+
+
+def _waiting_for_a_lock(stack) -> bool:
+    with stack.runtime.engine.connect() as c:
+        return bool(c.scalar(text(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE wait_event_type = 'Lock' AND datname = current_database()")))
