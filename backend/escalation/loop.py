@@ -67,10 +67,10 @@ TRANSIENT_TRIES = 10
 # How long a statement of the pass waits for a lock (PostgreSQL) before the alert is left for
 # the next pass, rather than the whole `database.statement_timeout_ms` (5 s).
 LOCK_TIMEOUT_MS = 1_000
-# SQLSTATEs of errors that passing the same statement again later may not meet: connection
-# exceptions (08), transaction rollbacks (40: serialization failure, deadlock), insufficient
-# resources (53), a lock not available (55P03: lock_timeout), a statement cancelled
-# (57014: statement_timeout) and the server shutting down or starting (57P01-57P03).
+# SQLSTATEs of errors that the same statements may well not meet again at the next pass:
+# connection exceptions (08), transaction rollbacks (40: serialization failure, deadlock),
+# insufficient resources (53), a lock not available (55P03: lock_timeout), a statement
+# cancelled (57014: statement_timeout) and the server shutting down or starting (57P01-57P03).
 TRANSIENT_SQLSTATES = ("08", "40", "53", "55P03", "57014", "57P01", "57P02", "57P03")
 # Alerts with transient failures remembered at most (one process's count of tries in a row).
 MAX_REMEMBERED = 10_000
