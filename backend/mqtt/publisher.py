@@ -93,5 +93,9 @@ class PahoPublisher:
         if delivered(reason_code.value):
             self._on_delivered(key)
         else:  # the row stays pending: published again by the sweep until its deadline
-            log.warning("outbox=%s not delivered: the broker answered %s (0x%02x)", key,
-                        reason_code, reason_code.value)
+            # Nobody subscribed: an info line per re-publish, until the deadline ends the row
+            # with a warning of its own (`backend.outbox`); a refusal is a warning every time.
+            nobody = reason_code.value == NO_MATCHING_SUBSCRIBERS
+            log.log(logging.INFO if nobody else logging.WARNING,
+                    "outbox=%s not delivered: the broker answered %s (0x%02x)", key,
+                    reason_code, reason_code.value)
