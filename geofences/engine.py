@@ -42,6 +42,9 @@ class Engine:
         self._tz = self.config.tz
         self._index = MeasureIndex(measures, self.config, self.projection)
         self._last: dict[str, DeviceFix] = {}
+        # The last fix accurate enough to start a possible breach (`max_possible_accuracy_m`):
+        # where the next segment test starts, so a vague fix between two good ones is skipped.
+        self._good: dict[str, DeviceFix] = {}
         self._states: dict[
             str, dict[str, ZoneState]
         ] = {}  # device -> measure -> non-idle state
@@ -122,7 +125,11 @@ class Engine:
         if prev is not None and tst <= prev[0]:
             return []
         accuracy = cfg.default_accuracy_m if acc is None else float(acc)
-        self._last[device_id] = (tst, x, y, accuracy, lon, lat)
+        fix = (tst, x, y, accuracy, lon, lat)
+        self._last[device_id] = fix
+        good = self._good.get(device_id)
+        if accuracy <= cfg.max_possible_accuracy_m:
+            self._good[device_id] = fix
         index = self._index
         subject = index.by_subject.get(device_id)
         protected = index.by_protected.get(device_id)
@@ -136,7 +143,7 @@ class Engine:
                     self._eval_contact(cm, device_id, tst, events)
                 else:
                     self._eval_zone(
-                        cm, device_id, tst, x, y, accuracy, prev, states, events
+                        cm, device_id, tst, x, y, accuracy, good, states, events
                     )
         if protected is not None:
             for cm in protected:
@@ -170,6 +177,8 @@ class Engine:
         states: dict[str, ZoneState] | None,
         events: list[GeofenceEvent],
     ) -> None:
+        """Zone `cm` for one fix; `prev` is the device's last fix accurate enough to start a
+        possible breach, where a segment test starts (a fix too vague ends none)."""
         cfg = self.config
         state = states.get(cm.id) if states is not None else None
         pad = cm.ring + cfg.exit_margin_m + acc
@@ -208,6 +217,7 @@ class Engine:
             if (
                 not inside
                 and prev is not None
+                and acc <= cfg.max_possible_accuracy_m
                 and state.status != INSIDE
                 and tst - prev[0] <= cfg.segment_max_gap_s
                 and not cm.placement(prev[1], prev[2])[0]
@@ -335,6 +345,7 @@ class Engine:
     def forget_device(self, device_id: str) -> None:
         """Drop everything known about a device (last fix and zone states)."""
         self._last.pop(device_id, None)
+        self._good.pop(device_id, None)
         if self._states.pop(device_id, None) is not None:
             self._changed.add(device_id)
 
@@ -388,11 +399,12 @@ class Engine:
             ):
                 acc = info.get("acc")
                 accuracy = self.config.default_accuracy_m if acc is None else float(acc)
-                self._last[d] = (float(info["tst"]), x, y, accuracy, lon, lat)
+                self._take_fix(d, (float(info["tst"]), x, y, accuracy, lon, lat))
         measures = self._index.measures
         for d in fixes:
             if d not in known:
                 self._last.pop(d, None)
+                self._good.pop(d, None)
             stored = states.get(d) or {}
             kept = {m: state for m, data in stored.items()
                     if m in measures and d in measures[m].subjects
@@ -404,6 +416,15 @@ class Engine:
             else:
                 self._states.pop(d, None)
 
+    def _take_fix(self, device_id: str, fix: DeviceFix) -> None:
+        """An adopted last fix: the segment test starts from it if it is accurate enough (else
+        from none: the good fix this engine knew may be older than fixes evaluated elsewhere)."""
+        self._last[device_id] = fix
+        if fix[3] <= self.config.max_possible_accuracy_m:
+            self._good[device_id] = fix
+        else:
+            self._good.pop(device_id, None)
+
     def restore_state(self, snapshot: dict[str, Any]) -> None:
         """Replace the engine's state by a `snapshot_state()` result (see `adopt` for what is
         dropped)."""
@@ -414,6 +435,7 @@ class Engine:
         devices = snapshot.get("devices", {})
         states = snapshot.get("states", {})
         self._last, self._states, self._changed = {}, {}, set()
+        self._good = {}
         self.adopt({d: devices.get(d) for d in {*devices, *states}}, states)
 
 

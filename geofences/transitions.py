@@ -23,6 +23,8 @@ Per (device, measure) the state is one of outside / approaching / inside / unkno
   `exit_confirmations` consecutive fixes; in between the state holds.
 - Segment: when the straight segment between two fixes both outside crosses the zone (computed
   by the engine), a "possible" breach is raised at once, then the fix itself is evaluated.
+  As a single fix, a segment ending in a fix too vague to start a possible breach
+  (`max_possible_accuracy_m`) raises nothing (the engine does not test it either).
 - Exceptions: a fix inside an active exception counts as clearly outside.
 - A breach first raised as "possible" and then confirmed raises a second, confirmed breach.
 """
@@ -310,7 +312,12 @@ def step(
         state = replace(state, status=state.held or OUTSIDE, held=None)
 
     events: list[GeofenceEvent] = []
-    if obs.crossed and state.status != INSIDE and not obs.inside:
+    if (
+        obs.crossed
+        and state.status != INSIDE
+        and not obs.inside
+        and obs.accuracy_m <= cfg.max_possible_accuracy_m
+    ):
         events.append(_event(breach, obs, POSSIBLE, "segment"))
         state = replace(
             state,

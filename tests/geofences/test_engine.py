@@ -62,6 +62,46 @@ def test_segment_clipping_a_corner_is_not_a_crossing(fix):
     assert fix(engine, "off", 60, -495, 600) == []  # cuts the corner by ~3 m
 
 
+VAGUE = CFG.max_possible_accuracy_m * 20  # a cell-tower fix: 5 km
+
+
+def test_a_segment_to_a_fix_too_vague_starts_no_breach(fix):
+    """A good fix 1 km west, then one of 5 km accuracy whose centre lies 1 km east: as a vague
+    fix alone, it cannot start a possible breach; the state stays outside."""
+    engine = Engine([zone(area=Polygon(square(0, 0, 200)))], CFG)
+    assert fix(engine, "off", 0, -1000) == []
+    assert fix(engine, "off", 60, 1000, acc=VAGUE) == []
+    assert engine.state_of("off", "z").status == "outside"
+    assert fix(engine, "off", 120, -1000) == []  # he never left the west: nothing at all
+
+
+def test_a_segment_from_a_fix_too_vague_starts_no_breach(fix):
+    engine = Engine([zone(area=Polygon(square(0, 0, 200)))], CFG)
+    assert fix(engine, "off", 0, -1000, acc=VAGUE) == []
+    assert fix(engine, "off", 60, 1000) == []
+
+
+def test_a_vague_fix_between_two_good_ones_does_not_hide_their_crossing(fix):
+    """A good fix west, a vague one far north, a good one east: the segment test runs from the
+    last good fix, A -> C, and finds the crossing."""
+    engine = Engine([zone(area=Polygon(square(0, 0, 200)))], CFG)
+    assert fix(engine, "off", 0, -1000) == []
+    assert fix(engine, "off", 60, 0, 3000, acc=VAGUE) == []
+    events = fix(engine, "off", 120, 1000)
+    assert kinds(events) == ["zone_breach", "zone_breach_cleared"]
+    assert events[0].basis == "segment" and events[0].at == T0 + 120
+
+
+def test_an_adopted_vague_fix_starts_no_segment(fix):
+    """The last fix taken over from the store is too vague: no segment starts from it, nor from
+    an older good fix of this engine (fixes evaluated elsewhere came between)."""
+    engine = Engine([zone(area=Polygon(square(0, 0, 200)))], CFG)
+    fix(engine, "off", 0, -1000, 3000)
+    lat, lon = latlon(-1000, 10)
+    engine.adopt({"off": {"tst": T0 + 60, "lat": lat, "lon": lon, "acc": VAGUE}}, {})
+    assert fix(engine, "off", 120, 1000) == []
+
+
 def test_hole_is_outside(fix):
     hole = Polygon(square(0, 0, 500), [square(0, 0, 200)[::-1]])
     engine = Engine([zone(area=hole)], CFG)

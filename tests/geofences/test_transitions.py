@@ -271,3 +271,9 @@ def test_a_zone_entered_across_after_a_visit_is_left_as_any_other():
     state, events = step(state, obs(60, -400, crossed=True), CFG)
     # Across the zone and out on the far side: cleared at once, not held for the window.
     assert kinds(events) == ["zone_breach", "zone_breach_cleared"] and state.idle
+
+
+def test_a_segment_ending_in_a_fix_too_vague_raises_nothing():
+    vague = CFG.max_possible_accuracy_m + 1
+    state, events = step(IDLE, obs(0, -300, acc=vague, crossed=True), CFG)
+    assert events == [] and state.status == OUTSIDE
