@@ -28,6 +28,9 @@ class GeofenceConfig:
       crossing only if it passes at least this deep inside (avoids corner clipping).
     - `segment_max_gap_s`: no segment test between fixes further apart in time.
     - `partner_max_age_s`: a contact ban never uses a partner fix older than this.
+    - `partner_unknown_hold_s`: a contact ban whose partner position has been unknown this long
+      no longer holds the state it had (an open proximity is cleared, basis `partner`): the
+      next fresh pair starts from outside, so an offender near the victim again is raised anew.
     - `max_future_s`: fixes dated further ahead of `now` are ignored for state.
     - `max_area_km2`, `max_radius_m`, `max_pre_alert_m`: validation limits.
     """
@@ -46,6 +49,7 @@ class GeofenceConfig:
     crossing_min_depth_m: float = 15.0
     segment_max_gap_s: float = 900.0
     partner_max_age_s: float = 120.0
+    partner_unknown_hold_s: float = 1800.0
     max_future_s: float = 300.0
     max_area_km2: float = 2_000.0
     max_radius_m: float = 50_000.0

@@ -62,13 +62,13 @@ class Engine:
         when a measure cannot be compiled; with `skip_invalid` loads the others (the problems
         in `index.skipped`). A measure equal to one loaded now is not compiled again: a reload
         after one change costs about the tree, not every measure."""
+        before = self._index.measures
         index = MeasureIndex(measures, self.config, self.projection,
-                             skip_invalid=skip_invalid, reuse=self._index.measures)
+                             skip_invalid=skip_invalid, reuse=before)
         self._index = index
         for device, states in list(self._states.items()):
             for mid in list(states):
-                cm = index.measures.get(mid)
-                if cm is None or (device not in cm.subjects):
+                if not _kept(states[mid], index.measures.get(mid), before.get(mid), device):
                     del states[mid]
                     self._changed.add(device)
             if not states:
@@ -265,8 +265,6 @@ class Engine:
                 if d < best_d:
                     best, best_id, best_d = v, victim, d
         if best is None:
-            if state is not None and state.status == UNKNOWN:
-                return
             pair_tst = at
             if not cm.active_at(pair_tst, self._tz):
                 if state is None:
@@ -437,6 +435,17 @@ class Engine:
         self._last, self._states, self._changed = {}, {}, set()
         self._good = {}
         self.adopt({d: devices.get(d) for d in {*devices, *states}}, states)
+
+
+def _kept(
+    state: ZoneState, cm: CompiledMeasure | None, before: CompiledMeasure | None, device: str
+) -> bool:
+    """Whether a reload keeps a device's state of a measure: the measure is still loaded and
+    still concerns the device; and a partner position held `unknown` from before a change of
+    the measure (a ban renewed after it lapsed) is not carried over to the new measure."""
+    if cm is None or device not in cm.subjects:
+        return False
+    return state.status != UNKNOWN or cm is before
 
 
 def _readable(data: dict[str, Any]) -> ZoneState | None:

@@ -6,6 +6,9 @@ Per (device, measure) the state is one of outside / approaching / inside / unkno
 - Inactive (outside validity or weekly windows): open alerts are cleared, state resets.
 - Contact bans: when no partner fix is fresh enough the state becomes `unknown` and one
   `partner_position_unknown` event is raised; a fresh pair resumes from the state held before.
+  The held state ends once the partner has been unknown for `partner_unknown_hold_s`: its open
+  events are cleared (basis `partner`) and the next fresh pair starts from outside, so an
+  offender found near the victim again raises a new proximity.
 - Accuracy: a fix whose accuracy circle lies fully inside is "confirmed"; one whose circle
   straddles the border is "possible" (if its accuracy is usable at all, else it changes nothing).
 - Debounce: entering (ring or zone) needs `enter_confirmations` fixes there, or
@@ -64,6 +67,7 @@ class ZoneState:
     # once so entered (inside, visits > 0), the time of the last.
     visits: int = 0
     visits_since: float | None = None
+    unknown_since: float | None = None  # when the partner's position became unknown
 
     @property
     def idle(self) -> bool:
@@ -76,7 +80,7 @@ class ZoneState:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "status": self.status,
             "confidence": self.confidence,
             "last_tst": self.last_tst,
@@ -88,6 +92,9 @@ class ZoneState:
             "visits": self.visits,
             "visits_since": self.visits_since,
         }
+        if self.unknown_since is not None:  # absent otherwise, as states stored before it
+            data["unknown_since"] = self.unknown_since
+        return data
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> ZoneState:
@@ -105,6 +112,7 @@ class ZoneState:
                 held=data.get("held"),
                 visits=int(data.get("visits", 0)),
                 visits_since=_time(data.get("visits_since")),
+                unknown_since=_time(data.get("unknown_since")),
             )
         except (TypeError, AttributeError) as exc:
             raise ValueError(f"unreadable stored zone state ({exc})") from None
@@ -274,6 +282,22 @@ def _immediate(
     )
 
 
+def _expire_held(
+    state: ZoneState, obs: Observation, cfg: GeofenceConfig
+) -> tuple[ZoneState, list[GeofenceEvent]]:
+    """An `unknown` state whose partner has been unknown for `partner_unknown_hold_s` or
+    longer no longer holds what it held: its open events are cleared (basis `partner`) and it
+    resumes from outside. The same state object when nothing changes."""
+    since = state.unknown_since if state.unknown_since is not None else state.last_tst
+    held = replace(state, status=state.held or OUTSIDE, held=None)
+    if held.idle or since is None or obs.tst - since < cfg.partner_unknown_hold_s:
+        return state, []
+    events = _leave_events(held, obs, OUTSIDE, "partner")
+    return ZoneState(
+        status=UNKNOWN, last_tst=state.last_tst, unknown_since=state.unknown_since
+    ), events
+
+
 def step(
     state: ZoneState, obs: Observation, cfg: GeofenceConfig
 ) -> tuple[ZoneState, list[GeofenceEvent]]:
@@ -294,7 +318,7 @@ def step(
 
     if not obs.partner_known:
         if state.status == UNKNOWN:
-            return replace(state, last_tst=obs.tst), []
+            return _expire_held(state, obs, cfg)  # the same state: nothing to store
         event = _event("partner_position_unknown", obs, CONFIRMED, "partner")
         return (
             replace(
@@ -305,13 +329,15 @@ def step(
                 pending_count=0,
                 pending_since=None,
                 last_tst=obs.tst,
+                unknown_since=obs.tst,
             ),
             [event],
         )
-    if state.status == UNKNOWN:
-        state = replace(state, status=state.held or OUTSIDE, held=None)
-
     events: list[GeofenceEvent] = []
+    if state.status == UNKNOWN:
+        state, events = _expire_held(state, obs, cfg)
+        state = replace(state, status=state.held or OUTSIDE, held=None, unknown_since=None)
+
     if (
         obs.crossed
         and state.status != INSIDE

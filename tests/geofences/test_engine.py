@@ -284,6 +284,88 @@ def test_contact_ban_nearest_of_several_victim_devices(fix):
     assert kinds(events) == ["proximity"] and events[0].other_device_id == "vic2"
 
 
+def _near_then_victim_silent(engine, fix, t):
+    """Victim at the origin at `t`, the offender 100 m from her (a proximity), then only the
+    offender reporting: the victim's position becomes unknown, holding `inside`."""
+    fix(engine, "vic", t, 0)
+    assert kinds(fix(engine, "off", t + 10, 100)) == ["proximity"]
+    late = t + 10 + CFG.partner_max_age_s + 60
+    assert kinds(fix(engine, "off", late, 100)) == ["partner_position_unknown"]
+    assert engine.state_of("off", "b").held == "inside"
+    return late
+
+
+def test_a_ban_held_unknown_is_reset_when_its_time_window_closes(fix):
+    """T0 is 11:00; the ban applies 08:00-12:00. The victim's phone goes silent near the end
+    of the window: the window closing ends what was held, and next morning the offender near
+    her raises a new proximity."""
+    engine = Engine([ban(time_windows=(TimeWindow.parse("Mon-Sun 08:00-12:00"),))], CFG)
+    late = _near_then_victim_silent(engine, fix, 3000)
+    assert late < 3600
+    events = fix(engine, "off", 3700, 100)  # 12:01: the window closed
+    assert kinds(events) == ["proximity_cleared"] and events[0].basis == "inactive"
+    assert engine.state_of("off", "b").status == "outside"
+    morning = 3600 * 21 + 600  # Friday 08:10
+    fix(engine, "vic", morning, 0)
+    assert kinds(fix(engine, "off", morning + 10, 50)) == ["proximity"]
+
+
+def test_a_ban_held_unknown_is_reset_when_its_validity_ends(fix):
+    engine = Engine([ban(valid_until=T0 + 600)], CFG)
+    _near_then_victim_silent(engine, fix, 0)
+    events = fix(engine, "off", 600, 100)
+    assert kinds(events) == ["proximity_cleared"] and events[0].basis == "inactive"
+    assert engine.state_of("off", "b").status == "outside"
+
+
+def test_a_ban_renewed_by_a_change_does_not_keep_a_held_unknown(fix):
+    """The ban lapsed with the victim's position unknown and no fix came until it was renewed
+    (same id, new validity): the renewed ban does not hold the old `inside`."""
+    engine = Engine([ban(valid_until=T0 + 600)], CFG)
+    _near_then_victim_silent(engine, fix, 0)
+    engine.take_changed()
+    engine.reload([ban(valid_until=T0 + 86_400)])
+    assert engine.state_of("off", "b").status == "outside"
+    assert engine.take_changed() == {"off": {}}
+    fix(engine, "vic", 3600, 0)
+    assert kinds(fix(engine, "off", 3610, 50)) == ["proximity"]
+
+
+def test_a_reload_without_a_change_keeps_a_held_unknown(fix):
+    engine = Engine([ban()], CFG)
+    _near_then_victim_silent(engine, fix, 0)
+    engine.reload([ban(), zone()])
+    assert engine.state_of("off", "b").status == "unknown"
+
+
+def test_a_held_unknown_ends_after_partner_unknown_hold_s(fix):
+    """The victim unknown for longer than `partner_unknown_hold_s`: the held proximity is
+    cleared (basis partner) and, with the victim back, the offender near her is raised anew."""
+    engine = Engine([ban()], CFG)
+    late = _near_then_victim_silent(engine, fix, 0)
+    assert fix(engine, "off", late + 60, 100) == []
+    events = fix(engine, "off", late + CFG.partner_unknown_hold_s, 100)
+    assert kinds(events) == ["proximity_cleared"] and events[0].basis == "partner"
+    assert engine.state_of("off", "b").status == "unknown"
+    assert engine.state_of("off", "b").held is None
+    back = late + CFG.partner_unknown_hold_s + 60
+    assert fix(engine, "off", back + 10, 100) == []
+    fix(engine, "vic", back + 20, 0)
+    assert engine.state_of("off", "b").status == "inside"
+    assert engine.take_changed()["off"]["b"]["status"] == "inside"
+
+
+def test_a_held_unknown_ends_with_no_fix_in_between(fix):
+    """Nothing reported for hours (the ban evaluated at no time in between): the first fresh
+    pair after `partner_unknown_hold_s` does not resume the old `inside` but raises anew."""
+    engine = Engine([ban()], CFG)
+    late = _near_then_victim_silent(engine, fix, 0)
+    back = late + CFG.partner_unknown_hold_s + 3600
+    events = fix(engine, "vic", back, 0)  # the offender's last fix is hours old
+    assert kinds(events) == ["proximity_cleared"] and events[0].basis == "partner"
+    assert kinds(fix(engine, "off", back + 10, 50)) == ["proximity"]
+
+
 def test_batch_equals_one_by_one(fix):
     measures = [zone(), ban()]
     path = [

@@ -216,8 +216,10 @@ def test_state_round_trips_through_a_plain_dict():
         approach_announced=True,
         visits=2,
         visits_since=3.0,
+        unknown_since=4.5,
     )
     assert ZoneState.from_dict(state.as_dict()) == state
+    assert "unknown_since" not in IDLE.as_dict()  # as states stored before it were written
 
 
 def test_a_state_stored_before_repeated_entries_were_counted_reads_with_none():
@@ -277,3 +279,29 @@ def test_a_segment_ending_in_a_fix_too_vague_raises_nothing():
     vague = CFG.max_possible_accuracy_m + 1
     state, events = step(IDLE, obs(0, -300, acc=vague, crossed=True), CFG)
     assert events == [] and state.status == OUTSIDE
+
+CONTACT = {"contact": True, "other_device_id": "vic"}
+
+
+def test_a_held_state_ends_once_the_partner_was_unknown_for_the_hold():
+    hold = CFG.partner_unknown_hold_s
+    state, _ = run([obs(0, 150, **CONTACT)])
+    state, _ = step(state, obs(10, 0, partner_known=False, **CONTACT), CFG)
+    same, events = step(state, obs(10 + hold - 1, 0, partner_known=False, **CONTACT), CFG)
+    assert same is state and events == []
+    state, events = step(state, obs(10 + hold, 0, partner_known=False, **CONTACT), CFG)
+    assert kinds(events) == ["proximity_cleared"] and events[0].basis == "partner"
+    assert state.status == UNKNOWN and state.held is None
+    state, events = step(state, obs(20 + hold, 150, **CONTACT), CFG)
+    assert kinds(events) == ["proximity"] and state.status == INSIDE
+
+
+def test_a_fresh_pair_after_the_hold_starts_from_outside():
+    """No observation at all while unknown: the first fresh pair after the hold clears what
+    was held and is evaluated from outside (a new proximity), not resumed inside."""
+    state, _ = run([obs(0, 150, **CONTACT)])
+    state, _ = step(state, obs(10, 0, partner_known=False, **CONTACT), CFG)
+    state, events = step(state, obs(10 + CFG.partner_unknown_hold_s, 150, **CONTACT), CFG)
+    assert kinds(events) == ["proximity_cleared", "proximity"]
+    assert state.status == INSIDE and state.unknown_since is None
+
