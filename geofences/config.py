@@ -31,6 +31,9 @@ class GeofenceConfig:
     - `partner_unknown_hold_s`: a contact ban whose partner position has been unknown this long
       no longer holds the state it had (an open proximity is cleared, basis `partner`): the
       next fresh pair starts from outside, so an offender near the victim again is raised anew.
+    - `partner_history_s`, `partner_history_fixes`: how far back (seconds, and fixes per
+      device) the engine keeps the fixes of the devices under a contact ban, to pair an
+      offender's buffered fixes with the victim's fixes of the same time (and the reverse).
     - `max_future_s`: fixes dated further ahead of `now` are ignored for state.
     - `max_area_km2`, `max_radius_m`, `max_pre_alert_m`: validation limits.
     """
@@ -50,6 +53,8 @@ class GeofenceConfig:
     segment_max_gap_s: float = 900.0
     partner_max_age_s: float = 120.0
     partner_unknown_hold_s: float = 1800.0
+    partner_history_s: float = 3600.0
+    partner_history_fixes: int = 360
     max_future_s: float = 300.0
     max_area_km2: float = 2_000.0
     max_radius_m: float = 50_000.0

@@ -9,6 +9,8 @@ assignment, so a reload from another thread never exposes a half-built index.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -45,6 +47,8 @@ class Engine:
         # The last fix accurate enough to start a possible breach (`max_possible_accuracy_m`):
         # where the next segment test starts, so a vague fix between two good ones is skipped.
         self._good: dict[str, DeviceFix] = {}
+        # Recent fixes of the devices under a contact ban, oldest first (see `_fix_near`).
+        self._recent: dict[str, deque[DeviceFix]] = {}
         self._states: dict[
             str, dict[str, ZoneState]
         ] = {}  # device -> measure -> non-idle state
@@ -73,6 +77,8 @@ class Engine:
                     self._changed.add(device)
             if not states:
                 del self._states[device]
+        for device in [d for d in self._recent if d not in index.contact_parties]:
+            del self._recent[device]
 
     # -- fixes ------------------------------------------------------------------------------
 
@@ -131,6 +137,8 @@ class Engine:
         if accuracy <= cfg.max_possible_accuracy_m:
             self._good[device_id] = fix
         index = self._index
+        if device_id in index.contact_parties:
+            self._remember(device_id, fix)
         subject = index.by_subject.get(device_id)
         protected = index.by_protected.get(device_id)
         if subject is None and protected is None:
@@ -150,6 +158,35 @@ class Engine:
                 for offender in cm.subjects:
                     self._eval_contact(cm, offender, tst, events)
         return events
+
+    def _remember(self, device_id: str, fix: DeviceFix) -> None:
+        """Keep a fix of a device under a contact ban: at most `partner_history_fixes`, none
+        older than `partner_history_s` before it."""
+        recent = self._recent.get(device_id)
+        if recent is None:
+            recent = self._recent[device_id] = deque(maxlen=self.config.partner_history_fixes)
+        recent.append(fix)
+        horizon = fix[0] - self.config.partner_history_s
+        while recent and recent[0][0] < horizon:
+            recent.popleft()
+
+    def _fix_near(self, device_id: str, at: float) -> DeviceFix | None:
+        """The device's fix to pair with one of its partner's at `at`: its last fix when that
+        is within `partner_max_age_s` of `at` (the live case); for a time before it (a buffered
+        batch of the partner's) the kept fix nearest in time within that age; else None."""
+        max_age = self.config.partner_max_age_s
+        last = self._last.get(device_id)
+        if last is None or last[0] < at - max_age:  # nothing kept is newer than the last
+            return None
+        if last[0] <= at + max_age:
+            return last
+        recent = self._recent.get(device_id)
+        if not recent:
+            return None
+        i = bisect_left(recent, at, key=_fix_time)
+        near = [recent[j] for j in (i - 1, i) if 0 <= j < len(recent)]
+        best = min(near, key=lambda f: abs(at - f[0]), default=None)
+        return best if best is not None and abs(at - best[0]) <= max_age else None
 
     def _store(self, device_id: str, measure_id: str, state: ZoneState) -> None:
         states = self._states.get(device_id)
@@ -246,20 +283,20 @@ class Engine:
         self, cm: CompiledMeasure, offender: str, at: float, events: list[GeofenceEvent]
     ) -> None:
         """Contact ban `cm` for one offender device, using only fixes within
-        `partner_max_age_s` of `at` (the time of the fix being processed)."""
+        `partner_max_age_s` of `at` (the time of the fix being processed): the devices' last
+        ones, or for a fix of a buffered batch the ones kept from that time (`_fix_near`)."""
         cfg = self.config
         states = self._states.get(offender)
         state = states.get(cm.id) if states is not None else None
-        max_age = cfg.partner_max_age_s
-        off = self._last.get(offender)
+        off = self._fix_near(offender, at)
         best: DeviceFix | None = None
         best_id: str | None = None
         best_d = math.inf
-        if off is not None and abs(at - off[0]) <= max_age:
+        if off is not None:
             ox, oy = off[1], off[2]
             for victim in cm.protected:
-                v = self._last.get(victim)
-                if v is None or abs(at - v[0]) > max_age:
+                v = self._fix_near(victim, at)
+                if v is None:
                     continue
                 d = math.hypot(ox - v[1], oy - v[2])
                 if d < best_d:
@@ -344,6 +381,7 @@ class Engine:
         """Drop everything known about a device (last fix and zone states)."""
         self._last.pop(device_id, None)
         self._good.pop(device_id, None)
+        self._recent.pop(device_id, None)
         if self._states.pop(device_id, None) is not None:
             self._changed.add(device_id)
 
@@ -403,6 +441,7 @@ class Engine:
             if d not in known:
                 self._last.pop(d, None)
                 self._good.pop(d, None)
+                self._recent.pop(d, None)
             stored = states.get(d) or {}
             kept = {m: state for m, data in stored.items()
                     if m in measures and d in measures[m].subjects
@@ -416,12 +455,18 @@ class Engine:
 
     def _take_fix(self, device_id: str, fix: DeviceFix) -> None:
         """An adopted last fix: the segment test starts from it if it is accurate enough (else
-        from none: the good fix this engine knew may be older than fixes evaluated elsewhere)."""
+        from none: the good fix this engine knew may be older than fixes evaluated elsewhere),
+        and kept fixes not before it are dropped (a batch handled again keeps them once)."""
         self._last[device_id] = fix
         if fix[3] <= self.config.max_possible_accuracy_m:
             self._good[device_id] = fix
         else:
             self._good.pop(device_id, None)
+        recent = self._recent.get(device_id)
+        while recent and recent[-1][0] >= fix[0]:
+            recent.pop()
+        if device_id in self._index.contact_parties:
+            self._remember(device_id, fix)
 
     def restore_state(self, snapshot: dict[str, Any]) -> None:
         """Replace the engine's state by a `snapshot_state()` result (see `adopt` for what is
@@ -433,8 +478,12 @@ class Engine:
         devices = snapshot.get("devices", {})
         states = snapshot.get("states", {})
         self._last, self._states, self._changed = {}, {}, set()
-        self._good = {}
+        self._good, self._recent = {}, {}
         self.adopt({d: devices.get(d) for d in {*devices, *states}}, states)
+
+
+def _fix_time(fix: DeviceFix) -> float:
+    return fix[0]
 
 
 def _kept(

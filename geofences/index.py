@@ -264,6 +264,10 @@ class MeasureIndex:
         self.by_protected: dict[str, tuple[CompiledMeasure, ...]] = {
             k: tuple(v) for k, v in by_protected.items()
         }
+        # Devices on either side of a contact ban (the engine keeps their recent fixes).
+        self.contact_parties: frozenset[str] = frozenset(
+            d for cm in compiled.values() if cm.contact for d in (*cm.subjects, *cm.protected)
+        )
         self.zones: tuple[CompiledMeasure, ...] = tuple(
             cm for cm in compiled.values() if not cm.contact
         )

@@ -6,7 +6,9 @@ Per (device, measure) the state is one of outside / approaching / inside / unkno
 - Inactive (outside validity or weekly windows): open alerts are cleared, state resets.
 - Contact bans: when no partner fix is fresh enough the state becomes `unknown` and one
   `partner_position_unknown` event is raised; a fresh pair resumes from the state held before.
-  The held state ends once the partner has been unknown for `partner_unknown_hold_s`: its open
+  Going or staying unknown does not advance `last_tst`: a pair found later for a time before
+  (an offender's buffered fixes, paired with the victim's fixes of then) is still taken. The
+  held state ends once the partner has been unknown for `partner_unknown_hold_s`: its open
   events are cleared (basis `partner`) and the next fresh pair starts from outside, so an
   offender found near the victim again raises a new proximity.
 - Accuracy: a fix whose accuracy circle lies fully inside is "confirmed"; one whose circle
@@ -328,7 +330,6 @@ def step(
                 pending=None,
                 pending_count=0,
                 pending_since=None,
-                last_tst=obs.tst,
                 unknown_since=obs.tst,
             ),
             [event],

@@ -366,6 +366,48 @@ def test_a_held_unknown_ends_with_no_fix_in_between(fix):
     assert kinds(fix(engine, "off", back + 10, 50)) == ["proximity"]
 
 
+def _buffered(points, acc=5.0):
+    """Fixes of the offender as a device sends them after a coverage gap: (t, dx) each."""
+    return [("off", T0 + t, *latlon(dx, 0), acc) for t, dx in points]
+
+
+def test_an_offenders_buffered_batch_is_checked_against_the_victims_fixes_of_then(fix):
+    """The victim reports live every minute; the offender, out of coverage, sends his fixes of
+    the last 20 minutes at once: he was 50 m from her from t=300 to t=700. Each of his fixes
+    meets her fix of that time: a late proximity, at the time he was there, then cleared."""
+    engine = Engine([ban(pre_alert_m=0)], CFG)
+    for t in range(0, 1201, 60):
+        fix(engine, "vic", t, 0)
+    batch = _buffered([(t, 50 if 300 <= t <= 700 else 8000) for t in range(0, 1201, 30)])
+    events = engine.on_fixes(batch, now=T0 + 1210)
+    assert [(e.kind, e.at - T0) for e in events] == [
+        ("proximity", 300), ("proximity_cleared", 720)]
+    assert events[0].other_device_id == "vic" and abs(events[0].distance_m - 50) < 0.5
+
+
+def test_a_buffered_batch_beyond_the_kept_history_finds_no_partner(fix):
+    """The engine keeps the victim's fixes of the last `partner_history_s` only: an offender's
+    fix older than that meets no fix of hers (documented bound)."""
+    cfg = GeofenceConfig(partner_history_s=600)
+    engine = Engine([ban(pre_alert_m=0)], cfg)
+    for t in range(0, 1201, 60):
+        fix(engine, "vic", t, 0)
+    old = engine.on_fixes(_buffered([(300, 50)]), now=T0 + 1210)
+    assert old == []
+    assert kinds(engine.on_fixes(_buffered([(900, 50)]), now=T0 + 1210)) == ["proximity"]
+
+
+def test_an_adopted_victim_fix_is_kept_for_a_buffered_batch(fix):
+    """The victim's fixes evaluated by another worker reach this engine as adopted last fixes:
+    each is kept too."""
+    engine = Engine([ban(pre_alert_m=0)], CFG)
+    lat, lon = latlon(0, 0)
+    for t in range(0, 601, 60):
+        engine.adopt({"vic": {"tst": T0 + t, "lat": lat, "lon": lon, "acc": 5.0}}, {})
+    events = engine.on_fixes(_buffered([(0, 8000), (200, 40), (230, 40)]), now=T0 + 610)
+    assert [(e.kind, e.at - T0) for e in events] == [("proximity", 200)]
+
+
 def test_batch_equals_one_by_one(fix):
     measures = [zone(), ban()]
     path = [

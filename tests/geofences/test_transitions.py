@@ -275,12 +275,17 @@ def test_a_zone_entered_across_after_a_visit_is_left_as_any_other():
     assert kinds(events) == ["zone_breach", "zone_breach_cleared"] and state.idle
 
 
-def test_a_segment_ending_in_a_fix_too_vague_raises_nothing():
-    vague = CFG.max_possible_accuracy_m + 1
-    state, events = step(IDLE, obs(0, -300, acc=vague, crossed=True), CFG)
-    assert events == [] and state.status == OUTSIDE
-
 CONTACT = {"contact": True, "other_device_id": "vic"}
+
+
+def test_going_unknown_keeps_the_time_of_the_last_pair_for_a_buffered_one():
+    """A pair found later for a time before the partner became unknown (the offender's
+    buffered fixes against the victim's fixes of then) is still taken."""
+    state, _ = run([obs(0, -2000, **CONTACT)])
+    state, events = step(state, obs(500, 0, partner_known=False, **CONTACT), CFG)
+    assert kinds(events) == ["partner_position_unknown"] and state.unknown_since == 500
+    state, events = step(state, obs(300, 150, **CONTACT), CFG)
+    assert state.status == INSIDE and kinds(events) == ["proximity"]
 
 
 def test_a_held_state_ends_once_the_partner_was_unknown_for_the_hold():
@@ -305,3 +310,8 @@ def test_a_fresh_pair_after_the_hold_starts_from_outside():
     assert kinds(events) == ["proximity_cleared", "proximity"]
     assert state.status == INSIDE and state.unknown_since is None
 
+
+def test_a_segment_ending_in_a_fix_too_vague_raises_nothing():
+    vague = CFG.max_possible_accuracy_m + 1
+    state, events = step(IDLE, obs(0, -300, acc=vague, crossed=True), CFG)
+    assert events == [] and state.status == OUTSIDE
