@@ -16,7 +16,10 @@ A measure is one GeoJSON Feature (RFC 7946, WGS84 lon/lat):
         "exceptions": [{"geometry": Polygon, "valid_from": ..., "valid_until": ...,
                         "reason": "corridor to own address"}]}}
 
-Positions may carry an altitude (`[lon, lat, alt]`); it is dropped, measures are 2D. The
+Positions may carry an altitude (`[lon, lat, alt]`); it is dropped, measures are 2D. A position
+is an array of two or three finite numbers (not strings), and a measure has at most
+`MAX_VERTICES` positions, its exceptions' included. Times lie between 2000-01-01 and
+2100-01-01 (UTC): a number is Unix seconds, and one in milliseconds is refused. The
 authority is a text of at most 128 characters, the reference of at most 64 (as the record keeps
 them), neither with control characters; an exception's reason a text of at most 500 characters,
 which may break lines.
@@ -33,6 +36,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import shapely
 from shapely import force_2d
 from shapely.errors import GEOSException
 from shapely.geometry import MultiPolygon, Point, Polygon, mapping, shape
@@ -55,6 +59,16 @@ Home = tuple[float, float]  # (lon, lat) of the offender's registered home addre
 AUTHORITY_MAX = 128  # characters of `properties.authority` (court or office)
 REFERENCE_MAX = 64  # characters of `properties.reference` (court / OM reference)
 REASON_MAX = 500  # characters of an exception's `reason` (a note: "corridor to own address")
+# Positions of a measure, its exceptions' included: each costs time on every fix near the zone
+# (about 11 us a fix per 1,000 positions), and a court order's zone needs far fewer.
+MAX_VERTICES = 10_000
+# Times a measure may carry: what every store and `datetime` holds, and no court order lies
+# outside (a time in Unix milliseconds lands in the year 57,000).
+TIME_MIN = 946_684_800.0  # 2000-01-01T00:00:00Z
+TIME_MAX = 4_102_444_800.0  # 2100-01-01T00:00:00Z
+# Nesting depth of the positions of each geometry type (0: one position).
+_DEPTH = {"Point": 0, "MultiPoint": 1, "LineString": 1, "MultiLineString": 2, "Polygon": 2,
+          "MultiPolygon": 3}
 
 
 def _time(value: Any, path: str, problems: list[Problem]) -> float | None:
@@ -73,13 +87,16 @@ def _time(value: Any, path: str, problems: list[Problem]) -> float | None:
                 Problem("invalid_field", path, "time must carry a UTC offset")
             )
             return None
-        return parsed.timestamp()
+        try:
+            return _in_range(parsed.timestamp(), path, problems)
+        except (OverflowError, ValueError):  # a UTC offset beyond the first or last year
+            return _in_range(math.inf, path, problems)
     if (
         isinstance(value, int | float)
         and not isinstance(value, bool)
         and math.isfinite(value)
     ):
-        return float(value)
+        return _in_range(float(value), path, problems)
     problems.append(
         Problem(
             "invalid_field",
@@ -90,11 +107,75 @@ def _time(value: Any, path: str, problems: list[Problem]) -> float | None:
     return None
 
 
+def _in_range(ts: float, path: str, problems: list[Problem]) -> float | None:
+    """`ts` if it lies within TIME_MIN..TIME_MAX, else None with a problem."""
+    if TIME_MIN <= ts < TIME_MAX:
+        return ts
+    problems.append(Problem(
+        "invalid_field", path,
+        "a time between 2000-01-01 and 2100-01-01 (UTC) is expected, as an ISO 8601 time "
+        "or Unix seconds (not milliseconds)",
+    ))
+    return None
+
+
+def time_problems(measure: Measure) -> list[Problem]:
+    """The times of a measure built in code that lie outside TIME_MIN..TIME_MAX."""
+    problems: list[Problem] = []
+    times = [("properties.valid_from", measure.valid_from),
+             ("properties.valid_until", measure.valid_until)]
+    for i, e in enumerate(measure.exceptions):
+        path = f"properties.exceptions[{i}]"
+        times += [(f"{path}.valid_from", e.valid_from), (f"{path}.valid_until", e.valid_until)]
+    for path, ts in times:
+        if ts is not None:
+            _in_range(ts, path, problems)
+    return problems
+
+
+def _positions(coords: Any, depth: int) -> int | None:
+    """How many positions `coords` nests at `depth` (0: one position), None when it is not
+    arrays of positions of two or three finite numbers."""
+    if not isinstance(coords, list | tuple):
+        return None
+    if depth == 0:
+        ok = 2 <= len(coords) <= 3 and all(
+            isinstance(c, int | float) and not isinstance(c, bool) and math.isfinite(c)
+            for c in coords)
+        return 1 if ok else None
+    total = 0
+    for part in coords:
+        n = _positions(part, depth - 1)
+        if n is None:
+            return None
+        total += n
+    return total
+
+
+def _position_problem(data: Mapping, path: str) -> Problem | None:
+    """A problem with the positions of a GeoJSON geometry of a known type, if any: not numbers
+    (e.g. strings, which shapely would take), or more than MAX_VERTICES."""
+    depth = _DEPTH.get(data.get("type"))  # type: ignore[arg-type]
+    if depth is None:
+        return None  # another type: refused by shape() or by the type checks that follow
+    count = _positions(data.get("coordinates"), depth)
+    if count is None:
+        return Problem("invalid_geometry", path,
+                       "coordinates must be arrays of positions [lon, lat] (numbers)")
+    if count > MAX_VERTICES:
+        return Problem("absurd_size", path,
+                       f"{count} positions exceed {MAX_VERTICES} a measure may have")
+    return None
+
+
 def _geometry(data: Any, path: str, problems: list[Problem]) -> Any:
     if not isinstance(data, Mapping):
         problems.append(
             Problem("invalid_geometry", path, "expected a GeoJSON geometry object")
         )
+        return None
+    if (problem := _position_problem(data, path)) is not None:
+        problems.append(problem)
         return None
     try:
         geom = force_2d(shape(data))  # an altitude on the positions is dropped
@@ -396,7 +477,15 @@ def measure_problems(
     """Every geometric and size problem of a structurally valid measure (empty: acceptable)."""
     cfg = config or GeofenceConfig()
     proj = projection or projection_for(cfg.crs)
-    problems: list[Problem] = []
+    problems: list[Problem] = time_problems(measure)
+    vertices = _vertices(measure)
+    if vertices > MAX_VERTICES:
+        problems.append(Problem(
+            "absurd_size", "geometry",
+            f"the zone and its exceptions have {vertices} positions, more than the "
+            f"{MAX_VERTICES} a measure may have",
+        ))
+        return problems  # not worth checking further, and costly to
     if measure.pre_alert_m > cfg.max_pre_alert_m:
         problems.append(
             Problem(
@@ -451,6 +540,13 @@ def measure_problems(
                 )
             )
     return problems
+
+
+def _vertices(measure: Measure) -> int:
+    """Positions of a measure's zone and exceptions (as GeoJSON writes them: rings closed)."""
+    area = getattr(measure, "area", None)
+    count = 0 if area is None else int(shapely.get_num_coordinates(area))
+    return count + sum(int(shapely.get_num_coordinates(e.geometry)) for e in measure.exceptions)
 
 
 def _area_problems(
@@ -520,8 +616,15 @@ def validate_measure(
         raise InvalidMeasure.from_problems(problems)
 
 
-def _iso(value: float | None) -> str | None:
-    return None if value is None else datetime.fromtimestamp(value, tz=UTC).isoformat()
+def _iso(value: float | None) -> str | float | None:
+    """A time as ISO 8601 in UTC; one no `datetime` holds (stored before times were checked)
+    as the number it is, so an export never fails on it."""
+    if value is None:
+        return None
+    try:
+        return datetime.fromtimestamp(value, tz=UTC).isoformat()
+    except (OverflowError, ValueError, OSError):
+        return value
 
 
 def measure_to_feature(measure: Measure) -> dict[str, Any]:

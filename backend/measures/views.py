@@ -6,13 +6,15 @@ home), in the answer's transaction; a read may give `?reason=`, which the entry 
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
+from geofences import Problem
 from backend.api.deps import require, runtime, session
 from backend.api.text import free_text
 from backend.audit.log import LocationRead, record
@@ -20,6 +22,7 @@ from backend.auth.tokens import Principal
 from backend.cases import service as cases
 from backend.cases.errors import CaseNotFound
 from backend.measures import flows, service
+from backend.measures.errors import MeasureRejected
 from backend.measures.models import MeasureRow
 from backend.runtime import Runtime
 
@@ -27,6 +30,10 @@ router = APIRouter(prefix="/api/v1/cases/{case_id}", tags=["measures"])
 
 WRITE = ("case_director",)
 READ = ("case_director", "dispatcher")
+# Bytes of a GeoJSON body to import or replace: a measure has at most
+# `geofences.geojson.MAX_VERTICES` positions (some 400 KB as JSON); a larger collection is
+# imported in parts.
+MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
 class HomeIn(BaseModel):
@@ -69,6 +76,30 @@ def _audit_home(
            channel=_channel(request))
 
 
+async def geojson_body(request: Request) -> Any:
+    """The request's JSON body, read up to `MAX_BODY_BYTES` (413 beyond: nothing is parsed or
+    stored); a body that is not JSON is a 422 naming `body`."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY_BYTES:
+        raise _too_large()
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _too_large()
+        chunks.append(chunk)
+    try:
+        return json.loads(b"".join(chunks))
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise MeasureRejected([Problem("invalid_field", "body", "expected a JSON body")]) from None
+
+
+def _too_large() -> HTTPException:
+    return HTTPException(
+        413, f"a measures body has at most {MAX_BODY_BYTES} bytes: import a larger collection "
+             "in parts")
+
+
 def _changed(rt: Runtime) -> None:
     if rt.geofences is not None:
         rt.geofences.mark_changed()
@@ -76,18 +107,21 @@ def _changed(rt: Runtime) -> None:
 
 @router.post("/measures", status_code=201)
 def import_measures(
-    request: Request, case_id: uuid.UUID, body: Any = Body(...), s: Session = Depends(session),
+    request: Request, case_id: uuid.UUID, s: Session = Depends(session),
     rt: Runtime = Depends(runtime), p: Principal = Depends(require(*WRITE)),
+    body: Any = Depends(geojson_body),
 ) -> dict[str, Any]:
     """Import a GeoJSON Feature (answered with the stored Feature) or FeatureCollection
-    (answered with a FeatureCollection): all measures are stored, or none (422 with reasons)."""
+    (answered with a FeatureCollection): all measures are stored, or none (422 with reasons).
+    The answer is made before the commit: should it fail, nothing is stored."""
     _case(s, p, case_id)
     rows, collection = flows.create(s, case_id, body, rt.settings.geofence.to_config())
     flows.log_change(s, rows, "imported", p.name)
     _audit(s, p, request, case_id, rows)
+    out = flows.to_collection(rows) if collection else flows.to_feature(rows[0])
     s.commit()
     _changed(rt)
-    return flows.to_collection(rows) if collection else flows.to_feature(rows[0])
+    return out
 
 
 @router.get("/measures")
@@ -120,17 +154,19 @@ def get_measure(
 
 @router.put("/measures/{measure_id}")
 def replace_measure(
-    request: Request, case_id: uuid.UUID, measure_id: free_text(64), body: Any = Body(...),
+    request: Request, case_id: uuid.UUID, measure_id: free_text(64),
     s: Session = Depends(session),
     rt: Runtime = Depends(runtime), p: Principal = Depends(require(*WRITE)),
+    body: Any = Depends(geojson_body),
 ) -> dict[str, Any]:
     _case(s, p, case_id)
     row = flows.replace(s, case_id, measure_id, body, rt.settings.geofence.to_config())
     flows.log_change(s, [row], "replaced", p.name)
     _audit(s, p, request, case_id, [row])
+    out = flows.to_feature(row)
     s.commit()
     _changed(rt)
-    return flows.to_feature(row)
+    return out
 
 
 @router.delete("/measures/{measure_id}")
@@ -144,9 +180,10 @@ def deactivate_measure(
     row = flows.deactivate(s, case_id, measure_id)
     flows.log_change(s, [row], "deactivated", p.name)
     _audit(s, p, request, case_id, [row])
+    out = flows.to_feature(row)
     s.commit()
     _changed(rt)
-    return flows.to_feature(row)
+    return out
 
 
 @router.put("/offender-home")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from shapely.geometry import Polygon, mapping
 
 from geofences import (
     AbsurdSize,
+    Exemption,
     HomeInsideZone,
     InvalidField,
     InvalidGeometry,
@@ -14,7 +17,9 @@ from geofences import (
     OutsideProjectionArea,
     measure_from_feature,
     measure_to_feature,
+    validate_measure,
 )
+from geofences.geojson import MAX_VERTICES
 from tests.geofences.places import lonlat, square
 
 
@@ -178,3 +183,76 @@ def test_wrong_kinds_of_geometry():
         )
     with pytest.raises(InvalidMeasure):
         measure_from_feature({"type": "FeatureCollection"})
+
+
+T_MS = 1_767_261_600_000  # 2026-01-01 11:00 in Unix milliseconds: the year 57972 in seconds
+
+
+@pytest.mark.parametrize("value", [T_MS, -1, 0, 4_102_444_800, "2101-01-01T00:00:00+00:00",
+                                   "0001-01-01T00:00:00+01:00", "1999-12-31T23:59:59+00:00"])
+def test_a_time_outside_2000_to_2100_is_refused_naming_its_field(value):
+    corridor = {"geometry": poly(square(0, 0, 10)), "valid_from": value}
+    with pytest.raises(InvalidField) as caught:
+        measure_from_feature(feature(poly(square(0, 0, 200)), valid_until=value,
+                                     exceptions=[corridor]))
+    paths = [p.path for p in caught.value.problems]
+    assert paths == ["properties.exceptions[0].valid_from", "properties.valid_until"]
+    assert "milliseconds" in caught.value.problems[0].message
+
+
+def test_times_within_the_range_are_taken():
+    m = measure_from_feature(feature(poly(square(0, 0, 200)), valid_from=T_MS / 1000,
+                                     valid_until="2099-12-31T23:59:59+00:00"))
+    assert m.valid_from == T_MS / 1000 and m.valid_until == 4_102_444_799
+
+
+def test_a_measure_built_in_code_with_a_time_in_milliseconds_is_refused():
+    m = measure_from_feature(feature(poly(square(0, 0, 200))))
+    with pytest.raises(InvalidField) as caught:
+        validate_measure(replace(m, valid_from=T_MS))
+    assert [p.path for p in caught.value.problems] == ["properties.valid_from"]
+
+
+def test_an_export_never_fails_on_a_time_stored_before_times_were_checked():
+    corridor = Exemption(geometry=Polygon(square(0, 0, 10)), valid_from=T_MS)
+    m = measure_from_feature(feature(poly(square(0, 0, 200))))
+    exported = measure_to_feature(replace(m, exceptions=(corridor,)))
+    assert exported["properties"]["exceptions"][0]["valid_from"] == T_MS
+
+
+@pytest.mark.parametrize("position", [["4.47", "51.92"], [4.47], [4.47, 51.92, 1.0, 2.0],
+                                      [True, 51.92], [float("nan"), 51.92], "4.47,51.92"])
+def test_positions_must_be_two_or_three_numbers(position):
+    ring = [list(p) for p in square(0, 0, 200)]
+    ring[1] = position
+    with pytest.raises(InvalidGeometry) as caught:
+        measure_from_feature(feature({"type": "Polygon", "coordinates": [ring]}))
+    assert [p.path for p in caught.value.problems] == ["geometry"]
+    with pytest.raises(InvalidGeometry):
+        measure_from_feature(feature({"type": "Point", "coordinates": position}, radius_m=50))
+
+
+def _ring(n: int, half: float = 200.0) -> list[list[float]]:
+    """A closed ring of `n` positions (n - 1 distinct) along a square's border."""
+    corners = square(0, 0, half)
+    points = []
+    for i in range(n - 1):
+        side, f = divmod(4 * i / (n - 1), 1)
+        (ax, ay), (bx, by) = corners[int(side)], corners[int(side) + 1]
+        points.append([ax + f * (bx - ax), ay + f * (by - ay)])
+    return points + [points[0]]
+
+
+def test_a_measure_has_at_most_max_vertices_positions():
+    measure_from_feature(feature({"type": "Polygon", "coordinates": [_ring(MAX_VERTICES)]}))
+    with pytest.raises(AbsurdSize) as caught:
+        measure_from_feature(
+            feature({"type": "Polygon", "coordinates": [_ring(MAX_VERTICES + 1)]}))
+    assert [p.path for p in caught.value.problems] == ["geometry"]
+    # the exceptions count with the zone
+    half = MAX_VERTICES // 2
+    corridor = {"geometry": {"type": "Polygon", "coordinates": [_ring(half + 1, 100)]}}
+    with pytest.raises(AbsurdSize) as caught:
+        measure_from_feature(feature({"type": "Polygon", "coordinates": [_ring(half)]},
+                                     exceptions=[corridor]))
+    assert "positions" in caught.value.problems[0].message

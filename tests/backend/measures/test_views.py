@@ -3,8 +3,14 @@ home, devices of another case, deactivation kept for the record."""
 
 from __future__ import annotations
 
-import pytest
+from dataclasses import replace
 
+import pytest
+from shapely.geometry import shape
+
+from geofences import Exemption, measure_from_feature
+from backend.measures import repository, service
+from backend.measures.views import MAX_BODY_BYTES
 from tests.backend.measures.places import (
     ROTTERDAM,
     ban_feature,
@@ -257,3 +263,66 @@ def test_every_change_of_a_measure_is_in_the_case_log_without_its_geometry(stack
     for e in entries:
         text = str(e["data"])
         assert "coordinates" not in text and f"{lat:.3f}"[:6] not in text
+
+
+T_MS = 1_767_261_600_000  # 2026-01-01 in Unix milliseconds (the year 57972 read as seconds)
+
+
+def test_a_time_in_milliseconds_is_a_clear_422_and_nothing_is_stored(stack):
+    case_id = register_pair(stack, "off-ms", "vic-ms")
+    api = stack.api()
+    [problem] = _problems(api.post(_url(case_id), json=zone_feature(
+        "off-ms", measure_id="zone-ms", valid_from=T_MS)))
+    assert problem["path"] == "properties.valid_from" and "milliseconds" in problem["message"]
+    corridor = {"geometry": {"type": "Polygon", "coordinates": [square(*ROTTERDAM, 10.0)]},
+                "valid_from": T_MS}
+    [problem] = _problems(api.post(_url(case_id), json=zone_feature(
+        "off-ms", measure_id="zone-ms2", exceptions=[corridor])))
+    assert problem["path"] == "properties.exceptions[0].valid_from"
+    exported = api.get(_url(case_id), params={"include_inactive": True})
+    assert exported.status_code == 200 and exported.json()["features"] == []
+
+
+def test_an_exception_time_stored_before_times_were_checked_still_exports(stack):
+    """A measure stored with an exception time in milliseconds (before the check) no longer
+    makes the export of the whole case fail: the time is given as the number stored."""
+    case_id = register_pair(stack, "off-old", "vic-old")
+    measure = measure_from_feature(dict(zone_feature("off-old", measure_id="zone-old"),
+                                        properties={**zone_feature("off-old")["properties"],
+                                                    "case_id": str(case_id)}))
+    corridor = Exemption(geometry=shape({"type": "Polygon",
+                                         "coordinates": [square(*ROTTERDAM, 10.0)]}),
+                         valid_from=T_MS)
+    with stack.runtime.sessions.begin() as s:
+        service.insert(s, "zone-old", case_id, repository.measure_values(
+            replace(measure, exceptions=(corridor,))))
+    exported = stack.api().get(_url(case_id))
+    assert exported.status_code == 200, exported.text
+    [feature] = exported.json()["features"]
+    assert feature["properties"]["exceptions"][0]["valid_from"] == T_MS
+
+
+def test_string_coordinates_are_refused(stack):
+    case_id = register_pair(stack, "off-str", "vic-str")
+    zone = zone_feature("off-str", measure_id="zone-str")
+    ring = zone["geometry"]["coordinates"][0]
+    zone["geometry"]["coordinates"][0] = [[str(lon), str(lat)] for lon, lat in ring]
+    [problem] = _problems(stack.api().post(_url(case_id), json=zone))
+    assert problem["path"] == "geometry" and "numbers" in problem["message"]
+
+
+def test_a_body_beyond_the_limit_is_refused_unread_and_nothing_stored(stack):
+    case_id = register_pair(stack, "off-big", "vic-big")
+    api = stack.api()
+    zone = zone_feature("off-big", measure_id="zone-big",
+                        reference="C/10/1", authority="R" * 100)
+    zone["properties"]["padding"] = "x" * MAX_BODY_BYTES
+    response = api.post(_url(case_id), json=zone)
+    assert response.status_code == 413 and "in parts" in response.json()["detail"]
+    replaced = api.put(_url(case_id, "/zone-big"), json=zone)
+    assert replaced.status_code == 413
+    assert api.get(_url(case_id), params={"include_inactive": True}).json()["features"] == []
+    response = api.post(_url(case_id), content=b"{not json",
+                        headers={"Content-Type": "application/json"})
+    [problem] = _problems(response)
+    assert problem["path"] == "body"
