@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import shapely
 from shapely import STRtree
-from shapely.geometry import LineString, Point
+from shapely.geometry import LineString, MultiPolygon, Point
 from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
 
@@ -112,8 +112,7 @@ class CompiledMeasure:
         geom = _projected_area(measure.area, projection, "geometry")
         self.geom = _prepared(geom)
         self.boundary = geom.boundary
-        eroded = geom.buffer(-cfg.crossing_min_depth_m)
-        self.eroded = _prepared(eroded if not eroded.is_empty else geom)
+        self.eroded = _prepared(_eroded(geom, cfg.crossing_min_depth_m))
         self.minx, self.miny, self.maxx, self.maxy = geom.bounds
 
     # -- evaluation -------------------------------------------------------------------------
@@ -186,6 +185,18 @@ def _segment_point_distance(
         else max(0.0, min(1.0, ((px - ax) * dx + (py - ay) * dy) / length2))
     )
     return math.hypot(ax + t * dx - px, ay + t * dy - py)
+
+
+def _eroded(geom: BaseGeometry, depth: float) -> BaseGeometry:
+    """The zone shrunk by `depth`, for the segment test; each part of a MultiPolygon on its
+    own, as a single polygon: a part too thin to shrink (a street 20 m wide) is kept whole,
+    not dropped, so a segment across it still counts."""
+    parts = list(geom.geoms) if isinstance(geom, MultiPolygon) else [geom]
+    shrunk = []
+    for part in parts:
+        eroded = part.buffer(-depth)
+        shrunk.append(part if eroded.is_empty else eroded)
+    return shrunk[0] if len(shrunk) == 1 else shapely.union_all(shrunk)
 
 
 def _prepared(geom: BaseGeometry) -> BaseGeometry:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from shapely.geometry import Polygon
+from shapely.geometry import MultiPolygon, Polygon
 
 from geofences import (
     ContactBan,
@@ -101,6 +101,20 @@ def test_an_adopted_vague_fix_starts_no_segment(fix):
     engine.adopt({"off": {"tst": T0 + 60, "lat": lat, "lon": lon, "acc": VAGUE}}, {})
     assert fix(engine, "off", 120, 1000) == []
 
+
+
+def test_a_thin_part_of_a_multipolygon_is_crossing_tested_as_a_single_polygon(fix):
+    """A street 20 m wide, too thin to shrink by `crossing_min_depth_m` on each side: as a
+    polygon of its own it is tested whole, and so it is as a part of a MultiPolygon (whose
+    other part lies far away)."""
+    street = Polygon([lonlat(-10, -500), lonlat(10, -500), lonlat(10, 500), lonlat(-10, 500)])
+    far = Polygon(square(5000, 5000, 500))
+    engine = Engine([zone(id="single", area=street),
+                     zone(id="multi", area=MultiPolygon([far, street]))], CFG)
+    assert fix(engine, "off", 0, -200) == []
+    events = fix(engine, "off", 60, 200)
+    crossed = sorted(e.measure_id for e in events if e.kind == "zone_breach")
+    assert crossed == ["multi", "single"] and {e.basis for e in events} >= {"segment"}
 
 def test_hole_is_outside(fix):
     hole = Polygon(square(0, 0, 500), [square(0, 0, 200)[::-1]])
