@@ -19,7 +19,15 @@ from geofences.events import GeofenceEvent
 from geofences.index import CompiledMeasure, MeasureIndex
 from geofences.measures import Measure
 from geofences.projection import Projection, projection_for
-from geofences.transitions import IDLE, INSIDE, UNKNOWN, Observation, ZoneState, step
+from geofences.transitions import (
+    IDLE,
+    INSIDE,
+    UNKNOWN,
+    Observation,
+    ZoneState,
+    step,
+    unknown_holds,
+)
 
 STATE_VERSION = 1
 
@@ -47,7 +55,7 @@ class Engine:
         # The last fix accurate enough to start a possible breach (`max_possible_accuracy_m`):
         # where the next segment test starts, so a vague fix between two good ones is skipped.
         self._good: dict[str, DeviceFix] = {}
-        # Recent fixes of the devices under a contact ban, oldest first (see `_fix_near`).
+        # Recent fixes of the devices under a contact ban, oldest first (see `_kept_near`).
         self._recent: dict[str, deque[DeviceFix]] = {}
         self._states: dict[
             str, dict[str, ZoneState]
@@ -170,16 +178,11 @@ class Engine:
         while recent and recent[0][0] < horizon:
             recent.popleft()
 
-    def _fix_near(self, device_id: str, at: float) -> DeviceFix | None:
-        """The device's fix to pair with one of its partner's at `at`: its last fix when that
-        is within `partner_max_age_s` of `at` (the live case); for a time before it (a buffered
-        batch of the partner's) the kept fix nearest in time within that age; else None."""
+    def _kept_near(self, device_id: str, at: float) -> DeviceFix | None:
+        """For a time `at` more than `partner_max_age_s` before the device's last fix (a fix
+        of its partner's buffered batch): its kept fix nearest in time to `at` within that age,
+        else None."""
         max_age = self.config.partner_max_age_s
-        last = self._last.get(device_id)
-        if last is None or last[0] < at - max_age:  # nothing kept is newer than the last
-            return None
-        if last[0] <= at + max_age:
-            return last
         recent = self._recent.get(device_id)
         if not recent:
             return None
@@ -284,24 +287,34 @@ class Engine:
     ) -> None:
         """Contact ban `cm` for one offender device, using only fixes within
         `partner_max_age_s` of `at` (the time of the fix being processed): the devices' last
-        ones, or for a fix of a buffered batch the ones kept from that time (`_fix_near`)."""
+        ones (the live case), or for a time before those (a fix of a buffered batch) the ones
+        kept from that time (`_kept_near`)."""
         cfg = self.config
         states = self._states.get(offender)
         state = states.get(cm.id) if states is not None else None
-        off = self._fix_near(offender, at)
+        lo, hi = at - cfg.partner_max_age_s, at + cfg.partner_max_age_s
+        last = self._last
+        off = last.get(offender)
+        if off is not None and not lo <= off[0] <= hi:
+            off = self._kept_near(offender, at) if off[0] > hi else None
         best: DeviceFix | None = None
         best_id: str | None = None
         best_d = math.inf
         if off is not None:
             ox, oy = off[1], off[2]
             for victim in cm.protected:
-                v = self._fix_near(victim, at)
-                if v is None:
+                v = last.get(victim)
+                if v is None or v[0] < lo:  # no fix kept is newer than the last
+                    continue
+                if v[0] > hi and (v := self._kept_near(victim, at)) is None:
                     continue
                 d = math.hypot(ox - v[1], oy - v[2])
                 if d < best_d:
                     best, best_id, best_d = v, victim, d
         if best is None:
+            if (state is not None and state.status == UNKNOWN
+                    and unknown_holds(state, at, cfg) and cm.active_at(at, self._tz)):
+                return  # still unknown, nothing held to end: the common case, kept cheap
             pair_tst = at
             if not cm.active_at(pair_tst, self._tz):
                 if state is None:

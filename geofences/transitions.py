@@ -284,16 +284,26 @@ def _immediate(
     )
 
 
+def unknown_holds(state: ZoneState, tst: float, cfg: GeofenceConfig) -> bool:
+    """Whether an `unknown` state stays as it is at `tst` with the partner still unknown:
+    it holds nothing, or the partner has been unknown for less than `partner_unknown_hold_s`
+    (the engine's fast path: then it need not build an observation)."""
+    if (state.held in (None, OUTSIDE) and not state.approach_announced
+            and state.visits == 0):
+        return True
+    since = state.unknown_since if state.unknown_since is not None else state.last_tst
+    return since is None or tst - since < cfg.partner_unknown_hold_s
+
+
 def _expire_held(
     state: ZoneState, obs: Observation, cfg: GeofenceConfig
 ) -> tuple[ZoneState, list[GeofenceEvent]]:
     """An `unknown` state whose partner has been unknown for `partner_unknown_hold_s` or
     longer no longer holds what it held: its open events are cleared (basis `partner`) and it
     resumes from outside. The same state object when nothing changes."""
-    since = state.unknown_since if state.unknown_since is not None else state.last_tst
-    held = replace(state, status=state.held or OUTSIDE, held=None)
-    if held.idle or since is None or obs.tst - since < cfg.partner_unknown_hold_s:
+    if unknown_holds(state, obs.tst, cfg):
         return state, []
+    held = replace(state, status=state.held or OUTSIDE, held=None)
     events = _leave_events(held, obs, OUTSIDE, "partner")
     return ZoneState(
         status=UNKNOWN, last_tst=state.last_tst, unknown_since=state.unknown_since
