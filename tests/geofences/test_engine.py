@@ -399,6 +399,17 @@ def test_an_offenders_buffered_batch_is_checked_against_the_victims_fixes_of_the
     assert events[0].other_device_id == "vic" and abs(events[0].distance_m - 50) < 0.5
 
 
+
+def test_a_victims_buffered_batch_is_checked_against_the_offenders_fixes_of_then(fix):
+    engine = Engine([ban(pre_alert_m=0)], CFG)
+    for t in range(0, 1201, 60):
+        fix(engine, "off", t, 50 if 300 <= t <= 700 else 8000)
+    batch = [("vic", T0 + t, *latlon(0, 0), 5.0) for t in range(0, 1201, 30)]
+    events = engine.on_fixes(batch, now=T0 + 1210)
+    assert [(e.kind, e.device_id) for e in events] == [
+        ("proximity", "off"), ("proximity_cleared", "off")]
+    assert 300 <= events[0].at - T0 <= 330 and 700 <= events[1].at - T0 <= 780
+
 def test_a_buffered_batch_beyond_the_kept_history_finds_no_partner(fix):
     """The engine keeps the victim's fixes of the last `partner_history_s` only: an offender's
     fix older than that meets no fix of hers (documented bound)."""
