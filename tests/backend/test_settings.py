@@ -61,6 +61,19 @@ def test_a_setting_that_none_turns_off_is_turned_off_by_null(monkeypatch):
         Settings()
 
 
+def test_every_geofence_setting_reaches_the_engine(monkeypatch):
+    """The settings tree holds every field of the engine's configuration, with its default."""
+    from dataclasses import fields
+
+    from geofences import GeofenceConfig
+
+    assert Settings().geofence.to_config() == GeofenceConfig()
+    names = {f.name for f in fields(GeofenceConfig)}
+    assert names <= set(Settings().geofence.model_dump())
+    monkeypatch.setenv("SCHILDWACHT_GEOFENCE__PARTNER_UNKNOWN_HOLD_S", "600")
+    assert Settings().geofence.to_config().partner_unknown_hold_s == 600
+
+
 def test_every_token_lifetime_is_bounded(monkeypatch):
     """A token's default lifetime is one an administrator may ask for, and no maximum goes
     beyond two years."""
