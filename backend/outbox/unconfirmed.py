@@ -6,7 +6,11 @@ broker acknowledges it. A police feed message still pending once the police deli
 (`police.deadline_s`, the webhooks' too) has passed is ended `unconfirmed`: no longer
 re-published, on its alert's timeline, and counted as an unreachable delivery in the alert's
 `police_delivery` (`backend.subscriptions.service.delivery_states`), so that the console tells
-the desk to phone the control room (the delivery worker's sweep does this, in every process).
+the desk to phone the control room (the delivery worker's sweep does this, in every process),
+unless a webhook of a police system of that unit delivered the alert: the unit has it. (A unit
+whose systems take webhooks only has no subscriber on its feed, which Mosquitto answers "no
+matching subscribers": without this, every urgent alert of that unit would tell the desk to
+phone.)
 
 A broker acknowledgement that still comes afterwards marks the row sent (the broker has it):
 the alert says "police not reached" until its police delivery is next worked out (a webhook's
@@ -55,10 +59,16 @@ def end_unconfirmed(session: Session, created_before: datetime, reason: str, lim
     return rows
 
 
-def unconfirmed_feeds(session: Session, alert_id: uuid.UUID) -> list[int]:
-    """The outbox ids of the alert's police feed messages that ended unconfirmed."""
-    return list(session.scalars(
-        select(OutboxMessage.id).where(
+def unconfirmed_feeds(session: Session, alert_id: uuid.UUID) -> list[tuple[int, str]]:
+    """(outbox id, police unit) of the alert's police feed messages that ended unconfirmed."""
+    rows = session.execute(
+        select(OutboxMessage.id, OutboxMessage.target).where(
             OutboxMessage.alert_id == alert_id, OutboxMessage.status == UNCONFIRMED,
             OutboxMessage.target.like(POLICE_FEED_TOPICS))
-    ))
+    ).all()
+    return [(row_id, feed_unit(target)) for row_id, target in rows]
+
+
+def feed_unit(topic: str) -> str:
+    """The police unit of a feed topic, `{root}/police/{unit}/alerts`."""
+    return topic.rsplit("/", 2)[-2]

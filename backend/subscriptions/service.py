@@ -188,13 +188,24 @@ def delivery_states(session: Session, alert_id: uuid.UUID
                     ) -> list[tuple[str, int, int, str]]:
     """(key, sequence, escalation step, state) of the alert's webhook deliveries and of its
     police feed messages the broker never confirmed (`backend.outbox.unconfirmed`: each
-    unreachable)."""
+    unreachable), but for a feed whose unit a webhook reached (`feed_counts`)."""
     rows = session.execute(
         select(Delivery.subscription_id, Delivery.sequence, Delivery.escalation_step,
-               Delivery.state).where(Delivery.alert_id == alert_id)
+               Delivery.state, Subscription.police_units)
+        .join(Subscription, Subscription.id == Delivery.subscription_id)
+        .where(Delivery.alert_id == alert_id)
     ).all()
-    feeds = [(f"feed:{i}", 0, 0, "unreachable") for i in unconfirmed_feeds(session, alert_id)]
-    return [(str(s), q, e, st) for s, q, e, st in rows] + feeds
+    reached = [units or [] for _s, _q, _e, state, units in rows if state == "delivered"]
+    feeds = [(f"feed:{i}", 0, 0, "unreachable")
+             for i, unit in unconfirmed_feeds(session, alert_id) if feed_counts(unit, reached)]
+    return [(str(s), q, e, st) for s, q, e, st, _units in rows] + feeds
+
+
+def feed_counts(unit: str, reached: Sequence[Sequence[str]]) -> bool:
+    """Whether a police feed message to `unit` that the broker never confirmed counts as the
+    police not reached: not when a webhook to a police system of that unit (its subscription
+    names the unit, or names no unit: every unit's) delivered the alert. Pure."""
+    return not any(not units or unit in units for units in reached)
 
 
 def set_police_delivery(session: Session, alert_id: uuid.UUID, value: str | None) -> bool:

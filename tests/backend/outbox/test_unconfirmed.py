@@ -14,6 +14,8 @@ from backend.alerts.models import Alert, AlertEvent, OutboxMessage
 from backend.outbox.dispatcher import OutboxDispatcher
 from backend.police.attempt import AttemptResult
 from backend.police.retry import POLICE_NOT_REACHED
+from backend.subscriptions.models import Subscription
+from backend.subscriptions.service import feed_counts
 from backend.subscriptions.worker import DeliveryWorker, WorkerConfig
 from tests.backend.subscriptions.test_worker import (
     POLICY,
@@ -117,10 +119,20 @@ def test_a_feed_message_never_confirmed_ends_unreachable_at_the_deadline(session
     assert sorted(published.keys) == sorted([device_ack, new_feed])
 
 
-def test_a_webhook_delivered_later_does_not_clear_the_unconfirmed_feed(sessions):
-    """The aggregate counts the feed message that ended among the alert's deliveries: a
-    webhook that gets through afterwards does not make the alert `delivered`."""
+@pytest.mark.parametrize("units, after", [
+    ([], "delivered"),  # a police system of every unit took the alert by webhook
+    (["RE07"], "delivered"),  # one of the feed's unit
+    (["RE05"], "unreachable"),  # another unit's: RE07 got nothing
+])
+def test_a_webhook_that_reached_the_feeds_unit_clears_the_unconfirmed_feed(sessions, units,
+                                                                           after):
+    """A unit whose police systems take webhooks only has no subscriber on its MQTT feed, and
+    the broker answers "no matching subscribers": the feed ends unconfirmed. The unit has the
+    alert once a webhook to one of its systems delivered it; a webhook to another unit's does
+    not make up for the feed."""
     alert_id = _seed(sessions)  # one webhook delivery, pending
+    with sessions.begin() as s:
+        s.query(Subscription).update({"police_units": units})
     _outbox(sessions, alert_id, FEED, 0)
     clock = Clock()
     worker = _worker(sessions, clock, [AttemptResult(200, 1.0)])
@@ -128,7 +140,14 @@ def test_a_webhook_delivered_later_does_not_clear_the_unconfirmed_feed(sessions)
     assert worker.sweep_feeds() == 1
     assert _police_delivery(sessions, alert_id) == "unreachable"
     assert worker.run_once() == 1  # the webhook: 200
-    assert _police_delivery(sessions, alert_id) == "unreachable"
+    assert _police_delivery(sessions, alert_id) == after
+
+
+def test_which_unconfirmed_feed_counts_as_the_police_not_reached():
+    assert feed_counts("RE07", []) is True  # no webhook got through
+    assert feed_counts("RE07", [["RE05"]]) is True
+    assert feed_counts("RE07", [["RE05"], ["RE07", "RE01"]]) is False
+    assert feed_counts("RE07", [[]]) is False  # a subscription of every unit
 
 
 def test_the_running_delivery_worker_ends_unconfirmed_feed_messages(webhooks):
