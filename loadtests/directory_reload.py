@@ -85,8 +85,16 @@ class Ticker:
         self._thread.start()
         return self
 
-    def take(self) -> Lateness:
+    def take(self, timeout_s: float = 2.0) -> Lateness:
+        """The rounds noted since the last take. Reloads shorter than a round (one case read
+        again, on a busy machine) may end before any round does: the round under way then
+        holds what they held, so wait for it to end."""
+        deadline = time.monotonic() + timeout_s
+        while not self.late_ms and time.monotonic() < deadline:
+            time.sleep(0.001)
         late, self.late_ms = self.late_ms, []
+        if not late:
+            raise RuntimeError(f"the ticker noted no round in {timeout_s} s")
         return Lateness(percentile(late, 50), percentile(late, 99), max(late))
 
     def stop(self) -> None:
