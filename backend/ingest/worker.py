@@ -44,7 +44,7 @@ from datetime import UTC, datetime, timedelta
 import paho.mqtt.client as mqtt
 from device_protocol import Channel, ProtocolError, Topics
 from device_protocol.codec import decode_alarm_lenient
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select, text, update
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -119,12 +119,23 @@ def bare_alarm_id(payload: bytes, max_bytes: int) -> str | None:
         return None
 
 
+# The ids as one array parameter: a parameter per id (ORM `in_`) cost the fix worker about 7 us
+# of CPU per fix in a batch of 250, this about 1.5.
+_ONLINE_AGAIN = text(
+    "UPDATE devices SET online = true WHERE id = ANY(:ids) AND online IS false")
+
+
 def mark_online(session: Session, device_ids: list[str]) -> None:
     """Mark these devices online again (they sent something that was not their Last Will):
     one statement, which writes nothing but for devices marked offline."""
-    if device_ids:
-        session.execute(update(Device).where(
-            Device.id.in_(sorted(set(device_ids))), Device.online.is_(False)).values(online=True))
+    if not device_ids:
+        return
+    ids = sorted(set(device_ids))  # one order for every writer: no deadlock between them
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_ONLINE_AGAIN, {"ids": ids})
+    else:
+        session.execute(update(Device).where(Device.id.in_(ids), Device.online.is_(False))
+                        .values(online=True))
 
 
 def default_client_id(base: str, channels: str) -> str:
