@@ -1,16 +1,18 @@
 """The alert's aggregate police delivery state (`alerts.police_delivery`). Pure.
 
 - `unreachable`: a delivery of an urgent alert failed (rejected, or not delivered by its
-  deadline): the console shows "police not reached: phone the control room";
+  deadline) and no later message to that subscription got through since: the console shows
+  "police not reached: phone the control room";
 - `failed`: the same for a non-urgent alert (recorded, no call needed);
 - `pending`: at least one delivery is still being attempted;
 - `delivered`: every delivery got through;
 - None: no subscription took the alert.
 
-Only the newest message per subscription counts, by sequence and then escalation step (an
-escalation has the sequence of the message it escalates, and comes after it): a later message
-that got through supersedes an earlier one that failed (the receiver has the current state of the
-alert).
+The messages of a subscription are ordered by sequence and then escalation step (an escalation
+has the sequence of the message it escalates, and comes after it). A later message that got
+through supersedes an earlier one that failed (the receiver has the current state of the
+alert); one still on its way does not: until it is delivered the police have not been reached,
+and the warning stays.
 """
 
 from __future__ import annotations
@@ -19,7 +21,25 @@ from collections.abc import Iterable
 
 from backend.police.retry import POLICE_NOT_REACHED
 
-__all__ = ["POLICE_NOT_REACHED", "aggregate"]
+__all__ = ["POLICE_NOT_REACHED", "aggregate", "subscription_state"]
+
+FAILED = frozenset({"rejected", "unreachable"})
+OPEN = frozenset({"pending", "retrying"})
+
+
+def subscription_state(messages: Iterable[tuple[tuple[int, int], str]]) -> str:
+    """The state of one subscription from its messages ((sequence, step), state), in any
+    order: the newest message's, except that a failure stands until a later message is
+    delivered (a newer one still open leaves it failed)."""
+    ordered = sorted(messages, key=lambda m: m[0])
+    failure: str | None = None  # the latest failure not yet followed by a delivery
+    for _, state in ordered:
+        if state in FAILED:
+            failure = state
+        elif state == "delivered":
+            failure = None
+    newest = ordered[-1][1]
+    return failure if failure is not None and newest in OPEN else newest
 
 
 def aggregate(
@@ -27,15 +47,14 @@ def aggregate(
 ) -> str | None:
     """`deliveries`: (subscription key, sequence, escalation step, state) of one alert's
     delivery rows."""
-    latest: dict[str, tuple[tuple[int, int], str]] = {}
+    messages: dict[str, list[tuple[tuple[int, int], str]]] = {}
     for key, sequence, step, state in deliveries:
-        if key not in latest or (sequence, step) > latest[key][0]:
-            latest[key] = ((sequence, step), state)
-    states = {state for _, state in latest.values()}
+        messages.setdefault(key, []).append(((sequence, step), state))
+    states = {subscription_state(m) for m in messages.values()}
     if not states:
         return None
-    if states & {"rejected", "unreachable"}:
+    if states & FAILED:
         return "unreachable" if priority in set(urgent) else "failed"
-    if states & {"pending", "retrying"}:
+    if states & OPEN:
         return "pending"
     return "delivered"

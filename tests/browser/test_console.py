@@ -32,6 +32,7 @@ from tests.backend.measures.places import zone_feature
 from tests.browser.conftest import ARTIFACTS
 from tests.support.mqtt import publish
 from tests.support.waiting import wait_until
+from tests.support.webhooks import receivers, subscribe, webhooks  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.browser, pytest.mark.services]
 
@@ -536,3 +537,46 @@ def test_a_partner_adds_a_note_to_the_case_log_in_the_browser(stack, server, bro
         "#case-log tr:first-child")
     assert "user:reclassering" in page.inner_text("#case-log tr:first-child")
     context.close()
+
+
+@pytest.mark.parametrize("stack", ["services"], indirect=True)
+def test_police_not_reached_stays_until_a_later_message_is_delivered(
+        stack, server, browser, webhooks, receivers):  # noqa: F811
+    """The police webhook is down: the P1's delivery runs out of time and the queue and the
+    alert page say "police not reached". The dispatcher acknowledges: the acknowledgement's
+    message to the police is only on its way, so the warning stays on both pages; once a later
+    message (the dispatch's) is delivered, the warning goes."""
+    _seed(stack)
+    police = receivers(down=True)
+    subscribe(stack.api(), police)
+    queue_context, queue = _sign_in(browser, server.base, "desk")
+    _panic(stack, stack.device("vic-web-1"), "vic-web-1", "police-down")
+    row = queue.wait_for_selector("#alert-queue tr.urgent[data-alert-id]", timeout=5_000)
+    alert_id = row.get_attribute("data-alert-id")
+    page = queue_context.new_page()
+    page.goto(f"{server.base}/console/alerts/{alert_id}")
+    page.wait_for_selector("#police-delivery[data-police=unreachable] .police-alarm",
+                           timeout=15_000)
+    cell = f"#alert-queue tr[data-alert-id='{alert_id}'] td[data-police]"
+    queue.wait_for_selector(f"{cell}.police-alarm", timeout=5_000)
+
+    page.fill("#note", "police phoned? not yet")
+    page.click("#btn-acknowledge")
+    page.wait_for_selector("#alert-state[data-state=acknowledged]", timeout=5_000)
+    page.wait_for_function(
+        "() => document.querySelector('#timeline-list').textContent.includes('not yet')",
+        timeout=5_000)
+    queue.wait_for_selector(f"tr[data-alert-id='{alert_id}'].state-acknowledged",
+                            timeout=5_000)
+    with stack.runtime.sessions() as s:
+        assert s.get(Alert, uuid.UUID(alert_id)).police_delivery == "unreachable"
+    assert page.get_attribute("#police-delivery", "data-police") == "unreachable"
+    assert page.is_visible("#police-delivery .police-alarm")
+    assert queue.get_attribute(cell, "data-police") == "unreachable"
+
+    police.down = False  # the police are back: the dispatch's message gets through
+    page.click("#btn-dispatch")
+    page.wait_for_selector("#police-delivery[data-police=delivered]", timeout=15_000)
+    assert not page.is_visible("#police-delivery .police-alarm")
+    queue.wait_for_selector(f"{cell}[data-police=delivered]", timeout=5_000)
+    queue_context.close()

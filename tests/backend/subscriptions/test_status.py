@@ -40,3 +40,22 @@ def test_an_escalation_comes_after_the_message_it_escalates():
     assert aggregate([raised, escalated], "P1", URGENT) == "unreachable"
     assert aggregate([escalated, ("a", 1, 4, "delivered")], "P1", URGENT) == "delivered"
     assert aggregate([("a", 2, 0, "delivered"), escalated], "P1", URGENT) == "delivered"
+
+
+def test_a_failure_stands_while_a_later_message_is_still_on_its_way():
+    """Police not reached stays until a later message to them is delivered: a transition's
+    message (an acknowledgement) or an escalation's still pending does not clear it."""
+    failed = ("a", 1, 0, "unreachable")
+    assert aggregate([failed, ("a", 2, 0, "pending")], "P1", URGENT) == "unreachable"
+    assert aggregate([("a", 1, 3, "retrying"), failed], "P1", URGENT) == "unreachable"
+    assert aggregate([("a", 1, 0, "rejected"), ("a", 2, 0, "pending")], "P3",
+                     URGENT) == "failed"
+    assert aggregate([failed, ("a", 2, 0, "delivered"), ("a", 3, 0, "pending")], "P1",
+                     URGENT) == "pending"
+    assert aggregate([failed, ("a", 2, 0, "pending"), ("a", 2, 1, "delivered")], "P1",
+                     URGENT) == "delivered"
+
+
+def test_a_failure_of_one_subscription_is_not_cleared_by_another():
+    assert aggregate([("a", 1, 0, "unreachable"), ("a", 2, 0, "pending"),
+                      ("b", 2, 0, "delivered")], "P1", URGENT) == "unreachable"
