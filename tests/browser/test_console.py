@@ -24,7 +24,7 @@ from backend.alerts.models import Alert
 from backend.auth.users import add_user
 from backend.cases.models import Case
 from backend.console.clock import local_time
-from backend.devices.models import Device
+from backend.devices.models import Device, Ping
 from backend.escalation.loop import EscalationLoop
 from backend.hub.bus import STREAM_DELAYED, STREAM_RESYNC
 from device_protocol import Alarm, Fix, codec
@@ -580,3 +580,47 @@ def test_police_not_reached_stays_until_a_later_message_is_delivered(
     assert not page.is_visible("#police-delivery .police-alarm")
     queue.wait_for_selector(f"{cell}[data-police=delivered]", timeout=5_000)
     queue_context.close()
+
+
+def _alert_id(stack, message_id: str) -> str:
+    def found() -> str | None:
+        with stack.runtime.sessions() as s:
+            alert_id = s.scalar(select(Alert.id).where(Alert.message_id == message_id))
+        return str(alert_id) if alert_id else None
+
+    return wait_until(found, timeout=10)
+
+
+@pytest.mark.parametrize("stack", ["services"], indirect=True)
+def test_a_position_shows_how_old_it_is_and_an_old_one_is_marked(stack, server, browser):
+    """The offender's monitor last reported 12 minutes before the victim's panic: his marker
+    says how long ago ("12 min ago") and that it is an old position; the victim's says its
+    own age, unmarked; the distance says it is between positions of different times."""
+    _seed(stack)
+    offender = stack.device("off-web-1")
+    for minutes, north in ((13, 0.002), (12, 0.001)):  # a trail, its last fix 12 min old
+        publish(offender, stack.topics.loc("off-web-1"), codec.encode(Fix(
+            tst=time.time() - minutes * 60, lat=ROTTERDAM_CS[0] + north, lon=ROTTERDAM_CS[1],
+            acc=8.0)))
+    wait_until(lambda: _fixes(stack, "off-web-1") == 2, timeout=10)
+    _panic(stack, stack.device("vic-web-1"), "vic-web-1", "stale-offender")
+    alert = _alert_id(stack, "stale-offender")
+    context, desk = _sign_in(browser, server.base, "desk")
+    desk.goto(f"{server.base}/console/alerts/{alert}")
+    desk.wait_for_function("() => window.swMap.drawn === 2", timeout=5_000)
+    his = desk.inner_text(".leaflet-tooltip.fix-offender")
+    assert "12 min ago" in his and "OLD POSITION" in his
+    assert desk.locator(".leaflet-tooltip.fix-offender.fix-stale").count() == 1
+    assert desk.locator("#map path.leaflet-interactive").count() >= 4  # his trail drawn too
+    hers = desk.inner_text(".leaflet-tooltip.fix-victim")
+    assert " s ago" in hers and "OLD POSITION" not in hers
+    assert desk.locator(".leaflet-tooltip.fix-victim.fix-stale").count() == 0
+    assert desk.get_attribute("#distance", "data-mixed-times") == "1"
+    assert "positions of different times: victim " in desk.text_content("#distance")
+    desk.screenshot(path=str(ARTIFACTS / "console-stale-offender.png"), full_page=True)
+    context.close()
+
+
+def _fixes(stack, device_id: str) -> int:
+    with stack.runtime.sessions() as s:
+        return len(s.scalars(select(Ping.fix_time).where(Ping.device_id == device_id)).all())

@@ -7,8 +7,8 @@
 // escalation of this alert is shown and sounds (each step once) until it is acknowledged, and
 // one of another alert sounds and is named in the banner.
 (function () {
-  const { t, api, el, localTime, follow, soundAlarm, silence, escalationOf, escalationText,
-          laterEscalation, withEscalation, calls } = window.sw;
+  const { t, api, el, ago, staleFix, localTime, follow, soundAlarm, silence, escalationOf,
+          escalationText, laterEscalation, withEscalation, calls } = window.sw;
   const OPEN = new Set(["new", "acknowledged", "dispatched"]);
   const view = document.getElementById("alert-view");
   const alertId = view.dataset.alertId;
@@ -40,24 +40,51 @@
     offender: { color: "#b71c1c", fillColor: "#ef5350" },
   };
 
+  // A marker's label: who, how long ago the fix was taken ("12 min geleden"), its accuracy,
+  // and "old position" once it is older than a few minutes (it may be elsewhere by now).
+  function fixLabel(label, last, now = Date.now()) {
+    const parts = [label];
+    if (last.at) parts.push(ago(last.at, now));
+    if (last.acc_m) parts.push(`${t("accuracy")} ${Math.round(last.acc_m)} m`);
+    if (last.at && staleFix(last.at, now)) parts.push(t("fix_old").toUpperCase());
+    return parts.join(" \u00b7 ");
+  }
+  const labelled = [];  // [tooltip, label, last]: their ages kept current (ageLabels)
+  function ageLabels() {
+    const now = Date.now();
+    for (const [tooltip, label, last] of labelled) {
+      tooltip.setContent(fixLabel(label, last, now));
+      const node = tooltip.getElement();
+      if (node && last.at) node.classList.toggle("fix-stale", staleFix(last.at, now));
+    }
+  }
+  setInterval(ageLabels, 15_000);
+
   function drawTrack(track, label) {
     if (!track) return null;
-    const style = STYLE[track.role] || STYLE.victim;
+    const base = STYLE[track.role] || STYLE.victim;
     if (track.trail && track.trail.length > 1) {
-      L.polyline(track.trail.map((p) => [p.lat, p.lon]), { color: style.color, weight: 3, opacity: 0.7 })
+      L.polyline(track.trail.map((p) => [p.lat, p.lon]),
+                 { color: base.color, weight: 3, opacity: 0.7 })
         .addTo(overlay);
     }
     const last = track.last;
     if (!last) return null;
+    const stale = Boolean(last.at) && staleFix(last.at);
+    const style = stale
+      ? Object.assign({}, base, { fillColor: "#bdbdbd", dashArray: "3 3" }) : base;
     if (last.acc_m) {
       L.circle([last.lat, last.lon], { radius: last.acc_m, color: style.color, weight: 1,
                                        fillColor: style.fillColor, fillOpacity: 0.15 }).addTo(overlay);
     }
-    L.circleMarker([last.lat, last.lon], { radius: 8, color: style.color, weight: 2,
-                                           fillColor: style.fillColor, fillOpacity: 0.9 })
-      .bindTooltip(`${label}${last.acc_m ? ` (${t("accuracy")} ${Math.round(last.acc_m)} m)` : ""}`,
-                   { permanent: true, direction: "right" })
+    const marker = L.circleMarker([last.lat, last.lon], {
+      radius: 8, color: style.color, weight: 2, fillColor: style.fillColor, fillOpacity: 0.9,
+      dashArray: style.dashArray || null })
+      .bindTooltip(fixLabel(label, last), {
+        permanent: true, direction: "right",
+        className: `fix fix-${track.role}${stale ? " fix-stale" : ""}` })
       .addTo(overlay);
+    labelled.push([marker.getTooltip(), label, last]);
     window.swMap.drawn += 1;
     return [last.lat, last.lon];
   }
@@ -91,6 +118,7 @@
 
   function clearPositions() {
     overlay.clearLayers();
+    labelled.length = 0;
     window.swMap.drawn = 0;
     distanceEl.textContent = "";
   }
@@ -113,14 +141,35 @@
       L.polyline([v, o], { color: "#333", weight: 1, dashArray: "4 4" }).addTo(overlay);
     }
     distanceEl.textContent = doc.distance_m != null
-      ? `${t("distance")}: ${doc.distance_m >= 1000 ? (doc.distance_m / 1000).toFixed(2) + " km" : Math.round(doc.distance_m) + " m"}`
-      : (v ? "" : t("no_position"));
+      ? distanceText(doc) : (v ? "" : t("no_position"));
+    distanceEl.dataset.mixedTimes = doc.distance_m != null && mixedTimes(doc) ? "1" : "";
     if (!fitted && overlay.getLayers().length) {
       const bounds = overlay.getBounds();
       if (zones.getLayers().length) bounds.extend(zones.getBounds());
       map.fitBounds(bounds.pad(0.3), { maxZoom: 17 });
       fitted = true;
     }
+  }
+
+  // The distance, and when the two fixes were taken at different times (more than a minute
+  // apart) the times of each: it is then not how far apart they are now.
+  const SAME_TIME_MS = 60_000;
+  function mixedTimes(doc) {
+    const v = doc.victim && doc.victim.last, o = doc.offender && doc.offender.last;
+    if (!v || !o) return false;
+    if (!v.at || !o.at) return true;  // a fix of unknown time: not known to be simultaneous
+    return Math.abs(Date.parse(v.at) - Date.parse(o.at)) > SAME_TIME_MS;
+  }
+  function distanceText(doc) {
+    const m = doc.distance_m;
+    const metres = m >= 1000 ? (m / 1000).toFixed(2) + " km" : Math.round(m) + " m";
+    let text = `${t("distance")}: ${metres}`;
+    if (mixedTimes(doc)) {
+      const when = (fix) => (fix.at ? localTime(fix.at, false) : t("unknown"));
+      text += ` (${t("distance_times").replace("{victim}", when(doc.victim.last))
+        .replace("{offender}", when(doc.offender.last))})`;
+    }
+    return text;
   }
 
   function timelineEntry(e) {

@@ -32,6 +32,19 @@ window.sw = (function () {
     const pad = (n) => String(n).padStart(2, "0");
     return h ? `${h}:${pad(m % 60)}:${pad(s % 60)}` : `${pad(m)}:${pad(s % 60)}`;
   }
+  // How long ago a time was, in words: "40 s geleden", "12 min geleden", "2 uur geleden".
+  function ago(iso, now = Date.now()) {
+    const s = Math.max(0, Math.floor((now - Date.parse(iso)) / 1000));
+    const [key, n] = s < 60 ? ["ago_seconds", s] : s < 3600 ? ["ago_minutes", Math.floor(s / 60)]
+      : ["ago_hours", Math.floor(s / 3600)];
+    return t(key).replace("{n}", String(n));
+  }
+  // A position fix older than this is marked as old on the map (it may no longer be where
+  // the person is).
+  const STALE_FIX_S = 180;
+  function staleFix(iso, now = Date.now()) {
+    return !iso || now - Date.parse(iso) > STALE_FIX_S * 1000;
+  }
   // A time as the pages show it (backend/console/clock.py): in the console's zone, with the
   // zone's abbreviation, "2026-12-06 01:20 CET" (date false: "01:20:05 CET").
   const timeZone = document.documentElement.dataset.timezone || undefined;
@@ -136,6 +149,6 @@ window.sw = (function () {
     cued.set(doc.alert_id, level);
     return true;
   }
-  return { t, api, el, age, csrf, localTime, follow, soundAlarm, silence, escalationOf,
-           escalationText, laterEscalation, withEscalation, cueLevel, calls };
+  return { t, api, el, age, ago, staleFix, csrf, localTime, follow, soundAlarm, silence,
+           escalationOf, escalationText, laterEscalation, withEscalation, cueLevel, calls };
 })();
