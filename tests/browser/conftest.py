@@ -34,12 +34,23 @@ def server(stack) -> Iterator[Server]:  # noqa: F811
         yield Server(base)
 
 
-@pytest.fixture
-def browser():
+def _launch(args: list[str]):
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
         yield b
         b.close()
+
+
+@pytest.fixture
+def browser():
+    yield from _launch(CHROMIUM_ARGS)
+
+
+@pytest.fixture
+def strict_browser():
+    """Chromium with its default autoplay policy, as the desk's browsers have it: a page may
+    not play sound until the operator has clicked on it."""
+    yield from _launch([a for a in CHROMIUM_ARGS if not a.startswith("--autoplay-policy")])

@@ -624,3 +624,49 @@ def test_a_position_shows_how_old_it_is_and_an_old_one_is_marked(stack, server, 
 def _fixes(stack, device_id: str) -> int:
     with stack.runtime.sessions() as s:
         return len(s.scalars(select(Ping.fix_time).where(Ping.device_id == device_id)).all())
+
+
+# Each play of a media element and how it ended, in the page's `data-plays` (read without
+# `page.evaluate`, which counts as a user gesture and would let the page play sound).
+_PLAYS = """(() => { const plays = [];
+  const note = (what) => {
+    plays.push(what); document.documentElement.dataset.plays = plays.join(","); };
+  const play = HTMLMediaElement.prototype.play;
+  HTMLMediaElement.prototype.play = function () {
+    const p = play.call(this);
+    p.then(() => note("played"), (e) => note("refused " + e.name));
+    return p;
+  }; })();"""
+
+
+def _plays(page) -> list[str]:
+    return (page.get_attribute("html", "data-plays") or "").split(",")
+
+
+@pytest.mark.parametrize("stack", ["services"], indirect=True)
+def test_sound_refused_by_the_browser_shows_a_banner_that_turns_it_on(
+        stack, server, strict_browser):
+    """A queue opened without a click of hers may not play sound (the browser's autoplay
+    policy): the page says so in a banner at once, the P1 it finds cannot sound and the banner
+    stays; her click on it plays the alarm and takes the banner away. (Playwright's reads of
+    a page count as a user gesture: the page is not read until its alarm was refused.)"""
+    _seed(stack)
+    alert = _add_lost_alert(stack, "refused-1")
+    context, _ = _sign_in(strict_browser, server.base, "desk")
+    fresh = strict_browser.new_context()  # her session, no click on any page of it
+    fresh.add_cookies(context.cookies())
+    fresh.add_init_script(_PLAYS)
+    desk = fresh.new_page()
+    with desk.expect_response(lambda r: "/api/v1/alerts?state=open" in r.url):
+        desk.goto(f"{server.base}/console/")
+    time.sleep(1.0)  # the answer handled: the alarm tried (no read of the page before)
+    assert _plays(desk) == ["refused NotAllowedError"] * 2  # the probe, the alarm
+    assert desk.evaluate("window.swAlarm.alerts") == [alert]
+    assert desk.is_visible("#sound-off")
+    assert "click to turn the alarm sound on" in desk.inner_text("#sound-off")
+
+    desk.click("#sound-off")
+    desk.wait_for_selector("#sound-off", state="hidden", timeout=5_000)
+    assert _plays(desk)[-1] == "played"
+    fresh.close()
+    context.close()

@@ -87,15 +87,74 @@ window.sw = (function () {
   }
   // The alarm cue (#alarm-sound on the page) for an alert. Test and monitoring hook: how often
   // it was sounded, and for which alerts.
-  window.swAlarm = { count: 0, alerts: [] };
+  // `refused`: how often the browser refused to play it (its autoplay policy, until the
+  // operator has clicked on the page): the sound-off banner then asks her to click.
+  window.swAlarm = { count: 0, alerts: [], refused: 0 };
+  let owed = false;  // a cue the browser refused, played at her click on the banner
+  function soundBanner() {
+    let banner = document.getElementById("sound-off");
+    if (banner) return banner;
+    banner = el("button", { type: "button", id: "sound-off", class: "sound-off", hidden: true },
+                t("sound_off"));
+    banner.setAttribute("role", "alert");
+    banner.addEventListener("click", () => enableSound());
+    document.querySelector("main").prepend(banner);
+    // Any click of hers on the page lets it play sound: the banner goes at once.
+    document.addEventListener("click", (event) => {
+      if (!banner.hidden && event.target !== banner) enableSound();
+    }, true);
+    return banner;
+  }
+  function soundRefused() {
+    window.swAlarm.refused += 1;
+    soundBanner().hidden = false;
+  }
+  function soundPlays() {
+    owed = false;
+    soundBanner().hidden = true;
+  }
+  // Plays the cue; the banner shows while the browser refuses it and goes once it plays.
+  function play(sound) {
+    const played = sound.play();
+    if (!played || !played.then) return;
+    played.then(soundPlays, (e) => {
+      if (e && e.name === "NotAllowedError") { owed = true; soundRefused(); }
+    });
+  }
+  // Whether the browser lets the page play sound now: the cue started at volume 0 (the
+  // browser's policy judges an unmuted play, whatever its volume) and stopped at once.
+  function probeSound(sound) {
+    if (!sound.paused) return;  // the cue is playing: sound is on
+    const volume = sound.volume;
+    sound.volume = 0;
+    const done = () => { sound.pause(); sound.currentTime = 0; sound.volume = volume; };
+    const probe = sound.play();
+    if (!probe || !probe.then) { done(); return; }
+    probe.then(() => { done(); soundPlays(); }, (e) => {
+      done();
+      if (e && e.name === "NotAllowedError") soundRefused();
+    });
+  }
+  // Her click (a user gesture) lets the page play sound: the refused cue plays now, else the
+  // probe confirms sound is on.
+  function enableSound() {
+    const sound = document.getElementById("alarm-sound");
+    if (!sound) return;
+    if (owed) { sound.currentTime = 0; play(sound); return; }
+    probeSound(sound);
+  }
   function soundAlarm(alertId) {
     const sound = document.getElementById("alarm-sound");
     window.swAlarm.count += 1;
     window.swAlarm.alerts.push(alertId);
     sound.dataset.played = String(window.swAlarm.count);
     sound.currentTime = 0;
-    const played = sound.play();
-    if (played && played.catch) played.catch(() => { /* autoplay refused: the banner stays */ });
+    play(sound);
+  }
+  // A page opened without a click of hers (a new tab, a reload after a while) may not play
+  // sound: probed when it loads, so the banner says so before an alarm is missed.
+  if (document.getElementById("alarm-sound")) {
+    window.addEventListener("load", () => probeSound(document.getElementById("alarm-sound")));
   }
   // The cue stops when the alert it last sounded for no longer calls (acknowledged, closed).
   function silence(alertId) {
