@@ -670,3 +670,72 @@ def test_sound_refused_by_the_browser_shows_a_banner_that_turns_it_on(
     assert _plays(desk)[-1] == "played"
     fresh.close()
     context.close()
+
+
+# The stream of the pages of a context, through Playwright: `held` keeps the server's events
+# from the pages (as when they are lost), `send` gives them one of the stream's own.
+class HeldStream:
+    def __init__(self, context) -> None:
+        import re
+
+        self.held = False
+        self.sockets = []
+        context.route_web_socket(re.compile(r".*/api/v1/stream.*"), self._route)
+
+    def _route(self, ws) -> None:
+        server = ws.connect_to_server()
+        server.on_message(lambda message: None if self.held else ws.send(message))
+        self.sockets.append(ws)
+
+    def send(self, event: dict) -> None:
+        import json
+
+        for ws in self.sockets:
+            ws.send(json.dumps(event))
+
+
+@pytest.mark.parametrize("stack", ["services"], indirect=True)
+def test_acting_on_an_alert_a_colleague_moved_says_so_and_keeps_the_note(
+        stack, server, browser):
+    """The buttons follow the alert's state. A colleague acknowledged the alert while this page
+    did not hear of it: her acknowledgement changes nothing and the page says a colleague
+    already did this (her note is on the timeline). The colleague resolves it, again
+    unheard: her dispatch is refused, said in her language, and her typed note stays."""
+    _seed(stack)
+    alert = _add_lost_alert(stack, "race-1")
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    stream = HeldStream(context)
+    desk = context.new_page()
+    desk.goto(f"{server.base}/console/login?lang=en")
+    desk.fill("input[name=username]", "desk")
+    desk.fill("input[name=password]", PASSWORD)
+    desk.click("#sign-in")
+    desk.goto(f"{server.base}/console/alerts/{alert}")
+    desk.wait_for_selector("#link-state[data-state=live]", timeout=5_000)
+    enabled = "() => !document.querySelector('#btn-acknowledge').disabled"
+    desk.wait_for_function(enabled, timeout=5_000)
+    assert desk.is_enabled("#btn-dispatch") and desk.is_enabled("#btn-resolve")
+
+    colleague = stack.token("dispatcher", {"regions": ["VR17"]})
+    stream.held = True
+    _post(server.base, colleague, f"/api/v1/alerts/{alert}/acknowledge", {})
+    desk.fill("#note", "victim safe with the neighbours")
+    desk.click("#btn-acknowledge")
+    desk.wait_for_selector("#action-info:not([hidden])", timeout=5_000)
+    assert desk.inner_text("#action-info") == "A colleague already did this"
+    assert desk.input_value("#note") == ""
+    assert desk.get_attribute("#alert-state", "data-state") == "acknowledged"
+    assert "victim safe" in desk.inner_text("#timeline-list li[data-kind=note]")
+    assert desk.is_disabled("#btn-acknowledge") and desk.is_enabled("#btn-dispatch")
+
+    _post(server.base, colleague, f"/api/v1/alerts/{alert}/resolve", {})
+    desk.fill("#note", "unit sent")
+    desk.click("#btn-dispatch")
+    desk.wait_for_selector("#action-error:not([hidden])", timeout=5_000)
+    assert desk.inner_text("#action-error") == (
+        "Cannot dispatch: the alert has moved on (now: resolved).")
+    assert desk.input_value("#note") == "unit sent"
+    desk.wait_for_selector("#alert-state[data-state=resolved]", timeout=5_000)
+    for button in ("acknowledge", "dispatch", "resolve", "false-alarm"):
+        assert desk.is_disabled(f"#btn-{button}")
+    context.close()

@@ -17,6 +17,7 @@
   const distanceEl = document.getElementById("distance");
   const reasonForm = document.getElementById("reason-form");
   const errorEl = document.getElementById("action-error");
+  const infoEl = document.getElementById("action-info");
   const stateEl = document.getElementById("alert-state");
   const policeEl = document.getElementById("police-delivery");
   const timelineEl = document.getElementById("timeline-list");
@@ -173,7 +174,8 @@
   }
 
   function timelineEntry(e) {
-    const item = el("li", {}, el("time", {}, localTime(e.at, false)), ` ${e.actor}: ${e.kind}`);
+    const item = el("li", { "data-kind": e.kind }, el("time", {}, localTime(e.at, false)),
+                    ` ${e.actor}: ${e.kind}`);
     if (e.to_state) item.append(` \u2192 ${t("state_" + e.to_state)}`);
     if (e.detail && e.detail.state) item.append(` (${t("delivery_" + e.detail.state)})`);
     if (e.kind === "escalated" && e.detail && Number.isInteger(e.detail.step)) {
@@ -198,6 +200,7 @@
           : d ? el("p", {}, `${t("police_delivery")}: ${d}`) : "");
     }
     if (doc.timeline) timelineEl.replaceChildren(...doc.timeline.map(timelineEntry));
+    updateButtons();
     showEscalation(doc);
     if (wasOpen && !OPEN.has(doc.state)) loadPositions().catch(showError);  // withheld now?
   }
@@ -232,19 +235,73 @@
 
   function showError(e) { errorEl.hidden = false; errorEl.textContent = `${t("error")}: ${e.message}`; }
 
-  for (const button of document.querySelectorAll("button[data-action]")) {
-    button.addEventListener("click", async () => {
-      const note = document.getElementById("note").value.trim();
-      try {
-        const doc = await api("POST", `/api/v1/alerts/${alertId}/${button.dataset.action}`,
-                              note ? { note } : {});
-        errorEl.hidden = true;
-        document.getElementById("note").value = "";
-        show(doc);
-        await reread();
-      } catch (e) { showError(e); }
-    });
+  // The actions the alert's state allows (backend/alerts/lifecycle.py): the others are
+  // disabled, as are all while one is on its way.
+  const ALLOWED = { acknowledge: ["new"], dispatch: ["new", "acknowledged"],
+                    resolve: [...OPEN], "false-alarm": [...OPEN] };
+  const TARGET = { acknowledge: "acknowledged", dispatch: "dispatched", resolve: "resolved",
+                   "false-alarm": "false_alarm" };
+  const buttons = [...document.querySelectorAll("button[data-action]")];
+  const actor = view.dataset.actor || "";  // who she is, as the timeline names her
+  let busy = false;
+  function updateButtons() {
+    const state = stateEl.dataset.state;
+    for (const b of buttons) {
+      b.disabled = busy || !(ALLOWED[b.dataset.action] || []).includes(state);
+    }
   }
+  // Pure: whether her action changed nothing, from the state the page knew when she clicked
+  // and the alert read after it: it was there already, or the transition that brought it
+  // there is someone else's (a colleague was first).
+  function changedNothing(action, before, doc) {
+    const target = TARGET[action];
+    if (before === target) return true;
+    const moved = (doc.timeline || [])
+      .filter((e) => e.kind === "transition" && e.to_state === target);
+    return moved.length === 0 || moved[moved.length - 1].actor !== actor;
+  }
+  // A refusal in her language, by the answer's status and the action (never the server's
+  // English text): the alert moved on (409, its state now named), or it was not carried out.
+  function refusal(action, status, state) {
+    if (status === 409) {
+      return t("action_conflict_" + action.replace("-", "_"))
+        .replace("{state}", t("state_" + state));
+    }
+    return t("action_failed");
+  }
+  function inform(text) { infoEl.hidden = !text; infoEl.textContent = text || ""; }
+
+  async function act(button) {
+    const action = button.dataset.action;
+    const noteEl = document.getElementById("note");
+    const note = noteEl.value.trim();
+    const before = stateEl.dataset.state;
+    busy = true;
+    updateButtons();
+    errorEl.hidden = true;
+    inform("");
+    try {
+      let doc;
+      try {
+        doc = await api("POST", `/api/v1/alerts/${alertId}/${action}`, note ? { note } : {});
+      } catch (e) {
+        // The note stays typed; the page reads where the alert stands now.
+        const now = await reread().catch(() => null);
+        errorEl.hidden = false;
+        errorEl.textContent = refusal(action, e.status, now ? now.state : stateEl.dataset.state);
+        return;
+      }
+      noteEl.value = "";  // kept on the timeline: the transition's, or a note of its own
+      show(doc);
+      const read = await reread().catch(() => doc);
+      if (changedNothing(action, before, read)) inform(t("action_already_done"));
+    } finally {
+      busy = false;
+      updateButtons();
+    }
+  }
+  for (const button of buttons) button.addEventListener("click", () => act(button));
+  updateButtons();
 
   // A new, unacknowledged P1 elsewhere, or another alert's escalation step (the stream carries
   // other alerts in brief, an `alert.escalated` event its step beside): sounded and named in
