@@ -739,3 +739,31 @@ def test_acting_on_an_alert_a_colleague_moved_says_so_and_keeps_the_note(
     for button in ("acknowledge", "dispatch", "resolve", "false-alarm"):
         assert desk.is_disabled(f"#btn-{button}")
     context.close()
+
+
+@pytest.mark.parametrize("stack", ["services"], indirect=True)
+def test_a_read_begun_before_an_alert_closed_does_not_bring_it_back(stack, server, browser):
+    """The queue's read of the open alerts is on its way (held here) when a colleague
+    resolves an alert: the event takes it off, and the read's older answer does not bring
+    it back."""
+    _seed(stack)
+    stack.runtime.settings.console.resync_s = 1.0
+    alert = _add_lost_alert(stack, "ghost-1")
+    context, desk = _sign_in(browser, server.base, "desk")
+    row = f"#alert-queue tr[data-alert-id='{alert}']"
+    desk.wait_for_selector(row, timeout=5_000)
+    desk.evaluate("""() => {
+      const fetch = window.fetch;
+      window.swHeld = [];
+      window.fetch = (...args) => String(args[0]).includes("/api/v1/alerts?state=open")
+        ? fetch(...args).then((r) => new Promise((ok) => window.swHeld.push(() => ok(r))))
+        : fetch(...args);
+    }""")
+    desk.wait_for_function("() => window.swHeld.length > 0", timeout=5_000)
+    colleague = stack.token("dispatcher", {"regions": ["VR17"]})
+    _post(server.base, colleague, f"/api/v1/alerts/{alert}/resolve", {"note": "safe"})
+    desk.wait_for_selector(row, state="detached", timeout=5_000)
+    desk.evaluate("() => { window.swHeld.forEach((release) => release()); }")
+    desk.wait_for_function("() => window.swQueue.pending === 0", timeout=5_000)
+    assert desk.query_selector(row) is None
+    context.close()

@@ -14,15 +14,27 @@
   const noticeList = document.getElementById("case-notice-list");
   const NOTICES_KEPT = 20;
   const cued = new Map();  // per alert, what the alarm last sounded for (sw.calls)
+  // Per alert seen closed, the sequence it closed at: a read answer begun before it closed
+  // (an older sequence) does not bring it back. A closed alert never opens again.
+  const closed = new Map();
+
+  // Pure: whether a document is older than what the page knows of its alert.
+  function outdated(doc, known, closedAt) {
+    const seq = doc.sequence;
+    if (closedAt !== undefined) return seq === undefined || seq <= closedAt;
+    return Boolean(known) && seq !== undefined && known.sequence > seq;
+  }
 
   function upsert(doc) {
     if (!doc || !doc.alert_id) return;
     const known = alerts.get(doc.alert_id);
-    if (known && doc.sequence !== undefined && known.sequence > doc.sequence) return;
+    if (outdated(doc, known, closed.get(doc.alert_id))) return;
     const merged = Object.assign({}, known || {}, doc);
     merged.escalation = laterEscalation(known && known.escalation, doc.escalation);
-    if (merged.state && !OPEN.has(merged.state)) alerts.delete(doc.alert_id);
-    else alerts.set(doc.alert_id, merged);
+    if (merged.state && !OPEN.has(merged.state)) {
+      alerts.delete(doc.alert_id);
+      closed.set(doc.alert_id, doc.sequence === undefined ? Infinity : doc.sequence);
+    } else alerts.set(doc.alert_id, merged);
     if (calls(cued, merged)) soundAlarm(doc.alert_id);
     else if (!escalationOf(merged) && !(merged.priority === "P1" && merged.state === "new")) {
       silence(doc.alert_id);  // acknowledged or closed: its cue stops
