@@ -767,3 +767,22 @@ def test_a_read_begun_before_an_alert_closed_does_not_bring_it_back(stack, serve
     desk.wait_for_function("() => window.swQueue.pending === 0", timeout=5_000)
     assert desk.query_selector(row) is None
     context.close()
+
+
+@pytest.mark.parametrize("stack", ["services"], indirect=True)
+def test_the_alert_page_reads_its_alert_again_while_the_stream_is_delayed(
+        stack, server, browser):
+    """While the stream says events may not arrive, the alert page reads its alert every
+    `delayed_resync_s`: a change whose event was lost shows all the same."""
+    _seed(stack)
+    stack.runtime.settings.console.delayed_resync_s = 1.0
+    alert = _add_lost_alert(stack, "delayed-page")
+    context, desk = _sign_in(browser, server.base, "desk")
+    desk.goto(f"{server.base}/console/alerts/{alert}")
+    desk.wait_for_selector("#link-state[data-state=live]", timeout=5_000)
+    stack.runtime.bus.publish(STREAM_DELAYED)
+    desk.wait_for_selector("#link-state[data-state=delayed]", timeout=5_000)
+    with stack.runtime.sessions.begin() as s:  # dispatched elsewhere, its event lost
+        s.get(Alert, uuid.UUID(alert)).state = "dispatched"
+    desk.wait_for_selector("#alert-state[data-state=dispatched]", timeout=5_000)
+    context.close()

@@ -14,6 +14,7 @@
   const alertId = view.dataset.alertId;
   const tileUrl = view.dataset.tileUrl;
   const refreshS = Number(view.dataset.positionRefreshS) || 10;
+  const delayedResyncS = Number(view.dataset.delayedResyncS) || 5;
   const distanceEl = document.getElementById("distance");
   const reasonForm = document.getElementById("reason-form");
   const errorEl = document.getElementById("action-error");
@@ -222,7 +223,9 @@
   }
 
   // The alert without its position (nothing read, nothing audited): state and timeline.
+  let lastRead = Date.now();
   async function reread() {
+    lastRead = Date.now();
     const doc = await api("GET", `/api/v1/alerts/${alertId}?with_location=false`);
     show(doc);
     return doc;
@@ -338,11 +341,18 @@
 
   start().catch(showError);
   // The stream carries no position: the page reads them where it shows them (positions).
-  follow(`?alert=${encodeURIComponent(alertId)}&with_location=false`, (event) => {
+  const isLive = follow(`?alert=${encodeURIComponent(alertId)}&with_location=false`, (event) => {
     if (!event.alert) return;
     if (event.alert.alert_id === alertId) reread().catch(showError);
     else elsewhere(withEscalation(event));
   }, () => { reread().catch(() => {}); readOpen().catch(() => {}); });
+  // While the stream is not live (delayed: events may not arrive; offline) the alert and the
+  // open alerts are read again every delayed_resync_s, as the queue does.
+  setInterval(() => {
+    if (isLive() || Date.now() - lastRead < delayedResyncS * 1000) return;
+    reread().catch(() => {});
+    readOpen().catch(() => {});
+  }, 1000);
   // Positions are read only while someone can see them: not in a tab in the background (each
   // read is audited as a read), and at once when the tab comes back.
   function positionsDue() {
