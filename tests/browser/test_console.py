@@ -786,3 +786,21 @@ def test_the_alert_page_reads_its_alert_again_while_the_stream_is_delayed(
         s.get(Alert, uuid.UUID(alert)).state = "dispatched"
     desk.wait_for_selector("#alert-state[data-state=dispatched]", timeout=5_000)
     context.close()
+
+
+@pytest.mark.parametrize("stack", ["services"], indirect=True)
+def test_a_closed_alerts_page_goes_to_sign_in_once_signed_out(stack, server, browser):
+    """Signed out in another tab: the stream closes with 4401 and the page of a closed alert
+    (which reads nothing more on its own) goes to sign-in instead of reconnecting for ever."""
+    _seed(stack)
+    stack.runtime.settings.api.stream_recheck_s = 0.5
+    alert = _add_lost_alert(stack, "closed-page")
+    with stack.runtime.sessions.begin() as s:
+        s.get(Alert, uuid.UUID(alert)).state = "resolved"
+    context, desk = _sign_in(browser, server.base, "desk")
+    page = context.new_page()
+    page.goto(f"{server.base}/console/alerts/{alert}")
+    page.wait_for_selector("#link-state[data-state=live]", timeout=5_000)
+    desk.click("header form button")  # sign out
+    page.wait_for_url(f"{server.base}/console/login", timeout=10_000)
+    context.close()

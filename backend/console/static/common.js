@@ -13,7 +13,7 @@ window.sw = (function () {
       options.body = JSON.stringify(body || {});
     }
     const response = await fetch(path, options);
-    if (response.status === 401) { window.location.href = "/console/login"; throw new Error("signed out"); }
+    if (response.status === 401) { toSignIn(); throw new Error("signed out"); }
     const data = await response.json().catch(() => ({}));
     if (!response.ok) { const e = new Error(data.detail || response.statusText); e.status = response.status; throw e; }
     return data;
@@ -62,6 +62,10 @@ window.sw = (function () {
   // "live", "delayed" (the server says events may not arrive now) or "offline". `onRead` is
   // called whenever the page should read what it shows again: on (re)connecting, and when the
   // server says events may have been lost (`stream.resync`). Returns `isLive()`.
+  // The server closes the stream with 4401 once the session no longer admits it (signed out
+  // elsewhere, expired, disabled): the page goes to sign-in, it does not reconnect for ever.
+  const SIGNED_OUT = 4401;
+  function toSignIn() { window.location.href = "/console/login"; }
   function follow(query, onEvent, onRead) {
     const linkState = document.getElementById("link-state");
     function show(state) { linkState.dataset.state = state; linkState.textContent = t(state); }
@@ -76,7 +80,8 @@ window.sw = (function () {
         else if (event.event === "stream.resync") { show("live"); onRead(); }
         else onEvent(event);
       };
-      ws.onclose = () => {
+      ws.onclose = (closed) => {
+        if (closed.code === SIGNED_OUT) { toSignIn(); return; }
         show("offline");
         setTimeout(connect, backoff);
         backoff = Math.min(backoff * 2, 10000);
