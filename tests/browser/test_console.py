@@ -804,3 +804,30 @@ def test_a_closed_alerts_page_goes_to_sign_in_once_signed_out(stack, server, bro
     desk.click("header form button")  # sign out
     page.wait_for_url(f"{server.base}/console/login", timeout=10_000)
     context.close()
+
+
+@pytest.mark.parametrize("stack", ["services"], indirect=True)
+def test_live_updates_keep_the_queue_rows_and_the_keyboard_focus(stack, server, browser):
+    """A dispatcher has tabbed to an alert's link: updates of the queue (another alert
+    acknowledged, a new one raised) keep its row and the focus on that link."""
+    _seed(stack)
+    first = _add_lost_alert(stack, "focus-1")
+    other = _add_lost_alert(stack, "focus-2")
+    context, desk = _sign_in(browser, server.base, "desk")
+    link = f"#alert-queue tr[data-alert-id='{first}'] a.open"
+    desk.wait_for_selector(f"#alert-queue tr[data-alert-id='{other}']", timeout=5_000)
+    desk.focus(link)
+    desk.evaluate(f"() => {{ document.querySelector(\"{link}\").closest('tr').swMark = 1; }}")
+    colleague = stack.token("dispatcher", {"regions": ["VR17"]})
+    _post(server.base, colleague, f"/api/v1/alerts/{other}/acknowledge", {})
+    desk.wait_for_selector(f"tr[data-alert-id='{other}'].state-acknowledged", timeout=5_000)
+    _panic(stack, stack.device("vic-web-1"), "vic-web-1", "focus-3")
+    desk.wait_for_function("() => document.querySelectorAll('#alert-queue tbody tr').length === 3",
+                           timeout=5_000)
+    focused = desk.evaluate("() => [document.activeElement.className, "
+                            "document.activeElement.closest('tr').dataset.alertId, "
+                            "document.activeElement.closest('tr').swMark]")
+    assert focused == ["open", first, 1]
+    desk.keyboard.press("Enter")
+    desk.wait_for_url(f"{server.base}/console/alerts/{first}")
+    context.close()

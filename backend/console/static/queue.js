@@ -64,25 +64,63 @@
     return el("td", { "data-police": d || "" }, d || (doc.police_unit || ""));
   }
 
+  // The cells of an alert's row but its link (which stays as it is: a click or the keyboard
+  // focus on it survives every update).
+  function cells(doc, urgent) {
+    const region = doc.region ? `${doc.region.vr_code} ${doc.region.vr_name || ""}` : "-";
+    return [
+      el("td", {}, el("span", { class: `prio prio-${doc.priority}` }, doc.priority)),
+      el("td", {}, t("type_" + doc.type)),
+      stateCell(doc),
+      el("td", { class: urgent ? "timer running" : "timer", "data-since": doc.raised_at },
+         age(doc.raised_at)),
+      el("td", {}, region),
+      el("td", {}, doc.case ? doc.case.reference : "-"),
+      policeCell(doc),
+    ];
+  }
+
+  const rows = new Map();  // alert id -> its row, kept from one update to the next
+  function rowOf(doc) {
+    let row = rows.get(doc.alert_id);
+    if (!row) {
+      row = el("tr", { "data-alert-id": doc.alert_id },
+        el("td", {}, el("a", { href: `/console/alerts/${doc.alert_id}`, class: "open" },
+                        t("open"))));
+      rows.set(doc.alert_id, row);
+    }
+    return row;
+  }
+  // Each row updated in place, a cell replaced only when it changed; rows moved only where
+  // the order changed, and the focus put back should a move have taken it.
+  function updateRow(row, doc, urgent) {
+    const marks = (urgent ? " urgent" : "") + (escalationOf(doc) ? " escalated" : "");
+    const className = `prio-${doc.priority} state-${doc.state}${marks}`;
+    if (row.className !== className) row.className = className;
+    const fresh = cells(doc, urgent);
+    const link = row.lastElementChild;
+    fresh.forEach((cell, i) => {
+      const old = row.children[i];
+      if (old === link) row.insertBefore(cell, link);
+      else if (!old.isEqualNode(cell)) old.replaceWith(cell);
+    });
+  }
+
   function render() {
-    body.replaceChildren();
+    const focused = body.contains(document.activeElement) ? document.activeElement : null;
     let unackP1 = 0;
-    for (const doc of sorted()) {
+    const order = sorted();
+    const wanted = new Set(order.map((doc) => doc.alert_id));
+    for (const [id, row] of rows) if (!wanted.has(id)) { row.remove(); rows.delete(id); }
+    order.forEach((doc, i) => {
       const urgent = doc.priority === "P1" && doc.state === "new";
       if (urgent) unackP1 += 1;
-      const marks = (urgent ? " urgent" : "") + (escalationOf(doc) ? " escalated" : "");
-      const region = doc.region ? `${doc.region.vr_code} ${doc.region.vr_name || ""}` : "-";
-      const row = el("tr", { class: `prio-${doc.priority} state-${doc.state}${marks}`,
-                            "data-alert-id": doc.alert_id },
-        el("td", {}, el("span", { class: `prio prio-${doc.priority}` }, doc.priority)),
-        el("td", {}, t("type_" + doc.type)),
-        stateCell(doc),
-        el("td", { class: urgent ? "timer running" : "timer", "data-since": doc.raised_at }, age(doc.raised_at)),
-        el("td", {}, region),
-        el("td", {}, doc.case ? doc.case.reference : "-"),
-        policeCell(doc),
-        el("td", {}, el("a", { href: `/console/alerts/${doc.alert_id}`, class: "open" }, t("open"))));
-      body.append(row);
+      const row = rowOf(doc);
+      updateRow(row, doc, urgent);
+      if (body.children[i] !== row) body.insertBefore(row, body.children[i] || null);
+    });
+    if (focused && focused.isConnected && document.activeElement !== focused) {
+      focused.focus({ preventScroll: true });
     }
     empty.hidden = alerts.size > 0;
     banner.hidden = unackP1 === 0;
