@@ -176,7 +176,7 @@
 
   function timelineEntry(e) {
     const item = el("li", { "data-kind": e.kind }, el("time", {}, localTime(e.at, false)),
-                    ` ${e.actor}: ${e.kind}`);
+                    ` ${e.actor}: ${t("event_" + e.kind)}`);
     if (e.to_state) item.append(` \u2192 ${t("state_" + e.to_state)}`);
     if (e.detail && e.detail.state) item.append(` (${t("delivery_" + e.detail.state)})`);
     if (e.kind === "escalated" && e.detail && Number.isInteger(e.detail.step)) {
@@ -198,7 +198,7 @@
       policeEl.replaceChildren(
         d === "unreachable" || d === "rejected"
           ? el("p", { class: "police-alarm", role: "alert" }, t("police_not_reached"))
-          : d ? el("p", {}, `${t("police_delivery")}: ${d}`) : "");
+          : d ? el("p", {}, `${t("police_delivery")}: ${t("police_state_" + d)}`) : "");
     }
     if (doc.timeline) timelineEl.replaceChildren(...doc.timeline.map(timelineEntry));
     updateButtons();

@@ -61,7 +61,8 @@
     if (d === "unreachable" || d === "rejected") {
       return el("td", { class: "police-alarm", "data-police": d }, t("police_not_reached"));
     }
-    return el("td", { "data-police": d || "" }, d || (doc.police_unit || ""));
+    return el("td", { "data-police": d || "" },
+              d ? t("police_state_" + d) : (doc.police_unit || ""));
   }
 
   // The cells of an alert's row but its link (which stays as it is: a click or the keyboard

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from backend.alerts import service as alerts_service
 from backend.alerts.models import Alert
 from backend.auth.users import add_user
-from backend.cases.models import Case
+from backend.cases.models import Case, CaseContact
 from backend.devices.models import Device
 from tests.backend.auth.test_sessions import PASSWORD, _sign_in
 from tests.backend.auth.world import build
@@ -150,8 +150,32 @@ def test_the_alert_page_names_a_delivery_outcome_on_the_timeline(stack):
         add_user(s, "desk", PASSWORD, "dispatcher", {"regions": ["VR17"]})
     desk, _ = _sign_in(stack, "desk")
     page = desk.get(f"/console/alerts/{world.rotterdam_alert}?lang=nl").text
-    assert "device feedback: delivery" in page
+    assert "device feedback: aflevering" in page
     assert "(niet op tijd afgeleverd, opgegeven)" in page
+
+
+def test_the_dutch_alert_page_names_the_case_and_timeline_in_dutch(stack):
+    """Risk, custody, a contact's organisation and the timeline's kinds in the page's language,
+    not the stored English values."""
+    world = build(stack)
+    with stack.runtime.sessions.begin() as s:
+        case = s.get(Case, world.rotterdam_case)
+        case.risk_level, case.custody_status = "high", "released"
+        s.add(CaseContact(case_id=case.id, organisation="three_ro", name="J. Jansen",
+                          phone="+31100000000"))
+        alerts_service.add_event(s, world.rotterdam_alert, at=datetime.now(UTC),
+                                 actor="user:colleague", kind="note", detail={"note": "gebeld"})
+        add_user(s, "desk", PASSWORD, "dispatcher", {"regions": ["VR17"]})
+        s.get(Alert, world.rotterdam_alert).police_delivery = "pending"
+    desk, _ = _sign_in(stack, "desk")
+    page = desk.get(f"/console/alerts/{world.rotterdam_alert}?lang=nl").text
+    card = page[page.index('id="case-card"'):page.index('class="card timeline"')]
+    assert "<dd>hoog</dd>" in card and "<dd>vrijgelaten" in card
+    assert "<td>Reclassering (3RO)</td>" in card
+    for raw in (">high<", ">released", ">three_ro<"):
+        assert raw not in card
+    assert "user:colleague: notitie" in page
+    assert "Politie-aflevering: wordt verstuurd" in page
 
 
 def test_the_alert_page_tells_the_desk_what_the_alert_lacks(stack):
