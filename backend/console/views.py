@@ -110,14 +110,20 @@ def _to_login() -> RedirectResponse:
 
 
 # -- sign in and out ------------------------------------------------------------------------
-@router.get("/login")
-def login_page(request: Request, rt: Runtime = Depends(runtime), s: Session = Depends(session)):
-    viewer = _viewer(request, s, rt)
+def _fresh_login_form(request: Request, rt: Runtime, viewer: Viewer, **context: Any) -> Response:
+    """The sign-in page with a new login token, in the form and in its cookie (each page
+    loaded replaces the cookie: an older tab's form then holds a token no longer valid)."""
     token = secrets.token_urlsafe(24)
-    response = _render(request, rt, viewer, "login.html", login_csrf=token, failed=False)
+    response = _render(request, rt, viewer, "login.html", login_csrf=token, failed=False,
+                       **context)
     response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict",
                         secure=rt.settings.console.secure_cookies, path="/console/login")
     return response
+
+
+@router.get("/login")
+def login_page(request: Request, rt: Runtime = Depends(runtime), s: Session = Depends(session)):
+    return _fresh_login_form(request, rt, _viewer(request, s, rt))
 
 
 @router.post("/login")
@@ -129,7 +135,13 @@ def login(
 ):
     viewer = _viewer(request, s, rt)
     if not web_sessions.csrf_ok(request.cookies.get(LOGIN_CSRF_COOKIE) or "", csrf):
-        return _render(request, rt, viewer, "login.html", login_csrf=csrf, failed=True)
+        # A form from a sign-in page loaded before another (a second tab), or whose cookie
+        # expired: no password was checked. A fresh form, and she is told so, not that her
+        # password was wrong.
+        log.info("console sign-in with an out-of-date login token")
+        response = _fresh_login_form(request, rt, viewer, stale=True)
+        response.status_code = 400
+        return response
     # The address the request came from (behind a proxy, the one uvicorn trusts to tell it).
     address = request.client.host if request.client else "unknown"
     throttle = rt.login_throttle

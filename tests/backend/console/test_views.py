@@ -265,3 +265,32 @@ def test_the_case_page_shows_only_the_timelines_of_the_alerts_the_viewer_may_see
     desk17, _ = _sign_in(stack, "desk17")
     page = desk17.get(page_path).text
     assert note in page and "resolved in Amsterdam" in page
+
+
+def test_an_out_of_date_sign_in_page_says_so_and_gives_a_fresh_form(stack):
+    """Two sign-in tabs: the second replaced the login token's cookie, so the first one's form
+    is out of date. It is told so (not "wrong password"), with a form that then signs in."""
+    from fastapi.testclient import TestClient
+
+    from backend.api.app import create_app
+
+    with stack.runtime.sessions.begin() as s:
+        add_user(s, "desk", PASSWORD, "dispatcher", {"regions": ["VR17"]})
+    stack.runtime.settings.console.secure_cookies = False
+    client = TestClient(create_app(stack.runtime), base_url="http://127.0.0.1")
+
+    def token(page: str) -> str:
+        return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+
+    older = token(client.get("/console/login?lang=en").text)
+    token(client.get("/console/login?lang=en").text)  # the second tab
+    form = {"username": "desk", "password": PASSWORD}
+    r = client.post("/console/login", data={**form, "csrf": older}, follow_redirects=False)
+    assert r.status_code == 400
+    assert "The sign-in page was out of date: try again." in r.text
+    assert 'role="alert">Unknown user' not in r.text
+    assert "sw_session" not in r.headers.get("set-cookie", "")
+    fresh = token(r.text)
+    assert fresh != older
+    r = client.post("/console/login", data={**form, "csrf": fresh}, follow_redirects=False)
+    assert r.status_code == 303 and "sw_session" in r.headers["set-cookie"]
