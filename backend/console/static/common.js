@@ -126,17 +126,16 @@ window.sw = (function () {
       if (e && e.name === "NotAllowedError") { owed = true; soundRefused(); }
     });
   }
-  // Whether the browser lets the page play sound now: the cue started at volume 0 (the
-  // browser's policy judges an unmuted play, whatever its volume) and stopped at once.
+  // Whether the browser lets the page play sound now: the cue's sound played at volume 0 (the
+  // browser's policy judges an unmuted play, whatever its volume) and stopped at once, on an
+  // element of its own, so that it never stops or mutes an alarm that starts meanwhile.
   function probeSound(sound) {
     if (!sound.paused) return;  // the cue is playing: sound is on
-    const volume = sound.volume;
-    sound.volume = 0;
-    const done = () => { sound.pause(); sound.currentTime = 0; sound.volume = volume; };
-    const probe = sound.play();
-    if (!probe || !probe.then) { done(); return; }
-    probe.then(() => { done(); soundPlays(); }, (e) => {
-      done();
+    const probe = new Audio(sound.currentSrc || sound.src);
+    probe.volume = 0;
+    const played = probe.play();
+    if (!played || !played.then) return;
+    played.then(() => { probe.pause(); soundPlays(); }, (e) => {
       if (e && e.name === "NotAllowedError") soundRefused();
     });
   }
