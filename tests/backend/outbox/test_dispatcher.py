@@ -24,15 +24,6 @@ from tests.backend.outbox.test_unconfirmed import (
     _status,
     _worker,
 )
-from tests.support.db import sqlite_sessions
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def sessions(request, tmp_path):
-    if request.param == "postgresql":
-        yield request.getfixturevalue("pg_sessions")
-    else:
-        yield from sqlite_sessions(tmp_path)
 
 
 class Flaky:

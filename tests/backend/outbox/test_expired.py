@@ -18,7 +18,6 @@ from backend.cases.models import Case
 from backend.devices.models import Device
 from backend.outbox.dispatcher import OutboxDispatcher
 from backend.outbox.expired import command_summary, device_topic
-from tests.support.db import sqlite_sessions
 from tests.support.waiting import wait_until
 
 T0 = datetime(2026, 11, 28, 18, 0, tzinfo=UTC)
@@ -27,14 +26,6 @@ ACK = "sd/v1/dev/vic-1/ack"
 CMD = "sd/v1/dev/vic-1/cmd"
 FEED = "sd/v1/police/RE07/alerts"
 CONFIG = b'{"cmd":"config","report_interval_s":15}'
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def sessions(request, tmp_path):
-    if request.param == "postgresql":
-        yield request.getfixturevalue("pg_sessions")
-    else:
-        yield from sqlite_sessions(tmp_path)
 
 
 class Published:

@@ -26,20 +26,11 @@ from tests.backend.subscriptions.test_worker import (
     _seed,
 )
 from device_protocol import Alarm, codec
-from tests.support.db import sqlite_sessions
 from tests.support.mqtt import publish
 from tests.support.waiting import wait_until
 from tests.support.webhooks import start_deliveries, webhooks  # noqa: F401 - fixture
 
 FEED = "sd/v1/police/RE07/alerts"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def sessions(request, tmp_path):
-    if request.param == "postgresql":
-        yield request.getfixturevalue("pg_sessions")
-    else:
-        yield from sqlite_sessions(tmp_path)
 
 
 def _alert(sessions, priority: str = "P1") -> uuid.UUID:
