@@ -11,9 +11,9 @@ Scope: a police token reports only on an alert routed to one of its units (the a
 policy routes an alert away from home there), and only for one of them (the body's `unit`). An
 alert the token may not see at all answers 404, as every out-of-scope read (no existence
 oracle); one it sees without its being routed to its units (an alert of a case at home in its
-unit that routing did not send there) answers 403, and so does a body naming a unit outside them. A refused report changes nothing: the
-alert's state and escalation stay as they were. The answer's position is released and audited
-as any alert document's (`backend.audit.guard`)."""
+unit that routing did not send there) answers 403, and so does a body naming a unit outside
+them. A refused report changes nothing: the alert's state and escalation stay as they were. The
+answer's position is released and audited as any alert document's (`backend.audit.guard`)."""
 
 from __future__ import annotations
 
