@@ -17,6 +17,13 @@ class AlarmTracker:
         with self._lock:
             self._sent[alarm_id] = time.perf_counter() if at is None else at
 
+    def unsent(self, alarm_id: str) -> None:
+        """Forget an alarm whose publish never ended (the run stopped the user during it): it
+        is not counted as published, so no ack is due."""
+        with self._lock:
+            self._sent.pop(alarm_id, None)
+            self._acked.discard(alarm_id)
+
     def sent_at(self, alarm_id: str) -> float | None:
         return self._sent.get(alarm_id)
 

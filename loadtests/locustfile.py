@@ -190,9 +190,15 @@ class DeviceUser(User):
     def press_panic(self) -> None:
         alarm = Alarm(id=f"lt-{uuid.uuid4().hex[:16]}", kind="panic", tst=time.time(),
                       lat=self.lat, lon=self.lon, acc=8.0, batt=80)
-        TRACKER.sent(alarm.id)
+        TRACKER.sent(alarm.id)  # before the publish: its ack may come before the PUBACK
         self.alarms.append(alarm.id)
-        self._publish("publish alarm", TOPICS.alarm(self.device_id), codec.encode(alarm))
+        reported = False
+        try:
+            self._publish("publish alarm", TOPICS.alarm(self.device_id), codec.encode(alarm))
+            reported = True
+        finally:
+            if not reported:  # the run ended during the publish: neither counted nor due
+                TRACKER.unsent(alarm.id)
 
 
 class OperatorUser(HttpUser):

@@ -22,3 +22,13 @@ def test_an_alarm_waits_until_its_ack():
     assert t.waiting("a")
     t.acked("a")
     assert not t.waiting("a")
+
+
+def test_an_alarm_whose_publish_never_ended_is_not_due():
+    tracker = AlarmTracker()
+    tracker.sent("a-1", at=0.0)
+    tracker.sent("a-2", at=0.0)
+    tracker.unsent("a-2")  # the run stopped the user during its publish
+    assert tracker.overdue(0.0, now=100.0) == ["a-1"]
+    assert not tracker.waiting("a-2") and tracker.acked("a-2") is None
+    assert tracker.counts == (1, 0)
