@@ -169,11 +169,17 @@ class Engine:
 
     def _remember(self, device_id: str, fix: DeviceFix) -> None:
         """Keep a fix of a device under a contact ban: at most `partner_history_fixes`, none
-        older than `partner_history_s` before it."""
+        older than `partner_history_s` before it, and about one per `partner_max_age_s / 2`
+        (the newest replaces the last kept while it is that close to the one before): a
+        buffered fix of the partner still finds one within half the age a pair may have,
+        and a device in pursuit mode (a fix every 15 s) keeps a quarter of its fixes."""
         recent = self._recent.get(device_id)
         if recent is None:
             recent = self._recent[device_id] = deque(maxlen=self.config.partner_history_fixes)
-        recent.append(fix)
+        if len(recent) >= 2 and fix[0] - recent[-2][0] < self.config.partner_max_age_s / 2:
+            recent[-1] = fix
+        else:
+            recent.append(fix)
         horizon = fix[0] - self.config.partner_history_s
         while recent and recent[0][0] < horizon:
             recent.popleft()

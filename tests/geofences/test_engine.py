@@ -422,6 +422,23 @@ def test_a_buffered_batch_beyond_the_kept_history_finds_no_partner(fix):
     assert kinds(engine.on_fixes(_buffered([(900, 50)]), now=T0 + 1210)) == ["proximity"]
 
 
+def test_a_victim_reporting_often_is_kept_thinned_and_still_meets_every_buffered_fix(fix):
+    """A victim in pursuit mode reports every 5 s: the engine keeps about one fix a minute
+    (`partner_max_age_s / 2`), and each of the offender's buffered fixes still meets one of
+    hers of its time."""
+    engine = Engine([ban(pre_alert_m=0)], CFG)
+    for t in range(0, 1201, 5):
+        fix(engine, "vic", t, 0)
+    kept = engine._recent["vic"]
+    assert len(kept) <= 25  # about one a minute over 20 minutes, not 241
+    times = [f[0] - T0 for f in kept]
+    assert max(b - a for a, b in zip(times, times[1:])) <= CFG.partner_max_age_s / 2 + 5
+    batch = _buffered([(t, 50 if 300 <= t <= 700 else 8000) for t in range(0, 1201, 30)])
+    events = engine.on_fixes(batch, now=T0 + 1210)
+    assert [(e.kind, e.at - T0) for e in events] == [
+        ("proximity", 300), ("proximity_cleared", 720)]
+
+
 def test_an_adopted_victim_fix_is_kept_for_a_buffered_batch(fix):
     """The victim's fixes evaluated by another worker reach this engine as adopted last fixes:
     each is kept too."""
