@@ -22,7 +22,6 @@ exact on PostgreSQL; SQLite's LIKE (the embedded deployment) ignores the case of
 from __future__ import annotations
 
 import functools
-import uuid
 from collections.abc import Collection, Mapping
 from types import MappingProxyType
 
@@ -230,15 +229,4 @@ def may_read_case_log(s: Session, p: Principal, case: Case) -> bool:
     units = sorted(scope_items(p, "units"))
     return bool(units) and s.scalar(
         select(Alert.id).where(Alert.case_id == case.id, Alert.police_unit.in_(units)).limit(1)
-    ) is not None
-
-
-def has_open_alert(s: Session, case_id: uuid.UUID | None) -> bool:
-    from backend.alerts.lifecycle import OPEN_STATES
-
-    if case_id is None:
-        return False
-    return s.scalar(
-        select(Alert.id).where(Alert.case_id == case_id, Alert.state.in_(sorted(OPEN_STATES)))
-        .limit(1)
     ) is not None

@@ -3,7 +3,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -580,39 +580,30 @@ class PendingState:
                         found.zones.pop(d, None)
         return found
 
-    def get_last_fix(self, device_id: str) -> LastFix | None:
+    def _layered(self, device_id: str, field: str, read_at: int, stored: Callable[[str], Any]
+                 ) -> Any:
+        """A device's value of `field` as the batch sees it: written in this batch or not yet
+        flushed, else as prefetched (`read_at` in the prefetched tuple), else from the store
+        (None while it is away)."""
         for layer in (self._batch, self._unwritten):
-            if (fix := layer.fixes.get(device_id)) is not None:
-                return fix
+            if (value := getattr(layer, field).get(device_id)) is not None:
+                return value
         if device_id in self._read:
-            return self._read[device_id][0]
+            return self._read[device_id][read_at]
         try:
-            return self.store.get_last_fix(device_id)
+            return stored(device_id)
         except redis.RedisError as exc:
-            log.warning("state store unavailable (%s): last fix unknown", type(exc).__name__)
+            log.warning("state store unavailable (%s): %s unknown", type(exc).__name__, field)
             return None
+
+    def get_last_fix(self, device_id: str) -> LastFix | None:
+        return self._layered(device_id, "fixes", 0, self.store.get_last_fix)
 
     def last_seen(self, device_id: str) -> float | None:
-        for layer in (self._batch, self._unwritten):
-            if (seen := layer.seen.get(device_id)) is not None:
-                return seen
-        if device_id in self._read:
-            return self._read[device_id][1]
-        try:
-            return self.store.last_seen(device_id)
-        except redis.RedisError:
-            return None
+        return self._layered(device_id, "seen", 1, self.store.last_seen)
 
     def get_clock(self, device_id: str) -> ClockReading | None:
-        for layer in (self._batch, self._unwritten):
-            if (reading := layer.clocks.get(device_id)) is not None:
-                return reading
-        if device_id in self._read:
-            return self._read[device_id][3]
-        try:
-            return self.store.get_clock(device_id)
-        except redis.RedisError:
-            return None
+        return self._layered(device_id, "clocks", 3, self.store.get_clock)
 
     def set_clocks(self, clocks: dict[str, ClockReading]) -> None:
         self._batch.clocks.update(clocks)
