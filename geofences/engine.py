@@ -9,14 +9,13 @@ assignment, so a reload from another thread never exposes a half-built index.
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
-from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from geofences.config import GeofenceConfig
 from geofences.events import GeofenceEvent
 from geofences.index import CompiledMeasure, MeasureIndex
+from geofences.kept_fixes import KeptFixes
 from geofences.measures import Measure
 from geofences.projection import Projection, projection_for
 from geofences.transitions import (
@@ -56,7 +55,7 @@ class Engine:
         # where the next segment test starts, so a vague fix between two good ones is skipped.
         self._good: dict[str, DeviceFix] = {}
         # Recent fixes of the devices under a contact ban, oldest first (see `_kept_near`).
-        self._recent: dict[str, deque[DeviceFix]] = {}
+        self._recent: dict[str, KeptFixes] = {}
         self._states: dict[
             str, dict[str, ZoneState]
         ] = {}  # device -> measure -> non-idle state
@@ -169,33 +168,22 @@ class Engine:
 
     def _remember(self, device_id: str, fix: DeviceFix) -> None:
         """Keep a fix of a device under a contact ban: at most `partner_history_fixes`, none
-        older than `partner_history_s` before it, and about one per `partner_max_age_s / 2`
-        (the newest replaces the last kept while it is that close to the one before): a
-        buffered fix of the partner still finds one within half the age a pair may have,
+        older than `partner_history_s` before it, and about one per `partner_max_age_s / 2`:
+        a buffered fix of the partner still finds one within half the age a pair may have,
         and a device in pursuit mode (a fix every 15 s) keeps a quarter of its fixes."""
+        cfg = self.config
         recent = self._recent.get(device_id)
         if recent is None:
-            recent = self._recent[device_id] = deque(maxlen=self.config.partner_history_fixes)
-        if len(recent) >= 2 and fix[0] - recent[-2][0] < self.config.partner_max_age_s / 2:
-            recent[-1] = fix
-        else:
-            recent.append(fix)
-        horizon = fix[0] - self.config.partner_history_s
-        while recent and recent[0][0] < horizon:
-            recent.popleft()
+            recent = self._recent[device_id] = KeptFixes(cfg.partner_history_fixes)
+        recent.remember(fix, spacing_s=cfg.partner_max_age_s / 2,
+                        history_s=cfg.partner_history_s)
 
     def _kept_near(self, device_id: str, at: float) -> DeviceFix | None:
         """For a time `at` more than `partner_max_age_s` before the device's last fix (a fix
         of its partner's buffered batch): its kept fix nearest in time to `at` within that age,
         else None."""
-        max_age = self.config.partner_max_age_s
         recent = self._recent.get(device_id)
-        if not recent:
-            return None
-        i = bisect_left(recent, at, key=_fix_time)
-        near = [recent[j] for j in (i - 1, i) if 0 <= j < len(recent)]
-        best = min(near, key=lambda f: abs(at - f[0]), default=None)
-        return best if best is not None and abs(at - best[0]) <= max_age else None
+        return None if recent is None else recent.near(at, self.config.partner_max_age_s)
 
     def _store(self, device_id: str, measure_id: str, state: ZoneState) -> None:
         states = self._states.get(device_id)
@@ -482,8 +470,8 @@ class Engine:
         else:
             self._good.pop(device_id, None)
         recent = self._recent.get(device_id)
-        while recent and recent[-1][0] >= fix[0]:
-            recent.pop()
+        if recent is not None:
+            recent.drop_from(fix[0])
         if device_id in self._index.contact_parties:
             self._remember(device_id, fix)
 
@@ -499,10 +487,6 @@ class Engine:
         self._last, self._states, self._changed = {}, {}, set()
         self._good, self._recent = {}, {}
         self.adopt({d: devices.get(d) for d in {*devices, *states}}, states)
-
-
-def _fix_time(fix: DeviceFix) -> float:
-    return fix[0]
 
 
 def _kept(

@@ -7,7 +7,9 @@ It holds what an ingest worker holds per device and measure: the device director
 through 100,000 database reads), the in-process state store's last fixes (the embedded mode;
 with Redis these live in Redis), and the geofence engine over M measures (built by
 `loadtests.bench_geofence.build`) with a state for each device that has reported a fix, and
-the version of each measure as `LiveMeasures` keeps it.
+the version of each measure as `LiveMeasures` keeps it. Each device under a contact ban
+(offender and victim) has reported every 30 s for an hour, so the engine holds what it keeps of
+them for their partners' buffered batches (`partner_history_s`), as in service.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ def probe(devices: int, measures: int) -> dict[str, float]:
         chunk = fixes[i:i + 1_000]
         engine.on_fixes(chunk, chunk[-1][1])
     del fixes
+    result["contact_parties"] = _an_hour_of_contact_parties(engine, homes)
     gc.collect()
     result["total_mib"] = rss_mib()
     result["measures_mib"] = result["total_mib"] - result["devices_mib"]
@@ -72,6 +75,29 @@ def probe(devices: int, measures: int) -> dict[str, float]:
     result["measures"] = len(engine.index)
     del held
     return result
+
+
+def _an_hour_of_contact_parties(engine, homes: dict[str, tuple[float, float]]) -> int:
+    """Feed each device under a contact ban an hour of fixes, every 30 s, far from its
+    partner (no alert, no state): what the engine keeps of them. Returns their number."""
+    import pyproj
+
+    to_wgs84 = pyproj.Transformer.from_crs("EPSG:28992", "EPSG:4326", always_xy=True)
+    parties = sorted(engine.index.contact_parties)
+    where = {}
+    for device in parties:
+        offender = device.removeprefix("vic-")
+        hx, hy = homes[offender]
+        where[device] = (hx + 15_000.0, hy) if device.startswith("vic-") else (hx, hy)
+    lons, lats = to_wgs84.transform([where[d][0] for d in parties],
+                                         [where[d][1] for d in parties])
+    position = {d: (float(lat), float(lon)) for d, lat, lon in zip(parties, lats, lons,
+                                                                   strict=True)}
+    start = time.time() - 3_600
+    for step in range(120):
+        tst = start + 30.0 * step
+        engine.on_fixes([(d, tst, *position[d], 10.0) for d in parties], tst)
+    return len(parties)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -22,3 +22,19 @@ def test_the_baseline_holds_no_part_of_the_benchmark_harness():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_the_devices_under_a_contact_ban_hold_an_hour_of_kept_fixes():
+    """The probe gives every device under a contact ban an hour of fixes every 30 s, thinned
+    to about one a minute by the engine, and raises nothing of them."""
+    from geofences import Engine, GeofenceConfig
+    from loadtests import bench_geofence
+    from loadtests.memory_probe import _an_hour_of_contact_parties
+
+    built, _, homes = bench_geofence.build(400)
+    engine = Engine(built, GeofenceConfig())
+    parties = _an_hour_of_contact_parties(engine, homes)
+    assert parties == len(engine.index.contact_parties) > 0
+    kept = [len(engine._recent[d]) for d in engine.index.contact_parties]
+    assert all(55 <= n <= 62 for n in kept)
+    assert not any(engine.states_of(d) for d in engine.index.contact_parties)
