@@ -95,6 +95,10 @@ class Delivery(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_status: Mapped[int | None] = mapped_column(SmallInteger)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # The failure (rejected, unreachable) a replay has not overcome yet: set when a failed
+    # delivery is replayed, cleared when it is delivered. While the replay is attempted the
+    # alert counts as police not reached (`service.delivery_states`).
+    replayed_failure: Mapped[str | None] = mapped_column(String(16))
 
     __table_args__ = (
         UniqueConstraint("subscription_id", "alert_id", "sequence", "escalation_step",

@@ -134,6 +134,8 @@ class DeliveryOut(BaseModel):
     delivered_at: datetime | None
     last_status: int | None
     last_error: str | None
+    # A replayed delivery's failure (rejected, unreachable), until it is delivered.
+    replayed_failure: str | None = None
 
 
 class DeliveryDetail(DeliveryOut):

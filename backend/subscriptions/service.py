@@ -20,6 +20,7 @@ from backend.subscriptions.models import (
     DeliveryAttempt,
     Subscription,
 )
+from backend.subscriptions.status import replayed_state
 
 
 # -- subscriptions ------------------------------------------------------------------------------
@@ -164,8 +165,11 @@ def attempts_of(session: Session, delivery_id: uuid.UUID) -> list[DeliveryAttemp
 def reopen(session: Session, deliveries: Sequence[Delivery], now: datetime) -> None:
     """Start a new delivery window for each (replay): its retries count from the first again
     (`prior_attempts`); `attempts` and the delivery log keep what went before. An attempt
-    still in flight from before is not applied when it ends (`record_outcome`)."""
+    still in flight from before is not applied when it ends (`record_outcome`). A failed
+    delivery keeps its failure (`replayed_failure`) until it is delivered."""
     for d in deliveries:
+        if d.state in FAILED_DELIVERY_STATES:
+            d.replayed_failure = d.state
         d.state = "pending"
         d.window_start = now
         d.next_attempt_at = now
@@ -188,17 +192,20 @@ def delivery_states(session: Session, alert_id: uuid.UUID
                     ) -> list[tuple[str, int, int, str]]:
     """(key, sequence, escalation step, state) of the alert's webhook deliveries and of its
     police feed messages the broker never confirmed (`backend.outbox.unconfirmed`: each
-    unreachable), but for a feed whose unit a webhook reached (`feed_counts`)."""
+    unreachable), but for a feed whose unit a webhook reached (`feed_counts`). A replayed
+    failure still being attempted counts as that failure (`replayed_failure`)."""
     rows = session.execute(
         select(Delivery.subscription_id, Delivery.sequence, Delivery.escalation_step,
-               Delivery.state, Subscription.police_units)
+               Delivery.state, Delivery.replayed_failure, Subscription.police_units)
         .join(Subscription, Subscription.id == Delivery.subscription_id)
         .where(Delivery.alert_id == alert_id)
     ).all()
-    reached = [units or [] for _s, _q, _e, state, units in rows if state == "delivered"]
+    reached = [units or [] for _s, _q, _e, state, _f, units in rows if state == "delivered"]
     feeds = [(f"feed:{i}", 0, 0, "unreachable")
              for i, unit in unconfirmed_feeds(session, alert_id) if feed_counts(unit, reached)]
-    return [(str(s), q, e, st) for s, q, e, st, _units in rows] + feeds
+    return [(str(s), q, e, replayed_state(st, failure))
+            for s, q, e, st, failure, _units in rows] + feeds
+
 
 
 def feed_counts(unit: str, reached: Sequence[Sequence[str]]) -> bool:

@@ -12,7 +12,8 @@ The messages of a subscription are ordered by sequence and then escalation step 
 has the sequence of the message it escalates, and comes after it). A later message that got
 through supersedes an earlier one that failed (the receiver has the current state of the
 alert); one still on its way does not: until it is delivered the police have not been reached,
-and the warning stays.
+and the warning stays. So does a replay of a failed message until it is delivered
+(`replayed_state`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Iterable
 
 from backend.police.retry import POLICE_NOT_REACHED
 
-__all__ = ["POLICE_NOT_REACHED", "aggregate", "subscription_state"]
+__all__ = ["POLICE_NOT_REACHED", "aggregate", "replayed_state", "subscription_state"]
 
 FAILED = frozenset({"rejected", "unreachable"})
 OPEN = frozenset({"pending", "retrying"})
@@ -40,6 +41,14 @@ def subscription_state(messages: Iterable[tuple[tuple[int, int], str]]) -> str:
             failure = None
     newest = ordered[-1][1]
     return failure if failure is not None and newest in OPEN else newest
+
+
+def replayed_state(state: str, replayed_failure: str | None) -> str:
+    """A delivery's state as it counts here: a replay of a failed delivery still being
+    attempted is still that failure (`Delivery.replayed_failure`)."""
+    if replayed_failure is not None and state in OPEN:
+        return replayed_failure
+    return state
 
 
 def aggregate(

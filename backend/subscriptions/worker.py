@@ -415,7 +415,8 @@ class DeliveryWorker:
                     "state": state, "claimed_until": None,
                     "next_attempt_at": decision.next_attempt_at, "last_status": result.status,
                     "last_error": None if state == "delivered" else decision.reason,
-                    **({"delivered_at": now} if state == "delivered" else {}),
+                    **({"delivered_at": now, "replayed_failure": None}
+                       if state == "delivered" else {}),
                 })
             if alert is None:
                 return False

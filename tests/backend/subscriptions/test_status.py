@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backend.subscriptions.status import aggregate
+from backend.subscriptions.status import aggregate, replayed_state
 
 URGENT = ("P1", "P2")
 
@@ -59,3 +59,11 @@ def test_a_failure_stands_while_a_later_message_is_still_on_its_way():
 def test_a_failure_of_one_subscription_is_not_cleared_by_another():
     assert aggregate([("a", 1, 0, "unreachable"), ("a", 2, 0, "pending"),
                       ("b", 2, 0, "delivered")], "P1", URGENT) == "unreachable"
+
+
+def test_a_replay_of_a_failure_counts_as_that_failure_until_it_ends():
+    assert replayed_state("pending", "unreachable") == "unreachable"
+    assert replayed_state("retrying", "rejected") == "rejected"
+    assert replayed_state("delivered", "unreachable") == "delivered"
+    assert replayed_state("unreachable", "rejected") == "unreachable"
+    assert replayed_state("pending", None) == "pending"

@@ -68,6 +68,42 @@ def test_a_replay_retries_after_the_first_backoff_again(sessions):
     assert [n for n, _status, _outcome in _log(sessions, d.id)] == [1, 2, 3, 4]
 
 
+def test_a_replay_keeps_the_police_not_reached_warning_until_it_gets_through(sessions):
+    """A replayed unreachable delivery is pending again, but the police have not been reached
+    yet: the alert stays `unreachable` while the replay is attempted, fails again, and is
+    attempted again; once it gets through the alert is `delivered`, and a replay of the
+    delivered message raises no warning."""
+    alert_id = _seed(sessions)
+    clock = Clock()
+    worker = _worker(sessions, clock, [FAIL, FAIL, FAIL, FAIL, FAIL, FAIL, OK])
+    for at in (0, 1, 3):
+        clock.now = T0 + timedelta(seconds=at)
+        worker.run_once()
+    assert _police_delivery(sessions, alert_id) == "unreachable"
+
+    _replay(sessions, _delivery(sessions, alert_id).id, T0 + timedelta(seconds=10))
+    d = _delivery(sessions, alert_id)
+    assert (d.state, d.replayed_failure) == ("pending", "unreachable")
+    assert _police_delivery(sessions, alert_id) == "unreachable"
+    for at in (10, 11, 13):  # the replay's window runs out: unreachable again
+        clock.now = T0 + timedelta(seconds=at)
+        worker.run_once()
+        assert _police_delivery(sessions, alert_id) == "unreachable"
+    assert _delivery(sessions, alert_id).state == "unreachable"
+
+    _replay(sessions, d.id, T0 + timedelta(seconds=20))
+    clock.now = T0 + timedelta(seconds=20)
+    worker.run_once()
+    d = _delivery(sessions, alert_id)
+    assert (d.state, d.replayed_failure) == ("delivered", None)
+    assert _police_delivery(sessions, alert_id) == "delivered"
+
+    _replay(sessions, d.id, T0 + timedelta(seconds=30))
+    d = _delivery(sessions, alert_id)
+    assert (d.state, d.replayed_failure) == ("pending", None)
+    assert _police_delivery(sessions, alert_id) == "pending"
+
+
 def test_a_late_outcome_after_a_takeover_does_not_undo_the_delivery(sessions):
     """Attempt 1 hangs past its lease; another worker takes the row over and delivers; then
     attempt 1 ends in a failure past the deadline. The delivery stays delivered."""
