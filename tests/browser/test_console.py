@@ -159,6 +159,7 @@ def test_a_release_from_detention_is_a_case_notice(stack, server, browser):
     other_context, other = _sign_in(browser, server.base, "amsterdam")
     police_context, police = _sign_in(browser, server.base, "agent")
     assert not desk.is_visible("#case-notices")
+    queue_box = desk.locator("#alert-queue").bounding_box()
 
     released = datetime.now(UTC) - timedelta(hours=1)
     r = stack.api().patch(f"/api/v1/cases/{case_id}", json={
@@ -169,6 +170,10 @@ def test_a_release_from_detention_is_a_case_notice(stack, server, browser):
         "#case-notice-list li[data-event='case.custody_released']", timeout=5_000)
     assert item is not None and desk.is_visible("#case-notices")
     assert "released from detention" in item.inner_text()
+    # Beside the queue: its rows stay where the dispatcher's pointer is.
+    assert desk.locator("#alert-queue").bounding_box() == queue_box
+    notices_box = desk.locator("#case-notices").bounding_box()
+    assert notices_box["x"] >= queue_box["x"] + queue_box["width"]
     # Its end, as every time on the console: in the console's zone, with the zone's name.
     with stack.runtime.sessions() as s:
         until = local_time(s.get(Case, case_id).custody_tightened_until,
