@@ -25,8 +25,9 @@ from backend.cases.models import Case
 from backend.devices.models import Device
 from backend.escalation.errors import BadStoredPlan
 from backend.escalation.plan_codec import plan_from_json, plan_to_json, recipients_to_json
+from backend.hub.bus import EventBus
 from backend.outbox import expired
-from backend.outbox.dispatcher import OutboxItem
+from backend.outbox.dispatcher import OutboxDispatcher, OutboxItem
 from backend.pipeline.context import AlertDraft
 from backend.regions import RegionIndex, RegionMatch
 from backend.routing import (
@@ -86,6 +87,15 @@ class Effects:
         self.alerts += other.alerts
         self.follow_ups += other.follow_ups
         self.after_feed += other.after_feed
+
+    def carry_out(self, dispatcher: OutboxDispatcher, bus: EventBus) -> None:
+        """After the commit, in this order: the outbox (the police feed, device acks and
+        commands) to the dispatcher, the console events to the bus, then `after_feed`."""
+        dispatcher.send(self.outbox)
+        for event in self.events:
+            bus.publish(event)
+        for start in self.after_feed:
+            start()
 
 
 def _dt(ts: float | None) -> datetime | None:

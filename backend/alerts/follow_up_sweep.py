@@ -76,11 +76,7 @@ class FollowUpSweep(Periodic):
                 continue
             if effects is None:
                 continue  # finished meanwhile by its raise or a transition
-            self.rt.dispatcher.send(effects.outbox)
-            for event in effects.events:
-                self.rt.bus.publish(event)
-            for start in effects.after_feed:
-                start()
+            effects.carry_out(self.rt.dispatcher, self.rt.bus)
             finished += 1
         return finished
 

@@ -152,9 +152,7 @@ def _transition(action: str):
         document = release_locations(s, p, [alert], documents(s, [alert]), reason=None,
                                      channel=_channel(request))[0]
         s.commit()
-        rt.dispatcher.send(effects.outbox)
-        for event in effects.events:
-            rt.bus.publish(event)
+        effects.carry_out(rt.dispatcher, rt.bus)
         return document
 
     endpoint.__name__ = f"{action}_alert"

@@ -88,7 +88,5 @@ class CustodyLoop(Periodic):
                     log.info("custody tightening reconciled case=%s commands=%d", case.id,
                              len(done.outbox))
                 effects.extend(done)
-        self.rt.dispatcher.send(effects.outbox)
-        for event in effects.events:
-            self.rt.bus.publish(event)
+        effects.carry_out(self.rt.dispatcher, self.rt.bus)
         return changed

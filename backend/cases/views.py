@@ -104,9 +104,7 @@ def update_case(
     with rt.sessions.begin() as s:
         scoped_case(s, p, case_id)
         _, effects = flow.update(s, case_id, data, actor=p.name)
-    rt.dispatcher.send(effects.outbox)
-    for event in effects.events:
-        rt.bus.publish(event)
+    effects.carry_out(rt.dispatcher, rt.bus)
     with rt.sessions() as s:
         return CaseOut.model_validate(service.get(s, case_id))
 

@@ -154,11 +154,7 @@ class EscalationLoop(Periodic):
                 return None
             tried.append(alert.id)
             count = self._escalate_alone(session, alert, now, effects)
-        self.rt.dispatcher.send(effects.outbox)  # the police feed first, as a raise's
-        for event in effects.events:
-            self.bus.publish(event)
-        for start in effects.after_feed:  # then the webhook sends
-            start()
+        effects.carry_out(self.rt.dispatcher, self.bus)  # the police feed first, as a raise's
         return count
 
     def _claim(self, session: Session, now: datetime, tried: list[uuid.UUID]) -> Alert | None:

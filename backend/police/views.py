@@ -112,9 +112,7 @@ def police_ack(
     note = f"police unit {body.unit}" + (f": {body.note}" if body.note else "")
     with rt.sessions.begin() as s:
         effects = _report(s, rt, alert_id, ACTIONS[body.action], police_actor(p), note)
-    rt.dispatcher.send(effects.outbox)
-    for event in effects.events:
-        rt.bus.publish(event)
+    effects.carry_out(rt.dispatcher, rt.bus)
     with rt.sessions() as s:
         alert = alerts_service.get(s, alert_id)
         assert alert is not None

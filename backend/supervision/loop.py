@@ -225,9 +225,7 @@ class SupervisionLoop(Periodic):
     def _write(self, change: Callable[[Session], Effects]) -> None:
         with self.rt.sessions.begin() as session:
             effects = change(session)
-        self.rt.dispatcher.send(effects.outbox)
-        for event in effects.events:
-            self.bus.publish(event)
+        effects.carry_out(self.rt.dispatcher, self.bus)
 
     def _observe(self, session: Session) -> tuple[FleetHealth, np.ndarray]:
         """Every active device as columns, and which of them are in pursuit mode.
