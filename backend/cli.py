@@ -77,7 +77,11 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _serve_api(runtime, settings: Settings, stop_after_s: float | None = None) -> None:
-    """Serve the API in this thread until SIGINT/SIGTERM (or `stop_after_s`)."""
+    """Serve the API in this thread until SIGINT/SIGTERM (or `stop_after_s`), then return, so
+    that the caller's clean-up runs. uvicorn, once it has shut down on a signal, raises the
+    signal again for the handler it found: with none of ours, SIGTERM would kill the process
+    there (the webhook sends in flight abandoned until their lease runs out) and Ctrl-C end in
+    a traceback."""
     import uvicorn
 
     from backend.api.app import create_app
@@ -92,6 +96,7 @@ def _serve_api(runtime, settings: Settings, stop_after_s: float | None = None) -
         timer = threading.Timer(stop_after_s, lambda: setattr(server, "should_exit", True))
         timer.daemon = True
         timer.start()
+    StopSignal()  # the handler uvicorn restores and raises the signal to: it only notes it
     server.run()
 
 

@@ -83,6 +83,35 @@ def test_ingest_tells_the_service_manager_it_is_ready_and_alive(pg_url, manager)
             proc.kill()
 
 
+def test_api_stops_cleanly_on_sigterm(pg_url):
+    """As a service manager stops it: the server shuts down and the process ends its own way
+    (exit 0, its clean-up run: the audit writer flushed, webhook sends ended), not killed by
+    the signal that uvicorn raises again once it has shut down."""
+    env = subprocess_world(pg_url, "api", "vic-api-stop")[2]
+    port = free_port()
+    env.update(SCHILDWACHT_API__PORT=str(port), SCHILDWACHT_API__RUN_LOOPS="false")
+    proc = subprocess.Popen([sys.executable, "-m", "backend.cli", "api"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("the API did not come up")
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0, out[-2000:]
+        assert "Traceback" not in out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 def test_migrate_names_what_the_database_server_lacks(pg_url):
     """`schildwacht migrate` logs one warning per server setting the product needs and the
     server lacks (on a server configured as needed: none)."""
