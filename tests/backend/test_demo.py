@@ -1,7 +1,8 @@
 """`schildwacht demo`, the first command of the quick start, as a new user runs it: in a
 directory of its own, on the embedded defaults (no database, Redis or broker of the machine's),
-it prints how to reach it, a simulated victim's panic becomes an alert the API shows, the
-console answers, the log names devices but no position, and Ctrl-C stops it cleanly."""
+it prints how to reach it, a simulated victim's panic and an offender driving to her home
+become alerts the API shows, the console answers, the log names devices but no position, and
+Ctrl-C stops it cleanly."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import httpx
 from backend.mqtt.embedded import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+GEOFENCE = {"approach", "zone_breach", "proximity"}
 
 
 def _wait_for(what, deadline_s: float, step_s: float = 0.3):
@@ -52,10 +54,12 @@ def test_the_demo_raises_a_panic_alert_on_embedded_defaults_and_stops_on_ctrl_c(
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, timeout=5,
                           headers={"Authorization": f"Bearer {token}"}) as api:
-            alerts = _wait_for(lambda: _alerts(api), 60, step_s=1)
+            alerts = _wait_for(lambda: (found := _alerts(api)) and {"panic", *GEOFENCE}
+                               <= {a["type"] for a in found} and found, 90, step_s=1)
             assert alerts, out.read_text()[-2000:]
-            assert alerts[0]["type"] == "panic"
-            assert alerts[0]["device"]["id"].startswith("demo-victim-")
+            for alert in alerts:
+                role = "victim" if alert["type"] == "panic" else "offender"
+                assert alert["device"]["id"].startswith(f"demo-{role}-")
             assert httpx.get(f"{base}/console/login", timeout=5).status_code == 200
         assert (tmp_path / ".demo" / "schildwacht.db").exists()  # its own, in its directory
     finally:
