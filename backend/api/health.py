@@ -21,7 +21,7 @@ def health() -> dict[str, str]:
 
 @router.get("/ready")
 def ready(response: Response, rt: Runtime = Depends(runtime)) -> dict[str, object]:
-    """Readiness: the database, Redis (when configured) and the broker connection answer."""
+    """Readiness: whether this process should take requests (`readiness`)."""
     checks: dict[str, bool] = {}
     try:
         with rt.engine.connect() as conn:
@@ -35,9 +35,19 @@ def ready(response: Response, rt: Runtime = Depends(runtime)) -> dict[str, objec
         except Exception:  # noqa: BLE001
             checks["redis"] = False
     checks["broker"] = rt.broker_connected()
-    ok = all(checks.values())
-    response.status_code = 200 if ok else 503
-    return {"status": "ready" if ok else "not ready", "checks": checks}
+    response.status_code, status = readiness(checks)
+    return {"status": status, "checks": checks}
+
+
+def readiness(checks: dict[str, bool]) -> tuple[int, str]:
+    """(HTTP status, word) for the checks. Without the database the process can serve nothing:
+    503, take it out. Without Redis or the broker it still serves the console and the API
+    (live events and the police feed of a transition wait, the console reads again): 200,
+    "degraded". Every process shares them, so a 503 then would take every one out of the
+    load balancer and leave the desk with no console at all."""
+    if not checks.get("database", False):
+        return 503, "not ready"
+    return (200, "ready") if all(checks.values()) else (200, "degraded")
 
 
 @router.get("/metrics", include_in_schema=False)
