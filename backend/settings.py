@@ -346,6 +346,9 @@ class PoliceSettings(BaseModel):
     secret_keys: SecretStr | None = None
     cloudevent_source: str = "urn:schildwacht:backend"
     cap_sender: str = "urn:schildwacht:backend"
+    # Hosts a webhook may reach over plain HTTP (a receiver on a network of its own); every
+    # other webhook URL is https, but for this host's loopback (backend/subscriptions/urls.py).
+    plain_http_hosts: list[str] = []
 
     @model_validator(mode="after")
     def _attempts_end_within_their_claim(self) -> PoliceSettings:

@@ -25,7 +25,12 @@ from backend.caselog.errors import ChainConflict
 from backend.cases.errors import CaseConflict, CaseInUse, CaseNotFound
 from backend.devices.errors import DeviceConflict, DeviceNameReserved, DeviceNotFound
 from backend.measures.errors import MeasureConflict, MeasureNotFound, MeasureRejected
-from backend.subscriptions.errors import DeliveryNotFound, NothingToReplay, SubscriptionNotFound
+from backend.subscriptions.errors import (
+    DeliveryNotFound,
+    InsecureWebhookUrl,
+    NothingToReplay,
+    SubscriptionNotFound,
+)
 
 STATUS = {
     NotAuthenticated: 401,
@@ -49,6 +54,7 @@ STATUS = {
     SubscriptionNotFound: 404,
     DeliveryNotFound: 404,
     NothingToReplay: 409,
+    InsecureWebhookUrl: 422,
     InvalidTransition: 409,
     CaseConflict: 409,
     DeviceConflict: 409,

@@ -3,6 +3,7 @@
     SubscriptionError
     ├── SubscriptionNotFound   no subscription with that id (404)
     ├── DeliveryNotFound       no delivery with that id (404)
+    ├── InsecureWebhookUrl     a webhook URL in plain HTTP to another host (422)
     └── NothingToReplay        the alert has no failed delivery to replay (409)
 """
 
@@ -20,4 +21,8 @@ class DeliveryNotFound(SubscriptionError):
 
 
 class NothingToReplay(SubscriptionError):
+    pass
+
+
+class InsecureWebhookUrl(SubscriptionError):
     pass

@@ -1,12 +1,14 @@
 """Orchestration for the API: subscription management and replay of deliveries.
 
-Each function runs in the caller's transaction; `replay_*` return the console events to publish
-after commit (the alert's `police_delivery` goes back to `pending`)."""
+Each function runs in the caller's transaction; `replay_*` recompute the alert's
+`police_delivery` (a replayed failure still counts until it is delivered) and have the delivery
+worker woken after the commit."""
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,21 +23,30 @@ from backend.police.sealing import SecretBox
 from backend.subscriptions import service, status
 from backend.subscriptions.errors import (
     DeliveryNotFound,
+    InsecureWebhookUrl,
     NothingToReplay,
     SubscriptionNotFound,
 )
 from backend.subscriptions.hook import WAKE_KEY
 from backend.subscriptions.models import Delivery, Subscription
 from backend.subscriptions.schemas import SubscriptionCreate, SubscriptionUpdate
+from backend.subscriptions.urls import plain_http_refusal
 
 log = logging.getLogger(__name__)
 
 
+def _check_url(url: str, plain_http_hosts: Collection[str]) -> None:
+    if (why := plain_http_refusal(url, plain_http_hosts)) is not None:
+        raise InsecureWebhookUrl(why)
+
+
 def create_subscription(
-    session: Session, data: SubscriptionCreate, secrets: SecretBox
+    session: Session, data: SubscriptionCreate, secrets: SecretBox,
+    plain_http_hosts: Collection[str] = (),
 ) -> tuple[Subscription, str]:
     """The stored subscription (its secret sealed by `secrets`) and its secret in clear, to be
-    shown once."""
+    shown once. Its URL is https, or plain http to a host `plain_http_refusal` allows."""
+    _check_url(str(data.url), plain_http_hosts)
     secret = data.secret or signing.new_secret()
     sub = Subscription(
         id=uuid.uuid4(), name=data.name, url=str(data.url),
@@ -77,8 +88,11 @@ def get_subscription(session: Session, subscription_id: uuid.UUID) -> Subscripti
 
 
 def update_subscription(
-    session: Session, subscription_id: uuid.UUID, data: SubscriptionUpdate, secrets: SecretBox
+    session: Session, subscription_id: uuid.UUID, data: SubscriptionUpdate, secrets: SecretBox,
+    plain_http_hosts: Collection[str] = (),
 ) -> Subscription:
+    if data.url is not None:
+        _check_url(str(data.url), plain_http_hosts)
     sub = get_subscription(session, subscription_id)
     for key, value in data.model_dump(exclude_unset=True).items():
         if value is None:

@@ -46,7 +46,8 @@ def create_subscription(
     data: SubscriptionCreate, s: Session = Depends(session), _: Principal = Depends(ADMIN),
     rt: Runtime = Depends(runtime),
 ) -> SubscriptionCreated:
-    sub, secret = flows.create_subscription(s, data, rt.secrets)
+    sub, secret = flows.create_subscription(s, data, rt.secrets,
+                                            rt.settings.police.plain_http_hosts)
     s.commit()
     rt.flow.forget_hooks()
     out = SubscriptionOut.model_validate(sub).model_dump()
@@ -70,7 +71,8 @@ def update_subscription(
     subscription_id: uuid.UUID, data: SubscriptionUpdate, s: Session = Depends(session),
     _: Principal = Depends(ADMIN), rt: Runtime = Depends(runtime),
 ):
-    sub = flows.update_subscription(s, subscription_id, data, rt.secrets)
+    sub = flows.update_subscription(s, subscription_id, data, rt.secrets,
+                                    rt.settings.police.plain_http_hosts)
     s.commit()
     rt.flow.forget_hooks()
     return SubscriptionOut.model_validate(sub)

@@ -42,6 +42,24 @@ def test_invalid_subscriptions_get_422_and_change_nothing(stack):
     assert api.get("/api/v1/subscriptions").json() == []
 
 
+def test_a_webhook_in_plain_http_to_another_host_is_refused(stack):
+    """Alerts carry victims' positions: https, or plain http to loopback only (or to a host
+    the operator names, `police.plain_http_hosts`). A refused URL changes nothing."""
+    api = stack.api()
+    r = api.post("/api/v1/subscriptions", json={**VALID, "url": "http://politie.example/hooks"})
+    assert r.status_code == 422 and "https" in r.json()["detail"], r.text
+    assert api.get("/api/v1/subscriptions").json() == []
+    local = api.post("/api/v1/subscriptions", json={**VALID, "url": "http://127.0.0.1:9/h"})
+    assert local.status_code == 201, local.text
+    sub = local.json()["id"]
+    r = api.patch(f"/api/v1/subscriptions/{sub}", json={"url": "http://10.0.0.8/hooks"})
+    assert r.status_code == 422
+    assert api.get(f"/api/v1/subscriptions/{sub}").json()["url"] == "http://127.0.0.1:9/h"
+    stack.runtime.settings.police.plain_http_hosts = ["10.0.0.8"]
+    r = api.patch(f"/api/v1/subscriptions/{sub}", json={"url": "http://10.0.0.8/hooks"})
+    assert r.status_code == 200 and r.json()["url"] == "http://10.0.0.8/hooks"
+
+
 def test_create_list_update_deactivate(stack):
     api = stack.api()
     supplied = signing.new_secret()
