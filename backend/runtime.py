@@ -12,7 +12,6 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.alerts.flows import AlertFlow
-from backend.audit.writer import AuditWriter
 from backend.auth.throttle import LoginThrottle, MemoryCounts, RedisCounts
 from backend.cases.changes import LocalChangeCounter, RedisChangeCounter
 from backend.cases.snapshots import CaseSnapshots
@@ -71,8 +70,6 @@ class Runtime:
     subscriptions: SubscriptionWatch | None = None
     # The geofence engine of this process, kept in step with the stored measures.
     geofences: LiveMeasures | None = None
-    # Audits the positions the console stream sent, behind the stream (backend.audit.writer).
-    audit: AuditWriter | None = None
     # Seals webhook secrets for the database and opens them to sign (backend.police.sealing).
     secrets: SecretBox = field(default_factory=SecretBox)
     # Closes the Redis client's breaker when Redis answers again (backend.redis_client).
@@ -154,7 +151,6 @@ class Runtime:
         runtime.secrets = SecretBox.from_setting(settings.police.secret_keys)
         runtime.deliveries, runtime.subscriptions = install_deliveries(
             settings.police, sessions, runtime.flow, bus, secrets=runtime.secrets)
-        runtime.audit = AuditWriter(sessions)
         runtime.login_throttle = LoginThrottle(
             RedisCounts(client) if client is not None else MemoryCounts(),
             settings.console.login, settings.redis.key_prefix)
@@ -181,8 +177,6 @@ class Runtime:
             self.deliveries.stop()
         if self.subscriptions is not None:
             self.subscriptions.stop()
-        if self.audit is not None:
-            self.audit.stop()
         if isinstance(self.bus, RedisBus):
             self.bus.close()
         if self.redis_probe is not None:

@@ -182,13 +182,18 @@ def _screen(rt: Runtime, who: Principal, event: dict[str, Any]) -> str | None:
     return orjson.dumps(screened).decode() if screened is not None else None
 
 
-def _audit(rt: Runtime, who: Principal, reads: list[LocationRead]) -> None:
+def _audit(rt: Runtime, who: Principal, reads: list[LocationRead]) -> bool:
+    """Write the audit entry of positions about to be streamed; False when it could not be
+    written (then they are not sent: no entry, no position)."""
     try:
         with rt.sessions.begin() as s:
             record(s, who, reads, reason=None, channel="stream")
-    except SQLAlchemyError:  # the console keeps its stream; the gap is in the log, by id
-        log.exception("audit of streamed positions failed actor=%s alerts=%s", who.ref,
-                      ",".join(r.resource_id for r in reads))
+        return True
+    except SQLAlchemyError as exc:  # the stream goes on, without these positions
+        log.error("audit of positions to stream failed (%s): sent without them actor=%s "
+                  "alerts=%s", type(exc).__name__, who.ref,
+                  ",".join(r.resource_id for r in reads))
+        return False
 
 
 @stream_router.websocket("/api/v1/stream")
@@ -295,37 +300,48 @@ async def _until_closed(websocket: WebSocket) -> None:
         pass
 
 
+# The most events a stream takes from its queue for one round of frames (`_forward`).
+ROUND_MAX = 100
+
+
 async def _forward(websocket: WebSocket, rt: Runtime, credential: LiveCredential,
                    queue: asyncio.Queue[bytes],
                    shape: Callable[[dict[str, Any]], dict[str, Any] | None]) -> None:
-    """Send the events the stream carries until its credential ends (then return)."""
+    """Send the events the stream carries until its credential ends (then return). The events
+    queued when a round starts go together (`_frames`): a burst costs one audit write, not
+    one per frame."""
     while True:
-        event = shape(orjson.loads(await queue.get()))
-        if event is None:
+        raw = [await queue.get()]
+        while len(raw) < ROUND_MAX and not queue.empty():
+            raw.append(queue.get_nowait())
+        events = [event for r in raw if (event := shape(orjson.loads(r))) is not None]
+        if not events:
             continue
-        principal = await credential.principal()  # checked again before every frame
+        principal = await credential.principal()  # checked again before every round
         if not _admitted(principal):
             return
         assert principal is not None
-        await _send(websocket, rt, principal, event)
-
-
-async def _send(websocket: WebSocket, rt: Runtime, principal: Principal,
-                event: dict[str, Any]) -> None:
-    decided = screen_event_alone(principal, event)
-    if decided is None:  # the database decides (and audits before the frame leaves)
-        text = await asyncio.to_thread(_screen, rt, principal, event)
-        reads: list[LocationRead] = []
-    else:
-        screened, reads = decided
-        text = orjson.dumps(screened).decode() if screened is not None else None
-    try:
-        if text is not None:
+        for text in await _frames(rt, principal, events):
             await websocket.send_text(text)
-    finally:
-        # Audited right after the frame, behind the stream: the next frame does not wait
-        # for this one's audit write (written here only when the writer is full). Also
-        # when the stream is closed while the frame is on its way: it may have left.
-        if reads and (rt.audit is None
-                      or not rt.audit.submit(principal, reads, channel="stream")):
-            await asyncio.to_thread(_audit, rt, principal, reads)
+
+
+async def _frames(rt: Runtime, principal: Principal, events: list[dict[str, Any]]) -> list[str]:
+    """The frames of these events for this principal, in their order, every position in them
+    audited before any is sent: those the database screens in its own transaction
+    (`_screen`), the others in one write here; if that write fails, their frames go without
+    the position (the alert still reaches the console)."""
+    decided = [screen_event_alone(principal, event) for event in events]
+    reads = [read for d in decided if d is not None for read in d[1]]
+    audited = not reads or await asyncio.to_thread(_audit, rt, principal, reads)
+    frames: list[str] = []
+    for event, d in zip(events, decided, strict=True):
+        if d is None:  # the database decides (and audits in the same transaction)
+            text = await asyncio.to_thread(_screen, rt, principal, event)
+        else:
+            screened, its_reads = d
+            if screened is not None and its_reads and not audited:
+                screened = {**screened, "alert": {**screened["alert"], "location": None}}
+            text = orjson.dumps(screened).decode() if screened is not None else None
+        if text is not None:
+            frames.append(text)
+    return frames

@@ -85,7 +85,7 @@ def test_ingest_tells_the_service_manager_it_is_ready_and_alive(pg_url, manager)
 
 def test_api_stops_cleanly_on_sigterm(pg_url):
     """As a service manager stops it: the server shuts down and the process ends its own way
-    (exit 0, its clean-up run: the audit writer flushed, webhook sends ended), not killed by
+    (exit 0, its clean-up run: webhook sends ended, connections closed), not killed by
     the signal that uvicorn raises again once it has shut down."""
     env = subprocess_world(pg_url, "api", "vic-api-stop")[2]
     port = free_port()

@@ -89,9 +89,9 @@ def test_closed_alert_withholds_position_unless_a_reason_is_given(stack, world):
 
 
 @pytest.mark.parametrize("stack", ["embedded"], indirect=True)
-def test_a_streamed_raise_is_screened_from_its_event_and_audited_after(stack, world):
+def test_a_streamed_raise_is_screened_from_its_event_and_audited_before(stack, world):
     """A raise carries its scope facts: each console gets the frame without them, and its
-    position read is audited on the stream channel right after."""
+    position read is on the audit log, stream channel, before the frame leaves."""
     import time
 
     from fastapi.testclient import TestClient
@@ -113,6 +113,7 @@ def test_a_streamed_raise_is_screened_from_its_event_and_audited_after(stack, wo
         publish(device, stack.topics.alarm("vic-stream"), codec.encode(
             Alarm(id="s-1", tst=time.time(), lat=51.9244, lon=4.4690, acc=8.0)))
         frame = ws.receive_json()
+        streamed = [e for e in _entries(stack)[before:] if e.channel == "stream"]
         device.disconnect()
         assert frame["event"] == "alert.raised" and "scope" not in frame
         assert frame["alert"]["message_id"] == "s-1" and frame["alert"]["location"] is not None
@@ -123,12 +124,45 @@ def test_a_streamed_raise_is_screened_from_its_event_and_audited_after(stack, wo
                             "case_home_vr": None, "case_director": None}}
         stack.runtime.bus.publish(marker)
         assert ws_out.receive_json()["alert"]["alert_id"] == "marker"
-        deadline = time.monotonic() + 5
-        while len(_entries(stack)) == before and time.monotonic() < deadline:
-            time.sleep(0.05)
-    streamed = [e for e in _entries(stack)[before:] if e.channel == "stream"]
     assert [(e.actor, e.resource_id, e.device_id) for e in streamed] == [
         ("token:test-police", frame["alert"]["alert_id"], "vic-stream")]
+    assert len([e for e in _entries(stack)[before:] if e.channel == "stream"]) == 1
+
+
+class _DatabaseAway:
+    """Sessions whose every transaction fails, as while the database is away."""
+
+    def begin(self):
+        from sqlalchemy.exc import OperationalError
+
+        raise OperationalError("INSERT INTO audit_log ...", {}, ConnectionRefusedError())
+
+
+class _Runtime:
+    sessions = _DatabaseAway()
+
+
+def test_a_position_whose_audit_cannot_be_written_is_not_streamed(caplog):
+    """No entry, no position: the frame goes (the console learns of the alert) without it,
+    and the failure is logged by actor and alert id, never the position."""
+    import asyncio
+
+    from backend.alerts.views import _frames
+    from backend.auth.tokens import Principal
+
+    who = Principal("token:p", "police", {"units": ["RE07"]}, ref="token#7")
+    event = {"event": "alert.raised",
+             "alert": {"alert_id": "a-1", "state": "new", "type": "panic",
+                       "device": {"id": "vic-1", "role": "victim"},
+                       "region": {"vr_code": "VR17"}, "location": {"lat": 51.9, "lon": 4.5}},
+             "scope": {"police_unit": "RE07", "case_id": None, "case_reference": "R-1",
+                       "case_home_vr": "VR17", "case_director": None}}
+    [frame] = asyncio.run(_frames(_Runtime(), who, [event, {**event, "scope": {
+        **event["scope"], "police_unit": "RE05"}}]))  # the second is out of scope
+    sent = __import__("orjson").loads(frame)
+    assert sent["alert"]["alert_id"] == "a-1" and sent["alert"]["location"] is None
+    assert "scope" not in sent
+    assert "a-1" in caplog.text and "token#7" in caplog.text and "51.9" not in caplog.text
 
 
 @pytest.mark.parametrize("stack", ["services"], indirect=True)
