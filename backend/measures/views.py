@@ -17,7 +17,10 @@ from sqlalchemy.orm import Session
 from geofences import Problem
 from backend.api.deps import require, runtime, session
 from backend.api.text import free_text
+from backend.audit.guard import cases_with_open_alerts
 from backend.audit.log import LocationRead, record
+from backend.auth.errors import ReasonRequired
+from backend.auth.scope import location_allowed
 from backend.auth.tokens import Principal
 from backend.cases import service as cases
 from backend.cases.errors import CaseNotFound
@@ -57,6 +60,20 @@ def _channel(request: Request) -> str:
 def _protected(row: MeasureRow) -> str | None:
     """The protected device named by the measure, if any (the case names the data subject)."""
     return row.protected_device_ids[0] if row.protected_device_ids else None
+
+
+def _may_read_places(s: Session, p: Principal, case_id: uuid.UUID, rows: list[MeasureRow],
+                     reason: str | None) -> None:
+    """A measure's geometry says where the victim lives, works or goes to school: a dispatcher
+    reads it as she reads the victim's positions, while an alert of the case that she may see
+    is open, or with a reason (ReasonRequired otherwise). Case directors, who manage the
+    measures, and administrators read them as they are; every read is audited."""
+    if p.role != "dispatcher" or not any(row.geometry is not None for row in rows):
+        return
+    is_open = case_id in cases_with_open_alerts(s, p, {case_id})
+    if not location_allowed(alert_open=is_open, reason=reason):
+        raise ReasonRequired("no alert of this case that you may see is open: give ?reason= "
+                             "to read its measures' places")
 
 
 def _audit(
@@ -132,6 +149,7 @@ def export_measures(
 ) -> dict[str, Any]:
     _case(s, p, case_id)
     rows = service.list_for_case(s, case_id, include_inactive)
+    _may_read_places(s, p, case_id, rows, reason)
     out = flows.to_collection(rows)
     _audit(s, p, request, case_id, rows, reason)
     s.commit()
@@ -146,6 +164,7 @@ def get_measure(
 ) -> dict[str, Any]:
     _case(s, p, case_id)
     row = service.get(s, case_id, measure_id)
+    _may_read_places(s, p, case_id, [row], reason)
     out = flows.to_feature(row)
     _audit(s, p, request, case_id, [row], reason)
     s.commit()

@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import select
 
 from backend.alerts.models import Alert
+from backend.audit.models import AuditEntry
 from backend.auth.users import add_user
 from backend.cases.models import Case
 from backend.console.clock import local_time
@@ -364,9 +365,23 @@ def test_the_alert_page_follows_its_alert(stack, server, browser):
     desk.wait_for_selector("#alert-state[data-state=resolved]", timeout=5_000)
     desk.wait_for_selector("#reason-form:not([hidden])", timeout=5_000)
     assert desk.evaluate("window.swMap.drawn") == 0
+    assert desk.evaluate("window.swMap.zones") == 0  # her home with her positions
     reads = desk.evaluate("window.swMap.reads")
     desk.wait_for_timeout(2_500)
     assert desk.evaluate("window.swMap.reads") == reads  # closed: read no more
+    # A reload reads no zones without a reason; the reason she gives shows both again.
+    desk.reload()
+    desk.wait_for_selector("#reason-form:not([hidden])", timeout=5_000)
+    desk.wait_for_timeout(500)
+    assert desk.evaluate("window.swMap.zones") == 0
+    desk.fill("#reason-form [name=reason]", "call back from the victim's lawyer")
+    desk.click("#reason-form button")
+    desk.wait_for_function("() => window.swMap.zones === 2 && window.swMap.drawn > 0",
+                           timeout=5_000)
+    with stack.runtime.sessions() as s:
+        reasons = set(s.scalars(select(AuditEntry.reason).where(
+            AuditEntry.resource == "measure", AuditEntry.reason.is_not(None))))
+    assert reasons == {"call back from the victim's lawyer"}
     victim.disconnect()
     offender.disconnect()
     desk_context.close()

@@ -32,7 +32,7 @@
   const map = L.map("map", { zoomControl: true, attributionControl: Boolean(tileUrl) });
   map.setView([52.1, 5.3], 7);
   if (tileUrl) L.tileLayer(tileUrl, { maxZoom: 19, attribution: view.dataset.tileAttribution }).addTo(map);
-  const zones = L.featureGroup().addTo(map);  // drawn once
+  const zones = L.featureGroup().addTo(map);  // drawn once, withheld with the positions
   const overlay = L.featureGroup().addTo(map);  // the positions, drawn again at each read
   window.swMap = { map, overlay, drawn: 0, reads: 0, zones: 0 };
   let fitted = false;  // the view is fitted to the first positions, then left to the operator
@@ -94,17 +94,22 @@
   // The case's zones (exclusion zones, protected places), read where the viewer may read them:
   // dispatchers and case directors, each read audited as every read of a measure is. The alert
   // document does not carry them: it also goes to the police feeds and webhooks, and a
-  // protected place is where the victim lives. Police see the alert without them.
-  async function drawZones(alertDoc) {
-    const caseId = alertDoc.case && alertDoc.case.id;
-    if (!caseId) return;
-    const reason = encodeURIComponent(`alert ${alertId}`);
+  // protected place is where the victim lives. Police see the alert without them. A dispatcher
+  // reads them as she reads the positions: while an alert of the case is open, else with the
+  // reason she gives for the positions (`reason`), never one made up here.
+  let zonesCase = null;
+  let zonesDrawn = false;
+  async function drawZones(alertDoc, reason) {
+    if (alertDoc) zonesCase = alertDoc.case && alertDoc.case.id;
+    if (!zonesCase || zonesDrawn) return;
+    const query = reason ? `?reason=${encodeURIComponent(reason)}` : "";
     let collection;
     try {
-      collection = await api("GET", `/api/v1/cases/${caseId}/measures?reason=${reason}`);
+      collection = await api("GET", `/api/v1/cases/${zonesCase}/measures${query}`);
     } catch (e) {
-      return;  // not the viewer's to read
+      return;  // not the viewer's to read (or not without a reason)
     }
+    zonesDrawn = true;
     const style = { color: "#6a1b9a", weight: 2, fillOpacity: 0.08, dashArray: "6 4" };
     for (const f of collection.features || []) {
       if (!f.geometry) continue;  // a contact ban: no place of its own
@@ -116,6 +121,13 @@
       layer.bindTooltip(el("span", {}, String(p.kind || "zone"))).addTo(zones);  // text only
       window.swMap.zones += 1;
     }
+  }
+
+  // Withheld with the positions once no alert of the case is open (drawn again with a reason).
+  function clearZones() {
+    zones.clearLayers();
+    window.swMap.zones = 0;
+    zonesDrawn = false;
   }
 
   function clearPositions() {
@@ -131,7 +143,7 @@
     try {
       doc = await api("GET", `/api/v1/alerts/${alertId}/positions${query}`);
     } catch (e) {
-      if (e.status === 403) { clearPositions(); reasonForm.hidden = false; return; }
+      if (e.status === 403) { clearPositions(); clearZones(); reasonForm.hidden = false; return; }
       throw e;
     }
     reasonForm.hidden = true;
@@ -233,7 +245,9 @@
 
   reasonForm.addEventListener("submit", (event) => {
     event.preventDefault();
-    loadPositions(new FormData(reasonForm).get("reason")).catch(showError);
+    const reason = new FormData(reasonForm).get("reason");
+    loadPositions(reason).catch(showError);
+    drawZones(null, reason).catch(showError);
   });
 
   function showError(e) { errorEl.hidden = false; errorEl.textContent = `${t("error")}: ${e.message}`; }

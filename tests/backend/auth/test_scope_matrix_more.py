@@ -193,6 +193,33 @@ def test_measures(stack, world: World, who: str):
     assert (stored == [4.4611, 51.9211]) is (write(200) == 200)
 
 
+def test_a_dispatcher_reads_a_cases_places_only_while_its_alert_is_open_or_with_a_reason(
+        stack, world: World):
+    """A measure's geometry says where the victim lives: a dispatcher reads it as she reads the
+    victim's positions. Once the case's alert is closed, only with a reason, which the audit
+    log keeps; the case director, who manages the measures, reads them as before."""
+    admin = stack.api()
+    base = f"/api/v1/cases/{world.rotterdam_case}"
+    assert admin.post(f"{base}/measures", json={
+        "type": "FeatureCollection", "features": [PROTECTED_PLACE, CONTACT_BAN]}).status_code == 201
+    dispatcher = _client(stack, "dispatcher-in")
+    assert dispatcher.get(f"{base}/measures").status_code == 200  # the alert is open
+    assert admin.post(f"/api/v1/alerts/{world.rotterdam_alert}/resolve").status_code == 200
+    audited = len(audit_rows(stack, resource="measure"))
+
+    for url in (f"{base}/measures", f"{base}/measures/home-rdam"):
+        r = dispatcher.get(url)
+        assert r.status_code == 403 and "reason" in r.json()["detail"], r.text
+        assert dispatcher.get(url, params={"reason": " "}).status_code == 403
+    assert len(audit_rows(stack, resource="measure")) == audited  # nothing shown, none logged
+    assert dispatcher.get(f"{base}/measures/ban-rdam").status_code == 200  # no place in it
+    r = dispatcher.get(f"{base}/measures", params={"reason": "court order 2026/118"})
+    assert r.status_code == 200
+    [entry] = audit_rows(stack, resource="measure")[audited:]
+    assert (entry.resource_id, entry.reason) == ("home-rdam", "court order 2026/118")
+    assert _client(stack, "director-in").get(f"{base}/measures").status_code == 200
+
+
 def test_reading_a_protected_place_writes_an_audit_entry(stack, world: World):
     admin = stack.api()
     base = f"/api/v1/cases/{world.rotterdam_case}"
