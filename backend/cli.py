@@ -89,6 +89,7 @@ def _serve_api(runtime, settings: Settings, stop_after_s: float | None = None) -
     config = uvicorn.Config(
         create_app(runtime), host=settings.api.host, port=settings.api.port,
         log_level="warning", access_log=False, ws="websockets-sansio",
+        log_config=None,  # uvicorn's records go to this process's handler (`logging_setup`)
     )
     server = uvicorn.Server(config)
     process.freeze_loaded()

@@ -71,6 +71,8 @@ from backend.subscriptions.worker import Sends
 
 log = logging.getLogger(__name__)
 
+CHANNEL_NAMES = frozenset(c.value for c in Channel)
+
 RETRY_DELAYS_S = (0.05, 0.2, 0.5, 1.0, 2.0, 5.0)  # then every 5 s until it works or we stop
 # The database refused what a batch holds (a value, a constraint): trying the same again changes
 # nothing, so the batch is not retried as a whole but taken apart (`_handle_in_lane`).
@@ -524,7 +526,10 @@ class IngestWorker:
         except SQLAlchemyError:
             raise  # the database away (a device looked up), not the message: try it later
         except Exception:  # noqa: BLE001 - no input may kill the worker
-            log.exception("pipeline error topic_channel=%s", raw.topic.rsplit("/", 1)[-1])
+            # The channel only: an OwnTracks topic ends in the name its user gave the phone.
+            last = raw.topic.rsplit("/", 1)[-1]
+            log.exception("pipeline error topic_channel=%s",
+                          last if last in CHANNEL_NAMES else "other")
             ctx = self._fallback_context(raw)
         channel = ctx.topic.channel.value if ctx.topic else "unknown"
         if ctx.rejection is not None:
