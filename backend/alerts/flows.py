@@ -365,7 +365,9 @@ class AlertFlow:
         if draft.lat is not None and draft.lon is not None:
             region = self._regions.locate(draft.lat, draft.lon)
         vr_code = region.vr_code if region else (case.home_vr_code if case else None)
-        if not draft.exercise and case is None and vr_code in self.exercise_regions:
+        if case is not None and case.exercise:
+            draft.exercise = True  # whatever raised it: a device, supervision, a geofence
+        elif not draft.exercise and case is None and vr_code in self.exercise_regions:
             draft.exercise = True  # a live case's alert is never made a drill by its place
         raised_at = _dt(draft.raised_at)
         assert raised_at is not None

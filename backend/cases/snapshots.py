@@ -46,6 +46,8 @@ class CaseSnapshot:
     home_police_unit: str | None
     home_vr_code: str | None
     device_roles: dict[str, str]
+    # A case of an exercise: every alert of it is a drill, whatever raised it.
+    exercise: bool = False
 
 
 def case_context(case: Case) -> dict[str, Any]:
@@ -242,6 +244,7 @@ def _snapshot(case: Case, devices: list[Any]) -> CaseSnapshot:
         home_police_unit=case.home_police_unit,
         home_vr_code=case.home_vr_code,
         device_roles={d.id: d.role for d in devices},
+        exercise=bool(case.exercise),
     )
 
 

@@ -134,6 +134,36 @@ def _device(stack, device_id: str, last_seen: datetime, **columns) -> None:
     stack.runtime.state.touch({device_id: last_seen.timestamp()})
 
 
+def test_the_health_alerts_of_an_exercise_case_are_drills(stack):
+    """A case of an exercise: its silent device and its tampered strap raise drill alerts,
+    which reach drill subscriptions only, never the live police."""
+    from backend.subscriptions.models import Delivery, Subscription
+
+    now = datetime.now(UTC)
+    with stack.runtime.sessions.begin() as s:
+        live = Subscription(name="live", url="http://127.0.0.1:9/live", secret="whsec_x")
+        drill = Subscription(name="drill", url="http://127.0.0.1:9/drill", secret="whsec_y",
+                             drill=True)
+        case = Case(reference=f"X-{uuid.uuid4().hex[:8]}", home_police_unit="RE07",
+                    home_vt_desk="VT-RR", exercise=True)
+        s.add_all([live, drill, case])
+        s.flush()
+        s.add_all([Device(id="ex-silent", case_id=case.id, role="victim"),
+                   Device(id="ex-strap", case_id=case.id, role="offender", tamper=True,
+                          last_status_at=now)])
+        live_id, drill_id = live.id, drill.id
+    stack.runtime.flow.forget_caches()
+    stack.runtime.state.touch({"ex-silent": (now - timedelta(seconds=120)).timestamp(),
+                               "ex-strap": now.timestamp()})
+    SupervisionLoop(stack.runtime, bus=RecordingBus()).run_once(now)
+    raised = _alerts(stack, "device_silent") + _alerts(stack, "tamper")
+    assert [(a.type, a.exercise) for a in raised] == [("device_silent", True), ("tamper", True)]
+    with stack.runtime.sessions() as s:
+        to = set(s.scalars(select(Delivery.subscription_id).where(
+            Delivery.alert_id.in_([a.id for a in raised]))))
+    assert to == {drill_id} and live_id not in to
+
+
 def _alerts(stack, kind: str) -> list[Alert]:
     with stack.runtime.sessions() as s:
         return list(s.scalars(select(Alert).where(Alert.type == kind).order_by(Alert.raised_at)))
