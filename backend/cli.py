@@ -204,7 +204,12 @@ def cmd_user_add(settings: Settings, args: argparse.Namespace) -> int:
     from backend.auth.users import add_user
     from backend.db.engine import make_engine, make_session_factory
 
-    password = args.password or getpass.getpass(f"password for {args.username}: ")
+    try:
+        password = args.password or getpass.getpass(f"password for {args.username}: ")
+    except EOFError:  # no terminal and nothing on stdin
+        print("error: no password given: type it at the prompt, pipe it on stdin or give "
+              "--password", file=sys.stderr)
+        return 2
     engine = make_engine(settings.database)
     try:
         with make_session_factory(engine).begin() as s:
@@ -333,7 +338,14 @@ def cmd_cases_changed(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     from simulator.runner import main as simulate_main
 
-    return simulate_main(args.rest)
+    return simulate_main(simulate_argv(settings, args.rest))
+
+
+def simulate_argv(settings: Settings, rest: list[str]) -> list[str]:
+    """The simulator's arguments: this deployment's topic root and broker unless the command
+    line says otherwise (its own options come after these, and win)."""
+    return ["--topic-root", settings.protocol.topic_root, "--host", settings.broker.host,
+            "--port", str(settings.broker.port), *rest]
 
 
 def cmd_tune(settings: Settings, args: argparse.Namespace) -> int:

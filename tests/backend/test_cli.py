@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from backend.cli import application_name, build_parser
+from backend.cli import application_name, build_parser, simulate_argv
 
 
 @pytest.mark.parametrize(("argv", "name"), [
@@ -139,3 +139,31 @@ def test_user_disable_of_an_unknown_user_changes_nothing(accounts, capsys):
     assert "error: no user nobody (nothing changed)" in capsys.readouterr().err
     with sessions() as s:
         assert web_sessions.resolve(s, cookie) is not None
+
+
+def test_user_add_without_a_terminal_or_a_password_says_so(tmp_path):
+    """Run from a script with nothing on stdin: a clear error and exit 2, no traceback, no
+    user (nothing reaches the database)."""
+    import subprocess
+    import sys
+
+    env = {"SCHILDWACHT_DATABASE__URL": f"sqlite:///{tmp_path}/none.db", "PATH": "/usr/bin"}
+    done = subprocess.run([sys.executable, "-m", "backend.cli", "user", "add", "--username",
+                           "desk", "--role", "dispatcher", "--scope", "VR17"],
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+                          env=env, cwd=str(__import__("pathlib").Path(__file__).parents[2]))
+    assert done.returncode == 2, done.stderr
+    assert "no password given" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_the_simulator_speaks_to_this_deployments_topic_root_and_broker_unless_told():
+    from backend.settings import Settings
+    from simulator.runner import build_parser as simulator_parser
+
+    settings = Settings.model_validate({"protocol": {"topic_root": "walk/v1"},
+                                        "broker": {"host": "10.0.0.5", "port": 8883}})
+    args = simulator_parser().parse_args(simulate_argv(settings, ["--scenario", "panic"]))
+    assert (args.topic_root, args.host, args.port) == ("walk/v1", "10.0.0.5", 8883)
+    args = simulator_parser().parse_args(simulate_argv(settings, ["--topic-root", "sd/v1"]))
+    assert args.topic_root == "sd/v1"
