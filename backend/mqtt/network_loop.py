@@ -36,6 +36,9 @@ ERROR_LOG_EVERY_S = 10.0
 # did not (the broker drops it at once: another client took the session over, a limit) goes on
 # doubling them, so that two processes with one client id do not take turns ten times a second.
 STABLE_AFTER_S = 10.0
+# Connections in a row that the broker ended sooner than that: said once, as an error (another
+# process with the same client id takes the session over each time it connects).
+SHORT_LIVED_ERROR_AFTER = 3
 
 
 # What paho's state is after `disconnect()` was called: paho's own loop ends then instead of
@@ -85,6 +88,7 @@ class NetworkLoop:
         self._stop_by = float("inf")
         self._thread: threading.Thread | None = None
         self._failures = 0  # reconnect tries since the last stable connection
+        self._short_lived = 0  # connections in a row that ended before STABLE_AFTER_S
         self._up_since: float | None = None  # when the current connection was first seen up
         self._lost_at: float | None = None  # when the last connection was found lost
         client.on_socket_register_write = self._on_register_write
@@ -185,6 +189,15 @@ class NetworkLoop:
         now = time.monotonic()
         if now - self._up_since >= STABLE_AFTER_S:
             self._failures = 0
+            self._short_lived = 0
+        elif not ending:
+            self._short_lived += 1
+            if self._short_lived == SHORT_LIVED_ERROR_AFTER:
+                log.error(
+                    "mqtt: the broker ended this connection %d times in a row within %.0fs of "
+                    "its start: is another process using client id %s? (each needs its own: "
+                    "--client-id or SCHILDWACHT_BROKER__CLIENT_ID)", self._short_lived,
+                    STABLE_AFTER_S, self._client._client_id.decode(errors="replace"))
         self._up_since = None
         if self._service is not None:
             metrics.BROKER_CONNECTED.labels(self._service).set(0)

@@ -300,3 +300,25 @@ def test_a_refused_connection_is_logged(caplog):
             connect(make_client(settings, f"refused-{uuid.uuid4().hex[:8]}"), settings)
     assert any(r.levelname == "ERROR" and "refused the connection" in r.getMessage()
                for r in caplog.records)
+
+
+def test_a_client_id_two_processes_share_is_named_in_the_log(caplog):
+    """A second connection with the same client id (two ingest workers of a share group
+    started with the same id) takes the session over, and each reconnect takes it back: the
+    loops say so, naming the id, once each."""
+    client_id = f"sdtest-twice-{uuid.uuid4().hex[:8]}"
+    first = make_client(_settings(), client_id)
+    first_loop = connect(first, _settings())
+    second = make_client(_settings(), client_id)
+    second_loop = None
+    try:
+        with caplog.at_level(logging.ERROR, logger="backend.mqtt.network_loop"):
+            second_loop = connect(second, _settings())
+            wait_until(lambda: "is another process using client id" in caplog.text,
+                       timeout=15)
+        assert client_id in caplog.text and "--client-id" in caplog.text
+        assert caplog.text.count("is another process using client id") <= 2  # once each
+    finally:
+        first_loop.stop()
+        if second_loop is not None:
+            second_loop.stop()
