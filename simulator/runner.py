@@ -693,6 +693,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="suffix for device, measure and case ids (default: random, so runs never collide)",
     )
     parser.add_argument(
+        "--measures-wait",
+        type=float,
+        default=3.0,
+        help="with --api: seconds to wait after importing a scenario's measures before its "
+        "first message, so that every worker has loaded them (a worker looks for changed "
+        "measures every geofence.reload_poll_s, 2 s by default)",
+    )
+    parser.add_argument(
         "--keep-devices",
         action="store_true",
         help="with --api: leave the devices registered active after the run (by default they "
@@ -774,6 +782,9 @@ def main(
                 f"registered {scenario.name}: case {done.case_reference}, "
                 f"{len(done.device_ids)} devices, {len(done.measure_ids)} measures"
             )
+            if done.measure_ids and args.measures_wait > 0:
+                console.print(f"waiting {args.measures_wait:g} s for the workers to load them")
+                time.sleep(args.measures_wait)
 
         def prepare_fleet(fleet: Fleet) -> None:
             cases = api.register_fleet(client, fleet.infos, run_id)

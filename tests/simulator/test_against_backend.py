@@ -315,6 +315,26 @@ def test_command_line_registers_runs_and_reports_against_a_served_backend(
 
 
 @pytest.mark.parametrize("stack", ["services"], indirect=True)
+def test_a_scenario_with_measures_waits_for_the_workers_to_load_them(stack) -> None:
+    """Measures imported through the API reach another process's fix worker within
+    `geofence.reload_poll_s`: the scenario's first fix waits that long (`--measures-wait`)."""
+    console = Console(record=True, width=160)
+    with serving(create_app(stack.runtime), lifespan="off") as base:
+        started = time.monotonic()
+        code = main(
+            ["--scenario", "zone_breach", "--speed", "0", "--api", base,
+             "--token", ADMIN_TOKEN, "--topic-root", stack.topics.root,
+             "--port", str(stack.port), "--alert-wait", "10", "--run-id", "wait1",
+             "--measures-wait", "0.5"],
+            console=console,
+        )
+        took = time.monotonic() - started
+    output = console.export_text()
+    assert code == 0, output
+    assert "waiting 0.5 s for the workers to load them" in output and took >= 0.5
+
+
+@pytest.mark.parametrize("stack", ["services"], indirect=True)
 def test_latency_runs_from_the_publish_to_the_alert_on_the_console_stream(stack) -> None:
     run_id = new_run_id()
     with serving(create_app(stack.runtime), lifespan="off") as base:
