@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from backend.alerts import service
 from backend.alerts.document import alert_document, police_document
 from backend.alerts.errors import AlertNotFound, InvalidTransition
-from backend.alerts.lifecycle import DEVICE_ACK_STATE, Outcome, decide
+from backend.alerts.lifecycle import CLOSED_STATES, DEVICE_ACK_STATE, Outcome, decide
 from backend.alerts.models import Alert
 from backend.auth.tokens import loggable
 from backend.cases.snapshots import CaseSnapshots, case_context
@@ -96,6 +96,19 @@ class Effects:
             bus.publish(event)
         for start in self.after_feed:
             start()
+
+
+# Between the id a device gave an alarm and the digest of its bytes, in the key of an alarm
+# that reused a closed alert's id (`AlertFlow._pressed_again`).
+REUSED_ID_SEP = "~"
+
+
+def device_ref(alert: Alert) -> str | None:
+    """The alarm id the device gave, as its acks name it: an alert raised for a reused id is
+    keyed `{id}~{digest}`, the device knows only the id."""
+    if alert.message_id and "reused_id" in (alert.flags or []):
+        return alert.message_id.rsplit(REUSED_ID_SEP, 1)[0]
+    return alert.message_id
 
 
 def _dt(ts: float | None) -> datetime | None:
@@ -324,6 +337,22 @@ class AlertFlow:
             effects.follow_ups.append(self._follow_up_of(session, alert, draft))
         return effects
 
+    @staticmethod
+    def _pressed_again(session: Session, draft: AlertDraft) -> AlertDraft | None:
+        """An alarm whose id is an alert's that is closed, in other bytes than that alarm's: a
+        new press reusing an old id (a device counting its ids from 1 again after a reset),
+        not a retransmission (which sends the same bytes). It must not be lost: it is raised
+        anew, keyed `{id}~{digest of its bytes}` (its own retransmissions find that key) and
+        flagged `reused_id`; its acks name the id the device gave (`device_ref`). None for
+        anything else."""
+        if not draft.from_alarm or draft.press is None or "reused_id" in draft.flags:
+            return None
+        alert = service.of_message(session, draft.device_id, draft.message_id)
+        if alert is None or alert.state not in CLOSED_STATES or alert.press == draft.press:
+            return None
+        return replace(draft, message_id=f"{draft.message_id}{REUSED_ID_SEP}{draft.press}",
+                       flags=[*draft.flags, "reused_id"])
+
     def _ack_again(self, session: Session, alert: Alert) -> Effects:
         """The device retransmits an alarm until it hears `received`: when its ack was given up
         (`backend.outbox.expired`: the broker did not take it within the deadline), the
@@ -407,6 +436,7 @@ class AlertFlow:
                 next_escalation_at(plan, raised_at, None, None, 0) if plan else None
             ),
             health_devices=draft.detail.get("devices") if draft.detail else None,
+            press=draft.press,
         )
         document = alert_document(
             alert, device_role=device_role, case=case.context if case else None,
@@ -422,6 +452,8 @@ class AlertFlow:
         values = {c.key: getattr(alert, c.key) for c in Alert.__table__.columns}
         ids = service.raise_alert(session, values, rows, companions)
         if ids is None:
+            if (again := self._pressed_again(session, draft)) is not None:
+                return self._raise_one(session, again, committed)
             return self._unfinished(session, draft)  # a redelivery of an alert we hold
         items = [OutboxItem(i, r["target"], r["payload"], r["qos"])
                  for i, r in zip(ids, rows, strict=True)]
@@ -540,7 +572,7 @@ class AlertFlow:
         }
 
     def _ack_row(self, alert: Alert, state: str, at: datetime) -> dict[str, Any]:
-        ack = Ack(ref=alert.message_id, state=DEVICE_ACK_STATE[state], tst=at.timestamp())
+        ack = Ack(ref=device_ref(alert), state=DEVICE_ACK_STATE[state], tst=at.timestamp())
         return {
             "alert_id": alert.id, "channel": "mqtt",
             "target": self._topics.ack(alert.device_id or ""),

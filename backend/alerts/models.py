@@ -32,6 +32,9 @@ class Alert(Base):
     device_id: Mapped[str | None] = mapped_column(String(64), ForeignKey("devices.id"))
     # The device's message id (alarm `id`); unique per device: the dedupe key.
     message_id: Mapped[str | None] = mapped_column(String(80))
+    # A digest of the alarm's bytes (`pipeline.context.press_digest`): a retransmission has
+    # the same, a new press reusing a closed alert's id others (`AlertFlow._pressed_again`).
+    press: Mapped[str | None] = mapped_column(String(12))
     type: Mapped[str] = mapped_column(String(32))
     priority: Mapped[str] = mapped_column(String(2))
     state: Mapped[str] = mapped_column(String(16), default="new")

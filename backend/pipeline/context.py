@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import hashlib
+
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +47,14 @@ class AlertDraft:
     # An alarm the device sent (any kind, tamper too): it retransmits it until it hears
     # `received`, so its alert answers it on the device's ack topic.
     from_alarm: bool = False
+    # The alarm's bytes, hashed (`press_digest`): a retransmission sends the same ones, a new
+    # press that reuses an old id (a device counting again from 1 after a reset) others.
+    press: str | None = None
+
+
+def press_digest(payload: bytes) -> str:
+    """A short digest of an alarm's bytes, to tell a new press from a retransmission."""
+    return hashlib.sha256(payload).hexdigest()[:12]
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from typing import Protocol
 from device_protocol import Channel, ProtocolError, Topics, codec
 
 from backend.devices.directory import DeviceLookup
-from backend.pipeline.context import AlertDraft, Context
+from backend.pipeline.context import AlertDraft, Context, press_digest
 from backend.settings import ProtocolSettings
 from backend.state.store import ClockReading, LastFix, StateStore
 
@@ -238,6 +238,7 @@ class DeviceAlarms:
             flags=flags,
             exercise=device.exercise,
             from_alarm=True,
+            press=press_digest(ctx.raw.payload),
         )
         plausible_time = alarm.tst is not None and "clock_skew" not in flags
         if alarm.has_fix:
