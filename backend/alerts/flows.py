@@ -407,6 +407,14 @@ class AlertFlow:
         ) or self._fallback_unit
         priority = decision.priority if decision else UNKNOWN_TYPE_PRIORITY
         recipients = recipients_to_json(decision.recipients) if decision else []
+        if (decision is not None and "no_police_unit" in decision.warnings
+                and not draft.exercise and not police_feeds(recipients)):
+            # The police were to be told, but neither the alert's place nor its case names a
+            # unit: the fallback unit is told, rather than no police at all.
+            recipients.append({"kind": "police_unit", "code": unit, "exercise": False,
+                               "reason": "fallback police unit: no unit for the alert's place "
+                                         "or its case", "stands_in_for": None})
+            draft.flags.append("police_fallback")
         plan = decision.escalation if decision else None
         alert = Alert(
             id=uuid.uuid4(),

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 # Flags of the alert (backend.pipeline.steps, backend.alerts.flows, backend.ingest.worker).
 FLAG_NOTICES = (
     "no_fix", "last_known_position", "unstorable", "unreadable", "routing_fallback",
-    "late", "clock_skew", "no_device_time", "test",
+    "police_fallback", "late", "clock_skew", "no_device_time", "test",
 )
 # Warnings of the routing (backend.routing.route), kept with the escalation plan.
 WARNING_NOTICES = (
