@@ -349,7 +349,7 @@ class IngestWorker:
 
     # -- the MQTT network thread: queue fixes, raise alarms -----------------------------------
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
-        raw = RawMessage(msg.topic, msg.payload, msg.qos, msg.mid, time.time())
+        raw = RawMessage(msg.topic, msg.payload, msg.qos, msg.mid, time.time(), msg.retain)
         if not self.rt.topics.is_alarm(msg.topic):
             self.fixes.inbox.put(raw)
         elif not self._alarm_now(raw):

@@ -21,6 +21,8 @@ class RawMessage:
     qos: int
     mid: int
     received_at: float  # server time, epoch seconds
+    # The broker's stored copy, replayed on subscribing: not sent now (a retained Last Will).
+    retain: bool = False
 
 
 @dataclass(slots=True)

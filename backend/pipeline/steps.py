@@ -166,6 +166,11 @@ class Staleness:
         self._state = state
 
     def __call__(self, ctx: Context) -> None:
+        if ctx.raw.retain and ctx.status is not None:
+            # The broker's stored copy of a status (a retained Last Will, most often), replayed
+            # on every subscribe: it says nothing of the device now.
+            ctx.ignored = True
+            return
         self._judge(ctx)
         device_id = ctx.device.id  # type: ignore[union-attr]
         if is_last_will(ctx):

@@ -258,6 +258,21 @@ def test_a_last_will_received_before_the_device_was_last_heard_is_ignored():
     assert fresh.status.online is False
 
 
+def test_a_retained_status_replayed_on_subscribing_says_nothing_of_the_device_now():
+    """A device that publishes its Last Will retained has the broker replay it on every
+    subscribe: it marks no device offline, nor heard; a retained alarm is still raised."""
+    pipeline, state = make()
+    pipeline.run(raw("sd/v1/dev/vic-001/loc", _fix(NOW), at=NOW))
+    replayed = RawMessage("sd/v1/dev/vic-001/status", b'{"online": false}', 1, 1, NOW + 60,
+                          retain=True)
+    ctx = pipeline.run(replayed)
+    assert ctx.ignored and ctx.status is not None
+    assert state.last_seen("vic-001") == NOW
+    kept = RawMessage("sd/v1/dev/vic-001/alarm", _alarm("r-1", NOW + 60), 1, 2, NOW + 60,
+                      retain=True)
+    assert [a.message_id for a in pipeline.run(kept).alerts] == ["r-1"]
+
+
 def test_the_protocol_page_names_every_field_that_marks_a_foreign_payload():
     """docs/protocol.md lists, per channel, the fields that get a body refused as another
     channel's message, as `Decode` does."""
