@@ -149,6 +149,11 @@ def _lenient_strings(text: str) -> Any:
         return None
 
 
+# An alarm larger than the protocol allows is still read, up to this many bytes (the broker's
+# packet limit in deploy/mosquitto), for its own id.
+OVERSIZE_ALARM_READ_BYTES = 256 * 1024
+
+
 def _load_alarm_body(payload: bytes, max_bytes: int) -> tuple[dict[str, Any], list[str]]:
     """An alarm's body as an object, and what made it unreadable as a whole.
 
@@ -159,7 +164,14 @@ def _load_alarm_body(payload: bytes, max_bytes: int) -> tuple[dict[str, Any], li
     try:
         return _load_object(payload, max_bytes), []
     except PayloadTooLarge:
-        return {}, ["payload_too_large"]
+        # Still read, up to what a broker passes (`OVERSIZE_ALARM_READ_BYTES`), for the alarm's
+        # own id: its retransmissions are then one alert, and its ack names that id.
+        if len(payload) > OVERSIZE_ALARM_READ_BYTES:
+            return {}, ["payload_too_large"]
+        try:
+            return _load_object(payload, OVERSIZE_ALARM_READ_BYTES), ["payload_too_large"]
+        except (PayloadTooLarge, MalformedPayload):
+            return {}, ["payload_too_large"]
     except MalformedPayload:
         pass
     try:
@@ -176,7 +188,8 @@ def decode_alarm_lenient(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> 
       payload bytes, so that a retransmission of the same bytes is still deduplicated.
     - Each optional field that fails validation is dropped (lat and lon only together), also
       one holding a value JSON does not allow (`_load_alarm_body`).
-    - Oversize payloads still raise an alarm (their id: a hash of the whole payload).
+    - Oversize payloads still raise an alarm, flagged, with their own id and fields when they
+      are readable JSON of at most `OVERSIZE_ALARM_READ_BYTES` (else a hash of the payload).
     """
     data, issues = _load_alarm_body(payload, max_bytes)
 

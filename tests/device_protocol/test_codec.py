@@ -196,16 +196,27 @@ class TestLenientAlarm:
         assert first.unreadable and first.alarm.id == again.alarm.id
         assert first.alarm.id.startswith("body-")
 
-    def test_oversize_alarm_is_still_an_alarm(self):
-        result = codec.decode_alarm_lenient(b'{"id":"big","pad":"' + b"x" * 9000 + b'"}')
-        assert result.issues[0] == "payload_too_large" and result.alarm.kind == "panic"
+    def test_oversize_alarm_is_still_an_alarm_with_its_own_id(self):
+        """Its retransmissions (other bytes: a battery level that dropped) are one alarm, and
+        its ack names the id the device gave."""
+        result = codec.decode_alarm_lenient(
+            b'{"id":"big","kind":"fall","batt":80,"pad":"' + b"x" * 9000 + b'"}')
+        again = codec.decode_alarm_lenient(
+            b'{"id":"big","kind":"fall","batt":79,"pad":"' + b"x" * 9000 + b'"}')
+        assert result.issues[0] == "payload_too_large" and result.alarm.kind == "fall"
+        assert result.alarm.id == again.alarm.id == "big" and result.unreadable
 
-    def test_two_oversize_alarms_alike_in_their_first_bytes_are_two_alarms(self):
-        head = b'{"id":"big","pad":"' + b"x" * 9000
-        first = codec.decode_alarm_lenient(head + b'1"}')
-        second = codec.decode_alarm_lenient(head + b'2"}')
-        assert first.alarm.id != second.alarm.id
-        assert codec.decode_alarm_lenient(head + b'1"}').alarm.id == first.alarm.id
+    def test_two_unreadable_oversize_alarms_alike_in_their_first_bytes_are_two_alarms(self):
+        head = b'{"id":"big","pad":"' + b"x" * 9000  # never closed: not JSON
+        first = codec.decode_alarm_lenient(head + b'1')
+        second = codec.decode_alarm_lenient(head + b'2')
+        assert first.alarm.id != second.alarm.id and first.alarm.id.startswith("body-")
+        assert codec.decode_alarm_lenient(head + b'1').alarm.id == first.alarm.id
+
+    def test_an_alarm_beyond_what_a_broker_passes_is_not_read(self):
+        huge = b'{"id":"huge","pad":"' + b"x" * codec.OVERSIZE_ALARM_READ_BYTES + b'"}'
+        result = codec.decode_alarm_lenient(huge)
+        assert list(result.issues) == ["payload_too_large"] and result.alarm.id.startswith("body-")
 
 
 @pytest.mark.parametrize("alarm_id", ["press 17", "é", " ", "Druk 17 " + "ж" * 56, "😀" * 64,
