@@ -22,7 +22,7 @@ from backend.auth.errors import (
     UserConflict,
 )
 from backend.caselog.errors import ChainConflict
-from backend.cases.errors import CaseConflict, CaseInUse, CaseNotFound
+from backend.cases.errors import CaseConflict, CaseInUse, CaseNotFound, UnknownHomeRegion
 from backend.devices.errors import DeviceConflict, DeviceNameReserved, DeviceNotFound
 from backend.measures.errors import MeasureConflict, MeasureNotFound, MeasureRejected
 from backend.subscriptions.errors import (
@@ -55,6 +55,7 @@ STATUS = {
     DeliveryNotFound: 404,
     NothingToReplay: 409,
     InsecureWebhookUrl: 422,
+    UnknownHomeRegion: 422,
     InvalidTransition: 409,
     CaseConflict: 409,
     DeviceConflict: 409,

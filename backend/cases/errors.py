@@ -15,3 +15,8 @@ class CaseConflict(CaseError):
 
 class CaseInUse(CaseError):
     """The case still has devices or alerts and cannot be deleted."""
+
+
+class UnknownHomeRegion(CaseError):
+    """A home police unit, safety region or Veilig Thuis desk that the region data does not
+    know (422): alerts of the case without a position would reach nobody."""

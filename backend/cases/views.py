@@ -13,8 +13,9 @@ from backend.auth.errors import Forbidden
 from backend.auth.scoping import case_filter, may_see_case, person_id
 from backend.auth.tokens import Principal
 from backend.cases import service
-from backend.cases.errors import CaseNotFound
+from backend.cases.errors import CaseNotFound, UnknownHomeRegion
 from backend.cases.flows import CaseFlow
+from backend.cases.home import unknown_home_codes
 from backend.cases.models import Case
 from backend.cases.schemas import (
     CaseCreate,
@@ -63,10 +64,18 @@ def as_creator(p: Principal, data: CaseCreate) -> CaseCreate:
     return data.model_copy(update={"case_director": me})
 
 
+def _home_known(rt: Runtime, data: CaseCreate | CaseUpdate) -> None:
+    if unknown := unknown_home_codes(data.model_dump(exclude_unset=True), rt.regions):
+        raise UnknownHomeRegion("unknown home region codes (no such unit, safety region or "
+                                "Veilig Thuis desk): " + ", ".join(unknown))
+
+
 @router.post("", status_code=201, response_model=CaseOut)
 def create_case(
-    data: CaseCreate, s: Session = Depends(session), p: Principal = Depends(require(*WRITERS))
+    data: CaseCreate, s: Session = Depends(session), p: Principal = Depends(require(*WRITERS)),
+    rt: Runtime = Depends(runtime),
 ) -> CaseOut:
+    _home_known(rt, data)
     case = service.create(s, as_creator(p, data))
     s.commit()
     return CaseOut.model_validate(service.get(s, case.id))
@@ -101,6 +110,7 @@ def update_case(
 ) -> CaseOut:
     """Change a case. A custody status that becomes `released` tightens the case for the
     policy's period (faster reporting, contacts notified, the victim told)."""
+    _home_known(rt, data)
     with rt.sessions.begin() as s:
         scoped_case(s, p, case_id)
         _, effects = flow.update(s, case_id, data, actor=p.name)

@@ -16,7 +16,7 @@ def case_with_devices(stack) -> str:
         json={
             "reference": f"CR-{uuid.uuid4().hex[:6]}",
             "home_police_unit": "RE07",
-            "home_vt_desk": "VT-RR",
+            "home_vt_desk": "VT4607",
             "custody_status": "in_custody",
         },
     ).json()["id"]

@@ -14,7 +14,7 @@ CASE = {
     "reference": "ZWD-2026-001",
     "home_police_unit": "RE07",
     "home_vr_code": "VR17",
-    "home_vt_desk": "VT-RR",
+    "home_vt_desk": "VT4607",
     "victim_ref": "V-8812",
     "offender_ref": "D-4410",
     "process_director": "pd-rotterdam-3",
@@ -178,3 +178,19 @@ def test_a_case_with_log_entries_of_other_parties_is_not_deleted(stack):
     assert [e["data"]["text"] for e in log] == ["intake", "melding buren"]
     assert director.delete(f"/api/v1/cases/{own}").status_code == 204
     assert director.get(f"/api/v1/cases/{own}").status_code == 404
+
+
+def test_a_home_region_the_region_data_does_not_know_is_refused(stack):
+    """A home unit, safety region or desk that matches its pattern but names nothing (`RE99`)
+    would route the case's alerts without a position to nobody: 422, nothing stored."""
+    api = stack.api()
+    for field, code in (("home_police_unit", "RE99"), ("home_vr_code", "VR99"),
+                        ("home_vt_desk", "VT9999")):
+        r = api.post("/api/v1/cases", json={**CASE, "reference": f"SW-HOME-{field[5:9]}",
+                                            field: code})
+        assert r.status_code == 422 and f"{field}: {code}" in r.json()["detail"], r.text
+    assert not any(c["reference"].startswith("SW-HOME-") for c in api.get("/api/v1/cases").json())
+    case = api.post("/api/v1/cases", json={**CASE, "reference": "SW-HOME-OK"}).json()
+    r = api.patch(f"/api/v1/cases/{case['id']}", json={"home_police_unit": "RE99"})
+    assert r.status_code == 422
+    assert api.get(f"/api/v1/cases/{case['id']}").json()["home_police_unit"] == "RE07"
