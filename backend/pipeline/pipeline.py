@@ -78,6 +78,6 @@ def build_pipeline(
             Staleness(settings, state),
             DeviceAlarms(state),
             *(extra_steps or []),
-            DeviceHealth(),
+            DeviceHealth(state),
         ]
     )

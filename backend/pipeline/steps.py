@@ -251,39 +251,50 @@ class DeviceAlarms:
             draft.fix_time = alarm.tst if plausible_time else now
             draft.location_source = "alarm"
         else:
-            last = self._state.get_last_fix(device.id)
-            if last is not None:
-                draft.lat, draft.lon, draft.acc, draft.fix_time = last.lat, last.lon, last.acc, last.tst
-                draft.location_source = "last_known"
-                flags.append("last_known_position")
-            else:
-                flags.append("no_fix")
+            with_last_known_position(draft, self._state)
         if alarm.kind == "test":
             flags.append("test")
         ctx.alerts.append(draft)
 
 
+def with_last_known_position(draft: AlertDraft, state: StateStore) -> None:
+    """Give a draft without a position of its own the device's last known fix (flagged
+    `last_known_position`), or flag `no_fix`: it is routed by where the device was last seen,
+    not only by the case's home region."""
+    flags = draft.flags
+    last = state.get_last_fix(draft.device_id)
+    if last is not None:
+        draft.lat, draft.lon, draft.acc, draft.fix_time = last.lat, last.lon, last.acc, last.tst
+        draft.location_source = "last_known"
+        flags.append("last_known_position")
+    else:
+        flags.append("no_fix")
+
+
 class DeviceHealth:
     """A status report with `tamper: true` raises a tamper alert (P1 for an offender monitor),
     unless one of the device's is still open: a device reports tamper in every status report
-    until it is seen to."""
+    until it is seen to. A status carries no position: the alert gets the last known one."""
+
+    def __init__(self, state: StateStore) -> None:
+        self._state = state
 
     def __call__(self, ctx: Context) -> None:
         status, device = ctx.status, ctx.device
         if status is None or device is None or not status.tamper:
             return
         tst = status.tst or ctx.raw.received_at
-        ctx.alerts.append(
-            AlertDraft(
-                type="tamper",
-                device_id=device.id,
-                case_id=device.case_id,
-                # One tamper alert per reported tamper time: redeliveries deduplicate (a
-                # report without a time, redelivered, is one while the first is open).
-                message_id=f"status-tamper-{int(tst)}",
-                raised_at=ctx.raw.received_at,
-                device_time=status.tst,
-                exercise=device.exercise,
-                while_none_open=True,
-            )
+        draft = AlertDraft(
+            type="tamper",
+            device_id=device.id,
+            case_id=device.case_id,
+            # One tamper alert per reported tamper time: redeliveries deduplicate (a report
+            # without a time, redelivered, is one while the first is open).
+            message_id=f"status-tamper-{int(tst)}",
+            raised_at=ctx.raw.received_at,
+            device_time=status.tst,
+            exercise=device.exercise,
+            while_none_open=True,
         )
+        with_last_known_position(draft, self._state)
+        ctx.alerts.append(draft)

@@ -281,3 +281,17 @@ def test_the_protocol_page_names_every_field_that_marks_a_foreign_payload():
     named = {channel: set(re.findall(r"`([^`]+)`", keys)) for keys, channel in
              re.findall(r"((?:`[^`]+`(?:, | or ))*`[^`]+`) on `(\w+)`", row)}
     assert named == {channel.value: set(keys) for channel, keys in _FOREIGN_KEYS.items()}
+
+
+def test_a_tamper_in_a_status_report_has_the_devices_last_known_position():
+    """A status carries no position: its tamper alert is placed where the device was last
+    seen (routed to that place's unit), or flagged `no_fix` when it never reported one."""
+    pipeline, _ = make(None, device("off-001", role="offender"))
+    tamper = b'{"tst":%d,"tamper":true}' % int(NOW)
+    [unplaced] = pipeline.run(raw("sd/v1/dev/off-001/status", tamper)).alerts
+    assert unplaced.lat is None and "no_fix" in unplaced.flags
+    pipeline.run(raw("sd/v1/dev/off-001/loc", _fix(NOW + 10), at=NOW + 10))
+    later = b'{"tst":%d,"tamper":true}' % int(NOW + 20)
+    [placed] = pipeline.run(raw("sd/v1/dev/off-001/status", later, at=NOW + 20)).alerts
+    assert (placed.lat, placed.lon) == (51.9, 4.4)
+    assert placed.location_source == "last_known" and "last_known_position" in placed.flags
