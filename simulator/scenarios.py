@@ -540,7 +540,7 @@ def gap_batch(b: _Builder) -> Scenario:
     )
 
 
-CLOCK_SKEW_MAX_SPEED = 300.0
+CLOCK_SKEW_MAX_SPEED = 60.0
 
 
 def clock_skew(b: _Builder) -> Scenario:
@@ -572,7 +572,8 @@ def clock_skew(b: _Builder) -> Scenario:
         ],
         # A wrong clock is told apart from a buffered alarm by the fixes just before it (the
         # device is in coverage). In one burst the alarm, on a lane of its own, overtakes them
-        # and looks buffered ("late"); at this pace the fixes are in first (0.6 s in all).
+        # and looks buffered ("late"); at this pace the fixes are in first (3 s in all; at 300
+        # times, 0.6 s, a fix lane busy with other work was once still behind the alarm).
         max_speed=CLOCK_SKEW_MAX_SPEED,
     )
 
