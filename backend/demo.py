@@ -21,7 +21,6 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from device_protocol import Alarm, Fix, Topics, codec
 from pydantic import SecretStr
-from pyproj import Transformer
 
 from backend.cases.models import Case
 from backend.db.migrate import upgrade
@@ -32,6 +31,7 @@ from backend.mqtt.embedded import EmbeddedBroker, free_port
 from backend.mqtt.network_loop import NetworkLoop
 from backend.runtime import Runtime
 from backend.settings import Settings
+from geofences.projection import projection_for
 
 log = logging.getLogger("schildwacht.demo")
 
@@ -48,15 +48,8 @@ STAY_FIXES = 5  # how many fixes he stays at her home before driving back
 FIRST_APPROACH_FIX = 3  # the first approach starts at once (the third round of fixes) ...
 APPROACH_EVERY_S = 90.0  # ... the next ones about this often across the fleet
 
-_TO_RD = Transformer.from_crs("EPSG:4326", "EPSG:28992", always_xy=True)
-_TO_WGS = Transformer.from_crs("EPSG:28992", "EPSG:4326", always_xy=True)
-
-
-def offset(lat: float, lon: float, east_m: float, north_m: float) -> tuple[float, float]:
-    """(lat, lon) of the point `east_m`, `north_m` metres from (lat, lon)."""
-    x, y = _TO_RD.transform(lon, lat)
-    lon2, lat2 = _TO_WGS.transform(x + east_m, y + north_m)
-    return lat2, lon2
+_RD = projection_for("EPSG:28992")
+offset = _RD.offset
 
 
 def homes(victims: int, seed_value: int = 7) -> list[tuple[float, float]]:
@@ -161,12 +154,12 @@ class Offender:
 
 def _route(a: tuple[float, float], b: tuple[float, float]) -> list[tuple[float, float]]:
     """Points from a to b (b included), `DRIVE_M` apart."""
-    ax, ay = _TO_RD.transform(a[1], a[0])
-    bx, by = _TO_RD.transform(b[1], b[0])
+    ax, ay = _RD.forward(a[1], a[0])
+    bx, by = _RD.forward(b[1], b[0])
     steps = max(1, int(((bx - ax) ** 2 + (by - ay) ** 2) ** 0.5 // DRIVE_M))
     points = []
     for k in range(1, steps + 1):
-        lon, lat = _TO_WGS.transform(ax + (bx - ax) * k / steps, ay + (by - ay) * k / steps)
+        lon, lat = _RD.inverse(ax + (bx - ax) * k / steps, ay + (by - ay) * k / steps)
         points.append((lat, lon))
     return points
 

@@ -36,10 +36,20 @@ class Projection:
         self.forward = (
             self._transformer.transform
         )  # (lon, lat) -> (x, y), scalars or arrays
+        self.inverse = pyproj.Transformer.from_crs(
+            target, "EPSG:4326", always_xy=True
+        ).transform  # (x, y) -> (lon, lat)
         aou = target.area_of_use
         self.area_of_use: tuple[float, float, float, float] | None = (
             aou.bounds if aou else None
         )
+
+    def offset(self, lat: float, lon: float, east_m: float, north_m: float
+               ) -> tuple[float, float]:
+        """(lat, lon) of the point `east_m`, `north_m` metres from (lat, lon), in this CRS."""
+        x, y = self.forward(lon, lat)
+        lon2, lat2 = self.inverse(x + east_m, y + north_m)
+        return lat2, lon2
 
     def forward_many(self, lons, lats) -> tuple[np.ndarray, np.ndarray]:
         x, y = self._transformer.transform(

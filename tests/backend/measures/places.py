@@ -5,21 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from pyproj import Transformer
+from geofences.projection import projection_for
 
 from backend.cases.models import Case
 from backend.devices.models import Device
 
 ROTTERDAM = (51.9244, 4.4690)  # (lat, lon), Rotterdam Centraal
-_TO_RD = Transformer.from_crs("EPSG:4326", "EPSG:28992", always_xy=True)
-_TO_WGS = Transformer.from_crs("EPSG:28992", "EPSG:4326", always_xy=True)
-
-
-def offset(lat: float, lon: float, east_m: float, north_m: float) -> tuple[float, float]:
-    """(lat, lon) of the point `east_m`, `north_m` metres from (lat, lon)."""
-    x, y = _TO_RD.transform(lon, lat)
-    lon2, lat2 = _TO_WGS.transform(x + east_m, y + north_m)
-    return lat2, lon2
+offset = projection_for("EPSG:28992").offset  # (lat, lon) moved east_m, north_m metres
 
 
 def square(lat: float, lon: float, half_m: float) -> list[list[float]]:
