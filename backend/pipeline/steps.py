@@ -57,6 +57,18 @@ _FOREIGN_KEYS = {
     Channel.LOC: ("_type", "id", "kind", "online"),
     Channel.STATUS: ("_type", "id", "kind", "fixes", "lat"),
 }
+# Fields only a status report has: a body on `status` with one of them is a status report
+# whatever position it also carries (ignored); without, a `lat` makes it a fix sent there.
+_STATUS_ONLY = ("online", "charging", "tamper", "rssi", "fw")
+
+
+def foreign_keys(channel: Channel, document: dict) -> list[str]:
+    """The fields of another channel's message in a body on `channel` (it is refused)."""
+    foreign = [k for k in _FOREIGN_KEYS[channel] if k in document]
+    if (channel is Channel.STATUS and foreign == ["lat"]
+            and any(k in document for k in _STATUS_ONLY)):
+        return []  # a status report that names where the device is: its tamper must count
+    return foreign
 
 
 class Decode:
@@ -82,8 +94,7 @@ class Decode:
                     ctx.fixes = [fix]
                 return
             document = codec.decode_document(payload, self._max)
-            foreign = [k for k in _FOREIGN_KEYS[channel] if k in document]
-            if foreign:
+            if foreign := foreign_keys(channel, document):
                 ctx.reject("topic_payload_mismatch", f"{channel.value} payload has {foreign}")
                 return
             if channel is Channel.LOC:

@@ -295,3 +295,14 @@ def test_a_tamper_in_a_status_report_has_the_devices_last_known_position():
     [placed] = pipeline.run(raw("sd/v1/dev/off-001/status", later, at=NOW + 20)).alerts
     assert (placed.lat, placed.lon) == (51.9, 4.4)
     assert placed.location_source == "last_known" and "last_known_position" in placed.flags
+
+
+def test_a_status_report_that_names_a_position_still_counts_its_tamper():
+    """A tracker that puts its position in every status report: its tamper is raised (the
+    position ignored); a bare fix sent to `status` is still refused as another channel's."""
+    pipeline, _ = make(None, device("off-001", role="offender"))
+    both = b'{"tst":%d,"tamper":true,"lat":51.9,"lon":4.4}' % int(NOW)
+    ctx = pipeline.run(raw("sd/v1/dev/off-001/status", both))
+    assert ctx.rejection is None and [a.type for a in ctx.alerts] == ["tamper"]
+    fix = pipeline.run(raw("sd/v1/dev/off-001/status", _fix(NOW + 5), at=NOW + 5))
+    assert fix.rejection is not None and fix.rejection.reason == "topic_payload_mismatch"
