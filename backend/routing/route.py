@@ -79,6 +79,10 @@ class _Resolver:
         if role == "vt_desk":
             return self._one("vt_desk", self.vt_desk, f"Veilig Thuis desk {where}", "no_vt_desk")
         if role == "three_ro":
+            if self.alert.device_id in self.case.victim_device_ids:
+                # The offender's probation officer hears nothing of the victim's own device
+                # (a tamper of hers): not his to know, and no need to warn that he is missing.
+                return []
             contact = self.case.contact("three_ro")
             return self._one(
                 "three_ro",

@@ -274,3 +274,17 @@ def test_exercise_never_routes_to_live_recipients(
     assert not live_codes & {r.code for r in everyone}
     # The live codes are kept for the exercise report.
     assert [r.stands_in_for for r in drill.recipients] == [r.code for r in live.recipients]
+
+
+def test_a_tamper_of_the_victims_own_device_never_goes_to_the_offenders_3ro(
+    case: CaseFacts, rotterdam: RegionMatch, policy: Policy
+) -> None:
+    """A tamper is P1 to the police and the desk whoever's device it is; the case's 3RO
+    contact (the offender's probation officer) hears only of the offender's."""
+    hers = route(AlertFacts("tamper", T0, device_id="victim-dev-1"), case, rotterdam, policy, T0)
+    his = route(AlertFacts("tamper", T0, device_id="offender-dev"), case, rotterdam, policy, T0)
+    assert hers.priority == his.priority == "P1"
+    assert hers.codes("police_unit") == his.codes("police_unit") == ["RE07"]
+    assert hers.codes("vt_desk") == ["VT4607"]
+    assert hers.codes("three_ro") == [] and "no_three_ro_contact" not in hers.warnings
+    assert his.codes("three_ro") == ["c-3ro"]
