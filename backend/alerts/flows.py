@@ -111,6 +111,17 @@ def device_ref(alert: Alert) -> str | None:
     return alert.message_id
 
 
+def place_warnings(draft: AlertDraft, region: RegionMatch | None) -> list[str]:
+    """What the desk must know of where the alert was placed: a position in no municipality
+    (open water, or across the border) routed to the nearest one, or one further from every
+    municipality than the index looks (routed by the case's home region)."""
+    if draft.lat is None or draft.lon is None:
+        return []
+    if region is None:
+        return ["place_outside_regions"]
+    return [] if region.exact else ["place_nearest_municipality"]
+
+
 def _dt(ts: float | None) -> datetime | None:
     return datetime.fromtimestamp(ts, UTC) if ts is not None else None
 
@@ -436,7 +447,8 @@ class AlertFlow:
             updated_at=raised_at,
             recipients=recipients,
             escalation=(
-                {**plan_to_json(plan), "warnings": list(decision.warnings)}
+                {**plan_to_json(plan),
+                 "warnings": [*decision.warnings, *place_warnings(draft, region)]}
                 if plan and decision else None
             ),
             escalation_step=0 if plan else None,  # step 0 (notify) is this raise

@@ -13,10 +13,11 @@ FLAG_NOTICES = (
     "no_fix", "last_known_position", "unstorable", "unreadable", "routing_fallback",
     "police_fallback", "late", "clock_skew", "no_device_time", "test",
 )
-# Warnings of the routing (backend.routing.route), kept with the escalation plan.
+# Warnings of the routing (backend.routing.route, and where the alert was placed:
+# backend.alerts.flows.place_warnings), kept with the escalation plan.
 WARNING_NOTICES = (
     "no_police_unit", "no_vt_desk", "no_region", "no_victim_device", "no_three_ro_contact",
-    "no_case_director",
+    "no_case_director", "place_outside_regions", "place_nearest_municipality",
 )
 KEYS = tuple(f"alert_note_{name}" for name in (*FLAG_NOTICES, *WARNING_NOTICES))
 

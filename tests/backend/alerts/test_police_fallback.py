@@ -55,3 +55,21 @@ def test_a_panic_with_a_place_is_routed_by_it_not_by_the_fallback(stack):
         device.disconnect()
     assert "police_fallback" not in alert.flags
     assert _feeds(stack, alert) == [stack.topics.police_alerts("RE05")]
+
+
+@pytest.mark.parametrize(("where", "note"), [
+    ((51.2194, 4.4025), "alert_note_place_nearest_municipality"),  # Antwerp, across the border
+    ((53.9, 2.5), "alert_note_place_outside_regions"),  # the North Sea, far out
+])
+def test_a_position_in_no_municipality_is_named_on_the_alert_page(stack, where, note):
+    device_id = f"vic-{note[-8:]}"
+    stack.register(device_id)
+    device = stack.device(device_id)
+    try:
+        publish(device, stack.topics.alarm(device_id), codec.encode(
+            Alarm(id="x-1", lat=where[0], lon=where[1], acc=8.0)))
+        alert = wait_until(lambda: _alert(stack, device_id))
+    finally:
+        device.disconnect()
+    notes = alert_notices(alert.flags, alert.escalation)
+    assert note in notes and "alert_note_police_fallback" not in notes
