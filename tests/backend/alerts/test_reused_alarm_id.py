@@ -33,6 +33,9 @@ def test_a_new_press_reusing_a_closed_alerts_id_is_raised_and_answered(stack):
         [old] = wait_until(lambda: _alerts(api))
         publish(device, topic, first)  # a retransmission while it is open: nothing new
         assert api.post(f"/api/v1/alerts/{old['alert_id']}/resolve").status_code == 200
+        publish(device, topic, first)  # and once it is closed: the same bytes, nothing new
+        time.sleep(1.0)
+        assert len(_alerts(api)) == 1
 
         again = codec.encode(Alarm(id="1", tst=time.time()))  # after a reset: id 1 again
         publish(device, topic, again)
