@@ -72,13 +72,18 @@ def _panic(stack, client, device_id: str, alarm_id: str) -> None:
         acc=12.0)))
 
 
-def _sign_in(browser, base: str, username: str):
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
+def _log_in(page, base: str, username: str) -> None:
+    """Fill in and send the sign-in form on `page` (English)."""
     page.goto(f"{base}/console/login?lang=en")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", PASSWORD)
     page.click("#sign-in")
+
+
+def _sign_in(browser, base: str, username: str):
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    _log_in(page, base, username)
     page.wait_for_url(f"{base}/console/")
     page.wait_for_selector("#link-state[data-state=live]", timeout=5_000)
     return context, page
@@ -540,10 +545,7 @@ def test_a_partner_adds_a_note_to_the_case_log_in_the_browser(stack, server, bro
         add_user(s, "reclassering", PASSWORD, "partner", {"cases": ["C-PARTNER-1"]})
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
-    page.goto(f"{server.base}/console/login?lang=en")
-    page.fill("input[name=username]", "reclassering")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("#sign-in")
+    _log_in(page, server.base, "reclassering")
     page.wait_for_url(f"{server.base}/console/")
     # Her first page lists her cases (she reads no alert); one leads to its case log.
     assert page.inner_text("#case-list").count("C-") == 1
@@ -726,10 +728,7 @@ def test_acting_on_an_alert_a_colleague_moved_says_so_and_keeps_the_note(
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     stream = HeldStream(context)
     desk = context.new_page()
-    desk.goto(f"{server.base}/console/login?lang=en")
-    desk.fill("input[name=username]", "desk")
-    desk.fill("input[name=password]", PASSWORD)
-    desk.click("#sign-in")
+    _log_in(desk, server.base, "desk")
     desk.goto(f"{server.base}/console/alerts/{alert}")
     desk.wait_for_selector("#link-state[data-state=live]", timeout=5_000)
     enabled = "() => !document.querySelector('#btn-acknowledge').disabled"
