@@ -266,7 +266,8 @@ class AlertFlow:
             test=draft.type == "test", exercise=draft.exercise, device_id=draft.device_id,
         )
         try:
-            return route(alert_facts, facts, region, self.policy, at)
+            return route(alert_facts, facts, region, self.policy, at,
+                         fallback_police_unit=self._fallback_unit)
         except UnknownAlertType:
             log.warning("no routing rule for alert type %s: desk only", draft.type)
             return None
@@ -277,7 +278,7 @@ class AlertFlow:
                           "case's custody and contacts", draft.type, facts.case_id)
             draft.flags.append("routing_fallback")
             return route(alert_facts, replace(facts, custody=CustodyStatus(), contacts=()),
-                         region, self.policy, at)
+                         region, self.policy, at, fallback_police_unit=self._fallback_unit)
 
     # -- raising --------------------------------------------------------------------------------
     def raise_alerts(
@@ -418,13 +419,9 @@ class AlertFlow:
         ) or self._fallback_unit
         priority = decision.priority if decision else UNKNOWN_TYPE_PRIORITY
         recipients = recipients_to_json(decision.recipients) if decision else []
-        if (decision is not None and "no_police_unit" in decision.warnings
-                and not draft.exercise and not police_feeds(recipients)):
-            # The police were to be told, but neither the alert's place nor its case names a
-            # unit: the fallback unit is told, rather than no police at all.
-            recipients.append({"kind": "police_unit", "code": unit, "exercise": False,
-                               "reason": "fallback police unit: no unit for the alert's place "
-                                         "or its case", "stands_in_for": None})
+        if decision is not None and "police_fallback" in decision.warnings:
+            # Neither the alert's place nor its case names a unit: the routing told the
+            # fallback unit (now or in the escalation plan) rather than no police at all.
             draft.flags.append("police_fallback")
         plan = decision.escalation if decision else None
         alert = Alert(

@@ -14,7 +14,10 @@ Pure: no I/O, no clock of its own (`now` is passed in). Rules, in order:
    escalation plan, is replaced by the test endpoint of its kind.
 
 Missing codes (no region, no 3RO contact, ...) do not stop routing: the recipient is left out and
-the decision carries a warning, so the console can tell the operator to phone.
+the decision carries a warning, so the console can tell the operator to phone. The police are the
+exception: where neither the place nor the case names a unit, a given fallback unit
+(`routing.fallback_police_unit`) stands in, at the raise and in the escalation plan alike,
+with the warning `police_fallback` instead of `no_police_unit`.
 """
 
 from __future__ import annotations
@@ -48,10 +51,12 @@ class _Resolver:
         police_unit: str | None,
         vt_desk: str | None,
         source: RegionSource,
+        fallback_police_unit: str | None = None,
     ) -> None:
         self.alert = alert
         self.case = case
         self.police_unit = police_unit
+        self.fallback_police_unit = fallback_police_unit
         self.vt_desk = vt_desk
         self.source = source
         self.warnings: list[str] = []
@@ -68,14 +73,20 @@ class _Resolver:
             return []
         return [Recipient(kind=kind, code=code, reason=reason)]
 
+    def _police(self, reason: str) -> list[Recipient]:
+        if self.police_unit is None and self.fallback_police_unit is not None:
+            self.warn("police_fallback")
+            return [Recipient(kind="police_unit", code=self.fallback_police_unit,
+                              reason="fallback police unit: no unit for the alert's place or "
+                                     "its case")]
+        return self._one("police_unit", self.police_unit, reason, "no_police_unit")
+
     def role(self, role: str) -> list[Recipient]:
         where = {"location": "of the location", "home": "of the case's home region", "none": ""}[
             self.source
         ]
         if role == "police_unit":
-            return self._one(
-                "police_unit", self.police_unit, f"police unit {where}", "no_police_unit"
-            )
+            return self._police(f"police unit {where}")
         if role == "vt_desk":
             return self._one("vt_desk", self.vt_desk, f"Veilig Thuis desk {where}", "no_vt_desk")
         if role == "three_ro":
@@ -122,14 +133,7 @@ class _Resolver:
                 )
             )
         if target == "police_unit":
-            return tuple(
-                self._one(
-                    "police_unit",
-                    self.police_unit,
-                    "escalation: call the police unit directly",
-                    "no_police_unit",
-                )
-            )
+            return tuple(self._police("escalation: call the police unit directly"))
         return tuple(self.role(target))
 
 
@@ -196,8 +200,11 @@ def route(
     region: RegionMatch | None,
     policy: Policy,
     now: datetime,
+    *,
+    fallback_police_unit: str | None = None,
 ) -> RoutingDecision:
-    """Decide priority, recipients and escalation plan of one alert. Pure."""
+    """Decide priority, recipients and escalation plan of one alert. Pure. The police unit
+    of the place or the case, else `fallback_police_unit`, is told where the police are."""
     require_aware(now, "now")
     is_test = alert.test or alert.type == TEST_TYPE
 
@@ -228,7 +235,7 @@ def route(
     if rule is None:
         raise UnknownAlertType(f"no routing rule for alert type {alert.type!r}")
 
-    resolver = _Resolver(alert, case, police_unit, vt_desk, source)
+    resolver = _Resolver(alert, case, police_unit, vt_desk, source, fallback_police_unit)
     if source == "none":
         resolver.warnings.append("no_region")
 

@@ -1,6 +1,6 @@
 """A panic whose place and case name no police unit (no position, none known, a case without a
-home region) still goes to the police: the fallback unit's feed gets it, and the desk reads why
-and that it should phone. An alarm whose place names a unit is routed there, as before."""
+home region) still goes to the police: the fallback unit's feed gets it, at the raise and when
+the escalation calls the police, and the desk reads why and that it should phone. An alarm whose place names a unit is routed there, as before."""
 
 from __future__ import annotations
 
@@ -40,6 +40,10 @@ def test_a_panic_nobody_can_place_goes_to_the_fallback_police_unit(stack):
     assert {"kind": "police_unit", "code": fallback} in [
         {"kind": r["kind"], "code": r["code"]} for r in alert.recipients]
     assert _feeds(stack, alert) == [stack.topics.police_alerts(fallback)]
+    # The escalation's call to the police unit calls the fallback unit too, not nobody.
+    called = [[r["code"] for r in step["recipients"]] for step in alert.escalation["steps"]
+              if step["target"] == "police_unit"]
+    assert called == [[fallback]]
     notes = alert_notices(alert.flags, alert.escalation)  # what the alert page says
     assert "alert_note_police_fallback" in notes and "alert_note_no_region" in notes
 

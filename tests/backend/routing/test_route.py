@@ -17,6 +17,7 @@ from backend.routing import (
     UnknownAlertType,
     route,
 )
+from backend.routing.policy import default_policy_text, parse_policy
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -144,6 +145,52 @@ def test_no_region_at_all_still_routes_with_warnings(policy: Policy) -> None:
     assert decision.region_source == "none"
     assert decision.codes("victim_device") == ["d1"]
     assert {"no_region", "no_police_unit", "no_vt_desk"} <= set(decision.warnings)
+
+
+def test_the_fallback_unit_stands_in_where_no_unit_is_named(policy: Policy) -> None:
+    bare = CaseFacts(case_id="case-x")
+    panic = route(AlertFacts("panic", T0, device_id="d1"), bare, None, policy, T0,
+                  fallback_police_unit="RE09")
+    assert panic.codes("police_unit") == ["RE09"]
+    assert "police_fallback" in panic.warnings and "no_police_unit" not in panic.warnings
+    called = [s for s in panic.escalation.steps if s.target == "police_unit"]
+    assert called and all([r.code for r in s.recipients] == ["RE09"] for s in called)
+
+
+def test_the_fallback_unit_is_called_when_the_plan_calls_the_police_not_before() -> None:
+    # A deployment whose approach is a P1 for the desk: its escalation calls the police, and
+    # the fallback unit is called then, not at once.
+    text = default_policy_text().replace(
+        "approach:      {priority: P2, recipients: [vt_desk]}",
+        "approach:      {priority: P1, recipients: [vt_desk]}")
+    assert "approach:      {priority: P1" in text
+    bare = CaseFacts(case_id="case-x")
+    approach = route(AlertFacts("approach", T0), bare, None, parse_policy(text), T0,
+                     fallback_police_unit="RE09")
+    assert approach.codes("police_unit") == []
+    steps = [[r.code for r in s.recipients] for s in approach.escalation.steps
+             if s.target == "police_unit"]
+    assert steps and all(codes == ["RE09"] for codes in steps)
+    assert "police_fallback" in approach.warnings
+
+
+def test_the_fallback_unit_is_not_used_where_a_unit_is_named(
+    case: CaseFacts, rotterdam: RegionMatch, policy: Policy
+) -> None:
+    decision = route(AlertFacts("panic", T0), case, rotterdam, policy, T0,
+                     fallback_police_unit="RE09")
+    assert decision.codes("police_unit") == ["RE07"]
+    assert "police_fallback" not in decision.warnings
+
+
+def test_a_drill_without_a_unit_reaches_the_exercise_endpoint_not_the_fallback(
+    policy: Policy,
+) -> None:
+    bare = CaseFacts(case_id="case-x")
+    drill = route(AlertFacts("panic", T0, exercise=True), bare, None, policy, T0,
+                  fallback_police_unit="RE09")
+    police = [r for r in drill.recipients if r.kind == "police_unit"]
+    assert police and all(r.exercise and r.code != "RE09" for r in police)
 
 
 def test_missing_named_contacts_are_warnings(rotterdam: RegionMatch, policy: Policy) -> None:
