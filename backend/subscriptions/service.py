@@ -211,8 +211,10 @@ def delivery_states(session: Session, alert_id: uuid.UUID
 def feed_counts(unit: str, reached: Sequence[Sequence[str]]) -> bool:
     """Whether a police feed message to `unit` that the broker never confirmed counts as the
     police not reached: not when a webhook to a police system of that unit (its subscription
-    names the unit, or names no unit: every unit's) delivered the alert. Pure."""
-    return not any(not units or unit in units for units in reached)
+    names the unit) delivered the alert. A subscription that names no unit takes every alert
+    (an archive, a partner, a national system): that it got the alert does not tell that the
+    unit's control room did, so the desk is still told to phone. Pure."""
+    return not any(unit in units for units in reached)
 
 
 def set_police_delivery(session: Session, alert_id: uuid.UUID, value: str | None) -> bool:
