@@ -101,6 +101,7 @@ def screen_event_alone(
         case_reference=scope.get("case_reference"),
         case_home_vr=scope.get("case_home_vr"),
         case_home_unit=scope.get("case_home_unit"),
+        about_alert=isinstance(event.get("alert"), dict),
     )
     if not (sees_alert(who, facts) or directs(who, scope.get("case_director"))):
         if about_case and who.role == "dispatcher" and scope_items(who, "regions"):

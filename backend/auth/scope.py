@@ -4,7 +4,10 @@ Scopes (stored with a user or a bearer token):
 
 - dispatcher: ``{"regions": ["VR17", ...]}`` - alerts whose fix lies in one of the safety regions,
   or whose case's home region is one of them; the storm summaries raised for a Veilig Thuis
-  desk of those regions (below); cases of those home regions;
+  desk of those regions (below); cases of those home regions. An alert placed in no region at
+  all (no position in a region, no case with a home region, no desk with regions: a panic
+  without a fix of a case registered without its home) is every dispatcher's: rather every
+  desk than none (`placed_nowhere`);
 - police: ``{"units": ["RE07", ...]}`` - alerts routed to one of the units, and the alerts of
   the cases at home in one of them (the home unit is told of an alert outside its region);
   never a storm summary: it has no place and no case to be routed by, so no unit is routed
@@ -20,8 +23,9 @@ Storm summaries (`device_silent_storm`: "many devices silent", no case, no devic
 are raised for the Veilig Thuis desk named in their `desk:` flag, and are for the dispatchers of
 that desk's safety regions: those of the municipalities it serves (the packaged table
 `backend/regions/data/gemeente_vt_2025.csv`) and the home regions of the cases at home at that
-desk (`Case.home_vt_desk`, which names the desks of its cases' storms). One without a desk is
-for administrators only. `backend.auth.scoping` reads a desk's regions (`AlertFacts.desk_regions`).
+desk (`Case.home_vt_desk`, which names the desks of its cases' storms). One without a desk, or
+for a desk of no known region, is placed nowhere: every dispatcher's. `backend.auth.scoping`
+reads a desk's regions (`AlertFacts.desk_regions`).
 
 Region figures (the console's regions page: counts and medians per safety region,
 `visible_regions`): an admin every region's; a dispatcher those of her regions; the police those
@@ -114,7 +118,9 @@ def routed_unit(alert_type: object, police_unit: str | None) -> str | None:
 @dataclass(frozen=True, slots=True)
 class AlertFacts:
     """What visibility of an alert depends on. `police_unit` is the unit it is routed to
-    (`routed_unit`); `desk_regions` the safety regions of the desk a storm summary is for."""
+    (`routed_unit`); `desk_regions` the safety regions of the desk a storm summary is for.
+    `about_alert` is False for the scope of a case event (no alert): `placed_nowhere` is for
+    alerts only."""
 
     vr_code: str | None
     police_unit: str | None
@@ -122,6 +128,14 @@ class AlertFacts:
     case_home_vr: str | None
     case_home_unit: str | None = None
     desk_regions: frozenset[str] = frozenset()
+    about_alert: bool = True
+
+
+def placed_nowhere(facts: AlertFacts) -> bool:
+    """An alert that no region places (no position in one, no case home region, no desk with
+    regions), which would otherwise reach no dispatcher at all."""
+    return (facts.about_alert and facts.vr_code is None and facts.case_home_vr is None
+            and not facts.desk_regions)
 
 
 def sees_alert(p: Principal, facts: AlertFacts) -> bool:
@@ -129,6 +143,8 @@ def sees_alert(p: Principal, facts: AlertFacts) -> bool:
         return True
     if p.role == "dispatcher":
         regions = scope_items(p, "regions")
+        if placed_nowhere(facts):
+            return bool(regions)  # rather every desk than none
         return bool({facts.vr_code, facts.case_home_vr} & regions - {None}) or bool(
             facts.desk_regions & regions)
     if p.role == "police":

@@ -25,7 +25,19 @@ import functools
 from collections.abc import Collection, Mapping
 from types import MappingProxyType
 
-from sqlalchemy import ColumnElement, String, and_, cast, false, func, literal, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    and_,
+    cast,
+    false,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.orm import Session
 
 from backend.alerts.models import Alert
@@ -98,17 +110,30 @@ def _like_column(column: ColumnElement[str]) -> ColumnElement[str]:
                         "_", "\\_")
 
 
-def _storm_filter(regions: list[str]) -> ColumnElement[bool]:
-    """The storm summaries raised for a desk of these safety regions (`desk_regions`)."""
+def _storm_filter(regions: list[str], *, any_home_region: bool = False) -> ColumnElement[bool]:
+    """The storm summaries raised for a desk of these safety regions (`desk_regions`); with
+    `any_home_region`, also those of a desk at which a case of any home region is at home."""
     flags = cast(Alert.flags, String)
     served = [flags.like(f'%"{DESK_FLAG}{_like_literal(desk)}"%', escape="\\")
               for desk in sorted(desks_serving(regions))]
     at_home = select(Case.id).where(
-        Case.home_vr_code.in_(regions), Case.home_vt_desk.is_not(None),
+        Case.home_vr_code.is_not(None) if any_home_region else Case.home_vr_code.in_(regions),
+        Case.home_vt_desk.is_not(None),
         flags.like(literal(f'%"{DESK_FLAG}') + _like_column(Case.home_vt_desk) + literal('"%'),
                    escape="\\"),
     ).correlate(Alert).exists()
     return and_(Alert.type == STORM_TYPE, or_(*served, at_home))
+
+
+def _placed_nowhere() -> ColumnElement[bool]:
+    """The alerts `placed_nowhere` admits: no region of their own, no case with a home region,
+    and for a storm summary no desk of a known region (`desk_regions`)."""
+    at_home = select(Case.id).where(Case.home_vr_code.is_not(None))
+    any_desk = _storm_filter(sorted(frozenset().union(*_regions_by_desk().values())),
+                             any_home_region=True)
+    return and_(or_(Alert.region.is_(None), _alert_vr().is_(None)),
+                or_(Alert.case_id.is_(None), Alert.case_id.not_in(at_home)),
+                not_(any_desk))
 
 
 def alert_filter(p: Principal) -> ColumnElement[bool]:
@@ -121,7 +146,7 @@ def alert_filter(p: Principal) -> ColumnElement[bool]:
             return false()
         home = select(Case.id).where(Case.home_vr_code.in_(regions))
         return or_(and_(Alert.region.is_not(None), _alert_vr().in_(regions)),
-                   Alert.case_id.in_(home), _storm_filter(regions))
+                   Alert.case_id.in_(home), _storm_filter(regions), _placed_nowhere())
     if p.role == "police":
         units = sorted(scope_items(p, "units"))
         if not units:

@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from backend.alerts.flows import case_scope, event_scope
 from backend.alerts.models import Alert
 from backend.api.app import create_app
 from backend.audit.guard import screen_event, screen_event_alone
@@ -33,13 +34,14 @@ WHO = {
 }
 # Storm summaries by desk: VT4607 serves Rotterdam-Rijnmond (VR17) in the packaged table;
 # VT_RR is no packaged desk, but a case at home in VR18 names it as its home desk; VTxRR is
-# neither (and must not match VT_RR's underscore as a wildcard); None names no desk.
+# neither (and must not match VT_RR's underscore as a wildcard); None names no desk. The last
+# two are placed in no region: every dispatcher's, rather than nobody's.
 STORMS = ("VT4607", "VT_RR", "VTxRR", None)
 SEES_STORMS = {
     "admin": {"VT4607", "VT_RR", "VTxRR", None},
-    "desk-VR17": {"VT4607"},
-    "desk-VR18": {"VT_RR"},
-    "desk-VR13": set(),
+    "desk-VR17": {"VT4607", "VTxRR", None},
+    "desk-VR18": {"VT_RR", "VTxRR", None},
+    "desk-VR13": {"VTxRR", None},
     "police-RE07": set(),
     "director": set(),
 }
@@ -125,3 +127,48 @@ def test_the_stream_carries_a_storm_summary_to_its_desk_not_to_the_fallback_poli
                             "case_home_vr": None, "case_director": None}}
         stack.runtime.bus.publish(marker)
         assert ws_police.receive_json()["alert"]["alert_id"] == "marker"
+
+
+def test_an_alert_placed_in_no_region_reaches_every_dispatcher_alike_in_sql_and_python(stack):
+    """A panic without a fix of a case registered without its home region has no region to
+    be routed to a desk by: every dispatcher sees it, rather than none (admins only, as
+    before). An alert of such a case placed by its position keeps to its region, and the
+    case's own events do not go to every desk."""
+    world = build(stack)
+    now = datetime.now(UTC)
+    with stack.runtime.sessions.begin() as s:
+        homeless = Case(reference="C-NOWHERE")
+        s.add(homeless)
+        s.flush()
+        ids = {}
+        for key, region in (("nowhere", None), ("placed", {"vr_code": "VR17"})):
+            alert = Alert(case_id=homeless.id, message_id=f"m-{key}", type="panic",
+                          priority="P1", state="new", raised_at=now, police_unit="RE07",
+                          region=region, flags=["police_fallback"])
+            s.add(alert)
+            s.flush()
+            ids[key] = alert.id
+        event = {"event": "case.pursuit", "scope": case_scope(homeless)}
+    dispatchers = [p for who, p in WHO.items() if who.startswith("desk-")]
+    with stack.runtime.sessions() as s:
+        for principal in WHO.values():
+            alerts = list(s.scalars(select(Alert)))
+            by_python = {a.id for a in alerts if may_see_alert(s, principal, a)}
+            by_sql = set(s.scalars(select(Alert.id).where(alert_filter(principal))))
+            assert by_sql == by_python, principal.name
+            assert (ids["nowhere"] in by_sql) is (principal.role in ("admin", "dispatcher")
+                                                  or principal.name == "p07")
+            assert (ids["placed"] in by_sql) is (principal.name in ("admin", "d17", "p07"))
+            assert world.amsterdam_alert not in by_sql or principal.name in ("admin", "d13")
+        for principal in dispatchers:  # the case is not every desk's: VR17's, by its alert
+            assert (screen_event(s, principal, event) is None) is (principal.name != "d17")
+    # From the event alone, as the stream screens it: every dispatcher has the alert.
+    with stack.runtime.sessions() as s:
+        alert = s.get(Alert, ids["nowhere"])
+        raised = {"event": "alert.raised",
+                  "alert": {"alert_id": str(alert.id), "type": "panic", "state": "new",
+                            "location": None, "region": None},
+                  "scope": event_scope(alert, "C-NOWHERE", None, None, None)}
+    for principal in dispatchers:
+        screened = screen_event_alone(principal, raised)
+        assert screened is not None and screened[0] is not None, principal.name
