@@ -413,3 +413,23 @@ def _waiting_for_a_lock(stack) -> bool:
         return bool(c.scalar(text(
             "SELECT count(*) FROM pg_stat_activity "
             "WHERE wait_event_type = 'Lock' AND datname = current_database()")))
+
+
+def test_a_p1_due_is_escalated_before_health_alerts_due_earlier(stack):
+    """A pass takes `batch` alerts at most: a P1 whose step falls due just after those of a
+    pile of P3 health alerts (a storm) is taken first, not in a pass after them."""
+    panic = raise_panic(stack, "vic-esc-first")
+    due = panic.raised_at + timedelta(seconds=30)
+    with stack.runtime.sessions.begin() as s:
+        for i in range(3):
+            s.add(Alert(case_id=panic.case_id, device_id=panic.device_id, message_id=f"h-{i}",
+                        type="device_silent", priority="P3", state="new", sequence=1,
+                        raised_at=panic.raised_at, police_unit=panic.police_unit,
+                        region=panic.region, flags=[], recipients=[],
+                        escalation=panic.escalation, escalation_step=0,
+                        next_escalation_at=due - timedelta(seconds=10 - i)))
+    bus = RecordingBus()
+    loop = EscalationLoop(stack.runtime, bus=bus, batch=1)
+    assert loop.run_once(due) == 1
+    [escalated] = bus.named("alert.escalated")
+    assert escalated["alert"]["alert_id"] == str(panic.id)
