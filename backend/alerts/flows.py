@@ -195,6 +195,20 @@ def police_feeds(recipients: list[dict[str, Any]] | None) -> list[str]:
         r["code"] for r in recipients or [] if r.get("kind") == "police_unit"))
 
 
+def police_told(alert: Alert) -> list[str]:
+    """The police units whose feed has had the alert: those of its recipients
+    (`police_feeds`), and those an escalation step carried out so far called directly (an
+    alert the desk had alone, such as an `approach` under custody tightening, reaches the
+    unit only when it escalates). Each of them hears of every later change. Pure."""
+    steps = (alert.escalation or {}).get("steps") if isinstance(alert.escalation, dict) else None
+    done = alert.escalation_step if alert.escalation_step is not None else -1
+    called = [r for step in steps or [] if isinstance(step, dict)
+              and step.get("target") == "police_unit" and isinstance(step.get("index"), int)
+              and step["index"] <= done for r in step.get("recipients") or []
+              if isinstance(r, dict)]
+    return police_feeds([*(alert.recipients or []), *called])
+
+
 class AlertHook(Protocol):
     """Runs for every raise and every transition of an alert, in a transaction that commits or
     rolls back what it writes with the change; it adds outbox items and console events to
@@ -539,7 +553,7 @@ class AlertFlow:
             from_state=from_state, to_state=alert.state, detail={"note": note} if note else None,
         )
         document = self._document(session, alert)
-        rows = [self._police_row(alert, document, u) for u in police_feeds(alert.recipients)]
+        rows = [self._police_row(alert, document, u) for u in police_told(alert)]
         if alert.type in VICTIM_FEEDBACK_TYPES and alert.message_id and alert.device_id:
             rows.append(self._ack_row(alert, alert.state, now))
         items = _enqueue(session, rows)

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from backend.alerts import service as alerts_service
 from backend.alerts.errors import AlertNotFound, InvalidTransition
-from backend.alerts.flows import Effects, police_feeds
+from backend.alerts.flows import Effects, police_told
 from backend.alerts.models import Alert
 from backend.alerts.lifecycle import already_reported
 from backend.api.deps import require, runtime
@@ -76,9 +76,9 @@ def refusal(p: Principal, alert_units: Collection[str], body_unit: str) -> str |
 
 
 def routed_units(alert: Alert) -> set[str]:
-    """The police units an alert is routed to: its unit and its recipients' police units."""
-    return set(police_feeds(alert.recipients)) | ({alert.police_unit} if alert.police_unit
-                                                  else set())
+    """The police units an alert is routed to: its unit, its recipients' police units and
+    those its escalation called."""
+    return set(police_told(alert)) | ({alert.police_unit} if alert.police_unit else set())
 
 
 def _report(s: Session, rt: Runtime, alert_id: uuid.UUID, action: str, actor: str,

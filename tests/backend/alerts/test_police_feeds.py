@@ -10,8 +10,11 @@ from datetime import timedelta
 import orjson
 from sqlalchemy import select
 
-from backend.alerts.flows import police_feeds
+from backend.alerts.flows import police_feeds, police_told
 from backend.alerts.models import Alert
+from backend.devices.models import Device
+from backend.pipeline.context import AlertDraft
+from backend.routing.policy import default_policy_text, parse_policy
 from backend.api.app import create_app
 from backend.audit.guard import screen_event_alone
 from backend.auth.tokens import Principal
@@ -106,3 +109,51 @@ def test_a_drill_reaches_only_the_exercise_feed_also_when_it_escalates(stack):
         stack.topics.police_alerts("exercise-police")] * 2
     assert orjson.loads(police.messages[1][1])["escalation"]["target"] == "police_unit"
     police.close()
+
+
+def test_police_told_are_the_recipients_and_the_units_the_escalation_called_so_far():
+    desk = {"kind": "vt_desk", "code": "VT4607", "reason": "test"}
+    steps = [{"index": 0, "target": "primary", "recipients": [desk]},
+             {"index": 3, "target": "police_unit", "recipients": [_police("RE07")]}]
+    alert = Alert(recipients=[desk], escalation={"steps": steps}, escalation_step=0)
+    assert police_told(alert) == []
+    alert.escalation_step = 3
+    assert police_told(alert) == ["RE07"]
+    alert.recipients = [_police("RE05"), _police("RE07")]
+    assert police_told(alert) == ["RE05", "RE07"]
+    assert police_told(Alert(recipients=None, escalation=None, escalation_step=None)) == []
+
+
+def test_a_unit_told_by_the_escalation_alone_hears_of_the_alert_being_closed(stack):
+    """An alert the desk had alone (here an approach made a P1 for the desk by the policy)
+    reaches the unit when its escalation calls the police; the unit then hears of its close
+    too, as its webhooks do, and is not left with a car on a closed alert."""
+    text = default_policy_text().replace(
+        "approach:      {priority: P2, recipients: [vt_desk]}",
+        "approach:      {priority: P1, recipients: [vt_desk]}")
+    flow, shipped = stack.runtime.flow, stack.runtime.flow.policy
+    flow.policy = parse_policy(text)
+    try:
+        stack.register("vic-appr")
+        with stack.runtime.sessions.begin() as s:
+            case_id = s.get(Device, "vic-appr").case_id
+            effects = flow.raise_alerts(s, [AlertDraft(
+                type="approach", device_id="vic-appr", case_id=case_id, message_id="appr-1",
+                raised_at=time.time(), lat=ROTTERDAM_CS[0], lon=ROTTERDAM_CS[1], acc=10.0)])
+        [alert] = effects.alerts
+        assert police_feeds(alert.recipients) == []
+    finally:
+        flow.policy = shipped
+    police = stack.collector(stack.topics.police_filter())
+    stack.runtime.dispatcher.send(effects.outbox)
+    loop = EscalationLoop(stack.runtime, clock=lambda: alert.raised_at, bus=RecordingBus())
+    for after_s in (30, 45, 60):  # re-notify, desk supervisor, the police unit directly
+        assert loop.run_once(alert.raised_at + timedelta(seconds=after_s)) == 1
+    police.wait_for(1)
+    with stack.runtime.sessions.begin() as s:
+        _, effects = flow.transition(s, alert.id, "resolve", actor="test")
+    stack.runtime.dispatcher.send(effects.outbox)
+    got = police.wait_for(2)
+    police.close()
+    assert [t for t, _, _ in got] == [stack.topics.police_alerts("RE07")] * 2
+    assert orjson.loads(got[1][1])["state"] == "resolved"
