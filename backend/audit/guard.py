@@ -18,9 +18,11 @@ from backend.alerts.lifecycle import OPEN_STATES
 from backend.alerts.models import Alert
 from backend.audit.log import LocationRead, record
 from backend.auth.scope import (
+    RELEASING_PRIORITIES,
     AlertFacts,
     is_storm,
     location_allowed,
+    releases_positions,
     routed_unit,
     scope_items,
     sees_alert,
@@ -33,7 +35,8 @@ from backend.hub.bus import STREAM_NOTICES
 def cases_with_open_alerts(
     s: Session, who: Principal, case_ids: set[uuid.UUID]
 ) -> set[uuid.UUID]:
-    """Of these cases, those with an open alert this principal may see (`alert_filter`)."""
+    """Of these cases, those with an open urgent alert this principal may see (`alert_filter`,
+    `releases_positions`)."""
     from backend.auth.scoping import alert_filter
 
     if not case_ids:
@@ -41,6 +44,7 @@ def cases_with_open_alerts(
     return set(s.scalars(
         select(Alert.case_id).where(Alert.case_id.in_(case_ids),
                                     Alert.state.in_(sorted(OPEN_STATES)),
+                                    Alert.priority.in_(sorted(RELEASING_PRIORITIES)),
                                     alert_filter(who)).distinct()
     ))
 
@@ -56,7 +60,8 @@ def release_locations(
     for alert, document in zip(alerts, documents, strict=True):
         if document.get("location") is None:
             continue
-        is_open = alert.state in OPEN_STATES or alert.case_id in open_cases
+        is_open = (releases_positions(alert.state in OPEN_STATES, alert.priority)
+                   or alert.case_id in open_cases)
         if not location_allowed(alert_open=is_open, reason=reason):
             document["location"] = None
             document["location_withheld"] = True
@@ -109,7 +114,8 @@ def screen_event_alone(
         return None, []
     reads: list[LocationRead] = []
     if document.get("location") is not None:
-        if document.get("state") not in OPEN_STATES:
+        if not releases_positions(document.get("state") in OPEN_STATES,
+                                  document.get("priority")):
             return None
         case_id = scope.get("case_id")
         reads.append(LocationRead(

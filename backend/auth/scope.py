@@ -183,9 +183,21 @@ def visible_regions(
     return frozenset()
 
 
+# The priorities of an open alert that releases its case's positions without a reason. A health
+# alert (a low battery, a silent device: P3) stays open until the desk closes it, often days:
+# it does not make the victim's movements readable for as long.
+RELEASING_PRIORITIES = frozenset({"P1", "P2"})
+
+
+def releases_positions(state_open: bool, priority: str | None) -> bool:
+    """Whether an alert releases its case's positions (`location_allowed`): open and urgent."""
+    return state_open and priority in RELEASING_PRIORITIES
+
+
 def location_allowed(*, alert_open: bool, reason: str | None) -> bool:
-    """Data minimisation: positions are shown while an alert of the case that the reader may
-    see is open; otherwise only with a stated reason (which the audit log keeps)."""
+    """Data minimisation: positions are shown while an urgent alert of the case that the
+    reader may see is open (`releases_positions`); otherwise only with a stated reason (which
+    the audit log keeps)."""
     return alert_open or bool(reason and reason.strip())
 
 

@@ -28,7 +28,7 @@ from backend.api.text import free_text
 from backend.audit.guard import cases_with_open_alerts
 from backend.audit.log import LocationRead, record
 from backend.auth.errors import ReasonRequired
-from backend.auth.scope import location_allowed
+from backend.auth.scope import location_allowed, releases_positions
 from backend.auth.scoping import may_see_alert
 from backend.auth.tokens import Principal
 from backend.devices.models import Device, Ping
@@ -135,12 +135,13 @@ def alert_positions(
     alert = alerts_service.get(s, alert_id)
     if alert is None or not may_see_alert(s, p, alert):
         raise AlertNotFound(f"alert {alert_id} not found")
-    is_open = alert.state in OPEN_STATES or (
+    is_open = releases_positions(alert.state in OPEN_STATES, alert.priority) or (
         alert.case_id is not None
         and alert.case_id in cases_with_open_alerts(s, p, {alert.case_id}))
     if not location_allowed(alert_open=is_open, reason=reason):
         raise ReasonRequired(
-            "no alert of this case that you may see is open: give ?reason= to read positions")
+            "no urgent alert of this case that you may see is open: give ?reason= to read "
+            "positions")
     document = positions(s, alert, datetime.now(UTC))
     reads = [LocationRead("trail", str(alert.id), alert.case_id, track["device_id"])
              for track in (document["victim"], document["offender"]) if track]

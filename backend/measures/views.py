@@ -72,7 +72,7 @@ def _may_read_places(s: Session, p: Principal, case_id: uuid.UUID, rows: list[Me
         return
     is_open = case_id in cases_with_open_alerts(s, p, {case_id})
     if not location_allowed(alert_open=is_open, reason=reason):
-        raise ReasonRequired("no alert of this case that you may see is open: give ?reason= "
+        raise ReasonRequired("no urgent alert of this case that you may see is open: give ?reason= "
                              "to read its measures' places")
 
 

@@ -124,7 +124,8 @@ def test_a_stream_without_positions_carries_and_audits_none(stack):
     scope = {"police_unit": "RE07", "case_id": None, "case_reference": None,
              "case_home_vr": "VR17", "case_director": None}
     event = {"event": "alert.raised", "scope": scope,
-             "alert": {"alert_id": "a-1", "state": "new", "region": {"vr_code": "VR17"},
+             "alert": {"alert_id": "a-1", "state": "new", "priority": "P1",
+                       "region": {"vr_code": "VR17"},
                        "device": {"id": "vic-1", "role": "victim"},
                        "location": {"lat": 51.9, "lon": 4.5}}}
 

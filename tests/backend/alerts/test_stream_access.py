@@ -31,7 +31,8 @@ RECHECK_S = 0.3
 SCOPE = {"police_unit": "RE07", "case_id": None, "case_reference": None,
          "case_home_vr": "VR17", "case_director": None}
 EVENT = {"event": "alert.raised", "scope": SCOPE,
-         "alert": {"alert_id": "a-1", "state": "new", "region": {"vr_code": "VR17"},
+         "alert": {"alert_id": "a-1", "state": "new", "priority": "P1",
+                   "region": {"vr_code": "VR17"},
                    "device": {"id": "vic-1", "role": "victim"},
                    "location": {"lat": 51.9, "lon": 4.5}}}
 

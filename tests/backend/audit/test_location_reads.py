@@ -88,6 +88,43 @@ def test_closed_alert_withholds_position_unless_a_reason_is_given(stack, world):
                    params={"reason": "court order 2026/117"}).status_code == 200
 
 
+def test_an_open_health_alert_releases_no_position_without_a_reason(stack, world):
+    """A low battery (P3) stays open until the desk closes it, often for days: it does not
+    make the victim's movements readable without a reason, as an open panic does."""
+    from datetime import UTC, datetime
+
+    from backend.alerts.models import Alert
+    from backend.audit.guard import screen_event_alone
+    from backend.auth.scope import releases_positions
+    from backend.auth.tokens import Principal
+
+    assert releases_positions(True, "P1") and releases_positions(True, "P2")
+    assert not releases_positions(True, "P3") and not releases_positions(False, "P1")
+    api = stack.api()
+    api.post(f"/api/v1/alerts/{world.amsterdam_alert}/resolve")  # no urgent alert open
+    with stack.runtime.sessions.begin() as s:
+        battery = Alert(case_id=world.amsterdam_case, device_id="vic-adam", message_id="m-batt",
+                        type="battery_low", priority="P3", state="new",
+                        raised_at=datetime.now(UTC), lat=52.3731, lon=4.5, acc=9,
+                        location_source="status", police_unit="RE05",
+                        region={"vr_code": "VR13"}, flags=[])
+        s.add(battery)
+    before = len(_entries(stack))
+    for alert in (battery.id, world.closed_alert):
+        assert api.get(f"/api/v1/alerts/{alert}").json()["location"] is None
+        assert api.get(f"/api/v1/alerts/{alert}/positions").status_code == 403
+    assert len(_entries(stack)) == before
+    assert api.get(f"/api/v1/alerts/{battery.id}/positions",
+                   params={"reason": "device check"}).status_code == 200
+    # The stream does not release it from the event alone either.
+    event = {"event": "alert.updated", "scope": {"police_unit": "RE05", "case_home_vr": "VR13"},
+             "alert": {"alert_id": str(battery.id), "type": "battery_low", "priority": "P3",
+                       "state": "new", "region": {"vr_code": "VR13"},
+                       "location": {"lat": 52.3731, "lon": 4.5}}}
+    assert screen_event_alone(Principal("d13", "dispatcher", {"regions": ["VR13"]}),
+                              event) is None
+
+
 @pytest.mark.parametrize("stack", ["embedded"], indirect=True)
 def test_a_streamed_raise_is_screened_from_its_event_and_audited_before(stack, world):
     """A raise carries its scope facts: each console gets the frame without them, and its
@@ -152,7 +189,7 @@ def test_a_position_whose_audit_cannot_be_written_is_not_streamed(caplog):
 
     who = Principal("token:p", "police", {"units": ["RE07"]}, ref="token#7")
     event = {"event": "alert.raised",
-             "alert": {"alert_id": "a-1", "state": "new", "type": "panic",
+             "alert": {"alert_id": "a-1", "state": "new", "type": "panic", "priority": "P1",
                        "device": {"id": "vic-1", "role": "victim"},
                        "region": {"vr_code": "VR17"}, "location": {"lat": 51.9, "lon": 4.5}},
              "scope": {"police_unit": "RE07", "case_id": None, "case_reference": "R-1",

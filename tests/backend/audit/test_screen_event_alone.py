@@ -20,7 +20,8 @@ def _event(*, state: str = "new", location: bool = True, vr: str = "VR17",
     return {
         "event": "alert.raised",
         "alert": {
-            "alert_id": "a-1", "state": state, "device": {"id": "vic-1", "role": "victim"},
+            "alert_id": "a-1", "state": state, "priority": "P1",
+            "device": {"id": "vic-1", "role": "victim"},
             "region": {"vr_code": vr},
             "location": {"lat": 51.9, "lon": 4.5} if location else None,
         },
