@@ -20,7 +20,7 @@ from backend.auth.tokens import loggable
 from backend.police import sealing, signing
 from backend.police.errors import SecretError
 from backend.police.sealing import SecretBox
-from backend.subscriptions import service, status
+from backend.subscriptions import service
 from backend.subscriptions.errors import (
     DeliveryNotFound,
     InsecureWebhookUrl,
@@ -53,6 +53,7 @@ def create_subscription(
         secret=secrets.seal(secret), format=data.format,
         police_units=data.police_units, vr_codes=data.vr_codes, alert_types=data.alert_types,
         priorities=data.priorities, active=data.active, drill=data.drill,
+        partner=data.partner,
     )
     session.add(sub)
     session.flush()
@@ -122,7 +123,7 @@ def _reopen(
     )
     alert = alerts_service.get(session, alert_id)
     assert alert is not None
-    value = status.aggregate(service.delivery_states(session, alert_id), alert.priority, urgent)
+    value = service.police_delivery(session, alert_id, alert.priority, urgent)
     service.set_police_delivery(session, alert_id, value)
     session.info[WAKE_KEY] = True
 

@@ -63,6 +63,7 @@ class ActiveSubscription:
     filter: filters.Filter
     url: str
     secret: str
+    partner: bool = False
 
 
 SUBSCRIPTIONS_TTL_S = 2.0
@@ -129,7 +130,8 @@ class DeliveryHook:
         read while `forget` was called is returned but not kept: it may predate the change."""
         generation = self._generation
         fresh = [
-            ActiveSubscription(s.id, s.format, subscription_filter(s), s.url, s.secret)
+            ActiveSubscription(s.id, s.format, subscription_filter(s), s.url, s.secret,
+                               bool(s.partner))
             for s in service.active_subscriptions(session)
         ]
         with self._lock:
@@ -196,9 +198,7 @@ class DeliveryHook:
         elif ready:
             session.info.setdefault(JOBS_KEY, []).extend(ready)  # at the commit (`wiring`)
         if not prepared:  # a transition, an escalation: earlier messages' deliveries count
-            value = status.aggregate(
-                service.delivery_states(session, alert.id), alert.priority, self._urgent
-            )
+            value = service.police_delivery(session, alert.id, alert.priority, self._urgent)
             service.set_police_delivery(session, alert.id, value)
             alert.police_delivery = value
             document["police_delivery"] = value  # the console events of this change show it
@@ -263,7 +263,7 @@ class DeliveryHook:
         value = status.aggregate(
             [(str(r["subscription_id"]), alert.sequence, escalation_step, r["state"])
              for r in rows],
-            alert.priority, self._urgent,
+            alert.priority, self._urgent, {str(s.id) for s in subs if s.partner},
         )
         return DeliveryPlan(rows, jobs, value, escalation_step)
 

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -38,7 +39,10 @@ class Subscription(Base):
     """A police system (or other partner) that receives alerts as signed webhooks.
 
     Empty filter lists match everything. `drill` subscriptions are exercise endpoints: they get
-    only exercise alerts, and live subscriptions never get an exercise alert."""
+    only exercise alerts, and live subscriptions never get an exercise alert. A `partner`
+    subscription (an archive, a partner organisation) is no police control room: its failure
+    does not mean "police not reached", and its delivery does not make up for a police feed
+    nobody confirmed (`backend.subscriptions.status`, `service.feed_counts`)."""
 
     __tablename__ = "subscriptions"
 
@@ -54,6 +58,7 @@ class Subscription(Base):
     priorities: Mapped[list[str]] = mapped_column(JSON, default=list)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     drill: Mapped[bool] = mapped_column(Boolean, default=False)
+    partner: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

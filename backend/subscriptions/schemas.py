@@ -62,6 +62,8 @@ class SubscriptionCreate(SubscriptionFilterIn):
     active: bool = True
     # An exercise endpoint: gets only drill alerts; live subscriptions never get them.
     drill: bool = False
+    # Not a police control room (an archive, a partner organisation): see `Subscription`.
+    partner: bool = False
 
     _check_secret = field_validator("secret")(classmethod(lambda cls, v: _secret(v)))
 
@@ -74,6 +76,7 @@ class SubscriptionUpdate(BaseModel):
     format: Literal["json", "cap"] | None = None
     active: bool | None = None
     drill: bool | None = None
+    partner: bool | None = None
     police_units: list[PoliceUnit] | None = None
     vr_codes: list[VrCode] | None = None
     alert_types: list[AlertType] | None = None
@@ -94,6 +97,7 @@ class SubscriptionOut(BaseModel):
     priorities: list[str]
     active: bool
     drill: bool
+    partner: bool
     created_at: datetime
     updated_at: datetime
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,7 +20,7 @@ from backend.subscriptions.models import (
     DeliveryAttempt,
     Subscription,
 )
-from backend.subscriptions.status import replayed_state
+from backend.subscriptions.status import aggregate, replayed_state
 
 
 # -- subscriptions ------------------------------------------------------------------------------
@@ -196,25 +196,44 @@ def delivery_states(session: Session, alert_id: uuid.UUID
     failure still being attempted counts as that failure (`replayed_failure`)."""
     rows = session.execute(
         select(Delivery.subscription_id, Delivery.sequence, Delivery.escalation_step,
-               Delivery.state, Delivery.replayed_failure, Subscription.police_units)
+               Delivery.state, Delivery.replayed_failure, Subscription.police_units,
+               Subscription.partner)
         .join(Subscription, Subscription.id == Delivery.subscription_id)
         .where(Delivery.alert_id == alert_id)
     ).all()
-    reached = [units or [] for _s, _q, _e, state, _f, units in rows if state == "delivered"]
+    reached = [units or [] for _s, _q, _e, state, _f, units, partner in rows
+               if state == "delivered" and not partner]
     feeds = [(f"feed:{i}", 0, 0, "unreachable")
              for i, unit in unconfirmed_feeds(session, alert_id) if feed_counts(unit, reached)]
     return [(str(s), q, e, replayed_state(st, failure))
-            for s, q, e, st, failure, _units in rows] + feeds
+            for s, q, e, st, failure, _units, _partner in rows] + feeds
+
+
+def partner_keys(session: Session, alert_id: uuid.UUID) -> frozenset[str]:
+    """The keys (as `delivery_states` gives them) of the alert's `partner` subscriptions (an
+    archive, a partner organisation): their failures do not mean the police were not reached
+    (`status.aggregate`)."""
+    return frozenset(str(i) for i in session.scalars(
+        select(Subscription.id).where(
+            Subscription.partner.is_(True),
+            Subscription.id.in_(select(Delivery.subscription_id)
+                                .where(Delivery.alert_id == alert_id)))))
+
+
+def police_delivery(session: Session, alert_id: uuid.UUID, priority: str,
+                    urgent: Iterable[str]) -> str | None:
+    """The alert's aggregate `police_delivery` from its stored deliveries and feeds."""
+    return aggregate(delivery_states(session, alert_id), priority, urgent,
+                     partner_keys(session, alert_id))
 
 
 
 def feed_counts(unit: str, reached: Sequence[Sequence[str]]) -> bool:
     """Whether a police feed message to `unit` that the broker never confirmed counts as the
     police not reached: not when a webhook to a police system of that unit (its subscription
-    names the unit) delivered the alert. A subscription that names no unit takes every alert
-    (an archive, a partner, a national system): that it got the alert does not tell that the
-    unit's control room did, so the desk is still told to phone. Pure."""
-    return not any(unit in units for units in reached)
+    names the unit, or names no unit: every unit's) delivered the alert. `reached`: the
+    police units of the police subscriptions (not `partner`) that delivered it. Pure."""
+    return not any(not units or unit in units for units in reached)
 
 
 def set_police_delivery(session: Session, alert_id: uuid.UUID, value: str | None) -> bool:

@@ -1,9 +1,11 @@
 """The alert's aggregate police delivery state (`alerts.police_delivery`). Pure.
 
-- `unreachable`: a delivery of an urgent alert failed (rejected, or not delivered by its
-  deadline) and no later message to that subscription got through since: the console shows
-  "police not reached: phone the control room";
-- `failed`: the same for a non-urgent alert (recorded, no call needed);
+- `unreachable`: a delivery of an urgent alert to a police system (a subscription not marked
+  `partner`) failed (rejected, or not delivered by its deadline) and no later message to that
+  subscription got through since: the console shows "police not reached: phone the control
+  room";
+- `failed`: the same for a non-urgent alert, or for a `partner` subscription (an archive, a
+  partner organisation: no control room; recorded, no call needed);
 - `pending`: at least one delivery is still being attempted;
 - `delivered`: every delivery got through;
 - None: no subscription took the alert.
@@ -18,7 +20,7 @@ and the warning stays. So does a replay of a failed message until it is delivere
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from backend.police.retry import POLICE_NOT_REACHED
 
@@ -52,18 +54,22 @@ def replayed_state(state: str, replayed_failure: str | None) -> str:
 
 
 def aggregate(
-    deliveries: Iterable[tuple[str, int, int, str]], priority: str, urgent: Iterable[str]
+    deliveries: Iterable[tuple[str, int, int, str]], priority: str, urgent: Iterable[str],
+    partners: Collection[str] = frozenset(),
 ) -> str | None:
     """`deliveries`: (subscription key, sequence, escalation step, state) of one alert's
-    delivery rows."""
+    delivery rows; `partners`: the keys of the `partner` subscriptions among them."""
     messages: dict[str, list[tuple[tuple[int, int], str]]] = {}
     for key, sequence, step, state in deliveries:
         messages.setdefault(key, []).append(((sequence, step), state))
-    states = {subscription_state(m) for m in messages.values()}
-    if not states:
+    by_key = {key: subscription_state(m) for key, m in messages.items()}
+    if not by_key:
         return None
-    if states & FAILED:
-        return "unreachable" if priority in set(urgent) else "failed"
-    if states & OPEN:
+    failed = {key for key, state in by_key.items() if state in FAILED}
+    if failed - set(partners) and priority in set(urgent):
+        return "unreachable"
+    if failed:
+        return "failed"
+    if set(by_key.values()) & OPEN:
         return "pending"
     return "delivered"

@@ -60,7 +60,7 @@ from backend.police.retry import (
     overdue_before,
 )
 from backend.police.sealing import SecretBox
-from backend.subscriptions import service, status
+from backend.subscriptions import service
 from backend.subscriptions.models import Delivery, Subscription
 
 log = logging.getLogger(__name__)
@@ -512,9 +512,8 @@ class DeliveryWorker:
 
     def _refresh_alert(self, s: Session, alert: Alert) -> list[dict[str, Any]]:
         """Recompute the locked alert's `police_delivery`; the console event when it changed."""
-        value = status.aggregate(
-            service.delivery_states(s, alert.id), alert.priority, self.config.urgent_priorities
-        )
+        value = service.police_delivery(s, alert.id, alert.priority,
+                                        self.config.urgent_priorities)
         if value == alert.police_delivery:  # read under the lock: nobody changed it since
             return []
         service.set_police_delivery(s, alert.id, value)

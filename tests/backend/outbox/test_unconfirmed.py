@@ -110,20 +110,22 @@ def test_a_feed_message_never_confirmed_ends_unreachable_at_the_deadline(session
     assert sorted(published.keys) == sorted([device_ack, new_feed])
 
 
-@pytest.mark.parametrize("units, after", [
-    ([], "unreachable"),  # a subscription of no unit (an archive) tells nothing of RE07's
-    (["RE07"], "delivered"),  # one of the feed's unit
-    (["RE05"], "unreachable"),  # another unit's: RE07 got nothing
+@pytest.mark.parametrize("units, partner, after", [
+    ([], False, "delivered"),  # a police system of every unit took the alert by webhook
+    (["RE07"], False, "delivered"),  # one of the feed's unit
+    (["RE05"], False, "unreachable"),  # another unit's: RE07 got nothing
+    ([], True, "unreachable"),  # an archive or a partner: no control room
+    (["RE07"], True, "unreachable"),
 ])
 def test_a_webhook_that_reached_the_feeds_unit_clears_the_unconfirmed_feed(sessions, units,
-                                                                           after):
+                                                                           partner, after):
     """A unit whose police systems take webhooks only has no subscriber on its MQTT feed, and
     the broker answers "no matching subscribers": the feed ends unconfirmed. The unit has the
     alert once a webhook to one of its systems delivered it; a webhook to another unit's does
     not make up for the feed."""
     alert_id = _seed(sessions)  # one webhook delivery, pending
     with sessions.begin() as s:
-        s.query(Subscription).update({"police_units": units})
+        s.query(Subscription).update({"police_units": units, "partner": partner})
     _outbox(sessions, alert_id, FEED, 0)
     clock = Clock()
     worker = _worker(sessions, clock, [AttemptResult(200, 1.0)])
@@ -138,7 +140,7 @@ def test_which_unconfirmed_feed_counts_as_the_police_not_reached():
     assert feed_counts("RE07", []) is True  # no webhook got through
     assert feed_counts("RE07", [["RE05"]]) is True
     assert feed_counts("RE07", [["RE05"], ["RE07", "RE01"]]) is False
-    assert feed_counts("RE07", [[]]) is True  # a subscription of no unit: an archive, say
+    assert feed_counts("RE07", [[]]) is False  # a subscription of every unit
 
 
 def test_the_running_delivery_worker_ends_unconfirmed_feed_messages(webhooks):

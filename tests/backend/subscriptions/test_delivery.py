@@ -103,3 +103,34 @@ def test_receiver_down_past_deadline_shows_police_not_reached_then_replay(webhoo
     wait_until(lambda: receiver.duplicates == 1)
     assert sub["id"] == delivery["subscription_id"]
     device.disconnect()
+
+
+def test_a_partner_that_cannot_be_reached_is_recorded_not_the_police_not_reached(
+        webhooks, receivers):
+    """An archive (a `partner` subscription) that is down: its delivery ends unreachable and
+    the alert's `police_delivery` says `failed`; the police system got it, so the desk is not
+    told to phone the control room. The same archive as a police system would be."""
+    stack = webhooks
+    api = stack.api()
+    police, archive = receivers(), receivers(down=True)
+    subscribe(api, police, police_units=["RE07"])
+    kept = subscribe(api, archive, partner=True)
+    assert kept["partner"] is True
+    stack.register("vic-103")
+    device = stack.device("vic-103")
+    publish(device, stack.topics.alarm("vic-103"), codec.encode(Alarm(id="w-3", kind="panic")))
+    alert_id = _alert_id(api)
+    police.wait_for(1)
+    doc = wait_until(lambda: (d := api.get(f"/api/v1/alerts/{alert_id}").json())
+                     ["police_delivery"] in ("failed", "unreachable") and d, timeout=20)
+    assert doc["priority"] == "P1" and doc["police_delivery"] == "failed"
+    states = {d["subscription_id"]: d["state"]
+              for d in api.get("/api/v1/deliveries", params={"alert_id": alert_id}).json()}
+    assert states[kept["id"]] == "unreachable"
+
+    r = api.patch(f"/api/v1/subscriptions/{kept['id']}", json={"partner": False})
+    assert r.status_code == 200 and r.json()["partner"] is False
+    api.post(f"/api/v1/alerts/{alert_id}/acknowledge")  # a change: the state is worked out again
+    wait_until(lambda: api.get(f"/api/v1/alerts/{alert_id}").json()["police_delivery"]
+               == "unreachable", timeout=20)
+    device.disconnect()

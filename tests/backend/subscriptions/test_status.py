@@ -25,6 +25,18 @@ def test_failure_of_an_urgent_alert_is_unreachable_else_failed():
     assert aggregate(states, "P3", URGENT) == "failed"
 
 
+def test_a_failed_partner_is_recorded_but_is_not_the_police_not_reached():
+    """A subscription that names no police unit (an archive, a partner) is no control room:
+    its failure is `failed`, the police's (here `b`) still `unreachable`."""
+    archive_failed = [("archive", 1, 0, "unreachable"), ("b", 1, 0, "delivered")]
+    assert aggregate(archive_failed, "P1", URGENT, {"archive"}) == "failed"
+    assert aggregate(archive_failed, "P1", URGENT) == "unreachable"
+    both_failed = [("archive", 1, 0, "unreachable"), ("b", 1, 0, "rejected")]
+    assert aggregate(both_failed, "P1", URGENT, {"archive"}) == "unreachable"
+    assert aggregate([("archive", 1, 0, "delivered"), ("b", 1, 0, "pending")], "P1", URGENT,
+                     {"archive"}) == "pending"
+
+
 def test_a_later_message_that_got_through_supersedes_a_failed_one():
     assert aggregate([("a", 1, 0, "unreachable"), ("a", 2, 0, "delivered")], "P1",
                      URGENT) == "delivered"
