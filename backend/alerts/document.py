@@ -56,6 +56,18 @@ def alert_document(
 
 # Parts of the alert document that are for the console only.
 CONSOLE_ONLY = frozenset({"police_delivery"})
+# What of the alert's region a reader keeps when its position is withheld or not asked for: who
+# the alert is routed to, not the municipality it came from (in a small one, close to a place).
+REGION_WITHOUT_POSITION = ("police_unit", "police_unit_name", "vr_code", "vt_desk_code")
+
+
+def without_position(document: dict[str, Any]) -> dict[str, Any]:
+    """The document without its position: `location` null and the region reduced to
+    `REGION_WITHOUT_POSITION`. A new dict; the given one is left as it was. Pure."""
+    region = document.get("region")
+    if isinstance(region, dict):
+        region = {key: region[key] for key in REGION_WITHOUT_POSITION if key in region}
+    return {**document, "location": None, "region": region}
 
 
 def police_document(document: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from backend.alerts import service
-from backend.alerts.document import alert_document
+from backend.alerts.document import alert_document, without_position
 from backend.alerts.errors import AlertNotFound
 from backend.alerts.flows import case_context
 from backend.alerts.lifecycle import CLOSED_STATES, OPEN_STATES
@@ -103,9 +103,7 @@ def list_alerts(
     alerts = list(s.scalars(query.where(alert_filter(p))))
     docs = documents(s, alerts)
     if not with_location:
-        for doc in docs:
-            doc["location"] = None
-        return docs
+        return [without_position(doc) for doc in docs]
     released = release_locations(s, p, alerts, docs, reason=reason, channel=_channel(request))
     s.commit()
     return released
@@ -124,7 +122,7 @@ def get_alert(
                                      channel=_channel(request))[0]
         s.commit()
     else:
-        document = {**documents(s, [alert])[0], "location": None}
+        document = without_position(documents(s, [alert])[0])
     document["timeline"] = [
         {"at": e.at.isoformat(), "actor": e.actor, "kind": e.kind, "from_state": e.from_state,
          "to_state": e.to_state, "detail": e.detail}
@@ -288,9 +286,9 @@ def _carried(event: dict[str, Any], *, alert_id: str | None,
         if not isinstance(document, dict):
             return None
         if document.get("alert_id") != alert_id:
-            return {**event, "alert": {**{k: document.get(k) for k in BRIEF}, "location": None}}
-    if not with_location and isinstance(document, dict) and document.get("location"):
-        return {**event, "alert": {**document, "location": None}}
+            return {**event, "alert": without_position({k: document.get(k) for k in BRIEF})}
+    if not with_location and isinstance(document, dict):
+        return {**event, "alert": without_position(document)}
     return event
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.alerts.lifecycle import OPEN_STATES
+from backend.alerts.document import without_position
 from backend.alerts.models import Alert
 from backend.audit.log import LocationRead, record
 from backend.auth.scope import (
@@ -63,8 +64,7 @@ def release_locations(
         is_open = (releases_positions(alert.state in OPEN_STATES, alert.priority)
                    or alert.case_id in open_cases)
         if not location_allowed(alert_open=is_open, reason=reason):
-            document["location"] = None
-            document["location_withheld"] = True
+            document.update(without_position(document), location_withheld=True)
             continue
         reads.append(LocationRead("alert", str(alert.id), alert.case_id, alert.device_id))
     record(s, who, reads, reason=reason, channel=channel)

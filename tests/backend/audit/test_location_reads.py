@@ -125,6 +125,39 @@ def test_an_open_health_alert_releases_no_position_without_a_reason(stack, world
                               event) is None
 
 
+def test_a_withheld_position_leaves_no_municipality_behind(stack, world):
+    """Where the position is withheld (or not asked for), the region keeps who the alert is
+    routed to, not the municipality it came from: in a small one that is close to a place."""
+    from backend.alerts.document import without_position
+    from backend.alerts.views import _carried
+
+    region = {"police_unit": "RE05", "police_unit_name": "Amsterdam", "vr_code": "VR13",
+              "gemeente_code": "GM0363", "vt_desk_code": "VT1234", "exact": True}
+    doc = {"alert_id": "a-1", "location": {"lat": 52.37, "lon": 4.89}, "region": region}
+    bare = without_position(doc)
+    assert bare["location"] is None and bare["region"] == {
+        "police_unit": "RE05", "police_unit_name": "Amsterdam", "vr_code": "VR13",
+        "vt_desk_code": "VT1234"}
+    assert doc["region"] is region and "gemeente_code" in region  # the given one unchanged
+    for carried in (_carried({"event": "alert.raised", "alert": doc}, alert_id=None,
+                             with_location=False),
+                    _carried({"event": "alert.raised", "alert": doc}, alert_id="other",
+                             with_location=True)):
+        assert carried["alert"]["location"] is None
+        assert "gemeente_code" not in carried["alert"]["region"]
+
+    api = stack.api()
+    api.post(f"/api/v1/alerts/{world.amsterdam_alert}/resolve")
+    with stack.runtime.sessions.begin() as s:
+        from backend.alerts.models import Alert
+        s.get(Alert, world.closed_alert).region = region
+    withheld = api.get(f"/api/v1/alerts/{world.closed_alert}").json()
+    assert withheld["location_withheld"] is True and "gemeente_code" not in withheld["region"]
+    for params in ({"with_location": "false"}, {"reason": "court order 2026/117"}):
+        got = api.get(f"/api/v1/alerts/{world.closed_alert}", params=params).json()
+        assert ("gemeente_code" in got["region"]) is ("reason" in params)
+
+
 @pytest.mark.parametrize("stack", ["embedded"], indirect=True)
 def test_a_streamed_raise_is_screened_from_its_event_and_audited_before(stack, world):
     """A raise carries its scope facts: each console gets the frame without them, and its
