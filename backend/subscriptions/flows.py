@@ -27,7 +27,7 @@ from backend.subscriptions.errors import (
     NothingToReplay,
     SubscriptionNotFound,
 )
-from backend.subscriptions.hook import WAKE_KEY
+from backend.subscriptions.hook import NOT_RENDERABLE, WAKE_KEY
 from backend.subscriptions.models import Delivery, Subscription
 from backend.subscriptions.schemas import SubscriptionCreate, SubscriptionUpdate
 from backend.subscriptions.urls import plain_http_refusal
@@ -128,6 +128,14 @@ def _reopen(
     session.info[WAKE_KEY] = True
 
 
+def without_body(delivery: Delivery) -> str:
+    """Why a delivery has no body to send again: it could never be rendered (its
+    `last_error` says why), or it is past the retention of alert copies. Pure."""
+    if NOT_RENDERABLE in (delivery.last_error or ""):
+        return "it could not be rendered (see the delivery's last_error)"
+    return "past the retention of alert copies (the body is gone)"
+
+
 def replay_alert(
     session: Session, alert_id: uuid.UUID, actor: str, urgent: tuple[str, ...],
     now: datetime | None = None,
@@ -138,10 +146,11 @@ def replay_alert(
     failed = service.failed_deliveries(session, alert_id)
     if not failed:
         raise NothingToReplay(f"alert {alert_id} has no failed delivery")
+    bodiless = [d for d in failed if not d.body]
     failed = [d for d in failed if d.body]
     if not failed:
-        raise NothingToReplay(f"alert {alert_id}: its failed deliveries are past the retention "
-                              "of alert copies (their bodies are gone)")
+        raise NothingToReplay(f"alert {alert_id}: its failed deliveries have no body to send: "
+                              + "; ".join(sorted({without_body(d) for d in bodiless})))
     _reopen(session, alert_id, failed, actor, urgent, now or datetime.now(UTC))
     log.info("alert %s: %d deliveries replayed by %s", alert_id, len(failed),
              loggable(actor))
@@ -157,8 +166,8 @@ def replay_delivery(
     if delivery is None:
         raise DeliveryNotFound(f"delivery {delivery_id} not found")
     if not delivery.body:
-        raise NothingToReplay(f"delivery {delivery_id} is past the retention of alert copies "
-                              "(its body is gone)")
+        raise NothingToReplay(f"delivery {delivery_id} has no body to send: "
+                              f"{without_body(delivery)}")
     _reopen(session, delivery.alert_id, [delivery], actor, urgent, now or datetime.now(UTC))
     log.info("delivery %s replayed by %s", delivery_id, loggable(actor))
     return delivery

@@ -44,6 +44,8 @@ from backend.subscriptions.worker import Job
 log = logging.getLogger(__name__)
 
 WAKE_KEY = "subscriptions.wake"
+# In the `last_error` of a delivery whose body could not be rendered (it is stored empty).
+NOT_RENDERABLE = "not renderable"
 # Deliveries claimed in the transaction, to send as soon as it commits (`wiring.install`).
 JOBS_KEY = "subscriptions.jobs"
 # Plans made by `prepare` for alerts about to be inserted, by alert id.
@@ -243,7 +245,7 @@ class DeliveryHook:
                 log.error("alert %s seq %s: %s body not renderable: %s",
                           alert.id, alert.sequence, sub.format, type(rendered).__name__)
                 row.update(body=b"", state="rejected", next_attempt_at=None,
-                           last_error=f"{status.POLICE_NOT_REACHED} (not renderable: "
+                           last_error=f"{status.POLICE_NOT_REACHED} ({NOT_RENDERABLE}: "
                                       f"{type(rendered).__name__})")
             else:
                 row.update(body=rendered, state="pending", next_attempt_at=now, last_error=None)

@@ -1,5 +1,6 @@
 """Re-sealing stored webhook secrets (`schildwacht migrate`): those in clear are sealed, those
-sealed with an older key move to the first, one that no key opens is left and logged."""
+sealed with an older key move to the first, one that no key opens is left and logged; what a
+replay of a delivery without a body says."""
 
 from __future__ import annotations
 
@@ -49,3 +50,16 @@ def test_reseal_seals_clear_and_old_secrets_with_the_first_key(stack, caplog):
     assert only_new.open(_stored(stack, ids["old"])) == secrets["old"]
     with stack.runtime.sessions.begin() as s:
         assert reseal_secrets(s, rotating) == (0, 0)  # nothing left to do
+
+
+def test_a_delivery_without_a_body_says_why_it_cannot_be_replayed():
+    """One whose document could never be rendered is told apart from one past the retention
+    of alert copies: the operator is pointed at its error, not at the retention."""
+    from backend.subscriptions.flows import without_body
+    from backend.subscriptions.hook import NOT_RENDERABLE
+    from backend.subscriptions.models import Delivery
+
+    unrenderable = Delivery(body=b"", last_error=f"police not reached ({NOT_RENDERABLE}: X)")
+    assert "could not be rendered" in without_body(unrenderable)
+    assert "retention" in without_body(Delivery(body=b"", last_error="HTTP 503"))
+    assert "retention" in without_body(Delivery(body=b"", last_error=None))
