@@ -10,7 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from backend.cases.custody_loop import CustodyLoop
+from backend.cases.custody_loop import RETRY_AFTER, CustodyLoop
+from backend.cases.models import Case
+from backend.devices.models import Device
 from backend.pipeline.context import AlertDraft
 from tests.backend.cases.support import case_with_devices
 
@@ -137,4 +139,39 @@ def test_a_release_moved_into_the_future_starts_again_on_its_new_date(stack):
                                        "notice": "offender_released"}
     assert _log_kinds(stack, case_id)[-5:] == ["measure", "custody_release", "measure",
                                                "custody_tightening_ended", "custody_release"]
+    victim.close()
+
+
+def test_a_case_that_cannot_be_reconciled_stops_no_other_case(stack, caplog):
+    """A device's report interval set by hand beyond what a command may carry: its case's
+    tightening cannot end. It is logged by id, the other due case still ends its tightening,
+    and the failed case is left out of the passes for a while rather than tried in each."""
+    case_id = case_with_devices(stack)
+    victim = stack.collector(stack.topics.cmd("cr-victim"))
+    released = datetime.now(UTC) - timedelta(hours=1)
+    _release(stack, case_id, released)
+    _commands(victim, 1)
+    period = stack.runtime.flow.policy.custody_release.tightening_period
+    with stack.runtime.sessions.begin() as s:
+        odd = Case(id=uuid.UUID(int=1), reference=f"CR-{uuid.uuid4().hex[:6]}",
+                   home_police_unit="RE07", custody_status="released", released_at=released,
+                   custody_tightened_release=released, custody_tightened_until=released + period)
+        s.add(odd)
+        s.flush()
+        s.add(Device(id="cr-odd", case_id=odd.id, role="victim", report_interval_s=90_000))
+
+    loop = CustodyLoop(stack.runtime)
+    with caplog.at_level("ERROR", logger="backend.cases.custody_loop"):
+        assert loop.run_once(released + period) == 1
+        assert _commands(victim, 2)[1] == {"cmd": "config", "report_interval_s": NORMAL}
+        assert _until(stack, case_id) is None
+        assert loop.run_once(released + period + timedelta(minutes=1)) == 0
+    failed = [r.getMessage() for r in caplog.records]
+    assert failed == [f"custody tightening of case={odd.id} failed; again in 600s"]
+    with stack.runtime.sessions() as s:
+        assert s.get(Case, odd.id).custody_tightened_until == released + period  # left as it was
+    caplog.clear()
+    with caplog.at_level("ERROR", logger="backend.cases.custody_loop"):
+        loop.run_once(released + period + RETRY_AFTER)  # tried again
+    assert len(caplog.records) == 1
     victim.close()
