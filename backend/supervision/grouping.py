@@ -18,8 +18,9 @@ So 100 silent devices give at most one alert per case plus one summary per desk.
 Signals are per episode: once the desk closed an alert covering a device and type (resolved,
 false alarm, cancelled), that device's signal of that type raises nothing until something new is
 reported (`closed_episode`): silence until the device is heard again, no fix until a new fix, and
-tamper and battery low until a new status report. `closed` maps (device, type) to the raising
-time of the latest such closed alert. Closed episodes still count towards a storm.
+tamper and battery low until a new status report. `closed` maps (device, type) to the time the
+latest such closed alert began to cover the device: its raising, or, for a device added to the
+open alert later, the addition. Closed episodes still count towards a storm.
 
 A panic alarm never passes through this grouping, and neither does any other urgent alert (fall,
 zone breach, proximity, tamper): they are raised, routed and delivered on their own path at once,
@@ -106,13 +107,14 @@ class GroupingDecision:
 
 def closed_episode(signal: HealthSignal, closed: Mapping[tuple[str, str], datetime]) -> bool:
     """True when the desk already closed an alert for this signal's episode: the latest closed
-    alert of the device and type (`closed`, by (device id, type): its raising time) was raised
-    when nothing newer than `signal.reported_at` had been reported (not heard, no fix, no status
-    report since). An unknown `reported_at` is covered by any closed alert."""
-    raised_at = closed.get((signal.device_id, signal.type))
-    if raised_at is None:
+    alert of the device and type (`closed`, by (device id, type): when it began to cover the
+    device, by its raising or by the device's addition to it) covered it when nothing newer
+    than `signal.reported_at` had been reported (not heard, no fix, no status report since).
+    An unknown `reported_at` is covered by any closed alert."""
+    covered_at = closed.get((signal.device_id, signal.type))
+    if covered_at is None:
         return False
-    return signal.reported_at is None or signal.reported_at <= raised_at
+    return signal.reported_at is None or signal.reported_at <= covered_at
 
 
 def _group_key(case_id: str | None, device_ids: Iterable[str], kind: str) -> tuple[str, str]:

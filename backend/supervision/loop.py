@@ -11,8 +11,9 @@ device's case is open), and then:
   devices fall silent together (an open summary is updated only when its counts changed).
 
 Signals are per episode: a signal the desk already closed an alert for, with nothing new
-reported since (`closed_episode`), raises nothing again; the latest closed alert per device and
-type is read in one query per pass, from the alerts of the cases in an episode only.
+reported since the alert covered the device (its raise, or the device's addition to it:
+`closed_episode`), raises nothing again; the latest closed alert per device and type is read in
+one query per pass, from the alerts of the cases in an episode only.
 
 A panic alarm never passes here: it is raised by the ingest pipeline on its own path, and this
 loop neither holds locks it needs nor delays it. The clock is injected for tests.
@@ -289,20 +290,22 @@ class SupervisionLoop(Periodic):
     @staticmethod
     def _closed_statements(signals: list[HealthSignal]) -> list[Select[Any]]:
         """The queries that read the closed alerts which may cover the signals: of their types,
-        raised at or after the oldest report a signal rests on, and only of the signals' cases.
+        last changed at or after the oldest report a signal rests on, and only of the signals'
+        cases.
 
         Every alert about a device carries the device's case, a device keeps its case, and a
         grouped alert lists devices of its own case, so the alerts of the cases in an episode
         hold every alert covering one of their devices; a pass reads those (by
-        `ix_alerts_case_type_raised`), not every closed alert of the fleet raised since the
-        oldest report (months ago for a device silent that long). Signals without a case go by
-        device id. At most `CLOSED_IDS_PER_QUERY` ids per query (a storm may put a case of
-        every device in one pass)."""
+        `ix_alerts_case_type_raised`), not every closed alert of the fleet changed since the
+        oldest report (months ago for a device silent that long). By their last change, not
+        their raising: an alert covers a device added to it from when it was added, and was
+        changed then. Signals without a case go by device id. At most `CLOSED_IDS_PER_QUERY`
+        ids per query (a storm may put a case of every device in one pass)."""
         if not signals:
             return []
         # The raising time as the device times are read (`epoch_us`), so that both round alike.
         statement = select(
-            Alert.type, Alert.device_id, Alert.health_devices, epoch_us(Alert.raised_at)
+            Alert.id, Alert.type, Alert.device_id, Alert.health_devices, epoch_us(Alert.raised_at)
         ).where(
             Alert.type.in_(sorted({s.type for s in signals})),
             Alert.state.in_(sorted(CLOSED_STATES)),
@@ -310,7 +313,7 @@ class SupervisionLoop(Periodic):
         reported = [s.reported_at for s in signals]
         if all(r is not None for r in reported):
             oldest = min(r for r in reported if r is not None)
-            statement = statement.where(Alert.raised_at >= oldest - timedelta(seconds=1))
+            statement = statement.where(Alert.updated_at >= oldest - timedelta(seconds=1))
         cases = sorted({s.case_id for s in signals if s.case_id is not None})
         caseless = sorted({s.device_id for s in signals if s.case_id is None})
         return [
@@ -325,17 +328,36 @@ class SupervisionLoop(Periodic):
     def _closed_alerts(
         cls, session: Session, signals: list[HealthSignal]
     ) -> dict[tuple[str, str], datetime]:
-        """The raising time of the latest closed alert per (device, type) of the signals' cases
-        and types: only those raised at or after the oldest report a signal rests on can cover
-        one (`closed_episode`). One query per pass (per `CLOSED_IDS_PER_QUERY` cases,
-        `_closed_statements`)."""
+        """When the latest closed alert per (device, type) of the signals' cases and types began
+        to cover the device: its raising, or when the device was added to it (`_added_at`).
+        Only those changed at or after the oldest report a signal rests on can cover one
+        (`closed_episode`). One query per pass (per `CLOSED_IDS_PER_QUERY` cases,
+        `_closed_statements`), and one for the additions to closed alerts of several devices."""
+        rows = [row for statement in cls._closed_statements(signals)
+                for row in session.execute(statement)]
+        added = cls._added_at(session, [row[0] for row in rows if len(row[3] or []) > 1])
         latest: dict[tuple[str, str], int] = {}
-        for statement in cls._closed_statements(signals):
-            for kind, device_id, devices, raised_us in session.execute(statement):
-                for device in devices or ([device_id] if device_id else []):
-                    key = (device, kind)
-                    latest[key] = max(latest.get(key, UNKNOWN), raised_us)
+        for alert_id, kind, device_id, devices, raised_us in rows:
+            for device in devices or ([device_id] if device_id else []):
+                key = (device, kind)
+                covered_us = max(raised_us, added.get((alert_id, device), UNKNOWN))
+                latest[key] = max(latest.get(key, UNKNOWN), covered_us)
         return {key: from_us(us) for key, us in latest.items()}  # type: ignore[misc]
+
+    @staticmethod
+    def _added_at(session: Session, alert_ids: list[uuid.UUID]) -> dict[tuple[uuid.UUID, str], int]:
+        """When each device was added to each of these alerts after its raise (their `grouped`
+        timeline entries), as whole microseconds, by (alert id, device id)."""
+        added: dict[tuple[uuid.UUID, str], int] = {}
+        for chunk in _chunks(alert_ids, CLOSED_IDS_PER_QUERY):
+            for alert_id, at_us, detail in session.execute(
+                select(AlertEvent.alert_id, epoch_us(AlertEvent.at), AlertEvent.detail).where(
+                    AlertEvent.alert_id.in_(chunk), AlertEvent.kind == "grouped")
+            ):
+                for device in (detail or {}).get("added_devices", []):
+                    key = (alert_id, device)
+                    added[key] = max(added.get(key, UNKNOWN), at_us)
+        return added
 
     @staticmethod
     def _storm_counts(
@@ -522,7 +544,7 @@ class SupervisionLoop(Periodic):
         return document
 
 
-def _chunks(items: list[str], size: int) -> list[list[str]]:
+def _chunks(items: list[Any], size: int) -> list[list[Any]]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 

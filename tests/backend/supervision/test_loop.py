@@ -208,6 +208,36 @@ def test_resolved_tamper_alert_is_not_raised_again_every_pass(stack):
     assert len(_alerts(stack, "tamper")) == 1
 
 
+def test_a_device_added_to_an_alert_is_covered_from_its_addition(stack):
+    """A device added to an open alert after its raise, the desk closes the alert, nothing new
+    heard: not raised again (its last contact came after the raise, but before its addition).
+    The alert is read though it was raised before that contact (the other device heard since).
+    The passes run in the past, so that the desk's close (now) comes after them."""
+    now = datetime.now(UTC) - timedelta(minutes=5)
+    with stack.runtime.sessions.begin() as s:
+        _cases_with_devices(s, [["ad-a", "ad-b"]])
+    stack.runtime.state.touch({"ad-a": (now - timedelta(seconds=120)).timestamp(),
+                               "ad-b": (now + timedelta(seconds=10)).timestamp()})
+    loop = SupervisionLoop(stack.runtime, bus=RecordingBus())
+    loop.run_once(now)  # a silent: the alert lists a
+    loop.run_once(now + timedelta(seconds=105))  # b silent too (heard at +10): added
+    [alert] = _alerts(stack, "device_silent")
+    assert alert.health_devices == ["ad-a", "ad-b"]
+    stack.runtime.state.touch({"ad-a": (now + timedelta(seconds=106)).timestamp()})  # a heard
+    assert stack.api().post(f"/api/v1/alerts/{alert.id}/resolve").status_code == 200
+    for k in range(3):
+        loop.run_once(now + timedelta(seconds=110 + 5 * k))
+    assert [(a.state, a.health_devices) for a in _alerts(stack, "device_silent")] == [
+        ("resolved", ["ad-a", "ad-b"])
+    ]
+    stack.runtime.state.touch({"ad-a": (now + timedelta(seconds=210)).timestamp(),
+                               "ad-b": (now + timedelta(seconds=120)).timestamp()})  # b heard
+    loop.run_once(now + timedelta(seconds=215))  # and silent again: a new episode
+    assert [(a.state, a.health_devices) for a in _alerts(stack, "device_silent")] == [
+        ("resolved", ["ad-a", "ad-b"]), ("new", ["ad-b"])
+    ]
+
+
 def test_tamper_in_a_status_report_after_the_close_raises_again(stack):
     now = datetime.now(UTC)
     _device(stack, "tmp-2", now, tamper=True, last_status_at=now)
