@@ -71,7 +71,7 @@ class GroupedHealthAlert:
 
 @dataclass(frozen=True, slots=True)
 class HealthAlertUpdate:
-    """An open alert that gains devices."""
+    """An open alert that gains devices (`since`: the earliest start of their signals)."""
 
     alert_id: str
     case_id: str | None
@@ -79,6 +79,19 @@ class HealthAlertUpdate:
     device_ids: tuple[str, ...]
     added_device_ids: tuple[str, ...]
     in_storm: bool
+    since: datetime | None = None
+    desk_code: str | None = None
+
+    def as_new(self) -> GroupedHealthAlert:
+        """The added devices as a new alert: for when the desk closed the open one meanwhile."""
+        return GroupedHealthAlert(
+            case_id=self.case_id,
+            type=self.type,
+            device_ids=self.added_device_ids,
+            since=self.since,
+            desk_code=self.desk_code,
+            in_storm=self.in_storm,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +211,7 @@ def group_health_signals(
         added = [d for d in device_ids if d not in existing.device_ids]
         suppressed += len(device_ids) - len(added)
         if added:
+            added_since = [s.since for s in members if s.device_id in added and s.since]
             updates.append(
                 HealthAlertUpdate(
                     alert_id=existing.alert_id,
@@ -206,6 +220,8 @@ def group_health_signals(
                     device_ids=tuple(sorted(existing.device_ids | set(added))),
                     added_device_ids=tuple(added),
                     in_storm=storm_flag,
+                    since=min(added_since) if added_since else None,
+                    desk_code=existing.desk_code or first.desk_code,
                 )
             )
 

@@ -472,17 +472,23 @@ class SupervisionLoop(Periodic):
     def _update(
         self, session: Session, change: HealthAlertUpdate, now: datetime
     ) -> Effects:
+        """Add the devices to the open alert; if the desk closed it since the pass read it, raise
+        them as a new grouped alert instead (a closed alert would cover them for good)."""
         effects = Effects()
         alert_id = uuid.UUID(change.alert_id)
-        session.execute(
+        updated = session.execute(
             update(Alert)
-            .where(Alert.id == alert_id)
+            .where(Alert.id == alert_id, Alert.state.in_(sorted(OPEN_STATES)))
             .values(
                 health_devices=list(change.device_ids),
                 sequence=Alert.sequence + 1,
                 updated_at=now,
             )
         )
+        if updated.rowcount == 0:
+            log.info("supervision: alert id=%s closed meanwhile; %d device(s) raised anew",
+                     alert_id, len(change.added_device_ids))
+            return self._raise(session, self._group_draft(change.as_new(), now))
         alert_service.add_event(
             session,
             alert_id,
@@ -511,9 +517,17 @@ class SupervisionLoop(Periodic):
     def _update_storm(
         self, session: Session, storm: StormSummary, now: datetime
     ) -> Effects:
+        """Record the summary's new counts, while it is open: one the desk closed since the pass
+        read it is left as it was (the next pass raises a new one if the storm grew beyond it)."""
         effects = Effects()
         assert storm.alert_id is not None
         alert_id = uuid.UUID(storm.alert_id)
+        if session.scalar(
+            select(Alert.id)
+            .where(Alert.id == alert_id, Alert.state.in_(sorted(OPEN_STATES)))
+            .with_for_update(key_share=True)
+        ) is None:
+            return effects
         alert_service.add_event(
             session,
             alert_id,

@@ -238,6 +238,58 @@ def test_a_device_added_to_an_alert_is_covered_from_its_addition(stack):
     ]
 
 
+def test_devices_for_an_alert_the_desk_closed_meanwhile_go_in_a_new_alert(stack, monkeypatch):
+    """The desk closes a silence alert after the pass read it open, before the pass adds a
+    device to it: the device is raised in a new alert, not written into the closed one (which
+    would cover it for good)."""
+    now = datetime.now(UTC) - timedelta(minutes=5)
+    with stack.runtime.sessions.begin() as s:
+        _cases_with_devices(s, [["cm-a", "cm-b"]])
+    stack.runtime.state.touch({"cm-a": (now - timedelta(seconds=120)).timestamp(),
+                               "cm-b": (now - timedelta(seconds=10)).timestamp()})
+    loop = SupervisionLoop(stack.runtime, bus=RecordingBus())
+    loop.run_once(now)
+    [alert] = _alerts(stack, "device_silent")
+    update = loop._update
+
+    def closed_meanwhile(session, change, now):
+        assert stack.api().post(f"/api/v1/alerts/{change.alert_id}/resolve").status_code == 200
+        return update(session, change, now)
+
+    monkeypatch.setattr(loop, "_update", closed_meanwhile)
+    loop.run_once(now + timedelta(seconds=85))  # b silent now
+    monkeypatch.setattr(loop, "_update", update)
+    loop.run_once(now + timedelta(seconds=90))
+    assert [(a.state, a.health_devices) for a in _alerts(stack, "device_silent")] == [
+        ("resolved", ["cm-a"]), ("new", ["cm-b"])
+    ]
+
+
+def test_a_storm_summary_the_desk_closed_meanwhile_gets_no_update(stack, monkeypatch):
+    now = datetime.now(UTC) - timedelta(minutes=5)
+    for n in range(12):
+        _device(stack, f"sm-{n:02d}", now - timedelta(seconds=120))
+    loop = SupervisionLoop(stack.runtime, bus=RecordingBus())
+    loop.run_once(now)
+    [storm] = _alerts(stack, STORM_TYPE)
+    update = loop._update_storm
+
+    def closed_meanwhile(session, storm, now):
+        assert stack.api().post(f"/api/v1/alerts/{storm.alert_id}/resolve").status_code == 200
+        return update(session, storm, now)
+
+    monkeypatch.setattr(loop, "_update_storm", closed_meanwhile)
+    _device(stack, "sm-12", now - timedelta(seconds=100))
+    loop.run_once(now + timedelta(seconds=5))
+    with stack.runtime.sessions() as s:
+        grouped = s.scalar(select(func.count()).select_from(AlertEvent).where(
+            AlertEvent.alert_id == storm.id, AlertEvent.kind == "grouped"))
+    assert grouped == 0
+    monkeypatch.setattr(loop, "_update_storm", update)
+    loop.run_once(now + timedelta(seconds=10))  # 13 silent, more than the closed one counted
+    assert [a.state for a in _alerts(stack, STORM_TYPE)] == ["resolved", "new"]
+
+
 def test_tamper_in_a_status_report_after_the_close_raises_again(stack):
     now = datetime.now(UTC)
     _device(stack, "tmp-2", now, tamper=True, last_status_at=now)
