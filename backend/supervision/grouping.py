@@ -12,6 +12,9 @@ of many devices into a bounded set of desk actions:
   one storm summary (updated if one is open), and the per-case silent alerts are marked
   `in_storm` so the console can fold them under it. An open summary is updated only when its
   counts changed (`OpenHealthAlert.device_count`, `total_device_count`: the last ones it got).
+  The devices of exercise cases (`exercise_cases`) make storms of their own, apart from the live
+  ones: they never count towards, nor are folded under, a live summary, and their summaries are
+  exercises (`StormSummary.exercise`), routed to exercise endpoints only.
 
 So 100 silent devices give at most one alert per case plus one summary per desk.
 
@@ -32,7 +35,7 @@ decides anything.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -46,7 +49,8 @@ DEFAULT_STORM_THRESHOLD = 10
 @dataclass(frozen=True, slots=True)
 class OpenHealthAlert:
     """A health alert that is open on the desk. Storm summaries have type `STORM_TYPE`, no case,
-    the desk they were raised for, and the counts they last got (None: unknown)."""
+    the desk they were raised for, the counts they last got (None: unknown), and whether they
+    summarise an exercise's devices."""
 
     alert_id: str
     case_id: str | None
@@ -55,6 +59,7 @@ class OpenHealthAlert:
     desk_code: str | None = None
     device_count: int | None = None
     total_device_count: int | None = None
+    exercise: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,13 +102,15 @@ class HealthAlertUpdate:
 @dataclass(frozen=True, slots=True)
 class StormSummary:
     """One desk-level summary of a silence storm; `alert_id` is set when it updates an open one
-    (whose counts changed)."""
+    (whose counts changed). An exercise's summary counts the devices of exercise cases only, a
+    live one those of live cases only."""
 
     desk_code: str | None
     device_count: int
     total_device_count: int
     window_start: datetime
     alert_id: str | None = None
+    exercise: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,12 +150,14 @@ def group_health_signals(
     *,
     storm_threshold: int = DEFAULT_STORM_THRESHOLD,
     closed: Mapping[tuple[str, str], datetime] | None = None,
-    closed_storms: Mapping[str | None, int] | None = None,
+    closed_storms: Mapping[tuple[str | None, bool], int] | None = None,
+    exercise_cases: Collection[str] = frozenset(),
 ) -> GroupingDecision:
     """Group and deduplicate health signals into new alerts, updates and storm summaries;
     signals of an episode the desk closed (`closed_episode`) are suppressed, and so is a desk's
     new storm summary while the desk has closed one of this storm's window (`closed_storms`: by
-    desk, its device count) and no more of its devices are silent than it counted."""
+    desk and exercise, its device count) and no more of its devices are silent than it counted.
+    The devices of `exercise_cases` storm apart from the live ones (one summary per desk each)."""
     batch = list(signals)
     for signal in batch:
         if signal.type not in GROUPABLE_TYPES:
@@ -162,21 +171,22 @@ def group_health_signals(
         unique.setdefault((signal.device_id, signal.type), signal)
     suppressed = len(batch) - len(unique)
 
+    def drill(signal: HealthSignal) -> bool:
+        return signal.case_id is not None and signal.case_id in exercise_cases
+
     window_start = now - window
-    storm_devices = sorted(
-        {
-            s.device_id
-            for s in unique.values()
-            if s.type == "device_silent" and s.since is not None and window_start <= s.since <= now
-        }
-    )
-    in_storm = len(storm_devices) > storm_threshold
+    # The devices silent within the window, live (False) and of exercises (True) apart.
+    storm_devices: dict[bool, set[str]] = {False: set(), True: set()}
+    for s in unique.values():
+        if s.type == "device_silent" and s.since is not None and window_start <= s.since <= now:
+            storm_devices[drill(s)].add(s.device_id)
+    in_storm = {kind: len(devices) > storm_threshold for kind, devices in storm_devices.items()}
 
     open_by_key: dict[tuple[str, str], OpenHealthAlert] = {}
-    open_storms: dict[str | None, OpenHealthAlert] = {}
+    open_storms: dict[tuple[str | None, bool], OpenHealthAlert] = {}
     for alert in open_health_alerts:
         if alert.type == STORM_TYPE:
-            open_storms[alert.desk_code] = alert
+            open_storms[(alert.desk_code, alert.exercise)] = alert
         elif alert.device_ids or alert.case_id is not None:
             open_by_key[_group_key(alert.case_id, alert.device_ids, alert.type)] = alert
 
@@ -193,7 +203,7 @@ def group_health_signals(
         members = groups[key]
         first = members[0]
         device_ids = sorted({s.device_id for s in members})
-        storm_flag = in_storm and first.type == "device_silent"
+        storm_flag = in_storm[drill(first)] and first.type == "device_silent"
         existing = open_by_key.get(key)
         if existing is None:
             known_since = [s.since for s in members if s.since is not None]
@@ -226,29 +236,33 @@ def group_health_signals(
             )
 
     storms: list[StormSummary] = []
-    if in_storm:
+    for exercise in (False, True):
+        if not in_storm[exercise]:
+            continue
         per_desk: dict[str | None, int] = defaultdict(int)
-        storm_set = set(storm_devices)
+        storm_set = storm_devices[exercise]
         for (device_id, kind), signal in unique.items():
             if kind == "device_silent" and device_id in storm_set:
                 per_desk[signal.desk_code] += 1
+        total = len(storm_set)
         for desk in sorted(per_desk, key=lambda d: (d is None, d or "")):
-            existing_storm = open_storms.get(desk)
-            closed_count = (closed_storms or {}).get(desk)
+            existing_storm = open_storms.get((desk, exercise))
+            closed_count = (closed_storms or {}).get((desk, exercise))
             if existing_storm is None and closed_count is not None \
                     and per_desk[desk] <= closed_count:
                 continue  # the desk closed it, and the storm has not grown since
             if existing_storm is not None and (
                 existing_storm.device_count, existing_storm.total_device_count
-            ) == (per_desk[desk], len(storm_devices)):
+            ) == (per_desk[desk], total):
                 continue  # open and unchanged: left alone
             storms.append(
                 StormSummary(
                     desk_code=desk,
                     device_count=per_desk[desk],
-                    total_device_count=len(storm_devices),
+                    total_device_count=total,
                     window_start=window_start,
                     alert_id=existing_storm.alert_id if existing_storm else None,
+                    exercise=exercise,
                 )
             )
     return GroupingDecision(

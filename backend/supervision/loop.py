@@ -142,7 +142,7 @@ class SupervisionLoop(Periodic):
                 {"key": ADVISORY_LOCK_KEY},
             ):
                 return PassResult(0, 0, 0, 0, 0, 0, 0)  # another process is supervising
-            fleet, pursuit = self._observe(session)
+            fleet, pursuit, exercise_cases = self._observe(session)
             open_health = self._open_health_alerts(session)
             open_tamper = set(
                 session.scalars(
@@ -167,6 +167,7 @@ class SupervisionLoop(Periodic):
                 storm_threshold=self.storm_threshold,
                 closed=closed,
                 closed_storms=self._closed_storms(session, now - self.window),
+                exercise_cases=exercise_cases,
             )
             # Urgent ones first. Each write is its own short transaction, so that the case rows
             # it locks (case log chaining) never hold up an alarm of the same case for long;
@@ -228,19 +229,20 @@ class SupervisionLoop(Periodic):
             effects = change(session)
         effects.carry_out(self.rt.dispatcher, self.bus)
 
-    def _observe(self, session: Session) -> tuple[FleetHealth, np.ndarray]:
-        """Every active device as columns, and which of them are in pursuit mode.
+    def _observe(self, session: Session) -> tuple[FleetHealth, np.ndarray, frozenset[str]]:
+        """Every active device as columns, which of them are in pursuit mode, and the cases of
+        exercises among theirs.
 
         A pass reads every active device (150,000 in the pilot's sizing), so the database gives
         plain values (times as microseconds, case ids as text) and the state store only the
         times: no Python object per device but its row."""
-        ids, cases, status_at, offline, battery, charging, tamper, created_at, desks = (
+        ids, cases, status_at, offline, battery, charging, tamper, created_at, desks, drills = (
             fetch_columns(session, select(
                 Device.id, uuid_text(Device.case_id),
                 func.coalesce(epoch_us(Device.last_status_at), UNKNOWN),
                 Device.online.is_(False), Device.battery, Device.charging.is_(True),
                 Device.tamper.is_(True), func.coalesce(epoch_us(Device.created_at), UNKNOWN),
-                Case.home_vt_desk,
+                Case.home_vt_desk, Case.exercise.is_(True),
             )
             .join(Case, Case.id == Device.case_id)
             .where(Device.active.is_(True)))
@@ -285,7 +287,8 @@ class SupervisionLoop(Periodic):
             last_status_at=np.array(status_at, dtype=np.int64),
         )
         pursuit = np.fromiter((c in pursuit_cases for c in cases), bool, len(cases))
-        return fleet, pursuit
+        exercise_cases = frozenset(c for c, drill in zip(cases, drills, strict=True) if drill)
+        return fleet, pursuit, exercise_cases
 
     @staticmethod
     def _closed_statements(signals: list[HealthSignal]) -> list[Select[Any]]:
@@ -378,20 +381,23 @@ class SupervisionLoop(Periodic):
         return counts
 
     @classmethod
-    def _closed_storms(cls, session: Session, since: datetime) -> dict[str | None, int]:
-        """The device count of the latest storm summary each desk closed, of those raised since
-        `since` (a storm's window: an older one covers no device silent in it)."""
-        latest: dict[str | None, tuple[datetime, uuid.UUID]] = {}
-        for alert_id, flags, raised_at in session.execute(
-            select(Alert.id, Alert.flags, Alert.raised_at).where(
+    def _closed_storms(
+        cls, session: Session, since: datetime
+    ) -> dict[tuple[str | None, bool], int]:
+        """The device count of the latest storm summary each desk closed, live and exercise
+        apart, of those raised since `since` (a storm's window: an older one covers no device
+        silent in it)."""
+        latest: dict[tuple[str | None, bool], tuple[datetime, uuid.UUID]] = {}
+        for alert_id, flags, exercise, raised_at in session.execute(
+            select(Alert.id, Alert.flags, Alert.exercise, Alert.raised_at).where(
                 Alert.type == STORM_TYPE, Alert.state.in_(sorted(CLOSED_STATES)),
                 Alert.raised_at >= since)
         ):
-            desk = _desk_of(flags)
-            if desk not in latest or raised_at > latest[desk][0]:
-                latest[desk] = (raised_at, alert_id)
+            key = (_desk_of(flags), bool(exercise))
+            if key not in latest or raised_at > latest[key][0]:
+                latest[key] = (raised_at, alert_id)
         counts = cls._storm_counts(session, [alert_id for _, alert_id in latest.values()])
-        return {desk: count for desk, (_, alert_id) in latest.items()
+        return {key: count for key, (_, alert_id) in latest.items()
                 if (count := counts.get(alert_id, (None, None))[0]) is not None}
 
     @classmethod
@@ -416,6 +422,7 @@ class SupervisionLoop(Periodic):
                     desk_code=desk,
                     device_count=counts.get(a.id, (None, None))[0],
                     total_device_count=counts.get(a.id, (None, None))[1],
+                    exercise=bool(a.exercise),
                 )
             )
         return found
@@ -461,6 +468,7 @@ class SupervisionLoop(Periodic):
             message_id=None,
             raised_at=now.timestamp(),
             flags=flags,
+            exercise=storm.exercise,  # routed to exercise endpoints only
             detail={
                 "devices": [],
                 "device_count": storm.device_count,

@@ -199,3 +199,30 @@ def test_an_open_storm_summary_is_updated_only_when_its_counts_changed() -> None
             for s in group_health_signals(signals, grown, NOW, WINDOW).storms] == [
         ("s-VT4607", 60, 100), ("s-VT7014", 40, 100)
     ]
+
+
+def test_the_devices_of_exercises_storm_apart_from_the_live_ones() -> None:
+    """12 devices of an exercise and 5 live ones fall silent together: the exercise gets a
+    summary of its own, the live devices none (5 are no storm), nor are they folded under one."""
+    drills = [silent(f"x{n}", f"xc{n}") for n in range(12)]
+    live = [silent(f"l{n}", f"lc{n}") for n in range(5)]
+    exercise_cases = {f"xc{n}" for n in range(12)}
+    decision = group_health_signals(drills + live, [], NOW, WINDOW, storm_threshold=10,
+                                    exercise_cases=exercise_cases)
+    assert [(s.exercise, s.device_count, s.total_device_count) for s in decision.storms] == [
+        (True, 12, 12)
+    ]
+    assert {a.case_id for a in decision.new if a.in_storm} == exercise_cases
+    # 11 live ones too: a live summary counting the live devices only, the exercise's apart.
+    live = [silent(f"l{n}", f"lc{n}") for n in range(11)]
+    open_drill = OpenHealthAlert("s-x", None, STORM_TYPE, frozenset(), "VT4607", 12, 12,
+                                 exercise=True)
+    decision = group_health_signals(drills + live, [open_drill], NOW, WINDOW, storm_threshold=10,
+                                    exercise_cases=exercise_cases)
+    assert [(s.exercise, s.device_count, s.total_device_count, s.alert_id)
+            for s in decision.storms] == [(False, 11, 11, None)]
+    # A closed exercise summary holds back no live one, and a closed live one no exercise's.
+    closed = {("VT4607", True): 12}
+    assert [s.exercise for s in group_health_signals(
+        drills + live, [], NOW, WINDOW, storm_threshold=10, exercise_cases=exercise_cases,
+        closed_storms=closed).storms] == [False]

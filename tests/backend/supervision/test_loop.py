@@ -164,6 +164,45 @@ def test_the_health_alerts_of_an_exercise_case_are_drills(stack):
     assert to == {drill_id} and live_id not in to
 
 
+def test_an_exercise_storm_is_a_drill_apart_from_the_live_devices(stack):
+    """12 devices of exercise cases fall silent with 3 live ones: one storm summary, a drill,
+    counting the exercise's devices only, delivered to drill subscriptions only; the live
+    devices' alerts are not folded under it."""
+    from backend.subscriptions.models import Delivery, Subscription
+
+    now = datetime.now(UTC)
+    with stack.runtime.sessions.begin() as s:
+        live = Subscription(name="live", url="http://127.0.0.1:9/live", secret="whsec_x")
+        drill = Subscription(name="drill", url="http://127.0.0.1:9/drill", secret="whsec_y",
+                             drill=True)
+        s.add_all([live, drill])
+        for n in range(12):
+            case = Case(reference=f"X-{uuid.uuid4().hex[:8]}", home_police_unit="RE07",
+                        home_vt_desk="VT-RR", exercise=True)
+            s.add(case)
+            s.flush()
+            s.add(Device(id=f"xs-{n:02d}", case_id=case.id, role="victim"))
+        live_id, drill_id = live.id, drill.id
+    for n in range(3):
+        _device(stack, f"ls-{n}", now - timedelta(seconds=120))
+    stack.runtime.flow.forget_caches()
+    stack.runtime.state.touch({f"xs-{n:02d}": (now - timedelta(seconds=120)).timestamp()
+                               for n in range(12)})
+    SupervisionLoop(stack.runtime, bus=RecordingBus()).run_once(now)
+    [storm] = _alerts(stack, STORM_TYPE)
+    assert storm.exercise is True
+    with stack.runtime.sessions() as s:
+        [counts] = s.scalars(select(AlertEvent.detail).where(
+            AlertEvent.alert_id == storm.id, AlertEvent.kind == "raised"))
+        to = set(s.scalars(select(Delivery.subscription_id).where(
+            Delivery.alert_id == storm.id)))
+    assert (counts["device_count"], counts["total_device_count"]) == (12, 12)
+    assert to == {drill_id} and live_id not in to
+    silent = {a.device_id: a for a in _alerts(stack, "device_silent")}
+    assert all(("in_storm" in a.flags) == a.exercise for a in silent.values())
+    assert [silent[f"ls-{n}"].exercise for n in range(3)] == [False] * 3
+
+
 def _alerts(stack, kind: str) -> list[Alert]:
     with stack.runtime.sessions() as s:
         return list(s.scalars(select(Alert).where(Alert.type == kind).order_by(Alert.raised_at)))
