@@ -304,6 +304,10 @@ class SupervisionSettings(BaseModel):
     # Devices last heard within this window and now silent count towards a storm.
     storm_window_s: float = Field(300.0, gt=0)
     storm_threshold: int = Field(10, ge=1)
+    # New alerts a supervision pass raises at most (about 26 ms each): the rest, least urgent and
+    # most recent last, wait for the next pass, so that a pass stays well within the watchdog's
+    # time (backend/periodic.py) even when thousands of cases fall silent at once.
+    max_new_alerts_per_pass: int = Field(500, ge=1)
     # Pursuit mode: report interval while an urgent alert of the case is open.
     pursuit_report_interval_s: int = Field(15, ge=1, le=3_600)
     # The follow-up sweep (backend/alerts/follow_up_sweep.py): how often it looks, and how long

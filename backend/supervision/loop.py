@@ -10,6 +10,10 @@ device's case is open), and then:
   updated (devices added) rather than duplicated, and one storm summary per desk when many
   devices fall silent together (an open summary is updated only when its counts changed).
 
+A pass raises at most `max_new_alerts_per_pass` new alerts (`first_to_raise`: urgent ones, then
+storm summaries, then the oldest conditions), the rest at the next pass, so that a storm of
+thousands of cases does not hold the pass beyond the watchdog's time.
+
 Signals are per episode: a signal the desk already closed an alert for, with nothing new
 reported since the alert covered the device (its raise, or the device's addition to it:
 `closed_episode`), raises nothing again; the latest closed alert per device and type is read in
@@ -80,6 +84,9 @@ ADVISORY_LOCK_KEY = 0x5C41D_0006
 CLOSED_IDS_PER_QUERY = 1_000
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -93,6 +100,24 @@ class PassResult:
     updates: int
     storms: int
     suppressed: int
+    deferred: int = 0  # new alerts left for the next pass (`max_new_alerts_per_pass`)
+
+
+def first_to_raise(
+    urgent: list[HealthSignal],
+    storms: list[StormSummary],
+    groups: list[GroupedHealthAlert],
+    limit: int,
+) -> tuple[list[HealthSignal], list[StormSummary], list[GroupedHealthAlert], int]:
+    """The new alerts a pass raises, `limit` at most, and how many are left for the next pass:
+    urgent ones first, then the desks' storm summaries, then the grouped health alerts, the
+    oldest condition first (an unknown start counts as oldest). Pure."""
+    left = max(len(urgent) + len(storms) + len(groups) - limit, 0)
+    urgent = urgent[:limit]
+    storms = storms[:limit - len(urgent)]
+    room = limit - len(urgent) - len(storms)
+    ordered = sorted(groups, key=lambda g: (g.since is not None, g.since or _EPOCH))
+    return urgent, storms, ordered[:room], left
 
 
 def _times_us(seconds: list[float | None]) -> np.ndarray:
@@ -130,6 +155,7 @@ class SupervisionLoop(Periodic):
         )
         self.window = timedelta(seconds=config.storm_window_s)
         self.storm_threshold = config.storm_threshold
+        self.max_new = config.max_new_alerts_per_pass
         # Devices whose last contact or fix was ahead of the clock at the last pass (logged once).
         self._ahead: set[str] = set()
 
@@ -169,16 +195,17 @@ class SupervisionLoop(Periodic):
                 closed_storms=self._closed_storms(session, now - self.window),
                 exercise_cases=exercise_cases,
             )
-            # Urgent ones first. Each write is its own short transaction, so that the case rows
-            # it locks (case log chaining) never hold up an alarm of the same case for long;
-            # the read transaction above stays open only to hold the advisory lock.
+            # Urgent ones first, at most `max_new` new alerts (the rest at the next pass). Each
+            # write is its own short transaction, so that the case rows it locks (case log
+            # chaining) never hold up an alarm of the same case for long; the read transaction
+            # above stays open only to hold the advisory lock.
+            urgent, new_storms, new_groups, deferred = first_to_raise(
+                urgent, [st for st in decision.storms if st.alert_id is None],
+                list(decision.new), self.max_new,
+            )
             drafts = [self._urgent_draft(s, now) for s in urgent]
-            drafts += [self._group_draft(g, now) for g in decision.new]
-            drafts += [
-                self._storm_draft(st, now)
-                for st in decision.storms
-                if st.alert_id is None
-            ]
+            drafts += [self._storm_draft(st, now) for st in new_storms]
+            drafts += [self._group_draft(g, now) for g in new_groups]
             for draft in drafts:
                 self._write(partial(self._raise, draft=draft))
             for change in decision.updates:
@@ -190,11 +217,15 @@ class SupervisionLoop(Periodic):
             len(fleet.device_ids),
             len(signals),
             len(urgent),
-            len(decision.new),
+            len(new_groups),
             len(decision.updates),
-            len(decision.storms),
+            len(new_storms) + sum(st.alert_id is not None for st in decision.storms),
             decision.suppressed,
+            deferred,
         )
+        if deferred:
+            log.warning("supervision pass: %d new alert(s) left for the next pass (at most %d "
+                        "a pass)", deferred, self.max_new)
         if result.new or result.updates or result.storms or result.urgent:
             log.info(
                 "supervision pass devices=%d new=%d updates=%d storms=%d urgent=%d",

@@ -18,9 +18,9 @@ from sqlalchemy.dialects import postgresql
 from backend.alerts.models import Alert, AlertEvent
 from backend.cases.models import Case
 from backend.devices.models import Device
-from backend.supervision.grouping import STORM_TYPE
+from backend.supervision.grouping import STORM_TYPE, GroupedHealthAlert, StormSummary
 from backend.supervision.health import HealthSignal
-from backend.supervision.loop import SupervisionLoop
+from backend.supervision.loop import SupervisionLoop, first_to_raise
 from device_protocol import Alarm, codec
 from tests.backend.escalation.support import RecordingBus
 from tests.support.mqtt import publish
@@ -201,6 +201,39 @@ def test_an_exercise_storm_is_a_drill_apart_from_the_live_devices(stack):
     silent = {a.device_id: a for a in _alerts(stack, "device_silent")}
     assert all(("in_storm" in a.flags) == a.exercise for a in silent.values())
     assert [silent[f"ls-{n}"].exercise for n in range(3)] == [False] * 3
+
+
+def test_a_pass_raises_at_most_its_share_of_new_alerts_the_oldest_first(stack, monkeypatch,
+                                                                       caplog):
+    """More cases fall silent at once than a pass may raise alerts for: the oldest silences
+    first, the rest at the next pass, and the pass says how many it left."""
+    monkeypatch.setattr(stack.runtime.settings.supervision, "max_new_alerts_per_pass", 3)
+    now = datetime.now(UTC)
+    for n in range(5):
+        _device(stack, f"cap-{n}", now - timedelta(seconds=100 + 10 * n))  # cap-4 the oldest
+    loop = SupervisionLoop(stack.runtime, bus=RecordingBus())
+    with caplog.at_level("WARNING", logger="backend.supervision.loop"):
+        first = loop.run_once(now)
+    assert (first.new, first.deferred) == (3, 2)
+    assert sorted(a.device_id for a in _alerts(stack, "device_silent")) == [
+        "cap-2", "cap-3", "cap-4"]
+    assert "supervision pass: 2 new alert(s) left for the next pass (at most 3 a pass)" in [
+        r.getMessage() for r in caplog.records]
+    second = loop.run_once(now + timedelta(seconds=5))
+    assert (second.new, second.deferred) == (2, 0)
+    assert len(_alerts(stack, "device_silent")) == 5
+
+
+def test_the_first_alerts_to_raise_are_urgent_then_storms_then_the_oldest() -> None:
+    now = datetime.now(UTC)
+    tamper = [HealthSignal("tamper", f"t{n}", None, now, "tamper") for n in range(2)]
+    storm = StormSummary("VT-RR", 12, 12, now)
+    groups = [GroupedHealthAlert(f"c{n}", "device_silent", (f"d{n}",), since, None, False)
+              for n, since in enumerate([now, None, now - timedelta(seconds=60)])]
+    assert first_to_raise(tamper, [storm], groups, 10) == (tamper, [storm], [
+        groups[1], groups[2], groups[0]], 0)
+    assert first_to_raise(tamper, [storm], groups, 4) == (tamper, [storm], [groups[1]], 2)
+    assert first_to_raise(tamper, [storm], groups, 1) == (tamper[:1], [], [], 5)
 
 
 def _alerts(stack, kind: str) -> list[Alert]:
