@@ -9,7 +9,9 @@ from the next batch. Per message with fresh fixes the step then:
 1. skips devices that no measure concerns (most fixes end here, after two dict look-ups);
 2. evaluates the fixes and turns events into `AlertDraft`s:
    `zone_breach` and `proximity` (P1), `approach` (P2), each with the stable message id
-   `geo-{measure}-{kind}-{int(at)}`, so a redelivered or re-evaluated crossing raises one alert;
+   `geo-{measure}-{kind}-{confidence}-{int(at)}`, so a redelivered or re-evaluated crossing
+   raises one alert, and a possible one confirmed for the same time (a contact ban's time is
+   that of the newer fix of the pair) raises the confirmed alert too;
 3. hands the other events (`*_cleared`, `partner_position_unknown`) to a `ZoneNotes` sink:
    they never raise an alert; the default sink tells the consoles and notes them on the
    timeline of the open alert of the same measure, if there is one;
@@ -62,8 +64,11 @@ NOTE_OF = {
 CLOSED_STATES = ("resolved", "false_alarm", "cancelled")
 
 
-def message_id(event: GeofenceEvent, kind: str | None = None) -> str:
-    return f"geo-{event.measure_id}-{kind or event.kind}-{int(event.at)}"
+def message_id(event: GeofenceEvent) -> str:
+    """The alert's message id: stable for a redelivered or re-evaluated event, and different
+    for a possible and a confirmed event of the same time (a confirmed proximity can have the
+    time of the possible one, when the victim's better fix is older than the offender's)."""
+    return f"geo-{event.measure_id}-{event.kind}-{event.confidence}-{int(event.at)}"
 
 
 def event_detail(event: GeofenceEvent) -> dict[str, Any]:
@@ -115,7 +120,7 @@ class ConsoleAndTimelineNotes:
     def _note(
         self, session: Session, event: GeofenceEvent, detail: dict[str, Any], at: float
     ) -> uuid.UUID | None:
-        prefix = f"geo-{event.measure_id}-{NOTE_OF[event.kind]}-"
+        prefix = f"geo-{event.measure_id}-{NOTE_OF[event.kind]}-"  # of either confidence
         alert_id = session.scalar(
             select(Alert.id)
             # Escaped: an `_` in a measure id is a LIKE wildcard, which also matched the alert

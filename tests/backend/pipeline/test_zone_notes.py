@@ -12,7 +12,7 @@ from sqlalchemy import select
 from backend.alerts.models import Alert, AlertEvent
 from backend.cases.models import Case
 from backend.devices.models import Device
-from backend.pipeline.zones import ConsoleAndTimelineNotes
+from backend.pipeline.zones import ConsoleAndTimelineNotes, message_id
 from geofences import GeofenceEvent
 
 pytestmark = pytest.mark.services
@@ -35,7 +35,10 @@ def test_a_note_goes_to_its_own_measures_alert_only(pg_sessions) -> None:
         s.add(Device(id="off-zn", case_id=case.id, role="offender"))
         s.flush()
         own, other = (
-            Alert(case_id=case.id, device_id="off-zn", message_id=f"geo-{measure}-zone_breach-100",
+            Alert(case_id=case.id, device_id="off-zn", message_id=message_id(GeofenceEvent(
+                      kind="zone_breach", measure_id=measure, case_id=str(case.id),
+                      device_id="off-zn", at=100.0, confidence="possible", distance_m=0.0,
+                      inside_m=5.0)),
                   type="zone_breach", priority="P1", raised_at=raised_at)
             for measure, raised_at in (("zone_a", now - timedelta(minutes=2)),
                                        ("zoneXa", now - timedelta(minutes=1)))

@@ -64,11 +64,11 @@ def _step(sessions, state, notes) -> ZoneStep:
     return ZoneStep(LiveMeasures(sessions, GeofenceConfig(), poll_s=3600), state, notes)
 
 
-def _ctx(device_id: str, case_id: uuid.UUID, point, tst: float) -> Context:
+def _ctx(device_id: str, case_id: uuid.UUID, point, tst: float, acc: float = 5.0) -> Context:
     ctx = Context(RawMessage("t", b"", 1, 1, tst + 1))
     role = "victim" if device_id.startswith("vic") else "offender"
     ctx.device = DeviceInfo(device_id, case_id, role, True, 60, "C-step", "RE07", False)
-    ctx.fresh_fixes = [Fix(tst=tst, lat=point[0], lon=point[1], acc=5.0)]
+    ctx.fresh_fixes = [Fix(tst=tst, lat=point[0], lon=point[1], acc=acc)]
     return ctx
 
 
@@ -78,7 +78,8 @@ def test_breach_draft_and_cleared_note(tmp_path: Path):
     t = 1_800_000_000.0
     assert _ctx_alerts(step, "off-s", case_id, outside, t) == []
     [draft] = _ctx_alerts(step, "off-s", case_id, inside, t + 30)
-    assert draft.type == "zone_breach" and draft.message_id == f"geo-zone-s-zone_breach-{int(t + 30)}"
+    assert draft.type == "zone_breach"
+    assert draft.message_id == f"geo-zone-s-zone_breach-confirmed-{int(t + 30)}"
     assert (draft.lat, draft.lon, draft.location_source) == (inside[0], inside[1], "fix")
     assert draft.detail["geofence"]["measure_id"] == "zone-s" and draft.case_id == case_id
     assert _ctx_alerts(step, "off-s", case_id, inside, t + 60) == []  # still inside: no repeat
@@ -98,13 +99,14 @@ def _ctx_alerts(step, device_id, case_id, point, tst):
     return _evaluated(step, device_id, case_id, point, tst)
 
 
-def _evaluated(step, device_id, case_id, point, tst):
-    ctx = _ctx(device_id, case_id, point, tst)
+def _evaluated(step, device_id, case_id, point, tst, acc: float = 5.0):
+    ctx = _ctx(device_id, case_id, point, tst, acc)
     step(ctx)
     return ctx.alerts
 
 
-def _batch(step, state, device_id, case_id, point, tst, again: bool = False):
+def _batch(step, state, device_id, case_id, point, tst, again: bool = False,
+           acc: float = 5.0):
     """One message in a batch of its own, as the worker handles it: the step takes over what
     the store knows, the staleness step records the fix, the zone step evaluates it, and the
     batch is stored (a `PendingState` flushed)."""
@@ -112,8 +114,8 @@ def _batch(step, state, device_id, case_id, point, tst, again: bool = False):
         state.begin()
     step.refresh()
     step.begin_batch([device_id, *step.related_devices([device_id])], again)
-    state.set_last_fixes({device_id: LastFix(tst, point[0], point[1], 5.0)})
-    alerts = _evaluated(step, device_id, case_id, point, tst)
+    state.set_last_fixes({device_id: LastFix(tst, point[0], point[1], acc)})
+    alerts = _evaluated(step, device_id, case_id, point, tst, acc)
     if isinstance(state, PendingState):
         state.flush()
     return alerts
@@ -183,6 +185,25 @@ def test_a_contact_ban_works_when_its_fixes_reach_different_workers(tmp_path: Pa
     [draft] = _batch(b, b_state, "off-s", case_id, near, t + 20)  # B knows the victim's fix
     assert draft.type == "proximity" and draft.device_id == "off-s"
     assert _batch(a, state, "vic-s", case_id, ROTTERDAM, t + 30) == []  # A knows: no repeat
+
+
+def test_a_possible_proximity_confirmed_for_its_own_time_gets_its_own_message_id(tmp_path: Path):
+    """The victim's better fix, older than the offender's last, confirms a possible proximity
+    for the same time (that of the newer fix of the pair): the confirmed alert has its own
+    message id, or the database took it for the possible one again and dropped it."""
+    state = PendingState(InMemoryState())
+    step, _notes, case_id = _setup(tmp_path, state, ban=True)
+    near = offset(*ROTTERDAM, 0, 250)  # 50 m within the ban's 300 m, the zone's 50 m north
+    t = 1_800_000_000.0
+    assert _batch(step, state, "vic-s", case_id, ROTTERDAM, t, acc=60.0) == []
+    assert _batch(step, state, "off-s", case_id, near, t + 30, acc=10.0) == []
+    [possible] = _batch(step, state, "off-s", case_id, near, t + 60, acc=10.0)
+    [confirmed] = _batch(step, state, "vic-s", case_id, ROTTERDAM, t + 55)
+    assert (possible.type, possible.flags) == ("proximity", ["geofence_possible"])
+    assert (confirmed.type, confirmed.flags) == ("proximity", ["geofence_confirmed"])
+    assert confirmed.device_time == possible.device_time == t + 60
+    assert possible.message_id == f"geo-ban-s-proximity-possible-{int(t + 60)}"
+    assert confirmed.message_id == f"geo-ban-s-proximity-confirmed-{int(t + 60)}"
 
 
 def test_a_batch_handled_again_raises_its_alert_again(tmp_path: Path):
@@ -281,7 +302,7 @@ def test_an_offender_weaving_across_workers_is_counted_in_the_store(tmp_path: Pa
             raised += _batch(step, its_state, "off-s", case_id,
                              inside if i % 2 == 0 else outside, t + 30 * i)
         assert [d.type for d in raised] == ["zone_breach"]
-        assert raised[0].message_id == f"geo-zone-s-zone_breach-{int(t + 120)}"
+        assert raised[0].message_id == f"geo-zone-s-zone_breach-confirmed-{int(t + 120)}"
     finally:
         for key in client.scan_iter(f"{prefix}:*"):
             client.delete(key)

@@ -63,7 +63,7 @@ def test_entering_an_exclusion_zone_raises_one_breach(stack):
     assert len(police.messages) == 1
     doc = orjson.loads(payload)
     assert doc["type"] == "zone_breach" and doc["priority"] == "P1"
-    assert doc["message_id"] == f"geo-zone-z1-zone_breach-{int(t0 + 60)}"
+    assert doc["message_id"] == f"geo-zone-z1-zone_breach-confirmed-{int(t0 + 60)}"
     assert doc["location"]["source"] == "fix"
     assert abs(doc["location"]["lat"] - lat) < 1e-6
     assert topic == stack.topics.police_alerts("RE07")
