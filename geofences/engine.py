@@ -366,6 +366,7 @@ class Engine:
                     distance_m=best_d,
                     accuracy_m=acc,
                     ring_m=cm.ring,
+                    subject_tst=off[0],
                 )
         new, found = step(state or IDLE, obs, cfg)
         if new is not state:

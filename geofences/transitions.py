@@ -18,7 +18,10 @@ Per (device, measure) the state is one of outside / approaching / inside / unkno
   the ring and fixes in the zone count together, towards the ring: an offender weaving along
   the border raises `approach`, and consecutive fixes in the zone from there the breach. Only
   a clearly-outside fix resets a pending entry; fixes near the border (within the exit margin)
-  or too vague to tell neither count nor reset.
+  or too vague to tell neither count nor reset. For a contact ban only a pair with a fix of the
+  offender newer than the last one the state saw counts (towards entering, leaving and
+  repeated entries): each fix of the victim is paired with the offender's last fix, and one
+  stray fix of his (a multipath jump) must not be confirmed by her next fixes.
 - Repeated entries: `repeat_confirmations` confirmed fixes in the zone within
   `repeat_window_s` of the first enter it too, whatever came between: an offender weaving in
   and out along the border, each clearly-outside fix resetting the count in a row, is in the
@@ -70,6 +73,9 @@ class ZoneState:
     visits: int = 0
     visits_since: float | None = None
     unknown_since: float | None = None  # when the partner's position became unknown
+    # Contact bans: the time of the offender's newest fix in a pair applied to this state; a
+    # pair with no newer fix of his counts towards no pending change or repeated entry.
+    subject_tst: float | None = None
 
     @property
     def idle(self) -> bool:
@@ -96,6 +102,8 @@ class ZoneState:
         }
         if self.unknown_since is not None:  # absent otherwise, as states stored before it
             data["unknown_since"] = self.unknown_since
+        if self.subject_tst is not None:  # the same
+            data["subject_tst"] = self.subject_tst
         return data
 
     @staticmethod
@@ -115,6 +123,7 @@ class ZoneState:
                 visits=int(data.get("visits", 0)),
                 visits_since=_time(data.get("visits_since")),
                 unknown_since=_time(data.get("unknown_since")),
+                subject_tst=_time(data.get("subject_tst")),
             )
         except (TypeError, AttributeError) as exc:
             raise ValueError(f"unreadable stored zone state ({exc})") from None
@@ -148,7 +157,8 @@ class Observation:
     radius of the victim). `inside_m` is the depth inside, `outside_m` the distance to the zone
     (each 0 on the other side). `distance_m` is what events report (defaults to `outside_m`;
     the distance to the victim for contact bans). `accuracy_m` is the fix accuracy radius (the
-    sum of both devices' for contact bans).
+    sum of both devices' for contact bans). `subject_tst` is, for a contact ban, the time of
+    the offender's fix in the pair (None for zones: each observation is a fix of its own).
     """
 
     tst: float
@@ -167,6 +177,7 @@ class Observation:
     accuracy_m: float = 0.0
     ring_m: float = 0.0
     crossed: bool = False
+    subject_tst: float | None = None
 
 
 def _event(kind: str, obs: Observation, confidence: str, basis: str) -> GeofenceEvent:
@@ -235,28 +246,32 @@ def _leave_events(
 
 
 def _pending(
-    state: ZoneState, desired: str, tst: float
+    state: ZoneState, desired: str, tst: float, new: bool = True
 ) -> tuple[str, int, float | None]:
     """The status debounced towards after a fix arguing for `desired` (not the current
     status), with its count of fixes and the time of the first. Fixes arguing for the ring and
     for the zone both argue for going up: they count together, towards the lower of the two
-    (an offender weaving along the border of a zone with a ring is in the ring all along)."""
+    (an offender weaving along the border of a zone with a ring is in the ring all along).
+    A pair with no `new` fix of the offender goes on with the count without adding to it."""
     pending = state.pending
+    more = 1 if new else 0
     if pending == desired:
-        return desired, state.pending_count + 1, state.pending_since
+        return desired, state.pending_count + more, state.pending_since
     level = _LEVEL[state.status]
     if pending is not None and min(_LEVEL[pending], _LEVEL[desired]) > level:
         lower = min(pending, desired, key=_LEVEL.__getitem__)
-        return lower, state.pending_count + 1, state.pending_since
+        return lower, state.pending_count + more, state.pending_since
     return desired, 1, tst
 
 
 def _visits(
-    state: ZoneState, desired: str, conf: str | None, tst: float, cfg: GeofenceConfig
+    state: ZoneState, desired: str, conf: str | None, tst: float, cfg: GeofenceConfig,
+    new: bool = True,
 ) -> tuple[int, float | None]:
     """`visits` and `visits_since` after this fix: outside the zone, the confirmed fixes in
-    it within the window and the time of the first; inside after a repeated entry, the time of
-    the last; none inside after any other entry."""
+    it within the window and the time of the first (a pair with no `new` fix of the offender
+    adds none); inside after a repeated entry, the time of the last; none inside after any
+    other entry."""
     confirmed_in = desired == INSIDE and conf == CONFIRMED
     if state.status == INSIDE:
         if state.visits == 0 or not confirmed_in:
@@ -267,7 +282,7 @@ def _visits(
     count, since = state.visits, state.visits_since
     if since is not None and tst - since > cfg.repeat_window_s:
         count, since = 0, None
-    if confirmed_in:
+    if confirmed_in and new:
         return count + 1, tst if since is None else since
     return count, since
 
@@ -316,6 +331,23 @@ def step(
     """Apply one observation to one (device, measure) state. Pure: no I/O, no clock."""
     if state.last_tst is not None and obs.tst < state.last_tst:
         return state, []
+    subject = obs.subject_tst
+    if subject is None:
+        return _step(state, obs, cfg, True)
+    seen = state.subject_tst
+    fresh = seen is None or subject > seen
+    new, events = _step(state, obs, cfg, fresh)
+    kept = subject if fresh else seen
+    if not new.idle and new.subject_tst != kept:
+        new = replace(new, subject_tst=kept)
+    return new, events
+
+
+def _step(
+    state: ZoneState, obs: Observation, cfg: GeofenceConfig, new: bool
+) -> tuple[ZoneState, list[GeofenceEvent]]:
+    """`step` for an observation not older than the state; `new`: it brings a fix not counted
+    before (always for zones; for a contact ban, a fix of the offender newer than the last)."""
     breach = "proximity" if obs.contact else "zone_breach"
 
     if not obs.active:
@@ -370,7 +402,7 @@ def step(
     status = state.status
     basis = "exception" if obs.exempt else "fix"
     desired, conf = _desired(status, obs, cfg)
-    visits, visits_since = _visits(state, desired, conf, obs.tst, cfg)
+    visits, visits_since = _visits(state, desired, conf, obs.tst, cfg, new)
     if (visits, visits_since) != (state.visits, state.visits_since):
         state = replace(state, visits=visits, visits_since=visits_since)
     if desired == HOLD:
@@ -394,14 +426,15 @@ def step(
             state, pending=None, pending_count=0, pending_since=None, last_tst=obs.tst
         ), events
 
-    target, count, since = _pending(state, desired, obs.tst)
+    target, count, since = _pending(state, desired, obs.tst, new)
     repeated = False
     if _LEVEL[desired] > _LEVEL[status]:
         if _immediate(desired, conf, obs, cfg):
             target, ready = desired, True
         else:
             ready = count >= cfg.enter_confirmations or (
-                cfg.enter_dwell_s is not None
+                new
+                and cfg.enter_dwell_s is not None
                 and since is not None
                 and obs.tst - since >= cfg.enter_dwell_s
             )

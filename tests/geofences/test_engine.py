@@ -290,6 +290,26 @@ def test_contact_ban_never_uses_a_stale_partner_fix(fix):
     assert kinds(fix(engine, "vic", stale + 20, 50)) == ["proximity"]
 
 
+def test_one_stray_offender_fix_is_not_confirmed_by_the_victims_next_fixes(fix):
+    """A multipath jump of the offender 100 m from the victim, between fixes 3 km away: her
+    phone's next fixes are each paired with that one fix of his, which is still one fix near
+    her, not the two an entry needs (it raised a P1 proximity)."""
+    engine = Engine([ban(radius_m=200, pre_alert_m=0)], CFG)
+    for t in range(0, 60, 10):
+        fix(engine, "vic", t, 0)
+    assert fix(engine, "off", 0, 3000) == []
+    assert fix(engine, "off", 60, 100) == []  # the jump
+    for t in (65, 75, 85, 95):
+        assert fix(engine, "vic", t, 0) == []
+    assert fix(engine, "off", 120, 3000) == []
+    state = engine.state_of("off", "b")
+    assert state.status == "outside" and state.pending is None and state.visits == 1
+    # Two fixes of his near her are an entry, whichever device reports last.
+    assert fix(engine, "off", 180, 100) == []
+    assert fix(engine, "vic", 200, 0) == []
+    assert kinds(fix(engine, "off", 240, 100)) == ["proximity"]
+
+
 def test_contact_ban_nearest_of_several_victim_devices(fix):
     engine = Engine([ban(protected_device_ids=("vic", "vic2"))], CFG)
     fix(engine, "vic", 0, 0)

@@ -217,9 +217,11 @@ def test_state_round_trips_through_a_plain_dict():
         visits=2,
         visits_since=3.0,
         unknown_since=4.5,
+        subject_tst=4.0,
     )
     assert ZoneState.from_dict(state.as_dict()) == state
     assert "unknown_since" not in IDLE.as_dict()  # as states stored before it were written
+    assert "subject_tst" not in IDLE.as_dict()
 
 
 def test_a_state_stored_before_repeated_entries_were_counted_reads_with_none():
@@ -242,6 +244,7 @@ def test_a_state_stored_before_repeated_entries_were_counted_reads_with_none():
     {"status": "inside", "last_tst": True},
     {"status": "outside", "visits": -1},
     {"status": "outside", "visits": 1, "visits_since": "noon"},
+    {"status": "outside", "subject_tst": "now"},
 ])
 def test_a_stored_state_that_as_dict_cannot_have_written_is_refused(junk):
     with pytest.raises(ValueError):
@@ -315,3 +318,32 @@ def test_a_segment_ending_in_a_fix_too_vague_raises_nothing():
     vague = CFG.max_possible_accuracy_m + 1
     state, events = step(IDLE, obs(0, -300, acc=vague, crossed=True), CFG)
     assert events == [] and state.status == OUTSIDE
+
+
+def test_pairs_with_the_same_fix_of_the_offender_count_once_towards_entering():
+    """Each fix of the victim is paired with the offender's last fix: one stray fix of his,
+    paired again and again, is one fix in the zone, not a confirmed entry."""
+    cfg = replace(CFG, enter_confirmations=2, repeat_confirmations=3)
+    state, events = run([obs(60 + 10 * i, 80, subject_tst=60, **CONTACT) for i in range(4)],
+                        cfg=cfg)
+    assert events == [] and state.pending == INSIDE and state.pending_count == 1
+    assert state.visits == 1 and state.subject_tst == 60
+    state, events = step(state, obs(120, 80, subject_tst=120, **CONTACT), cfg)
+    assert kinds(events) == ["proximity"] and state.subject_tst == 120
+
+
+def test_pairs_with_the_same_fix_of_the_offender_count_once_towards_leaving():
+    cfg = replace(CFG, exit_confirmations=2)
+    state, _ = run([obs(0, 150, subject_tst=0, **CONTACT)], cfg=cfg)
+    assert state.status == INSIDE
+    state, events = run([obs(60 + 10 * i, -400, subject_tst=60, **CONTACT) for i in range(3)],
+                        state, cfg)
+    assert events == [] and state.status == INSIDE and state.pending_count == 1
+    state, events = step(state, obs(120, -400, subject_tst=120, **CONTACT), cfg)
+    assert kinds(events) == ["proximity_cleared"]
+
+
+def test_a_pair_with_an_older_fix_of_the_offender_counts_not_either():
+    state, _ = run([obs(60, 80, subject_tst=60, **CONTACT)])
+    state, events = step(state, obs(70, 80, subject_tst=50, **CONTACT), CFG)
+    assert events == [] and state.pending_count == 1 and state.subject_tst == 60
