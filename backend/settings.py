@@ -119,6 +119,10 @@ class ProtocolSettings(BaseModel):
     max_payload_bytes: int = Field(8 * 1024, ge=256, le=256 * 1024)
     # A device time further than this from server time is a wild clock: server time is used.
     max_clock_skew_s: float = Field(300.0, gt=0)
+    # A fix dated further ahead of server time than this (but within `max_clock_skew_s`) drives
+    # state as dated this far ahead: one fix of a clock glitch must not become the device's
+    # newest time, before which every real fix would be taken for an old one.
+    max_fix_ahead_s: float = Field(10.0, ge=0)
     # An alarm whose device time is older than this (but within the skew bound for the past
     # direction below) is raised and flagged "late" (buffered while out of coverage).
     late_after_s: float = Field(60.0, gt=0)
@@ -452,6 +456,8 @@ class GeofenceSettings(BaseModel):
     partner_history_s: float = Field(3_600.0, ge=0)
     partner_history_fixes: int = Field(360, ge=1, le=10_000)
     max_future_s: float = Field(300.0, ge=0)
+    # Not less than `protocol.max_fix_ahead_s`: the engine dates a fix as the pipeline did.
+    max_ahead_s: float = Field(10.0, ge=0)
     max_area_km2: float = Field(2_000.0, gt=0)
     max_radius_m: float = Field(50_000.0, gt=0)
     max_pre_alert_m: float = Field(10_000.0, ge=0)
@@ -495,4 +501,8 @@ class Settings(BaseSettings):
         if self.pings.retention_days * 86_400 <= self.protocol.max_late_s:
             raise ValueError("pings.retention_days must be longer than protocol.max_late_s: a "
                              "late fix would be deleted as soon as it is stored")
+        if self.geofence.max_ahead_s < self.protocol.max_fix_ahead_s:
+            raise ValueError("geofence.max_ahead_s must not be less than "
+                             "protocol.max_fix_ahead_s: the engine would date a fix otherwise "
+                             "than the device's stored last fix")
         return self

@@ -32,7 +32,9 @@ Engine (`engine`), the entry point of the ingest pipeline:
 All distances are metres in a projected CRS (EPSG:28992 by default, `GeofenceConfig.crs`).
 A fix of device D meets only the measures whose offender D is, plus the contact bans
 protecting D. Fixes not newer than D's last accepted fix, or dated beyond `now +
-max_future_s`, change no state (the caller still stores them).
+max_future_s`, change no state (the caller still stores them); a fix dated beyond `now +
+max_ahead_s` (10 s) is evaluated as dated then, so one clock glitch cannot make the real fixes
+after it look old.
 
 Decisions (`transitions`): `step(state, observation, config) -> (state, events)`, a pure
 function with the rules listed in its module docstring. Events (`GeofenceEvent`): `kind` in

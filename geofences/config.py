@@ -35,6 +35,9 @@ class GeofenceConfig:
       device) the engine keeps the fixes of the devices under a contact ban, to pair an
       offender's buffered fixes with the victim's fixes of the same time (and the reverse).
     - `max_future_s`: fixes dated further ahead of `now` are ignored for state.
+    - `max_ahead_s`: a fix dated further ahead of `now` (up to `max_future_s`: a clock running
+      ahead) is evaluated as dated `now + max_ahead_s`, so it cannot make every real fix
+      until its time look older than the device's last one (they would change no state).
     - `max_area_km2`, `max_radius_m`, `max_pre_alert_m`: validation limits.
     """
 
@@ -56,6 +59,7 @@ class GeofenceConfig:
     partner_history_s: float = 3600.0
     partner_history_fixes: int = 360
     max_future_s: float = 300.0
+    max_ahead_s: float = 10.0
     max_area_km2: float = 2_000.0
     max_radius_m: float = 50_000.0
     max_pre_alert_m: float = 10_000.0

@@ -99,7 +99,8 @@ class Engine:
         now: float,
     ) -> list[GeofenceEvent]:
         """Evaluate one fix of `device_id`. Fixes dated more than `max_future_s` after `now`,
-        and fixes not newer than the device's last accepted fix, change no state."""
+        and fixes not newer than the device's last accepted fix, change no state; one dated
+        more than `max_ahead_s` after `now` is evaluated as dated `now + max_ahead_s`."""
         x, y = self.projection.forward(lon, lat)
         return self._on_projected(device_id, tst, lat, lon, x, y, acc, now)
 
@@ -134,6 +135,10 @@ class Engine:
         cfg = self.config
         if tst > now + cfg.max_future_s or not (math.isfinite(x) and math.isfinite(y)):
             return []
+        if tst > now + cfg.max_ahead_s:
+            # A clock running ahead: dated as late as it can be, not later, or one glitch
+            # made every real fix until its time older than the last (the zone went unseen).
+            tst = now + cfg.max_ahead_s
         prev = self._last.get(device_id)
         if prev is not None and tst <= prev[0]:
             return []

@@ -72,7 +72,8 @@ class Context:
     device: DeviceInfo | None = None
     alarm: LenientAlarm | None = None
     fixes: list[Fix] = field(default_factory=list)  # every decoded fix: all are stored
-    fresh_fixes: list[Fix] = field(default_factory=list)  # newer than the last accepted: state
+    # Newer than the last accepted: state (one dated too far ahead dated as far as allowed).
+    fresh_fixes: list[Fix] = field(default_factory=list)
     status: Status | None = None
     # The message says it was held back by the device: a batch of fixes sent after a gap.
     held: bool = False

@@ -165,7 +165,10 @@ class Staleness:
     is flagged "clock_skew" and server time is used.
     Fixes: all are stored; only fixes newer than the last accepted one, and not in the future
     beyond the skew bound, drive state (geofences). Shared subscriptions do not keep per-device
-    order, so this step is what keeps state monotonic.
+    order, so this step is what keeps state monotonic. A fix further ahead than
+    `max_fix_ahead_s` drives state as dated that far ahead (stored with its own time): else one
+    clock glitch became the newest time, and every real fix until then was taken for an old
+    one (a zone visit in between went unseen).
     Every message but the broker's Last Will counts as hearing from the device (`last_seen`,
     which supervision uses for `device_silent`); the live ones note its clock (`clock_reading`).
     A Last Will received before the device was last heard (stored late by a worker sharing the
@@ -211,6 +214,7 @@ class Staleness:
         device_id = ctx.device.id  # type: ignore[union-attr]
         last = self._state.get_last_fix(device_id)
         newest = last.tst if last else float("-inf")
+        ahead = now + self._s.max_fix_ahead_s
         fresh = []
         for fix in ctx.fixes:  # oldest first
             if fix.tst <= newest:
@@ -218,6 +222,10 @@ class Staleness:
             if fix.tst - now > self._s.max_clock_skew_s:
                 ctx.flags.append("future_fix")
                 continue
+            if fix.tst > ahead:
+                fix = fix.model_copy(update={"tst": ahead})
+                if fix.tst <= newest:
+                    continue
             fresh.append(fix)
             newest = fix.tst
         ctx.fresh_fixes = fresh

@@ -38,6 +38,14 @@ def test_pings_are_kept_longer_than_a_fix_may_arrive_late(monkeypatch):
         Settings()
 
 
+def test_the_engine_dates_a_fix_ahead_as_the_pipeline_does(monkeypatch):
+    monkeypatch.setenv("SCHILDWACHT_PROTOCOL__MAX_FIX_AHEAD_S", "20")
+    with pytest.raises(ValidationError, match="max_ahead_s must not be less"):
+        Settings()
+    monkeypatch.setenv("SCHILDWACHT_GEOFENCE__MAX_AHEAD_S", "20")
+    assert Settings().geofence.to_config().max_ahead_s == 20
+
+
 def test_one_names_failures_cannot_fill_its_addresss_count(monkeypatch):
     """A desk behind one NAT address shares that address's count: the count per name must
     slow down one account's failures before they fill it."""

@@ -240,6 +240,23 @@ def test_out_of_order_and_future_fixes_change_nothing(fix):
     assert kinds(fix(engine, "off", 150, 0)) == ["zone_breach"]
 
 
+def test_one_fix_dated_ahead_does_not_hide_the_real_fixes_after_it(fix):
+    """A clock glitch dates one fix 290 s ahead (within `max_future_s`): it is taken as dated
+    `max_ahead_s` ahead, so the real fixes after it are newer and the zone visit in them is
+    raised and cleared. Before, every fix until its time was older than the last: none."""
+    engine = Engine([zone()], CFG)
+    assert fix(engine, "off", 0, -3000) == []
+    lat, lon = latlon(-2900)
+    assert engine.on_fix("off", T0 + 30 + 290, lat, lon, 5, now=T0 + 30) == []
+    assert engine.last_time("off") == T0 + 30 + CFG.max_ahead_s
+    raised = []
+    for t, dx in ((60, -1400), (90, -700), (120, 0), (150, 100), (180, 0), (210, -700),
+                  (240, -1400), (300, -3000)):
+        raised += fix(engine, "off", t, dx)
+    assert [(e.kind, e.at - T0) for e in raised] == [("zone_breach", 120),
+                                                     ("zone_breach_cleared", 210)]
+
+
 def test_fix_only_meets_the_devices_own_measures(fix):
     engine = Engine([zone(), zone(id="z2", subject_device_ids=("other",))], CFG)
     events = fix(engine, "off", 0, 0)

@@ -110,6 +110,31 @@ def test_future_fix_is_stored_but_not_state():
     assert state.get_last_fix("vic-001") is None
 
 
+def test_a_fix_dated_ahead_drives_state_as_dated_at_most_max_fix_ahead_s_ahead():
+    """A clock glitch: one fix 290 s ahead (within `max_clock_skew_s`). It is stored with its
+    own time but drives state as dated `max_fix_ahead_s` ahead, so the real fix after it is
+    newer; before, it was the newest time, and every real fix until then not fresh."""
+    pipeline, state = make()
+    ahead = NOW + ProtocolSettings().max_fix_ahead_s
+    ctx = pipeline.run(raw("sd/v1/dev/vic-001/loc", b'{"tst":1795000290,"lat":51,"lon":4}'))
+    assert [f.tst for f in ctx.fixes] == [1795000290]  # stored as sent
+    assert [f.tst for f in ctx.fresh_fixes] == [ahead] and "future_fix" not in ctx.flags
+    assert state.get_last_fix("vic-001") == LastFix(ahead, 51, 4, None)
+    later = pipeline.run(raw("sd/v1/dev/vic-001/loc", b'{"tst":1795000030,"lat":52,"lon":4}',
+                             at=NOW + 30))
+    assert [f.tst for f in later.fresh_fixes] == [1795000030]
+    assert state.get_last_fix("vic-001").lat == 52
+
+
+def test_fixes_of_a_batch_dated_ahead_drive_state_once():
+    pipeline, _ = make()
+    batch = (b'{"fixes":[{"tst":1795000005,"lat":51.1,"lon":4.1},'
+             b'{"tst":1795000100,"lat":51.2,"lon":4.2},{"tst":1795000200,"lat":51.3,"lon":4.3}]}')
+    ctx = pipeline.run(raw("sd/v1/dev/vic-001/loc", batch))
+    assert len(ctx.fixes) == 3
+    assert [f.tst for f in ctx.fresh_fixes] == [NOW + 5, NOW + 10]
+
+
 def test_owntracks_maps_to_the_registered_device():
     pipeline, state = make()
     ctx = pipeline.run(raw("owntracks/anna/phone",
