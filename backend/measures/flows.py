@@ -146,8 +146,9 @@ def create(
 def replace(
     session: Session, case_id: uuid.UUID, measure_id: str, feature: Any, config: GeofenceConfig
 ) -> MeasureRow:
-    """Replace a measure's content (its id and case stay); its version goes up."""
-    row = service.get(session, case_id, measure_id)
+    """Replace a measure's content (its id and case stay); its version goes up. The measure is
+    locked until the caller commits: replacements at the same moment each get a version."""
+    row = service.get(session, case_id, measure_id, for_update=True)
     measure, problems = parse(session, case_id, feature, config, measure_id=measure_id)
     if problems or measure is None:
         raise MeasureRejected(problems)
@@ -159,7 +160,8 @@ def replace(
 
 
 def deactivate(session: Session, case_id: uuid.UUID, measure_id: str) -> MeasureRow:
-    return service.deactivate(session, service.get(session, case_id, measure_id))
+    row = service.get(session, case_id, measure_id, for_update=True)
+    return service.deactivate(session, row)
 
 
 def log_change(session: Session, rows: list[MeasureRow], change: str, actor: str) -> None:

@@ -10,14 +10,32 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.db.base import utcnow
+from backend.db.engine import hold_write_lock
 from backend.devices.models import Device
 from backend.measures import repository
 from backend.measures.errors import MeasureNotFound
 from backend.measures.models import MeasureRow, OffenderHome
 
 
-def get(session: Session, case_id: uuid.UUID, measure_id: str) -> MeasureRow:
-    row = session.get(MeasureRow, measure_id)
+def get(
+    session: Session, case_id: uuid.UUID, measure_id: str, *, for_update: bool = False
+) -> MeasureRow:
+    """The measure of the case; with `for_update`, locked against other changes until the
+    transaction ends, so a change (`update`, `deactivate`) raises the version it read
+    (`FOR NO KEY UPDATE` on PostgreSQL; on SQLite the database's write lock, before the measure
+    is read: `backend.db.engine.hold_write_lock`)."""
+    if for_update:
+        query = (
+            select(MeasureRow).where(MeasureRow.id == measure_id)
+            .execution_options(populate_existing=True)
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(key_share=True)
+        else:
+            hold_write_lock(session)
+        row = session.scalar(query)
+    else:
+        row = session.get(MeasureRow, measure_id)
     if row is None or row.case_id != case_id:
         raise MeasureNotFound(f"measure {measure_id} not found in case {case_id}")
     return row
@@ -49,6 +67,7 @@ def insert(session: Session, measure_id: str, case_id: uuid.UUID, values: dict[s
 
 
 def update(session: Session, row: MeasureRow, values: dict[str, Any]) -> MeasureRow:
+    """Change a measure read with `get(..., for_update=True)`: its version goes up by one."""
     for key, value in values.items():
         setattr(row, key, value)
     row.version += 1
@@ -59,6 +78,7 @@ def update(session: Session, row: MeasureRow, values: dict[str, Any]) -> Measure
 
 
 def deactivate(session: Session, row: MeasureRow, at: datetime | None = None) -> MeasureRow:
+    """Deactivate a measure read with `get(..., for_update=True)`."""
     if row.active:
         row.active = False
         row.deactivated_at = at or utcnow()

@@ -1,0 +1,82 @@
+"""Requests on one measure or one case at the same moment, on both back ends: each change of a
+measure gets a version of its own, and a request that loses a race gets a clear 4xx, never a
+500."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from backend.api.app import create_app
+from tests.backend.conftest import ADMIN_TOKEN
+from tests.backend.measures.places import register_pair, zone_feature
+
+pytestmark = pytest.mark.services  # the stack runs on both back ends, one of them services
+
+TOGETHER = 4
+
+
+def together(stack, call: Callable[[TestClient, int], httpx.Response]) -> list[httpx.Response]:
+    """`call` made TOGETHER times at once, each with a client of its own."""
+    app = create_app(stack.runtime)
+    start = threading.Barrier(TOGETHER)
+
+    def run(i: int) -> httpx.Response:
+        client = TestClient(app, raise_server_exceptions=False,
+                            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+        start.wait()
+        return call(client, i)
+
+    with ThreadPoolExecutor(TOGETHER) as pool:
+        return list(pool.map(run, range(TOGETHER)))
+
+
+def _measure_log(api: TestClient, case_id) -> list[tuple[str, int]]:
+    entries = api.get(f"/api/v1/cases/{case_id}/log").json()
+    entries = entries["entries"] if isinstance(entries, dict) else entries
+    return [(e["data"]["change"], e["data"]["version"]) for e in entries
+            if e["kind"] == "measure" and "measure_id" in e["data"]]
+
+
+def test_replacements_at_once_each_get_a_version(stack):
+    case_id = register_pair(stack, "off-race", "vic-race")
+    api = stack.api()
+    url = f"/api/v1/cases/{case_id}/measures/zone-race"
+    created = api.post(f"/api/v1/cases/{case_id}/measures",
+                       json=zone_feature("off-race", measure_id="zone-race"))
+    assert created.status_code == 201, created.text
+
+    answers = together(stack, lambda c, i: c.put(
+        url, json=zone_feature("off-race", half_m=100.0 + 50 * i, reference=f"ref-{i}")))
+
+    assert [r.status_code for r in answers] == [200] * TOGETHER, [r.text for r in answers]
+    versions = sorted(r.json()["properties"]["version"] for r in answers)
+    assert versions == list(range(2, TOGETHER + 2))
+    last = max(answers, key=lambda r: r.json()["properties"]["version"])
+    stored = api.get(url).json()["properties"]
+    assert stored["version"] == TOGETHER + 1
+    assert stored["reference"] == last.json()["properties"]["reference"]
+    assert _measure_log(api, case_id) == [("imported", 1)] + [
+        ("replaced", v) for v in range(2, TOGETHER + 2)]
+
+
+def test_a_deactivation_amid_replacements_gets_a_version_of_its_own(stack):
+    case_id = register_pair(stack, "off-race", "vic-race")
+    api = stack.api()
+    url = f"/api/v1/cases/{case_id}/measures/zone-race"
+    api.post(f"/api/v1/cases/{case_id}/measures",
+             json=zone_feature("off-race", measure_id="zone-race"))
+
+    answers = together(stack, lambda c, i: c.delete(url) if i == 0 else c.put(
+        url, json=zone_feature("off-race", half_m=100.0 + 50 * i)))
+
+    assert [r.status_code for r in answers] == [200] * TOGETHER, [r.text for r in answers]
+    versions = sorted(r.json()["properties"]["version"] for r in answers)
+    assert versions == list(range(2, TOGETHER + 2))
+    assert api.get(url).json()["properties"]["version"] == TOGETHER + 1
+    assert sorted(v for _, v in _measure_log(api, case_id)) == list(range(1, TOGETHER + 2))
