@@ -58,7 +58,9 @@ class _GeoColumn(TypeDecorator[str]):
 
 class GeoPoint(_GeoColumn):
     geometry_type = "POINT"
+    cache_ok = True  # read from the class itself, not inherited
 
 
 class GeoShape(_GeoColumn):
     geometry_type = "GEOMETRY"
+    cache_ok = True

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from backend.db.base import utcnow
@@ -102,14 +103,20 @@ def get_home(session: Session, case_id: uuid.UUID) -> tuple[float, float] | None
 
 
 def set_home(session: Session, case_id: uuid.UUID, lon: float, lat: float) -> None:
-    row = session.get(OffenderHome, case_id)
-    ewkt = repository.point_ewkt(lon, lat)
-    if row is None:
-        session.add(OffenderHome(case_id=case_id, location=ewkt, updated_at=utcnow()))
-    else:
-        row.location = ewkt
-        row.updated_at = utcnow()
-    session.flush()
+    """Register the offender's home point, or move it: one statement that inserts or updates,
+    so two first registrations at the same moment do not clash (the later one is kept)."""
+    dialect = session.get_bind().dialect.name
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(OffenderHome)
+    insert = insert.values(
+        case_id=case_id, location=repository.point_ewkt(lon, lat), updated_at=utcnow()
+    )
+    session.execute(insert.on_conflict_do_update(
+        index_elements=["case_id"],
+        set_={"location": insert.excluded.location, "updated_at": insert.excluded.updated_at},
+    ))
+    loaded = session.identity_map.get(session.identity_key(OffenderHome, case_id))
+    if loaded is not None:  # read before in this session: read again when next used
+        session.expire(loaded)
 
 
 def delete_home(session: Session, case_id: uuid.UUID) -> None:

@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from backend.api.app import create_app
+from backend.measures import service
 from tests.backend.conftest import ADMIN_TOKEN
 from tests.backend.measures.places import register_pair, zone_feature
 
@@ -80,3 +81,20 @@ def test_a_deactivation_amid_replacements_gets_a_version_of_its_own(stack):
     assert versions == list(range(2, TOGETHER + 2))
     assert api.get(url).json()["properties"]["version"] == TOGETHER + 1
     assert sorted(v for _, v in _measure_log(api, case_id)) == list(range(1, TOGETHER + 2))
+
+
+def test_first_registrations_of_the_offenders_home_at_once_keep_one(stack):
+    case_id = register_pair(stack, "off-home", "vic-home")
+    url = f"/api/v1/cases/{case_id}/offender-home"
+    sent = [(51.90 + i / 100, 4.40) for i in range(TOGETHER)]
+
+    answers = together(stack, lambda c, i: c.put(url, json={"lat": sent[i][0], "lon": sent[i][1]}))
+
+    assert [r.status_code for r in answers] == [200] * TOGETHER, [r.text for r in answers]
+    with stack.runtime.sessions() as s:
+        lon, lat = service.get_home(s, case_id)
+    assert any(abs(lat - la) < 1e-9 and abs(lon - lo) < 1e-9 for la, lo in sent)
+    moved = stack.api().put(url, json={"lat": 51.95, "lon": 4.45})
+    assert moved.status_code == 200
+    with stack.runtime.sessions() as s:
+        assert service.get_home(s, case_id) == pytest.approx((4.45, 51.95))
