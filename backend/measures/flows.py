@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from geofences import (
@@ -137,9 +138,19 @@ def create(
     taken = sorted({i for i in ids if ids.count(i) > 1 or service.exists(session, i)})
     if taken:
         raise MeasureConflict(f"measure id already in use: {', '.join(taken)}")
-    rows = [
-        service.insert(session, m.id, case_id, repository.measure_values(m)) for m in measures
-    ]
+    try:
+        rows = [
+            service.insert(session, m.id, case_id, repository.measure_values(m))
+            for m in measures
+        ]
+    except IntegrityError:  # an id taken, or the case deleted, since the checks above
+        session.rollback()
+        cases.get(session, case_id)  # CaseNotFound if deleted meanwhile
+        taken = [i for i in dict.fromkeys(ids) if service.exists(session, i)]
+        raise MeasureConflict(
+            f"measure id already in use: {', '.join(taken)}" if taken
+            else "a measure of this import was stored by another request at the same moment"
+        ) from None
     return rows, collection
 
 

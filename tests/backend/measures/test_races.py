@@ -98,3 +98,24 @@ def test_first_registrations_of_the_offenders_home_at_once_keep_one(stack):
     assert moved.status_code == 200
     with stack.runtime.sessions() as s:
         assert service.get_home(s, case_id) == pytest.approx((4.45, 51.95))
+
+
+def test_imports_of_one_id_at_once_store_it_once_and_refuse_the_others(stack):
+    case_id = register_pair(stack, "off-imp", "vic-imp")
+    url = f"/api/v1/cases/{case_id}/measures"
+    for attempt in range(3):  # the checks before the insert pass for all of them in most
+        mid = f"zone-imp-{attempt}"
+        answers = together(stack, lambda c, i: c.post(
+            url, json=zone_feature("off-imp", measure_id=mid, reference=f"ref-{i}")))
+
+        codes = sorted(r.status_code for r in answers)
+        assert codes == [201] + [409] * (TOGETHER - 1), [r.text for r in answers]
+        for r in answers:
+            if r.status_code == 409:
+                assert r.json()["detail"] == f"measure id already in use: {mid}"
+        [stored] = [r.json() for r in answers if r.status_code == 201]
+        got = stack.api().get(f"{url}/{mid}").json()
+        assert got["properties"]["reference"] == stored["properties"]["reference"]
+        assert got["properties"]["version"] == 1
+    log = _measure_log(stack.api(), case_id)
+    assert log == [("imported", 1)] * 3
