@@ -29,11 +29,23 @@ def register(session: Session, data: DeviceCreate,
     session.add(device)
     try:
         session.flush()
-    except IntegrityError:
+    except IntegrityError:  # registered by another request since the check above
         session.rollback()
         cases.get(session, data.case_id)  # deleted meanwhile: CaseNotFound
-        raise DeviceConflict("the OwnTracks user/device pair is already registered") from None
+        raise DeviceConflict(_clash(session, data)) from None
     return device
+
+
+def _clash(session: Session, data: DeviceCreate) -> str:
+    """What a device that failed to register clashed with, read after the rollback."""
+    if session.get(Device, data.id) is not None:
+        return f"device {data.id} is already registered"
+    if data.owntracks_user is not None and data.owntracks_device is not None:
+        pair = select(Device.id).where(Device.owntracks_user == data.owntracks_user,
+                                       Device.owntracks_device == data.owntracks_device)
+        if session.scalar(pair) is not None:
+            return "the OwnTracks user/device pair is already registered"
+    return "a device registered at the same moment clashes with this one: try again"
 
 
 def get(session: Session, device_id: str) -> Device:

@@ -4,9 +4,7 @@ measure gets a version of its own, and a request that loses a race gets a clear 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -16,6 +14,7 @@ from backend.api.app import create_app
 from backend.measures import service
 from tests.backend.conftest import ADMIN_TOKEN
 from tests.backend.measures.places import register_pair, zone_feature
+from tests.support import concurrent
 
 pytestmark = pytest.mark.services  # the stack runs on both back ends, one of them services
 
@@ -24,17 +23,7 @@ TOGETHER = 4
 
 def together(stack, call: Callable[[TestClient, int], httpx.Response]) -> list[httpx.Response]:
     """`call` made TOGETHER times at once, each with a client of its own."""
-    app = create_app(stack.runtime)
-    start = threading.Barrier(TOGETHER)
-
-    def run(i: int) -> httpx.Response:
-        client = TestClient(app, raise_server_exceptions=False,
-                            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
-        start.wait()
-        return call(client, i)
-
-    with ThreadPoolExecutor(TOGETHER) as pool:
-        return list(pool.map(run, range(TOGETHER)))
+    return concurrent.together(create_app(stack.runtime), ADMIN_TOKEN, TOGETHER, call)
 
 
 def _measure_log(api: TestClient, case_id) -> list[tuple[str, int]]:
