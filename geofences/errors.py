@@ -16,7 +16,21 @@ API can answer with one 422 that says every reason at once.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+# A position in a message of shapely or GEOS: "[4.405 51.905]", "(4 52)", "POINT (4.4 51.9)", or
+# a bare number with a fraction or an exponent.
+_POSITION = re.compile(
+    r"\s*(?:[A-Z]+\s*)?[\[(][^\])]*\d[^\])]*[\])]"
+    r"|[-+]?(?:\d+\.\d*|\.\d+|\d+(?:\.\d*)?[eE][-+]?\d+)"
+)
+
+
+def without_positions(text: str) -> str:
+    """`text` (a reason given by shapely or GEOS) without the positions it names: a message
+    about a measure never repeats where the measure lies."""
+    return " ".join(_POSITION.sub("", text).split()).rstrip(" :,;")
 
 
 class GeofenceError(ValueError):

@@ -43,7 +43,7 @@ from shapely.geometry import MultiPolygon, Point, Polygon, mapping, shape
 from shapely.validation import explain_validity
 
 from geofences.config import GeofenceConfig
-from geofences.errors import InvalidMeasure, Problem
+from geofences.errors import InvalidMeasure, Problem, without_positions
 from geofences.measures import (
     MEASURE_KINDS,
     ContactBan,
@@ -79,7 +79,7 @@ def _time(value: Any, path: str, problems: list[Problem]) -> float | None:
             parsed = datetime.fromisoformat(value)
         except ValueError:
             problems.append(
-                Problem("invalid_field", path, f"not an ISO 8601 time: {value!r}")
+                Problem("invalid_field", path, "not an ISO 8601 time")
             )
             return None
         if parsed.tzinfo is None:
@@ -101,7 +101,7 @@ def _time(value: Any, path: str, problems: list[Problem]) -> float | None:
         Problem(
             "invalid_field",
             path,
-            f"expected an ISO 8601 time or Unix seconds, got {value!r}",
+            "expected an ISO 8601 time or Unix seconds",
         )
     )
     return None
@@ -188,7 +188,7 @@ def _geometry(data: Any, path: str, problems: list[Problem]) -> Any:
         GEOSException,
     ) as exc:
         problems.append(
-            Problem("invalid_geometry", path, f"unreadable geometry: {exc}")
+            Problem("invalid_geometry", path, f"unreadable geometry: {without_positions(str(exc))}")
         )
         return None
     if geom.is_empty:
@@ -222,7 +222,7 @@ def _number(
             Problem(
                 "invalid_field",
                 f"properties.{key}",
-                f"expected a number >= 0, got {value!r}",
+                "expected a number >= 0",
             )
         )
         return default
@@ -491,7 +491,7 @@ def measure_problems(
             Problem(
                 "absurd_size",
                 "properties.pre_alert_m",
-                f"pre-alert ring of {measure.pre_alert_m:.0f} m exceeds {cfg.max_pre_alert_m:.0f} m",
+                f"the pre-alert ring exceeds {cfg.max_pre_alert_m:.0f} m",
             )
         )
     radius = getattr(measure, "radius_m", None)
@@ -500,7 +500,7 @@ def measure_problems(
             Problem(
                 "absurd_size",
                 "properties.radius_m",
-                f"radius of {radius:.0f} m exceeds {cfg.max_radius_m:.0f} m",
+                f"the radius exceeds {cfg.max_radius_m:.0f} m",
             )
         )
     zone = None  # projected zone, for the home check
@@ -565,7 +565,7 @@ def _area_problems(
             Problem(
                 "invalid_geometry",
                 path,
-                f"geometry is not valid: {explain_validity(geom)}",
+                f"geometry is not valid: {without_positions(explain_validity(geom))}",
             )
         )
         return None
@@ -585,7 +585,7 @@ def _area_problems(
             Problem(
                 "invalid_geometry",
                 path,
-                f"geometry is not valid: {explain_validity(projected)}",
+                f"geometry is not valid: {without_positions(explain_validity(projected))}",
             )
         )
         return None

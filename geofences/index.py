@@ -25,7 +25,7 @@ from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
 
 from geofences.config import GeofenceConfig
-from geofences.errors import InvalidGeometry, InvalidMeasure, Problem
+from geofences.errors import InvalidGeometry, InvalidMeasure, Problem, without_positions
 from geofences.measures import ContactBan, ExclusionZone, Measure, ProtectedPlace
 from geofences.projection import Projection, projection_for
 
@@ -210,7 +210,8 @@ def _projected_area(
     projected = projection.geometry(geom)
     if projected.is_empty or not projected.is_valid:
         reason = (
-            explain_validity(projected) if not projected.is_empty else "empty geometry"
+            without_positions(explain_validity(projected)) if not projected.is_empty
+            else "empty geometry"
         )
         raise InvalidGeometry(
             [Problem("invalid_geometry", path, f"geometry is not valid: {reason}")]

@@ -38,7 +38,7 @@ def to_epoch(value: Any, path: str) -> float | None:
     ):
         return float(value)
     raise InvalidField(
-        [Problem("invalid_field", path, f"expected a time, got {value!r}")]
+        [Problem("invalid_field", path, "expected a time")]
     )
 
 

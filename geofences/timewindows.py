@@ -21,12 +21,12 @@ def _minute(text: str, path: str) -> int:
     m = _HHMM.match(text) if isinstance(text, str) else None
     if m is None:
         raise InvalidField(
-            [Problem("invalid_field", path, f"expected HH:MM, got {text!r}")]
+            [Problem("invalid_field", path, "expected HH:MM")]
         )
     value = int(m.group(1)) * 60 + int(m.group(2))
     if value > 1440:
         raise InvalidField(
-            [Problem("invalid_field", path, f"{text!r} is beyond 24:00")]
+            [Problem("invalid_field", path, "a time is at most 24:00")]
         )
     return value
 
@@ -34,7 +34,9 @@ def _minute(text: str, path: str) -> int:
 def _day(name: str, path: str) -> int:
     key = name.lower()[:3] if isinstance(name, str) else ""
     if key not in DAY_NAMES:
-        raise InvalidField([Problem("invalid_field", path, f"unknown day {name!r}")])
+        raise InvalidField([Problem(
+            "invalid_field", path, "unknown day: expected mon, tue, wed, thu, fri, sat or sun"
+        )])
     return DAY_NAMES.index(key)
 
 
@@ -74,7 +76,7 @@ class TimeWindow:
                     Problem(
                         "invalid_field",
                         "time_windows",
-                        f"expected 'Mon-Fri 08:00-18:00', got {text!r}",
+                        "expected 'Mon-Fri 08:00-18:00'",
                     )
                 ]
             )

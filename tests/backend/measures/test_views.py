@@ -3,6 +3,7 @@ home, devices of another case, deactivation kept for the record."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import pytest
@@ -105,6 +106,30 @@ def test_self_intersecting_geometry_is_refused_with_reason(stack):
     [problem] = _problems(stack.api().post(_url(case_id), json=bowtie))
     assert problem["code"] == "invalid_geometry" and problem["path"] == "geometry"
     assert "Self-intersection" in problem["message"]
+
+
+def test_refusals_never_repeat_a_coordinate_or_a_value_sent(stack):
+    """A bow-tie, a ring of three positions and other bad values get a 422 that says why
+    without the positions of the zone or the values sent; nothing is stored."""
+    case_id = register_pair(stack, "off-echo", "vic-echo")
+    lat, lon = ROTTERDAM
+    a, b, c, d = (offset(lat, lon, e, n) for e, n in ((0, 0), (300, 300), (300, 0), (0, 300)))
+    bowtie = zone_feature("off-echo")
+    bowtie["geometry"]["coordinates"] = [[[p[1], p[0]] for p in (a, b, c, d, a)]]
+    short = zone_feature("off-echo")
+    short["geometry"]["coordinates"] = [[[p[1], p[0]] for p in (a, b, a)]]
+    values = zone_feature("off-echo", valid_from="yesterday 12.5", pre_alert_m=-3.25,
+                          time_windows=[{"days": ["someday"], "start": "08:00", "end": "9.75"}])
+    huge = ban_feature("off-echo", "vic-echo", radius_m=123456789.5)
+    for body, reason in ((bowtie, "Self-intersection"), (short, "Too few points"),
+                         (values, "ISO 8601"), (huge, "radius")):
+        response = stack.api().post(_url(case_id), json=body)
+        problems = _problems(response)
+        assert any(reason in p["message"] for p in problems), problems
+        assert re.search(r"\d\.\d", response.text) is None, response.text
+        for sent in ("yesterday", "someday", "123456789"):
+            assert sent not in response.text
+    assert stack.api().get(_url(case_id)).json()["features"] == []
 
 
 def test_absurd_size_is_refused_with_reason(stack):
