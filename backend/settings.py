@@ -337,11 +337,13 @@ class PoliceSettings(BaseModel):
     write_timeout_s: float = Field(5.0, gt=0)
     total_timeout_s: float = Field(10.0, gt=0)
     # Delivery worker: idle poll interval (it is also woken right after each commit), rows
-    # claimed per round, parallel sends, and how long a claim holds before another worker may
+    # claimed per round, parallel sends (in all, and to one subscription: a receiver that hangs
+    # holds no more threads than that), and how long a claim holds before another worker may
     # take the row over (a crashed worker's rows).
     poll_interval_s: float = Field(1.0, gt=0)
     batch_size: int = Field(50, ge=1, le=1_000)
     concurrency: int = Field(8, ge=1, le=64)
+    concurrency_per_subscription: int = Field(2, ge=1, le=64)
     claim_lease_s: float = Field(30.0, gt=0)
     # Priorities whose failed delivery puts "police not reached: phone the control room" on
     # the alert.

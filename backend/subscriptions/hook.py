@@ -259,7 +259,7 @@ class DeliveryHook:
                         delivery_id=row["id"], alert_id=alert.id,
                         webhook_id=f"msg_{row['id'].hex}_{alert.sequence}", attempt=1,
                         window_start=now, url=sub.url, secret=sub.secret, format=sub.format,
-                        body=rendered, priority=alert.priority,
+                        body=rendered, priority=alert.priority, subscription_id=sub.id,
                     ))
             rows.append(row)
         value = status.aggregate(

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, insert, or_, select, update
+from sqlalchemy import case, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -56,19 +56,55 @@ def add_deliveries(session: Session, rows: Sequence[dict[str, Any]]) -> list[uui
     return list(session.scalars(statement))
 
 
+# The order in which due deliveries are claimed: the most urgent first (P1 before P4), of one
+# priority first attempts ahead of retries (a receiver that keeps failing does not keep a new
+# alert waiting), then the longest due, then by sequence.
+CLAIM_ORDER = (
+    Delivery.priority.label("rank_priority"),
+    case((Delivery.attempts > Delivery.prior_attempts, 1), else_=0).label("rank_retry"),
+    Delivery.next_attempt_at,
+    Delivery.sequence,
+)
+
+
 def claim_due(
-    session: Session, now: datetime, limit: int, lease_s: float
+    session: Session, now: datetime, limit: int, lease_s: float, *,
+    per_subscription: int | None = None, busy: Mapping[uuid.UUID, int] | None = None,
 ) -> list[tuple[Delivery, Subscription]]:
-    """Claim deliveries whose attempt is due and that no live worker holds: with
-    `FOR UPDATE SKIP LOCKED` on PostgreSQL, so parallel workers never claim the same row."""
-    query = (
-        select(Delivery)
-        .where(Delivery.state.in_(OPEN_DELIVERY_STATES))
-        .where(Delivery.next_attempt_at <= now)
-        .where(or_(Delivery.claimed_until.is_(None), Delivery.claimed_until <= now))
-        .order_by(Delivery.next_attempt_at, Delivery.sequence)
-        .limit(limit)
+    """Claim up to `limit` deliveries whose attempt is due and that no live worker holds: with
+    `FOR UPDATE SKIP LOCKED` on PostgreSQL, so parallel workers never claim the same row.
+
+    They are taken in `CLAIM_ORDER`, and with `per_subscription` no more of one subscription's
+    than it has room for: that many less its attempts in flight (`busy`, by subscription id).
+    A receiver that hangs then holds no more than its share of the worker's threads, however
+    many of its deliveries are due, and another's P1 is not claimed behind them."""
+    cap = limit if per_subscription is None else per_subscription
+    ranked = (
+        select(Delivery.id, Delivery.subscription_id, *CLAIM_ORDER,
+               func.row_number().over(partition_by=Delivery.subscription_id,
+                                      order_by=CLAIM_ORDER).label("rank"))
+        .where(*_due(now))
+        .subquery()
     )
+    candidates = session.execute(
+        select(ranked.c.id, ranked.c.subscription_id)
+        .where(ranked.c.rank <= cap)
+        .order_by(ranked.c.rank_priority, ranked.c.rank_retry, ranked.c.next_attempt_at,
+                  ranked.c.sequence)
+    ).all()
+    taken = dict(busy or {})
+    wanted: list[uuid.UUID] = []
+    for delivery_id, subscription_id in candidates:
+        if len(wanted) >= limit:
+            break
+        if taken.get(subscription_id, 0) < cap:
+            taken[subscription_id] = taken.get(subscription_id, 0) + 1
+            wanted.append(delivery_id)
+    if not wanted:
+        return []
+    # Lock what was chosen; a row another worker claimed meanwhile (or holds locked) is left.
+    query = (select(Delivery).where(Delivery.id.in_(wanted), *_due(now))
+             .order_by(*CLAIM_ORDER))
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     rows = list(session.scalars(query))
@@ -88,6 +124,33 @@ def claim_due(
     return [(r, subs[r.subscription_id]) for r in rows]
 
 
+def _due(now: datetime) -> list[Any]:
+    """Conditions of an open delivery whose attempt is due and that no live lease holds."""
+    return [
+        Delivery.state.in_(OPEN_DELIVERY_STATES),
+        Delivery.next_attempt_at <= now,
+        or_(Delivery.claimed_until.is_(None), Delivery.claimed_until <= now),
+    ]
+
+
+def release(session: Session, jobs: Sequence[tuple[uuid.UUID, int, datetime]]) -> int:
+    """Give back claims on which no attempt was made ((delivery id, attempt number, window
+    start)): the row is claimable again at once, its attempt not counted. A row claimed again
+    since, replayed or ended is left as it is. The number given back."""
+    released = 0
+    for delivery_id, attempt, window_start in jobs:
+        result = session.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery_id, Delivery.attempts == attempt,
+                   Delivery.window_start == window_start,
+                   Delivery.state.in_(OPEN_DELIVERY_STATES))
+            .values(attempts=attempt - 1, claimed_until=None,
+                    **({"last_attempt_at": None} if attempt == 1 else {}))
+        )
+        released += result.rowcount  # type: ignore[attr-defined]
+    return released
+
+
 def overdue_deliveries(session: Session, window_before: datetime, now: datetime, limit: int
                        ) -> list[Delivery]:
     """Open deliveries whose window started at or before `window_before` and that no live
@@ -102,20 +165,20 @@ def overdue_deliveries(session: Session, window_before: datetime, now: datetime,
     ))
 
 
-def next_claimable_at(session: Session) -> datetime | None:
+def next_claimable_at(session: Session, busy: Collection[uuid.UUID] = ()) -> datetime | None:
     """When the next open delivery can be claimed (`claim_due`): its attempt is due and no
     worker's lease holds it. A row claimed for an attempt in flight is not claimable before
-    its lease ends (its attempt is recorded before then, and the row is no longer open)."""
+    its lease ends (its attempt is recorded before then, and the row is no longer open). The
+    rows of the subscriptions in `busy` (as many attempts in flight as they may have) are left
+    out: they wait for one of those attempts to end, not for a time."""
     claimable_at = case(
         (Delivery.claimed_until > Delivery.next_attempt_at, Delivery.claimed_until),
         else_=Delivery.next_attempt_at,
     )
-    return session.scalar(
-        select(claimable_at)
-        .where(Delivery.state.in_(OPEN_DELIVERY_STATES))
-        .order_by(claimable_at)
-        .limit(1)
-    )
+    query = select(claimable_at).where(Delivery.state.in_(OPEN_DELIVERY_STATES))
+    if busy:
+        query = query.where(Delivery.subscription_id.not_in(list(busy)))
+    return session.scalar(query.order_by(claimable_at).limit(1))
 
 
 def record_outcome(session: Session, delivery_id: uuid.UUID, attempt: int,

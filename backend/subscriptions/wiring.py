@@ -32,7 +32,9 @@ def worker_config(settings: PoliceSettings) -> WorkerConfig:
     )
     return WorkerConfig(
         policy=policy, poll_interval_s=settings.poll_interval_s, batch_size=settings.batch_size,
-        concurrency=settings.concurrency, claim_lease_s=settings.claim_lease_s,
+        concurrency=settings.concurrency,
+        concurrency_per_subscription=settings.concurrency_per_subscription,
+        claim_lease_s=settings.claim_lease_s,
         urgent_priorities=tuple(settings.urgent_priorities),
     )
 

@@ -3,7 +3,13 @@
 One thread per process (ingest, api, run, demo). Each round it claims due rows (`FOR UPDATE
 SKIP LOCKED` on PostgreSQL, so several processes share the work without sending a row twice),
 no more than its pool of `concurrency` threads has free, commits the claim and hands them to the
-pool without waiting for them (a receiver that is slow holds up no round). Each attempt is sent
+pool without waiting for them (a receiver that is slow holds up no round). No subscription has
+more than `concurrency_per_subscription` attempts in the pool, and rows are claimed P1 first and
+first attempts ahead of retries (`service.claim_due`): a receiver that hangs until the total
+time limit holds that many threads, not all of them, and a P1's first attempt to the police
+does not wait behind its retries. A job of the fast path (`submit`) that finds no free thread,
+or its subscription at that limit, never waits in the pool's queue: its claim is given back and
+a round claims the row in turn. Each attempt is sent
 with the urllib3 sender under explicit timeouts and a total time limit, and its outcome
 recorded in its own transaction: the attempt on the delivery log
 (`webhook_attempts`), a `delivery` entry on the alert's timeline, the delivery's next state from
@@ -85,6 +91,7 @@ class Job:
     body: bytes
     priority: str
     prior_attempts: int = 0  # made in earlier delivery windows (`Delivery.prior_attempts`)
+    subscription_id: uuid.UUID | None = None
 
     @property
     def window_attempt(self) -> int:
@@ -145,6 +152,9 @@ class WorkerConfig:
     poll_interval_s: float = 1.0
     batch_size: int = 50
     concurrency: int = 8
+    # Attempts to one subscription in the pool at a time: a receiver that hangs holds no more
+    # threads than this, whatever it has due.
+    concurrency_per_subscription: int = 2
     claim_lease_s: float = 30.0
     urgent_priorities: tuple[str, ...] = ("P1", "P2")
 
@@ -170,10 +180,13 @@ class DeliveryWorker:
         self._clock = clock
         self._wake = threading.Event()
         self._record_lock = threading.Lock()
-        # Attempts running in the pool, and whether a round left due rows for want of threads.
+        # Attempts running in the pool (in all, and by subscription), whether a round left due
+        # rows for want of threads, and the claims handed back for a round to give back.
         self._slots = threading.Lock()
         self._in_flight = 0
+        self._busy: dict[uuid.UUID | None, int] = {}
         self._waiting_for_slot = False
+        self._handed_back: list[Job] = []
         self._local = threading.local()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -215,8 +228,10 @@ class DeliveryWorker:
     def submit(self, jobs: list[Job], sends: Sends | None = None) -> None:
         """Send deliveries claimed in a transaction that just committed (the fast path): each
         attempt starts now in the pool, not at the next round (inside `held`, when the block
-        ends or at `release`). Should the pool be gone, the claims lapse after their lease and
-        a round takes the rows over."""
+        ends or at `release`). A job finds no free thread, or its subscription has as many
+        attempts in flight as it may: it is handed back (`_spawn`) and a round claims it in
+        turn. Should the pool be gone, the claims lapse after their lease and a round takes the
+        rows over."""
         held = getattr(self._local, "held", None)
         if held is not None:
             held.extend(jobs)
@@ -226,36 +241,58 @@ class DeliveryWorker:
         if pool is None:
             return
         for job in jobs:
-            if not self._spawn(pool, job, sends):
+            if self._spawn(pool, job, sends) is None:
                 return
 
-    def _spawn(self, pool: ThreadPoolExecutor, job: Job, sends: Sends | None) -> bool:
-        """Start `job`'s attempt in the pool; False when it is shutting down (the lease runs
-        out, and another round sends it)."""
+    def _spawn(self, pool: ThreadPoolExecutor, job: Job, sends: Sends | None) -> bool | None:
+        """Start `job`'s attempt in the pool when a thread is free and its subscription has
+        fewer than `concurrency_per_subscription` attempts in flight: True. Else False: no job
+        waits in the pool's queue (its lease would run there, and a P1's attempt behind a
+        hanging receiver's), it is handed back for the round to give its claim back, and the
+        row is claimed again in turn (`service.claim_due`). None when the pool is shutting down
+        (the lease runs out, and another round sends it)."""
+        with self._slots:
+            if (self._in_flight >= self.config.concurrency
+                    or self._busy.get(job.subscription_id, 0)
+                    >= self.config.concurrency_per_subscription):
+                self._handed_back.append(job)
+                self._waiting_for_slot = True
+                started = False
+            else:
+                self._in_flight += 1
+                self._busy[job.subscription_id] = self._busy.get(job.subscription_id, 0) + 1
+                started = True
+        if not started:
+            self.wake()
+            return False
         if sends is not None:
             sends.started(1)
-        with self._slots:
-            self._in_flight += 1
         try:
             pool.submit(self._deliver_in_pool, job, sends)
         except RuntimeError:
-            self._slot_freed()
+            self._slot_freed(job)
             if sends is not None:
                 sends.sent()
-            return False
+            return None
         return True
 
     def _deliver_in_pool(self, job: Job, sends: Sends | None) -> None:
         try:
             self._deliver(job, sends)
         finally:
-            self._slot_freed()
+            self._slot_freed(job)
 
-    def _slot_freed(self) -> None:
-        """An attempt in the pool ended: wake a round that left due rows for want of threads."""
+    def _slot_freed(self, job: Job) -> None:
+        """An attempt in the pool ended: wake a round that left due rows for want of threads,
+        or of room for this job's subscription."""
         with self._slots:
             self._in_flight -= 1
-            wake, self._waiting_for_slot = self._waiting_for_slot, False
+            busy = self._busy.pop(job.subscription_id, 0) - 1
+            if busy > 0:
+                self._busy[job.subscription_id] = busy
+            wake = (self._waiting_for_slot
+                    or busy + 1 >= self.config.concurrency_per_subscription)
+            self._waiting_for_slot = False
         if wake:
             self.wake()
 
@@ -276,6 +313,7 @@ class DeliveryWorker:
         self._stop.clear()
         with self._slots:
             self._in_flight, self._waiting_for_slot = 0, False
+            self._busy, self._handed_back = {}, []
         self._pool = ThreadPoolExecutor(self.config.concurrency, thread_name_prefix="webhook")
         self._thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
         self._thread.start()
@@ -317,9 +355,12 @@ class DeliveryWorker:
                             else self._sleep_s())
 
     def _sleep_s(self) -> float:
+        with self._slots:
+            full = [sub for sub, n in self._busy.items()
+                    if sub is not None and n >= self.config.concurrency_per_subscription]
         try:
             with self._sessions() as s:
-                due = service.next_claimable_at(s)
+                due = service.next_claimable_at(s, full)
         except Exception:  # noqa: BLE001
             return self.config.poll_interval_s
         if due is None:
@@ -332,23 +373,36 @@ class DeliveryWorker:
         """Claim due deliveries and start their attempts; the number claimed. When the worker
         runs, the attempts go to its pool and the round does not wait for them (a slow receiver
         holds up nobody else's round, nor the sweep); it claims no more than the pool has free
-        threads, so that no claimed row waits there while its lease runs. Otherwise they are
-        made one after the other in this thread."""
+        threads, so that no claimed row waits there while its lease runs, and no more of one
+        subscription's than it has room for (`concurrency_per_subscription`). Otherwise they
+        are made one after the other in this thread."""
         pool = self._pool
         if pool is None:
             jobs = self._claim()
             for job in jobs:
                 self._deliver(job)
             return len(jobs)
+        self._give_back()
         limit = self._free_slots()
-        jobs = self._claim(limit) if limit > 0 else []
+        with self._slots:
+            busy = {sub: n for sub, n in self._busy.items() if sub is not None}
+        jobs = self._claim(limit, busy) if limit > 0 else []
         if len(jobs) < limit:
             with self._slots:
-                self._waiting_for_slot = False  # every due row was claimed
+                self._waiting_for_slot = False  # every due row it had room for was claimed
         for job in jobs:
-            if not self._spawn(pool, job, None):
+            if self._spawn(pool, job, None) is None:
                 break
         return len(jobs)
+
+    def _give_back(self) -> None:
+        """Give back the claims of jobs handed back (`_spawn`): their rows are claimed again
+        in turn, this round or a later one."""
+        with self._slots:
+            jobs, self._handed_back = self._handed_back, []
+        if jobs:
+            with self._sessions.begin() as s:
+                service.release(s, [(j.delivery_id, j.attempt, j.window_start) for j in jobs])
 
     def _free_slots(self) -> int:
         """How many rows a round may claim; when fewer than a batch, the round is woken as
@@ -358,11 +412,17 @@ class DeliveryWorker:
             self._waiting_for_slot = free < self.config.batch_size
             return min(free, self.config.batch_size)
 
-    def _claim(self, limit: int | None = None) -> list[Job]:
+    def _claim(self, limit: int | None = None,
+               busy: dict[uuid.UUID, int] | None = None) -> list[Job]:
+        """Claim due rows: with `busy` (attempts in the pool by subscription) no more of one
+        subscription's than `concurrency_per_subscription` leaves room for."""
         now = self._clock()
         with self._sessions.begin() as s:
-            claimed = service.claim_due(s, now, limit or self.config.batch_size,
-                                        self.config.claim_lease_s)
+            claimed = service.claim_due(
+                s, now, limit or self.config.batch_size, self.config.claim_lease_s,
+                per_subscription=(None if busy is None
+                                  else self.config.concurrency_per_subscription),
+                busy=busy)
             return [self._job(d, sub) for d, sub in claimed]
 
     @staticmethod
@@ -371,6 +431,7 @@ class DeliveryWorker:
             delivery_id=d.id, alert_id=d.alert_id, webhook_id=d.webhook_id, attempt=d.attempts,
             window_start=d.window_start, url=sub.url, secret=sub.secret, format=d.format,
             body=d.body, priority=d.priority, prior_attempts=d.prior_attempts,
+            subscription_id=d.subscription_id,
         )
 
     def _send(self, job: Job) -> AttemptResult:
