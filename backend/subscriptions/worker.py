@@ -4,7 +4,8 @@ One thread per process (ingest, api, run, demo). Each round it claims due rows (
 SKIP LOCKED` on PostgreSQL, so several processes share the work without sending a row twice),
 no more than its pool of `concurrency` threads has free, commits the claim and hands them to the
 pool without waiting for them (a receiver that is slow holds up no round). No subscription has
-more than `concurrency_per_subscription` attempts in the pool, and rows are claimed P1 first and
+more than `concurrency_per_subscription` attempts in the pool, nor every thread of it (with two
+or more), and rows are claimed P1 first and
 first attempts ahead of retries (`service.claim_due`): a receiver that hangs until the total
 time limit holds that many threads, not all of them, and a P1's first attempt to the police
 does not wait behind its retries. A job of the fast path (`submit`) that finds no free thread,
@@ -158,6 +159,12 @@ class WorkerConfig:
     claim_lease_s: float = 30.0
     urgent_priorities: tuple[str, ...] = ("P1", "P2")
 
+    @property
+    def per_subscription(self) -> int:
+        """Attempts one subscription may have in the pool: `concurrency_per_subscription`, and
+        never every thread of a pool of two or more (one is left for the others)."""
+        return max(1, min(self.concurrency_per_subscription, self.concurrency - 1))
+
 
 class DeliveryWorker:
     def __init__(
@@ -246,7 +253,7 @@ class DeliveryWorker:
 
     def _spawn(self, pool: ThreadPoolExecutor, job: Job, sends: Sends | None) -> bool | None:
         """Start `job`'s attempt in the pool when a thread is free and its subscription has
-        fewer than `concurrency_per_subscription` attempts in flight: True. Else False: no job
+        fewer than `WorkerConfig.per_subscription` attempts in flight: True. Else False: no job
         waits in the pool's queue (its lease would run there, and a P1's attempt behind a
         hanging receiver's), it is handed back for the round to give its claim back, and the
         row is claimed again in turn (`service.claim_due`). None when the pool is shutting down
@@ -254,7 +261,7 @@ class DeliveryWorker:
         with self._slots:
             if (self._in_flight >= self.config.concurrency
                     or self._busy.get(job.subscription_id, 0)
-                    >= self.config.concurrency_per_subscription):
+                    >= self.config.per_subscription):
                 self._handed_back.append(job)
                 self._waiting_for_slot = True
                 started = False
@@ -291,7 +298,7 @@ class DeliveryWorker:
             if busy > 0:
                 self._busy[job.subscription_id] = busy
             wake = (self._waiting_for_slot
-                    or busy + 1 >= self.config.concurrency_per_subscription)
+                    or busy + 1 >= self.config.per_subscription)
             self._waiting_for_slot = False
         if wake:
             self.wake()
@@ -357,7 +364,7 @@ class DeliveryWorker:
     def _sleep_s(self) -> float:
         with self._slots:
             full = [sub for sub, n in self._busy.items()
-                    if sub is not None and n >= self.config.concurrency_per_subscription]
+                    if sub is not None and n >= self.config.per_subscription]
         try:
             with self._sessions() as s:
                 due = service.next_claimable_at(s, full)
@@ -374,7 +381,7 @@ class DeliveryWorker:
         runs, the attempts go to its pool and the round does not wait for them (a slow receiver
         holds up nobody else's round, nor the sweep); it claims no more than the pool has free
         threads, so that no claimed row waits there while its lease runs, and no more of one
-        subscription's than it has room for (`concurrency_per_subscription`). Otherwise they
+        subscription's than it has room for (`WorkerConfig.per_subscription`). Otherwise they
         are made one after the other in this thread."""
         pool = self._pool
         if pool is None:
@@ -415,13 +422,13 @@ class DeliveryWorker:
     def _claim(self, limit: int | None = None,
                busy: dict[uuid.UUID, int] | None = None) -> list[Job]:
         """Claim due rows: with `busy` (attempts in the pool by subscription) no more of one
-        subscription's than `concurrency_per_subscription` leaves room for."""
+        subscription's than `WorkerConfig.per_subscription` leaves room for."""
         now = self._clock()
         with self._sessions.begin() as s:
             claimed = service.claim_due(
                 s, now, limit or self.config.batch_size, self.config.claim_lease_s,
                 per_subscription=(None if busy is None
-                                  else self.config.concurrency_per_subscription),
+                                  else self.config.per_subscription),
                 busy=busy)
             return [self._job(d, sub) for d, sub in claimed]
 

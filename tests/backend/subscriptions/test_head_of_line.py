@@ -66,8 +66,10 @@ def _due(s, subscription_id: uuid.UUID, now: datetime, due_s_ago: float) -> uuid
     return delivery.id
 
 
-def test_a_round_claims_the_police_first_attempt_beside_a_hanging_receiver(pg_sessions,
-                                                                           receivers):
+@pytest.mark.parametrize("concurrency, share", [(3, 2), (2, 1)])
+def test_a_round_claims_the_police_first_attempt_beside_a_hanging_receiver(
+        pg_sessions, receivers, concurrency, share):
+    """The archive gets two threads of three; of two, one (a pool is never all one's)."""
     archive, police = receivers(trickle_s=0.1), receivers()
     now = datetime.now(UTC)
     with pg_sessions.begin() as s:
@@ -77,7 +79,8 @@ def test_a_round_claims_the_police_first_attempt_beside_a_hanging_receiver(pg_se
             _due(s, archive_id, now, due_s_ago=1.0)
         _due(s, police_id, now, due_s_ago=0.0)
     worker = DeliveryWorker(pg_sessions, _sender(), InProcessBus(),
-                            WorkerConfig(policy=POLICY, poll_interval_s=0.2, concurrency=3,
+                            WorkerConfig(policy=POLICY, poll_interval_s=0.2,
+                                         concurrency=concurrency,
                                          concurrency_per_subscription=2, claim_lease_s=12.0))
     started = time.monotonic()
     worker.start()
@@ -90,7 +93,7 @@ def test_a_round_claims_the_police_first_attempt_beside_a_hanging_receiver(pg_se
         archive.stop_trickling.set()
         worker.stop()
     assert took_s < HANG_S / 2, f"the police attempt waited {took_s:.1f} s behind the archive"
-    assert in_flight == 2  # the archive's share of the threads, not all of them
+    assert in_flight == share  # the archive's share of the threads, not all of them
 
 
 def _raise(sessions, hook, police_unit: str) -> uuid.UUID:
