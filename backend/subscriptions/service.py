@@ -71,8 +71,9 @@ def claim_due(
     session: Session, now: datetime, limit: int, lease_s: float, *,
     per_subscription: int | None = None, busy: Mapping[uuid.UUID, int] | None = None,
 ) -> list[tuple[Delivery, Subscription]]:
-    """Claim up to `limit` deliveries whose attempt is due and that no live worker holds: with
-    `FOR UPDATE SKIP LOCKED` on PostgreSQL, so parallel workers never claim the same row.
+    """Claim up to `limit` deliveries of active subscriptions whose attempt is due and that no
+    live worker holds: with `FOR UPDATE SKIP LOCKED` on PostgreSQL, so parallel workers never
+    claim the same row.
 
     They are taken in `CLAIM_ORDER`, and with `per_subscription` no more of one subscription's
     than it has room for: that many less its attempts in flight (`busy`, by subscription id).
@@ -83,7 +84,8 @@ def claim_due(
         select(Delivery.id, Delivery.subscription_id, *CLAIM_ORDER,
                func.row_number().over(partition_by=Delivery.subscription_id,
                                       order_by=CLAIM_ORDER).label("rank"))
-        .where(*_due(now))
+        .join(Subscription, Subscription.id == Delivery.subscription_id)
+        .where(*_due(now), Subscription.active.is_(True))  # an inactive one's: `inactive_open`
         .subquery()
     )
     candidates = session.execute(
@@ -151,6 +153,19 @@ def release(session: Session, jobs: Sequence[tuple[uuid.UUID, int, datetime]]) -
     return released
 
 
+def inactive_open(session: Session, now: datetime, limit: int) -> list[Delivery]:
+    """Open deliveries of inactive subscriptions that no live lease holds (an attempt in
+    flight is left to end): they are not sent any more, and the sweep ends them."""
+    return list(session.scalars(
+        select(Delivery)
+        .join(Subscription, Subscription.id == Delivery.subscription_id)
+        .where(Subscription.active.is_(False), Delivery.state.in_(OPEN_DELIVERY_STATES))
+        .where(or_(Delivery.claimed_until.is_(None), Delivery.claimed_until <= now))
+        .order_by(Delivery.window_start)
+        .limit(limit)
+    ))
+
+
 def overdue_deliveries(session: Session, window_before: datetime, now: datetime, limit: int
                        ) -> list[Delivery]:
     """Open deliveries whose window started at or before `window_before` and that no live
@@ -166,7 +181,8 @@ def overdue_deliveries(session: Session, window_before: datetime, now: datetime,
 
 
 def next_claimable_at(session: Session, busy: Collection[uuid.UUID] = ()) -> datetime | None:
-    """When the next open delivery can be claimed (`claim_due`): its attempt is due and no
+    """When the next open delivery of an active subscription can be claimed (`claim_due`): its
+    attempt is due and no
     worker's lease holds it. A row claimed for an attempt in flight is not claimable before
     its lease ends (its attempt is recorded before then, and the row is no longer open). The
     rows of the subscriptions in `busy` (as many attempts in flight as they may have) are left
@@ -175,7 +191,9 @@ def next_claimable_at(session: Session, busy: Collection[uuid.UUID] = ()) -> dat
         (Delivery.claimed_until > Delivery.next_attempt_at, Delivery.claimed_until),
         else_=Delivery.next_attempt_at,
     )
-    query = select(claimable_at).where(Delivery.state.in_(OPEN_DELIVERY_STATES))
+    query = (select(claimable_at)
+             .join(Subscription, Subscription.id == Delivery.subscription_id)
+             .where(Delivery.state.in_(OPEN_DELIVERY_STATES), Subscription.active.is_(True)))
     if busy:
         query = query.where(Delivery.subscription_id.not_in(list(busy)))
     return session.scalar(query.order_by(claimable_at).limit(1))

@@ -20,7 +20,8 @@ notice "police not reached: phone the control room".
 
 At most once per `poll_interval_s` the thread also sweeps: an open delivery whose deadline
 passed more than a claim lease ago had an attempt that never ended (it hangs, or its worker is
-gone), and becomes `unreachable` through the same path as an attempt's outcome; a police feed
+gone), and becomes `unreachable` through the same path as an attempt's outcome; an open delivery
+of a deactivated subscription (no round claims it) ends `rejected` the same way; a police feed
 message the broker has not confirmed by the deadline ends `unconfirmed` and counts as an
 unreachable delivery of its alert (`backend.outbox.unconfirmed`).
 
@@ -348,7 +349,7 @@ class DeliveryWorker:
             self._wake.clear()
             if time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + self.config.poll_interval_s
-                for sweep in (self.sweep, self.sweep_feeds):
+                for sweep in (self.sweep, self.sweep_inactive, self.sweep_feeds):
                     try:
                         sweep()
                     except Exception:
@@ -548,6 +549,24 @@ class DeliveryWorker:
         if ended:
             log.warning("webhook sweep: %d deliveries without an outcome past their deadline "
                         "ended unreachable", ended)
+        return ended
+
+    def sweep_inactive(self) -> int:
+        """End the open deliveries of deactivated subscriptions (no round claims them any
+        more): `rejected`, "not sent: the subscription is inactive", through the path of an
+        attempt's outcome, so that the console tells the desk the police were not reached
+        rather than showing them pending for good. An attempt in flight is left to end (its
+        2xx counts); a replay after reactivating sends them again. The number ended."""
+        now = self._clock()
+        with self._sessions() as s:
+            refs = [AttemptRef.of(d) for d in
+                    service.inactive_open(s, now, self.config.batch_size)]
+        result = AttemptResult(None, 0.0, error=ErrorKind.INVALID_REQUEST, detail="inactive")
+        decision = Decision(DeliveryState.REJECTED, None,
+                            f"{POLICE_NOT_REACHED} (not sent: the subscription is inactive)")
+        ended = sum(self._apply(ref, result, decision, now, made=False) for ref in refs)
+        if ended:
+            log.warning("webhook sweep: %d deliveries of inactive subscriptions ended", ended)
         return ended
 
     def sweep_feeds(self) -> int:
