@@ -6,6 +6,9 @@ Per (device, measure) the state is one of outside / approaching / inside / unkno
 - Inactive (outside validity or weekly windows): open alerts are cleared, state resets.
 - Contact bans: when no partner fix is fresh enough the state becomes `unknown` and one
   `partner_position_unknown` event is raised; a fresh pair resumes from the state held before.
+  A partner lost again within `partner_max_age_s` of the last time it was lost is the same
+  loss: no second event (a partner whose pairs come and go, e.g. a device clock running
+  behind by about that age, raised one on every other fix).
   Going or staying unknown does not advance `last_tst`: a pair found later for a time before
   (an offender's buffered fixes, paired with the victim's fixes of then) is still taken. The
   held state ends once the partner has been unknown for `partner_unknown_hold_s`: its open
@@ -73,6 +76,10 @@ class ZoneState:
     visits: int = 0
     visits_since: float | None = None
     unknown_since: float | None = None  # when the partner's position became unknown
+    # Contact bans: when the partner's position last became unknown (whether that raised a
+    # `partner_position_unknown` or not); kept through pairs found within
+    # `partner_max_age_s` after it, so a partner lost again meanwhile is the same loss.
+    last_lost: float | None = None
     # Contact bans: the time of the offender's newest fix in a pair applied to this state; a
     # pair with no newer fix of his counts towards no pending change or repeated entry.
     subject_tst: float | None = None
@@ -85,6 +92,7 @@ class ZoneState:
             and self.pending is None
             and not self.approach_announced
             and self.visits == 0
+            and self.last_lost is None
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -104,6 +112,8 @@ class ZoneState:
             data["unknown_since"] = self.unknown_since
         if self.subject_tst is not None:  # the same
             data["subject_tst"] = self.subject_tst
+        if self.last_lost is not None:  # the same
+            data["last_lost"] = self.last_lost
         return data
 
     @staticmethod
@@ -124,6 +134,7 @@ class ZoneState:
                 visits_since=_time(data.get("visits_since")),
                 unknown_since=_time(data.get("unknown_since")),
                 subject_tst=_time(data.get("subject_tst")),
+                last_lost=_time(data.get("last_lost")),
             )
         except (TypeError, AttributeError) as exc:
             raise ValueError(f"unreadable stored zone state ({exc})") from None
@@ -321,7 +332,8 @@ def _expire_held(
     held = replace(state, status=state.held or OUTSIDE, held=None)
     events = _leave_events(held, obs, OUTSIDE, "partner")
     return ZoneState(
-        status=UNKNOWN, last_tst=state.last_tst, unknown_since=state.unknown_since
+        status=UNKNOWN, last_tst=state.last_tst, unknown_since=state.unknown_since,
+        last_lost=state.last_lost,
     ), events
 
 
@@ -332,15 +344,26 @@ def step(
     if state.last_tst is not None and obs.tst < state.last_tst:
         return state, []
     subject = obs.subject_tst
-    if subject is None:
-        return _step(state, obs, cfg, True)
     seen = state.subject_tst
-    fresh = seen is None or subject > seen
+    fresh = subject is None or seen is None or subject > seen
     new, events = _step(state, obs, cfg, fresh)
-    kept = subject if fresh else seen
-    if not new.idle and new.subject_tst != kept:
-        new = replace(new, subject_tst=kept)
+    if obs.partner_known and state.last_lost is not None:
+        lost = lost_lately(state, obs.tst, cfg)
+        if new.last_lost != lost:
+            new = replace(new, last_lost=lost)
+    if subject is not None:
+        kept = subject if fresh else seen
+        if not new.idle and new.subject_tst != kept:
+            new = replace(new, subject_tst=kept)
     return new, events
+
+
+def lost_lately(state: ZoneState, tst: float, cfg: GeofenceConfig) -> float | None:
+    """`state.last_lost` if the partner became unknown less than `partner_max_age_s` before
+    `tst` (or after it: a pair dated before the loss), else None: a partner lost again before
+    then is the same loss, and raises no second `partner_position_unknown`."""
+    lost = state.last_lost
+    return lost if lost is not None and tst - lost < cfg.partner_max_age_s else None
 
 
 def _step(
@@ -363,7 +386,8 @@ def _step(
     if not obs.partner_known:
         if state.status == UNKNOWN:
             return _expire_held(state, obs, cfg)  # the same state: nothing to store
-        event = _event("partner_position_unknown", obs, CONFIRMED, "partner")
+        again = lost_lately(state, obs.tst, cfg) is not None
+        lost = obs.tst if state.last_lost is None else max(state.last_lost, obs.tst)
         return (
             replace(
                 state,
@@ -373,8 +397,9 @@ def _step(
                 pending_count=0,
                 pending_since=None,
                 unknown_since=obs.tst,
+                last_lost=lost,
             ),
-            [event],
+            [] if again else [_event("partner_position_unknown", obs, CONFIRMED, "partner")],
         )
     events: list[GeofenceEvent] = []
     if state.status == UNKNOWN:

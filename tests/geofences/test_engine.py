@@ -307,6 +307,20 @@ def test_contact_ban_never_uses_a_stale_partner_fix(fix):
     assert kinds(fix(engine, "vic", stale + 20, 50)) == ["proximity"]
 
 
+def test_a_victim_clock_behind_by_more_than_partner_max_age_raises_one_unknown():
+    """Her clock 150 s behind, both reporting every 10 s: each of his fixes finds no fix of
+    hers within `partner_max_age_s`, each of hers finds his kept fix of her time. The pairs
+    come and go on every fix; that is one loss of her position, not one a flip (it was 176
+    console notes in 30 minutes, each a transaction on the fix lane)."""
+    engine = Engine([ban()], CFG)
+    raised = []
+    for t in range(0, 1800, 10):
+        for device, tst, dx in (("off", t, 3000), ("vic", t - 150, 0)):
+            lat, lon = latlon(dx)
+            raised += engine.on_fix(device, T0 + tst, lat, lon, 10, now=T0 + t)
+    assert kinds(raised) == ["partner_position_unknown"]
+
+
 def test_one_stray_offender_fix_is_not_confirmed_by_the_victims_next_fixes(fix):
     """A multipath jump of the offender 100 m from the victim, between fixes 3 km away: her
     phone's next fixes are each paired with that one fix of his, which is still one fix near

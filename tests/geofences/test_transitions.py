@@ -204,6 +204,26 @@ def test_partner_unknown_once_then_resumes_held_state():
     assert kinds(events) == ["proximity_cleared"]
 
 
+def test_a_partner_lost_again_within_partner_max_age_is_the_same_loss():
+    """Pairs that come and go (each other fix finds none) raise one `partner_position_unknown`,
+    not one a flip; a loss `partner_max_age_s` after the last one raises a new one."""
+    age = CFG.partner_max_age_s
+    state, _ = run([obs(0, -400, **CONTACT)])
+    raised = []
+    for t in range(10, 400, 20):
+        state, events = step(state, obs(t, 0, partner_known=False, **CONTACT), CFG)
+        raised += events
+        state, events = step(state, obs(t + 10, -400, **CONTACT), CFG)
+        raised += events
+    assert kinds(raised) == ["partner_position_unknown"] and raised[0].at == 10
+    assert state.status == OUTSIDE and state.last_lost == 390 and not state.idle
+    # Known for partner_max_age_s since: the loss is over, the state idle again.
+    state, _ = step(state, obs(390 + age, -400, **CONTACT), CFG)
+    assert state.idle
+    state, events = step(state, obs(400 + age, 0, partner_known=False, **CONTACT), CFG)
+    assert kinds(events) == ["partner_position_unknown"] and state.last_lost == 400 + age
+
+
 def test_state_round_trips_through_a_plain_dict():
     state = ZoneState(
         status=UNKNOWN,
@@ -218,8 +238,10 @@ def test_state_round_trips_through_a_plain_dict():
         visits_since=3.0,
         unknown_since=4.5,
         subject_tst=4.0,
+        last_lost=4.5,
     )
     assert ZoneState.from_dict(state.as_dict()) == state
+    assert "last_lost" not in IDLE.as_dict()
     assert "unknown_since" not in IDLE.as_dict()  # as states stored before it were written
     assert "subject_tst" not in IDLE.as_dict()
 
@@ -245,6 +267,7 @@ def test_a_state_stored_before_repeated_entries_were_counted_reads_with_none():
     {"status": "outside", "visits": -1},
     {"status": "outside", "visits": 1, "visits_since": "noon"},
     {"status": "outside", "subject_tst": "now"},
+    {"status": "outside", "last_lost": "then"},
 ])
 def test_a_stored_state_that_as_dict_cannot_have_written_is_refused(junk):
     with pytest.raises(ValueError):
