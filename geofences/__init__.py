@@ -11,7 +11,8 @@ period, weekly `TimeWindow`s (Europe/Amsterdam), authority and court/OM referenc
 
 GeoJSON (`geojson`): `measure_from_feature(feature, home=(lon, lat)) -> Measure` validates
 (invalid or self-intersecting geometry, absurd size, coordinates outside the projection, a zone
-containing the offender's home without an exception) and raises `InvalidMeasure` carrying every
+or its pre-alert ring within exit margin and default accuracy of the offender's home without an
+exception) and raises `InvalidMeasure` carrying every
 `Problem`; `measure_to_feature(measure) -> dict`; `validate_measure(measure, home=...)`.
 
 Engine (`engine`), the entry point of the ingest pipeline:

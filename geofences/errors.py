@@ -7,8 +7,10 @@
         ├── InvalidGeometry         not a (multi)polygon, empty, self-intersecting, ...
         ├── OutsideProjectionArea   coordinates outside the area of the metric projection
         ├── AbsurdSize              area or radius beyond what any court imposes
-        └── HomeInsideZone          the zone covers the offender's registered home point
-                                    and no exception (e.g. a corridor) allows it
+        └── HomeInsideZone          the zone (or its pre-alert ring), grown by the exit
+                                    margin and the default accuracy, covers the offender's
+                                    registered home point and no exception (e.g. a corridor)
+                                    allows it
 
 `InvalidMeasure` is raised as the class of its first problem and carries all problems, so the
 API can answer with one 422 that says every reason at once.

@@ -526,20 +526,49 @@ def measure_problems(
             exc.geometry, f"properties.exceptions[{i}].geometry", proj, cfg, problems
         )
     if home is not None and zone is not None and not problems:
-        hx, hy = proj.forward(*home)
-        home_point = Point(hx, hy)
-        if zone.contains(home_point) and not any(
-            proj.geometry(e.geometry).contains(home_point) for e in measure.exceptions
-        ):
-            problems.append(
-                Problem(
-                    "home_inside_zone",
-                    "geometry",
-                    "the zone contains the offender's registered home address and no exception allows it; "
-                    "add an exception (e.g. a corridor to the address) or change the zone",
-                )
-            )
+        home_point = Point(*proj.forward(*home))
+        exempt = any(proj.geometry(e.geometry).contains(home_point) for e in measure.exceptions)
+        if (problem := home_problem(zone.distance(home_point), zone.contains(home_point),
+                                    exempt, measure.pre_alert_m, cfg)) is not None:
+            problems.append(problem)
     return problems
+
+
+def home_problem(
+    distance_m: float, inside: bool, exempt: bool, pre_alert_m: float, cfg: GeofenceConfig
+) -> Problem | None:
+    """The problem of a zone `distance_m` from the offender's registered home (0: on its
+    border or `inside` it), unless an exception contains the home (`exempt`). A fix at home,
+    of the accuracy a fix without one is taken to have (`default_accuracy_m`), must lie clearly
+    outside the zone (by `exit_margin_m`) and its pre-alert ring: else the offender raised a
+    possible breach (P1), or an approach, every time he came home. The message names no
+    position and no distance of the home, only the clearance it needs."""
+    reach = cfg.exit_margin_m + cfg.default_accuracy_m
+    fix = "add an exception (e.g. a corridor to the address) or change the zone"
+    if exempt:
+        return None
+    if inside:
+        return Problem(
+            "home_inside_zone", "geometry",
+            "the zone contains the offender's registered home address and no exception "
+            f"allows it; {fix}",
+        )
+    if distance_m < reach:
+        return Problem(
+            "home_inside_zone", "geometry",
+            f"the zone passes within {reach:.0f} m (exit margin and the accuracy of a fix) "
+            "of the offender's registered home address and no exception allows it: a fix at "
+            f"home would raise a possible breach; {fix}",
+        )
+    if pre_alert_m > 0 and distance_m < pre_alert_m + reach:
+        return Problem(
+            "home_inside_zone", "properties.pre_alert_m",
+            f"the pre-alert ring and {reach:.0f} m beyond it (exit margin and the accuracy "
+            "of a fix) reach the offender's registered home address and no exception allows "
+            "it: a fix at home would raise an approach; shorten the ring, add an exception "
+            "or change the zone",
+        )
+    return None
 
 
 def _vertices(measure: Measure) -> int:

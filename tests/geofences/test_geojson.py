@@ -10,6 +10,7 @@ from shapely.geometry import Polygon, mapping
 from geofences import (
     AbsurdSize,
     Exemption,
+    GeofenceConfig,
     HomeInsideZone,
     InvalidField,
     InvalidGeometry,
@@ -19,7 +20,7 @@ from geofences import (
     measure_to_feature,
     validate_measure,
 )
-from geofences.geojson import MAX_VERTICES
+from geofences.geojson import MAX_VERTICES, home_problem
 from tests.geofences.places import lonlat, square
 
 
@@ -119,6 +120,44 @@ def test_home_inside_zone_needs_an_exception():
         feature(poly(square(0, 0, 500)), exceptions=corridor), home=home
     )
     assert measure_from_feature(feature(poly(square(0, 0, 500))), home=lonlat(2000, 0))
+
+
+@pytest.mark.parametrize(("zone", "props", "home_dx", "path"), [
+    # The border 20 m from the home: at home with 30 m accuracy, a possible breach (P1).
+    (poly(square(0, 0, 500)), {}, 520, "geometry"),
+    # A small hole cut around the home: the same.
+    (poly(square(0, 0, 500), square(460, 0, 20)[::-1]), {}, 460, "geometry"),
+    # Clear of the zone, but in its pre-alert ring: an approach on every return home.
+    (poly(square(0, 0, 500)), {"pre_alert_m": 250}, 700, "properties.pre_alert_m"),
+])
+def test_a_zone_or_ring_reaching_the_home_within_margin_and_accuracy_is_refused(
+        zone, props, home_dx, path):
+    home = lonlat(home_dx, 0)
+    with pytest.raises(HomeInsideZone) as refused:
+        measure_from_feature(feature(zone, **props), home=home)
+    (problem,) = refused.value.problems
+    assert problem.path == path and "home address" in problem.message
+    assert not any(f"{c:.3f}" in str(refused.value) for c in home)
+    corridor = [{"geometry": poly(square(home_dx, 0, 10)), "reason": "own address"}]
+    assert measure_from_feature(feature(zone, exceptions=corridor, **props), home=home)
+
+
+def test_a_home_clear_of_margin_accuracy_and_ring_is_accepted():
+    cfg = GeofenceConfig()
+    clear = 500 + cfg.exit_margin_m + cfg.default_accuracy_m + 1
+    assert measure_from_feature(feature(poly(square(0, 0, 500))), home=lonlat(clear, 0))
+    assert measure_from_feature(feature(poly(square(0, 0, 500)), pre_alert_m=100),
+                                home=lonlat(clear + 100, 0))
+
+
+def test_home_problem_needs_the_home_beyond_exit_margin_plus_default_accuracy():
+    cfg = GeofenceConfig(exit_margin_m=25, default_accuracy_m=30)
+    assert home_problem(54.9, False, False, 0, cfg).path == "geometry"
+    assert home_problem(55, False, False, 0, cfg) is None
+    assert home_problem(0, True, False, 0, cfg).code == "home_inside_zone"
+    assert home_problem(0, True, True, 0, cfg) is None  # an exception allows it
+    assert home_problem(154.9, False, False, 100, cfg).path == "properties.pre_alert_m"
+    assert home_problem(155, False, False, 100, cfg) is None
 
 
 def test_an_exceptions_reason_is_a_bounded_text():
