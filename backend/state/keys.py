@@ -26,6 +26,14 @@ def last_seen(prefix: str) -> str:
     return f"{prefix}:{STATE_TAG}:last_seen"
 
 
+# A field of the last-seen and last-fix hashes that no device id can be (`DEVICE_ID`): when the
+# hash began to be read (epoch seconds), set by the first supervision pass that finds it absent.
+# It goes with its hash, so a hash lost (Redis restarted without persistence, flushed, evicted)
+# loses it too, and supervision tells a time the store lost from one it never had
+# (`RedisState.read_times`).
+BEGUN = "#begun"
+
+
 def zone_states(prefix: str) -> str:
     """Hash: device id -> JSON of its geofence states that are not idle (`encode_zones`), kept
     as they change so that every fix worker, restarted or one of several, goes on from them

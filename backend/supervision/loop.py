@@ -1,7 +1,8 @@
 """The supervision loop: device health over time, turned into grouped desk alerts.
 
 Each pass (`run_once(now)`) reads every active device's last contact (hot state `last_seen`, or
-the durable `devices.last_status_at`), battery, charging, tamper and last fix, as columns, decides
+the durable `devices.last_status_at`; a device missing from the hot state no earlier than since
+when it holds times, `measured_from`), battery, charging, tamper and last fix, as columns, decides
 the health signals with `check_fleet` (the pursuit thresholds while an urgent alert of the
 device's case is open), and then:
 
@@ -69,6 +70,7 @@ from backend.supervision.health import (
     check_fleet,
     from_us,
     partition_signals,
+    to_us,
 )
 
 if TYPE_CHECKING:
@@ -120,6 +122,28 @@ def first_to_raise(
     return urgent, storms, ordered[:room], left
 
 
+def measured_from(
+    seen: np.ndarray, fixes: np.ndarray, status_at: np.ndarray, registered: np.ndarray,
+    since: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """When each device was last heard from and last had a fix, as a pass measures them
+    (microseconds, `to_us`), from the state store's last-seen and fix times (`seen`, `fixes`),
+    the durable last status report, the registration, and since when the store holds its times
+    (`StoredTimes.since`, at the latest the pass's time). Pure.
+
+    Heard from: the later of the store's time and the status report. A device missing from
+    the store is measured from no earlier than `since`: the store may have lost it (Redis
+    restarted without persistence, or flushed) while it went on reporting, so after a loss
+    every such device gets the full threshold from the loss, and one that is really silent is
+    flagged that much later, not the whole fleet at once. A device never heard, or never with
+    a fix, is measured from its registration, as one that just reported."""
+    heard = np.maximum(seen, status_at)
+    heard = np.where(heard == UNKNOWN, registered, heard)
+    heard = np.where(seen == UNKNOWN, np.maximum(heard, since), heard)
+    fixed = np.where(fixes == UNKNOWN, np.maximum(registered, since), fixes)
+    return heard, fixed
+
+
 def _times_us(seconds: list[float | None]) -> np.ndarray:
     """Epoch seconds (None: unknown) as whole microseconds (UNKNOWN)."""
     values = np.array(seconds, dtype=float)
@@ -168,7 +192,7 @@ class SupervisionLoop(Periodic):
                 {"key": ADVISORY_LOCK_KEY},
             ):
                 return PassResult(0, 0, 0, 0, 0, 0, 0)  # another process is supervising
-            fleet, pursuit, exercise_cases = self._observe(session)
+            fleet, pursuit, exercise_cases = self._observe(session, now)
             open_health = self._open_health_alerts(session)
             open_tamper = set(
                 session.scalars(
@@ -260,7 +284,8 @@ class SupervisionLoop(Periodic):
             effects = change(session)
         effects.carry_out(self.rt.dispatcher, self.bus)
 
-    def _observe(self, session: Session) -> tuple[FleetHealth, np.ndarray, frozenset[str]]:
+    def _observe(self, session: Session, now: datetime
+                 ) -> tuple[FleetHealth, np.ndarray, frozenset[str]]:
         """Every active device as columns, which of them are in pursuit mode, and the cases of
         exercises among theirs.
 
@@ -298,18 +323,18 @@ class SupervisionLoop(Periodic):
             )
             for d in devices or []
         }
-        seen, fix_times = self.rt.state.read_times(ids)
-        registered = np.array(created_at, dtype=np.int64)
-        # A device never heard or never fixed is measured from its registration, so a new
-        # device gets the same grace as one that just reported.
-        last_seen = np.maximum(_times_us(seen), np.array(status_at, dtype=np.int64))
-        last_fix = _times_us(fix_times)
+        stored = self.rt.state.read_times(ids)
+        since = min(int(_times_us([stored.since])[0]), to_us(now))
+        last_seen, last_fix = measured_from(
+            _times_us(stored.seen), _times_us(stored.fixes), np.array(status_at, dtype=np.int64),
+            np.array(created_at, dtype=np.int64), since,
+        )
         fleet = FleetHealth(
             device_ids=ids,
             case_ids=cases,
             desk_codes=desks,
-            last_seen=np.where(last_seen == UNKNOWN, registered, last_seen),
-            last_fix_at=np.where(last_fix == UNKNOWN, registered, last_fix),
+            last_seen=last_seen,
+            last_fix_at=last_fix,
             offline=np.array(offline, dtype=bool),
             battery_pct=np.array(battery, dtype=float),
             charging=np.array(charging, dtype=bool),

@@ -65,17 +65,68 @@ def test_fix_time_is_the_time_decode_fix_reads() -> None:
 def test_times_are_read_in_order_with_unknowns(store) -> None:
     store.write({"a": LastFix(10.5, 52.0, 4.0, 3.0), "c": LastFix(30.25, 52.0, 4.0, None)},
                 {"a": 11.0, "b": 22.0})
-    seen, fix_times = store.read_times(["c", "b", "a", "nobody"])
+    seen, fix_times, _ = store.read_times(["c", "b", "a", "nobody"])
     assert seen == [None, 22.0, 11.0, None]
     assert fix_times == [30.25, None, 10.5, None]
-    assert store.read_times([]) == ([], [])
+    assert store.read_times([])[:2] == ([], [])
 
 
 def test_times_of_more_devices_than_one_round_trip_carries(store) -> None:
     ids = [f"d{i}" for i in range(25_000)]
     store.write({}, {d: float(i) for i, d in enumerate(ids) if i % 7})
-    seen, _ = store.read_times(ids)
+    seen, _, _ = store.read_times(ids)
     assert seen == [float(i) if i % 7 else None for i in range(25_000)]
+
+
+def test_times_are_held_since_the_store_began(store) -> None:
+    """The store says since when it holds the times it answers with: from its first read (its
+    first start for the in-memory store), the same at every read after."""
+    before = time.time()
+    store.write({"a": LastFix(1.0, 52.0, 4.0, None)}, {"a": 2.0})
+    since = store.read_times(["a"]).since
+    assert since <= time.time()
+    assert store.read_times([]).since == store.read_times(["a", "b"]).since == since
+    if isinstance(store, RedisState):
+        assert since >= before
+
+
+@pytest.mark.parametrize("lost", ["last_seen", "last_fixes", "both"])
+def test_times_lost_with_redis_are_held_since_the_loss(
+        redis_client: redis.Redis, prefix: str, lost: str) -> None:
+    """A hash that Redis lost (restarted without persistence, flushed, evicted) takes its
+    beginning with it: the store holds its times from the next read after the loss on."""
+    store = RedisState(redis_client, prefix)
+    store.write({"a": LastFix(1.0, 52.0, 4.0, None)}, {"a": 2.0})
+    first = store.read_times(["a"]).since
+    time.sleep(0.01)
+    lost_at = time.time()
+    names = {"last_seen": [keys.last_seen(prefix)], "last_fixes": [keys.last_fixes(prefix)]}
+    redis_client.delete(*names.get(lost, [*names["last_seen"], *names["last_fixes"]]))
+    store.touch({"b": 3.0})  # written after the loss, before the next read
+    since = store.read_times(["a", "b"]).since
+    assert first < lost_at <= since <= time.time()
+    assert store.read_times(["a"]).since == since
+
+
+def test_the_times_and_their_beginning_are_one_round_trip(
+        redis_client: redis.Redis, prefix: str) -> None:
+    calls: list[int] = []
+
+    class CountingPipelines:
+        def __init__(self, inner: redis.Redis) -> None:
+            self._inner = inner
+
+        def pipeline(self, transaction: bool = False):
+            calls.append(1)
+            return self._inner.pipeline(transaction=transaction)
+
+        def register_script(self, text: str):
+            return self._inner.register_script(text)
+
+    store = RedisState(CountingPipelines(redis_client), prefix)  # type: ignore[arg-type]
+    store.read_times([f"d{i}" for i in range(10_000)])
+    store.read_times([])
+    assert len(calls) == 2
 
 
 def test_batch_write_then_read(store) -> None:

@@ -12,15 +12,18 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import orjson
+import numpy as np
+import pytest
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.dialects import postgresql
 
 from backend.alerts.models import Alert, AlertEvent
 from backend.cases.models import Case
 from backend.devices.models import Device
+from backend.state.store import LastFix
 from backend.supervision.grouping import STORM_TYPE, GroupedHealthAlert, StormSummary
-from backend.supervision.health import HealthSignal
-from backend.supervision.loop import SupervisionLoop, first_to_raise
+from backend.supervision.health import UNKNOWN, HealthSignal
+from backend.supervision.loop import SupervisionLoop, first_to_raise, measured_from
 from device_protocol import Alarm, codec
 from tests.backend.escalation.support import RecordingBus
 from tests.support.mqtt import publish
@@ -543,3 +546,50 @@ def test_the_closed_alerts_of_many_cases_are_read_in_bounded_queries(monkeypatch
     assert ids[-1] == {"device_id": ["bq-none"]}
     assert sorted(c for i in ids for c in i.get("case_id", [])) == sorted(
         uuid.UUID(s.case_id) for s in signals if s.case_id)
+
+
+def test_a_time_missing_from_the_store_is_measured_from_its_beginning() -> None:
+    """Rows: heard and fixed after the store began; missing from the store with an older status
+    report (lost with Redis); missing with a newer status report; never heard, registered before
+    and after the store began; heard before the store began (kept: the store holds it)."""
+    u = UNKNOWN
+    seen = np.array([500, u, u, u, u, 50], dtype=np.int64)
+    fixes = np.array([400, u, 600, u, u, 40], dtype=np.int64)
+    status = np.array([300, 20, 700, u, u, 10], dtype=np.int64)
+    registered = np.array([1, 1, 1, 5, 200, 1], dtype=np.int64)
+    heard, fixed = measured_from(seen, fixes, status, registered, since=100)
+    assert heard.tolist() == [500, 100, 700, 100, 200, 50]
+    assert fixed.tolist() == [400, 100, 600, 100, 200, 40]
+
+
+@pytest.mark.parametrize("stack", ["services"], indirect=True)
+def test_redis_losing_its_state_raises_no_alert_until_a_device_is_silent_since(stack):
+    """60 devices heard 5 s ago, with a fix then, their last status report an hour old; Redis
+    loses every key. The next pass raises nothing (each device may have been heard up to the
+    loss); once the threshold has passed since, without word from them, they are silent."""
+    now = datetime.now(UTC)
+    devices = []
+    with stack.runtime.sessions.begin() as s:
+        for c in range(30):
+            case = Case(reference=f"L-{uuid.uuid4().hex[:8]}", home_police_unit="RE07",
+                        home_vt_desk="VT-RR")
+            s.add(case)
+            s.flush()
+            for role in ("victim", "offender"):
+                devices.append(f"lost-{c:02d}-{role}")
+                s.add(Device(id=devices[-1], case_id=case.id, role=role, online=True,
+                             last_status_at=now - timedelta(hours=1),
+                             created_at=now - timedelta(days=30)))
+    heard = (now - timedelta(seconds=5)).timestamp()
+    stack.runtime.state.write({d: LastFix(heard, 52.0, 4.0, 5.0) for d in devices},
+                              {d: heard for d in devices})
+    loop = SupervisionLoop(stack.runtime, bus=RecordingBus())
+    assert loop.run_once(now).signals == 0
+    for key in stack.runtime.redis.scan_iter(f"{stack.settings.redis.key_prefix}:*"):
+        stack.runtime.redis.delete(key)
+    lost = datetime.now(UTC)
+    assert loop.run_once(now + timedelta(seconds=5)).signals == 0
+    assert _count(stack, Alert.type.in_(["device_silent", "no_fix"])) == 0
+    assert loop.run_once(lost + timedelta(seconds=80)).signals == 0
+    assert loop.run_once(lost + timedelta(seconds=100)).signals == 60
+    assert sum(len(a.health_devices) for a in _alerts(stack, "device_silent")) == 60
