@@ -338,8 +338,8 @@ class PoliceSettings(BaseModel):
     total_timeout_s: float = Field(10.0, gt=0)
     # Delivery worker: idle poll interval (it is also woken right after each commit), rows
     # claimed per round, parallel sends (in all, and to one subscription: a receiver that hangs
-    # holds no more threads than that, and never all of them), and how long a claim holds before another worker may
-    # take the row over (a crashed worker's rows).
+    # holds no more threads than that, and never all of them), and how long a claim holds
+    # before another worker may take the row over (a crashed worker's rows).
     poll_interval_s: float = Field(1.0, gt=0)
     batch_size: int = Field(50, ge=1, le=1_000)
     concurrency: int = Field(8, ge=1, le=64)

@@ -1,6 +1,7 @@
 """A panic whose place and case name no police unit (no position, none known, a case without a
 home region) still goes to the police: the fallback unit's feed gets it, at the raise and when
-the escalation calls the police, and the desk reads why and that it should phone. An alarm whose place names a unit is routed there, as before."""
+the escalation calls the police, and the desk reads why and that it should phone. An alarm
+whose place names a unit is routed there, as before."""
 
 from __future__ import annotations
 
