@@ -25,7 +25,8 @@ Engine (`engine`), the entry point of the ingest pipeline:
     engine.restore_state(snapshot)
     engine.adopt(fixes, states)             # take over devices another engine moved on
     engine.last_time(device_id) -> float | None
-    engine.take_changed() -> dict           # states of devices changed since the last call
+    engine.take_changed() -> dict           # states changed since the last call, per device
+                                            # and measure (None: idle now)
     engine.forget_device(device_id)
     engine.state_of(device_id, measure_id) -> ZoneState
     engine.states_of(device_id) -> dict     # its states not idle, as take_changed gives

@@ -59,7 +59,8 @@ class Engine:
         self._states: dict[
             str, dict[str, ZoneState]
         ] = {}  # device -> measure -> non-idle state
-        self._changed: set[str] = set()  # devices whose states changed (`take_changed`)
+        # (device, measure) pairs whose state changed (`take_changed`)
+        self._changed: set[tuple[str, str]] = set()
 
     # -- measures ---------------------------------------------------------------------------
 
@@ -81,7 +82,7 @@ class Engine:
             for mid in list(states):
                 if not _kept(states[mid], index.measures.get(mid), before.get(mid), device):
                     del states[mid]
-                    self._changed.add(device)
+                    self._changed.add((device, mid))
             if not states:
                 del self._states[device]
         for device in [d for d in self._recent if d not in index.contact_parties]:
@@ -194,7 +195,7 @@ class Engine:
         states = self._states.get(device_id)
         if state.idle:
             if states is not None and states.pop(measure_id, None) is not None:
-                self._changed.add(device_id)
+                self._changed.add((device_id, measure_id))
                 if not states:
                     del self._states[device_id]
         else:
@@ -202,7 +203,7 @@ class Engine:
                 states = self._states[device_id] = {}
             if states.get(measure_id) != state:
                 states[measure_id] = state
-                self._changed.add(device_id)
+                self._changed.add((device_id, measure_id))
 
     def _eval_zone(
         self,
@@ -395,17 +396,21 @@ class Engine:
         self._last.pop(device_id, None)
         self._good.pop(device_id, None)
         self._recent.pop(device_id, None)
-        if self._states.pop(device_id, None) is not None:
-            self._changed.add(device_id)
+        self._changed.update((device_id, m) for m in self._states.pop(device_id, ()))
 
-    def take_changed(self) -> dict[str, dict[str, dict[str, Any]]]:
-        """The states of every device whose states changed since the last call, as
-        `snapshot_state()` writes them (measure id -> state; empty when the device is now idle
-        everywhere), for a caller that keeps them in a store as they change."""
+    def take_changed(self) -> dict[str, dict[str, dict[str, Any] | None]]:
+        """The states that changed since the last call, per device and measure, as
+        `snapshot_state()` writes them (None: idle now, to be removed), for a caller that keeps
+        them in a store as they change. Only the measures that changed: a store merges them
+        into what it holds, so a change of one measure of a device (a contact ban's state,
+        changed by a fix of the victim) never takes back a change of another that an engine
+        evaluating the device's own fix made meanwhile."""
         changed, self._changed = self._changed, set()
-        return {
-            d: {m: s.as_dict() for m, s in self._states.get(d, {}).items()} for d in changed
-        }
+        found: dict[str, dict[str, dict[str, Any] | None]] = {}
+        for d, m in changed:
+            state = self._states.get(d, {}).get(m)
+            found.setdefault(d, {})[m] = None if state is None else state.as_dict()
+        return found
 
     def snapshot_state(self) -> dict[str, Any]:
         """Plain-dict state (JSON-serialisable): last fix per device and non-idle states."""
@@ -436,7 +441,7 @@ class Engine:
         writes them: what a shared store holds when another engine evaluated the device's
         latest fixes, or when fixes this engine evaluated were not stored. Adopted fixes are
         not evaluated again. States of measures no longer loaded, or that no longer concern
-        the device, and unreadable ones are dropped (their devices count as changed, see
+        the device, and unreadable ones are dropped (each counts as changed to idle, see
         `take_changed`); a last fix may lack its accuracy (None: `default_accuracy_m`)."""
         known = {d: f for d, f in fixes.items() if f is not None}
         if known:
@@ -460,7 +465,7 @@ class Engine:
                     if m in measures and d in measures[m].subjects
                     and (state := _readable(data)) is not None and not state.idle}
             if len(kept) != len(stored):
-                self._changed.add(d)
+                self._changed.update((d, m) for m in stored if m not in kept)
             if kept:
                 self._states[d] = kept
             else:

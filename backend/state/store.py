@@ -80,6 +80,21 @@ def decode_clock(data: bytes | None) -> ClockReading | None:
 # Geofence states of one device (measure id -> the engine's state as a dict); {} when the device
 # is idle everywhere, which removes it from the store.
 Zones = dict[str, dict[str, Any]]
+# Changed geofence states of one device (`Engine.take_changed`): measure id -> its state now, None
+# when it is idle now (removed). A write merges them into the device's stored states, measure by
+# measure, so it never takes back what another worker wrote of the device's other measures.
+ZoneChanges = dict[str, dict[str, Any] | None]
+
+
+def merge_zones(states: Zones | None, changes: ZoneChanges) -> Zones:
+    """A device's states with these changes applied (a new dict: `states` is left as it is)."""
+    merged = dict(states or {})
+    for measure_id, state in changes.items():
+        if state is None:
+            merged.pop(measure_id, None)
+        else:
+            merged[measure_id] = state
+    return merged
 
 
 def encode_zones(zones: Zones) -> bytes:
@@ -102,7 +117,8 @@ def decode_zones(data: bytes | None) -> Zones | None:
 @dataclass(slots=True)
 class Stored:
     """What the store holds of some devices: last fixes, last-seen times, zone states and clock
-    readings (a device absent from a dict: nothing known, or idle everywhere for zones)."""
+    readings (a device absent from a dict: nothing known, or idle everywhere for zones). The
+    pending view's layers hold zone changes (`ZoneChanges`) instead of zone states."""
 
     fixes: dict[str, LastFix] = field(default_factory=dict)
     seen: dict[str, float] = field(default_factory=dict)
@@ -110,10 +126,11 @@ class Stored:
     clocks: dict[str, ClockReading] = field(default_factory=dict)
 
     def update(self, newer: Stored) -> None:
-        """Let `newer` override, device by device (an empty zone dict: idle everywhere)."""
+        """Let `newer` override, device by device, and for zone changes measure by measure."""
         self.fixes.update(newer.fixes)
         self.seen.update(newer.seen)
-        self.zones.update(newer.zones)
+        for device_id, changes in newer.zones.items():
+            self.zones[device_id] = {**self.zones.get(device_id, {}), **changes}
         self.clocks.update(newer.clocks)
 
     def __bool__(self) -> bool:
@@ -141,9 +158,9 @@ class StateStore(Protocol):
     def set_clocks(self, clocks: dict[str, ClockReading]) -> None: ...
     def read_many(self, device_ids: list[str]) -> Stored: ...
     def write(self, fixes: dict[str, LastFix], seen: dict[str, float],
-              zones: dict[str, Zones] | None = None,
+              zones: dict[str, ZoneChanges] | None = None,
               clocks: dict[str, ClockReading] | None = None) -> None: ...
-    def set_zone_states(self, zones: dict[str, Zones]) -> None: ...
+    def set_zone_states(self, zones: dict[str, ZoneChanges]) -> None: ...
     def read_times(self, device_ids: list[str]) -> StoredTimes: ...
     def forget_fixes_before(self, cutoff: float) -> int: ...
 
@@ -185,9 +202,9 @@ class InMemoryState:
                           {d: self._clocks[d] for d in device_ids if d in self._clocks})
 
     def write(self, fixes: dict[str, LastFix], seen: dict[str, float],
-              zones: dict[str, Zones] | None = None,
+              zones: dict[str, ZoneChanges] | None = None,
               clocks: dict[str, ClockReading] | None = None) -> None:
-        """Newest wins, as in `RedisState.write`."""
+        """Newest wins and zone changes are merged, as in `RedisState.write`."""
         with self._lock:
             written = set()
             for device_id, fix in fixes.items():
@@ -205,15 +222,16 @@ class InMemoryState:
                 if (old is None or reading.received_at > old.received_at
                         or old.received_at > too_late):
                     self._clocks[device_id] = reading
-            for device_id, states in (zones or {}).items():
+            for device_id, changes in (zones or {}).items():
                 if device_id in fixes and device_id not in written:
                     continue
-                if states:
+                # A new dict: `read_many` handed out the old one.
+                if states := merge_zones(self._zones.get(device_id), changes):
                     self._zones[device_id] = states
                 else:
                     self._zones.pop(device_id, None)
 
-    def set_zone_states(self, zones: dict[str, Zones]) -> None:
+    def set_zone_states(self, zones: dict[str, ZoneChanges]) -> None:
         self.write({}, {}, zones)
 
     def read_times(self, device_ids: list[str]) -> StoredTimes:
@@ -238,20 +256,89 @@ class InMemoryState:
 
 
 # `RedisState.write` in one round trip, newest wins: a fix replaces the stored one only if it is
-# not older, a last-seen time only if it is later, and the zone states of a device whose fix is
-# in the same write only with that fix (they were evaluated from it); other zone states (a
-# contact-ban partner moved, a measure went away) are written as they come. So two fix workers
-# flushing the same device at once leave the newer fix and its states, whichever writes last.
+# not older, a last-seen time only if it is later, and the zone changes of a device whose fix is
+# in the same write only with that fix (they were evaluated from it); other zone changes (a
+# contact-ban partner moved, a measure went away) are written as they come. Zone changes are
+# merged into the device's stored states measure by measure, so a write about one measure (a
+# contact ban's state, kept under the offender, changed by a fix of the victim) never takes back
+# what another worker wrote of another measure of the device (the zone the offender just
+# entered). So two fix workers flushing the same device at once leave the newer fix and its
+# changes, whichever writes last, and each other's changes of other measures.
+# The stored form of a device's states is the JSON object `encode_zones` writes; the script
+# takes it apart into each measure's key and value as JSON text (`split_zones`) and puts it
+# together again, without decoding a value: numbers keep every digit (cjson would keep 14).
 # KEYS: last fixes, last seen, zone states. ARGV: the number of fixes, then per fix its device,
 # time and stored form; the number of last-seen times and `SEEN_AHEAD_S`, then per time its
-# device and value; the number of zone entries, then per entry its device, stored form (""
-# removes: idle) and "1" when it goes with a fix of this write; the number of clock readings
+# device and value; the number of zone entries, then per entry its device, "1" when it goes with
+# a fix of this write and the number of its changes, then per change the measure id and the
+# state as JSON ("" removes: idle); the number of clock readings
 # (KEYS[4]), then per reading its device, time received and stored form: a reading replaces the
 # stored one only if it was received later. A stored last-seen time (or clock reading) further
 # ahead of Redis's clock than `SEEN_AHEAD_S` (written by a node whose clock ran ahead) is
 # replaced by the next one written, so that the device is not taken for heard until then.
 SEEN_AHEAD_S = 60  # a last-seen time further ahead of the clock is not kept against a later write
 WRITE_NEWEST = """
+local find, sub = string.find, string.sub
+local function string_end(s, i)  -- s[i] is '"': the index of the closing quote
+  while true do
+    local j = find(s, '["\\\\]', i + 1)
+    if not j or sub(s, j, j) == '"' then return j end
+    i = j + 1  -- an escape: skip the character after the backslash
+  end
+end
+local function value_end(s, i)  -- the index of the last character of the JSON value at s[i]
+  local c = sub(s, i, i)
+  if c == '"' then return string_end(s, i) end
+  if c ~= '{' and c ~= '[' then
+    local j = find(s, '[,}%]]', i)
+    return j and j - 1
+  end
+  if c == '{' then
+    -- A flat object (as every state is) is found at once: the first balanced braces, where no
+    -- other brace or backslash lies between them and their quotes pair up (so the closing
+    -- brace is not in a string). Else the slow way below.
+    local _, e = find(s, '^%b{}', i)
+    if e and find(s, '[{}\\\\]', i + 1) == e then
+      local _, quotes = string.gsub(sub(s, i, e), '"', '')
+      if quotes % 2 == 0 then return e end
+    end
+  end
+  local depth = 0
+  while true do
+    local j = find(s, '["{}%[%]]', i)
+    if not j then return nil end
+    c = sub(s, j, j)
+    if c == '"' then
+      j = string_end(s, j)
+      if not j then return nil end
+    elseif c == '{' or c == '[' then
+      depth = depth + 1
+    else
+      depth = depth - 1
+      if depth == 0 then return j end
+    end
+    i = j + 1
+  end
+end
+-- A stored JSON object of states -> its keys in order and key -> value, both as JSON text; an
+-- unreadable one (which a reader takes for none) -> none.
+local function split_zones(s)
+  local order, values = {}, {}
+  if not s or sub(s, 1, 1) ~= '{' or s == '{}' then return order, values end
+  local i = 2
+  while true do
+    local k = sub(s, i, i) == '"' and string_end(s, i)
+    local e = k and sub(s, k + 1, k + 1) == ':' and value_end(s, k + 2)
+    if not e then return {}, {} end
+    local key = sub(s, i, k)
+    if not values[key] then order[#order + 1] = key end
+    values[key] = sub(s, k + 2, e)
+    local c = sub(s, e + 1, e + 1)
+    if c == '}' then return order, values end
+    if c ~= ',' then return {}, {} end
+    i = e + 2
+  end
+end
 local i = 1
 local written = {}
 local count = tonumber(ARGV[i]); i = i + 1
@@ -276,13 +363,29 @@ for _ = 1, count do
 end
 count = tonumber(ARGV[i]); i = i + 1
 for _ = 1, count do
-  local device, value, with_fix = ARGV[i], ARGV[i + 1], ARGV[i + 2]; i = i + 3
+  local device, with_fix, changes = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]); i = i + 3
   if with_fix ~= '1' or written[device] then
-    if value == '' then
+    local order, values = split_zones(redis.call('HGET', KEYS[3], device))
+    for _ = 1, changes do
+      local key, value = ARGV[i], ARGV[i + 1]; i = i + 2
+      if value == '' then
+        values[key] = nil
+      else
+        if not values[key] then order[#order + 1] = key end
+        values[key] = value
+      end
+    end
+    local parts = {}
+    for _, key in ipairs(order) do
+      if values[key] then parts[#parts + 1] = key .. ':' .. values[key] end
+    end
+    if #parts == 0 then
       redis.call('HDEL', KEYS[3], device)
     else
-      redis.call('HSET', KEYS[3], device, value)
+      redis.call('HSET', KEYS[3], device, '{' .. table.concat(parts, ',') .. '}')
     end
+  else
+    i = i + 2 * changes
   end
 end
 count = tonumber(ARGV[i] or '0'); i = i + 1
@@ -499,14 +602,14 @@ class RedisState:
             if cursor == 0:
                 return forgotten
 
-    def set_zone_states(self, zones: dict[str, Zones]) -> None:
+    def set_zone_states(self, zones: dict[str, ZoneChanges]) -> None:
         self.write({}, {}, zones)
 
     def write(self, fixes: dict[str, LastFix], seen: dict[str, float],
-              zones: dict[str, Zones] | None = None,
+              zones: dict[str, ZoneChanges] | None = None,
               clocks: dict[str, ClockReading] | None = None) -> None:
-        """Store last fixes, last-seen times, changed zone states and clock readings in one
-        round trip, newest wins (`WRITE_NEWEST`)."""
+        """Store last fixes, last-seen times, zone changes and clock readings in one round
+        trip, newest wins and zone changes merged measure by measure (`WRITE_NEWEST`)."""
         zones, clocks = zones or {}, clocks or {}
         if not fixes and not seen and not zones and not clocks:
             return
@@ -517,8 +620,11 @@ class RedisState:
         for d, t in seen.items():
             args += (d, repr(t))
         args.append(len(zones))
-        for d, z in zones.items():
-            args += (d, encode_zones(z) if z else b"", b"1" if d in fixes else b"")
+        dumps = orjson.dumps
+        for d, changes in zones.items():
+            args += (d, b"1" if d in fixes else b"", len(changes))
+            for m, state in changes.items():
+                args += (dumps(m), b"" if state is None else dumps(state))
         args.append(len(clocks))
         for d, c in clocks.items():
             args += (d, repr(c.received_at), encode_clock(c))
@@ -596,8 +702,8 @@ class PendingState:
             found.clocks.update((d, layer.clocks[d]) for d in device_ids if d in layer.clocks)
             for d in device_ids:
                 if d in layer.zones:
-                    if layer.zones[d]:
-                        found.zones[d] = layer.zones[d]
+                    if states := merge_zones(found.zones.get(d), layer.zones[d]):
+                        found.zones[d] = states
                     else:
                         found.zones.pop(d, None)
         return found
@@ -636,9 +742,11 @@ class PendingState:
     def touch(self, seen: dict[str, float]) -> None:
         self._batch.seen.update(seen)
 
-    def set_zone_states(self, zones: dict[str, Zones]) -> None:
+    def set_zone_states(self, zones: dict[str, ZoneChanges]) -> None:
         """Changed zone states (`Engine.take_changed`), stored with the batch on `flush`."""
-        self._batch.zones.update(zones)
+        batch = self._batch.zones
+        for device_id, changes in zones.items():
+            batch[device_id] = {**batch.get(device_id, {}), **changes}
 
     def flush(self) -> None:
         """Write the batch (after its commit), with what earlier flushes could not write."""

@@ -391,7 +391,7 @@ def test_a_ban_renewed_by_a_change_does_not_keep_a_held_unknown(fix):
     engine.take_changed()
     engine.reload([ban(valid_until=T0 + 86_400)])
     assert engine.state_of("off", "b").status == "outside"
-    assert engine.take_changed() == {"off": {}}
+    assert engine.take_changed() == {"off": {"b": None}}
     fix(engine, "vic", 3600, 0)
     assert kinds(fix(engine, "off", 3610, 50)) == ["proximity"]
 
@@ -540,9 +540,22 @@ def test_take_changed_reports_each_device_whose_states_changed_once(fix):
     assert list(changed) == ["off"] and changed["off"]["z"]["status"] == "inside"
     assert engine.take_changed() == {}  # nothing new since
     fix(engine, "off", 60, 3000)  # cleared: idle everywhere again
-    assert engine.take_changed() == {"off": {}}
+    assert engine.take_changed() == {"off": {"z": None}}
     fix(engine, "off", 120, 3100)  # still outside, nothing pending: no change to keep
     assert engine.take_changed() == {}
+
+
+def test_take_changed_gives_only_the_measures_that_changed(fix):
+    """The victim's fix changes the contact ban's state, kept under the offender, and nothing
+    else of his: only that measure is given, so a store merging it keeps the state of his zone
+    that another engine, evaluating his own fix meanwhile, wrote."""
+    engine = Engine([zone(), ban()], CFG)
+    fix(engine, "off", 0, 0)  # breach of "z"
+    assert set(engine.take_changed()["off"]) == {"z", "b"}
+    fix(engine, "vic", 30, 50)  # near him: the ban's state changes, the zone's does not
+    assert engine.take_changed() == {"off": {"b": engine.states_of("off")["b"]}}
+    engine.forget_device("off")
+    assert engine.take_changed() == {"off": {"z": None, "b": None}}
 
 
 def test_a_restored_engine_knows_its_devices_and_reports_dropped_states(fix):
@@ -552,7 +565,7 @@ def test_a_restored_engine_knows_its_devices_and_reports_dropped_states(fix):
     snapshot["devices"]["off"]["acc"] = None  # a stored last fix may lack its accuracy
     restored = Engine([zone()], CFG)  # "z2" is gone
     restored.restore_state(snapshot)
-    assert restored.take_changed() == {"off": {"z": restored.state_of("off", "z").as_dict()}}
+    assert restored.take_changed() == {"off": {"z2": None}}  # to be removed from the store
     assert fix(restored, "off", 0, 10) == []  # not newer than the restored last fix
     assert fix(restored, "off", 30, 10) == []  # still inside: no second breach
     assert kinds(fix(restored, "off", 90, 3000)) == ["zone_breach_cleared"]
@@ -567,7 +580,7 @@ def test_an_unreadable_stored_state_is_dropped_and_the_others_kept(fix):
     restored.restore_state(snapshot)
     assert restored.state_of("off", "z").status == "inside"
     assert restored.state_of("off", "z2").status == "outside"
-    assert list(restored.take_changed()) == ["off"]  # to be stored without the bad one
+    assert restored.take_changed() == {"off": {"z2": None}}  # to be stored without the bad one
 
 
 def test_reload_dropping_a_state_reports_the_device_changed(fix):
@@ -575,7 +588,7 @@ def test_reload_dropping_a_state_reports_the_device_changed(fix):
     fix(engine, "off", 0, 0)
     engine.take_changed()
     engine.reload([])
-    assert engine.take_changed() == {"off": {}}
+    assert engine.take_changed() == {"off": {"z": None}}
 
 
 def test_reload_keeps_states_of_remaining_measures(fix):
@@ -643,5 +656,5 @@ def test_adopting_no_fix_forgets_the_device_and_drops_unknown_measures(fix):
     engine.adopt({"off": {"tst": T0, "lat": latlon(0, 0)[0], "lon": latlon(0, 0)[1],
                           "acc": None}},
                  {"off": {"gone": {"status": "inside", "last_tst": T0}}})
-    assert engine.take_changed() == {"off": {}}  # to be stored without the unknown measure
+    assert engine.take_changed() == {"off": {"gone": None}}  # stored without the unknown one
     assert engine.last_time("off") == T0

@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import pytest
 import redis
 from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
@@ -303,6 +304,50 @@ def test_an_offender_weaving_across_workers_is_counted_in_the_store(tmp_path: Pa
                              inside if i % 2 == 0 else outside, t + 30 * i)
         assert [d.type for d in raised] == ["zone_breach"]
         assert raised[0].message_id == f"geo-zone-s-zone_breach-confirmed-{int(t + 120)}"
+    finally:
+        for key in client.scan_iter(f"{prefix}:*"):
+            client.delete(key)
+        client.close()
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+def test_a_victims_fix_at_one_worker_keeps_the_zone_state_another_stored(tmp_path: Path,
+                                                                          kind: str):
+    """Two workers at once: B evaluates the offender's entry into the zone (a breach), A the
+    victim's fix, which changes only the contact ban's state, kept under the offender. A stores
+    its batch after B: it stores the ban's state and leaves B's `inside` of the zone, so the
+    offender's next fix, still inside, raises no second breach. Before, A stored its whole
+    (older) view of the offender's states and the next fix raised the breach again."""
+    client = redis.Redis.from_url(REDIS_URL)
+    prefix = f"swtest{uuid.uuid4().hex[:8]}"
+    try:
+        store = RedisState(client, prefix) if kind == "redis" else InMemoryState()
+        a_state, b_state = PendingState(store), PendingState(store)
+        a, _notes, case_id = _setup(tmp_path, a_state, ban=True)
+        b = _step(a._live._sessions, b_state, Notes())
+        far, victim = offset(*ROTTERDAM, -5_000, 0), offset(*ROTTERDAM, 2_500, 0)
+        t = 1_800_000_000.0
+        assert _batch(a, a_state, "off-s", case_id, far, t) == []  # victim unknown to the ban
+        assert "ban-s" in store.read_many(["off-s"]).zones["off-s"]
+
+        def begin(step, state, device_id, point, tst):
+            state.begin()
+            step.refresh()
+            step.begin_batch([device_id, *step.related_devices([device_id])])
+            state.set_last_fixes({device_id: LastFix(tst, point[0], point[1], 5.0)})
+
+        begin(b, b_state, "off-s", ROTTERDAM, t + 60)
+        begin(a, a_state, "vic-s", victim, t + 58)
+        [breach] = _evaluated(b, "off-s", case_id, ROTTERDAM, t + 60)
+        assert _evaluated(a, "vic-s", case_id, victim, t + 58) == []
+        assert breach.type == "zone_breach"
+        b_state.flush()
+        a_state.flush()  # last: A's older view of the zone must not win
+        stored = store.read_many(["off-s"]).zones.get("off-s", {})
+        assert stored.get("zone-s", {}).get("status") == "inside" and "ban-s" not in stored
+        for step, state in ((b, b_state), (a, a_state)):
+            t += 30
+            assert _batch(step, state, "off-s", case_id, ROTTERDAM, t + 60) == []
     finally:
         for key in client.scan_iter(f"{prefix}:*"):
             client.delete(key)

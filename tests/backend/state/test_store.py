@@ -190,7 +190,7 @@ def test_the_newest_fix_and_its_zone_states_win_whoever_writes_last(store) -> No
     neither the fix, nor the last-seen time, nor the zone states evaluated with that fix;
     zone states written without a fix (a contact-ban partner moved) are kept as written."""
     newer, older = LastFix(200.0, 52.0, 4.0, 5.0), LastFix(100.0, 51.0, 3.0, 5.0)
-    inside, outside = {"zone-1": {"status": "inside"}}, {}
+    inside, outside = {"zone-1": {"status": "inside"}}, {"zone-1": None}
     store.write({"d1": newer}, {"d1": 201.0}, {"d1": inside})
     store.write({"d1": older, "d2": older}, {"d1": 101.0, "d2": 101.0},
                 {"d1": outside, "d2": inside, "d3": inside})
@@ -225,10 +225,47 @@ def test_an_unreadable_stored_fix_is_replaced(redis_client: redis.Redis, prefix:
 def test_zone_states_are_kept_replaced_and_removed_when_idle(store) -> None:
     inside = {"zone-1": {"status": "inside", "last_tst": 5.0}}
     store.set_zone_states({"d1": inside, "d2": {"zone-2": {"status": "approaching"}}})
-    store.write({}, {}, {"d2": {}})  # idle everywhere: removed
+    store.write({}, {}, {"d2": {"zone-2": None}})  # idle everywhere: removed
     assert store.read_many(["d1", "d2"]).zones == {"d1": inside}
-    store.set_zone_states({"d2": {}})  # removing what is not there is no error
+    store.set_zone_states({"d2": {"zone-2": None}})  # removing what is not there is no error
     assert store.read_many(["d1", "d2"]).zones == {"d1": inside}
+
+
+def test_a_change_of_one_measure_keeps_the_devices_other_states(store) -> None:
+    """A worker handling the victim's fix changes only the contact ban's state of the offender:
+    it is merged into his states, and the zone's state another worker wrote with his own fix
+    meanwhile is kept. A change that goes with a fix of the device still goes only with it."""
+    ban, zone = {"status": "unknown", "last_tst": 1.5}, {"status": "inside", "last_tst": 2.5}
+    store.write({"off": LastFix(1.0, 52.0, 4.0, 5.0)}, {}, {"off": {"ban": ban}})
+    store.write({"off": LastFix(2.0, 52.0, 4.0, 5.0)}, {}, {"off": {"zone": zone}})
+    assert store.read_many(["off"]).zones == {"off": {"ban": ban, "zone": zone}}
+    store.set_zone_states({"off": {"ban": None}})  # the victim's fix, at another worker
+    assert store.read_many(["off"]).zones == {"off": {"zone": zone}}
+    store.write({"off": LastFix(1.5, 52.0, 4.0, 5.0)}, {}, {"off": {"zone": None}})  # older
+    assert store.read_many(["off"]).zones == {"off": {"zone": zone}}
+    store.set_zone_states({"off": {"ban": ban, "zone": None}})
+    assert store.read_many(["off"]).zones == {"off": {"ban": ban}}
+
+
+def test_merged_states_keep_every_digit_and_any_measure_id(redis_client: redis.Redis,
+                                                           prefix: str) -> None:
+    """The write script merges the states as JSON text, decoding no value: a time keeps every
+    digit (decoded and encoded again in Redis it kept 14), and measure ids or values with
+    quotes, backslashes, brackets or commas take nothing apart. A device's states as an
+    earlier version wrote them are merged too; unreadable ones are replaced."""
+    store = RedisState(redis_client, prefix)
+    odd = {"status": "inside", "last_tst": 1_767_261_600.123_456_7, "held": 'a"},{"b\\'}
+    ids = ["z", 'x"}', "{\\", "a,b:c", "é"]
+    redis_client.hset(keys.zone_states(prefix), "d1", encode_zones({m: odd for m in ids}))
+    redis_client.hset(keys.zone_states(prefix), "d2", b"not json")
+    later = {**odd, "last_tst": 1_767_261_630.987_654_3, "pending_since": 1e-300}
+    store.set_zone_states({"d1": {ids[1]: later, ids[2]: None, "new": later},
+                           "d2": {"z": later}})
+    got = store.read_many(["d1", "d2"]).zones
+    assert got == {"d1": {"z": odd, ids[1]: later, ids[3]: odd, ids[4]: odd, "new": later},
+                   "d2": {"z": later}}
+    store.set_zone_states({"d1": {m: None for m in [*ids, "new"]}})
+    assert redis_client.hexists(keys.zone_states(prefix), "d1") == 0
 
 
 @pytest.mark.parametrize("junk", [b"", b"{", b"[]", b'{"zone-1": 3}', None])
@@ -286,7 +323,7 @@ def test_what_a_flush_could_not_write_is_seen_and_written_with_the_next(
     pending.store = reachable  # Redis is back
     assert pending.read_many(["d1", "d2"]).zones == {"d1": {"z": {"status": "inside"}}}
     pending.set_last_fixes({"d1": LastFix(7.0, 52.1, 4.1, 3.0)})
-    pending.set_zone_states({"d1": {}})  # idle again
+    pending.set_zone_states({"d1": {"z": None}})  # idle again
     pending.flush()
     assert reachable.read_many(["d1", "d2"]).fixes == {
         "d1": LastFix(7.0, 52.1, 4.1, 3.0), "d2": LastFix(6.0, 52.0, 4.0, 3.0)}
@@ -315,12 +352,32 @@ def test_the_view_reads_this_batch_over_the_store() -> None:
                  {"d1": {"z": {"status": "inside"}}, "d2": {"z": {"status": "inside"}}})
     pending = PendingState(shared)
     pending.begin()
-    pending.set_zone_states({"d1": {}, "d3": {"z": {"status": "approaching"}}})
+    pending.set_zone_states({"d1": {"z": None}, "d3": {"z": {"status": "approaching"}}})
     pending.touch({"d1": 8.0})
     got = pending.read_many(["d1", "d2", "d3"])
     assert got.fixes == {"d1": LastFix(5.0, 52.0, 4.0, 3.0)} and got.seen == {"d1": 8.0}
     assert got.zones == {"d2": {"z": {"status": "inside"}},
                          "d3": {"z": {"status": "approaching"}}}
+
+
+def test_the_view_merges_the_changes_of_a_batch_and_of_earlier_ones(redis_client, prefix):
+    """Messages of one batch change different measures of a device, a flush that failed left
+    changes of a third: the view answers with all of them over the store's, and the next flush
+    writes all of them."""
+    reachable = RedisState(redis_client, prefix)
+    reachable.set_zone_states({"off": {"kept": {"s": 0}, "gone": {"s": 0}}})
+    pending = PendingState(RedisState(unreachable_redis(), prefix))
+    pending.begin()
+    pending.set_zone_states({"off": {"a": {"s": 1}}})
+    pending.flush()  # Redis away: kept for the next batch
+    pending.store = reachable
+    pending.begin()
+    pending.set_zone_states({"off": {"b": {"s": 2}, "gone": None}})
+    pending.set_zone_states({"off": {"c": {"s": 3}}})
+    want = {"off": {"kept": {"s": 0}, "a": {"s": 1}, "b": {"s": 2}, "c": {"s": 3}}}
+    assert pending.read_many(["off"]).zones == want
+    pending.flush()
+    assert reachable.read_many(["off"]).zones == want
 
 
 def test_reading_through_the_view_with_the_store_away_raises() -> None:
