@@ -29,6 +29,27 @@ from backend.state.store import (
 from tests.support.unreachable import unreachable_redis
 
 
+class CountingRoundTrips:
+    """A Redis client that counts round trips: each pipeline and each script call."""
+
+    def __init__(self, inner: redis.Redis) -> None:
+        self._inner = inner
+        self.calls = 0
+
+    def pipeline(self, transaction: bool = False):
+        self.calls += 1
+        return self._inner.pipeline(transaction=transaction)
+
+    def register_script(self, text: str):
+        script = self._inner.register_script(text)
+
+        def call(**kwargs):
+            self.calls += 1
+            return script(**kwargs)
+
+        return call
+
+
 @pytest.fixture
 def prefix(redis_client: redis.Redis):
     p = f"swtest{uuid.uuid4().hex[:8]}"
@@ -110,23 +131,11 @@ def test_times_lost_with_redis_are_held_since_the_loss(
 
 def test_the_times_and_their_beginning_are_one_round_trip(
         redis_client: redis.Redis, prefix: str) -> None:
-    calls: list[int] = []
-
-    class CountingPipelines:
-        def __init__(self, inner: redis.Redis) -> None:
-            self._inner = inner
-
-        def pipeline(self, transaction: bool = False):
-            calls.append(1)
-            return self._inner.pipeline(transaction=transaction)
-
-        def register_script(self, text: str):
-            return self._inner.register_script(text)
-
-    store = RedisState(CountingPipelines(redis_client), prefix)  # type: ignore[arg-type]
+    counting = CountingRoundTrips(redis_client)
+    store = RedisState(counting, prefix)  # type: ignore[arg-type]
     store.read_times([f"d{i}" for i in range(10_000)])
     store.read_times([])
-    assert len(calls) == 2
+    assert counting.calls == 2
 
 
 def test_batch_write_then_read(store) -> None:
@@ -151,37 +160,19 @@ def test_redis_layout_is_two_hashes(redis_client: redis.Redis, prefix: str) -> N
 def test_batch_is_one_round_trip_per_direction(redis_client: redis.Redis, prefix: str) -> None:
     """Whatever the batch size, a prefetch (a pipeline) and a flush (a script) are one round
     trip each."""
-    calls: list[int] = []
-
-    class CountingPipelines:
-        def __init__(self, inner: redis.Redis) -> None:
-            self._inner = inner
-
-        def pipeline(self, transaction: bool = False):
-            calls.append(1)
-            return self._inner.pipeline(transaction=transaction)
-
-        def register_script(self, text: str):
-            script = self._inner.register_script(text)
-
-            def call(**kwargs):
-                calls.append(1)
-                return script(**kwargs)
-
-            return call
-
-    pending = PendingState(RedisState(CountingPipelines(redis_client), prefix))  # type: ignore[arg-type]
+    counting = CountingRoundTrips(redis_client)
+    pending = PendingState(RedisState(counting, prefix))  # type: ignore[arg-type]
     ids = [f"d{i}" for i in range(500)]
     pending.prefetch(ids)
-    assert len(calls) == 1
+    assert counting.calls == 1
     for device_id in ids:
         assert pending.get_last_fix(device_id) is None  # answered from the prefetch
         assert pending.last_seen(device_id) is None
         pending.set_last_fixes({device_id: LastFix(1.0, 52.0, 4.0, None)})
         pending.touch({device_id: 2.0})
-    assert len(calls) == 1
+    assert counting.calls == 1
     pending.flush()
-    assert len(calls) == 2
+    assert counting.calls == 2
     assert redis_client.hlen(keys.last_fixes(prefix)) == 500
 
 
