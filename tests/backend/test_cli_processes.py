@@ -34,6 +34,10 @@ def manager():
 def test_loops_process_supervises_and_stops_on_sigterm(pg_url, manager):
     _root, engine, env = subprocess_world(pg_url, "loops", "vic-loops", registered_ago_s=3600)
     env["SCHILDWACHT_SUPERVISION__SUPERVISION_INTERVAL_S"] = "0.5"
+    # A process whose hot state is new measures silence from its start at the earliest (the
+    # state may have been lost): a short threshold, so the never-heard device is flagged soon.
+    env["SCHILDWACHT_SUPERVISION__SILENT_AFTER_S"] = "2"
+    env["SCHILDWACHT_SUPERVISION__SILENT_AFTER_PURSUIT_S"] = "1"
     port = free_port()
     env["SCHILDWACHT_METRICS__PORT"] = str(port)
     manager, path = manager
