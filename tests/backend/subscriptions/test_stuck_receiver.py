@@ -79,7 +79,9 @@ def test_a_trickling_receiver_ends_unreachable_at_the_total_timeout(webhooks, re
     assert delivery["state"] == "unreachable" and delivery["attempts"] >= 2
     log = _log(api, delivery["id"])
     assert [a["error"] for a in log] == ["timeout"] * len(log)
-    assert all(a["duration_ms"] < 2_000 for a in log)
+    # Each ended at its total limit, not after the receiver's 100 s (the bound leaves room for
+    # a loaded CI machine's pauses, as the 0.5 s limit alone does not).
+    assert all(a["duration_ms"] < 5_000 for a in log)
     assert "no delivery within 4 s" in log[-1]["reason"]
     assert [e["notice"] for e in tee.events if e.get("notice")] == [NOTICE]
 
