@@ -1,12 +1,14 @@
 """The webhook HTTP client: POST a signed body, return an `AttemptResult`.
 
-The only module of the package that does I/O and the only place that sees urllib3 types: a
-response or exception becomes an `AttemptResult` here and nowhere else. The backend
-depends on the `WebhookSender` protocol so tests and the embedded mode can swap in a fake.
+The only module of the package that sends (its lookups run in `backend.police.resolve`) and the
+only place that sees urllib3 types: a response or exception becomes an `AttemptResult` here and
+nowhere else. The backend depends on the `WebhookSender` protocol so tests and the embedded mode
+can swap in a fake.
 
 Every attempt runs under explicit connect and read timeouts and a total time limit (a receiver
-that trickles its answer byte by byte is cut off there: `backend.police.deadline`), never follows
-redirects, is never retried by the client itself (the delivery policy decides) and reads at most
+that trickles its answer byte by byte is cut off there: `backend.police.deadline`; a lookup of
+the host waits at most until then too: `backend.police.resolve`), never follows redirects, is
+never retried by the client itself (the delivery policy decides) and reads at most
 `max_response_bytes` of the response body (then drops the connection). `Urllib3WebhookSender`
 is synchronous (use it from a worker thread), for the alarm path: a POST to a local receiver
 took 0.45-0.5 ms with it back to back and 1.1-1.4 ms after a 100 ms pause, against 0.6 and
@@ -17,6 +19,7 @@ secret.
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -27,12 +30,13 @@ from typing import Any, Protocol, Self
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.util import parse_url
+from urllib3.util.connection import allowed_gai_family
 
-from backend.police import deadline
+from backend.police import deadline, resolve
 from backend.police.attempt import AttemptResult, ErrorKind
 from backend.police.retry import parse_retry_after
 
@@ -86,7 +90,8 @@ def total_timeout(duration_ms: float) -> AttemptResult:
 
 class _Watched:
     """A connection that attaches itself to the attempt's deadline (`backend.police.deadline`),
-    so that its socket is shut down when the attempt runs out of time."""
+    so that its socket is shut down when the attempt runs out of time, and looks its host up
+    within that time (`backend.police.resolve`)."""
 
     def connect(self) -> None:
         deadline.attach_current(self)  # shut down from when it has a socket ...
@@ -96,6 +101,38 @@ class _Watched:
     def request(self, *args: Any, **kwargs: Any) -> None:
         deadline.attach_current(self)  # a kept-alive connection, reused
         super().request(*args, **kwargs)  # type: ignore[misc]
+
+    def _new_conn(self) -> socket.socket:
+        """Connect to each address of the host in turn, as urllib3 does, but with the lookup
+        bounded by the connect timeout and the attempt's deadline. urllib3 connects to
+        `_dns_host`; `host` (the Host header, TLS's server name) is read from it only after the
+        socket is open, by when it is the name again."""
+        name: str = self._dns_host  # type: ignore[attr-defined]
+        resolver = resolve.current()
+        if resolver is None or resolve.is_address(name):
+            return super()._new_conn()  # type: ignore[misc, no-any-return]
+        connect_s = self.timeout  # type: ignore[attr-defined]
+        wait = float(connect_s) if isinstance(connect_s, int | float) else Timeouts.connect_s
+        if (limit := deadline.current()) is not None:
+            wait = min(wait, limit.at - time.monotonic())
+        port: int = self.port  # type: ignore[attr-defined]
+        try:
+            found = resolver.resolve(name, port, allowed_gai_family(), wait)
+        except resolve.ResolveTimeout:
+            raise ConnectTimeoutError(self, f"looking up {name} timed out") from None
+        except socket.gaierror as exc:
+            raise NameResolutionError(name, self, exc) from exc  # type: ignore[arg-type]
+        error: Exception = NameResolutionError(  # type: ignore[arg-type]
+            name, self, socket.gaierror(socket.EAI_NONAME, "no address"))
+        for address in found:
+            self._dns_host = address
+            try:
+                return super()._new_conn()  # type: ignore[misc, no-any-return]
+            except (ConnectTimeoutError, NewConnectionError) as exc:
+                error = exc
+            finally:
+                self._dns_host = name
+        raise error
 
 
 class _WatchedHTTPConnection(_Watched, HTTPConnection):
@@ -143,6 +180,7 @@ class Urllib3WebhookSender:
         max_response_bytes: int = 64 * 1024,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         pool_size: int = 8,
+        resolver: resolve.BoundedResolver | None = None,
     ) -> None:
         self._pool = urllib3.PoolManager(
             num_pools=32, maxsize=pool_size, block=False, timeout=timeouts.to_urllib3(),
@@ -152,6 +190,7 @@ class Urllib3WebhookSender:
                                              "https": _WatchedHTTPSPool}
         self._total_s = timeouts.total_s
         self._watchdog = deadline.Watchdog()
+        self._resolver = resolver or resolve.BoundedResolver()
         self._max_response_bytes = max_response_bytes
         self._clock = clock
 
@@ -159,6 +198,7 @@ class Urllib3WebhookSender:
         started = time.perf_counter()
         limit = self._watchdog.watch(self._total_s)
         deadline.set_current(limit)
+        resolve.set_current(self._resolver)
         try:
             result = self._post(url, body, headers, started, limit)
         except (Urllib3Error, ValueError, OSError) as exc:
@@ -169,6 +209,7 @@ class Urllib3WebhookSender:
         finally:
             limit.finish()
             deadline.set_current(None)
+            resolve.set_current(None)
         _log(url, result)
         return result
 
@@ -205,6 +246,7 @@ class Urllib3WebhookSender:
     def close(self) -> None:
         self._pool.clear()
         self._watchdog.close()
+        self._resolver.close()
 
     def __enter__(self) -> Self:
         return self

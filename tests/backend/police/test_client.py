@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -14,6 +17,7 @@ from backend.police.client import (
     Urllib3WebhookSender,
     WebhookSender,
 )
+from backend.police.resolve import BoundedResolver
 from backend.police.retry import Verdict, classify
 
 from .conftest import Receiver
@@ -168,3 +172,67 @@ def test_the_total_timeout_is_a_setting_and_ends_within_the_claim_lease() -> Non
     assert timeouts(PoliceSettings(total_timeout_s=3.0)).total_s == 3.0
     with pytest.raises(ValidationError, match="total_timeout_s"):
         PoliceSettings(total_timeout_s=30.0, claim_lease_s=30.0)
+
+
+class HangingLookup:
+    """A system resolver that never answers until released (as one whose servers are gone
+    does for up to half a minute)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.asked: list[str] = []
+
+    def __call__(self, host: str, port: int, family: int, type: int) -> list[tuple[Any, ...]]:
+        self.asked.append(host)
+        self.release.wait(30)
+        return socket.getaddrinfo("127.0.0.1", port, family, type)
+
+
+def test_a_hanging_lookup_ends_the_attempt_as_a_timeout(receiver: Receiver) -> None:
+    """The lookup runs in a thread of the resolver's: the attempt gives up on it within its
+    time (connect timeout 0.3 s, total 1 s) while the lookup still hangs."""
+    lookup = HangingLookup()
+    timeouts = Timeouts(connect_s=0.3, read_s=0.3, write_s=0.3, total_s=1.0)
+    try:
+        with Urllib3WebhookSender(timeouts, resolver=BoundedResolver(lookup)) as sender:
+            result = sender.send(f"http://hook.invalid:{receiver.port}/ok", BODY, {})
+            assert not lookup.release.is_set()  # it returned while the lookup hung
+    finally:
+        lookup.release.set()
+    assert lookup.asked == ["hook.invalid"]
+    assert result.error is ErrorKind.TIMEOUT and result.status is None
+    assert classify(result) is Verdict.RETRY
+    assert receiver.requests == []
+
+
+def test_every_address_of_the_host_is_tried_in_turn(
+    sender: Urllib3WebhookSender, receiver: Receiver
+) -> None:
+    """The first address refuses (nothing listens on 127.0.0.2), the second answers; the
+    request still names the host it was sent to."""
+
+    def lookup(host: str, port: int, family: int, type: int) -> list[tuple[Any, ...]]:
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.2", port)),
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    with Urllib3WebhookSender(FAST, resolver=BoundedResolver(lookup)) as named:
+        result = named.send(f"http://police-hook.test:{receiver.port}/ok", BODY, {})
+    assert (result.status, result.error) == (200, None)
+    [request] = receiver.requests
+    assert request.headers["host"] == f"police-hook.test:{receiver.port}"
+
+
+def test_an_unknown_host_is_a_connection_error(sender: Urllib3WebhookSender) -> None:
+    def lookup(host: str, port: int, family: int, type: int) -> list[tuple[Any, ...]]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    with Urllib3WebhookSender(FAST, resolver=BoundedResolver(lookup)) as named:
+        result = named.send("http://no-such-host.test/ok", BODY, {})
+    assert result.error is ErrorKind.CONNECT
+    assert classify(result) is Verdict.RETRY
+
+
+def test_localhost_is_looked_up_by_the_system_resolver(receiver: Receiver) -> None:
+    with Urllib3WebhookSender(FAST) as sender:
+        result = sender.send(f"http://localhost:{receiver.port}/ok", BODY, {})
+    assert (result.status, result.error) == (200, None)
