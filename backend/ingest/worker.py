@@ -45,7 +45,6 @@ import paho.mqtt.client as mqtt
 from device_protocol import Channel, ProtocolError, Topics
 from device_protocol.codec import decode_alarm_lenient
 from sqlalchemy import func, or_, select, text, update
-from redis.exceptions import RedisError
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 

@@ -17,7 +17,6 @@ from backend.ingest.worker import IngestWorker
 from backend.pipeline.context import RawMessage
 from device_protocol import Alarm, codec
 from tests.support.mqtt import publish
-from tests.support.waiting import wait_until
 
 
 class DatabaseAway:

@@ -3,8 +3,6 @@ dispatch report move the alert, reach the timeline and the victim's device."""
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from fastapi.testclient import TestClient
 
