@@ -13,7 +13,9 @@ GeoJSON (`geojson`): `measure_from_feature(feature, home=(lon, lat)) -> Measure`
 (invalid or self-intersecting geometry, absurd size, coordinates outside the projection, a zone
 or its pre-alert ring within exit margin and default accuracy of the offender's home without an
 exception) and raises `InvalidMeasure` carrying every
-`Problem`; `measure_to_feature(measure) -> dict`; `validate_measure(measure, home=...)`.
+`Problem`; `measure_to_feature(measure) -> dict`; `validate_measure(measure, home=...)`;
+`home_problems(measures, home, now) -> list[Problem]`, the same rule for a home registered or
+moved while measures stand (each problem's path names its measure).
 
 Engine (`engine`), the entry point of the ingest pipeline:
 
@@ -68,7 +70,9 @@ from geofences.errors import (
 )
 from geofences.events import EVENT_KINDS, GeofenceEvent
 from geofences.geojson import (
+    home_problems,
     measure_from_feature,
+    measure_home_problem,
     measure_problems,
     measure_to_feature,
     validate_measure,
@@ -112,7 +116,9 @@ __all__ = [
     "TimeWindow",
     "TrackFix",
     "ZoneState",
+    "home_problems",
     "measure_from_feature",
+    "measure_home_problem",
     "measure_problems",
     "measure_to_feature",
     "projection_for",

@@ -25,14 +25,16 @@ them), neither with control characters; an exception's reason a text of at most 
 which may break lines.
 
 `measure_from_feature` parses and validates (raising `InvalidMeasure` with every problem);
-`validate_measure` checks a measure built in code; `measure_to_feature` exports.
+`validate_measure` checks a measure built in code; `measure_to_feature` exports;
+`home_problems` checks the other way round, a home to register against the measures standing,
+with the same rule (`measure_home_problem`).
 """
 
 from __future__ import annotations
 
 import math
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -517,8 +519,7 @@ def measure_problems(
                 )
             )
         else:
-            x, y = proj.forward(lon, lat)
-            zone = Point(x, y).buffer(measure.radius_m, quad_segs=32)
+            zone = _projected_zone(measure, proj)
     else:
         zone = _area_problems(measure.area, "geometry", proj, cfg, problems)
     for i, exc in enumerate(measure.exceptions):
@@ -526,11 +527,72 @@ def measure_problems(
             exc.geometry, f"properties.exceptions[{i}].geometry", proj, cfg, problems
         )
     if home is not None and zone is not None and not problems:
-        home_point = Point(*proj.forward(*home))
-        exempt = any(proj.geometry(e.geometry).contains(home_point) for e in measure.exceptions)
-        if (problem := home_problem(zone.distance(home_point), zone.contains(home_point),
-                                    exempt, measure.pre_alert_m, cfg)) is not None:
+        problem = measure_home_problem(measure, home, config=cfg, projection=proj, zone=zone)
+        if problem is not None:
             problems.append(problem)
+    return problems
+
+
+def _projected_zone(measure: Measure, proj: Projection) -> Any:
+    """The measure's zone in the metric projection (a circle as a 128-gon); None for a contact
+    ban, which has no place."""
+    if isinstance(measure, ContactBan):
+        return None
+    if measure.area is None:
+        return Point(*proj.forward(*measure.centre)).buffer(measure.radius_m, quad_segs=32)
+    return proj.geometry(measure.area)
+
+
+def measure_home_problem(
+    measure: Measure,
+    home: Home,
+    *,
+    config: GeofenceConfig | None = None,
+    projection: Projection | None = None,
+    zone: Any = None,
+) -> Problem | None:
+    """`home_problem` of one measure and the offender's registered home (lon, lat): the one
+    check of both ways the two meet, a measure imported or replaced while a home is registered
+    (`measure_problems`) and a home registered or moved while measures stand (`home_problems`).
+    `zone` is the measure's zone projected already, if the caller has it. A contact ban has no
+    place, so no problem; an exception contains the home whatever its own validity, as when
+    the measure is imported."""
+    cfg = config or GeofenceConfig()
+    proj = projection or projection_for(cfg.crs)
+    if zone is None:
+        zone = _projected_zone(measure, proj)
+        if zone is None:
+            return None
+    home_point = Point(*proj.forward(*home))
+    exempt = any(proj.geometry(e.geometry).contains(home_point) for e in measure.exceptions)
+    return home_problem(zone.distance(home_point), zone.contains(home_point), exempt,
+                        measure.pre_alert_m, cfg)
+
+
+def home_problems(
+    measures: Iterable[Measure],
+    home: Home,
+    now: float,
+    *,
+    config: GeofenceConfig | None = None,
+    projection: Projection | None = None,
+) -> list[Problem]:
+    """Why the offender's home may not be registered (or moved) at `home` while `measures`
+    stand (empty: it may). Every measure not ended at `now` counts, the ones in force and the
+    ones still to come (ended: its `valid_until` passed; a measure deactivated is the caller's
+    to leave out): a home too close to one would raise a possible breach, or an approach, on
+    every return home. Each problem's path starts with `measures[<id>].`, so the answer names
+    the measure; like every home problem it names no position and no distance of the home."""
+    cfg = config or GeofenceConfig()
+    proj = projection or projection_for(cfg.crs)
+    problems = []
+    for measure in measures:
+        if measure.ended_by(now):
+            continue
+        problem = measure_home_problem(measure, home, config=cfg, projection=proj)
+        if problem is not None:
+            problems.append(Problem(problem.code, f"measures[{measure.id}].{problem.path}",
+                                    problem.message))
     return problems
 
 

@@ -209,6 +209,10 @@ class _Measure:
     def in_validity(self, tst: float) -> bool:
         return _in_period(tst, self.valid_from, self.valid_until)
 
+    def ended_by(self, tst: float) -> bool:
+        """Whether the validity period is over at `tst` (one still to come is not)."""
+        return self.valid_until is not None and tst >= self.valid_until
+
 
 def _finite_non_negative(value: Any) -> bool:
     return (

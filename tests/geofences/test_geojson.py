@@ -16,12 +16,13 @@ from geofences import (
     InvalidGeometry,
     InvalidMeasure,
     OutsideProjectionArea,
+    home_problems,
     measure_from_feature,
     measure_to_feature,
     validate_measure,
 )
 from geofences.geojson import MAX_VERTICES, home_problem
-from tests.geofences.places import lonlat, square
+from tests.geofences.places import T0, lonlat, square
 
 
 def feature(geometry, **props):
@@ -158,6 +159,53 @@ def test_home_problem_needs_the_home_beyond_exit_margin_plus_default_accuracy():
     assert home_problem(0, True, True, 0, cfg) is None  # an exception allows it
     assert home_problem(154.9, False, False, 100, cfg).path == "properties.pre_alert_m"
     assert home_problem(155, False, False, 100, cfg) is None
+
+
+def _stored(measure_id, zone, **props):
+    """A measure as it stands stored (validated without a home: none was registered yet)."""
+    return replace(measure_from_feature(feature(zone, **props)), id=measure_id)
+
+
+def test_a_home_registered_after_the_measures_meets_the_same_rule():
+    """A home inside a zone, 20 m from its border or in its pre-alert ring is refused as the
+    zone would have been, each problem naming its measure and never the home's place."""
+    standing = [
+        _stored("inside", poly(square(0, 0, 500))),
+        _stored("ring", poly(square(1600, 0, 500)), pre_alert_m=250),
+        _stored("far", poly(square(-3000, 0, 500))),
+        _stored("ban", None, kind="contact_ban", protected_device_ids=["vic-1"], radius_m=500),
+    ]
+    home = lonlat(400, 0)
+    problems = home_problems(standing, home, T0)
+    assert [(p.code, p.path) for p in problems] == [
+        ("home_inside_zone", "measures[inside].geometry")]
+    near_ring = lonlat(820, 0)  # 280 m from the ring's zone: within its 250 m ring + 55 m
+    assert [p.path for p in home_problems(standing, near_ring, T0)] == [
+        "measures[ring].properties.pre_alert_m"]
+    assert [p.path for p in home_problems(standing, lonlat(530, 0), T0)] == [
+        "measures[inside].geometry"]  # 30 m beyond its border: a fix at home is a breach
+    text = str([p.as_dict() for p in home_problems(standing, near_ring, T0)])
+    assert not any(f"{c:.3f}" in text for c in home + near_ring)
+    assert home_problems(standing, lonlat(-1500, 0), T0) == []
+
+
+def test_a_home_meets_the_measures_to_come_not_the_ended_ones():
+    zone = poly(square(0, 0, 500))
+    ended = _stored("ended", zone, valid_until=T0 - 1)
+    ends_now = _stored("ends-now", zone, valid_until=T0)
+    to_come = _stored("to-come", zone, valid_from=T0 + 86_400)
+    in_force = _stored("in-force", zone, valid_from=T0 - 86_400, valid_until=T0 + 1)
+    assert [p.path.split("]")[0] for p in home_problems(
+        [ended, ends_now, to_come, in_force], lonlat(0, 0), T0)] == [
+            "measures[to-come", "measures[in-force"]
+
+
+def test_a_home_an_exception_contains_meets_no_problem():
+    corridor = [{"geometry": poly(square(300, 0, 10)), "reason": "own address"}]
+    standing = [_stored("zone", poly(square(0, 0, 500)), exceptions=corridor)]
+    assert home_problems(standing, lonlat(300, 0), T0) == []
+    assert [p.path for p in home_problems(standing, lonlat(200, 0), T0)] == [
+        "measures[zone].geometry"]
 
 
 def test_an_exceptions_reason_is_a_bounded_text():
