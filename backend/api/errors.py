@@ -24,7 +24,12 @@ from backend.auth.errors import (
 from backend.caselog.errors import ChainConflict
 from backend.cases.errors import CaseConflict, CaseInUse, CaseNotFound, UnknownHomeRegion
 from backend.devices.errors import DeviceConflict, DeviceNameReserved, DeviceNotFound
-from backend.measures.errors import MeasureConflict, MeasureNotFound, MeasureRejected
+from backend.measures.errors import (
+    HomeRejected,
+    MeasureConflict,
+    MeasureNotFound,
+    MeasureRejected,
+)
 from backend.subscriptions.errors import (
     DeliveryNotFound,
     InsecureWebhookUrl,
@@ -51,6 +56,7 @@ STATUS = {
     MeasureNotFound: 404,
     MeasureConflict: 409,
     MeasureRejected: 422,
+    HomeRejected: 422,
     SubscriptionNotFound: 404,
     DeliveryNotFound: 404,
     NothingToReplay: 409,

@@ -69,8 +69,9 @@ class MeasureRow(Base):
 
 
 class OffenderHome(Base):
-    """The offender's registered home address of a case, as a point (WGS84). A zone that
-    contains it is refused unless an exception (e.g. a corridor) covers it."""
+    """The offender's registered home address of a case, as a point (WGS84). A zone or
+    pre-alert ring near it is refused unless an exception (e.g. a corridor) covers it, and a
+    home near a measure standing is refused likewise (`backend.measures.homes`)."""
 
     __tablename__ = "offender_homes"
 

@@ -4,6 +4,7 @@ shapely geometry meet, and where rows become `geofences` measures and back."""
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Collection, Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -158,12 +159,15 @@ def active_versions(session: Session) -> dict[str, int]:
 
 
 def load_active(
-    session: Session, ids: Collection[str] | None = None, chunk: int = 1_000
+    session: Session, ids: Collection[str] | None = None, chunk: int = 1_000,
+    case_id: uuid.UUID | None = None,
 ) -> dict[str, tuple[int, Measure]]:
     """Id -> (version, measure) of the active measures, all of them or those of `ids` (read
-    `chunk` ids a query). A row that cannot be read is skipped and logged by id, so one bad
-    row never takes every other measure down."""
+    `chunk` ids a query), of every case or of `case_id`. A row that cannot be read is skipped
+    and logged by id, so one bad row never takes every other measure down."""
     query = select(MeasureRow).where(MeasureRow.active.is_(True))
+    if case_id is not None:
+        query = query.where(MeasureRow.case_id == case_id)
     if ids is None:
         queries = [query]
     else:

@@ -7,6 +7,7 @@ home), in the answer's transaction; a read may give `?reason=`, which the entry 
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import Any
 
@@ -24,7 +25,7 @@ from backend.auth.scope import location_allowed
 from backend.auth.tokens import Principal
 from backend.cases import service as cases
 from backend.cases.errors import CaseNotFound
-from backend.measures import flows, service
+from backend.measures import flows, homes, service
 from backend.measures.errors import MeasureRejected
 from backend.measures.models import MeasureRow
 from backend.runtime import Runtime
@@ -208,11 +209,14 @@ def deactivate_measure(
 @router.put("/offender-home")
 def set_offender_home(
     request: Request, case_id: uuid.UUID, data: HomeIn, s: Session = Depends(session),
-    p: Principal = Depends(require(*WRITE)),
+    rt: Runtime = Depends(runtime), p: Principal = Depends(require(*WRITE)),
 ) -> dict[str, Any]:
-    """Register the offender's home point (zones that contain it need an exception)."""
+    """Register the offender's home point, or move it. A measure standing (in force or to
+    come) whose zone or pre-alert ring lies within exit margin and default accuracy of it, and
+    no exception of which contains it, refuses the home: 422 naming each such measure, nothing
+    stored or audited (`homes.register`)."""
     _case(s, p, case_id)
-    service.set_home(s, case_id, data.lon, data.lat)
+    homes.register(s, case_id, data.lon, data.lat, rt.settings.geofence.to_config(), time.time())
     _audit_home(s, p, request, case_id)
     s.commit()
     return {"type": "Point", "coordinates": [data.lon, data.lat]}
