@@ -1,6 +1,8 @@
 """Orchestration of measures: GeoJSON in, validation (the `geofences` rules plus the case's
 devices), storage, GeoJSON out. Runs in the caller's transaction; the caller commits and then
-tells the live engine to reload (`LiveMeasures.mark_changed`)."""
+tells the live engine to reload (`LiveMeasures.mark_changed`). Here a measure is checked
+against the offender's home registered; `homes` checks a home registered later against the
+measures."""
 
 from __future__ import annotations
 
@@ -120,8 +122,10 @@ def _device_problems(
 def create(
     session: Session, case_id: uuid.UUID, body: Any, config: GeofenceConfig
 ) -> tuple[list[MeasureRow], bool]:
-    """Import a Feature or FeatureCollection: every measure is stored, or none."""
-    cases.get(session, case_id)
+    """Import a Feature or FeatureCollection: every measure is stored, or none. The case is
+    locked first, so a home registered at the same moment is checked against these measures
+    or they against it (`homes`), never each against the state before the other."""
+    cases.get(session, case_id, for_update=True)
     features, collection = features_of(body)
     measures: list[Measure] = []
     problems: list[Problem] = []
@@ -158,8 +162,11 @@ def replace(
     session: Session, case_id: uuid.UUID, measure_id: str, feature: Any, config: GeofenceConfig
 ) -> MeasureRow:
     """Replace a measure's content (its id and case stay); its version goes up. The measure is
-    locked until the caller commits: replacements at the same moment each get a version."""
+    locked until the caller commits: replacements at the same moment each get a version. Then
+    the case is locked, as by an import; measure before case is the order a deactivation takes
+    them in (its case log entry), so the two never wait for each other crosswise."""
     row = service.get(session, case_id, measure_id, for_update=True)
+    cases.get(session, case_id, for_update=True)
     measure, problems = parse(session, case_id, feature, config, measure_id=measure_id)
     if problems or measure is None:
         raise MeasureRejected(problems)

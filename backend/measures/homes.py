@@ -9,8 +9,9 @@ active measure of the case not ended yet, in force or to come, is checked; a con
 the home with `HomeRejected`, naming the measures and never the home's place, and nothing is
 stored.
 
-The case row is locked first (`cases.service.get(..., for_update=True)`). Runs in the caller's
-transaction; the caller commits."""
+Both ways lock the case row first (`cases.service.get(..., for_update=True)`), so a home and a
+measure registered at the same moment are checked one after the other, never each against
+what the other is about to replace. Runs in the caller's transaction; the caller commits."""
 
 from __future__ import annotations
 

@@ -6,15 +6,21 @@ before where none does."""
 from __future__ import annotations
 
 import re
+import threading
+import time
 import uuid
+from collections.abc import Callable
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
 
 from backend.audit.models import AuditEntry
 from backend.caselog.models import CaseLogEntry
-from backend.measures import service
+from backend.measures import flows, homes, service
+from backend.measures.errors import HomeRejected, MeasureRejected
 from tests.backend.measures.places import ROTTERDAM, offset, register_pair, square, zone_feature
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.services  # the stack runs on both back ends, one of them services
 
@@ -128,3 +134,73 @@ def test_a_home_far_from_every_measure_is_registered_and_moved_as_before(stack):
     assert _home(stack, case_id) == pytest.approx((farther[1], farther[0]))
     assert _trail(stack, case_id)[0] == 2  # each registration audited, as before
 
+
+def _while_held(stack, first: Callable[[Session], None], second: Callable[[Session], None]
+                ) -> MeasureRejected | None:
+    """`first` done in a transaction held open until `second`, in another thread and session,
+    waits for a lock (or is done); then `first` commits. What `second` was refused with."""
+    sessions = stack.runtime.sessions
+    seen: dict = {}
+
+    def run() -> None:
+        with sessions() as s:
+            seen["pid"] = s.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar()
+            try:
+                second(s)
+                s.commit()
+                seen["refused"] = None
+            except MeasureRejected as exc:
+                seen["refused"] = exc
+
+    waiting = text("SELECT count(*) FROM pg_locks WHERE NOT granted AND pid = :pid")
+    with sessions() as held:
+        first(held)
+        thread = threading.Thread(target=run)
+        thread.start()
+        with held.get_bind().connect() as watcher:
+            wait_until(lambda: not thread.is_alive() or ("pid" in seen and watcher.execute(
+                waiting, {"pid": seen["pid"]}).scalar()), timeout=10)
+        held.commit()
+    thread.join(10)
+    assert not thread.is_alive()
+    return seen["refused"]
+
+
+@pytest.mark.parametrize("home_first", [False, True])
+@pytest.mark.parametrize("change", ["import", "replace"])
+def test_a_home_and_a_zone_registered_at_once_are_checked_one_after_the_other(
+        stack, change, home_first):
+    """Each waits for the other's case lock and then meets what the other stored: without it,
+    each checked against the state before the other and both were stored."""
+    if stack.backend != "services":
+        pytest.skip("SQLite takes one write lock for the database before either reads")
+    case_id = register_pair(stack, "off-hrace", "vic-hrace")
+    config = stack.settings.geofence.to_config()
+    lat, lon = ROTTERDAM
+    zone = zone_feature("off-hrace", measure_id="zone-hrace")
+    if change == "replace":  # the zone stood far away, and is moved over the home
+        _import(stack.api(), case_id, zone_feature("off-hrace", centre=FAR,
+                                                   measure_id="zone-hrace"))
+
+    def register_home(s: Session) -> None:
+        homes.register(s, case_id, lon, lat, config, time.time())
+
+    def change_zone(s: Session) -> None:
+        if change == "import":
+            flows.create(s, case_id, zone, config)
+        else:
+            flows.replace(s, case_id, "zone-hrace", zone, config)
+
+    first, second = (register_home, change_zone) if home_first else (change_zone, register_home)
+    refused = _while_held(stack, first, second)
+
+    assert refused is not None
+    if home_first:
+        assert [p.code for p in refused.problems] == ["home_inside_zone"]
+        stored = stack.api().get(f"/api/v1/cases/{case_id}/measures").json()["features"]
+        assert [f["properties"]["version"] for f in stored] == ([1] if change == "replace"
+                                                                 else [])
+    else:
+        assert isinstance(refused, HomeRejected)
+        assert [p.path for p in refused.problems] == ["measures[zone-hrace].geometry"]
+        assert _home(stack, case_id) is None
