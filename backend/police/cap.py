@@ -8,14 +8,17 @@
   escalation's the moment its step fell due (`raised_at` + `escalation.after_s`).
 - `status` Actual; Exercise when the document's `exercise` is true (drill mode); Test for a device
   test press (type `test` or flag `test`).
-- `msgType` Alert for the first message (sequence 1), Cancel for resolved / false_alarm /
-  cancelled, Update for the other transitions and for an escalation (`document.message_kind`).
+- `msgType` Alert for the first message (sequence 1), Cancel for false_alarm / cancelled (the
+  alert is withdrawn: there was nothing, or it was raised in error), Update for the other
+  transitions, for an escalation (`document.message_kind`) and for resolved: an alert that was
+  real and is over is an Update with responseType AllClear, as CAP practice has it, not a Cancel.
   Update and Cancel carry `references` = `sender,identifier,sent` of the first message, derived
   from the alert id and `raised_at`, so no state is needed to build the chain. An escalation says
   so in its headline (`ESCALATIE`), its description and its `escalation_*` parameters.
 - `scope` Restricted with a `restriction` text; `incidents` the alert id.
 - one `info` (nl-NL) with category, event, urgency/severity/certainty from the priority (table
-  `PRIORITY_INFO`; a Cancel has urgency Past and responseType AllClear), senderName, headline,
+  `PRIORITY_INFO`; a closing message, Cancel or resolved, has urgency Past and responseType
+  AllClear), senderName, headline,
   description (no victim name), contact, `parameter`s and an `area` with `areaDesc`, a `circle`
   of the fix with its accuracy as radius (omitted without a location) and geocodes of the region.
 
@@ -83,6 +86,8 @@ LOCATION_SOURCE_TEXT = {"alarm": "positie bij de melding", "last_known": "laatst
 
 _MSG_TYPE = {MessageKind.ALERT: "Alert", MessageKind.UPDATE: "Update", MessageKind.CANCEL: "Cancel",
              MessageKind.ESCALATION: "Update"}
+# Closing states whose message is an Update (AllClear), not a Cancel: the alert was real.
+_CLOSED_BY_UPDATE = frozenset({"resolved"})
 # CAP forbids spaces, commas and the restricted characters < and & in sender and identifier.
 _CAP_TOKEN = re.compile(r"^[^\s,<&]+$")
 # Characters XML 1.0 cannot carry.
@@ -133,6 +138,16 @@ def first_reference(alert: Alert, profile: CapProfile) -> str:
     """`sender,identifier,sent` of the alert's first message (sequence 1, sent at raised_at)."""
     first_id = identifier(alert, profile, document.FIRST_SEQUENCE)
     return f"{profile.sender},{first_id},{cap_time(document.raised_at(alert))}"
+
+
+def msg_type(alert: Alert) -> str:
+    """CAP's msgType of this message. A resolved alert is an Update, not a Cancel: a Cancel
+    withdraws the messages it references (sent in error, a false alarm), while an alert that was
+    real and is now over is brought to an end by an Update with responseType AllClear."""
+    kind = document.message_kind(alert)
+    if kind is MessageKind.CANCEL and document.state(alert) in _CLOSED_BY_UPDATE:
+        return "Update"
+    return _MSG_TYPE[kind]
 
 
 def status(alert: Alert) -> str:
@@ -304,7 +319,7 @@ def build(alert: Alert, profile: CapProfile = CapProfile()) -> etree._Element:
     kind = document.message_kind(alert)
     priority = str(alert.get("priority") or "")
     urgency, severity, certainty = PRIORITY_INFO.get(priority, UNKNOWN_INFO)
-    if kind is MessageKind.CANCEL:
+    if kind is MessageKind.CANCEL:  # a closing message: Cancel, or a resolved alert's Update
         urgency = "Past"
     event, categories = _event(alert)
     area, circle = _area(alert, profile)
@@ -315,7 +330,7 @@ def build(alert: Alert, profile: CapProfile = CapProfile()) -> etree._Element:
         _E.sender(profile.sender),
         _E.sent(cap_time(document.message_time(alert))),
         _E.status(msg_status),
-        _E.msgType(_MSG_TYPE[kind]),
+        _E.msgType(msg_type(alert)),
         _E.scope("Restricted"),
         _E.restriction(_text(profile.restriction)),
     )

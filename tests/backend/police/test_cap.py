@@ -61,7 +61,7 @@ def test_alert_update_cancel_validate_against_the_schema(make_alert: MakeAlert) 
         xml = cap.render(alert)
         cap.validate(xml)
         msg_types.append(text(parse(xml), "cap:msgType"))
-    assert msg_types == ["Alert", "Update", "Update", "Cancel"]
+    assert msg_types == ["Alert", "Update", "Update", "Update"]
 
 
 @pytest.mark.parametrize("state", ["false_alarm", "cancelled"])
@@ -70,6 +70,23 @@ def test_false_alarm_and_cancelled_are_cancel(make_alert: MakeAlert, state: str)
     assert text(root, "cap:msgType") == "Cancel"
     assert text(root, "cap:info/cap:urgency") == "Past"
     assert text(root, "cap:info/cap:responseType") == "AllClear"
+
+
+def test_resolved_is_an_all_clear_update_not_a_cancel(make_alert: MakeAlert) -> None:
+    """A real alert that is over is not withdrawn: Update, responseType AllClear, urgency Past,
+    valid against the official schema."""
+    xml = cap.render(make_alert(sequence=4, state="resolved",
+                                updated_at="2026-11-28T18:30:00+00:00"))
+    assert _official_schema().validate(etree.fromstring(xml))
+    root = parse(xml)
+    assert text(root, "cap:msgType") == "Update"
+    assert text(root, "cap:info/cap:responseType") == "AllClear"
+    assert text(root, "cap:info/cap:urgency") == "Past"
+    assert text(root, "cap:info/cap:severity") == "Severe"  # the priority's, as before
+    assert text(root, "cap:info/cap:headline") == "P1 Noodalarm slachtoffer: afgehandeld"
+    acknowledged = parse(cap.render(make_alert(sequence=2, state="acknowledged")))
+    assert acknowledged.find("cap:info/cap:responseType", NS) is None
+    assert text(acknowledged, "cap:info/cap:urgency") == "Immediate"
 
 
 def test_updates_and_cancel_reference_the_first_message(make_alert: MakeAlert) -> None:

@@ -1,4 +1,4 @@
-"""CAP subscriptions (Alert, Update, Cancel valid against the official XSD, with references) and
+"""CAP subscriptions (Alert and Updates valid against the official XSD, with references) and
 drill isolation (exercise alerts reach only drill endpoints, live alerts only live ones)."""
 
 from __future__ import annotations
@@ -63,15 +63,17 @@ def test_cap_alert_update_cancel_validate_and_reference_the_first(webhooks, rece
         assert schema.validate(root), schema.error_log
         docs.append(root)
     docs.sort(key=lambda d: d.findtext(f"{CAP}identifier").rsplit("-", 1)[1])
-    first, update, cancel = docs
-    assert [d.findtext(f"{CAP}msgType") for d in docs] == ["Alert", "Update", "Cancel"]
+    first, update, resolved = docs
+    assert [d.findtext(f"{CAP}msgType") for d in docs] == ["Alert", "Update", "Update"]
     assert {d.findtext(f"{CAP}status") for d in docs} == {"Actual"}
     assert {d.findtext(f"{CAP}scope") for d in docs} == {"Restricted"}
     reference = ",".join(first.findtext(f"{CAP}{tag}") for tag in ("sender", "identifier", "sent"))
     assert first.find(f"{CAP}references") is None
-    assert update.findtext(f"{CAP}references") == cancel.findtext(f"{CAP}references") == reference
+    assert update.findtext(f"{CAP}references") == reference
+    assert resolved.findtext(f"{CAP}references") == reference
     assert first.findtext(f"{CAP}info/{CAP}urgency") == "Immediate"
-    assert cancel.findtext(f"{CAP}info/{CAP}responseType") == "AllClear"
+    assert resolved.findtext(f"{CAP}info/{CAP}responseType") == "AllClear"
+    assert resolved.findtext(f"{CAP}info/{CAP}urgency") == "Past"
     assert first.findtext(f"{CAP}info/{CAP}area/{CAP}circle").endswith(" 0.012")
     device.disconnect()
 
