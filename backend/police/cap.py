@@ -12,15 +12,24 @@
   alert is withdrawn: there was nothing, or it was raised in error), Update for the other
   transitions, for an escalation (`document.message_kind`) and for resolved: an alert that was
   real and is over is an Update with responseType AllClear, as CAP practice has it, not a Cancel.
-  Update and Cancel carry `references` = `sender,identifier,sent` of the first message, derived
-  from the alert id and `raised_at`, so no state is needed to build the chain. An escalation says
-  so in its headline (`ESCALATIE`), its description and its `escalation_*` parameters.
+  An escalation says so in its headline (`ESCALATIE`), its description and its `escalation_*`
+  parameters.
+- `references` (Update and Cancel): every earlier message of the alert, in order (sequence,
+  then escalation step), as space-separated `sender,identifier,sent` triplets (CAP 1.2 3.2.1). A
+  CAP consumer takes a message to supersede only those it references: had an Update or Cancel
+  named the first message alone, an escalation Update before it would have stayed active. The
+  first message is always there (derived from the alert id and `raised_at`); the others are the
+  `earlier` messages the caller gives (`document.Message`: sequence, escalation step and time,
+  which make the identifier and `sent` as that message had them). They are the alert's
+  messages, not those of one consumer: a message is rendered once, the same for every
+  subscriber, and a consumer ignores a reference to a message it never had (a unit called in at
+  an escalation step never had the raise).
 - `scope` Restricted with a `restriction` text; `incidents` the alert id.
 - one `info` (nl-NL) with category, event, urgency/severity/certainty from the priority (table
   `PRIORITY_INFO`; a closing message, Cancel or resolved, has urgency Past and responseType
-  AllClear), senderName, headline,
-  description (no victim name), contact, `parameter`s and an `area` with `areaDesc`, a `circle`
-  of the fix with its accuracy as radius (omitted without a location) and geocodes of the region.
+  AllClear), senderName, headline, description (no victim name), contact, `parameter`s and an
+  `area` with `areaDesc`, a `circle` of the fix with its accuracy as radius (omitted without a
+  location) and geocodes of the region.
 
 `render()` validates every document against the packaged OASIS schema before returning it.
 """
@@ -30,7 +39,7 @@ from __future__ import annotations
 import math
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -120,24 +129,34 @@ def cap_time(moment: datetime) -> str:
     return document.parse_time(moment, "time").strftime("%Y-%m-%dT%H:%M:%S+00:00")
 
 
-def identifier(alert: Alert, profile: CapProfile, sequence: int | None = None) -> str:
-    """This message's identifier; with `sequence`, that of the alert's state message of that
-    sequence (never an escalation's)."""
+def identifier(alert: Alert, profile: CapProfile, sequence: int | None = None,
+               escalation_step: int = 0) -> str:
+    """This message's identifier; with `sequence`, that of the alert's message of that sequence
+    and escalation step (0: the raise's or a transition's)."""
     alert_id = document.alert_id(alert)
     if not _CAP_TOKEN.match(alert_id):
         raise DocumentError("alert_id must not contain spaces, commas, < or &")
     if sequence is not None:
-        return f"{profile.identifier_prefix}-{alert_id}-{sequence}"
+        base = f"{profile.identifier_prefix}-{alert_id}-{sequence}"
+        return f"{base}-escalation-{escalation_step}" if escalation_step else base
     base = f"{profile.identifier_prefix}-{alert_id}-{document.sequence(alert)}"
     if document.message_kind(alert) is MessageKind.ESCALATION:
         return f"{base}-escalation-{document.escalation_step(alert)}"
     return base
 
 
-def first_reference(alert: Alert, profile: CapProfile) -> str:
-    """`sender,identifier,sent` of the alert's first message (sequence 1, sent at raised_at)."""
-    first_id = identifier(alert, profile, document.FIRST_SEQUENCE)
-    return f"{profile.sender},{first_id},{cap_time(document.raised_at(alert))}"
+def references(alert: Alert, profile: CapProfile,
+               earlier: Iterable[document.Message] = ()) -> str:
+    """`sender,identifier,sent` of every message of the alert before this one, in order and
+    space-separated: the first message, and those of `earlier` that come before this one
+    (`document.earlier_messages`). Pure: the same `earlier`, or one with later messages added,
+    gives the same text."""
+    return " ".join(
+        f"{profile.sender},"
+        f"{identifier(alert, profile, message.sequence, message.escalation_step)},"
+        f"{cap_time(message.time)}"
+        for message in document.earlier_messages(alert, earlier)
+    )
 
 
 def msg_type(alert: Alert) -> str:
@@ -314,8 +333,10 @@ def _area(alert: Alert, profile: CapProfile) -> tuple[etree._Element, str | None
     return area, circle
 
 
-def build(alert: Alert, profile: CapProfile = CapProfile()) -> etree._Element:
-    """The CAP `<alert>` element for one alert message (not yet validated)."""
+def build(alert: Alert, profile: CapProfile = CapProfile(),
+          earlier: Iterable[document.Message] = ()) -> etree._Element:
+    """The CAP `<alert>` element for one alert message (not yet validated); `earlier`: the
+    alert's messages it follows, for its `references` (see `references`)."""
     kind = document.message_kind(alert)
     priority = str(alert.get("priority") or "")
     urgency, severity, certainty = PRIORITY_INFO.get(priority, UNKNOWN_INFO)
@@ -339,7 +360,7 @@ def build(alert: Alert, profile: CapProfile = CapProfile()) -> etree._Element:
     elif msg_status == "Test":
         root.append(_E.note("TEST: technische testmelding, negeren."))
     if kind is not MessageKind.ALERT:
-        root.append(_E.references(first_reference(alert, profile)))
+        root.append(_E.references(references(alert, profile, earlier)))
     root.append(_E.incidents(document.alert_id(alert)))
 
     info = _E.info(_E.language(LANGUAGE), *[_E.category(c) for c in categories], _E.event(event))
@@ -373,9 +394,11 @@ def to_bytes(root: etree._Element) -> bytes:
     return xml
 
 
-def render(alert: Alert, profile: CapProfile = CapProfile()) -> bytes:
-    """The CAP 1.2 XML for one alert message, validated against the schema."""
-    xml = to_bytes(build(alert, profile))
+def render(alert: Alert, profile: CapProfile = CapProfile(),
+           earlier: Iterable[document.Message] = ()) -> bytes:
+    """The CAP 1.2 XML for one alert message, validated against the schema; `earlier`: the
+    alert's messages it follows (see `references`)."""
+    xml = to_bytes(build(alert, profile, earlier))
     validate(xml)
     return xml
 

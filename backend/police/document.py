@@ -9,11 +9,17 @@ sequence `FIRST_SEQUENCE` (1) and is an *alert*; a terminal state (resolved, fal
 cancelled) is a *cancel*; every other later transition is an *update*. A document with an
 `escalation` member (`step`, `after_s`, `action`, ...: the alert sent again to the police because
 nobody acknowledged it in time, with the sequence of its last message) is an *escalation*.
+
+The messages of one alert are ordered by (sequence, escalation step): an escalation comes after
+the message whose sequence it has, and before the next transition. `Message` names one of them
+by that key and its time; `earlier_messages` picks those before a given message, for formats
+that chain a message to the ones it follows (CAP `references`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -127,6 +133,46 @@ def message_time(alert: Alert) -> datetime:
     if sequence(alert) > FIRST_SEQUENCE and alert.get("updated_at"):
         return parse_time(alert["updated_at"], "updated_at")
     return raised_at(alert)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message of an alert, as a later message names it: its sequence, its escalation step
+    (0: the message of a raise or transition) and its time (`message_time` of its document)."""
+
+    sequence: int
+    escalation_step: int
+    time: datetime
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.sequence, self.escalation_step)
+
+
+def message_key(alert: Alert) -> tuple[int, int]:
+    """(sequence, escalation step) of this message: its place among the alert's messages."""
+    return (sequence(alert), escalation_step(alert) or 0)
+
+
+def earlier_messages(alert: Alert, known: Iterable[Message]) -> list[Message]:
+    """The alert's messages before this one, in order, each once: the first message always
+    (sequence 1, at `raised_at`: derived from the document itself), and every message of `known`
+    whose key comes before this message's. `known` may hold later messages and one message more
+    than once (one per delivery): they change nothing, so the answer for a message stays the
+    same however much the alert has moved on since. Of one key, the earliest time is kept (one
+    message has one time; this only makes the choice not depend on the order given). Pure."""
+    key = message_key(alert)
+    found: dict[tuple[int, int], Message] = {}
+    if (FIRST_SEQUENCE, 0) < key:
+        found[(FIRST_SEQUENCE, 0)] = Message(FIRST_SEQUENCE, 0, raised_at(alert))
+    for message in known:
+        if message.key >= key or message.key == (FIRST_SEQUENCE, 0):
+            continue
+        time = parse_time(message.time, "message time")
+        kept = found.get(message.key)
+        if kept is None or time < kept.time:
+            found[message.key] = Message(message.sequence, message.escalation_step, time)
+    return [found[k] for k in sorted(found)]
 
 
 def section(alert: Alert, key: str) -> Mapping[str, Any]:

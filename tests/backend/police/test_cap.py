@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from backend.police import cap
+from backend.police import cap, document
 from backend.police.errors import CapValidationError, DocumentError
 
 MakeAlert = Callable[..., dict[str, Any]]
@@ -89,7 +90,8 @@ def test_resolved_is_an_all_clear_update_not_a_cancel(make_alert: MakeAlert) -> 
     assert text(acknowledged, "cap:info/cap:urgency") == "Immediate"
 
 
-def test_updates_and_cancel_reference_the_first_message(make_alert: MakeAlert) -> None:
+def test_without_earlier_messages_given_updates_reference_the_first(make_alert: MakeAlert
+                                                                    ) -> None:
     first, *later = [parse(cap.render(alert)) for alert in lifecycle(make_alert)]
     assert first.find("cap:references", NS) is None
     expected = ",".join(
@@ -109,6 +111,83 @@ def test_updates_and_cancel_reference_the_first_message(make_alert: MakeAlert) -
 def _official_schema() -> etree.XMLSchema:
     return etree.XMLSchema(etree.parse(str(OFFICIAL_XSD if OFFICIAL_XSD.exists()
                                            else PACKAGED_XSD)))
+
+
+def _chain(make_alert: MakeAlert) -> list[dict[str, Any]]:
+    """An alert's messages in the order they went out: the raise, its escalation to the police
+    unit, the acknowledgement, a re-alert of the acknowledged alert, the dispatch, and at last a
+    false alarm (a Cancel)."""
+    return [
+        make_alert(),
+        make_alert(escalation=copy.deepcopy(ESCALATION)),
+        make_alert(sequence=2, state="acknowledged", updated_at="2026-11-28T18:01:30.7+00:00"),
+        make_alert(sequence=2, state="acknowledged", updated_at="2026-11-28T18:01:30.7+00:00",
+                   escalation={**ESCALATION, "step": 4, "action": "re_alert", "after_s": 941}),
+        make_alert(sequence=3, state="dispatched", updated_at="2026-11-28T18:20:00+00:00"),
+        make_alert(sequence=4, state="false_alarm", updated_at="2026-11-28T18:30:00+00:00"),
+    ]
+
+
+def _message(alert: dict[str, Any]) -> document.Message:
+    """The message as the backend stores it with its deliveries."""
+    step = document.escalation_step(alert) or 0
+    return document.Message(alert["sequence"], step, document.message_time(alert))
+
+
+def _triplet(root: etree._Element) -> str:
+    return ",".join(text(root, f"cap:{tag}") for tag in ("sender", "identifier", "sent"))
+
+
+def test_each_update_and_the_cancel_reference_every_earlier_message_in_order(
+    make_alert: MakeAlert,
+) -> None:
+    """Each message names every message before it as that message named itself (sender,
+    identifier, sent), in the order they went out: a consumer that applies the Cancel drops the
+    escalation Updates too, not only the first message."""
+    chain = _chain(make_alert)
+    sent: list[document.Message] = []
+    roots = []
+    for alert in chain:
+        roots.append(parse(cap.render(alert, earlier=list(sent))))
+        sent.append(_message(alert))
+    assert [text(r, "cap:msgType") for r in roots] == [
+        "Alert", "Update", "Update", "Update", "Update", "Cancel"]
+    assert roots[0].find("cap:references", NS) is None
+    for n, root in enumerate(roots[1:], start=1):
+        assert text(root, "cap:references") == " ".join(_triplet(r) for r in roots[:n])
+    prefix = "urn:schildwacht:backend,schildwacht-9b2f6c1e-7d4a-4c1b-9a51-2f0d1e6b7a01"
+    assert text(roots[-1], "cap:references").split(" ") == [
+        f"{prefix}-1,2026-11-28T18:00:00+00:00",
+        f"{prefix}-1-escalation-3,2026-11-28T18:01:00+00:00",
+        f"{prefix}-2,2026-11-28T18:01:30+00:00",
+        f"{prefix}-2-escalation-4,2026-11-28T18:15:41+00:00",
+        f"{prefix}-3,2026-11-28T18:20:00+00:00",
+    ]
+    schema = _official_schema()
+    assert all(schema.validate(root) for root in roots)
+
+
+def test_a_message_rendered_again_later_is_the_same_bytes(make_alert: MakeAlert) -> None:
+    """A retry or replay renders a message from what is stored by then: the alert's later
+    messages, each once per delivery, in any order. Its bytes are those it was first sent as."""
+    chain = _chain(make_alert)
+    messages = [_message(alert) for alert in chain]
+    first = [cap.render(alert, earlier=messages[:n]) for n, alert in enumerate(chain)]
+    stored = [*reversed(messages), *messages]  # every message, twice (two subscriptions)
+    assert [cap.render(alert, earlier=stored) for alert in chain] == first
+    assert first[2] != cap.render(chain[2])  # not for want of references: it has more
+
+
+def test_earlier_messages_of_another_time_of_one_key_keep_the_earliest(make_alert: MakeAlert
+                                                                       ) -> None:
+    acknowledged = make_alert(sequence=2, state="acknowledged")
+    at = document.parse_time("2026-11-28T18:01:00+00:00", "at")
+    found = document.earlier_messages(acknowledged, [
+        document.Message(1, 3, at + timedelta(seconds=5)), document.Message(1, 3, at),
+        document.Message(1, 0, at),  # the first message's time is the document's raised_at
+        document.Message(2, 0, at), document.Message(2, 1, at)])  # itself, and later
+    assert found == [document.Message(1, 0, document.raised_at(acknowledged)),
+                     document.Message(1, 3, at)]
 
 
 def test_an_escalation_is_an_update_of_its_own_referring_to_the_first_message(
@@ -134,6 +213,11 @@ def test_an_escalation_is_an_update_of_its_own_referring_to_the_first_message(
     assert params["escalation_action"] == ["escalate"] and params["sequence"] == ["1"]
     again = cap.render(make_alert(escalation={**ESCALATION, "step": 4, "after_s": 90}))
     assert text(parse(again), "cap:identifier").endswith("-1-escalation-4")
+
+
+def test_an_escalation_of_step_0_keeps_an_identifier_of_its_own(make_alert: MakeAlert) -> None:
+    root = parse(cap.render(make_alert(escalation={**ESCALATION, "step": 0})))
+    assert text(root, "cap:identifier").endswith("-1-escalation-0")
 
 
 def test_a_drill_escalation_and_a_re_alert_stay_valid(make_alert: MakeAlert) -> None:
@@ -328,6 +412,10 @@ _optional_location = st.none() | st.fixed_dictionaries(
         {"step": st.integers(0, 20), "after_s": st.integers(0, 86_400)},
         optional={"action": st.sampled_from(["re_notify", "escalate", "re_alert"]) | _text},
     ),
+    earlier=st.lists(st.builds(
+        document.Message, st.integers(1, 50), st.integers(0, 20),
+        st.datetimes(datetime(2000, 1, 1), datetime(2100, 1, 1), timezones=st.just(UTC))),
+        max_size=6),
 )
 def test_every_document_validates(
     make_alert: MakeAlert,
@@ -341,6 +429,7 @@ def test_every_document_validates(
     contact_name: str,
     flags: list[str],
     escalation: dict[str, Any] | None,
+    earlier: list[document.Message],
 ) -> None:
     alert = make_alert(
         sequence=sequence,
@@ -354,5 +443,6 @@ def test_every_document_validates(
     )
     alert["case"]["reference"] = reference
     alert["case"]["contacts"][0]["name"] = contact_name
-    root = parse(cap.render(alert))  # render() validates; parse proves it is well-formed
+    # render() validates; parse proves it is well-formed
+    root = parse(cap.render(alert, earlier=earlier))
     assert text(root, "cap:status") in {"Actual", "Exercise", "Test"}
