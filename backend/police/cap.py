@@ -20,7 +20,8 @@
   named the first message alone, an escalation Update before it would have stayed active. The
   first message is always there (derived from the alert id and `raised_at`); the others are the
   `earlier` messages the caller gives (`document.Message`: sequence, escalation step and time,
-  which make the identifier and `sent` as that message had them). They are the alert's
+  which make the identifier and `sent` as that message had them; the backend's come from the
+  alert's stored delivery rows, `backend.subscriptions.hook`). They are the alert's
   messages, not those of one consumer: a message is rendered once, the same for every
   subscriber, and a consumer ignores a reference to a message it never had (a unit called in at
   an escalation step never had the raise).

@@ -1,8 +1,8 @@
 """Police subscriptions and the webhook delivery outbox.
 
 - `models`: `Subscription` (target URL, secret, filter, format, active, drill),
-  `Delivery` (one row per subscription and alert message, by sequence and escalation step: the
-  outbox) and `DeliveryAttempt` (the delivery log).
+  `Delivery` (one row per subscription and alert message, by sequence and escalation step,
+  with the message's time: the outbox) and `DeliveryAttempt` (the delivery log).
 - `filters`: which subscriptions an alert document goes to (pure).
 - `status`: the alert's aggregate `police_delivery` state (pure).
 - `service`: persistence only.

@@ -12,6 +12,15 @@ An escalation to the police unit directly (`backend.escalation.loop`) is a messa
 (`after_escalation`): its rows have the sequence of the message it escalates and the step as
 their `escalation_step`, and are sent as a transition's are.
 
+Every row keeps its message's time (`message_time`). A CAP body references every earlier
+message of the alert (`backend.police.cap`), read from the rows of the alert's earlier messages
+(`service.stored_messages`), to whichever subscription and in whichever format they went: the
+body is rendered once for all subscribers, and a message is named by the alert, its sequence,
+its step and its time, none of which depend on who got it. The earlier messages' rows were
+committed before this one's (the alert's row lock orders its transitions and escalations) and
+never change, so the references of a message are the same however often it is rendered. A
+raise has no earlier message and reads none.
+
 A document that cannot be rendered (which the police formats refuse) never stops the alert: its
 deliveries are written as `rejected` with the reason, so the console shows "police not reached".
 """
@@ -36,6 +45,7 @@ from backend.alerts.flows import EACH_STATEMENT_COMMITS, Effects
 from backend.alerts.models import Alert
 from backend.periodic import Periodic
 from backend.police import cap, cloudevent
+from backend.police.document import FIRST_SEQUENCE, Message, message_time
 from backend.police.errors import PoliceError
 from backend.subscriptions import filters, service, status
 from backend.subscriptions.models import Delivery, Subscription
@@ -80,19 +90,32 @@ class DeliveryPlan:
 
 
 class Renderer:
-    """Renders one document in each police format, at most once per format."""
+    """Renders one document in each police format, at most once per format. `earlier` gives
+    the alert's messages before this one (CAP references them); it is called only for a CAP
+    body, once."""
 
-    def __init__(self, document: dict[str, Any], cap_profile: cap.CapProfile, source: str):
+    def __init__(self, document: dict[str, Any], cap_profile: cap.CapProfile, source: str,
+                 earlier: Callable[[], list[Message]] = list):
         self._document = police_document(document)
         self._profile = cap_profile
         self._source = source
+        self._earlier = earlier
         self._cache: dict[str, bytes | PoliceError] = {}
+
+    def message_time(self) -> datetime | None:
+        """The message's time, kept with its rows; None for a document without a usable one
+        (which no format renders either)."""
+        try:
+            return message_time(self._document)
+        except PoliceError:
+            return None
 
     def render(self, fmt: str) -> bytes | PoliceError:
         if fmt not in self._cache:
             try:
                 if fmt == "cap":
-                    self._cache[fmt] = cap.render(self._document, self._profile)
+                    self._cache[fmt] = cap.render(self._document, self._profile,
+                                                  self._earlier())
                 else:
                     self._cache[fmt] = cloudevent.render(self._document, source=self._source)
             except PoliceError as exc:
@@ -229,7 +252,9 @@ class DeliveryHook:
             return None
         now = self._clock()
         lease_s = self.send_now()
-        renderer = Renderer(document, self._profile, self._source)
+        renderer = Renderer(document, self._profile, self._source,
+                            partial(_earlier, session, alert, escalation_step))
+        sent_at = renderer.message_time()
         rows: list[dict[str, Any]] = []
         jobs: list[Job] = []
         for sub in subs:
@@ -237,7 +262,7 @@ class DeliveryHook:
             row: dict[str, Any] = {
                 "id": uuid.uuid4(), "subscription_id": sub.id, "alert_id": alert.id,
                 "sequence": alert.sequence, "escalation_step": escalation_step,
-                "priority": alert.priority, "format": sub.format,
+                "message_time": sent_at, "priority": alert.priority, "format": sub.format,
                 "attempts": 0, "created_at": now, "window_start": now,
                 "claimed_until": None, "last_attempt_at": None,
             }
@@ -268,6 +293,14 @@ class DeliveryHook:
             alert.priority, self._urgent, {str(s.id) for s in subs if s.partner},
         )
         return DeliveryPlan(rows, jobs, value, escalation_step)
+
+
+def _earlier(session: Session, alert: Alert, escalation_step: int) -> list[Message]:
+    """The alert's messages stored before this one's rows (all of them up to its sequence; the
+    format keeps those that come before it): none for a raise."""
+    if (alert.sequence, escalation_step) <= (FIRST_SEQUENCE, 0):
+        return []
+    return service.stored_messages(session, alert.id, alert.sequence)
 
 
 class SubscriptionWatch(Periodic):

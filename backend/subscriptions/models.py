@@ -81,6 +81,11 @@ class Delivery(Base):
     # The escalation step this message carries to the police (the alert sent again with the
     # sequence of the message it escalates); 0: the message of a raise or transition.
     escalation_step: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The message's time as its document has it (`backend.police.document.message_time`: CAP
+    # `sent`, CloudEvents `time`), the same in every row of the message: what the later
+    # messages of the alert name it by in their CAP `references`. Null in rows made before it
+    # was kept, and for a document too malformed to have one.
+    message_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
     priority: Mapped[str] = mapped_column(String(2))
     format: Mapped[str] = mapped_column(String(8))
     # The rendered body, built once in the alert's transaction; signed afresh on every attempt.

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from backend.alerts.models import Alert
 from backend.outbox.unconfirmed import unconfirmed_feeds
+from backend.police.document import Message
 from backend.subscriptions.models import (
     FAILED_DELIVERY_STATES,
     OPEN_DELIVERY_STATES,
@@ -54,6 +55,21 @@ def add_deliveries(session: Session, rows: Sequence[dict[str, Any]]) -> list[uui
         .returning(Delivery.id)
     )
     return list(session.scalars(statement))
+
+
+def stored_messages(session: Session, alert_id: uuid.UUID, up_to_sequence: int
+                    ) -> list[Message]:
+    """The messages of the alert that its deliveries carried (to any subscription, in any
+    format), of sequence `up_to_sequence` or lower, each once, with the time its rows keep
+    (`Delivery.message_time`; rows without one are left out), in order."""
+    rows = session.execute(
+        select(Delivery.sequence, Delivery.escalation_step, func.min(Delivery.message_time))
+        .where(Delivery.alert_id == alert_id, Delivery.sequence <= up_to_sequence,
+               Delivery.message_time.is_not(None))
+        .group_by(Delivery.sequence, Delivery.escalation_step)
+        .order_by(Delivery.sequence, Delivery.escalation_step)
+    ).all()
+    return [Message(sequence, step, at) for sequence, step, at in rows]
 
 
 # The order in which due deliveries are claimed: the most urgent first (P1 before P4), of one

@@ -39,7 +39,8 @@ def _alert_id(api, device_id: str) -> str:
     return wait_until(find)
 
 
-def test_cap_alert_update_cancel_validate_and_reference_the_first(webhooks, receivers):
+def test_cap_alert_and_updates_validate_and_reference_every_earlier_message(webhooks,
+                                                                            receivers):
     stack = webhooks
     api = stack.api()
     receiver = receivers()
@@ -67,10 +68,12 @@ def test_cap_alert_update_cancel_validate_and_reference_the_first(webhooks, rece
     assert [d.findtext(f"{CAP}msgType") for d in docs] == ["Alert", "Update", "Update"]
     assert {d.findtext(f"{CAP}status") for d in docs} == {"Actual"}
     assert {d.findtext(f"{CAP}scope") for d in docs} == {"Restricted"}
-    reference = ",".join(first.findtext(f"{CAP}{tag}") for tag in ("sender", "identifier", "sent"))
+    first_ref, update_ref = (",".join(d.findtext(f"{CAP}{tag}")
+                                      for tag in ("sender", "identifier", "sent"))
+                             for d in (first, update))
     assert first.find(f"{CAP}references") is None
-    assert update.findtext(f"{CAP}references") == reference
-    assert resolved.findtext(f"{CAP}references") == reference
+    assert update.findtext(f"{CAP}references") == first_ref
+    assert resolved.findtext(f"{CAP}references") == f"{first_ref} {update_ref}"
     assert first.findtext(f"{CAP}info/{CAP}urgency") == "Immediate"
     assert resolved.findtext(f"{CAP}info/{CAP}responseType") == "AllClear"
     assert resolved.findtext(f"{CAP}info/{CAP}urgency") == "Past"
