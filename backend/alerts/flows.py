@@ -111,6 +111,13 @@ def device_ref(alert: Alert) -> str | None:
     return alert.message_id
 
 
+def confirmed_flags(flags: list[str], replaces: str, confirming: list[str]) -> list[str]:
+    """An alert's flags once a draft flagged `confirming` confirmed it: `replaces` (the less
+    certain state, `geofence_possible`) gives way, so the flags say what the alert is now and
+    never both; the timeline's "raised" entry keeps what it was raised as. Pure."""
+    return sorted({f for f in flags if f != replaces} | set(confirming))
+
+
 def place_warnings(draft: AlertDraft, region: RegionMatch | None) -> list[str]:
     """What the desk must know of where the alert was placed: a position in no municipality
     (open water, or across the border) routed to the nearest one, or one further from every
@@ -299,7 +306,8 @@ class AlertFlow:
         self, session: Session, drafts: list[AlertDraft], *, follow_up: bool = True,
         committed: Callable[[list[OutboxItem]], None] | None = None,
     ) -> Effects:
-        """Raise the drafts' alerts (a redelivered draft raises nothing new).
+        """Raise the drafts' alerts (a redelivered draft raises nothing new). A draft that
+        confirms an open alert upgrades that one instead (`_confirm`).
 
         With `follow_up=False` only the "alert" hooks run; the caller commits, publishes the
         police feed, then calls `follow_up(session, effects.follow_ups)` in a second transaction
@@ -311,7 +319,9 @@ class AlertFlow:
         before the rest of the raise; the effects then do not carry them."""
         effects = Effects()
         for draft in drafts:
-            effects.extend(self._raise_one(session, draft, committed))
+            confirmed = self._confirm(session, draft, effects.follow_ups)
+            effects.extend(confirmed if confirmed is not None
+                           else self._raise_one(session, draft, committed))
         if follow_up and effects.follow_ups:
             effects.extend(self.follow_up(session, effects.follow_ups))
             effects.follow_ups = []
@@ -362,6 +372,67 @@ class AlertFlow:
         if alert.followed_up_at is None:
             effects.follow_ups.append(self._follow_up_of(session, alert, draft))
         return effects
+
+    def _confirm(
+        self, session: Session, draft: AlertDraft, pending: list[FollowUp]
+    ) -> Effects | None:
+        """A draft that confirms an open alert raised from a less certain event of the same
+        thing (`AlertDraft.confirms`: a geofence breach first possible, then confirmed): that
+        alert is upgraded, as an operator's transition changes one, instead of a second alert
+        for one event. Its sequence goes up, the draft's flags replace the one it `replaces`
+        (its timeline keeps what it was raised as), a `confirmed` entry with the draft's detail
+        goes on its timeline, and whoever was told of it hears of it again: the police feeds it
+        went to (`police_told`, a CAP Update), the consoles and every hook (webhooks, case
+        log). Nothing changes for a draft that confirmed an alert already or raised its own (a
+        redelivery). None when there is nothing to confirm (no such alert is open, or it was
+        confirmed by another event): the draft is raised as any other.
+
+        `pending`: follow-ups of alerts raised earlier in this batch, not run yet; one of the
+        alert confirmed runs first, so that its timeline and the case log keep the raise before
+        the confirmation (as an operator's transition does)."""
+        confirms = draft.confirms
+        if confirms is None or draft.message_id is None:
+            return None  # without a message id a redelivery could not be told: raised
+        held = service.of_message_or_confirmation(session, draft.device_id, draft.message_id)
+        if held is not None:
+            # Raised for this message id: the raise finds it (a redelivery, to finish).
+            return Effects() if held.message_id != draft.message_id else None
+        alert_id = service.open_to_confirm(session, draft.device_id, draft.type, confirms.of_prefix)
+        if alert_id is None:
+            return None
+        alert = service.lock(session, alert_id)
+        if alert is None or alert.confirmed_by is not None or alert.state in CLOSED_STATES:
+            # Moved on before the lock: confirmed by this very draft (a redelivery handled at
+            # the same moment) is nothing new, anything else is raised as usual.
+            return Effects() if alert is not None and alert.confirmed_by == draft.message_id \
+                else None
+        early = Effects()
+        if alert.followed_up_at is None:
+            raise_follow_up = next((f for f in pending if f.alert.id == alert.id), None)
+            early.extend(self.follow_up(
+                session, [raise_follow_up or self._follow_up_of(session, alert)]))
+        now = datetime.now(UTC)
+        flags = confirmed_flags(alert.flags or [], confirms.replaces, draft.flags)
+        if not service.compare_and_set_state(session, alert.id, alert.state, {
+                "flags": flags, "confirmed_by": draft.message_id, "updated_at": now}):
+            return None  # cannot happen under the lock; never lose the draft if it does
+        alert = service.get(session, alert_id)
+        assert alert is not None
+        service.add_event(
+            session, alert.id, at=now, actor=confirms.actor, kind="confirmed",
+            from_state=alert.state, to_state=alert.state,
+            detail={"message_id": draft.message_id, "flags": flags, **draft.detail},
+        )
+        document = self._document(session, alert)
+        items = _enqueue(session, [self._police_row(alert, document, u)
+                                   for u in police_told(alert)])
+        log.info("alert confirmed id=%s type=%s device=%s", alert.id, alert.type,
+                 alert.device_id)
+        effects = Effects(items, [alert_event(session, "alert.updated", alert, document)])
+        for hook in self.hooks:
+            hook.after_change(session, alert, document, effects)
+        early.extend(effects)
+        return early
 
     @staticmethod
     def _pressed_again(session: Session, draft: AlertDraft) -> AlertDraft | None:

@@ -35,6 +35,10 @@ class Alert(Base):
     # A digest of the alarm's bytes (`pipeline.context.press_digest`): a retransmission has
     # the same, a new press reusing a closed alert's id others (`AlertFlow._pressed_again`).
     press: Mapped[str | None] = mapped_column(String(12))
+    # The message id of the draft that confirmed this alert (`AlertFlow._confirm`: a geofence
+    # breach raised "possible", then confirmed): a redelivery of that draft finds it here and
+    # changes nothing; None until then, and for an alert nothing confirmed.
+    confirmed_by: Mapped[str | None] = mapped_column(String(80))
     type: Mapped[str] = mapped_column(String(32))
     priority: Mapped[str] = mapped_column(String(2))
     state: Mapped[str] = mapped_column(String(16), default="new")

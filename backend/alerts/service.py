@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Select, Table, TextClause, insert, select, text, update
+from sqlalchemy import JSON, Select, Table, TextClause, insert, or_, select, text, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
@@ -231,3 +231,29 @@ def of_message(session: Session, device_id: str | None, message_id: str | None) 
         return None
     return session.scalar(
         select(Alert).where(Alert.device_id == device_id, Alert.message_id == message_id))
+
+
+def of_message_or_confirmation(
+    session: Session, device_id: str, message_id: str
+) -> Alert | None:
+    """The device's alert raised for this message id, or the one it confirmed
+    (`Alert.confirmed_by`), if there is one."""
+    return session.scalar(select(Alert).where(
+        Alert.device_id == device_id,
+        or_(Alert.message_id == message_id, Alert.confirmed_by == message_id)).limit(1))
+
+
+def open_to_confirm(
+    session: Session, device_id: str, alert_type: str, message_prefix: str
+) -> uuid.UUID | None:
+    """The newest open alert of the device and type whose message id starts with the prefix
+    and that nothing confirmed yet, if there is one."""
+    from backend.alerts.lifecycle import OPEN_STATES
+
+    return session.scalar(
+        select(Alert.id)
+        # Escaped: an `_` in the prefix (a measure id) would be a LIKE wildcard.
+        .where(Alert.device_id == device_id, Alert.type == alert_type,
+               Alert.message_id.startswith(message_prefix, autoescape=True),
+               Alert.state.in_(sorted(OPEN_STATES)), Alert.confirmed_by.is_(None))
+        .order_by(Alert.raised_at.desc()).limit(1))

@@ -31,7 +31,7 @@ def catalogue(lang: str) -> dict[str, str]:
 # the alert's `police_delivery`, the case card's values): a catalogue lacking one would show
 # the raw English value on a Dutch page.
 TIMELINE_KINDS = ("raised", "transition", "note", "delivery", "escalated", "geofence",
-                  "grouped")
+                  "grouped", "confirmed")
 POLICE_DELIVERY = ("pending", "delivered", "failed", "unreachable")
 ACTIONS = ("acknowledge", "dispatch", "resolve", "false_alarm")
 

@@ -25,6 +25,19 @@ class RawMessage:
     retain: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    """What a draft confirms: an open alert of its device and type, raised from a less certain
+    event of the same thing (a geofence breach first "possible", then "confirmed"), whose
+    message id starts with `of_prefix`. That alert is upgraded (`AlertFlow._confirm`) instead
+    of a second alert being raised for one event, each escalating on its own: its flag
+    `replaces` gives way to the draft's flags, and `actor` names the upgrade on its timeline."""
+
+    of_prefix: str
+    replaces: str
+    actor: str
+
+
 @dataclass(slots=True)
 class AlertDraft:
     """An alert the pipeline wants raised; the alert flow persists and routes it."""
@@ -52,6 +65,8 @@ class AlertDraft:
     # The alarm's bytes, hashed (`press_digest`): a retransmission sends the same ones, a new
     # press that reuses an old id (a device counting again from 1 after a reset) others.
     press: str | None = None
+    # An open alert this draft confirms, if there is one, instead of raising its own.
+    confirms: Confirmation | None = None
 
 
 def press_digest(payload: bytes) -> str:

@@ -10,8 +10,10 @@ from the next batch. Per message with fresh fixes the step then:
 2. evaluates the fixes and turns events into `AlertDraft`s:
    `zone_breach` and `proximity` (P1), `approach` (P2), each with the stable message id
    `geo-{measure}-{kind}-{confidence}-{int(at)}`, so a redelivered or re-evaluated crossing
-   raises one alert, and a possible one confirmed for the same time (a contact ban's time is
-   that of the newer fix of the pair) raises the confirmed alert too;
+   raises one alert; a confirmed event confirms the open alert of the same measure and kind
+   raised from a possible one, instead of raising a second alert (`confirmation`), also when
+   it has the time of the possible one (a contact ban's time is that of the newer fix of the
+   pair), and raises its own alert when there is none;
 3. hands the other events (`*_cleared`, `partner_position_unknown`) to a `ZoneNotes` sink:
    they never raise an alert; the default sink tells the consoles and notes them on the
    timeline of the open alert of the same measure, if there is one;
@@ -48,7 +50,7 @@ from backend.alerts import service as alerts
 from backend.alerts.models import Alert
 from backend.hub.bus import EventBus
 from backend.measures.live import LiveMeasures
-from backend.pipeline.context import AlertDraft, Context
+from backend.pipeline.context import AlertDraft, Confirmation, Context
 from backend.state.store import LastFix, StateStore, Stored
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,26 @@ def message_id(event: GeofenceEvent) -> str:
     for a possible and a confirmed event of the same time (a confirmed proximity can have the
     time of the possible one, when the victim's better fix is older than the offender's)."""
     return f"geo-{event.measure_id}-{event.kind}-{event.confidence}-{int(event.at)}"
+
+
+def confirmation(event: GeofenceEvent) -> Confirmation | None:
+    """What a confirmed event confirms: the open alert of its measure and kind raised from a
+    possible event (message id `geo-{measure}-{kind}-possible-...`), which is upgraded rather
+    than joined by a second alert. The engine confirms a breach it first saw possible (an
+    accuracy circle across the border, a segment crossing the zone) once a fix lies fully
+    inside; a confirmed entry after the offender left and came back finds the possible alert
+    of the earlier entry open only when the desk has not closed it, and confirms it as well:
+    the desk has one matter open for that place. An alert confirmed already, or closed, is
+    not: the event raises a new alert, as every other breach while one is open does.
+
+    A possible event confirms nothing (None): the engine never goes back from confirmed to
+    possible within an entry, so one while a confirmed alert is open is a new entry (the zone
+    was left, and cleared, in between) and raises its own alert, which a later confirmed event
+    may confirm."""
+    if event.confidence != "confirmed":
+        return None
+    return Confirmation(of_prefix=f"geo-{event.measure_id}-{event.kind}-possible-",
+                        replaces="geofence_possible", actor="geofence")
 
 
 def event_detail(event: GeofenceEvent) -> dict[str, Any]:
@@ -251,21 +273,28 @@ class ZoneStep:
             fix = earlier[-1] if earlier else fixes[-1]
         else:
             fix = self._state.get_last_fix(event.device_id)
-        draft = AlertDraft(
-            type=event.kind,
-            device_id=event.device_id,
-            case_id=uuid.UUID(event.case_id),
-            message_id=message_id(event),
-            raised_at=ctx.raw.received_at,
-            device_time=event.at,
-            flags=[f"geofence_{event.confidence}"],
-            exercise=device.exercise,
-            detail={"geofence": event_detail(event)},
-        )
+        draft = event_draft(event, ctx.raw.received_at, device.exercise)
         if fix is not None:
             draft.lat, draft.lon, draft.acc, draft.fix_time = fix.lat, fix.lon, fix.acc, fix.tst
             draft.location_source = "fix"
         return draft
+
+
+def event_draft(event: GeofenceEvent, received_at: float, exercise: bool) -> AlertDraft:
+    """The alert draft of an alerting event, received at `received_at`, without a location
+    (the step adds the offender's fix). Pure."""
+    return AlertDraft(
+        type=event.kind,
+        device_id=event.device_id,
+        case_id=uuid.UUID(event.case_id),
+        message_id=message_id(event),
+        raised_at=received_at,
+        device_time=event.at,
+        flags=[f"geofence_{event.confidence}"],
+        exercise=exercise,
+        detail={"geofence": event_detail(event)},
+        confirms=confirmation(event),
+    )
 
 
 def moved_devices(engine: Engine, stored: Stored, device_ids: list[str]) -> list[str]:

@@ -81,6 +81,39 @@ def test_entering_an_exclusion_zone_raises_one_breach(stack):
     device.disconnect()
 
 
+def test_a_possible_breach_confirmed_later_is_one_alert_the_police_hear_confirmed(stack):
+    case_id = register_pair(stack, "off-z2", "vic-z2")
+    api = stack.api()
+    r = api.post(f"/api/v1/cases/{case_id}/measures",
+                 json=zone_feature("off-z2", measure_id="zone-z2"))
+    assert r.status_code == 201, r.text
+    police = stack.collector(stack.topics.police_filter())
+    device = stack.device("off-z2")
+    lat, lon = ROTTERDAM
+    t0 = time.time() - 300
+    # Two fixes whose accuracy circle straddles the border (possible), then one deep inside.
+    border = offset(lat, lon, 190, 0)
+    for i in range(2):
+        publish(device, stack.topics.loc("off-z2"), _fix(border, t0 + 30 * i, acc=50.0))
+    [(_, first, _)] = police.wait_for(1)
+    publish(device, stack.topics.loc("off-z2"), _fix((lat, lon), t0 + 60))
+    _wait_last_fix(stack, "off-z2", t0 + 60)
+    [_, (_, second, _)] = police.wait_for(2)
+    time.sleep(1.0)  # nothing else may follow
+    assert len(police.messages) == 2
+    first_doc, second_doc = orjson.loads(first), orjson.loads(second)
+    assert first_doc["message_id"] == f"geo-zone-z2-zone_breach-possible-{int(t0 + 30)}"
+    assert (first_doc["sequence"], first_doc["flags"]) == (1, ["geofence_possible"])
+    assert second_doc["alert_id"] == first_doc["alert_id"]
+    assert (second_doc["sequence"], second_doc["flags"]) == (2, ["geofence_confirmed"])
+    [alert] = _alerts(stack, "off-z2")
+    timeline = api.get(f"/api/v1/alerts/{alert.id}").json()["timeline"]
+    assert [e["kind"] for e in timeline] == ["raised", "confirmed"]
+    assert timeline[1]["detail"]["geofence"]["confidence"] == "confirmed"
+    police.close()
+    device.disconnect()
+
+
 def test_offender_converging_on_victim_raises_proximity(stack):
     case_id = register_pair(stack, "off-c1", "vic-c1")
     r = stack.api().post(f"/api/v1/cases/{case_id}/measures",
