@@ -37,7 +37,8 @@ Per (device, measure) the state is one of outside / approaching / inside / unkno
   As a single fix, a segment ending in a fix too vague to start a possible breach
   (`max_possible_accuracy_m`) raises nothing (the engine does not test it either).
 - Exceptions: a fix inside an active exception counts as clearly outside.
-- A breach first raised as "possible" and then confirmed raises a second, confirmed breach.
+- A breach first raised as "possible" and then confirmed raises a second, confirmed breach
+  event (the backend upgrades the possible alert with it: docs/geofences.md).
 """
 
 from __future__ import annotations
