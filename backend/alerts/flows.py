@@ -413,9 +413,8 @@ class AlertFlow:
                 session, [raise_follow_up or self._follow_up_of(session, alert)]))
         now = datetime.now(UTC)
         flags = confirmed_flags(alert.flags or [], confirms.replaces, draft.flags)
-        if not service.compare_and_set_state(session, alert.id, alert.state, {
-                "flags": flags, "confirmed_by": draft.message_id, "updated_at": now}):
-            return None  # cannot happen under the lock; never lose the draft if it does
+        service.change_locked(session, alert.id, {
+            "flags": flags, "confirmed_by": draft.message_id, "updated_at": now})
         alert = service.get(session, alert_id)
         assert alert is not None
         service.add_event(

@@ -183,6 +183,16 @@ def compare_and_set_state(
     return result.rowcount == 1
 
 
+def change_locked(session: Session, alert_id: uuid.UUID, values: dict[str, Any]) -> None:
+    """Change an alert whose row this transaction holds (`lock`), in its state as locked:
+    nobody can have moved it meanwhile. Its sequence goes up, as with every change."""
+    session.execute(
+        update(Alert).where(Alert.id == alert_id)
+        .values(sequence=Alert.sequence + 1, **values)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def get(session: Session, alert_id: uuid.UUID) -> Alert | None:
     return session.get(Alert, alert_id, populate_existing=True)
 

@@ -126,6 +126,17 @@ def test_possible_and_confirmed_in_one_batch_keep_the_raise_first(stack):
     assert timeline[0].detail["geofence"]["confidence"] == "possible"
 
 
+def test_a_possible_alert_whose_follow_up_never_ran_gets_it_before_its_confirmation(stack):
+    """Its process died after the raise's commit: the confirmation finishes the raise first."""
+    case_id = stack.register(OFFENDER, role="offender")
+    with stack.runtime.sessions.begin() as s:
+        stack.runtime.flow.raise_alerts(s, [_draft(case_id, "possible")], follow_up=False)
+    assert _raise(stack, _draft(case_id, "confirmed", at=T0 + 30)) == []
+    [alert] = _alerts(stack)
+    assert alert.followed_up_at is not None
+    assert [e.kind for e in _timeline(stack, alert.id)] == ["raised", "confirmed"]
+
+
 @pytest.mark.parametrize("action", ["false_alarm", "resolve"])
 def test_a_closed_possible_alert_lets_the_confirmed_event_raise_anew(stack, action):
     case_id = stack.register(OFFENDER, role="offender")
