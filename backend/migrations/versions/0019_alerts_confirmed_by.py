@@ -5,15 +5,15 @@ the open alert instead of raising a second one (`AlertFlow._confirm`). The confi
 message id is kept with the alert it upgraded, so that its redelivery neither raises an alert
 nor upgrades one again. Existing alerts: none (nothing confirmed them).
 
-Revision ID: 0018_alerts_confirmed_by
-Revises: 0017_subscription_partner
+Revision ID: 0019_alerts_confirmed_by
+Revises: 0018_webhook_message_time
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = "0018_alerts_confirmed_by"
-down_revision = "0017_subscription_partner"
+revision = "0019_alerts_confirmed_by"
+down_revision = "0018_webhook_message_time"
 branch_labels = None
 depends_on = None
 
