@@ -1,9 +1,9 @@
 """Which subscriptions an alert document goes to. Pure.
 
 A subscription matches when every filter it sets matches (an empty list matches everything):
-- place: one of the alert's police units is in `police_units` (the unit it is routed to and
-  every police unit among its recipients, such as the case's home unit of an alert outside the
-  home region), or its VR code is in `vr_codes` (that of its location; without one, the case's
+- place: one of the alert's police units is in `police_units` (the unit it is routed to, every
+  police unit among its recipients, such as the case's home unit of an alert outside the home
+  region, and every unit an escalation step called so far), or its VR code is in `vr_codes` (that of its location; without one, the case's
   home region's); when both lists are set, either one suffices;
 - `alert_types` and `priorities`.
 Drill isolation: an exercise alert goes only to `drill` subscriptions, a live alert only to
@@ -27,14 +27,17 @@ class Filter:
     drill: bool = False
 
 
-def police_units(document: Mapping[str, Any], unit: str | None = None) -> list[str]:
-    """The police units an alert concerns: `unit` (its routed unit; else that of its region)
-    and those among its recipients, an exercise endpoint by the live unit it stands in for."""
+def police_units(document: Mapping[str, Any], unit: str | None = None,
+                 called: Sequence[str] = ()) -> list[str]:
+    """The police units an alert concerns: `unit` (its routed unit; else that of its region),
+    those among its recipients, an exercise endpoint by the live unit it stands in for, and
+    those its escalation `called` (`backend.alerts.flows.police_told`: their feeds hear of
+    every later change, and so do their webhooks)."""
     region = document.get("region") or {}
     found = [unit or region.get("police_unit")] + [
         r.get("stands_in_for") or r.get("code")
         for r in document.get("recipients") or [] if r.get("kind") == "police_unit"]
-    return [u for u in dict.fromkeys(found) if u]
+    return [u for u in dict.fromkeys([*found, *called]) if u]
 
 
 def vr_code(document: Mapping[str, Any]) -> str | None:
@@ -49,9 +52,11 @@ def _place(f: Filter, units: list[str], vr: str | None) -> bool:
     return any(u in f.police_units for u in units) or (vr is not None and vr in f.vr_codes)
 
 
-def matches(f: Filter, document: Mapping[str, Any], unit: str | None = None) -> bool:
+def matches(f: Filter, document: Mapping[str, Any], unit: str | None = None,
+            called: Sequence[str] = ()) -> bool:
     """Whether `document` goes to a subscription with filter `f`. `unit` is the alert's routed
-    unit, which may be a fallback (see `police_units`)."""
+    unit, which may be a fallback, `called` the units its escalation called (see
+    `police_units`)."""
     if not f.active:
         return False
     if bool(document.get("exercise")) != f.drill:
@@ -60,4 +65,4 @@ def matches(f: Filter, document: Mapping[str, Any], unit: str | None = None) -> 
         return False
     if f.priorities and document.get("priority") not in f.priorities:
         return False
-    return _place(f, police_units(document, unit), vr_code(document))
+    return _place(f, police_units(document, unit, called), vr_code(document))

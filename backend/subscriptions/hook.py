@@ -41,7 +41,7 @@ from sqlalchemy import Table
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.alerts.document import police_document
-from backend.alerts.flows import EACH_STATEMENT_COMMITS, Effects
+from backend.alerts.flows import EACH_STATEMENT_COMMITS, Effects, police_told
 from backend.alerts.models import Alert
 from backend.periodic import Periodic
 from backend.police import cap, cloudevent
@@ -244,9 +244,10 @@ class DeliveryHook:
         escalation's with its step), the jobs to send right after the commit (when this
         process's worker runs) and the aggregate `police_delivery` they make for a new alert;
         None when no subscription matches."""
+        called = police_told(alert)
         subs = [
             s for s in self._active(session)
-            if filters.matches(s.filter, document, alert.police_unit)
+            if filters.matches(s.filter, document, alert.police_unit, called)
         ]
         if not subs:
             return None

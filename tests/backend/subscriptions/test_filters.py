@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backend.subscriptions.filters import Filter, matches
+from backend.subscriptions.filters import Filter, matches, police_units
 
 DOC = {"type": "panic", "priority": "P1", "exercise": False,
        "region": {"police_unit": "RE07", "vr_code": "VR17"}}
@@ -49,3 +49,12 @@ def test_type_and_priority_filters():
     assert matches(Filter(alert_types=("panic", "fall"), priorities=("P1",)), DOC)
     assert not matches(Filter(alert_types=("tamper",)), DOC)
     assert not matches(Filter(priorities=("P3", "P4")), DOC)
+
+
+def test_place_filter_by_a_unit_the_escalation_called():
+    doc = {"type": "approach", "priority": "P1", "region": {"police_unit": "RE07"},
+           "recipients": [{"kind": "vt_desk", "code": "VT4607"}]}
+    only_re99 = Filter(police_units=["RE99"])
+    assert not matches(only_re99, doc, "RE07")
+    assert matches(only_re99, doc, "RE07", called=["RE99"])
+    assert police_units(doc, "RE07", ["RE99", "RE07"]) == ["RE07", "RE99"]

@@ -92,3 +92,31 @@ def test_a_started_runtime_keeps_them_read(tmp_path: Path):
         wait_until(lambda: _subscription_reads(seen) >= 2, timeout=10)  # read, then again
     finally:
         runtime.close()
+
+
+def test_a_unit_the_escalation_called_gets_the_alert_on_its_unit_filtered_webhook(sessions):
+    """An alert the desk had alone, in RE07's region, whose escalation called RE99 (as its
+    feed hears of it, `police_told`): RE99's webhook filtered to its unit gets the escalation's
+    message and every later one, none before the step."""
+    with sessions.begin() as s:
+        s.add(Subscription(id=uuid.uuid4(), name="RE99", url="http://127.0.0.1:9/x",
+                           secret="whsec_" + "A" * 43 + "=", format="json",
+                           police_units=["RE99"]))
+    hook = DeliveryHook(cap.CapProfile(sender="schildwacht@example.nl"), "test", ["P1"])
+    desk = {"kind": "vt_desk", "code": "VT4607", "reason": "test"}
+    unit = {"kind": "police_unit", "code": "RE99", "reason": "test"}
+    now = datetime.now(UTC)
+    alert = Alert(id=uuid.uuid4(), type="approach", priority="P1", state="new", sequence=1,
+                  raised_at=now, updated_at=now, flags=[], exercise=False, police_unit="RE07",
+                  recipients=[desk], escalation_step=0, escalation={"steps": [
+                      {"index": 0, "target": "primary", "recipients": [desk]},
+                      {"index": 3, "target": "police_unit", "recipients": [unit]}]})
+
+    def planned() -> int:
+        with sessions() as s:
+            companions = hook.prepare(s, alert, alert_document(alert, device_role="victim"))
+        return sum(len(rows) for _table, rows in companions)
+
+    assert planned() == 0
+    alert.escalation_step, alert.sequence = 3, 2
+    assert planned() == 1
