@@ -20,8 +20,8 @@ moved while measures stand (each problem's path names its measure).
 Engine (`engine`), the entry point of the ingest pipeline:
 
     engine = Engine(measures, GeofenceConfig())
-    engine.on_fix(device_id, tst, lat, lon, acc, now) -> list[GeofenceEvent]
-    engine.on_fixes([(device_id, tst, lat, lon, acc), ...], now) -> list[GeofenceEvent]
+    engine.on_fix(device_id, tst, lat, lon, acc, now, behind=None) -> list[GeofenceEvent]
+    engine.on_fixes([(device_id, tst, lat, lon, acc), ...], now, behind=None)
     engine.reload(measures)                 # atomic swap of the index; states kept by id
     engine.snapshot_state() -> dict         # plain JSON-able dict (e.g. for Redis)
     engine.restore_state(snapshot)
@@ -39,6 +39,13 @@ protecting D. Fixes not newer than D's last accepted fix, or dated beyond `now +
 max_future_s`, change no state (the caller still stores them); a fix dated beyond `now +
 max_ahead_s` (10 s) is evaluated as dated then, so one clock glitch cannot make the real fixes
 after it look old.
+
+Contact bans pair the offender's and the victim's fixes on a common time base: each fix's time
+plus how far its device's clock runs behind (`behind`, per device id, decided by the caller;
+absent: 0), never later than `now + max_ahead_s` (`engine.common_time`). A victim whose clock
+runs 150 s behind is so paired with the offender's fixes of the same moment, not of 150 s
+before. Their states go by those times; their events carry the later of the pair's own device
+times, which no correction changes (a batch evaluated again raises the same events).
 
 Decisions (`transitions`): `step(state, observation, config) -> (state, events)`, a pure
 function with the rules listed in its module docstring. Events (`GeofenceEvent`): `kind` in

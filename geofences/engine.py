@@ -35,6 +35,8 @@ DeviceFix = tuple[float, float, float, float, float, float]
 FixInput = tuple[
     str, float, float, float, "float | None"
 ]  # (device_id, tst, lat, lon, acc)
+# Per device, how many seconds its clock runs behind (absent: none): see `Engine.on_fix`.
+Behind = Mapping[str, float]
 
 
 class Engine:
@@ -98,16 +100,29 @@ class Engine:
         lon: float,
         acc: float | None,
         now: float,
+        behind: Behind | None = None,
     ) -> list[GeofenceEvent]:
         """Evaluate one fix of `device_id`. Fixes dated more than `max_future_s` after `now`,
         and fixes not newer than the device's last accepted fix, change no state; one dated
-        more than `max_ahead_s` after `now` is evaluated as dated `now + max_ahead_s`."""
-        x, y = self.projection.forward(lon, lat)
-        return self._on_projected(device_id, tst, lat, lon, x, y, acc, now)
+        more than `max_ahead_s` after `now` is evaluated as dated `now + max_ahead_s`.
 
-    def on_fixes(self, fixes: Sequence[FixInput], now: float) -> list[GeofenceEvent]:
+        `behind`: per device, how many seconds its clock runs behind (at least 0; absent: 0),
+        for this fix's device and its contact-ban partners. A contact ban pairs and ages
+        the two devices' fixes on a common time base, each fix's time plus its device's
+        correction (`common_time`), so a victim whose clock runs 150 s behind is not taken
+        for a partner 150 s away in time. The caller decides the corrections (from what the
+        devices' clocks showed on live messages); ValueError for one that is negative or not
+        finite, before anything changes."""
+        _check_behind(behind)
+        x, y = self.projection.forward(lon, lat)
+        return self._on_projected(device_id, tst, lat, lon, x, y, acc, now, behind)
+
+    def on_fixes(
+        self, fixes: Sequence[FixInput], now: float, behind: Behind | None = None
+    ) -> list[GeofenceEvent]:
         """Evaluate a batch of fixes `(device_id, tst, lat, lon, acc)` in the given order,
-        projecting them in one vectorised call."""
+        projecting them in one vectorised call (`behind` as for `on_fix`)."""
+        _check_behind(behind)
         if not fixes:
             return []
         xs, ys = self.projection.forward_many(
@@ -117,7 +132,7 @@ class Engine:
         for (device_id, tst, lat, lon, acc), x, y in zip(
             fixes, xs.tolist(), ys.tolist(), strict=True
         ):
-            found = self._on_projected(device_id, tst, lat, lon, x, y, acc, now)
+            found = self._on_projected(device_id, tst, lat, lon, x, y, acc, now, behind)
             if found:
                 events.extend(found)
         return events
@@ -132,6 +147,7 @@ class Engine:
         y: float,
         acc: float | None,
         now: float,
+        behind: Behind | None,
     ) -> list[GeofenceEvent]:
         cfg = self.config
         if tst > now + cfg.max_future_s or not (math.isfinite(x) and math.isfinite(y)):
@@ -158,10 +174,14 @@ class Engine:
             return []
         events: list[GeofenceEvent] = []
         states = self._states.get(device_id)
+        # Contact bans: the fix's time on the common time base, and the latest time any
+        # fix can have on it (each was received by `now`; `max_ahead_s` as above).
+        limit = now + cfg.max_ahead_s
+        common = common_time(tst, behind.get(device_id, 0.0) if behind else 0.0, limit)
         if subject is not None:
             for cm in subject:
                 if cm.contact:
-                    self._eval_contact(cm, device_id, tst, events)
+                    self._eval_contact(cm, device_id, tst, common, behind, limit, events)
                 else:
                     self._eval_zone(
                         cm, device_id, tst, x, y, accuracy, good, states, events
@@ -169,7 +189,7 @@ class Engine:
         if protected is not None:
             for cm in protected:
                 for offender in cm.subjects:
-                    self._eval_contact(cm, offender, tst, events)
+                    self._eval_contact(cm, offender, tst, common, behind, limit, events)
         return events
 
     def _remember(self, device_id: str, fix: DeviceFix) -> None:
@@ -283,44 +303,71 @@ class Engine:
             events.extend(found)
 
     def _eval_contact(
-        self, cm: CompiledMeasure, offender: str, at: float, events: list[GeofenceEvent]
+        self,
+        cm: CompiledMeasure,
+        offender: str,
+        at: float,
+        common: float,
+        behind: Behind | None,
+        limit: float,
+        events: list[GeofenceEvent],
     ) -> None:
         """Contact ban `cm` for one offender device, using only fixes within
-        `partner_max_age_s` of `at` (the time of the fix being processed): the devices' last
-        ones (the live case), or for a time before those (a fix of a buffered batch) the ones
-        kept from that time (`_kept_near`)."""
+        `partner_max_age_s` of `common`, the time of the fix being processed on the common
+        time base (`at` on its device's clock; see `common_time`, fixes never later than
+        `limit`): the devices' last ones (the live case), or for a time before those (a fix of
+        a buffered batch) the ones kept from that time (`_kept_near`).
+
+        The state goes by common times. The events carry the later of the pair's own device
+        times (`at` without a pair): derived from the stored fixes alone, so a batch handled
+        again after a failure raises its alert with the same message id even when a newer
+        clock reading has changed a correction by a second meanwhile."""
         cfg = self.config
         states = self._states.get(offender)
         state = states.get(cm.id) if states is not None else None
-        lo, hi = at - cfg.partner_max_age_s, at + cfg.partner_max_age_s
+        lo, hi = common - cfg.partner_max_age_s, common + cfg.partner_max_age_s
         last = self._last
+        off_behind = behind.get(offender, 0.0) if behind else 0.0
         off = last.get(offender)
-        if off is not None and not lo <= off[0] <= hi:
-            off = self._kept_near(offender, at) if off[0] > hi else None
+        off_t = 0.0
+        if off is not None:
+            off_t = common_time(off[0], off_behind, limit)
+            if not lo <= off_t <= hi:
+                off = self._kept_near(offender, common - off_behind) if off_t > hi else None
+                if off is not None:
+                    off_t = common_time(off[0], off_behind, limit)
         best: DeviceFix | None = None
         best_id: str | None = None
         best_d = math.inf
+        best_t = 0.0
         if off is not None:
             ox, oy = off[1], off[2]
             for victim in cm.protected:
                 v = last.get(victim)
-                if v is None or v[0] < lo:  # no fix kept is newer than the last
+                if v is None:
                     continue
-                if v[0] > hi and (v := self._kept_near(victim, at)) is None:
+                v_behind = behind.get(victim, 0.0) if behind else 0.0
+                v_t = common_time(v[0], v_behind, limit)
+                if v_t < lo:  # no fix kept is newer than the last
                     continue
+                if v_t > hi:
+                    if (v := self._kept_near(victim, common - v_behind)) is None:
+                        continue
+                    v_t = common_time(v[0], v_behind, limit)
                 d = math.hypot(ox - v[1], oy - v[2])
                 if d < best_d:
-                    best, best_id, best_d = v, victim, d
+                    best, best_id, best_d, best_t = v, victim, d, v_t
         if best is None:
             if (state is not None and state.status == UNKNOWN
-                    and unknown_holds(state, at, cfg) and cm.active_at(at, self._tz)):
+                    and unknown_holds(state, common, cfg) and cm.active_at(common, self._tz)):
                 return  # still unknown, nothing held to end: the common case, kept cheap
-            pair_tst = at
+            pair_tst, event_at = common, at
             if not cm.active_at(pair_tst, self._tz):
                 if state is None:
                     return
                 obs = Observation(
                     tst=pair_tst,
+                    at=event_at,
                     measure_id=cm.id,
                     case_id=cm.case_id,
                     device_id=offender,
@@ -330,6 +377,7 @@ class Engine:
             else:
                 obs = Observation(
                     tst=pair_tst,
+                    at=event_at,
                     measure_id=cm.id,
                     case_id=cm.case_id,
                     device_id=offender,
@@ -342,12 +390,13 @@ class Engine:
             acc = off[3] + best[3]
             if state is None and best_d - cm.radius > cm.ring + cfg.exit_margin_m + acc:
                 return
-            pair_tst = max(off[0], best[0])
+            pair_tst, event_at = max(off_t, best_t), max(off[0], best[0])
             if not cm.active_at(pair_tst, self._tz):
                 if state is None:
                     return
                 obs = Observation(
                     tst=pair_tst,
+                    at=event_at,
                     measure_id=cm.id,
                     case_id=cm.case_id,
                     device_id=offender,
@@ -359,6 +408,7 @@ class Engine:
                 inside = best_d < cm.radius
                 obs = Observation(
                     tst=pair_tst,
+                    at=event_at,
                     measure_id=cm.id,
                     case_id=cm.case_id,
                     device_id=offender,
@@ -498,6 +548,27 @@ class Engine:
         self._last, self._states, self._changed = {}, {}, set()
         self._good, self._recent = {}, {}
         self.adopt({d: devices.get(d) for d in {*devices, *states}}, states)
+
+
+def common_time(tst: float, behind: float, limit: float) -> float:
+    """A fix's time on the common time base of contact bans: its device's time plus how far
+    that device's clock runs behind, but never later than `limit` (when the fix is evaluated,
+    `now + max_ahead_s`: a fix was taken before it was received, so a correction too large,
+    read from a live message that was delayed, cannot make a partner's fix look newer than
+    that). Without a correction the fix's own time, as a fix of a right clock keeps it."""
+    if behind <= 0.0:
+        return tst
+    return min(tst + behind, limit)
+
+
+def _check_behind(behind: Behind | None) -> None:
+    """ValueError for a clock correction that is negative or not finite (a clock running
+    ahead needs none: its fixes are evaluated as dated at most `max_ahead_s` after `now`)."""
+    if behind:
+        for value in behind.values():
+            if not (math.isfinite(value) and value >= 0.0):
+                raise ValueError("a clock correction must be a finite number of seconds, "
+                                 "at least 0")
 
 
 def _kept(

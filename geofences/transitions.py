@@ -171,6 +171,8 @@ class Observation:
     the distance to the victim for contact bans). `accuracy_m` is the fix accuracy radius (the
     sum of both devices' for contact bans). `subject_tst` is, for a contact ban, the time of
     the offender's fix in the pair (None for zones: each observation is a fix of its own).
+    `at` is the time its events carry when it is not `tst`: for a contact ban, whose `tst` is
+    on the common time base of the two devices' clocks, the later of the pair's own times.
     """
 
     tst: float
@@ -190,6 +192,7 @@ class Observation:
     ring_m: float = 0.0
     crossed: bool = False
     subject_tst: float | None = None
+    at: float | None = None
 
 
 def _event(kind: str, obs: Observation, confidence: str, basis: str) -> GeofenceEvent:
@@ -200,7 +203,7 @@ def _event(kind: str, obs: Observation, confidence: str, basis: str) -> Geofence
         case_id=obs.case_id,
         device_id=obs.device_id,
         other_device_id=obs.other_device_id,
-        at=obs.tst,
+        at=obs.tst if obs.at is None else obs.at,
         confidence=confidence,  # type: ignore[arg-type]
         distance_m=(obs.outside_m if obs.distance_m is None else obs.distance_m)
         if known

@@ -3,8 +3,10 @@ time windows, validity, contact bans with stale partners, ordering, reload and s
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
+import pytest
 from shapely.geometry import MultiPolygon, Polygon
 
 from geofences import (
@@ -319,6 +321,75 @@ def test_a_victim_clock_behind_by_more_than_partner_max_age_raises_one_unknown()
             lat, lon = latlon(dx)
             raised += engine.on_fix(device, T0 + tst, lat, lon, 10, now=T0 + t)
     assert kinds(raised) == ["partner_position_unknown"]
+
+
+def _skewed_approach(engine, skewed: str, skew: float, behind: dict[str, float] | None):
+    """The victim reports every 10 s, 5 km away until t=250, then at the origin; the offender
+    5 s after her, 3 km away until t=300, then 100 m from the origin. The clock of `skewed`
+    runs `skew` seconds behind. The events of each of the offender's fixes by its real time
+    (t + 5)."""
+    raised: dict[float, list] = {}
+    for t in range(0, 400, 10):
+        for device, real, dx in (("vic", t, 5000 if t < 250 else 0),
+                                 ("off", t + 5, 3000 if t < 300 else 100)):
+            lat, lon = latlon(dx)
+            tst = real - skew if device == skewed else real
+            found = engine.on_fix(device, T0 + tst, lat, lon, 10, now=T0 + real, behind=behind)
+            if device == "off":
+                raised[real] = found
+    return raised
+
+
+@pytest.mark.parametrize("skewed", ["vic", "off"])
+@pytest.mark.parametrize("skew", [150.0, CFG.partner_history_s + 3_600])
+def test_a_skewed_clock_corrected_pairs_on_common_time_and_raises_proximity_in_time(
+        skewed: str, skew: float):
+    """One device's clock runs 150 s behind, or two hours (beyond `partner_history_s`): with
+    its correction the pairs are made on the common time base, so the offender's first fix
+    100 m from her raises the proximity, as it does with right clocks. Without it, none."""
+    right = _skewed_approach(Engine([ban()], CFG), skewed, 0.0, None)
+    assert kinds(right[305]) == ["proximity"]
+    raised = _skewed_approach(Engine([ban()], CFG), skewed, skew, {skewed: skew})
+    [proximity] = raised[305]
+    assert proximity.kind == "proximity" and abs(proximity.distance_m - 100) < 0.5
+    # The later of the pair's own device times: hers (300) when his clock is the one behind.
+    assert proximity.at == T0 + (305 if skewed == "vic" else 300)
+    assert not any(kinds(found) for real, found in raised.items() if real != 305)
+    uncorrected = _skewed_approach(Engine([ban()], CFG), skewed, skew, None)
+    assert "proximity" not in [k for found in uncorrected.values() for k in kinds(found)]
+
+
+def test_the_events_time_does_not_depend_on_the_correction():
+    """A batch handled again after a newer clock reading changed his correction by a second
+    and a half raises the same proximity at the same time (the later of the pair's own
+    times, not one on the common time base): its message id is the same."""
+    first = _skewed_approach(Engine([ban()], CFG), "off", 150.0, {"off": 150.2})[305]
+    again = _skewed_approach(Engine([ban()], CFG), "off", 150.0, {"off": 151.7})[305]
+    assert first == again and kinds(first) == ["proximity"] and first[0].at == T0 + 300
+
+
+def test_a_correction_too_large_dates_no_fix_after_its_arrival():
+    """Her clock is right, but a delayed live message was read as 150 s behind. Her fix counts
+    as taken at most `max_ahead_s` after the time it is evaluated at, not 150 s after its own
+    time: his fix 100 m from her 20 s later pairs with it and raises the proximity at once
+    (dated 150 s ahead, it was too new for his fixes of the next 30 s)."""
+    engine = Engine([ban()], CFG)
+    behind = {"vic": 150.0}
+    assert kinds(engine.on_fix("off", T0 - 5, *latlon(3000), 10, now=T0 - 5)) == [
+        "partner_position_unknown"]
+    assert engine.on_fix("vic", T0, *latlon(0), 10, now=T0, behind=behind) == []
+    events = engine.on_fix("off", T0 + 20, *latlon(100), 10, now=T0 + 20, behind=behind)
+    assert kinds(events) == ["proximity"] and events[0].at == T0 + 20
+
+
+@pytest.mark.parametrize("value", [-1.0, math.nan, math.inf])
+def test_a_correction_negative_or_not_finite_is_refused_and_changes_nothing(value: float):
+    engine = Engine([ban()], CFG)
+    with pytest.raises(ValueError, match="clock correction"):
+        engine.on_fix("vic", T0, *latlon(0), 10, now=T0, behind={"vic": value})
+    with pytest.raises(ValueError, match="clock correction"):
+        engine.on_fixes([("vic", T0, *latlon(0), 10.0)], now=T0, behind={"off": value})
+    assert engine.last_time("vic") is None and engine.take_changed() == {}
 
 
 def test_one_stray_offender_fix_is_not_confirmed_by_the_victims_next_fixes(fix):
