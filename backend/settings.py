@@ -131,6 +131,12 @@ class ProtocolSettings(BaseModel):
     # clock running behind by as much as an old alarm's, within this time, is in coverage: the
     # alarm's old time is a wrong clock, not a late alarm (`backend.pipeline.steps.wrong_clock`).
     in_coverage_s: float = Field(120.0, gt=0)
+    # Contact bans pair the two devices' fixes on a common time base: a device whose latest
+    # live message, received at most this long ago, showed its clock running behind by more
+    # than `clock_correction_min_s` has its fixes dated that much later there
+    # (`backend.pipeline.clock_correction`). Not less than `geofence.partner_max_age_s`.
+    clock_correction_max_age_s: float = Field(600.0, gt=0)
+    clock_correction_min_s: float = Field(15.0, ge=0)
 
 
 class PingSettings(BaseModel):
@@ -507,4 +513,8 @@ class Settings(BaseSettings):
             raise ValueError("geofence.max_ahead_s must not be less than "
                              "protocol.max_fix_ahead_s: the engine would date a fix otherwise "
                              "than the device's stored last fix")
+        if self.protocol.clock_correction_max_age_s < self.geofence.partner_max_age_s:
+            raise ValueError("protocol.clock_correction_max_age_s must not be less than "
+                             "geofence.partner_max_age_s: a partner's fix young enough to be "
+                             "paired would lose its clock correction")
         return self

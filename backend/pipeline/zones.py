@@ -29,6 +29,12 @@ that left meanwhile clears the breach, a first fix across the zone from the last
 crossing); workers sharing a subscription each see what the others evaluated (a contact ban
 works when offender and victim fixes reach different workers); and a batch that was not stored
 is evaluated again from where it began, so its alerts are raised when it is handled again.
+
+A message of a device under a contact ban is evaluated with the clock corrections of that
+device and its partners (`backend.pipeline.clock_correction`), read through the worker's view
+of the store (the batch's prefetch, and the reading of this message the staleness step wrote):
+the engine pairs their fixes on a common time base, so a victim whose clock runs behind has
+her proximity raised at the offender's next fix.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ from backend.alerts import service as alerts
 from backend.alerts.models import Alert
 from backend.hub.bus import EventBus
 from backend.measures.live import LiveMeasures
+from backend.pipeline.clock_correction import ClockPolicy, corrections
 from backend.pipeline.context import AlertDraft, Confirmation, Context
 from backend.state.store import LastFix, StateStore, Stored
 
@@ -160,10 +167,12 @@ class ConsoleAndTimelineNotes:
 
 
 class ZoneStep:
-    def __init__(self, live: LiveMeasures, state: StateStore, notes: ZoneNotes | None = None) -> None:
+    def __init__(self, live: LiveMeasures, state: StateStore, notes: ZoneNotes | None = None,
+                 clocks: ClockPolicy | None = None) -> None:
         self._live = live
         self._state = state
         self._notes = notes
+        self._clocks = clocks or ClockPolicy()
 
     def refresh(self) -> None:
         """Bring the measures up to date: once per batch, before `related_devices` (a ban
@@ -246,11 +255,15 @@ class ZoneStep:
         if subject is None and protected is None:
             return
         now = ctx.raw.received_at
+        partners = self.related_devices([device.id])  # under a contact ban: clocks matter
+        behind = (corrections(self._state, [device.id, *partners], now, self._clocks)
+                  if partners else None)
         if len(fixes) == 1:
             f = fixes[0]
-            events = engine.on_fix(device.id, f.tst, f.lat, f.lon, f.acc, now)
+            events = engine.on_fix(device.id, f.tst, f.lat, f.lon, f.acc, now, behind)
         else:
-            events = engine.on_fixes([(device.id, f.tst, f.lat, f.lon, f.acc) for f in fixes], now)
+            events = engine.on_fixes([(device.id, f.tst, f.lat, f.lon, f.acc) for f in fixes],
+                                     now, behind)
         if changed := engine.take_changed():
             self._state.set_zone_states(changed)
         if not events:
@@ -314,6 +327,7 @@ def _fix_dict(fix: LastFix | None) -> dict[str, Any] | None:
 
 def zone_step(runtime: Any, state: Any = None) -> ZoneStep:
     """The step wired to a `Runtime`: its live measures, state store (or the worker's view of
-    it), console bus."""
+    it), console bus, and when clock readings give corrections."""
     return ZoneStep(runtime.geofences, state if state is not None else runtime.state,
-                    ConsoleAndTimelineNotes(runtime.sessions, runtime.bus))
+                    ConsoleAndTimelineNotes(runtime.sessions, runtime.bus),
+                    ClockPolicy.from_settings(runtime.settings.protocol))

@@ -46,6 +46,14 @@ def test_the_engine_dates_a_fix_ahead_as_the_pipeline_does(monkeypatch):
     assert Settings().geofence.to_config().max_ahead_s == 20
 
 
+def test_a_clock_correction_outlives_the_fixes_it_pairs(monkeypatch):
+    monkeypatch.setenv("SCHILDWACHT_GEOFENCE__PARTNER_MAX_AGE_S", "700")
+    with pytest.raises(ValidationError, match="clock_correction_max_age_s must not be less"):
+        Settings()
+    monkeypatch.setenv("SCHILDWACHT_PROTOCOL__CLOCK_CORRECTION_MAX_AGE_S", "700")
+    assert Settings().protocol.clock_correction_max_age_s == 700
+
+
 def test_one_names_failures_cannot_fill_its_addresss_count(monkeypatch):
     """A desk behind one NAT address shares that address's count: the count per name must
     slow down one account's failures before they fill it."""

@@ -20,12 +20,15 @@ from backend.devices.models import Device
 from backend.measures import flows
 from backend.measures.live import LiveMeasures
 from backend.pipeline.context import Context, RawMessage
+from backend.pipeline.pipeline import build_pipeline
 from backend.pipeline.zones import ZoneStep
+from backend.settings import ProtocolSettings
 from backend.state.store import InMemoryState, LastFix, PendingState, RedisState
-from device_protocol import Fix
+from device_protocol import Fix, Topics, codec
 from backend import metrics
 from geofences import Engine, GeofenceConfig
 from tests.backend.measures.places import ROTTERDAM, ban_feature, offset, zone_feature
+from tests.backend.state.test_store import CountingRoundTrips
 from tests.conftest import REDIS_URL
 from tests.support.unreachable import unreachable_redis
 
@@ -349,6 +352,68 @@ def test_a_victims_fix_at_one_worker_keeps_the_zone_state_another_stored(tmp_pat
         for step, state in ((b, b_state), (a, a_state)):
             t += 30
             assert _batch(step, state, "off-s", case_id, ROTTERDAM, t + 60) == []
+    finally:
+        for key in client.scan_iter(f"{prefix}:*"):
+            client.delete(key)
+        client.close()
+
+
+class Directory:
+    """The case's two devices, by id (the pipeline's device look-up)."""
+
+    def __init__(self, case_id: uuid.UUID) -> None:
+        self._devices = {d: DeviceInfo(d, case_id, role, True, 60, "C-step", "RE07", False)
+                         for d, role in (("off-s", "offender"), ("vic-s", "victim"))}
+
+    def get(self, device_id):
+        return self._devices.get(device_id)
+
+    def by_owntracks(self, user, device):
+        return None
+
+
+def test_a_victims_clock_behind_is_corrected_from_the_batchs_prefetch(tmp_path: Path):
+    """Her phone's clock runs 150 s behind: her live status report and fixes show it (each a
+    clock reading, kept in real Redis). The offender's next fix, 100 m from her at his right
+    time, is paired with her fix of the same moment on the common time base: the proximity is
+    raised at once (without the correction her fix was 150 s older than his, beyond
+    `partner_max_age_s`: no pair, no alert). The readings are those of the batch's prefetch,
+    and of her own message in its batch: no round trip to Redis between prefetch and flush."""
+    client = redis.Redis.from_url(REDIS_URL)
+    prefix = f"swtest{uuid.uuid4().hex[:8]}"
+    try:
+        counting = CountingRoundTrips(client)
+        state = PendingState(RedisState(counting, prefix))  # type: ignore[arg-type]
+        step, _notes, case_id = _setup(tmp_path, state, ban=True)
+        pipeline = build_pipeline(ProtocolSettings(), Directory(case_id), state, [step])
+        topics = Topics("sd/v1")
+        her, him = offset(*ROTTERDAM, 3_000, 3_000), offset(*ROTTERDAM, 3_100, 3_000)
+        far = offset(*ROTTERDAM, -5_000, 0)
+        now = 1_800_000_000.0
+
+        def batch(device_id: str, topic: str, payload: bytes, at: float):
+            state.begin()
+            step.refresh()
+            ids = [device_id, *step.related_devices([device_id])]
+            state.prefetch(ids)
+            before = counting.calls
+            step.begin_batch(ids)
+            ctx = pipeline.run(RawMessage(topic, payload, 1, 1, at))
+            assert ctx.rejection is None and counting.calls == before
+            state.flush()
+            return ctx.alerts
+
+        def loc(point, tst: float) -> bytes:
+            return codec.encode(Fix(tst=tst, lat=point[0], lon=point[1], acc=10.0))
+
+        assert batch("vic-s", topics.status("vic-s"), b'{"tst": %d}' % (now - 150), now) == []
+        assert batch("off-s", topics.loc("off-s"), loc(far, now + 5), now + 5) == []
+        assert batch("vic-s", topics.loc("vic-s"), loc(her, now - 140), now + 10) == []
+        assert RedisState(client, prefix).get_clock("vic-s").behind == 150  # stored
+        [draft] = batch("off-s", topics.loc("off-s"), loc(him, now + 20), now + 20)
+        assert (draft.type, draft.device_id) == ("proximity", "off-s")
+        assert draft.message_id == f"geo-ban-s-proximity-confirmed-{int(now + 20)}"
+        assert round(draft.detail["geofence"]["distance_m"]) == 100
     finally:
         for key in client.scan_iter(f"{prefix}:*"):
             client.delete(key)
