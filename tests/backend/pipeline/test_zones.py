@@ -141,6 +141,34 @@ def test_offender_converging_on_victim_raises_proximity(stack):
     offender.disconnect()
 
 
+def test_a_victim_whose_clock_runs_behind_gets_her_proximity_at_his_next_fix(stack):
+    """Her phone's clock runs 150 s behind: her status report and her live fix show it. The
+    offender's next fix, 100 m from her, is paired with hers on the common time base and
+    raises the proximity. Without the correction her fix was 150 s older than his (beyond
+    `partner_max_age_s`): no pair, and no alert at all."""
+    case_id = register_pair(stack, "off-k1", "vic-k1")
+    r = stack.api().post(f"/api/v1/cases/{case_id}/measures",
+                         json=ban_feature("off-k1", "vic-k1", radius_m=500, measure_id="ban-k1"))
+    assert r.status_code == 201, r.text
+    police = stack.collector(stack.topics.police_filter())
+    victim, offender = stack.device("vic-k1"), stack.device("off-k1")
+    lat, lon = ROTTERDAM
+    her_clock = time.time() - 150
+    publish(victim, stack.topics.status("vic-k1"), orjson.dumps({"tst": her_clock}))
+    publish(victim, stack.topics.loc("vic-k1"), _fix((lat, lon), her_clock))
+    _wait_last_fix(stack, "vic-k1", her_clock)
+    his_clock = time.time()
+    publish(offender, stack.topics.loc("off-k1"), _fix(offset(lat, lon, 0, 100), his_clock))
+    [(_, payload, _)] = police.wait_for(1)
+    doc = orjson.loads(payload)
+    assert doc["type"] == "proximity" and doc["device"] == {"id": "off-k1", "role": "offender"}
+    [alert] = _alerts(stack, "off-k1")
+    assert alert.message_id == f"geo-ban-k1-proximity-confirmed-{int(his_clock)}"
+    police.close()
+    victim.disconnect()
+    offender.disconnect()
+
+
 def test_measure_stored_by_another_process_is_picked_up_while_running(stack):
     """No API call in this process: the worker sees the new catalogue version by polling."""
     case_id = register_pair(stack, "off-p1", "vic-p1")
