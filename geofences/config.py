@@ -27,7 +27,8 @@ class GeofenceConfig:
     - `crossing_min_depth_m`: a straight segment between two fixes outside the zone counts as a
       crossing only if it passes at least this deep inside (avoids corner clipping).
     - `segment_max_gap_s`: no segment test between fixes further apart in time.
-    - `partner_max_age_s`: a contact ban never uses a partner fix older than this.
+    - `partner_max_age_s`: a contact ban never uses a partner fix older than this (both fixes'
+      times on the common time base of the devices' clocks, see `Engine.on_fix`).
     - `partner_unknown_hold_s`: a contact ban whose partner position has been unknown this long
       no longer holds the state it had (an open proximity is cleared, basis `partner`): the
       next fresh pair starts from outside, so an offender near the victim again is raised anew.

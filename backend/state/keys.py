@@ -43,7 +43,8 @@ def zone_states(prefix: str) -> str:
 
 def clock_readings(prefix: str) -> str:
     """Hash: device id -> "received_at behind" of its newest message that showed its clock
-    (`ClockReading`): how the stale-alarm check tells a wrong clock from a late alarm."""
+    (`ClockReading`): how the stale-alarm check tells a wrong clock from a late alarm, and
+    how far a contact ban corrects the device's fix times (`backend.pipeline.clock_correction`)."""
     return f"{prefix}:{STATE_TAG}:clock"
 
 
