@@ -449,7 +449,8 @@ def battery(b: _Builder) -> Scenario:
         return batt is not None and batt <= BATTERY_LOW_PCT
 
     return b.scenario(
-        f"A victim's device drains from 24% to 4% in 20 minutes (battery_low at {BATTERY_LOW_PCT}%).",
+        f"A victim's device drains from 24% to 4% in 20 minutes "
+        f"(battery_low at {BATTERY_LOW_PCT}%).",
         duration,
         messages,
         [ExpectedAlert("battery_low", victim.device_id, trigger=_first(messages, low))],

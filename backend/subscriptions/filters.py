@@ -3,8 +3,9 @@
 A subscription matches when every filter it sets matches (an empty list matches everything):
 - place: one of the alert's police units is in `police_units` (the unit it is routed to, every
   police unit among its recipients, such as the case's home unit of an alert outside the home
-  region, and every unit an escalation step called so far), or its VR code is in `vr_codes` (that of its location; without one, the case's
-  home region's); when both lists are set, either one suffices;
+  region, and every unit an escalation step called so far), or its VR code is in `vr_codes`
+  (that of its location; without one, the case's home region's); when both lists are set,
+  either one suffices;
 - `alert_types` and `priorities`.
 Drill isolation: an exercise alert goes only to `drill` subscriptions, a live alert only to
 live ones. Inactive subscriptions get nothing.

@@ -13,7 +13,13 @@ from sqlalchemy import func, select
 from backend.alerts.models import Alert
 from backend.measures import flows
 from device_protocol import codec
-from tests.backend.measures.places import ROTTERDAM, ban_feature, offset, register_pair, zone_feature
+from tests.backend.measures.places import (
+    ROTTERDAM,
+    ban_feature,
+    offset,
+    register_pair,
+    zone_feature,
+)
 from tests.support.mqtt import publish
 
 pytestmark = pytest.mark.services  # the stack runs on both back ends, one of them services
