@@ -210,11 +210,13 @@ async def stream(websocket: WebSocket) -> None:
     token = protocols[1] if len(protocols) == 2 and protocols[0] == "bearer" else None
     credential = _credential(websocket, rt, token)
     principal = await credential.principal() if credential else None
+    # Accepted first, then closed: a close before the handshake is answered is an HTTP 403,
+    # which a browser reports as 1006, not the 4401 that sends the console to sign in.
+    await websocket.accept(subprotocol="bearer" if token else None)
     if not _admitted(principal):
         await websocket.close(code=1011 if credential and credential.failed else 4401)
         return
     assert credential is not None
-    await websocket.accept(subprotocol="bearer" if token else None)
     with_location = websocket.query_params.get("with_location", "true")
     if with_location not in ("true", "false"):
         await websocket.close(code=4400, reason="with_location: true or false")

@@ -153,3 +153,18 @@ def test_a_session_is_read_again_at_its_expiry(stack):
 
     first, after = asyncio.run(run())
     assert first is not None and first.name == "user:desk" and after is None
+
+
+@pytest.mark.parametrize("stack", ["services"], indirect=True)
+def test_a_stream_refused_at_its_start_closes_with_4401_behind_a_real_server(stack):
+    """A revoked token or a session gone while the console was away: the server completes the
+    handshake and closes with 4401 (a browser then signs in again); a refusal during the
+    handshake is an HTTP 403, which a browser only sees as 1006 and retries for ever."""
+    token = stack.token("dispatcher", {"regions": ["VR17"]})
+    _revoke(stack, token)
+    with serving(create_app(stack.runtime), ws="websockets-sansio") as base:  # as `api` runs
+        console = _open(base, token=token)
+        assert _closed_code(console) == 4401
+        console = _open(base, cookie="no-such-session")
+        assert _closed_code(console) == 4401
+    assert _audited(stack) == 0
