@@ -9,9 +9,10 @@ for as long as it stays open."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from backend.alerts.lifecycle import OPEN_STATES
@@ -33,21 +34,33 @@ from backend.cases.models import Case
 from backend.hub.bus import STREAM_NOTICES
 
 
+def _releasing(who: Principal, case_ids: set[uuid.UUID]) -> list[ColumnElement[bool]]:
+    """WHERE clauses for the alerts of these cases that release their positions to this
+    principal: open, urgent (`releases_positions`) and seen by her (`alert_filter`)."""
+    from backend.auth.scoping import alert_filter
+
+    return [Alert.case_id.in_(case_ids), Alert.state.in_(sorted(OPEN_STATES)),
+            Alert.priority.in_(sorted(RELEASING_PRIORITIES)), alert_filter(who)]
+
+
 def cases_with_open_alerts(
     s: Session, who: Principal, case_ids: set[uuid.UUID]
 ) -> set[uuid.UUID]:
     """Of these cases, those with an open urgent alert this principal may see (`alert_filter`,
     `releases_positions`)."""
-    from backend.auth.scoping import alert_filter
-
     if not case_ids:
         return set()
-    return set(s.scalars(
-        select(Alert.case_id).where(Alert.case_id.in_(case_ids),
-                                    Alert.state.in_(sorted(OPEN_STATES)),
-                                    Alert.priority.in_(sorted(RELEASING_PRIORITIES)),
-                                    alert_filter(who)).distinct()
-    ))
+    return set(s.scalars(select(Alert.case_id).where(*_releasing(who, case_ids)).distinct()))
+
+
+def releasing_since(s: Session, who: Principal, case_id: uuid.UUID | None) -> datetime | None:
+    """When the earliest open urgent alert of this case that the principal may see was raised
+    (None: none is open, as `cases_with_open_alerts` decides). Such an alert releases the
+    case's positions from then on, not before: how far back a trail read without a reason
+    through another of the case's alerts may reach (`backend.console.positions`)."""
+    if case_id is None:
+        return None
+    return s.scalar(select(func.min(Alert.raised_at)).where(*_releasing(who, {case_id})))
 
 
 def release_locations(

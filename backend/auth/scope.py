@@ -194,11 +194,16 @@ def releases_positions(state_open: bool, priority: str | None) -> bool:
     return state_open and priority in RELEASING_PRIORITIES
 
 
+def reason_given(reason: str | None) -> bool:
+    """Whether a reader stated a reason for reading positions (blank is none)."""
+    return bool(reason and reason.strip())
+
+
 def location_allowed(*, alert_open: bool, reason: str | None) -> bool:
     """Data minimisation: positions are shown while an urgent alert of the case that the
     reader may see is open (`releases_positions`); otherwise only with a stated reason (which
     the audit log keeps)."""
-    return alert_open or bool(reason and reason.strip())
+    return alert_open or reason_given(reason)
 
 
 def on_behalf_of(p: Principal) -> str:

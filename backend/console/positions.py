@@ -4,9 +4,16 @@ One track per role: the alerting device's when it has that role, otherwise the c
 device of the role with the newest fix around the alert (a victim may carry a panic button and
 an OwnTracks phone; a device switched off is not shown).
 
-Shown without a reason only while an alert of the case that the reader may see is open
-(`backend.audit.guard`); otherwise `?reason=` is required. Every answer writes one audit entry
-per device whose positions it carries."""
+Shown without a reason only while an urgent alert of the case that the reader may see is open
+(`backend.audit.guard`); otherwise `?reason=` is required. The trail covers the alert's window,
+from `TRAIL_BEFORE` before it was raised until it closed (or now). An alert that releases no
+positions itself (a low battery at P3, open for days; one closed) and is read without a reason
+while another urgent alert of the case is open gets its trail clipped to what that urgent
+alert releases: from `TRAIL_BEFORE` before the earliest of them was raised (`trail_floor`).
+Otherwise the urgent alert would release days of the victim's history through the long-open
+one. Clipped rather than refused, so that the desk's page of that alert still shows where the
+victim is now; the whole window takes a reason, as once nothing urgent is open. Every answer
+writes one audit entry per device whose positions it carries."""
 
 from __future__ import annotations
 
@@ -25,10 +32,10 @@ from backend.alerts.lifecycle import OPEN_STATES
 from backend.alerts.models import Alert
 from backend.api.deps import require, session
 from backend.api.text import free_text
-from backend.audit.guard import cases_with_open_alerts
+from backend.audit.guard import releasing_since
 from backend.audit.log import LocationRead, record
 from backend.auth.errors import ReasonRequired
-from backend.auth.scope import location_allowed, releases_positions
+from backend.auth.scope import location_allowed, reason_given, releases_positions
 from backend.auth.scoping import may_see_alert
 from backend.auth.tokens import Principal
 from backend.devices.models import Device, Ping
@@ -102,12 +109,34 @@ def _public(track: dict[str, Any] | None) -> dict[str, Any] | None:
     return {k: v for k, v in track.items() if k != "_newest"} if track else None
 
 
-def positions(s: Session, alert: Alert, now: datetime) -> dict[str, Any]:
+def trail_floor(*, releases_itself: bool, reason: str | None,
+                released_since: datetime | None) -> datetime | None:
+    """The earliest fix time a trail read may reach (None: the alert's whole window). Read
+    without a reason through another urgent alert of the case (raised first at
+    `released_since`), no further back than that alert's own trail would reach; the alert that
+    releases positions itself, or a stated reason, opens its whole window. Pure."""
+    if releases_itself or reason_given(reason) or released_since is None:
+        return None
+    return released_since - TRAIL_BEFORE
+
+
+def trail_window(alert: Alert, now: datetime,
+                 floor: datetime | None) -> tuple[datetime, datetime]:
+    """From `TRAIL_BEFORE` before the alert was raised (not before `floor`) until it closed,
+    or now while it is open. Pure."""
+    start = alert.raised_at - TRAIL_BEFORE
+    if floor is not None:
+        start = max(start, floor)
+    return start, alert.closed_at or now
+
+
+def positions(s: Session, alert: Alert, now: datetime,
+              floor: datetime | None = None) -> dict[str, Any]:
     """Pure read: the positions document of an alert (no checks, no audit). One track per
     role: the alerting device's when it has that role, else the case's active device of the
-    role with the newest fix in the window; devices switched off are not shown otherwise."""
-    start = alert.raised_at - TRAIL_BEFORE
-    end = alert.closed_at or now
+    role with the newest fix in the window (`trail_window`, not before `floor`); devices
+    switched off are not shown otherwise. `trail_from` says where the window starts."""
+    start, end = trail_window(alert, now, floor)
     devices = list(s.scalars(select(Device).where(Device.case_id == alert.case_id)
                              .order_by(Device.id))) if alert.case_id else []
     chosen: dict[str, dict[str, Any] | None] = {}
@@ -122,7 +151,8 @@ def positions(s: Session, alert: Alert, now: datetime) -> dict[str, Any]:
         distance = distance_m((victim["last"]["lat"], victim["last"]["lon"]),
                               (offender["last"]["lat"], offender["last"]["lon"]))
     return {"alert_id": str(alert.id), "open": alert.state in OPEN_STATES,
-            "victim": victim, "offender": offender, "distance_m": distance}
+            "victim": victim, "offender": offender, "distance_m": distance,
+            "trail_from": _iso(start)}
 
 
 @router.get("/{alert_id}/positions")
@@ -135,14 +165,14 @@ def alert_positions(
     alert = alerts_service.get(s, alert_id)
     if alert is None or not may_see_alert(s, p, alert):
         raise AlertNotFound(f"alert {alert_id} not found")
-    is_open = releases_positions(alert.state in OPEN_STATES, alert.priority) or (
-        alert.case_id is not None
-        and alert.case_id in cases_with_open_alerts(s, p, {alert.case_id}))
-    if not location_allowed(alert_open=is_open, reason=reason):
+    itself = releases_positions(alert.state in OPEN_STATES, alert.priority)
+    since = None if itself else releasing_since(s, p, alert.case_id)
+    if not location_allowed(alert_open=itself or since is not None, reason=reason):
         raise ReasonRequired(
             "no urgent alert of this case that you may see is open: give ?reason= to read "
             "positions")
-    document = positions(s, alert, datetime.now(UTC))
+    floor = trail_floor(releases_itself=itself, reason=reason, released_since=since)
+    document = positions(s, alert, datetime.now(UTC), floor)
     reads = [LocationRead("trail", str(alert.id), alert.case_id, track["device_id"])
              for track in (document["victim"], document["offender"]) if track]
     channel = "console" if getattr(request.state, "via_console", False) else "api"

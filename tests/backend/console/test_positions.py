@@ -12,7 +12,7 @@ from sqlalchemy import select
 from backend.alerts.models import Alert
 from backend.audit.models import AuditEntry
 from backend.cases.models import Case
-from backend.console.positions import newest, shown_devices
+from backend.console.positions import TRAIL_BEFORE, newest, shown_devices, trail_floor
 from backend.devices.models import Device, Ping
 
 NOW = datetime.now(UTC)
@@ -33,11 +33,12 @@ def _case_with(stack, devices: list[tuple[str, str, bool]],
         return case.id
 
 
-def _alert(stack, case_id, device_id: str, kind: str, lat: float, lon: float) -> str:
+def _alert(stack, case_id, device_id: str, kind: str, lat: float, lon: float, *,
+           priority: str = "P1", ago: timedelta = timedelta(seconds=60)) -> str:
     with stack.runtime.sessions.begin() as s:
         alert = Alert(case_id=case_id, device_id=device_id, message_id=f"m-{kind}", type=kind,
-                      priority="P1", state="new", raised_at=NOW - timedelta(seconds=60),
-                      lat=lat, lon=lon, acc=8, fix_time=NOW - timedelta(seconds=60),
+                      priority=priority, state="new", raised_at=NOW - ago,
+                      lat=lat, lon=lon, acc=8, fix_time=NOW - ago,
                       location_source="alarm", police_unit="RE07",
                       region={"vr_code": "VR17"}, flags=[])
         s.add(alert)
@@ -49,6 +50,56 @@ def _trail_reads(stack) -> list[str]:
     with stack.runtime.sessions() as s:
         return sorted(e.device_id for e in s.scalars(
             select(AuditEntry).where(AuditEntry.resource == "trail")))
+
+
+def test_an_urgent_alert_releases_no_older_trail_through_a_long_open_one(stack):
+    """A low battery (P3) on the victim's button, raised three days ago, is still open; a
+    proximity (P1) of the case opened two minutes ago. Before, the P3's positions read without
+    a reason came with the three days of hourly fixes since it was raised, released by the P1.
+    Now they reach back only as far as the P1's own trail: fifteen minutes before it was
+    raised. With a reason, the P3's whole window, as once no urgent alert is open."""
+    hourly = [("btn-1", hours * 3600, 51.90 + hours / 10_000, 4.48) for hours in range(1, 73)]
+    case_id = _case_with(stack, [("btn-1", "victim", True), ("off-1", "offender", True)],
+                         hourly + [("btn-1", 300, 51.880, 4.490), ("btn-1", 60, 51.881, 4.490),
+                                   ("off-1", 90, 51.8805, 4.4905)])
+    battery = _alert(stack, case_id, "btn-1", "battery_low", 51.95, 4.48, priority="P3",
+                     ago=timedelta(days=3))
+    proximity = _alert(stack, case_id, "off-1", "proximity", 51.8805, 4.4905,
+                       ago=timedelta(minutes=2))
+    api = stack.api()
+    api.headers["Authorization"] = "Bearer " + stack.token("dispatcher", {"regions": ["VR17"]})
+
+    def fixes(doc: dict) -> list[datetime]:
+        return [datetime.fromisoformat(f["at"]) for f in doc["victim"]["trail"]]
+
+    urgent = api.get(f"/api/v1/alerts/{proximity}/positions").json()
+    clipped = api.get(f"/api/v1/alerts/{battery}/positions")
+    assert clipped.status_code == 200
+    assert fixes(clipped.json()) == fixes(urgent) == [NOW - timedelta(seconds=300),
+                                                      NOW - timedelta(seconds=60)]
+    assert datetime.fromisoformat(clipped.json()["trail_from"]) == NOW - timedelta(minutes=17)
+    assert clipped.json()["victim"]["last"]["lat"] == 51.881  # where she is now
+    whole = api.get(f"/api/v1/alerts/{battery}/positions",
+                    params={"reason": "battery complaint: her route this week"}).json()
+    assert len(fixes(whole)) == 74 and min(fixes(whole)) == NOW - timedelta(hours=72)
+    with stack.runtime.sessions() as s:
+        reasons = [e.reason for e in s.scalars(
+            select(AuditEntry).where(AuditEntry.resource_id == battery,
+                                     AuditEntry.device_id == "btn-1")
+            .order_by(AuditEntry.id))]
+    assert reasons == [None, "battery complaint: her route this week"]
+
+
+def test_the_trail_floor_is_the_urgent_alerts_own_reach_without_a_reason():
+    raised = NOW - timedelta(minutes=2)
+    assert trail_floor(releases_itself=False, reason=None,
+                       released_since=raised) == raised - TRAIL_BEFORE
+    assert trail_floor(releases_itself=False, reason="  ",
+                       released_since=raised) == raised - TRAIL_BEFORE  # blank is no reason
+    assert trail_floor(releases_itself=False, reason="court order",
+                       released_since=raised) is None
+    assert trail_floor(releases_itself=True, reason=None, released_since=raised) is None
+    assert trail_floor(releases_itself=True, reason=None, released_since=None) is None
 
 
 def test_the_victim_track_is_the_alerting_button_not_the_phone_left_at_home(stack):
