@@ -329,7 +329,8 @@ async def _frames(rt: Runtime, principal: Principal, events: list[dict[str, Any]
     """The frames of these events for this principal, in their order, every position in them
     audited before any is sent: those the database screens in its own transaction
     (`_screen`), the others in one write here; if that write fails, their frames go without
-    the position (the alert still reaches the console)."""
+    the position, withheld as one not released (`without_position`: no municipality either;
+    `location_withheld`), and the alert still reaches the console."""
     decided = [screen_event_alone(principal, event) for event in events]
     reads = [read for d in decided if d is not None for read in d[1]]
     audited = not reads or await asyncio.to_thread(_audit, rt, principal, reads)
@@ -339,8 +340,9 @@ async def _frames(rt: Runtime, principal: Principal, events: list[dict[str, Any]
             text = await asyncio.to_thread(_screen, rt, principal, event)
         else:
             screened, its_reads = d
-            if screened is not None and its_reads and not audited:
-                screened = {**screened, "alert": {**screened["alert"], "location": None}}
+            if screened is not None and its_reads and not audited:  # withheld, as unreleased
+                screened = {**screened, "alert": {**without_position(screened["alert"]),
+                                                  "location_withheld": True}}
             text = orjson.dumps(screened).decode() if screened is not None else None
         if text is not None:
             frames.append(text)

@@ -235,6 +235,32 @@ def test_a_position_whose_audit_cannot_be_written_is_not_streamed(caplog):
     assert "a-1" in caplog.text and "token#7" in caplog.text and "51.9" not in caplog.text
 
 
+def test_a_position_unaudited_goes_as_one_withheld_without_its_municipality():
+    """A frame whose position could not be audited is withheld as one not released: said so
+    (`location_withheld`), and its region reduced to whom it is routed. Before, it kept the
+    municipality (close to a place in a small one) and did not say it was withheld."""
+    import asyncio
+
+    import orjson
+
+    from backend.alerts.views import _frames
+    from backend.auth.tokens import Principal
+
+    who = Principal("user:desk", "dispatcher", {"regions": ["VR17"]}, ref="user#3")
+    event = {"event": "alert.raised",
+             "alert": {"alert_id": "a-2", "state": "new", "type": "proximity", "priority": "P1",
+                       "device": {"id": "off-1", "role": "offender"},
+                       "region": {"vr_code": "VR17", "police_unit": "RE07",
+                                  "gemeente_code": "GM1621", "gemeente_name": "Lansingerland"},
+                       "location": {"lat": 51.99, "lon": 4.53}},
+             "scope": {"police_unit": "RE07", "case_id": None, "case_reference": "R-2",
+                       "case_home_vr": "VR17", "case_director": None}}
+    [frame] = asyncio.run(_frames(_Runtime(), who, [event]))
+    sent = orjson.loads(frame)["alert"]
+    assert sent["location"] is None and sent["location_withheld"] is True
+    assert sent["region"] == {"vr_code": "VR17", "police_unit": "RE07"}
+
+
 @pytest.mark.parametrize("stack", ["services"], indirect=True)
 def test_a_read_by_a_token_with_the_longest_name_is_audited(stack, world):
     """A token's name is bounded so that its actor fits the audit log's column: a longer one
