@@ -17,7 +17,10 @@ an alarm in the same process would share. While the counter cannot be read (Redi
 change made elsewhere could not be counted either: the first read that succeeds again counts as
 a move of everything (`backend.cases.changes.ChangeReader`, the rule the case snapshots follow
 too), so such a change is seen once Redis answers, not at the next full reload. `invalidate` and
-`forget_cases` make a change immediate in this process.
+`forget_cases` make a change immediate in this process. An alarm is not refused on the
+directory's word alone: the pipeline reads an inactive or unknown device's row again
+(`reread`) before it refuses its alarm, as a device re-activated or registered a moment ago (or
+while Redis is away) is not in the directory yet.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ class DeviceLookup(Protocol):
 
     def get(self, device_id: str) -> DeviceInfo | None: ...
     def by_owntracks(self, user: str, device: str) -> DeviceInfo | None: ...
+    def reread(self, device_id: str) -> DeviceInfo | None: ...
 
 
 class DeviceDirectory:
@@ -114,6 +118,17 @@ class DeviceDirectory:
             _DEVICES.where(Device.owntracks_user == user, Device.owntracks_device == device)
         )
         self._remember(rows, [key] if not rows else [], pairs)
+        return rows[0] if rows else None
+
+    def reread(self, device_id: str) -> DeviceInfo | None:
+        """The device as its row is now, whatever the directory holds, and its entry so
+        replaced (remembered unknown, without a row). One query: for the rare message that the
+        directory's word would refuse, an alarm of a device it holds inactive or does not
+        know, which a change not seen here yet may have made active (re-activated, registered
+        a moment ago, or while the change counter could not be read). The database away
+        raises: the caller decides (an alarm waits for it, never refused on a guess)."""
+        rows, pairs = self._query_with_pairs(_DEVICES.where(Device.id == device_id))
+        self._remember(rows, [] if rows else [device_id], pairs)
         return rows[0] if rows else None
 
     def remembered_unknown(self) -> int:

@@ -6,7 +6,7 @@ from typing import Protocol
 
 from device_protocol import Channel, ProtocolError, Topics, codec
 
-from backend.devices.directory import DeviceLookup
+from backend.devices.directory import DeviceInfo, DeviceLookup
 from backend.pipeline.context import AlertDraft, Context, press_digest
 from backend.settings import ProtocolSettings
 from backend.state.store import ClockReading, LastFix, StateStore
@@ -30,9 +30,27 @@ class ParseTopic:
             ctx.reject("invalid_topic", "not an uplink channel")
 
 
+def refusal(device: DeviceInfo | None) -> tuple[str, str] | None:
+    """Why a message of this device (None: not registered) is not heard, or None. Pure."""
+    if device is None:
+        return "unknown_device", "device not registered"
+    if not device.active:
+        return "inactive_device", f"device {device.id} is deactivated"
+    return None
+
+
 class ResolveDevice:
     """Only registered, active devices are heard. The broker's ACLs keep devices on their own
-    topics; this step keeps unknown ids out of the database."""
+    topics; this step keeps unknown ids out of the database.
+
+    The directory answers from memory, and a change reaches it within about a second, or only
+    at its next full reload while Redis is away (`backend.devices.directory`). An alarm is not
+    refused on that word: a device re-activated or registered a moment ago would have its
+    victim's press acknowledged and dropped. So before an alarm is refused, its device's row is
+    read again (`DeviceLookup.reread`, one query on this rare path only); the database away,
+    that read's error goes up and the worker waits for the database with the alarm
+    unacknowledged, as for any look-up of a device. Fixes and status reports keep the
+    directory's word: the next ones are heard once the change arrives."""
 
     def __init__(self, directory: DeviceLookup) -> None:
         self._directory = directory
@@ -44,10 +62,12 @@ class ResolveDevice:
             device = self._directory.by_owntracks(t.owntracks_user or "", t.owntracks_device or "")
         else:
             device = self._directory.get(t.device_id or "")
-        if device is None:
-            ctx.reject("unknown_device", "device not registered")
-        elif not device.active:
-            ctx.reject("inactive_device", f"device {device.id} is deactivated")
+        refused = refusal(device)
+        if refused is not None and t.channel is Channel.ALARM:
+            device = self._directory.reread(t.device_id or "")
+            refused = refusal(device)
+        if refused is not None:
+            ctx.reject(*refused)
         else:
             ctx.device = device
 

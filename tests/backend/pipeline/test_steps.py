@@ -22,9 +22,15 @@ class FakeDirectory:
     def __init__(self, *devices: DeviceInfo) -> None:
         self._by_id = {d.id: d for d in devices}
         self.owntracks = {("anna", "phone"): "vic-001"}
+        self.rows: dict[str, DeviceInfo] = {}  # the database's rows, where they differ
+        self.reread_ids: list[str] = []
 
     def get(self, device_id):
         return self._by_id.get(device_id)
+
+    def reread(self, device_id):
+        self.reread_ids.append(device_id)
+        return self.rows.get(device_id, self._by_id.get(device_id))
 
     def by_owntracks(self, user, device):
         device_id = self.owntracks.get((user, device))
@@ -145,6 +151,29 @@ def test_owntracks_maps_to_the_registered_device():
     assert ignored.ignored and ignored.rejection is None
     unknown = pipeline.run(raw("owntracks/bob/phone", b'{"_type":"location"}'))
     assert unknown.rejection.reason == "unknown_device"
+
+
+def test_an_alarm_is_refused_only_on_its_devices_row_read_again():
+    """The directory holds vic-001 inactive and knows no vic-002; the database has both active
+    now. Their alarms are raised, each device read again; a fix keeps the directory's word (no
+    read). A device the database too has inactive or not at all: refused."""
+    directory = FakeDirectory(device(active=False), device("vic-003", active=False))
+    directory.rows = {"vic-001": device(), "vic-002": device("vic-002")}
+    pipeline = build_pipeline(ProtocolSettings(), directory, InMemoryState())
+    fix = b'{"tst":1795000000,"lat":51.9,"lon":4.4}'
+
+    assert pipeline.run(raw("sd/v1/dev/vic-001/loc", fix)).rejection.reason == "inactive_device"
+    assert pipeline.run(raw("sd/v1/dev/vic-002/loc", fix)).rejection.reason == "unknown_device"
+    assert directory.reread_ids == []
+    for device_id in ("vic-001", "vic-002"):
+        [draft] = pipeline.run(raw(f"sd/v1/dev/{device_id}/alarm", b'{"id":"a1"}')).alerts
+        assert draft.device_id == device_id
+    assert directory.reread_ids == ["vic-001", "vic-002"]
+    inactive = pipeline.run(raw("sd/v1/dev/vic-003/alarm", b'{"id":"a1"}'))
+    unknown = pipeline.run(raw("sd/v1/dev/vic-004/alarm", b'{"id":"a1"}'))
+    assert (inactive.rejection.reason, unknown.rejection.reason) == (
+        "inactive_device", "unknown_device")
+    assert inactive.alerts == [] and unknown.alerts == []
 
 
 def test_status_with_tamper_raises_a_deduplicable_tamper_draft():

@@ -368,6 +368,9 @@ class Directory:
     def get(self, device_id):
         return self._devices.get(device_id)
 
+    def reread(self, device_id):
+        return self._devices.get(device_id)
+
     def by_owntracks(self, user, device):
         return None
 
