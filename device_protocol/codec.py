@@ -92,10 +92,14 @@ def decode_owntracks(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> Fix 
 
 @dataclass(frozen=True, slots=True)
 class LenientAlarm:
-    """An alarm decoded as far as possible. `issues` names what was unreadable."""
+    """An alarm decoded as far as possible. `issues` names what was unreadable; `derived_id`
+    that the body had no usable id, and `alarm.id` was derived from its bytes (the same for
+    every alarm sent in the same bytes: a retransmission, or each press of a device whose
+    firmware sends one body for all)."""
 
     alarm: Alarm
     issues: tuple[str, ...]
+    derived_id: bool = False
 
     @property
     def unreadable(self) -> bool:
@@ -185,7 +189,8 @@ def decode_alarm_lenient(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> 
     """Decode an alarm, keeping every readable field.
 
     - A body that is not a JSON object, or has no usable `id`, gets a stable id derived from the
-      payload bytes, so that a retransmission of the same bytes is still deduplicated.
+      payload bytes (`derived_id`), so that a retransmission of the same bytes is still
+      deduplicated.
     - Each optional field that fails validation is dropped (lat and lon only together), also
       one holding a value JSON does not allow (`_load_alarm_body`).
     - Oversize payloads still raise an alarm, flagged, with their own id and fields when they
@@ -194,6 +199,7 @@ def decode_alarm_lenient(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> 
     data, issues = _load_alarm_body(payload, max_bytes)
 
     fields: dict[str, Any] = {}
+    derived = False
     try:
         fields["id"] = _validate(Alarm, {"id": data.get("id")}).id
     except InvalidPayload:
@@ -201,6 +207,7 @@ def decode_alarm_lenient(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> 
             issues.append("invalid_id")
         # Of the whole payload: two oversize alarms alike in their first bytes are two alarms.
         fields["id"] = "body-" + hashlib.sha256(payload).hexdigest()[:32]
+        derived = True
 
     for name in _OPTIONAL_ALARM_FIELDS:
         if name not in data or data[name] is None:
@@ -215,7 +222,7 @@ def decode_alarm_lenient(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> 
         fields.pop("lat", None)
         fields.pop("lon", None)
         issues.append("incomplete_position")
-    return LenientAlarm(Alarm.model_validate(fields), tuple(issues))
+    return LenientAlarm(Alarm.model_validate(fields), tuple(issues), derived)
 
 
 # -- downlink and encoding ------------------------------------------------------------------------

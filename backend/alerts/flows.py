@@ -111,6 +111,27 @@ def device_ref(alert: Alert) -> str | None:
     return alert.message_id
 
 
+def derived_again_key(base: str, presses: list[tuple[str, str]]) -> str:
+    """The key to raise a press under whose id was derived from its bytes (`base`, the id of a
+    closed alert), given the (message id, state) of `base`'s alert and of those raised for it
+    again: the key of the open one, if one is open (a retransmission: that alert, nothing
+    new), else `{base}~{n}`, n one past the last press's number (`base` itself being 1). Such a
+    device sends every press in the same bytes, so a digest cannot tell its presses apart;
+    their number does, and two workers taking the same message choose the same key (one
+    alert). Pure."""
+
+    def number(key: str) -> int:
+        suffix = key[len(base) + len(REUSED_ID_SEP):]
+        return int(suffix) if key != base and suffix.isdigit() else 1
+
+    ordered = sorted(presses, key=lambda p: number(p[0]))
+    held = [key for key, state in ordered if state not in CLOSED_STATES]
+    if held:
+        return held[-1]
+    last = number(ordered[-1][0]) if ordered else 1
+    return f"{base}{REUSED_ID_SEP}{last + 1}"
+
+
 def confirmed_flags(flags: list[str], replaces: str, confirming: list[str]) -> list[str]:
     """An alert's flags once a draft flagged `confirming` confirmed it: `replaces` (the less
     certain state, `geofence_possible`) gives way, so the flags say what the alert is now and
@@ -439,15 +460,29 @@ class AlertFlow:
         new press reusing an old id (a device counting its ids from 1 again after a reset),
         not a retransmission (which sends the same bytes). It must not be lost: it is raised
         anew, keyed `{id}~{digest of its bytes}` (its own retransmissions find that key) and
-        flagged `reused_id`; its acks name the id the device gave (`device_ref`). None for
-        anything else."""
+        flagged `reused_id`; its acks name the id the device gave (`device_ref`).
+
+        An alarm without a usable id (`derived_id`: derived from its bytes) is a new press in
+        the same bytes too: firmware that sends one body for every press (`{}`, or no id)
+        would otherwise have its first press raised and every one after the desk closed it
+        taken for a retransmission, for good. It is keyed `{id}~2`, `{id}~3`, ...
+        (`derived_again_key`); while one of them is open, the same bytes are that alert's.
+        A retransmission that comes after the desk closed the alert is raised anew as well:
+        it cannot be told from a press, and a second alert the desk closes is the safe side
+        of losing one. None for anything else."""
         if not draft.from_alarm or draft.press is None or "reused_id" in draft.flags:
             return None
         alert = service.of_message(session, draft.device_id, draft.message_id)
-        if alert is None or alert.state not in CLOSED_STATES or alert.press == draft.press:
+        if alert is None or alert.state not in CLOSED_STATES or draft.message_id is None:
             return None
-        return replace(draft, message_id=f"{draft.message_id}{REUSED_ID_SEP}{draft.press}",
-                       flags=[*draft.flags, "reused_id"])
+        if draft.derived_id:
+            key = derived_again_key(draft.message_id, service.presses(
+                session, draft.device_id, draft.message_id, REUSED_ID_SEP))
+        elif alert.press == draft.press:
+            return None
+        else:
+            key = f"{draft.message_id}{REUSED_ID_SEP}{draft.press}"
+        return replace(draft, message_id=key, flags=[*draft.flags, "reused_id"])
 
     def _ack_again(self, session: Session, alert: Alert) -> Effects:
         """The device retransmits an alarm until it hears `received`: when its ack was given up

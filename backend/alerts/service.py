@@ -243,6 +243,18 @@ def of_message(session: Session, device_id: str | None, message_id: str | None) 
         select(Alert).where(Alert.device_id == device_id, Alert.message_id == message_id))
 
 
+def presses(
+    session: Session, device_id: str, message_id: str, sep: str
+) -> list[tuple[str, str]]:
+    """The (message id, state) of the device's alerts raised for this message id and for
+    presses that came again with it (keyed `{message_id}{sep}...`)."""
+    return [(r.message_id, r.state) for r in session.execute(
+        select(Alert.message_id, Alert.state).where(
+            Alert.device_id == device_id,
+            or_(Alert.message_id == message_id,
+                Alert.message_id.startswith(message_id + sep, autoescape=True))))]
+
+
 def of_message_or_confirmation(
     session: Session, device_id: str, message_id: str
 ) -> Alert | None:

@@ -65,6 +65,10 @@ class AlertDraft:
     # The alarm's bytes, hashed (`press_digest`): a retransmission sends the same ones, a new
     # press that reuses an old id (a device counting again from 1 after a reset) others.
     press: str | None = None
+    # The alarm had no usable id: `message_id` was derived from its bytes, which a device with
+    # an id bug may send for every press alike, so a closed alert of it does not take in a
+    # later press (`AlertFlow._pressed_again`).
+    derived_id: bool = False
     # An open alert this draft confirms, if there is one, instead of raising its own.
     confirms: Confirmation | None = None
 

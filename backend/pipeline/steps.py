@@ -283,6 +283,7 @@ class DeviceAlarms:
             exercise=device.exercise,
             from_alarm=True,
             press=press_digest(ctx.raw.payload),
+            derived_id=ctx.alarm.derived_id,
         )
         plausible_time = alarm.tst is not None and "clock_skew" not in flags
         if alarm.has_fix:

@@ -173,7 +173,7 @@ def test_nan_and_infinity_are_refused():
 class TestLenientAlarm:
     def test_valid_alarm_has_no_issues(self):
         result = codec.decode_alarm_lenient(_load("valid", "alarm_full.json"))
-        assert result.issues == () and not result.unreadable
+        assert result.issues == () and not result.unreadable and not result.derived_id
 
     def test_bad_fields_are_dropped_and_named(self):
         result = codec.decode_alarm_lenient(
@@ -194,7 +194,7 @@ class TestLenientAlarm:
         first = codec.decode_alarm_lenient(payload)
         again = codec.decode_alarm_lenient(payload)
         assert first.unreadable and first.alarm.id == again.alarm.id
-        assert first.alarm.id.startswith("body-")
+        assert first.alarm.id.startswith("body-") and first.derived_id
 
     def test_oversize_alarm_is_still_an_alarm_with_its_own_id(self):
         """Its retransmissions (other bytes: a battery level that dropped) are one alarm, and
@@ -205,6 +205,7 @@ class TestLenientAlarm:
             b'{"id":"big","kind":"fall","batt":79,"pad":"' + b"x" * 9000 + b'"}')
         assert result.issues[0] == "payload_too_large" and result.alarm.kind == "fall"
         assert result.alarm.id == again.alarm.id == "big" and result.unreadable
+        assert not result.derived_id  # unreadable, but with an id of its own
 
     def test_two_unreadable_oversize_alarms_alike_in_their_first_bytes_are_two_alarms(self):
         head = b'{"id":"big","pad":"' + b"x" * 9000  # never closed: not JSON
@@ -217,6 +218,7 @@ class TestLenientAlarm:
         huge = b'{"id":"huge","pad":"' + b"x" * codec.OVERSIZE_ALARM_READ_BYTES + b'"}'
         result = codec.decode_alarm_lenient(huge)
         assert list(result.issues) == ["payload_too_large"] and result.alarm.id.startswith("body-")
+        assert result.derived_id
 
 
 @pytest.mark.parametrize("alarm_id", ["press 17", "é", " ", "Druk 17 " + "ж" * 56, "😀" * 64,

@@ -1,14 +1,22 @@
 """A device that counts its alarm ids from 1 again (after a reset) presses panic with the id of
 an alert the desk closed long ago: a new press, raised anew (flagged `reused_id`) and answered
 under the id the device gave; its own retransmissions raise nothing more. A retransmission
-while the alert is open stays one alert. On real services and on the embedded defaults."""
+while the alert is open stays one alert. An alarm without a usable id, whose id is derived from
+its bytes, is raised anew once its alert is closed, though in the same bytes. On real services
+and on the embedded defaults."""
 
 from __future__ import annotations
 
 import time
 
 import pytest
+from sqlalchemy import select
 
+from backend.alerts.flows import derived_again_key, device_ref
+from backend.alerts.models import Alert
+from backend.pipeline.context import RawMessage
+from backend.pipeline.pipeline import build_pipeline
+from backend.state.store import InMemoryState
 from device_protocol import Alarm, codec
 from tests.support.mqtt import publish
 from tests.support.waiting import wait_until
@@ -53,3 +61,48 @@ def test_a_new_press_reusing_a_closed_alerts_id_is_raised_and_answered(stack):
     finally:
         acks.close()
         device.disconnect()
+
+
+def _press(stack, pipeline, payload: bytes) -> list[Alert]:
+    """One alarm of vic-603 through the pipeline and the flow: the alerts it raised."""
+    ctx = pipeline.run(RawMessage(stack.topics.alarm("vic-603"), payload, 1, 1, time.time()))
+    with stack.runtime.sessions.begin() as s:
+        return stack.runtime.flow.raise_alerts(s, ctx.alerts).alerts
+
+
+def _resolve(stack, alert: Alert) -> None:
+    with stack.runtime.sessions.begin() as s:
+        stack.runtime.flow.transition(s, alert.id, "resolve", actor="user:desk")
+
+
+@pytest.mark.parametrize("body", [b'{"kind": "panic"}', b""], ids=["no id", "empty"])
+def test_presses_in_one_body_without_an_id_are_raised_again_once_closed(stack, body):
+    """Firmware with an id bug sends the same body for every press: its id is derived from the
+    bytes, the same each time. While its alert is open a press is a retransmission of it; once
+    the desk closed it, the next press is raised anew (flagged `reused_id`), each time."""
+    stack.register("vic-603")
+    pipeline = build_pipeline(stack.settings.protocol, stack.runtime.directory, InMemoryState())
+    [first] = _press(stack, pipeline, body)
+    base = first.message_id
+    assert base.startswith("body-") and "unreadable" in first.flags
+    assert _press(stack, pipeline, body) == []  # open: a retransmission
+
+    _resolve(stack, first)
+    [second] = _press(stack, pipeline, body)
+    assert second.message_id == f"{base}~2" and "reused_id" in second.flags
+    assert device_ref(second) == base  # its ack names the id the device's alarm has
+    assert _press(stack, pipeline, body) == []  # the second open: a retransmission of it
+
+    _resolve(stack, second)
+    [third] = _press(stack, pipeline, body)
+    assert third.message_id == f"{base}~3"
+    with stack.runtime.sessions() as s:
+        held = s.scalars(select(Alert.message_id).where(Alert.device_id == "vic-603"))
+        assert sorted(held) == [base, f"{base}~2", f"{base}~3"]
+
+
+def test_the_key_of_a_press_again_follows_the_last_by_number():
+    closed, open_ = "resolved", "new"
+    assert derived_again_key("b", [("b", closed)]) == "b~2"
+    assert derived_again_key("b", [("b~10", closed), ("b", closed), ("b~9", closed)]) == "b~11"
+    assert derived_again_key("b", [("b", closed), ("b~2", open_), ("b~3", closed)]) == "b~2"
