@@ -469,8 +469,11 @@ class AlertFlow:
         (`derived_again_key`); while one of them is open, the same bytes are that alert's.
         A retransmission that comes after the desk closed the alert is raised anew as well:
         it cannot be told from a press, and a second alert the desk closes is the safe side
-        of losing one. None for anything else."""
-        if not draft.from_alarm or draft.press is None or "reused_id" in draft.flags:
+        of losing one. The broker's retained copy of an alarm (`replayed`), sent again at every
+        subscribe, is never a new press: each reconnect of the worker raised it anew. None for
+        anything else."""
+        if (not draft.from_alarm or draft.press is None or draft.replayed
+                or "reused_id" in draft.flags):
             return None
         alert = service.of_message(session, draft.device_id, draft.message_id)
         if alert is None or alert.state not in CLOSED_STATES or draft.message_id is None:

@@ -69,6 +69,10 @@ class AlertDraft:
     # an id bug may send for every press alike, so a closed alert of it does not take in a
     # later press (`AlertFlow._pressed_again`).
     derived_id: bool = False
+    # The broker's retained copy of the alarm, replayed at every subscribe of the alarm worker
+    # (a device published it retained): its press reached the worker live before, so it is
+    # never a new one (`AlertFlow._pressed_again`), only a redelivery.
+    replayed: bool = False
     # An open alert this draft confirms, if there is one, instead of raising its own.
     confirms: Confirmation | None = None
 

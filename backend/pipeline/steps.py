@@ -284,6 +284,7 @@ class DeviceAlarms:
             from_alarm=True,
             press=press_digest(ctx.raw.payload),
             derived_id=ctx.alarm.derived_id,
+            replayed=ctx.raw.retain,
         )
         plausible_time = alarm.tst is not None and "clock_skew" not in flags
         if alarm.has_fix:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from backend.alerts.flows import derived_again_key, device_ref
 from backend.alerts.models import Alert
@@ -63,9 +63,10 @@ def test_a_new_press_reusing_a_closed_alerts_id_is_raised_and_answered(stack):
         device.disconnect()
 
 
-def _press(stack, pipeline, payload: bytes) -> list[Alert]:
+def _press(stack, pipeline, payload: bytes, retain: bool = False) -> list[Alert]:
     """One alarm of vic-603 through the pipeline and the flow: the alerts it raised."""
-    ctx = pipeline.run(RawMessage(stack.topics.alarm("vic-603"), payload, 1, 1, time.time()))
+    ctx = pipeline.run(RawMessage(stack.topics.alarm("vic-603"), payload, 1, 1, time.time(),
+                                  retain))
     with stack.runtime.sessions.begin() as s:
         return stack.runtime.flow.raise_alerts(s, ctx.alerts).alerts
 
@@ -99,6 +100,21 @@ def test_presses_in_one_body_without_an_id_are_raised_again_once_closed(stack, b
     with stack.runtime.sessions() as s:
         held = s.scalars(select(Alert.message_id).where(Alert.device_id == "vic-603"))
         assert sorted(held) == [base, f"{base}~2", f"{base}~3"]
+
+
+@pytest.mark.parametrize("body", [b"{}", codec.encode(Alarm(id="r-1"))], ids=["no id", "id"])
+def test_a_retained_alarm_replayed_at_each_subscribe_is_no_new_press(stack, body):
+    """A device published its alarm retained: the broker sends its stored copy (retain set)
+    every time the alarm worker subscribes again. The press reached the worker live once; the
+    copies, also after the desk closed its alert, raise nothing more."""
+    stack.register("vic-603")
+    pipeline = build_pipeline(stack.settings.protocol, stack.runtime.directory, InMemoryState())
+    [live] = _press(stack, pipeline, body)
+    _resolve(stack, live)
+    for _reconnect in range(3):
+        assert _press(stack, pipeline, body, retain=True) == []
+    with stack.runtime.sessions() as s:
+        assert s.scalar(select(func.count()).where(Alert.device_id == "vic-603")) == 1
 
 
 def test_the_key_of_a_press_again_follows_the_last_by_number():
