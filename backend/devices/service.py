@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Collection
+from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,6 +27,11 @@ def register(session: Session, data: DeviceCreate,
     cases.get(session, data.case_id)  # CaseNotFound if absent
     if session.get(Device, data.id) is not None:
         raise DeviceConflict(f"device {data.id} is already registered")
+    names = accounts(data.id, data.owntracks_user)
+    holders = session.execute(select(Device.id, Device.case_id, Device.role, Device.owntracks_user)
+                              .where(or_(Device.id.in_(names), Device.owntracks_user.in_(names))))
+    if (why := account_clash(data, [Holder(*row) for row in holders])) is not None:
+        raise DeviceConflict(why)
     device = Device(**data.model_dump())
     session.add(device)
     try:
@@ -34,6 +41,37 @@ def register(session: Session, data: DeviceCreate,
         cases.get(session, data.case_id)  # deleted meanwhile: CaseNotFound
         raise DeviceConflict(_clash(session, data)) from None
     return device
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """A registered device, as far as its broker accounts go."""
+
+    id: str
+    case_id: uuid.UUID
+    role: str
+    owntracks_user: str | None
+
+
+def accounts(device_id: str, owntracks_user: str | None) -> set[str]:
+    """The broker user names a device publishes as: its id (`sd/v1/dev/%u/...` in the broker's
+    ACL) and its OwnTracks user (`owntracks/%u/+`). Pure."""
+    return {device_id} | ({owntracks_user} if owntracks_user else set())
+
+
+def account_clash(data: DeviceCreate, holders: list[Holder]) -> str | None:
+    """Why the device may not be registered with these broker accounts, or None. One account
+    publishes for every device it names, so an account shared with a device of another case or
+    role would let one person send as the other (an offender's phone as the victim's device);
+    devices of one person (one case and role, such as a phone and a tablet under one OwnTracks
+    user) may share one. Names no other case. Pure."""
+    mine = accounts(data.id, data.owntracks_user)
+    for holder in holders:
+        shared = mine & accounts(holder.id, holder.owntracks_user)
+        if shared and (holder.case_id != data.case_id or holder.role != data.role):
+            return (f"broker user name {sorted(shared)[0]!r} is already a device's of another "
+                    "case or role: one account would publish as both; choose another")
+    return None
 
 
 def _clash(session: Session, data: DeviceCreate) -> str:
