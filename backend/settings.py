@@ -40,6 +40,13 @@ class DatabaseSettings(BaseModel):
     pool_size: int = Field(10, ge=1, le=100)
     connect_timeout_s: float = Field(5.0, gt=0)
     statement_timeout_ms: int = Field(5_000, ge=100)
+    # How long what this process sent may stay unacknowledged by the server's host before the
+    # kernel gives up the connection (libpq `tcp_user_timeout`). A connection gone half-open (a
+    # failover, a proxy that stops answering) would otherwise hold a statement for the ~15 min
+    # of TCP retransmissions: `statement_timeout` is the server's and never fires there, and
+    # keepalives probe only an idle connection. A slow statement is not cut short by it: the
+    # server's host acknowledges what it received at once.
+    tcp_user_timeout_ms: int = Field(10_000, ge=1_000)
     # Test each pooled connection with a round trip before use. Off: that round trip would be
     # on every alarm's path. A connection broken by a database restart fails one transaction
     # instead; SQLAlchemy then drops the whole pool, and the ingest worker retries (bounded).

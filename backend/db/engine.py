@@ -61,6 +61,10 @@ def make_engine(settings: DatabaseSettings) -> Engine:
             # A connection whose server went away is noticed by the kernel, not by a hang.
             "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
             "keepalives_count": 3,
+            # ... and one that stops answering while a statement is on its way errors within
+            # this bound instead of hanging for the kernel's retransmissions (an alarm raised
+            # on the MQTT network thread waits on it: `backend.ingest.worker`).
+            "tcp_user_timeout": settings.tcp_user_timeout_ms,
         },
     )
     engine.dialect.do_rollback = _rollback_keeping_prepared_statements  # type: ignore[method-assign]

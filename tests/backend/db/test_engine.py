@@ -4,6 +4,8 @@ connection used last, so the hot path finds its statements prepared."""
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -61,6 +63,20 @@ def test_the_server_shows_whose_connection_it_is(pg_url, name, shown):
         with engine.connect() as conn:
             assert conn.execute(text("SELECT application_name FROM pg_stat_activity "
                                      "WHERE pid = pg_backend_pid()")).scalar_one() == shown
+    finally:
+        engine.dispose()
+
+
+def test_a_connection_that_stops_answering_is_given_up_by_the_kernel(pg_url):
+    """A connection gone half-open errors once what it sent stays unacknowledged for
+    `tcp_user_timeout_ms`, instead of hanging a statement for the kernel's retransmissions
+    (statement_timeout is the server's, and never fires there)."""
+    engine = make_engine(DatabaseSettings(url=pg_url, tcp_user_timeout_ms=7_000))
+    try:
+        with engine.connect() as conn:
+            fd = conn.connection.dbapi_connection.pgconn.socket
+            with socket.fromfd(fd, socket.AF_INET, socket.SOCK_STREAM) as sock:  # a copy
+                assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 7_000
     finally:
         engine.dispose()
 
