@@ -331,9 +331,10 @@ class AlertFlow:
         confirms an open alert upgrades that one instead (`_confirm`).
 
         With `follow_up=False` only the "alert" hooks run; the caller commits, publishes the
-        police feed, then calls `follow_up(session, effects.follow_ups)` in a second transaction
-        and only then acknowledges the message. A crash in between leaves `followed_up_at`
-        empty, and the redelivered message finishes the follow-up.
+        police feed, acknowledges the message, then calls `follow_up(session,
+        effects.follow_ups)` in a second transaction. A crash in between leaves
+        `followed_up_at` empty, and the follow-up sweep (`backend.alerts.follow_up_sweep`), or
+        a redelivered message, finishes the follow-up.
 
         `committed`, only where each statement commits on its own (autocommit), gets an alert's
         outbox rows (the police feed, the device ack) as soon as its statement has returned,

@@ -1,14 +1,16 @@
 """The follow-up sweep: finishes the follow-up of raised alerts whose follow-up never ran.
 
-An alert's raise commits the alert with its police feed and webhooks; its follow-up (the
-"raised" timeline entry, the case log, the device commands: the victim's warning, pursuit mode)
-runs in a second transaction, and only then is the uplink acknowledged to the broker. A process
-that dies in between leaves `followed_up_at` empty, and a redelivered uplink finishes it. Not
-every alert gets that redelivery: a zone alert's fix whose zone state was already kept (the
-redelivered fix is "still inside" and raises nothing), a fix sent at QoS 0, a tamper report
-while the tamper alert it raised is open, a follow-up the worker gave up. This pass finds every
-open alert raised more than `follow_up_grace_s` ago whose follow-up has not run, and runs it, as
-the raise would have: claimed once (`AlertFlow.follow_up`), then its commands and events sent.
+An alert's raise commits the alert with its police feed, its device ack (`received`) and its
+webhook deliveries, and the ingest worker then acknowledges the uplink to the broker; its
+follow-up (the "raised" timeline entry, the case log, the device commands: the victim's warning,
+pursuit mode; for an alarm, its device marked online again) runs in a second transaction. A
+process that dies in between, or a follow-up that fails, leaves `followed_up_at` empty, and no
+redelivery comes: the uplink was acknowledged once the alert was stored (a broker holds only so
+many unacknowledged messages for a client, and a follow-up must not stop the alarms behind it).
+What the raise committed needs nothing more: the outbox re-publishes the police feed and the ack
+until the broker takes them, the delivery worker sends the webhooks. This pass finds every open
+alert raised more than `follow_up_grace_s` ago whose follow-up has not run, and runs it, as the
+raise would have: claimed once (`AlertFlow.follow_up`), then its commands and events sent.
 
 Only open alerts can be unfinished: every transition runs the follow-up first
 (`AlertFlow.transition`), and only transitions close an alert. The clock is injected for tests.
@@ -26,9 +28,10 @@ from sqlalchemy import select
 
 from backend import metrics
 from backend.alerts import service
-from backend.alerts.flows import Effects
+from backend.alerts.flows import VICTIM_FEEDBACK_TYPES, Effects
 from backend.alerts.lifecycle import OPEN_STATES
 from backend.alerts.models import Alert
+from backend.devices.online import mark_online
 from backend.periodic import Periodic
 
 if TYPE_CHECKING:
@@ -41,6 +44,14 @@ Clock = Callable[[], datetime]
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def raised_by_press(alert: Alert) -> bool:
+    """An alert raised from an alarm its device sent (a press; `press` is the digest of the
+    alarm's bytes, and a bare alarm is a panic): its follow-up marks the device online again,
+    a device's fix or status report is marked so when it is stored. Pure."""
+    return alert.device_id is not None and (
+        alert.press is not None or alert.type in VICTIM_FEEDBACK_TYPES)
 
 
 class FollowUpSweep(Periodic):
@@ -88,6 +99,8 @@ class FollowUpSweep(Periodic):
             if alert is None or alert.followed_up_at is not None:
                 return None
             effects = self.rt.flow.finish_follow_up(session, alert)
+            if raised_by_press(alert):  # the device pressed: online, as the raise has it
+                mark_online(session, [alert.device_id])
             late_s = (now - alert.raised_at).total_seconds()
         metrics.FOLLOW_UPS_SWEPT.inc()
         log.warning("alert id=%s: its follow-up had not run %.0f s after the raise; finished "

@@ -14,14 +14,18 @@ own (`IngestSettings.channels`). For each alarm, or batch:
    device status, zone alerts);
 3. publishes right away, in order of urgency: the police feed and the device ack, then the
    webhook sends (in the delivery worker's pool), then the console events;
-4. hands messages that raised alerts to the follow-up thread, which runs the follow-up (the
+4. acknowledges the messages to the broker (manual PUBACK), once what they raised is committed:
+   a crash before that means redelivery from the persistent session, never loss (safety
+   invariant 1), and a redelivered alarm raises nothing new;
+5. hands messages that raised alerts to the follow-up thread, which runs the follow-up (the
    alert's "raised" timeline entry, case log, device commands) in a second transaction, so that
    the next alarm never waits behind it; it first lets the alarm's webhook sends go out (at
    most `ingest.follow_up_wait_s` after the commit), which would otherwise share the
-   interpreter with it;
-5. only then acknowledges the messages to the broker (manual PUBACK): a crash before that means
-   redelivery from the persistent session, never loss (safety invariant 1); a redelivered alarm
-   raises nothing new and finishes a follow-up that did not happen.
+   interpreter with it. The broker's acknowledgement does not wait for it: a broker sends a
+   client only so many unacknowledged messages (Mosquitto: `max_inflight_messages`), and
+   follow-ups that keep failing would stop every device's alarms there. A follow-up that never
+   runs (a crash, a failure) is finished by the follow-up sweep
+   (`backend.alerts.follow_up_sweep`).
 
 A message that fails in the pipeline is counted and logged by id; the worker never dies on input.
 A failing commit is retried with bounded back-off and nothing is acknowledged meanwhile.
@@ -44,15 +48,15 @@ from datetime import UTC, datetime, timedelta
 import paho.mqtt.client as mqtt
 from device_protocol import Channel, ProtocolError, Topics
 from device_protocol.codec import decode_alarm_lenient
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from backend import metrics, process
 from backend.alerts.flows import EACH_STATEMENT_COMMITS, Effects
 from backend.alerts.models import OutboxMessage
 from backend.cases.snapshots import SnapshotWatch
 from backend.devices.models import Device
+from backend.devices.online import mark_online
 from backend.devices.pings import PingRow, store_pings
 from backend.ingest.alarm_timing import AlarmTiming
 from backend.ingest.collector import IdleCollector
@@ -120,25 +124,6 @@ def bare_alarm_id(payload: bytes, max_bytes: int) -> str | None:
         return None
 
 
-# The ids as one array parameter: a parameter per id (ORM `in_`) cost the fix worker about 7 us
-# of CPU per fix in a batch of 250, this about 1.5.
-_ONLINE_AGAIN = text(
-    "UPDATE devices SET online = true WHERE id = ANY(:ids) AND online IS false")
-
-
-def mark_online(session: Session, device_ids: list[str]) -> None:
-    """Mark these devices online again (they sent something that was not their Last Will):
-    one statement, which writes nothing but for devices marked offline."""
-    if not device_ids:
-        return
-    ids = sorted(set(device_ids))  # one order for every writer: no deadlock between them
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(_ONLINE_AGAIN, {"ids": ids})
-    else:
-        session.execute(update(Device).where(Device.id.in_(ids), Device.online.is_(False))
-                        .values(online=True))
-
-
 def default_client_id(base: str, channels: str) -> str:
     """Workers of different channel sets never share an MQTT client id (nor its session)."""
     return base if channels == "all" else f"{base}-{channels}"
@@ -191,9 +176,9 @@ class IngestWorker:
                           extra)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        # (kind, follow-ups, messages to acknowledge after them, the webhook sends to let go
-        # first and until when); served once started.
-        self._after: queue.Queue[tuple[str, list, list[Context], Sends | None, float] | None] = (
+        # (kind, follow-ups, the webhook sends to let go first and until when); served once
+        # started.
+        self._after: queue.Queue[tuple[str, list, Sends | None, float] | None] = (
             queue.Queue(s.ingest.follow_up_queue_max))
         self._after_thread: threading.Thread | None = None
         self._network_thread = threading.local()  # `active` while it raises an alarm
@@ -484,8 +469,9 @@ class IngestWorker:
 
     def handle(self, lane: Lane, batch: list[RawMessage], retry: bool = True,
                again: bool = False) -> bool:
-        """Run, store, fan out and (via the follow-up) acknowledge one batch. False when it was
-        not stored: stopping, or a failed try without `retry`; nothing was acknowledged.
+        """Run, store, fan out, acknowledge and (via the follow-up thread) follow up one batch.
+        False when it was not stored: stopping, or a failed try without `retry`; nothing was
+        acknowledged.
         `again`: the batch is handled again after a try that failed."""
         if lane.prefetches_state:
             device_ids, pairs = batch_devices(self.rt.topics, batch)
@@ -579,10 +565,17 @@ class IngestWorker:
         return ctx
 
     def _commit(self, contexts: list[Context], kind: str, retry: bool = True) -> bool:
-        """Store and fan out the police feed, then finish: the follow-up (case log, device
-        commands) and only then the acknowledgement to the broker, in the follow-up thread when
-        it runs. False when stopped before the end: nothing is acknowledged, so the broker
-        redelivers after a restart."""
+        """Store and fan out the police feed, acknowledge the messages to the broker, then
+        the follow-up (case log, device commands), in the follow-up thread when it runs.
+        False when stopped before the store committed: nothing is acknowledged, so the broker
+        redelivers after a restart.
+
+        The acknowledgement waits for the commit, not for the follow-up: what the alert needs
+        is durable then (the alert, its police feed and device ack in the outbox, its webhook
+        deliveries), and a follow-up that never runs is finished by the follow-up sweep. A
+        broker sends a client only so many unacknowledged messages (Mosquitto's
+        `max_inflight_messages`, 20 by default): follow-ups that keep failing would otherwise
+        stop the alarms of every device at the broker."""
         accepted = [c for c in contexts if not c.done]
         follow_ups: list = []
         sends = None
@@ -598,23 +591,23 @@ class IngestWorker:
                 self._put_on_wire(effects.outbox)
             self._publish_events(effects)
             follow_ups = effects.follow_ups
+        self._ack(contexts)
         if follow_ups and self._after_thread is not None:
             wait_until = time.monotonic() + self.rt.settings.ingest.follow_up_wait_s
-            self._after.put((kind, follow_ups, contexts, sends, wait_until))
-            return True
-        return self._finish(kind, follow_ups, contexts)
-
-    def _finish(self, kind: str, follow_ups: list, contexts: list[Context]) -> bool:
-        if follow_ups:
-            more = self._with_retries(kind, lambda: self._follow_up(follow_ups))
-            if more is None:
-                return False
-            self._fan_out(more)
-        self._ack(contexts)
+            self._after.put((kind, follow_ups, sends, wait_until))
+        elif follow_ups:
+            self._finish(kind, follow_ups)
         return True
 
+    def _finish(self, kind: str, follow_ups: list) -> None:
+        """Run the follow-up until it succeeds, or the worker stops (the sweep finishes it)."""
+        more = self._with_retries(kind, lambda: self._follow_up(follow_ups))
+        if more is not None:
+            self._fan_out(more)
+
     def _run_follow_ups(self) -> None:
-        """Until stopped and every handed-on follow-up is done (or given up: unacknowledged)."""
+        """Until stopped and every handed-on follow-up is done (or failed: the follow-up sweep
+        finishes it)."""
         while True:
             self._beat()
             try:
@@ -625,14 +618,15 @@ class IngestWorker:
                 if self._stop.is_set() and not any(t.is_alive() for t in self._threads):
                     return
                 continue
-            kind, follow_ups, contexts, sends, wait_until = item
+            kind, follow_ups, sends, wait_until = item
             if sends is not None:  # the webhooks first; a late follow-up does not wait
                 sends.wait(wait_until - time.monotonic())
             try:
-                self._finish(kind, follow_ups, contexts)
-            except Exception:  # noqa: BLE001 - the redelivered message finishes it
-                log.exception("follow-up failed")
-                self._give_up(f"{kind} follow-up", len(contexts))
+                self._finish(kind, follow_ups)
+            except Exception:  # noqa: BLE001 - the follow-up sweep finishes it
+                metrics.STORE_FAILURES.labels(f"{kind} follow-up").inc()
+                log.exception("follow-up of alerts ids=%s failed: the follow-up sweep "
+                              "finishes it", ",".join(str(f.alert.id) for f in follow_ups))
 
     def _webhooks_after_feed(self) -> AbstractContextManager[Sends | None]:
         deliveries = self.rt.deliveries
@@ -697,7 +691,7 @@ class IngestWorker:
         ]
         statuses = [c for c in contexts if c.status is not None and c.device is not None]
         # A fix shows its device online again after a Last Will (an alarm too, in its
-        # follow-up: not ahead of its ack); a status report says so itself (`says_online`).
+        # follow-up: not on the raise's path); a status report says so itself (`says_online`).
         heard = [] if kind == "alarm" else [
             c.device.id for c in contexts if c.device is not None and c.status is None]
         committed = None

@@ -2,7 +2,9 @@
 
 The ingest process is killed with SIGKILL after it received an alarm and before the commit (the
 `before_commit` fault point). The broker keeps the unacknowledged QoS 1 message in the worker's
-persistent session; after a restart the alarm is committed and delivered exactly once."""
+persistent session; after a restart the alarm is committed and delivered exactly once. Killed
+after the commit and before the follow-up (`before_follow_up`), the alarm was acknowledged: the
+follow-up sweep finishes its follow-up."""
 
 from __future__ import annotations
 
@@ -12,13 +14,18 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
+from backend.alerts.follow_up_sweep import FollowUpSweep
 from backend.alerts.models import Alert
 from backend.caselog.models import CaseLogEntry
+from backend.devices.models import Device
+from backend.runtime import Runtime
+from backend.settings import Settings
 from device_protocol import Alarm, Topics, codec
 from tests.backend.conftest import subprocess_world
 from tests.conftest import MQTT_PORT
@@ -97,11 +104,30 @@ def test_sigkill_before_commit_then_restart_delivers_exactly_once(pg_url):
         engine.dispose()
 
 
-def test_sigkill_before_follow_up_then_restart_finishes_the_follow_up(pg_url):
+def _sweep_after_grace(env: dict[str, str]) -> int:
+    """One pass of the follow-up sweep (as the loops process runs it), dated after the grace
+    time of every alert raised so far; how many follow-ups it finished."""
+    settings = Settings(database={"url": env["SCHILDWACHT_DATABASE__URL"]},
+                        redis={"url": env["SCHILDWACHT_REDIS__URL"],
+                               "key_prefix": env["SCHILDWACHT_REDIS__KEY_PREFIX"]},
+                        broker={"embedded": False}, api={"admin_token": uuid.uuid4().hex},
+                        protocol={"topic_root": env["SCHILDWACHT_PROTOCOL__TOPIC_ROOT"]})
+    runtime = Runtime.build(settings)
+    try:
+        later = datetime.now(UTC) + timedelta(seconds=settings.supervision.follow_up_grace_s)
+        return FollowUpSweep(runtime).run_once(now=later)
+    finally:
+        runtime.close()
+
+
+def test_sigkill_before_follow_up_then_the_sweep_finishes_the_follow_up(pg_url):
     """The alert is committed and on the police feed, but the worker dies before the case log
-    and device commands (the follow-up). The alarm was not acknowledged to the broker, so it
-    comes again after the restart: no second alert, and the follow-up is done once."""
+    and device commands (the follow-up). The alarm was acknowledged to the broker once its
+    alert was committed, so it does not come again after the restart: the follow-up sweep
+    finishes the follow-up, once, and marks the device online again as the follow-up would."""
     topics, engine, env = _world(pg_url)
+    with engine.begin() as conn:  # offline since its Last Will; the alarm shows it is back
+        conn.execute(update(Device).where(Device.id == "vic-crash").values(online=False))
     police = Collector(MQTT_PORT, topics.police_filter())
     crashing = _start_worker({**env, "SCHILDWACHT_INGEST__FAULT_POINT": "before_follow_up"})
     restarted = None
@@ -114,22 +140,20 @@ def test_sigkill_before_follow_up_then_restart_finishes_the_follow_up(pg_url):
         [(_, payload, _)] = police.wait_for(1, timeout=5)  # published before the crash
         alert_id = orjson.loads(payload)["alert_id"]
         with engine.connect() as conn:
-            assert conn.scalar(select(Alert.followed_up_at).where(Alert.device_id == "vic-crash")) is None
+            assert conn.scalar(select(Alert.followed_up_at)
+                               .where(Alert.device_id == "vic-crash")) is None
             assert conn.scalar(select(func.count()).select_from(CaseLogEntry)) == 0
 
         restarted = _start_worker(env)
         _wait_connected(restarted)
-        deadline = time.monotonic() + 20
-        logged = 0
-        while time.monotonic() < deadline and logged == 0:
-            with engine.connect() as conn:
-                logged = conn.scalar(select(func.count()).select_from(CaseLogEntry))
-            time.sleep(0.1)
-        time.sleep(1.0)
+        assert _sweep_after_grace(env) == 1
+        assert _sweep_after_grace(env) == 0  # once
         with engine.connect() as conn:
             assert conn.scalar(select(func.count()).select_from(CaseLogEntry).where(
                 CaseLogEntry.alert_id == uuid.UUID(alert_id))) == 1
-            assert conn.scalar(select(Alert.followed_up_at).where(Alert.device_id == "vic-crash")) is not None
+            assert conn.scalar(select(Alert.followed_up_at)
+                               .where(Alert.device_id == "vic-crash")) is not None
+            assert conn.scalar(select(Device.online).where(Device.id == "vic-crash")) is True
         assert _alerts(engine) == 1
         # The police feed is at-least-once: any repeat is the same (alert, sequence).
         assert {(orjson.loads(p)["alert_id"], orjson.loads(p)["sequence"])
