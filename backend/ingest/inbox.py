@@ -32,6 +32,15 @@ class Inbox:
         self._queue.put(raw)
         self._wake.set()
 
+    def offer(self, raw: RawMessage) -> bool:
+        """Put without waiting: False when the inbox is full."""
+        try:
+            self._queue.put_nowait(raw)
+        except queue.Full:
+            return False
+        self._wake.set()
+        return True
+
     def wake(self) -> None:
         """End a wait in `next_batch` now (the lane is stopping)."""
         self._wake.set()

@@ -60,6 +60,7 @@ from backend.devices.online import mark_online
 from backend.devices.pings import PingRow, store_pings
 from backend.ingest.alarm_timing import AlarmTiming
 from backend.ingest.collector import IdleCollector
+from backend.ingest.health import Busy, follow_up_problem, network_thread_problem
 from backend.ingest.inbox import Inbox
 from backend.ingest.rehearsal import rehearse_alarm
 from backend.mqtt.client import connect, make_client
@@ -182,6 +183,12 @@ class IngestWorker:
             queue.Queue(s.ingest.follow_up_queue_max))
         self._after_thread: threading.Thread | None = None
         self._network_thread = threading.local()  # `active` while it raises an alarm
+        # What the network thread waits on and since when, for `problems` (`health`).
+        self._network_busy: Busy | None = None
+        # When the follow-up thread began its current follow-up, and when a store last
+        # committed (`time.monotonic`), for `problems`.
+        self._follow_up_since: float | None = None
+        self._committed_at: float | None = None
         self._subscribed = threading.Event()
         self.client: mqtt.Client | None = None
         self._network: NetworkLoop | None = None  # drives the client's traffic once connected
@@ -206,9 +213,11 @@ class IngestWorker:
     def problems(self, now: float | None = None) -> list[str]:
         """What keeps this worker from taking in messages, for the service manager's watchdog
         (`backend.service_notify`): a thread of its own that ended, or that showed no progress
-        for `process.stuck_after_s` (longer than any timeout of a step it waits on), or paho's
-        network thread gone. Empty when healthy. A database or broker that is away is not a
-        problem of the worker's: it tries again, and a restart would change nothing."""
+        for `process.stuck_after_s` (longer than any timeout of a step it waits on), paho's
+        network thread gone or busy with one alarm or one wait for that long, a follow-up not
+        done for that long while raises commit (`backend.ingest.health`). Empty when healthy.
+        A database or broker that is away is not a problem of the worker's: it tries again,
+        and a restart would change nothing."""
         now = time.monotonic() if now is None else now
         limit = self.rt.settings.process.stuck_after_s
         found = []
@@ -221,6 +230,10 @@ class IngestWorker:
                 found.append(f"thread {thread.name} showed no progress for {quiet_s:.0f} s")
         if self._network is not None and not self._network.alive:
             found.append("the MQTT network thread ended")
+        for problem in (network_thread_problem(self._network_busy, now, limit),
+                        follow_up_problem(self._follow_up_since, self._committed_at, now, limit)):
+            if problem is not None:
+                found.append(problem)
         if self._given_up:
             found.append(f"{self._given_up} messages given up unacknowledged (a restart has "
                          "the broker send them again)")
@@ -335,9 +348,20 @@ class IngestWorker:
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         raw = RawMessage(msg.topic, msg.payload, msg.qos, msg.mid, time.time(), msg.retain)
         if not self.rt.topics.is_alarm(msg.topic):
-            self.fixes.inbox.put(raw)
+            self._to_fix_lane(raw)
         elif not self._alarm_now(raw):
             self.alarms.inbox.put(raw)
+
+    def _to_fix_lane(self, raw: RawMessage) -> None:
+        """Into the fix lane's inbox, waiting while it is full (back-pressure to the broker): a
+        wait the watchdog hears of once it is too long (`problems`)."""
+        if self.fixes.inbox.offer(raw):
+            return
+        self._network_busy = ("waiting for room in the fix lane's inbox", time.monotonic())
+        try:
+            self.fixes.inbox.put(raw)
+        finally:
+            self._network_busy = None
 
     def _alarm_now(self, raw: RawMessage) -> bool:
         """Raise an alarm here, on the MQTT network thread: no hand-over to another thread on the
@@ -349,12 +373,15 @@ class IngestWorker:
         if not lane.inbox.empty() or not lane.busy.acquire(blocking=False):
             return False
         self._network_thread.active = True
+        # A raise that hangs (a database connection gone half-open) is for the watchdog.
+        self._network_busy = ("raising an alarm", time.monotonic())
         try:
             return self.handle(lane, [raw], retry=False)
         except Exception:  # noqa: BLE001 - the lane tries again; the network thread lives on
             log.exception("alarm failed on the network thread; handed to the lane")
             return False
         finally:
+            self._network_busy = None
             self._network_thread.active = False
             lane.busy.release()
 
@@ -588,16 +615,32 @@ class IngestWorker:
                 effects = self._with_retries(kind, lambda: self._store(accepted, kind), retry)
                 if effects is None:
                     return False
+                self._committed_at = time.monotonic()
                 self._put_on_wire(effects.outbox)
             self._publish_events(effects)
             follow_ups = effects.follow_ups
         self._ack(contexts)
         if follow_ups and self._after_thread is not None:
             wait_until = time.monotonic() + self.rt.settings.ingest.follow_up_wait_s
-            self._after.put((kind, follow_ups, sends, wait_until))
+            self._hand_on((kind, follow_ups, sends, wait_until))
         elif follow_ups:
             self._finish(kind, follow_ups)
         return True
+
+    def _hand_on(self, item: tuple[str, list, Sends | None, float]) -> None:
+        """A follow-up to the follow-up thread. A lane waits while its queue is full; the
+        network thread never does (it would read no alarm, send no keepalive meanwhile): a
+        follow-up that finds no room is left to the follow-up sweep (the messages are
+        acknowledged, their alerts committed)."""
+        if not getattr(self._network_thread, "active", False):
+            self._after.put(item)
+            return
+        try:
+            self._after.put_nowait(item)
+        except queue.Full:
+            metrics.STORE_FAILURES.labels(f"{item[0]} follow-up").inc()
+            log.error("follow-up queue full: the follow-up of alerts ids=%s is left to the "
+                      "follow-up sweep", ",".join(str(f.alert.id) for f in item[1]))
 
     def _finish(self, kind: str, follow_ups: list) -> None:
         """Run the follow-up until it succeeds, or the worker stops (the sweep finishes it)."""
@@ -621,12 +664,15 @@ class IngestWorker:
             kind, follow_ups, sends, wait_until = item
             if sends is not None:  # the webhooks first; a late follow-up does not wait
                 sends.wait(wait_until - time.monotonic())
+            self._follow_up_since = time.monotonic()
             try:
                 self._finish(kind, follow_ups)
             except Exception:  # noqa: BLE001 - the follow-up sweep finishes it
                 metrics.STORE_FAILURES.labels(f"{kind} follow-up").inc()
                 log.exception("follow-up of alerts ids=%s failed: the follow-up sweep "
                               "finishes it", ",".join(str(f.alert.id) for f in follow_ups))
+            finally:
+                self._follow_up_since = None
 
     def _webhooks_after_feed(self) -> AbstractContextManager[Sends | None]:
         deliveries = self.rt.deliveries

@@ -1,7 +1,7 @@
 """A follow-up that keeps failing holds up no alarm at the broker: each alarm is acknowledged
 once its alert is committed, so a broker with Mosquitto's default of 20 unacknowledged messages
 per client keeps delivering, and a restarted worker is sent none of them again (the follow-up
-sweep finishes their follow-ups)."""
+sweep finishes their follow-ups). The watchdog hears of the follow-up that holds up the others."""
 
 from __future__ import annotations
 
@@ -99,6 +99,11 @@ def test_alarms_whose_follow_ups_keep_failing_are_all_raised_and_acknowledged(wo
                     codec.encode(Alarm(id=f"a-{n}", kind="panic", tst=time.time())))
         wait_until(lambda: _alerts(runtime) == ALARMS, timeout=30)
         assert hook.calls >= 1  # the follow-ups failed (and are tried again meanwhile)
+        # The follow-ups wait behind the one tried again while raises commit: a restart
+        # leaves them to the follow-up sweep.
+        runtime.settings.process.stuck_after_s = 1.0
+        found = wait_until(lambda: [p for p in worker.problems() if "follow-up" in p])
+        assert "while alerts are committed" in found[0]
         running = None
         _close(runtime, worker)
 
