@@ -54,6 +54,7 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from backend import metrics, process
 from backend.alerts.flows import EACH_STATEMENT_COMMITS, Effects
 from backend.alerts.models import OutboxMessage
+from backend.db.errors import loggable
 from backend.cases.snapshots import SnapshotWatch
 from backend.devices.models import Device
 from backend.devices.online import mark_online
@@ -123,6 +124,11 @@ def bare_alarm_id(payload: bytes, max_bytes: int) -> str | None:
         return decode_alarm_lenient(payload, max_bytes).alarm.id
     except Exception:  # noqa: BLE001 - the caller derives an id from the payload
         return None
+
+
+def follow_up_ids(follow_ups: list) -> str:
+    """The ids of the alerts of these follow-ups, for a log line."""
+    return ",".join(str(f.alert.id) for f in follow_ups)
 
 
 def default_client_id(base: str, channels: str) -> str:
@@ -377,6 +383,10 @@ class IngestWorker:
         self._network_busy = ("raising an alarm", time.monotonic())
         try:
             return self.handle(lane, [raw], retry=False)
+        except SQLAlchemyError as exc:  # refused: by type, the server's DETAIL holds the row
+            log.error("alarm failed on the network thread (%s); handed to the lane",
+                      loggable(exc))
+            return False
         except Exception:  # noqa: BLE001 - the lane tries again; the network thread lives on
             log.exception("alarm failed on the network thread; handed to the lane")
             return False
@@ -462,8 +472,12 @@ class IngestWorker:
                           ctx.device.id, own_id)
                 with self.alarms.busy:
                     return self._commit([ctx], kind="alarm")
-            except REFUSED:
-                log.error("the bare alarm was refused too (own_id=%s)", own_id)
+            except REFUSED as exc:
+                log.error("the bare alarm was refused too (own_id=%s, %s)", own_id,
+                          loggable(exc))
+            except SQLAlchemyError as exc:  # by type: the server's DETAIL may hold values
+                log.error("the bare alarm failed too (%s)", loggable(exc))
+                return False
             except Exception:  # noqa: BLE001 - given up unacknowledged, the lane lives on
                 log.exception("the bare alarm failed too")
                 return False
@@ -507,8 +521,8 @@ class IngestWorker:
         lane.state.begin()
         try:
             self.rt.directory.prefetch(device_ids)
-        except SQLAlchemyError:
-            log.exception("prefetch failed; devices are looked up one by one")
+        except SQLAlchemyError as exc:
+            log.error("prefetch failed (%s); devices are looked up one by one", loggable(exc))
         if lane.prefetches_state:
             # The measures, brought up to date here and only here: the whole batch is
             # evaluated against one set of them (the alarm lane evaluates none).
@@ -640,7 +654,7 @@ class IngestWorker:
         except queue.Full:
             metrics.STORE_FAILURES.labels(f"{item[0]} follow-up").inc()
             log.error("follow-up queue full: the follow-up of alerts ids=%s is left to the "
-                      "follow-up sweep", ",".join(str(f.alert.id) for f in item[1]))
+                      "follow-up sweep", follow_up_ids(item[1]))
 
     def _finish(self, kind: str, follow_ups: list) -> None:
         """Run the follow-up until it succeeds, or the worker stops (the sweep finishes it)."""
@@ -667,10 +681,14 @@ class IngestWorker:
             self._follow_up_since = time.monotonic()
             try:
                 self._finish(kind, follow_ups)
+            except SQLAlchemyError as exc:  # refused: by type, the server's DETAIL holds the row
+                metrics.STORE_FAILURES.labels(f"{kind} follow-up").inc()
+                log.error("follow-up of alerts ids=%s failed (%s): the follow-up sweep "
+                          "finishes it", follow_up_ids(follow_ups), loggable(exc))
             except Exception:  # noqa: BLE001 - the follow-up sweep finishes it
                 metrics.STORE_FAILURES.labels(f"{kind} follow-up").inc()
                 log.exception("follow-up of alerts ids=%s failed: the follow-up sweep "
-                              "finishes it", ",".join(str(f.alert.id) for f in follow_ups))
+                              "finishes it", follow_up_ids(follow_ups))
             finally:
                 self._follow_up_since = None
 
