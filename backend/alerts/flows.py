@@ -562,6 +562,7 @@ class AlertFlow:
             location_source=draft.location_source,
             flags=sorted(set(draft.flags)),
             police_unit=unit,
+            told_police=bool(police_feeds(recipients)),
             region=_region_dict(region),
             exercise=draft.exercise,
             updated_at=raised_at,

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -52,7 +53,15 @@ class Alert(Base):
     fix_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
     location_source: Mapped[str | None] = mapped_column(String(16))
     flags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # The police unit of the alert's place (else its case's home unit, else the fallback unit),
+    # whoever the routing told: the desk may have an alert alone (`told_police`).
     police_unit: Mapped[str | None] = mapped_column(String(8))
+    # Whether the police were told of the alert: a police unit among its recipients at the
+    # raise (an exercise endpoint standing in for one), or an escalation step that called the
+    # police carried out since. Until then the unit of its place does not read it
+    # (`backend.auth.scope.routed_unit`): the routing gave it to the desk alone. Written in
+    # the alert's own INSERT, and by the escalation step in its update of the row.
+    told_police: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     region: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     exercise: Mapped[bool] = mapped_column(Boolean, default=False)
     # Webhook hand-off to the police: pending | delivered | unreachable | failed; None when no

@@ -10,7 +10,9 @@ transaction; after its commit it publishes a console event `alert.escalated` per
 a step that goes to the police unit directly, a police feed message (through the MQTT outbox)
 and the webhook deliveries of the flow's hooks that take escalations (`after_escalation`: the
 `DeliveryHook`, written in the same transaction, sent once the commit is done and the police
-feed is out, `Effects.after_feed`). One alert at a time: an alert that waits for a lock (its
+feed is out, `Effects.after_feed`). A step that calls the police marks the alert
+`told_police` (the police unit of its place reads it from then on), in the same update of its
+row as the step carried out. One alert at a time: an alert that waits for a lock (its
 case row held by another transaction) holds no other alert's row meanwhile, so an operator's
 acknowledgement of another alert does not wait for it, and the alerts escalated before it in
 the pass have their police feed out already. Such a wait is bounded by `LOCK_TIMEOUT_MS`.
@@ -106,6 +108,17 @@ def step_detail(step: EscalationStep) -> dict[str, Any]:
         "after_s": step.after_seconds,
         "recipients": recipients_to_json(step.recipients),
     }
+
+
+def calls_police(step: EscalationStep) -> bool:
+    """Whether carrying out `step` tells the police of the alert: a step to the police unit
+    directly that has a unit to call (its place's or the fallback; an exercise alert's
+    exercise endpoint, standing in for one). Pure."""
+    return step.target == "police_unit" and bool(police_feeds(_feed_recipients(step)))
+
+
+def _feed_recipients(step: EscalationStep) -> list[dict[str, Any]]:
+    return [{"kind": r.kind, "code": r.code} for r in step.recipients]
 
 
 class EscalationLoop(Periodic):
@@ -245,14 +258,19 @@ class EscalationLoop(Periodic):
         steps = escalation_due(
             plan, alert.raised_at, acked, alert.closed_at, alert.escalation_step, now
         )
+        document = self._document(session, alert) if steps else {}
+        # The row as it stands after the steps, set before their writes: it goes in the one
+        # UPDATE the first of them flushes, and their console events carry who reads the alert
+        # now (`told_police`: the unit of its place, once the police are called).
         if steps:
-            document = self._document(session, alert)
-            for step in steps:
-                self._carry_out(session, alert, step, document, now, effects)
             alert.escalation_step = steps[-1].index
+        if any(calls_police(step) for step in steps):
+            alert.told_police = True
         alert.next_escalation_at = next_escalation_at(
             plan, alert.raised_at, acked, alert.closed_at, alert.escalation_step
         )
+        for step in steps:
+            self._carry_out(session, alert, step, document, now, effects)
         return len(steps)
 
     def _document(self, session: Session, alert: Alert) -> dict[str, Any]:
@@ -296,7 +314,7 @@ class EscalationLoop(Periodic):
             )
         if step.target == "police_unit":
             # The step's police recipients (an exercise alert's: the exercise endpoint).
-            units = police_feeds([{"kind": r.kind, "code": r.code} for r in step.recipients])
+            units = police_feeds(_feed_recipients(step))
             payload = codec.encode_document(police_document({**document, "escalation": detail}))
             rows = [{"alert_id": alert.id, "channel": "mqtt",
                      "target": self.rt.topics.police_alerts(unit), "payload": payload,

@@ -55,7 +55,7 @@ def _values(case_id: uuid.UUID, at: datetime) -> dict:
         id=uuid.uuid4(), case_id=case_id, device_id="vic-svc", message_id="m-1", type="panic",
         priority="P1", state="new", sequence=1, raised_at=at, device_time=at - timedelta(seconds=2),
         lat=51.92, lon=4.48, acc=8.5, fix_time=at, location_source="alarm",
-        flags=["late", "no_fix"], police_unit="RE07",
+        flags=["late", "no_fix"], police_unit="RE07", told_police=True,
         region={"vr_code": "VR17", "gemeente_code": "GM0599", "name": "Rotterdam"},
         exercise=False, updated_at=at, recipients=[{"kind": "police", "unit": "RE07"}],
         escalation=None, escalation_step=None, next_escalation_at=None, health_devices=None,

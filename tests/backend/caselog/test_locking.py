@@ -38,7 +38,7 @@ def _alert_values(case_id: uuid.UUID) -> dict:
     alert = Alert(
         id=uuid.uuid4(), case_id=case_id, device_id="vic-lock", message_id=uuid.uuid4().hex,
         type="panic", priority="P1", state="new", sequence=1, raised_at=at, updated_at=at,
-        flags=[], police_unit="RE07", exercise=False, recipients=[],
+        flags=[], police_unit="RE07", told_police=False, exercise=False, recipients=[],
     )
     return {c.key: getattr(alert, c.key) for c in Alert.__table__.columns}
 

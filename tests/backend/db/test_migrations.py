@@ -125,3 +125,80 @@ def test_existing_tokens_get_an_expiry_on_sqlite(tmp_path: Path):
 def test_existing_tokens_get_an_expiry_on_postgresql(pg_url):
     with scratch_database(pg_url) as (url, engine):
         _tokens_expire_from_the_migration(url, engine)
+
+
+def _police(code: str = "RE07", stands_in_for: str | None = None) -> dict:
+    return {"kind": "police_unit", "code": code, "reason": "police unit of the location",
+            "exercise": stands_in_for is not None, "stands_in_for": stands_in_for}
+
+
+DESK = {"kind": "vt_desk", "code": "VT4607", "reason": "Veilig Thuis desk of the location",
+        "exercise": False, "stands_in_for": None}
+# Alerts stored before migration 0020: (recipients, `escalated` timeline entries' details,
+# escalation step, told the police).
+TOLD_BEFORE = {
+    "panic": ([_police(), DESK], [], 0, True),
+    "drill": ([_police("exercise-police", "RE07")], [], 0, True),
+    "approach": ([DESK], [{"target": "primary", "recipients": [DESK]}], 1, False),
+    "approach-called": ([DESK], [{"target": "police_unit", "recipients": [_police()]}], 3,
+                        True),
+    # Acknowledged before its step to the police, re-alerted later: past the step, not told.
+    "approach-past": ([DESK], [{"target": "primary", "recipients": [DESK]}], 4, False),
+    # A step to the police that had no unit to call told nobody.
+    "approach-no-unit": ([DESK], [{"target": "police_unit", "recipients": []}], 3, False),
+    "battery_low": (None, [], None, False),
+}
+
+
+def _alerts_are_told_from_what_happened(url: str, engine: Engine) -> None:
+    """Migration 0020 marks an alert told the police when a police unit is among its
+    recipients, or when its timeline holds a step to the police unit that had one to call."""
+    import sqlalchemy as sa
+
+    from backend.db.types import UTCDateTime
+
+    upgrade(url, "0019_alerts_confirmed_by")
+    alerts = sa.table("alerts", *(sa.column(n, t) for n, t in (
+        ("id", sa.Uuid()), ("type", sa.String()), ("priority", sa.String()),
+        ("state", sa.String()), ("sequence", sa.Integer()), ("raised_at", UTCDateTime()),
+        ("updated_at", UTCDateTime()), ("flags", sa.JSON()), ("exercise", sa.Boolean()),
+        ("police_unit", sa.String()), ("recipients", sa.JSON()),
+        ("escalation_step", sa.Integer()))))
+    events = sa.table("alert_events", *(sa.column(n, t) for n, t in (
+        ("alert_id", sa.Uuid()), ("at", UTCDateTime()), ("actor", sa.String()),
+        ("kind", sa.String()), ("detail", sa.JSON()))))
+    now = datetime.now(UTC)
+    ids = {name: uuid.uuid4() for name in TOLD_BEFORE}
+    with engine.begin() as c:
+        for name, (recipients, steps, step, _) in TOLD_BEFORE.items():
+            c.execute(alerts.insert().values(
+                id=ids[name], type=name.split("-")[0], priority="P1", state="new", sequence=1,
+                raised_at=now, updated_at=now, flags=[], exercise=name == "drill",
+                police_unit="RE07", recipients=recipients, escalation_step=step))
+            for index, detail in enumerate(steps, start=1):
+                c.execute(events.insert().values(
+                    alert_id=ids[name], at=now, actor="system:escalation", kind="escalated",
+                    detail={"step": index, "action": "escalate", **detail}))
+    upgrade(url)
+    with engine.connect() as c:
+        told = dict(c.execute(sa.select(alerts.c.id, sa.column("told_police", sa.Boolean()))
+                              .select_from(alerts)).all())
+    assert {name: told[i] for name, i in ids.items()} == {
+        name: expected for name, (_, _, _, expected) in TOLD_BEFORE.items()}
+    assert schema_drift(url) == []
+
+
+def test_existing_alerts_are_told_the_police_from_their_recipients_and_timeline_on_sqlite(
+        tmp_path: Path):
+    url = f"sqlite:///{tmp_path}/told.db"
+    engine = create_engine(url)
+    try:
+        _alerts_are_told_from_what_happened(url, engine)
+    finally:
+        engine.dispose()
+
+
+def test_existing_alerts_are_told_the_police_from_their_recipients_and_timeline_on_postgresql(
+        pg_url):
+    with scratch_database(pg_url) as (url, engine):
+        _alerts_are_told_from_what_happened(url, engine)
