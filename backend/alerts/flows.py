@@ -184,22 +184,23 @@ def event_scope(alert: Alert, reference: str | None, home_vr: str | None,
     """What decides who may see an alert event (`backend.audit.guard.screen_event_alone`),
     carried with the event so that each console's screen needs no database read. The API
     strips it before a frame leaves."""
-    return _scope(alert.police_unit, alert.case_id, reference, home_vr, director, home_unit)
+    return _scope(alert.police_unit, bool(alert.told_police), alert.case_id, reference,
+                  home_vr, director, home_unit)
 
 
 def case_scope(case: Case) -> dict[str, Any]:
     """`event_scope` for an event about a case itself (custody, pursuit): it reaches whoever
     sees the case's alerts that are raised at home, and the police of its home unit."""
-    return _scope(case.home_police_unit, case.id, case.reference, case.home_vr_code,
+    return _scope(case.home_police_unit, True, case.id, case.reference, case.home_vr_code,
                   case.case_director, case.home_police_unit)
 
 
-def _scope(police_unit: str | None, case_id: uuid.UUID | None, reference: str | None,
-           home_vr: str | None, director: str | None, home_unit: str | None
-           ) -> dict[str, Any]:
-    return {"police_unit": police_unit, "case_id": str(case_id) if case_id else None,
-            "case_reference": reference, "case_home_vr": home_vr, "case_director": director,
-            "case_home_unit": home_unit}
+def _scope(police_unit: str | None, told_police: bool, case_id: uuid.UUID | None,
+           reference: str | None, home_vr: str | None, director: str | None,
+           home_unit: str | None) -> dict[str, Any]:
+    return {"police_unit": police_unit, "told_police": told_police,
+            "case_id": str(case_id) if case_id else None, "case_reference": reference,
+            "case_home_vr": home_vr, "case_director": director, "case_home_unit": home_unit}
 
 
 def alert_event(session: Session, name: str, alert: Alert, document: dict[str, Any],

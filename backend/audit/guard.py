@@ -115,7 +115,8 @@ def screen_event_alone(
         return None  # the regions of the desk it is for decide, read from the database
     facts = AlertFacts(
         vr_code=(document.get("region") or {}).get("vr_code"),
-        police_unit=routed_unit(document.get("type"), scope.get("police_unit")),
+        police_unit=routed_unit(document.get("type"), scope.get("police_unit"),
+                                scope.get("told_police") is True),
         case_reference=scope.get("case_reference"),
         case_home_vr=scope.get("case_home_vr"),
         case_home_unit=scope.get("case_home_unit"),

@@ -9,9 +9,15 @@ Scopes (stored with a user or a bearer token):
   without a fix of a case registered without its home) is every dispatcher's: rather every
   desk than none (`placed_nowhere`);
 - police: ``{"units": ["RE07", ...]}`` - alerts routed to one of the units, and the alerts of
-  the cases at home in one of them (the home unit is told of an alert outside its region);
-  never a storm summary: it has no place and no case to be routed by, so no unit is routed
-  to; the unit it carries is only the deployment's fallback;
+  the cases at home in one of them (the home unit is told of an alert outside its region).
+  An alert is routed to the police unit of its place (`Alert.police_unit`) only once the
+  police were told of it (`Alert.told_police`): a police unit among its recipients at the
+  raise (a panic, a zone breach), or an escalation step that called the police carried out.
+  One the routing gave the desk alone (an approach, a test press, a silent device or a low
+  battery) is not that unit's to read, nor are its victim's and offender's positions; an
+  exercise alert counts as told once its exercise endpoint, standing in for the live unit,
+  was. Never a storm summary: it has no place and no case to be routed by, so no unit is
+  routed to; the unit it carries is only the deployment's fallback;
 - case_director: ``{"cases": ["<case reference>", ...]}`` - own cases and their alerts;
 - partner: ``{"cases": [...]}`` - the cases of which she is a partner organisation's contact
   person, to read their log (no alert, no position);
@@ -109,10 +115,12 @@ def desk_of(flags: object) -> str | None:
                 None)
 
 
-def routed_unit(alert_type: object, police_unit: str | None) -> str | None:
-    """The police unit an alert is routed to: none for a storm summary, whose `police_unit` is
-    the fallback (it has no place and no case to route by)."""
-    return None if is_storm(alert_type) else police_unit
+def routed_unit(alert_type: object, police_unit: str | None, told_police: bool) -> str | None:
+    """The police unit an alert is routed to: the unit of its place (`police_unit`) once the
+    police were told of it (`told_police`), none before (the desk has it alone); none for a
+    storm summary, whose `police_unit` is the fallback (it has no place and no case to route
+    by)."""
+    return None if is_storm(alert_type) or not told_police else police_unit
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,8 @@ director who creates a case is recorded as its case director, so she sees what s
 
 Case log: whoever sees the case reads its log (a partner organisation's contact person the
 log of the cases in her scope); the police also read the log of a case with an alert routed to
-one of their units (the kinds they read are limited by `backend.caselog.views`).
+one of their units, once the police were told of it (`routed_unit`; the kinds they read are
+limited by `backend.caselog.views`).
 
 Case notices (a release from detention, pursuit mode; the console's queue page, live and
 standing): whoever sees the case, and the police of the case's home unit, who cannot open the
@@ -152,7 +153,7 @@ def alert_filter(p: Principal) -> ColumnElement[bool]:
         if not units:
             return false()
         home = select(Case.id).where(Case.home_police_unit.in_(units))
-        routed = and_(Alert.police_unit.in_(units), Alert.type != STORM_TYPE)
+        routed = and_(Alert.police_unit.in_(units), Alert.told_police, Alert.type != STORM_TYPE)
         return or_(routed, Alert.case_id.in_(home))
     if p.role == "case_director":
         return Alert.case_id.in_(select(Case.id).where(case_filter(p)))
@@ -216,7 +217,7 @@ def alert_facts(s: Session, alert: Alert) -> AlertFacts:
     desk = desk_of(alert.flags) if is_storm(alert.type) else None
     return AlertFacts(
         vr_code=(alert.region or {}).get("vr_code"),
-        police_unit=routed_unit(alert.type, alert.police_unit),
+        police_unit=routed_unit(alert.type, alert.police_unit, alert.told_police),
         case_reference=case.reference if case else None,
         case_home_vr=case.home_vr_code if case else None,
         case_home_unit=case.home_police_unit if case else None,
@@ -248,10 +249,12 @@ def may_see_case(s: Session, p: Principal, case: Case) -> bool:
 
 
 def may_read_case_log(s: Session, p: Principal, case: Case) -> bool:
-    """Whoever sees the case; the police for a case with an alert routed to one of their units."""
+    """Whoever sees the case; the police for a case with an alert routed to one of their units
+    (`routed_unit`: the police were told of it)."""
     if p.role != "police":
         return may_see_case(s, p, case)
     units = sorted(scope_items(p, "units"))
     return bool(units) and s.scalar(
-        select(Alert.id).where(Alert.case_id == case.id, Alert.police_unit.in_(units)).limit(1)
+        select(Alert.id).where(Alert.case_id == case.id, Alert.police_unit.in_(units),
+                               Alert.told_police).limit(1)
     ) is not None

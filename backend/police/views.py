@@ -7,13 +7,14 @@ delivers at least once, and may repeat an acknowledgement after its dispatch rep
 through (`backend.alerts.lifecycle.already_reported`). The console's own actions stay strict.
 
 Scope: a police token reports only on an alert routed to one of its units (the alert's
-`police_unit` and the police units among its recipients: the case's home unit too when the
-policy routes an alert away from home there), and only for one of them (the body's `unit`). An
-alert the token may not see at all answers 404, as every out-of-scope read (no existence
-oracle); one it sees without its being routed to its units (an alert of a case at home in its
-unit that routing did not send there) answers 403, and so does a body naming a unit outside
-them. A refused report changes nothing: the alert's state and escalation stay as they were. The
-answer's position is released and audited as any alert document's (`backend.audit.guard`)."""
+`police_unit` once the police were told of it, and the police units among its recipients: the
+case's home unit too when the policy routes an alert away from home there), and only for one of
+them (the body's `unit`). An alert the token may not see at all answers 404, as every
+out-of-scope read (no existence oracle); one it sees without its being routed to its units (an
+alert of a case at home in its unit that routing did not send there, such as an approach the
+desk has alone) answers 403, and so does a body naming a unit outside them. A refused report
+changes nothing: the alert's state and escalation stay as they were. The answer's position is
+released and audited as any alert document's (`backend.audit.guard`)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from backend.api.deps import require, runtime
 from backend.api.text import free_text
 from backend.audit.guard import release_locations
 from backend.auth.errors import Forbidden
+from backend.auth.scope import routed_unit
 from backend.auth.scoping import may_see_alert
 from backend.auth.tokens import Principal
 from backend.runtime import Runtime
@@ -61,8 +63,9 @@ def police_actor(p: Principal) -> str:
 def refusal(p: Principal, alert_units: Collection[str], body_unit: str) -> str | None:
     """Why a police report on an alert the principal sees is refused (403), or None. A police
     token answers only for an alert routed to one of its units `{"units": [...]}` (`alert_units`:
-    the unit of the alert's place and every police unit among its recipients, such as the
-    case's home unit when the alert is elsewhere), and only in the name of one of them. A unit
+    the unit of the alert's place once the police were told of it, and every police unit
+    among its recipients, such as the case's home unit when the alert is elsewhere:
+    `routed_units`), and only in the name of one of them. A unit
     that only sees the alert (the case's home unit that routing did not name) does not act on
     it. An administrator reports for any unit."""
     if p.role == "admin":
@@ -76,9 +79,12 @@ def refusal(p: Principal, alert_units: Collection[str], body_unit: str) -> str |
 
 
 def routed_units(alert: Alert) -> set[str]:
-    """The police units an alert is routed to: its unit, its recipients' police units and
-    those its escalation called."""
-    return set(police_told(alert)) | ({alert.police_unit} if alert.police_unit else set())
+    """The police units an alert is routed to: its recipients' police units and those its
+    escalation called, and the unit of its place once the police were told of it (as the
+    scope routes it, `backend.auth.scope.routed_unit`: the live unit an exercise endpoint
+    stands in for too). An alert the desk has alone is routed to no unit yet."""
+    unit = routed_unit(alert.type, alert.police_unit, alert.told_police)
+    return set(police_told(alert)) | ({unit} if unit else set())
 
 
 def _report(s: Session, rt: Runtime, alert_id: uuid.UUID, action: str, actor: str,

@@ -190,8 +190,9 @@ def test_a_streamed_raise_is_screened_from_its_event_and_audited_before(stack, w
         # The out-of-scope console's next frame is the next event in its scope, not the raise.
         marker = {"event": "alert.updated", "alert": {"alert_id": "marker", "state": "new",
                                                       "location": None, "region": None},
-                  "scope": {"police_unit": "RE05", "case_id": None, "case_reference": None,
-                            "case_home_vr": None, "case_director": None}}
+                  "scope": {"police_unit": "RE05", "told_police": True, "case_id": None,
+                            "case_reference": None, "case_home_vr": None,
+                            "case_director": None}}
         stack.runtime.bus.publish(marker)
         assert ws_out.receive_json()["alert"]["alert_id"] == "marker"
     assert [(e.actor, e.resource_id, e.device_id) for e in streamed] == [
@@ -225,8 +226,8 @@ def test_a_position_whose_audit_cannot_be_written_is_not_streamed(caplog):
              "alert": {"alert_id": "a-1", "state": "new", "type": "panic", "priority": "P1",
                        "device": {"id": "vic-1", "role": "victim"},
                        "region": {"vr_code": "VR17"}, "location": {"lat": 51.9, "lon": 4.5}},
-             "scope": {"police_unit": "RE07", "case_id": None, "case_reference": "R-1",
-                       "case_home_vr": "VR17", "case_director": None}}
+             "scope": {"police_unit": "RE07", "told_police": True, "case_id": None,
+                       "case_reference": "R-1", "case_home_vr": "VR17", "case_director": None}}
     [frame] = asyncio.run(_frames(_Runtime(), who, [event, {**event, "scope": {
         **event["scope"], "police_unit": "RE05"}}]))  # the second is out of scope
     sent = __import__("orjson").loads(frame)
@@ -319,7 +320,7 @@ def test_an_open_alert_the_reader_may_not_see_releases_no_position_to_her(stack,
                        type="panic", priority="P1", state="resolved", raised_at=old,
                        closed_at=old + timedelta(minutes=10), lat=52.3731, lon=4.8922, acc=9,
                        fix_time=old, location_source="alarm", police_unit="RE05",
-                       region={"vr_code": "VR13"}, flags=[])
+                       told_police=True, region={"vr_code": "VR13"}, flags=[])
         s.add(closed)
         s.flush()
         closed_id = closed.id

@@ -16,7 +16,8 @@ CASE = uuid.uuid4()
 
 
 def _event(*, state: str = "new", location: bool = True, vr: str = "VR17",
-           unit: str = "RE07", home_vr: str = "VR17", director: str | None = None) -> dict:
+           unit: str = "RE07", told: bool = True, home_vr: str = "VR17",
+           director: str | None = None) -> dict:
     return {
         "event": "alert.raised",
         "alert": {
@@ -25,8 +26,8 @@ def _event(*, state: str = "new", location: bool = True, vr: str = "VR17",
             "region": {"vr_code": vr},
             "location": {"lat": 51.9, "lon": 4.5} if location else None,
         },
-        "scope": {"police_unit": unit, "case_id": str(CASE), "case_reference": "R-1",
-                  "case_home_vr": home_vr, "case_director": director},
+        "scope": {"police_unit": unit, "told_police": told, "case_id": str(CASE),
+                  "case_reference": "R-1", "case_home_vr": home_vr, "case_director": director},
     }
 
 
@@ -37,6 +38,8 @@ def _event(*, state: str = "new", location: bool = True, vr: str = "VR17",
     (Principal("d", "dispatcher", {"regions": ["VR13"]}), _event(), False),
     (Principal("p", "police", {"units": ["RE07"]}), _event(), True),
     (Principal("p", "police", {"units": ["RE05"]}), _event(), False),
+    # The desk's alone (an approach): not the unit of its place's until the police are told.
+    (Principal("p", "police", {"units": ["RE07"]}), _event(told=False), False),
     (Principal("c", "case_director", {"cases": ["R-1"]}), _event(), True),
     (Principal("user:eva", "case_director", {}), _event(director="eva"), True),
     (Principal("user:eva", "case_director", {}), _event(director="ann"), False),
@@ -82,8 +85,9 @@ def test_events_about_no_alert_go_to_administrators_only(event: dict) -> None:
 def _case_event(director: str | None = None) -> dict:
     return {"event": "case.custody_released", "case_id": str(CASE), "reference": "R-1",
             "until": "2027-01-15T12:00:00+00:00",
-            "scope": {"police_unit": "RE07", "case_id": str(CASE), "case_reference": "R-1",
-                      "case_home_vr": "VR17", "case_director": director}}
+            "scope": {"police_unit": "RE07", "told_police": True, "case_id": str(CASE),
+                      "case_reference": "R-1", "case_home_vr": "VR17",
+                      "case_director": director}}
 
 
 @pytest.mark.parametrize(("who", "sees"), [

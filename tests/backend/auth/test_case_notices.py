@@ -41,7 +41,7 @@ def _receivers(stack, case_id) -> tuple[set[str], set[str]]:
 
 def _notice(case_id) -> dict:
     return {"event": "case.custody_released", "case_id": str(case_id), "reference": "C-RDAM",
-            "scope": {"police_unit": "RE07", "case_id": str(case_id),
+            "scope": {"police_unit": "RE07", "told_police": True, "case_id": str(case_id),
                       "case_reference": "C-RDAM", "case_home_vr": "VR17",
                       "case_director": None}}
 

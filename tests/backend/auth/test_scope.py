@@ -40,7 +40,7 @@ def test_sees_alert(principal, sees):
 
 
 # A storm summary of the desk serving VR17: no place, no case; the fallback unit is no route.
-STORM = AlertFacts(vr_code=None, police_unit=routed_unit("device_silent_storm", "RE07"),
+STORM = AlertFacts(vr_code=None, police_unit=routed_unit("device_silent_storm", "RE07", True),
                    case_reference=None, case_home_vr=None, desk_regions=frozenset({"VR17"}))
 
 
@@ -58,8 +58,10 @@ def test_a_storm_summary_is_seen_by_the_dispatchers_of_its_desks_regions(princip
 def test_the_desk_and_the_route_of_an_alert():
     assert desk_of(["desk:VT4607", "storm"]) == "VT4607"
     assert desk_of(["storm"]) is None and desk_of(["desk:"]) is None and desk_of(None) is None
-    assert routed_unit("device_silent_storm", "RE07") is None
-    assert routed_unit("device_silent", "RE07") == "RE07"
+    assert routed_unit("device_silent_storm", "RE07", True) is None
+    assert routed_unit("panic", "RE07", True) == "RE07"
+    # The desk's alone until the police are told of it: no route to the unit of its place.
+    assert routed_unit("approach", "RE07", False) is None
 
 
 def test_parse_scope():

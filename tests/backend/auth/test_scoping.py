@@ -123,8 +123,9 @@ def test_the_stream_carries_a_storm_summary_to_its_desk_not_to_the_fallback_poli
         # The police console's next frame is the next event in its scope, not the storm.
         marker = {"event": "alert.updated", "alert": {"alert_id": "marker", "state": "new",
                                                       "location": None, "region": None},
-                  "scope": {"police_unit": "RE07", "case_id": None, "case_reference": None,
-                            "case_home_vr": None, "case_director": None}}
+                  "scope": {"police_unit": "RE07", "told_police": True, "case_id": None,
+                            "case_reference": None, "case_home_vr": None,
+                            "case_director": None}}
         stack.runtime.bus.publish(marker)
         assert ws_police.receive_json()["alert"]["alert_id"] == "marker"
 
@@ -144,7 +145,7 @@ def test_an_alert_placed_in_no_region_reaches_every_dispatcher_alike_in_sql_and_
         for key, region in (("nowhere", None), ("placed", {"vr_code": "VR17"})):
             alert = Alert(case_id=homeless.id, message_id=f"m-{key}", type="panic",
                           priority="P1", state="new", raised_at=now, police_unit="RE07",
-                          region=region, flags=["police_fallback"])
+                          told_police=True, region=region, flags=["police_fallback"])
             s.add(alert)
             s.flush()
             ids[key] = alert.id
@@ -172,3 +173,63 @@ def test_an_alert_placed_in_no_region_reaches_every_dispatcher_alike_in_sql_and_
     for principal in dispatchers:
         screened = screen_event_alone(principal, raised)
         assert screened is not None and screened[0] is not None, principal.name
+
+
+def test_the_police_of_the_place_read_alike_in_sql_and_python_what_they_were_told_of(stack):
+    """Alerts placed in RE07's area of a case at home in RE05: the desk's alone (an approach,
+    a test press, a low battery, an approach whose escalation has not called the police yet)
+    are not RE07's; a panic and an approach whose escalation called the police are. RE05, the
+    home unit, has them all. SQL and Python agree for every principal."""
+    from datetime import timedelta
+
+    from backend.devices.models import Device
+    from backend.escalation.loop import EscalationLoop
+    from backend.pipeline.context import AlertDraft
+    from tests.backend.escalation.support import RecordingBus
+
+    build(stack)
+    ids: dict[str, uuid.UUID] = {}
+    for name, released in (("at-home", False), ("released", True)):
+        case_id = stack.register(f"off-{name}", role="offender", home_unit="RE05")
+        with stack.runtime.sessions.begin() as s:
+            case = s.get(Case, case_id)
+            if released:  # its approach is a P1 for the desk, whose escalation calls the police
+                case.custody_status = "released"
+                case.released_at = datetime.now(UTC) - timedelta(days=1)
+            s.add(Device(id=f"vic-{name}", case_id=case_id, role="victim"))
+        kinds = (("approach", "off"), ("test", "vic"), ("battery_low", "vic"), ("panic", "vic"))
+        for kind, role in kinds if not released else (("approach", "off"),):
+            now = time.time()
+            with stack.runtime.sessions.begin() as s:
+                [alert] = stack.runtime.flow.raise_alerts(s, [AlertDraft(
+                    type=kind, device_id=f"{role}-{name}", case_id=case_id,
+                    message_id=f"{kind}-1", raised_at=now, lat=51.9244, lon=4.4690, acc=10.0,
+                    fix_time=now, location_source="fix")]).alerts
+            ids[f"{kind}-{name}"] = alert.id
+    escalated = ids["approach-released"]
+    with stack.runtime.sessions() as s:
+        raised_at = s.get(Alert, escalated).raised_at
+    loop = EscalationLoop(stack.runtime, clock=lambda: raised_at, bus=RecordingBus())
+    home = Principal("p05", "police", {"units": ["RE05"]})
+
+    def agree() -> dict[str, set[str]]:
+        seen = {}
+        with stack.runtime.sessions() as s:
+            alerts = list(s.scalars(select(Alert)))
+            for who, principal in {**WHO, "police-RE05": home}.items():
+                by_python = {a.id for a in alerts if may_see_alert(s, principal, a)}
+                by_sql = set(s.scalars(select(Alert.id).where(alert_filter(principal))))
+                assert by_sql == by_python, who
+                seen[who] = {name for name, i in ids.items() if i in by_sql}
+        return seen
+
+    seen = agree()
+    assert seen["police-RE07"] == {"panic-at-home"}
+    assert seen["police-RE05"] == set(ids)  # the home unit's cases
+    assert seen["desk-VR17"] == set(ids) and seen["admin"] == set(ids)
+    loop.run_once(raised_at + timedelta(seconds=45))  # the desk's steps (the panic's too)
+    assert agree()["police-RE07"] == {"panic-at-home"}
+    loop.run_once(raised_at + timedelta(seconds=60))  # the police unit directly
+    seen = agree()
+    assert seen["police-RE07"] == {"panic-at-home", "approach-released"}
+    assert seen["police-RE05"] == set(ids)

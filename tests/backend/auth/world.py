@@ -1,4 +1,5 @@
-"""A small world for scope tests: two cases in two regions, each with an alert, devices, pings."""
+"""A small world for scope tests: two cases in two regions, each with an alert (a panic: the
+police were told of it), devices, pings."""
 
 from __future__ import annotations
 
@@ -47,7 +48,8 @@ def build(stack) -> World:
                           message_id=f"m-{key}", type="panic", priority="P1", state=state,
                           raised_at=now - timedelta(minutes=10), lat=lat, lon=4.5, acc=9,
                           fix_time=now - timedelta(minutes=10), location_source="alarm",
-                          police_unit=unit, region={"vr_code": vr}, flags=[],
+                          police_unit=unit, told_police=True, region={"vr_code": vr},
+                          flags=[],
                           closed_at=now - timedelta(minutes=5) if state == "resolved" else None)
             s.add(alert)
             s.flush()

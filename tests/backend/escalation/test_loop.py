@@ -100,7 +100,8 @@ def test_a_late_loop_catches_up_every_step_in_order(stack):
     # Each event carries its scope facts: the console stream screens it without the database.
     with stack.runtime.sessions() as s:
         case = s.get(Case, alert.case_id)
-        expected = {"police_unit": alert.police_unit, "case_id": str(alert.case_id),
+        expected = {"police_unit": alert.police_unit, "told_police": True,
+                    "case_id": str(alert.case_id),
                     "case_reference": case.reference, "case_home_vr": case.home_vr_code,
                     "case_director": case.case_director,
                     "case_home_unit": case.home_police_unit}

@@ -108,8 +108,10 @@ def test_the_home_unit_sees_an_alert_routed_elsewhere_but_may_not_report_on_it(s
     """The police of the case's home unit see every alert of the case; an alert the policy
     does not send them (an approach, the desk's, in another unit's area) they may not report
     on: refused (403), nothing changed, its escalation included; a unit that does not see the
-    alert gets 404. (A panic away from home is routed to the home unit too, and it may act on
-    it: tests/backend/alerts/test_police_feeds.py.)"""
+    alert gets 404, the unit of its place too while the desk has it alone. (A panic away from
+    home is routed to the home unit too, and it may act on it:
+    tests/backend/alerts/test_police_feeds.py; the unit of the place once the escalation
+    called it: tests/backend/auth/test_told_police.py.)"""
     import time
 
     from backend.alerts.models import Alert
@@ -127,7 +129,7 @@ def test_the_home_unit_sees_an_alert_routed_elsewhere_but_may_not_report_on_it(s
     url = f"/api/v1/alerts/{raised.id}/police-ack"
     home = _as(stack, stack.token("police", {"units": ["RE07"]}))
     elsewhere = _as(stack, stack.token("police", {"units": ["RE01"]}))
-    routed = _as(stack, stack.token("police", {"units": ["RE05"]}))
+    place = _as(stack, stack.token("police", {"units": ["RE05"]}))
 
     def escalation() -> tuple:
         with stack.runtime.sessions() as s:
@@ -141,9 +143,8 @@ def test_the_home_unit_sees_an_alert_routed_elsewhere_but_may_not_report_on_it(s
         r = home.post(url, json={"action": action, "unit": "RE07", "note": "car 1"})
         assert r.status_code == 403, r.text
         assert elsewhere.post(url, json={"action": action, "unit": "RE01"}).status_code == 404
+        assert place.post(url, json={"action": action, "unit": "RE05"}).status_code == 404
     assert escalation() == before
     timeline = stack.api().get(f"/api/v1/alerts/{raised.id}").json()["timeline"]
     assert [e for e in timeline if e["kind"] == "transition"] == []
 
-    r = routed.post(url, json={"action": "dispatched", "unit": "RE05", "note": "car 2"})
-    assert (r.status_code, r.json()["state"]) == (200, "dispatched")
