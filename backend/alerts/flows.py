@@ -228,7 +228,13 @@ def police_told(alert: Alert) -> list[str]:
     """The police units whose feed has had the alert: those of its recipients
     (`police_feeds`), and those an escalation step carried out so far called directly (an
     alert the desk had alone, such as an `approach` under custody tightening, reaches the
-    unit only when it escalates). Each of them hears of every later change. Pure."""
+    unit only when it escalates). Each of them hears of every later change. Pure.
+
+    A step counts only once the alert is `told_police`: the plan's position alone does not
+    say that its step to the police was carried out (an alert acknowledged before that step
+    and re-alerted later stands past it, and never called the police)."""
+    if not alert.told_police:
+        return police_feeds(alert.recipients)
     steps = (alert.escalation or {}).get("steps") if isinstance(alert.escalation, dict) else None
     done = alert.escalation_step if alert.escalation_step is not None else -1
     called = [r for step in steps or [] if isinstance(step, dict)

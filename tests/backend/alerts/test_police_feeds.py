@@ -118,6 +118,10 @@ def test_police_told_are_the_recipients_and_the_units_the_escalation_called_so_f
     alert = Alert(recipients=[desk], escalation={"steps": steps}, escalation_step=0)
     assert police_told(alert) == []
     alert.escalation_step = 3
+    # Past the step without having called the police (acknowledged before it, re-alerted
+    # after): not told.
+    assert police_told(alert) == []
+    alert.told_police = True  # as the step to the police marks it
     assert police_told(alert) == ["RE07"]
     alert.recipients = [_police("RE05"), _police("RE07")]
     assert police_told(alert) == ["RE05", "RE07"]
@@ -157,3 +161,36 @@ def test_a_unit_told_by_the_escalation_alone_hears_of_the_alert_being_closed(sta
     police.close()
     assert [t for t, _, _ in got] == [stack.topics.police_alerts("RE07")] * 2
     assert orjson.loads(got[1][1])["state"] == "resolved"
+
+
+def test_a_unit_the_escalation_never_called_hears_nothing_of_the_close(stack):
+    """The same alert acknowledged before its step to the police, and re-alerted later: its
+    escalation stands past that step, which it never carried out. The unit was not told of
+    it: its feed gets nothing of the close, and it does not read the alert."""
+    text = default_policy_text().replace(
+        "approach:      {priority: P2, recipients: [vt_desk]}",
+        "approach:      {priority: P1, recipients: [vt_desk]}")
+    flow, shipped = stack.runtime.flow, stack.runtime.flow.policy
+    flow.policy = parse_policy(text)
+    try:
+        stack.register("vic-ackd", home_unit="RE05")
+        with stack.runtime.sessions.begin() as s:
+            case_id = s.get(Device, "vic-ackd").case_id
+            [alert] = flow.raise_alerts(s, [AlertDraft(
+                type="approach", device_id="vic-ackd", case_id=case_id, message_id="appr-2",
+                raised_at=time.time(), lat=ROTTERDAM_CS[0], lon=ROTTERDAM_CS[1],
+                acc=10.0)]).alerts
+    finally:
+        flow.policy = shipped
+    with stack.runtime.sessions.begin() as s:
+        flow.transition(s, alert.id, "acknowledge", actor="test",
+                        now=alert.raised_at + timedelta(seconds=10))
+    loop = EscalationLoop(stack.runtime, clock=lambda: alert.raised_at, bus=RecordingBus())
+    assert loop.run_once(alert.raised_at + timedelta(seconds=10 + 600)) == 1  # a re-alert
+    with stack.runtime.sessions.begin() as s:
+        stored = s.get(Alert, alert.id)
+        assert stored.escalation_step == 4 and not stored.told_police  # past step 3
+        _, effects = flow.transition(s, alert.id, "resolve", actor="test")
+    assert [i.target for i in effects.outbox if "/police/" in i.target] == []
+    place = _as(stack, stack.token("police", {"units": ["RE07"]}))
+    assert place.get(f"/api/v1/alerts/{alert.id}").status_code == 404

@@ -118,5 +118,6 @@ def test_a_unit_the_escalation_called_gets_the_alert_on_its_unit_filtered_webhoo
         return sum(len(rows) for _table, rows in companions)
 
     assert planned() == 0
-    alert.escalation_step, alert.sequence = 3, 2
+    # The step to the police carried out: past it, and told (as the escalation loop marks it).
+    alert.escalation_step, alert.sequence, alert.told_police = 3, 2, True
     assert planned() == 1
