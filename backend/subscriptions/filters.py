@@ -1,9 +1,11 @@
 """Which subscriptions an alert document goes to. Pure.
 
 A subscription matches when every filter it sets matches (an empty list matches everything):
-- place: one of the alert's police units is in `police_units` (the unit it is routed to, every
-  police unit among its recipients, such as the case's home unit of an alert outside the home
-  region, and every unit an escalation step called so far), or its VR code is in `vr_codes`
+- place: one of the police units told of the alert is in `police_units` (the unit it is
+  routed to once the police were told of it, every police unit among its recipients, such as
+  the case's home unit of an alert outside the home region, and every unit an escalation step
+  called so far; an alert the desk has alone concerns no police unit yet, as a police token of
+  its place cannot read it: `backend.auth.scope.routed_unit`), or its VR code is in `vr_codes`
   (that of its location; without one, the case's home region's); when both lists are set,
   either one suffices;
 - `alert_types` and `priorities`.
@@ -30,12 +32,11 @@ class Filter:
 
 def police_units(document: Mapping[str, Any], unit: str | None = None,
                  called: Sequence[str] = ()) -> list[str]:
-    """The police units an alert concerns: `unit` (its routed unit; else that of its region),
-    those among its recipients, an exercise endpoint by the live unit it stands in for, and
-    those its escalation `called` (`backend.alerts.flows.police_told`: their feeds hear of
-    every later change, and so do their webhooks)."""
-    region = document.get("region") or {}
-    found = [unit or region.get("police_unit")] + [
+    """The police units told of an alert: `unit` (its routed unit, None while the desk has it
+    alone), those among its recipients, an exercise endpoint by the live unit it stands in
+    for, and those its escalation `called` (`backend.alerts.flows.police_told`: their feeds
+    hear of every later change, and so do their webhooks)."""
+    found = [unit] + [
         r.get("stands_in_for") or r.get("code")
         for r in document.get("recipients") or [] if r.get("kind") == "police_unit"]
     return [u for u in dict.fromkeys([*found, *called]) if u]
@@ -56,8 +57,8 @@ def _place(f: Filter, units: list[str], vr: str | None) -> bool:
 def matches(f: Filter, document: Mapping[str, Any], unit: str | None = None,
             called: Sequence[str] = ()) -> bool:
     """Whether `document` goes to a subscription with filter `f`. `unit` is the alert's routed
-    unit, which may be a fallback, `called` the units its escalation called (see
-    `police_units`)."""
+    unit once the police were told of it (it may be a fallback), `called` the units its
+    escalation called (see `police_units`)."""
     if not f.active:
         return False
     if bool(document.get("exercise")) != f.drill:

@@ -43,6 +43,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from backend.alerts.document import police_document
 from backend.alerts.flows import EACH_STATEMENT_COMMITS, Effects, police_told
 from backend.alerts.models import Alert
+from backend.auth.scope import routed_unit
 from backend.periodic import Periodic
 from backend.police import cap, cloudevent
 from backend.police.document import FIRST_SEQUENCE, Message, message_time
@@ -245,9 +246,10 @@ class DeliveryHook:
         process's worker runs) and the aggregate `police_delivery` they make for a new alert;
         None when no subscription matches."""
         called = police_told(alert)
+        unit = routed_unit(alert.type, alert.police_unit, bool(alert.told_police))
         subs = [
             s for s in self._active(session)
-            if filters.matches(s.filter, document, alert.police_unit, called)
+            if filters.matches(s.filter, document, unit, called)
         ]
         if not subs:
             return None

@@ -20,8 +20,8 @@ def test_drill_subscription_gets_only_exercise_alerts():
 
 
 def test_place_filter_by_unit_or_region():
-    assert matches(Filter(police_units=("RE07",)), DOC)
-    assert not matches(Filter(police_units=("RE05",)), DOC)
+    assert matches(Filter(police_units=("RE07",)), DOC, unit="RE07")
+    assert not matches(Filter(police_units=("RE05",)), DOC, unit="RE07")
     assert matches(Filter(police_units=("RE05",), vr_codes=("VR17",)), DOC)
     assert not matches(Filter(vr_codes=("VR13",)), DOC)
     # No region (no fix): the routed unit decides, and the case's home region.
@@ -58,3 +58,14 @@ def test_place_filter_by_a_unit_the_escalation_called():
     assert not matches(only_re99, doc, "RE07")
     assert matches(only_re99, doc, "RE07", called=["RE99"])
     assert police_units(doc, "RE07", ["RE99", "RE07"]) == ["RE07", "RE99"]
+
+
+def test_an_alert_the_desk_has_alone_goes_to_no_police_units_webhook_yet():
+    """A desk-only approach in RE07's area: no routed unit while the police were not told (as
+    RE07's token cannot read it); a region filter still takes it."""
+    desk_only = {"type": "approach", "priority": "P2", "exercise": False,
+                 "region": {"police_unit": "RE07", "vr_code": "VR17"},
+                 "recipients": [{"kind": "vt_desk", "code": "VT4607"}]}
+    assert not matches(Filter(police_units=("RE07",)), desk_only, unit=None)
+    assert matches(Filter(police_units=("RE07",)), desk_only, unit="RE07")  # told
+    assert matches(Filter(vr_codes=("VR17",)), desk_only, unit=None)

@@ -49,7 +49,7 @@ def _subscription(s, receiver, name: str, **fields: Any) -> uuid.UUID:
 def _alert(s, now: datetime, police_unit: str | None = None) -> Alert:
     alert = Alert(id=uuid.uuid4(), type="panic", priority="P1", state="new", sequence=1,
                   raised_at=now, updated_at=now, flags=[], exercise=False,
-                  police_unit=police_unit)
+                  police_unit=police_unit, told_police=police_unit is not None)  # a panic: told
     s.add(alert)
     s.flush()
     return alert

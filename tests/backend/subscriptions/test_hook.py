@@ -94,14 +94,18 @@ def test_a_started_runtime_keeps_them_read(tmp_path: Path):
         runtime.close()
 
 
-def test_a_unit_the_escalation_called_gets_the_alert_on_its_unit_filtered_webhook(sessions):
+@pytest.mark.parametrize("filtered", ["RE99", "RE07"])
+def test_a_unit_the_escalation_called_gets_the_alert_on_its_unit_filtered_webhook(
+    sessions, filtered
+):
     """An alert the desk had alone, in RE07's region, whose escalation called RE99 (as its
     feed hears of it, `police_told`): RE99's webhook filtered to its unit gets the escalation's
-    message and every later one, none before the step."""
+    message and every later one, none before the step; so does RE07's, the unit of its place,
+    which reads it only once the police were told of it (`told_police`)."""
     with sessions.begin() as s:
-        s.add(Subscription(id=uuid.uuid4(), name="RE99", url="http://127.0.0.1:9/x",
+        s.add(Subscription(id=uuid.uuid4(), name=filtered, url="http://127.0.0.1:9/x",
                            secret="whsec_" + "A" * 43 + "=", format="json",
-                           police_units=["RE99"]))
+                           police_units=[filtered]))
     hook = DeliveryHook(cap.CapProfile(sender="schildwacht@example.nl"), "test", ["P1"])
     desk = {"kind": "vt_desk", "code": "VT4607", "reason": "test"}
     unit = {"kind": "police_unit", "code": "RE99", "reason": "test"}
