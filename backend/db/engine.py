@@ -67,7 +67,8 @@ def make_engine(settings: DatabaseSettings) -> Engine:
             "tcp_user_timeout": settings.tcp_user_timeout_ms,
         },
     )
-    engine.dialect.do_rollback = _rollback_keeping_prepared_statements  # type: ignore[method-assign]
+    dialect: Any = engine.dialect
+    dialect.do_rollback = _rollback_keeping_prepared_statements
     return engine
 
 

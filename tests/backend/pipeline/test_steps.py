@@ -64,7 +64,8 @@ def test_alarm_becomes_a_draft_with_its_own_fix():
 def test_alarm_kinds_map_to_alert_types_and_test_is_flagged():
     pipeline, _ = make()
     for kind in ("fall", "tamper", "test"):
-        ctx = pipeline.run(raw("sd/v1/dev/vic-001/alarm", f'{{"id":"{kind}","kind":"{kind}"}}'.encode()))
+        body = f'{{"id":"{kind}","kind":"{kind}"}}'.encode()
+        ctx = pipeline.run(raw("sd/v1/dev/vic-001/alarm", body))
         assert ctx.alerts[0].type == kind
     assert "test" in ctx.alerts[0].flags
 
@@ -204,7 +205,8 @@ def test_pending_state_reaches_the_store_only_on_flush():
     pipeline, _ = make(pending)
     pipeline.run(raw("sd/v1/dev/vic-001/loc", b'{"tst":1795000000,"lat":52.0,"lon":4.0}'))
     assert pending.get_last_fix("vic-001").lat == 52.0  # later messages of the batch see it
-    assert store.get_last_fix("vic-001") is None  # a crash now loses nothing: redelivery re-evaluates
+    # A crash now loses nothing: the redelivery evaluates it again.
+    assert store.get_last_fix("vic-001") is None
     pending.flush()
     assert store.get_last_fix("vic-001").lat == 52.0
 
