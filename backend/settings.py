@@ -95,11 +95,12 @@ class BrokerSettings(BaseModel):
     # restart or a network fault.
     reconnect_min_s: float = Field(0.1, gt=0, le=60)
     reconnect_max_s: float = Field(30.0, gt=0, le=600)
-    # TLS to the broker (its port 8883 in deploy/mosquitto/), verified against `ca_file` (a
-    # PEM file; None: the system's certificate authorities).
+    # TLS to the broker (the backend's port 8884 in deploy/mosquitto/; 1883 is plain MQTT on
+    # its loopback; 8883 is the devices', where the backend's account cannot log in), verified
+    # against `ca_file` (a PEM file; None: the system's certificate authorities).
     tls: bool = False
     ca_file: str | None = None
-    # The broker's accounts of the backend and of police systems (deploy/mosquitto/acl). The
+    # The broker's accounts of the backend and of police systems (deploy/mosquitto/). The
     # ACL's patterns give every user name a device's topics (`sd/v1/dev/%u/...`,
     # `owntracks/%u/+`): no device id or OwnTracks user may be one of these, or that account
     # could publish as the device. `username` is always among them.

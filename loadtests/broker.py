@@ -7,6 +7,9 @@ benchmark's (no persistence, no limits on queues), or one with a configuration o
     with OwnMosquitto(settings="allow_anonymous false\npassword_file {dir}/passwd\n",
                       users={"vic-001": "secret"}) as broker:
         ...
+
+`users` go to {dir}/passwd; `passwords` makes more password files ({dir}/<name>), e.g. one per
+listener.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ class OwnMosquitto:
         self, port: int | None = None, start_timeout_s: float = 10.0,
         settings: str = BENCH_SETTINGS, files: dict[str, str] | None = None,
         users: dict[str, str] | None = None, nice: int | None = None,
+        passwords: dict[str, dict[str, str]] | None = None,
     ) -> None:
         self.port = port or free_port()
         # With a niceness the broker runs in a session of its own at it, group and all
@@ -59,7 +63,7 @@ class OwnMosquitto:
         self._timeout = start_timeout_s
         self._settings = settings
         self._files = files or {}
-        self._users = users or {}
+        self._passwords = {**({"passwd": users} if users else {}), **(passwords or {})}
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -72,10 +76,10 @@ class OwnMosquitto:
         where = Path(self._dir.name)
         for name, text in self._files.items():
             (where / name).write_text(text)
-        if self._users:
-            passwd = where / "passwd"
+        for name, users in self._passwords.items():
+            passwd = where / name
             passwd.touch()
-            for user, password in self._users.items():
+            for user, password in users.items():
                 subprocess.run(["mosquitto_passwd", "-b", str(passwd), user, password],
                                check=True, timeout=10, capture_output=True)
         conf = where / "mosquitto.conf"
