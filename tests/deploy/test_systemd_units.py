@@ -82,6 +82,18 @@ def test_the_broker_gets_the_alarm_workers_share() -> None:
     assert parser["Service"]["Nice"] == alarm["Nice"]
 
 
+def test_the_broker_may_hold_a_connection_for_every_device() -> None:
+    """Each connection is a file descriptor of the broker's: under systemd's default soft
+    limit (1024) it refuses every connection beyond about a thousand. 150,000 devices, and a
+    fifth more for the rest and for reconnects."""
+    parser = ConfigParser(interpolation=None)
+    parser.optionxform = str
+    parser.read(UNITS / "mosquitto.service.d" / "schildwacht.conf")
+    soft = parser["Service"]["LimitNOFILE"].split(":")[0]
+
+    assert int(soft) >= 150_000 * 1.2
+
+
 def test_each_process_without_an_api_serves_its_metrics_on_a_port_of_its_own(
         monkeypatch) -> None:
     from backend.settings import Settings
