@@ -11,6 +11,7 @@ nothing reads the environment at import time.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import (
@@ -25,6 +26,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # No bearer token lives longer than this, whatever the settings say (two years).
 MAX_TOKEN_LIFETIME_S = 2 * 365 * 86_400
+# A shared subscription group's name: a secret, as long as 16 random bytes in base64url.
+SHARE_GROUP = re.compile(r"[A-Za-z0-9_-]{22,}")
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "admin", "password", "token", "xxx"}
 
 
@@ -84,8 +87,17 @@ class BrokerSettings(BaseModel):
     password: SecretStr | None = None
     protocol: Literal["5", "3.1.1"] = "5"
     client_id: str = "schildwacht-ingest"
-    # MQTT 5 shared subscription group; empty for a plain subscription.
-    share_group: str = ""
+    # MQTT 5 shared subscription groups (None: a plain subscription). Fix workers share fixes and
+    # status reports in `share_group`. Alarms are shared only in `alarm_share_group`, a setting
+    # of their own for more than one alarm worker: without it an alarm worker takes every alarm
+    # on a subscription of its own, whatever `share_group` says.
+    # Mosquitto 2.0 checks no subscription against its ACL: a device that knows a group's name
+    # can join it, and the broker then hands it its turn of the group's messages, which the ACL
+    # keeps from it: they are lost. So a group's name is a secret of the deployment: generated
+    # (`python -c 'import secrets; print(secrets.token_urlsafe(24))'`), at least 22 characters of
+    # [A-Za-z0-9_-], kept with the passwords, in no log and no repository (README).
+    share_group: SecretStr | None = None
+    alarm_share_group: SecretStr | None = None
     keepalive_s: int = Field(30, ge=5, le=600)
     session_expiry_s: int = Field(3_600, ge=0)
     connect_timeout_s: float = Field(10.0, gt=0)
@@ -114,6 +126,16 @@ class BrokerSettings(BaseModel):
     @classmethod
     def _no_placeholder(cls, v: SecretStr | None) -> SecretStr | None:
         return _reject_placeholder(v, "broker password")
+
+    @field_validator("share_group", "alarm_share_group")
+    @classmethod
+    def _generated_group(cls, v: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if v is None or not v.get_secret_value():
+            return None  # unset, or set empty: a plain subscription
+        if not SHARE_GROUP.fullmatch(v.get_secret_value()):
+            raise ValueError(f"broker.{info.field_name} must be a generated secret: 22 or more "
+                             "characters of A-Z, a-z, 0-9, _ and -")
+        return v
 
     @model_validator(mode="after")
     def _reconnect_waits_in_order(self) -> BrokerSettings:

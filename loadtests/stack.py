@@ -256,7 +256,7 @@ class Stack:
         self._spawn("ingest-alarm", ["ingest", "--channels", "alarm",
                                      "--client-id", f"bench-alarm-{self.run_id}"],
                     {"SCHILDWACHT_PROCESS__NICE": str(NICE["ingest-alarm"])})
-        shared = ({"SCHILDWACHT_BROKER__SHARE_GROUP": f"bench-{self.run_id}"}
+        shared = ({"SCHILDWACHT_BROKER__SHARE_GROUP": secrets.token_urlsafe(24)}
                   if self.fix_workers > 1 else {})
         for name in self.fix_worker_names:
             self._spawn(name, ["ingest", "--channels", "other",

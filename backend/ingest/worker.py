@@ -71,6 +71,7 @@ from backend.pipeline.context import AlertDraft, Context, RawMessage
 from backend.pipeline.pipeline import Pipeline, build_pipeline
 from backend.pipeline.steps import Step, is_last_will, says_online
 from backend.runtime import Runtime
+from backend.settings import BrokerSettings
 from backend.state.store import SEEN_AHEAD_S, PendingState
 from backend.subscriptions.worker import Sends
 
@@ -84,16 +85,32 @@ RETRY_DELAYS_S = (0.05, 0.2, 0.5, 1.0, 2.0, 5.0)  # then every 5 s until it work
 REFUSED = (DataError, IntegrityError)
 
 
+def alarm_filter(topics: Topics) -> str:
+    return f"{topics.root}/dev/+/{Channel.ALARM.value}"
+
+
 def topic_filters(topics: Topics, channels: str) -> list[str]:
     """What a worker subscribes to: every uplink channel ("all"), only the alarms ("alarm"),
     or everything but the alarms ("other")."""
     every = topics.uplink_filters()
-    alarm = f"{topics.root}/dev/+/{Channel.ALARM.value}"
+    alarm = alarm_filter(topics)
     if channels == "alarm":
         return [alarm]
     if channels == "other":
         return [f for f in every if f != alarm]
     return every
+
+
+def subscriptions(topics: Topics, channels: str, broker: BrokerSettings) -> list[str]:
+    """The worker's `topic_filters`, each in its shared subscription group where one is set:
+    alarms only in `broker.alarm_share_group`, the others in `broker.share_group`. An alarm
+    worker of a deployment whose fix workers share a group still takes every alarm itself."""
+    alarm = alarm_filter(topics)
+    shared = []
+    for found in topic_filters(topics, channels):
+        group = broker.alarm_share_group if found == alarm else broker.share_group
+        shared.append(f"$share/{group.get_secret_value()}/{found}" if group else found)
+    return shared
 
 
 def batch_devices(
@@ -249,9 +266,7 @@ class IngestWorker:
     def start(self) -> None:
         b = self.rt.settings.broker
         client = make_client(b, self.client_id, persistent=True, manual_ack=True)
-        filters = topic_filters(self.rt.topics, self.rt.settings.ingest.channels)
-        if b.share_group:
-            filters = [f"$share/{b.share_group}/{f}" for f in filters]
+        filters = subscriptions(self.rt.topics, self.rt.settings.ingest.channels, b)
 
         def on_connect(c, userdata, flags, reason_code, properties) -> None:
             if not reason_code.is_failure:

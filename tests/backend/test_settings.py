@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import secrets
+
 import pytest
 from pydantic import ValidationError
 
@@ -28,6 +30,25 @@ def test_placeholder_secrets_fail_fast(monkeypatch, value):
     monkeypatch.setenv("SCHILDWACHT_API__ADMIN_TOKEN", value)
     with pytest.raises(ValidationError, match="placeholder"):
         Settings()
+
+
+@pytest.mark.parametrize("name", ["SHARE_GROUP", "ALARM_SHARE_GROUP"])
+def test_a_share_group_is_a_generated_secret(monkeypatch, name):
+    """Mosquitto lets any client join a shared subscription whose name it knows: a name that
+    could be guessed is refused, a generated one is taken and never printed, none is a plain
+    subscription."""
+    variable = f"SCHILDWACHT_BROKER__{name}"
+    for guessable in ("fix", "schildwacht-fix", "a/b" * 12, "#" * 30):
+        monkeypatch.setenv(variable, guessable)
+        with pytest.raises(ValidationError, match="generated secret"):
+            Settings()
+    generated = secrets.token_urlsafe(24)
+    monkeypatch.setenv(variable, generated)
+    s = Settings()
+    assert getattr(s.broker, name.lower()).get_secret_value() == generated
+    assert generated not in repr(s)
+    monkeypatch.setenv(variable, "")
+    assert getattr(Settings().broker, name.lower()) is None
 
 
 def test_pings_are_kept_longer_than_a_fix_may_arrive_late(monkeypatch):

@@ -4,6 +4,7 @@ session, together do what one "all" worker does, and each touches only its own m
 from __future__ import annotations
 
 import gc
+import secrets
 import time
 import uuid
 
@@ -11,8 +12,14 @@ import pytest
 
 from backend.alerts.models import Alert
 from backend.devices.models import Ping
-from backend.ingest.worker import IngestWorker, default_client_id, topic_filters
+from backend.ingest.worker import (
+    IngestWorker,
+    default_client_id,
+    subscriptions,
+    topic_filters,
+)
 from backend.runtime import Runtime
+from backend.settings import BrokerSettings
 from device_protocol import Alarm, Fix, Topics, codec
 from tests.support.db import rows
 from tests.support.mqtt import publish
@@ -27,6 +34,23 @@ def test_topic_filters_split_the_uplink_channels_without_overlap() -> None:
     assert sorted(alarm + other) == sorted(every) == sorted(topics.uplink_filters())
     assert not set(alarm) & set(other)
     assert "owntracks/+/+" in other
+
+
+def test_an_alarm_worker_shares_its_alarms_only_in_a_group_of_its_own() -> None:
+    """The fix workers' group (in the environment file every unit reads) never takes the alarms:
+    a device that learnt its name and joined it would be handed alarms in turn, and lose them.
+    Alarms are shared only in `alarm_share_group`, set for the alarm workers alone."""
+    topics = Topics("sd/v1")
+    fixes, alarms = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    broker = BrokerSettings(share_group=fixes)
+    other = [f"$share/{fixes}/{f}" for f in topic_filters(topics, "other")]
+
+    assert subscriptions(topics, "alarm", broker) == ["sd/v1/dev/+/alarm"]
+    assert subscriptions(topics, "other", broker) == other
+    assert sorted(subscriptions(topics, "all", broker)) == sorted(["sd/v1/dev/+/alarm", *other])
+    assert subscriptions(topics, "alarm", BrokerSettings(alarm_share_group=alarms)) == [
+        f"$share/{alarms}/sd/v1/dev/+/alarm"]
+    assert subscriptions(topics, "other", BrokerSettings()) == topic_filters(topics, "other")
 
 
 def test_split_workers_never_share_a_client_id() -> None:

@@ -6,11 +6,13 @@ states (real PostgreSQL, Redis and Mosquitto)."""
 from __future__ import annotations
 
 import json
+import secrets
 import time
 import uuid
 
 import pytest
 import redis
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from backend.alerts.models import Alert, AlertEvent
@@ -156,7 +158,7 @@ def test_fix_workers_on_a_shared_subscription_raise_what_one_worker_would(pg_url
     worker would raise, whichever worker had which fix."""
     settings = _zone_settings(pg_url, "sharesub")
     settings = settings.model_copy(update={"broker": settings.broker.model_copy(
-        update={"share_group": f"fix-{uuid.uuid4().hex[:6]}"})})
+        update={"share_group": SecretStr(secrets.token_urlsafe(24))})})
     a, b = Runtime.build(settings), Runtime.build(settings)
     _offender_banned_from_a_zone(a, "off-ss", "zone-ss")
     base = settings.broker.client_id
