@@ -170,6 +170,9 @@ class Stack:
     # Fix workers: more than one share one subscription (`SCHILDWACHT_BROKER__SHARE_GROUP`),
     # as a deployment adds them past what one sustains.
     fix_workers: int = 1
+    # Their group's name: a secret, the same for the stack's life (a worker restarted into
+    # another group keeps the first in its persistent session, and takes every fix twice).
+    share_group: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     engine: Engine | None = None
     _logdir: Path | None = None
@@ -256,7 +259,7 @@ class Stack:
         self._spawn("ingest-alarm", ["ingest", "--channels", "alarm",
                                      "--client-id", f"bench-alarm-{self.run_id}"],
                     {"SCHILDWACHT_PROCESS__NICE": str(NICE["ingest-alarm"])})
-        shared = ({"SCHILDWACHT_BROKER__SHARE_GROUP": secrets.token_urlsafe(24)}
+        shared = ({"SCHILDWACHT_BROKER__SHARE_GROUP": self.share_group}
                   if self.fix_workers > 1 else {})
         for name in self.fix_worker_names:
             self._spawn(name, ["ingest", "--channels", "other",
