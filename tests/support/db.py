@@ -3,12 +3,14 @@ test's own, and a statement counter."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
-from sqlalchemy import event, func, make_url, select
+from sqlalchemy import Engine, event, func, make_url, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.db.engine import make_engine, make_session_factory
@@ -60,3 +62,19 @@ def statements(sessions: sessionmaker[Session]) -> list[str]:
     event.listen(sessions.kw["bind"], "before_cursor_execute",
                  lambda conn, cursor, statement, *a: seen.append(statement))
     return seen
+
+
+def execute_retrying(engine: Engine, statements: Sequence[str], attempts: int = 5) -> None:
+    """Run `statements` in one transaction, again after a lock conflict: a stack that still runs
+    (its follow-ups, its sweeps) may hold the tables' locks in the other order (dropping a
+    trigger locks its table), and the server ends one side as a deadlock."""
+    for attempt in range(attempts):
+        try:
+            with engine.begin() as conn:
+                for statement in statements:
+                    conn.execute(text(statement))
+            return
+        except OperationalError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2)

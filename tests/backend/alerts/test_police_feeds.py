@@ -128,26 +128,35 @@ def test_police_told_are_the_recipients_and_the_units_the_escalation_called_so_f
     assert police_told(Alert(recipients=None, escalation=None, escalation_step=None)) == []
 
 
-def test_a_unit_told_by_the_escalation_alone_hears_of_the_alert_being_closed(stack):
-    """An alert the desk had alone (here an approach made a P1 for the desk by the policy)
-    reaches the unit when its escalation calls the police; the unit then hears of its close
-    too, as its webhooks do, and is not left with a car on a closed alert."""
+def _desk_alone_approach(stack, device_id: str, home_unit: str = "RE07") -> tuple:
+    """An approach in Rotterdam (RE07) that a policy makes a P1 for the desk alone: (the alert,
+    the effects of its raise)."""
     text = default_policy_text().replace(
         "approach:      {priority: P2, recipients: [vt_desk]}",
         "approach:      {priority: P1, recipients: [vt_desk]}")
     flow, shipped = stack.runtime.flow, stack.runtime.flow.policy
     flow.policy = parse_policy(text)
     try:
-        stack.register("vic-appr")
+        stack.register(device_id, home_unit=home_unit)
         with stack.runtime.sessions.begin() as s:
-            case_id = s.get(Device, "vic-appr").case_id
+            case_id = s.get(Device, device_id).case_id
             effects = flow.raise_alerts(s, [AlertDraft(
-                type="approach", device_id="vic-appr", case_id=case_id, message_id="appr-1",
-                raised_at=time.time(), lat=ROTTERDAM_CS[0], lon=ROTTERDAM_CS[1], acc=10.0)])
-        [alert] = effects.alerts
-        assert police_feeds(alert.recipients) == []
+                type="approach", device_id=device_id, case_id=case_id,
+                message_id=f"appr-{device_id}", raised_at=time.time(), lat=ROTTERDAM_CS[0],
+                lon=ROTTERDAM_CS[1], acc=10.0)])
     finally:
         flow.policy = shipped
+    [alert] = effects.alerts
+    return alert, effects
+
+
+def test_a_unit_told_by_the_escalation_alone_hears_of_the_alert_being_closed(stack):
+    """An alert the desk had alone (here an approach made a P1 for the desk by the policy)
+    reaches the unit when its escalation calls the police; the unit then hears of its close
+    too, as its webhooks do, and is not left with a car on a closed alert."""
+    alert, effects = _desk_alone_approach(stack, "vic-appr")
+    assert police_feeds(alert.recipients) == []
+    flow = stack.runtime.flow
     police = stack.collector(stack.topics.police_filter())
     stack.runtime.dispatcher.send(effects.outbox)
     loop = EscalationLoop(stack.runtime, clock=lambda: alert.raised_at, bus=RecordingBus())
@@ -167,21 +176,8 @@ def test_a_unit_the_escalation_never_called_hears_nothing_of_the_close(stack):
     """The same alert acknowledged before its step to the police, and re-alerted later: its
     escalation stands past that step, which it never carried out. The unit was not told of
     it: its feed gets nothing of the close, and it does not read the alert."""
-    text = default_policy_text().replace(
-        "approach:      {priority: P2, recipients: [vt_desk]}",
-        "approach:      {priority: P1, recipients: [vt_desk]}")
-    flow, shipped = stack.runtime.flow, stack.runtime.flow.policy
-    flow.policy = parse_policy(text)
-    try:
-        stack.register("vic-ackd", home_unit="RE05")
-        with stack.runtime.sessions.begin() as s:
-            case_id = s.get(Device, "vic-ackd").case_id
-            [alert] = flow.raise_alerts(s, [AlertDraft(
-                type="approach", device_id="vic-ackd", case_id=case_id, message_id="appr-2",
-                raised_at=time.time(), lat=ROTTERDAM_CS[0], lon=ROTTERDAM_CS[1],
-                acc=10.0)]).alerts
-    finally:
-        flow.policy = shipped
+    alert, _ = _desk_alone_approach(stack, "vic-ackd", home_unit="RE05")
+    flow = stack.runtime.flow
     with stack.runtime.sessions.begin() as s:
         flow.transition(s, alert.id, "acknowledge", actor="test",
                         now=alert.raised_at + timedelta(seconds=10))

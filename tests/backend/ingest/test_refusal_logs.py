@@ -7,14 +7,13 @@ own id) and every timeline entry (the follow-up), each with such a DETAIL."""
 from __future__ import annotations
 
 import logging
-import time
 
 import pytest
 from sqlalchemy import func, select, text
-from sqlalchemy.exc import OperationalError
 
 from backend.alerts.models import Alert
 from device_protocol import Alarm, codec
+from tests.support.db import execute_retrying
 from tests.support.mqtt import publish
 from tests.support.waiting import wait_until
 
@@ -47,16 +46,7 @@ def refusing(stack):
         for statement in (*DROP, *TRIGGERS):
             conn.execute(text(statement))
     yield stack
-    for attempt in range(5):  # the stack's threads may hold the tables' locks meanwhile
-        try:
-            with engine.begin() as conn:
-                for statement in DROP:
-                    conn.execute(text(statement))
-            return
-        except OperationalError:
-            if attempt == 4:
-                raise
-            time.sleep(0.2)
+    execute_retrying(engine, DROP)
 
 
 def test_a_refused_alarm_and_follow_up_are_logged_without_the_servers_detail(

@@ -10,12 +10,12 @@ import time
 
 import pytest
 from sqlalchemy import select, text
-from sqlalchemy.exc import OperationalError
 
 from backend import metrics
 from backend.alerts.models import Alert
 from backend.devices.models import Device
 from device_protocol import Alarm, Status, codec
+from tests.support.db import execute_retrying
 from tests.support.mqtt import publish
 from tests.support.waiting import wait_until
 
@@ -61,18 +61,7 @@ def refusing(stack):
         for statement in (*DROP[dialect], *TRIGGERS[dialect]):
             conn.execute(text(statement))
     yield stack
-    # The stack still runs (its follow-up, its sweeps): dropping a trigger takes a lock on the
-    # table that they may hold in the other order, and the server ends one as a deadlock.
-    for attempt in range(5):
-        try:
-            with engine.begin() as conn:
-                for statement in DROP[dialect]:
-                    conn.execute(text(statement))
-            return
-        except OperationalError:
-            if attempt == 4:
-                raise
-            time.sleep(0.2)
+    execute_retrying(engine, DROP[dialect])
 
 
 def _firmware(stack, device_id: str) -> str | None:
