@@ -135,7 +135,8 @@ def positions(s: Session, alert: Alert, now: datetime,
     """Pure read: the positions document of an alert (no checks, no audit). One track per
     role: the alerting device's when it has that role, else the case's active device of the
     role with the newest fix in the window (`trail_window`, not before `floor`); devices
-    switched off are not shown otherwise. `trail_from` says where the window starts."""
+    switched off are not shown otherwise. `trail_from` says where the window starts, and
+    `trail_clipped` whether `floor` cut it short (a reason would show more)."""
     start, end = trail_window(alert, now, floor)
     devices = list(s.scalars(select(Device).where(Device.case_id == alert.case_id)
                              .order_by(Device.id))) if alert.case_id else []
@@ -152,7 +153,7 @@ def positions(s: Session, alert: Alert, now: datetime,
                               (offender["last"]["lat"], offender["last"]["lon"]))
     return {"alert_id": str(alert.id), "open": alert.state in OPEN_STATES,
             "victim": victim, "offender": offender, "distance_m": distance,
-            "trail_from": _iso(start)}
+            "trail_from": _iso(start), "trail_clipped": start > alert.raised_at - TRAIL_BEFORE}
 
 
 @router.get("/{alert_id}/positions")

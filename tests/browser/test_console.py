@@ -850,3 +850,42 @@ def test_live_updates_keep_the_queue_rows_and_the_keyboard_focus(stack, server, 
     desk.keyboard.press("Enter")
     desk.wait_for_url(f"{server.base}/console/alerts/{first}")
     context.close()
+
+
+@pytest.mark.parametrize("stack", ["services"], indirect=True)
+def test_a_trail_shortened_by_another_alert_says_so_and_shows_more_with_a_reason(
+    stack, server, browser
+):
+    """A low battery (P3) on the victim's button, open for three hours, while her panic (P1)
+    is open: the P3's page shows her trail only from 15 minutes before the panic, says so, and
+    shows the three hours once the dispatcher gives a reason."""
+    _seed(stack)
+    now = datetime.now(UTC)
+    with stack.runtime.sessions.begin() as s:
+        case_id = s.get(Device, "vic-web-1").case_id
+        s.add_all(Ping(device_id="vic-web-1", fix_time=now - timedelta(minutes=minutes),
+                       received_at=now, lat=ROTTERDAM_CS[0] + minutes / 10_000,
+                       lon=ROTTERDAM_CS[1], acc=10) for minutes in (170, 120, 60))
+        battery = Alert(case_id=case_id, device_id="vic-web-1", message_id="battery-web",
+                        type="battery_low", priority="P3", state="new",
+                        raised_at=now - timedelta(hours=3), police_unit="RE07",
+                        region={"vr_code": "VR17", "police_unit": "RE07"}, flags=[])
+        s.add(battery)
+    _panic(stack, stack.device("vic-web-1"), "vic-web-1", "panic-web-trail")
+    _alert_id(stack, "panic-web-trail")
+    context, desk = _sign_in(browser, server.base, "desk")
+    desk.goto(f"{server.base}/console/alerts/{battery.id}")
+    desk.wait_for_selector("#trail-clipped:not([hidden])", timeout=5_000)
+    assert desk.is_hidden("#reason-form")
+    drawn = desk.evaluate("() => window.swMap.reads")
+    desk.click("#trail-more")
+    assert desk.is_hidden("#trail-clipped") and desk.is_visible("#reason-form")
+    desk.fill("#reason-form input[name=reason]", "battery complaint: her route today")
+    desk.click("#reason-form button[type=submit]")
+    desk.wait_for_function(f"() => window.swMap.reads > {drawn}", timeout=5_000)
+    assert desk.is_hidden("#trail-clipped")
+    with stack.runtime.sessions() as s:
+        reasons = [e.reason for e in s.scalars(select(AuditEntry).where(
+            AuditEntry.resource_id == str(battery.id), AuditEntry.resource == "trail"))]
+    assert "battery complaint: her route today" in reasons
+    context.close()

@@ -17,6 +17,9 @@
   const delayedResyncS = Number(view.dataset.delayedResyncS) || 5;
   const distanceEl = document.getElementById("distance");
   const reasonForm = document.getElementById("reason-form");
+  // The trail released without a reason through another urgent alert of the case reaches back
+  // only as far as that alert's own (`trail_clipped`): said, with the way to the rest.
+  const trailNote = document.getElementById("trail-clipped");
   const errorEl = document.getElementById("action-error");
   const infoEl = document.getElementById("action-info");
   const stateEl = document.getElementById("alert-state");
@@ -143,10 +146,14 @@
     try {
       doc = await api("GET", `/api/v1/alerts/${alertId}/positions${query}`);
     } catch (e) {
-      if (e.status === 403) { clearPositions(); clearZones(); reasonForm.hidden = false; return; }
+      if (e.status === 403) {
+        clearPositions(); clearZones(); trailNote.hidden = true; reasonForm.hidden = false;
+        return;
+      }
       throw e;
     }
     reasonForm.hidden = true;
+    trailNote.hidden = !doc.trail_clipped;
     clearPositions();
     window.swMap.reads += 1;
     const v = drawTrack(doc.victim, t("victim"));
@@ -243,6 +250,11 @@
     return doc;
   }
 
+  document.getElementById("trail-more").addEventListener("click", () => {
+    trailNote.hidden = true;
+    reasonForm.hidden = false;
+    reasonForm.querySelector("input[name=reason]").focus();
+  });
   reasonForm.addEventListener("submit", (event) => {
     event.preventDefault();
     const reason = new FormData(reasonForm).get("reason");

@@ -78,10 +78,12 @@ def test_an_urgent_alert_releases_no_older_trail_through_a_long_open_one(stack):
     assert fixes(clipped.json()) == fixes(urgent) == [NOW - timedelta(seconds=300),
                                                       NOW - timedelta(seconds=60)]
     assert datetime.fromisoformat(clipped.json()["trail_from"]) == NOW - timedelta(minutes=17)
+    assert clipped.json()["trail_clipped"] is True and urgent["trail_clipped"] is False
     assert clipped.json()["victim"]["last"]["lat"] == 51.881  # where she is now
     whole = api.get(f"/api/v1/alerts/{battery}/positions",
                     params={"reason": "battery complaint: her route this week"}).json()
     assert len(fixes(whole)) == 74 and min(fixes(whole)) == NOW - timedelta(hours=72)
+    assert whole["trail_clipped"] is False
     with stack.runtime.sessions() as s:
         reasons = [e.reason for e in s.scalars(
             select(AuditEntry).where(AuditEntry.resource_id == battery,
