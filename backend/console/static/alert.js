@@ -255,9 +255,13 @@
     reasonForm.hidden = false;
     reasonForm.querySelector("input[name=reason]").focus();
   });
+  // A reason given holds for this page's later reads of the positions too (each audited with
+  // it): without it the next refresh took the trail back, or the positions away, 10 s later.
+  let givenReason = null;
   reasonForm.addEventListener("submit", (event) => {
     event.preventDefault();
     const reason = new FormData(reasonForm).get("reason");
+    givenReason = reason;
     loadPositions(reason).catch(showError);
     drawZones(null, reason).catch(showError);
   });
@@ -385,8 +389,10 @@
     return OPEN.has(stateEl.dataset.state) && reasonForm.hidden
       && document.visibilityState === "visible";
   }
-  setInterval(() => { if (positionsDue()) loadPositions().catch(() => {}); }, refreshS * 1000);
+  setInterval(() => {
+    if (positionsDue()) loadPositions(givenReason).catch(() => {});
+  }, refreshS * 1000);
   document.addEventListener("visibilitychange", () => {
-    if (positionsDue()) loadPositions().catch(() => {});
+    if (positionsDue()) loadPositions(givenReason).catch(() => {});
   });
 })();
